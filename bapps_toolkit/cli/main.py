@@ -1,0 +1,62 @@
+"""Entry point of the ``bapps`` command.
+
+Each sub-command lives in ``bapps_toolkit/cli/cmd_<name>.py`` and exposes
+``register(subparsers) -> argparse.ArgumentParser`` that sets ``func=run`` on its parser.
+Command modules import heavy dependencies inside ``run`` so ``bapps --help`` stays fast.
+Errors derived from :class:`~bapps_toolkit.errors.BappsError` (and ``ValueError`` /
+``FileNotFoundError`` raised on user input) are printed as one line, exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from .._version import __version__
+from ..errors import BappsError
+
+#: Sub-command modules, in the order ``bapps --help`` lists them.
+COMMANDS = [
+    "cmd_demo", "cmd_make_mini", "cmd_download", "cmd_pack", "cmd_verify",
+    "cmd_evaluate", "cmd_score", "cmd_train", "cmd_metrics",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bapps",
+        description="Train and evaluate perceptual image-similarity metrics against BAPPS human judgments.",
+    )
+    parser.add_argument("--version", action="version", version=f"bapps-toolkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f".{name}", __package__)
+        except ModuleNotFoundError as exc:  # command not built yet in this checkout
+            if exc.name and exc.name.endswith(name):
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        rc = args.func(args)
+    except KeyboardInterrupt:
+        print("bapps: interrupted", file=sys.stderr)
+        return 130
+    except (BappsError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"bapps {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

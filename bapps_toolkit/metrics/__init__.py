@@ -1,0 +1,10 @@
+"""Perceptual and classical image metrics, all with one contract (see :mod:`.base`).
+
+Importing this package registers every metric; it never imports torchvision.
+"""
+from .base import Metric, create_metric, describe_metrics, list_metrics, register_metric
+
+# Importing the metric modules registers their names.
+from . import pixel, ssim, ms_ssim, fsim, lpips, pdl  # noqa: E402,F401
+
+__all__ = ["Metric", "create_metric", "list_metrics", "describe_metrics", "register_metric"]

@@ -1,0 +1,128 @@
+"""Common base class and registry for every metric.
+
+Contract (tested for every registered name):
+
+* ``metric(x0, x1)`` takes NCHW floating tensors in ``input_range`` (default ``(-1, 1)``) and
+  returns a distance of shape ``[N]`` (lower = more similar), or a map ``[N, 1, H', W']`` when the
+  metric was created with ``spatial=True`` and supports it.
+* Inputs go through :func:`~bapps_toolkit.metrics._validate.validate_pair` first.
+* The result never depends on ``train()``/``eval()``: metrics contain no dropout or batch-norm
+  on their inference path.
+* ``metric.calibrated`` is ``False`` when the result is not the published metric (for instance
+  LPIPS on a randomly initialised backbone); ``metric.label`` then says so, loudly, and every
+  report printed or written by the toolkit carries that label.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ._validate import Range, check_range_option, to_symmetric, to_unit, validate_pair
+
+UNCALIBRATED_TAG = "UNCALIBRATED"
+
+
+class Metric(nn.Module):
+    """Base class: subclasses implement :meth:`_distance` on validated inputs.
+
+    Class attributes subclasses set:
+      ``name`` (registry name), ``channels`` (accepted C values), ``min_size`` (smallest
+      ``min(H, W)``), ``supports_spatial``.
+    """
+
+    name: str = "metric"
+    channels: Sequence[int] = (1, 3)
+    min_size: int = 1
+    supports_spatial: bool = False
+
+    def __init__(self, *, input_range: Sequence[float] = (-1.0, 1.0), spatial: bool = False):
+        super().__init__()
+        self.input_range: Range = check_range_option(input_range)
+        if spatial and not self.supports_spatial:
+            raise ValueError(f"{self.name}: spatial=True is not supported (this metric has no map)")
+        self.spatial = bool(spatial)
+        #: False when the numbers are not the published metric (e.g. random backbone).
+        self.calibrated: bool = True
+        #: Why the metric is uncalibrated (empty when calibrated).
+        self.calibration_note: str = ""
+
+    # -- helpers for subclasses -------------------------------------------------------------
+    def unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Input mapped to [0, 1]."""
+        return to_unit(x, self.input_range)
+
+    def symmetric(self, x: torch.Tensor) -> torch.Tensor:
+        """Input mapped to [-1, 1]."""
+        return to_symmetric(x, self.input_range)
+
+    @property
+    def label(self) -> str:
+        """Name for reports; carries an ``[UNCALIBRATED: …]`` tag when :attr:`calibrated` is False."""
+        if self.calibrated:
+            return self.name
+        return f"{self.name} [{UNCALIBRATED_TAG}: {self.calibration_note}]"
+
+    def validate(self, x0: torch.Tensor, x1: torch.Tensor) -> None:
+        validate_pair(
+            x0, x1, metric=self.name, input_range=self.input_range,
+            channels=self.channels, min_size=self.min_size,
+        )
+
+    # -- public API ---------------------------------------------------------------------------
+    def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        self.validate(x0, x1)
+        return self._distance(x0, x1)
+
+    def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def pair_distances(
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(d(ref, p0), d(ref, p1))`` for 2AFC triplets.
+
+        Deep metrics override this so the reference patch goes through the network once.
+        """
+        return self(ref, p0), self(ref, p1)
+
+    def extra_repr(self) -> str:
+        s = f"input_range={self.input_range}"
+        if self.spatial:
+            s += ", spatial=True"
+        if not self.calibrated:
+            s += f", {UNCALIBRATED_TAG}: {self.calibration_note}"
+        return s
+
+
+_REGISTRY: Dict[str, Tuple[Callable[..., Metric], str]] = {}
+
+
+def register_metric(name: str, factory: Callable[..., Metric], description: str) -> None:
+    """Register ``factory(**options) -> Metric`` under ``name`` (lower-case, unique)."""
+    if name in _REGISTRY:
+        raise ValueError(f"metric {name!r} is already registered")
+    _REGISTRY[name] = (factory, description)
+
+
+def list_metrics() -> List[str]:
+    """Names accepted by :func:`create_metric`, sorted."""
+    return sorted(_REGISTRY)
+
+
+def describe_metrics() -> Dict[str, str]:
+    """``{name: one-line description}`` for every registered metric."""
+    return {k: v[1] for k, v in sorted(_REGISTRY.items())}
+
+
+def create_metric(name: str, **options) -> Metric:
+    """Build a registered metric, e.g. ``create_metric("lpips-alex", backbone_weights=path)``.
+
+    Raises ``ValueError`` for an unknown name (listing the known ones).
+    """
+    key = str(name).lower()
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(list_metrics())}")
+    metric = _REGISTRY[key][0](**options)
+    return metric.eval()
