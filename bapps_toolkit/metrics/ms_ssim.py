@@ -1,1 +1,184 @@
-"""Placeholder: being implemented."""
+"""MS-SSIM (Wang, Simoncelli, Bovik, Asilomar 2003) as the distance ``1 − MS-SSIM``.
+
+Functional: :func:`ms_ssim`, :func:`ms_ssim_scales`, :func:`halve`. Metric: :class:`MSSSIM`,
+registered as ``ms-ssim``.
+
+Definition (MATLAB ``msssim.m``, TensorFlow ``tf.image.ssim_multiscale``): at scales
+j = 1 … M, compute per channel the mean contrast-structure term ``cs_j`` and, at the last scale,
+the mean SSIM ``ssim_M`` (Gaussian 11 taps, σ 1.5, K1 0.01, K2 0.03, valid filtering, population
+statistics — see :mod:`.ssim`); between scales halve the image with a 2×2 average, padding an
+odd height/width by one *symmetric* row/column at the bottom/right, keeping every 2nd pixel
+(``imfilter(…, ones(2)/4, 'symmetric', 'same')`` then ``(1:2:end, 1:2:end)``). Then::
+
+    MS-SSIM = Π_{j<M} relu(cs_j)^{w_j} · relu(ssim_M)^{w_M},
+    w = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
+
+per channel, averaged over channels (as TensorFlow and pytorch-msssim do). The ReLU on cs and
+ssim follows TensorFlow and pytorch-msssim (``msssim.m`` has none; it is a no-op unless the
+images are anti-correlated). Distance = ``1 − MS-SSIM`` ∈ [0, 1]; 0 for identical inputs.
+
+Small images (BAPPS patches are 64×64). Five scales with an 11-tap window need
+``min(H, W) ≥ 161`` (sizes 161 → 81 → 41 → 21 → 11). With ``scales=None`` (default) the metric
+uses the largest ``M ≤ 5`` whose coarsest scale is still ≥ ``win_size`` and **renormalises the
+first M weights to sum to 1** (for M = 5 the published weights are used as they are):
+64×64 → M = 3 (64, 32, 16) with weights [0.0448, 0.2856, 0.3001]/0.6305. With ``scales=5`` (or
+any explicit M) the exact M-scale definition is used and smaller images raise ``ValueError``.
+The smallest accepted image is ``win_size`` (M = 1, where MS-SSIM reduces to SSIM).
+
+Deviations from pytorch-msssim (1.0.0), recorded in the tests: it zero-pads odd sizes on both
+sides inside ``avg_pool2d`` (counting the zeros), so it disagrees on any scale with an odd size
+(e.g. 180×200 → 45 at the third scale); it refuses ``min(H, W) ≤ 160``. On sizes divisible by 16
+and ≥ 161 the two agree to < 1e-6. piq pads replicate at top/left: it also drifts on odd sizes.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .base import Metric, register_metric
+from .ssim import _check_window, gaussian_window, ssim_components, symmetric_pad
+
+__all__ = ["WANG_WEIGHTS", "halve", "ms_ssim_scales", "ms_ssim", "MSSSIM"]
+
+#: Wang et al. 2003 scale weights (coarsest last).
+WANG_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def halve(x: torch.Tensor) -> torch.Tensor:
+    """2×2 average, odd sizes padded symmetrically at the bottom/right, stride 2 → ``ceil(H/2)``."""
+    h, w = x.shape[-2:]
+    if h % 2 or w % 2:
+        x = symmetric_pad(x, 0, h % 2, 0, w % 2)
+    return F.avg_pool2d(x, kernel_size=2, stride=2)
+
+
+def ms_ssim_scales(height: int, width: int, win_size: int = 11, max_scales: int = 5) -> int:
+    """How many scales fit: the largest M ≤ ``max_scales`` with every scale's min side ≥
+    ``win_size`` (sides shrink as ``ceil(s/2)``); 0 if not even one fits."""
+    s, m = min(height, width), 0
+    while m < max_scales and s >= win_size:
+        m += 1
+        s = (s + 1) // 2
+    return m
+
+
+def ms_ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    data_range: float,
+    win_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    weights: Sequence[float] = WANG_WEIGHTS,
+    scales: Optional[int] = None,
+) -> torch.Tensor:
+    """MS-SSIM per image ``[N]`` of batches ``x``, ``y`` [N, C, H, W] spanning ``data_range``.
+
+    ``scales=None``: as many of ``len(weights)`` scales as fit, weights renormalised when fewer
+    (see the module docstring); an int forces that many (``ValueError`` if they do not fit).
+    Differentiable (the gradient is infinite where a cs term is exactly 0, as for every
+    implementation using fractional powers).
+    """
+    if x.dim() != 4 or x.shape != y.shape:
+        raise ValueError(f"ms_ssim: x and y must be 4-D with equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+    _check_window(win_size)
+    weights = [float(w) for w in weights]
+    if not weights or any(w < 0 for w in weights):
+        raise ValueError(f"ms_ssim: weights must be a non-empty list of non-negative numbers, got {weights}")
+    h, w = x.shape[-2:]
+    fit = ms_ssim_scales(h, w, win_size, len(weights))
+    if scales is None:
+        if fit == 0:
+            raise ValueError(f"ms_ssim: images of {h}×{w} are smaller than the {win_size}-tap window")
+        m = fit
+        used = weights[:m]
+        if m < len(weights):
+            total = sum(used)
+            used = [v / total for v in used]
+    else:
+        m = int(scales)
+        if not 1 <= m <= len(weights):
+            raise ValueError(f"ms_ssim: scales must be in 1..{len(weights)}, got {scales}")
+        if fit < m:
+            need = win_size
+            for _ in range(m - 1):
+                need = 2 * need - 1
+            raise ValueError(
+                f"ms_ssim: images of {h}×{w} are too small for {m} scales with a {win_size}-tap "
+                f"window (need min side >= {need}); pass scales=None to use fewer scales"
+            )
+        used = weights[:m]
+    taps = gaussian_window(win_size, sigma, dtype=x.dtype, device=x.device)
+    terms = []
+    for j in range(m):
+        s_map, cs_map = ssim_components(x, y, taps, data_range=data_range, k1=k1, k2=k2)
+        if j < m - 1:
+            terms.append(torch.relu(cs_map.mean(dim=(-2, -1))))
+            x, y = halve(x), halve(y)
+        else:
+            terms.append(torch.relu(s_map.mean(dim=(-2, -1))))
+    stacked = torch.stack(terms, dim=0)  # [M, N, C]
+    wt = torch.tensor(used, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return stacked.pow(wt).prod(dim=0).mean(dim=1)
+
+
+class MSSSIM(Metric):
+    """``1 − MS-SSIM`` on RGB (or grey) in [0, 1] with data range 1; see the module docstring.
+
+    Args:
+        scales: ``None`` (default, as many as fit with renormalised weights) or a forced count.
+        win_size, sigma, k1, k2, weights: the usual constants (defaults: Wang et al. 2003).
+        input_range: value range of the inputs (default ``(-1, 1)``).
+    """
+
+    name = "ms-ssim"
+    channels = (1, 3)
+    min_size = 11
+    supports_spatial = False
+
+    def __init__(
+        self,
+        *,
+        scales: Optional[int] = None,
+        win_size: int = 11,
+        sigma: float = 1.5,
+        k1: float = 0.01,
+        k2: float = 0.03,
+        weights: Sequence[float] = WANG_WEIGHTS,
+        input_range=(-1.0, 1.0),
+        spatial: bool = False,
+    ):
+        super().__init__(input_range=input_range, spatial=spatial)
+        _check_window(win_size)
+        self.win_size = int(win_size)
+        self.sigma, self.k1, self.k2 = float(sigma), float(k1), float(k2)
+        self.weights = tuple(float(v) for v in weights)
+        if not self.weights:
+            raise ValueError("ms-ssim: weights must not be empty")
+        if scales is not None and not 1 <= int(scales) <= len(self.weights):
+            raise ValueError(f"ms-ssim: scales must be None or in 1..{len(self.weights)}, got {scales}")
+        self.scales = None if scales is None else int(scales)
+        need = self.win_size
+        for _ in range((self.scales or 1) - 1):
+            need = 2 * need - 1
+        self.min_size = need
+
+    def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        v = ms_ssim(
+            self.unit(x0), self.unit(x1), data_range=1.0, win_size=self.win_size, sigma=self.sigma,
+            k1=self.k1, k2=self.k2, weights=self.weights, scales=self.scales,
+        )
+        return (1.0 - v).clamp_min(0.0)
+
+    def extra_repr(self) -> str:
+        return f"scales={self.scales or 'auto'}, win_size={self.win_size}, " + super().extra_repr()
+
+
+register_metric(
+    "ms-ssim", MSSSIM,
+    "1 - MS-SSIM (Wang 2003, 5 scales; fewer scales with renormalised weights on small images)",
+)

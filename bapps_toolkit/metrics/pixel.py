@@ -1,1 +1,173 @@
-"""Placeholder: being implemented."""
+"""Pixel-wise distances: L2 (RGB and CIE Lab) and PSNR, batched and differentiable.
+
+Functional layer (pure functions on tensors ``[N, C, H, W]``): :func:`mse`, :func:`psnr` (dB),
+:func:`psnr_deficit` (the ``psnr`` distance), :func:`l2_lab`.
+Metric modules (thin wrappers that validate and map the input range): :class:`L2` registered as
+``l2`` and ``l2-lab``; :class:`PSNR` registered as ``psnr``.
+
+Conventions (inputs in ``input_range``, default [-1, 1]; mapped to [0, 1] internally):
+
+``l2``
+    Mean squared error over channels and pixels of the RGB (or grey) image in **[0, 1]**,
+    ``mean((x0 − x1)²)`` → ``[N]``; 0 for identical inputs. ``official=True`` gives the official
+    LPIPS repository's RGB ``L2`` instead: the same mean on the **[-1, 1]** tensors, i.e. exactly
+    4 × the default (same ranking).
+``l2-lab``
+    The official LPIPS convention (Zhang et al. 2018, ``lpips.l2(…, range=100)``):
+    ``0.5 · mean(((Lab0 − Lab1) / 100)²)`` with Lab from :func:`~.color.rgb_to_lab` (D65).
+    ``official=True`` first quantises to uint8 like the official ``tensor2im`` (straight-through
+    gradient, see :mod:`.color`). Grey input is replicated to RGB.
+``psnr``
+    PSNR = ``10 log10(R² / MSE)`` dB (R = 1 on [0, 1]) grows with similarity and is infinite for
+    identical images, so the *distance* reported under ``psnr`` is the **PSNR deficit below a
+    cap** ``max_db`` (default 100 dB)::
+
+        d = max_db − 10·log10(R² / (MSE + ε)),   ε = R² · 10^(−max_db/10)
+          = 10·log10(1 + MSE / ε)
+
+    It is ≥ 0, exactly 0 for identical inputs, strictly decreasing in PSNR (so it ranks pairs like
+    PSNR and like ``l2``) and smooth. When PSNR ≪ max_db, ``d ≈ max_db − PSNR`` in dB (e.g.
+    30 dB PSNR → d ≈ 70). The plain PSNR in dB is :func:`psnr`.
+
+Spatial maps: ``l2`` and ``l2-lab`` support ``spatial=True`` (per-pixel squared error averaged
+over channels, with the same scaling, ``[N, 1, H, W]``; its spatial mean is the distance).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Metric, register_metric
+from .color import rgb_to_lab
+
+__all__ = ["mse", "psnr", "psnr_deficit", "l2_lab", "L2", "PSNR"]
+
+
+def _check(x0: torch.Tensor, x1: torch.Tensor, fn: str) -> None:
+    if x0.shape != x1.shape or x0.dim() < 2:
+        raise ValueError(f"{fn}: x0 and x1 must have equal shapes [N, ...], got {tuple(x0.shape)} and {tuple(x1.shape)}")
+
+
+def mse(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per image: ``mean((x0 − x1)²)`` over all but the batch dim → ``[N]``."""
+    _check(x0, x1, "mse")
+    return (x0 - x1).pow(2).flatten(1).mean(dim=1)
+
+
+def psnr(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
+    """PSNR in dB per image, ``10 log10(data_range² / MSE)`` → ``[N]``; ``+inf`` where identical.
+
+    Matches ``skimage.metrics.peak_signal_noise_ratio`` (which pools over the whole image).
+    """
+    if not data_range > 0:
+        raise ValueError(f"psnr: data_range must be > 0, got {data_range}")
+    return 10.0 * torch.log10(data_range**2 / mse(x0, x1))
+
+
+def psnr_deficit(
+    x0: torch.Tensor, x1: torch.Tensor, *, data_range: float = 1.0, max_db: float = 100.0
+) -> torch.Tensor:
+    """The ``psnr`` distance: ``10 log10(1 + MSE / ε)``, ``ε = data_range² · 10^(−max_db/10)``.
+
+    Equals ``max_db − PSNR`` computed with MSE + ε; ≥ 0, 0 for identical inputs, monotone
+    decreasing in PSNR. → ``[N]``.
+    """
+    if not data_range > 0:
+        raise ValueError(f"psnr_deficit: data_range must be > 0, got {data_range}")
+    if not max_db > 0:
+        raise ValueError(f"psnr_deficit: max_db must be > 0, got {max_db}")
+    eps = data_range**2 * 10.0 ** (-max_db / 10.0)
+    return (10.0 / math.log(10.0)) * torch.log1p(mse(x0, x1) / eps)
+
+
+def l2_lab(x0: torch.Tensor, x1: torch.Tensor, *, official: bool = False, spatial: bool = False) -> torch.Tensor:
+    """Official LPIPS L2 in Lab: ``0.5 · mean(((Lab0 − Lab1)/100)²)`` → ``[N]`` (or a map).
+
+    Inputs are RGB ``[N, 3, H, W]`` in **[0, 1]**, or in **[-1, 1]** when ``official=True``
+    (then quantised through uint8 as the official ``tensor2im``; straight-through gradient).
+    """
+    _check(x0, x1, "l2_lab")
+    d = 0.5 * ((rgb_to_lab(x0, official=official) - rgb_to_lab(x1, official=official)) / 100.0).pow(2)
+    if spatial:
+        return d.mean(dim=1, keepdim=True)
+    return d.flatten(1).mean(dim=1)
+
+
+class L2(Metric):
+    """Mean squared error on RGB in [0, 1] (``l2``) or the official Lab L2 (``l2-lab``).
+
+    Args:
+        colorspace: ``"rgb"`` or ``"lab"``.
+        official: ``l2``: mean over the [-1, 1] tensors (official ``L2(colorspace='RGB')``,
+            4 × the default); ``l2-lab``: uint8 quantisation first (official ``tensor2tensorlab``).
+        input_range: value range of the inputs (default ``(-1, 1)``).
+        spatial: return the per-pixel map ``[N, 1, H, W]``.
+    """
+
+    name = "l2"
+    channels = (1, 3)
+    min_size = 1
+    supports_spatial = True
+
+    def __init__(self, *, colorspace: str = "rgb", official: bool = False, input_range=(-1.0, 1.0), spatial: bool = False):
+        super().__init__(input_range=input_range, spatial=spatial)
+        if colorspace not in ("rgb", "lab"):
+            raise ValueError(f"l2: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
+        self.colorspace = colorspace
+        self.name = "l2" if colorspace == "rgb" else "l2-lab"
+        self.official = bool(official)
+
+    def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        if self.colorspace == "lab":
+            if x0.shape[1] == 1:
+                x0, x1 = x0.expand(-1, 3, -1, -1), x1.expand(-1, 3, -1, -1)
+            if self.official:
+                return l2_lab(self.symmetric(x0), self.symmetric(x1), official=True, spatial=self.spatial)
+            return l2_lab(self.unit(x0), self.unit(x1), spatial=self.spatial)
+        a, b = (self.symmetric(x0), self.symmetric(x1)) if self.official else (self.unit(x0), self.unit(x1))
+        if self.spatial:
+            return (a - b).pow(2).mean(dim=1, keepdim=True)
+        return mse(a, b)
+
+    def extra_repr(self) -> str:
+        return f"colorspace={self.colorspace}, official={self.official}, " + super().extra_repr()
+
+
+class PSNR(Metric):
+    """PSNR deficit below ``max_db`` (see the module docstring) on RGB/grey in [0, 1].
+
+    Args:
+        max_db: the cap (default 100 dB); the distance is ``max_db − PSNR`` with MSE + ε.
+        input_range: value range of the inputs (default ``(-1, 1)``).
+    """
+
+    name = "psnr"
+    channels = (1, 3)
+    min_size = 1
+    supports_spatial = False
+
+    def __init__(self, *, max_db: float = 100.0, input_range=(-1.0, 1.0), spatial: bool = False):
+        super().__init__(input_range=input_range, spatial=spatial)
+        if not max_db > 0:
+            raise ValueError(f"psnr: max_db must be > 0, got {max_db}")
+        self.max_db = float(max_db)
+
+    def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        return psnr_deficit(self.unit(x0), self.unit(x1), data_range=1.0, max_db=self.max_db)
+
+    def extra_repr(self) -> str:
+        return f"max_db={self.max_db:g}, " + super().extra_repr()
+
+
+def _make_l2(**opts) -> L2:
+    return L2(colorspace="rgb", **opts)
+
+
+def _make_l2_lab(**opts) -> L2:
+    return L2(colorspace="lab", **opts)
+
+
+register_metric("l2", _make_l2, "mean squared error on RGB in [0, 1] (official=True: on [-1, 1], LPIPS repo)")
+register_metric("l2-lab", _make_l2_lab, "official LPIPS L2 in CIE Lab: 0.5*mean(((Lab0-Lab1)/100)^2)")
+register_metric("psnr", PSNR, "PSNR deficit below max_db (100 dB): 10*log10(1 + MSE/eps), 0 when identical")

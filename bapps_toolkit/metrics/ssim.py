@@ -1,1 +1,342 @@
-"""Placeholder: being implemented."""
+"""SSIM (Wang, Bovik, Sheikh, Simoncelli, IEEE TIP 2004) as a batched, differentiable distance.
+
+Functional layer: :func:`ssim` (per-image SSIM or its map), :func:`ssim_components` (per-channel
+SSIM and contrast-structure maps, used by MS-SSIM), :func:`gaussian_window`,
+:func:`matlab_downsample_factor`, :func:`matlab_downsample`, :func:`symmetric_pad`.
+Metric modules: :class:`SSIM`, registered as ``ssim`` (RGB) and ``ssim-lab`` (CIE Lab).
+
+Definition (``ssim_index.m``; scikit-image ``structural_similarity`` with
+``gaussian_weights=True, sigma=1.5, use_sample_covariance=False``)::
+
+    S = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)),
+    C1 = (K1 R)², C2 = (K2 R)², K1 = 0.01, K2 = 0.03, R = data range,
+
+with local statistics from an 11×11 Gaussian window (σ = 1.5, taps ``exp(−d²/2σ²)`` normalised
+to sum 1) applied separably with *valid* filtering (no padding: the map is
+``(H − 10) × (W − 10)``), population (co)variances, and SSIM = mean of the map. Colour images:
+SSIM per channel, then the mean over channels (scikit-image's ``channel_axis``).
+
+The distance is **DSSIM = (1 − SSIM) / 2** ∈ [0, 1] (the official LPIPS repository's convention);
+identical inputs give exactly 0. ``spatial=True`` gives the map ``(1 − S̄) / 2`` of shape
+``[N, 1, H', W']`` with S̄ the channel mean of the SSIM map; its spatial mean is the distance.
+
+Options of the metric (``create_metric("ssim", ...)``):
+
+* ``downsample=True`` — MATLAB ``ssim.m``'s pre-filter: ``f = max(1, round(min(H, W)/256))``
+  (MATLAB rounds halves away from zero: 640 px → f = 3, where Python's ``round`` gives 2), an
+  ``f × f`` box filter with symmetric padding (MATLAB ``imfilter(…, 'symmetric', 'same')``, whose
+  kernel centre is ``floor((f + 1)/2)``), then every f-th pixel starting at the first.
+* ``official=True`` — the official LPIPS repository's DSSIM (``lpips.dssim``, which called
+  scikit-image's ``compare_ssim`` with its defaults): the [-1, 1] input is quantised to uint8
+  exactly like ``tensor2im`` (see :mod:`.color`), then SSIM with a 7×7 *uniform* window, *sample*
+  covariance (× 49/48), valid cropping, on RGB uint8 values with data range 255 (``ssim``) or on
+  ``rgb2lab`` of the uint8 image with data range 100 (``ssim-lab``). The quantisation passes
+  gradients straight through (a surrogate; see :mod:`.color`).
+* ``gaussian``, ``win_size``, ``sigma``, ``k1``, ``k2``, ``sample_covariance`` override the
+  flavour's window settings.
+
+Input range: ``input_range`` (default ``(-1, 1)``); RGB (or one grey channel) is mapped to [0, 1]
+and SSIM uses data range 1 (identical to 255 on uint8 values). ``ssim-lab`` converts to Lab
+(data range 100); a grey input is replicated to RGB first.
+
+Numerics: local moments are computed on inputs centred by their (detached) per-image,
+per-channel mean — mathematically the same statistics, but without the cancellation of
+``E[x²] − μ²`` in float32 (this matters for Lab values of order 100).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .base import Metric, register_metric
+from .color import quantize_official, rgb_to_lab
+
+__all__ = [
+    "gaussian_window",
+    "uniform_window",
+    "filter_valid",
+    "symmetric_pad",
+    "matlab_round",
+    "matlab_downsample_factor",
+    "matlab_downsample",
+    "ssim_components",
+    "ssim",
+    "SSIM",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+def gaussian_window(win_size: int, sigma: float, *, dtype=torch.float64, device=None) -> torch.Tensor:
+    """1-D Gaussian taps ``exp(−d²/(2σ²))``, ``d = −(n−1)/2 … (n−1)/2``, normalised to sum 1."""
+    _check_window(win_size)
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    d = torch.arange(win_size, dtype=torch.float64) - (win_size - 1) / 2.0
+    g = torch.exp(-(d**2) / (2.0 * sigma**2))
+    return (g / g.sum()).to(dtype=dtype, device=device)
+
+
+def uniform_window(win_size: int, *, dtype=torch.float64, device=None) -> torch.Tensor:
+    """1-D box taps ``1/n`` (scikit-image's default ``uniform_filter`` window)."""
+    _check_window(win_size)
+    return torch.full((win_size,), 1.0 / win_size, dtype=dtype, device=device)
+
+
+def _check_window(win_size: int) -> None:
+    if int(win_size) != win_size or win_size < 1 or win_size % 2 == 0:
+        raise ValueError(f"win_size must be a positive odd integer, got {win_size!r}")
+
+
+def filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Separable 2-D correlation of every channel of ``x`` [N, C, H, W] with ``taps`` (1-D),
+    valid region only → ``[N, C, H − k + 1, W − k + 1]``."""
+    n, c, h, w = x.shape
+    k = taps.numel()
+    t = taps.to(dtype=x.dtype, device=x.device)
+    y = x.reshape(n * c, 1, h, w)
+    y = F.conv2d(y, t.view(1, 1, 1, k))
+    y = F.conv2d(y, t.view(1, 1, k, 1))
+    return y.reshape(n, c, h - k + 1, w - k + 1)
+
+
+def _symmetric_index(size: int, before: int, after: int, device) -> torch.Tensor:
+    idx = torch.arange(-before, size + after, device=device)
+    idx = torch.where(idx < 0, -idx - 1, idx)
+    idx = torch.where(idx >= size, 2 * size - idx - 1, idx)
+    if before > size or after > size:
+        raise ValueError(f"symmetric padding of {before}/{after} exceeds the size {size}")
+    return idx
+
+
+def symmetric_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    """Pad the last two dims by mirroring *including* the edge pixel (MATLAB/numpy
+    ``'symmetric'``: ``a b c | c b a``); torch's ``'reflect'`` mode excludes the edge."""
+    h, w = x.shape[-2:]
+    if top or bottom:
+        x = x.index_select(-2, _symmetric_index(h, top, bottom, x.device))
+    if left or right:
+        x = x.index_select(-1, _symmetric_index(w, left, right, x.device))
+    return x
+
+
+def matlab_round(v: float) -> int:
+    """MATLAB ``round`` for non-negative scalars: halves go away from zero (2.5 → 3)."""
+    return int(math.floor(v + 0.5)) if v >= 0 else -int(math.floor(-v + 0.5))
+
+
+def matlab_downsample_factor(height: int, width: int) -> int:
+    """``ssim.m``: ``f = max(1, round(min(M, N) / 256))`` with MATLAB rounding."""
+    return max(1, matlab_round(min(height, width) / 256.0))
+
+
+def matlab_downsample(x: torch.Tensor, f: int) -> torch.Tensor:
+    """``imfilter(x, ones(f)/f², 'symmetric', 'same')`` then ``x(1:f:end, 1:f:end)``.
+
+    Output size ``ceil(H/f) × ceil(W/f)``. ``f = 1`` returns ``x`` unchanged.
+    """
+    if f <= 1:
+        return x
+    centre = (f + 1) // 2  # MATLAB's kernel centre (1-based)
+    before, after = centre - 1, f - centre
+    xp = symmetric_pad(x, before, after, before, after)
+    return F.avg_pool2d(xp, kernel_size=f, stride=f)
+
+
+# ---------------------------------------------------------------------------------------------
+# SSIM
+# ---------------------------------------------------------------------------------------------
+def _window(gaussian: bool, win_size: int, sigma: float, x: torch.Tensor) -> torch.Tensor:
+    if gaussian:
+        return gaussian_window(win_size, sigma, dtype=x.dtype, device=x.device)
+    return uniform_window(win_size, dtype=x.dtype, device=x.device)
+
+
+def ssim_components(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    taps: torch.Tensor,
+    *,
+    data_range: float,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    sample_covariance: bool = False,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel SSIM map and contrast-structure map, both ``[N, C, H − k + 1, W − k + 1]``.
+
+    ``cs = (2 σxy + C2) / (σx² + σy² + C2)`` and ``ssim = l · cs`` with
+    ``l = (2 μx μy + C1) / (μx² + μy² + C1)``. ``sample_covariance`` multiplies the (co)variances
+    by ``k²/(k² − 1)`` (scikit-image's default), otherwise population statistics (Wang 2004).
+    """
+    k = taps.numel()
+    if min(x.shape[-2:]) < k:
+        raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than the {k}-tap window")
+    c1 = (k1 * data_range) ** 2
+    c2 = (k2 * data_range) ** 2
+    cx = x.detach().mean(dim=(-2, -1), keepdim=True)
+    cy = y.detach().mean(dim=(-2, -1), keepdim=True)
+    xc, yc = x - cx, y - cy
+    ch = x.shape[1]
+    stats = filter_valid(torch.cat((xc, yc, xc * xc, yc * yc, xc * yc), dim=1), taps)
+    mx, my, mxx, myy, mxy = stats.split(ch, dim=1)
+    norm = (k * k) / (k * k - 1.0) if sample_covariance else 1.0
+    vx = norm * (mxx - mx * mx)
+    vy = norm * (myy - my * my)
+    vxy = norm * (mxy - mx * my)
+    mx = mx + cx
+    my = my + cy
+    cs = (2.0 * vxy + c2) / (vx + vy + c2)
+    lum = (2.0 * mx * my + c1) / (mx * mx + my * my + c1)
+    return lum * cs, cs
+
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    data_range: float,
+    gaussian: bool = True,
+    win_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    sample_covariance: bool = False,
+    downsample: bool = False,
+    spatial: bool = False,
+) -> torch.Tensor:
+    """SSIM of image batches ``x``, ``y`` [N, C, H, W] with values spanning ``data_range``.
+
+    Returns the per-image SSIM ``[N]`` (mean over the valid map and over channels), or with
+    ``spatial=True`` the channel-averaged SSIM map ``[N, 1, H', W']``. Defaults are Wang et al.'s
+    (``ssim_index.m``): Gaussian 11 taps, σ 1.5, K1 0.01, K2 0.03, population statistics.
+    ``gaussian=False`` uses a uniform ``win_size`` box; ``downsample=True`` applies MATLAB
+    ``ssim.m``'s ``f × f`` pre-filter (see the module docstring). Differentiable.
+    """
+    if x.dim() != 4 or x.shape != y.shape:
+        raise ValueError(f"ssim: x and y must be 4-D with equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if not data_range > 0:
+        raise ValueError(f"ssim: data_range must be > 0, got {data_range}")
+    if downsample:
+        f = matlab_downsample_factor(*x.shape[-2:])
+        x, y = matlab_downsample(x, f), matlab_downsample(y, f)
+    taps = _window(gaussian, win_size, sigma, x)
+    s_map, _ = ssim_components(
+        x, y, taps, data_range=data_range, k1=k1, k2=k2, sample_covariance=sample_covariance
+    )
+    if spatial:
+        return s_map.mean(dim=1, keepdim=True)
+    return s_map.mean(dim=(-2, -1)).mean(dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric module
+# ---------------------------------------------------------------------------------------------
+class SSIM(Metric):
+    """DSSIM = (1 − SSIM)/2 on RGB (``ssim``) or CIE Lab (``ssim-lab``); see the module docstring.
+
+    Args:
+        colorspace: ``"rgb"`` (data range 1 on [0, 1]; official: 255 on uint8 values) or
+            ``"lab"`` (data range 100).
+        official: reproduce the official LPIPS repository's DSSIM (uint8 quantisation, 7×7
+            uniform window, sample covariance). Gradients through the quantisation are
+            straight-through surrogates.
+        gaussian, win_size, sigma, k1, k2, sample_covariance: window/constant overrides
+            (``None`` = the flavour's default).
+        downsample: MATLAB ``ssim.m`` pre-downsampling (default False: BAPPS patches are 64 px,
+            where it is a no-op anyway).
+        input_range: value range of the inputs (default ``(-1, 1)``).
+        spatial: return the DSSIM map ``[N, 1, H', W']`` instead of ``[N]``.
+    """
+
+    name = "ssim"
+    channels = (1, 3)
+    min_size = 11
+    supports_spatial = True
+
+    def __init__(
+        self,
+        *,
+        colorspace: str = "rgb",
+        official: bool = False,
+        gaussian: Optional[bool] = None,
+        win_size: Optional[int] = None,
+        sigma: float = 1.5,
+        k1: float = 0.01,
+        k2: float = 0.03,
+        sample_covariance: Optional[bool] = None,
+        downsample: bool = False,
+        input_range=(-1.0, 1.0),
+        spatial: bool = False,
+    ):
+        super().__init__(input_range=input_range, spatial=spatial)
+        if colorspace not in ("rgb", "lab"):
+            raise ValueError(f"ssim: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
+        self.colorspace = colorspace
+        self.name = "ssim" if colorspace == "rgb" else "ssim-lab"
+        self.official = bool(official)
+        self.gaussian = (not self.official) if gaussian is None else bool(gaussian)
+        if win_size is None:
+            win_size = 11 if self.gaussian else 7
+        _check_window(win_size)
+        self.win_size = int(win_size)
+        if not sigma > 0:
+            raise ValueError(f"ssim: sigma must be > 0, got {sigma}")
+        self.sigma = float(sigma)
+        self.k1, self.k2 = float(k1), float(k2)
+        self.sample_covariance = self.official if sample_covariance is None else bool(sample_covariance)
+        self.downsample = bool(downsample)
+        self.min_size = self.win_size
+
+    def _prepare(self, x: torch.Tensor) -> Tuple[torch.Tensor, float]:
+        if x.shape[1] == 1 and self.colorspace == "lab":
+            x = x.expand(-1, 3, -1, -1)
+        if self.official:
+            sym = self.symmetric(x)
+            if self.colorspace == "lab":
+                return rgb_to_lab(sym, official=True), 100.0
+            return quantize_official(sym), 255.0
+        u = self.unit(x)
+        if self.colorspace == "lab":
+            return rgb_to_lab(u), 100.0
+        return u, 1.0
+
+    def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        a, data_range = self._prepare(x0)
+        b, _ = self._prepare(x1)
+        s = ssim(
+            a, b, data_range=data_range, gaussian=self.gaussian, win_size=self.win_size,
+            sigma=self.sigma, k1=self.k1, k2=self.k2, sample_covariance=self.sample_covariance,
+            downsample=self.downsample, spatial=self.spatial,
+        )
+        return ((1.0 - s) / 2.0).clamp_min(0.0)
+
+    def extra_repr(self) -> str:
+        win = f"gaussian {self.win_size} σ={self.sigma:g}" if self.gaussian else f"uniform {self.win_size}"
+        return (
+            f"colorspace={self.colorspace}, official={self.official}, window={win}, "
+            f"sample_covariance={self.sample_covariance}, downsample={self.downsample}, "
+            + super().extra_repr()
+        )
+
+
+def _make_ssim(**opts) -> SSIM:
+    return SSIM(colorspace="rgb", **opts)
+
+
+def _make_ssim_lab(**opts) -> SSIM:
+    return SSIM(colorspace="lab", **opts)
+
+
+register_metric(
+    "ssim", _make_ssim,
+    "DSSIM = (1 - SSIM)/2 on RGB; Wang 2004 Gaussian 11/1.5, valid, population stats "
+    "(official=True: LPIPS repo's uint8 + 7x7 uniform, sample covariance)",
+)
+register_metric(
+    "ssim-lab", _make_ssim_lab,
+    "DSSIM = (1 - SSIM)/2 on CIE Lab with data range 100 (official=True: LPIPS repo's DSSIM-Lab)",
+)

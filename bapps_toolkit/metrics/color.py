@@ -1,0 +1,152 @@
+"""Colour conversions in torch: sRGB → linear RGB → XYZ → CIE Lab (D65, 2°), YIQ and grey.
+
+All functions take tensors whose colour channels sit on dimension ``-3`` (``[..., 3, H, W]``,
+e.g. NCHW), RGB in **[0, 1]**, any floating dtype and device; they keep dtype and device and are
+differentiable with finite gradients everywhere on [0, 1].
+
+The Lab conversion follows scikit-image's ``skimage.color.rgb2lab`` (which follows
+http://www.easyrgb.com and the sRGB standard, IEC 61966-2-1):
+
+* sRGB decoding, piecewise: ``c / 12.92`` for ``c <= 0.04045``, else ``((c + 0.055) / 1.055)^2.4``;
+* linear RGB → XYZ with the sRGB matrix (scikit-image's ``xyz_from_rgb``);
+* XYZ normalised by the D65 2° white ``(0.95047, 1, 1.08883)``;
+* ``f(t) = t^(1/3)`` for ``t > 0.008856``, else ``7.787 t + 16/116``;
+  ``L = 116 f(Y) − 16``, ``a = 500 (f(X) − f(Y))``, ``b = 200 (f(Y) − f(Z))``.
+
+Both piecewise functions are evaluated with the power branch's argument clamped to its own
+domain (``torch.where`` differentiates both branches, and ``t^(1/3)`` has an infinite derivative at
+0), so gradients stay finite. Tests check agreement with scikit-image to 1e-4 (float32) and
+1e-9 (float64).
+
+The official LPIPS repository (Zhang et al., CVPR 2018, ``lpips/__init__.py``) computes Lab
+differently: it first converts the [-1, 1] tensor to ``uint8`` with ``tensor2im``
+(``((x + 1) · 127.5)`` in float32, then truncation, not rounding) and runs ``rgb2lab`` on those
+integers. :func:`quantize_official` reproduces that step and :func:`rgb_to_lab` applies it when
+``official=True``. Quantisation has zero derivative almost everywhere; here it uses a
+*straight-through estimator* (the forward value is quantised, the backward pass treats it as
+the identity ``(x + 1) · 127.5``), so the official flavour returns surrogate gradients, not the
+exact (zero) ones. Use the default (``official=False``) flavour as a training loss.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "XYZ_FROM_RGB",
+    "D65_WHITE",
+    "YIQ_FROM_RGB",
+    "srgb_to_linear",
+    "rgb_to_xyz",
+    "xyz_to_lab",
+    "rgb_to_lab",
+    "quantize_official",
+    "rgb_to_yiq",
+    "rgb_to_gray",
+]
+
+#: linear sRGB → CIE XYZ (scikit-image ``xyz_from_rgb``; sRGB primaries, D65).
+XYZ_FROM_RGB = (
+    (0.412453, 0.357580, 0.180423),
+    (0.212671, 0.715160, 0.072169),
+    (0.019334, 0.119193, 0.950227),
+)
+#: CIE XYZ of the D65 white point, 2° observer (scikit-image ``xyz_tristimulus_values``).
+D65_WHITE = (0.95047, 1.0, 1.08883)
+#: RGB → YIQ as in Zhang et al.'s ``FeatureSIM.m`` (NTSC, 3-digit coefficients).
+YIQ_FROM_RGB = (
+    (0.299, 0.587, 0.114),
+    (0.596, -0.274, -0.322),
+    (0.211, -0.523, 0.312),
+)
+
+_SRGB_THRESHOLD = 0.04045
+_LAB_EPSILON = 0.008856
+_LAB_KAPPA = 7.787
+
+
+def _check_rgb(x: torch.Tensor, fn: str) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError(f"{fn}: expected a floating-point torch.Tensor, got {type(x).__name__}")
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise ValueError(f"{fn}: expected colour channels (3) on dim -3, got shape {tuple(x.shape)}")
+
+
+def _matmul_channels(matrix, x: torch.Tensor) -> torch.Tensor:
+    m = torch.tensor(matrix, dtype=x.dtype, device=x.device)
+    return torch.einsum("ij,...jhw->...ihw", m, x)
+
+
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """Decode sRGB values in [0, 1] to linear light (IEC 61966-2-1, scikit-image thresholds)."""
+    power = ((x.clamp_min(_SRGB_THRESHOLD) + 0.055) / 1.055) ** 2.4
+    return torch.where(x > _SRGB_THRESHOLD, power, x / 12.92)
+
+
+def rgb_to_xyz(x: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] (channels on dim -3) → CIE XYZ (D65), like ``skimage.color.rgb2xyz``."""
+    _check_rgb(x, "rgb_to_xyz")
+    return _matmul_channels(XYZ_FROM_RGB, srgb_to_linear(x))
+
+
+def xyz_to_lab(xyz: torch.Tensor) -> torch.Tensor:
+    """CIE XYZ → CIE Lab relative to the D65 2° white, like ``skimage.color.xyz2lab``."""
+    _check_rgb(xyz, "xyz_to_lab")
+    white = torch.tensor(D65_WHITE, dtype=xyz.dtype, device=xyz.device).view(3, 1, 1)
+    t = xyz / white
+    cube_root = t.clamp_min(_LAB_EPSILON) ** (1.0 / 3.0)
+    f = torch.where(t > _LAB_EPSILON, cube_root, _LAB_KAPPA * t + 16.0 / 116.0)
+    fx, fy, fz = f.unbind(dim=-3)
+    return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-3)
+
+
+def quantize_official(x_sym: torch.Tensor) -> torch.Tensor:
+    """The official LPIPS ``tensor2im`` step: [-1, 1] → integer values 0…255 (as floats).
+
+    Computes ``(x + 1) · 127.5`` in float32 and truncates toward zero, exactly as
+    ``((x + 1) * 255/2).astype(np.uint8)`` does in ``lpips/__init__.py`` (values are clamped to
+    [0, 255] first, where numpy's cast would wrap). Returned in ``x_sym``'s dtype.
+
+    Gradient: straight-through — the backward pass is that of ``(x + 1) · 127.5`` (see the
+    module docstring); the true derivative is zero almost everywhere.
+    """
+    scaled = (x_sym + 1.0) * 127.5
+    with torch.no_grad():
+        q = torch.floor(((x_sym.to(torch.float32) + 1.0) * 127.5).clamp(0.0, 255.0)).to(x_sym.dtype)
+    return scaled + (q - scaled).detach()
+
+
+def rgb_to_lab(x: torch.Tensor, *, official: bool = False) -> torch.Tensor:
+    """sRGB → CIE Lab (D65, 2°): L in [0, 100], a and b roughly in [-128, 128].
+
+    Args:
+        x: RGB with channels on dim -3. With ``official=False`` (default) values in **[0, 1]**;
+            matches ``skimage.color.rgb2lab`` on the same floats.
+        official: if True, ``x`` is in **[-1, 1]** and is first quantised to uint8 values the way
+            the official LPIPS repository does (:func:`quantize_official`), reproducing
+            ``rgb2lab(tensor2im(x))``. Gradients are then straight-through surrogates.
+    """
+    _check_rgb(x, "rgb_to_lab")
+    if official:
+        x = quantize_official(x) / 255.0
+    return xyz_to_lab(rgb_to_xyz(x))
+
+
+def rgb_to_yiq(x: torch.Tensor) -> torch.Tensor:
+    """RGB → YIQ with the coefficients of ``FeatureSIM.m`` (Zhang et al. 2011).
+
+    Y = .299 R + .587 G + .114 B; I = .596 R − .274 G − .322 B; Q = .211 R − .523 G + .312 B.
+    Linear, so any input scale works (FSIM uses RGB in [0, 255]).
+    """
+    _check_rgb(x, "rgb_to_yiq")
+    return _matmul_channels(YIQ_FROM_RGB, x)
+
+
+def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
+    """Luma ``.299 R + .587 G + .114 B`` (the Y of YIQ; MATLAB ``rgb2gray`` up to its rounding).
+
+    Returns ``[..., 1, H, W]``. Not scikit-image's ``rgb2gray`` (which uses Rec. 709 weights on
+    linear-looking values).
+    """
+    _check_rgb(x, "rgb_to_gray")
+    w = torch.tensor(YIQ_FROM_RGB[0], dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x * w).sum(dim=-3, keepdim=True)
