@@ -1,0 +1,411 @@
+"""Score metrics against the BAPPS human judgments: every 2AFC and JND set of a data source.
+
+:func:`evaluate` loads each set once (uint8, resident on the device), converts each batch to the
+metric's input (``to_model_input``: NCHW float in [-1, 1]), sends the reference patch of a 2AFC
+triplet through the network once (:meth:`Metric.pair_distances`), and returns a tidy table:
+
+====================  =====================================================================
+column                meaning
+====================  =====================================================================
+metric                metric id (registry name, or ``name[checkpoint-file]``; ``human``)
+label                 name for reports; carries ``[UNCALIBRATED: …]`` for a random backbone
+calibrated            False when the metric is not the published one (random backbone)
+mode                  ``2afc`` (score = agreement, Zhang et al. 2018 §3) or ``jnd`` (mAP)
+split, category       e.g. ``val``, ``cnn``; the 2AFC mean rows have category
+                      :data:`MEAN_CATEGORY` (unweighted mean of val/traditional and val/cnn)
+n                     number of triplets / pairs
+score                 in [0, 1]
+ci_low, ci_high       95 % (``1 - alpha``) percentile bootstrap interval over items
+synthetic             True when the set is simulated (the mini set), not BAPPS
+====================  =====================================================================
+
+The ``human`` rows give the 2AFC ceiling ``mean(p² + (1 - p)²)`` of each set.
+Bootstrap resamples use a seed derived from ``seed`` and the set's key, so every metric on a set
+sees the same resampled items (their intervals are paired).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import zlib
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .scores import (
+    _percentile_interval, bootstrap_distribution, human_ceiling_2afc, jnd_map, score_2afc,
+)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Category name of the 2AFC summary rows.
+MEAN_CATEGORY = "mean(traditional,cnn)"
+#: The 2AFC val categories averaged in the summary rows (the published "average" of the paper).
+MEAN_OF = ("traditional", "cnn")
+MEAN_DEFINITION = (
+    "mean = unweighted mean of the 2AFC val/traditional and val/cnn scores "
+    "(the average published by Zhang et al. 2018); its interval combines the two sets' "
+    "independent bootstrap distributions"
+)
+HUMAN = "human"
+
+COLUMNS = ["metric", "label", "calibrated", "mode", "split", "category", "n", "score",
+           "ci_low", "ci_high", "synthetic"]
+
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
+_NETS = ("alex", "vgg", "squeeze")
+
+
+@dataclasses.dataclass
+class SetDistances:
+    """Per-item distances of one metric on one set (2AFC: ``d0``, ``d1``, ``judge``; JND: ``d``, ``same``)."""
+
+    metric: str
+    label: str
+    key: str
+    stems: List[str]
+    d0: Optional[np.ndarray] = None
+    d1: Optional[np.ndarray] = None
+    judge: Optional[np.ndarray] = None
+    d: Optional[np.ndarray] = None
+    same: Optional[np.ndarray] = None
+
+    @property
+    def mode(self) -> str:
+        return self.key.split("/")[0]
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+    """:attr:`table` (the tidy DataFrame) and :attr:`distances` (per metric and set)."""
+
+    table: Any
+    distances: List[SetDistances]
+    n_boot: int
+    seed: int
+
+
+# --------------------------------------------------------------------------------------------
+# Metric resolution
+# --------------------------------------------------------------------------------------------
+def _net_of(name: str) -> Optional[str]:
+    tokens = name.lower().replace("_", "-").split("-")
+    for net in _NETS:
+        if net in tokens:
+            return net
+    return None
+
+
+def _looks_like_checkpoint(spec: str) -> bool:
+    p = Path(spec)
+    return p.suffix.lower() in _CHECKPOINT_SUFFIXES or p.is_dir() or (p.is_file() and "/" in spec)
+
+
+def resolve_metric(
+    spec: Any, *, backbone_weights: Optional[Mapping[str, Any]] = None,
+    lin_weights: Optional[Mapping[str, Any]] = None,
+) -> Tuple[str, Any]:
+    """``(metric_id, Metric)`` from a registry name, a Metric object or a training checkpoint path.
+
+    ``backbone_weights`` / ``lin_weights`` map a network name (``alex``, ``vgg``, ``squeeze``) to
+    a weight file (or ``"random"`` for the backbone); they apply to registry names whose name
+    contains that network, e.g. ``lpips-alex``.
+    """
+    from ..metrics import Metric, create_metric, list_metrics
+
+    if isinstance(spec, Metric):
+        return spec.name, spec
+    if not isinstance(spec, (str, os.PathLike)):
+        raise ValueError(f"metric {spec!r}: give a metric name, a Metric object or a checkpoint path")
+    text = os.fspath(spec)
+    if text.lower() not in list_metrics() and _looks_like_checkpoint(text):
+        if not Path(text).exists():
+            raise FileNotFoundError(f"checkpoint {text} does not exist")
+        from ..train import load_metric_from_checkpoint
+
+        metric = load_metric_from_checkpoint(text)
+        return f"{metric.name}[{Path(text).name}]", metric
+    options: Dict[str, Any] = {}
+    net = _net_of(text)
+    if net is not None:
+        if backbone_weights and net in backbone_weights:
+            options["backbone_weights"] = backbone_weights[net]
+        if lin_weights and net in lin_weights:
+            options["lin_weights"] = lin_weights[net]
+    for given, what in ((backbone_weights, "backbone"), (lin_weights, "lin")):
+        for k in (given or {}):
+            if k not in _NETS:
+                raise ValueError(f"--{what}-weights {k}=…: unknown network {k!r}; use one of {', '.join(_NETS)}")
+    try:
+        metric = create_metric(text, **options)
+    except TypeError as exc:
+        raise ValueError(f"metric {text!r} does not accept the options {sorted(options)}: {exc}") from None
+    return text.lower(), metric
+
+
+# --------------------------------------------------------------------------------------------
+# Distances
+# --------------------------------------------------------------------------------------------
+def _pick_device(device: Any):
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def default_batch_size(device) -> int:
+    """Triplets per batch: 1000 on a GPU, 250 on a CPU (bounded memory for VGG features)."""
+    return 1000 if device.type == "cuda" else 250
+
+
+def _batched(n: int, batch_size: int):
+    for i in range(0, n, batch_size):
+        yield i, min(n, i + batch_size)
+
+
+def _distances_2afc(metric, s, device, batch_size: int, bar) -> Tuple[np.ndarray, np.ndarray]:
+    import torch
+    from ..data import to_model_input
+
+    d0s, d1s = [], []
+    with torch.inference_mode():
+        for i, j in _batched(len(s), batch_size):
+            ref = to_model_input(s.ref[i:j], device=device)
+            p0 = to_model_input(s.p0[i:j], device=device)
+            p1 = to_model_input(s.p1[i:j], device=device)
+            d0, d1 = metric.pair_distances(ref, p0, p1)
+            d0s.append(d0.reshape(j - i).double().cpu().numpy())
+            d1s.append(d1.reshape(j - i).double().cpu().numpy())
+            bar.update(j - i)
+    return np.concatenate(d0s), np.concatenate(d1s)
+
+
+def _distances_jnd(metric, s, device, batch_size: int, bar) -> np.ndarray:
+    import torch
+    from ..data import to_model_input
+
+    ds = []
+    with torch.inference_mode():
+        for i, j in _batched(len(s), batch_size):
+            d = metric(to_model_input(s.p0[i:j], device=device), to_model_input(s.p1[i:j], device=device))
+            ds.append(d.reshape(j - i).double().cpu().numpy())
+            bar.update(j - i)
+    return np.concatenate(ds)
+
+
+def _as_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _set_seed(seed: int, key: str) -> int:
+    return int(seed) * (1 << 32) + zlib.crc32(key.encode())
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+def run_evaluation(
+    source: PathLike, metrics: Sequence[Any], *, datasets: Optional[Sequence[str]] = None,
+    batch_size: Optional[int] = None, device: Any = None, n_boot: int = 1000, seed: int = 0,
+    alpha: float = 0.05, save_distances: Optional[PathLike] = None, progress: bool = True,
+    backbone_weights: Optional[Mapping[str, Any]] = None,
+    lin_weights: Optional[Mapping[str, Any]] = None,
+) -> EvaluationResult:
+    """Like :func:`evaluate`, returning the table and the per-item distances."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from ..data import find_sets, load_2afc, load_jnd
+    from ..errors import DataError
+
+    if not metrics:
+        raise ValueError("no metrics to evaluate: give at least one metric name or checkpoint")
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if batch_size is not None and int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    src = Path(source)
+    if not src.exists():
+        raise DataError(f"data source {src} does not exist (give a BAPPS folder root or a packed .h5 file)")
+    dev = _pick_device(device)
+    bs = int(batch_size) if batch_size else default_batch_size(dev)
+    resolved = []
+    seen = set()
+    for spec in metrics:
+        mid, metric = resolve_metric(spec, backbone_weights=backbone_weights, lin_weights=lin_weights)
+        if mid in seen:
+            raise ValueError(f"metric {mid!r} given twice")
+        seen.add(mid)
+        resolved.append((mid, metric.to(dev).eval()))
+
+    present = find_sets(src)
+    if not present:
+        raise DataError(f"no 2AFC or JND sets found in {src}")
+    selected = select_sets(present, datasets, source=src)
+    keys_2afc = [k for k in selected if k.startswith("2afc/")]
+    keys_jnd = [k for k in selected if k.startswith("jnd/")]
+    sets_2afc = load_2afc(src, keys_2afc, device=dev) if keys_2afc else []
+    sets_jnd = load_jnd(src, keys_jnd, device=dev) if keys_jnd else []
+
+    rows: List[Dict[str, Any]] = []
+    distances: List[SetDistances] = []
+    boots: Dict[Tuple[str, str], np.ndarray] = {}  # (metric, key) -> bootstrap scores
+    meta: Dict[str, Dict[str, Any]] = {}
+
+    def add_row(mid, label, calibrated, mode, split, category, n, score, boot, synthetic):
+        lo, hi = _percentile_interval(boot, alpha)
+        rows.append(dict(metric=mid, label=label, calibrated=bool(calibrated), mode=mode, split=split,
+                         category=category, n=int(n), score=float(score), ci_low=lo, ci_high=hi,
+                         synthetic=bool(synthetic)))
+
+    n_items = sum(len(s) for s in sets_2afc) + sum(len(s) for s in sets_jnd)
+    for mid, metric in resolved:
+        label = metric.label if mid == metric.name else metric.label.replace(metric.name, mid, 1)
+        meta[mid] = dict(label=label, calibrated=metric.calibrated)
+        with tqdm(total=n_items, desc=label, unit="item", disable=not progress, leave=False) as bar:
+            for s in sets_2afc:
+                d0, d1 = _distances_2afc(metric, s, dev, bs, bar)
+                judge = _as_numpy(s.judge).astype(np.float64).reshape(-1)
+                boot = bootstrap_distribution(score_2afc, d0, d1, judge, n_boot=n_boot,
+                                              seed=_set_seed(seed, s.key))
+                boots[(mid, s.key)] = boot
+                add_row(mid, label, metric.calibrated, "2afc", s.split, s.category, len(s),
+                        score_2afc(d0, d1, judge), boot, s.synthetic)
+                distances.append(SetDistances(mid, label, s.key, list(s.stems), d0=d0, d1=d1, judge=judge))
+            for s in sets_jnd:
+                d = _distances_jnd(metric, s, dev, bs, bar)
+                same = _as_numpy(s.same).astype(np.float64).reshape(-1)
+                boot = bootstrap_distribution(jnd_map, d, same, n_boot=n_boot, seed=_set_seed(seed, s.key))
+                add_row(mid, label, metric.calibrated, "jnd", s.split, s.category, len(s),
+                        jnd_map(d, same), boot, s.synthetic)
+                distances.append(SetDistances(mid, label, s.key, list(s.stems), d=d, same=same))
+
+    for s in sets_2afc:
+        judge = _as_numpy(s.judge).astype(np.float64).reshape(-1)
+        boot = bootstrap_distribution(human_ceiling_2afc, judge, n_boot=n_boot, seed=_set_seed(seed, s.key))
+        boots[(HUMAN, s.key)] = boot
+        add_row(HUMAN, "human (ceiling)", True, "2afc", s.split, s.category, len(s),
+                human_ceiling_2afc(judge), boot, s.synthetic)
+    meta[HUMAN] = dict(label="human (ceiling)", calibrated=True)
+
+    # Summary rows: mean of the 2AFC val traditional and cnn scores.
+    by_key = {s.key: s for s in sets_2afc}
+    mean_keys = [f"2afc/val/{c}" for c in MEAN_OF]
+    if all(k in by_key for k in mean_keys):
+        n = sum(len(by_key[k]) for k in mean_keys)
+        synthetic = any(by_key[k].synthetic for k in mean_keys)
+        for mid in [m for m, _ in resolved] + [HUMAN]:
+            scores = [next(r["score"] for r in rows if r["metric"] == mid and r["mode"] == "2afc"
+                           and f"2afc/{r['split']}/{r['category']}" == k) for k in mean_keys]
+            boot = np.mean([boots[(mid, k)] for k in mean_keys], axis=0)
+            add_row(mid, meta[mid]["label"], meta[mid]["calibrated"], "2afc", "val", MEAN_CATEGORY,
+                    n, float(np.mean(scores)), boot, synthetic)
+
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table.attrs.update(n_boot=int(n_boot), seed=int(seed), alpha=float(alpha), device=str(dev))
+    result = EvaluationResult(table=table, distances=distances, n_boot=int(n_boot), seed=int(seed))
+    if save_distances is not None:
+        write_distances(result.distances, save_distances)
+    return result
+
+
+def select_sets(present: Sequence[str], datasets: Optional[Sequence[str]], *, source: Any = "") -> List[str]:
+    """Keys of ``present`` chosen by ``datasets`` (None = all).
+
+    A spec matches a key ``mode/split/category`` when its parts equal the key's leading parts
+    (``2afc``, ``jnd/val``, ``2afc/val/cnn``) or the parts after the mode (``val``, ``val/cnn``
+    — which selects both the 2AFC and the JND set of that name). A spec matching nothing is an
+    error naming the sets present.
+    """
+    from ..errors import DataError
+
+    if not datasets:
+        return list(present)
+    chosen: List[str] = []
+    for spec in datasets:
+        parts = [p for p in str(spec).strip().lower().split("/") if p]
+        hits = [k for k in present
+                if parts and (k.split("/")[:len(parts)] == parts or k.split("/")[1:1 + len(parts)] == parts)]
+        if not hits:
+            raise DataError(f"dataset {spec!r} is not in {source}; present: {', '.join(present)}")
+        chosen.extend(k for k in hits if k not in chosen)
+    return [k for k in present if k in chosen]
+
+
+def evaluate(
+    source: PathLike, metrics: Sequence[Any], *, datasets: Optional[Sequence[str]] = None,
+    batch_size: Optional[int] = None, device: Any = None, n_boot: int = 1000, seed: int = 0,
+    save_distances: Optional[PathLike] = None, progress: bool = True,
+    backbone_weights: Optional[Mapping[str, Any]] = None,
+    lin_weights: Optional[Mapping[str, Any]] = None, alpha: float = 0.05,
+):
+    """Score ``metrics`` on every 2AFC and JND set of ``source``; returns the tidy DataFrame.
+
+    ``source``: a BAPPS folder root or a packed ``.h5`` file. ``metrics``: registry names
+    (``"lpips-alex"``), :class:`~bapps_toolkit.metrics.Metric` objects (moved to ``device``), or
+    paths to checkpoints written by ``bapps train``. ``datasets``: keys or short forms
+    (``"val/cnn"``, ``"val"``, ``"jnd/val/cnn"``); None = every set present. ``device``: None = CUDA
+    when available, else CPU. ``save_distances``: ``.npz`` or ``.csv`` file for the per-item
+    distances (written atomically). Columns are described in the module docstring.
+    """
+    return run_evaluation(
+        source, metrics, datasets=datasets, batch_size=batch_size, device=device, n_boot=n_boot,
+        seed=seed, alpha=alpha, save_distances=save_distances, progress=progress,
+        backbone_weights=backbone_weights, lin_weights=lin_weights,
+    ).table
+
+
+# --------------------------------------------------------------------------------------------
+# Per-item distances on disk
+# --------------------------------------------------------------------------------------------
+def distances_frame(distances: Sequence[SetDistances]):
+    """Long table: one row per metric and item (metric, label, mode, split, category, stem,
+    d0, d1, judge for 2AFC; d, same for JND; empty where not applicable)."""
+    import pandas as pd
+
+    parts = []
+    for sd in distances:
+        mode, split, category = sd.key.split("/")
+        n = len(sd.stems)
+        nan = np.full(n, np.nan)
+        parts.append(pd.DataFrame({
+            "metric": sd.metric, "label": sd.label, "mode": mode, "split": split,
+            "category": category, "stem": sd.stems,
+            "d0": sd.d0 if sd.d0 is not None else nan, "d1": sd.d1 if sd.d1 is not None else nan,
+            "judge": sd.judge if sd.judge is not None else nan,
+            "d": sd.d if sd.d is not None else nan, "same": sd.same if sd.same is not None else nan,
+        }))
+    cols = ["metric", "label", "mode", "split", "category", "stem", "d0", "d1", "judge", "d", "same"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
+def write_distances(distances: Sequence[SetDistances], path: PathLike) -> Path:
+    """Write per-item distances to ``.csv`` (long table) or ``.npz`` (arrays named
+    ``<metric>|<mode>/<split>/<category>|<field>``), atomically."""
+    from .._io import atomic_path, atomic_write
+
+    out = Path(path)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        frame = distances_frame(distances)
+        with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
+            frame.to_csv(fh, index=False)
+    elif suffix == ".npz":
+        arrays: Dict[str, np.ndarray] = {}
+        for sd in distances:
+            for field in ("d0", "d1", "judge", "d", "same"):
+                value = getattr(sd, field)
+                if value is not None:
+                    arrays[f"{sd.metric}|{sd.key}|{field}"] = value
+            arrays[f"{sd.metric}|{sd.key}|stems"] = np.asarray(sd.stems, dtype=str)
+            arrays[f"{sd.metric}|{sd.key}|label"] = np.asarray(sd.label)
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+    else:
+        raise ValueError(f"--save-distances {out}: use a .npz or .csv file name")
+    return out

@@ -1,0 +1,133 @@
+"""Figures of an evaluation (needs the ``plot`` extra: ``pip install bapps-toolkit[plot]``).
+
+* :func:`plot_2afc_bars` — per-category 2AFC scores with their bootstrap intervals, one bar per
+  metric, the human ceiling as a black tick per category (like Fig. 4 of Zhang et al. 2018).
+* :func:`plot_jnd_pr` — JND precision–recall curves (pairs sorted by increasing distance), one
+  panel per JND set, one curve per metric, mAP in the legend.
+* :func:`save_evaluation_plot` — both in one PNG, written atomically.
+
+Labels are the metrics' report labels, so UNCALIBRATED metrics are tagged in the legend; a figure
+of synthetic data carries that in its title. matplotlib is imported lazily (Agg backend).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ..errors import BappsError
+from ..evaluate.runner import HUMAN, MEAN_CATEGORY
+from .tables import _columns, _rows, column_title
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise BappsError("plotting needs matplotlib: pip install 'bapps-toolkit[plot]' "
+                         "(or pip install matplotlib)") from None
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _short_label(label: str, width: int = 48) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def plot_2afc_bars(table, ax=None):
+    """Grouped bars (x = 2AFC sets, one bar per metric) with interval whiskers; returns the axes."""
+    import numpy as np
+
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 4))
+    cols = [c for c in _columns(table) if c[0] == "2afc"]
+    metrics = [(m, l) for m, l in _rows(table) if m != HUMAN]
+    if not cols or not metrics:
+        ax.text(0.5, 0.5, "no 2AFC sets", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    x = np.arange(len(cols))
+    width = 0.8 / len(metrics)
+    for i, (metric, label) in enumerate(metrics):
+        vals, lo, hi = [], [], []
+        for c in cols:
+            hit = table[(table.metric == metric) & (table["mode"] == c[0]) & (table.split == c[1])
+                        & (table.category == c[2])]
+            if hit.empty:
+                vals.append(np.nan), lo.append(0.0), hi.append(0.0)
+            else:
+                r = hit.iloc[0]
+                vals.append(100 * r.score)
+                lo.append(100 * (r.score - r.ci_low))
+                hi.append(100 * (r.ci_high - r.score))
+        ax.bar(x - 0.4 + (i + 0.5) * width, vals, width, yerr=[lo, hi], capsize=2,
+               label=_short_label(label))
+    for k, c in enumerate(cols):
+        hit = table[(table.metric == HUMAN) & (table["mode"] == c[0]) & (table.split == c[1])
+                    & (table.category == c[2])]
+        if not hit.empty:
+            ax.hlines(100 * hit.iloc[0].score, k - 0.45, k + 0.45, colors="k", linewidth=2,
+                      label="human (ceiling)" if k == 0 else None)
+    ax.set_xticks(x)
+    ax.set_xticklabels([column_title(*c).replace("2AFC ", "") for c in cols], rotation=20)
+    ax.set_ylabel("2AFC score (%)")
+    ax.set_ylim(40, 100)
+    ax.axhline(50, color="grey", linewidth=0.5, linestyle=":")
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    return ax
+
+
+def plot_jnd_pr(distances: Sequence[Any], key: str, ax=None, table=None):
+    """Precision–recall curves of every metric on the JND set ``key`` (e.g. ``jnd/val/cnn``)."""
+    from ..evaluate.scores import jnd_map, jnd_pr_curve
+
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    for sd in distances:
+        if sd.key != key or sd.d is None:
+            continue
+        prec, rec = jnd_pr_curve(sd.d, sd.same)
+        ax.plot(rec, prec, label=f"{_short_label(sd.label, 36)} ({100 * jnd_map(sd.d, sd.same):.1f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"JND {key.split('/', 1)[1]} (mAP %)", fontsize=9)
+    ax.legend(fontsize=6, loc="lower left")
+    return ax
+
+
+def save_evaluation_plot(result, path, *, title: Optional[str] = None) -> Path:
+    """Write the bars and the JND precision–recall panels of an ``EvaluationResult`` to a PNG."""
+    from .._io import atomic_path
+
+    plt = _pyplot()
+    table = result.table
+    out = Path(path)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--plot {out}: the figure is written as PNG; use a .png file name")
+    jnd_keys = sorted({sd.key for sd in result.distances if sd.key.startswith("jnd/")})
+    ncols = max(1, len(jnd_keys))
+    fig = plt.figure(figsize=(max(10, 4 * ncols), 8 if jnd_keys else 4.5))
+    grid = fig.add_gridspec(2 if jnd_keys else 1, ncols)
+    plot_2afc_bars(table, fig.add_subplot(grid[0, :]))
+    for i, key in enumerate(jnd_keys):
+        plot_jnd_pr(result.distances, key, fig.add_subplot(grid[1, i]))
+    head = title or "BAPPS evaluation"
+    if bool(table.synthetic.any()):
+        head += " — SYNTHETIC DATA (mini set, not BAPPS)"
+    if not bool(table.calibrated.all()):
+        head += " — includes UNCALIBRATED metrics"
+    fig.suptitle(head, fontsize=10)
+    fig.tight_layout()
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    return out
+
+
+__all__ = ["plot_2afc_bars", "plot_jnd_pr", "save_evaluation_plot", "MEAN_CATEGORY"]

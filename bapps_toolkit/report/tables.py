@@ -1,0 +1,202 @@
+"""Table-5-style reports (Zhang et al., CVPR 2018, Table 5) from the tidy table of ``evaluate``.
+
+Layout: one row per metric (in evaluation order, the human ceiling last), one column per set —
+the 2AFC val categories in the paper's order, the 2AFC mean column, the 2AFC train categories,
+then the JND categories (mAP). Cells are ``100 × score`` with the percentile bootstrap interval.
+Every metric row uses the metric's ``label``, so a metric on a random backbone carries its
+``[UNCALIBRATED: …]`` tag in every format; a table built from synthetic sets says so in its
+header (Markdown) or caption (LaTeX).
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ..evaluate.runner import HUMAN, MEAN_CATEGORY, MEAN_DEFINITION
+
+_2AFC_ORDER = {
+    "val": ("traditional", "cnn", "superres", "deblur", "color", "frameinterp"),
+    "train": ("traditional", "cnn", "mix"),
+}
+_JND_ORDER = {"val": ("traditional", "cnn")}
+_SHORT = {"traditional": "trad", "frameinterp": "frameint"}
+
+SYNTHETIC_NOTE = ("SYNTHETIC DATA: these sets are simulated (the mini set), not BAPPS; the "
+                  "numbers test the pipeline and say nothing about the metrics")
+UNCALIBRATED_NOTE = ("rows tagged UNCALIBRATED use a randomly initialised backbone: they are NOT "
+                     "the published metric")
+
+
+def _order_key(mode: str, split: str, category: str) -> Tuple:
+    orders = _2AFC_ORDER if mode == "2afc" else _JND_ORDER
+    split_rank = {"val": 0, "train": 1}.get(split, 2)
+    cats = orders.get(split, ())
+    if category == MEAN_CATEGORY:
+        cat_rank = -1
+    else:
+        cat_rank = cats.index(category) if category in cats else len(cats)
+    return (0 if mode == "2afc" else 2, split_rank, 1 if category == MEAN_CATEGORY else 0,
+            cat_rank, category)
+
+
+def _columns(table) -> List[Tuple[str, str, str]]:
+    cols = {(r.mode, r.split, r.category) for r in table.itertuples()}
+    return sorted(cols, key=lambda c: _order_key(*c))
+
+
+def column_title(mode: str, split: str, category: str) -> str:
+    """Header of a column, e.g. ``2AFC trad``, ``2AFC train/mix``, ``2AFC mean``, ``JND cnn``."""
+    if category == MEAN_CATEGORY:
+        return "2AFC mean"
+    short = _SHORT.get(category, category)
+    name = short if split == "val" else f"{split}/{short}"
+    return f"{'2AFC' if mode == '2afc' else 'JND'} {name}"
+
+
+def _rows(table) -> List[Tuple[str, str]]:
+    seen: Dict[str, str] = {}
+    for r in table.itertuples():
+        seen.setdefault(r.metric, r.label)
+    ordered = [(m, l) for m, l in seen.items() if m != HUMAN]
+    if HUMAN in seen:
+        ordered.append((HUMAN, seen[HUMAN]))
+    return ordered
+
+
+def _cell(table, metric: str, col, with_ci: bool) -> Optional[Tuple[float, float, float]]:
+    mode, split, category = col
+    hit = table[(table.metric == metric) & (table["mode"] == mode) & (table.split == split)
+                & (table.category == category)]
+    if hit.empty:
+        return None
+    r = hit.iloc[0]
+    return float(r.score), float(r.ci_low), float(r.ci_high)
+
+
+def _fmt(v: float) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+
+
+def notes(table) -> List[str]:
+    """Header/caption lines: what the numbers are, the mean's definition, synthetic/uncalibrated."""
+    n_boot = table.attrs.get("n_boot")
+    alpha = table.attrs.get("alpha", 0.05)
+    boot = f"{n_boot} resamples of the items" if n_boot else "resampling the items"
+    lines = [
+        "Scores x100: 2AFC = agreement with the human judgments (%), JND = mAP (%); "
+        f"[{100 * (1 - alpha):.0f}% percentile bootstrap interval, {boot}].",
+    ]
+    if (table.category == MEAN_CATEGORY).any():
+        lines.append(MEAN_DEFINITION[0].upper() + MEAN_DEFINITION[1:] + ".")
+    if (table.metric == HUMAN).any():
+        lines.append("human (ceiling) = 2AFC agreement of one rater with another, mean(p^2 + (1 - p)^2).")
+    if bool(table.synthetic.any()):
+        lines.insert(0, SYNTHETIC_NOTE + ".")
+    if not bool(table.calibrated.all()):
+        lines.append(UNCALIBRATED_NOTE[0].upper() + UNCALIBRATED_NOTE[1:] + ".")
+    return lines
+
+
+def to_markdown(table, *, with_ci: bool = True, title: str = "BAPPS evaluation") -> str:
+    """Markdown table (GitHub pipe syntax) with the :func:`notes` as lines above it."""
+    cols = _columns(table)
+    head = ["metric"] + [column_title(*c) for c in cols]
+    out = [f"### {title}" + (" — SYNTHETIC DATA" if bool(table.synthetic.any()) else ""), ""]
+    out += [f"> {line}" for line in notes(table)]
+    out.append("")
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "|".join([":---"] + ["---:"] * len(cols)) + "|")
+    for metric, label in _rows(table):
+        cells = [label.replace("|", "\\|")]
+        for c in cols:
+            v = _cell(table, metric, c, with_ci)
+            if v is None:
+                cells.append("–")
+            elif with_ci:
+                cells.append(f"{_fmt(v[0])} [{_fmt(v[1])}, {_fmt(v[2])}]")
+            else:
+                cells.append(_fmt(v[0]))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def to_latex(table, *, with_ci: bool = True, label: str = "tab:bapps") -> str:
+    """A ``table`` environment (plain ``tabular`` with ``\\hline``; no extra LaTeX packages)."""
+    cols = _columns(table)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small"]
+    caption = " ".join(notes(table))
+    lines.append(r"\caption{" + latex_escape(caption) + "}")
+    lines.append(r"\label{" + label + "}")
+    lines.append(r"\begin{tabular}{l" + "r" * len(cols) + "}")
+    lines.append(r"\hline")
+    lines.append(" & ".join(["Metric"] + [latex_escape(column_title(*c)) for c in cols]) + r" \\")
+    lines.append(r"\hline")
+    rows = _rows(table)
+    for i, (metric, lab) in enumerate(rows):
+        if metric == HUMAN and i > 0:
+            lines.append(r"\hline")
+        cells = [latex_escape(lab)]
+        for c in cols:
+            v = _cell(table, metric, c, with_ci)
+            if v is None:
+                cells.append("--")
+            elif with_ci:
+                cells.append(f"{_fmt(v[0])}" + r"\,{\scriptsize[" + f"{_fmt(v[1])}, {_fmt(v[2])}" + "]}")
+            else:
+                cells.append(_fmt(v[0]))
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\hline", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(table) -> str:
+    """JSON document: ``{"notes": [...], "synthetic": bool, "mean_definition": str, "rows": [...]}``."""
+    doc = {
+        "notes": notes(table),
+        "synthetic": bool(table.synthetic.any()),
+        "uncalibrated": sorted({r.label for r in table.itertuples() if not r.calibrated}),
+        "mean_definition": MEAN_DEFINITION,
+        "n_boot": table.attrs.get("n_boot"),
+        "seed": table.attrs.get("seed"),
+        "rows": json.loads(table.to_json(orient="records")),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def write_csv(table, path) -> None:
+    """The tidy table as CSV, atomically."""
+    from .._io import atomic_write
+
+    with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
+        table.to_csv(fh, index=False)
+
+
+def write_reports(table, *, csv: Any = None, markdown: Any = None, latex: Any = None,
+                  json_path: Any = None) -> List[str]:
+    """Write the requested reports atomically; returns the paths written."""
+    from .._io import write_text_atomic
+
+    written = []
+    if csv is not None:
+        write_csv(table, csv)
+        written.append(str(csv))
+    for path, render in ((markdown, to_markdown), (latex, to_latex), (json_path, to_json)):
+        if path is not None:
+            write_text_atomic(path, render(table))
+            written.append(str(path))
+    return written
+
+
+def summarize_columns(table) -> Sequence[str]:
+    """Column titles of the report, in order (for tests and the demo)."""
+    return [column_title(*c) for c in _columns(table)]
