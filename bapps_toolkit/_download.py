@@ -1,0 +1,287 @@
+"""One resumable, verified HTTP download, shared by the BAPPS archives and the network weights.
+
+:func:`download_file` fetches ``url`` into ``dest`` with the standard library only (urllib):
+
+* bytes go to ``<dest>.part``; an interrupted transfer (connection cut, timeout, ``kill -9``)
+  leaves the ``.part`` in place and the next call resumes it with an HTTP ``Range`` request.
+  A server that ignores ``Range`` (answers ``200`` instead of ``206``) restarts the file from
+  byte 0 — nothing is ever appended to the wrong offset;
+* the total length is cross-checked between ``expected_size``, the server's
+  ``Content-Length``/``Content-Range`` and the bytes actually received; a short body is reported
+  as a cut connection (the ``.part`` is kept for a resume), a ``.part`` longer than expected is
+  deleted;
+* the SHA-256 (full digest or a prefix, as in torch.hub file names) is checked;
+* only after every check does ``os.replace`` move the ``.part`` to ``dest``, so nothing
+  half-downloaded or unverified ever sits under the final name;
+* free disk space is checked before any byte is written (:func:`shutil.disk_usage`);
+* a ``dest`` that already exists and verifies is returned without any network request;
+* two processes downloading into the same folder serialise on an ``flock`` of the folder (the
+  second waits, then finds the file done).
+
+Every failure raises :class:`~bapps_toolkit.errors.DownloadError` naming the URL.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import http.client
+import os
+import re
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator, Optional, Tuple
+
+from ._io import PathLike, sha256_file
+from ._version import __version__
+from .errors import DownloadError
+
+CHUNK = 1 << 20
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def part_path(dest: PathLike) -> Path:
+    """The temporary name a download of ``dest`` is written to."""
+    d = Path(dest)
+    return d.with_name(d.name + ".part")
+
+
+def _verify_file(path: Path, expected_size: Optional[int], sha256: Optional[str],
+                 sha256_prefix: Optional[str]) -> Optional[str]:
+    """``None`` when ``path`` passes the checks, else a sentence saying what is wrong."""
+    size = path.stat().st_size
+    if expected_size is not None and size != expected_size:
+        return f"it has {size} bytes, expected {expected_size}"
+    if sha256 or sha256_prefix:
+        digest = sha256_file(path)
+        if sha256 and digest != sha256.lower():
+            return f"its SHA-256 is {digest}, expected {sha256.lower()}"
+        if sha256_prefix and not digest.startswith(sha256_prefix.lower()):
+            return (f"its SHA-256 is {digest}, which does not start with "
+                    f"{sha256_prefix.lower()} as expected")
+    return None
+
+
+def check_free_space(folder: PathLike, needed: int, what: str) -> None:
+    """Raise :class:`DownloadError` unless ``folder``'s file system has ``needed`` bytes free."""
+    if needed <= 0:
+        return
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise DownloadError(
+            f"not enough free disk space in {folder} for {what}: {_gb(needed)} needed, only "
+            f"{_gb(free)} free; free some space or choose another folder")
+
+
+@contextlib.contextmanager
+def _download_lock(dest: Path) -> Iterator[None]:
+    """Blocking exclusive ``flock`` on ``dest``'s folder (released by the kernel if the holder
+    dies). Locking the folder rather than a lock file leaves nothing behind; downloads into one
+    folder run one at a time. File systems without ``flock`` on folders run unlocked."""
+    try:
+        fd = os.open(dest.parent, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process that is downloading into {dest.parent} ...",
+                  file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # no flock here (some network file systems)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _progress_bar(total: Optional[int], initial: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=desc, disable=not (enabled and sys.stderr.isatty()), leave=False)
+
+
+def _open(url: str, offset: int, timeout: float):
+    headers = {"User-Agent": f"bapps-toolkit/{__version__}", "Accept-Encoding": "identity"}
+    if offset > 0:
+        headers["Range"] = f"bytes={offset}-"
+    req = urllib.request.Request(url, headers=headers)
+    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (scheme checked by caller)
+
+
+def _response_total(resp, url: str, offset: int) -> Tuple[bool, Optional[int]]:
+    """``(resuming, total_size)`` from a 200/206 response; ``total`` is ``None`` if unknown."""
+    status = resp.status
+    length = resp.headers.get("Content-Length")
+    body_len = int(length) if length is not None and length.strip().isdigit() else None
+    if status == 206 and offset > 0:
+        m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+        if not m or int(m.group(1)) != offset:
+            raise DownloadError(
+                f"{url}: the server answered a resume request at byte {offset} with "
+                f"Content-Range {resp.headers.get('Content-Range')!r}")
+        total = int(m.group(3)) if m.group(3) != "*" else None
+        if body_len is not None and total is not None and offset + body_len != total:
+            raise DownloadError(
+                f"{url}: inconsistent lengths from the server (Content-Range "
+                f"{resp.headers.get('Content-Range')!r}, Content-Length {body_len})")
+        return True, total
+    if status == 200:
+        return False, body_len
+    raise DownloadError(f"{url}: unexpected HTTP status {status} {resp.reason}")
+
+
+def download_file(url: str, dest: PathLike, *, expected_size: Optional[int] = None,
+                  sha256: Optional[str] = None, sha256_prefix: Optional[str] = None,
+                  resume: bool = True, progress: bool = True, timeout: float = 60,
+                  min_free_bytes: Optional[int] = None) -> Path:
+    """Download ``url`` to ``dest`` (resumable, verified, atomic) and return ``dest``.
+
+    Args:
+        url: an ``http://`` or ``https://`` address.
+        dest: the final file name; bytes are written to ``<dest>.part`` first.
+        expected_size: exact size in bytes, checked against the server's declared length and
+            the bytes received. ``None``: the server's ``Content-Length`` is the reference.
+        sha256 / sha256_prefix: full hex digest, or its first characters (torch.hub style).
+        resume: continue an existing ``.part`` with an HTTP ``Range`` request (else restart).
+        progress: a tqdm bar on stderr (shown only when stderr is a terminal).
+        timeout: seconds of socket inactivity before the attempt fails (the ``.part`` is kept).
+        min_free_bytes: free space required in ``dest``'s folder before starting; default: the
+            bytes still to download, when known.
+
+    Raises:
+        DownloadError: naming ``url`` (network error, HTTP error, cut connection, wrong length,
+        checksum mismatch, not enough disk space).
+    """
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        raise DownloadError(f"{url}: only http:// and https:// addresses can be downloaded")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and _verify_file(dest, expected_size, sha256, sha256_prefix) is None:
+        return dest
+    with _download_lock(dest):
+        # Another process may have finished the file while we waited for the lock.
+        if dest.exists():
+            problem = _verify_file(dest, expected_size, sha256, sha256_prefix)
+            if problem is None:
+                return dest
+            print(f"{dest} exists but {problem}; downloading it again", file=sys.stderr)
+        _download_locked(url, dest, expected_size=expected_size, sha256=sha256,
+                         sha256_prefix=sha256_prefix, resume=resume, progress=progress,
+                         timeout=timeout, min_free_bytes=min_free_bytes)
+    return dest
+
+
+def _download_locked(url: str, dest: Path, *, expected_size: Optional[int], sha256: Optional[str],
+                     sha256_prefix: Optional[str], resume: bool, progress: bool, timeout: float,
+                     min_free_bytes: Optional[int]) -> None:
+    part = part_path(dest)
+    if not resume:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+    offset = part.stat().st_size if part.exists() else 0
+    if expected_size is not None and offset > expected_size:
+        part.unlink()
+        offset = 0
+    if min_free_bytes is not None:
+        check_free_space(dest.parent, min_free_bytes, url)
+    elif expected_size is not None:
+        check_free_space(dest.parent, expected_size - offset, url)
+
+    if expected_size is not None and offset == expected_size:
+        total: Optional[int] = expected_size  # complete .part from an interrupted run
+    else:
+        total = _fetch(url, part, offset, expected_size=expected_size, progress=progress,
+                       timeout=timeout, check_space=min_free_bytes is None and expected_size is None,
+                       dest=dest)
+
+    received = part.stat().st_size
+    if expected_size is not None and received > expected_size:
+        part.unlink()
+        raise DownloadError(f"{url}: received {received} bytes, more than the expected "
+                            f"{expected_size}; the partial file was removed")
+    if total is not None and received < total:
+        raise DownloadError(
+            f"{url}: the connection was cut after {received} of {total} bytes; the partial file "
+            f"{part} was kept — run the same command again to resume")
+    if expected_size is not None and received != expected_size:
+        raise DownloadError(
+            f"{url}: the connection was cut after {received} of {expected_size} bytes; the "
+            f"partial file {part} was kept — run the same command again to resume")
+    problem = _verify_file(part, None, sha256, sha256_prefix)
+    if problem is not None:
+        part.unlink()
+        raise DownloadError(f"{url}: the downloaded file is corrupt or not the expected one: "
+                            f"{problem}. It was deleted; nothing was written to {dest}")
+    with open(part, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(part, dest)
+
+
+def _fetch(url: str, part: Path, offset: int, *, expected_size: Optional[int], progress: bool,
+           timeout: float, check_space: bool, dest: Path) -> Optional[int]:
+    """Stream the body into ``part`` (appending from ``offset`` or restarting); return the total
+    size the server declared (``None`` if it declared none)."""
+    for attempt in range(2):
+        try:
+            resp = _open(url, offset, timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and offset > 0:
+                m = _UNSATISFIED_RANGE.match(exc.headers.get("Content-Range", "") or "")
+                exc.close()
+                if m and int(m.group(1)) == offset:
+                    return offset  # the .part already holds the whole file
+                # The .part does not fit this file (longer, or the server cannot say): restart.
+                part.unlink()
+                offset = 0
+                continue
+            raise DownloadError(f"{url}: HTTP error {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DownloadError(f"{url}: cannot connect ({reason}); check the address and the "
+                                f"network connection") from None
+        break
+    else:  # pragma: no cover - the loop always breaks or returns
+        raise DownloadError(f"{url}: the server rejected every range request")
+
+    with resp:
+        resuming, total = _response_total(resp, url, offset)
+        if not resuming:
+            offset = 0  # 200: the server sends the whole file, whatever we asked for
+        if expected_size is not None and total is not None and total != expected_size:
+            if part.exists() and part.stat().st_size > expected_size:
+                part.unlink()
+            raise DownloadError(f"{url}: the server announces {total} bytes, expected "
+                                f"{expected_size}; nothing was kept")
+        if check_space and total is not None:
+            check_free_space(dest.parent, total - offset, url)
+        mode = "ab" if resuming else "wb"
+        with open(part, mode) as out, _progress_bar(total, offset, dest.name, progress) as bar:
+            if resuming and out.tell() != offset:
+                raise DownloadError(f"{url}: {part} changed size during the download")
+            try:
+                while True:
+                    block = resp.read(CHUNK)
+                    if not block:
+                        break
+                    out.write(block)
+                    bar.update(len(block))
+                    if expected_size is not None and out.tell() > expected_size:
+                        break
+            except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
+                out.flush()
+                raise DownloadError(
+                    f"{url}: the connection failed after {out.tell()} bytes ({exc}); the partial "
+                    f"file {part} was kept — run the same command again to resume") from None
+    return total

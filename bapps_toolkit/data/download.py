@@ -1,0 +1,460 @@
+"""Fetch and unpack the official BAPPS archives (Zhang et al., CVPR 2018), safely and resumably.
+
+Layout (as the official ``scripts/download_dataset.sh`` unpacks it)::
+
+    jnd.tar.gz           (~0.2 GB)  members jnd/val/...    unpacked into <root>/
+    twoafc_val.tar.gz    (~1.1 GB)  members val/...        unpacked into <root>/2afc/
+    twoafc_train.tar.gz  (~5.3 GB)  members train/...      unpacked into <root>/2afc/
+
+giving ``<root>/jnd/val/<category>/{p0,p1,same}`` and
+``<root>/2afc/{train,val}/<category>/{ref,p0,p1,judge}``.
+
+Integrity. The authors publish no checksums and we could not fetch the archives here, so
+:data:`ARCHIVES` carries ``sha256=None`` and approximate sizes only. What is checked:
+
+* the length of every download against the server's ``Content-Length`` / ``Content-Range``
+  (a cut connection is detected and resumed with HTTP ``Range``);
+* the SHA-256 of each archive as first downloaded is recorded in ``<root>/.bapps_download.json``
+  and every later run (a re-download, or a kept archive) must match it;
+* the members of each archive must have the official top-level folder (``jnd``, ``val``,
+  ``train``), so an HTML error page or a wrong file is refused before anything is unpacked.
+
+Extraction (:func:`safe_extract`) checks every member first — absolute paths, ``..``, links that
+leave the destination, device files and FIFOs are refused and then nothing at all is extracted —
+and extracts with tarfile's ``data`` filter where Python has it. It unpacks into a temporary folder
+inside the destination and renames the finished tree into place, then writes a per-archive
+completion marker ``<root>/.bapps_extracted.<archive>.json``; reruns skip archives with a marker,
+so a killed run is finished by simply running the same command again.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import secrets
+import shutil
+import sys
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .._download import check_free_space, download_file, part_path
+from .._io import FileLock, PathLike, sha256_file, write_text_atomic
+from ..errors import DownloadError
+
+#: Where the official scripts fetch the archives from.
+BASE_URL = "https://perceptual-similarity.s3.us-west-2.amazonaws.com/dataset/"
+MANIFEST_NAME = ".bapps_download.json"
+MARKER_PREFIX = ".bapps_extracted."
+EXTRACT_TMP_PREFIX = ".bapps_extract-"
+#: Room needed to unpack an archive, as a multiple of its size. The archives hold small PNGs that
+#: gzip barely shrinks; the margin covers file-system blocks of ~10 kB files.
+UNPACK_FACTOR = 1.3
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """One official BAPPS archive."""
+
+    name: str                 #: file name under the base URL
+    top: str                  #: the single top-level folder of its members
+    subdir: str               #: folder under the root it is unpacked into ("" = the root)
+    approx_bytes: int         #: approximate size (for the free-disk check only)
+    sha256: Optional[str]     #: published SHA-256; None: unknown, see the module docstring
+    val: bool                 #: part of the validation data (downloaded with --val-only)
+
+    def dest(self, root: PathLike) -> Path:
+        return Path(root) / self.subdir if self.subdir else Path(root)
+
+    def marker(self, root: PathLike) -> Path:
+        return Path(root) / f"{MARKER_PREFIX}{self.name}.json"
+
+
+#: The three official archives, in download order.
+ARCHIVES: Tuple[ArchiveSpec, ...] = (
+    ArchiveSpec("jnd.tar.gz", "jnd", "", 200_000_000, None, True),
+    ArchiveSpec("twoafc_val.tar.gz", "val", "2afc", 1_100_000_000, None, True),
+    ArchiveSpec("twoafc_train.tar.gz", "train", "2afc", 5_300_000_000, None, False),
+)
+ARCHIVES_BY_NAME: Dict[str, ArchiveSpec] = {a.name: a for a in ARCHIVES}
+
+
+def _say(msg: str, enabled: bool = True) -> None:
+    if enabled:
+        print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# safe extraction
+# --------------------------------------------------------------------------------------------
+def _member_parts(name: str) -> Tuple[str, ...]:
+    """Path components of a member name without ``.`` entries (``./a//b`` -> ``(a, b)``)."""
+    return tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+
+
+def _is_absolute(name: str) -> bool:
+    n = name.replace("\\", "/")
+    return n.startswith("/") or (len(n) >= 2 and n[1] == ":" and n[0].isalpha())
+
+
+def _link_target_parts(member: tarfile.TarInfo) -> Optional[Tuple[str, ...]]:
+    """Components of a link's target relative to the archive root, ``None`` if it leaves it."""
+    link = member.linkname
+    if not link or _is_absolute(link):
+        return None
+    if member.issym():  # relative to the folder holding the link
+        base = list(_member_parts(member.name)[:-1])
+    else:               # hard links are relative to the archive root
+        base = []
+    for part in link.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not base:
+                return None
+            base.pop()
+        else:
+            base.append(part)
+    return tuple(base)
+
+
+def check_members(archive: PathLike, members: Sequence[tarfile.TarInfo]) -> None:
+    """Refuse an archive with any unsafe member (raise :class:`DownloadError`, naming it).
+
+    Refused: absolute names, ``..`` components, symbolic or hard links whose target is absolute
+    or leaves the archive root, members (or link targets) whose path goes through a symbolic link
+    of the archive, device files, FIFOs and any other special type.
+    """
+    def refuse(m: tarfile.TarInfo, why: str) -> DownloadError:
+        return DownloadError(f"refusing to extract {archive}: member {m.name!r} {why}; "
+                             f"nothing was extracted")
+
+    symlinks = {_member_parts(m.name) for m in members if m.issym()}
+
+    def through_symlink(parts: Tuple[str, ...]) -> bool:
+        return any(parts[:i] in symlinks for i in range(1, len(parts)))
+
+    for m in members:
+        if "\x00" in m.name:
+            raise refuse(m, "has a NUL byte in its name")
+        if _is_absolute(m.name):
+            raise refuse(m, "has an absolute path")
+        raw = m.name.replace("\\", "/").split("/")
+        if ".." in raw:
+            raise refuse(m, "has a '..' component (path traversal)")
+        parts = _member_parts(m.name)
+        if not parts:
+            if m.isdir():
+                continue  # the archive's own "./" entry
+            raise refuse(m, "has an empty name")
+        if through_symlink(parts):
+            raise refuse(m, "would be written through a symbolic link of the archive")
+        if m.isreg() or m.isdir():
+            continue
+        if m.issym() or m.islnk():
+            kind = "symbolic link" if m.issym() else "hard link"
+            target = _link_target_parts(m)
+            if target is None:
+                raise refuse(m, f"is a {kind} to {m.linkname!r}, outside the destination")
+            if m.islnk() and (target in symlinks or through_symlink(target)):
+                raise refuse(m, f"is a hard link to {m.linkname!r}, which goes through a "
+                                f"symbolic link")
+            if m.issym() and through_symlink(target):
+                raise refuse(m, f"is a symbolic link to {m.linkname!r}, which goes through "
+                                f"another symbolic link")
+            continue
+        if m.ischr() or m.isblk():
+            raise refuse(m, "is a device file")
+        if m.isfifo():
+            raise refuse(m, "is a FIFO (named pipe)")
+        raise refuse(m, f"has an unsupported type {m.type!r}")
+
+
+def check_layout(archive: PathLike, members: Sequence[tarfile.TarInfo], top: str) -> None:
+    """Every member must lie under the folder ``top`` (raise :class:`DownloadError` if not)."""
+    for m in members:
+        parts = _member_parts(m.name)
+        if parts and parts[0] != top:
+            raise DownloadError(f"{archive} is not the expected archive: member {m.name!r} is "
+                                f"not under '{top}/'; nothing was extracted")
+    if not any(_member_parts(m.name) for m in members):
+        raise DownloadError(f"{archive} is empty; nothing was extracted")
+
+
+def _open_tar(archive: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(archive, "r:*")
+    except FileNotFoundError:
+        raise DownloadError(f"archive {archive} does not exist") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise DownloadError(f"{archive} is not a readable tar archive ({exc})") from None
+
+
+def read_members(archive: PathLike) -> List[tarfile.TarInfo]:
+    """Every member of ``archive`` (reads the whole file: a truncated archive is detected)."""
+    archive = Path(archive)
+    with _open_tar(archive) as tar:
+        try:
+            return tar.getmembers()
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise DownloadError(f"{archive} is corrupt or truncated ({exc}); delete it and "
+                                f"download it again") from None
+
+
+def _extract_all(tar: tarfile.TarFile, members: List[tarfile.TarInfo], into: Path,
+                 progress: bool, desc: str) -> None:
+    from tqdm import tqdm
+
+    use_filter = hasattr(tarfile, "data_filter")
+    bar = tqdm(members, desc=desc, unit="file", leave=False,
+               disable=not (progress and sys.stderr.isatty()))
+    for m in bar:
+        if use_filter:
+            tar.extract(m, into, filter="data")
+        else:  # Python without extraction filters: our checks above are the guard
+            if m.isreg() or m.isdir():
+                m.mode &= 0o755
+            tar.extract(m, into, set_attrs=not (m.issym() or m.islnk()))
+
+
+def _clean_stale_temps(folder: Path) -> None:
+    if folder.is_dir():
+        for p in folder.glob(EXTRACT_TMP_PREFIX + "*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def safe_extract(archive: PathLike, dest: PathLike, *, progress: bool = True,
+                 expected_top: Optional[str] = None,
+                 members: Optional[List[tarfile.TarInfo]] = None) -> List[Path]:
+    """Unpack ``archive`` into ``dest`` safely; return the top-level paths placed in ``dest``.
+
+    1. Every member is checked first (:func:`check_members`); one bad member refuses the whole
+       archive and nothing is extracted. With ``expected_top``, every member must lie under that
+       single top-level folder.
+    2. The members are extracted, with tarfile's ``data`` filter where available, into a
+       temporary folder ``<dest>/.bapps_extract-*`` (same file system, so renames are atomic).
+    3. Each finished top-level entry is renamed into ``dest``; an entry of the same name already
+       there is first moved aside into the temporary folder, so ``dest`` always shows either the
+       old entry or the complete new one, never a half-written tree.
+
+    ``members`` (from :func:`read_members` on the same file) saves one pass over the archive.
+
+    Raises:
+        DownloadError: naming the archive (and the member) on any unsafe, corrupt or unexpected
+        content, or when ``dest``'s disk lacks room for the unpacked files.
+    """
+    archive = Path(archive)
+    dest = Path(dest)
+    if members is None:
+        members = read_members(archive)
+    check_members(archive, members)
+    if expected_top is not None:
+        check_layout(archive, members, expected_top)
+    tops = sorted({_member_parts(m.name)[0] for m in members if _member_parts(m.name)})
+    if not tops:
+        raise DownloadError(f"{archive} is empty; nothing was extracted")
+    dest.mkdir(parents=True, exist_ok=True)
+    check_free_space(dest, int(sum(m.size for m in members if m.isreg()) * 1.05) + (1 << 20),
+                     f"unpacking {archive.name}")
+    tmp = dest / f"{EXTRACT_TMP_PREFIX}{archive.name}-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        with _open_tar(archive) as tar:
+            try:
+                _extract_all(tar, members, tmp, progress, f"unpacking {archive.name}")
+            except (tarfile.TarError, EOFError, zlib.error) as exc:
+                raise DownloadError(f"{archive}: extraction failed ({exc}); nothing was "
+                                    f"placed in {dest}") from None
+        placed: List[Path] = []
+        for top in tops:
+            final = dest / top
+            new = tmp / top
+            if final.exists() or final.is_symlink():
+                os.replace(final, tmp / f".old-{top}")
+            os.replace(new, final)
+            placed.append(final)
+        return placed
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# archives, manifest, markers
+# --------------------------------------------------------------------------------------------
+def detect_archive(archive: PathLike, *,
+                   members: Optional[Sequence[tarfile.TarInfo]] = None) -> ArchiveSpec:
+    """Which official archive ``archive`` is, from its members' top-level folder.
+
+    The file name is only used in the error message: a renamed download is still recognised.
+    ``members`` (from :func:`read_members`) saves reading the archive again.
+    """
+    archive = Path(archive)
+    if members is None:
+        members = read_members(archive)
+    tops = {p[0] for p in (_member_parts(m.name) for m in members) if p}
+    for spec in ARCHIVES:
+        if tops == {spec.top}:
+            return spec
+    hint = ""
+    by_name = ARCHIVES_BY_NAME.get(archive.name)
+    if by_name is not None:
+        hint = f" (its name says {by_name.name}, whose members are under '{by_name.top}/')"
+    raise DownloadError(
+        f"{archive} is not one of the BAPPS archives{hint}: its top-level entries are "
+        f"{sorted(tops)[:5]}, expected exactly one of "
+        f"{', '.join(repr(a.top + '/') for a in ARCHIVES)}")
+
+
+def _read_manifest(root: Path) -> dict:
+    path = root / MANIFEST_NAME
+    if not path.exists():
+        return {"archives": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DownloadError(f"download manifest {path} is unreadable ({exc}); delete it to "
+                            f"start the bookkeeping afresh") from None
+    if not isinstance(data, dict) or not isinstance(data.get("archives"), dict):
+        raise DownloadError(f"download manifest {path} is not in the expected format; delete "
+                            f"it to start the bookkeeping afresh")
+    return data
+
+
+def _write_manifest(root: Path, manifest: dict) -> None:
+    write_text_atomic(root / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _install(spec: ArchiveSpec, archive: Path, root: Path, sha: str, source: str,
+             progress: bool, members: Optional[List[tarfile.TarInfo]] = None) -> None:
+    """Unpack one verified archive and write its completion marker (last)."""
+    placed = safe_extract(archive, spec.dest(root), progress=progress, expected_top=spec.top,
+                          members=members)
+    marker = {"archive": spec.name, "sha256": sha, "size": archive.stat().st_size,
+              "source": source, "extracted_to": [str(p) for p in placed], "time": _now()}
+    write_text_atomic(spec.marker(root), json.dumps(marker, indent=2, sort_keys=True) + "\n")
+
+
+def download_bapps(root: PathLike, *, val_only: bool = False, base_url: Optional[str] = None,
+                   from_archive: Optional[PathLike] = None, progress: bool = True,
+                   keep_archives: bool = False) -> Dict[str, dict]:
+    """Download and unpack BAPPS into ``root`` (or unpack one archive fetched another way).
+
+    Args:
+        root: the dataset root; ends up holding ``jnd/`` and ``2afc/``.
+        val_only: only ``jnd.tar.gz`` and ``twoafc_val.tar.gz`` (≈1.3 GB instead of 6.6 GB).
+        base_url: a mirror holding the three archive names (default :data:`BASE_URL`).
+        from_archive: unpack this local archive (recognised from its members) and download
+            nothing.
+        progress: progress bars and one-line status messages on stderr.
+        keep_archives: keep each ``.tar.gz`` in ``root`` after unpacking (default: delete it).
+
+    Returns:
+        ``{archive name: {"status": ..., "sha256": ..., "size": ..., "dest": ...}}`` where
+        status is ``"already extracted"``, ``"extracted"`` or ``"extracted from archive"``.
+
+    Reruns are idempotent (archives with a completion marker are skipped without any network
+    request) and finish what a killed run left: a ``.part`` download resumes, an interrupted
+    extraction starts over. A second process on the same root stops with
+    :class:`~bapps_toolkit.errors.LockedError`.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = (base_url or BASE_URL).rstrip("/") + "/"
+    results: Dict[str, dict] = {}
+    with FileLock(root / ".bapps_download", "a BAPPS download into"):
+        _clean_stale_temps(root)
+        _clean_stale_temps(root / "2afc")
+        manifest = _read_manifest(root)
+
+        if from_archive is not None:
+            archive = Path(from_archive)
+            if not archive.is_file():
+                raise DownloadError(f"--from-archive {archive}: no such file")
+            members = read_members(archive)
+            spec = detect_archive(archive, members=members)
+            sha = sha256_file(archive)
+            if spec.marker(root).exists():
+                try:
+                    done = json.loads(spec.marker(root).read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    done = {}
+                if isinstance(done, dict) and done.get("sha256") == sha:
+                    _say(f"{spec.name}: {archive} is already extracted, skipping", progress)
+                    return {spec.name: {"status": "already extracted", "sha256": sha,
+                                        "size": archive.stat().st_size,
+                                        "dest": str(spec.dest(root))}}
+                spec.marker(root).unlink()
+            known = spec.sha256 or manifest["archives"].get(spec.name, {}).get("sha256")
+            if known and known != sha:
+                _say(f"note: {archive} has SHA-256 {sha}, not the {known} recorded for "
+                     f"{spec.name}; unpacking it anyway as you asked", progress)
+            _say(f"{spec.name}: unpacking {archive} into {spec.dest(root)}", progress)
+            _install(spec, archive, root, sha, str(archive.resolve()), progress, members)
+            manifest["archives"][spec.name] = {"sha256": sha, "size": archive.stat().st_size,
+                                               "source": str(archive.resolve()), "time": _now()}
+            _write_manifest(root, manifest)
+            return {spec.name: {"status": "extracted from archive", "sha256": sha,
+                                "size": archive.stat().st_size, "dest": str(spec.dest(root))}}
+
+        wanted = [a for a in ARCHIVES if a.val or not val_only]
+        todo = [a for a in wanted if not a.marker(root).exists()]
+        need = 0
+        for a in todo:
+            have = root / a.name
+            got = have.stat().st_size if have.exists() else (
+                part_path(have).stat().st_size if part_path(have).exists() else 0)
+            need += max(a.approx_bytes - got, 0) + int(a.approx_bytes * UNPACK_FACTOR)
+        if todo:
+            check_free_space(root, need, "the BAPPS archives " + ", ".join(a.name for a in todo)
+                             + " and their unpacked files")
+
+        for spec in wanted:
+            marker = spec.marker(root)
+            entry = manifest["archives"].get(spec.name, {})
+            if marker.exists():
+                _say(f"{spec.name}: already extracted (marker {marker.name}), skipping", progress)
+                results[spec.name] = {"status": "already extracted", "sha256": entry.get("sha256"),
+                                      "size": entry.get("size"), "dest": str(spec.dest(root))}
+                continue
+            url = base + spec.name
+            archive = root / spec.name
+            known_sha = spec.sha256 or entry.get("sha256")
+            _say(f"{spec.name}: downloading {url}", progress)
+            try:
+                download_file(url, archive, expected_size=entry.get("size"), sha256=known_sha,
+                              progress=progress)
+            except DownloadError as exc:
+                if known_sha and "SHA-256" in str(exc):
+                    raise DownloadError(
+                        f"{exc}. The SHA-256 was recorded in {root / MANIFEST_NAME} when "
+                        f"{spec.name} was first downloaded; if the archive was legitimately "
+                        f"replaced upstream, remove its entry from that file") from None
+                raise
+            try:
+                members = read_members(archive)
+                check_layout(archive, members, spec.top)
+                check_members(archive, members)
+            except DownloadError as exc:
+                archive.unlink()
+                raise DownloadError(f"{exc}. The downloaded file was deleted; check the address "
+                                    f"{url}") from None
+            sha = known_sha or sha256_file(archive)
+            manifest["archives"][spec.name] = {"sha256": sha, "size": archive.stat().st_size,
+                                               "source": url, "time": _now()}
+            _write_manifest(root, manifest)
+            _say(f"{spec.name}: unpacking into {spec.dest(root)}", progress)
+            _install(spec, archive, root, sha, url, progress, members)
+            if not keep_archives:
+                with contextlib.suppress(FileNotFoundError):
+                    archive.unlink()
+            results[spec.name] = {"status": "extracted", "sha256": sha,
+                                  "size": manifest["archives"][spec.name]["size"],
+                                  "dest": str(spec.dest(root))}
+    return results
