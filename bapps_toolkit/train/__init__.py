@@ -1,0 +1,16 @@
+"""Training calibrated LPIPS metrics from the BAPPS 2AFC judgments (Zhang et al., CVPR 2018).
+
+>>> from bapps_toolkit.train import TrainConfig, train, load_metric_from_checkpoint
+>>> res = train(TrainConfig(data="bapps.h5", net="alex", variant="lin", out="runs/alex-lin"))  # doctest: +SKIP
+>>> metric = load_metric_from_checkpoint(res.checkpoint_path)                                  # doctest: +SKIP
+
+Variants: ``lin`` (frozen backbone, linear layers only; cached-feature fast path by default),
+``tune`` (backbone trained from the given weights), ``scratch`` (random backbone, trained).
+The official schedule is the default (see :mod:`.config`); checkpoints are safetensors plus an
+official-layout ``.pth`` of the linear layers and a JSON card (see :mod:`.checkpoint`).
+"""
+from .checkpoint import load_metric_from_checkpoint
+from .config import ConfigError, TrainConfig, lr_for_epoch
+from .loop import TrainResult, train
+
+__all__ = ["TrainConfig", "TrainResult", "train", "load_metric_from_checkpoint", "lr_for_epoch", "ConfigError"]

@@ -1,0 +1,215 @@
+"""Training configuration and the official learning-rate schedule.
+
+The defaults reproduce the official LPIPS trainer (Zhang et al., CVPR 2018; ``train.py`` of
+richzhang/PerceptualSimilarity): Adam, lr 1e-4, betas (0.5, 0.999), batch 50, shuffled, ``nepoch``
+5 epochs at the base rate then ``nepoch_decay`` 5 decay epochs, linear layers behind
+Dropout(0.5).
+
+Learning-rate schedule (exactly the official one)
+-------------------------------------------------
+The official loop runs epochs ``1 … nepoch + nepoch_decay`` and, *after* each epoch ``e`` with
+``e > nepoch``, lowers the rate by ``lr0 / nepoch_decay``. So epochs ``1 … nepoch + 1`` run at
+``lr0`` and epoch ``e > nepoch + 1`` runs at ``lr0 · (1 − (e − nepoch − 1) / nepoch_decay)``; the
+rate would reach 0 only after the last epoch. With the defaults: epochs 1–6 at 1e-4, then 8e-5,
+6e-5, 4e-5, 2e-5 for epochs 7–10. :func:`lr_for_epoch` implements this and the tests check it
+epoch by epoch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from ..errors import BappsError
+
+NETS = ("alex", "vgg", "squeeze")
+VARIANTS = ("lin", "tune", "scratch")
+VERSIONS = ("0.0", "0.1")
+
+PathLike = Union[str, Path]
+
+
+class ConfigError(BappsError, ValueError):
+    """A training option is invalid (the message names it)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Fields that change the result (net, variant, version, data, datasets, backbone, seed,
+    schedule, dropout, fast) are recorded in the run's card; ``--resume`` refuses to continue a run
+    with different values. ``device``, ``progress``, ``val_every_epoch`` only change how it runs.
+
+    * ``data`` — a BAPPS folder root or a packed ``.h5`` file.
+    * ``datasets`` — 2AFC training keys or short forms (``"train/mix"``, ``"train"``); ``None`` =
+      every ``2afc/train/*`` set present.
+    * ``backbone_weights`` — as for the LPIPS metric: a path to torchvision-layout weights,
+      ``"random"`` (seeded random backbone: results are UNCALIBRATED), or ``None`` (torchvision's
+      ImageNet weights from the torch hub cache). ``scratch`` always starts from a random backbone.
+    * ``fast`` — ``None`` = automatic (the cached-feature fast path for ``lin``, the full path
+      otherwise). ``True`` is only valid for ``lin``.
+    * ``deterministic`` — call ``torch.use_deterministic_algorithms(True)`` for the run.
+    """
+
+    data: PathLike
+    net: str = "alex"
+    variant: str = "lin"
+    out: PathLike = "runs/lpips"
+    datasets: Optional[Sequence[str]] = None
+    backbone_weights: Optional[PathLike] = None
+    version: str = "0.1"
+    epochs: int = 5
+    decay_epochs: int = 5
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 50
+    dropout: float = 0.5
+    seed: int = 0
+    fast: Optional[bool] = None
+    resume: bool = False
+    overwrite: bool = False
+    val_every_epoch: bool = False
+    val_datasets: Optional[Sequence[str]] = None
+    device: Optional[str] = None
+    bf16: bool = False
+    progress: bool = True
+    deterministic: bool = False
+    precompute_batch: int = 512
+    val_batch: int = 256
+
+    # ---------------------------------------------------------------------------------------
+    def validated(self) -> "TrainConfig":
+        """Return a normalised copy; raise :class:`ConfigError` naming the bad option."""
+        c = TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
+        c.net = str(c.net).lower()
+        if c.net == "vgg16":
+            c.net = "vgg"
+        if c.net not in NETS:
+            raise ConfigError(f"net: unknown network {self.net!r}; choose one of {', '.join(NETS)}")
+        c.variant = str(c.variant).lower()
+        if c.variant not in VARIANTS:
+            raise ConfigError(f"variant: unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        c.version = str(c.version)
+        if c.version not in VERSIONS:
+            raise ConfigError(f"version: LPIPS version must be one of {', '.join(VERSIONS)}, got {self.version!r}")
+        for name in ("epochs", "decay_epochs", "batch_size", "seed", "precompute_batch", "val_batch"):
+            v = getattr(c, name)
+            if isinstance(v, bool) or not isinstance(v, (int,)) and not (isinstance(v, float) and v.is_integer()):
+                raise ConfigError(f"{name}: expected an integer, got {v!r}")
+            setattr(c, name, int(v))
+        if c.epochs < 0:
+            raise ConfigError(f"epochs: must be >= 0, got {c.epochs}")
+        if c.decay_epochs < 0:
+            raise ConfigError(f"decay_epochs: must be >= 0, got {c.decay_epochs}")
+        if c.epochs + c.decay_epochs < 1:
+            raise ConfigError("epochs + decay_epochs must be at least 1 (nothing to train)")
+        if c.batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {c.batch_size}")
+        if c.precompute_batch < 1 or c.val_batch < 1:
+            raise ConfigError("precompute_batch and val_batch must be >= 1")
+        if c.seed < 0:
+            raise ConfigError(f"seed: must be >= 0, got {c.seed}")
+        for name in ("lr", "beta1", "beta2", "dropout"):
+            v = getattr(c, name)
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name}: expected a number, got {getattr(c, name)!r}") from None
+            if not math.isfinite(v):
+                raise ConfigError(f"{name}: must be finite, got {v}")
+            setattr(c, name, v)
+        if c.lr <= 0:
+            raise ConfigError(f"lr: must be > 0, got {c.lr}")
+        if not 0.0 <= c.beta1 < 1.0:
+            raise ConfigError(f"beta1: must be in [0, 1), got {c.beta1}")
+        if not 0.0 <= c.beta2 < 1.0:
+            raise ConfigError(f"beta2: must be in [0, 1), got {c.beta2}")
+        if not 0.0 <= c.dropout < 1.0:
+            raise ConfigError(f"dropout: must be in [0, 1), got {c.dropout}")
+        if c.fast and c.variant != "lin":
+            raise ConfigError(
+                f"fast: the cached-feature fast path needs a frozen backbone (variant lin), "
+                f"not variant {c.variant!r}; drop --fast/fast=True"
+            )
+        if c.fast is None:
+            c.fast = c.variant == "lin"
+        c.fast = bool(c.fast)
+        if c.variant == "scratch":
+            if c.backbone_weights not in (None, "random"):
+                raise ConfigError(
+                    f"backbone_weights: variant scratch starts from a random backbone; "
+                    f"do not pass backbone weights ({self.backbone_weights!r}), or use --variant tune"
+                )
+            c.backbone_weights = "random"
+        elif c.variant == "tune" and c.backbone_weights == "random":
+            raise ConfigError(
+                "backbone_weights='random' with variant tune is training from a random backbone: "
+                "use --variant scratch for that"
+            )
+        if c.backbone_weights is not None and c.backbone_weights != "random":
+            c.backbone_weights = str(Path(c.backbone_weights).expanduser().resolve())
+        if c.resume and c.overwrite:
+            raise ConfigError("resume and overwrite exclude each other: pick one")
+        if c.datasets is not None:
+            if isinstance(c.datasets, str):
+                c.datasets = [c.datasets]
+            c.datasets = [str(d) for d in c.datasets]
+            if not c.datasets:
+                raise ConfigError("datasets: empty list; omit it to use every 2afc/train/* set")
+        if c.val_datasets is not None:
+            if isinstance(c.val_datasets, str):
+                c.val_datasets = [c.val_datasets]
+            c.val_datasets = [str(d) for d in c.val_datasets]
+        c.data = str(Path(c.data).expanduser())
+        c.out = str(Path(c.out).expanduser())
+        c.bf16 = bool(c.bf16)
+        return c
+
+    @property
+    def total_epochs(self) -> int:
+        return int(self.epochs) + int(self.decay_epochs)
+
+    def lr_schedule(self) -> List[float]:
+        """Learning rate of every epoch ``1 … total_epochs`` (see the module docstring)."""
+        return [lr_for_epoch(e, self.lr, self.epochs, self.decay_epochs) for e in range(1, self.total_epochs + 1)]
+
+    def result_fields(self) -> Dict[str, Any]:
+        """The options that determine the trained weights (compared on ``--resume``)."""
+        keys = ("net", "variant", "version", "datasets", "backbone_weights", "epochs", "decay_epochs",
+                "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast")
+        d = asdict(self)
+        out = {k: d[k] for k in keys}
+        if out["datasets"] is not None:
+            out["datasets"] = list(out["datasets"])
+        return out
+
+
+def lr_for_epoch(epoch: int, lr0: float, epochs: int, decay_epochs: int) -> float:
+    """Official learning rate of 1-based ``epoch``.
+
+    ``lr0`` for ``epoch <= epochs + 1``, then ``lr0 − (epoch − epochs − 1) · lr0 / decay_epochs``.
+    (The official ``update_learning_rate`` subtracts ``lr0 / nepoch_decay`` after every epoch past
+    ``nepoch``; the first subtraction happens after epoch ``nepoch + 1``.)
+    """
+    if epoch < 1:
+        raise ValueError(f"epoch is 1-based, got {epoch}")
+    if decay_epochs <= 0 or epoch <= epochs + 1:
+        return float(lr0)
+    # Subtract step by step, as the official trainer does, so the floats match it exactly.
+    lrd = lr0 / decay_epochs
+    lr = float(lr0)
+    for _ in range(epoch - epochs - 1):
+        lr = lr - lrd
+    return lr
+
+
+def config_from_dict(d: Dict[str, Any]) -> TrainConfig:
+    """Rebuild a config from a card's ``config`` entry (unknown keys are ignored)."""
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in d.items() if k in names})
+
+
+__all__ = ["TrainConfig", "ConfigError", "lr_for_epoch", "config_from_dict", "NETS", "VARIANTS", "VERSIONS"]

@@ -1,0 +1,655 @@
+"""``train(config)``: the training loop of calibrated LPIPS metrics (lin / tune / scratch).
+
+Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric", CVPR
+2018, §3.3: LPIPS distances ``d0 = d(ref, p0)``, ``d1 = d(ref, p1)`` feed the ranking network
+G, trained with binary cross-entropy against the fraction of raters who preferred ``p1``.
+Images enter the metric in [-1, 1].
+
+Reproducibility and resume
+--------------------------
+Everything random is drawn from generators seeded by ``(seed, epoch, stream)``
+(:func:`~bapps_toolkit.train.model.derive_seed`): the linear layers' and G's init, the shuffle of
+each epoch (``torch.randperm`` on CPU) and the dropout masks of each epoch (on the training
+device). So no RNG state has to be saved: a run resumed after epoch ``e`` restores the weights and
+the Adam state of epoch ``e`` and continues exactly as an uninterrupted run; on CPU with
+``deterministic=True`` the final weights are bit-identical (tested by killing a run with SIGKILL).
+
+Test hooks (environment variables, used by the fault-injection tests only):
+``BAPPS_TRAIN_TEST_PAUSE="EPOCH:STEP:MARKER"`` — after step ``STEP`` of epoch ``EPOCH`` write
+the file ``MARKER`` and sleep until killed; ``BAPPS_TRAIN_TEST_STEP_SLEEP=SECONDS`` — sleep after
+every step.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .._io import FileLock, write_text_atomic
+from .._version import __version__
+from ..errors import BappsError, CheckpointError, DataError
+from . import checkpoint as ck
+from . import distributed as dd
+from .config import TrainConfig, config_from_dict, lr_for_epoch
+from .model import (STREAM_BACKBONE, STREAM_DROPOUT, STREAM_INIT, STREAM_SHUFFLE, MaskSource,
+                    RankingNet, TrainModule, bce_sum, clamp_linear_, derive_seed, init_linear_,
+                    init_ranking_net_, make_generator, train_accuracy)
+
+LIN_INIT_NOTE = ("nn.Conv2d default init, as the official trainer (pretrained=False): "
+                 "w ~ U(-1/sqrt(C), 1/sqrt(C)), drawn from a generator seeded from the run seed; "
+                 "clamped to >= 0 after every step")
+FAST_DROPOUT_NOTE = ("dropout on the per-channel spatial-mean vectors (one mask element per triplet, "
+                     "channel and side; same p; equal to the official per-pixel dropout in expectation, "
+                     "larger variance)")
+LOG_FIELDS = ["epoch", "lr", "loss", "train_2afc", "seconds", "items_per_s", "val_2afc"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the run folder, its newest weights file and its card."""
+
+    out_dir: Path
+    checkpoint_path: Path
+    card: Dict[str, Any]
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.card.get("calibrated"))
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+
+def _say(ctx: dd.DistContext, cfg: TrainConfig, msg: str, *, always: bool = False) -> None:
+    if ctx.is_main and (cfg.progress or always):
+        print(f"bapps train: {msg}", file=sys.stderr, flush=True)
+
+
+def _score_2afc(d0: np.ndarray, d1: np.ndarray, judge: np.ndarray) -> float:
+    from ..evaluate.scores import score_2afc
+
+    return float(score_2afc(d0, d1, judge))
+
+
+def _test_hooks() -> Tuple[Optional[Tuple[int, int, str]], float]:
+    pause = None
+    spec = os.environ.get("BAPPS_TRAIN_TEST_PAUSE", "")
+    if spec:
+        e, s, marker = spec.split(":", 2)
+        pause = (int(e), int(s), marker)
+    sleep = float(os.environ.get("BAPPS_TRAIN_TEST_STEP_SLEEP", "0") or 0)
+    return pause, sleep
+
+
+def _select_train_keys(cfg: TrainConfig) -> List[str]:
+    from ..data import find_sets
+
+    data = Path(cfg.data)
+    if not data.exists():
+        raise DataError(f"training data {data} does not exist (give a BAPPS folder root or a packed .h5)")
+    try:
+        present = find_sets(str(data))
+    except DataError as exc:
+        raise DataError(f"no training data found in {data}: {exc}") from None
+    twoafc = [k for k in present if k.startswith("2afc/")]
+    if cfg.datasets is None:
+        keys = [k for k in twoafc if k.startswith("2afc/train/")]
+        if not keys:
+            raise DataError(
+                f"no training data found in {data}: no 2afc/train/* sets "
+                f"(present: {', '.join(present) or 'none'}); download twoafc_train or pass --datasets"
+            )
+        return keys
+    from ..data.layout import expand_datasets
+
+    return list(expand_datasets(cfg.datasets, present, "2afc", where=str(data)))
+
+
+def _select_val_keys(cfg: TrainConfig) -> List[str]:
+    from ..data import find_sets
+    from ..data.layout import expand_datasets
+
+    present = find_sets(cfg.data)
+    if cfg.val_datasets is not None:
+        return list(expand_datasets(cfg.val_datasets, present, "2afc", where=str(cfg.data)))
+    keys = [k for k in present if k.startswith("2afc/val/")]
+    if not keys:
+        raise DataError(f"--val: no 2afc/val/* sets in {cfg.data} to validate on (present: {', '.join(present)})")
+    return keys
+
+
+def _is_synthetic(cfg: TrainConfig, keys: Sequence[str]) -> bool:
+    from ..data import iter_2afc_chunks
+
+    for part in iter_2afc_chunks(cfg.data, keys[0], 1):
+        return bool(part.synthetic)
+    return False
+
+
+def _backbone_source(cfg: TrainConfig) -> Dict[str, Any]:
+    from .._io import sha256_file
+
+    if cfg.variant == "scratch":
+        return {"source": "random", "seed": derive_seed(cfg.seed, STREAM_BACKBONE) % (2 ** 31),
+                "started_from_scratch": True, "trained": True}
+    if cfg.backbone_weights == "random":
+        return {"source": "random", "seed": derive_seed(cfg.seed, STREAM_BACKBONE) % (2 ** 31),
+                "started_from_scratch": False, "trained": cfg.variant != "lin"}
+    if cfg.backbone_weights is None:
+        return {"source": "torchvision ImageNet weights (torch hub cache)", "started_from_scratch": False,
+                "trained": cfg.variant != "lin"}
+    p = Path(cfg.backbone_weights)
+    if not p.is_file():
+        raise BappsError(f"backbone_weights: {p} does not exist or is not a file")
+    return {"source": str(p), "sha256": sha256_file(p), "started_from_scratch": False,
+            "trained": cfg.variant != "lin"}
+
+
+def build_lpips(net: str, version: str, backbone_weights: Any, random_seed: int) -> torch.nn.Module:
+    """An LPIPS metric (linear layers on, all zero until loaded or initialised) with the given
+    backbone; a ``"random"`` backbone is the seeded init of ``random_seed``. The official
+    linear-weight files are not needed (nothing is silently taken from them)."""
+    from ..metrics.backbones import LPIPS_CHANNELS
+    from ..metrics.lpips import LPIPS
+
+    zeros = {f"lin{k}.model.1.weight": torch.zeros(1, c, 1, 1) for k, c in enumerate(LPIPS_CHANNELS[net])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the random-backbone warning is re-issued by train()
+        return LPIPS(net=net, version=version, lpips=True, backbone_weights=backbone_weights,
+                     lin_weights=zeros, random_seed=int(random_seed))
+
+
+def _calibration(cfg: TrainConfig, synthetic: bool, bsrc: Dict[str, Any]) -> Tuple[bool, str]:
+    notes = []
+    if synthetic:
+        notes.append("trained on SYNTHETIC data, not human judgments")
+    if bsrc["source"] == "random" and not bsrc["started_from_scratch"]:
+        notes.append("random backbone")
+    return (not notes), "; ".join(notes)
+
+
+def _lin_weights_list(lins) -> List[torch.Tensor]:
+    return [lin.weight.detach() for lin in lins]
+
+
+def _write_log(out: Path, history: List[Dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for h in history:
+        row = {k: h.get(k, "") for k in LOG_FIELDS}
+        if row["val_2afc"] is None:
+            row["val_2afc"] = ""
+        w.writerow(row)
+    write_text_atomic(out / ck.LOG, buf.getvalue())
+
+
+# ------------------------------------------------------------------------------------------
+# validation
+
+@torch.no_grad()
+def _val_scores_fast(module: TrainModule, vecs) -> Dict[str, float]:
+    w = module.lin_vector().detach()
+    d0 = (vecs.v0 @ w).cpu().numpy()
+    d1 = (vecs.v1 @ w).cpu().numpy()
+    j = vecs.judge.cpu().numpy()
+    return {k: _score_2afc(d0[a:b], d1[a:b], j[a:b]) for k, (a, b) in vecs.offsets().items()}
+
+
+@torch.no_grad()
+def _val_scores_full(module: TrainModule, cfg: TrainConfig, keys: Sequence[str], device) -> Dict[str, float]:
+    from ..data import iter_2afc_chunks, to_model_input
+
+    was = module.training
+    module.eval()
+    out = {}
+    for key in keys:
+        d0s, d1s, js = [], [], []
+        for part in iter_2afc_chunks(cfg.data, key, cfg.val_batch):
+            ref = to_model_input(part.ref, device=device)
+            p0 = to_model_input(part.p0, device=device)
+            p1 = to_model_input(part.p1, device=device)
+            d0, d1, _ = module.forward_full(ref, p0, p1, None)
+            d0s.append(d0.cpu())
+            d1s.append(d1.cpu())
+            js.append(torch.as_tensor(part.judge).reshape(-1))
+        out[key] = _score_2afc(torch.cat(d0s).numpy(), torch.cat(d1s).numpy(), torch.cat(js).numpy())
+    module.train(was)
+    return out
+
+
+def _mean(scores: Dict[str, float]) -> Optional[float]:
+    return float(np.mean(list(scores.values()))) if scores else None
+
+
+# ------------------------------------------------------------------------------------------
+# full-path data
+
+class _FullData:
+    """Training triplets held whole (uint8), indexed per batch."""
+
+    def __init__(self, cfg: TrainConfig, keys: Sequence[str], device: torch.device):
+        from ..data import load_2afc
+
+        dev = device if device.type == "cuda" else None
+        sets = load_2afc(cfg.data, list(keys), device=dev, progress=cfg.progress)
+        self.counts = {s.key: len(s) for s in sets}
+        if dev is None:
+            self.ref = torch.from_numpy(np.concatenate([np.asarray(s.ref) for s in sets]))
+            self.p0 = torch.from_numpy(np.concatenate([np.asarray(s.p0) for s in sets]))
+            self.p1 = torch.from_numpy(np.concatenate([np.asarray(s.p1) for s in sets]))
+            self.judge = torch.from_numpy(np.concatenate([np.asarray(s.judge, dtype=np.float32) for s in sets]))
+        else:
+            self.ref = torch.cat([s.ref for s in sets])
+            self.p0 = torch.cat([s.p0 for s in sets])
+            self.p1 = torch.cat([s.p1 for s in sets])
+            self.judge = torch.cat([torch.as_tensor(s.judge, dtype=torch.float32) for s in sets])
+        self.judge = self.judge.reshape(-1).to(device)
+        self.device = device
+
+    def __len__(self) -> int:
+        return int(self.judge.shape[0])
+
+    def batch(self, idx: torch.Tensor):
+        from ..data import to_model_input
+
+        ii = idx.to(self.ref.device)
+        return (to_model_input(self.ref[ii], device=self.device), to_model_input(self.p0[ii], device=self.device),
+                to_model_input(self.p1[ii], device=self.device))
+
+
+# ------------------------------------------------------------------------------------------
+# out-dir state
+
+def _check_card_config(card: Dict[str, Any], cfg: TrainConfig, out: Path) -> None:
+    saved = card.get("config") or {}
+    if saved.get("net") != cfg.net:
+        raise CheckpointError(
+            f"{out}: the checkpoint there is for net {saved.get('net')!r}, not {cfg.net!r}; "
+            "pick another --out or the same --net"
+        )
+    mine = cfg.result_fields()
+    theirs = config_from_dict(saved).validated().result_fields() if saved else {}
+    diff = [f"{k}: saved {theirs.get(k)!r} vs now {v!r}" for k, v in mine.items() if theirs.get(k) != v]
+    if diff:
+        raise CheckpointError(
+            f"{out}: cannot resume — the run there was started with other settings ({'; '.join(diff)}). "
+            "Resume with the same settings, or start over with --overwrite."
+        )
+
+
+def _prepare_out(cfg: TrainConfig) -> Tuple[Optional[Dict[str, Any]], int]:
+    """Check the out folder against resume/overwrite; return ``(card to resume or None, epochs done)``."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise BappsError(f"out: {out} exists and is not a folder")
+    card_path = out / ck.CARD
+    card = ck.read_json(card_path, "run card") if card_path.exists() else None
+    if card is not None and card.get("format") != ck.CARD_FORMAT:
+        raise CheckpointError(f"{card_path}: not a bapps-toolkit training card")
+    if cfg.resume:
+        if card is None:
+            raise CheckpointError(
+                f"--resume: nothing to resume in {out} (no {ck.CARD}); start a new run without --resume"
+            )
+        _check_card_config(card, cfg, out)
+        done = int(card.get("epochs_done", 0))
+        if done > 0:
+            for p in (ck.weights_path(out, ck.epoch_stem(done)), ck.optim_path(out, ck.epoch_stem(done))):
+                if not p.is_file():
+                    raise CheckpointError(f"--resume: {p} is missing (the card says epoch {done} finished)")
+        return card, done
+    if card is not None and not cfg.overwrite:
+        if card.get("finished"):
+            raise BappsError(
+                f"out: {out} holds a finished run ({card.get('config', {}).get('net')} "
+                f"{card.get('config', {}).get('variant')}, {card.get('epochs_done')} epochs); "
+                "refusing to overwrite it — pass --overwrite, or pick another --out"
+            )
+        raise BappsError(
+            f"out: {out} holds an unfinished run (epoch {card.get('epochs_done', 0)} of "
+            f"{card.get('total_epochs', '?')}); pass --resume to continue it or --overwrite to start over"
+        )
+    return None, 0
+
+
+# ------------------------------------------------------------------------------------------
+# the loop
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train an LPIPS metric from 2AFC judgments; see :class:`TrainConfig` for the options.
+
+    Returns a :class:`TrainResult` whose ``checkpoint_path`` loads with
+    :func:`~bapps_toolkit.train.load_metric_from_checkpoint`. Raises
+    :class:`~bapps_toolkit.errors.BappsError` subclasses (or ``ValueError``) on bad input,
+    before anything is written.
+    """
+    cfg = config.validated()
+    ctx = dd.setup(cfg.device)
+    if cfg.bf16 and ctx.device.type != "cuda":
+        dd.teardown(ctx)
+        raise ValueError("bf16: bfloat16 autocast is only offered on CUDA devices; drop --bf16 on CPU")
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    lock: Optional[FileLock] = None
+    try:
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+        # --- checks on rank 0, outcome shared so every rank stops together -------------------
+        status: Dict[str, Any] = {}
+        if ctx.is_main:
+            try:
+                keys = _select_train_keys(cfg)
+                lock = FileLock(Path(cfg.out), "training run")
+                lock.acquire()
+                card, done = _prepare_out(cfg)
+                val_keys = _select_val_keys(cfg) if cfg.val_every_epoch else []
+                status = {"ok": True, "keys": keys, "card": card, "done": done, "val_keys": val_keys,
+                          "synthetic": _is_synthetic(cfg, keys), "bsrc": _backbone_source(cfg)}
+            except (BappsError, ValueError, FileNotFoundError) as exc:
+                status = {"ok": False, "type": type(exc).__name__, "msg": str(exc), "exc": exc}
+        shared = dd.broadcast_object(ctx, {k: v for k, v in status.items() if k != "exc"})
+        if not shared["ok"]:
+            if ctx.is_main:
+                raise status["exc"]
+            raise BappsError(f"rank {ctx.rank}: rank 0 stopped: {shared['msg']}")
+        return _run(cfg, ctx, shared)
+    finally:
+        if lock is not None:
+            lock.release()
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(prev_det)
+        dd.teardown(ctx)
+
+
+def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResult:
+    out = Path(cfg.out)
+    keys: List[str] = st["keys"]
+    val_keys: List[str] = st["val_keys"]
+    bsrc: Dict[str, Any] = st["bsrc"]
+    synthetic: bool = st["synthetic"]
+    resume_card: Optional[Dict[str, Any]] = st["card"]
+    done: int = st["done"]
+    dev = ctx.device
+    calibrated, cal_note = _calibration(cfg, synthetic, bsrc)
+
+    # --- model ------------------------------------------------------------------------------
+    bb_arg: Any = "random" if bsrc["source"] == "random" else cfg.backbone_weights
+    lpips = build_lpips(cfg.net, cfg.version, bb_arg, bsrc.get("seed", 0))
+    G = RankingNet()
+    gen = make_generator(derive_seed(cfg.seed, STREAM_INIT))
+    init_linear_(lpips.lins, gen)
+    init_ranking_net_(G, gen)
+    train_backbone = cfg.variant in ("tune", "scratch")
+    for p in lpips.backbone.parameters():
+        p.requires_grad_(train_backbone)
+    for lin in lpips.lins:
+        lin.weight.requires_grad_(True)
+    if bsrc["source"] == "random" and not train_backbone and resume_card is not None and (out / ck.BACKBONE_FILE).is_file():
+        tensors, _ = ck.read_safetensors(out / ck.BACKBONE_FILE)
+        lpips.backbone.load_state_dict(tensors)
+    module = TrainModule(lpips, G, train_backbone=train_backbone, bf16=cfg.bf16).to(dev)
+    module.train()
+    if not train_backbone:
+        lpips.backbone.eval()
+
+    named = [(f"lin.{k}.weight", lin.weight) for k, lin in enumerate(lpips.lins)]
+    named += [(f"G.{n}", p) for n, p in G.named_parameters()]
+    if train_backbone:
+        named += [(f"backbone.{n}", p) for n, p in lpips.backbone.named_parameters()]
+    param_names = [n for n, _ in named]
+    opt = torch.optim.Adam([p for _, p in named], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+    if done > 0:
+        stem = ck.epoch_stem(done)
+        tensors, meta = ck.read_safetensors(ck.weights_path(out, stem))
+        _check_meta(meta, cfg, ck.weights_path(out, stem))
+        lin_w, g_state, bb_state = ck.split_model_tensors(tensors)
+        with torch.no_grad():
+            for lin, w in zip(lpips.lins, lin_w):
+                lin.weight.copy_(w.to(lin.weight.device))
+        G.load_state_dict(g_state)
+        if train_backbone:
+            lpips.backbone.load_state_dict(bb_state)
+        ck.load_optimizer_(opt, param_names, ck.optim_path(out, stem))
+    wrapped = dd.wrap(module, ctx)
+
+    # --- data ---------------------------------------------------------------------------------
+    if cfg.fast:
+        _say(ctx, cfg, f"precomputing fast-path features of {', '.join(keys)} on {dev} …")
+        data = None
+        vecs = _precompute(lpips, cfg, keys, ctx, "train features")
+        n_train, counts, judge_all = len(vecs), dict(vecs.counts), vecs.judge
+        pre_seconds, pre_images = vecs.seconds, vecs.images
+    else:
+        vecs = None
+        data = _FullData(cfg, keys, dev)
+        n_train, counts, judge_all = len(data), dict(data.counts), data.judge
+        pre_seconds, pre_images = 0.0, 0
+    if n_train == 0:
+        raise DataError(f"no training data found in {cfg.data}: the selected sets ({', '.join(keys)}) are empty")
+    val_vecs = None
+    if val_keys and cfg.fast:
+        val_vecs = _precompute(lpips, cfg, val_keys, ctx, "val features")
+
+    def val_scores() -> Dict[str, float]:
+        if not val_keys or not ctx.is_main:
+            return {}
+        if cfg.fast:
+            return _val_scores_fast(module, val_vecs)
+        return _val_scores_full(module, cfg, val_keys, dev)
+
+    # --- card -----------------------------------------------------------------------------------
+    label = f"lpips-{cfg.net} {cfg.variant}"
+    if not calibrated:
+        label += f" [UNCALIBRATED: {cal_note}]"
+        if ctx.is_main:
+            warnings.warn(f"bapps train: {label}: the trained metric is not a calibrated LPIPS", UserWarning,
+                          stacklevel=3)
+    if resume_card is not None:
+        card = resume_card
+        card["history"] = [h for h in card.get("history", []) if int(h["epoch"]) <= done]
+        card["resumed"] = card.get("resumed", []) + [{"from_epoch": done, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]
+    else:
+        card = _new_card(cfg, keys, counts, synthetic, bsrc, calibrated, cal_note, val_keys)
+    card.update({"device": str(dev), "world_size": ctx.world, "bf16": cfg.bf16,
+                 "precompute": {"seconds": round(pre_seconds, 3), "images": pre_images} if cfg.fast else None})
+    model_meta = _model_meta(cfg, lpips, bsrc, calibrated, cal_note)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if cfg.overwrite:
+            # only now that the model and data are ready: a failing run must not destroy the old one
+            for p in ck.run_files(out):
+                p.unlink()
+        if bsrc["source"] == "random" and not train_backbone and not (out / ck.BACKBONE_FILE).is_file():
+            ck.write_safetensors(out / ck.BACKBONE_FILE,
+                                 {k: v for k, v in lpips.backbone.state_dict().items()},
+                                 {"format": "bapps-toolkit/backbone", "net": cfg.net,
+                                  "source": "random", "seed": str(bsrc.get("seed"))})
+        if val_keys and "initial_val" not in card:
+            iv = val_scores()
+            card["initial_val"] = {"val_2afc": _mean(iv), "per_set": iv,
+                                   "note": "untrained (seeded init) linear layers, same backbone"}
+        ck.write_json(out / ck.CARD, card)
+        _say(ctx, cfg, f"{label}: {n_train} triplets ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
+                       f"{'fast cached-feature path' if cfg.fast else 'full path'}, device {dev}"
+                       f"{f' x{ctx.world} ranks' if ctx.distributed else ''}; epochs {done + 1}..{cfg.total_epochs}",
+             always=True)
+        if not calibrated:
+            _say(ctx, cfg, f"UNCALIBRATED: {cal_note}", always=True)
+    dd.barrier(ctx)
+
+    # --- epochs -----------------------------------------------------------------------------
+    pause, step_sleep = _test_hooks()
+    B = cfg.batch_size
+    history: List[Dict[str, Any]] = list(card.get("history", []))
+    for epoch in range(done + 1, cfg.total_epochs + 1):
+        lr = lr_for_epoch(epoch, cfg.lr, cfg.epochs, cfg.decay_epochs)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        perm = torch.randperm(n_train, generator=make_generator(derive_seed(cfg.seed, epoch, STREAM_SHUFFLE)))
+        perm_dev = perm.to(dev)
+        drop_gen = make_generator(derive_seed(cfg.seed, epoch, STREAM_DROPOUT), dev) if cfg.dropout > 0 else None
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        acc_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        bar = None
+        if cfg.progress and ctx.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_train, desc=f"epoch {epoch}/{cfg.total_epochs}", unit="triplet", leave=False)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        for step, b in enumerate(range(0, n_train, B), start=1):
+            idx = perm_dev[b:b + B]
+            gn = int(idx.shape[0])
+            lo, hi = dd.slice_for_rank(gn, ctx.rank, ctx.world)
+            local = idx[lo:hi]
+            masks = MaskSource(cfg.dropout, drop_gen, gn, lo, hi)
+            j = judge_all[local]
+            if cfg.fast:
+                d0, d1, prob = wrapped("fast", vecs.v0[local], vecs.v1[local], masks)
+            else:
+                ref, p0, p1 = data.batch(local)
+                d0, d1, prob = wrapped("full", ref, p0, p1, masks)
+            lsum = bce_sum(prob, j)
+            loss = lsum * (ctx.world / gn)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            clamp_linear_(lpips.lins)
+            with torch.no_grad():
+                loss_sum += lsum.detach().double()
+                acc_sum += train_accuracy(d0.detach(), d1.detach(), j).double().sum()
+            if bar is not None:
+                bar.update(gn)
+            if step_sleep > 0:
+                time.sleep(step_sleep)
+            if pause is not None and pause[0] == epoch and pause[1] == step:
+                Path(pause[2]).write_text(str(os.getpid()))
+                while True:
+                    time.sleep(0.05)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        seconds = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        stats = dd.all_reduce_sum(ctx, torch.stack([loss_sum, acc_sum]))
+        row: Dict[str, Any] = {
+            "epoch": epoch, "lr": lr,
+            "loss": float(stats[0]) / n_train, "train_2afc": float(stats[1]) / n_train,
+            "seconds": round(seconds, 4), "items_per_s": round(n_train / max(seconds, 1e-9), 1),
+            "val_2afc": None,
+        }
+        if ctx.is_main:
+            vs = val_scores()
+            if vs:
+                row["val_2afc"] = _mean(vs)
+                row["val"] = vs
+            files = ck.save_epoch(
+                out, epoch,
+                model=ck.model_tensors(lpips.lins, G, lpips.backbone if train_backbone else None),
+                meta=model_meta,
+                optim=ck.optimizer_tensors(opt, param_names),
+                lin_weights=_lin_weights_list(lpips.lins),
+            )
+            row["files"] = files
+            history.append(row)
+            card["history"] = history
+            card["epochs_done"] = epoch
+            card["finished"] = epoch == cfg.total_epochs
+            card["calibrated"] = calibrated
+            _write_log(out, history)
+            ck.write_json(out / ck.CARD, card)
+            msg = (f"epoch {epoch}/{cfg.total_epochs}: lr {lr:.3g} loss {row['loss']:.4f} "
+                   f"train 2AFC {100 * row['train_2afc']:.2f}% ({row['items_per_s']:.0f} triplets/s)")
+            if row["val_2afc"] is not None:
+                msg += f", val 2AFC {100 * row['val_2afc']:.2f}%"
+            _say(ctx, cfg, msg + (" [UNCALIBRATED]" if not calibrated else ""))
+        dd.barrier(ctx)
+
+    if ctx.is_main and not card.get("finished"):
+        # e.g. resume of an already-finished schedule: nothing left to train
+        card["finished"] = card.get("epochs_done", 0) == cfg.total_epochs
+        ck.write_json(out / ck.CARD, card)
+    card = dd.broadcast_object(ctx, card if ctx.is_main else None)
+    if ctx.is_main:
+        final = history[-1] if history else {}
+        tail = "" if final.get("val_2afc") is None else " (val 2AFC {:.2f}%)".format(100 * final["val_2afc"])
+        if not calibrated:
+            tail += f" [UNCALIBRATED: {cal_note}]"
+        _say(ctx, cfg, f"done: {out / 'latest.safetensors'}{tail}", always=True)
+    return TrainResult(out_dir=out, checkpoint_path=ck.weights_path(out, ck.LATEST), card=card)
+
+
+def _precompute(lpips, cfg: TrainConfig, keys, ctx, desc):
+    from .fastpath import precompute
+
+    return precompute(lpips, cfg.data, keys, ctx=ctx, batch=cfg.precompute_batch, bf16=cfg.bf16,
+                      progress=cfg.progress, desc=desc)
+
+
+def _check_meta(meta: Dict[str, str], cfg: TrainConfig, path: Path) -> None:
+    if meta.get("format") != ck.FORMAT:
+        raise CheckpointError(f"{path}: not a bapps-toolkit LPIPS checkpoint")
+    if meta.get("net") != cfg.net:
+        raise CheckpointError(f"{path}: checkpoint of net {meta.get('net')!r}, not {cfg.net!r}")
+
+
+def _model_meta(cfg: TrainConfig, lpips, bsrc: Dict[str, Any], calibrated: bool, note: str) -> Dict[str, str]:
+    import json
+
+    trained_bb = cfg.variant in ("tune", "scratch")
+    return {
+        "format": ck.FORMAT, "format_version": str(ck.FORMAT_VERSION),
+        "toolkit_version": __version__,
+        "net": cfg.net, "version": cfg.version, "variant": cfg.variant,
+        "channels": json.dumps([int(c) for c in lpips.channels]),
+        "backbone_in_file": "1" if trained_bb else "0",
+        "backbone_file": ck.BACKBONE_FILE if (bsrc["source"] == "random" and not trained_bb) else "",
+        "backbone_source": str(bsrc["source"]),
+        "backbone_sha256": str(bsrc.get("sha256", "")),
+        "started_from_scratch": "1" if bsrc.get("started_from_scratch") else "0",
+        "calibrated": "1" if calibrated else "0",
+        "calibration_note": note,
+    }
+
+
+def _new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, val_keys) -> Dict[str, Any]:
+    cfgd = asdict(cfg)
+    return {
+        "format": ck.CARD_FORMAT, "format_version": ck.FORMAT_VERSION,
+        "toolkit_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "net": cfg.net, "variant": cfg.variant, "version": cfg.version,
+        "calibrated": calibrated, "calibration_note": note,
+        "data": {"source": str(Path(cfg.data).resolve()), "synthetic": synthetic,
+                 "datasets": dict(counts), "n_train": int(sum(counts.values())), "val_datasets": list(val_keys)},
+        "backbone": dict(bsrc),
+        "schedule": {"optimizer": "Adam", "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2],
+                     "batch_size": cfg.batch_size, "epochs": cfg.epochs, "decay_epochs": cfg.decay_epochs,
+                     "lr_per_epoch": cfg.lr_schedule(), "shuffle": True, "dropout": cfg.dropout,
+                     "rule": "official: lr0 for epochs 1..epochs+1, then minus lr0/decay_epochs after each later epoch"},
+        "seed": cfg.seed,
+        "fast_path": cfg.fast,
+        "fast_path_dropout": FAST_DROPOUT_NOTE if cfg.fast else None,
+        "lin_init": LIN_INIT_NOTE,
+        "clamp": "LPIPS linear layers only, after every optimizer step",
+        "config": cfgd,
+        "total_epochs": cfg.total_epochs,
+        "epochs_done": 0, "finished": False,
+        "history": [],
+        "files": {"latest": "latest.safetensors", "official_lin": "latest.lin.pth", "log": ck.LOG},
+    }
+
+
+__all__ = ["train", "TrainResult", "build_lpips", "LIN_INIT_NOTE", "FAST_DROPOUT_NOTE"]
