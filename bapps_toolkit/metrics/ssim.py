@@ -92,16 +92,37 @@ def _check_window(win_size: int) -> None:
         raise ValueError(f"win_size must be a positive odd integer, got {win_size!r}")
 
 
+#: Sides up to this length are filtered with a banded (Toeplitz) matrix product, longer ones with
+#: a depthwise convolution (BLAS beats the convolution kernels for short rows; both are exact).
+MATMUL_MAX_SIDE = 256
+
+
+def _band_matrix(taps: torch.Tensor, size: int) -> torch.Tensor:
+    """``[size, size − k + 1]`` matrix ``B`` with ``B[i + t, i] = taps[t]`` (valid correlation)."""
+    k = taps.numel()
+    out = size - k + 1
+    band = torch.zeros(size, out, dtype=taps.dtype, device=taps.device)
+    cols = torch.arange(out, device=taps.device)
+    for t in range(k):
+        band[cols + t, cols] = taps[t]
+    return band
+
+
 def filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     """Separable 2-D correlation of every channel of ``x`` [N, C, H, W] with ``taps`` (1-D),
     valid region only → ``[N, C, H − k + 1, W − k + 1]``."""
     n, c, h, w = x.shape
     k = taps.numel()
     t = taps.to(dtype=x.dtype, device=x.device)
-    y = x.reshape(n * c, 1, h, w)
-    y = F.conv2d(y, t.view(1, 1, 1, k))
-    y = F.conv2d(y, t.view(1, 1, k, 1))
-    return y.reshape(n, c, h - k + 1, w - k + 1)
+    if w <= MATMUL_MAX_SIDE:
+        x = torch.matmul(x, _band_matrix(t, w))
+    else:
+        x = F.conv2d(x, t.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+    if h <= MATMUL_MAX_SIDE:
+        x = torch.matmul(_band_matrix(t, h).transpose(0, 1), x)
+    else:
+        x = F.conv2d(x, t.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+    return x
 
 
 def _symmetric_index(size: int, before: int, after: int, device) -> torch.Tensor:
