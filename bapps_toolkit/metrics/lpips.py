@@ -1,1 +1,358 @@
-"""Placeholder: being implemented."""
+"""LPIPS — Learned Perceptual Image Patch Similarity (Zhang et al., CVPR 2018).
+
+``d(x0, x1) = Σ_l mean_{h,w} Σ_c w_{l,c} (f̂0_{l,c,h,w} − f̂1_{l,c,h,w})²`` where ``f̂`` are the
+backbone's tap activations unit-normalised over channels, ``f / (‖f‖₂ + 1e-10)``, and ``w_l``
+the non-negative 1×1 "lin" layers (Conv2d(C, 1, 1, bias=False)); the *baseline*
+(``lpips=False``) uses ``w = 1`` (a plain channel sum). With ``spatial=True`` each layer's
+map is bilinearly upsampled (``align_corners=False``) to the input size and the maps are summed,
+as the official code does.
+
+Input: NCHW float in ``input_range`` (default [-1, 1]); one channel is repeated to three.
+Version ``"0.1"`` (default) applies the official scaling layer to the [-1, 1] image,
+``(x − shift) / scale`` with shift [-.030, -.088, -.188], scale [.458, .448, .450]; version
+``"0.0"`` feeds [-1, 1] straight into the backbone (the original release; its linear weights
+differ).
+
+Weights:
+
+* backbone (``backbone_weights``): ``None`` → torchvision's ImageNet file from the torch hub
+  cache, downloaded with its hash check if missing (:mod:`bapps_toolkit.metrics.hub`); a path
+  to a torchvision-layout state dict; or ``"random"`` → the seeded init of
+  :func:`~bapps_toolkit.metrics.backbones.random_init_` (seed ``random_seed``, default 0), which
+  marks the metric ``UNCALIBRATED`` and warns. Never a silent substitute.
+* linear layers (``lin_weights``): ``None`` → the official files shipped in
+  ``bapps_toolkit/metrics/weights/v{version}/{net}.pth`` (BSD-2-Clause, see
+  ``LICENSE-lpips-weights.txt``), else those of an installed ``lpips`` package; a path → an
+  official-layout file (``lin{k}.model.1.weight``, shape [1, C, 1, 1]).
+
+The backbone's parameters are frozen (``requires_grad=False``), the linear layers are not, as in
+the official code. There is no dropout on the inference path; training code adds its own.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import WeightsError
+from .backbones import (
+    DEFAULT_RANDOM_SEED,
+    LPIPS_CHANNELS,
+    MIN_SIZE,
+    BackboneWeights,
+    check_net,
+    resolve_backbone,
+)
+from .base import Metric, register_metric
+
+VERSIONS: Tuple[str, ...] = ("0.1", "0.0")
+#: The v0.1 scaling layer constants (applied to [-1, 1] input).
+SCALING_SHIFT = (-0.030, -0.088, -0.188)
+SCALING_SCALE = (0.458, 0.448, 0.450)
+#: Added to the channel norm before dividing, as in the official code.
+NORM_EPS = 1e-10
+
+#: Folder of the official linear weights shipped with the toolkit.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+_OFFICIAL_KEY = re.compile(r"^lin(\d+)\.model\.([01])\.weight$")
+
+LinWeights = Union[None, str, Path, Mapping[str, torch.Tensor]]
+
+
+class ScalingLayer(nn.Module):
+    """LPIPS v0.1 input scaling: ``(x − shift) / scale`` on [-1, 1] RGB."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # float32 like the official buffers, so a .double() model matches theirs bit for bit.
+        self.register_buffer("shift", torch.tensor(SCALING_SHIFT, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(SCALING_SCALE, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.shift) / self.scale
+
+
+def normalize_channels(f: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
+    """``f / (‖f‖₂ over channels + eps)`` for ``f`` of shape [N, C, H, W]."""
+    return f / (torch.sqrt(torch.sum(f * f, dim=1, keepdim=True)) + eps)
+
+
+def check_version(version: Union[str, float]) -> str:
+    v = str(version).strip().lower().lstrip("v")
+    if v not in VERSIONS:
+        raise ValueError(f"version must be '0.1' or '0.0', got {version!r}")
+    return v
+
+
+def shipped_lin_weights(net: str, version: str = "0.1") -> Path:
+    """Path of the official linear weights shipped inside the toolkit (may be absent in a
+    trimmed install)."""
+    return WEIGHTS_DIR / f"v{check_version(version)}" / f"{check_net(net)}.pth"
+
+
+def find_installed_lpips_weights(net: str, version: str = "0.1") -> Optional[Path]:
+    """The official linear-weight file inside an installed ``lpips`` package, or ``None``.
+
+    Locates the package with :func:`importlib.util.find_spec` (which does not import a
+    top-level package) and looks for ``<package dir>/weights/v{version}/{net}.pth``.
+    """
+    net, version = check_net(net), check_version(version)
+    try:
+        spec = importlib.util.find_spec("lpips")
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    dirs: List[Path] = []
+    if spec.origin and spec.origin not in ("namespace", "built-in", "frozen"):
+        dirs.append(Path(spec.origin).parent)
+    dirs += [Path(d) for d in (spec.submodule_search_locations or [])]
+    for d in dirs:
+        p = d / "weights" / f"v{version}" / f"{net}.pth"
+        if p.is_file():
+            return p
+    return None
+
+
+def _normalise_official(state: Mapping[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
+    """Keep ``lin{k}.model.{0,1}.weight`` entries as ``lin{k}.model.1.weight``; refuse others."""
+    out: Dict[str, torch.Tensor] = {}
+    others = []
+    for key, value in state.items():
+        m = _OFFICIAL_KEY.match(str(key))
+        if m:
+            k = int(m.group(1))
+            name = f"lin{k}.model.1.weight"
+            if name in out:
+                raise WeightsError(f"{source}: two entries for linear layer {k}")
+            if not isinstance(value, torch.Tensor) or value.dim() != 4 or value.shape[0] != 1 \
+                    or value.shape[2:] != (1, 1) or not value.is_floating_point():
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise WeightsError(f"{source}: {key} has shape {shape}; expected a float [1, C, 1, 1] tensor")
+            out[name] = value
+        elif not str(key).startswith("scaling_layer."):
+            others.append(str(key))
+    if others:
+        hint = (" It holds backbone weights too (net.*): a tuned or scratch model; load its backbone "
+                "with backbone_weights= from a torchvision-layout file." if any(o.startswith("net.") for o in others)
+                else "")
+        raise WeightsError(
+            f"{source}: not an LPIPS linear-weight file: unexpected keys {', '.join(others[:4])}"
+            f"{' …' if len(others) > 4 else ''} (expected lin0.model.1.weight, lin1.model.1.weight, …).{hint}"
+        )
+    if not out:
+        raise WeightsError(f"{source}: no linear-layer weights (lin0.model.1.weight, …) found")
+    ks = sorted(int(_OFFICIAL_KEY.match(k).group(1)) for k in out)
+    if ks != list(range(len(ks))):
+        raise WeightsError(f"{source}: linear layers {ks} are not numbered 0…{len(ks) - 1}")
+    return {f"lin{k}.model.1.weight": out[f"lin{k}.model.1.weight"] for k in ks}
+
+
+def load_official_lin_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    """Read an official-layout LPIPS linear-weight file (``.pth`` via ``weights_only=True``, or
+    safetensors) → ``{"lin0.model.1.weight": [1, C0, 1, 1], …}`` on CPU.
+
+    The no-dropout layout ``lin{k}.model.0.weight`` is accepted and renamed; ``scaling_layer.*``
+    constants are ignored; anything else raises :class:`WeightsError` naming the file.
+    """
+    from .hub import load_state_dict_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"lin_weights: {path} does not exist or is not a file")
+    return _normalise_official(load_state_dict_file(path), str(path))
+
+
+def official_lin_state_dict(model: "LPIPS") -> Dict[str, torch.Tensor]:
+    """The model's linear layers in the official layout (``lin{k}.model.1.weight``,
+    [1, C, 1, 1], detached CPU copies), loadable by the ``lpips`` package and by ``lin_weights=``."""
+    return {f"lin{k}.model.1.weight": lin.weight.detach().to("cpu", copy=True) for k, lin in enumerate(model.lins)}
+
+
+class LPIPS(Metric):
+    """LPIPS distance (Zhang et al. 2018) on AlexNet, VGG16 or SqueezeNet 1.1; see module doc.
+
+    ``metric(x0, x1)`` → ``[N]`` (or ``[N, 1, H, W]`` with ``spatial=True``), inputs NCHW in
+    ``input_range``.
+
+    Public internals (used by the training code): ``backbone`` (returns the list of taps),
+    ``scaling`` (v0.1 scaling layer or identity), ``lins`` (``nn.ModuleList`` of
+    ``Conv2d(C, 1, 1, bias=False)``; empty for the baseline), ``channels`` (tap channels),
+    :meth:`features`, :meth:`distance_from_features`.
+    """
+
+    name = "lpips"
+    channels_in: Sequence[int] = (1, 3)
+    supports_spatial = True
+
+    def __init__(
+        self,
+        net: str = "alex",
+        version: str = "0.1",
+        lpips: bool = True,
+        backbone_weights: BackboneWeights = None,
+        lin_weights: LinWeights = None,
+        spatial: bool = False,
+        input_range: Sequence[float] = (-1.0, 1.0),
+        random_seed: int = DEFAULT_RANDOM_SEED,
+    ):
+        super().__init__(input_range=input_range, spatial=spatial)
+        net = check_net(net)
+        version = check_version(version)
+        self.net = net
+        self.version = version
+        self.lpips = bool(lpips)
+        self.name = f"lpips-{net}" + ("" if self.lpips else "-baseline") + ("" if version == "0.1" else "-v0.0")
+        self.min_size = MIN_SIZE[net]
+        self.channels = list(LPIPS_CHANNELS[net])
+
+        backbone, calibrated, note = resolve_backbone(
+            net, backbone_weights, random_seed=random_seed, metric=self.name
+        )
+        self.backbone = backbone.requires_grad_(False)
+        self.scaling: nn.Module = ScalingLayer() if version == "0.1" else nn.Identity()
+        self.lins = nn.ModuleList(
+            [nn.Conv2d(c, 1, kernel_size=1, stride=1, padding=0, bias=False) for c in self.channels]
+            if self.lpips else []
+        )
+        if self.lpips:
+            self.load_lin_weights(lin_weights)
+        elif lin_weights is not None:
+            raise ValueError(f"{self.name}: lin_weights given but lpips=False (the baseline has no linear layers)")
+        if not calibrated:
+            self.calibrated = False
+            self.calibration_note = note
+
+    # Metric.validate reads ``channels`` for the accepted input channel counts; ``channels`` here
+    # is the tap list the training code relies on, so validation uses ``channels_in``.
+    def validate(self, x0: torch.Tensor, x1: torch.Tensor) -> None:
+        from ._validate import validate_pair
+
+        validate_pair(x0, x1, metric=self.name, input_range=self.input_range,
+                      channels=self.channels_in, min_size=self.min_size)
+
+    # -- weights ------------------------------------------------------------------------------
+    def load_lin_weights(self, lin_weights: LinWeights = None) -> None:
+        """Load official-layout linear weights: ``None`` (shipped official file, else an
+        installed ``lpips`` package's), a path, or a mapping ``lin{k}.model.1.weight → [1, C, 1, 1]``."""
+        if not self.lpips:
+            raise ValueError(f"{self.name}: the baseline has no linear layers")
+        if lin_weights is None:
+            path = shipped_lin_weights(self.net, self.version)
+            if not path.is_file():
+                found = find_installed_lpips_weights(self.net, self.version)
+                if found is None:
+                    raise WeightsError(
+                        f"{self.name}: the official v{self.version} linear weights are missing from this "
+                        f"install ({path}) and no installed lpips package has them; reinstall "
+                        f"bapps-toolkit or pass lin_weights=PATH"
+                    )
+                path = found
+            state, source = load_official_lin_weights(path), str(path)
+        elif isinstance(lin_weights, Mapping):
+            state, source = _normalise_official(lin_weights, "lin_weights (state dict)"), "lin_weights (state dict)"
+        elif isinstance(lin_weights, (str, Path)):
+            state, source = load_official_lin_weights(lin_weights), str(lin_weights)
+        else:
+            raise ValueError(f"lin_weights must be None, a path or a state dict, got {type(lin_weights).__name__}")
+        if len(state) != len(self.lins):
+            raise WeightsError(
+                f"{source}: {len(state)} linear layers, but LPIPS-{self.net} has {len(self.lins)} "
+                f"(channels {self.channels}) — linear weights of another net?"
+            )
+        for k, lin in enumerate(self.lins):
+            w = state[f"lin{k}.model.1.weight"]
+            if tuple(w.shape) != tuple(lin.weight.shape):
+                raise WeightsError(
+                    f"{source}: lin{k}.model.1.weight has shape {tuple(w.shape)} but LPIPS-{self.net} "
+                    f"needs {tuple(lin.weight.shape)} — linear weights of another net?"
+                )
+        with torch.no_grad():
+            for k, lin in enumerate(self.lins):
+                lin.weight.copy_(state[f"lin{k}.model.1.weight"].to(lin.weight.dtype))
+
+    # -- computation --------------------------------------------------------------------------
+    def features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Unit-normalised tap features of ``x`` (NCHW in ``input_range``, 1 or 3 channels).
+
+        No validation (callers on the hot path validate once); returns one
+        ``[N, C_k, H_k, W_k]`` tensor per tap.
+        """
+        x = self.symmetric(x)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return [normalize_channels(f) for f in self.backbone(self.scaling(x))]
+
+    def distance_from_features(
+        self,
+        f0: Sequence[torch.Tensor],
+        f1: Sequence[torch.Tensor],
+        size: Optional[Tuple[int, int]] = None,
+    ) -> torch.Tensor:
+        """Distance ``[N]`` from two lists of :meth:`features`; with ``size=(H, W)`` the map
+        ``[N, 1, H, W]`` (each layer's map bilinearly upsampled, ``align_corners=False``)."""
+        if len(f0) != len(self.channels) or len(f1) != len(self.channels):
+            raise ValueError(f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
+        total: Optional[torch.Tensor] = None
+        for k, (a, b) in enumerate(zip(f0, f1)):
+            diff = (a - b) ** 2
+            if size is None:
+                # mean over positions commutes with the 1×1 linear layer
+                per_channel = diff.mean(dim=(2, 3))
+                layer = per_channel @ self.lins[k].weight.view(-1) if self.lpips else per_channel.sum(dim=1)
+            else:
+                m = self.lins[k](diff) if self.lpips else diff.sum(dim=1, keepdim=True)
+                layer = F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=False)
+            total = layer if total is None else total + layer
+        assert total is not None
+        return total
+
+    def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        n = x0.shape[0]
+        feats = self.features(torch.cat([x0, x1], dim=0))
+        size = tuple(x0.shape[-2:]) if self.spatial else None
+        return self.distance_from_features([f[:n] for f in feats], [f[n:] for f in feats], size=size)
+
+    def pair_distances(
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(d(ref, p0), d(ref, p1))`` with one backbone pass over ``[ref; p0; p1]``."""
+        self.validate(ref, p0)
+        self.validate(ref, p1)
+        n = ref.shape[0]
+        feats = self.features(torch.cat([ref, p0, p1], dim=0))
+        size = tuple(ref.shape[-2:]) if self.spatial else None
+        fr = [f[:n] for f in feats]
+        d0 = self.distance_from_features(fr, [f[n:2 * n] for f in feats], size=size)
+        d1 = self.distance_from_features(fr, [f[2 * n:] for f in feats], size=size)
+        return d0, d1
+
+    def extra_repr(self) -> str:
+        return f"net={self.net!r}, version={self.version!r}, lpips={self.lpips}, " + super().extra_repr()
+
+
+def _factory(net: str, lpips: bool):
+    def make(**options) -> LPIPS:
+        for fixed in ("net", "lpips"):
+            if fixed in options:
+                raise ValueError(
+                    f"{fixed}= is fixed by the metric name lpips-{net}{'' if lpips else '-baseline'}; "
+                    f"pick another name instead"
+                )
+        return LPIPS(net=net, lpips=lpips, **options)
+
+    return make
+
+
+_TRUNK = {"alex": "AlexNet", "vgg": "VGG16", "squeeze": "SqueezeNet 1.1"}
+for _net in ("alex", "vgg", "squeeze"):
+    register_metric(f"lpips-{_net}", _factory(_net, True),
+                    f"LPIPS on {_TRUNK[_net]} with the official linear layers (version='0.1'|'0.0')")
+    register_metric(f"lpips-{_net}-baseline", _factory(_net, False),
+                    f"LPIPS baseline on {_TRUNK[_net]}: all channels weighted equally, no linear layer")
