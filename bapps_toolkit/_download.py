@@ -5,7 +5,10 @@
 * bytes go to ``<dest>.part``; an interrupted transfer (connection cut, timeout, ``kill -9``)
   leaves the ``.part`` in place and the next call resumes it with an HTTP ``Range`` request.
   A server that ignores ``Range`` (answers ``200`` instead of ``206``) restarts the file from
-  byte 0 — nothing is ever appended to the wrong offset;
+  byte 0 — nothing is ever appended to the wrong offset. ``<dest>.part.json`` remembers the
+  total size and the ETag/Last-Modified of the file being fetched; the resume request carries
+  ``If-Range``, and a file that changed on the server (new validator or new size) restarts
+  from byte 0 instead of being spliced onto the old bytes;
 * the total length is cross-checked between ``expected_size``, the server's
   ``Content-Length``/``Content-Range`` and the bytes actually received; a short body is reported
   as a cut connection (the ``.part`` is kept for a resume), a ``.part`` longer than expected is
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import http.client
+import json
 import os
 import re
 import shutil
@@ -111,10 +115,14 @@ def _progress_bar(total: Optional[int], initial: int, desc: str, enabled: bool):
                 desc=desc, disable=not (enabled and sys.stderr.isatty()), leave=False)
 
 
-def _open(url: str, offset: int, timeout: float):
+def _open(url: str, offset: int, timeout: float, validator: Optional[str] = None):
     headers = {"User-Agent": f"bapps-toolkit/{__version__}", "Accept-Encoding": "identity"}
     if offset > 0:
         headers["Range"] = f"bytes={offset}-"
+        if validator:
+            # RFC 9110 If-Range: the server sends the rest only if the file is unchanged, else
+            # the whole (new) file with 200.
+            headers["If-Range"] = validator
     req = urllib.request.Request(url, headers=headers)
     return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (scheme checked by caller)
 
@@ -139,6 +147,34 @@ def _response_total(resp, url: str, offset: int) -> Tuple[bool, Optional[int]]:
     if status == 200:
         return False, body_len
     raise DownloadError(f"{url}: unexpected HTTP status {status} {resp.reason}")
+
+
+def _validator(resp) -> Optional[str]:
+    """A strong validator for If-Range: the ETag (weak ones do not qualify) or Last-Modified."""
+    etag = resp.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return resp.headers.get("Last-Modified")
+
+
+def info_path(dest: PathLike) -> Path:
+    """Side file describing a ``.part`` (total size and validator of the file it belongs to)."""
+    d = Path(dest)
+    return d.with_name(d.name + ".part.json")
+
+
+def _read_info(dest: Path) -> dict:
+    try:
+        data = json.loads(info_path(dest).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _drop_part(dest: Path) -> None:
+    for p in (part_path(dest), info_path(dest)):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
 
 
 def download_file(url: str, dest: PathLike, *, expected_size: Optional[int] = None,
@@ -187,12 +223,11 @@ def _download_locked(url: str, dest: Path, *, expected_size: Optional[int], sha2
                      sha256_prefix: Optional[str], resume: bool, progress: bool, timeout: float,
                      min_free_bytes: Optional[int]) -> None:
     part = part_path(dest)
-    if not resume:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
+    if not resume or not part.exists():
+        _drop_part(dest)
     offset = part.stat().st_size if part.exists() else 0
     if expected_size is not None and offset > expected_size:
-        part.unlink()
+        _drop_part(dest)
         offset = 0
     if min_free_bytes is not None:
         check_free_space(dest.parent, min_free_bytes, url)
@@ -202,13 +237,12 @@ def _download_locked(url: str, dest: Path, *, expected_size: Optional[int], sha2
     if expected_size is not None and offset == expected_size:
         total: Optional[int] = expected_size  # complete .part from an interrupted run
     else:
-        total = _fetch(url, part, offset, expected_size=expected_size, progress=progress,
-                       timeout=timeout, check_space=min_free_bytes is None and expected_size is None,
-                       dest=dest)
+        total = _fetch(url, dest, offset, expected_size=expected_size, progress=progress,
+                       timeout=timeout, check_space=min_free_bytes is None and expected_size is None)
 
     received = part.stat().st_size
     if expected_size is not None and received > expected_size:
-        part.unlink()
+        _drop_part(dest)
         raise DownloadError(f"{url}: received {received} bytes, more than the expected "
                             f"{expected_size}; the partial file was removed")
     if total is not None and received < total:
@@ -221,51 +255,72 @@ def _download_locked(url: str, dest: Path, *, expected_size: Optional[int], sha2
             f"partial file {part} was kept — run the same command again to resume")
     problem = _verify_file(part, None, sha256, sha256_prefix)
     if problem is not None:
-        part.unlink()
+        _drop_part(dest)
         raise DownloadError(f"{url}: the downloaded file is corrupt or not the expected one: "
                             f"{problem}. It was deleted; nothing was written to {dest}")
     with open(part, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(part, dest)
+    with contextlib.suppress(FileNotFoundError):
+        info_path(dest).unlink()
 
 
-def _fetch(url: str, part: Path, offset: int, *, expected_size: Optional[int], progress: bool,
-           timeout: float, check_space: bool, dest: Path) -> Optional[int]:
-    """Stream the body into ``part`` (appending from ``offset`` or restarting); return the total
-    size the server declared (``None`` if it declared none)."""
-    for attempt in range(2):
+def _fetch(url: str, dest: Path, offset: int, *, expected_size: Optional[int], progress: bool,
+           timeout: float, check_space: bool) -> Optional[int]:
+    """Stream the body into ``<dest>.part`` (appending from ``offset`` or restarting); return
+    the total size the server declared (``None`` if it declared none)."""
+    part = part_path(dest)
+    info = _read_info(dest) if offset > 0 else {}
+    for _attempt in range(3):
         try:
-            resp = _open(url, offset, timeout)
+            resp = _open(url, offset, timeout, info.get("validator"))
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and offset > 0:
                 m = _UNSATISFIED_RANGE.match(exc.headers.get("Content-Range", "") or "")
                 exc.close()
-                if m and int(m.group(1)) == offset:
+                if m and int(m.group(1)) == offset and info.get("total") in (None, offset):
                     return offset  # the .part already holds the whole file
                 # The .part does not fit this file (longer, or the server cannot say): restart.
-                part.unlink()
-                offset = 0
+                _drop_part(dest)
+                offset, info = 0, {}
                 continue
             raise DownloadError(f"{url}: HTTP error {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise DownloadError(f"{url}: cannot connect ({reason}); check the address and the "
                                 f"network connection") from None
+        try:
+            resuming, total = _response_total(resp, url, offset)
+        except DownloadError:
+            resp.close()
+            raise
+        if resuming and info.get("total") is not None and total is not None \
+                and total != info["total"]:
+            # The file changed size on the server since the .part was started: start over.
+            resp.close()
+            _drop_part(dest)
+            offset, info = 0, {}
+            continue
         break
-    else:  # pragma: no cover - the loop always breaks or returns
-        raise DownloadError(f"{url}: the server rejected every range request")
+    else:
+        raise DownloadError(f"{url}: the server keeps rejecting resume requests; delete {part} "
+                            f"and try again")
 
     with resp:
-        resuming, total = _response_total(resp, url, offset)
         if not resuming:
             offset = 0  # 200: the server sends the whole file, whatever we asked for
         if expected_size is not None and total is not None and total != expected_size:
             if part.exists() and part.stat().st_size > expected_size:
-                part.unlink()
+                _drop_part(dest)
             raise DownloadError(f"{url}: the server announces {total} bytes, expected "
-                                f"{expected_size}; nothing was kept")
+                                f"{expected_size}; the download was refused")
         if check_space and total is not None:
             check_free_space(dest.parent, total - offset, url)
+        if not resuming:
+            _drop_part(dest)
+            info_path(dest).write_text(json.dumps({"url": url, "total": total,
+                                                   "validator": _validator(resp)}),
+                                       encoding="utf-8")
         mode = "ab" if resuming else "wb"
         with open(part, mode) as out, _progress_bar(total, offset, dest.name, progress) as bar:
             if resuming and out.tell() != offset:

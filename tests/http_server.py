@@ -9,14 +9,18 @@ Knobs (attributes, changeable between requests):
 * ``cut_after`` / ``max_cuts`` — send only that many body bytes, then drop the connection;
   at most ``max_cuts`` times in total, later requests are served whole;
 * ``content_length`` — a dict path → the (possibly false) ``Content-Length`` to announce;
-* ``files`` — the dict path → bytes being served (unknown paths get 404).
+* ``files`` — the dict path → bytes being served (unknown paths get 404);
+* ``send_etag`` — send a strong ``ETag`` (a digest of the bytes) and honour ``If-Range`` with it:
+  a resume request for a file that has changed gets the whole new file (200).
 
-Every request is recorded in ``requests`` as ``(method, path, range_header_or_None)``.
+Every request is recorded in ``requests`` as ``(method, path, range_header_or_None)`` and its
+``If-Range`` header (or ``None``) in ``if_range``.
 The server runs in a daemon thread on an ephemeral port, serves at most ``max_requests``
 requests and shuts itself down after ``lifetime_s`` seconds even if a test forgets to.
 """
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,9 +46,13 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             self.send_error(404, "not found")
             return
+        etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"' if owner.send_etag else None
+        if_range = self.headers.get("If-Range")
+        with owner.lock:
+            owner.if_range.append(if_range)
         start = 0
         status = 200
-        if rng and owner.honour_range:
+        if rng and owner.honour_range and (if_range is None or if_range == etag):
             spec = rng.strip()
             if not spec.startswith("bytes=") or not spec[6:].endswith("-"):
                 self.send_error(400, "only open-ended ranges are supported")
@@ -64,6 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(body) if announced is None else announced))
         self.send_header("Content-Type", "application/octet-stream")
+        if etag:
+            self.send_header("ETag", etag)
         self.end_headers()
         cut = None
         with owner.lock:
@@ -99,7 +109,8 @@ class LoopbackServer:
 
     def __init__(self, files: Optional[Dict[str, bytes]] = None, *, honour_range: bool = True,
                  cut_after: Optional[int] = None, max_cuts: int = 1,
-                 content_length: Optional[Dict[str, int]] = None, max_requests: int = 200,
+                 content_length: Optional[Dict[str, int]] = None, send_etag: bool = True,
+                 max_requests: int = 200,
                  lifetime_s: float = 120.0):
         self.files: Dict[str, bytes] = dict(files or {})
         self.honour_range = honour_range
@@ -107,6 +118,8 @@ class LoopbackServer:
         self.max_cuts = max_cuts
         self.cuts_done = 0
         self.content_length: Dict[str, int] = dict(content_length or {})
+        self.send_etag = send_etag
+        self.if_range: List[Optional[str]] = []
         self.max_requests = max_requests
         self.lifetime_s = lifetime_s
         self.requests: List[Tuple[str, str, Optional[str]]] = []

@@ -85,6 +85,30 @@ def test_server_ignoring_range_restarts_from_zero(tmp_path):
     assert dest.read_bytes() == DATA
 
 
+@pytest.mark.parametrize("etag", [True, False], ids=["etag", "no-etag"])
+def test_file_changed_on_server_between_attempts(tmp_path, etag):
+    """Resuming must not splice a new file onto the old bytes: with an ETag the resume request
+    carries If-Range (the server answers 200 with the new file); without one, the changed total
+    size gives it away."""
+    dest = tmp_path / "f.bin"
+    new = DATA[::-1] + (b"" if etag else b"0123")
+    with LoopbackServer({"/f.bin": DATA}, cut_after=100_000, send_etag=etag) as srv:
+        with pytest.raises(DownloadError, match="cut"):
+            download_file(srv.url("/f.bin"), dest, progress=False)
+        assert (tmp_path / "f.bin.part.json").exists()
+        srv.files["/f.bin"] = new
+        download_file(srv.url("/f.bin"), dest, sha256=hashlib.sha256(new).hexdigest(),
+                      progress=False)
+        if etag:
+            assert srv.if_range[1] is not None and srv.if_range[1].startswith('"')
+            assert len(srv.requests) == 2
+        else:
+            assert srv.if_range == [None, None, None]
+            assert [r[2] for r in srv.requests] == [None, "bytes=100000-", None]
+    assert dest.read_bytes() == new
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
 def test_complete_part_from_killed_run_is_finished(tmp_path):
     dest = tmp_path / "f.bin"
     (tmp_path / "f.bin.part").write_bytes(DATA)
@@ -282,7 +306,10 @@ def test_download_bapps_full(tmp_path, small_archives):
             assert not (root / name).exists()  # archives deleted after unpacking
         assert not list(root.rglob(dl.EXTRACT_TMP_PREFIX + "*"))
         n = len(srv.requests)
+        # A run killed after its marker but before deleting the archive leaves it behind.
+        (root / "jnd.tar.gz").write_bytes(FAKE["jnd.tar.gz"][0])
         res2 = dl.download_bapps(root, base_url=srv.url("/dataset/"), progress=False)
+        assert not (root / "jnd.tar.gz").exists()
         assert len(srv.requests) == n == 3  # rerun: no request at all
         assert all(r["status"] == "already extracted" for r in res2.values())
 

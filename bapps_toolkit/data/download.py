@@ -38,10 +38,10 @@ import sys
 import tarfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .._download import check_free_space, download_file, part_path
+from .._download import check_free_space, download_file, info_path, part_path
 from .._io import FileLock, PathLike, sha256_file, write_text_atomic
 from ..errors import DownloadError
 
@@ -420,6 +420,11 @@ def download_bapps(root: PathLike, *, val_only: bool = False, base_url: Optional
             entry = manifest["archives"].get(spec.name, {})
             if marker.exists():
                 _say(f"{spec.name}: already extracted (marker {marker.name}), skipping", progress)
+                if not keep_archives:  # a run killed between its marker and its clean-up
+                    for leftover in (root / spec.name, part_path(root / spec.name),
+                                     info_path(root / spec.name)):
+                        with contextlib.suppress(FileNotFoundError):
+                            leftover.unlink()
                 results[spec.name] = {"status": "already extracted", "sha256": entry.get("sha256"),
                                       "size": entry.get("size"), "dest": str(spec.dest(root))}
                 continue
