@@ -1,0 +1,19 @@
+"""The BAPPS data layer (Zhang et al., "The Unreasonable Effectiveness of Deep Features as a
+Perceptual Metric", CVPR 2018): folder layout, packed HDF5 files, loaders, and the synthetic
+mini set.
+
+>>> from bapps_toolkit.data import load_2afc, to_model_input
+>>> sets = load_2afc("bapps.h5", "val")             # doctest: +SKIP
+>>> x = to_model_input(sets[0].ref)                  # NCHW float in [-1, 1]   # doctest: +SKIP
+"""
+from .datasets import (JNDDataset, JNDSet, TwoAFCDataset, TwoAFCSet, find_sets, iter_2afc_chunks,
+                       iter_jnd_chunks, load_2afc, load_jnd, to_model_input)
+from .layout import JND_CATEGORIES, TWOAFC_CATEGORIES
+from .mini import make_mini
+from .pack import pack, verify
+
+__all__ = [
+    "TWOAFC_CATEGORIES", "JND_CATEGORIES", "TwoAFCSet", "JNDSet", "find_sets", "load_2afc",
+    "load_jnd", "iter_2afc_chunks", "iter_jnd_chunks", "to_model_input", "TwoAFCDataset",
+    "JNDDataset", "make_mini", "pack", "verify",
+]

@@ -1,0 +1,396 @@
+"""Loading BAPPS sets (Zhang et al., CVPR 2018) from a folder root or a packed ``.h5`` file.
+
+A *source* is either a folder in the official layout (see :mod:`.layout`; PNGs are decoded by
+the rule in :mod:`.images`) or a file written by ``bapps pack`` (checked to be ours — format
+marker and schema — before use). Images are held as ``uint8 [N, 64, 64, 3]`` (NHWC, RGB);
+:func:`to_model_input` turns them into NCHW float in [-1, 1] exactly as the official loader does
+(``ToTensor`` then ``Normalize(0.5, 0.5)``: ``(x / 255 - 0.5) / 0.5``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .images import PATCH, decode_image, load_judgment
+from .layout import (SetFiles, discover, expand_datasets, folders_of, is_synthetic_root,
+                     resolve_root, scan_set, split_key)
+from .pack import decode_pool, decode_set, iter_decoded, make_bar, open_h5, read_stems
+
+PathLike = Union[str, "os.PathLike[str]"]
+Array = Union[np.ndarray, torch.Tensor]
+DeviceLike = Union[None, str, torch.device]
+Datasets = Union[None, str, Sequence[str]]
+
+
+@dataclass
+class TwoAFCSet:
+    """One 2AFC split/category: ``ref``, ``p0``, ``p1`` uint8 ``[N, 64, 64, 3]`` (numpy, or torch
+    on a device), ``judge`` float32 ``[N]`` = fraction of raters who preferred ``p1``."""
+
+    split: str
+    category: str
+    ref: Array
+    p0: Array
+    p1: Array
+    judge: Array
+    stems: List[str]
+    synthetic: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"2afc/{self.split}/{self.category}"
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+
+@dataclass
+class JNDSet:
+    """One JND split/category: ``p0``, ``p1`` uint8 ``[N, 64, 64, 3]``, ``same`` float32 ``[N]`` =
+    fraction of raters who said the two patches look the same."""
+
+    split: str
+    category: str
+    p0: Array
+    p1: Array
+    same: Array
+    stems: List[str]
+    synthetic: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"jnd/{self.split}/{self.category}"
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+
+# --------------------------------------------------------------------------- sources
+
+def _is_h5(source: PathLike) -> bool:
+    p = Path(source)
+    if not p.exists():
+        raise DataError(f"BAPPS source {p} does not exist (give a dataset folder or a packed .h5)")
+    return p.is_file()
+
+
+def find_sets(source: PathLike) -> List[str]:
+    """Set keys present in a folder root or a packed file, in canonical order."""
+    if _is_h5(source):
+        f, info = open_h5(source)
+        f.close()
+        return list(info["keys"])
+    return discover(source)
+
+
+def _device(device: DeviceLike) -> Optional[torch.device]:
+    return None if device is None else torch.device(device)
+
+
+def _h5_array(ds, device: Optional[torch.device], start: int = 0, stop: Optional[int] = None) -> Array:
+    """Read ``ds[start:stop]`` whole (one contiguous read) to numpy, or onto ``device``.
+
+    On a non-CPU device the rows stream through a bounded host buffer, so host memory stays
+    small however large the set."""
+    stop = ds.shape[0] if stop is None else stop
+    n = stop - start
+    shape = (n,) + tuple(ds.shape[1:])
+    if device is None or device.type == "cpu":
+        arr = np.empty(shape, dtype=ds.dtype)
+        if n:
+            ds.read_direct(arr, np.s_[start:stop])
+        return arr if device is None else torch.from_numpy(arr)
+    tdtype = torch.from_numpy(np.empty(0, ds.dtype)).dtype
+    out = torch.empty(shape, dtype=tdtype, device=device)
+    step = max(1, (64 << 20) // max(1, int(np.prod(shape[1:])) * ds.dtype.itemsize))
+    host = torch.empty((min(step, n),) + shape[1:], dtype=tdtype, pin_memory=device.type == "cuda")
+    for s in range(0, n, step):
+        e = min(s + step, n)
+        view = host[: e - s]
+        ds.read_direct(view.numpy(), np.s_[start + s:start + e])
+        out[s:e].copy_(view, non_blocking=False)
+    return out
+
+
+def _to_device(arr: np.ndarray, device: Optional[torch.device]) -> Array:
+    if device is None:
+        return arr
+    t = torch.from_numpy(arr)
+    return t if device.type == "cpu" else t.to(device)
+
+
+def _build(key: str, arrays: Dict[str, Array], stems: List[str], synthetic: bool):
+    kind, split, cat = split_key(key)
+    if kind == "2afc":
+        return TwoAFCSet(split, cat, arrays["ref"], arrays["p0"], arrays["p1"], arrays["judge"],
+                         stems, synthetic)
+    return JNDSet(split, cat, arrays["p0"], arrays["p1"], arrays["same"], stems, synthetic)
+
+
+def _load(source: PathLike, datasets: Datasets, kind: str, device: DeviceLike,
+          workers: Optional[int], progress: bool) -> list:
+    dev = _device(device)
+    if _is_h5(source):
+        f, info = open_h5(source)
+        try:
+            keys = expand_datasets(datasets, info["keys"], kind, where=str(source))
+            out = []
+            for key in keys:
+                g = f[key]
+                arrays = {name: _h5_array(g[name], dev) for name in folders_of(key)}
+                out.append(_build(key, arrays, read_stems(g["stems"]), info["synthetic"]))
+            return out
+        finally:
+            f.close()
+    keys = expand_datasets(datasets, discover(source), kind, where=str(source))
+    base = resolve_root(source)
+    synthetic = is_synthetic_root(base)
+    sets = [scan_set(base, k) for k in keys]
+    n_images = sum(len(sf) * (len(folders_of(sf.key)) - 1) for sf in sets)
+    bar = make_bar(n_images, f"decode {kind}", progress)
+    out = []
+    try:
+        with decode_pool(workers, n_images) as pool:
+            for sf in sets:
+                arrays = decode_set(sf, pool, bar)
+                out.append(_build(sf.key, {k: _to_device(v, dev) for k, v in arrays.items()},
+                                  list(sf.stems), synthetic))
+    finally:
+        bar.close()
+    return out
+
+
+def load_2afc(source: PathLike, datasets: Datasets = None, *, device: DeviceLike = None,
+              workers: Optional[int] = None, progress: bool = False) -> List[TwoAFCSet]:
+    """Load 2AFC sets whole into memory.
+
+    ``datasets``: ``None`` (all present), keys (``"2afc/val/cnn"``) or short forms
+    (``"val/cnn"``, ``"val"``, ``"train"``). ``device=None`` gives numpy arrays; otherwise torch
+    tensors (uint8 images, float32 judgments) on that device. From a packed file each array is
+    read whole in one pass; from a folder the PNGs are decoded by ``workers`` processes.
+    """
+    return _load(source, datasets, "2afc", device, workers, progress)
+
+
+def load_jnd(source: PathLike, datasets: Datasets = None, *, device: DeviceLike = None,
+             workers: Optional[int] = None, progress: bool = False) -> List[JNDSet]:
+    """Load JND sets whole into memory (arguments as :func:`load_2afc`)."""
+    return _load(source, datasets, "jnd", device, workers, progress)
+
+
+def _iter_chunks(source: PathLike, key: str, chunk_size: int, kind: str,
+                 device: DeviceLike) -> Iterator[Any]:
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    chunk_size = int(chunk_size)
+    dev = _device(device)
+    if _is_h5(source):
+        f, info = open_h5(source)
+        try:
+            keys = expand_datasets(key, info["keys"], kind, where=str(source))
+            full = _single(keys, key)
+            g = f[full]
+            stems = read_stems(g["stems"])
+            for s in range(0, len(stems), chunk_size):
+                e = min(s + chunk_size, len(stems))
+                arrays = {name: _h5_array(g[name], dev, s, e) for name in folders_of(full)}
+                yield _build(full, arrays, stems[s:e], info["synthetic"])
+        finally:
+            f.close()
+        return
+    keys = expand_datasets(key, discover(source), kind, where=str(source))
+    full = _single(keys, key)
+    base = resolve_root(source)
+    synthetic = is_synthetic_root(base)
+    sf = scan_set(base, full)
+    folders = folders_of(full)
+    for s in range(0, len(sf), chunk_size):
+        e = min(s + chunk_size, len(sf))
+        part = SetFiles(full, sf.folder, sf.stems[s:e], {k: v[s:e] for k, v in sf.files.items()})
+        arrays = decode_set(part)
+        yield _build(full, {k: _to_device(arrays[k], dev) for k in folders}, part.stems, synthetic)
+
+
+def _single(keys: List[str], asked: str) -> str:
+    if len(keys) != 1:
+        raise ValueError(f"{asked!r} names {len(keys)} sets ({', '.join(keys)}); give one, e.g. {keys[0]!r}")
+    return keys[0]
+
+
+def iter_2afc_chunks(source: PathLike, key: str, chunk_size: int = 1024, *,
+                     device: DeviceLike = None) -> Iterator[TwoAFCSet]:
+    """Yield consecutive pieces (at most ``chunk_size`` triplets) of one 2AFC set; memory stays
+    bounded by the chunk size. ``key``: ``"2afc/val/cnn"`` or ``"val/cnn"``."""
+    return _iter_chunks(source, key, chunk_size, "2afc", device)
+
+
+def iter_jnd_chunks(source: PathLike, key: str, chunk_size: int = 1024, *,
+                    device: DeviceLike = None) -> Iterator[JNDSet]:
+    """Yield consecutive pieces (at most ``chunk_size`` pairs) of one JND set."""
+    return _iter_chunks(source, key, chunk_size, "jnd", device)
+
+
+def to_model_input(x_uint8_nhwc: Array, *, device: DeviceLike = None,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 NHWC images (numpy or torch) -> NCHW ``dtype`` tensor in [-1, 1].
+
+    Computes ``(x / 255 - 0.5) / 0.5`` — the official ``ToTensor`` + ``Normalize(0.5, 0.5)``
+    — after moving the uint8 data to ``device`` (a quarter of the bytes of a float copy).
+    """
+    x = x_uint8_nhwc
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"to_model_input expects a numpy array or torch tensor, got {type(x).__name__}")
+    if x.dtype != torch.uint8:
+        raise ValueError(f"to_model_input expects uint8 images, got {x.dtype}")
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"to_model_input expects NHWC images with 3 channels, got shape {tuple(x.shape)}")
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating type, got {dtype}")
+    if device is not None:
+        x = x.to(device)
+    y = x.permute(0, 3, 1, 2).to(dtype)
+    return y.div_(255).sub_(0.5).div_(0.5).contiguous()
+
+
+# --------------------------------------------------------------------------- torch datasets
+
+_OUTPUTS = ("uint8", "float")
+
+
+class _BappsDataset(torch.utils.data.Dataset):
+    kind = ""
+
+    def __init__(self, source: PathLike, datasets: Datasets = None, *, output: str = "uint8",
+                 in_memory: bool = True, workers: Optional[int] = None):
+        if output not in _OUTPUTS:
+            raise ValueError(f"output must be 'uint8' or 'float', got {output!r}")
+        self.source = Path(source)
+        self.output = output
+        self.in_memory = bool(in_memory)
+        self._is_h5 = _is_h5(source)
+        self._h5 = None
+        self._h5_pid = -1
+        if self.in_memory:
+            self.sets = _load(source, datasets, self.kind, None, workers, False)
+            self.keys = [s.key for s in self.sets]
+            lengths = [len(s) for s in self.sets]
+            self.synthetic = bool(self.sets[0].synthetic) if self.sets else False
+        else:
+            self.sets = []
+            if self._is_h5:
+                f, info = open_h5(source)
+                try:
+                    self.keys = expand_datasets(datasets, info["keys"], self.kind, where=str(source))
+                    lengths = [info["counts"][k] for k in self.keys]
+                    self._stems = [read_stems(f[k]["stems"]) for k in self.keys]
+                finally:
+                    f.close()
+                self.synthetic = bool(info["synthetic"])
+            else:
+                self.keys = expand_datasets(datasets, discover(source), self.kind, where=str(source))
+                base = resolve_root(source)
+                self._files = [scan_set(base, k) for k in self.keys]
+                lengths = [len(sf) for sf in self._files]
+                self._stems = [sf.stems for sf in self._files]
+                self.synthetic = is_synthetic_root(base)
+        self._offsets = np.cumsum([0] + lengths)
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def _locate(self, index: int) -> Tuple[int, int]:
+        n = len(self)
+        i = int(index)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"index {index} out of range for {n} items")
+        s = int(np.searchsorted(self._offsets, i, side="right") - 1)
+        return s, i - int(self._offsets[s])
+
+    def _h5file(self):
+        if self._h5 is None or self._h5_pid != os.getpid():
+            f, _ = open_h5(self.source)
+            self._h5, self._h5_pid = f, os.getpid()
+        return self._h5
+
+    def _image(self, arr: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+        if self.output == "uint8":
+            return t
+        return to_model_input(t[None])[0]
+
+    def _fetch(self, s: int, j: int) -> Tuple[Dict[str, np.ndarray], float, str]:
+        key = self.keys[s]
+        folders = folders_of(key)
+        if self.in_memory:
+            st = self.sets[s]
+            return ({f: getattr(st, f)[j] for f in folders[:-1]}, float(getattr(st, folders[-1])[j]),
+                    st.stems[j])
+        if self._is_h5:
+            g = self._h5file()[key]
+            return ({f: g[f][j] for f in folders[:-1]}, float(g[folders[-1]][j]), self._stems[s][j])
+        sf = self._files[s]
+        return ({f: decode_image(sf.files[f][j]) for f in folders[:-1]},
+                load_judgment(sf.files[folders[-1]][j]), sf.stems[j])
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        s, j = self._locate(index)
+        images, value, stem = self._fetch(s, j)
+        _, split, cat = split_key(self.keys[s])
+        folders = folders_of(self.keys[s])
+        item: Dict[str, Any] = {f: self._image(images[f]) for f in folders[:-1]}
+        item[folders[-1]] = torch.tensor(value, dtype=torch.float32)
+        item.update({"split": split, "category": cat, "key": self.keys[s], "stem": stem,
+                     "index": j})
+        return item
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_h5"] = None
+        state["_h5_pid"] = -1
+        return state
+
+    def close(self) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class TwoAFCDataset(_BappsDataset):
+    """2AFC triplets as a ``torch.utils.data.Dataset``, from a folder root or a packed ``.h5``.
+
+    Each item is a dict: ``ref``, ``p0``, ``p1`` — with ``output="uint8"`` uint8 tensors
+    ``[64, 64, 3]`` (HWC, batch them and call :func:`to_model_input`); with ``output="float"``
+    float32 tensors ``[3, 64, 64]`` (CHW) in [-1, 1], the official normalisation; ``judge`` (float32
+    scalar in [0, 1], fraction preferring p1); ``split``, ``category``, ``key``, ``stem`` and
+    ``index`` (position within its set) so scores can be broken down.
+
+    ``in_memory=True`` loads the selected sets once (fast, ~37 KB per triplet);
+    ``in_memory=False`` reads each item on demand (one HDF5 handle per worker process, or one
+    PNG decode per image), for sets larger than RAM.
+    """
+
+    kind = "2afc"
+
+
+class JNDDataset(_BappsDataset):
+    """JND pairs as a ``torch.utils.data.Dataset``: items carry ``p0``, ``p1`` (as in
+    :class:`TwoAFCDataset`, per ``output``), ``same`` (float32 in [0, 1], fraction of raters who
+    said "same"), ``split``, ``category``, ``key``, ``stem``, ``index``."""
+
+    kind = "jnd"

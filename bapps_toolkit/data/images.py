@@ -1,0 +1,115 @@
+"""Decoding BAPPS patches and judgment files.
+
+Image rule (what :func:`decode_image` does, matching the official BAPPS loader of Zhang et al.,
+CVPR 2018 — PIL ``convert('RGB')`` then torchvision ``Resize(64)``):
+
+1. PIL opens the file; its header size is checked first: a side above :data:`MAX_SIDE` or more
+   than :data:`MAX_PIXELS` pixels is refused (decompression-bomb guard) with a
+   :class:`~bapps_toolkit.errors.DataError` naming the file.
+2. ``convert('RGB')``: grayscale is replicated to three channels, an alpha channel is dropped
+   (not composited), palettes are expanded — exactly PIL's conversion.
+3. A 64×64 image is returned as is. A square image of another size is resized to 64×64 with
+   PIL's bilinear filter (which is what ``Resize(64)`` does to a PIL image: shorter side to 64,
+   bilinear, antialiased by PIL).
+4. A non-square image is **refused**: ``Resize(64)`` keeps the aspect ratio, so the official
+   loader would produce a 64×L patch that cannot be batched with the others, and BAPPS holds no
+   such patches. Crop your images square before using them.
+
+Output: ``uint8`` array ``[64, 64, 3]`` (HWC, RGB, values 0…255).
+
+Judgment files (``judge/*.npy``, ``same/*.npy``) hold one float: shape ``()``, ``(1,)`` or
+``(1, 1)``, a finite value in [0, 1]. Anything else is a DataError naming the file.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+from PIL import Image
+
+from ..errors import DataError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+PATCH = 64
+#: Largest side accepted before decoding (pixels).
+MAX_SIDE = 16384
+#: Largest pixel count accepted before decoding (64 MPix).
+MAX_PIXELS = 64 * 1024 * 1024
+
+
+def decode_image(path: PathLike) -> np.ndarray:
+    """Decode one patch file to ``uint8 [64, 64, 3]`` RGB (rule in the module docstring)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w <= 0 or h <= 0 or w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+                    raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit "
+                                    f"{MAX_SIDE} per side, {MAX_PIXELS} pixels); refusing to decode it")
+                if w != h:
+                    raise DataError(f"image {path} is {w}x{h}, not square: the official loader's "
+                                    "Resize(64) would keep the aspect ratio and give a patch that "
+                                    "cannot be batched; crop it square first")
+                im.load()
+                if im.mode != "RGB":
+                    im = im.convert("RGB")
+                if w != PATCH:
+                    im = im.resize((PATCH, PATCH), Image.BILINEAR)
+                arr = np.array(im, dtype=np.uint8)
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"image file {path} does not exist") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise DataError(f"cannot decode image {path}: corrupt or truncated ({exc})") from None
+    if arr.shape != (PATCH, PATCH, 3):  # pragma: no cover - PIL guarantees this for mode RGB
+        raise DataError(f"image {path} decoded to shape {arr.shape}, expected (64, 64, 3)")
+    return arr
+
+
+def decode_images(paths: Sequence[PathLike], out: np.ndarray | None = None) -> np.ndarray:
+    """Decode many patches into ``uint8 [len(paths), 64, 64, 3]`` (optionally into ``out``)."""
+    if out is None:
+        out = np.empty((len(paths), PATCH, PATCH, 3), dtype=np.uint8)
+    for i, p in enumerate(paths):
+        out[i] = decode_image(p)
+    return out
+
+
+def load_judgment(path: PathLike) -> float:
+    """Read one ``judge``/``same`` ``.npy`` file: one finite value in [0, 1] (as a float)."""
+    try:
+        with open(path, "rb") as fh:
+            arr = np.load(fh, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"judgment file {path} does not exist") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"cannot read judgment file {path}: not a valid .npy file ({exc})") from None
+    if not isinstance(arr, np.ndarray):
+        raise DataError(f"judgment file {path} holds an archive, not one array")
+    if arr.shape not in ((), (1,), (1, 1)):
+        raise DataError(f"judgment file {path} has shape {arr.shape}; expected one value "
+                        "(shape (), (1,) or (1, 1))")
+    if arr.dtype.kind not in "fiu":
+        raise DataError(f"judgment file {path} has dtype {arr.dtype}; expected a real number")
+    value = float(arr.reshape(()))
+    if not np.isfinite(value) or value < 0.0 or value > 1.0:
+        raise DataError(f"judgment file {path} holds {value}, outside [0, 1]")
+    return value
+
+
+def load_judgments(paths: Sequence[PathLike]) -> np.ndarray:
+    """``float32 [len(paths)]`` of :func:`load_judgment` values."""
+    return np.array([load_judgment(p) for p in paths], dtype=np.float32)
+
+
+def file_label(path: PathLike) -> str:
+    """Short ``folder/name`` label for messages."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}"

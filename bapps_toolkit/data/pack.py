@@ -1,0 +1,381 @@
+"""Pack a BAPPS folder tree into one HDF5 file, and verify such a file.
+
+File format ``bapps-h5/1`` (groups mirror the folder layout of Zhang et al., CVPR 2018)::
+
+    /                          attrs: bapps_toolkit_format="bapps-h5/1", source, toolkit_version,
+                                      synthetic (bool), keys (JSON list), counts (JSON dict)
+    /2afc/<split>/<category>   attrs: kind, split, category, count
+        ref, p0, p1            uint8 [N, 64, 64, 3], chunked (CHUNK_ITEMS, 64, 64, 3), no compression
+        judge                  float32 [N]   (fraction of raters preferring p1)
+        stems                  utf-8 strings [N]
+    /jnd/val/<category>        p0, p1 (as above), same float32 [N], stems
+
+Every array carries ``attrs["sha256"]``: SHA-256 of its C-order bytes (float32 little-endian;
+for ``stems`` the UTF-8 of the stems joined by ``"\\n"``). The format marker is written last, so
+a file cut short never looks like ours.
+
+Image rule and judgment checks: see :mod:`bapps_toolkit.data.images`.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .._io import FileLock, TMP_MARK, atomic_path
+from .._version import __version__
+from ..errors import DataError
+from .images import PATCH, decode_images, load_judgments
+from .layout import (ALL_KEYS, SetFiles, discover, folders_of, is_synthetic_root, kind_of,
+                     resolve_root, scan_set, split_key)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+FORMAT_ATTR = "bapps_toolkit_format"
+FORMAT = "bapps-h5/1"
+#: Items per HDF5 chunk of an image array (256 × 12 KiB = 3 MiB).
+CHUNK_ITEMS = 256
+#: Items per decode task handed to a worker process.
+TASK_ITEMS = 256
+#: Below this many images the decode runs in-process (a pool costs more than it saves).
+POOL_MIN_IMAGES = 2048
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _progress_enabled(progress: bool) -> bool:
+    return bool(progress) and sys.stderr.isatty()
+
+
+def make_bar(total: int, desc: str, progress: bool, unit: str = "img"):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, disable=not _progress_enabled(progress),
+                dynamic_ncols=True, leave=False)
+
+
+# --------------------------------------------------------------------------- parallel decode
+
+def _decode_task(image_lists: Tuple[Tuple[str, ...], ...], judgment_list: Tuple[str, ...]
+                 ) -> Tuple[List[np.ndarray], np.ndarray]:
+    """Worker: decode one slice of a set (module level so it pickles)."""
+    return [decode_images(paths) for paths in image_lists], load_judgments(judgment_list)
+
+
+def _tasks(sf: SetFiles) -> Iterator[Tuple[int, Tuple[Tuple[str, ...], ...], Tuple[str, ...]]]:
+    folders = folders_of(sf.key)
+    img_folders, jfolder = folders[:-1], folders[-1]
+    for start in range(0, len(sf), TASK_ITEMS):
+        stop = min(start + TASK_ITEMS, len(sf))
+        images = tuple(tuple(str(p) for p in sf.files[f][start:stop]) for f in img_folders)
+        yield start, images, tuple(str(p) for p in sf.files[jfolder][start:stop])
+
+
+@contextlib.contextmanager
+def decode_pool(workers: Optional[int], n_images: int) -> Iterator[Optional[cf.Executor]]:
+    """A process pool for decoding, or ``None`` when one worker (or a small job) suffices."""
+    w = default_workers() if workers is None else int(workers)
+    if w < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if w == 1 or n_images < POOL_MIN_IMAGES:
+        yield None
+        return
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    ex = cf.ProcessPoolExecutor(max_workers=w, mp_context=ctx)
+    try:
+        yield ex
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def iter_decoded(sf: SetFiles, pool: Optional[cf.Executor], bar=None
+                 ) -> Iterator[Tuple[int, List[np.ndarray], np.ndarray]]:
+    """Yield ``(start, [images per image folder], judgments)`` for consecutive slices, in order."""
+    n_img_folders = len(folders_of(sf.key)) - 1
+    if pool is None:
+        for start, images, judg in _tasks(sf):
+            arrays, j = _decode_task(images, judg)
+            if bar is not None:
+                bar.update(len(judg) * n_img_folders)
+            yield start, arrays, j
+        return
+    window = 2 * (getattr(pool, "_max_workers", 2) or 2)
+    pending: "collections.deque[Tuple[int, int, cf.Future]]" = collections.deque()
+    tasks = _tasks(sf)
+    try:
+        for start, images, judg in tasks:
+            pending.append((start, len(judg), pool.submit(_decode_task, images, judg)))
+            if len(pending) >= window:
+                s, n, fut = pending.popleft()
+                arrays, j = fut.result()
+                if bar is not None:
+                    bar.update(n * n_img_folders)
+                yield s, arrays, j
+        while pending:
+            s, n, fut = pending.popleft()
+            arrays, j = fut.result()
+            if bar is not None:
+                bar.update(n * n_img_folders)
+            yield s, arrays, j
+    finally:
+        for _, _, fut in pending:
+            fut.cancel()
+
+
+def decode_set(sf: SetFiles, pool: Optional[cf.Executor] = None, bar=None) -> Dict[str, np.ndarray]:
+    """Decode a whole set into memory: ``{"ref": ..., "p0": ..., "judge": ...}``."""
+    folders = folders_of(sf.key)
+    n = len(sf)
+    out = {f: np.empty((n, PATCH, PATCH, 3), np.uint8) for f in folders[:-1]}
+    out[folders[-1]] = np.empty((n,), np.float32)
+    for start, arrays, j in iter_decoded(sf, pool, bar):
+        stop = start + len(j)
+        for f, a in zip(folders[:-1], arrays):
+            out[f][start:stop] = a
+        out[folders[-1]][start:stop] = j
+    return out
+
+
+# --------------------------------------------------------------------------- schema
+
+def stems_digest(stems: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(stems).encode("utf-8")).hexdigest()
+
+
+def _attr_str(v: Any) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def check_schema(f: "Any", path: PathLike) -> Dict[str, Any]:
+    """Check an open ``h5py.File`` is a bapps-toolkit file with a sound schema (no checksums).
+
+    Returns ``{"keys": [...], "counts": {key: N}, "synthetic": bool, "source": str,
+    "toolkit_version": str}``. Raises :class:`DataError` naming the file (and array).
+    """
+    marker = f.attrs.get(FORMAT_ATTR)
+    if marker is None:
+        raise DataError(f"{path} is not a bapps-toolkit file (no '{FORMAT_ATTR}' attribute; "
+                        "pack a BAPPS folder with `bapps pack ROOT OUT.h5`)")
+    if _attr_str(marker) != FORMAT:
+        raise DataError(f"{path} has format {_attr_str(marker)!r}; this toolkit reads {FORMAT!r}")
+    try:
+        keys = json.loads(_attr_str(f.attrs["keys"]))
+        counts = json.loads(_attr_str(f.attrs["counts"]))
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"{path}: damaged bapps-toolkit header ({exc})") from None
+    if not isinstance(keys, list) or not keys or not all(k in ALL_KEYS for k in keys):
+        raise DataError(f"{path}: damaged bapps-toolkit header (set list {keys!r})")
+    for key in keys:
+        if key not in f or not hasattr(f[key], "keys"):
+            raise DataError(f"{path}: set group /{key} listed in the header is missing")
+        g = f[key]
+        n = counts.get(key)
+        if not isinstance(n, int) or n < 1 or int(g.attrs.get("count", -1)) != n:
+            raise DataError(f"{path}: /{key} count {g.attrs.get('count')} does not match header {n}")
+        folders = folders_of(key)
+        for name in folders[:-1]:
+            if name not in g:
+                raise DataError(f"{path}: array /{key}/{name} is missing")
+            ds = g[name]
+            if ds.dtype != np.uint8 or ds.shape != (n, PATCH, PATCH, 3):
+                raise DataError(f"{path}: array /{key}/{name} is {ds.dtype} {ds.shape}, expected "
+                                f"uint8 {(n, PATCH, PATCH, 3)}")
+        for name in (folders[-1], "stems"):
+            if name not in g:
+                raise DataError(f"{path}: array /{key}/{name} is missing")
+            ds = g[name]
+            if ds.shape != (n,):
+                raise DataError(f"{path}: array /{key}/{name} has shape {ds.shape}, expected {(n,)}")
+        if g[folders[-1]].dtype != np.float32:
+            raise DataError(f"{path}: array /{key}/{folders[-1]} is {g[folders[-1]].dtype}, expected float32")
+        if g["stems"].dtype.kind not in "OSU":
+            raise DataError(f"{path}: array /{key}/stems is {g['stems'].dtype}, expected strings")
+    return {"keys": list(keys), "counts": {k: int(counts[k]) for k in keys},
+            "synthetic": bool(f.attrs.get("synthetic", False)),
+            "source": _attr_str(f.attrs.get("source", "")),
+            "toolkit_version": _attr_str(f.attrs.get("toolkit_version", ""))}
+
+
+def open_h5(path: PathLike):
+    """Open a packed file read-only after checking it is ours; returns ``(h5py.File, info)``."""
+    import h5py
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"packed file {p} does not exist")
+    if not p.is_file():
+        raise DataError(f"{p} is not a file")
+    if not h5py.is_hdf5(str(p)):
+        raise DataError(f"{p} is not a bapps-toolkit file (not HDF5 at all)")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise DataError(f"{p} is not a bapps-toolkit file (cannot open as HDF5: {exc})") from None
+    try:
+        info = check_schema(f, p)
+    except BaseException:
+        f.close()
+        raise
+    return f, info
+
+
+def read_stems(ds) -> List[str]:
+    return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in ds[...]]
+
+
+# --------------------------------------------------------------------------- pack
+
+def _clean_stale_temps(out: Path) -> None:
+    for stale in out.parent.glob(f".{out.name}{TMP_MARK}*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+def pack(root: PathLike, out_h5: PathLike, *, workers: Optional[int] = None, force: bool = False,
+         progress: bool = True) -> Path:
+    """Pack every BAPPS set under ``root`` into the HDF5 file ``out_h5``; returns its path.
+
+    The whole tree is listed and paired first (a layout error stops before anything is
+    written); PNGs are decoded by ``workers`` processes (default: every core this process may
+    use); the file is written under a temporary name and renamed at the end, under a lock on
+    ``out_h5`` (a second concurrent pack to the same output fails at once with
+    :class:`~bapps_toolkit.errors.LockedError`). An existing ``out_h5`` is refused unless
+    ``force``. Leftover temporaries of killed runs are removed.
+    """
+    import h5py
+
+    out = Path(out_h5)
+    base = resolve_root(root)
+    if out.exists() and out.is_dir():
+        raise DataError(f"output {out} is a folder; give a file name such as {out / 'bapps.h5'}")
+    with FileLock(out, "packed file"):
+        if out.exists() and not force:
+            raise FileExistsError(f"{out} already exists; pass --force (force=True) to overwrite it")
+        _clean_stale_temps(out)
+        keys = discover(base)
+        sets = [scan_set(base, k) for k in keys]
+        synthetic = is_synthetic_root(base)
+        n_images = sum(len(sf) * (len(folders_of(sf.key)) - 1) for sf in sets)
+        bar = make_bar(n_images, f"pack {out.name}", progress)
+        try:
+            with atomic_path(out) as tmp, decode_pool(workers, n_images) as pool:
+                with h5py.File(tmp, "w", libver="latest") as f:
+                    for sf in sets:
+                        _write_set(f, sf, pool, bar)
+                    f.attrs["source"] = str(base.resolve())
+                    f.attrs["toolkit_version"] = __version__
+                    f.attrs["synthetic"] = bool(synthetic)
+                    f.attrs["keys"] = json.dumps(keys)
+                    f.attrs["counts"] = json.dumps({sf.key: len(sf) for sf in sets})
+                    f.attrs[FORMAT_ATTR] = FORMAT
+        finally:
+            bar.close()
+    return out
+
+
+def chunk_rows(n: int) -> int:
+    """Rows per HDF5 chunk: at most :data:`CHUNK_ITEMS`, split evenly so the last chunk is not
+    mostly padding (HDF5 allocates whole chunks)."""
+    n_chunks = -(-n // CHUNK_ITEMS)
+    return max(1, -(-n // n_chunks))
+
+
+def _write_set(f, sf: SetFiles, pool, bar) -> None:
+    import h5py
+    kind, split, cat = split_key(sf.key)
+    folders = folders_of(sf.key)
+    n = len(sf)
+    g = f.create_group(sf.key)
+    g.attrs.update({"kind": kind, "split": split, "category": cat, "count": n})
+    chunk = chunk_rows(n)
+    dsets = {name: g.create_dataset(name, shape=(n, PATCH, PATCH, 3), dtype=np.uint8,
+                                    chunks=(chunk, PATCH, PATCH, 3)) for name in folders[:-1]}
+    judg = np.empty((n,), np.float32)
+    hashes = {name: hashlib.sha256() for name in folders[:-1]}
+    for start, arrays, j in iter_decoded(sf, pool, bar):
+        stop = start + len(j)
+        for name, a in zip(folders[:-1], arrays):
+            dsets[name][start:stop] = a
+            hashes[name].update(np.ascontiguousarray(a).data)
+        judg[start:stop] = j
+    for name, h in hashes.items():
+        dsets[name].attrs["sha256"] = h.hexdigest()
+    jd = g.create_dataset(folders[-1], data=judg)
+    jd.attrs["sha256"] = hashlib.sha256(judg.astype("<f4").tobytes()).hexdigest()
+    sd = g.create_dataset("stems", data=np.array(sf.stems, dtype=object),
+                          dtype=h5py.string_dtype("utf-8"))
+    sd.attrs["sha256"] = stems_digest(sf.stems)
+
+
+# --------------------------------------------------------------------------- verify
+
+def verify(h5: PathLike, *, progress: bool = False) -> Dict[str, Any]:
+    """Re-check a packed file: marker, schema, counts, judgment range and every SHA-256.
+
+    Returns a summary ``{"path", "format", "toolkit_version", "source", "synthetic", "sets":
+    {key: N}, "images", "arrays_checked", "ok": True}``; raises :class:`DataError` naming the
+    file and the array on the first failure.
+    """
+    p = Path(h5)
+    f, info = open_h5(p)
+    checked = 0
+    try:
+        total = sum(n * (len(folders_of(k)) - 1) for k, n in info["counts"].items())
+        bar = make_bar(total, f"verify {p.name}", progress)
+        try:
+            for key in info["keys"]:
+                g = f[key]
+                n = info["counts"][key]
+                folders = folders_of(key)
+                for name in folders[:-1]:
+                    ds = g[name]
+                    h = hashlib.sha256()
+                    buf = np.empty((min(4096, n), PATCH, PATCH, 3), np.uint8)
+                    for start in range(0, n, buf.shape[0]):
+                        stop = min(start + buf.shape[0], n)
+                        view = buf[: stop - start]
+                        ds.read_direct(view, np.s_[start:stop])
+                        h.update(view.data)
+                        bar.update(stop - start)
+                    _check_digest(p, key, name, ds, h.hexdigest())
+                    checked += 1
+                jd = g[folders[-1]]
+                j = jd[...]
+                _check_digest(p, key, folders[-1], jd, hashlib.sha256(j.astype("<f4").tobytes()).hexdigest())
+                bad = ~np.isfinite(j) | (j < 0) | (j > 1)
+                if bad.any():
+                    raise DataError(f"{p}: array /{key}/{folders[-1]} holds values outside [0, 1] "
+                                    f"(first at index {int(np.flatnonzero(bad)[0])})")
+                stems = read_stems(g["stems"])
+                _check_digest(p, key, "stems", g["stems"], stems_digest(stems))
+                checked += 2
+        finally:
+            bar.close()
+    finally:
+        f.close()
+    return {"path": str(p), "format": FORMAT, "toolkit_version": info["toolkit_version"],
+            "source": info["source"], "synthetic": info["synthetic"], "sets": dict(info["counts"]),
+            "images": sum(n * (len(folders_of(k)) - 1) for k, n in info["counts"].items()),
+            "arrays_checked": checked, "ok": True}
+
+
+def _check_digest(path: Path, key: str, name: str, ds, actual: str) -> None:
+    expected = ds.attrs.get("sha256")
+    if expected is None:
+        raise DataError(f"{path}: array /{key}/{name} has no sha256 attribute")
+    if _attr_str(expected) != actual:
+        raise DataError(f"{path}: array /{key}/{name} fails its SHA-256 check (stored "
+                        f"{_attr_str(expected)[:12]}…, computed {actual[:12]}…): the file is damaged")

@@ -1,0 +1,95 @@
+"""Shared fixtures.
+
+* ``mini_root`` (session): the default synthetic mini set (``make_mini(seed=0)``), built once per
+  test session into a temporary folder. Read-only by convention — copy before modifying.
+* ``mini_h5`` (session): ``mini_root`` packed into one HDF5 file. Read-only by convention.
+* ``tiny_tree`` (function): a builder of small hand-made BAPPS trees for layout/error tests.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Optional
+
+import numpy as np
+import pytest
+from PIL import Image
+
+_TIMES: Dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def mini_root(tmp_path_factory) -> Path:
+    from bapps_toolkit.data import make_mini
+
+    t0 = time.perf_counter()
+    root = make_mini(tmp_path_factory.mktemp("bapps_mini") / "mini", seed=0, progress=False)
+    _TIMES["mini_root"] = time.perf_counter() - t0
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini_h5(mini_root, tmp_path_factory) -> Path:
+    from bapps_toolkit.data import pack
+
+    t0 = time.perf_counter()
+    out = pack(mini_root, tmp_path_factory.mktemp("bapps_h5") / "mini.h5", progress=False)
+    _TIMES["mini_h5"] = time.perf_counter() - t0
+    return out
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pragma: no cover - reporting
+    if _TIMES:
+        terminalreporter.write_line(
+            "bapps fixtures: " + ", ".join(f"{k} built in {v:.1f} s" for k, v in _TIMES.items()))
+
+
+def patch_value(v: int, channel_shift: int = 0) -> np.ndarray:
+    """A 64×64 RGB patch whose pixels encode ``v`` (for checking which file landed where)."""
+    a = np.empty((64, 64, 3), np.uint8)
+    a[..., 0] = v % 256
+    a[..., 1] = (v * 7 + channel_shift) % 256
+    a[..., 2] = np.arange(64, dtype=np.uint8)[None, :]
+    return a
+
+
+def write_png(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, format="PNG", compress_level=1)
+
+
+def write_npy(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.asarray(value))
+
+
+@pytest.fixture
+def tiny_tree(tmp_path) -> Callable[..., Path]:
+    """``tiny_tree(keys=("2afc/val/cnn",), n=4, stems=None)`` -> root with hand-made sets.
+
+    2AFC item ``i`` (stem ``s``): ref = patch_value(10 i), p0 = patch_value(10 i + 1),
+    p1 = patch_value(10 i + 2), judge = i / 10. JND: p0 = patch_value(10 i + 3),
+    p1 = patch_value(10 i + 4), same = i / 10.
+    """
+    counter = {"n": 0}
+
+    def build(keys: Iterable[str] = ("2afc/val/cnn",), n: int = 4,
+              stems: Optional[list] = None, name: Optional[str] = None) -> Path:
+        counter["n"] += 1
+        root = tmp_path / (name or f"tree{counter['n']}")
+        names = stems or [f"{i:06d}" for i in range(n)]
+        for key in keys:
+            d = root / key
+            for i, s in enumerate(names):
+                if key.startswith("2afc/"):
+                    write_png(d / "ref" / f"{s}.png", patch_value(10 * i))
+                    write_png(d / "p0" / f"{s}.png", patch_value(10 * i + 1))
+                    write_png(d / "p1" / f"{s}.png", patch_value(10 * i + 2))
+                    write_npy(d / "judge" / f"{s}.npy", np.array([i / 10], np.float32))
+                else:
+                    write_png(d / "p0" / f"{s}.png", patch_value(10 * i + 3))
+                    write_png(d / "p1" / f"{s}.png", patch_value(10 * i + 4))
+                    write_npy(d / "same" / f"{s}.npy", np.array([i / 10], np.float32))
+        return root
+
+    return build
