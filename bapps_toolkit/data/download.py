@@ -436,11 +436,12 @@ def download_bapps(root: PathLike, *, val_only: bool = False, base_url: Optional
                 download_file(url, archive, expected_size=entry.get("size"), sha256=known_sha,
                               progress=progress)
             except DownloadError as exc:
-                if known_sha and "SHA-256" in str(exc):
+                if entry and ("SHA-256" in str(exc) or "announces" in str(exc)):
                     raise DownloadError(
-                        f"{exc}. The SHA-256 was recorded in {root / MANIFEST_NAME} when "
-                        f"{spec.name} was first downloaded; if the archive was legitimately "
-                        f"replaced upstream, remove its entry from that file") from None
+                        f"{exc}. The size and SHA-256 were recorded in {root / MANIFEST_NAME} "
+                        f"when {spec.name} was first downloaded; if the archive was "
+                        f"legitimately replaced upstream, remove its entry from that "
+                        f"file") from None
                 raise
             try:
                 members = read_members(archive)
