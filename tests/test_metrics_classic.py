@@ -269,6 +269,19 @@ def test_ms_ssim_gradcheck_multiscale():
     assert torch.autograd.gradcheck(lambda t: ms_ssim(t, y, data_range=1.0, win_size=5), (x,))
 
 
+@pytest.mark.parametrize("name,opts", [("l2", {}), ("l2-lab", {}), ("psnr", {}), ("ssim", {}), ("ssim-lab", {}),
+                                       ("ms-ssim", {}), ("ssim", {"spatial": True}), ("l2-lab", {"spatial": True})])
+def test_exact_gradcheck(name, opts):
+    """Full (not fast-mode) gradcheck in float64 at the smallest size, grey and RGB."""
+    m = create_metric(name, **opts)
+    s = max(m.min_size, 3)
+    for c in (1, 3):
+        g = torch.Generator().manual_seed(c)
+        x = (torch.rand(1, c, s, s, generator=g, dtype=torch.float64) * 1.8 - 0.9).requires_grad_(True)
+        y = torch.rand(1, c, s, s, generator=g, dtype=torch.float64) * 1.8 - 0.9
+        assert torch.autograd.gradcheck(lambda t: m(t, y), (x,), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
 def test_psnr_distance_hand_values():
     x = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
     y = torch.full_like(x, 0.1)  # MSE 0.01 → PSNR 20 dB

@@ -102,9 +102,9 @@ def _band_matrix(taps: torch.Tensor, size: int) -> torch.Tensor:
     k = taps.numel()
     out = size - k + 1
     band = torch.zeros(size, out, dtype=taps.dtype, device=taps.device)
-    cols = torch.arange(out, device=taps.device)
-    for t in range(k):
-        band[cols + t, cols] = taps[t]
+    cols = torch.arange(out, device=taps.device).expand(k, out)
+    rows = cols + torch.arange(k, device=taps.device).view(k, 1)
+    band[rows, cols] = taps.view(k, 1).expand(k, out)
     return band
 
 

@@ -22,8 +22,9 @@ Writes ``classic.npz`` next to this file with, for the pairs ``make_pairs(MAIN_S
 * ``msssim_pm``: ``pytorch_msssim.ms_ssim(data_range=255)`` (float64) where it applies
   (min side > 160), NaN elsewhere.
 * ``msssim_sym``: MS-SSIM with MATLAB/TF symmetric bottom/right padding, built from
-  pytorch-msssim's per-scale statistics (``_ssim``) and a numpy downsampler; scale count = as
-  many as fit (≤ 5, 11 taps), weights renormalised when fewer than 5.
+  pytorch-msssim's per-scale statistics (``_ssim``, given float64 Gaussian taps) and a numpy
+  downsampler; scale count = as many as fit (≤ 5, 11 taps), weights renormalised when fewer
+  than 5.
 * ``ssim_map_0``: channel mean of scikit-image's SSIM map (``full=True``), cropped by 5, pair 0.
 
 For ``make_pairs(DS_SIZES, 1, ("blur",))``: ``ds_keys``, ``ds_sha256``, ``ds_factor`` (MATLAB
