@@ -144,6 +144,38 @@ def resolve_metric(
     return text.lower(), metric
 
 
+def metric_label(metric_id: str, metric: Any) -> str:
+    """Report label: the metric's ``label`` (with its UNCALIBRATED tag), named by ``metric_id``."""
+    if metric_id == metric.name:
+        return metric.label
+    return metric.label.replace(metric.name, metric_id, 1)
+
+
+def parse_weight_specs(items: Sequence[str], option: str, *, allow_random: bool) -> Dict[str, str]:
+    """``["alex=PATH", "vgg=random"]`` -> ``{"alex": "PATH", "vgg": "random"}``.
+
+    Errors name ``option``: missing ``=``, unknown network, the same network twice, a file that
+    does not exist, ``random`` where it is not allowed.
+    """
+    out: Dict[str, str] = {}
+    for item in items or []:
+        net, sep, value = str(item).partition("=")
+        net = net.strip().lower()
+        if not sep or not net or not value:
+            raise ValueError(f"{option} {item!r}: expected NET=PATH (NET one of {', '.join(_NETS)})")
+        if net not in _NETS:
+            raise ValueError(f"{option} {item!r}: unknown network {net!r}; use one of {', '.join(_NETS)}")
+        if net in out:
+            raise ValueError(f"{option}: network {net!r} given twice")
+        if value == "random":
+            if not allow_random:
+                raise ValueError(f"{option} {item!r}: 'random' is only allowed for --backbone-weights")
+        elif not Path(value).is_file():
+            raise FileNotFoundError(f"{option} {item!r}: weight file {value} does not exist")
+        out[net] = value
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Distances
 # --------------------------------------------------------------------------------------------
@@ -264,7 +296,7 @@ def run_evaluation(
 
     n_items = sum(len(s) for s in sets_2afc) + sum(len(s) for s in sets_jnd)
     for mid, metric in resolved:
-        label = metric.label if mid == metric.name else metric.label.replace(metric.name, mid, 1)
+        label = metric_label(mid, metric)
         meta[mid] = dict(label=label, calibrated=metric.calibrated)
         with tqdm(total=n_items, desc=label, unit="item", disable=not progress, leave=False) as bar:
             for s in sets_2afc:

@@ -1,0 +1,27 @@
+"""``bapps metrics``: list the metric names ``create_metric`` / ``--metric`` accept, with a
+one-line description of each."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("metrics", help="list the available metrics with descriptions",
+                              description=__doc__)
+    p.add_argument("--names-only", action="store_true", help="print the names only, one per line")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from ..metrics import describe_metrics
+
+    described = describe_metrics()
+    if args.names_only:
+        for name in described:
+            print(name)
+        return 0
+    width = max((len(n) for n in described), default=0)
+    for name, text in described.items():
+        print(f"{name:<{width}}  {text}")
+    return 0
