@@ -335,3 +335,16 @@ def test_batch_equals_single():
         batch = m(x, y)
         single = torch.cat([m(x[i : i + 1], y[i : i + 1]) for i in range(4)])
         assert torch.allclose(batch, single, atol=1e-12), name
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    torch.manual_seed(4)
+    x = torch.rand(3, 3, 300, 290) * 2 - 1  # > MATMUL_MAX_SIDE: exercises the convolution path
+    y = (x + 0.1 * torch.randn_like(x)).clamp(-1, 1)
+    for name in ("l2", "l2-lab", "psnr", "ssim", "ssim-lab", "ms-ssim"):
+        m = create_metric(name)
+        cpu = m(x, y)
+        gpu = m.cuda()(x.cuda(), y.cuda()).cpu()
+        assert torch.allclose(cpu, gpu, rtol=1e-4, atol=1e-5), name
