@@ -161,7 +161,7 @@ def pair_dirs(dir0, dir1) -> List[Tuple[str, Path, Path]]:
 Prepared = Tuple[Path, Path, "np.ndarray", "np.ndarray", bool]  # noqa: F821
 
 
-def prepare_pairs(pairs: Sequence[Tuple[Path, Path]], *, notes=sys.stderr) -> List[Prepared]:
+def prepare_pairs(pairs: Sequence[Tuple[Path, Path]], *, notes=None) -> List[Prepared]:
     """Decode every image once and apply the resize rule: ``(p0, p1, a, b, resized)`` per pair."""
     cache: Dict[Path, "np.ndarray"] = {}  # noqa: F821
 
@@ -171,6 +171,7 @@ def prepare_pairs(pairs: Sequence[Tuple[Path, Path]], *, notes=sys.stderr) -> Li
         return cache[p]
 
     prepared = []
+    notes = sys.stderr if notes is None else notes
     for p0, p1 in pairs:
         a, b = img(p0), img(p1)
         resized = a.shape[:2] != b.shape[:2]
@@ -202,6 +203,10 @@ def score_prepared(metric, prepared: Sequence[Prepared], *, device=None, batch_s
                             f"both sides >= {min_size} pixels")
         by_shape.setdefault(a.shape[:2], []).append(k)
     dist = [float("nan")] * len(prepared)
+    if _can_reuse_features(metric, prepared):
+        with torch.inference_mode():
+            _score_with_feature_cache(metric, prepared, dist, dev, batch_size, max_batch_pixels)
+        return dist
     with torch.inference_mode():
         for (h, w), idx in by_shape.items():
             per_batch = max(1, min(int(batch_size), int(max_batch_pixels) // max(1, h * w)))
@@ -215,8 +220,67 @@ def score_prepared(metric, prepared: Sequence[Prepared], *, device=None, batch_s
     return dist
 
 
+#: Largest total of pixels over the distinct images whose deep features are kept for reuse.
+FEATURE_CACHE_PIXELS = 64 * 1024 * 1024
+
+
+def _can_reuse_features(metric, prepared: Sequence[Prepared]) -> bool:
+    """LPIPS-like metrics (``features`` + ``distance_from_features``) on pairs that share
+    images (``--all-pairs``): each distinct image goes through the network once."""
+    if not (hasattr(metric, "features") and hasattr(metric, "distance_from_features")):
+        return False
+    if getattr(metric, "spatial", False):
+        return False
+    distinct = {(p[0], p[2].shape) for p in prepared} | {(p[1], p[3].shape) for p in prepared}
+    pixels = sum(shape[0] * shape[1] for _, shape in distinct)
+    return len(distinct) < 2 * len(prepared) and pixels <= FEATURE_CACHE_PIXELS
+
+
+def _score_with_feature_cache(metric, prepared, dist, dev, batch_size, max_batch_pixels) -> None:
+    import numpy as np
+    import torch
+
+    from ..data import to_model_input
+
+    index: Dict[Tuple, int] = {}
+    images = []
+    for p0, p1, a, b, _ in prepared:
+        for key, arr in (((p0, a.shape), a), ((p1, b.shape), b)):
+            if key not in index:
+                index[key] = len(images)
+                images.append(arr)
+    feats: List = [None] * len(images)
+    by_shape: Dict[Tuple[int, int], List[int]] = {}
+    for k, arr in enumerate(images):
+        by_shape.setdefault(arr.shape[:2], []).append(k)
+    for (h, w), idx in by_shape.items():
+        per_batch = max(1, min(int(batch_size), int(max_batch_pixels) // max(1, h * w)))
+        for s in range(0, len(idx), per_batch):
+            chunk = idx[s:s + per_batch]
+            x = to_model_input(np.stack([images[k] for k in chunk]), device=dev)
+            metric.validate(x, x)
+            fs = metric.features(x)
+            for j, k in enumerate(chunk):
+                feats[k] = [f[j:j + 1] for f in fs]
+    groups: Dict[Tuple[int, int], List[int]] = {}
+    for k, (p0, p1, a, b, _) in enumerate(prepared):
+        groups.setdefault(a.shape[:2], []).append(k)
+    step = max(1, int(batch_size))
+    for idx in groups.values():
+        for s in range(0, len(idx), step):
+            chunk = idx[s:s + step]
+            i0 = [index[(prepared[k][0], prepared[k][2].shape)] for k in chunk]
+            i1 = [index[(prepared[k][1], prepared[k][3].shape)] for k in chunk]
+            n_layers = len(feats[i0[0]])
+            f0 = [torch.cat([feats[i][l] for i in i0], dim=0) for l in range(n_layers)]
+            f1 = [torch.cat([feats[j][l] for j in i1], dim=0) for l in range(n_layers)]
+            d = metric.distance_from_features(f0, f1).reshape(len(chunk)).double().cpu().numpy()
+            for k, v in zip(chunk, d):
+                dist[k] = float(v)
+
+
 def score_pairs(metric, pairs: Sequence[Tuple[Path, Path]], *, device=None, batch_size: int = 64,
-                max_batch_pixels: int = DEFAULT_BATCH_PIXELS, notes=sys.stderr,
+                max_batch_pixels: int = DEFAULT_BATCH_PIXELS, notes=None,
                 ) -> Tuple[List[float], List[bool]]:
     """Distances of ``pairs`` of image files (resize rule of the module) and the resized flags."""
     prepared = prepare_pairs(pairs, notes=notes)
