@@ -3,9 +3,9 @@
     python benchmarks/bench_metrics.py                       # CPU, then CUDA if available
     python benchmarks/bench_metrics.py --device cpu --metrics ssim ms-ssim --batch 64
 
-Prints a markdown table per device (forward in ``torch.no_grad``; ``fwd+bwd`` = forward plus
-the gradient w.r.t. one input, i.e. the cost as a training loss). One "pair" is one distance
-d(x0, x1), i.e. two images; images/s = 2 × pairs/s.
+Prints a markdown table per device: best of ``--repeats`` runs; forward in ``torch.no_grad``;
+``fwd+bwd`` = forward plus the gradient w.r.t. one input, i.e. the cost as a training loss.
+One "pair" is one distance d(x0, x1), i.e. two images; images/s = 2 × pairs/s.
 
 Deep metrics (``lpips*``, ``pdl*``) use the cached ImageNet backbone when torch hub's cache has
 it (never downloading here); otherwise ``backbone_weights="random"`` — the same cost, but the
@@ -45,7 +45,8 @@ def _sync(device: torch.device) -> None:
 
 
 def _time(fn, device: torch.device, repeats: int, max_seconds: float) -> float:
-    """Median seconds per call after one warm-up; stops early after ``max_seconds``."""
+    """Best (minimum) seconds per call after one warm-up — the least disturbed by other load on
+    the machine; stops repeating after ``max_seconds``."""
     fn()
     _sync(device)
     times: List[float] = []
@@ -55,8 +56,7 @@ def _time(fn, device: torch.device, repeats: int, max_seconds: float) -> float:
         fn()
         _sync(device)
         times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
+    return min(times)
 
 
 def bench(name: str, device: torch.device, batch: int, size: int, repeats: int, max_seconds: float,
@@ -93,7 +93,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--metrics", nargs="*", default=None, help="names (default: every registered metric)")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per metric (median reported)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per metric (best reported)")
     ap.add_argument("--max-seconds", type=float, default=20.0, help="stop repeating after this long")
     ap.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
     ap.add_argument("--no-backward", action="store_true", help="skip the fwd+bwd column")
