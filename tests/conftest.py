@@ -68,8 +68,8 @@ def tiny_tree(tmp_path) -> Callable[..., Path]:
     """``tiny_tree(keys=("2afc/val/cnn",), n=4, stems=None)`` -> root with hand-made sets.
 
     2AFC item ``i`` (stem ``s``): ref = patch_value(10 i), p0 = patch_value(10 i + 1),
-    p1 = patch_value(10 i + 2), judge = i / 10. JND: p0 = patch_value(10 i + 3),
-    p1 = patch_value(10 i + 4), same = i / 10.
+    p1 = patch_value(10 i + 2), judge = (i % 11) / 10. JND: p0 = patch_value(10 i + 3),
+    p1 = patch_value(10 i + 4), same = (i % 11) / 10.
     """
     counter = {"n": 0}
 
@@ -85,11 +85,11 @@ def tiny_tree(tmp_path) -> Callable[..., Path]:
                     write_png(d / "ref" / f"{s}.png", patch_value(10 * i))
                     write_png(d / "p0" / f"{s}.png", patch_value(10 * i + 1))
                     write_png(d / "p1" / f"{s}.png", patch_value(10 * i + 2))
-                    write_npy(d / "judge" / f"{s}.npy", np.array([i / 10], np.float32))
+                    write_npy(d / "judge" / f"{s}.npy", np.array([(i % 11) / 10], np.float32))
                 else:
                     write_png(d / "p0" / f"{s}.png", patch_value(10 * i + 3))
                     write_png(d / "p1" / f"{s}.png", patch_value(10 * i + 4))
-                    write_npy(d / "same" / f"{s}.npy", np.array([i / 10], np.float32))
+                    write_npy(d / "same" / f"{s}.npy", np.array([(i % 11) / 10], np.float32))
         return root
 
     return build

@@ -65,8 +65,10 @@ def decode_image(path: PathLike) -> np.ndarray:
         raise
     except FileNotFoundError:
         raise DataError(f"image file {path} does not exist") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"image {path} has absurd dimensions, refusing to decode it "
+                        f"(decompression-bomb guard: {exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot decode image {path}: corrupt or truncated ({exc})") from None
     if arr.shape != (PATCH, PATCH, 3):  # pragma: no cover - PIL guarantees this for mode RGB
         raise DataError(f"image {path} decoded to shape {arr.shape}, expected (64, 64, 3)")

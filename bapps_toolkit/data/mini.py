@@ -346,8 +346,13 @@ def superres_pair(x: Img, rng) -> Tuple[Img, Img]:
     outs = []
     for up in rng.choice(4, size=2, replace=rng.random() < 0.3):
         y = _unpil(small.resize((64, 64), _UPS[int(up)]))
-        if rng.random() < 0.4:
-            y = y + float(rng.uniform(0.3, 2.0)) * (y - _blur(y, 1.0))
+        post = rng.random()
+        if post < 0.45:  # over-sharpening, as many SR methods do
+            y = y + float(rng.uniform(0.3, 2.5)) * (y - _blur(y, 1.0))
+        elif post < 0.65:  # a lossy save of the result
+            y = op_jpeg(np.clip(y, 0, 1), float(rng.uniform(0.2, 0.8)), rng)
+        elif post < 0.8:  # a smoothing prior
+            y = _blur(y, float(rng.uniform(0.5, 1.2)))
         outs.append(np.clip(y, 0, 1).astype(np.float32))
     return outs[0], outs[1]
 
