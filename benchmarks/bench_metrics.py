@@ -97,7 +97,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=20.0, help="stop repeating after this long")
     ap.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
     ap.add_argument("--no-backward", action="store_true", help="skip the fwd+bwd column")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's choice); on a machine shared with other "
+                         "jobs, 1 avoids OpenMP threads waiting on descheduled peers")
     args = ap.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            ap.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
 
     names = args.metrics or list_metrics()
     unknown = sorted(set(names) - set(list_metrics()))
