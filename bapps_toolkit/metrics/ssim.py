@@ -126,12 +126,11 @@ def filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
 
 
 def _symmetric_index(size: int, before: int, after: int, device) -> torch.Tensor:
-    idx = torch.arange(-before, size + after, device=device)
-    idx = torch.where(idx < 0, -idx - 1, idx)
-    idx = torch.where(idx >= size, 2 * size - idx - 1, idx)
     if before > size or after > size:
         raise ValueError(f"symmetric padding of {before}/{after} exceeds the size {size}")
-    return idx
+    idx = torch.arange(-before, size + after, device=device)
+    idx = torch.where(idx < 0, -idx - 1, idx)
+    return torch.where(idx >= size, 2 * size - idx - 1, idx)
 
 
 def symmetric_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
