@@ -181,7 +181,7 @@ def test_random_init_is_seeded_documented_and_leaves_global_rng():
     w = a.features[3].weight
     # He normal: std sqrt(2 / fan_in), fan_in = 64·5·5
     assert abs(float(w.detach().std()) / np.sqrt(2 / 1600) - 1) < 0.02
-    assert float(a.features[3].bias.abs().max()) == 0
+    assert float(a.features[3].bias.detach().abs().max()) == 0
 
 
 def test_random_backbone_warns_and_reports_uncalibrated():
