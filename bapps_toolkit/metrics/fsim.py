@@ -85,6 +85,8 @@ LOWPASS_CUTOFF = 0.45
 LOWPASS_ORDER = 15
 T1, T2, T3, T4 = 0.85, 160.0, 200.0, 200.0
 LAMBDA = 0.03
+#: MATLAB's real(p^λ) for p < 0 (principal branch): |p|^λ·cos(λπ).
+NEGATIVE_POWER_FACTOR = math.cos(LAMBDA * math.pi)
 
 #: Smallest ``min(H, W)`` accepted (after downsampling the grid must be well defined; smaller
 #: images cannot hold a single cycle of the finest log-Gabor filter, wavelength 6).
@@ -266,7 +268,7 @@ def _fsim_core(x255: torch.Tensor, y255: torch.Tensor, chromatic: bool, downsamp
         nz = mag > 0
         powered = torch.where(nz, torch.where(nz, mag, torch.ones_like(mag)) ** LAMBDA, torch.zeros_like(mag))
         # MATLAB real(p^λ): principal branch, |p|^λ·cos(λπ) for negative p.
-        sim = sim * torch.where(p < 0, powered * math.cos(LAMBDA * math.pi), powered)
+        sim = sim * torch.where(p < 0, powered * NEGATIVE_POWER_FACTOR, powered)
     pcm = torch.maximum(pc1, pc2)
     num = (sim * pcm).sum(dim=(1, 2, 3))
     den = pcm.sum(dim=(1, 2, 3))
