@@ -84,9 +84,9 @@ def test_observer_matches_documented_formula(mini_h5):
     assert mini_mod.observer_distance(a, b)[0] == pytest.approx(0.04 * dl, rel=1e-4)
 
 
-def test_judgments_follow_the_observer(mini_root):
+def test_judgments_follow_the_observer(mini_h5):
     # Triplets where the observer strongly prefers one side get that side's votes on average.
-    for s in load_2afc(mini_root, "val"):
+    for s in load_2afc(mini_h5, "val"):
         d0 = mini_mod.observer_distance(s.ref, s.p0)
         d1 = mini_mod.observer_distance(s.ref, s.p1)
         score = np.mean((d0 < d1) * (1 - s.judge) + (d1 < d0) * s.judge)
