@@ -105,47 +105,43 @@ def test_ddp_two_cpu_processes_equal_one_process(mini_root, tmp_path, dropout):
 
 @pytest.fixture(scope="module")
 def mini_runs(mini_h5, tmp_path_factory):
-    """Official schedule on the whole mini set: fast path (default) and full path, both with dropout."""
+    """The whole mini set, seed 0 (so one random backbone for all runs):
+
+    * ``official``: the official schedule, fast path (default), val 2AFC after every epoch;
+    * ``fast``/``full``: both paths with dropout 0.5 on a shorter schedule at a 10x rate (lr 1e-3,
+      2 + 1 epochs), so the weights move enough for the dropout treatment to matter;
+    * ``vec``: exact val vectors of that backbone, to score any linear layers.
+    """
     base = tmp_path_factory.mktemp("mini_runs")
     kw = dict(data=str(mini_h5), backbone_weights="random", seed=0, progress=False)
-    fast = train(TrainConfig(out=str(base / "fast"), val_every_epoch=True, **kw))
-    full = train(TrainConfig(out=str(base / "full"), fast=False, **kw))
-    metric = load_metric_from_checkpoint(fast.out_dir)
-    val_keys = list(fast.card["data"]["val_datasets"])
-    vec = _val_vectors(metric, mini_h5, val_keys)
-    return fast, full, vec
+    official = train(TrainConfig(out=str(base / "official"), val_every_epoch=True, **kw))
+    short = dict(lr=1e-3, epochs=2, decay_epochs=1, **kw)
+    fast = train(TrainConfig(out=str(base / "fast"), **short))
+    full = train(TrainConfig(out=str(base / "full"), fast=False, **short))
+    metric = load_metric_from_checkpoint(official.out_dir)
+    vec = _val_vectors(metric, mini_h5, list(official.card["data"]["val_datasets"]))
+    return official, fast, full, vec
 
 
 def test_lin_training_raises_val_2afc_on_the_mini_set(mini_runs):
     """Same random backbone throughout; the trained layers against the untrained (seeded init) ones."""
-    fast, _full, vec = mini_runs
-    before = fast.card["initial_val"]["val_2afc"]
-    after = fast.card["history"][-1]["val_2afc"]
-    w0 = _lin_vector(fast.out_dir / "epoch_001.safetensors")
-    assert _score(vec, _lin_vector(fast.checkpoint_path)) == pytest.approx(after, abs=1e-9)
+    official, _fast, _full, vec = mini_runs
+    before = official.card["initial_val"]["val_2afc"]
+    after = official.card["history"][-1]["val_2afc"]
+    w0 = _lin_vector(official.out_dir / "epoch_001.safetensors")
+    assert _score(vec, _lin_vector(official.checkpoint_path)) == pytest.approx(after, abs=1e-9)
     baseline = _score(vec, torch.ones_like(w0))
     print(f"\nmini set val 2AFC [UNCALIBRATED: random backbone, synthetic]: untrained lin {100 * before:.2f}%"
           f" -> trained {100 * after:.2f}% (uniform-weight baseline {100 * baseline:.2f}%)")
     assert after > before + 0.10, (before, after)
-    assert fast.card["calibrated"] is False
+    assert official.card["calibrated"] is False
 
 
 def test_fast_path_dropout_within_half_a_point_of_full_path(mini_runs):
-    fast, full, vec = mini_runs
-    s_fast = _score(vec, _lin_vector(fast.checkpoint_path))
-    s_full = _score(vec, _lin_vector(full.checkpoint_path))
-    print(f"\nfinal val 2AFC with dropout: fast {100 * s_fast:.2f}%  full {100 * s_full:.2f}%")
+    _official, fast, full, vec = mini_runs
+    w_fast, w_full = _lin_vector(fast.checkpoint_path), _lin_vector(full.checkpoint_path)
+    s_fast, s_full = _score(vec, w_fast), _score(vec, w_full)
+    print(f"\nfinal val 2AFC with dropout 0.5 (lr 1e-3, 3 epochs): fast {100 * s_fast:.2f}%  full {100 * s_full:.2f}%"
+          f"  (max |w_fast - w_full| {float((w_fast - w_full).abs().max()):.2e})")
+    assert not torch.equal(w_fast, w_full)  # different dropout noise, so not the same weights
     assert abs(s_fast - s_full) <= 0.005, (s_fast, s_full)
-
-
-def test_longer_lin_training_beats_uniform_weights(mini_h5, tmp_path):
-    """The layers learn more than a uniform weighting (same random backbone, higher rate)."""
-    res = train(TrainConfig(data=str(mini_h5), out=str(tmp_path / "long"), backbone_weights="random", seed=0,
-                            lr=1e-3, epochs=20, decay_epochs=10, progress=False))
-    metric = load_metric_from_checkpoint(res.out_dir)
-    vec = _val_vectors(metric, mini_h5, ["2afc/val/traditional", "2afc/val/cnn", "2afc/val/superres",
-                                        "2afc/val/deblur", "2afc/val/color", "2afc/val/frameinterp"])
-    w = _lin_vector(res.checkpoint_path)
-    trained, uniform = _score(vec, w), _score(vec, torch.ones_like(w))
-    print(f"\nlr 1e-3 x30 epochs: trained {100 * trained:.2f}% vs uniform {100 * uniform:.2f}% [UNCALIBRATED]")
-    assert trained > uniform

@@ -407,7 +407,9 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResu
     if train_backbone:
         named += [(f"backbone.{n}", p) for n, p in lpips.backbone.named_parameters()]
     param_names = [n for n, _ in named]
-    opt = torch.optim.Adam([p for _, p in named], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    # On CUDA the fused Adam kernel (one launch for all parameters); the default elsewhere.
+    opt = torch.optim.Adam([p for _, p in named], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                           **({"fused": True} if dev.type == "cuda" else {}))
 
     if done > 0:
         stem = ck.epoch_stem(done)
@@ -499,45 +501,28 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResu
         perm = torch.randperm(n_train, generator=make_generator(derive_seed(cfg.seed, epoch, STREAM_SHUFFLE)))
         perm_dev = perm.to(dev)
         drop_gen = make_generator(derive_seed(cfg.seed, epoch, STREAM_DROPOUT), dev) if cfg.dropout > 0 else None
-        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-        acc_sum = torch.zeros((), dtype=torch.float64, device=dev)
         bar = None
         if cfg.progress and ctx.is_main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n_train, desc=f"epoch {epoch}/{cfg.total_epochs}", unit="triplet", leave=False)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
-        for step, b in enumerate(range(0, n_train, B), start=1):
-            idx = perm_dev[b:b + B]
-            gn = int(idx.shape[0])
-            lo, hi = dd.slice_for_rank(gn, ctx.rank, ctx.world)
-            local = idx[lo:hi]
-            masks = MaskSource(cfg.dropout, drop_gen, gn, lo, hi)
-            j = judge_all[local]
-            if cfg.fast:
-                d0, d1, prob = wrapped("fast", vecs.v0[local], vecs.v1[local], masks)
-            else:
-                ref, p0, p1 = data.batch(local)
-                d0, d1, prob = wrapped("full", ref, p0, p1, masks)
-            lsum = bce_sum(prob, j)
-            loss = lsum * (ctx.world / gn)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            clamp_linear_(lpips.lins)
-            with torch.no_grad():
-                loss_sum += lsum.detach().double()
-                acc_sum += train_accuracy(d0.detach(), d1.detach(), j).double().sum()
-            if bar is not None:
-                bar.update(gn)
+
+        def hook(step: int, _epoch: int = epoch) -> None:
             if step_sleep > 0:
                 time.sleep(step_sleep)
-            if pause is not None and pause[0] == epoch and pause[1] == step:
+            if pause is not None and pause[0] == _epoch and pause[1] == step:
                 Path(pause[2]).write_text(str(os.getpid()))
                 while True:
                     time.sleep(0.05)
+
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        loss_sum, acc_sum = run_epoch(
+            wrapped, opt, lpips.lins, perm=perm_dev, judge=judge_all, batch_size=B, dropout=cfg.dropout,
+            drop_gen=drop_gen, ctx=ctx, vecs=vecs if cfg.fast else None, data=data, bar=bar,
+            hook=hook if (pause is not None or step_sleep > 0) else None,
+        )
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t0
@@ -589,6 +574,45 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResu
             tail += f" [UNCALIBRATED: {cal_note}]"
         _say(ctx, cfg, f"done: {out / 'latest.safetensors'}{tail}", always=True)
     return TrainResult(out_dir=out, checkpoint_path=ck.weights_path(out, ck.LATEST), card=card)
+
+
+def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, judge: torch.Tensor,
+              batch_size: int, dropout: float, drop_gen: Optional[torch.Generator], ctx: dd.DistContext,
+              vecs=None, data: Optional[_FullData] = None, bar=None, hook=None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One pass over ``perm`` in global batches of ``batch_size``: forward (fast path when ``vecs``
+    is given, else the full network on ``data``), BCE of G against the judge, Adam step, clamp of
+    the linear layers. Returns the summed BCE and summed training accuracy of this rank's items
+    (device tensors; no host sync inside the loop)."""
+    dev = perm.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    acc_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    n = int(perm.shape[0])
+    for step, b in enumerate(range(0, n, batch_size), start=1):
+        idx = perm[b:b + batch_size]
+        gn = int(idx.shape[0])
+        lo, hi = dd.slice_for_rank(gn, ctx.rank, ctx.world)
+        local = idx[lo:hi]
+        masks = MaskSource(dropout, drop_gen, gn, lo, hi)
+        j = judge[local]
+        if vecs is not None:
+            d0, d1, prob = wrapped("fast", vecs.v0[local], vecs.v1[local], masks)
+        else:
+            ref, p0, p1 = data.batch(local)
+            d0, d1, prob = wrapped("full", ref, p0, p1, masks)
+        lsum = bce_sum(prob, j)
+        loss = lsum * (ctx.world / gn)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        clamp_linear_(lins)
+        with torch.no_grad():
+            loss_sum += lsum.detach().double()
+            acc_sum += train_accuracy(d0.detach(), d1.detach(), j).double().sum()
+        if bar is not None:
+            bar.update(gn)
+        if hook is not None:
+            hook(step)
+    return loss_sum, acc_sum
 
 
 def _precompute(lpips, cfg: TrainConfig, keys, ctx, desc):
@@ -652,4 +676,4 @@ def _new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note,
     }
 
 
-__all__ = ["train", "TrainResult", "build_lpips", "LIN_INIT_NOTE", "FAST_DROPOUT_NOTE"]
+__all__ = ["train", "TrainResult", "build_lpips", "run_epoch", "LIN_INIT_NOTE", "FAST_DROPOUT_NOTE"]

@@ -120,8 +120,9 @@ def init_ranking_net_(g: RankingNet, gen: torch.Generator) -> None:
 @torch.no_grad()
 def clamp_linear_(lins: Sequence[nn.Conv2d]) -> None:
     """Clamp the LPIPS linear layers (and nothing else) to non-negative weights."""
-    for lin in lins:
-        lin.weight.clamp_(min=0.0)
+    weights = [lin.weight for lin in lins]
+    if weights:
+        torch._foreach_clamp_min_(weights, 0.0)
 
 
 def dropout_mask(shape: Sequence[int], p: float, gen: torch.Generator, device: torch.device,
