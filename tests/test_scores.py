@@ -153,3 +153,18 @@ def test_paired_bootstrap():
     assert lo <= 0 <= hi and p > 0.05
     with pytest.raises(ValueError, match="same items"):
         paired_bootstrap(score_2afc, (d0, d1, g), (d0[:10], d1[:10], g[:10]))
+
+
+def test_bootstrap_on_torch_device_matches_numpy():
+    rng = np.random.default_rng(5)
+    d0, d1, g = rng.random(400), rng.random(400), rng.random(400)
+    g[:50] = 0.5
+    d1[:30] = d0[:30]  # ties
+    a = bootstrap_distribution(score_2afc, d0, d1, g, n_boot=300, seed=1)
+    b = bootstrap_distribution(score_2afc, d0, d1, g, n_boot=300, seed=1, device="cpu")
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    d = np.round(rng.random(300), 2)  # many tied distances
+    same = (rng.random(300) < 0.1) * rng.random(300)
+    a = bootstrap_distribution(jnd_map, d, same, n_boot=300, seed=2)
+    b = bootstrap_distribution(jnd_map, d, same, n_boot=300, seed=2, device="cpu")
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)

@@ -294,6 +294,7 @@ def run_evaluation(
                          category=category, n=int(n), score=float(score), ci_low=lo, ci_high=hi,
                          synthetic=bool(synthetic)))
 
+    boot_dev = dev if dev.type == "cuda" else None  # bootstrap on the GPU when there is one
     n_items = sum(len(s) for s in sets_2afc) + sum(len(s) for s in sets_jnd)
     for mid, metric in resolved:
         label = metric_label(mid, metric)
@@ -303,7 +304,7 @@ def run_evaluation(
                 d0, d1 = _distances_2afc(metric, s, dev, bs, bar)
                 judge = _as_numpy(s.judge).astype(np.float64).reshape(-1)
                 boot = bootstrap_distribution(score_2afc, d0, d1, judge, n_boot=n_boot,
-                                              seed=_set_seed(seed, s.key))
+                                              seed=_set_seed(seed, s.key), device=boot_dev)
                 boots[(mid, s.key)] = boot
                 add_row(mid, label, metric.calibrated, "2afc", s.split, s.category, len(s),
                         score_2afc(d0, d1, judge), boot, s.synthetic)
@@ -311,14 +312,16 @@ def run_evaluation(
             for s in sets_jnd:
                 d = _distances_jnd(metric, s, dev, bs, bar)
                 same = _as_numpy(s.same).astype(np.float64).reshape(-1)
-                boot = bootstrap_distribution(jnd_map, d, same, n_boot=n_boot, seed=_set_seed(seed, s.key))
+                boot = bootstrap_distribution(jnd_map, d, same, n_boot=n_boot,
+                                              seed=_set_seed(seed, s.key), device=boot_dev)
                 add_row(mid, label, metric.calibrated, "jnd", s.split, s.category, len(s),
                         jnd_map(d, same), boot, s.synthetic)
                 distances.append(SetDistances(mid, label, s.key, list(s.stems), d=d, same=same))
 
     for s in sets_2afc:
         judge = _as_numpy(s.judge).astype(np.float64).reshape(-1)
-        boot = bootstrap_distribution(human_ceiling_2afc, judge, n_boot=n_boot, seed=_set_seed(seed, s.key))
+        boot = bootstrap_distribution(human_ceiling_2afc, judge, n_boot=n_boot,
+                                      seed=_set_seed(seed, s.key), device=boot_dev)
         boots[(HUMAN, s.key)] = boot
         add_row(HUMAN, "human (ceiling)", True, "2afc", s.split, s.category, len(s),
                 human_ceiling_2afc(judge), boot, s.synthetic)

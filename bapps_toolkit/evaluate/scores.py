@@ -200,11 +200,49 @@ def _resolve_batched(score_fn: Callable[..., float]):
     return per_item, None
 
 
-def _prepare(score_fn: Callable[..., float], arrays: Sequence[Any]):
-    """Validate once; returns (n_items, function mapping an index matrix [B, N] -> scores [B])."""
+def _jnd_map_batched_torch(d, same):
+    """:func:`_jnd_map_batched` in torch (float64, any device); same arithmetic, same order."""
+    import torch
+
+    order = torch.sort(d, dim=-1, stable=True).indices
+    s = torch.gather(same, -1, order)
+    tp = torch.cumsum(s, dim=-1)
+    fp = torch.cumsum(1.0 - s, dim=-1)
+    total = tp[..., -1:]
+    precision = tp / (tp + fp)
+    recall = tp / total
+    lead = precision.shape[:-1]
+    zeros = torch.zeros(lead + (1,), dtype=d.dtype, device=d.device)
+    mrec = torch.cat([zeros, recall, torch.ones_like(zeros)], dim=-1)
+    mpre = torch.cat([zeros, precision, zeros], dim=-1)
+    envelope = torch.flip(torch.cummax(torch.flip(mpre, dims=[-1]), dim=-1).values, dims=[-1])
+    ap = torch.sum((mrec[..., 1:] - mrec[..., :-1]) * envelope[..., 1:], dim=-1)
+    return torch.where(total[..., 0] > 0, ap, torch.full_like(ap, float("nan")))
+
+
+def _prepare(score_fn: Callable[..., float], arrays: Sequence[Any], device: Any = None):
+    """Validate once; returns (n_items, function mapping an index matrix [B, N] -> scores [B]).
+
+    With a torch ``device`` the known scores are computed there (same resamples, float64)."""
     if not arrays:
         raise ValueError("bootstrap: give the arrays the score is computed from")
     per_item, batched = _resolve_batched(score_fn)
+    if device is not None and (per_item is not None or batched is not None):
+        import torch
+
+        dev = torch.device(device)
+        if per_item is not None:
+            tv = torch.as_tensor(per_item(*arrays), dtype=torch.float64, device=dev)
+            return len(tv), lambda idx: tv[torch.as_tensor(idx, device=dev)].mean(dim=-1).cpu().numpy()
+        x, s = _jnd_checked(*arrays)
+        tx = torch.as_tensor(x, dtype=torch.float64, device=dev)
+        ts = torch.as_tensor(s, dtype=torch.float64, device=dev)
+
+        def on_device(idx):
+            ti = torch.as_tensor(idx, device=dev)
+            return _jnd_map_batched_torch(tx[ti], ts[ti]).cpu().numpy()
+
+        return len(x), on_device
     if per_item is not None:
         values = per_item(*arrays)
         n = len(values)
@@ -240,16 +278,19 @@ def _check_boot_args(n_boot: int, alpha: float) -> None:
 
 
 def bootstrap_distribution(
-    score_fn: Callable[..., float], *arrays: Any, n_boot: int = 1000, seed: int = 0
+    score_fn: Callable[..., float], *arrays: Any, n_boot: int = 1000, seed: int = 0,
+    device: Any = None,
 ) -> np.ndarray:
     """Scores of ``n_boot`` resamples of the items (with replacement), float64 ``[n_boot]``.
 
     ``score_fn`` is one of :func:`score_2afc`, :func:`jnd_map`, :func:`human_ceiling_2afc`
     (vectorised over resamples) or any ``f(*arrays) -> float`` (evaluated per resample).
     Resamples where the score is undefined (JND with no "same" label drawn) are ``nan``.
+    ``device``: a torch device to compute the known scores on (e.g. ``"cuda"``); the resampled
+    indices are drawn by numpy either way, so the result does not depend on it.
     """
     _check_boot_args(n_boot, 0.05)
-    n, fn = _prepare(score_fn, arrays)
+    n, fn = _prepare(score_fn, arrays, device)
     return np.concatenate([fn(idx) for idx in _resample_blocks(n, int(n_boot), seed)])
 
 
