@@ -177,7 +177,7 @@ pm.pack(sys.argv[1], sys.argv[2], workers=1, progress=False)
 """
 
 
-def test_killed_pack_leaves_nothing_complete_and_rerun_works(tiny_tree, tmp_path):
+def test_concurrent_then_killed_pack_leaves_nothing_complete_and_rerun_works(tiny_tree, tmp_path):
     root = tiny_tree(("2afc/val/cnn",), n=80)
     out = tmp_path / "k" / "killed.h5"
     proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(root), str(out)])
@@ -187,6 +187,9 @@ def test_killed_pack_leaves_nothing_complete_and_rerun_works(tiny_tree, tmp_path
         temps = list(out.parent.glob(".killed.h5.tmp-*")) if out.parent.exists() else []
         time.sleep(0.05)
     assert temps, "the pack never started writing"
+    # A second pack to the same output while the first runs stops at once, naming the holder.
+    with pytest.raises(LockedError, match=rf"pid {proc.pid}\) is already writing packed file .*killed\.h5"):
+        pack(root, out, progress=False)
     time.sleep(0.3)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
