@@ -19,7 +19,7 @@ REF_DIR = Path(__file__).resolve().parent / "reference"
 sys.path.insert(0, str(REF_DIR))
 
 from inputs import make_pairs, stack_unit  # noqa: E402
-from make_fsim_reference import SEED, SIZES  # noqa: E402
+from make_fsim_reference import DS_SEED, DS_SIZES, SEED, SIZES  # noqa: E402
 
 TOL = 1e-3  # the contract (issue 3); observed: FSIM ≤ 2e-5, FSIMc ≤ 1.6e-4
 
@@ -97,9 +97,8 @@ def _piq_filter_bank(rows, cols, dtype, device):
             torch.tensor(coef, dtype=dtype, device=device))
 
 
-def test_difference_from_piq_is_exactly_the_documented_deviations(ref, pairs, monkeypatch):
-    """Switch each documented deviation to piq's choice: the result then equals piq to
-    round-off, so nothing undocumented separates the two implementations."""
+def _use_piq_choices(monkeypatch) -> None:
+    """Switch every documented deviation to piq 0.8.0's choice."""
     eps64 = torch.finfo(torch.float64).eps
     yiq4 = torch.tensor([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]],
                         dtype=torch.float64)
@@ -110,8 +109,38 @@ def test_difference_from_piq_is_exactly_the_documented_deviations(ref, pairs, mo
     monkeypatch.setattr(fsim_mod, "EPSILON", eps64)
     monkeypatch.setattr(fsim_mod, "_safe_div", lambda n, d: (n + eps64) / (d + eps64))
     monkeypatch.setattr(fsim_mod, "NEGATIVE_POWER_FACTOR", 1.0)  # |p|^λ instead of real(p^λ)
+    monkeypatch.setattr(fsim_mod, "downsample_factor", lambda h, w: max(1, round(min(h, w) / 256)))
+    monkeypatch.setattr(fsim_mod, "matlab_downsample",
+                        lambda x, f: torch.nn.functional.avg_pool2d(x, f) if f > 1 else x)
+
+
+def test_difference_from_piq_is_exactly_the_documented_deviations(ref, pairs, monkeypatch):
+    """Switch each documented deviation to piq's choice: the result then equals piq to
+    round-off, so nothing undocumented separates the two implementations."""
+    _use_piq_choices(monkeypatch)
     np.testing.assert_allclose(_ours(pairs), ref["piq_fsim"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(_ours(pairs, chromatic=True), ref["piq_fsimc"], rtol=0, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def ds_pairs(ref):
+    ps = make_pairs(DS_SIZES, DS_SEED)
+    assert [p.key for p in ps] == [str(k) for k in ref["ds_keys"]]
+    if [p.sha256 for p in ps] != [str(d) for d in ref["ds_sha256"]]:
+        pytest.skip("JPEG inputs differ from the recording; re-run the reference script")
+    return ps
+
+
+def test_odd_size_downsampling_differs_from_piq_only_by_the_pooling(ref, ds_pairs, monkeypatch):
+    """401×385 (F = 2): MATLAB's zero-padded 'same' average keeps 201×193 pixels with a half-black
+    last row/column; piq's avg_pool keeps 200×192. A real, documented difference (2.2e-4 here;
+    1.9e-2 was seen on a noisy, weakly structured 401×385 crop, where the identical artificial
+    border edge dominates the PC weights), and the only one beyond the small ones above."""
+    ours = _ours(ds_pairs)
+    assert np.abs(ours - ref["ds_piq_fsim"]).max() > 1e-5
+    _use_piq_choices(monkeypatch)
+    np.testing.assert_allclose(_ours(ds_pairs), ref["ds_piq_fsim"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_ours(ds_pairs, chromatic=True), ref["ds_piq_fsimc"], rtol=0, atol=1e-12)
 
 
 def test_deviations_are_measurable(ref, ours):
