@@ -262,6 +262,16 @@ def test_val_2afc_is_the_official_score_of_the_saved_metric(lin_run, subset):
     last = lin_run.card["history"][-1]
     assert last["val"] == pytest.approx(scores, abs=1e-9)
     assert last["val_2afc"] == pytest.approx(np.mean(list(scores.values())))
+    # the card's uniform-weight reference is the metric's own baseline on the same backbone
+    from bapps_toolkit.metrics.lpips import LPIPS
+
+    base = LPIPS(net="alex", lpips=False, backbone_weights=str(lin_run.out_dir / "backbone.safetensors")).eval()
+    bscores = {}
+    for s in load_2afc(str(subset), "val"):
+        with torch.no_grad():
+            d0, d1 = base.pair_distances(to_model_input(s.ref), to_model_input(s.p0), to_model_input(s.p1))
+        bscores[s.key] = score_2afc(d0.numpy(), d1.numpy(), s.judge)
+    assert lin_run.card["baseline_val"]["per_set"] == pytest.approx(bscores, abs=1e-9)
 
 
 def test_linear_weights_nonnegative_and_official_layout_loads(lin_run, subset):

@@ -198,8 +198,8 @@ def _write_log(out: Path, history: List[Dict[str, Any]]) -> None:
 # validation
 
 @torch.no_grad()
-def _val_scores_fast(module: TrainModule, vecs) -> Dict[str, float]:
-    w = module.lin_vector().detach()
+def _val_scores_fast(module: TrainModule, vecs, w: Optional[torch.Tensor] = None) -> Dict[str, float]:
+    w = module.lin_vector().detach() if w is None else w
     d0 = (vecs.v0 @ w).cpu().numpy()
     d1 = (vecs.v1 @ w).cpu().numpy()
     j = vecs.judge.cpu().numpy()
@@ -481,6 +481,10 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResu
             iv = val_scores()
             card["initial_val"] = {"val_2afc": _mean(iv), "per_set": iv,
                                    "note": "untrained (seeded init) linear layers, same backbone"}
+            if cfg.fast:
+                bv = _val_scores_fast(module, val_vecs, torch.ones_like(module.lin_vector().detach()))
+                card["baseline_val"] = {"val_2afc": _mean(bv), "per_set": bv,
+                                        "note": "all channels weighted equally (LPIPS baseline), same backbone"}
         ck.write_json(out / ck.CARD, card)
         _say(ctx, cfg, f"{label}: {n_train} triplets ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
                        f"{'fast cached-feature path' if cfg.fast else 'full path'}, device {dev}"
