@@ -155,3 +155,30 @@ def test_random_backbone_is_labelled(mini_h5):
     assert (~lp.calibrated).all()
     assert lp.label.str.contains("UNCALIBRATED").all()
     assert t[t.metric == HUMAN].calibrated.all()
+
+
+def test_unvalidated_later_batches_equal_validated_path(mini_h5):
+    """Only a set's first batch goes through validation; later batches must give the same numbers."""
+    from bapps_toolkit.metrics import create_metric
+
+    with pytest.warns(UserWarning):
+        lp = create_metric("lpips-alex", backbone_weights="random")
+    kw = dict(datasets=["val/cnn"], n_boot=10, progress=False)
+    small = run_evaluation(mini_h5, [lp, "l2-lab"], batch_size=64, **kw)
+    whole = run_evaluation(mini_h5, [lp, "l2-lab"], batch_size=1000, **kw)  # one (validated) batch
+    for a, b in zip(small.distances, whole.distances):
+        for field in ("d0", "d1", "d"):
+            if getattr(a, field) is not None:
+                np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-5, atol=1e-7)
+
+
+def test_wrong_input_range_is_caught_on_first_batch(mini_h5):
+    from bapps_toolkit.metrics import create_metric
+
+    m = create_metric("l2", input_range=(0, 1))
+    with pytest.raises(ValueError, match="range"):
+        evaluate(mini_h5, [m], datasets=["2afc/val/cnn"], n_boot=10, progress=False)
+    with pytest.raises(ValueError, match="spatial"):
+        with pytest.warns(UserWarning):
+            evaluate(mini_h5, [create_metric("lpips-alex", backbone_weights="random", spatial=True)],
+                     datasets=["2afc/val/cnn"], progress=False)

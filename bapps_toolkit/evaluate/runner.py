@@ -197,31 +197,83 @@ def _batched(n: int, batch_size: int):
         yield i, min(n, i + batch_size)
 
 
-def _distances_2afc(metric, s, device, batch_size: int, bar) -> Tuple[np.ndarray, np.ndarray]:
-    import torch
-    from ..data import to_model_input
+class _BatchCaller:
+    """Calls a metric on batches made by ``to_model_input`` from uint8 patches.
 
+    Such batches are finite, inside [-1, 1] and of one shape for a whole set, so the metric's
+    validation (:meth:`Metric.validate`: dtype, shape, channels, size, finiteness, range — a few
+    full scans of the batch) runs on the first batch of each set only; the later batches go
+    straight to the computation. LPIPS-like metrics (``features`` + ``distance_from_features``)
+    send ``[ref; p0; p1]`` through the network in one pass, as their ``pair_distances`` does.
+    A metric that overrides ``pair_distances`` in another way is always called through it.
+    """
+
+    def __init__(self, metric):
+        from ..metrics.base import Metric
+
+        self.metric = metric
+        self.deep = (hasattr(metric, "features") and hasattr(metric, "distance_from_features")
+                     and not getattr(metric, "spatial", False))
+        self.custom_pairs = type(metric).pair_distances is not Metric.pair_distances and not self.deep
+
+    def pairs(self, ref_u8, p0_u8, p1_u8, device, first: bool):
+        import torch
+        from ..data import to_model_input
+
+        m = self.metric
+        n = ref_u8.shape[0]
+        x = to_model_input(torch.cat([ref_u8, p0_u8, p1_u8], dim=0), device=device)
+        ref, p0, p1 = x[:n], x[n:2 * n], x[2 * n:]
+        if first or self.custom_pairs:
+            return m.pair_distances(ref, p0, p1)
+        if self.deep:
+            feats = m.features(x)
+            fr = [f[:n] for f in feats]
+            return (m.distance_from_features(fr, [f[n:2 * n] for f in feats]),
+                    m.distance_from_features(fr, [f[2 * n:] for f in feats]))
+        return m._distance(ref, p0), m._distance(ref, p1)
+
+    def single(self, p0_u8, p1_u8, device, first: bool):
+        import torch
+        from ..data import to_model_input
+
+        n = p0_u8.shape[0]
+        x = to_model_input(torch.cat([p0_u8, p1_u8], dim=0), device=device)
+        if first:
+            return self.metric(x[:n], x[n:])
+        return self.metric._distance(x[:n], x[n:])
+
+
+def _as_tensor(x, device):
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x if x.device == device else x.to(device)
+    return torch.from_numpy(np.ascontiguousarray(x)).to(device)
+
+
+def _distances_2afc(caller: _BatchCaller, s, device, batch_size: int, bar) -> Tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    ref, p0, p1 = (_as_tensor(a, device) for a in (s.ref, s.p0, s.p1))
     d0s, d1s = [], []
     with torch.inference_mode():
         for i, j in _batched(len(s), batch_size):
-            ref = to_model_input(s.ref[i:j], device=device)
-            p0 = to_model_input(s.p0[i:j], device=device)
-            p1 = to_model_input(s.p1[i:j], device=device)
-            d0, d1 = metric.pair_distances(ref, p0, p1)
+            d0, d1 = caller.pairs(ref[i:j], p0[i:j], p1[i:j], device, first=(i == 0))
             d0s.append(d0.reshape(j - i).double().cpu().numpy())
             d1s.append(d1.reshape(j - i).double().cpu().numpy())
             bar.update(j - i)
     return np.concatenate(d0s), np.concatenate(d1s)
 
 
-def _distances_jnd(metric, s, device, batch_size: int, bar) -> np.ndarray:
+def _distances_jnd(caller: _BatchCaller, s, device, batch_size: int, bar) -> np.ndarray:
     import torch
-    from ..data import to_model_input
 
+    p0, p1 = _as_tensor(s.p0, device), _as_tensor(s.p1, device)
     ds = []
     with torch.inference_mode():
         for i, j in _batched(len(s), batch_size):
-            d = metric(to_model_input(s.p0[i:j], device=device), to_model_input(s.p1[i:j], device=device))
+            d = caller.single(p0[i:j], p1[i:j], device, first=(i == 0))
             ds.append(d.reshape(j - i).double().cpu().numpy())
             bar.update(j - i)
     return np.concatenate(ds)
@@ -269,6 +321,9 @@ def run_evaluation(
     seen = set()
     for spec in metrics:
         mid, metric = resolve_metric(spec, backbone_weights=backbone_weights, lin_weights=lin_weights)
+        if getattr(metric, "spatial", False):
+            raise ValueError(f"metric {mid!r} was created with spatial=True; evaluation needs one "
+                             "distance per item (create it without spatial=True)")
         if mid in seen:
             raise ValueError(f"metric {mid!r} given twice")
         seen.add(mid)
@@ -299,9 +354,10 @@ def run_evaluation(
     for mid, metric in resolved:
         label = metric_label(mid, metric)
         meta[mid] = dict(label=label, calibrated=metric.calibrated)
+        caller = _BatchCaller(metric)
         with tqdm(total=n_items, desc=label, unit="item", disable=not progress, leave=False) as bar:
             for s in sets_2afc:
-                d0, d1 = _distances_2afc(metric, s, dev, bs, bar)
+                d0, d1 = _distances_2afc(caller, s, dev, bs, bar)
                 judge = _as_numpy(s.judge).astype(np.float64).reshape(-1)
                 boot = bootstrap_distribution(score_2afc, d0, d1, judge, n_boot=n_boot,
                                               seed=_set_seed(seed, s.key), device=boot_dev)
@@ -310,7 +366,7 @@ def run_evaluation(
                         score_2afc(d0, d1, judge), boot, s.synthetic)
                 distances.append(SetDistances(mid, label, s.key, list(s.stems), d0=d0, d1=d1, judge=judge))
             for s in sets_jnd:
-                d = _distances_jnd(metric, s, dev, bs, bar)
+                d = _distances_jnd(caller, s, dev, bs, bar)
                 same = _as_numpy(s.same).astype(np.float64).reshape(-1)
                 boot = bootstrap_distribution(jnd_map, d, same, n_boot=n_boot,
                                               seed=_set_seed(seed, s.key), device=boot_dev)
