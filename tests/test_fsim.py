@@ -36,7 +36,8 @@ def pairs(ref):
     jpeg_changed = [p.key for p, d in zip(ps, ref["sha256"]) if p.sha256 != str(d)]
     if jpeg_changed:
         assert all(k.endswith("-jpeg") for k in jpeg_changed), jpeg_changed
-        pytest.skip("JPEG inputs differ from the recording (Pillow/libjpeg version); re-run the reference script")
+        pytest.skip("JPEG inputs differ from the recording (Pillow/libjpeg version); "
+                    "re-run the reference script")
     return ps
 
 

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import torch
@@ -323,6 +323,7 @@ class FSIM(Metric):
     """Distance ``1 − FSIM`` (Zhang et al. 2011) on ``[N, 1|3, H, W]`` input in ``input_range``
     (default ``(-1, 1)``), mapped to FeatureSIM.m's 0..255 pixel scale; 3-channel input is reduced
     to YIQ's Y. Options: ``input_range``, ``downsample`` (MATLAB pre-downsampling, default True).
+    Distances lie in [0, 1]; no spatial map (``spatial=True`` raises ``ValueError``).
     """
 
     name = "fsim"
@@ -330,8 +331,10 @@ class FSIM(Metric):
     min_size = MIN_SIZE
     chromatic = False
 
-    def __init__(self, *, input_range=(-1.0, 1.0), downsample: bool = True):
-        super().__init__(input_range=input_range)
+    def __init__(
+        self, *, input_range: Sequence[float] = (-1.0, 1.0), downsample: bool = True, spatial: bool = False
+    ):
+        super().__init__(input_range=input_range, spatial=spatial)  # spatial=True: ValueError (no map)
         self.downsample = bool(downsample)
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
@@ -353,5 +356,5 @@ class FSIMc(FSIM):
     chromatic = True
 
 
-register_metric("fsim", FSIM, "1 - FSIM (Zhang et al. 2011, FeatureSIM.m): phase congruency + gradient, grey/Y")
+register_metric("fsim", FSIM, "1 - FSIM (Zhang et al. 2011, FeatureSIM.m): phase congruency + gradient, Y")
 register_metric("fsimc", FSIMc, "1 - FSIMc (Zhang et al. 2011): FSIM with the YIQ chroma term, RGB")
