@@ -137,7 +137,7 @@ def _matlab_range(n: int) -> np.ndarray:
     return np.arange(-n / 2, n / 2) / n
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)
 def _filter_bank(rows: int, cols: int) -> Tuple[np.ndarray, np.ndarray]:
     """Log-Gabor bank ``[O, S, rows, cols]`` (0 frequency at the corner) and, per orientation,
     the factor ``c_o`` such that phasecong2's noise threshold is ``T_o = c_o * sqrt(median_o)``.
@@ -185,7 +185,7 @@ def _filter_bank(rows: int, cols: int) -> Tuple[np.ndarray, np.ndarray]:
     return bank, coef
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)
 def _filter_bank_tensors(
     rows: int, cols: int, dtype: torch.dtype, device: torch.device
 ) -> Tuple[torch.Tensor, torch.Tensor]:
