@@ -35,7 +35,6 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 
 from .._io import atomic_path, write_text_atomic
-from .._version import __version__
 from ..errors import CheckpointError
 
 PathLike = Union[str, "os.PathLike[str]"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import sys
 import time
@@ -381,6 +380,10 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResu
     done: int = st["done"]
     dev = ctx.device
     calibrated, cal_note = _calibration(cfg, synthetic, bsrc)
+    if resume_card is not None and done >= cfg.total_epochs:
+        _say(ctx, cfg, f"{out}: the run already finished all {cfg.total_epochs} epochs; nothing to resume",
+             always=True)
+        return TrainResult(out_dir=out, checkpoint_path=ck.weights_path(out, ck.LATEST), card=resume_card)
 
     # --- model ------------------------------------------------------------------------------
     bb_arg: Any = "random" if bsrc["source"] == "random" else cfg.backbone_weights
