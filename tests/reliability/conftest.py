@@ -154,15 +154,18 @@ class Outcome:
     seconds: float              # from the start marker to the end (or the kill)
     output: str = ""
     replaces: Optional[int] = None
+    watch_seconds: Optional[float] = None  # start marker -> ``watch`` file appeared
 
 
 def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: Optional[float] = None,
               kill_at_replace: Optional[list] = None, env: Optional[dict] = None,
+              watch: Optional[Path] = None, after_watch: bool = False,
               timeout: float = 180.0) -> Outcome:
     """Run ``_PRELUDE + body`` in a fresh interpreter. ``body`` imports what it needs, calls
     ``_started()`` and then runs the command. With ``delay`` the child is SIGKILLed that many
     seconds after ``_started()``; with ``kill_at_replace=[k, "before"|"after"]`` it kills
-    itself at its ``k``-th ``os.replace``."""
+    itself at its ``k``-th ``os.replace``. ``watch``: a path whose first appearance is timed
+    (``Outcome.watch_seconds``); with ``after_watch`` the ``delay`` counts from then."""
     tmp.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{time.monotonic_ns()}"
     started = tmp / f"started-{tag}"
@@ -181,8 +184,14 @@ def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: Optional
                     raise AssertionError("child never started")
                 time.sleep(0.005)
             t0 = time.monotonic()
+            watch_s = None
+            if watch is not None:
+                while proc.poll() is None and not watch.exists():
+                    time.sleep(0.002)
+                if watch.exists():
+                    watch_s = time.monotonic() - t0
             if delay is not None and proc.poll() is None:
-                end = t0 + delay
+                end = (t0 + watch_s if after_watch and watch_s is not None else t0) + delay
                 while proc.poll() is None and time.monotonic() < end:
                     time.sleep(min(0.002, max(0.0, end - time.monotonic())))
                 if proc.poll() is None:
@@ -203,7 +212,7 @@ def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: Optional
         status = "finished"
     else:
         status = "failed"
-    return Outcome(status, proc.returncode, seconds, text[-3000:], replaces)
+    return Outcome(status, proc.returncode, seconds, text[-3000:], replaces, watch_s)
 
 
 @dataclass
@@ -211,10 +220,11 @@ class KillPlan:
     kind: str                   # "time" | "commit"
     delay: Optional[float] = None
     replace: Optional[list] = None
+    after_watch: bool = False
 
     def describe(self) -> str:
         if self.kind == "time":
-            return f"t+{self.delay:.3f}s"
+            return f"t+{self.delay:.3f}s" + (" after the watched file appeared" if self.after_watch else "")
         return f"{self.replace[1]} rename #{self.replace[0]}"
 
 
