@@ -32,7 +32,7 @@ def make_test_metric(name: str, **options) -> Metric:
 def _input_channels(m: Metric) -> Sequence[int]:
     # LPIPS keeps its tap channel list in ``channels`` and the accepted input counts in
     # ``channels_in`` (see bapps_toolkit/metrics/lpips.py).
-    return tuple(getattr(m, "channels_in", m.channels))
+    return tuple(m.channels_in)
 
 
 def _size(m: Metric, floor: int = 16) -> int:

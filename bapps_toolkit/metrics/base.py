@@ -28,12 +28,13 @@ class Metric(nn.Module):
     """Base class: subclasses implement :meth:`_distance` on validated inputs.
 
     Class attributes subclasses set:
-      ``name`` (registry name), ``channels`` (accepted C values), ``min_size`` (smallest
-      ``min(H, W)``), ``supports_spatial``.
+      ``name`` (registry name), ``channels_in`` (accepted input channel counts C), ``min_size``
+      (smallest ``min(H, W)``), ``supports_spatial``. (``channels_in``, not ``channels``: LPIPS
+      uses ``channels`` for its tap widths.)
     """
 
     name: str = "metric"
-    channels: Sequence[int] = (1, 3)
+    channels_in: Sequence[int] = (1, 3)
     min_size: int = 1
     supports_spatial: bool = False
 
@@ -67,7 +68,7 @@ class Metric(nn.Module):
     def validate(self, x0: torch.Tensor, x1: torch.Tensor) -> None:
         validate_pair(
             x0, x1, metric=self.name, input_range=self.input_range,
-            channels=self.channels, min_size=self.min_size,
+            channels=self.channels_in, min_size=self.min_size,
         )
 
     # -- public API ---------------------------------------------------------------------------

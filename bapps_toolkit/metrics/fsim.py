@@ -327,7 +327,7 @@ class FSIM(Metric):
     """
 
     name = "fsim"
-    channels = (1, 3)
+    channels_in = (1, 3)
     min_size = MIN_SIZE
     chromatic = False
 
@@ -352,7 +352,7 @@ class FSIMc(FSIM):
     ``[N, 3, H, W]`` input in ``input_range`` (default ``(-1, 1)``), 0..255 scale inside."""
 
     name = "fsimc"
-    channels = (3,)
+    channels_in = (3,)
     chromatic = True
 
 

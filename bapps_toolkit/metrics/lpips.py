@@ -229,14 +229,6 @@ class LPIPS(Metric):
             self.calibrated = False
             self.calibration_note = note
 
-    # Metric.validate reads ``channels`` for the accepted input channel counts; ``channels`` here
-    # is the tap list the training code relies on, so validation uses ``channels_in``.
-    def validate(self, x0: torch.Tensor, x1: torch.Tensor) -> None:
-        from ._validate import validate_pair
-
-        validate_pair(x0, x1, metric=self.name, input_range=self.input_range,
-                      channels=self.channels_in, min_size=self.min_size)
-
     # -- weights ------------------------------------------------------------------------------
     def load_lin_weights(self, lin_weights: LinWeights = None) -> None:
         """Load official-layout linear weights: ``None`` (shipped official file, else an

@@ -138,7 +138,7 @@ class MSSSIM(Metric):
     """
 
     name = "ms-ssim"
-    channels = (1, 3)
+    channels_in = (1, 3)
     min_size = 11
     supports_spatial = False
 

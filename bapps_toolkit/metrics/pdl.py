@@ -72,7 +72,7 @@ class PDL(Metric):
     """Projected Distribution Loss on VGG16 activations (see the module docstring)."""
 
     name = "pdl-vgg"
-    channels: Sequence[int] = (1, 3)
+    channels_in: Sequence[int] = (1, 3)
     supports_spatial = False
 
     def __init__(

@@ -106,7 +106,7 @@ class L2(Metric):
     """
 
     name = "l2"
-    channels = (1, 3)
+    channels_in = (1, 3)
     min_size = 1
     supports_spatial = True
 
@@ -143,7 +143,7 @@ class PSNR(Metric):
     """
 
     name = "psnr"
-    channels = (1, 3)
+    channels_in = (1, 3)
     min_size = 1
     supports_spatial = False
 

@@ -273,7 +273,7 @@ class SSIM(Metric):
     """
 
     name = "ssim"
-    channels = (1, 3)
+    channels_in = (1, 3)
     min_size = 11
     supports_spatial = True
 
