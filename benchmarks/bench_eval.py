@@ -43,10 +43,10 @@ OFFICIAL_PYTHON = "/work/refvenv/bin/python"
 # (our metric, our options, official Trainer model, official colorspace, official batch size, target ratio)
 PAIRS = [
     ("lpips-alex", {}, "lpips", None, 50, 10.0),
-    ("l2-lab", {}, "L2", "Lab", 1, 50.0),
+    ("l2-lab", {"official": True}, "L2", "Lab", 1, 50.0),
     ("ssim-lab", {"official": True}, "SSIM", "Lab", 1, 50.0),
 ]
-EXTRA_OURS = [("ssim-lab", {}), ("l2", {}), ("ssim", {}), ("ms-ssim", {}), ("fsim", {})]
+EXTRA_OURS = [("l2-lab", {}), ("ssim-lab", {}), ("l2", {}), ("ssim", {}), ("ms-ssim", {}), ("fsim", {})]
 
 # BAPPS val sizes (protocol.md): 2AFC val triplets and JND val pairs.
 BAPPS_2AFC_VAL = {"traditional": 4700, "cnn": 4700, "superres": 10900, "deblur": 9400, "color": 4700,
@@ -281,7 +281,7 @@ def h100_estimate(read_rate: float, boot_s: float) -> List[str]:
         f"    images*F/(eta*P) = {images} x {alexnet_flops_64() / 1e6:.1f} MFLOP / (0.25 x 51 TFLOP/s FP32, assumed) = {t_gpu:.2f} s",
         f"    T_boot         = {boot_s:.2f} s (1000 resamples, numpy on THIS CPU, measured; an upper bound: on CUDA the runner bootstraps on the GPU)",
         f"    T_fixed        = {t_fixed:.2f} s (per-set launches, cuDNN heuristics; assumed; process start and CUDA context creation excluded)",
-        f"  => T ~ {total:.1f} s (target < 5 s){'  -> within target' if total < 5 else '  -> OVER target'}",
+        f"  => T ~ {total:.2f} s (target < 5 s){'  -> within target' if total < 5 else '  -> OVER target'}",
         "  L2-Lab / SSIM-Lab on the GPU are memory-bound element-wise/convolution work on the same bytes: the same "
         "read + transfer + bootstrap terms, compute < 0.1 s (estimate).",
     ]

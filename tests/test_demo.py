@@ -43,7 +43,7 @@ def test_demo_end_to_end(mini_root, tmp_path, capsys):
     expected = {m for m in cmd_demo.DEMO_METRICS}
     assert expected <= set(res.metric)
     assert "lpips-alex" in set(res.metric) and "human" in set(res.metric)
-    assert any(m.startswith("lpips-alex[") for m in res.metric)  # the trained checkpoint
+    assert "lpips-alex[alex-lin/latest.safetensors]" in set(res.metric)  # the trained checkpoint
     assert set(res["mode"]) == {"2afc", "jnd"} and set(res.split) == {"val"}
     assert res.synthetic.all()
     lp = res[res.metric.str.startswith("lpips")]

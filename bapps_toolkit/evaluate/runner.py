@@ -125,7 +125,9 @@ def resolve_metric(
         from ..train import load_metric_from_checkpoint
 
         metric = load_metric_from_checkpoint(text)
-        return f"{metric.name}[{Path(text).name}]", metric
+        path = Path(text)
+        where = f"{path.parent.name}/{path.name}" if path.is_file() and path.parent.name else path.name
+        return f"{metric.name}[{where}]", metric
     options: Dict[str, Any] = {}
     net = _net_of(text)
     if net is not None:
