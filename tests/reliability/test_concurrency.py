@@ -19,7 +19,7 @@ import pytest
 
 from bapps_toolkit.data import verify
 
-from conftest import ThrottledServer
+from .harness import ThrottledServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 

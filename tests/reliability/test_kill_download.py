@@ -28,7 +28,7 @@ import pytest
 
 from bapps_toolkit.data import download as dl
 
-from conftest import ThrottledServer, make_plans, record, run_child
+from .harness import ThrottledServer, make_plans, record, run_child
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 
 from bapps_toolkit.data import pack, verify
 
-from conftest import make_plans, record, run_child
+from .harness import make_plans, record, run_child
 
 pytestmark = pytest.mark.slow
 

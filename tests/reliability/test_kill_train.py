@@ -26,7 +26,7 @@ from bapps_toolkit.cli.main import main
 from bapps_toolkit.train import load_metric_from_checkpoint
 from bapps_toolkit.train import checkpoint as ck
 
-from conftest import make_plans, record, run_child
+from .harness import make_plans, record, run_child
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 

@@ -1,0 +1,246 @@
+"""Machinery of the reliability tests (issue 6): a throttled loopback server and a harness that runs a ``bapps`` command in a child process and kills it with
+SIGKILL at a chosen point.
+
+Kill points come in two kinds:
+
+* **time** — ``delay`` seconds after the child signals that its imports are done and the
+  command itself starts (a marker file), drawn from a seeded RNG over the duration of an
+  uninterrupted run of the same command;
+* **commit** — just *before* or just *after* the ``k``-th ``os.replace`` the child makes (the
+  rename that publishes a finished file under its final name; every writer in the toolkit
+  commits through it), ``k`` drawn from the number of renames of an uninterrupted run.
+
+The child counts its ``os.replace`` calls and writes the count on exit, so the parent knows the
+range of ``k``. Outcomes of every trial are collected in :data:`TRIALS` and printed at the end of
+the session (and written as JSON to ``$BAPPS_RELIABILITY_LOG`` when that is set).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+_TESTS = Path(__file__).resolve().parents[1]
+if str(_TESTS) not in sys.path:
+    sys.path.insert(0, str(_TESTS))
+
+from http_server import LoopbackServer, _Handler, _Server  # noqa: E402
+
+#: Triplets/pairs per set in the reliability subset of the mini set.
+SUBSET_ITEMS = 40
+
+
+# --------------------------------------------------------------------------------- data
+def copy_subset(mini_root: Path, dest: Path, n: int = SUBSET_ITEMS) -> Path:
+    """The first ``n`` items (by stem) of every set of the mini set, as a new BAPPS root."""
+    src = Path(mini_root)
+    for set_dir in sorted(p for p in src.glob("*/*/*") if p.is_dir()):
+        for sub in sorted(p for p in set_dir.iterdir() if p.is_dir()):
+            out = dest / set_dir.relative_to(src) / sub.name
+            out.mkdir(parents=True, exist_ok=True)
+            for f in sorted(sub.iterdir())[:n]:
+                shutil.copyfile(f, out / f.name)
+    for extra in src.iterdir():
+        if extra.is_file():
+            shutil.copyfile(extra, dest / extra.name)
+    return dest
+
+
+# --------------------------------------------------------------------------------- server
+class _SlowWriter:
+    """Wraps a socket file: writes in ``block``-byte pieces, sleeping ``pause`` s after each."""
+
+    def __init__(self, raw, block: int, pause: float):
+        self.raw, self.block, self.pause = raw, block, pause
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        for i in range(0, len(view), self.block):
+            self.raw.write(view[i:i + self.block])
+            self.raw.flush()
+            time.sleep(self.pause)
+        return len(view)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+class _SlowHandler(_Handler):
+    def setup(self) -> None:
+        super().setup()
+        owner = self.server.owner
+        self.wfile = _SlowWriter(self.wfile, owner.block, owner.pause)
+
+
+class ThrottledServer(LoopbackServer):
+    """:class:`LoopbackServer` sending at most ``block`` bytes every ``pause`` seconds."""
+
+    def __init__(self, files: Dict[str, bytes], *, block: int = 16384, pause: float = 0.03, **kw):
+        kw.setdefault("lifetime_s", 900.0)
+        kw.setdefault("max_requests", 100_000)
+        super().__init__(files, **kw)
+        self.block, self.pause = block, pause
+
+    def start(self) -> "ThrottledServer":
+        self._httpd = _Server(("127.0.0.1", 0), _SlowHandler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        self._timer = threading.Timer(self.lifetime_s, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+
+# --------------------------------------------------------------------------------- child harness
+_PRELUDE = textwrap.dedent('''
+    import atexit, json, os, signal, sys
+    _plan = json.loads(os.environ["BAPPS_REL_PLAN"])
+    _n = [0]
+    _real_replace = os.replace
+    def _replace(src, dst, *a, **k):
+        _n[0] += 1
+        at = _plan.get("kill_at_replace")
+        if at and at[0] == _n[0] and at[1] == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        r = _real_replace(src, dst, *a, **k)
+        if at and at[0] == _n[0] and at[1] == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return r
+    os.replace = _replace
+    def _count():
+        if _plan.get("count_file"):
+            with open(_plan["count_file"], "w") as fh:
+                fh.write(str(_n[0]))
+    atexit.register(_count)
+    def _started():
+        open(_plan["started"], "w").close()
+''')
+
+
+@dataclass
+class Outcome:
+    """How one child run ended."""
+
+    status: str                 # "killed" | "finished" | "failed"
+    rc: Optional[int]
+    seconds: float              # from the start marker to the end (or the kill)
+    output: str = ""
+    replaces: Optional[int] = None
+    watch_seconds: Optional[float] = None  # start marker -> ``watch`` file appeared
+
+
+def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: Optional[float] = None,
+              kill_at_replace: Optional[list] = None, env: Optional[dict] = None,
+              watch: Optional[Path] = None, after_watch: bool = False,
+              timeout: float = 180.0) -> Outcome:
+    """Run ``_PRELUDE + body`` in a fresh interpreter. ``body`` imports what it needs, calls
+    ``_started()`` and then runs the command. With ``delay`` the child is SIGKILLed that many
+    seconds after ``_started()``; with ``kill_at_replace=[k, "before"|"after"]`` it kills
+    itself at its ``k``-th ``os.replace``. ``watch``: a path whose first appearance is timed
+    (``Outcome.watch_seconds``); with ``after_watch`` the ``delay`` counts from then."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    started = tmp / f"started-{tag}"
+    count = tmp / f"count-{tag}"
+    log = tmp / f"log-{tag}.txt"
+    plan = {"started": str(started), "count_file": str(count), "kill_at_replace": kill_at_replace}
+    full_env = dict(os.environ, BAPPS_REL_PLAN=json.dumps(plan), PYTHONWARNINGS="ignore")
+    full_env.update(env or {})
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", _PRELUDE + textwrap.dedent(body), *map(str, args)],
+                                env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while not started.exists() and proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise AssertionError("child never started")
+                time.sleep(0.005)
+            t0 = time.monotonic()
+            watch_s = None
+            if watch is not None:
+                while proc.poll() is None and not watch.exists():
+                    time.sleep(0.002)
+                if watch.exists():
+                    watch_s = time.monotonic() - t0
+            if delay is not None and proc.poll() is None:
+                end = (t0 + watch_s if after_watch and watch_s is not None else t0) + delay
+                while proc.poll() is None and time.monotonic() < end:
+                    time.sleep(min(0.002, max(0.0, end - time.monotonic())))
+                if proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            seconds = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text(errors="replace")
+    replaces = int(count.read_text()) if count.exists() else None
+    for p in (started, count, log):
+        p.unlink(missing_ok=True)
+    if proc.returncode == -signal.SIGKILL:
+        status = "killed"
+    elif proc.returncode == 0:
+        status = "finished"
+    else:
+        status = "failed"
+    return Outcome(status, proc.returncode, seconds, text[-3000:], replaces, watch_s)
+
+
+@dataclass
+class KillPlan:
+    kind: str                   # "time" | "commit"
+    delay: Optional[float] = None
+    replace: Optional[list] = None
+    after_watch: bool = False
+
+    def describe(self) -> str:
+        if self.kind == "time":
+            return f"t+{self.delay:.3f}s" + (" after the watched file appeared" if self.after_watch else "")
+        return f"{self.replace[1]} rename #{self.replace[0]}"
+
+
+def make_plans(seed: int, n_time: int, work_s: float, n_replaces: int, n_commit: int) -> List[KillPlan]:
+    """``n_time`` kill times uniform in (2 %, 95 %) of ``work_s`` and ``n_commit`` commit points
+    (the first and the last rename, before and after, then random ones), all seeded."""
+    rng = np.random.default_rng(seed)
+    plans = [KillPlan("time", delay=float(t)) for t in rng.uniform(0.02, 0.95, n_time) * work_s]
+    commits = []
+    if n_replaces >= 1:
+        commits = [[1, "before"], [n_replaces, "after"], [1, "after"], [n_replaces, "before"]]
+        while len(commits) < n_commit:
+            commits.append([int(rng.integers(1, n_replaces + 1)), str(rng.choice(["before", "after"]))])
+    plans += [KillPlan("commit", replace=c) for c in commits[:n_commit]]
+    return plans
+
+
+# --------------------------------------------------------------------------------- report
+@dataclass
+class Trial:
+    command: str
+    plan: str
+    outcome: str                # what the kill left and how the rerun went
+    killed: bool
+    checks: List[str] = field(default_factory=list)
+
+
+TRIALS: List[Trial] = []
+
+
+def record(command: str, plan: KillPlan, killed: bool, outcome: str, checks: List[str]) -> None:
+    TRIALS.append(Trial(command, plan.describe(), outcome, killed, checks))
+
+
