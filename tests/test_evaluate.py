@@ -182,3 +182,21 @@ def test_wrong_input_range_is_caught_on_first_batch(mini_h5):
         with pytest.warns(UserWarning):
             evaluate(mini_h5, [create_metric("lpips-alex", backbone_weights="random", spatial=True)],
                      datasets=["2afc/val/cnn"], progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(mini_h5):
+    from bapps_toolkit.metrics import create_metric
+
+    kw = dict(datasets=["val/cnn"], n_boot=200, progress=False)
+    with pytest.warns(UserWarning):
+        lp = create_metric("lpips-alex", backbone_weights="random")
+    cpu = run_evaluation(mini_h5, [lp, "l2-lab"], device="cpu", **kw)
+    gpu = run_evaluation(mini_h5, [lp, "l2-lab"], device="cuda", **kw)
+    for a, b in zip(cpu.distances, gpu.distances):
+        for field in ("d0", "d1", "d"):
+            if getattr(a, field) is not None:
+                np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-3, atol=1e-5)
+    # same resamples on either device, and (near-)identical distances: the scores agree
+    assert np.allclose(cpu.table.score, gpu.table.score, atol=0.01)

@@ -103,8 +103,8 @@ def test_all_pairs_lpips_feature_cache_matches_direct(images, capsys):
     pairs = [(files[i], files[j]) for i in range(4) for j in range(i + 1, 4)]
     got = score_prepared(m, prepare_pairs(pairs), device="cpu")
     with torch.no_grad():
-        want = [float(m(to_model_input(np.asarray(Image.open(a).convert("RGB"))[None]),
-                        to_model_input(np.asarray(Image.open(b).convert("RGB"))[None]))) for a, b in pairs]
+        want = [float(m(to_model_input(np.array(Image.open(a).convert("RGB"))[None]),
+                        to_model_input(np.array(Image.open(b).convert("RGB"))[None]))) for a, b in pairs]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     with pytest.warns(UserWarning):
         assert main(["score", "--dir", str(root / "all"), "--all-pairs", "--backbone-weights", "alex=random"]) == 0
