@@ -32,7 +32,15 @@ def _pyplot():
 
 
 def _short_label(label: str, width: int = 48) -> str:
-    return label if len(label) <= width else label[: width - 1] + "…"
+    """``label`` cut to ``width`` characters; an UNCALIBRATED tag is never cut off."""
+    if len(label) <= width:
+        return label
+    tag = " [UNCALIBRATED]"
+    if "UNCALIBRATED" in label:
+        head = label.split(" [UNCALIBRATED")[0]
+        room = max(8, width - len(tag))
+        return (head if len(head) <= room else head[: room - 1] + "…") + tag
+    return label[: width - 1] + "…"
 
 
 def plot_2afc_bars(table, ax=None):
