@@ -81,7 +81,7 @@ class CountingL1(Metric):
         self.forward_calls += 1
         return (x0 - x1).abs().mean(dim=(1, 2, 3))
 
-    def pair_distances(self, ref, p0, p1):
+    def pair_distances(self, ref, p0, p1, *, validate=True):
         self.pair_calls += 1
         return self._distance(ref, p0), self._distance(ref, p1)
 

@@ -204,36 +204,21 @@ class _BatchCaller:
 
     Such batches are finite, inside [-1, 1] and of one shape for a whole set, so the metric's
     validation (:meth:`Metric.validate`: dtype, shape, channels, size, finiteness, range — a few
-    full scans of the batch) runs on the first batch of each set only; the later batches go
-    straight to the computation. LPIPS-like metrics (``features`` + ``distance_from_features``)
-    send ``[ref; p0; p1]`` through the network in one pass, as their ``pair_distances`` does.
-    A metric that overrides ``pair_distances`` in another way is always called through it.
+    full scans of the batch) runs on the first batch of each set only (``validate=first``).
+    2AFC goes through :meth:`Metric.pair_distances`, which deep metrics override so that
+    ``[ref; p0; p1]`` crosses the network in one pass.
     """
 
     def __init__(self, metric):
-        from ..metrics.base import Metric
-
         self.metric = metric
-        self.deep = (hasattr(metric, "features") and hasattr(metric, "distance_from_features")
-                     and not getattr(metric, "spatial", False))
-        self.custom_pairs = type(metric).pair_distances is not Metric.pair_distances and not self.deep
 
     def pairs(self, ref_u8, p0_u8, p1_u8, device, first: bool):
         import torch
         from ..data import to_model_input
 
-        m = self.metric
         n = ref_u8.shape[0]
         x = to_model_input(torch.cat([ref_u8, p0_u8, p1_u8], dim=0), device=device)
-        ref, p0, p1 = x[:n], x[n:2 * n], x[2 * n:]
-        if first or self.custom_pairs:
-            return m.pair_distances(ref, p0, p1)
-        if self.deep:
-            feats = m.features(x)
-            fr = [f[:n] for f in feats]
-            return (m.distance_from_features(fr, [f[n:2 * n] for f in feats]),
-                    m.distance_from_features(fr, [f[2 * n:] for f in feats]))
-        return m._distance(ref, p0), m._distance(ref, p1)
+        return self.metric.pair_distances(x[:n], x[n:2 * n], x[2 * n:], validate=first)
 
     def single(self, p0_u8, p1_u8, device, first: bool):
         import torch
@@ -241,9 +226,7 @@ class _BatchCaller:
 
         n = p0_u8.shape[0]
         x = to_model_input(torch.cat([p0_u8, p1_u8], dim=0), device=device)
-        if first:
-            return self.metric(x[:n], x[n:])
-        return self.metric._distance(x[:n], x[n:])
+        return self.metric.distance(x[:n], x[n:], validate=first)
 
 
 def _as_tensor(x, device):

@@ -73,20 +73,30 @@ class Metric(nn.Module):
 
     # -- public API ---------------------------------------------------------------------------
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        self.validate(x0, x1)
+        return self.distance(x0, x1)
+
+    def distance(self, x0: torch.Tensor, x1: torch.Tensor, *, validate: bool = True) -> torch.Tensor:
+        """The distance; ``validate=False`` skips the input checks.
+
+        Skip them only for inputs that are valid by construction (e.g. batches made from uint8
+        patches by :func:`bapps_toolkit.data.to_model_input` after the first batch of a set was
+        checked): the checks are full scans of the batch.
+        """
+        if validate:
+            self.validate(x0, x1)
         return self._distance(x0, x1)
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def pair_distances(
-        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(d(ref, p0), d(ref, p1))`` for 2AFC triplets.
+        """``(d(ref, p0), d(ref, p1))`` for 2AFC triplets (``validate`` as in :meth:`distance`).
 
         Deep metrics override this so the reference patch goes through the network once.
         """
-        return self(ref, p0), self(ref, p1)
+        return self.distance(ref, p0, validate=validate), self.distance(ref, p1, validate=validate)
 
     def extra_repr(self) -> str:
         s = f"input_range={self.input_range}"

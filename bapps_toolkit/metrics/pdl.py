@@ -150,10 +150,12 @@ class PDL(Metric):
         u, feats = self._features(torch.cat([x0, x1], dim=0))
         return self._from_features(u[:n], [f[:n] for f in feats], u[n:], [f[n:] for f in feats])
 
-    def pair_distances(self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor):
+    def pair_distances(self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *,
+                       validate: bool = True):
         """``(d(ref, p0), d(ref, p1))`` with one backbone pass over ``[ref; p0; p1]``."""
-        self.validate(ref, p0)
-        self.validate(ref, p1)
+        if validate:
+            self.validate(ref, p0)
+            self.validate(ref, p1)
         n = ref.shape[0]
         u, feats = self._features(torch.cat([ref, p0, p1], dim=0))
         fr = [f[:n] for f in feats]
