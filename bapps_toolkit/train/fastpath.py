@@ -28,8 +28,10 @@ Precompute
 ----------
 Triplets are read in chunks (``iter_2afc_chunks``; bounded host memory), moved to the training
 device, pushed through the backbone in batches of ``batch`` triplets (``3·batch`` images in one
-forward), and the vectors are kept on the device. With several processes, chunk ``i`` is
-computed by rank ``i mod world`` and the vectors are all-gathered.
+forward), and the vectors are kept on the device. In one process they are written into
+``[N, ΣC]`` tensors allocated once (no list-then-concatenate copy, so the peak is the vectors plus
+one chunk's activations); with several processes, chunk ``i`` is computed by rank ``i mod
+world`` and the vectors are all-gathered.
 """
 from __future__ import annotations
 
@@ -99,6 +101,12 @@ def precompute(lpips: torch.nn.Module, source: str, keys: Sequence[str], *, ctx:
 
         bar = tqdm(desc=desc, unit="triplet", leave=False)
     autocast_on = bf16 and dev.type == "cuda"
+    dim = sum(int(c) for c in lpips.channels)
+    prealloc = None
+    if not ctx.distributed:
+        n_total = sum(_set_length(source, key) for key in keys)
+        prealloc = (torch.empty((n_total, dim), device=dev), torch.empty((n_total, dim), device=dev))
+    row = 0
     i = 0
     for key in keys:
         n_key = 0
@@ -116,8 +124,14 @@ def precompute(lpips: torch.nn.Module, source: str, keys: Sequence[str], *, ctx:
                 else:
                     feats = lpips.features(x)
                 v0, v1 = mean_sq_diff(feats, n)
-                mine_v0.append(v0)
-                mine_v1.append(v1)
+                del feats, x
+                if prealloc is not None:
+                    prealloc[0][row:row + n] = v0
+                    prealloc[1][row:row + n] = v1
+                else:
+                    mine_v0.append(v0)
+                    mine_v1.append(v1)
+            row += n
             if bar is not None:
                 bar.update(n)
             i += 1
@@ -125,10 +139,9 @@ def precompute(lpips: torch.nn.Module, source: str, keys: Sequence[str], *, ctx:
     if bar is not None:
         bar.close()
     lpips.train(was_training)
-    dim = sum(int(c) for c in lpips.channels)
-    local0 = torch.cat(mine_v0) if mine_v0 else torch.zeros((0, dim), device=dev)
-    local1 = torch.cat(mine_v1) if mine_v1 else torch.zeros((0, dim), device=dev)
     if ctx.distributed:
+        local0 = torch.cat(mine_v0) if mine_v0 else torch.zeros((0, dim), device=dev)
+        local1 = torch.cat(mine_v1) if mine_v1 else torch.zeros((0, dim), device=dev)
         g0 = all_gather_rows(ctx, local0.contiguous())
         g1 = all_gather_rows(ctx, local1.contiguous())
         pos = [0] * ctx.world
@@ -141,12 +154,25 @@ def precompute(lpips: torch.nn.Module, source: str, keys: Sequence[str], *, ctx:
         v0_all = torch.cat(parts0) if parts0 else local0
         v1_all = torch.cat(parts1) if parts1 else local1
     else:
-        v0_all, v1_all = local0, local1
+        if row != prealloc[0].shape[0]:
+            raise RuntimeError(f"precompute: read {row} triplets of {', '.join(keys)}, expected {prealloc[0].shape[0]}")
+        v0_all, v1_all = prealloc
     judge = torch.cat(judges).to(dev) if judges else torch.zeros(0, device=dev)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     return TripletVectors(v0_all.contiguous(), v1_all.contiguous(), judge, counts,
                           time.perf_counter() - t0, 3 * int(judge.shape[0]))
+
+
+def _set_length(source: str, key: str) -> int:
+    """Triplets in one 2AFC set (stems only: no image is read)."""
+    from ..data import TwoAFCDataset
+
+    ds = TwoAFCDataset(source, [key], in_memory=False)
+    try:
+        return len(ds)
+    finally:
+        ds.close()
 
 
 __all__ = ["TripletVectors", "precompute", "mean_sq_diff"]

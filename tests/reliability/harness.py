@@ -244,3 +244,137 @@ def record(command: str, plan: KillPlan, killed: bool, outcome: str, checks: Lis
     TRIALS.append(Trial(command, plan.describe(), outcome, killed, checks))
 
 
+
+
+# --------------------------------------------------------------------------------- bounded memory
+#: The key of the large tiled set (a train key, so ``bapps train`` can use it too).
+BIG_KEY = "2afc/train/traditional"
+
+
+def build_tiled_h5(source_h5: Path, out: Path, n_triplets: int, key: str = BIG_KEY) -> Path:
+    """A packed file holding one 2AFC set of ``n_triplets`` triplets, tiled from every 2AFC set
+    of ``source_h5``, written by the pack module's own set writer (``_write_set``: chunked
+    arrays, SHA-256 per array, the same attributes as ``bapps pack``) with its PNG decoding step
+    replaced by the tiled arrays. Marked synthetic; ``verify`` passes on it."""
+    import importlib
+
+    import h5py
+
+    from bapps_toolkit._io import atomic_path
+    from bapps_toolkit._version import __version__
+    from bapps_toolkit.data import load_2afc
+    from bapps_toolkit.data.layout import SetFiles
+
+    pm = importlib.import_module("bapps_toolkit.data.pack")
+    sets = load_2afc(source_h5)
+    ref, p0, p1 = (np.concatenate([getattr(s, f) for s in sets]) for f in ("ref", "p0", "p1"))
+    judge = np.concatenate([s.judge for s in sets]).astype(np.float32)
+    m = len(judge)
+    sf = SetFiles(key, Path("tiled"), [f"{i:07d}" for i in range(n_triplets)],
+                  {f: [] for f in ("ref", "p0", "p1", "judge")})
+
+    def tiled(_sf, _pool, _bar=None):
+        for start in range(0, n_triplets, 512):
+            idx = np.arange(start, min(start + 512, n_triplets)) % m
+            yield start, [ref[idx], p0[idx], p1[idx]], judge[idx]
+
+    real = pm.iter_decoded
+    pm.iter_decoded = tiled
+    try:
+        with atomic_path(out) as tmp:
+            with h5py.File(tmp, "w", libver="latest") as f:
+                pm._write_set(f, sf, None, None)
+                f.attrs["source"] = f"tiled from {source_h5}"
+                f.attrs["toolkit_version"] = __version__
+                f.attrs["synthetic"] = True
+                f.attrs["keys"] = json.dumps([key])
+                f.attrs["counts"] = json.dumps({key: n_triplets})
+                f.attrs[pm.FORMAT_ATTR] = pm.FORMAT
+    finally:
+        pm.iter_decoded = real
+    return out
+
+
+#: Child-process prelude: the peak resident memory of a workload above the post-import baseline.
+_MEM_PRELUDE = textwrap.dedent('''
+    import json, sys, time, warnings
+    warnings.simplefilter("ignore")
+    import numpy as np, torch
+    import bapps_toolkit, bapps_toolkit.data, bapps_toolkit.evaluate, bapps_toolkit.train
+    import bapps_toolkit.metrics.lpips
+
+    def _status(field):
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    try:  # reset the high-water mark (Linux >= 4.0) so the import peak does not count
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        reset = True
+    except OSError:
+        reset = False
+    _base = _status("VmRSS")
+    _t0 = time.perf_counter()
+    def _report(**extra):
+        peak = _status("VmHWM")
+        print("MEMORY " + json.dumps(dict(base_mb=_base / 2**20, peak_mb=peak / 2**20,
+                                          above_mb=(peak - _base) / 2**20, hwm_reset=reset,
+                                          seconds=time.perf_counter() - _t0, **extra)))
+''')
+
+
+#: glibc keeps freed heap memory of multi-threaded programs (torch's intra-op threads) in its
+#: arenas, so the resident set of a loop that frees and re-allocates same-size ~10 MB tensors
+#: creeps upwards although nothing stays alive. With this threshold such blocks are mmapped and
+#: returned to the kernel on free, so RSS measures what the toolkit keeps alive.
+MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)}
+
+
+def measure(body: str, *args: str, env: Optional[dict] = None, timeout: float = 900.0) -> dict:
+    """Run ``_MEM_PRELUDE + body`` (which must call ``_report()``) in a fresh interpreter and
+    return its figures: ``base_mb`` (RSS after imports), ``peak_mb`` (VmHWM), ``above_mb``.
+    ``env``: extra environment variables (e.g. :data:`MMAP_ENV`)."""
+    proc = subprocess.run([sys.executable, "-c", _MEM_PRELUDE + textwrap.dedent(body), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("MEMORY ")]
+    if proc.returncode != 0 or not lines:
+        raise AssertionError(f"memory probe failed (rc {proc.returncode}): {proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("MEMORY "):])
+
+
+#: Workloads measured by the bounded-memory test and ``benchmarks/bench_memory.py``.
+WORKLOADS = {
+    "load whole (load_2afc)": """
+        from bapps_toolkit.data import load_2afc
+        sets = load_2afc(sys.argv[1], [sys.argv[2]])
+        _report(n=len(sets[0]))
+    """,
+    "evaluate l2 by chunks (iter_2afc_chunks)": """
+        from bapps_toolkit import create_metric
+        from bapps_toolkit.data import iter_2afc_chunks, to_model_input
+        from bapps_toolkit.evaluate.scores import score_2afc
+        m = create_metric("l2")
+        d0s, d1s, js = [], [], []
+        with torch.inference_mode():
+            for part in iter_2afc_chunks(sys.argv[1], sys.argv[2], 1024):
+                d0, d1 = m.pair_distances(to_model_input(part.ref), to_model_input(part.p0),
+                                          to_model_input(part.p1))
+                d0s.append(d0.double().numpy()); d1s.append(d1.double().numpy()); js.append(part.judge)
+        s = score_2afc(np.concatenate(d0s), np.concatenate(d1s), np.concatenate(js))
+        _report(n=sum(len(j) for j in js), score=s)
+    """,
+    "evaluate() l2 (runner, as shipped)": """
+        from bapps_toolkit.evaluate import evaluate
+        t = evaluate(sys.argv[1], ["l2"], datasets=[sys.argv[2]], n_boot=100, progress=False, device="cpu")
+        _report(n=int(t["n"].iloc[0]))
+    """,
+    "train lin fast path (precompute by chunks)": """
+        from bapps_toolkit.train import TrainConfig, train
+        res = train(TrainConfig(data=sys.argv[1], datasets=[sys.argv[2]], out=sys.argv[3], net="alex",
+                                variant="lin", backbone_weights="random", epochs=1, decay_epochs=0,
+                                batch_size=50, precompute_batch=128, device="cpu", progress=False))
+        _report(n=sum(res.card["data"]["datasets"].values()))
+    """,
+}
