@@ -30,6 +30,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="LPIPS linear-layer weights of a network (repeatable)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="triplets per batch (default: 1000 on GPU, 250 on CPU)")
+    p.add_argument("--stream", action="store_true",
+                   help="read each set in pieces instead of loading it whole (bounded memory for sets larger than RAM)")
+    p.add_argument("--chunk-size", type=int, default=1024, metavar="N",
+                   help="items per piece with --stream (default 1024)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -59,6 +63,8 @@ def check_output_options(args) -> None:
         raise BappsError(f"--n-boot must be >= 1, got {args.n_boot}")
     if args.batch_size is not None and args.batch_size < 1:
         raise BappsError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.chunk_size < 1:
+        raise BappsError(f"--chunk-size must be >= 1, got {args.chunk_size}")
     outs = [o for o in (args.out, args.markdown, args.latex, args.json, args.plot, args.save_distances) if o]
     dup = {o for o in outs if outs.count(o) > 1}
     if dup:
@@ -82,7 +88,7 @@ def run(args) -> int:
         args.data, list(args.metrics) + list(args.checkpoint), datasets=args.datasets,
         batch_size=args.batch_size, device=args.device, n_boot=args.n_boot, seed=args.seed,
         save_distances=args.save_distances, progress=not args.no_progress,
-        backbone_weights=bw, lin_weights=lw,
+        backbone_weights=bw, lin_weights=lw, stream=args.stream, chunk_size=args.chunk_size,
     )
     table = result.table
     write_reports(table, csv=args.out, markdown=args.markdown, latex=args.latex, json_path=args.json)

@@ -50,6 +50,9 @@ MEAN_DEFINITION = (
 )
 HUMAN = "human"
 
+#: Items per piece read from disk with ``stream=True`` (≈ 37 MB of uint8 2AFC triplets).
+DEFAULT_CHUNK = 1024
+
 COLUMNS = ["metric", "label", "calibrated", "mode", "split", "category", "n", "score",
            "ci_low", "ci_high", "synthetic"]
 
@@ -264,6 +267,67 @@ def _distances_jnd(caller: _BatchCaller, s, device, batch_size: int, bar) -> np.
     return np.concatenate(ds)
 
 
+class _StreamedSet:
+    """One set read chunk by chunk (``stream=True``): its images are never held whole.
+
+    ``key``, ``split``, ``category`` and ``len()`` are known up front (from the stems only);
+    ``stems``, ``judge``/``same`` and ``synthetic`` are filled by the first full pass of
+    :meth:`pieces` (a few bytes per item)."""
+
+    def __init__(self, source: Path, key: str, chunk_size: int, device):
+        from ..data import JNDDataset, TwoAFCDataset
+
+        self.key = key
+        _, self.split, self.category = key.split("/")
+        self._args = (source, key, int(chunk_size), device)
+        cls = TwoAFCDataset if key.startswith("2afc/") else JNDDataset
+        ds = cls(source, [key], in_memory=False)
+        try:
+            self._n = len(ds)
+        finally:
+            ds.close()
+        self.stems: Optional[List[str]] = None
+        self.judge: Optional[np.ndarray] = None
+        self.same: Optional[np.ndarray] = None
+        self.synthetic = False
+
+    def __len__(self) -> int:
+        return self._n
+
+    def pieces(self):
+        from ..data import iter_2afc_chunks, iter_jnd_chunks
+
+        source, key, chunk, device = self._args
+        twoafc = key.startswith("2afc/")
+        stems: List[str] = []
+        values: List[np.ndarray] = []
+        for piece in (iter_2afc_chunks if twoafc else iter_jnd_chunks)(source, key, chunk, device=device):
+            stems.extend(piece.stems)
+            values.append(_as_numpy(piece.judge if twoafc else piece.same).astype(np.float64).reshape(-1))
+            self.synthetic = bool(piece.synthetic)
+            yield piece
+        if self.stems is None:
+            self.stems = stems
+            vals = np.concatenate(values) if values else np.zeros(0)
+            if twoafc:
+                self.judge = vals
+            else:
+                self.same = vals
+
+
+def _set_distances_2afc(caller: _BatchCaller, s, device, batch_size: int, bar) -> Tuple[np.ndarray, np.ndarray]:
+    if not isinstance(s, _StreamedSet):
+        return _distances_2afc(caller, s, device, batch_size, bar)
+    parts = [_distances_2afc(caller, piece, device, batch_size, bar) for piece in s.pieces()]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _set_distances_jnd(caller: _BatchCaller, s, device, batch_size: int, bar) -> np.ndarray:
+    if not isinstance(s, _StreamedSet):
+        return _distances_jnd(caller, s, device, batch_size, bar)
+    return np.concatenate([_distances_jnd(caller, piece, device, batch_size, bar) for piece in s.pieces()])
+
+
 def _as_numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):
         return x.detach().cpu().numpy()
@@ -283,6 +347,7 @@ def run_evaluation(
     alpha: float = 0.05, save_distances: Optional[PathLike] = None, progress: bool = True,
     backbone_weights: Optional[Mapping[str, Any]] = None,
     lin_weights: Optional[Mapping[str, Any]] = None,
+    stream: bool = False, chunk_size: int = DEFAULT_CHUNK,
 ) -> EvaluationResult:
     """Like :func:`evaluate`, returning the table and the per-item distances."""
     import pandas as pd
@@ -297,6 +362,8 @@ def run_evaluation(
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     src = Path(source)
     if not src.exists():
         raise DataError(f"data source {src} does not exist (give a BAPPS folder root or a packed .h5 file)")
@@ -320,8 +387,12 @@ def run_evaluation(
     selected = select_sets(present, datasets, source=src)
     keys_2afc = [k for k in selected if k.startswith("2afc/")]
     keys_jnd = [k for k in selected if k.startswith("jnd/")]
-    sets_2afc = load_2afc(src, keys_2afc, device=dev) if keys_2afc else []
-    sets_jnd = load_jnd(src, keys_jnd, device=dev) if keys_jnd else []
+    if stream:
+        sets_2afc: List[Any] = [_StreamedSet(src, k, chunk_size, dev) for k in keys_2afc]
+        sets_jnd: List[Any] = [_StreamedSet(src, k, chunk_size, dev) for k in keys_jnd]
+    else:
+        sets_2afc = load_2afc(src, keys_2afc, device=dev) if keys_2afc else []
+        sets_jnd = load_jnd(src, keys_jnd, device=dev) if keys_jnd else []
 
     rows: List[Dict[str, Any]] = []
     distances: List[SetDistances] = []
@@ -342,7 +413,7 @@ def run_evaluation(
         caller = _BatchCaller(metric)
         with tqdm(total=n_items, desc=label, unit="item", disable=not progress, leave=False) as bar:
             for s in sets_2afc:
-                d0, d1 = _distances_2afc(caller, s, dev, bs, bar)
+                d0, d1 = _set_distances_2afc(caller, s, dev, bs, bar)
                 judge = _as_numpy(s.judge).astype(np.float64).reshape(-1)
                 boot = bootstrap_distribution(score_2afc, d0, d1, judge, n_boot=n_boot,
                                               seed=_set_seed(seed, s.key), device=boot_dev)
@@ -351,7 +422,7 @@ def run_evaluation(
                         score_2afc(d0, d1, judge), boot, s.synthetic)
                 distances.append(SetDistances(mid, label, s.key, list(s.stems), d0=d0, d1=d1, judge=judge))
             for s in sets_jnd:
-                d = _distances_jnd(caller, s, dev, bs, bar)
+                d = _set_distances_jnd(caller, s, dev, bs, bar)
                 same = _as_numpy(s.same).astype(np.float64).reshape(-1)
                 boot = bootstrap_distribution(jnd_map, d, same, n_boot=n_boot,
                                               seed=_set_seed(seed, s.key), device=boot_dev)
@@ -418,6 +489,7 @@ def evaluate(
     save_distances: Optional[PathLike] = None, progress: bool = True,
     backbone_weights: Optional[Mapping[str, Any]] = None,
     lin_weights: Optional[Mapping[str, Any]] = None, alpha: float = 0.05,
+    stream: bool = False, chunk_size: int = DEFAULT_CHUNK,
 ):
     """Score ``metrics`` on every 2AFC and JND set of ``source``; returns the tidy DataFrame.
 
@@ -426,12 +498,15 @@ def evaluate(
     paths to checkpoints written by ``bapps train``. ``datasets``: keys or short forms
     (``"val/cnn"``, ``"val"``, ``"jnd/val/cnn"``); None = every set present. ``device``: None = CUDA
     when available, else CPU. ``save_distances``: ``.npz`` or ``.csv`` file for the per-item
-    distances (written atomically). Columns are described in the module docstring.
+    distances (written atomically). ``stream=True``: read each set in pieces of ``chunk_size``
+    items (``iter_2afc_chunks``/``iter_jnd_chunks``) for every metric instead of loading it whole,
+    so memory stays bounded by the chunk however large the set (same results; each metric reads
+    the data again). Columns are described in the module docstring.
     """
     return run_evaluation(
         source, metrics, datasets=datasets, batch_size=batch_size, device=device, n_boot=n_boot,
         seed=seed, alpha=alpha, save_distances=save_distances, progress=progress,
-        backbone_weights=backbone_weights, lin_weights=lin_weights,
+        backbone_weights=backbone_weights, lin_weights=lin_weights, stream=stream, chunk_size=chunk_size,
     ).table
 
 

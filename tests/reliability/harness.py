@@ -370,6 +370,12 @@ WORKLOADS = {
         t = evaluate(sys.argv[1], ["l2"], datasets=[sys.argv[2]], n_boot=100, progress=False, device="cpu")
         _report(n=int(t["n"].iloc[0]))
     """,
+    "evaluate() l2, stream=True": """
+        from bapps_toolkit.evaluate import evaluate
+        t = evaluate(sys.argv[1], ["l2"], datasets=[sys.argv[2]], n_boot=100, progress=False, device="cpu",
+                     stream=True, chunk_size=256)
+        _report(n=int(t["n"].iloc[0]))
+    """,
     "train lin fast path (precompute by chunks)": """
         from bapps_toolkit.train import TrainConfig, train
         res = train(TrainConfig(data=sys.argv[1], datasets=[sys.argv[2]], out=sys.argv[3], net="alex",
