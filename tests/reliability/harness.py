@@ -227,6 +227,24 @@ def make_plans(seed: int, n_time: int, work_s: float, n_replaces: int, n_commit:
     return plans
 
 
+class Schedule:
+    """The planned kills, then — while fewer than ``need`` time-based kills have really landed
+    mid-run (a run can finish before its kill time when the machine is faster than during the
+    reference run) — the seeded ``extra`` time points, which should be earlier ones."""
+
+    def __init__(self, plans: List[KillPlan], extra: List[KillPlan], need: int):
+        self.plans, self.extra, self.need = list(plans), list(extra), int(need)
+        self.time_kills = 0
+
+    def __iter__(self):
+        yield from self.plans
+        while self.time_kills < self.need and self.extra:
+            yield self.extra.pop(0)
+
+    def done(self, plan: KillPlan, killed: bool) -> None:
+        self.time_kills += int(killed and plan.kind == "time")
+
+
 # --------------------------------------------------------------------------------- report
 @dataclass
 class Trial:

@@ -28,7 +28,7 @@ import pytest
 
 from bapps_toolkit.data import download as dl
 
-from .harness import ThrottledServer, make_plans, record, run_child
+from .harness import Schedule, ThrottledServer, make_plans, record, run_child
 
 pytestmark = pytest.mark.slow
 
@@ -186,8 +186,8 @@ def test_kill_download_at_random_points(tmp_path, small_sizes):
         assert sum(k.startswith(("jnd/", "2afc/")) for k in reference) == sum(len(m) for _, m in ARCH.values())
         assert not any(_allowed_temp(k) for k in reference if not k.endswith(".lock"))
 
-        plans = make_plans(606, N_TIME, ref.seconds, ref.replaces, N_COMMIT)
-        killed = 0
+        plans = Schedule(make_plans(606, N_TIME, ref.seconds, ref.replaces, N_COMMIT),
+                         make_plans(1606, 8, 0.5 * ref.seconds, 0, 0), N_TIME)
         for i, plan in enumerate(plans):
             root = tmp_path / f"trial{i:02d}"
             out = child(root, delay=plan.delay, kill_at_replace=plan.replace)
@@ -196,13 +196,13 @@ def test_kill_download_at_random_points(tmp_path, small_sizes):
             res = dl.download_bapps(root, base_url=base, progress=False)
             assert set(res) == set(ARCH)
             assert _normalised(root) == reference, f"trial {i} ({plan.describe()}): tree differs"
-            killed += out.status == "killed"
+            plans.done(plan, out.status == "killed")
             how = "killed; rerun completed, tree byte-equal" if out.status == "killed" else \
                 "finished before the kill; tree byte-equal"
             if _orphans(root):
                 how += " (orphan " + ", ".join(_orphans(root)) + " left)"
             record("download", plan, out.status == "killed", how, left)
-    assert killed >= N_TIME, f"only {killed} of {len(plans)} runs were killed mid-work"
+    assert plans.time_kills >= N_TIME, f"only {plans.time_kills} time-based kills landed mid-work"
 
 
 @pytest.mark.xfail(strict=True, reason=(

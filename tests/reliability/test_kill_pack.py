@@ -18,7 +18,7 @@ import pytest
 
 from bapps_toolkit.data import pack, verify
 
-from .harness import make_plans, record, run_child
+from .harness import Schedule, make_plans, record, run_child
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +52,8 @@ def test_kill_pack_at_random_points(rel_root, tmp_path):
     reference = ref_out.read_bytes()
     verify(ref_out)
 
-    plans = make_plans(607, N_TIME, ref.seconds, ref.replaces, N_COMMIT)
-    killed = 0
+    plans = Schedule(make_plans(607, N_TIME, ref.seconds, ref.replaces, N_COMMIT),
+                     make_plans(1607, 8, 0.5 * ref.seconds, 0, 0), N_TIME)
     for i, plan in enumerate(plans):
         out = tmp_path / f"trial{i:02d}" / "bapps.h5"
         res = run_child(_BODY, tmp_path / "ctl", [rel_root, out], delay=plan.delay,
@@ -72,8 +72,8 @@ def test_kill_pack_at_random_points(rel_root, tmp_path):
             pack(rel_root, out, progress=False)
         assert out.read_bytes() == reference, f"trial {i} ({plan.describe()}): rerun output differs"
         assert _others(out.parent, out) == [], "the rerun left temporaries behind"
-        killed += res.status == "killed"
+        plans.done(plan, res.status == "killed")
         record("pack", plan, res.status == "killed",
                ("killed" if res.status == "killed" else "finished before the kill")
                + "; rerun file byte-identical", left)
-    assert killed >= N_TIME, f"only {killed} of {len(plans)} runs were killed mid-work"
+    assert plans.time_kills >= N_TIME, f"only {plans.time_kills} time-based kills landed mid-work"

@@ -26,7 +26,7 @@ from bapps_toolkit.cli.main import main
 from bapps_toolkit.train import load_metric_from_checkpoint
 from bapps_toolkit.train import checkpoint as ck
 
-from .harness import make_plans, record, run_child
+from .harness import Schedule, make_plans, record, run_child
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -113,8 +113,8 @@ def test_kill_train_at_random_points(rel_h5, tmp_path):
     epochs = make_plans(609, N_TIME - N_TIME // 2, timing.seconds - timing.watch_seconds, 0, 0)
     for p in epochs:
         p.after_watch = True
-    plans = setup + epochs + make_plans(610, 0, 0.0, timing.replaces, N_COMMIT)
-    killed = 0
+    plans = Schedule(setup + epochs + make_plans(610, 0, 0.0, timing.replaces, N_COMMIT),
+                     make_plans(1608, 8, 0.5 * timing.watch_seconds, 0, 0), N_TIME)
     for i, plan in enumerate(plans):
         out = tmp_path / f"trial{i:02d}"
         res = run_child(_BODY, tmp_path / "ctl", train_args(rel_h5, out), env=env,
@@ -134,12 +134,12 @@ def test_kill_train_at_random_points(rel_h5, tmp_path):
         card = json.loads((out / ck.CARD).read_text())
         assert card["finished"] and [h["loss"] for h in card["history"]] == ref_loss
         orphans = _temporaries(out)
-        killed += res.status == "killed"
+        plans.done(plan, res.status == "killed")
         record("train", plan, res.status == "killed",
                ("killed; " if res.status == "killed" else "finished before the kill; ")
                + ("--resume" if resume else "plain rerun") + " -> weights bit-identical"
                + (f" (orphan {', '.join(orphans)} left)" if orphans else ""), left)
-    assert killed >= N_TIME, f"only {killed} of {len(plans)} runs were killed mid-work"
+    assert plans.time_kills >= N_TIME, f"only {plans.time_kills} time-based kills landed mid-work"
 
 
 @pytest.mark.xfail(strict=True, reason=(
