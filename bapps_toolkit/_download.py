@@ -85,25 +85,31 @@ def check_free_space(folder: PathLike, needed: int, what: str) -> None:
 
 
 @contextlib.contextmanager
-def _download_lock(dest: Path) -> Iterator[None]:
-    """Blocking exclusive ``flock`` on ``dest``'s folder (released by the kernel if the holder
-    dies). Locking the folder rather than a lock file leaves nothing behind; downloads into one
-    folder run one at a time. File systems without ``flock`` on folders run unlocked."""
+def _download_lock(dest: Path, wait: bool = True) -> Iterator[bool]:
+    """Exclusive ``flock`` on ``dest``'s folder (released by the kernel if the holder dies);
+    yields whether it is held. Locking the folder rather than a lock file leaves nothing behind;
+    downloads into one folder run one at a time. ``wait=False``: do not wait for another holder
+    (yield ``False`` instead). File systems without ``flock`` on folders run unlocked
+    (``False``)."""
     try:
         fd = os.open(dest.parent, os.O_RDONLY)
     except OSError:
-        yield
+        yield False
         return
     try:
+        held = True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"waiting for another process that is downloading into {dest.parent} ...",
-                  file=sys.stderr)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if wait:
+                print(f"waiting for another process that is downloading into {dest.parent} ...",
+                      file=sys.stderr)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                held = False
         except OSError:
-            pass  # no flock here (some network file systems)
-        yield
+            held = False  # no flock here (some network file systems)
+        yield held
     finally:
         os.close(fd)
 
@@ -177,6 +183,16 @@ def _drop_part(dest: Path) -> None:
             p.unlink()
 
 
+def _drop_orphan_info(dest: Path) -> None:
+    """Delete a ``<dest>.part.json`` whose ``.part`` is gone (call under the download lock).
+
+    The ``.part`` is renamed to ``dest`` before its side file is removed; a run killed between
+    the two leaves the side file, which describes nothing any more."""
+    if not part_path(dest).exists():
+        with contextlib.suppress(FileNotFoundError):
+            info_path(dest).unlink()
+
+
 def download_file(url: str, dest: PathLike, *, expected_size: Optional[int] = None,
                   sha256: Optional[str] = None, sha256_prefix: Optional[str] = None,
                   resume: bool = True, progress: bool = True, timeout: float = 60,
@@ -205,12 +221,18 @@ def download_file(url: str, dest: PathLike, *, expected_size: Optional[int] = No
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() and _verify_file(dest, expected_size, sha256, sha256_prefix) is None:
+        if info_path(dest).exists():
+            # Tidy up only if no other download into the folder is running right now.
+            with _download_lock(dest, wait=False) as held:
+                if held:
+                    _drop_orphan_info(dest)
         return dest
     with _download_lock(dest):
         # Another process may have finished the file while we waited for the lock.
         if dest.exists():
             problem = _verify_file(dest, expected_size, sha256, sha256_prefix)
             if problem is None:
+                _drop_orphan_info(dest)
                 return dest
             print(f"{dest} exists but {problem}; downloading it again", file=sys.stderr)
         _download_locked(url, dest, expected_size=expected_size, sha256=sha256,

@@ -5,6 +5,8 @@
   killed half-way never leaves a file under its final name.
 * :class:`FileLock` — an exclusive, non-blocking ``flock`` on ``<path>.lock``; the kernel drops it
   when the holder dies (even by ``kill -9``), so there are no stale locks to clean up.
+* :func:`remove_stale_temps` — delete the temporaries that killed writers left in a folder
+  (call it while holding the folder's lock).
 * :func:`sha256_file` — streaming SHA-256 of a file.
 """
 from __future__ import annotations
@@ -15,8 +17,9 @@ import fcntl
 import hashlib
 import os
 import secrets
+import shutil
 from pathlib import Path
-from typing import IO, Iterator, Union
+from typing import IO, Iterator, List, Union
 
 from .errors import LockedError
 
@@ -81,6 +84,38 @@ def atomic_write(path: PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
 def write_text_atomic(path: PathLike, text: str) -> None:
     with atomic_write(path, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def remove_stale_temps(folder: PathLike, pattern: str = f".*{TMP_MARK}*") -> List[Path]:
+    """Delete the temporaries that writers killed mid-write (even by ``kill -9``) left in ``folder``.
+
+    Call it only while holding the lock that every writer of those temporaries takes: then no
+    live writer owns one of them, and whatever matches is a leftover of a dead run. The default
+    ``pattern`` matches every name :func:`temp_name_for` makes (``.<name>.tmp-<pid>-<hex>``); a
+    caller that shares the folder with writers under other locks narrows it, e.g.
+    ``"." + glob.escape(name) + TMP_MARK + "*"`` for one final name. The pattern must name hidden
+    entries (start with ``.``), so a careless pattern cannot reach ordinary files. Files and
+    links are unlinked, folders (temporary extraction trees) removed with their contents;
+    symbolic links are never followed. Entries that vanish meanwhile or cannot be removed are
+    skipped. Returns the paths removed.
+    """
+    if not pattern.startswith(".") or not pattern.strip(".*?"):
+        raise ValueError(f"remove_stale_temps: pattern {pattern!r} must name hidden temporaries "
+                         f"(start with '.' and hold more than wildcards)")
+    base = Path(folder)
+    if not base.is_dir():
+        return []
+    removed: List[Path] = []
+    for stale in sorted(base.glob(pattern)):
+        try:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
+        except OSError:  # gone already, or not ours to remove
+            continue
+        removed.append(stale)
+    return removed
 
 
 def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:

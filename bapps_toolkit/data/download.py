@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._download import check_free_space, download_file, info_path, part_path
-from .._io import FileLock, PathLike, sha256_file, write_text_atomic
+from .._io import FileLock, PathLike, TMP_MARK, remove_stale_temps, sha256_file, write_text_atomic
 from ..errors import DownloadError
 
 #: Where the official scripts fetch the archives from.
@@ -220,12 +220,6 @@ def _extract_all(tar: tarfile.TarFile, members: List[tarfile.TarInfo], into: Pat
             tar.extract(m, into, set_attrs=not (m.issym() or m.islnk()))
 
 
-def _clean_stale_temps(folder: Path) -> None:
-    if folder.is_dir():
-        for p in folder.glob(EXTRACT_TMP_PREFIX + "*"):
-            shutil.rmtree(p, ignore_errors=True)
-
-
 def safe_extract(archive: PathLike, dest: PathLike, *, progress: bool = True,
                  expected_top: Optional[str] = None,
                  members: Optional[List[tarfile.TarInfo]] = None) -> List[Path]:
@@ -341,6 +335,28 @@ def _install(spec: ArchiveSpec, archive: Path, root: Path, sha: str, source: str
     write_text_atomic(spec.marker(root), json.dumps(marker, indent=2, sort_keys=True) + "\n")
 
 
+def _clean_stale_temps(root: Path) -> None:
+    """Remove what killed runs of :func:`download_bapps` left in ``root`` (call under its lock):
+    extraction folders ``.bapps_extract-*`` (in ``root`` and ``root/2afc``) and the atomic-write
+    temporaries of the manifest and the completion markers. Other files' temporaries are left
+    alone: ``root`` may also receive, say, a packed file written under a lock of its own."""
+    for folder in (root, root / "2afc"):
+        remove_stale_temps(folder, EXTRACT_TMP_PREFIX + "*")
+    remove_stale_temps(root, f".{MANIFEST_NAME}{TMP_MARK}*")
+    remove_stale_temps(root, f".{MARKER_PREFIX}*{TMP_MARK}*")
+
+
+def _drop_download_leftovers(root: Path, spec: ArchiveSpec, keep_archive: bool) -> None:
+    """Once ``spec`` is extracted: delete its ``.part``/``.part.json`` (a run killed between
+    publishing the archive and removing its side file leaves the latter) and, unless
+    ``keep_archive``, the archive itself."""
+    archive = root / spec.name
+    leftovers = [part_path(archive), info_path(archive)] + ([] if keep_archive else [archive])
+    for leftover in leftovers:
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+
+
 def download_bapps(root: PathLike, *, val_only: bool = False, base_url: Optional[str] = None,
                    from_archive: Optional[PathLike] = None, progress: bool = True,
                    keep_archives: bool = False) -> Dict[str, dict]:
@@ -370,7 +386,6 @@ def download_bapps(root: PathLike, *, val_only: bool = False, base_url: Optional
     results: Dict[str, dict] = {}
     with FileLock(root / ".bapps_download", "a BAPPS download into"):
         _clean_stale_temps(root)
-        _clean_stale_temps(root / "2afc")
         manifest = _read_manifest(root)
 
         if from_archive is not None:
@@ -420,11 +435,8 @@ def download_bapps(root: PathLike, *, val_only: bool = False, base_url: Optional
             entry = manifest["archives"].get(spec.name, {})
             if marker.exists():
                 _say(f"{spec.name}: already extracted (marker {marker.name}), skipping", progress)
-                if not keep_archives:  # a run killed between its marker and its clean-up
-                    for leftover in (root / spec.name, part_path(root / spec.name),
-                                     info_path(root / spec.name)):
-                        with contextlib.suppress(FileNotFoundError):
-                            leftover.unlink()
+                # a run killed between its marker and its clean-up
+                _drop_download_leftovers(root, spec, keep_archives)
                 results[spec.name] = {"status": "already extracted", "sha256": entry.get("sha256"),
                                       "size": entry.get("size"), "dest": str(spec.dest(root))}
                 continue
@@ -457,9 +469,7 @@ def download_bapps(root: PathLike, *, val_only: bool = False, base_url: Optional
             _write_manifest(root, manifest)
             _say(f"{spec.name}: unpacking into {spec.dest(root)}", progress)
             _install(spec, archive, root, sha, url, progress, members)
-            if not keep_archives:
-                with contextlib.suppress(FileNotFoundError):
-                    archive.unlink()
+            _drop_download_leftovers(root, spec, keep_archives)
             results[spec.name] = {"status": "extracted", "sha256": sha,
                                   "size": manifest["archives"][spec.name]["size"],
                                   "dest": str(spec.dest(root))}

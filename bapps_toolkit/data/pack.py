@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
+import glob
 import hashlib
 import json
 import multiprocessing as mp
@@ -31,7 +32,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .._io import FileLock, TMP_MARK, atomic_path
+from .._io import FileLock, TMP_MARK, atomic_path, remove_stale_temps
 from .._version import __version__
 from ..errors import DataError
 from .images import PATCH, decode_images, load_judgments
@@ -163,12 +164,49 @@ def _attr_str(v: Any) -> str:
     return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
+def _member(f: "Any", path: PathLike, name: str, what: str) -> Optional[Any]:
+    """The group or dataset at ``/name`` of ``f``, ``None`` if there is no such entry.
+
+    Only entries stored in the file itself are accepted: a soft or external link (which could
+    make the toolkit read another file on disk as its data, or dangle), a virtual dataset (whose
+    bytes come from other files) and a dataset with external raw storage are refused with a
+    :class:`DataError` naming the file and the entry.
+    """
+    import h5py
+
+    link = f.get(name, getlink=True)
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+        raise DataError(f"{path}: {what} /{name} is {kind}, not data stored in the file; "
+                        "refusing to follow it (files written by `bapps pack` hold no links)")
+    try:
+        obj = f[name]
+    except (KeyError, OSError) as exc:
+        raise DataError(f"{path}: {what} /{name} cannot be read ({exc})") from None
+    if isinstance(obj, h5py.Dataset):
+        if getattr(obj, "is_virtual", False):
+            raise DataError(f"{path}: {what} /{name} is a virtual dataset (its bytes live in "
+                            "other files); refusing to read it")
+        if getattr(obj, "external", None):
+            raise DataError(f"{path}: {what} /{name} keeps its bytes in external files; "
+                            "refusing to read it")
+    return obj
+
+
 def check_schema(f: "Any", path: PathLike) -> Dict[str, Any]:
     """Check an open ``h5py.File`` is a bapps-toolkit file with a sound schema (no checksums).
+
+    Every group and array on the way to the data must be stored in the file itself: links
+    (soft or external), virtual datasets and external raw storage are refused, so an untrusted
+    file cannot make the toolkit read other files.
 
     Returns ``{"keys": [...], "counts": {key: N}, "synthetic": bool, "source": str,
     "toolkit_version": str}``. Raises :class:`DataError` naming the file (and array).
     """
+    import h5py
+
     marker = f.attrs.get(FORMAT_ATTR)
     if marker is None:
         raise DataError(f"{path} is not a bapps-toolkit file (no '{FORMAT_ATTR}' attribute; "
@@ -183,24 +221,29 @@ def check_schema(f: "Any", path: PathLike) -> Dict[str, Any]:
     if not isinstance(keys, list) or not keys or not all(k in ALL_KEYS for k in keys):
         raise DataError(f"{path}: damaged bapps-toolkit header (set list {keys!r})")
     for key in keys:
-        if key not in f or not hasattr(f[key], "keys"):
-            raise DataError(f"{path}: set group /{key} listed in the header is missing")
-        g = f[key]
+        parts = key.split("/")
+        g = None
+        for depth in range(1, len(parts) + 1):
+            g = _member(f, path, "/".join(parts[:depth]), "set group")
+            if g is None or not isinstance(g, h5py.Group):
+                raise DataError(f"{path}: set group /{key} listed in the header is missing")
         n = counts.get(key)
         if not isinstance(n, int) or n < 1 or int(g.attrs.get("count", -1)) != n:
             raise DataError(f"{path}: /{key} count {g.attrs.get('count')} does not match header {n}")
         folders = folders_of(key)
-        for name in folders[:-1]:
-            if name not in g:
+        arrays = {}
+        for name in (*folders, "stems"):
+            ds = _member(f, path, f"{key}/{name}", "array")
+            if not isinstance(ds, h5py.Dataset):
                 raise DataError(f"{path}: array /{key}/{name} is missing")
-            ds = g[name]
+            arrays[name] = ds
+        for name in folders[:-1]:
+            ds = arrays[name]
             if ds.dtype != np.uint8 or ds.shape != (n, PATCH, PATCH, 3):
                 raise DataError(f"{path}: array /{key}/{name} is {ds.dtype} {ds.shape}, expected "
                                 f"uint8 {(n, PATCH, PATCH, 3)}")
         for name in (folders[-1], "stems"):
-            if name not in g:
-                raise DataError(f"{path}: array /{key}/{name} is missing")
-            ds = g[name]
+            ds = arrays[name]
             if ds.shape != (n,):
                 raise DataError(f"{path}: array /{key}/{name} has shape {ds.shape}, expected {(n,)}")
         if g[folders[-1]].dtype != np.float32:
@@ -241,12 +284,6 @@ def read_stems(ds) -> List[str]:
 
 # --------------------------------------------------------------------------- pack
 
-def _clean_stale_temps(out: Path) -> None:
-    for stale in out.parent.glob(f".{out.name}{TMP_MARK}*"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-
-
 def pack(root: PathLike, out_h5: PathLike, *, workers: Optional[int] = None, force: bool = False,
          progress: bool = True) -> Path:
     """Pack every BAPPS set under ``root`` into the HDF5 file ``out_h5``; returns its path.
@@ -267,7 +304,8 @@ def pack(root: PathLike, out_h5: PathLike, *, workers: Optional[int] = None, for
     with FileLock(out, "packed file"):
         if out.exists() and not force:
             raise FileExistsError(f"{out} already exists; pass --force (force=True) to overwrite it")
-        _clean_stale_temps(out)
+        # Only this output's temporaries: other files in the folder have locks of their own.
+        remove_stale_temps(out.parent, f".{glob.escape(out.name)}{TMP_MARK}*")
         keys = discover(base)
         sets = [scan_set(base, k) for k in keys]
         synthetic = is_synthetic_root(base)

@@ -164,7 +164,10 @@ class Backbone(nn.Module):
     """``features`` of a torchvision ImageNet net that returns its tap activations.
 
     ``forward(x)`` with ``x`` of shape ``[N, 3, H, W]`` (already scaled/normalised by the
-    caller) returns a list of tensors ``[N, C_k, H_k, W_k]``, one per tap, in tap order.
+    caller) returns a list of tensors ``[N, C_k, H_k, W_k]``, one per tap, in tap order. ``x``
+    is first cast to the parameters' dtype (:attr:`dtype`), so float64 or float16 input runs
+    through a float32 network (and float32 input through a ``.double()`` one); the cast is
+    differentiable, gradients reach ``x`` in its own dtype.
     """
 
     def __init__(self, net: str, taps: Optional[Sequence[int]] = None):
@@ -188,10 +191,15 @@ class Backbone(nn.Module):
         self.taps: Tuple[int, ...] = taps
         self.channels: List[int] = _tap_channels(self.features, taps)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the network's parameters (what :meth:`forward` computes in)."""
+        return next(self.features.parameters()).dtype
+
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         out: List[torch.Tensor] = []
         k = 0
-        h = x
+        h = x.to(self.dtype)
         for i, module in enumerate(self.features):
             h = module(h)
             if i == self.taps[k]:

@@ -274,7 +274,8 @@ class LPIPS(Metric):
         """Unit-normalised tap features of ``x`` (NCHW in ``input_range``, 1 or 3 channels).
 
         No validation (callers on the hot path validate once); returns one
-        ``[N, C_k, H_k, W_k]`` tensor per tap.
+        ``[N, C_k, H_k, W_k]`` tensor per tap, in the network's dtype (the backbone casts its
+        input to its parameters' dtype; the distances are cast back to the input's dtype).
         """
         x = self.symmetric(x)
         if x.shape[1] == 1:
@@ -309,7 +310,8 @@ class LPIPS(Metric):
         n = x0.shape[0]
         feats = self.features(torch.cat([x0, x1], dim=0))
         size = tuple(x0.shape[-2:]) if self.spatial else None
-        return self.distance_from_features([f[:n] for f in feats], [f[n:] for f in feats], size=size)
+        d = self.distance_from_features([f[:n] for f in feats], [f[n:] for f in feats], size=size)
+        return d.to(x0.dtype)
 
     def pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
@@ -324,7 +326,7 @@ class LPIPS(Metric):
         fr = [f[:n] for f in feats]
         d0 = self.distance_from_features(fr, [f[n:2 * n] for f in feats], size=size)
         d1 = self.distance_from_features(fr, [f[2 * n:] for f in feats], size=size)
-        return d0, d1
+        return d0.to(ref.dtype), d1.to(ref.dtype)
 
     def extra_repr(self) -> str:
         return f"net={self.net!r}, version={self.version!r}, lpips={self.lpips}, " + super().extra_repr()

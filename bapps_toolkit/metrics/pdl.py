@@ -148,7 +148,8 @@ class PDL(Metric):
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         n = x0.shape[0]
         u, feats = self._features(torch.cat([x0, x1], dim=0))
-        return self._from_features(u[:n], [f[:n] for f in feats], u[n:], [f[n:] for f in feats])
+        d = self._from_features(u[:n], [f[:n] for f in feats], u[n:], [f[n:] for f in feats])
+        return d.to(x0.dtype)
 
     def pair_distances(self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *,
                        validate: bool = True):
@@ -161,7 +162,7 @@ class PDL(Metric):
         fr = [f[:n] for f in feats]
         d0 = self._from_features(u[:n], fr, u[n:2 * n], [f[n:2 * n] for f in feats])
         d1 = self._from_features(u[:n], fr, u[2 * n:], [f[2 * n:] for f in feats])
-        return d0, d1
+        return d0.to(ref.dtype), d1.to(ref.dtype)
 
     def extra_repr(self) -> str:
         return (f"layers={self.layers}, feature_norm={self.feature_norm!r}, "

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .._io import FileLock, write_text_atomic
+from .._io import FileLock, remove_stale_temps, write_text_atomic
 from .._version import __version__
 from ..errors import BappsError, CheckpointError, DataError
 from . import checkpoint as ck
@@ -288,7 +288,17 @@ def _check_card_config(card: Dict[str, Any], cfg: TrainConfig, out: Path) -> Non
 
 
 def _prepare_out(cfg: TrainConfig) -> Tuple[Optional[Dict[str, Any]], int]:
-    """Check the out folder against resume/overwrite; return ``(card to resume or None, epochs done)``."""
+    """Check the out folder against resume/overwrite; return ``(card to resume or None, epochs done)``.
+
+    Called under the run's lock: once the run may go ahead, the temporaries ``.<name>.tmp-*``
+    that a killed run left in the folder (every file of a run is written through a temporary
+    name and renamed) are removed."""
+    card, done = _check_out(cfg)
+    remove_stale_temps(Path(cfg.out))
+    return card, done
+
+
+def _check_out(cfg: TrainConfig) -> Tuple[Optional[Dict[str, Any]], int]:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise BappsError(f"out: {out} exists and is not a folder")
