@@ -4,6 +4,12 @@
   test session into a temporary folder. Read-only by convention — copy before modifying.
 * ``mini_h5`` (session): ``mini_root`` packed into one HDF5 file. Read-only by convention.
 * ``tiny_tree`` (function): a builder of small hand-made BAPPS trees for layout/error tests.
+
+Offline by construction: for the whole session ``TORCH_HOME`` points at an empty temporary folder
+(a user's cached ImageNet weights cannot change what the tests see) and
+``BAPPS_WEIGHTS_BASE_URL`` at a closed port on 127.0.0.1, so code that would download backbone
+weights (``bapps demo``, ``backbone_weights=None``) fails at once with its WeightsError instead
+of reaching the internet. Subprocesses started by the tests inherit both.
 """
 from __future__ import annotations
 
@@ -16,6 +22,26 @@ import pytest
 from PIL import Image
 
 _TIMES: Dict[str, float] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_weights(tmp_path_factory):
+    import os
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    closed = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    sock.close()
+    saved = {k: os.environ.get(k) for k in ("TORCH_HOME", "BAPPS_WEIGHTS_BASE_URL")}
+    os.environ["TORCH_HOME"] = str(tmp_path_factory.mktemp("torch_home"))
+    os.environ["BAPPS_WEIGHTS_BASE_URL"] = closed
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")
