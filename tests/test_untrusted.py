@@ -16,7 +16,8 @@ Here:
   outside [0, 1] with a recomputed checksum — go through every reader (``verify``,
   ``find_sets``, ``load_2afc``/``load_jnd``, ``iter_*_chunks``, the torch datasets,
   ``evaluate``): each stops with a ``DataError``/``ValueError`` that names the file, never
-  another exception and never a silent result.
+  another exception and never a silent result; an array replaced by an external link (live or
+  dangling) into another file is refused.
 * A checkpoint planted as a code-running pickle (raw pickle and ``torch.save`` zip) in every
   place ``bapps train --resume`` and ``load_metric_from_checkpoint`` read — the epoch weights,
   the Adam state, the frozen random backbone, the card — and as a metric given to
@@ -146,12 +147,6 @@ def test_h5_with_our_marker_but_wrong_schema(small_h5, tmp_path, case):
     assert main(["verify", str(bad)]) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "check_schema follows HDF5 external links: an array replaced by a link into another file is "
-    "read from that file (accepted when the bytes fit), and a dangling one escapes as KeyError. "
-    "Fix in bapps_toolkit/data/pack.py check_schema: for every group/array use "
-    "f.get(path, getlink=True) and refuse anything but an h5py.HardLink with a DataError naming "
-    "the file and the array"))
 @pytest.mark.parametrize("dangling", [False, True], ids=["live link", "dangling link"])
 def test_h5_external_links_are_refused(small_h5, tmp_path, dangling):
     """An untrusted file must not make the toolkit read other files on disk as its data."""

@@ -398,7 +398,7 @@ WORKLOADS = {
         from bapps_toolkit.train import TrainConfig, train
         res = train(TrainConfig(data=sys.argv[1], datasets=[sys.argv[2]], out=sys.argv[3], net="alex",
                                 variant="lin", backbone_weights="random", epochs=1, decay_epochs=0,
-                                batch_size=50, precompute_batch=128, device="cpu", progress=False))
+                                batch_size=50, precompute_batch=64, device="cpu", progress=False))
         _report(n=sum(res.card["data"]["datasets"].values()))
     """,
 }

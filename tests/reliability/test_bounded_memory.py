@@ -14,8 +14,9 @@ l2 over 17 000 triplets). ``benchmarks/bench_memory.py`` prints both figures.
 * loading the split whole (``load_2afc``) peaks above :data:`LIMIT_MB` — the set is larger
   than the limit, so the bounded figures below mean something;
 * a 2AFC evaluation of ``l2`` reading 256-triplet chunks (``iter_2afc_chunks``) stays under it;
-* ``bapps train`` lin on the fast path (features precomputed from 128-triplet chunks into
-  preallocated ``[N, ΣC]`` vectors, 157 MB here; random AlexNet, UNCALIBRATED) stays under it;
+* ``bapps train`` lin on the fast path (``--precompute-batch 64``: features computed from
+  64-triplet chunks into preallocated ``[N, ΣC]`` vectors, 157 MB here; random AlexNet,
+  UNCALIBRATED) stays under it;
 * ``evaluate(..., stream=True, chunk_size=256)`` (``bapps evaluate --stream``) stays under it
   (without ``stream`` it loads every selected set whole, as ``load_2afc`` above).
 """

@@ -11,7 +11,7 @@ marker or the manifest is valid JSON naming the right SHA-256 — and no other f
 except the documented temporaries (``*.part``, ``*.part.json``, ``.bapps_extract-*``, ``.*.tmp-*``
 and lock files). Then the same command, run again, finishes and leaves a tree equal, file by
 file and byte by byte, to that of an uninterrupted run (markers and manifest compared without
-their time stamps).
+their time stamps), with no temporary left behind.
 """
 from __future__ import annotations
 
@@ -152,8 +152,6 @@ def _normalised(root: Path) -> Dict[str, bytes]:
     for k, v in _tree(root).items():
         if k.endswith(".lock"):
             continue  # holds the pid of the last holder
-        if _allowed_temp(k):
-            continue  # leftover temporaries: see test_rerun_leaves_no_temporaries
         if k.endswith(".json"):
             data = json.loads(v.replace(str(root).encode(), b"<root>"))
             for entry in [data] + list(data.get("archives", {}).values()):
@@ -197,21 +195,16 @@ def test_kill_download_at_random_points(tmp_path, small_sizes):
             assert set(res) == set(ARCH)
             assert _normalised(root) == reference, f"trial {i} ({plan.describe()}): tree differs"
             plans.done(plan, out.status == "killed")
+            assert _orphans(root) == [], f"trial {i} ({plan.describe()}): temporaries left behind"
             how = "killed; rerun completed, tree byte-equal" if out.status == "killed" else \
                 "finished before the kill; tree byte-equal"
-            if _orphans(root):
-                how += " (orphan " + ", ".join(_orphans(root)) + " left)"
             record("download", plan, out.status == "killed", how, left)
     assert plans.time_kills >= N_TIME, f"only {plans.time_kills} time-based kills landed mid-work"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a kill at these points leaves a temporary that no rerun removes: [1, after] — "
-    "_download.py renames <dest>.part to <dest> and only then unlinks <dest>.part.json; "
-    "[2, before] — the manifest's write_text_atomic temporary '..bapps_download.json.tmp-*' "
-    "(download_bapps' _clean_stale_temps only removes .bapps_extract-* folders). Fix in "
-    "bapps_toolkit/data/download.py: on entry also unlink root/.*.tmp-* and, after _install, "
-    "part_path/info_path of the archive (as the 'already extracted' branch does)"))
+# The two commit points where a temporary used to survive the rerun: just after the rename that
+# publishes jnd.tar.gz (its .part.json was unlinked after the rename) and just before the
+# manifest's rename (its write_text_atomic temporary).
 @pytest.mark.parametrize("point", [[1, "after"], [2, "before"]])
 def test_rerun_leaves_no_temporaries(tmp_path, small_sizes, point):
     files = {f"/dataset/{name}": blob for name, (blob, _) in ARCH.items()}

@@ -11,7 +11,8 @@ After every kill: every file in the run folder under a final name is complete â€
 ``log.csv`` parse, every epoch the card says is finished has its files, and a folder with a
 ``latest.safetensors`` loads as a metric; anything else is a ``.*.tmp-*`` temporary. Then the
 run is finished the way a user would (``--resume`` when the folder holds a card, else the same
-command again), and its final weights and Adam state are bit-identical to an uninterrupted run.
+command again), and its final weights and Adam state are bit-identical to an uninterrupted run,
+with no temporary left in the folder.
 """
 from __future__ import annotations
 
@@ -133,20 +134,16 @@ def test_kill_train_at_random_points(rel_h5, tmp_path):
             assert torch.equal(o[k], ref_o[k]), f"trial {i} ({plan.describe()}): optimizer {k} differs"
         card = json.loads((out / ck.CARD).read_text())
         assert card["finished"] and [h["loss"] for h in card["history"]] == ref_loss
-        orphans = _temporaries(out)
+        assert _temporaries(out) == [], f"trial {i} ({plan.describe()}): temporaries left behind"
         plans.done(plan, res.status == "killed")
         record("train", plan, res.status == "killed",
                ("killed; " if res.status == "killed" else "finished before the kill; ")
-               + ("--resume" if resume else "plain rerun") + " -> weights bit-identical"
-               + (f" (orphan {', '.join(orphans)} left)" if orphans else ""), left)
+               + ("--resume" if resume else "plain rerun") + " -> weights bit-identical", left)
     assert plans.time_kills >= N_TIME, f"only {plans.time_kills} time-based kills landed mid-work"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a kill just before a rename leaves the finished temporary '.<name>.tmp-*' in the run "
-    "folder and no rerun removes it. Fix in bapps_toolkit/train/loop.py (_prepare_out, under "
-    "the lock): unlink OUT/.*.tmp-* left by dead runs, as pack does with _clean_stale_temps"))
 def test_resume_leaves_no_temporaries(rel_h5, tmp_path):
+    """A kill just before the first rename leaves a finished '.<name>.tmp-*'; the rerun removes it."""
     out = tmp_path / "run"
     res = run_child(_BODY, tmp_path / "ctl", train_args(rel_h5, out), kill_at_replace=[1, "before"])
     assert res.status == "killed", res.output
