@@ -383,7 +383,7 @@ WORKLOADS = {
         s = score_2afc(np.concatenate(d0s), np.concatenate(d1s), np.concatenate(js))
         _report(n=sum(len(j) for j in js), score=s)
     """,
-    "evaluate() l2 (runner, as shipped)": """
+    "evaluate() l2, sets loaded whole (default)": """
         from bapps_toolkit.evaluate import evaluate
         t = evaluate(sys.argv[1], ["l2"], datasets=[sys.argv[2]], n_boot=100, progress=False, device="cpu")
         _report(n=int(t["n"].iloc[0]))
