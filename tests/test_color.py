@@ -126,3 +126,35 @@ def test_bad_shapes():
         rgb_to_lab(torch.rand(1, 4, 2, 2))
     with pytest.raises(ValueError, match="floating"):
         rgb_to_yiq(torch.zeros(1, 3, 2, 2, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
+def test_official_lab_fast_path_matches_skimage(monkeypatch, dtype, atol):
+    """The no-grad official path (uint8 lookup table, pieces) against scikit-image's rgb2lab of the
+    official uint8 codes, on dark, odd-sized and grey (expanded, non-contiguous) batches."""
+    from skimage.color import rgb2lab
+
+    from bapps_toolkit.metrics import color
+
+    monkeypatch.setattr(color, "LAB_CHUNK_VALUES", 2 * 3 * 13 * 11)  # 2 images per piece
+    rng = np.random.default_rng(3)
+    u8 = rng.integers(0, 256, size=(5, 13, 11, 3), dtype=np.uint8)
+    u8[1] //= 16  # mostly below the Lab linear-branch threshold
+    u8[2] = 0
+    x32 = (torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5  # official loader
+    codes = np.floor(np.clip((x32.numpy() + np.float32(1)) * np.float32(127.5), 0, 255)).astype(np.uint8)
+    expected = np.stack([rgb2lab(c.transpose(1, 2, 0)).transpose(2, 0, 1) for c in codes])
+    x = x32.to(dtype)
+    with torch.no_grad():
+        got = rgb_to_lab(x, official=True).double().numpy()
+    assert np.abs(got - expected).max() < atol
+    # the straight-through (grad) path gives the same values
+    xg = x.clone().requires_grad_(True)
+    assert np.abs(rgb_to_lab(xg, official=True).detach().double().numpy() - expected).max() < atol
+    # a grey batch expanded to RGB (a non-contiguous view) and a single image without batch dim
+    grey = x[:, :1].expand(-1, 3, -1, -1)
+    g_codes = np.repeat(codes[:, :1], 3, axis=1)
+    g_expected = np.stack([rgb2lab(c.transpose(1, 2, 0)).transpose(2, 0, 1) for c in g_codes])
+    with torch.no_grad():
+        assert np.abs(rgb_to_lab(grey, official=True).double().numpy() - g_expected).max() < atol
+        assert np.abs(rgb_to_lab(x[3], official=True).double().numpy() - expected[3]).max() < atol

@@ -348,3 +348,33 @@ def test_cuda_matches_cpu():
         cpu = m(x, y)
         gpu = m.cuda()(x.cuda(), y.cuda()).cpu()
         assert torch.allclose(cpu, gpu, rtol=1e-4, atol=1e-5), name
+
+
+@pytest.mark.parametrize("name,column,tol", [("l2-lab", "official_l2_lab", 1e-7),
+                                              ("ssim-lab", "official_dssim_lab", 1e-5),
+                                              ("ssim", "official_dssim_rgb", 1e-5)])
+@pytest.mark.parametrize("grad", [False, True])
+def test_official_pair_distances_match_lpips_repo(monkeypatch, ref, pairs, name, column, tol, grad):
+    """pair_distances (reference converted once, triplets in pieces without grad) reproduces the
+    recorded official values; batches of 3 copies with 2 triplets per piece exercise the pieces."""
+    from bapps_toolkit.metrics import pixel
+
+    m = create_metric(name, official=True)
+    got0, got1 = [], []
+    for p in pairs:
+        r, d = _official(p.ref), _official(p.dist)
+        monkeypatch.setattr(pixel, "LAB_CHUNK_VALUES", 2 * r[0].numel())
+        rr, dd = r.expand(3, -1, -1, -1), d.expand(3, -1, -1, -1)
+        if grad:
+            rr = rr.clone().requires_grad_(True)
+        with torch.set_grad_enabled(grad):
+            d0, d1 = m.pair_distances(rr, dd, rr.detach())
+        assert d0.shape == (3,) and d1.shape == (3,)
+        assert float(d1.abs().max()) < 1e-6  # ref against itself
+        got0.append(d0.detach())
+    got = np.array([float(g.mean()) for g in got0])
+    spread = max(float(g.max() - g.min()) for g in got0)
+    expected = ref[column]
+    mask = np.isfinite(expected)
+    assert np.abs(got[mask] - expected[mask]).max() < tol
+    assert spread < 1e-7

@@ -35,11 +35,12 @@ over channels, with the same scaling, ``[N, 1, H, W]``; its spatial mean is the 
 from __future__ import annotations
 
 import math
+from typing import Tuple
 
 import torch
 
 from .base import Metric, register_metric
-from .color import rgb_to_lab
+from .color import LAB_CHUNK_VALUES, rgb_to_lab
 
 __all__ = ["mse", "psnr", "psnr_deficit", "l2_lab", "L2", "PSNR"]
 
@@ -81,6 +82,15 @@ def psnr_deficit(
     return (10.0 / math.log(10.0)) * torch.log1p(mse(x0, x1) / eps)
 
 
+def _l2_from_lab(lab0: torch.Tensor, lab1: torch.Tensor, spatial: bool) -> torch.Tensor:
+    """``0.5 · mean(((lab0 − lab1)/100)²)`` per image (or the channel-mean map)."""
+    d = lab0 - lab1
+    if spatial:
+        return d.pow(2).mean(dim=1, keepdim=True).mul_(0.5e-4)
+    flat = d.flatten(1)
+    return torch.linalg.vecdot(flat, flat) * (0.5e-4 / flat.shape[1])
+
+
 def l2_lab(x0: torch.Tensor, x1: torch.Tensor, *, official: bool = False, spatial: bool = False) -> torch.Tensor:
     """Official LPIPS L2 in Lab: ``0.5 · mean(((Lab0 − Lab1)/100)²)`` → ``[N]`` (or a map).
 
@@ -88,10 +98,19 @@ def l2_lab(x0: torch.Tensor, x1: torch.Tensor, *, official: bool = False, spatia
     (then quantised through uint8 as the official ``tensor2im``; straight-through gradient).
     """
     _check(x0, x1, "l2_lab")
-    d = 0.5 * ((rgb_to_lab(x0, official=official) - rgb_to_lab(x1, official=official)) / 100.0).pow(2)
-    if spatial:
-        return d.mean(dim=1, keepdim=True)
-    return d.flatten(1).mean(dim=1)
+    return _l2_from_lab(rgb_to_lab(x0, official=official), rgb_to_lab(x1, official=official), spatial)
+
+
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def triplet_pieces(n: int, image_values: int):
+    """``(start, stop)`` pieces of a batch of ``n`` triplets sized so that the Lab temporaries of
+    one piece stay in the CPU cache (:data:`~.color.LAB_CHUNK_VALUES` values per image batch)."""
+    step = max(1, LAB_CHUNK_VALUES // max(1, image_values))
+    for i in range(0, n, step):
+        yield i, min(n, i + step)
 
 
 class L2(Metric):
@@ -118,17 +137,45 @@ class L2(Metric):
         self.name = "l2" if colorspace == "rgb" else "l2-lab"
         self.official = bool(official)
 
+    def _lab(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if self.official:
+            return rgb_to_lab(self.symmetric(x), official=True)
+        return rgb_to_lab(self.unit(x))
+
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         if self.colorspace == "lab":
-            if x0.shape[1] == 1:
-                x0, x1 = x0.expand(-1, 3, -1, -1), x1.expand(-1, 3, -1, -1)
-            if self.official:
-                return l2_lab(self.symmetric(x0), self.symmetric(x1), official=True, spatial=self.spatial)
-            return l2_lab(self.unit(x0), self.unit(x1), spatial=self.spatial)
+            return _l2_from_lab(self._lab(x0), self._lab(x1), self.spatial)
         a, b = (self.symmetric(x0), self.symmetric(x1)) if self.official else (self.unit(x0), self.unit(x1))
         if self.spatial:
             return (a - b).pow(2).mean(dim=1, keepdim=True)
         return mse(a, b)
+
+    def pair_distances(
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(d(ref, p0), d(ref, p1))``; ``l2-lab`` converts the reference to Lab once per triplet.
+
+        Without gradients the batch is processed in cache-sized pieces of triplets.
+        """
+        if self.colorspace != "lab":
+            return super().pair_distances(ref, p0, p1, validate=validate)
+        if validate:
+            self.validate(ref, p0)
+            self.validate(ref, p1)
+        n = ref.shape[0]
+        if _needs_grad(ref, p0, p1):
+            lab = self._lab(torch.cat([ref, p0, p1], dim=0))
+            return _l2_from_lab(lab[:n], lab[n:2 * n], self.spatial), _l2_from_lab(lab[:n], lab[2 * n:], self.spatial)
+        d0s, d1s = [], []
+        for i, j in triplet_pieces(n, 3 * ref[0, 0].numel()):
+            lab_r = self._lab(ref[i:j])
+            d0s.append(_l2_from_lab(lab_r, self._lab(p0[i:j]), self.spatial))
+            d1s.append(_l2_from_lab(lab_r, self._lab(p1[i:j]), self.spatial))
+        if len(d0s) == 1:
+            return d0s[0], d1s[0]
+        return torch.cat(d0s), torch.cat(d1s)
 
     def extra_repr(self) -> str:
         return f"colorspace={self.colorspace}, official={self.official}, " + super().extra_repr()

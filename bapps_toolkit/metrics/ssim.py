@@ -53,6 +53,7 @@ import torch.nn.functional as F
 
 from .base import Metric, register_metric
 from .color import quantize_official, rgb_to_lab
+from .pixel import triplet_pieces
 
 __all__ = [
     "gaussian_window",
@@ -63,6 +64,7 @@ __all__ = [
     "matlab_downsample_factor",
     "matlab_downsample",
     "ssim_components",
+    "ssim_triplet",
     "ssim",
     "SSIM",
 ]
@@ -214,6 +216,53 @@ def ssim_components(
     return lum * cs, cs
 
 
+def ssim_triplet(
+    ref: torch.Tensor,
+    p0: torch.Tensor,
+    p1: torch.Tensor,
+    taps: torch.Tensor,
+    *,
+    data_range: float,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    sample_covariance: bool = False,
+    spatial: bool = False,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(SSIM(ref, p0), SSIM(ref, p1))`` with the reference's local moments computed once.
+
+    Same statistics as :func:`ssim_components` (inputs centred by their detached per-image,
+    per-channel means): one separable filtering of the eight planes ``r, a, b, r², a², b², r·a,
+    r·b`` instead of ten. Returns per-image SSIM ``[N]`` each, or with ``spatial=True`` the
+    channel-averaged maps ``[N, 1, H', W']``.
+    """
+    k = taps.numel()
+    if min(ref.shape[-2:]) < k:
+        raise ValueError(f"images of {tuple(ref.shape[-2:])} are smaller than the {k}-tap window")
+    c1 = (k1 * data_range) ** 2
+    c2 = (k2 * data_range) ** 2
+    cs_ = [t.detach().mean(dim=(-2, -1), keepdim=True) for t in (ref, p0, p1)]
+    r, a, b = (t - c for t, c in zip((ref, p0, p1), cs_))
+    ch = ref.shape[1]
+    stats = filter_valid(torch.cat((r, a, b, r * r, a * a, b * b, r * a, r * b), dim=1), taps)
+    mr, ma, mb, mrr, maa, mbb, mra, mrb = stats.split(ch, dim=1)
+    # cs = (2 σrx + C2) / (σr² + σx² + C2) with σ = norm · (E[··] − E[·]E[·]): numerator and
+    # denominator divided by norm, so the factor only scales C2
+    c2n = c2 / ((k * k) / (k * k - 1.0) if sample_covariance else 1.0)
+    vr_c2 = torch.addcmul(mrr, mr, mr, value=-1.0).add_(c2n)
+    ur = mr + cs_[0]
+    ur2 = 2.0 * ur
+    lum_den_r = torch.addcmul(torch.full_like(ur, c1), ur, ur)
+    out = []
+    for m, mm, mrx, c in ((ma, maa, mra, cs_[1]), (mb, mbb, mrb, cs_[2])):
+        cs_num = torch.addcmul(mrx, mr, m, value=-1.0) * 2.0 + c2n
+        cs_den = torch.addcmul(mm, m, m, value=-1.0) + vr_c2
+        u = m + c
+        lum = torch.addcmul(torch.full_like(u, c1), ur2, u) / torch.addcmul(lum_den_r, u, u)
+        s_map = lum * cs_num / cs_den
+        out.append(s_map.mean(dim=1, keepdim=True) if spatial else s_map.mean(dim=(-2, -1)).mean(dim=1))
+    return out[0], out[1]
+
+
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -323,6 +372,39 @@ class SSIM(Metric):
         if self.colorspace == "lab":
             return rgb_to_lab(u), 100.0
         return u, 1.0
+
+    def pair_distances(
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(d(ref, p0), d(ref, p1))`` with the reference converted (Lab / quantised) and its local
+        moments filtered once per triplet (:func:`ssim_triplet`). Without gradients the batch is
+        processed in cache-sized pieces of triplets."""
+        if validate:
+            self.validate(ref, p0)
+            self.validate(ref, p1)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (ref, p0, p1)):
+            return self._triplet(ref, p0, p1)
+        d0s, d1s = [], []
+        for i, j in triplet_pieces(ref.shape[0], 3 * ref[0, 0].numel()):
+            d0, d1 = self._triplet(ref[i:j], p0[i:j], p1[i:j])
+            d0s.append(d0)
+            d1s.append(d1)
+        if len(d0s) == 1:
+            return d0s[0], d1s[0]
+        return torch.cat(d0s), torch.cat(d1s)
+
+    def _triplet(self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        r, data_range = self._prepare(ref)
+        a, _ = self._prepare(p0)
+        b, _ = self._prepare(p1)
+        if self.downsample:
+            f = matlab_downsample_factor(*r.shape[-2:])
+            r, a, b = (matlab_downsample(t, f) for t in (r, a, b))
+        s0, s1 = ssim_triplet(
+            r, a, b, _window(self.gaussian, self.win_size, self.sigma, r), data_range=data_range,
+            k1=self.k1, k2=self.k2, sample_covariance=self.sample_covariance, spatial=self.spatial,
+        )
+        return ((1.0 - s0) / 2.0).clamp_min(0.0), ((1.0 - s1) / 2.0).clamp_min(0.0)
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         a, data_range = self._prepare(x0)
