@@ -72,23 +72,28 @@ def psnr_deficit(
     """The ``psnr`` distance: ``10 log10(1 + MSE / ε)``, ``ε = data_range² · 10^(−max_db/10)``.
 
     Equals ``max_db − PSNR`` computed with MSE + ε; ≥ 0, 0 for identical inputs, monotone
-    decreasing in PSNR. → ``[N]``.
+    decreasing in PSNR. → ``[N]`` in the input's dtype. Half-precision inputs are computed in
+    float32 (ε = 1e-10 underflows in float16).
     """
     if not data_range > 0:
         raise ValueError(f"psnr_deficit: data_range must be > 0, got {data_range}")
     if not max_db > 0:
         raise ValueError(f"psnr_deficit: max_db must be > 0, got {max_db}")
     eps = data_range**2 * 10.0 ** (-max_db / 10.0)
-    return (10.0 / math.log(10.0)) * torch.log1p(mse(x0, x1) / eps)
+    work = torch.promote_types(x0.dtype, torch.float32)
+    err = mse(x0.to(work), x1.to(work))
+    return ((10.0 / math.log(10.0)) * torch.log1p(err / eps)).to(x0.dtype)
 
 
 def _l2_from_lab(lab0: torch.Tensor, lab1: torch.Tensor, spatial: bool) -> torch.Tensor:
-    """``0.5 · mean(((lab0 − lab1)/100)²)`` per image (or the channel-mean map)."""
-    d = lab0 - lab1
+    """``0.5 · mean(((lab0 − lab1)/100)²)`` per image (or the channel-mean map), in the inputs'
+    dtype; accumulated in float32 at least (squared Lab differences overflow float16)."""
+    work = torch.promote_types(lab0.dtype, torch.float32)
+    d = lab0.to(work) - lab1.to(work)
     if spatial:
-        return d.pow(2).mean(dim=1, keepdim=True).mul_(0.5e-4)
+        return d.pow(2).mean(dim=1, keepdim=True).mul_(0.5e-4).to(lab0.dtype)
     flat = d.flatten(1)
-    return torch.linalg.vecdot(flat, flat) * (0.5e-4 / flat.shape[1])
+    return (torch.linalg.vecdot(flat, flat) * (0.5e-4 / flat.shape[1])).to(lab0.dtype)
 
 
 def l2_lab(x0: torch.Tensor, x1: torch.Tensor, *, official: bool = False, spatial: bool = False) -> torch.Tensor:
