@@ -256,8 +256,9 @@ def to_model_input(x_uint8_nhwc: Array, *, device: DeviceLike = None,
         raise ValueError(f"dtype must be a floating type, got {dtype}")
     if device is not None:
         x = x.to(device)
-    y = x.permute(0, 3, 1, 2).to(dtype)
-    return y.div_(255).sub_(0.5).div_(0.5).contiguous()
+    # Re-layout while still uint8 (a quarter of the bytes), then convert and scale in place.
+    y = x.permute(0, 3, 1, 2).contiguous().to(dtype)
+    return y.div_(255).sub_(0.5).div_(0.5)
 
 
 # --------------------------------------------------------------------------- torch datasets

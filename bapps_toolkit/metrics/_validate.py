@@ -4,6 +4,7 @@ All checks raise :class:`ValueError` whose message names the argument and what i
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence, Tuple
 
 import torch
@@ -73,11 +74,14 @@ def validate_pair(
     lo, hi = input_range
     for t, n in zip((x0, x1), names):
         with torch.no_grad():
-            finite = torch.isfinite(t)
-            if not bool(finite.all()):
-                bad = int((~finite).sum())
-                raise ValueError(f"{metric}: {n} contains {bad} NaN or Inf value(s)")
-            tmin, tmax = float(t.min()), float(t.max())
+            # One pass: NaN propagates into min/max and ±Inf lies outside any finite range, so
+            # the finiteness count is only computed when something is wrong.
+            tmin_t, tmax_t = torch.aminmax(t)
+            tmin, tmax = float(tmin_t), float(tmax_t)
+            if not (math.isfinite(tmin) and math.isfinite(tmax)):
+                bad = int((~torch.isfinite(t)).sum())
+                if bad:
+                    raise ValueError(f"{metric}: {n} contains {bad} NaN or Inf value(s)")
         if tmin < lo - RANGE_TOLERANCE or tmax > hi + RANGE_TOLERANCE:
             raise ValueError(
                 f"{metric}: {n} has values in [{tmin:.4g}, {tmax:.4g}], outside the declared "
