@@ -136,8 +136,11 @@ class LoopbackServer:
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
+    #: request handler class; subclasses (e.g. a throttled server) swap it.
+    handler_class = None
+
     def start(self) -> "LoopbackServer":
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), self.handler_class or _Handler)
         self._httpd.owner = self
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,26 +16,14 @@ import pytest
 import torch
 
 from bapps_toolkit.train import TrainConfig, load_metric_from_checkpoint, train
+from test_train import make_subset
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
 
 def _subset(mini_root: Path, dest: Path, n: int = 40) -> Path:
-    base = Path(mini_root)
-    if not (base / "2afc").is_dir():
-        base = next(p.parent for p in base.rglob("2afc") if p.is_dir())
-    for split, cats in (("train", ("traditional", "cnn")), ("val", ("cnn",))):
-        for cat in cats:
-            src = base / "2afc" / split / cat
-            stems = sorted(p.stem for p in (src / "ref").iterdir())[:n]
-            for folder, ext in (("ref", ".png"), ("p0", ".png"), ("p1", ".png"), ("judge", ".npy")):
-                out = dest / "2afc" / split / cat / folder
-                out.mkdir(parents=True, exist_ok=True)
-                for s in stems:
-                    shutil.copyfile(src / folder / f"{s}{ext}", out / f"{s}{ext}")
-    if (base / "SYNTHETIC.txt").is_file():
-        shutil.copyfile(base / "SYNTHETIC.txt", dest / "SYNTHETIC.txt")
-    return dest
+    """The first ``n`` triplets of train traditional/cnn and val cnn (see test_train.make_subset)."""
+    return make_subset(mini_root, dest, val_cats=("cnn",), n_train=n, n_val=n)
 
 
 def _free_port() -> int:

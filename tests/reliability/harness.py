@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ _TESTS = Path(__file__).resolve().parents[1]
 if str(_TESTS) not in sys.path:
     sys.path.insert(0, str(_TESTS))
 
-from http_server import LoopbackServer, _Handler, _Server  # noqa: E402
+from http_server import LoopbackServer, _Handler  # noqa: E402
 
 #: Triplets/pairs per set in the reliability subset of the mini set.
 SUBSET_ITEMS = 40
@@ -91,17 +90,7 @@ class ThrottledServer(LoopbackServer):
         kw.setdefault("max_requests", 100_000)
         super().__init__(files, **kw)
         self.block, self.pause = block, pause
-
-    def start(self) -> "ThrottledServer":
-        self._httpd = _Server(("127.0.0.1", 0), _SlowHandler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        self._timer = threading.Timer(self.lifetime_s, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
+        self.handler_class = _SlowHandler
 
 
 # --------------------------------------------------------------------------------- child harness
