@@ -21,7 +21,9 @@ requests and shuts itself down after ``lifetime_s`` seconds even if a test forge
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
+import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Tuple
@@ -174,3 +176,24 @@ def closed_port_url(path: str = "/") -> str:
     port = s.getsockname()[1]
     s.close()
     return f"http://127.0.0.1:{port}{path}"
+
+
+def tar_gz(files: Dict[str, bytes], *, compresslevel: int = 9) -> bytes:
+    """A .tar.gz (in memory) holding ``files`` (``"a/b/c.png" -> bytes``) and their parent
+    folders, with fixed modes and time stamps, so the same input gives the same bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=compresslevel) as tar:
+        dirs = set()
+        for name in sorted(files):
+            parts = name.split("/")
+            for i in range(1, len(parts)):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.add(d)
+                    ti = tarfile.TarInfo(d)
+                    ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, 0
+                    tar.addfile(ti)
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode, ti.mtime = len(files[name]), 0o644, 0
+            tar.addfile(ti, io.BytesIO(files[name]))
+    return buf.getvalue()

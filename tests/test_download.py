@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import shutil
-import tarfile
 from collections import namedtuple
 from pathlib import Path
 
@@ -19,9 +17,9 @@ from bapps_toolkit.data import download as dl
 from bapps_toolkit.errors import DownloadError, LockedError
 
 try:
-    from http_server import LoopbackServer, closed_port_url
+    from http_server import LoopbackServer, closed_port_url, tar_gz
 except ImportError:  # tests/ imported as a package
-    from tests.http_server import LoopbackServer, closed_port_url
+    from tests.http_server import LoopbackServer, closed_port_url, tar_gz
 
 DATA = bytes((i * 7 + (i >> 8) * 13) % 256 for i in range(300_000))
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -221,28 +219,6 @@ def test_network_and_http_errors_name_the_url(tmp_path):
 
 
 # ------------------------------------------------------------------------------ download_bapps
-def _tar_gz(files: dict) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        dirs = set()
-        for name in sorted(files):
-            parts = name.split("/")
-            for i in range(1, len(parts)):
-                d = "/".join(parts[:i])
-                if d not in dirs:
-                    dirs.add(d)
-                    ti = tarfile.TarInfo(d)
-                    ti.type = tarfile.DIRTYPE
-                    ti.mode = 0o755
-                    tar.addfile(ti)
-            data = files[name]
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            ti.mode = 0o644
-            tar.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _fake_bapps():
     """Tiny archives in the official layout (bytes stand in for PNG and .npy files)."""
     jnd, val, train = {}, {}, {}
@@ -259,8 +235,8 @@ def _fake_bapps():
                 for sub in ("ref", "p0", "p1"):
                     out[f"{split}/{cat}/{sub}/{i:06d}.png"] = f"{split} {cat} {sub} {i}".encode()
                 out[f"{split}/{cat}/judge/{i:06d}.npy"] = f"judge {split} {cat} {i}".encode()
-    return {"jnd.tar.gz": (_tar_gz(jnd), jnd), "twoafc_val.tar.gz": (_tar_gz(val), val),
-            "twoafc_train.tar.gz": (_tar_gz(train), train)}
+    return {"jnd.tar.gz": (tar_gz(jnd), jnd), "twoafc_val.tar.gz": (tar_gz(val), val),
+            "twoafc_train.tar.gz": (tar_gz(train), train)}
 
 
 FAKE = _fake_bapps()
@@ -401,7 +377,7 @@ def test_from_archive_detects_by_members(tmp_path, small_archives):
 
 def test_from_archive_unknown_layout(tmp_path):
     other = tmp_path / "jnd.tar.gz"
-    other.write_bytes(_tar_gz({"something/else.txt": b"x"}))
+    other.write_bytes(tar_gz({"something/else.txt": b"x"}))
     with pytest.raises(DownloadError, match="not one of the BAPPS archives.*its name says"):
         dl.download_bapps(tmp_path / "r", from_archive=other, progress=False)
     with pytest.raises(DownloadError, match="no such file"):

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -30,6 +28,8 @@ from bapps_toolkit.data import download as dl
 
 from .harness import Schedule, ThrottledServer, make_plans, record, run_child
 
+from http_server import tar_gz  # noqa: E402  (tests/ is on sys.path once .harness is imported)
+
 pytestmark = pytest.mark.slow
 
 N_TIME = 10
@@ -37,22 +37,7 @@ N_COMMIT = 6
 
 
 def _tar_gz(files: Dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
-        dirs = set()
-        for name in sorted(files):
-            parts = name.split("/")
-            for i in range(1, len(parts)):
-                d = "/".join(parts[:i])
-                if d not in dirs:
-                    dirs.add(d)
-                    ti = tarfile.TarInfo(d)
-                    ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, 0
-                    tar.addfile(ti)
-            ti = tarfile.TarInfo(name)
-            ti.size, ti.mode, ti.mtime = len(files[name]), 0o644, 0
-            tar.addfile(ti, io.BytesIO(files[name]))
-    return buf.getvalue()
+    return tar_gz(files, compresslevel=1)
 
 
 def _archives() -> Dict[str, Tuple[bytes, Dict[str, bytes]]]:
