@@ -160,6 +160,29 @@ def stems_digest(stems: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(stems).encode("utf-8")).hexdigest()
 
 
+def judgments_digest(judgments: np.ndarray) -> str:
+    """SHA-256 of a judgment array as little-endian float32 (the stored form)."""
+    return hashlib.sha256(np.asarray(judgments).astype("<f4").tobytes()).hexdigest()
+
+
+def _create_set_group(f, key: str, n: int):
+    """The group of one set, with its kind/split/category/count attributes."""
+    kind, split, cat = split_key(key)
+    g = f.create_group(key)
+    g.attrs.update({"kind": kind, "split": split, "category": cat, "count": n})
+    return g
+
+
+def _write_judgments_and_stems(g, name: str, judgments: np.ndarray, stems: Sequence[str]) -> None:
+    """The judgment array (``judge``/``same``) and the stems of a set, each with its SHA-256."""
+    import h5py
+
+    jd = g.create_dataset(name, data=judgments)
+    jd.attrs["sha256"] = judgments_digest(judgments)
+    sd = g.create_dataset("stems", data=np.array(stems, dtype=object), dtype=h5py.string_dtype("utf-8"))
+    sd.attrs["sha256"] = stems_digest(stems)
+
+
 def _attr_str(v: Any) -> str:
     return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
@@ -335,12 +358,9 @@ def chunk_rows(n: int) -> int:
 
 
 def _write_set(f, sf: SetFiles, pool, bar) -> None:
-    import h5py
-    kind, split, cat = split_key(sf.key)
     folders = folders_of(sf.key)
     n = len(sf)
-    g = f.create_group(sf.key)
-    g.attrs.update({"kind": kind, "split": split, "category": cat, "count": n})
+    g = _create_set_group(f, sf.key, n)
     chunk = chunk_rows(n)
     dsets = {name: g.create_dataset(name, shape=(n, PATCH, PATCH, 3), dtype=np.uint8,
                                     chunks=(chunk, PATCH, PATCH, 3)) for name in folders[:-1]}
@@ -354,11 +374,7 @@ def _write_set(f, sf: SetFiles, pool, bar) -> None:
         judg[start:stop] = j
     for name, h in hashes.items():
         dsets[name].attrs["sha256"] = h.hexdigest()
-    jd = g.create_dataset(folders[-1], data=judg)
-    jd.attrs["sha256"] = hashlib.sha256(judg.astype("<f4").tobytes()).hexdigest()
-    sd = g.create_dataset("stems", data=np.array(sf.stems, dtype=object),
-                          dtype=h5py.string_dtype("utf-8"))
-    sd.attrs["sha256"] = stems_digest(sf.stems)
+    _write_judgments_and_stems(g, folders[-1], judg, sf.stems)
 
 
 def write_packed(out_h5: PathLike, sets: Dict[str, Tuple[Dict[str, np.ndarray], List[str]]], *,
@@ -373,23 +389,17 @@ def write_packed(out_h5: PathLike, sets: Dict[str, Tuple[Dict[str, np.ndarray], 
     with atomic_path(out) as tmp, h5py.File(tmp, "w", libver="latest") as f:
         for key in keys:
             arrays, stems = sets[key]
-            kind, split, cat = split_key(key)
             folders = folders_of(key)
             n = len(stems)
-            g = f.create_group(key)
-            g.attrs.update({"kind": kind, "split": split, "category": cat, "count": n})
+            g = _create_set_group(f, key, n)
             for name in folders[:-1]:
                 a = np.ascontiguousarray(arrays[name], dtype=np.uint8)
                 if a.shape != (n, PATCH, PATCH, 3):
                     raise ValueError(f"{key}/{name} has shape {a.shape}, expected {(n, PATCH, PATCH, 3)}")
                 ds = g.create_dataset(name, data=a, chunks=(chunk_rows(n), PATCH, PATCH, 3))
                 ds.attrs["sha256"] = hashlib.sha256(a.data).hexdigest()
-            j = np.ascontiguousarray(arrays[folders[-1]], dtype=np.float32)
-            jd = g.create_dataset(folders[-1], data=j)
-            jd.attrs["sha256"] = hashlib.sha256(j.astype("<f4").tobytes()).hexdigest()
-            sd = g.create_dataset("stems", data=np.array(stems, dtype=object),
-                                  dtype=h5py.string_dtype("utf-8"))
-            sd.attrs["sha256"] = stems_digest(stems)
+            _write_judgments_and_stems(g, folders[-1], np.ascontiguousarray(arrays[folders[-1]], dtype=np.float32),
+                                       stems)
         f.attrs["source"] = source
         f.attrs["toolkit_version"] = __version__
         f.attrs["synthetic"] = bool(synthetic)
@@ -433,7 +443,7 @@ def verify(h5: PathLike, *, progress: bool = False) -> Dict[str, Any]:
                     checked += 1
                 jd = g[folders[-1]]
                 j = jd[...]
-                _check_digest(p, key, folders[-1], jd, hashlib.sha256(j.astype("<f4").tobytes()).hexdigest())
+                _check_digest(p, key, folders[-1], jd, judgments_digest(j))
                 bad = ~np.isfinite(j) | (j < 0) | (j > 1)
                 if bad.any():
                     raise DataError(f"{p}: array /{key}/{folders[-1]} holds values outside [0, 1] "
