@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -78,37 +76,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------
 def read_image(path) -> "np.ndarray":  # noqa: F821
     """Decode ``path`` to ``uint8 [H, W, 3]`` RGB by the module's rule; errors name the file."""
-    import numpy as np
-    from PIL import Image
+    from ..data.images import read_rgb
 
-    from ..errors import DataError
-
-    path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if w < 1 or h < 1 or w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
-                    raise DataError(f"image {path} is {w}x{h}: over the limit ({MAX_SIDE} per side, "
-                                    f"{MAX_PIXELS} pixels); refusing to decode it")
-                im.load()
-                if im.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-                    arr = np.asarray(im, dtype=np.float64) / 257.0
-                    im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
-                if im.mode != "RGB":
-                    im = im.convert("RGB")
-                out = np.array(im, dtype=np.uint8)
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"image {path} does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"image {path} is a folder, not an image file") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
-        raise DataError(f"cannot read image {path}: not a decodable image ({exc})") from None
-    return out
+    return read_rgb(Path(path), max_side=MAX_SIDE, max_pixels=MAX_PIXELS, scale_16bit=True)
 
 
 def _resize_to(arr, size_hw: Tuple[int, int]):

@@ -41,37 +41,56 @@ MAX_SIDE = 16384
 MAX_PIXELS = 64 * 1024 * 1024
 
 
-def decode_image(path: PathLike) -> np.ndarray:
-    """Decode one patch file to ``uint8 [64, 64, 3]`` RGB (rule in the module docstring)."""
+_MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
+             square: bool = False, scale_16bit: bool = False) -> np.ndarray:
+    """Decode any image file to ``uint8 [H, W, 3]`` RGB, with the checks every reader shares.
+
+    The header size is checked before decoding (a side over ``max_side`` or more than
+    ``max_pixels`` pixels is refused; PIL's decompression-bomb check stays on); ``square=True``
+    refuses non-square images before decoding; ``scale_16bit=True`` maps 16-bit grey to 8 bits
+    (``value / 257``) instead of PIL's clipping; then PIL's ``convert('RGB')``. Every failure is a
+    :class:`DataError` naming the file.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
-                if w <= 0 or h <= 0 or w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+                if w <= 0 or h <= 0 or w > max_side or h > max_side or w * h > max_pixels:
                     raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit "
-                                    f"{MAX_SIDE} per side, {MAX_PIXELS} pixels); refusing to decode it")
-                if w != h:
+                                    f"{max_side} per side, {max_pixels} pixels); refusing to decode it")
+                if square and w != h:
                     raise DataError(f"image {path} is {w}x{h}, not square: the official loader's "
                                     "Resize(64) would keep the aspect ratio and give a patch that "
                                     "cannot be batched; crop it square first")
                 im.load()
+                if scale_16bit and im.mode in _MODES_16BIT:
+                    grey = np.asarray(im, dtype=np.float64) / 257.0
+                    im = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8), mode="L")
                 if im.mode != "RGB":
                     im = im.convert("RGB")
-                if w != PATCH:
-                    im = im.resize((PATCH, PATCH), Image.BILINEAR)
-                arr = np.array(im, dtype=np.uint8)
+                return np.array(im, dtype=np.uint8)
     except DataError:
         raise
     except FileNotFoundError:
         raise DataError(f"image file {path} does not exist") from None
+    except IsADirectoryError:
+        raise DataError(f"image {path} is a folder, not an image file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(f"image {path} has absurd dimensions, refusing to decode it "
                         f"(decompression-bomb guard: {exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot decode image {path}: corrupt or truncated ({exc})") from None
-    if arr.shape != (PATCH, PATCH, 3):  # pragma: no cover - PIL guarantees this for mode RGB
-        raise DataError(f"image {path} decoded to shape {arr.shape}, expected (64, 64, 3)")
+
+
+def decode_image(path: PathLike) -> np.ndarray:
+    """Decode one patch file to ``uint8 [64, 64, 3]`` RGB (rule in the module docstring)."""
+    arr = read_rgb(path, square=True)
+    if arr.shape[0] != PATCH:
+        arr = np.array(Image.fromarray(arr).resize((PATCH, PATCH), Image.BILINEAR), dtype=np.uint8)
     return arr
 
 
