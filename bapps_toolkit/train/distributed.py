@@ -68,8 +68,13 @@ def setup(device: Optional[str] = None) -> DistContext:
                        device=dev, backend=str(dist.get_backend()), initialized_here=here)
 
 
-def teardown(ctx: DistContext) -> None:
+def teardown(ctx: DistContext, *, sync: bool = True) -> None:
+    """Leave the process group set up by :func:`setup`. ``sync`` waits for every rank first
+    (a rank that destroys gloo's group while another still talks to it can abort the process);
+    pass ``sync=False`` on an error path, where another rank may never arrive."""
     if ctx.initialized_here and dist.is_initialized():
+        if sync:
+            barrier(ctx)
         dist.destroy_process_group()
 
 

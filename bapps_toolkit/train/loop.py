@@ -346,7 +346,7 @@ def train(config: TrainConfig) -> TrainResult:
     cfg = config.validated()
     ctx = dd.setup(cfg.device)
     if cfg.bf16 and ctx.device.type != "cuda":
-        dd.teardown(ctx)
+        dd.teardown(ctx, sync=False)
         raise ValueError("bf16: bfloat16 autocast is only offered on CUDA devices; drop --bf16 on CPU")
     prev_det = torch.are_deterministic_algorithms_enabled()
     lock: Optional[FileLock] = None
@@ -377,7 +377,7 @@ def train(config: TrainConfig) -> TrainResult:
             lock.release()
         if cfg.deterministic:
             torch.use_deterministic_algorithms(prev_det)
-        dd.teardown(ctx)
+        dd.teardown(ctx, sync=sys.exc_info()[1] is None)
 
 
 def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResult:
