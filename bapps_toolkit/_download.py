@@ -35,8 +35,8 @@ import shutil
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional, Tuple
 
 from ._io import PathLike, sha256_file
 from ._version import __version__
@@ -57,8 +57,8 @@ def part_path(dest: PathLike) -> Path:
     return d.with_name(d.name + ".part")
 
 
-def _verify_file(path: Path, expected_size: Optional[int], sha256: Optional[str],
-                 sha256_prefix: Optional[str]) -> Optional[str]:
+def _verify_file(path: Path, expected_size: int | None, sha256: str | None,
+                 sha256_prefix: str | None) -> str | None:
     """``None`` when ``path`` passes the checks, else a sentence saying what is wrong."""
     size = path.stat().st_size
     if expected_size is not None and size != expected_size:
@@ -114,14 +114,14 @@ def _download_lock(dest: Path, wait: bool = True) -> Iterator[bool]:
         os.close(fd)
 
 
-def _progress_bar(total: Optional[int], initial: int, desc: str, enabled: bool):
+def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=desc, disable=not (enabled and sys.stderr.isatty()), leave=False)
 
 
-def _open(url: str, offset: int, timeout: float, validator: Optional[str] = None):
+def _open(url: str, offset: int, timeout: float, validator: str | None = None):
     headers = {"User-Agent": f"bapps-toolkit/{__version__}", "Accept-Encoding": "identity"}
     if offset > 0:
         headers["Range"] = f"bytes={offset}-"
@@ -133,7 +133,7 @@ def _open(url: str, offset: int, timeout: float, validator: Optional[str] = None
     return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (scheme checked by caller)
 
 
-def _response_total(resp, url: str, offset: int) -> Tuple[bool, Optional[int]]:
+def _response_total(resp, url: str, offset: int) -> tuple[bool, int | None]:
     """``(resuming, total_size)`` from a 200/206 response; ``total`` is ``None`` if unknown."""
     status = resp.status
     length = resp.headers.get("Content-Length")
@@ -155,7 +155,7 @@ def _response_total(resp, url: str, offset: int) -> Tuple[bool, Optional[int]]:
     raise DownloadError(f"{url}: unexpected HTTP status {status} {resp.reason}")
 
 
-def _validator(resp) -> Optional[str]:
+def _validator(resp) -> str | None:
     """A strong validator for If-Range: the ETag (weak ones do not qualify) or Last-Modified."""
     etag = resp.headers.get("ETag")
     if etag and not etag.startswith("W/"):
@@ -193,10 +193,10 @@ def _drop_orphan_info(dest: Path) -> None:
             info_path(dest).unlink()
 
 
-def download_file(url: str, dest: PathLike, *, expected_size: Optional[int] = None,
-                  sha256: Optional[str] = None, sha256_prefix: Optional[str] = None,
+def download_file(url: str, dest: PathLike, *, expected_size: int | None = None,
+                  sha256: str | None = None, sha256_prefix: str | None = None,
                   resume: bool = True, progress: bool = True, timeout: float = 60,
-                  min_free_bytes: Optional[int] = None) -> Path:
+                  min_free_bytes: int | None = None) -> Path:
     """Download ``url`` to ``dest`` (resumable, verified, atomic) and return ``dest``.
 
     Args:
@@ -241,9 +241,9 @@ def download_file(url: str, dest: PathLike, *, expected_size: Optional[int] = No
     return dest
 
 
-def _download_locked(url: str, dest: Path, *, expected_size: Optional[int], sha256: Optional[str],
-                     sha256_prefix: Optional[str], resume: bool, progress: bool, timeout: float,
-                     min_free_bytes: Optional[int]) -> None:
+def _download_locked(url: str, dest: Path, *, expected_size: int | None, sha256: str | None,
+                     sha256_prefix: str | None, resume: bool, progress: bool, timeout: float,
+                     min_free_bytes: int | None) -> None:
     part = part_path(dest)
     if not resume or not part.exists():
         _drop_part(dest)
@@ -257,7 +257,7 @@ def _download_locked(url: str, dest: Path, *, expected_size: Optional[int], sha2
         check_free_space(dest.parent, expected_size - offset, url)
 
     if expected_size is not None and offset == expected_size:
-        total: Optional[int] = expected_size  # complete .part from an interrupted run
+        total: int | None = expected_size  # complete .part from an interrupted run
     else:
         total = _fetch(url, dest, offset, expected_size=expected_size, progress=progress,
                        timeout=timeout, check_space=min_free_bytes is None and expected_size is None)
@@ -287,8 +287,8 @@ def _download_locked(url: str, dest: Path, *, expected_size: Optional[int], sha2
         info_path(dest).unlink()
 
 
-def _fetch(url: str, dest: Path, offset: int, *, expected_size: Optional[int], progress: bool,
-           timeout: float, check_space: bool) -> Optional[int]:
+def _fetch(url: str, dest: Path, offset: int, *, expected_size: int | None, progress: bool,
+           timeout: float, check_space: bool) -> int | None:
     """Stream the body into ``<dest>.part`` (appending from ``offset`` or restarting); return
     the total size the server declared (``None`` if it declared none)."""
     part = part_path(dest)

@@ -18,8 +18,9 @@ import hashlib
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator, List, Union
+from typing import IO, Union
 
 from .errors import LockedError
 
@@ -86,7 +87,7 @@ def write_text_atomic(path: PathLike, text: str) -> None:
         fh.write(text)
 
 
-def remove_stale_temps(folder: PathLike, pattern: str = f".*{TMP_MARK}*") -> List[Path]:
+def remove_stale_temps(folder: PathLike, pattern: str = f".*{TMP_MARK}*") -> list[Path]:
     """Delete the temporaries that writers killed mid-write (even by ``kill -9``) left in ``folder``.
 
     Call it only while holding the lock that every writer of those temporaries takes: then no
@@ -105,7 +106,7 @@ def remove_stale_temps(folder: PathLike, pattern: str = f".*{TMP_MARK}*") -> Lis
     base = Path(folder)
     if not base.is_dir():
         return []
-    removed: List[Path] = []
+    removed: list[Path] = []
     for stale in sorted(base.glob(pattern)):
         try:
             if stale.is_dir() and not stale.is_symlink():
@@ -139,7 +140,7 @@ class FileLock:
         self.what = what
         self._fd: int | None = None
 
-    def acquire(self) -> "FileLock":
+    def acquire(self) -> FileLock:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -169,7 +170,7 @@ class FileLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -39,7 +39,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
 
 OFFICIAL_PYTHON = "/work/refvenv/bin/python"
 # (our metric, our options, official Trainer model, official colorspace, official batch size, target ratio)
@@ -59,14 +58,13 @@ BAPPS_JND_VAL = {"traditional": 4800, "cnn": 4800}
 # ============================================================================================
 # Official mode (reference venv; never imports bapps_toolkit)
 # ============================================================================================
-def run_official(args) -> Dict:
+def run_official(args) -> dict:
+    import lpips
     import numpy as np
+    import skimage.measure
     import torch
     import torchvision.transforms as T
     from PIL import Image
-
-    import lpips
-    import skimage.measure
     from skimage.metrics import structural_similarity
 
     if not hasattr(skimage.measure, "compare_ssim"):  # removed from scikit-image in 2020
@@ -107,7 +105,7 @@ def run_official(args) -> Dict:
 
     root = Path(args.root)
     keys = official_keys(root, args.datasets)
-    out: Dict = {"python": sys.version.split()[0], "torch": torch.__version__, "lpips": getattr(lpips, "__version__", "0.1.4"),
+    out: dict = {"python": sys.version.split()[0], "torch": torch.__version__, "lpips": getattr(lpips, "__version__", "0.1.4"),
                  "threads": torch.get_num_threads(), "workers": args.official_workers, "metrics": {}}
     for ours, _opts, model, colorspace, bs, _target in PAIRS:
         if args.metrics and ours not in args.metrics:
@@ -139,7 +137,7 @@ def run_official(args) -> Dict:
     return out
 
 
-def official_keys(root: Path, datasets: List[str]) -> List[str]:
+def official_keys(root: Path, datasets: list[str]) -> list[str]:
     keys = []
     for split, cats in (("val", BAPPS_2AFC_VAL), ("train", {"traditional": 0, "cnn": 0, "mix": 0})):
         for cat in cats:
@@ -175,7 +173,7 @@ def lpips_weights_option():
         return "random", "random (UNCALIBRATED; ImageNet weights not cached)"
 
 
-def run_ours(args, h5: Path) -> Dict:
+def run_ours(args, h5: Path) -> dict:
     import warnings
 
     import torch
@@ -190,7 +188,7 @@ def run_ours(args, h5: Path) -> Dict:
     todo = [(m, o) for m, o, *_ in PAIRS] + ([] if args.quick else EXTRA_OURS)
     if args.metrics:
         todo = [(m, o) for m, o in todo if m in args.metrics]
-    out: Dict = {"device": args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+    out: dict = {"device": args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
                  "threads": torch.get_num_threads(), "lpips_weights": wlabel, "metrics": {}}
     for name, opts in todo:
         with warnings.catch_warnings():
@@ -265,7 +263,7 @@ def alexnet_flops_64() -> float:
     return 2.0 * macs
 
 
-def h100_estimate(read_rate: float, boot_s: float) -> List[str]:
+def h100_estimate(read_rate: float, boot_s: float) -> list[str]:
     n2 = sum(BAPPS_2AFC_VAL.values())
     nj = sum(BAPPS_JND_VAL.values())
     images = 3 * n2 + 2 * nj
@@ -281,7 +279,7 @@ def h100_estimate(read_rate: float, boot_s: float) -> List[str]:
         "ESTIMATE (no GPU in this session; not a measurement): all BAPPS val sets "
         f"({n2} 2AFC triplets + {nj} JND pairs = {n2 + nj} items, {images} images, {nbytes / 1e9:.2f} GB uint8) "
         "from HDF5 with lpips-alex on one H100:",
-        f"  T = bytes/R_read + bytes/R_h2d + images*F/(eta*P) + T_boot + T_fixed",
+        "  T = bytes/R_read + bytes/R_h2d + images*F/(eta*P) + T_boot + T_fixed",
         f"    bytes/R_read   = {nbytes / 1e9:.2f} GB / {read_rate / 1e9:.2f} GB/s (h5 read rate MEASURED on this machine) = {t_read:.2f} s",
         f"    bytes/R_h2d    = {nbytes / 1e9:.2f} GB / 20 GB/s (pinned PCIe host-to-device, assumed) = {t_h2d:.2f} s",
         f"    images*F/(eta*P) = {images} x {alexnet_flops_64() / 1e6:.1f} MFLOP / (0.25 x 51 TFLOP/s FP32, assumed) = {t_gpu:.2f} s",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -25,7 +24,7 @@ from bapps_toolkit import create_metric, list_metrics
 DEEP_PREFIXES = ("lpips", "pdl")
 
 
-def _weights_option(name: str) -> Tuple[Dict[str, str], str]:
+def _weights_option(name: str) -> tuple[dict[str, str], str]:
     """Options for ``create_metric`` and a label for the table's weights column."""
     if not name.startswith(DEEP_PREFIXES):
         return {}, "-"
@@ -49,7 +48,7 @@ def _time(fn, device: torch.device, repeats: int, max_seconds: float) -> float:
     the machine; stops repeating after ``max_seconds``."""
     fn()
     _sync(device)
-    times: List[float] = []
+    times: list[float] = []
     start = time.perf_counter()
     while len(times) < repeats and (not times or time.perf_counter() - start < max_seconds):
         t0 = time.perf_counter()
@@ -60,7 +59,7 @@ def _time(fn, device: torch.device, repeats: int, max_seconds: float) -> float:
 
 
 def bench(name: str, device: torch.device, batch: int, size: int, repeats: int, max_seconds: float,
-          backward: bool) -> Tuple[float, Optional[float], str]:
+          backward: bool) -> tuple[float, float | None, str]:
     opts, label = _weights_option(name)
     import warnings
 
@@ -88,7 +87,7 @@ def bench(name: str, device: torch.device, batch: int, size: int, repeats: int, 
     return t_fwd, t_bwd, label
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--metrics", nargs="*", default=None, help="names (default: every registered metric)")
     ap.add_argument("--batch", type=int, default=256)

@@ -14,14 +14,14 @@ of reaching the internet. Subprocesses started by the tests inherit both.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
 import pytest
 from PIL import Image
 
-_TIMES: Dict[str, float] = {}
+_TIMES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -100,7 +100,7 @@ def tiny_tree(tmp_path) -> Callable[..., Path]:
     counter = {"n": 0}
 
     def build(keys: Iterable[str] = ("2afc/val/cnn",), n: int = 4,
-              stems: Optional[list] = None, name: Optional[str] = None) -> Path:
+              stems: list | None = None, name: str | None = None) -> Path:
         counter["n"] += 1
         root = tmp_path / (name or f"tree{counter['n']}")
         names = stems or [f"{i:06d}" for i in range(n)]

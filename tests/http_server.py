@@ -26,11 +26,10 @@ import socket
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, List, Optional, Tuple
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.0"
 
     def log_message(self, format, *args):  # noqa: A002 - silence the default stderr log
@@ -103,32 +102,32 @@ class _suppress_oserror:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    owner: "LoopbackServer"
+    owner: LoopbackServer
 
 
 class LoopbackServer:
     """Serve ``files`` on 127.0.0.1 at an ephemeral port (use as a context manager)."""
 
-    def __init__(self, files: Optional[Dict[str, bytes]] = None, *, honour_range: bool = True,
-                 cut_after: Optional[int] = None, max_cuts: int = 1,
-                 content_length: Optional[Dict[str, int]] = None, send_etag: bool = True,
+    def __init__(self, files: dict[str, bytes] | None = None, *, honour_range: bool = True,
+                 cut_after: int | None = None, max_cuts: int = 1,
+                 content_length: dict[str, int] | None = None, send_etag: bool = True,
                  max_requests: int = 200,
                  lifetime_s: float = 120.0):
-        self.files: Dict[str, bytes] = dict(files or {})
+        self.files: dict[str, bytes] = dict(files or {})
         self.honour_range = honour_range
         self.cut_after = cut_after
         self.max_cuts = max_cuts
         self.cuts_done = 0
-        self.content_length: Dict[str, int] = dict(content_length or {})
+        self.content_length: dict[str, int] = dict(content_length or {})
         self.send_etag = send_etag
-        self.if_range: List[Optional[str]] = []
+        self.if_range: list[str | None] = []
         self.max_requests = max_requests
         self.lifetime_s = lifetime_s
-        self.requests: List[Tuple[str, str, Optional[str]]] = []
+        self.requests: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
-        self._httpd: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
-        self._timer: Optional[threading.Timer] = None
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
 
     @property
     def port(self) -> int:
@@ -141,7 +140,7 @@ class LoopbackServer:
     #: request handler class; subclasses (e.g. a throttled server) swap it.
     handler_class = None
 
-    def start(self) -> "LoopbackServer":
+    def start(self) -> LoopbackServer:
         self._httpd = _Server(("127.0.0.1", 0), self.handler_class or _Handler)
         self._httpd.owner = self
         self._thread = threading.Thread(target=self._httpd.serve_forever,
@@ -162,7 +161,7 @@ class LoopbackServer:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "LoopbackServer":
+    def __enter__(self) -> LoopbackServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -178,7 +177,7 @@ def closed_port_url(path: str = "/") -> str:
     return f"http://127.0.0.1:{port}{path}"
 
 
-def tar_gz(files: Dict[str, bytes], *, compresslevel: int = 9) -> bytes:
+def tar_gz(files: dict[str, bytes], *, compresslevel: int = 9) -> bytes:
     """A .tar.gz (in memory) holding ``files`` (``"a/b/c.png" -> bytes``) and their parent
     folders, with fixed modes and time stamps, so the same input gives the same bytes."""
     buf = io.BytesIO()

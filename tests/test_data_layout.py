@@ -4,13 +4,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import patch_value, write_npy, write_png
 
-from bapps_toolkit.data import (JND_CATEGORIES, TWOAFC_CATEGORIES, JNDDataset, TwoAFCDataset,
-                                find_sets, iter_2afc_chunks, iter_jnd_chunks, load_2afc, load_jnd,
-                                to_model_input)
+from bapps_toolkit.data import (
+    JND_CATEGORIES,
+    TWOAFC_CATEGORIES,
+    JNDDataset,
+    TwoAFCDataset,
+    find_sets,
+    iter_2afc_chunks,
+    iter_jnd_chunks,
+    load_2afc,
+    load_jnd,
+    to_model_input,
+)
 from bapps_toolkit.data.layout import ALL_KEYS, discover, expand_datasets, scan_set
 from bapps_toolkit.errors import DataError
-from conftest import patch_value, write_npy, write_png
 
 EXPECTED_KEYS = [
     "2afc/train/traditional", "2afc/train/cnn", "2afc/train/mix",
@@ -105,7 +114,7 @@ def test_folder_and_h5_load_identically(mini_root, mini_h5):
     a = load_2afc(mini_root, ["val/deblur", "train/mix"])
     b = load_2afc(mini_h5, ["val/deblur", "train/mix"])
     assert [s.key for s in a] == [s.key for s in b] == ["2afc/train/mix", "2afc/val/deblur"]
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         assert x.stems == y.stems
         for name in ("ref", "p0", "p1", "judge"):
             np.testing.assert_array_equal(getattr(x, name), getattr(y, name))

@@ -8,7 +8,7 @@ from bapps_toolkit.data import JND_CATEGORIES, TWOAFC_CATEGORIES, find_sets, loa
 from bapps_toolkit.errors import DataError
 from bapps_toolkit.evaluate import evaluate, run_evaluation
 from bapps_toolkit.evaluate.runner import COLUMNS, HUMAN, MEAN_CATEGORY, select_sets
-from bapps_toolkit.evaluate.scores import human_ceiling_2afc, jnd_map, score_2afc
+from bapps_toolkit.evaluate.scores import jnd_map, score_2afc
 from bapps_toolkit.metrics import Metric
 
 
@@ -166,7 +166,7 @@ def test_unvalidated_later_batches_equal_validated_path(mini_h5):
     kw = dict(datasets=["val/cnn"], n_boot=10, progress=False)
     small = run_evaluation(mini_h5, [lp, "l2-lab"], batch_size=64, **kw)
     whole = run_evaluation(mini_h5, [lp, "l2-lab"], batch_size=1000, **kw)  # one (validated) batch
-    for a, b in zip(small.distances, whole.distances):
+    for a, b in zip(small.distances, whole.distances, strict=False):
         for field in ("d0", "d1", "d"):
             if getattr(a, field) is not None:
                 np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-5, atol=1e-7)
@@ -194,7 +194,7 @@ def test_cuda_matches_cpu(mini_h5):
         lp = create_metric("lpips-alex", backbone_weights="random")
     cpu = run_evaluation(mini_h5, [lp, "l2-lab"], device="cpu", **kw)
     gpu = run_evaluation(mini_h5, [lp, "l2-lab"], device="cuda", **kw)
-    for a, b in zip(cpu.distances, gpu.distances):
+    for a, b in zip(cpu.distances, gpu.distances, strict=False):
         for field in ("d0", "d1", "d"):
             if getattr(a, field) is not None:
                 np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-3, atol=1e-5)

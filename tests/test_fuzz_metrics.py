@@ -21,9 +21,7 @@ Deep metrics (``lpips*``, ``pdl*``) run on their seeded random backbone
 from __future__ import annotations
 
 import warnings
-from typing import Dict
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -35,10 +33,10 @@ from bapps_toolkit.metrics.base import Metric
 NAMES = list_metrics()
 DEEP = ("lpips", "pdl")
 #: Metrics that do not promise d(x, x) = 0 (none at present), with the reason.
-NOT_ZERO_ON_IDENTICAL: Dict[str, str] = {}
+NOT_ZERO_ON_IDENTICAL: dict[str, str] = {}
 RANGE_TOL = 1e-4
 
-_CACHE: Dict[str, Metric] = {}
+_CACHE: dict[str, Metric] = {}
 
 
 def metric_for(name: str) -> Metric:
@@ -156,7 +154,7 @@ def test_fuzzed_inputs(name):
 
 #: (metric, dtype) pairs known to fail the dtype check, with the fix they need (none at present;
 #: the fuzz test found float64 into lpips/pdl and float16 into psnr/l2-lab, all since fixed).
-KNOWN: Dict[tuple, str] = {}
+KNOWN: dict[tuple, str] = {}
 
 
 def _dtype_cases():

@@ -152,7 +152,7 @@ def test_features_and_distance_from_features(ref):
         mp = m.distance_from_features(f0, f1, size=(33, 47))
         assert mp.shape == (x0.shape[0], 1, 33, 47)
     assert isinstance(m.lins, torch.nn.ModuleList) and len(m.lins) == 5
-    for lin, c in zip(m.lins, m.channels):
+    for lin, c in zip(m.lins, m.channels, strict=False):
         assert isinstance(lin, torch.nn.Conv2d) and lin.bias is None and lin.weight.shape == (1, c, 1, 1)
     assert isinstance(m.scaling, torch.nn.Identity)
     assert isinstance(model("alex").scaling, lp.ScalingLayer)
@@ -264,7 +264,7 @@ def test_official_layout_round_trip(tmp_path):
     sd = {k: v * 2 for k, v in sd.items()}
     torch.save(sd, tmp_path / "mine.pth")
     m2 = model("alex", lin_weights=tmp_path / "mine.pth")
-    for a, b in zip(m.lins, m2.lins):
+    for a, b in zip(m.lins, m2.lins, strict=False):
         assert torch.equal(a.weight * 2, b.weight)
     # no-dropout layout (lin{k}.model.0.weight) is accepted too
     torch.save({k.replace("model.1", "model.0"): v for k, v in sd.items()}, tmp_path / "nodrop.pth")

@@ -7,7 +7,7 @@ uncalibrated, which the contract requires them to say.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytest
 import torch

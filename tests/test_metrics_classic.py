@@ -43,7 +43,7 @@ def _checked(pairs, keys, digests):
     libjpeg differs from the recording's (skipped with a reason), any other mismatch fails."""
     assert [p.key for p in pairs] == [str(k) for k in keys]
     ok = []
-    for p, d in zip(pairs, digests):
+    for p, d in zip(pairs, digests, strict=False):
         if p.sha256 == str(d):
             ok.append(p)
         elif p.distortion == "jpeg":
@@ -177,7 +177,7 @@ def ds_pairs(ref):
 
 def test_matlab_downsampled_ssim_matches_reference(ref, ds_pairs):
     m = create_metric("ssim", downsample=True)
-    for p, f, expected in zip(ds_pairs, ref["ds_factor"], ref["ds_ssim"]):
+    for p, f, expected in zip(ds_pairs, ref["ds_factor"], ref["ds_ssim"], strict=False):
         assert matlab_downsample_factor(*p.ref.shape[:2]) == f
         d = float(m(_sym(p.ref), _sym(p.dist)))
         assert abs(d - (1 - expected) / 2) < 1e-8, p.key
@@ -360,7 +360,7 @@ def test_official_pair_distances_match_lpips_repo(monkeypatch, ref, pairs, name,
     from bapps_toolkit.metrics import pixel
 
     m = create_metric(name, official=True)
-    got0, got1 = [], []
+    got0, _got1 = [], []
     for p in pairs:
         r, d = _official(p.ref), _official(p.dist)
         monkeypatch.setattr(pixel, "LAB_CHUNK_VALUES", 2 * r[0].numel())

@@ -11,8 +11,7 @@ from scipy import ndimage
 from skimage.color import rgb2lab
 
 from bapps_toolkit.cli.main import main
-from bapps_toolkit.data import (JNDDataset, TwoAFCDataset, find_sets, load_2afc, load_jnd,
-                                make_mini)
+from bapps_toolkit.data import JNDDataset, TwoAFCDataset, find_sets, load_2afc, load_jnd, make_mini
 from bapps_toolkit.data import mini as mini_mod
 from bapps_toolkit.data.layout import ALL_KEYS
 

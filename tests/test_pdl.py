@@ -59,7 +59,7 @@ def _scipy_pdl(x0, x1, layers, pixel_weight=0.0, seed=0):
     out = []
     for n in range(x0.shape[0]):
         total = 0.0
-        for a, b in zip(f0, f1):
+        for a, b in zip(f0, f1, strict=False):
             total += np.mean([wasserstein_distance(a[n, c].ravel().numpy(), b[n, c].ravel().numpy())
                               for c in range(a.shape[1])])
         if pixel_weight:

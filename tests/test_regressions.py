@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 import torch
 

@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from bapps_toolkit.evaluate.scores import (
-    bootstrap_ci, bootstrap_distribution, human_ceiling_2afc, jnd_map, jnd_pr_curve,
-    paired_bootstrap, per_item_2afc, score_2afc,
+    bootstrap_ci,
+    bootstrap_distribution,
+    human_ceiling_2afc,
+    jnd_map,
+    jnd_pr_curve,
+    paired_bootstrap,
+    per_item_2afc,
+    score_2afc,
 )
 
 # d0, d1, judge -> per-item s by hand:

@@ -24,8 +24,7 @@ import torch
 from bapps_toolkit._io import FileLock
 from bapps_toolkit.errors import BappsError, CheckpointError, DataError, LockedError
 from bapps_toolkit.train import ConfigError, TrainConfig, load_metric_from_checkpoint, lr_for_epoch, train
-from bapps_toolkit.train.model import (G_EPS, MaskSource, RankingNet, TrainModule, bce_sum,
-                                       train_accuracy)
+from bapps_toolkit.train.model import G_EPS, MaskSource, RankingNet, TrainModule, bce_sum, train_accuracy
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

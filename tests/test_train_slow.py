@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_train import make_subset
 
 from bapps_toolkit.train import TrainConfig, load_metric_from_checkpoint, train
-from test_train import make_subset
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 

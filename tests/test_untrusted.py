@@ -41,8 +41,17 @@ import pytest
 import torch
 
 from bapps_toolkit.cli.main import main
-from bapps_toolkit.data import (JNDDataset, TwoAFCDataset, find_sets, iter_2afc_chunks,
-                                iter_jnd_chunks, load_2afc, load_jnd, pack, verify)
+from bapps_toolkit.data import (
+    JNDDataset,
+    TwoAFCDataset,
+    find_sets,
+    iter_2afc_chunks,
+    iter_jnd_chunks,
+    load_2afc,
+    load_jnd,
+    pack,
+    verify,
+)
 from bapps_toolkit.errors import CheckpointError, DataError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -153,7 +162,7 @@ def test_h5_external_links_are_refused(small_h5, tmp_path, dangling):
     bad = _variant(small_h5, tmp_path / "linked.h5", _external_link)
     if dangling:
         (tmp_path / "elsewhere.h5").unlink()
-    for name, call in _readers(bad):
+    for _name, call in _readers(bad):
         with pytest.raises(DataError, match=r"linked\.h5"):
             call()
 

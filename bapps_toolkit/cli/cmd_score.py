@@ -33,8 +33,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 #: Largest side accepted (pixels).
@@ -74,14 +74,14 @@ def register(subparsers) -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------
 # Images
 # --------------------------------------------------------------------------------------------
-def read_image(path) -> "np.ndarray":  # noqa: F821
+def read_image(path) -> np.ndarray:  # noqa: F821
     """Decode ``path`` to ``uint8 [H, W, 3]`` RGB by the module's rule; errors name the file."""
     from ..data.images import read_rgb
 
     return read_rgb(Path(path), max_side=MAX_SIDE, max_pixels=MAX_PIXELS, scale_16bit=True)
 
 
-def _resize_to(arr, size_hw: Tuple[int, int]):
+def _resize_to(arr, size_hw: tuple[int, int]):
     import numpy as np
     from PIL import Image
 
@@ -89,7 +89,7 @@ def _resize_to(arr, size_hw: Tuple[int, int]):
     return np.asarray(Image.fromarray(arr).resize((w, h), Image.BILINEAR), dtype=np.uint8)
 
 
-def list_images(folder) -> Dict[str, Path]:
+def list_images(folder) -> dict[str, Path]:
     """``{file name: path}`` of the image files directly in ``folder`` (hidden files skipped)."""
     from ..errors import DataError
 
@@ -109,7 +109,7 @@ def _name_list(names: Sequence[str], limit: int = 10) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def pair_dirs(dir0, dir1) -> List[Tuple[str, Path, Path]]:
+def pair_dirs(dir0, dir1) -> list[tuple[str, Path, Path]]:
     """Pairs ``(name, dir0/name, dir1/name)``; an error lists the names missing on either side."""
     from ..errors import DataError
 
@@ -128,12 +128,12 @@ def pair_dirs(dir0, dir1) -> List[Tuple[str, Path, Path]]:
 # --------------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------------
-Prepared = Tuple[Path, Path, "np.ndarray", "np.ndarray", bool]  # noqa: F821
+Prepared = tuple[Path, Path, "np.ndarray", "np.ndarray", bool]  # noqa: F821
 
 
-def prepare_pairs(pairs: Sequence[Tuple[Path, Path]], *, notes=None) -> List[Prepared]:
+def prepare_pairs(pairs: Sequence[tuple[Path, Path]], *, notes=None) -> list[Prepared]:
     """Decode every image once and apply the resize rule: ``(p0, p1, a, b, resized)`` per pair."""
-    cache: Dict[Path, "np.ndarray"] = {}  # noqa: F821
+    cache: dict[Path, np.ndarray] = {}  # noqa: F821
 
     def img(p: Path):
         if p not in cache:
@@ -155,7 +155,7 @@ def prepare_pairs(pairs: Sequence[Tuple[Path, Path]], *, notes=None) -> List[Pre
 
 
 def score_prepared(metric, prepared: Sequence[Prepared], *, device=None, batch_size: int = 64,
-                   max_batch_pixels: int = DEFAULT_BATCH_PIXELS) -> List[float]:
+                   max_batch_pixels: int = DEFAULT_BATCH_PIXELS) -> list[float]:
     """Distances of prepared pairs, in order; pairs of equal size are batched by a pixel budget."""
     import numpy as np
     import torch
@@ -166,7 +166,7 @@ def score_prepared(metric, prepared: Sequence[Prepared], *, device=None, batch_s
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     metric = metric.to(dev).eval()
     min_size = int(getattr(metric, "min_size", 1))
-    by_shape: Dict[Tuple[int, int], List[int]] = {}
+    by_shape: dict[tuple[int, int], list[int]] = {}
     for k, (p0, _, a, _, _) in enumerate(prepared):
         if min(a.shape[:2]) < min_size:
             raise DataError(f"image {p0} is {a.shape[1]}x{a.shape[0]}: metric {metric.name} needs "
@@ -185,7 +185,7 @@ def score_prepared(metric, prepared: Sequence[Prepared], *, device=None, batch_s
                 x0 = to_model_input(np.stack([prepared[k][2] for k in chunk]), device=dev)
                 x1 = to_model_input(np.stack([prepared[k][3] for k in chunk]), device=dev)
                 d = metric(x0, x1).reshape(len(chunk)).double().cpu().numpy()
-                for k, v in zip(chunk, d):
+                for k, v in zip(chunk, d, strict=False):
                     dist[k] = float(v)
     return dist
 
@@ -212,15 +212,15 @@ def _score_with_feature_cache(metric, prepared, dist, dev, batch_size, max_batch
 
     from ..data import to_model_input
 
-    index: Dict[Tuple, int] = {}
+    index: dict[tuple, int] = {}
     images = []
     for p0, p1, a, b, _ in prepared:
         for key, arr in (((p0, a.shape), a), ((p1, b.shape), b)):
             if key not in index:
                 index[key] = len(images)
                 images.append(arr)
-    feats: List = [None] * len(images)
-    by_shape: Dict[Tuple[int, int], List[int]] = {}
+    feats: list = [None] * len(images)
+    by_shape: dict[tuple[int, int], list[int]] = {}
     for k, arr in enumerate(images):
         by_shape.setdefault(arr.shape[:2], []).append(k)
     for (h, w), idx in by_shape.items():
@@ -232,7 +232,7 @@ def _score_with_feature_cache(metric, prepared, dist, dev, batch_size, max_batch
             fs = metric.features(x)
             for j, k in enumerate(chunk):
                 feats[k] = [f[j:j + 1] for f in fs]
-    groups: Dict[Tuple[int, int], List[int]] = {}
+    groups: dict[tuple[int, int], list[int]] = {}
     for k, (p0, p1, a, b, _) in enumerate(prepared):
         groups.setdefault(a.shape[:2], []).append(k)
     step = max(1, int(batch_size))
@@ -245,13 +245,13 @@ def _score_with_feature_cache(metric, prepared, dist, dev, batch_size, max_batch
             f0 = [torch.cat([feats[i][l] for i in i0], dim=0) for l in range(n_layers)]
             f1 = [torch.cat([feats[j][l] for j in i1], dim=0) for l in range(n_layers)]
             d = metric.distance_from_features(f0, f1).reshape(len(chunk)).double().cpu().numpy()
-            for k, v in zip(chunk, d):
+            for k, v in zip(chunk, d, strict=False):
                 dist[k] = float(v)
 
 
-def score_pairs(metric, pairs: Sequence[Tuple[Path, Path]], *, device=None, batch_size: int = 64,
+def score_pairs(metric, pairs: Sequence[tuple[Path, Path]], *, device=None, batch_size: int = 64,
                 max_batch_pixels: int = DEFAULT_BATCH_PIXELS, notes=None,
-                ) -> Tuple[List[float], List[bool]]:
+                ) -> tuple[list[float], list[bool]]:
     """Distances of ``pairs`` of image files (resize rule of the module) and the resized flags."""
     prepared = prepare_pairs(pairs, notes=notes)
     dist = score_prepared(metric, prepared, device=device, batch_size=batch_size,
@@ -271,7 +271,7 @@ def _build_metric(args):
     )
 
 
-def _write_csv(rows: List[Dict], columns: Sequence[str], out: Optional[str]) -> None:
+def _write_csv(rows: list[dict], columns: Sequence[str], out: str | None) -> None:
     import csv
 
     from .._io import atomic_write
@@ -327,7 +327,7 @@ def run(args) -> int:
         print(f"{dist[0]:.6g}{tag}")
         return 0
     rows = []
-    for (p0, p1, _, _, resized), d in zip(prepared, dist):
+    for (p0, p1, _, _, resized), d in zip(prepared, dist, strict=False):
         row = {"distance": f"{d:.8g}", "resized": int(resized), "metric": label}
         if has_dirs:
             row["file"] = p0.name

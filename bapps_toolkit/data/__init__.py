@@ -6,8 +6,18 @@ mini set.
 >>> sets = load_2afc("bapps.h5", "val")             # doctest: +SKIP
 >>> x = to_model_input(sets[0].ref)                  # NCHW float in [-1, 1]   # doctest: +SKIP
 """
-from .datasets import (JNDDataset, JNDSet, TwoAFCDataset, TwoAFCSet, find_sets, iter_2afc_chunks,
-                       iter_jnd_chunks, load_2afc, load_jnd, to_model_input)
+from .datasets import (
+                       JNDDataset,
+                       JNDSet,
+                       TwoAFCDataset,
+                       TwoAFCSet,
+                       find_sets,
+                       iter_2afc_chunks,
+                       iter_jnd_chunks,
+                       load_2afc,
+                       load_jnd,
+                       to_model_input,
+)
 from .layout import JND_CATEGORIES, TWOAFC_CATEGORIES
 from .mini import make_mini
 from .pack import pack, verify

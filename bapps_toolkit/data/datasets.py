@@ -9,18 +9,27 @@ marker and schema — before use). Images are held as ``uint8 [N, 64, 64, 3]`` (
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from .images import PATCH, decode_image, load_judgment
-from .layout import (SetFiles, discover, expand_datasets, folders_of, is_synthetic_root,
-                     resolve_root, scan_set, split_key)
-from .pack import decode_pool, decode_set, iter_decoded, make_bar, open_h5, read_stems
+from .images import decode_image, load_judgment
+from .layout import (
+    SetFiles,
+    discover,
+    expand_datasets,
+    folders_of,
+    is_synthetic_root,
+    resolve_root,
+    scan_set,
+    split_key,
+)
+from .pack import decode_pool, decode_set, make_bar, open_h5, read_stems
 
 PathLike = Union[str, "os.PathLike[str]"]
 Array = Union[np.ndarray, torch.Tensor]
@@ -39,7 +48,7 @@ class TwoAFCSet:
     p0: Array
     p1: Array
     judge: Array
-    stems: List[str]
+    stems: list[str]
     synthetic: bool = False
 
     @property
@@ -60,7 +69,7 @@ class JNDSet:
     p0: Array
     p1: Array
     same: Array
-    stems: List[str]
+    stems: list[str]
     synthetic: bool = False
 
     @property
@@ -80,7 +89,7 @@ def _is_h5(source: PathLike) -> bool:
     return p.is_file()
 
 
-def find_sets(source: PathLike) -> List[str]:
+def find_sets(source: PathLike) -> list[str]:
     """Set keys present in a folder root or a packed file, in canonical order."""
     if _is_h5(source):
         f, info = open_h5(source)
@@ -89,11 +98,11 @@ def find_sets(source: PathLike) -> List[str]:
     return discover(source)
 
 
-def _device(device: DeviceLike) -> Optional[torch.device]:
+def _device(device: DeviceLike) -> torch.device | None:
     return None if device is None else torch.device(device)
 
 
-def _h5_array(ds, device: Optional[torch.device], start: int = 0, stop: Optional[int] = None) -> Array:
+def _h5_array(ds, device: torch.device | None, start: int = 0, stop: int | None = None) -> Array:
     """Read ``ds[start:stop]`` whole (one contiguous read) to numpy, or onto ``device``.
 
     On a non-CPU device the rows stream through a bounded host buffer, so host memory stays
@@ -118,14 +127,14 @@ def _h5_array(ds, device: Optional[torch.device], start: int = 0, stop: Optional
     return out
 
 
-def _to_device(arr: np.ndarray, device: Optional[torch.device]) -> Array:
+def _to_device(arr: np.ndarray, device: torch.device | None) -> Array:
     if device is None:
         return arr
     t = torch.from_numpy(arr)
     return t if device.type == "cpu" else t.to(device)
 
 
-def _build(key: str, arrays: Dict[str, Array], stems: List[str], synthetic: bool):
+def _build(key: str, arrays: dict[str, Array], stems: list[str], synthetic: bool):
     kind, split, cat = split_key(key)
     if kind == "2afc":
         return TwoAFCSet(split, cat, arrays["ref"], arrays["p0"], arrays["p1"], arrays["judge"],
@@ -134,7 +143,7 @@ def _build(key: str, arrays: Dict[str, Array], stems: List[str], synthetic: bool
 
 
 def _load(source: PathLike, datasets: Datasets, kind: str, device: DeviceLike,
-          workers: Optional[int], progress: bool) -> list:
+          workers: int | None, progress: bool) -> list:
     dev = _device(device)
     if _is_h5(source):
         f, info = open_h5(source)
@@ -167,7 +176,7 @@ def _load(source: PathLike, datasets: Datasets, kind: str, device: DeviceLike,
 
 
 def load_2afc(source: PathLike, datasets: Datasets = None, *, device: DeviceLike = None,
-              workers: Optional[int] = None, progress: bool = False) -> List[TwoAFCSet]:
+              workers: int | None = None, progress: bool = False) -> list[TwoAFCSet]:
     """Load 2AFC sets whole into memory.
 
     ``datasets``: ``None`` (all present), keys (``"2afc/val/cnn"``) or short forms
@@ -179,7 +188,7 @@ def load_2afc(source: PathLike, datasets: Datasets = None, *, device: DeviceLike
 
 
 def load_jnd(source: PathLike, datasets: Datasets = None, *, device: DeviceLike = None,
-             workers: Optional[int] = None, progress: bool = False) -> List[JNDSet]:
+             workers: int | None = None, progress: bool = False) -> list[JNDSet]:
     """Load JND sets whole into memory (arguments as :func:`load_2afc`)."""
     return _load(source, datasets, "jnd", device, workers, progress)
 
@@ -217,7 +226,7 @@ def _iter_chunks(source: PathLike, key: str, chunk_size: int, kind: str,
         yield _build(full, {k: _to_device(arrays[k], dev) for k in folders}, part.stems, synthetic)
 
 
-def _single(keys: List[str], asked: str) -> str:
+def _single(keys: list[str], asked: str) -> str:
     if len(keys) != 1:
         raise ValueError(f"{asked!r} names {len(keys)} sets ({', '.join(keys)}); give one, e.g. {keys[0]!r}")
     return keys[0]
@@ -270,7 +279,7 @@ class _BappsDataset(torch.utils.data.Dataset):
     kind = ""
 
     def __init__(self, source: PathLike, datasets: Datasets = None, *, output: str = "uint8",
-                 in_memory: bool = True, workers: Optional[int] = None):
+                 in_memory: bool = True, workers: int | None = None):
         if output not in _OUTPUTS:
             raise ValueError(f"output must be 'uint8' or 'float', got {output!r}")
         self.source = Path(source)
@@ -307,7 +316,7 @@ class _BappsDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self._offsets[-1])
 
-    def _locate(self, index: int) -> Tuple[int, int]:
+    def _locate(self, index: int) -> tuple[int, int]:
         n = len(self)
         i = int(index)
         if i < 0:
@@ -329,7 +338,7 @@ class _BappsDataset(torch.utils.data.Dataset):
             return t
         return to_model_input(t[None])[0]
 
-    def _fetch(self, s: int, j: int) -> Tuple[Dict[str, np.ndarray], float, str]:
+    def _fetch(self, s: int, j: int) -> tuple[dict[str, np.ndarray], float, str]:
         key = self.keys[s]
         folders = folders_of(key)
         if self.in_memory:
@@ -343,12 +352,12 @@ class _BappsDataset(torch.utils.data.Dataset):
         return ({f: decode_image(sf.files[f][j]) for f in folders[:-1]},
                 load_judgment(sf.files[folders[-1]][j]), sf.stems[j])
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         s, j = self._locate(index)
         images, value, stem = self._fetch(s, j)
         _, split, cat = split_key(self.keys[s])
         folders = folders_of(self.keys[s])
-        item: Dict[str, Any] = {f: self._image(images[f]) for f in folders[:-1]}
+        item: dict[str, Any] = {f: self._image(images[f]) for f in folders[:-1]}
         item[folders[-1]] = torch.tensor(value, dtype=torch.float32)
         item.update({"split": split, "category": cat, "key": self.keys[s], "stem": stem,
                      "index": j})

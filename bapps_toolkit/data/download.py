@@ -37,12 +37,12 @@ import shutil
 import sys
 import tarfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._download import check_free_space, download_file, info_path, part_path
-from .._io import FileLock, PathLike, TMP_MARK, remove_stale_temps, sha256_file, write_text_atomic
+from .._io import TMP_MARK, FileLock, PathLike, remove_stale_temps, sha256_file, write_text_atomic
 from ..errors import DownloadError
 
 #: Where the official scripts fetch the archives from.
@@ -63,7 +63,7 @@ class ArchiveSpec:
     top: str                  #: the single top-level folder of its members
     subdir: str               #: folder under the root it is unpacked into ("" = the root)
     approx_bytes: int         #: approximate size (for the free-disk check only)
-    sha256: Optional[str]     #: published SHA-256; None: unknown, see the module docstring
+    sha256: str | None     #: published SHA-256; None: unknown, see the module docstring
     val: bool                 #: part of the validation data (downloaded with --val-only)
 
     def dest(self, root: PathLike) -> Path:
@@ -74,12 +74,12 @@ class ArchiveSpec:
 
 
 #: The three official archives, in download order.
-ARCHIVES: Tuple[ArchiveSpec, ...] = (
+ARCHIVES: tuple[ArchiveSpec, ...] = (
     ArchiveSpec("jnd.tar.gz", "jnd", "", 200_000_000, None, True),
     ArchiveSpec("twoafc_val.tar.gz", "val", "2afc", 1_100_000_000, None, True),
     ArchiveSpec("twoafc_train.tar.gz", "train", "2afc", 5_300_000_000, None, False),
 )
-ARCHIVES_BY_NAME: Dict[str, ArchiveSpec] = {a.name: a for a in ARCHIVES}
+ARCHIVES_BY_NAME: dict[str, ArchiveSpec] = {a.name: a for a in ARCHIVES}
 
 
 def _say(msg: str, enabled: bool = True) -> None:
@@ -90,7 +90,7 @@ def _say(msg: str, enabled: bool = True) -> None:
 # --------------------------------------------------------------------------------------------
 # safe extraction
 # --------------------------------------------------------------------------------------------
-def _member_parts(name: str) -> Tuple[str, ...]:
+def _member_parts(name: str) -> tuple[str, ...]:
     """Path components of a member name without ``.`` entries (``./a//b`` -> ``(a, b)``)."""
     return tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
 
@@ -100,7 +100,7 @@ def _is_absolute(name: str) -> bool:
     return n.startswith("/") or (len(n) >= 2 and n[1] == ":" and n[0].isalpha())
 
 
-def _link_target_parts(member: tarfile.TarInfo) -> Optional[Tuple[str, ...]]:
+def _link_target_parts(member: tarfile.TarInfo) -> tuple[str, ...] | None:
     """Components of a link's target relative to the archive root, ``None`` if it leaves it."""
     link = member.linkname
     if not link or _is_absolute(link):
@@ -134,7 +134,7 @@ def check_members(archive: PathLike, members: Sequence[tarfile.TarInfo]) -> None
 
     symlinks = {_member_parts(m.name) for m in members if m.issym()}
 
-    def through_symlink(parts: Tuple[str, ...]) -> bool:
+    def through_symlink(parts: tuple[str, ...]) -> bool:
         return any(parts[:i] in symlinks for i in range(1, len(parts)))
 
     for m in members:
@@ -193,7 +193,7 @@ def _open_tar(archive: Path) -> tarfile.TarFile:
         raise DownloadError(f"{archive} is not a readable tar archive ({exc})") from None
 
 
-def read_members(archive: PathLike) -> List[tarfile.TarInfo]:
+def read_members(archive: PathLike) -> list[tarfile.TarInfo]:
     """Every member of ``archive`` (reads the whole file: a truncated archive is detected)."""
     archive = Path(archive)
     with _open_tar(archive) as tar:
@@ -204,7 +204,7 @@ def read_members(archive: PathLike) -> List[tarfile.TarInfo]:
                                 f"download it again") from None
 
 
-def _extract_all(tar: tarfile.TarFile, members: List[tarfile.TarInfo], into: Path,
+def _extract_all(tar: tarfile.TarFile, members: list[tarfile.TarInfo], into: Path,
                  progress: bool, desc: str) -> None:
     from tqdm import tqdm
 
@@ -221,8 +221,8 @@ def _extract_all(tar: tarfile.TarFile, members: List[tarfile.TarInfo], into: Pat
 
 
 def safe_extract(archive: PathLike, dest: PathLike, *, progress: bool = True,
-                 expected_top: Optional[str] = None,
-                 members: Optional[List[tarfile.TarInfo]] = None) -> List[Path]:
+                 expected_top: str | None = None,
+                 members: list[tarfile.TarInfo] | None = None) -> list[Path]:
     """Unpack ``archive`` into ``dest`` safely; return the top-level paths placed in ``dest``.
 
     1. Every member is checked first (:func:`check_members`); one bad member refuses the whole
@@ -262,7 +262,7 @@ def safe_extract(archive: PathLike, dest: PathLike, *, progress: bool = True,
             except (tarfile.TarError, EOFError, zlib.error) as exc:
                 raise DownloadError(f"{archive}: extraction failed ({exc}); nothing was "
                                     f"placed in {dest}") from None
-        placed: List[Path] = []
+        placed: list[Path] = []
         for top in tops:
             final = dest / top
             new = tmp / top
@@ -279,7 +279,7 @@ def safe_extract(archive: PathLike, dest: PathLike, *, progress: bool = True,
 # archives, manifest, markers
 # --------------------------------------------------------------------------------------------
 def detect_archive(archive: PathLike, *,
-                   members: Optional[Sequence[tarfile.TarInfo]] = None) -> ArchiveSpec:
+                   members: Sequence[tarfile.TarInfo] | None = None) -> ArchiveSpec:
     """Which official archive ``archive`` is, from its members' top-level folder.
 
     The file name is only used in the error message: a renamed download is still recognised.
@@ -326,7 +326,7 @@ def _now() -> str:
 
 
 def _install(spec: ArchiveSpec, archive: Path, root: Path, sha: str, source: str,
-             progress: bool, members: Optional[List[tarfile.TarInfo]] = None) -> None:
+             progress: bool, members: list[tarfile.TarInfo] | None = None) -> None:
     """Unpack one verified archive and write its completion marker (last)."""
     placed = safe_extract(archive, spec.dest(root), progress=progress, expected_top=spec.top,
                           members=members)
@@ -357,9 +357,9 @@ def _drop_download_leftovers(root: Path, spec: ArchiveSpec, keep_archive: bool) 
             leftover.unlink()
 
 
-def download_bapps(root: PathLike, *, val_only: bool = False, base_url: Optional[str] = None,
-                   from_archive: Optional[PathLike] = None, progress: bool = True,
-                   keep_archives: bool = False) -> Dict[str, dict]:
+def download_bapps(root: PathLike, *, val_only: bool = False, base_url: str | None = None,
+                   from_archive: PathLike | None = None, progress: bool = True,
+                   keep_archives: bool = False) -> dict[str, dict]:
     """Download and unpack BAPPS into ``root`` (or unpack one archive fetched another way).
 
     Args:
@@ -383,7 +383,7 @@ def download_bapps(root: PathLike, *, val_only: bool = False, base_url: Optional
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     base = (base_url or BASE_URL).rstrip("/") + "/"
-    results: Dict[str, dict] = {}
+    results: dict[str, dict] = {}
     with FileLock(root / ".bapps_download", "a BAPPS download into"):
         _clean_stale_temps(root)
         manifest = _read_manifest(root)

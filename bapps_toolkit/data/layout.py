@@ -17,28 +17,29 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Union
 
 from ..errors import DataError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-TWOAFC_CATEGORIES: Dict[str, Tuple[str, ...]] = {
+TWOAFC_CATEGORIES: dict[str, tuple[str, ...]] = {
     "train": ("traditional", "cnn", "mix"),
     "val": ("traditional", "cnn", "superres", "deblur", "color", "frameinterp"),
 }
-JND_CATEGORIES: Dict[str, Tuple[str, ...]] = {"val": ("traditional", "cnn")}
+JND_CATEGORIES: dict[str, tuple[str, ...]] = {"val": ("traditional", "cnn")}
 
 #: Sub-folders of one set: image folders first, then the judgment folder.
-TWOAFC_FOLDERS: Tuple[str, ...] = ("ref", "p0", "p1", "judge")
-JND_FOLDERS: Tuple[str, ...] = ("p0", "p1", "same")
-IMAGE_EXTENSIONS: Tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
+TWOAFC_FOLDERS: tuple[str, ...] = ("ref", "p0", "p1", "judge")
+JND_FOLDERS: tuple[str, ...] = ("p0", "p1", "same")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 JUDGMENT_EXTENSION = ".npy"
 
 #: Every key BAPPS can hold, in canonical order (2AFC train, 2AFC val, JND val).
-ALL_KEYS: Tuple[str, ...] = tuple(
+ALL_KEYS: tuple[str, ...] = tuple(
     [f"2afc/{s}/{c}" for s in ("train", "val") for c in TWOAFC_CATEGORIES[s]]
     + [f"jnd/{s}/{c}" for s in JND_CATEGORIES for c in JND_CATEGORIES[s]]
 )
@@ -49,11 +50,11 @@ def kind_of(key: str) -> str:
     return key.split("/", 1)[0]
 
 
-def folders_of(key: str) -> Tuple[str, ...]:
+def folders_of(key: str) -> tuple[str, ...]:
     return TWOAFC_FOLDERS if kind_of(key) == "2afc" else JND_FOLDERS
 
 
-def split_key(key: str) -> Tuple[str, str, str]:
+def split_key(key: str) -> tuple[str, str, str]:
     """``"2afc/val/cnn"`` -> ``("2afc", "val", "cnn")``."""
     parts = key.split("/")
     if len(parts) != 3 or key not in ALL_KEYS:
@@ -61,8 +62,8 @@ def split_key(key: str) -> Tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def expand_datasets(datasets: Union[None, str, Sequence[str]], available: Sequence[str],
-                    kind: str, *, where: str = "") -> List[str]:
+def expand_datasets(datasets: None | str | Sequence[str], available: Sequence[str],
+                    kind: str, *, where: str = "") -> list[str]:
     """Resolve a user's dataset selection to full keys of ``kind`` (``"2afc"`` or ``"jnd"``).
 
     Accepted forms: ``None`` (every ``kind`` set in ``available``), a full key
@@ -118,7 +119,7 @@ def resolve_root(root: PathLike) -> Path:
                     "(as the official archives unpack); run `bapps download` or `bapps make-mini`")
 
 
-def discover(root: PathLike) -> List[str]:
+def discover(root: PathLike) -> list[str]:
     """Set keys present under a folder root, in canonical order.
 
     A category folder counts as present when it exists; whether its sub-folders are complete
@@ -126,7 +127,7 @@ def discover(root: PathLike) -> List[str]:
     Raises :class:`DataError` when the root holds no set at all.
     """
     base = resolve_root(root)
-    found: List[str] = []
+    found: list[str] = []
     for kind, cats in (("2afc", TWOAFC_CATEGORIES), ("jnd", JND_CATEGORIES)):
         kdir = base / kind
         if not kdir.is_dir():
@@ -159,18 +160,18 @@ class SetFiles:
 
     key: str
     folder: Path
-    stems: List[str]
-    files: Dict[str, List[Path]]
+    stems: list[str]
+    files: dict[str, list[Path]]
 
     def __len__(self) -> int:
         return len(self.stems)
 
 
-def _list_folder(folder: Path, exts: Iterable[str]) -> Dict[str, Path]:
+def _list_folder(folder: Path, exts: Iterable[str]) -> dict[str, Path]:
     exts = tuple(exts)
-    by_stem: Dict[str, Path] = {}
+    by_stem: dict[str, Path] = {}
     with os.scandir(folder) as it:
-        entries = sorted((e.name for e in it if not e.name.startswith(".")))
+        entries = sorted(e.name for e in it if not e.name.startswith("."))
     for name in entries:
         stem, ext = os.path.splitext(name)
         if ext.lower() not in exts:
@@ -193,7 +194,7 @@ def scan_set(root: PathLike, key: str) -> SetFiles:
     if not set_dir.is_dir():
         raise DataError(f"missing set folder {set_dir}")
     folders = folders_of(key)
-    listed: Dict[str, Dict[str, Path]] = {}
+    listed: dict[str, dict[str, Path]] = {}
     for sub in folders:
         d = set_dir / sub
         if not d.is_dir():
@@ -221,7 +222,7 @@ def scan_set(root: PathLike, key: str) -> SetFiles:
     return SetFiles(key=key, folder=set_dir, stems=stems, files=files)
 
 
-def _few(names: List[str], n: int = 5) -> str:
+def _few(names: list[str], n: int = 5) -> str:
     shown = ", ".join(repr(x) for x in names[:n])
     return shown + (f" and {len(names) - n} more" if len(names) > n else "")
 
@@ -235,6 +236,6 @@ def is_synthetic_root(root: PathLike) -> bool:
     return (base / "SYNTHETIC.txt").is_file() or (Path(root) / "SYNTHETIC.txt").is_file()
 
 
-def short_key(key: str) -> Optional[str]:
+def short_key(key: str) -> str | None:
     """``"2afc/val/cnn"`` -> ``"val/cnn"``."""
     return key.split("/", 1)[1] if "/" in key else None

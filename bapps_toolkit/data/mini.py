@@ -58,15 +58,15 @@ import math
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Union
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
 from .._io import FileLock, write_text_atomic
-from .._version import __version__
 from ..errors import DataError
 from .layout import ALL_KEYS, folders_of, split_key
 
@@ -75,14 +75,14 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: Bump when the generator changes what it writes (recorded in SYNTHETIC.txt).
 GENERATOR_VERSION = 1
 
-MINI_COUNTS: Dict[str, int] = {
+MINI_COUNTS: dict[str, int] = {
     "2afc/train/traditional": 300, "2afc/train/cnn": 300, "2afc/train/mix": 300,
     "2afc/val/traditional": 300, "2afc/val/cnn": 300, "2afc/val/superres": 280,
     "2afc/val/deblur": 280, "2afc/val/color": 260, "2afc/val/frameinterp": 250,
     "jnd/val/traditional": 250, "jnd/val/cnn": 250,
 }
 
-PHOTOS: Tuple[str, ...] = (
+PHOTOS: tuple[str, ...] = (
     "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
     "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "camera.png", "brick.png", "grass.png",
     "gravel.png", "coins.png", "moon.png",
@@ -110,7 +110,7 @@ def _photo_dir() -> Path:
     return Path(skimage.data.__file__).resolve().parent
 
 
-def load_photos() -> List[np.ndarray]:
+def load_photos() -> list[np.ndarray]:
     """The wheel's photos as uint8 RGB arrays (grey replicated; very large ones halved)."""
     folder = _photo_dir()
     out = []
@@ -127,7 +127,7 @@ def load_photos() -> List[np.ndarray]:
     return out
 
 
-def _patch(rng: np.random.Generator, photos: List[np.ndarray], half: str) -> np.ndarray:
+def _patch(rng: np.random.Generator, photos: list[np.ndarray], half: str) -> np.ndarray:
     """A 64×64 uint8 patch from the ``"top"`` (train) or ``"bottom"`` (val) half of a photo."""
     for _ in range(100):
         img = photos[int(rng.integers(len(photos)))]
@@ -286,7 +286,7 @@ def op_sharpen(x, t, rng):
     return x + (1.0 + 3.0 * t) * (x - _blur(x, 1.0))
 
 
-TRADITIONAL_OPS: Tuple[Callable, ...] = (
+TRADITIONAL_OPS: tuple[Callable, ...] = (
     op_blur, op_noise, op_jpeg, op_color_gain, op_contrast, op_gamma, op_saturation, op_hue,
     op_shift, op_pixelate, op_quantize, op_salt_pepper, op_motion_blur, op_sharpen,
 )
@@ -340,7 +340,7 @@ _KERNELS = (Image.BOX, Image.BILINEAR, Image.BICUBIC, Image.NEAREST)
 _UPS = (Image.NEAREST, Image.BILINEAR, Image.BICUBIC, Image.LANCZOS)
 
 
-def superres_pair(x: Img, rng) -> Tuple[Img, Img]:
+def superres_pair(x: Img, rng) -> tuple[Img, Img]:
     f = float(rng.choice([2, 3, 4]))
     small = _pil(x).resize((int(64 / f), int(64 / f)), _KERNELS[int(rng.integers(4))])
     outs = []
@@ -357,7 +357,7 @@ def superres_pair(x: Img, rng) -> Tuple[Img, Img]:
     return outs[0], outs[1]
 
 
-def deblur_pair(x: Img, rng) -> Tuple[Img, Img]:
+def deblur_pair(x: Img, rng) -> tuple[Img, Img]:
     t = float(rng.uniform(0.2, 1.0))
     blurred = op_motion_blur(x, t, rng) if rng.random() < 0.4 else _blur(x, 0.8 + 1.7 * t)
     blurred = blurred + rng.normal(0, float(rng.uniform(0.0, 0.02)), x.shape).astype(np.float32)
@@ -385,7 +385,7 @@ def _smooth_field(rng, scale: float) -> np.ndarray:
     return f * scale
 
 
-def color_pair(x: Img, rng) -> Tuple[Img, Img]:
+def color_pair(x: Img, rng) -> tuple[Img, Img]:
     yiq = x @ _YIQ.T
     outs = []
     for _ in range(2):
@@ -398,7 +398,7 @@ def color_pair(x: Img, rng) -> Tuple[Img, Img]:
     return outs[0], outs[1]
 
 
-def frameinterp_pair(x: Img, rng) -> Tuple[Img, Img]:
+def frameinterp_pair(x: Img, rng) -> tuple[Img, Img]:
     vy, vx = rng.uniform(-3.5, 3.5, 2)
     a = _shift_sub(x, -vy, -vx) + rng.normal(0, 0.005, x.shape).astype(np.float32)
     b = _shift_sub(x, vy, vx) + rng.normal(0, 0.005, x.shape).astype(np.float32)
@@ -419,7 +419,7 @@ def frameinterp_pair(x: Img, rng) -> Tuple[Img, Img]:
 
 
 def _independent(fn: Callable) -> Callable:
-    def pair(x: Img, rng) -> Tuple[Img, Img]:
+    def pair(x: Img, rng) -> tuple[Img, Img]:
         return fn(x, rng), fn(x, rng)
     return pair
 
@@ -428,7 +428,7 @@ def _mix(x: Img, rng) -> Img:
     return traditional(x, rng) if rng.random() < 0.5 else cnn_like(x, rng)
 
 
-PAIR_MAKERS: Dict[str, Callable] = {
+PAIR_MAKERS: dict[str, Callable] = {
     "traditional": _independent(traditional), "cnn": _independent(cnn_like),
     "mix": _independent(_mix), "superres": superres_pair, "deblur": deblur_pair,
     "color": color_pair, "frameinterp": frameinterp_pair,
@@ -455,7 +455,7 @@ def _srgb_to_lab(u8: np.ndarray) -> np.ndarray:
     return lab
 
 
-def _observer_features(u8: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _observer_features(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Blurred Lab and L-gradient magnitude of a uint8 batch (the observer's internal view)."""
     lab = _srgb_to_lab(u8)
     blurred = ndimage.gaussian_filter(lab, (0, OBS_SIGMA, OBS_SIGMA, 0), mode="reflect")
@@ -496,7 +496,7 @@ def _save_npy(value: float, path: Path) -> None:
         np.save(fh, np.array([value], dtype=np.float32), allow_pickle=False)
 
 
-def _build_set(args: Tuple[str, str, int, int]) -> str:
+def _build_set(args: tuple[str, str, int, int]) -> str:
     """Generate and write one set (module level so a worker process can run it)."""
     root, key, seed, n = args
     photos = _PHOTOS_CACHE or load_photos()
@@ -547,7 +547,7 @@ def _build_set(args: Tuple[str, str, int, int]) -> str:
     return key
 
 
-_PHOTOS_CACHE: List[np.ndarray] = []
+_PHOTOS_CACHE: list[np.ndarray] = []
 
 
 def synthetic_note(seed: int) -> str:
@@ -568,7 +568,7 @@ def synthetic_note(seed: int) -> str:
 
 
 def make_mini(out_dir: PathLike, seed: int = 0, *, force: bool = False,
-              workers: Optional[int] = None, progress: bool = True) -> Path:
+              workers: int | None = None, progress: bool = True) -> Path:
     """Build the synthetic mini set into ``out_dir`` and return its path.
 
     The set is generated in a temporary folder beside ``out_dir`` and renamed into place only
@@ -577,9 +577,10 @@ def make_mini(out_dir: PathLike, seed: int = 0, *, force: bool = False,
     is refused unless ``force=True`` (then it is replaced). ``workers`` processes build the
     sets in parallel (default: every usable core); the files do not depend on it.
     """
-    from .pack import default_workers, make_bar
     import concurrent.futures as cf
     import multiprocessing as mp
+
+    from .pack import default_workers, make_bar
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

@@ -27,17 +27,17 @@ import json
 import multiprocessing as mp
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 
-from .._io import FileLock, TMP_MARK, atomic_path, remove_stale_temps
+from .._io import TMP_MARK, FileLock, atomic_path, remove_stale_temps
 from .._version import __version__
 from ..errors import DataError
 from .images import PATCH, decode_images, load_judgments
-from .layout import (ALL_KEYS, SetFiles, discover, folders_of, is_synthetic_root, resolve_root,
-                     scan_set, split_key)
+from .layout import ALL_KEYS, SetFiles, discover, folders_of, is_synthetic_root, resolve_root, scan_set, split_key
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -73,13 +73,13 @@ def make_bar(total: int, desc: str, progress: bool, unit: str = "img"):
 
 # --------------------------------------------------------------------------- parallel decode
 
-def _decode_task(image_lists: Tuple[Tuple[str, ...], ...], judgment_list: Tuple[str, ...]
-                 ) -> Tuple[List[np.ndarray], np.ndarray]:
+def _decode_task(image_lists: tuple[tuple[str, ...], ...], judgment_list: tuple[str, ...]
+                 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Worker: decode one slice of a set (module level so it pickles)."""
     return [decode_images(paths) for paths in image_lists], load_judgments(judgment_list)
 
 
-def _tasks(sf: SetFiles) -> Iterator[Tuple[int, Tuple[Tuple[str, ...], ...], Tuple[str, ...]]]:
+def _tasks(sf: SetFiles) -> Iterator[tuple[int, tuple[tuple[str, ...], ...], tuple[str, ...]]]:
     folders = folders_of(sf.key)
     img_folders, jfolder = folders[:-1], folders[-1]
     for start in range(0, len(sf), TASK_ITEMS):
@@ -89,7 +89,7 @@ def _tasks(sf: SetFiles) -> Iterator[Tuple[int, Tuple[Tuple[str, ...], ...], Tup
 
 
 @contextlib.contextmanager
-def decode_pool(workers: Optional[int], n_images: int) -> Iterator[Optional[cf.Executor]]:
+def decode_pool(workers: int | None, n_images: int) -> Iterator[cf.Executor | None]:
     """A process pool for decoding, or ``None`` when one worker (or a small job) suffices."""
     w = default_workers() if workers is None else int(workers)
     if w < 1:
@@ -106,8 +106,8 @@ def decode_pool(workers: Optional[int], n_images: int) -> Iterator[Optional[cf.E
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def iter_decoded(sf: SetFiles, pool: Optional[cf.Executor], bar=None
-                 ) -> Iterator[Tuple[int, List[np.ndarray], np.ndarray]]:
+def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar=None
+                 ) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
     """Yield ``(start, [images per image folder], judgments)`` for consecutive slices, in order."""
     n_img_folders = len(folders_of(sf.key)) - 1
     if pool is None:
@@ -118,7 +118,7 @@ def iter_decoded(sf: SetFiles, pool: Optional[cf.Executor], bar=None
             yield start, arrays, j
         return
     window = 2 * (getattr(pool, "_max_workers", 2) or 2)
-    pending: "collections.deque[Tuple[int, int, cf.Future]]" = collections.deque()
+    pending: collections.deque[tuple[int, int, cf.Future]] = collections.deque()
     tasks = _tasks(sf)
     try:
         for start, images, judg in tasks:
@@ -140,7 +140,7 @@ def iter_decoded(sf: SetFiles, pool: Optional[cf.Executor], bar=None
             fut.cancel()
 
 
-def decode_set(sf: SetFiles, pool: Optional[cf.Executor] = None, bar=None) -> Dict[str, np.ndarray]:
+def decode_set(sf: SetFiles, pool: cf.Executor | None = None, bar=None) -> dict[str, np.ndarray]:
     """Decode a whole set into memory: ``{"ref": ..., "p0": ..., "judge": ...}``."""
     folders = folders_of(sf.key)
     n = len(sf)
@@ -148,7 +148,7 @@ def decode_set(sf: SetFiles, pool: Optional[cf.Executor] = None, bar=None) -> Di
     out[folders[-1]] = np.empty((n,), np.float32)
     for start, arrays, j in iter_decoded(sf, pool, bar):
         stop = start + len(j)
-        for f, a in zip(folders[:-1], arrays):
+        for f, a in zip(folders[:-1], arrays, strict=False):
             out[f][start:stop] = a
         out[folders[-1]][start:stop] = j
     return out
@@ -187,7 +187,7 @@ def _attr_str(v: Any) -> str:
     return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
-def _member(f: "Any", path: PathLike, name: str, what: str) -> Optional[Any]:
+def _member(f: Any, path: PathLike, name: str, what: str) -> Any | None:
     """The group or dataset at ``/name`` of ``f``, ``None`` if there is no such entry.
 
     Only entries stored in the file itself are accepted: a soft or external link (which could
@@ -218,7 +218,7 @@ def _member(f: "Any", path: PathLike, name: str, what: str) -> Optional[Any]:
     return obj
 
 
-def check_schema(f: "Any", path: PathLike) -> Dict[str, Any]:
+def check_schema(f: Any, path: PathLike) -> dict[str, Any]:
     """Check an open ``h5py.File`` is a bapps-toolkit file with a sound schema (no checksums).
 
     Every group and array on the way to the data must be stored in the file itself: links
@@ -301,13 +301,13 @@ def open_h5(path: PathLike):
     return f, info
 
 
-def read_stems(ds) -> List[str]:
+def read_stems(ds) -> list[str]:
     return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in ds[...]]
 
 
 # --------------------------------------------------------------------------- pack
 
-def pack(root: PathLike, out_h5: PathLike, *, workers: Optional[int] = None, force: bool = False,
+def pack(root: PathLike, out_h5: PathLike, *, workers: int | None = None, force: bool = False,
          progress: bool = True) -> Path:
     """Pack every BAPPS set under ``root`` into the HDF5 file ``out_h5``; returns its path.
 
@@ -368,7 +368,7 @@ def _write_set(f, sf: SetFiles, pool, bar) -> None:
     hashes = {name: hashlib.sha256() for name in folders[:-1]}
     for start, arrays, j in iter_decoded(sf, pool, bar):
         stop = start + len(j)
-        for name, a in zip(folders[:-1], arrays):
+        for name, a in zip(folders[:-1], arrays, strict=False):
             dsets[name][start:stop] = a
             hashes[name].update(np.ascontiguousarray(a).data)
         judg[start:stop] = j
@@ -377,7 +377,7 @@ def _write_set(f, sf: SetFiles, pool, bar) -> None:
     _write_judgments_and_stems(g, folders[-1], judg, sf.stems)
 
 
-def write_packed(out_h5: PathLike, sets: Dict[str, Tuple[Dict[str, np.ndarray], List[str]]], *,
+def write_packed(out_h5: PathLike, sets: dict[str, tuple[dict[str, np.ndarray], list[str]]], *,
                  source: str, synthetic: bool) -> Path:
     """Write in-memory arrays as a ``bapps-h5/1`` file (atomically): ``sets[key] = (arrays,
     stems)`` with ``arrays`` holding the set's image folders (uint8 ``[N, 64, 64, 3]``) and its
@@ -411,7 +411,7 @@ def write_packed(out_h5: PathLike, sets: Dict[str, Tuple[Dict[str, np.ndarray], 
 
 # --------------------------------------------------------------------------- verify
 
-def verify(h5: PathLike, *, progress: bool = False) -> Dict[str, Any]:
+def verify(h5: PathLike, *, progress: bool = False) -> dict[str, Any]:
     """Re-check a packed file: marker, schema, counts, judgment range and every SHA-256.
 
     Returns a summary ``{"path", "format", "toolkit_version", "source", "synthetic", "sets":

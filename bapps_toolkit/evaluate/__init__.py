@@ -5,8 +5,14 @@
 """
 from .runner import EvaluationResult, evaluate, run_evaluation, write_distances
 from .scores import (
-    bootstrap_ci, bootstrap_distribution, human_ceiling_2afc, jnd_map, jnd_pr_curve,
-    paired_bootstrap, per_item_2afc, score_2afc,
+    bootstrap_ci,
+    bootstrap_distribution,
+    human_ceiling_2afc,
+    jnd_map,
+    jnd_pr_curve,
+    paired_bootstrap,
+    per_item_2afc,
+    score_2afc,
 )
 
 __all__ = [

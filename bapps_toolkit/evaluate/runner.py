@@ -28,13 +28,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 
 from .scores import (
-    _percentile_interval, bootstrap_distribution, human_ceiling_2afc, jnd_map, score_2afc,
+    _percentile_interval,
+    bootstrap_distribution,
+    human_ceiling_2afc,
+    jnd_map,
+    score_2afc,
 )
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -67,12 +72,12 @@ class SetDistances:
     metric: str
     label: str
     key: str
-    stems: List[str]
-    d0: Optional[np.ndarray] = None
-    d1: Optional[np.ndarray] = None
-    judge: Optional[np.ndarray] = None
-    d: Optional[np.ndarray] = None
-    same: Optional[np.ndarray] = None
+    stems: list[str]
+    d0: np.ndarray | None = None
+    d1: np.ndarray | None = None
+    judge: np.ndarray | None = None
+    d: np.ndarray | None = None
+    same: np.ndarray | None = None
 
     @property
     def mode(self) -> str:
@@ -84,7 +89,7 @@ class EvaluationResult:
     """:attr:`table` (the tidy DataFrame) and :attr:`distances` (per metric and set)."""
 
     table: Any
-    distances: List[SetDistances]
+    distances: list[SetDistances]
     n_boot: int
     seed: int
 
@@ -92,7 +97,7 @@ class EvaluationResult:
 # --------------------------------------------------------------------------------------------
 # Metric resolution
 # --------------------------------------------------------------------------------------------
-def _net_of(name: str) -> Optional[str]:
+def _net_of(name: str) -> str | None:
     tokens = name.lower().replace("_", "-").split("-")
     for net in _NETS:
         if net in tokens:
@@ -106,9 +111,9 @@ def _looks_like_checkpoint(spec: str) -> bool:
 
 
 def resolve_metric(
-    spec: Any, *, backbone_weights: Optional[Mapping[str, Any]] = None,
-    lin_weights: Optional[Mapping[str, Any]] = None,
-) -> Tuple[str, Any]:
+    spec: Any, *, backbone_weights: Mapping[str, Any] | None = None,
+    lin_weights: Mapping[str, Any] | None = None,
+) -> tuple[str, Any]:
     """``(metric_id, Metric)`` from a registry name, a Metric object or a training checkpoint path.
 
     ``backbone_weights`` / ``lin_weights`` map a network name (``alex``, ``vgg``, ``squeeze``) to
@@ -131,7 +136,7 @@ def resolve_metric(
         path = Path(text)
         where = f"{path.parent.name}/{path.name}" if path.is_file() and path.parent.name else path.name
         return f"{metric.name}[{where}]", metric
-    options: Dict[str, Any] = {}
+    options: dict[str, Any] = {}
     net = _net_of(text)
     if net is not None:
         if backbone_weights and net in backbone_weights:
@@ -156,13 +161,13 @@ def metric_label(metric_id: str, metric: Any) -> str:
     return metric.label.replace(metric.name, metric_id, 1)
 
 
-def parse_weight_specs(items: Sequence[str], option: str, *, allow_random: bool) -> Dict[str, str]:
+def parse_weight_specs(items: Sequence[str], option: str, *, allow_random: bool) -> dict[str, str]:
     """``["alex=PATH", "vgg=random"]`` -> ``{"alex": "PATH", "vgg": "random"}``.
 
     Errors name ``option``: missing ``=``, unknown network, the same network twice, a file that
     does not exist, ``random`` where it is not allowed.
     """
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     for item in items or []:
         net, sep, value = str(item).partition("=")
         net = net.strip().lower()
@@ -217,6 +222,7 @@ class _BatchCaller:
 
     def pairs(self, ref_u8, p0_u8, p1_u8, device, first: bool):
         import torch
+
         from ..data import to_model_input
 
         n = ref_u8.shape[0]
@@ -225,6 +231,7 @@ class _BatchCaller:
 
     def single(self, p0_u8, p1_u8, device, first: bool):
         import torch
+
         from ..data import to_model_input
 
         n = p0_u8.shape[0]
@@ -240,7 +247,7 @@ def _as_tensor(x, device):
     return torch.from_numpy(np.ascontiguousarray(x)).to(device)
 
 
-def _distances_2afc(caller: _BatchCaller, s, device, batch_size: int, bar) -> Tuple[np.ndarray, np.ndarray]:
+def _distances_2afc(caller: _BatchCaller, s, device, batch_size: int, bar) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
     ref, p0, p1 = (_as_tensor(a, device) for a in (s.ref, s.p0, s.p1))
@@ -286,9 +293,9 @@ class _StreamedSet:
             self._n = len(ds)
         finally:
             ds.close()
-        self.stems: Optional[List[str]] = None
-        self.judge: Optional[np.ndarray] = None
-        self.same: Optional[np.ndarray] = None
+        self.stems: list[str] | None = None
+        self.judge: np.ndarray | None = None
+        self.same: np.ndarray | None = None
         self.synthetic = False
 
     def __len__(self) -> int:
@@ -299,8 +306,8 @@ class _StreamedSet:
 
         source, key, chunk, device = self._args
         twoafc = key.startswith("2afc/")
-        stems: List[str] = []
-        values: List[np.ndarray] = []
+        stems: list[str] = []
+        values: list[np.ndarray] = []
         for piece in (iter_2afc_chunks if twoafc else iter_jnd_chunks)(source, key, chunk, device=device):
             stems.extend(piece.stems)
             values.append(_as_numpy(piece.judge if twoafc else piece.same).astype(np.float64).reshape(-1))
@@ -315,7 +322,7 @@ class _StreamedSet:
                 self.same = vals
 
 
-def _set_distances_2afc(caller: _BatchCaller, s, device, batch_size: int, bar) -> Tuple[np.ndarray, np.ndarray]:
+def _set_distances_2afc(caller: _BatchCaller, s, device, batch_size: int, bar) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(s, _StreamedSet):
         return _distances_2afc(caller, s, device, batch_size, bar)
     parts = [_distances_2afc(caller, piece, device, batch_size, bar) for piece in s.pieces()]
@@ -342,11 +349,11 @@ def _set_seed(seed: int, key: str) -> int:
 # Public API
 # --------------------------------------------------------------------------------------------
 def run_evaluation(
-    source: PathLike, metrics: Sequence[Any], *, datasets: Optional[Sequence[str]] = None,
-    batch_size: Optional[int] = None, device: Any = None, n_boot: int = 1000, seed: int = 0,
-    alpha: float = 0.05, save_distances: Optional[PathLike] = None, progress: bool = True,
-    backbone_weights: Optional[Mapping[str, Any]] = None,
-    lin_weights: Optional[Mapping[str, Any]] = None,
+    source: PathLike, metrics: Sequence[Any], *, datasets: Sequence[str] | None = None,
+    batch_size: int | None = None, device: Any = None, n_boot: int = 1000, seed: int = 0,
+    alpha: float = 0.05, save_distances: PathLike | None = None, progress: bool = True,
+    backbone_weights: Mapping[str, Any] | None = None,
+    lin_weights: Mapping[str, Any] | None = None,
     stream: bool = False, chunk_size: int = DEFAULT_CHUNK,
 ) -> EvaluationResult:
     """Like :func:`evaluate`, returning the table and the per-item distances."""
@@ -388,16 +395,16 @@ def run_evaluation(
     keys_2afc = [k for k in selected if k.startswith("2afc/")]
     keys_jnd = [k for k in selected if k.startswith("jnd/")]
     if stream:
-        sets_2afc: List[Any] = [_StreamedSet(src, k, chunk_size, dev) for k in keys_2afc]
-        sets_jnd: List[Any] = [_StreamedSet(src, k, chunk_size, dev) for k in keys_jnd]
+        sets_2afc: list[Any] = [_StreamedSet(src, k, chunk_size, dev) for k in keys_2afc]
+        sets_jnd: list[Any] = [_StreamedSet(src, k, chunk_size, dev) for k in keys_jnd]
     else:
         sets_2afc = load_2afc(src, keys_2afc, device=dev) if keys_2afc else []
         sets_jnd = load_jnd(src, keys_jnd, device=dev) if keys_jnd else []
 
-    rows: List[Dict[str, Any]] = []
-    distances: List[SetDistances] = []
-    boots: Dict[Tuple[str, str], np.ndarray] = {}  # (metric, key) -> bootstrap scores
-    meta: Dict[str, Dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    distances: list[SetDistances] = []
+    boots: dict[tuple[str, str], np.ndarray] = {}  # (metric, key) -> bootstrap scores
+    meta: dict[str, dict[str, Any]] = {}
 
     def add_row(mid, label, calibrated, mode, split, category, n, score, boot, synthetic):
         lo, hi = _percentile_interval(boot, alpha)
@@ -460,7 +467,7 @@ def run_evaluation(
     return result
 
 
-def select_sets(present: Sequence[str], datasets: Optional[Sequence[str]], *, source: Any = "") -> List[str]:
+def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> list[str]:
     """Keys of ``present`` chosen by ``datasets`` (None = all).
 
     A spec matches a key ``mode/split/category`` when its parts equal the key's leading parts
@@ -472,7 +479,7 @@ def select_sets(present: Sequence[str], datasets: Optional[Sequence[str]], *, so
 
     if not datasets:
         return list(present)
-    chosen: List[str] = []
+    chosen: list[str] = []
     for spec in datasets:
         parts = [p for p in str(spec).strip().lower().split("/") if p]
         hits = [k for k in present
@@ -484,11 +491,11 @@ def select_sets(present: Sequence[str], datasets: Optional[Sequence[str]], *, so
 
 
 def evaluate(
-    source: PathLike, metrics: Sequence[Any], *, datasets: Optional[Sequence[str]] = None,
-    batch_size: Optional[int] = None, device: Any = None, n_boot: int = 1000, seed: int = 0,
-    save_distances: Optional[PathLike] = None, progress: bool = True,
-    backbone_weights: Optional[Mapping[str, Any]] = None,
-    lin_weights: Optional[Mapping[str, Any]] = None, alpha: float = 0.05,
+    source: PathLike, metrics: Sequence[Any], *, datasets: Sequence[str] | None = None,
+    batch_size: int | None = None, device: Any = None, n_boot: int = 1000, seed: int = 0,
+    save_distances: PathLike | None = None, progress: bool = True,
+    backbone_weights: Mapping[str, Any] | None = None,
+    lin_weights: Mapping[str, Any] | None = None, alpha: float = 0.05,
     stream: bool = False, chunk_size: int = DEFAULT_CHUNK,
 ):
     """Score ``metrics`` on every 2AFC and JND set of ``source``; returns the tidy DataFrame.
@@ -546,7 +553,7 @@ def write_distances(distances: Sequence[SetDistances], path: PathLike) -> Path:
         with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
             frame.to_csv(fh, index=False)
     elif suffix == ".npz":
-        arrays: Dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray] = {}
         for sd in distances:
             for field in ("d0", "d1", "judge", "d", "same"):
                 value = getattr(sd, field)

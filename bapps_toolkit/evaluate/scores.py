@@ -25,7 +25,8 @@ replacement, seeded, vectorised over resamples).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -130,7 +131,7 @@ human_ceiling_2afc.per_item = per_item_human_ceiling  # type: ignore[attr-define
 # --------------------------------------------------------------------------------------------
 # JND
 # --------------------------------------------------------------------------------------------
-def _jnd_checked(d: Any, same: Any) -> Tuple[np.ndarray, np.ndarray]:
+def _jnd_checked(d: Any, same: Any) -> tuple[np.ndarray, np.ndarray]:
     x, s = as_items(d, "d"), as_items(same, "same")
     _check_same_length(d=x, same=s)
     _check_finite("d", x)
@@ -140,7 +141,7 @@ def _jnd_checked(d: Any, same: Any) -> Tuple[np.ndarray, np.ndarray]:
     return x, s
 
 
-def _pr_batched(d: np.ndarray, same: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _pr_batched(d: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall along the last axis (rows are independent data sets)."""
     order = np.argsort(d, axis=-1, kind="stable")
     s = np.take_along_axis(same, order, axis=-1)
@@ -173,7 +174,7 @@ def _jnd_map_batched(d: np.ndarray, same: np.ndarray) -> np.ndarray:
     return np.where(same.sum(axis=-1) > 0, ap, np.nan)
 
 
-def jnd_pr_curve(d: Any, same: Any) -> Tuple[np.ndarray, np.ndarray]:
+def jnd_pr_curve(d: Any, same: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(precision, recall)`` after sorting pairs by increasing distance (stable), for plots."""
     x, s = _jnd_checked(d, same)
     return _pr_batched(x, s)
@@ -294,7 +295,7 @@ def bootstrap_distribution(
     return np.concatenate([fn(idx) for idx in _resample_blocks(n, int(n_boot), seed)])
 
 
-def _percentile_interval(boot: np.ndarray, alpha: float) -> Tuple[float, float]:
+def _percentile_interval(boot: np.ndarray, alpha: float) -> tuple[float, float]:
     finite = boot[np.isfinite(boot)]
     if finite.size == 0:
         return float("nan"), float("nan")
@@ -305,7 +306,7 @@ def _percentile_interval(boot: np.ndarray, alpha: float) -> Tuple[float, float]:
 def bootstrap_ci(
     score_fn: Callable[..., float], *arrays: Any, n_boot: int = 1000, seed: int = 0,
     alpha: float = 0.05,
-) -> Tuple[float, float]:
+) -> tuple[float, float]:
     """Percentile bootstrap ``(low, high)`` interval (coverage ``1 - alpha``) of ``score_fn``.
 
     Items (triplets or pairs) are resampled with replacement, ``n_boot`` times, with
@@ -322,7 +323,7 @@ def bootstrap_ci(
 def paired_bootstrap(
     score_fn: Callable[..., float], a_arrays: Sequence[Any], b_arrays: Sequence[Any], *,
     n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-) -> Tuple[float, Tuple[float, float], float]:
+) -> tuple[float, tuple[float, float], float]:
     """Paired bootstrap comparison of two metrics scored on the same items.
 
     ``a_arrays`` / ``b_arrays`` are the argument tuples of ``score_fn`` for metric A and B

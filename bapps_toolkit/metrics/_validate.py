@@ -5,11 +5,11 @@ All checks raise :class:`ValueError` whose message names the argument and what i
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 
-Range = Tuple[float, float]
+Range = tuple[float, float]
 
 #: Slack allowed on the declared range, so that float round-off (e.g. 1.0000001) is not an error.
 RANGE_TOLERANCE = 1e-4
@@ -34,7 +34,7 @@ def validate_pair(
     input_range: Range,
     channels: Sequence[int] = (1, 3),
     min_size: int = 1,
-    names: Tuple[str, str] = ("x0", "x1"),
+    names: tuple[str, str] = ("x0", "x1"),
 ) -> None:
     """Check a pair of image batches before a metric touches them.
 
@@ -42,7 +42,7 @@ def validate_pair(
     identical shapes, ``C`` in ``channels``, ``min(H, W) >= min_size``, finite values, values
     inside ``input_range`` (± :data:`RANGE_TOLERANCE`).
     """
-    for t, n in zip((x0, x1), names):
+    for t, n in zip((x0, x1), names, strict=False):
         if not isinstance(t, torch.Tensor):
             raise ValueError(f"{metric}: {n} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() != 4:
@@ -72,7 +72,7 @@ def validate_pair(
             f">= {min_size}"
         )
     lo, hi = input_range
-    for t, n in zip((x0, x1), names):
+    for t, n in zip((x0, x1), names, strict=False):
         with torch.no_grad():
             # One pass: NaN propagates into min/max and ±Inf lies outside any finite range, so
             # the finiteness count is only computed when something is wrong.

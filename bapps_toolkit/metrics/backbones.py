@@ -26,35 +26,36 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import torch
 from torch import nn
 
 from ..errors import WeightsError
 
-NETS: Tuple[str, ...] = ("alex", "vgg", "squeeze")
+NETS: tuple[str, ...] = ("alex", "vgg", "squeeze")
 
 #: torchvision architecture names, used in messages.
-TORCHVISION_NAMES: Dict[str, str] = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
+TORCHVISION_NAMES: dict[str, str] = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
 
 #: Index (in ``features``) of the module after which each official LPIPS tap is taken.
-LPIPS_TAPS: Dict[str, Tuple[int, ...]] = {
+LPIPS_TAPS: dict[str, tuple[int, ...]] = {
     "alex": (1, 4, 7, 9, 11),
     "vgg": (3, 8, 15, 22, 29),
     "squeeze": (1, 4, 7, 9, 10, 11, 12),
 }
 
 #: Channels of the official LPIPS taps.
-LPIPS_CHANNELS: Dict[str, Tuple[int, ...]] = {
+LPIPS_CHANNELS: dict[str, tuple[int, ...]] = {
     "alex": (64, 192, 384, 256, 256),
     "vgg": (64, 128, 256, 512, 512),
     "squeeze": (64, 128, 256, 384, 384, 512, 512),
 }
 
 #: VGG16 ReLU names → index in ``features`` (used by PDL's ``layers`` option).
-VGG16_RELUS: Dict[str, int] = {
+VGG16_RELUS: dict[str, int] = {
     "relu1_1": 1, "relu1_2": 3,
     "relu2_1": 6, "relu2_2": 8,
     "relu3_1": 11, "relu3_2": 13, "relu3_3": 15,
@@ -66,7 +67,7 @@ VGG16_RELUS: Dict[str, int] = {
 #: against the layer arithmetic): AlexNet's stride-4 11×11 conv and two 3×3/2 max-pools need
 #: 31 pixels; VGG16's four 2×2 pools before relu5_3 need 16; SqueezeNet 1.1's stride-2 conv and
 #: three 3×3/2 ceil-mode pools need 17 (its input to every pool must be ≥ 3).
-MIN_SIZE: Dict[str, int] = {"alex": 31, "vgg": 16, "squeeze": 17}
+MIN_SIZE: dict[str, int] = {"alex": 31, "vgg": 16, "squeeze": 17}
 
 #: Seed of the documented random initialisation used by ``backbone_weights="random"``.
 DEFAULT_RANDOM_SEED = 0
@@ -107,7 +108,7 @@ def _alexnet_features() -> nn.Sequential:
 
 def _vgg16_features() -> nn.Sequential:
     cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
-    layers: List[nn.Module] = []
+    layers: list[nn.Module] = []
     cin = 3
     for v in cfg:
         if v == "M":
@@ -144,7 +145,7 @@ def check_net(net: str) -> str:
     return key
 
 
-def _tap_channels(features: nn.Sequential, taps: Sequence[int]) -> List[int]:
+def _tap_channels(features: nn.Sequential, taps: Sequence[int]) -> list[int]:
     """Output channels after each tap index (from the last conv/Fire at or before it)."""
     out = []
     for t in taps:
@@ -170,7 +171,7 @@ class Backbone(nn.Module):
     differentiable, gradients reach ``x`` in its own dtype.
     """
 
-    def __init__(self, net: str, taps: Optional[Sequence[int]] = None):
+    def __init__(self, net: str, taps: Sequence[int] | None = None):
         super().__init__()
         self.net = check_net(net)
         # Built on the meta device and zero-filled: no default init (which would draw from the
@@ -188,16 +189,16 @@ class Backbone(nn.Module):
             raise ValueError(
                 f"taps must be strictly increasing indices in [0, {len(self.features) - 1}], got {taps}"
             )
-        self.taps: Tuple[int, ...] = taps
-        self.channels: List[int] = _tap_channels(self.features, taps)
+        self.taps: tuple[int, ...] = taps
+        self.channels: list[int] = _tap_channels(self.features, taps)
 
     @property
     def dtype(self) -> torch.dtype:
         """The dtype of the network's parameters (what :meth:`forward` computes in)."""
         return next(self.features.parameters()).dtype
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        out: List[torch.Tensor] = []
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out: list[torch.Tensor] = []
         k = 0
         h = x.to(self.dtype)
         for i, module in enumerate(self.features):
@@ -213,7 +214,7 @@ class Backbone(nn.Module):
         return f"net={self.net!r}, taps={self.taps}"
 
 
-def build_backbone(net: str, taps: Optional[Sequence[int]] = None) -> Backbone:
+def build_backbone(net: str, taps: Sequence[int] | None = None) -> Backbone:
     """A backbone whose parameters are all zero; give it weights with
     :func:`load_backbone_state_dict` or :func:`random_init_` (or use :func:`resolve_backbone`)."""
     return Backbone(net, taps)
@@ -286,10 +287,10 @@ def resolve_backbone(
     net: str,
     backbone_weights: BackboneWeights = None,
     *,
-    taps: Optional[Sequence[int]] = None,
+    taps: Sequence[int] | None = None,
     random_seed: int = DEFAULT_RANDOM_SEED,
     metric: str = "metric",
-) -> Tuple[Backbone, bool, str]:
+) -> tuple[Backbone, bool, str]:
     """Build a backbone and give it weights; return ``(backbone, calibrated, note)``.
 
     ``backbone_weights``:

@@ -14,7 +14,7 @@ Contract (tested for every registered name):
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -91,7 +91,7 @@ class Metric(nn.Module):
 
     def pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` for 2AFC triplets (``validate`` as in :meth:`distance`).
 
         Deep metrics override this so the reference patch goes through the network once.
@@ -107,7 +107,7 @@ class Metric(nn.Module):
         return s
 
 
-_REGISTRY: Dict[str, Tuple[Callable[..., Metric], str]] = {}
+_REGISTRY: dict[str, tuple[Callable[..., Metric], str]] = {}
 
 
 def register_metric(name: str, factory: Callable[..., Metric], description: str) -> None:
@@ -117,12 +117,12 @@ def register_metric(name: str, factory: Callable[..., Metric], description: str)
     _REGISTRY[name] = (factory, description)
 
 
-def list_metrics() -> List[str]:
+def list_metrics() -> list[str]:
     """Names accepted by :func:`create_metric`, sorted."""
     return sorted(_REGISTRY)
 
 
-def describe_metrics() -> Dict[str, str]:
+def describe_metrics() -> dict[str, str]:
     """``{name: one-line description}`` for every registered metric."""
     return {k: v[1] for k, v in sorted(_REGISTRY.items())}
 

@@ -37,7 +37,6 @@ in pieces of :data:`LAB_CHUNK_VALUES` values so the temporaries stay in the CPU 
 from __future__ import annotations
 
 import functools
-from typing import Tuple
 
 import torch
 
@@ -135,7 +134,7 @@ def quantize_official(x_sym: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _official_tables(dtype: torch.dtype, device: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _official_tables(dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(256-entry sRGB→linear table, white-normalised XYZ matrix, Lab matrix), built in float64."""
     codes = torch.arange(256, dtype=torch.float64) / 255.0
     lut = srgb_to_linear(codes)

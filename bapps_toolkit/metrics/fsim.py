@@ -65,8 +65,8 @@ Videre 1(3), 1999; MATLAB code at https://www4.comp.polyu.edu.hk/~cslzhang/IQA/F
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence, Tuple
 
 import numpy as np
 import torch
@@ -138,7 +138,7 @@ def _matlab_range(n: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _filter_bank(rows: int, cols: int) -> Tuple[np.ndarray, np.ndarray]:
+def _filter_bank(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Log-Gabor bank ``[O, S, rows, cols]`` (0 frequency at the corner) and, per orientation,
     the factor ``c_o`` such that phasecong2's noise threshold is ``T_o = c_o * sqrt(median_o)``.
 
@@ -188,7 +188,7 @@ def _filter_bank(rows: int, cols: int) -> Tuple[np.ndarray, np.ndarray]:
 @lru_cache(maxsize=16)
 def _filter_bank_tensors(
     rows: int, cols: int, dtype: torch.dtype, device: torch.device
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     bank, coef = _filter_bank(rows, cols)
     return (torch.tensor(bank, dtype=dtype, device=device),
             torch.tensor(coef, dtype=dtype, device=device))

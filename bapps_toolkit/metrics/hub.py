@@ -18,14 +18,13 @@ import os
 import pickle
 import re
 from pathlib import Path
-from typing import Dict, Optional
 
 from .._download import download_file
 from .._io import PathLike, sha256_file
 from ..errors import DownloadError, WeightsError
 
 #: torchvision's published ImageNet weights for the three LPIPS backbones.
-TORCHVISION_WEIGHTS: Dict[str, str] = {
+TORCHVISION_WEIGHTS: dict[str, str] = {
     "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
     "vgg": "https://download.pytorch.org/models/vgg16-397923af.pth",
     "squeeze": "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
@@ -63,13 +62,13 @@ def weights_filename(net: str) -> str:
     return TORCHVISION_WEIGHTS[_check_net(net)].rsplit("/", 1)[-1]
 
 
-def hash_prefix(filename: str) -> Optional[str]:
+def hash_prefix(filename: str) -> str | None:
     """The SHA-256 prefix in a torch.hub style name (``vgg16-397923af.pth`` -> ``397923af``)."""
     m = _HASH_REGEX.search(filename)
     return m.group(1) if m and m.group(1) else None
 
 
-def weights_url(net: str, base_url: Optional[str] = None) -> str:
+def weights_url(net: str, base_url: str | None = None) -> str:
     """Download address: ``base_url`` or ``$BAPPS_WEIGHTS_BASE_URL`` + file name, else torchvision's."""
     base = base_url or os.environ.get(BASE_URL_ENV)
     if base:
@@ -85,7 +84,7 @@ def _how_to_get(net: str, path: Path, url: str) -> str:
             f"backbone")
 
 
-def backbone_weights_file(net: str, *, download: bool = True, base_url: Optional[str] = None,
+def backbone_weights_file(net: str, *, download: bool = True, base_url: str | None = None,
                           progress: bool = True) -> Path:
     """Path of torchvision's ImageNet weights for ``net`` (``alex``, ``vgg``, ``squeeze``).
 
@@ -129,7 +128,7 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30)
 
 
-def load_state_dict_file(path: PathLike) -> Dict[str, "torch.Tensor"]:  # noqa: F821
+def load_state_dict_file(path: PathLike) -> dict[str, torch.Tensor]:  # noqa: F821
     """Read a state dict (parameter name -> tensor, on CPU) without ever running code.
 
     Accepted: safetensors files, and files ``torch.load(..., weights_only=True)`` can read

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +51,7 @@ from .backbones import (
 )
 from .base import Metric, register_metric
 
-VERSIONS: Tuple[str, ...] = ("0.1", "0.0")
+VERSIONS: tuple[str, ...] = ("0.1", "0.0")
 #: The v0.1 scaling layer constants (applied to [-1, 1] input).
 SCALING_SHIFT = (-0.030, -0.088, -0.188)
 SCALING_SCALE = (0.458, 0.448, 0.450)
@@ -83,7 +84,7 @@ def normalize_channels(f: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
     return f / (torch.sqrt(torch.sum(f * f, dim=1, keepdim=True)) + eps)
 
 
-def check_version(version: Union[str, float]) -> str:
+def check_version(version: str | float) -> str:
     v = str(version).strip().lower().lstrip("v")
     if v not in VERSIONS:
         raise ValueError(f"version must be '0.1' or '0.0', got {version!r}")
@@ -96,7 +97,7 @@ def shipped_lin_weights(net: str, version: str = "0.1") -> Path:
     return WEIGHTS_DIR / f"v{check_version(version)}" / f"{check_net(net)}.pth"
 
 
-def find_installed_lpips_weights(net: str, version: str = "0.1") -> Optional[Path]:
+def find_installed_lpips_weights(net: str, version: str = "0.1") -> Path | None:
     """The official linear-weight file inside an installed ``lpips`` package, or ``None``.
 
     Locates the package with :func:`importlib.util.find_spec` (which does not import a
@@ -109,7 +110,7 @@ def find_installed_lpips_weights(net: str, version: str = "0.1") -> Optional[Pat
         return None
     if spec is None:
         return None
-    dirs: List[Path] = []
+    dirs: list[Path] = []
     if spec.origin and spec.origin not in ("namespace", "built-in", "frozen"):
         dirs.append(Path(spec.origin).parent)
     dirs += [Path(d) for d in (spec.submodule_search_locations or [])]
@@ -120,9 +121,9 @@ def find_installed_lpips_weights(net: str, version: str = "0.1") -> Optional[Pat
     return None
 
 
-def _normalise_official(state: Mapping[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
+def _normalise_official(state: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """Keep ``lin{k}.model.{0,1}.weight`` entries as ``lin{k}.model.1.weight``; refuse others."""
-    out: Dict[str, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
     others = []
     for key, value in state.items():
         m = _OFFICIAL_KEY.match(str(key))
@@ -154,7 +155,7 @@ def _normalise_official(state: Mapping[str, torch.Tensor], source: str) -> Dict[
     return {f"lin{k}.model.1.weight": out[f"lin{k}.model.1.weight"] for k in ks}
 
 
-def load_official_lin_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+def load_official_lin_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Read an official-layout LPIPS linear-weight file (``.pth`` via ``weights_only=True``, or
     safetensors) → ``{"lin0.model.1.weight": [1, C0, 1, 1], …}`` on CPU.
 
@@ -169,7 +170,7 @@ def load_official_lin_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]
     return _normalise_official(load_state_dict_file(path), str(path))
 
 
-def official_lin_state_dict(model: "LPIPS") -> Dict[str, torch.Tensor]:
+def official_lin_state_dict(model: LPIPS) -> dict[str, torch.Tensor]:
     """The model's linear layers in the official layout (``lin{k}.model.1.weight``,
     [1, C, 1, 1], detached CPU copies), loadable by the ``lpips`` package and by ``lin_weights=``."""
     return {f"lin{k}.model.1.weight": lin.weight.detach().to("cpu", copy=True) for k, lin in enumerate(model.lins)}
@@ -270,7 +271,7 @@ class LPIPS(Metric):
                 lin.weight.copy_(state[f"lin{k}.model.1.weight"].to(lin.weight.dtype))
 
     # -- computation --------------------------------------------------------------------------
-    def features(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Unit-normalised tap features of ``x`` (NCHW in ``input_range``, 1 or 3 channels).
 
         No validation (callers on the hot path validate once); returns one
@@ -286,14 +287,14 @@ class LPIPS(Metric):
         self,
         f0: Sequence[torch.Tensor],
         f1: Sequence[torch.Tensor],
-        size: Optional[Tuple[int, int]] = None,
+        size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Distance ``[N]`` from two lists of :meth:`features`; with ``size=(H, W)`` the map
         ``[N, 1, H, W]`` (each layer's map bilinearly upsampled, ``align_corners=False``)."""
         if len(f0) != len(self.channels) or len(f1) != len(self.channels):
             raise ValueError(f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
-        total: Optional[torch.Tensor] = None
-        for k, (a, b) in enumerate(zip(f0, f1)):
+        total: torch.Tensor | None = None
+        for k, (a, b) in enumerate(zip(f0, f1, strict=False)):
             diff = (a - b) ** 2
             if size is None:
                 # mean over positions commutes with the 1×1 linear layer
@@ -315,7 +316,7 @@ class LPIPS(Metric):
 
     def pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with one backbone pass over ``[ref; p0; p1]``."""
         if validate:
             self.validate(ref, p0)

@@ -34,7 +34,7 @@ replicate at top/left: it also drifts on odd sizes.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -76,7 +76,7 @@ def ms_ssim(
     k1: float = 0.01,
     k2: float = 0.03,
     weights: Sequence[float] = WANG_WEIGHTS,
-    scales: Optional[int] = None,
+    scales: int | None = None,
 ) -> torch.Tensor:
     """MS-SSIM per image ``[N]`` of batches ``x``, ``y`` [N, C, H, W] spanning ``data_range``.
 
@@ -145,7 +145,7 @@ class MSSSIM(Metric):
     def __init__(
         self,
         *,
-        scales: Optional[int] = None,
+        scales: int | None = None,
         win_size: int = 11,
         sigma: float = 1.5,
         k1: float = 0.01,

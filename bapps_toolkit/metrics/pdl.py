@@ -29,7 +29,7 @@ Output: ``[N]`` distances (0 for identical images, symmetric, ≥ 0).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 
@@ -39,7 +39,7 @@ from .lpips import normalize_channels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_LAYERS: Tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+DEFAULT_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 #: Indices of VGG16's max-pool modules in ``features``.
 _VGG_POOLS = (4, 9, 16, 23, 30)
 
@@ -80,7 +80,7 @@ class PDL(Metric):
         layers: Sequence[str] = DEFAULT_LAYERS,
         feature_norm: str = "none",
         pixel_weight: float = 0.0,
-        layer_weights: Optional[Sequence[float]] = None,
+        layer_weights: Sequence[float] | None = None,
         backbone_weights: BackboneWeights = None,
         input_range: Sequence[float] = (-1.0, 1.0),
         random_seed: int = DEFAULT_RANDOM_SEED,
@@ -99,7 +99,7 @@ class PDL(Metric):
         if len(set(layers)) != len(layers):
             raise ValueError(f"{self.name}: layers contains duplicates: {list(layers)}")
         order = sorted(range(len(layers)), key=lambda i: VGG16_RELUS[layers[i]])
-        self.layers: Tuple[str, ...] = tuple(layers[i] for i in order)
+        self.layers: tuple[str, ...] = tuple(layers[i] for i in order)
         if feature_norm not in ("none", "unit"):
             raise ValueError(f"{self.name}: feature_norm must be 'none' or 'unit', got {feature_norm!r}")
         self.feature_norm = feature_norm
@@ -113,7 +113,7 @@ class PDL(Metric):
             if len(weights) != len(layers):
                 raise ValueError(f"{self.name}: {len(weights)} layer_weights for {len(layers)} layers")
             weights = [weights[i] for i in order]
-        self.layer_weights: List[float] = weights
+        self.layer_weights: list[float] = weights
 
         taps = [VGG16_RELUS[l] for l in self.layers]
         self.min_size = 2 ** sum(1 for p in _VGG_POOLS if p < taps[-1])
@@ -127,7 +127,7 @@ class PDL(Metric):
             self.calibrated = False
             self.calibration_note = note
 
-    def _features(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         u = self.unit(x)
         if u.shape[1] == 1:
             u = u.expand(-1, 3, -1, -1)
@@ -138,7 +138,7 @@ class PDL(Metric):
 
     def _from_features(self, u0, f0, u1, f1) -> torch.Tensor:
         total = None
-        for w, a, b in zip(self.layer_weights, f0, f1):
+        for w, a, b in zip(self.layer_weights, f0, f1, strict=False):
             term = w * projected_distribution_loss(a, b)
             total = term if total is None else total + term
         if self.pixel_weight:

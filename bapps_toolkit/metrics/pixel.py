@@ -35,7 +35,6 @@ over channels, with the same scaling, ``[N, 1, H, W]``; its spatial mean is the 
 from __future__ import annotations
 
 import math
-from typing import Tuple
 
 import torch
 
@@ -159,7 +158,7 @@ class L2(Metric):
 
     def pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))``; ``l2-lab`` converts the reference to Lab once per triplet.
 
         Without gradients the batch is processed in cache-sized pieces of triplets.

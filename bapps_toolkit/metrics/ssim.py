@@ -46,7 +46,6 @@ per-channel mean — mathematically the same statistics, but without the cancell
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -187,7 +186,7 @@ def ssim_components(
     k1: float = 0.01,
     k2: float = 0.03,
     sample_covariance: bool = False,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel SSIM map and contrast-structure map, both ``[N, C, H − k + 1, W − k + 1]``.
 
     ``cs = (2 σxy + C2) / (σx² + σy² + C2)`` and ``ssim = l · cs`` with
@@ -227,7 +226,7 @@ def ssim_triplet(
     k2: float = 0.03,
     sample_covariance: bool = False,
     spatial: bool = False,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(SSIM(ref, p0), SSIM(ref, p1))`` with the reference's local moments computed once.
 
     Same statistics as :func:`ssim_components` (inputs centred by their detached per-image,
@@ -241,7 +240,7 @@ def ssim_triplet(
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     cs_ = [t.detach().mean(dim=(-2, -1), keepdim=True) for t in (ref, p0, p1)]
-    r, a, b = (t - c for t, c in zip((ref, p0, p1), cs_))
+    r, a, b = (t - c for t, c in zip((ref, p0, p1), cs_, strict=False))
     ch = ref.shape[1]
     stats = filter_valid(torch.cat((r, a, b, r * r, a * a, b * b, r * a, r * b), dim=1), taps)
     mr, ma, mb, mrr, maa, mbb, mra, mrb = stats.split(ch, dim=1)
@@ -331,12 +330,12 @@ class SSIM(Metric):
         *,
         colorspace: str = "rgb",
         official: bool = False,
-        gaussian: Optional[bool] = None,
-        win_size: Optional[int] = None,
+        gaussian: bool | None = None,
+        win_size: int | None = None,
         sigma: float = 1.5,
         k1: float = 0.01,
         k2: float = 0.03,
-        sample_covariance: Optional[bool] = None,
+        sample_covariance: bool | None = None,
         downsample: bool = False,
         input_range=(-1.0, 1.0),
         spatial: bool = False,
@@ -360,7 +359,7 @@ class SSIM(Metric):
         self.downsample = bool(downsample)
         self.min_size = self.win_size
 
-    def _prepare(self, x: torch.Tensor) -> Tuple[torch.Tensor, float]:
+    def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         if x.shape[1] == 1 and self.colorspace == "lab":
             x = x.expand(-1, 3, -1, -1)
         if self.official:
@@ -375,7 +374,7 @@ class SSIM(Metric):
 
     def pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with the reference converted (Lab / quantised) and its local
         moments filtered once per triplet (:func:`ssim_triplet`). Without gradients the batch is
         processed in cache-sized pieces of triplets."""
@@ -393,7 +392,7 @@ class SSIM(Metric):
             return d0s[0], d1s[0]
         return torch.cat(d0s), torch.cat(d1s)
 
-    def _triplet(self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _triplet(self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r, data_range = self._prepare(ref)
         a, _ = self._prepare(p0)
         b, _ = self._prepare(p1)

@@ -11,8 +11,9 @@ of synthetic data carries that in its title. matplotlib is imported lazily (Agg 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from ..errors import BappsError
 from ..evaluate.runner import HUMAN, MEAN_CATEGORY
@@ -107,7 +108,7 @@ def plot_jnd_pr(distances: Sequence[Any], key: str, ax=None, table=None):
     return ax
 
 
-def save_evaluation_plot(result, path, *, title: Optional[str] = None) -> Path:
+def save_evaluation_plot(result, path, *, title: str | None = None) -> Path:
     """Write the bars and the JND precision–recall panels of an ``EvaluationResult`` to a PNG."""
     from .._io import atomic_path
 

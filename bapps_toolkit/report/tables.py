@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from ..evaluate.runner import HUMAN, MEAN_CATEGORY, MEAN_DEFINITION
 
@@ -28,7 +29,7 @@ UNCALIBRATED_NOTE = ("rows tagged UNCALIBRATED use a randomly initialised backbo
                      "the published metric")
 
 
-def _order_key(mode: str, split: str, category: str) -> Tuple:
+def _order_key(mode: str, split: str, category: str) -> tuple:
     orders = _2AFC_ORDER if mode == "2afc" else _JND_ORDER
     split_rank = {"val": 0, "train": 1}.get(split, 2)
     cats = orders.get(split, ())
@@ -40,7 +41,7 @@ def _order_key(mode: str, split: str, category: str) -> Tuple:
             cat_rank, category)
 
 
-def _columns(table) -> List[Tuple[str, str, str]]:
+def _columns(table) -> list[tuple[str, str, str]]:
     cols = {(r.mode, r.split, r.category) for r in table.itertuples()}
     return sorted(cols, key=lambda c: _order_key(*c))
 
@@ -54,8 +55,8 @@ def column_title(mode: str, split: str, category: str) -> str:
     return f"{'2AFC' if mode == '2afc' else 'JND'} {name}"
 
 
-def _rows(table) -> List[Tuple[str, str]]:
-    seen: Dict[str, str] = {}
+def _rows(table) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
     for r in table.itertuples():
         seen.setdefault(r.metric, r.label)
     ordered = [(m, l) for m, l in seen.items() if m != HUMAN]
@@ -64,7 +65,7 @@ def _rows(table) -> List[Tuple[str, str]]:
     return ordered
 
 
-def _cell(table, metric: str, col, with_ci: bool) -> Optional[Tuple[float, float, float]]:
+def _cell(table, metric: str, col, with_ci: bool) -> tuple[float, float, float] | None:
     mode, split, category = col
     hit = table[(table.metric == metric) & (table["mode"] == mode) & (table.split == split)
                 & (table.category == category)]
@@ -78,7 +79,7 @@ def _fmt(v: float) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
-def notes(table) -> List[str]:
+def notes(table) -> list[str]:
     """Header/caption lines: what the numbers are, the mean's definition, synthetic/uncalibrated."""
     n_boot = table.attrs.get("n_boot")
     alpha = table.attrs.get("alpha", 0.05)
@@ -182,7 +183,7 @@ def write_csv(table, path) -> None:
 
 
 def write_reports(table, *, csv: Any = None, markdown: Any = None, latex: Any = None,
-                  json_path: Any = None) -> List[str]:
+                  json_path: Any = None) -> list[str]:
     """Write the requested reports atomically; returns the paths written."""
     from .._io import write_text_atomic
 

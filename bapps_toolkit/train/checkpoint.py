@@ -29,8 +29,9 @@ import json
 import os
 import pickle
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Union
 
 import torch
 
@@ -83,7 +84,7 @@ def _sniff(path: Path) -> str:
     return "other"
 
 
-def read_safetensors(path: PathLike) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+def read_safetensors(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """``(tensors, metadata)`` of a safetensors file on CPU; :class:`CheckpointError` otherwise."""
     p = Path(path)
     if not p.is_file():
@@ -113,7 +114,7 @@ def write_safetensors(path: PathLike, tensors: Mapping[str, torch.Tensor], metad
         save_file(clean, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
 
 
-def read_tensor_dict_pth(path: PathLike) -> Dict[str, torch.Tensor]:
+def read_tensor_dict_pth(path: PathLike) -> dict[str, torch.Tensor]:
     """A ``.pth`` holding a flat dict of tensors, read with ``weights_only=True``."""
     p = Path(path)
     if not p.is_file():
@@ -132,14 +133,14 @@ def read_tensor_dict_pth(path: PathLike) -> Dict[str, torch.Tensor]:
     return dict(obj)
 
 
-def write_official_lin(path: PathLike, lin_weights: List[torch.Tensor]) -> None:
+def write_official_lin(path: PathLike, lin_weights: list[torch.Tensor]) -> None:
     """Linear layers in the official key layout ``lin{k}.model.1.weight`` (a plain tensor dict)."""
     state = {f"lin{k}.model.1.weight": w.detach().to("cpu").clone().contiguous() for k, w in enumerate(lin_weights)}
     with atomic_path(path) as tmp:
         torch.save(state, str(tmp))
 
 
-def read_json(path: PathLike, what: str = "file") -> Dict[str, Any]:
+def read_json(path: PathLike, what: str = "file") -> dict[str, Any]:
     p = Path(path)
     try:
         return json.loads(p.read_text(encoding="utf-8"))
@@ -156,8 +157,8 @@ def write_json(path: PathLike, obj: Any) -> None:
 # ------------------------------------------------------------------------------------------
 # model / optimizer state
 
-def model_tensors(lins, G, backbone: Optional[torch.nn.Module]) -> Dict[str, torch.Tensor]:
-    t: Dict[str, torch.Tensor] = {}
+def model_tensors(lins, G, backbone: torch.nn.Module | None) -> dict[str, torch.Tensor]:
+    t: dict[str, torch.Tensor] = {}
     for k, lin in enumerate(lins):
         t[f"lin.{k}.weight"] = lin.weight.detach()
     for name, v in G.state_dict().items():
@@ -168,11 +169,11 @@ def model_tensors(lins, G, backbone: Optional[torch.nn.Module]) -> Dict[str, tor
     return t
 
 
-def split_model_tensors(tensors: Mapping[str, torch.Tensor]) -> Tuple[List[torch.Tensor], Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+def split_model_tensors(tensors: Mapping[str, torch.Tensor]) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``(lin weights in order, G state, backbone state)`` from a checkpoint's tensors."""
-    lins: Dict[int, torch.Tensor] = {}
-    G: Dict[str, torch.Tensor] = {}
-    bb: Dict[str, torch.Tensor] = {}
+    lins: dict[int, torch.Tensor] = {}
+    G: dict[str, torch.Tensor] = {}
+    bb: dict[str, torch.Tensor] = {}
     for k, v in tensors.items():
         if k.startswith("lin.") and k.endswith(".weight"):
             try:
@@ -190,10 +191,10 @@ def split_model_tensors(tensors: Mapping[str, torch.Tensor]) -> Tuple[List[torch
     return [lins[i] for i in range(len(lins))], G, bb
 
 
-def optimizer_tensors(opt: torch.optim.Optimizer, names: List[str]) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+def optimizer_tensors(opt: torch.optim.Optimizer, names: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     sd = opt.state_dict()
-    tensors: Dict[str, torch.Tensor] = {}
-    scalars: Dict[str, Dict[str, Any]] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
     for idx, st in sd["state"].items():
         for key, val in st.items():
             if isinstance(val, torch.Tensor):
@@ -210,7 +211,7 @@ def optimizer_tensors(opt: torch.optim.Optimizer, names: List[str]) -> Tuple[Dic
     return tensors, meta
 
 
-def load_optimizer_(opt: torch.optim.Optimizer, names: List[str], path: PathLike) -> None:
+def load_optimizer_(opt: torch.optim.Optimizer, names: list[str], path: PathLike) -> None:
     tensors, meta = read_safetensors(path)
     if meta.get("format") != OPTIM_FORMAT:
         raise CheckpointError(f"{path}: not a bapps-toolkit optimizer state (format {meta.get('format')!r})")
@@ -222,7 +223,7 @@ def load_optimizer_(opt: torch.optim.Optimizer, names: List[str], path: PathLike
         )
     groups = json.loads(meta["param_groups"])
     scalars = json.loads(meta.get("scalars", "{}"))
-    state: Dict[int, Dict[str, Any]] = {}
+    state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():
         _, idx, key = k.split(".", 2)
         state.setdefault(int(idx), {})[key] = v
@@ -244,8 +245,8 @@ def load_optimizer_(opt: torch.optim.Optimizer, names: List[str], path: PathLike
 # ------------------------------------------------------------------------------------------
 # epoch files
 
-def save_epoch(out: PathLike, epoch: int, *, model: Dict[str, torch.Tensor], meta: Dict[str, str],
-               optim: Tuple[Dict[str, torch.Tensor], Dict[str, str]], lin_weights: List[torch.Tensor]) -> Dict[str, str]:
+def save_epoch(out: PathLike, epoch: int, *, model: dict[str, torch.Tensor], meta: dict[str, str],
+               optim: tuple[dict[str, torch.Tensor], dict[str, str]], lin_weights: list[torch.Tensor]) -> dict[str, str]:
     """Write epoch ``epoch`` and refresh ``latest.*``; return the file names (relative to ``out``)."""
     out = Path(out)
     stem = epoch_stem(epoch)
@@ -265,7 +266,7 @@ def save_epoch(out: PathLike, epoch: int, *, model: Dict[str, torch.Tensor], met
     }
 
 
-def run_files(out: PathLike) -> List[Path]:
+def run_files(out: PathLike) -> list[Path]:
     """Files a run writes in ``out`` (what ``overwrite`` removes)."""
     out = Path(out)
     if not out.is_dir():
@@ -306,7 +307,7 @@ def _resolve_checkpoint_file(path: PathLike) -> Path:
     return p
 
 
-def _set_lins(model, lin_w: List[torch.Tensor], where: Path, net: str) -> None:
+def _set_lins(model, lin_w: list[torch.Tensor], where: Path, net: str) -> None:
     chans = [int(c) for c in model.channels]
     got = [tuple(w.shape) for w in lin_w]
     want = [(1, c, 1, 1) for c in chans]
@@ -316,12 +317,12 @@ def _set_lins(model, lin_w: List[torch.Tensor], where: Path, net: str) -> None:
             "is it a checkpoint of another network?"
         )
     with torch.no_grad():
-        for lin, w in zip(model.lins, lin_w):
+        for lin, w in zip(model.lins, lin_w, strict=False):
             lin.weight.copy_(w.to(lin.weight.dtype))
 
 
-def load_metric_from_checkpoint(path: PathLike, *, device: Optional[Union[str, torch.device]] = None,
-                                backbone_weights: Any = _UNSET, version: Optional[str] = None):
+def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | None = None,
+                                backbone_weights: Any = _UNSET, version: str | None = None):
     """A ready, eval-mode :class:`~bapps_toolkit.metrics.lpips.LPIPS` from a training checkpoint.
 
     ``path``: a ``bapps train`` output folder (its ``latest.safetensors``), its ``card.json``, an

@@ -17,9 +17,10 @@ epoch by epoch.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Union
 
 from ..errors import BappsError
 
@@ -57,8 +58,8 @@ class TrainConfig:
     net: str = "alex"
     variant: str = "lin"
     out: PathLike = "runs/lpips"
-    datasets: Optional[Sequence[str]] = None
-    backbone_weights: Optional[PathLike] = None
+    datasets: Sequence[str] | None = None
+    backbone_weights: PathLike | None = None
     version: str = "0.1"
     epochs: int = 5
     decay_epochs: int = 5
@@ -68,12 +69,12 @@ class TrainConfig:
     batch_size: int = 50
     dropout: float = 0.5
     seed: int = 0
-    fast: Optional[bool] = None
+    fast: bool | None = None
     resume: bool = False
     overwrite: bool = False
     val_every_epoch: bool = False
-    val_datasets: Optional[Sequence[str]] = None
-    device: Optional[str] = None
+    val_datasets: Sequence[str] | None = None
+    device: str | None = None
     bf16: bool = False
     progress: bool = True
     deterministic: bool = False
@@ -81,7 +82,7 @@ class TrainConfig:
     val_batch: int = 256
 
     # ---------------------------------------------------------------------------------------
-    def validated(self) -> "TrainConfig":
+    def validated(self) -> TrainConfig:
         """Return a normalised copy; raise :class:`ConfigError` naming the bad option."""
         c = TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
         c.net = str(c.net).lower()
@@ -172,11 +173,11 @@ class TrainConfig:
     def total_epochs(self) -> int:
         return int(self.epochs) + int(self.decay_epochs)
 
-    def lr_schedule(self) -> List[float]:
+    def lr_schedule(self) -> list[float]:
         """Learning rate of every epoch ``1 … total_epochs`` (see the module docstring)."""
         return [lr_for_epoch(e, self.lr, self.epochs, self.decay_epochs) for e in range(1, self.total_epochs + 1)]
 
-    def result_fields(self) -> Dict[str, Any]:
+    def result_fields(self) -> dict[str, Any]:
         """The options that determine the trained weights (compared on ``--resume``)."""
         keys = ("net", "variant", "version", "datasets", "backbone_weights", "epochs", "decay_epochs",
                 "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast")
@@ -206,7 +207,7 @@ def lr_for_epoch(epoch: int, lr0: float, epochs: int, decay_epochs: int) -> floa
     return lr
 
 
-def config_from_dict(d: Dict[str, Any]) -> TrainConfig:
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     """Rebuild a config from a card's ``config`` entry (unknown keys are ignored)."""
     names = {f.name for f in fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in d.items() if k in names})

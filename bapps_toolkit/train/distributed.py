@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -36,7 +36,7 @@ class DistContext:
         return self.world > 1
 
 
-def _pick_device(device: Optional[str], local_rank: int, world: int) -> torch.device:
+def _pick_device(device: str | None, local_rank: int, world: int) -> torch.device:
     if device is None or str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
@@ -50,7 +50,7 @@ def _pick_device(device: Optional[str], local_rank: int, world: int) -> torch.de
     return dev
 
 
-def setup(device: Optional[str] = None) -> DistContext:
+def setup(device: str | None = None) -> DistContext:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1 and not (dist.is_available() and dist.is_initialized()):
@@ -101,7 +101,7 @@ def all_reduce_sum(ctx: DistContext, t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def slice_for_rank(n: int, rank: int, world: int) -> Tuple[int, int]:
+def slice_for_rank(n: int, rank: int, world: int) -> tuple[int, int]:
     """Contiguous slice ``[lo, hi)`` of a global batch of ``n`` items for ``rank``."""
     base, extra = divmod(int(n), int(world))
     lo = rank * base + min(rank, extra)
@@ -109,7 +109,7 @@ def slice_for_rank(n: int, rank: int, world: int) -> Tuple[int, int]:
     return lo, hi
 
 
-def all_gather_rows(ctx: DistContext, t: torch.Tensor) -> List[torch.Tensor]:
+def all_gather_rows(ctx: DistContext, t: torch.Tensor) -> list[torch.Tensor]:
     """Every rank's ``t`` (same trailing shape, any number of rows), in rank order."""
     if not ctx.distributed:
         return [t]
@@ -122,7 +122,7 @@ def all_gather_rows(ctx: DistContext, t: torch.Tensor) -> List[torch.Tensor]:
     pad[: t.shape[0]] = t
     bufs = [torch.empty_like(pad) for _ in range(ctx.world)]
     dist.all_gather(bufs, pad)
-    return [b[:s] for b, s in zip(bufs, sizes_i)]
+    return [b[:s] for b, s in zip(bufs, sizes_i, strict=False)]
 
 
 def wrap(module: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:

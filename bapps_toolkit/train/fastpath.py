@@ -36,8 +36,8 @@ world`` and the vectors are all-gathered.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
 
 import torch
 
@@ -51,14 +51,14 @@ class TripletVectors:
     v0: torch.Tensor
     v1: torch.Tensor
     judge: torch.Tensor
-    counts: Dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     images: int = 0
 
     def __len__(self) -> int:
         return int(self.judge.shape[0])
 
-    def offsets(self) -> Dict[str, tuple]:
+    def offsets(self) -> dict[str, tuple]:
         """``{key: (start, stop)}`` rows of each set."""
         out, s = {}, 0
         for k, n in self.counts.items():
@@ -90,11 +90,11 @@ def precompute(lpips: torch.nn.Module, source: str, keys: Sequence[str], *, ctx:
     dev = ctx.device
     was_training = lpips.training
     lpips.eval()
-    mine_v0: List[torch.Tensor] = []
-    mine_v1: List[torch.Tensor] = []
-    judges: List[torch.Tensor] = []
-    chunk_sizes: List[int] = []
-    counts: Dict[str, int] = {}
+    mine_v0: list[torch.Tensor] = []
+    mine_v1: list[torch.Tensor] = []
+    judges: list[torch.Tensor] = []
+    chunk_sizes: list[int] = []
+    counts: dict[str, int] = {}
     bar = None
     if progress and ctx.is_main:
         from tqdm.auto import tqdm

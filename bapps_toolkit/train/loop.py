@@ -27,9 +27,10 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,9 +41,22 @@ from ..errors import BappsError, CheckpointError, DataError
 from . import checkpoint as ck
 from . import distributed as dd
 from .config import TrainConfig, config_from_dict, lr_for_epoch
-from .model import (STREAM_BACKBONE, STREAM_DROPOUT, STREAM_INIT, STREAM_SHUFFLE, MaskSource,
-                    RankingNet, TrainModule, bce_sum, clamp_linear_, derive_seed, init_linear_,
-                    init_ranking_net_, make_generator, train_accuracy)
+from .model import (
+    STREAM_BACKBONE,
+    STREAM_DROPOUT,
+    STREAM_INIT,
+    STREAM_SHUFFLE,
+    MaskSource,
+    RankingNet,
+    TrainModule,
+    bce_sum,
+    clamp_linear_,
+    derive_seed,
+    init_linear_,
+    init_ranking_net_,
+    make_generator,
+    train_accuracy,
+)
 
 LIN_INIT_NOTE = ("nn.Conv2d default init, as the official trainer (pretrained=False): "
                  "w ~ U(-1/sqrt(C), 1/sqrt(C)), drawn from a generator seeded from the run seed; "
@@ -59,7 +73,7 @@ class TrainResult:
 
     out_dir: Path
     checkpoint_path: Path
-    card: Dict[str, Any]
+    card: dict[str, Any]
 
     @property
     def calibrated(self) -> bool:
@@ -80,7 +94,7 @@ def _score_2afc(d0: np.ndarray, d1: np.ndarray, judge: np.ndarray) -> float:
     return float(score_2afc(d0, d1, judge))
 
 
-def _test_hooks() -> Tuple[Optional[Tuple[int, int, str]], float]:
+def _test_hooks() -> tuple[tuple[int, int, str] | None, float]:
     pause = None
     spec = os.environ.get("BAPPS_TRAIN_TEST_PAUSE", "")
     if spec:
@@ -90,7 +104,7 @@ def _test_hooks() -> Tuple[Optional[Tuple[int, int, str]], float]:
     return pause, sleep
 
 
-def _select_train_keys(cfg: TrainConfig) -> List[str]:
+def _select_train_keys(cfg: TrainConfig) -> list[str]:
     from ..data import find_sets
 
     data = Path(cfg.data)
@@ -114,7 +128,7 @@ def _select_train_keys(cfg: TrainConfig) -> List[str]:
     return list(expand_datasets(cfg.datasets, present, "2afc", where=str(data)))
 
 
-def _select_val_keys(cfg: TrainConfig) -> List[str]:
+def _select_val_keys(cfg: TrainConfig) -> list[str]:
     from ..data import find_sets
     from ..data.layout import expand_datasets
 
@@ -135,7 +149,7 @@ def _is_synthetic(cfg: TrainConfig, keys: Sequence[str]) -> bool:
     return False
 
 
-def _backbone_source(cfg: TrainConfig) -> Dict[str, Any]:
+def _backbone_source(cfg: TrainConfig) -> dict[str, Any]:
     from .._io import sha256_file
 
     if cfg.variant == "scratch":
@@ -168,7 +182,7 @@ def build_lpips(net: str, version: str, backbone_weights: Any, random_seed: int)
                      lin_weights=zeros, random_seed=int(random_seed))
 
 
-def _calibration(cfg: TrainConfig, synthetic: bool, bsrc: Dict[str, Any]) -> Tuple[bool, str]:
+def _calibration(cfg: TrainConfig, synthetic: bool, bsrc: dict[str, Any]) -> tuple[bool, str]:
     notes = []
     if synthetic:
         notes.append("trained on SYNTHETIC data, not human judgments")
@@ -177,11 +191,11 @@ def _calibration(cfg: TrainConfig, synthetic: bool, bsrc: Dict[str, Any]) -> Tup
     return (not notes), "; ".join(notes)
 
 
-def _lin_weights_list(lins) -> List[torch.Tensor]:
+def _lin_weights_list(lins) -> list[torch.Tensor]:
     return [lin.weight.detach() for lin in lins]
 
 
-def _write_log(out: Path, history: List[Dict[str, Any]]) -> None:
+def _write_log(out: Path, history: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
     w.writeheader()
@@ -197,7 +211,7 @@ def _write_log(out: Path, history: List[Dict[str, Any]]) -> None:
 # validation
 
 @torch.no_grad()
-def _val_scores_fast(module: TrainModule, vecs, w: Optional[torch.Tensor] = None) -> Dict[str, float]:
+def _val_scores_fast(module: TrainModule, vecs, w: torch.Tensor | None = None) -> dict[str, float]:
     w = module.lin_vector().detach() if w is None else w
     d0 = (vecs.v0 @ w).cpu().numpy()
     d1 = (vecs.v1 @ w).cpu().numpy()
@@ -206,7 +220,7 @@ def _val_scores_fast(module: TrainModule, vecs, w: Optional[torch.Tensor] = None
 
 
 @torch.no_grad()
-def _val_scores_full(module: TrainModule, cfg: TrainConfig, keys: Sequence[str], device) -> Dict[str, float]:
+def _val_scores_full(module: TrainModule, cfg: TrainConfig, keys: Sequence[str], device) -> dict[str, float]:
     from ..data import iter_2afc_chunks, to_model_input
 
     was = module.training
@@ -227,7 +241,7 @@ def _val_scores_full(module: TrainModule, cfg: TrainConfig, keys: Sequence[str],
     return out
 
 
-def _mean(scores: Dict[str, float]) -> Optional[float]:
+def _mean(scores: dict[str, float]) -> float | None:
     return float(np.mean(list(scores.values()))) if scores else None
 
 
@@ -270,7 +284,7 @@ class _FullData:
 # ------------------------------------------------------------------------------------------
 # out-dir state
 
-def _check_card_config(card: Dict[str, Any], cfg: TrainConfig, out: Path) -> None:
+def _check_card_config(card: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
     saved = card.get("config") or {}
     if saved.get("net") != cfg.net:
         raise CheckpointError(
@@ -287,7 +301,7 @@ def _check_card_config(card: Dict[str, Any], cfg: TrainConfig, out: Path) -> Non
         )
 
 
-def _prepare_out(cfg: TrainConfig) -> Tuple[Optional[Dict[str, Any]], int]:
+def _prepare_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
     """Check the out folder against resume/overwrite; return ``(card to resume or None, epochs done)``.
 
     Called under the run's lock: once the run may go ahead, the temporaries ``.<name>.tmp-*``
@@ -298,7 +312,7 @@ def _prepare_out(cfg: TrainConfig) -> Tuple[Optional[Dict[str, Any]], int]:
     return card, done
 
 
-def _check_out(cfg: TrainConfig) -> Tuple[Optional[Dict[str, Any]], int]:
+def _check_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise BappsError(f"out: {out} exists and is not a folder")
@@ -349,12 +363,12 @@ def train(config: TrainConfig) -> TrainResult:
         dd.teardown(ctx, sync=False)
         raise ValueError("bf16: bfloat16 autocast is only offered on CUDA devices; drop --bf16 on CPU")
     prev_det = torch.are_deterministic_algorithms_enabled()
-    lock: Optional[FileLock] = None
+    lock: FileLock | None = None
     try:
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
         # --- checks on rank 0, outcome shared so every rank stops together -------------------
-        status: Dict[str, Any] = {}
+        status: dict[str, Any] = {}
         if ctx.is_main:
             try:
                 keys = _select_train_keys(cfg)
@@ -380,13 +394,13 @@ def train(config: TrainConfig) -> TrainResult:
         dd.teardown(ctx, sync=sys.exc_info()[1] is None)
 
 
-def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResult:
+def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any]) -> TrainResult:
     out = Path(cfg.out)
-    keys: List[str] = st["keys"]
-    val_keys: List[str] = st["val_keys"]
-    bsrc: Dict[str, Any] = st["bsrc"]
+    keys: list[str] = st["keys"]
+    val_keys: list[str] = st["val_keys"]
+    bsrc: dict[str, Any] = st["bsrc"]
     synthetic: bool = st["synthetic"]
-    resume_card: Optional[Dict[str, Any]] = st["card"]
+    resume_card: dict[str, Any] | None = st["card"]
     done: int = st["done"]
     dev = ctx.device
     calibrated, cal_note = _calibration(cfg, synthetic, bsrc)
@@ -430,7 +444,7 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResu
         _check_meta(meta, cfg, ck.weights_path(out, stem))
         lin_w, g_state, bb_state = ck.split_model_tensors(tensors)
         with torch.no_grad():
-            for lin, w in zip(lpips.lins, lin_w):
+            for lin, w in zip(lpips.lins, lin_w, strict=False):
                 lin.weight.copy_(w.to(lin.weight.device))
         G.load_state_dict(g_state)
         if train_backbone:
@@ -456,7 +470,7 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResu
     if val_keys and cfg.fast:
         val_vecs = _precompute(lpips, cfg, val_keys, ctx, "val features")
 
-    def val_scores() -> Dict[str, float]:
+    def val_scores() -> dict[str, float]:
         if not val_keys or not ctx.is_main:
             return {}
         if cfg.fast:
@@ -510,7 +524,7 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResu
     # --- epochs -----------------------------------------------------------------------------
     pause, step_sleep = _test_hooks()
     B = cfg.batch_size
-    history: List[Dict[str, Any]] = list(card.get("history", []))
+    history: list[dict[str, Any]] = list(card.get("history", []))
     for epoch in range(done + 1, cfg.total_epochs + 1):
         lr = lr_for_epoch(epoch, cfg.lr, cfg.epochs, cfg.decay_epochs)
         for g in opt.param_groups:
@@ -546,7 +560,7 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResu
         if bar is not None:
             bar.close()
         stats = dd.all_reduce_sum(ctx, torch.stack([loss_sum, acc_sum]))
-        row: Dict[str, Any] = {
+        row: dict[str, Any] = {
             "epoch": epoch, "lr": lr,
             "loss": float(stats[0]) / n_train, "train_2afc": float(stats[1]) / n_train,
             "seconds": round(seconds, 4), "items_per_s": round(n_train / max(seconds, 1e-9), 1),
@@ -594,8 +608,8 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: Dict[str, Any]) -> TrainResu
 
 
 def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, judge: torch.Tensor,
-              batch_size: int, dropout: float, drop_gen: Optional[torch.Generator], ctx: dd.DistContext,
-              vecs=None, data: Optional[_FullData] = None, bar=None, hook=None) -> Tuple[torch.Tensor, torch.Tensor]:
+              batch_size: int, dropout: float, drop_gen: torch.Generator | None, ctx: dd.DistContext,
+              vecs=None, data: _FullData | None = None, bar=None, hook=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over ``perm`` in global batches of ``batch_size``: forward (fast path when ``vecs``
     is given, else the full network on ``data``), BCE of G against the judge, Adam step, clamp of
     the linear layers. Returns the summed BCE and summed training accuracy of this rank's items
@@ -639,14 +653,14 @@ def _precompute(lpips, cfg: TrainConfig, keys, ctx, desc):
                       progress=cfg.progress, desc=desc)
 
 
-def _check_meta(meta: Dict[str, str], cfg: TrainConfig, path: Path) -> None:
+def _check_meta(meta: dict[str, str], cfg: TrainConfig, path: Path) -> None:
     if meta.get("format") != ck.FORMAT:
         raise CheckpointError(f"{path}: not a bapps-toolkit LPIPS checkpoint")
     if meta.get("net") != cfg.net:
         raise CheckpointError(f"{path}: checkpoint of net {meta.get('net')!r}, not {cfg.net!r}")
 
 
-def _model_meta(cfg: TrainConfig, lpips, bsrc: Dict[str, Any], calibrated: bool, note: str) -> Dict[str, str]:
+def _model_meta(cfg: TrainConfig, lpips, bsrc: dict[str, Any], calibrated: bool, note: str) -> dict[str, str]:
     import json
 
     trained_bb = cfg.variant in ("tune", "scratch")
@@ -665,7 +679,7 @@ def _model_meta(cfg: TrainConfig, lpips, bsrc: Dict[str, Any], calibrated: bool,
     }
 
 
-def _new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, val_keys) -> Dict[str, Any]:
+def _new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, val_keys) -> dict[str, Any]:
     cfgd = asdict(cfg)
     return {
         "format": ck.CARD_FORMAT, "format_version": ck.FORMAT_VERSION,

@@ -37,7 +37,7 @@ element keeps its input with probability ``1 âˆ’ p`` and scales it by ``1 / (1 â
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -140,7 +140,7 @@ class MaskSource:
     ``p == 0`` (or ``gen is None``) means no dropout.
     """
 
-    def __init__(self, p: float, gen: Optional[torch.Generator], global_n: int, lo: int, hi: int):
+    def __init__(self, p: float, gen: torch.Generator | None, global_n: int, lo: int, hi: int):
         self.p = float(p)
         self.gen = gen
         self.global_n = int(global_n)
@@ -186,7 +186,7 @@ class TrainModule(nn.Module):
         raise ValueError(f"mode must be 'full' or 'fast', got {mode!r}")
 
     # -- full path ---------------------------------------------------------------------------
-    def _features(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (self.bf16 and x.is_cuda) else _null()
         with autocast:
             if self.train_backbone:
@@ -197,7 +197,7 @@ class TrainModule(nn.Module):
         return [f.float() for f in feats]
 
     def forward_full(self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor,
-                     masks: Optional[MaskSource] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     masks: MaskSource | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = ref.shape[0]
         feats = self._features(torch.cat([ref, p0, p1], dim=0))
         d0 = ref.new_zeros(n, dtype=torch.float32)
@@ -223,7 +223,7 @@ class TrainModule(nn.Module):
         return torch.cat([lin.weight.reshape(-1) for lin in self.lins])
 
     def forward_fast(self, v0: torch.Tensor, v1: torch.Tensor,
-                     masks: Optional[MaskSource] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     masks: MaskSource | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         w = self.lin_vector()
         v0 = v0.float()
         v1 = v1.float()
@@ -246,7 +246,7 @@ class _null:
         return False
 
 
-def make_generator(seed: int, device: Optional[torch.device] = None) -> torch.Generator:
+def make_generator(seed: int, device: torch.device | None = None) -> torch.Generator:
     dev = torch.device("cpu") if device is None else torch.device(device)
     g = torch.Generator(device=dev)
     g.manual_seed(int(seed))

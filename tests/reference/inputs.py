@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
 
 import numpy as np
 
 #: Photos tried in turn (the first one large enough for the crop is used).
-PHOTOS: Tuple[str, ...] = ("astronaut", "chelsea", "coffee", "retina")
-DISTORTIONS: Tuple[str, ...] = ("noise", "blur", "jpeg")
-DEFAULT_SIZES: Tuple[Tuple[int, int], ...] = ((64, 64), (97, 83), (180, 200), (256, 256))
+PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "retina")
+DISTORTIONS: tuple[str, ...] = ("noise", "blur", "jpeg")
+DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((64, 64), (97, 83), (180, 200), (256, 256))
 
 
 @dataclass(frozen=True)
@@ -114,15 +114,15 @@ def distort(img: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_pairs(
-    sizes: Sequence[Tuple[int, int]] = DEFAULT_SIZES,
+    sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES,
     seed: int = 0,
     distortions: Sequence[str] = DISTORTIONS,
     photos: Sequence[str] = PHOTOS,
-) -> List[Pair]:
+) -> list[Pair]:
     """One crop per size (photos rotate with the size index; a photo too small is skipped),
     each paired with every distortion. Deterministic in ``seed``."""
     rng = np.random.default_rng(seed)
-    pairs: List[Pair] = []
+    pairs: list[Pair] = []
     for i, (h, w) in enumerate(sizes):
         for k in range(len(photos)):
             name = photos[(i + k) % len(photos)]

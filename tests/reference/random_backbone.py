@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -23,20 +22,20 @@ HERE = Path(__file__).resolve().parent
 SHAPES_FILE = HERE / "torchvision_param_shapes.json"
 
 #: Seed per backbone.
-SEEDS: Dict[str, int] = {"alex": 101, "vgg": 102, "squeeze": 103}
+SEEDS: dict[str, int] = {"alex": 101, "vgg": 102, "squeeze": 103}
 
 
-def feature_shapes(net: str) -> List[Tuple[str, Tuple[int, ...]]]:
+def feature_shapes(net: str) -> list[tuple[str, tuple[int, ...]]]:
     """``[(name, shape), …]`` of torchvision's ``features.*`` parameters, in torchvision's order."""
     with open(SHAPES_FILE, encoding="utf-8") as fh:
         data = json.load(fh)
     return [(name, tuple(shape)) for name, shape in data[net]["features"]]
 
 
-def random_backbone_state_dict(net: str, seed: int | None = None) -> Dict[str, np.ndarray]:
+def random_backbone_state_dict(net: str, seed: int | None = None) -> dict[str, np.ndarray]:
     """Torchvision-layout ``features`` state dict of float32 numpy arrays, drawn from ``seed``."""
     rng = np.random.default_rng(SEEDS[net] if seed is None else seed)
-    out: Dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {}
     for name, shape in feature_shapes(net):
         if name.endswith(".weight"):
             fan_in = int(np.prod(shape[1:]))

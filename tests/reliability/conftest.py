@@ -6,7 +6,6 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 
@@ -30,11 +29,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pragma: no
     if not TRIALS:
         return
     terminalreporter.write_line("reliability: kill -9 trials")
-    by_cmd: Dict[str, List[Trial]] = {}
+    by_cmd: dict[str, list[Trial]] = {}
     for t in TRIALS:
         by_cmd.setdefault(t.command, []).append(t)
     for cmd, ts in by_cmd.items():
-        kinds: Dict[str, int] = {}
+        kinds: dict[str, int] = {}
         for t in ts:
             kinds[t.outcome] = kinds.get(t.outcome, 0) + 1
         terminalreporter.write_line(

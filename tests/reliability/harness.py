@@ -24,9 +24,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -85,7 +85,7 @@ class _SlowHandler(_Handler):
 class ThrottledServer(LoopbackServer):
     """:class:`LoopbackServer` sending at most ``block`` bytes every ``pause`` seconds."""
 
-    def __init__(self, files: Dict[str, bytes], *, block: int = 16384, pause: float = 0.03, **kw):
+    def __init__(self, files: dict[str, bytes], *, block: int = 16384, pause: float = 0.03, **kw):
         kw.setdefault("lifetime_s", 900.0)
         kw.setdefault("max_requests", 100_000)
         super().__init__(files, **kw)
@@ -124,16 +124,16 @@ class Outcome:
     """How one child run ended."""
 
     status: str                 # "killed" | "finished" | "failed"
-    rc: Optional[int]
+    rc: int | None
     seconds: float              # from the start marker to the end (or the kill)
     output: str = ""
-    replaces: Optional[int] = None
-    watch_seconds: Optional[float] = None  # start marker -> ``watch`` file appeared
+    replaces: int | None = None
+    watch_seconds: float | None = None  # start marker -> ``watch`` file appeared
 
 
-def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: Optional[float] = None,
-              kill_at_replace: Optional[list] = None, env: Optional[dict] = None,
-              watch: Optional[Path] = None, after_watch: bool = False,
+def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: float | None = None,
+              kill_at_replace: list | None = None, env: dict | None = None,
+              watch: Path | None = None, after_watch: bool = False,
               timeout: float = 180.0) -> Outcome:
     """Run ``_PRELUDE + body`` in a fresh interpreter. ``body`` imports what it needs, calls
     ``_started()`` and then runs the command. With ``delay`` the child is SIGKILLed that many
@@ -192,8 +192,8 @@ def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: Optional
 @dataclass
 class KillPlan:
     kind: str                   # "time" | "commit"
-    delay: Optional[float] = None
-    replace: Optional[list] = None
+    delay: float | None = None
+    replace: list | None = None
     after_watch: bool = False
 
     def describe(self) -> str:
@@ -202,7 +202,7 @@ class KillPlan:
         return f"{self.replace[1]} rename #{self.replace[0]}"
 
 
-def make_plans(seed: int, n_time: int, work_s: float, n_replaces: int, n_commit: int) -> List[KillPlan]:
+def make_plans(seed: int, n_time: int, work_s: float, n_replaces: int, n_commit: int) -> list[KillPlan]:
     """``n_time`` kill times uniform in (2 %, 95 %) of ``work_s`` and ``n_commit`` commit points
     (the first and the last rename, before and after, then random ones), all seeded."""
     rng = np.random.default_rng(seed)
@@ -221,7 +221,7 @@ class Schedule:
     mid-run (a run can finish before its kill time when the machine is faster than during the
     reference run) — the seeded ``extra`` time points, which should be earlier ones."""
 
-    def __init__(self, plans: List[KillPlan], extra: List[KillPlan], need: int):
+    def __init__(self, plans: list[KillPlan], extra: list[KillPlan], need: int):
         self.plans, self.extra, self.need = list(plans), list(extra), int(need)
         self.time_kills = 0
 
@@ -241,13 +241,13 @@ class Trial:
     plan: str
     outcome: str                # what the kill left and how the rerun went
     killed: bool
-    checks: List[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
 
 
-TRIALS: List[Trial] = []
+TRIALS: list[Trial] = []
 
 
-def record(command: str, plan: KillPlan, killed: bool, outcome: str, checks: List[str]) -> None:
+def record(command: str, plan: KillPlan, killed: bool, outcome: str, checks: list[str]) -> None:
     TRIALS.append(Trial(command, plan.describe(), outcome, killed, checks))
 
 
@@ -338,7 +338,7 @@ _MEM_PRELUDE = textwrap.dedent('''
 MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)}
 
 
-def measure(body: str, *args: str, env: Optional[dict] = None, timeout: float = 900.0) -> dict:
+def measure(body: str, *args: str, env: dict | None = None, timeout: float = 900.0) -> dict:
     """Run ``_MEM_PRELUDE + body`` (which must call ``_report()``) in a fresh interpreter and
     return its figures: ``base_mb`` (RSS after imports), ``peak_mb`` (VmHWM), ``above_mb``.
     ``env``: extra environment variables (e.g. :data:`MMAP_ENV`)."""

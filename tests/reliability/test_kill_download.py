@@ -19,16 +19,14 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Dict, Tuple
 
 import numpy as np
 import pytest
+from http_server import tar_gz  # noqa: E402  (tests/ is on sys.path once .harness is imported)
 
 from bapps_toolkit.data import download as dl
 
 from .harness import Schedule, ThrottledServer, make_plans, record, run_child
-
-from http_server import tar_gz  # noqa: E402  (tests/ is on sys.path once .harness is imported)
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +34,11 @@ N_TIME = 10
 N_COMMIT = 6
 
 
-def _tar_gz(files: Dict[str, bytes]) -> bytes:
+def _tar_gz(files: dict[str, bytes]) -> bytes:
     return tar_gz(files, compresslevel=1)
 
 
-def _archives() -> Dict[str, Tuple[bytes, Dict[str, bytes]]]:
+def _archives() -> dict[str, tuple[bytes, dict[str, bytes]]]:
     rng = np.random.default_rng(6)
     jnd, val, train = {}, {}, {}
 
@@ -83,7 +81,7 @@ def _allowed_temp(rel: str) -> bool:
             or ".tmp-" in name or dl.EXTRACT_TMP_PREFIX in rel)
 
 
-def _tree(root: Path) -> Dict[str, bytes]:
+def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
@@ -132,7 +130,7 @@ def _orphans(root: Path) -> list:
     return sorted(k for k in _tree(root) if _allowed_temp(k) and not k.endswith(".lock"))
 
 
-def _normalised(root: Path) -> Dict[str, bytes]:
+def _normalised(root: Path) -> dict[str, bytes]:
     out = {}
     for k, v in _tree(root).items():
         if k.endswith(".lock"):

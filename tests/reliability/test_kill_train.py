@@ -24,8 +24,8 @@ import pytest
 import torch
 
 from bapps_toolkit.cli.main import main
-from bapps_toolkit.train import load_metric_from_checkpoint
 from bapps_toolkit.train import checkpoint as ck
+from bapps_toolkit.train import load_metric_from_checkpoint
 
 from .harness import Schedule, make_plans, record, run_child
 

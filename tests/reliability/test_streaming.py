@@ -20,7 +20,7 @@ def test_streamed_evaluation_equals_whole(source, request):
     streamed = run_evaluation(src, ["l2", "ssim"], stream=True, chunk_size=7, **kw)
     pd.testing.assert_frame_equal(whole.table, streamed.table)
     assert len(whole.distances) == len(streamed.distances) == 2 * 3
-    for a, b in zip(whole.distances, streamed.distances):
+    for a, b in zip(whole.distances, streamed.distances, strict=False):
         assert (a.metric, a.key, a.stems) == (b.metric, b.key, b.stems)
         for field in ("d0", "d1", "judge", "d", "same"):
             x, y = getattr(a, field), getattr(b, field)
