@@ -7,9 +7,9 @@ import torch
 from bapps_toolkit.data import JND_CATEGORIES, TWOAFC_CATEGORIES, find_sets, load_2afc, load_jnd
 from bapps_toolkit.errors import DataError
 from bapps_toolkit.evaluate import evaluate, run_evaluation
-from bapps_toolkit.evaluate.runner import COLUMNS, HUMAN, MEAN_CATEGORY, select_sets
-from bapps_toolkit.evaluate.scores import jnd_map, score_2afc
+from bapps_toolkit.evaluate.runner import COLUMNS, select_sets
 from bapps_toolkit.metrics import Metric
+from bapps_toolkit.scores import HUMAN, MEAN_CATEGORY, jnd_map, score_2afc
 
 
 def _l2_numpy(a, b):

@@ -247,7 +247,7 @@ def test_run_writes_every_epoch_latest_card_and_log(lin_run):
 
 def test_val_2afc_is_the_official_score_of_the_saved_metric(lin_run, subset):
     from bapps_toolkit.data import load_2afc, to_model_input
-    from bapps_toolkit.evaluate.scores import score_2afc
+    from bapps_toolkit.scores import score_2afc
 
     metric = load_metric_from_checkpoint(lin_run.out_dir)
     assert not metric.training and metric.calibrated is False

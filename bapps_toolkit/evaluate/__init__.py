@@ -3,8 +3,7 @@
 * :mod:`.scores` — 2AFC score, JND mAP, human ceiling, bootstrap intervals, paired bootstrap.
 * :mod:`.runner` — :func:`evaluate`: every 2AFC and JND set of a folder root or packed ``.h5``.
 """
-from .runner import EvaluationResult, evaluate, run_evaluation, write_distances
-from .scores import (
+from ..scores import (
     bootstrap_ci,
     bootstrap_distribution,
     human_ceiling_2afc,
@@ -14,6 +13,7 @@ from .scores import (
     per_item_2afc,
     score_2afc,
 )
+from .runner import EvaluationResult, evaluate, run_evaluation, write_distances
 
 __all__ = [
     "evaluate", "run_evaluation", "EvaluationResult", "write_distances", "score_2afc",

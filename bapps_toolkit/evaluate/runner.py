@@ -34,7 +34,10 @@ from typing import Any, Union
 
 import numpy as np
 
-from .scores import (
+from ..scores import (
+    HUMAN,
+    MEAN_CATEGORY,
+    MEAN_OF,
     _percentile_interval,
     bootstrap_distribution,
     human_ceiling_2afc,
@@ -44,16 +47,6 @@ from .scores import (
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: Category name of the 2AFC summary rows.
-MEAN_CATEGORY = "mean(traditional,cnn)"
-#: The 2AFC val categories averaged in the summary rows (the published "average" of the paper).
-MEAN_OF = ("traditional", "cnn")
-MEAN_DEFINITION = (
-    "mean = unweighted mean of the 2AFC val/traditional and val/cnn scores "
-    "(the average published by Zhang et al. 2018); its interval combines the two sets' "
-    "independent bootstrap distributions"
-)
-HUMAN = "human"
 
 #: Items per piece read from disk with ``stream=True`` (≈ 37 MB of uint8 2AFC triplets).
 DEFAULT_CHUNK = 1024

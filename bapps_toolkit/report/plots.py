@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BappsError
-from ..evaluate.runner import HUMAN, MEAN_CATEGORY
+from ..scores import HUMAN, MEAN_CATEGORY
 from .tables import _columns, _rows, column_title
 
 
@@ -89,7 +89,7 @@ def plot_2afc_bars(table, ax=None):
 
 def plot_jnd_pr(distances: Sequence[Any], key: str, ax=None, table=None):
     """Precision–recall curves of every metric on the JND set ``key`` (e.g. ``jnd/val/cnn``)."""
-    from ..evaluate.scores import jnd_map, jnd_pr_curve
+    from ..scores import jnd_map, jnd_pr_curve
 
     plt = _pyplot()
     if ax is None:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..evaluate.runner import HUMAN, MEAN_CATEGORY, MEAN_DEFINITION
+from ..scores import HUMAN, MEAN_CATEGORY, MEAN_DEFINITION
 
 _2AFC_ORDER = {
     "val": ("traditional", "cnn", "superres", "deblur", "color", "frameinterp"),

@@ -89,7 +89,7 @@ def _say(ctx: dd.DistContext, cfg: TrainConfig, msg: str, *, always: bool = Fals
 
 
 def _score_2afc(d0: np.ndarray, d1: np.ndarray, judge: np.ndarray) -> float:
-    from ..evaluate.scores import score_2afc
+    from ..scores import score_2afc
 
     return float(score_2afc(d0, d1, judge))
 

@@ -86,7 +86,7 @@ def train_accuracy(d0: torch.Tensor, d1: torch.Tensor, judge: torch.Tensor) -> t
     """Per-triplet training accuracy of the official trainer (``compute_accuracy``).
 
     ``(d1 < d0)·g + (1 − (d1 < d0))·(1 − g)`` — a tie counts as ``d0`` closer; the 2AFC *score*
-    used for validation gives ties 0.5 (:func:`bapps_toolkit.evaluate.scores.score_2afc`).
+    used for validation gives ties 0.5 (:func:`bapps_toolkit.scores.score_2afc`).
     """
     lt = (d1 < d0).to(judge.dtype)
     return lt * judge + (1.0 - lt) * (1.0 - judge)

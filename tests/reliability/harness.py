@@ -361,7 +361,7 @@ WORKLOADS = {
     "evaluate l2 by chunks (iter_2afc_chunks)": """
         from bapps_toolkit import create_metric
         from bapps_toolkit.data import iter_2afc_chunks, to_model_input
-        from bapps_toolkit.evaluate.scores import score_2afc
+        from bapps_toolkit.scores import score_2afc
         m = create_metric("l2")
         d0s, d1s, js = [], [], []
         with torch.inference_mode():

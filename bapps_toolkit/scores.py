@@ -30,6 +30,18 @@ from typing import Any
 
 import numpy as np
 
+#: Category name of the 2AFC summary rows.
+MEAN_CATEGORY = "mean(traditional,cnn)"
+#: The 2AFC val categories averaged in the summary rows (the published "average" of the paper).
+MEAN_OF = ("traditional", "cnn")
+MEAN_DEFINITION = (
+    "mean = unweighted mean of the 2AFC val/traditional and val/cnn scores "
+    "(the average published by Zhang et al. 2018); its interval combines the two sets' "
+    "independent bootstrap distributions"
+)
+HUMAN = "human"
+
+
 __all__ = [
     "as_items", "per_item_2afc", "score_2afc", "jnd_pr_curve", "jnd_map",
     "per_item_human_ceiling", "human_ceiling_2afc", "bootstrap_ci", "bootstrap_distribution",
