@@ -222,7 +222,7 @@ def bootstrap_cost_bapps_val(n_boot: int = 1000) -> float:
     """Seconds (this CPU, numpy) of the bootstrap of one metric over BAPPS-sized val sets."""
     import numpy as np
 
-    from bapps_toolkit.evaluate.scores import bootstrap_distribution, human_ceiling_2afc, jnd_map, score_2afc
+    from bapps_toolkit.scores import bootstrap_distribution, human_ceiling_2afc, jnd_map, score_2afc
 
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Property-based tests (hypothesis) of the scoring functions in ``bapps_toolkit.evaluate.scores``.
+"""Property-based tests (hypothesis) of the scoring functions in ``bapps_toolkit.scores``.
 
 Properties (Zhang et al., CVPR 2018, §3; the 2AFC formula with ties counting 0.5, JND mAP as VOC
 continuous AP over the soft precision–recall curve):
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bapps_toolkit.evaluate.scores import jnd_map, score_2afc
+from bapps_toolkit.scores import jnd_map, score_2afc
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

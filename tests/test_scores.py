@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from bapps_toolkit.evaluate.scores import (
+from bapps_toolkit.scores import (
     bootstrap_ci,
     bootstrap_distribution,
     human_ceiling_2afc,

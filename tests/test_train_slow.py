@@ -47,7 +47,7 @@ def _val_vectors(metric, source, keys):
 
 
 def _score(vec, w) -> float:
-    from bapps_toolkit.evaluate.scores import score_2afc
+    from bapps_toolkit.scores import score_2afc
 
     d0 = (vec.v0 @ w).numpy()
     d1 = (vec.v1 @ w).numpy()
