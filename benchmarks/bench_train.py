@@ -39,7 +39,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bapps_toolkit.train.distributed import DistContext  # noqa: E402
 from bapps_toolkit.train.fastpath import TripletVectors, mean_sq_diff  # noqa: E402
-from bapps_toolkit.train.loop import build_lpips, run_epoch  # noqa: E402
+from bapps_toolkit.train.loop import run_epoch  # noqa: E402
+from bapps_toolkit.train.model import build_lpips  # noqa: E402
 from bapps_toolkit.train.model import RankingNet, TrainModule, make_generator  # noqa: E402
 
 BAPPS_TRAIN = 151_400          # 56.6k + 38.1k + 56.6k triplets (protocol.md)

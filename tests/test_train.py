@@ -169,7 +169,7 @@ def test_fast_and_full_distances_agree_with_the_metric(subset):
     from bapps_toolkit.data import load_2afc, to_model_input
     from bapps_toolkit.train.distributed import DistContext
     from bapps_toolkit.train.fastpath import precompute
-    from bapps_toolkit.train.loop import build_lpips
+    from bapps_toolkit.train.model import build_lpips
 
     lp = build_lpips("alex", "0.1", "random", 11)
     with torch.no_grad():

@@ -50,6 +50,7 @@ from .model import (
     RankingNet,
     TrainModule,
     bce_sum,
+    build_lpips,
     clamp_linear_,
     derive_seed,
     init_linear_,
@@ -166,20 +167,6 @@ def _backbone_source(cfg: TrainConfig) -> dict[str, Any]:
         raise BappsError(f"backbone_weights: {p} does not exist or is not a file")
     return {"source": str(p), "sha256": sha256_file(p), "started_from_scratch": False,
             "trained": cfg.variant != "lin"}
-
-
-def build_lpips(net: str, version: str, backbone_weights: Any, random_seed: int) -> torch.nn.Module:
-    """An LPIPS metric (linear layers on, all zero until loaded or initialised) with the given
-    backbone; a ``"random"`` backbone is the seeded init of ``random_seed``. The official
-    linear-weight files are not needed (nothing is silently taken from them)."""
-    from ..metrics.backbones import LPIPS_CHANNELS
-    from ..metrics.lpips import LPIPS
-
-    zeros = {f"lin{k}.model.1.weight": torch.zeros(1, c, 1, 1) for k, c in enumerate(LPIPS_CHANNELS[net])}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the random-backbone warning is re-issued by train()
-        return LPIPS(net=net, version=version, lpips=True, backbone_weights=backbone_weights,
-                     lin_weights=zeros, random_seed=int(random_seed))
 
 
 def _calibration(cfg: TrainConfig, synthetic: bool, bsrc: dict[str, Any]) -> tuple[bool, str]:
