@@ -417,11 +417,19 @@ def test_malicious_pickle_checkpoint_is_refused(tmp_path, monkeypatch):
 # kill -9 and resume: bit-identical
 
 _CHILD = textwrap.dedent("""
-    import sys, torch, warnings
+    import os, sys, time, torch, warnings
+    from pathlib import Path
     warnings.simplefilter("ignore")
     from bapps_toolkit.train import TrainConfig, train
     torch.use_deterministic_algorithms(True)
-    train(TrainConfig(data=sys.argv[1], out=sys.argv[2], backbone_weights="random", epochs=2,
+
+    def pause(epoch, step):  # pause in epoch 2 after step 1: write the marker, wait to be killed
+        if (epoch, step) == (2, 1):
+            Path(sys.argv[4]).write_text(str(os.getpid()))
+            while True:
+                time.sleep(0.05)
+
+    train(on_step=pause, config=TrainConfig(data=sys.argv[1], out=sys.argv[2], backbone_weights="random", epochs=2,
                       decay_epochs=1, batch_size=20, seed=5, progress=False, deterministic=True,
                       fast=sys.argv[3] == "fast", datasets=["train/traditional"]))
 """)
@@ -434,8 +442,7 @@ def test_sigkill_then_resume_is_bit_identical(subset, tmp_path, path):
     ref = train(cfg(subset, tmp_path / "ref", **common))
     out = tmp_path / "killed"
     marker = tmp_path / "paused"
-    env = dict(os.environ, BAPPS_TRAIN_TEST_PAUSE=f"2:1:{marker}")  # pause in epoch 2 after step 1
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(subset), str(out), path], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(subset), str(out), path, str(marker)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 120

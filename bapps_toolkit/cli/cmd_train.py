@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..train import TrainConfig, train
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -55,8 +57,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import TrainConfig, train
-
     cfg = TrainConfig(
         data=args.data, net=args.net, variant=args.variant, out=args.out, datasets=args.datasets,
         backbone_weights=args.backbone_weights, version=args.lpips_version, epochs=args.epochs,
@@ -67,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
         deterministic=args.deterministic, precompute_batch=args.precompute_batch,
     )
     res = train(cfg)
-    import os
-
-    if int(os.environ.get("RANK", "0") or 0) == 0:
+    if res.is_main:
         card = res.card
         tag = "" if card.get("calibrated") else f"  [UNCALIBRATED: {card.get('calibration_note')}]"
         last = (card.get("history") or [{}])[-1]

@@ -40,7 +40,7 @@ class TrainConfig:
     """Everything that defines a training run.
 
     Fields that change the result (net, variant, version, data, datasets, backbone, seed,
-    schedule, dropout, fast) are recorded in the run's card; ``--resume`` refuses to continue a run
+    schedule, dropout, fast) are recorded in the run's card; ``resume=True`` refuses to continue a run
     with different values. ``device``, ``progress``, ``val_every_epoch`` only change how it runs.
 
     * ``data`` — a BAPPS folder root or a packed ``.h5`` file.
@@ -133,7 +133,7 @@ class TrainConfig:
         if c.fast and c.variant != "lin":
             raise ConfigError(
                 f"fast: the cached-feature fast path needs a frozen backbone (variant lin), "
-                f"not variant {c.variant!r}; drop --fast/fast=True"
+                f"not variant {c.variant!r}; drop fast=True"
             )
         if c.fast is None:
             c.fast = c.variant == "lin"
@@ -142,13 +142,13 @@ class TrainConfig:
             if c.backbone_weights not in (None, "random"):
                 raise ConfigError(
                     f"backbone_weights: variant scratch starts from a random backbone; "
-                    f"do not pass backbone weights ({self.backbone_weights!r}), or use --variant tune"
+                    f"do not pass backbone weights ({self.backbone_weights!r}), or use variant='tune'"
                 )
             c.backbone_weights = "random"
         elif c.variant == "tune" and c.backbone_weights == "random":
             raise ConfigError(
                 "backbone_weights='random' with variant tune is training from a random backbone: "
-                "use --variant scratch for that"
+                "use variant='scratch' for that"
             )
         if c.backbone_weights is not None and c.backbone_weights != "random":
             c.backbone_weights = str(Path(c.backbone_weights).expanduser().resolve())
@@ -178,7 +178,7 @@ class TrainConfig:
         return [lr_for_epoch(e, self.lr, self.epochs, self.decay_epochs) for e in range(1, self.total_epochs + 1)]
 
     def result_fields(self) -> dict[str, Any]:
-        """The options that determine the trained weights (compared on ``--resume``)."""
+        """The options that determine the trained weights (compared on ``resume=True``)."""
         keys = ("net", "variant", "version", "datasets", "backbone_weights", "epochs", "decay_epochs",
                 "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast")
         d = asdict(self)

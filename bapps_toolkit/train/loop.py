@@ -14,33 +14,30 @@ device). So no RNG state has to be saved: a run resumed after epoch ``e`` restor
 the Adam state of epoch ``e`` and continues exactly as an uninterrupted run; on CPU with
 ``deterministic=True`` the final weights are bit-identical (tested by killing a run with SIGKILL).
 
-Test hooks (environment variables, used by the fault-injection tests only):
-``BAPPS_TRAIN_TEST_PAUSE="EPOCH:STEP:MARKER"`` — after step ``STEP`` of epoch ``EPOCH`` write
-the file ``MARKER`` and sleep until killed; ``BAPPS_TRAIN_TEST_STEP_SLEEP=SECONDS`` — sleep after
-every step.
+Hooks: ``train(config, on_step=f)`` calls ``f(epoch, step)`` after every optimizer step (the
+fault-injection tests pause or slow a run with it).
 """
 from __future__ import annotations
 
-import csv
-import io
+import functools
 import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._io import FileLock, remove_stale_temps, write_text_atomic
-from .._version import __version__
-from ..errors import BappsError, CheckpointError, DataError
+from .._io import FileLock
+from ..errors import BappsError, DataError
 from . import checkpoint as ck
 from . import distributed as dd
-from .config import TrainConfig, config_from_dict, lr_for_epoch
+from . import run_dir as rd
+from .config import TrainConfig, lr_for_epoch
 from .model import (
     STREAM_BACKBONE,
     STREAM_DROPOUT,
@@ -59,13 +56,8 @@ from .model import (
     train_accuracy,
 )
 
-LIN_INIT_NOTE = ("nn.Conv2d default init, as the official trainer (pretrained=False): "
-                 "w ~ U(-1/sqrt(C), 1/sqrt(C)), drawn from a generator seeded from the run seed; "
-                 "clamped to >= 0 after every step")
-FAST_DROPOUT_NOTE = ("dropout on the per-channel spatial-mean vectors (one mask element per triplet, "
-                     "channel and side; same p; equal to the official per-pixel dropout in expectation, "
-                     "larger variance)")
-LOG_FIELDS = ["epoch", "lr", "loss", "train_2afc", "seconds", "items_per_s", "val_2afc"]
+#: ``on_step(epoch, step)``: called after every optimizer step (see :func:`train`).
+StepHook = Callable[[int, int], None]
 
 
 @dataclass
@@ -75,6 +67,8 @@ class TrainResult:
     out_dir: Path
     checkpoint_path: Path
     card: dict[str, Any]
+    #: False on the other ranks of a distributed run (only rank 0 reports).
+    is_main: bool = True
 
     @property
     def calibrated(self) -> bool:
@@ -95,14 +89,23 @@ def _score_2afc(d0: np.ndarray, d1: np.ndarray, judge: np.ndarray) -> float:
     return float(score_2afc(d0, d1, judge))
 
 
-def _test_hooks() -> tuple[tuple[int, int, str] | None, float]:
-    pause = None
+def _legacy_env_on_step() -> StepHook | None:
+    """``BAPPS_TRAIN_TEST_PAUSE="EPOCH:STEP:MARKER"`` as an ``on_step`` hook.
+
+    Kept only until tests/reliability/test_concurrency.py (the last user) injects ``on_step``
+    itself; delete it then. Used only when the caller passes no ``on_step``."""
     spec = os.environ.get("BAPPS_TRAIN_TEST_PAUSE", "")
-    if spec:
-        e, s, marker = spec.split(":", 2)
-        pause = (int(e), int(s), marker)
-    sleep = float(os.environ.get("BAPPS_TRAIN_TEST_STEP_SLEEP", "0") or 0)
-    return pause, sleep
+    if not spec:
+        return None
+    e, s, marker = spec.split(":", 2)
+
+    def pause(epoch: int, step: int) -> None:
+        if (epoch, step) == (int(e), int(s)):
+            Path(marker).write_text(str(os.getpid()))
+            while True:
+                time.sleep(0.05)
+
+    return pause
 
 
 def _select_train_keys(cfg: TrainConfig) -> list[str]:
@@ -121,7 +124,7 @@ def _select_train_keys(cfg: TrainConfig) -> list[str]:
         if not keys:
             raise DataError(
                 f"no training data found in {data}: no 2afc/train/* sets "
-                f"(present: {', '.join(present) or 'none'}); download twoafc_train or pass --datasets"
+                f"(present: {', '.join(present) or 'none'}); download twoafc_train or pass datasets="
             )
         return keys
     from ..data.layout import expand_datasets
@@ -138,7 +141,8 @@ def _select_val_keys(cfg: TrainConfig) -> list[str]:
         return list(expand_datasets(cfg.val_datasets, present, "2afc", where=str(cfg.data)))
     keys = [k for k in present if k.startswith("2afc/val/")]
     if not keys:
-        raise DataError(f"--val: no 2afc/val/* sets in {cfg.data} to validate on (present: {', '.join(present)})")
+        raise DataError(f"val_every_epoch=True: no 2afc/val/* sets in {cfg.data} to validate on "
+                        f"(present: {', '.join(present)})")
     return keys
 
 
@@ -180,18 +184,6 @@ def _calibration(cfg: TrainConfig, synthetic: bool, bsrc: dict[str, Any]) -> tup
 
 def _lin_weights_list(lins) -> list[torch.Tensor]:
     return [lin.weight.detach() for lin in lins]
-
-
-def _write_log(out: Path, history: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for h in history:
-        row = {k: h.get(k, "") for k in LOG_FIELDS}
-        if row["val_2afc"] is None:
-            row["val_2afc"] = ""
-        w.writerow(row)
-    write_text_atomic(out / ck.LOG, buf.getvalue())
 
 
 # ------------------------------------------------------------------------------------------
@@ -269,86 +261,25 @@ class _FullData:
 
 
 # ------------------------------------------------------------------------------------------
-# out-dir state
-
-def _check_card_config(card: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
-    saved = card.get("config") or {}
-    if saved.get("net") != cfg.net:
-        raise CheckpointError(
-            f"{out}: the checkpoint there is for net {saved.get('net')!r}, not {cfg.net!r}; "
-            "pick another --out or the same --net"
-        )
-    mine = cfg.result_fields()
-    theirs = config_from_dict(saved).validated().result_fields() if saved else {}
-    diff = [f"{k}: saved {theirs.get(k)!r} vs now {v!r}" for k, v in mine.items() if theirs.get(k) != v]
-    if diff:
-        raise CheckpointError(
-            f"{out}: cannot resume — the run there was started with other settings ({'; '.join(diff)}). "
-            "Resume with the same settings, or start over with --overwrite."
-        )
-
-
-def _prepare_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
-    """Check the out folder against resume/overwrite; return ``(card to resume or None, epochs done)``.
-
-    Called under the run's lock: once the run may go ahead, the temporaries ``.<name>.tmp-*``
-    that a killed run left in the folder (every file of a run is written through a temporary
-    name and renamed) are removed."""
-    card, done = _check_out(cfg)
-    remove_stale_temps(Path(cfg.out))
-    return card, done
-
-
-def _check_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise BappsError(f"out: {out} exists and is not a folder")
-    card_path = out / ck.CARD
-    card = ck.read_json(card_path, "run card") if card_path.exists() else None
-    if card is not None and card.get("format") != ck.CARD_FORMAT:
-        raise CheckpointError(f"{card_path}: not a bapps-toolkit training card")
-    if cfg.resume:
-        if card is None:
-            raise CheckpointError(
-                f"--resume: nothing to resume in {out} (no {ck.CARD}); start a new run without --resume"
-            )
-        _check_card_config(card, cfg, out)
-        done = int(card.get("epochs_done", 0))
-        if done > 0:
-            for p in (ck.weights_path(out, ck.epoch_stem(done)), ck.optim_path(out, ck.epoch_stem(done))):
-                if not p.is_file():
-                    raise CheckpointError(f"--resume: {p} is missing (the card says epoch {done} finished)")
-        return card, done
-    if card is not None and not cfg.overwrite:
-        if card.get("finished"):
-            raise BappsError(
-                f"out: {out} holds a finished run ({card.get('config', {}).get('net')} "
-                f"{card.get('config', {}).get('variant')}, {card.get('epochs_done')} epochs); "
-                "refusing to overwrite it — pass --overwrite, or pick another --out"
-            )
-        raise BappsError(
-            f"out: {out} holds an unfinished run (epoch {card.get('epochs_done', 0)} of "
-            f"{card.get('total_epochs', '?')}); pass --resume to continue it or --overwrite to start over"
-        )
-    return None, 0
-
-
-# ------------------------------------------------------------------------------------------
 # the loop
 
-def train(config: TrainConfig) -> TrainResult:
+def train(config: TrainConfig, *, on_step: StepHook | None = None) -> TrainResult:
     """Train an LPIPS metric from 2AFC judgments; see :class:`TrainConfig` for the options.
 
     Returns a :class:`TrainResult` whose ``checkpoint_path`` loads with
     :func:`~bapps_toolkit.train.load_metric_from_checkpoint`. Raises
     :class:`~bapps_toolkit.errors.BappsError` subclasses (or ``ValueError``) on bad input,
     before anything is written.
+
+    ``on_step(epoch, step)``, when given, is called on every rank after each optimizer step
+    (``step`` counts from 1 within the epoch) — a place to watch or slow down a run.
     """
     cfg = config.validated()
+    on_step = on_step if on_step is not None else _legacy_env_on_step()
     ctx = dd.setup(cfg.device)
     if cfg.bf16 and ctx.device.type != "cuda":
         dd.teardown(ctx, sync=False)
-        raise ValueError("bf16: bfloat16 autocast is only offered on CUDA devices; drop --bf16 on CPU")
+        raise ValueError("bf16: bfloat16 autocast is only offered on CUDA devices; drop bf16=True on CPU")
     prev_det = torch.are_deterministic_algorithms_enabled()
     lock: FileLock | None = None
     try:
@@ -361,7 +292,7 @@ def train(config: TrainConfig) -> TrainResult:
                 keys = _select_train_keys(cfg)
                 lock = FileLock(Path(cfg.out), "training run")
                 lock.acquire()
-                card, done = _prepare_out(cfg)
+                card, done = rd.prepare_out(cfg)
                 val_keys = _select_val_keys(cfg) if cfg.val_every_epoch else []
                 status = {"ok": True, "keys": keys, "card": card, "done": done, "val_keys": val_keys,
                           "synthetic": _is_synthetic(cfg, keys), "bsrc": _backbone_source(cfg)}
@@ -372,7 +303,7 @@ def train(config: TrainConfig) -> TrainResult:
             if ctx.is_main:
                 raise status["exc"]
             raise BappsError(f"rank {ctx.rank}: rank 0 stopped: {shared['msg']}")
-        return _run(cfg, ctx, shared)
+        return _run(cfg, ctx, shared, on_step)
     finally:
         if lock is not None:
             lock.release()
@@ -381,7 +312,7 @@ def train(config: TrainConfig) -> TrainResult:
         dd.teardown(ctx, sync=sys.exc_info()[1] is None)
 
 
-def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any]) -> TrainResult:
+def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any], on_step: StepHook | None) -> TrainResult:
     out = Path(cfg.out)
     keys: list[str] = st["keys"]
     val_keys: list[str] = st["val_keys"]
@@ -394,7 +325,8 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any]) -> TrainResu
     if resume_card is not None and done >= cfg.total_epochs:
         _say(ctx, cfg, f"{out}: the run already finished all {cfg.total_epochs} epochs; nothing to resume",
              always=True)
-        return TrainResult(out_dir=out, checkpoint_path=ck.weights_path(out, ck.LATEST), card=resume_card)
+        return TrainResult(out_dir=out, checkpoint_path=ck.weights_path(out, ck.LATEST), card=resume_card,
+                           is_main=ctx.is_main)
 
     # --- model ------------------------------------------------------------------------------
     bb_arg: Any = "random" if bsrc["source"] == "random" else cfg.backbone_weights
@@ -408,7 +340,8 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any]) -> TrainResu
         p.requires_grad_(train_backbone)
     for lin in lpips.lins:
         lin.weight.requires_grad_(True)
-    if bsrc["source"] == "random" and not train_backbone and resume_card is not None and (out / ck.BACKBONE_FILE).is_file():
+    if (bsrc["source"] == "random" and not train_backbone and resume_card is not None
+            and (out / ck.BACKBONE_FILE).is_file()):
         tensors, _ = ck.read_safetensors(out / ck.BACKBONE_FILE)
         lpips.backbone.load_state_dict(tensors)
     module = TrainModule(lpips, G, train_backbone=train_backbone, bf16=cfg.bf16).to(dev)
@@ -428,7 +361,7 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any]) -> TrainResu
     if done > 0:
         stem = ck.epoch_stem(done)
         tensors, meta = ck.read_safetensors(ck.weights_path(out, stem))
-        _check_meta(meta, cfg, ck.weights_path(out, stem))
+        rd.check_meta(meta, cfg, ck.weights_path(out, stem))
         lin_w, g_state, bb_state = ck.split_model_tensors(tensors)
         with torch.no_grad():
             for lin, w in zip(lpips.lins, lin_w, strict=False):
@@ -476,10 +409,10 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any]) -> TrainResu
         card["history"] = [h for h in card.get("history", []) if int(h["epoch"]) <= done]
         card["resumed"] = card.get("resumed", []) + [{"from_epoch": done, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]
     else:
-        card = _new_card(cfg, keys, counts, synthetic, bsrc, calibrated, cal_note, val_keys)
+        card = rd.new_card(cfg, keys, counts, synthetic, bsrc, calibrated, cal_note, val_keys)
     card.update({"device": str(dev), "world_size": ctx.world, "bf16": cfg.bf16,
                  "precompute": {"seconds": round(pre_seconds, 3), "images": pre_images} if cfg.fast else None})
-    model_meta = _model_meta(cfg, lpips, bsrc, calibrated, cal_note)
+    model_meta = rd.model_meta(cfg, lpips, bsrc, calibrated, cal_note)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if cfg.overwrite:
@@ -509,7 +442,6 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any]) -> TrainResu
     dd.barrier(ctx)
 
     # --- epochs -----------------------------------------------------------------------------
-    pause, step_sleep = _test_hooks()
     B = cfg.batch_size
     history: list[dict[str, Any]] = list(card.get("history", []))
     for epoch in range(done + 1, cfg.total_epochs + 1):
@@ -525,21 +457,13 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any]) -> TrainResu
 
             bar = tqdm(total=n_train, desc=f"epoch {epoch}/{cfg.total_epochs}", unit="triplet", leave=False)
 
-        def hook(step: int, _epoch: int = epoch) -> None:
-            if step_sleep > 0:
-                time.sleep(step_sleep)
-            if pause is not None and pause[0] == _epoch and pause[1] == step:
-                Path(pause[2]).write_text(str(os.getpid()))
-                while True:
-                    time.sleep(0.05)
-
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t0 = time.perf_counter()
         loss_sum, acc_sum = run_epoch(
             wrapped, opt, lpips.lins, perm=perm_dev, judge=judge_all, batch_size=B, dropout=cfg.dropout,
             drop_gen=drop_gen, ctx=ctx, vecs=vecs if cfg.fast else None, data=data, bar=bar,
-            hook=hook if (pause is not None or step_sleep > 0) else None,
+            hook=functools.partial(on_step, epoch) if on_step is not None else None,
         )
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
@@ -571,7 +495,7 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any]) -> TrainResu
             card["epochs_done"] = epoch
             card["finished"] = epoch == cfg.total_epochs
             card["calibrated"] = calibrated
-            _write_log(out, history)
+            rd.write_log(out, history)
             ck.write_json(out / ck.CARD, card)
             msg = (f"epoch {epoch}/{cfg.total_epochs}: lr {lr:.3g} loss {row['loss']:.4f} "
                    f"train 2AFC {100 * row['train_2afc']:.2f}% ({row['items_per_s']:.0f} triplets/s)")
@@ -591,7 +515,7 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any]) -> TrainResu
         if not calibrated:
             tail += f" [UNCALIBRATED: {cal_note}]"
         _say(ctx, cfg, f"done: {out / 'latest.safetensors'}{tail}", always=True)
-    return TrainResult(out_dir=out, checkpoint_path=ck.weights_path(out, ck.LATEST), card=card)
+    return TrainResult(out_dir=out, checkpoint_path=ck.weights_path(out, ck.LATEST), card=card, is_main=ctx.is_main)
 
 
 def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, judge: torch.Tensor,
@@ -640,58 +564,4 @@ def _precompute(lpips, cfg: TrainConfig, keys, ctx, desc):
                       progress=cfg.progress, desc=desc)
 
 
-def _check_meta(meta: dict[str, str], cfg: TrainConfig, path: Path) -> None:
-    if meta.get("format") != ck.FORMAT:
-        raise CheckpointError(f"{path}: not a bapps-toolkit LPIPS checkpoint")
-    if meta.get("net") != cfg.net:
-        raise CheckpointError(f"{path}: checkpoint of net {meta.get('net')!r}, not {cfg.net!r}")
-
-
-def _model_meta(cfg: TrainConfig, lpips, bsrc: dict[str, Any], calibrated: bool, note: str) -> dict[str, str]:
-    import json
-
-    trained_bb = cfg.variant in ("tune", "scratch")
-    return {
-        "format": ck.FORMAT, "format_version": str(ck.FORMAT_VERSION),
-        "toolkit_version": __version__,
-        "net": cfg.net, "version": cfg.version, "variant": cfg.variant,
-        "channels": json.dumps([int(c) for c in lpips.channels]),
-        "backbone_in_file": "1" if trained_bb else "0",
-        "backbone_file": ck.BACKBONE_FILE if (bsrc["source"] == "random" and not trained_bb) else "",
-        "backbone_source": str(bsrc["source"]),
-        "backbone_sha256": str(bsrc.get("sha256", "")),
-        "started_from_scratch": "1" if bsrc.get("started_from_scratch") else "0",
-        "calibrated": "1" if calibrated else "0",
-        "calibration_note": note,
-    }
-
-
-def _new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, val_keys) -> dict[str, Any]:
-    cfgd = asdict(cfg)
-    return {
-        "format": ck.CARD_FORMAT, "format_version": ck.FORMAT_VERSION,
-        "toolkit_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "net": cfg.net, "variant": cfg.variant, "version": cfg.version,
-        "calibrated": calibrated, "calibration_note": note,
-        "data": {"source": str(Path(cfg.data).resolve()), "synthetic": synthetic,
-                 "datasets": dict(counts), "n_train": int(sum(counts.values())), "val_datasets": list(val_keys)},
-        "backbone": dict(bsrc),
-        "schedule": {"optimizer": "Adam", "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2],
-                     "batch_size": cfg.batch_size, "epochs": cfg.epochs, "decay_epochs": cfg.decay_epochs,
-                     "lr_per_epoch": cfg.lr_schedule(), "shuffle": True, "dropout": cfg.dropout,
-                     "rule": "official: lr0 for epochs 1..epochs+1, then minus lr0/decay_epochs after each later epoch"},
-        "seed": cfg.seed,
-        "fast_path": cfg.fast,
-        "fast_path_dropout": FAST_DROPOUT_NOTE if cfg.fast else None,
-        "lin_init": LIN_INIT_NOTE,
-        "clamp": "LPIPS linear layers only, after every optimizer step",
-        "config": cfgd,
-        "total_epochs": cfg.total_epochs,
-        "epochs_done": 0, "finished": False,
-        "history": [],
-        "files": {"latest": "latest.safetensors", "official_lin": "latest.lin.pth", "log": ck.LOG},
-    }
-
-
-__all__ = ["train", "TrainResult", "build_lpips", "run_epoch", "LIN_INIT_NOTE", "FAST_DROPOUT_NOTE"]
+__all__ = ["train", "TrainResult", "run_epoch", "StepHook"]

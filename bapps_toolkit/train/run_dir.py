@@ -1,0 +1,155 @@
+"""The run folder of a training run: checking it against resume/overwrite, its card, the
+metadata of its weights files and its ``log.csv`` (the file layout is in :mod:`.checkpoint`)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .._io import remove_stale_temps, write_text_atomic
+from .._version import __version__
+from ..errors import BappsError, CheckpointError
+from . import checkpoint as ck
+from .config import TrainConfig, config_from_dict
+
+LIN_INIT_NOTE = ("nn.Conv2d default init, as the official trainer (pretrained=False): "
+                 "w ~ U(-1/sqrt(C), 1/sqrt(C)), drawn from a generator seeded from the run seed; "
+                 "clamped to >= 0 after every step")
+FAST_DROPOUT_NOTE = ("dropout on the per-channel spatial-mean vectors (one mask element per triplet, "
+                     "channel and side; same p; equal to the official per-pixel dropout in expectation, "
+                     "larger variance)")
+LOG_FIELDS = ["epoch", "lr", "loss", "train_2afc", "seconds", "items_per_s", "val_2afc"]
+
+
+def write_log(out: Path, history: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for h in history:
+        row = {k: h.get(k, "") for k in LOG_FIELDS}
+        if row["val_2afc"] is None:
+            row["val_2afc"] = ""
+        w.writerow(row)
+    write_text_atomic(out / ck.LOG, buf.getvalue())
+
+
+# ------------------------------------------------------------------------------------------
+# out-dir state
+
+def check_card_config(card: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
+    saved = card.get("config") or {}
+    if saved.get("net") != cfg.net:
+        raise CheckpointError(
+            f"{out}: the checkpoint there is for net {saved.get('net')!r}, not {cfg.net!r}; "
+            "pick another out folder or the same net"
+        )
+    mine = cfg.result_fields()
+    theirs = config_from_dict(saved).validated().result_fields() if saved else {}
+    diff = [f"{k}: saved {theirs.get(k)!r} vs now {v!r}" for k, v in mine.items() if theirs.get(k) != v]
+    if diff:
+        raise CheckpointError(
+            f"{out}: cannot resume — the run there was started with other settings ({'; '.join(diff)}). "
+            "Resume with the same settings, or start over with overwrite=True."
+        )
+
+
+def prepare_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
+    """Check the out folder against resume/overwrite; return ``(card to resume or None, epochs done)``.
+
+    Called under the run's lock: once the run may go ahead, the temporaries ``.<name>.tmp-*``
+    that a killed run left in the folder (every file of a run is written through a temporary
+    name and renamed) are removed."""
+    card, done = check_out(cfg)
+    remove_stale_temps(Path(cfg.out))
+    return card, done
+
+
+def check_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise BappsError(f"out: {out} exists and is not a folder")
+    card_path = out / ck.CARD
+    card = ck.read_json(card_path, "run card") if card_path.exists() else None
+    if card is not None and card.get("format") != ck.CARD_FORMAT:
+        raise CheckpointError(f"{card_path}: not a bapps-toolkit training card")
+    if cfg.resume:
+        if card is None:
+            raise CheckpointError(
+                f"resume=True: nothing to resume in {out} (no {ck.CARD}); start a new run without resume"
+            )
+        check_card_config(card, cfg, out)
+        done = int(card.get("epochs_done", 0))
+        if done > 0:
+            for p in (ck.weights_path(out, ck.epoch_stem(done)), ck.optim_path(out, ck.epoch_stem(done))):
+                if not p.is_file():
+                    raise CheckpointError(f"resume=True: {p} is missing (the card says epoch {done} finished)")
+        return card, done
+    if card is not None and not cfg.overwrite:
+        if card.get("finished"):
+            raise BappsError(
+                f"out: {out} holds a finished run ({card.get('config', {}).get('net')} "
+                f"{card.get('config', {}).get('variant')}, {card.get('epochs_done')} epochs); "
+                "refusing to overwrite it — pass overwrite=True, or pick another out folder"
+            )
+        raise BappsError(
+            f"out: {out} holds an unfinished run (epoch {card.get('epochs_done', 0)} of "
+            f"{card.get('total_epochs', '?')}); pass resume=True to continue it or overwrite=True to start over"
+        )
+    return None, 0
+
+
+def check_meta(meta: dict[str, str], cfg: TrainConfig, path: Path) -> None:
+    if meta.get("format") != ck.FORMAT:
+        raise CheckpointError(f"{path}: not a bapps-toolkit LPIPS checkpoint")
+    if meta.get("net") != cfg.net:
+        raise CheckpointError(f"{path}: checkpoint of net {meta.get('net')!r}, not {cfg.net!r}")
+
+
+def model_meta(cfg: TrainConfig, lpips, bsrc: dict[str, Any], calibrated: bool, note: str) -> dict[str, str]:
+    trained_bb = cfg.variant in ("tune", "scratch")
+    return {
+        "format": ck.FORMAT, "format_version": str(ck.FORMAT_VERSION),
+        "toolkit_version": __version__,
+        "net": cfg.net, "version": cfg.version, "variant": cfg.variant,
+        "channels": json.dumps([int(c) for c in lpips.channels]),
+        "backbone_in_file": "1" if trained_bb else "0",
+        "backbone_file": ck.BACKBONE_FILE if (bsrc["source"] == "random" and not trained_bb) else "",
+        "backbone_source": str(bsrc["source"]),
+        "backbone_sha256": str(bsrc.get("sha256", "")),
+        "started_from_scratch": "1" if bsrc.get("started_from_scratch") else "0",
+        "calibrated": "1" if calibrated else "0",
+        "calibration_note": note,
+    }
+
+
+def new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, val_keys) -> dict[str, Any]:
+    cfgd = asdict(cfg)
+    return {
+        "format": ck.CARD_FORMAT, "format_version": ck.FORMAT_VERSION,
+        "toolkit_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "net": cfg.net, "variant": cfg.variant, "version": cfg.version,
+        "calibrated": calibrated, "calibration_note": note,
+        "data": {"source": str(Path(cfg.data).resolve()), "synthetic": synthetic,
+                 "datasets": dict(counts), "n_train": int(sum(counts.values())), "val_datasets": list(val_keys)},
+        "backbone": dict(bsrc),
+        "schedule": {"optimizer": "Adam", "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2],
+                     "batch_size": cfg.batch_size, "epochs": cfg.epochs, "decay_epochs": cfg.decay_epochs,
+                     "lr_per_epoch": cfg.lr_schedule(), "shuffle": True, "dropout": cfg.dropout,
+                     "rule": ("official: lr0 for epochs 1..epochs+1, then minus lr0/decay_epochs "
+                              "after each later epoch")},
+        "seed": cfg.seed,
+        "fast_path": cfg.fast,
+        "fast_path_dropout": FAST_DROPOUT_NOTE if cfg.fast else None,
+        "lin_init": LIN_INIT_NOTE,
+        "clamp": "LPIPS linear layers only, after every optimizer step",
+        "config": cfgd,
+        "total_epochs": cfg.total_epochs,
+        "epochs_done": 0, "finished": False,
+        "history": [],
+        "files": {"latest": "latest.safetensors", "official_lin": "latest.lin.pth", "log": ck.LOG},
+    }
