@@ -38,6 +38,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ._io import PathLike, sha256_file
 from ._version import __version__
 from .errors import DownloadError
@@ -115,8 +117,6 @@ def _download_lock(dest: Path, wait: bool = True) -> Iterator[bool]:
 
 
 def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=desc, disable=not (enabled and sys.stderr.isatty()), leave=False)
 

@@ -13,6 +13,7 @@ from bapps_toolkit.data import TwoAFCDataset, find_sets, load_2afc, load_jnd, pa
 from bapps_toolkit.errors import DataError
 
 pack_mod = importlib.import_module("bapps_toolkit.data.pack")
+decode_mod = importlib.import_module("bapps_toolkit.data.decode")
 
 
 def _assert_nothing_written(out: Path) -> None:
@@ -99,8 +100,8 @@ def test_corrupt_png(tiny_tree, tmp_path, damage):
 def test_corrupt_png_in_worker_process(tiny_tree, tmp_path, monkeypatch):
     root = tiny_tree(("2afc/val/cnn",), n=30)
     (root / "2afc/val/cnn/p1/000017.png").write_bytes(b"not a png")
-    monkeypatch.setattr(pack_mod, "POOL_MIN_IMAGES", 0)
-    monkeypatch.setattr(pack_mod, "TASK_ITEMS", 4)
+    monkeypatch.setattr(decode_mod, "POOL_MIN_IMAGES", 0)
+    monkeypatch.setattr(decode_mod, "TASK_ITEMS", 4)
     out = tmp_path / "o.h5"
     with pytest.raises(DataError, match=r"p1/000017\.png.*corrupt"):
         pack(root, out, workers=2, progress=False)

@@ -25,6 +25,7 @@ from bapps_toolkit.errors import DataError, LockedError
 
 # The package exports the function ``pack``, which shadows the sub-module's attribute name.
 pack_mod = importlib.import_module("bapps_toolkit.data.pack")
+decode_mod = importlib.import_module("bapps_toolkit.data.decode")
 
 
 def test_schema_and_attributes(mini_root, mini_h5):
@@ -154,8 +155,8 @@ def test_concurrent_pack_is_locked(tiny_tree, tmp_path):
 def test_parallel_decode_matches_serial(tiny_tree, tmp_path, monkeypatch):
     root = tiny_tree(("2afc/val/cnn", "jnd/val/cnn"), n=40)
     serial = pack(root, tmp_path / "serial.h5", workers=1, progress=False)
-    monkeypatch.setattr(pack_mod, "POOL_MIN_IMAGES", 0)
-    monkeypatch.setattr(pack_mod, "TASK_ITEMS", 7)
+    monkeypatch.setattr(decode_mod, "POOL_MIN_IMAGES", 0)
+    monkeypatch.setattr(decode_mod, "TASK_ITEMS", 7)
     par = pack(root, tmp_path / "par.h5", workers=2, progress=False)
     with h5py.File(serial, "r") as a, h5py.File(par, "r") as b:
         for key in ("2afc/val/cnn", "jnd/val/cnn"):
@@ -167,12 +168,13 @@ def test_parallel_decode_matches_serial(tiny_tree, tmp_path, monkeypatch):
 _KILL_SCRIPT = """
 import importlib, sys, time
 pm = importlib.import_module('bapps_toolkit.data.pack')
-real = pm._decode_task
+dm = importlib.import_module('bapps_toolkit.data.decode')
+real = dm._decode_task
 def slow(*a, **k):
     time.sleep(0.2)
     return real(*a, **k)
-pm._decode_task = slow
-pm.TASK_ITEMS = 8
+dm._decode_task = slow
+dm.TASK_ITEMS = 8
 pm.pack(sys.argv[1], sys.argv[2], workers=1, progress=False)
 """
 

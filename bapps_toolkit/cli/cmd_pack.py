@@ -22,16 +22,15 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from ..data.layout import folders_of
-    from ..data.pack import open_h5, pack
+    from ..data.h5format import describe
+    from ..data.pack import pack
 
     t0 = time.perf_counter()
     out = pack(args.root, args.out, workers=args.workers, force=args.force,
                progress=not args.no_progress)
     dt = time.perf_counter() - t0
-    f, info = open_h5(out)
-    f.close()
-    images = sum(n * (len(folders_of(k)) - 1) for k, n in info["counts"].items())
+    info = describe(out)
+    images = info["images"]
     print(f"packed {images} images in {len(info['keys'])} sets into {out} "
           f"({dt:.1f} s, {images / max(dt, 1e-9):.0f} images/s); check it with `bapps verify {out}`"
           + (" [SYNTHETIC data]" if info["synthetic"] else ""))

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .decode import decode_pool, decode_set, make_bar
+from .h5format import open_h5, read_stems
 from .images import decode_image, load_judgment
 from .layout import (
     SetFiles,
@@ -29,12 +31,11 @@ from .layout import (
     scan_set,
     split_key,
 )
-from .pack import decode_pool, decode_set, make_bar, open_h5, read_stems
 
 PathLike = Union[str, "os.PathLike[str]"]
-Array = Union[np.ndarray, torch.Tensor]
-DeviceLike = Union[None, str, torch.device]
-Datasets = Union[None, str, Sequence[str]]
+Array = np.ndarray | torch.Tensor
+DeviceLike = None | str | torch.device
+Datasets = None | str | Sequence[str]
 
 
 @dataclass
@@ -167,8 +168,8 @@ def _load(source: PathLike, datasets: Datasets, kind: str, device: DeviceLike,
     try:
         with decode_pool(workers, n_images) as pool:
             for sf in sets:
-                arrays = decode_set(sf, pool, bar)
-                out.append(_build(sf.key, {k: _to_device(v, dev) for k, v in arrays.items()},
+                decoded = decode_set(sf, pool, bar)
+                out.append(_build(sf.key, {k: _to_device(v, dev) for k, v in decoded.items()},
                                   list(sf.stems), synthetic))
     finally:
         bar.close()
@@ -222,8 +223,8 @@ def _iter_chunks(source: PathLike, key: str, chunk_size: int, kind: str,
     for s in range(0, len(sf), chunk_size):
         e = min(s + chunk_size, len(sf))
         part = SetFiles(full, sf.folder, sf.stems[s:e], {k: v[s:e] for k, v in sf.files.items()})
-        arrays = decode_set(part)
-        yield _build(full, {k: _to_device(arrays[k], dev) for k in folders}, part.stems, synthetic)
+        decoded = decode_set(part)
+        yield _build(full, {k: _to_device(decoded[k], dev) for k in folders}, part.stems, synthetic)
 
 
 def _single(keys: list[str], asked: str) -> str:

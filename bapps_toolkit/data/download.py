@@ -37,9 +37,11 @@ import shutil
 import sys
 import tarfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from .._download import check_free_space, download_file, info_path, part_path
 from .._io import TMP_MARK, FileLock, PathLike, remove_stale_temps, sha256_file, write_text_atomic
@@ -64,7 +66,7 @@ class ArchiveSpec:
     subdir: str               #: folder under the root it is unpacked into ("" = the root)
     approx_bytes: int         #: approximate size (for the free-disk check only)
     sha256: str | None     #: published SHA-256; None: unknown, see the module docstring
-    val: bool                 #: part of the validation data (downloaded with --val-only)
+    val: bool                 #: part of the validation data (downloaded with val_only)
 
     def dest(self, root: PathLike) -> Path:
         return Path(root) / self.subdir if self.subdir else Path(root)
@@ -155,22 +157,30 @@ def check_members(archive: PathLike, members: Sequence[tarfile.TarInfo]) -> None
         if m.isreg() or m.isdir():
             continue
         if m.issym() or m.islnk():
-            kind = "symbolic link" if m.issym() else "hard link"
-            target = _link_target_parts(m)
-            if target is None:
-                raise refuse(m, f"is a {kind} to {m.linkname!r}, outside the destination")
-            if m.islnk() and (target in symlinks or through_symlink(target)):
-                raise refuse(m, f"is a hard link to {m.linkname!r}, which goes through a "
-                                f"symbolic link")
-            if m.issym() and through_symlink(target):
-                raise refuse(m, f"is a symbolic link to {m.linkname!r}, which goes through "
-                                f"another symbolic link")
+            problem = _link_problem(m, symlinks, through_symlink)
+            if problem:
+                raise refuse(m, problem)
             continue
         if m.ischr() or m.isblk():
             raise refuse(m, "is a device file")
         if m.isfifo():
             raise refuse(m, "is a FIFO (named pipe)")
         raise refuse(m, f"has an unsupported type {m.type!r}")
+
+
+def _link_problem(m: tarfile.TarInfo, symlinks: set[tuple[str, ...]],
+                  through_symlink: Callable[[tuple[str, ...]], bool]) -> str | None:
+    """Why link member ``m`` is unsafe (its target leaves the archive or goes through a
+    symbolic link of the archive), or ``None`` when it is safe."""
+    kind = "symbolic link" if m.issym() else "hard link"
+    target = _link_target_parts(m)
+    if target is None:
+        return f"is a {kind} to {m.linkname!r}, outside the destination"
+    if m.islnk() and (target in symlinks or through_symlink(target)):
+        return f"is a hard link to {m.linkname!r}, which goes through a symbolic link"
+    if m.issym() and through_symlink(target):
+        return f"is a symbolic link to {m.linkname!r}, which goes through another symbolic link"
+    return None
 
 
 def check_layout(archive: PathLike, members: Sequence[tarfile.TarInfo], top: str) -> None:
@@ -206,8 +216,6 @@ def read_members(archive: PathLike) -> list[tarfile.TarInfo]:
 
 def _extract_all(tar: tarfile.TarFile, members: list[tarfile.TarInfo], into: Path,
                  progress: bool, desc: str) -> None:
-    from tqdm import tqdm
-
     use_filter = hasattr(tarfile, "data_filter")
     bar = tqdm(members, desc=desc, unit="file", leave=False,
                disable=not (progress and sys.stderr.isatty()))
@@ -383,94 +391,109 @@ def download_bapps(root: PathLike, *, val_only: bool = False, base_url: str | No
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     base = (base_url or BASE_URL).rstrip("/") + "/"
-    results: dict[str, dict] = {}
     with FileLock(root / ".bapps_download", "a BAPPS download into"):
         _clean_stale_temps(root)
         manifest = _read_manifest(root)
-
         if from_archive is not None:
-            archive = Path(from_archive)
-            if not archive.is_file():
-                raise DownloadError(f"--from-archive {archive}: no such file")
-            members = read_members(archive)
-            spec = detect_archive(archive, members=members)
-            sha = sha256_file(archive)
-            if spec.marker(root).exists():
-                try:
-                    done = json.loads(spec.marker(root).read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    done = {}
-                if isinstance(done, dict) and done.get("sha256") == sha:
-                    _say(f"{spec.name}: {archive} is already extracted, skipping", progress)
-                    return {spec.name: {"status": "already extracted", "sha256": sha,
-                                        "size": archive.stat().st_size,
-                                        "dest": str(spec.dest(root))}}
-                spec.marker(root).unlink()
-            known = spec.sha256 or manifest["archives"].get(spec.name, {}).get("sha256")
-            if known and known != sha:
-                _say(f"note: {archive} has SHA-256 {sha}, not the {known} recorded for "
-                     f"{spec.name}; unpacking it anyway as you asked", progress)
-            _say(f"{spec.name}: unpacking {archive} into {spec.dest(root)}", progress)
-            _install(spec, archive, root, sha, str(archive.resolve()), progress, members)
-            manifest["archives"][spec.name] = {"sha256": sha, "size": archive.stat().st_size,
-                                               "source": str(archive.resolve()), "time": _now()}
-            _write_manifest(root, manifest)
-            return {spec.name: {"status": "extracted from archive", "sha256": sha,
-                                "size": archive.stat().st_size, "dest": str(spec.dest(root))}}
-
+            return _unpack_local(root, Path(from_archive), manifest, progress)
         wanted = [a for a in ARCHIVES if a.val or not val_only]
-        todo = [a for a in wanted if not a.marker(root).exists()]
-        need = 0
-        for a in todo:
-            have = root / a.name
-            got = have.stat().st_size if have.exists() else (
-                part_path(have).stat().st_size if part_path(have).exists() else 0)
-            need += max(a.approx_bytes - got, 0) + int(a.approx_bytes * UNPACK_FACTOR)
-        if todo:
-            check_free_space(root, need, "the BAPPS archives " + ", ".join(a.name for a in todo)
-                             + " and their unpacked files")
+        _check_room(root, [a for a in wanted if not a.marker(root).exists()])
+        return {spec.name: _fetch_and_install(root, spec, base, manifest, progress, keep_archives)
+                for spec in wanted}
 
-        for spec in wanted:
-            marker = spec.marker(root)
-            entry = manifest["archives"].get(spec.name, {})
-            if marker.exists():
-                _say(f"{spec.name}: already extracted (marker {marker.name}), skipping", progress)
-                # a run killed between its marker and its clean-up
-                _drop_download_leftovers(root, spec, keep_archives)
-                results[spec.name] = {"status": "already extracted", "sha256": entry.get("sha256"),
-                                      "size": entry.get("size"), "dest": str(spec.dest(root))}
-                continue
-            url = base + spec.name
-            archive = root / spec.name
-            known_sha = spec.sha256 or entry.get("sha256")
-            _say(f"{spec.name}: downloading {url}", progress)
-            try:
-                download_file(url, archive, expected_size=entry.get("size"), sha256=known_sha,
-                              progress=progress)
-            except DownloadError as exc:
-                if entry and ("SHA-256" in str(exc) or "announces" in str(exc)):
-                    raise DownloadError(
-                        f"{exc}. The size and SHA-256 were recorded in {root / MANIFEST_NAME} "
-                        f"when {spec.name} was first downloaded; if the archive was "
-                        f"legitimately replaced upstream, remove its entry from that "
-                        f"file") from None
-                raise
-            try:
-                members = read_members(archive)
-                check_layout(archive, members, spec.top)
-                check_members(archive, members)
-            except DownloadError as exc:
-                archive.unlink()
-                raise DownloadError(f"{exc}. The downloaded file was deleted; check the address "
-                                    f"{url}") from None
-            sha = known_sha or sha256_file(archive)
-            manifest["archives"][spec.name] = {"sha256": sha, "size": archive.stat().st_size,
-                                               "source": url, "time": _now()}
-            _write_manifest(root, manifest)
-            _say(f"{spec.name}: unpacking into {spec.dest(root)}", progress)
-            _install(spec, archive, root, sha, url, progress, members)
-            _drop_download_leftovers(root, spec, keep_archives)
-            results[spec.name] = {"status": "extracted", "sha256": sha,
-                                  "size": manifest["archives"][spec.name]["size"],
-                                  "dest": str(spec.dest(root))}
-    return results
+
+def _result(status: str, sha: str | None, size: int | None, dest: Path) -> dict:
+    return {"status": status, "sha256": sha, "size": size, "dest": str(dest)}
+
+
+def _unpack_local(root: Path, archive: Path, manifest: dict, progress: bool) -> dict[str, dict]:
+    """Unpack one archive fetched another way (recognised from its members); download nothing."""
+    if not archive.is_file():
+        raise DownloadError(f"archive to unpack {archive}: no such file")
+    members = read_members(archive)
+    spec = detect_archive(archive, members=members)
+    sha = sha256_file(archive)
+    if spec.marker(root).exists():
+        try:
+            done = json.loads(spec.marker(root).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            done = {}
+        if isinstance(done, dict) and done.get("sha256") == sha:
+            _say(f"{spec.name}: {archive} is already extracted, skipping", progress)
+            return {spec.name: _result("already extracted", sha, archive.stat().st_size, spec.dest(root))}
+        spec.marker(root).unlink()
+    known = spec.sha256 or manifest["archives"].get(spec.name, {}).get("sha256")
+    if known and known != sha:
+        _say(f"note: {archive} has SHA-256 {sha}, not the {known} recorded for "
+             f"{spec.name}; unpacking it anyway as you asked", progress)
+    _say(f"{spec.name}: unpacking {archive} into {spec.dest(root)}", progress)
+    _install(spec, archive, root, sha, str(archive.resolve()), progress, members)
+    manifest["archives"][spec.name] = {"sha256": sha, "size": archive.stat().st_size,
+                                       "source": str(archive.resolve()), "time": _now()}
+    _write_manifest(root, manifest)
+    return {spec.name: _result("extracted from archive", sha, archive.stat().st_size, spec.dest(root))}
+
+
+def _check_room(root: Path, todo: list[ArchiveSpec]) -> None:
+    """Refuse up front when ``root``'s disk cannot hold what ``todo`` still needs (the rest of
+    each download, from a kept archive or ``.part``, plus its unpacked files)."""
+    if not todo:
+        return
+    need = 0
+    for a in todo:
+        have = root / a.name
+        got = have.stat().st_size if have.exists() else (
+            part_path(have).stat().st_size if part_path(have).exists() else 0)
+        need += max(a.approx_bytes - got, 0) + int(a.approx_bytes * UNPACK_FACTOR)
+    check_free_space(root, need, "the BAPPS archives " + ", ".join(a.name for a in todo)
+                     + " and their unpacked files")
+
+
+def _fetch_and_install(root: Path, spec: ArchiveSpec, base: str, manifest: dict, progress: bool,
+                       keep_archives: bool) -> dict:
+    """One official archive: skip it if its marker exists, else download, check, record, unpack."""
+    marker = spec.marker(root)
+    entry = manifest["archives"].get(spec.name, {})
+    if marker.exists():
+        _say(f"{spec.name}: already extracted (marker {marker.name}), skipping", progress)
+        # a run killed between its marker and its clean-up
+        _drop_download_leftovers(root, spec, keep_archives)
+        return _result("already extracted", entry.get("sha256"), entry.get("size"), spec.dest(root))
+    url = base + spec.name
+    archive = root / spec.name
+    known_sha = spec.sha256 or entry.get("sha256")
+    _say(f"{spec.name}: downloading {url}", progress)
+    _download_archive(url, archive, entry, known_sha, root / MANIFEST_NAME, progress)
+    try:
+        members = read_members(archive)
+        check_layout(archive, members, spec.top)
+        check_members(archive, members)
+    except DownloadError as exc:
+        archive.unlink()
+        raise DownloadError(f"{exc}. The downloaded file was deleted; check the address "
+                            f"{url}") from None
+    sha = known_sha or sha256_file(archive)
+    manifest["archives"][spec.name] = {"sha256": sha, "size": archive.stat().st_size,
+                                       "source": url, "time": _now()}
+    _write_manifest(root, manifest)
+    _say(f"{spec.name}: unpacking into {spec.dest(root)}", progress)
+    _install(spec, archive, root, sha, url, progress, members)
+    _drop_download_leftovers(root, spec, keep_archives)
+    return _result("extracted", sha, manifest["archives"][spec.name]["size"], spec.dest(root))
+
+
+def _download_archive(url: str, archive: Path, entry: dict, known_sha: str | None,
+                      manifest_path: Path, progress: bool) -> None:
+    """Fetch ``url`` to ``archive`` against the size and SHA-256 recorded in the manifest entry;
+    a mismatch with a recorded entry says where the record lives."""
+    try:
+        download_file(url, archive, expected_size=entry.get("size"), sha256=known_sha,
+                      progress=progress)
+    except DownloadError as exc:
+        if entry and ("SHA-256" in str(exc) or "announces" in str(exc)):
+            raise DownloadError(
+                f"{exc}. The size and SHA-256 were recorded in {manifest_path} "
+                f"when {archive.name} was first downloaded; if the archive was "
+                f"legitimately replaced upstream, remove its entry from that "
+                f"file") from None
+        raise

@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Union
 
 import numpy as np
@@ -91,7 +90,7 @@ def decode_image(path: PathLike) -> np.ndarray:
     """Decode one patch file to ``uint8 [64, 64, 3]`` RGB (rule in the module docstring)."""
     arr = read_rgb(path, square=True)
     if arr.shape[0] != PATCH:
-        arr = np.array(Image.fromarray(arr).resize((PATCH, PATCH), Image.BILINEAR), dtype=np.uint8)
+        arr = np.array(Image.fromarray(arr).resize((PATCH, PATCH), Image.Resampling.BILINEAR), dtype=np.uint8)
     return arr
 
 
@@ -130,8 +129,3 @@ def load_judgments(paths: Sequence[PathLike]) -> np.ndarray:
     """``float32 [len(paths)]`` of :func:`load_judgment` values."""
     return np.array([load_judgment(p) for p in paths], dtype=np.float32)
 
-
-def file_label(path: PathLike) -> str:
-    """Short ``folder/name`` label for messages."""
-    p = Path(path)
-    return f"{p.parent.name}/{p.name}"

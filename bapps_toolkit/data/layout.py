@@ -235,7 +235,3 @@ def is_synthetic_root(root: PathLike) -> bool:
         return False
     return (base / "SYNTHETIC.txt").is_file() or (Path(root) / "SYNTHETIC.txt").is_file()
 
-
-def short_key(key: str) -> str | None:
-    """``"2afc/val/cnn"`` -> ``"val/cnn"``."""
-    return key.split("/", 1)[1] if "/" in key else None

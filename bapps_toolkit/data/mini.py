@@ -122,7 +122,7 @@ def load_photos() -> list[np.ndarray]:
         with Image.open(path) as im:
             im = im.convert("RGB")
             if min(im.size) > 800:
-                im = im.resize((im.size[0] // 2, im.size[1] // 2), Image.BOX)
+                im = im.resize((im.size[0] // 2, im.size[1] // 2), Image.Resampling.BOX)
             out.append(np.asarray(im, dtype=np.uint8).copy())
     return out
 
@@ -139,7 +139,7 @@ def _patch(rng: np.random.Generator, photos: list[np.ndarray], half: str) -> np.
         x = int(rng.integers(0, w - side + 1))
         win = img[y:y + side, x:x + side]
         if side != 64:
-            win = np.asarray(Image.fromarray(win).resize((64, 64), Image.BOX))
+            win = np.asarray(Image.fromarray(win).resize((64, 64), Image.Resampling.BOX))
         if win.std() >= 10:
             return np.ascontiguousarray(win)
     return np.ascontiguousarray(win)  # pragma: no cover - every photo has textured areas
@@ -181,10 +181,6 @@ def _shift_int(x: Img, dy: int, dx: int) -> Img:
 
 def _shift_sub(x: Img, dy: float, dx: float) -> Img:
     return ndimage.shift(x, (dy, dx, 0), order=1, mode="reflect")
-
-
-def _resize(x: Img, size: int, method: int) -> Img:
-    return _unpil(_pil(x).resize((size, size), method))
 
 
 _YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
@@ -248,8 +244,8 @@ def op_shift(x, t, rng):
 
 def op_pixelate(x, t, rng):
     f = 2 + int(round(6 * t))
-    small = _pil(x).resize((max(1, 64 // f), max(1, 64 // f)), Image.BOX)
-    return _unpil(small.resize((64, 64), Image.NEAREST))
+    small = _pil(x).resize((max(1, 64 // f), max(1, 64 // f)), Image.Resampling.BOX)
+    return _unpil(small.resize((64, 64), Image.Resampling.NEAREST))
 
 
 def op_quantize(x, t, rng):
@@ -336,8 +332,8 @@ def cnn_like(x: Img, rng: np.random.Generator, tmax: float = 1.0) -> Img:
 
 # --------------------------------------------------------------------------- val flavours
 
-_KERNELS = (Image.BOX, Image.BILINEAR, Image.BICUBIC, Image.NEAREST)
-_UPS = (Image.NEAREST, Image.BILINEAR, Image.BICUBIC, Image.LANCZOS)
+_KERNELS = (Image.Resampling.BOX, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.NEAREST)
+_UPS = (Image.Resampling.NEAREST, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS)
 
 
 def superres_pair(x: Img, rng) -> tuple[Img, Img]:
@@ -580,7 +576,7 @@ def make_mini(out_dir: PathLike, seed: int = 0, *, force: bool = False,
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    from .pack import default_workers, make_bar
+    from .decode import default_workers, make_bar
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

@@ -26,13 +26,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"
 _SLOW_PACK = """
 import sys, time, importlib
 pm = importlib.import_module("bapps_toolkit.data.pack")
-real = pm._decode_task
+dm = importlib.import_module("bapps_toolkit.data.decode")
+real = dm._decode_task
 def slow(*a, **k):
     open(sys.argv[3], "w").close()
     time.sleep(0.1)
     return real(*a, **k)
-pm._decode_task = slow
-pm.TASK_ITEMS = 8
+dm._decode_task = slow
+dm.TASK_ITEMS = 8
 from bapps_toolkit.cli.main import main
 sys.exit(main(["pack", sys.argv[1], sys.argv[2], "--workers", "1", "--no-progress"]))
 """

@@ -29,12 +29,13 @@ _BODY = """
 import sys, time
 import importlib
 pm = importlib.import_module("bapps_toolkit.data.pack")
-real = pm._decode_task
+dm = importlib.import_module("bapps_toolkit.data.decode")
+real = dm._decode_task
 def slow(*a, **k):
     time.sleep(0.04)
     return real(*a, **k)
-pm._decode_task = slow
-pm.TASK_ITEMS = 8
+dm._decode_task = slow
+dm.TASK_ITEMS = 8
 from bapps_toolkit.cli.main import main
 _started()
 sys.exit(main(["pack", sys.argv[1], sys.argv[2], "--workers", "1", "--no-progress"]))

@@ -1,0 +1,123 @@
+"""Decoding a BAPPS set's files (PNGs and judgment ``.npy`` files) into arrays, optionally in
+worker processes; shared by the packer (:mod:`.pack`) and the folder loaders (:mod:`.datasets`).
+
+The image and judgment rules are in :mod:`.images`; this module only slices a set into tasks,
+runs them in order (in-process or in a process pool) and assembles the results.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import contextlib
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .images import PATCH, decode_images, load_judgments
+from .layout import SetFiles, folders_of
+
+#: Items per decode task handed to a worker process.
+TASK_ITEMS = 256
+#: Below this many images the decode runs in-process (a pool costs more than it saves).
+POOL_MIN_IMAGES = 2048
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _progress_enabled(progress: bool) -> bool:
+    return bool(progress) and sys.stderr.isatty()
+
+
+def make_bar(total: int, desc: str, progress: bool, unit: str = "img"):
+    return tqdm(total=total, desc=desc, unit=unit, disable=not _progress_enabled(progress),
+                dynamic_ncols=True, leave=False)
+
+
+def _decode_task(image_lists: tuple[tuple[str, ...], ...], judgment_list: tuple[str, ...]
+                 ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Worker: decode one slice of a set (module level so it pickles)."""
+    return [decode_images(paths) for paths in image_lists], load_judgments(judgment_list)
+
+
+def _tasks(sf: SetFiles) -> Iterator[tuple[int, tuple[tuple[str, ...], ...], tuple[str, ...]]]:
+    folders = folders_of(sf.key)
+    img_folders, jfolder = folders[:-1], folders[-1]
+    for start in range(0, len(sf), TASK_ITEMS):
+        stop = min(start + TASK_ITEMS, len(sf))
+        images = tuple(tuple(str(p) for p in sf.files[f][start:stop]) for f in img_folders)
+        yield start, images, tuple(str(p) for p in sf.files[jfolder][start:stop])
+
+
+@contextlib.contextmanager
+def decode_pool(workers: int | None, n_images: int) -> Iterator[cf.Executor | None]:
+    """A process pool for decoding, or ``None`` when one worker (or a small job) suffices."""
+    w = default_workers() if workers is None else int(workers)
+    if w < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if w == 1 or n_images < POOL_MIN_IMAGES:
+        yield None
+        return
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    ex = cf.ProcessPoolExecutor(max_workers=w, mp_context=ctx)
+    try:
+        yield ex
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar=None
+                 ) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
+    """Yield ``(start, [images per image folder], judgments)`` for consecutive slices, in order."""
+    n_img_folders = len(folders_of(sf.key)) - 1
+    if pool is None:
+        for start, images, judg in _tasks(sf):
+            arrays, j = _decode_task(images, judg)
+            if bar is not None:
+                bar.update(len(judg) * n_img_folders)
+            yield start, arrays, j
+        return
+    window = 2 * (getattr(pool, "_max_workers", 2) or 2)
+    pending: collections.deque[tuple[int, int, cf.Future]] = collections.deque()
+    tasks = _tasks(sf)
+    try:
+        for start, images, judg in tasks:
+            pending.append((start, len(judg), pool.submit(_decode_task, images, judg)))
+            if len(pending) >= window:
+                s, n, fut = pending.popleft()
+                arrays, j = fut.result()
+                if bar is not None:
+                    bar.update(n * n_img_folders)
+                yield s, arrays, j
+        while pending:
+            s, n, fut = pending.popleft()
+            arrays, j = fut.result()
+            if bar is not None:
+                bar.update(n * n_img_folders)
+            yield s, arrays, j
+    finally:
+        for _, _, fut in pending:
+            fut.cancel()
+
+
+def decode_set(sf: SetFiles, pool: cf.Executor | None = None, bar=None) -> dict[str, np.ndarray]:
+    """Decode a whole set into memory: ``{"ref": ..., "p0": ..., "judge": ...}``."""
+    folders = folders_of(sf.key)
+    n = len(sf)
+    out = {f: np.empty((n, PATCH, PATCH, 3), np.uint8) for f in folders[:-1]}
+    out[folders[-1]] = np.empty((n,), np.float32)
+    for start, arrays, j in iter_decoded(sf, pool, bar):
+        stop = start + len(j)
+        for f, a in zip(folders[:-1], arrays, strict=False):
+            out[f][start:stop] = a
+        out[folders[-1]][start:stop] = j
+    return out
