@@ -105,7 +105,8 @@ def run_official(args) -> dict:
 
     root = Path(args.root)
     keys = official_keys(root, args.datasets)
-    out: dict = {"python": sys.version.split()[0], "torch": torch.__version__, "lpips": getattr(lpips, "__version__", "0.1.4"),
+    out: dict = {"python": sys.version.split()[0], "torch": torch.__version__,
+                 "lpips": getattr(lpips, "__version__", "0.1.4"),
                  "threads": torch.get_num_threads(), "workers": args.official_workers, "metrics": {}}
     for ours, _opts, model, colorspace, bs, _target in PAIRS:
         if args.metrics and ours not in args.metrics:
@@ -124,7 +125,8 @@ def run_official(args) -> dict:
                 ds = OfficialLike2AFC(root / key)
                 t0 = time.perf_counter()
                 with torch.no_grad():
-                    score, _ = lpips.score_2afc_dataset(Loader(ds, bs, args.official_workers), trainer.forward, name=key)
+                    loader = Loader(ds, bs, args.official_workers)
+                    score, _ = lpips.score_2afc_dataset(loader, trainer.forward, name=key)
                 total_s += time.perf_counter() - t0
                 total_items += len(ds)
                 scores[key] = float(score)
@@ -132,8 +134,10 @@ def run_official(args) -> dict:
         total_s = best_s
         out["metrics"][ours] = {"items": total_items, "seconds": total_s, "items_per_s": total_items / total_s,
                                 "batch_size": bs, "scores": scores,
-                                "weights": "random AlexNet (pnet_rand)" if model == "lpips" and not args.official_imagenet else "-"}
-        print(f"official {ours:10s} {total_items} items in {total_s:.1f} s = {total_items / total_s:.1f} items/s", flush=True)
+                                "weights": ("random AlexNet (pnet_rand)"
+                                            if model == "lpips" and not args.official_imagenet else "-")}
+        print(f"official {ours:10s} {total_items} items in {total_s:.1f} s = "
+              f"{total_items / total_s:.1f} items/s", flush=True)
     return out
 
 
@@ -179,9 +183,9 @@ def run_ours(args, h5: Path) -> dict:
     import torch
 
     from bapps_toolkit.data import find_sets
-    from bapps_toolkit.evaluate import run_evaluation
-    from bapps_toolkit.evaluate.runner import MEAN_CATEGORY, select_sets
+    from bapps_toolkit.evaluate import run_evaluation, select_sets
     from bapps_toolkit.metrics import create_metric
+    from bapps_toolkit.scores import MEAN_CATEGORY
 
     keys = [k for k in select_sets(find_sets(h5), args.datasets) if k.startswith("2afc/")]
     bw, wlabel = lpips_weights_option()
@@ -198,7 +202,8 @@ def run_ours(args, h5: Path) -> dict:
             else:
                 metric = create_metric(name, **opts)
         tag = name + ("(official=True)" if opts.get("official") else "")
-        run_evaluation(h5, [metric], datasets=keys[:1], device=args.device, n_boot=args.n_boot, progress=False)  # warm-up
+        # warm-up
+        run_evaluation(h5, [metric], datasets=keys[:1], device=args.device, n_boot=args.n_boot, progress=False)
         best, table = float("inf"), None
         for _ in range(args.repeats):
             t0 = time.perf_counter()
@@ -214,7 +219,8 @@ def run_ours(args, h5: Path) -> dict:
         out["metrics"][tag] = {"name": name, "options": opts, "items": items, "seconds": best,
                                "items_per_s": items / best, "label": metric.label,
                                "scores": {f"2afc/{r.split}/{r.category}": float(r.score) for r in rows.itertuples()}}
-        print(f"ours     {tag:26s} {items} items in {best:.2f} s = {items / best:.1f} items/s  ({metric.label})", flush=True)
+        print(f"ours     {tag:26s} {items} items in {best:.2f} s = {items / best:.1f} items/s  ({metric.label})",
+              flush=True)
     return out
 
 
@@ -242,7 +248,8 @@ def h5_read_rate(h5: Path) -> float:
 
     with h5py.File(h5, "r") as f:
         arrays = []
-        f.visititems(lambda n, o: arrays.append(n) if isinstance(o, h5py.Dataset) and o.dtype == np.uint8 and o.ndim == 4 else None)
+        f.visititems(lambda n, o: arrays.append(n)
+                     if isinstance(o, h5py.Dataset) and o.dtype == np.uint8 and o.ndim == 4 else None)
         total, t0 = 0, time.perf_counter()
         for name in arrays:
             a = f[name][...]
@@ -280,24 +287,31 @@ def h100_estimate(read_rate: float, boot_s: float) -> list[str]:
         f"({n2} 2AFC triplets + {nj} JND pairs = {n2 + nj} items, {images} images, {nbytes / 1e9:.2f} GB uint8) "
         "from HDF5 with lpips-alex on one H100:",
         "  T = bytes/R_read + bytes/R_h2d + images*F/(eta*P) + T_boot + T_fixed",
-        f"    bytes/R_read   = {nbytes / 1e9:.2f} GB / {read_rate / 1e9:.2f} GB/s (h5 read rate MEASURED on this machine) = {t_read:.2f} s",
+        f"    bytes/R_read   = {nbytes / 1e9:.2f} GB / {read_rate / 1e9:.2f} GB/s "
+        f"(h5 read rate MEASURED on this machine) = {t_read:.2f} s",
         f"    bytes/R_h2d    = {nbytes / 1e9:.2f} GB / 20 GB/s (pinned PCIe host-to-device, assumed) = {t_h2d:.2f} s",
-        f"    images*F/(eta*P) = {images} x {alexnet_flops_64() / 1e6:.1f} MFLOP / (0.25 x 51 TFLOP/s FP32, assumed) = {t_gpu:.2f} s",
-        f"    T_boot         = {boot_s:.2f} s (1000 resamples, numpy on THIS CPU, measured; an upper bound: on CUDA the runner bootstraps on the GPU)",
-        f"    T_fixed        = {t_fixed:.2f} s (per-set launches, cuDNN heuristics; assumed; process start and CUDA context creation excluded)",
+        f"    images*F/(eta*P) = {images} x {alexnet_flops_64() / 1e6:.1f} MFLOP "
+        f"/ (0.25 x 51 TFLOP/s FP32, assumed) = {t_gpu:.2f} s",
+        f"    T_boot         = {boot_s:.2f} s (1000 resamples, numpy on THIS CPU, measured; "
+        "an upper bound: on CUDA the runner bootstraps on the GPU)",
+        f"    T_fixed        = {t_fixed:.2f} s (per-set launches, cuDNN heuristics; assumed; "
+        "process start and CUDA context creation excluded)",
         f"  => T ~ {total:.2f} s (target < 5 s){'  -> within target' if total < 5 else '  -> OVER target'}",
         "  L2-Lab / SSIM-Lab on the GPU are memory-bound element-wise/convolution work on the same bytes: the same "
         "read + transfer + bootstrap terms, compute < 0.1 s (estimate).",
     ]
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--official", action="store_true", help="measure the official loop only (run under the reference venv)")
+    ap.add_argument("--official", action="store_true",
+                    help="measure the official loop only (run under the reference venv)")
     ap.add_argument("--root", help="--official: mini set folder")
     ap.add_argument("--json-out", help="--official: write the figures as JSON here")
-    ap.add_argument("--official-workers", type=int, default=4, help="DataLoader workers of the official loop (official default 4)")
-    ap.add_argument("--official-imagenet", action="store_true", help="--official: use torchvision ImageNet AlexNet (needs it cached)")
+    ap.add_argument("--official-workers", type=int, default=4,
+                    help="DataLoader workers of the official loop (official default 4)")
+    ap.add_argument("--official-imagenet", action="store_true",
+                    help="--official: use torchvision ImageNet AlexNet (needs it cached)")
     ap.add_argument("--official-python", default=OFFICIAL_PYTHON)
     ap.add_argument("--no-official", action="store_true", help="skip the official loop")
     ap.add_argument("--work", default="bapps_demo", help="folder of the mini set (shared with `bapps demo`)")
@@ -311,6 +325,68 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads for both sides (default: torch's default); on a machine "
                          "shared with other jobs 1 avoids OpenMP spin-waiting")
+    return ap
+
+
+def _official_and_second_pass(args, work: Path, mini: Path, h5: Path, ours: dict) -> dict | None:
+    """The official loop in its own venv, then a second pass of ours (best of both kept)."""
+    jpath = work / "bench_official.json"
+    cmd = [args.official_python, __file__, "--official", "--root", str(mini), "--json-out", str(jpath),
+           "--official-workers", str(args.official_workers), "--datasets", *args.datasets]
+    if args.metrics:
+        cmd += ["--metrics", *args.metrics]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    print("running the official loop: " + " ".join(cmd), flush=True)
+    cmd += ["--repeats", str(args.repeats)]
+    subprocess.run(cmd, check=True)
+    official = json.loads(jpath.read_text())
+    # a second pass of ours after the official run, best of both: both sides see the
+    # machine's varying load (other jobs) at more than one moment
+    print("ours, second pass (best of both passes is kept):", flush=True)
+    again = run_ours(args, h5)
+    for tag, r in again["metrics"].items():
+        if r["seconds"] < ours["metrics"][tag]["seconds"]:
+            ours["metrics"][tag] = r
+    return official
+
+
+def _print_throughput(ours: dict, official: dict | None) -> None:
+    print("| metric | ours items/s | official items/s | ratio | target |")
+    print("|:---|---:|---:|---:|---:|")
+    for tag, r in ours["metrics"].items():
+        o = None
+        target = ""
+        if official:
+            for name, opts, _m, _c, _bs, tgt in PAIRS:
+                if r["name"] == name and r["options"] == opts:
+                    o = official["metrics"].get(name)
+                    target = f">= {tgt:.0f}x"
+        if o:
+            ratio = r["items_per_s"] / o["items_per_s"]
+            ok = "met" if ratio >= float(target.split()[1][:-1]) else "NOT met"
+            print(f"| {tag} | {r['items_per_s']:.1f} | {o['items_per_s']:.2f} (batch {o['batch_size']}) | "
+                  f"{ratio:.1f}x | {target} {ok} |")
+        else:
+            print(f"| {tag} | {r['items_per_s']:.1f} | - | - | - |")
+
+
+def _print_parity(ours: dict, official: dict) -> None:
+    print()
+    print("Score parity on the same triplets (2AFC, ours vs official):")
+    for name, opts, *_ in PAIRS:
+        tag = name + ("(official=True)" if opts.get("official") else "")
+        if tag not in ours["metrics"] or name not in official["metrics"]:
+            continue
+        if name.startswith("lpips") and "random" in ours["lpips_weights"]:
+            print(f"  {name}: not compared (both on random, differently initialised backbones)")
+            continue
+        diffs = [abs(ours["metrics"][tag]["scores"][k] - v) for k, v in official["metrics"][name]["scores"].items()]
+        print(f"  {tag}: max |ours - official| over {len(diffs)} sets = {max(diffs):.2e}")
+
+
+def main() -> int:
+    ap = _parser()
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -329,29 +405,13 @@ def main() -> int:
 
     work = Path(args.work)
     mini, h5 = ensure_mini(work)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} (1 min); data: {h5} (SYNTHETIC mini set)")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
+          f"{os.getloadavg()[0]:.1f} (1 min); data: {h5} (SYNTHETIC mini set)")
     ours = run_ours(args, h5)
     official = None
     if not args.no_official and Path(args.official_python).exists():
-        jpath = work / "bench_official.json"
-        cmd = [args.official_python, __file__, "--official", "--root", str(mini), "--json-out", str(jpath),
-               "--official-workers", str(args.official_workers), "--datasets", *args.datasets]
-        if args.metrics:
-            cmd += ["--metrics", *args.metrics]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        print("running the official loop: " + " ".join(cmd), flush=True)
-        cmd += ["--repeats", str(args.repeats)]
-        subprocess.run(cmd, check=True)
-        official = json.loads(jpath.read_text())
-        # a second pass of ours after the official run, best of both: both sides see the
-        # machine's varying load (other jobs) at more than one moment
-        print("ours, second pass (best of both passes is kept):", flush=True)
-        again = run_ours(args, h5)
-        for tag, r in again["metrics"].items():
-            if r["seconds"] < ours["metrics"][tag]["seconds"]:
-                ours["metrics"][tag] = r
+        official = _official_and_second_pass(args, work, mini, h5, ours)
     elif not args.no_official:
         print(f"official loop skipped: {args.official_python} not found")
 
@@ -359,41 +419,14 @@ def main() -> int:
     print(f"## evaluate() throughput, device {ours['device']} ({ours['threads']} threads), load average now "
           f"{os.getloadavg()[0]:.1f}; LPIPS backbone: {ours['lpips_weights']}")
     print()
-    print("| metric | ours items/s | official items/s | ratio | target |")
-    print("|:---|---:|---:|---:|---:|")
-    for tag, r in ours["metrics"].items():
-        o = None
-        target = ""
-        if official:
-            for name, opts, _m, _c, _bs, tgt in PAIRS:
-                if r["name"] == name and r["options"] == opts:
-                    o = official["metrics"].get(name)
-                    target = f">= {tgt:.0f}x"
-        if o:
-            ratio = r["items_per_s"] / o["items_per_s"]
-            ok = "met" if ratio >= float(target.split()[1][:-1]) else "NOT met"
-            print(f"| {tag} | {r['items_per_s']:.1f} | {o['items_per_s']:.2f} (batch {o['batch_size']}) | "
-                  f"{ratio:.1f}x | {target} {ok} |")
-        else:
-            print(f"| {tag} | {r['items_per_s']:.1f} | - | - | - |")
+    _print_throughput(ours, official)
     if official:
-        print()
-        print("Score parity on the same triplets (2AFC, ours vs official):")
-        for name, opts, *_ in PAIRS:
-            tag = name + ("(official=True)" if opts.get("official") else "")
-            if tag not in ours["metrics"] or name not in official["metrics"]:
-                continue
-            if name.startswith("lpips") and "random" in ours["lpips_weights"]:
-                print(f"  {name}: not compared (both on random, differently initialised backbones)")
-                continue
-            diffs = [abs(ours["metrics"][tag]["scores"][k] - v) for k, v in official["metrics"][name]["scores"].items()]
-            print(f"  {tag}: max |ours - official| over {len(diffs)} sets = {max(diffs):.2e}")
+        _print_parity(ours, official)
     print()
     boot = bootstrap_cost_bapps_val()
     for line in h100_estimate(h5_read_rate(h5), boot):
         print(line)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,8 +6,7 @@ import torch
 
 from bapps_toolkit.data import JND_CATEGORIES, TWOAFC_CATEGORIES, find_sets, load_2afc, load_jnd
 from bapps_toolkit.errors import DataError
-from bapps_toolkit.evaluate import evaluate, run_evaluation
-from bapps_toolkit.evaluate.runner import COLUMNS, select_sets
+from bapps_toolkit.evaluate import COLUMNS, evaluate, run_evaluation, select_sets
 from bapps_toolkit.metrics import Metric
 from bapps_toolkit.scores import HUMAN, MEAN_CATEGORY, jnd_map, score_2afc
 

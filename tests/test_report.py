@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bapps_toolkit.evaluate.runner import COLUMNS, HUMAN, MEAN_CATEGORY, EvaluationResult, SetDistances
+from bapps_toolkit.evaluate import COLUMNS, EvaluationResult, SetDistances
 from bapps_toolkit.report import tables
+from bapps_toolkit.scores import HUMAN, MEAN_CATEGORY
 
 UNCAL = "lpips-alex [UNCALIBRATED: random backbone]"
 
@@ -38,12 +39,12 @@ def _table(synthetic=True, calibrated_lpips=False):
 def test_markdown_layout_and_labels():
     md = tables.to_markdown(_table())
     lines = md.splitlines()
-    header = next(l for l in lines if l.startswith("| metric"))
+    header = next(line for line in lines if line.startswith("| metric"))
     assert header == "| metric | 2AFC trad | 2AFC cnn | 2AFC color | 2AFC mean | JND cnn |"
     assert "SYNTHETIC DATA" in lines[0]
-    assert any("Mean = unweighted mean of the 2AFC val/traditional and val/cnn" in l for l in lines)
-    body = [l for l in lines if l.startswith("| ") and not l.startswith("| metric")]
-    assert [l.split(" | ")[0] for l in body] == ["| l2", "| " + UNCAL, "| human (ceiling)"]
+    assert any("Mean = unweighted mean of the 2AFC val/traditional and val/cnn" in line for line in lines)
+    body = [line for line in lines if line.startswith("| ") and not line.startswith("| metric")]
+    assert [line.split(" | ")[0] for line in body] == ["| l2", "| " + UNCAL, "| human (ceiling)"]
     # l2 trad 0.60 [0.58, 0.63] ; human has no JND cell
     assert "60.0 [58.0, 63.0]" in body[0]
     assert body[2].endswith("| – |")

@@ -92,8 +92,8 @@ def test_score_dirs_and_all_pairs(images, capsys):
 def test_all_pairs_lpips_feature_cache_matches_direct(images, capsys):
     import torch
 
-    from bapps_toolkit.cli.cmd_score import prepare_pairs, score_prepared
     from bapps_toolkit.data import to_model_input
+    from bapps_toolkit.evaluate.pairs import prepare_pairs, score_prepared
     from bapps_toolkit.metrics import create_metric
 
     root, arrs = images

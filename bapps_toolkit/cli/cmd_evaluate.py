@@ -8,9 +8,11 @@ Markdown table is also printed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
+
+from ..errors import BappsError
+from ..report import ReportFiles, evaluate_to_reports, to_markdown
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -21,7 +23,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="metric names (see `bapps metrics`), e.g. l2-lab ssim lpips-alex")
     p.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
                    help="also evaluate a metric trained by `bapps train` (repeatable)")
-    p.add_argument("--out", metavar="CSV", help="tidy results table (metric, mode, split, category, n, score, ci_low, ci_high, ...)")
+    p.add_argument("--out", metavar="CSV",
+                   help="tidy results table (metric, mode, split, category, n, score, ci_low, ci_high, ...)")
     p.add_argument("--datasets", nargs="+", default=None, metavar="SET",
                    help="sets to score: keys or short forms (2afc/val/cnn, val/cnn, val, jnd); default all")
     p.add_argument("--backbone-weights", action="append", default=[], metavar="NET=PATH|NET=random",
@@ -48,57 +51,19 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def check_output_options(args) -> None:
-    """Fail fast on output options, before any data is read."""
-    from ..errors import BappsError
-
-    if args.plot:
-        if Path(args.plot).suffix.lower() != ".png":
-            raise BappsError(f"--plot {args.plot}: the figure is written as PNG; use a .png file name")
-        if importlib.util.find_spec("matplotlib") is None:
-            raise BappsError("--plot needs matplotlib: pip install 'bapps-toolkit[plot]'")
-    if args.save_distances and Path(args.save_distances).suffix.lower() not in (".npz", ".csv"):
-        raise BappsError(f"--save-distances {args.save_distances}: use a .npz or .csv file name")
-    if args.n_boot < 1:
-        raise BappsError(f"--n-boot must be >= 1, got {args.n_boot}")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise BappsError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.chunk_size < 1:
-        raise BappsError(f"--chunk-size must be >= 1, got {args.chunk_size}")
-    outs = [o for o in (args.out, args.markdown, args.latex, args.json, args.plot, args.save_distances) if o]
-    dup = {o for o in outs if outs.count(o) > 1}
-    if dup:
-        raise BappsError(f"the same output file is given twice: {', '.join(sorted(dup))}")
-
-
 def run(args) -> int:
-    from ..errors import BappsError
-    from ..evaluate.runner import parse_weight_specs, run_evaluation
-    from ..report.tables import to_markdown, write_reports
-
     if not args.metrics and not args.checkpoint:
         raise BappsError("nothing to evaluate: give --metrics NAME... and/or --checkpoint PATH")
-    check_output_options(args)
-    bw = parse_weight_specs(args.backbone_weights, "--backbone-weights", allow_random=True)
-    lw = parse_weight_specs(args.lin_weights, "--lin-weights", allow_random=False)
-    for ckpt in args.checkpoint:
-        if not Path(ckpt).exists():
-            raise FileNotFoundError(f"--checkpoint {ckpt} does not exist")
-    result = run_evaluation(
-        args.data, list(args.metrics) + list(args.checkpoint), datasets=args.datasets,
-        batch_size=args.batch_size, device=args.device, n_boot=args.n_boot, seed=args.seed,
-        save_distances=args.save_distances, progress=not args.no_progress,
-        backbone_weights=bw, lin_weights=lw, stream=args.stream, chunk_size=args.chunk_size,
+    files = ReportFiles(csv=args.out, markdown=args.markdown, latex=args.latex, json=args.json,
+                        plot=args.plot, distances=args.save_distances)
+    result = evaluate_to_reports(
+        args.data, list(args.metrics) + [Path(c) for c in args.checkpoint], files,
+        datasets=args.datasets, batch_size=args.batch_size, device=args.device, n_boot=args.n_boot,
+        seed=args.seed, progress=not args.no_progress, backbone_weights=args.backbone_weights,
+        lin_weights=args.lin_weights, stream=args.stream, chunk_size=args.chunk_size,
     )
-    table = result.table
-    write_reports(table, csv=args.out, markdown=args.markdown, latex=args.latex, json_path=args.json)
-    if args.plot:
-        from ..report.plots import save_evaluation_plot
-
-        save_evaluation_plot(result, args.plot)
     if not args.quiet:
-        print(to_markdown(table))
-    written = [o for o in (args.out, args.markdown, args.latex, args.json, args.plot, args.save_distances) if o]
-    if written:
-        print("wrote " + ", ".join(written), file=sys.stderr)
+        print(to_markdown(result.table))
+    if files.paths():
+        print("wrote " + ", ".join(files.paths()), file=sys.stderr)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..metrics import describe_metrics
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("metrics", help="list the available metrics with descriptions",
@@ -14,8 +16,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..metrics import describe_metrics
-
     described = describe_metrics()
     if args.names_only:
         for name in described:

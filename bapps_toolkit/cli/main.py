@@ -2,9 +2,11 @@
 
 Each sub-command lives in ``bapps_toolkit/cli/cmd_<name>.py`` and exposes
 ``register(subparsers) -> argparse.ArgumentParser`` that sets ``func=run`` on its parser.
-Command modules import heavy dependencies inside ``run`` so ``bapps --help`` stays fast.
+Each does argparse plus one library call; no library logic lives in ``cli/``.
 Errors derived from :class:`~bapps_toolkit.errors.BappsError` (and ``ValueError`` /
-``FileNotFoundError`` raised on user input) are printed as one line, exit status 2.
+``FileNotFoundError`` raised on user input) are printed as one line, exit status 2. Library
+messages name parameters (``chunk_size must be >= 1``); a message that starts with the parameter
+of an option of the command is shown with the option's flag (``--chunk-size must be >= 1``).
 """
 from __future__ import annotations
 
@@ -34,6 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag_message(parser: argparse.ArgumentParser, command: str, message: str) -> str:
+    """``message`` with a leading parameter name of ``command``'s options replaced by its flag."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    cmd = sub.choices.get(command) if sub is not None else None
+    head = message.split(" ", 1)[0]
+    for action in cmd._actions if cmd is not None else []:
+        flags = [o for o in action.option_strings if o.startswith("--")]
+        if flags and action.dest == head:
+            return flags[0] + message[len(head):]
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -46,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bapps: interrupted", file=sys.stderr)
         return 130
     except (BappsError, ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"bapps {args.command}: error: {exc}", file=sys.stderr)
+        print(f"bapps {args.command}: error: {_flag_message(parser, args.command, str(exc))}", file=sys.stderr)
         return 2
     return int(rc or 0)
 

@@ -1,7 +1,15 @@
-"""Scoring metrics against the BAPPS human judgments (Zhang et al., CVPR 2018).
+"""Scoring metrics against the BAPPS human judgments (Zhang et al., CVPR 2018), and distances
+between your own images.
 
-* :mod:`.scores` — 2AFC score, JND mAP, human ceiling, bootstrap intervals, paired bootstrap.
-* :mod:`.runner` — :func:`evaluate`: every 2AFC and JND set of a folder root or packed ``.h5``.
+* :mod:`.runner` — :func:`evaluate` / :func:`run_evaluation`: every 2AFC and JND set of a folder
+  root or packed ``.h5``, as a tidy table with bootstrap intervals.
+* :mod:`.resolve` — which metric a spec names (registry name, Metric object, checkpoint) and the
+  backbone / linear-layer weight specs.
+* :mod:`.distances` — per-item distances on whole or streamed sets, and their files.
+* :mod:`.pairs` — :func:`score_image_pair`, :func:`score_folders`, :func:`score_all_pairs`:
+  distances between image files (pairing by name, resize rule, pixel-budget batching).
+* The score functions (``score_2afc``, ``jnd_map``, bootstrap…) live in :mod:`bapps_toolkit.scores`
+  and are re-exported here.
 """
 from ..scores import (
     bootstrap_ci,
@@ -13,10 +21,15 @@ from ..scores import (
     per_item_2afc,
     score_2afc,
 )
-from .runner import EvaluationResult, evaluate, run_evaluation, write_distances
+from .distances import SetDistances, write_distances
+from .pairs import ScoredPairs, score_all_pairs, score_folders, score_image_pair
+from .resolve import metric_label, resolve_metric
+from .runner import COLUMNS, EvaluationResult, evaluate, run_evaluation, select_sets
 
 __all__ = [
-    "evaluate", "run_evaluation", "EvaluationResult", "write_distances", "score_2afc",
-    "per_item_2afc", "jnd_map", "jnd_pr_curve", "human_ceiling_2afc", "bootstrap_ci",
+    "evaluate", "run_evaluation", "EvaluationResult", "SetDistances", "COLUMNS", "select_sets",
+    "write_distances", "resolve_metric", "metric_label",
+    "score_image_pair", "score_folders", "score_all_pairs", "ScoredPairs",
+    "score_2afc", "per_item_2afc", "jnd_map", "jnd_pr_curve", "human_ceiling_2afc", "bootstrap_ci",
     "bootstrap_distribution", "paired_bootstrap",
 ]

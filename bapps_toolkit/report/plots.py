@@ -15,12 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .._io import atomic_path
 from ..errors import BappsError
-from ..scores import HUMAN, MEAN_CATEGORY
-from .tables import _columns, _rows, column_title
+from ..scores import HUMAN, MEAN_CATEGORY, jnd_map, jnd_pr_curve
+from .tables import column_title, report_columns, report_rows
 
 
 def _pyplot():
+    # matplotlib is the optional ``plot`` extra and slow to import: imported when a figure is drawn.
     try:
         import matplotlib
     except ImportError:
@@ -46,13 +50,11 @@ def _short_label(label: str, width: int = 48) -> str:
 
 def plot_2afc_bars(table, ax=None):
     """Grouped bars (x = 2AFC sets, one bar per metric) with interval whiskers; returns the axes."""
-    import numpy as np
-
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 4))
-    cols = [c for c in _columns(table) if c[0] == "2afc"]
-    metrics = [(m, l) for m, l in _rows(table) if m != HUMAN]
+    cols = [c for c in report_columns(table) if c[0] == "2afc"]
+    metrics = [(m, label) for m, label in report_rows(table) if m != HUMAN]
     if not cols or not metrics:
         ax.text(0.5, 0.5, "no 2AFC sets", ha="center", va="center", transform=ax.transAxes)
         return ax
@@ -64,7 +66,9 @@ def plot_2afc_bars(table, ax=None):
             hit = table[(table.metric == metric) & (table["mode"] == c[0]) & (table.split == c[1])
                         & (table.category == c[2])]
             if hit.empty:
-                vals.append(np.nan), lo.append(0.0), hi.append(0.0)
+                vals.append(np.nan)
+                lo.append(0.0)
+                hi.append(0.0)
             else:
                 r = hit.iloc[0]
                 vals.append(100 * r.score)
@@ -89,8 +93,6 @@ def plot_2afc_bars(table, ax=None):
 
 def plot_jnd_pr(distances: Sequence[Any], key: str, ax=None, table=None):
     """Precision–recall curves of every metric on the JND set ``key`` (e.g. ``jnd/val/cnn``)."""
-    from ..scores import jnd_map, jnd_pr_curve
-
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
@@ -110,13 +112,11 @@ def plot_jnd_pr(distances: Sequence[Any], key: str, ax=None, table=None):
 
 def save_evaluation_plot(result, path, *, title: str | None = None) -> Path:
     """Write the bars and the JND precision–recall panels of an ``EvaluationResult`` to a PNG."""
-    from .._io import atomic_path
-
     plt = _pyplot()
     table = result.table
     out = Path(path)
     if out.suffix.lower() != ".png":
-        raise ValueError(f"--plot {out}: the figure is written as PNG; use a .png file name")
+        raise ValueError(f"figure file {out}: the figure is written as PNG; use a .png file name")
     jnd_keys = sorted({sd.key for sd in result.distances if sd.key.startswith("jnd/")})
     ncols = max(1, len(jnd_keys))
     fig = plt.figure(figsize=(max(10, 4 * ncols), 8 if jnd_keys else 4.5))

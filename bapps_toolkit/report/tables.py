@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from typing import Any
 
+from .._io import atomic_write, write_text_atomic
 from ..scores import HUMAN, MEAN_CATEGORY, MEAN_DEFINITION
 
 _2AFC_ORDER = {
@@ -41,7 +41,8 @@ def _order_key(mode: str, split: str, category: str) -> tuple:
             cat_rank, category)
 
 
-def _columns(table) -> list[tuple[str, str, str]]:
+def report_columns(table) -> list[tuple[str, str, str]]:
+    """The report's columns ``(mode, split, category)`` present in ``table``, in the paper's order."""
     cols = {(r.mode, r.split, r.category) for r in table.itertuples()}
     return sorted(cols, key=lambda c: _order_key(*c))
 
@@ -55,11 +56,12 @@ def column_title(mode: str, split: str, category: str) -> str:
     return f"{'2AFC' if mode == '2afc' else 'JND'} {name}"
 
 
-def _rows(table) -> list[tuple[str, str]]:
+def report_rows(table) -> list[tuple[str, str]]:
+    """``(metric, label)`` of the report's rows: evaluation order, the human ceiling last."""
     seen: dict[str, str] = {}
     for r in table.itertuples():
         seen.setdefault(r.metric, r.label)
-    ordered = [(m, l) for m, l in seen.items() if m != HUMAN]
+    ordered = [(m, label) for m, label in seen.items() if m != HUMAN]
     if HUMAN in seen:
         ordered.append((HUMAN, seen[HUMAN]))
     return ordered
@@ -101,14 +103,14 @@ def notes(table) -> list[str]:
 
 def to_markdown(table, *, with_ci: bool = True, title: str = "BAPPS evaluation") -> str:
     """Markdown table (GitHub pipe syntax) with the :func:`notes` as lines above it."""
-    cols = _columns(table)
+    cols = report_columns(table)
     head = ["metric"] + [column_title(*c) for c in cols]
     out = [f"### {title}" + (" — SYNTHETIC DATA" if bool(table.synthetic.any()) else ""), ""]
     out += [f"> {line}" for line in notes(table)]
     out.append("")
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "|".join([":---"] + ["---:"] * len(cols)) + "|")
-    for metric, label in _rows(table):
+    for metric, label in report_rows(table):
         cells = [label.replace("|", "\\|")]
         for c in cols:
             v = _cell(table, metric, c, with_ci)
@@ -133,7 +135,7 @@ def latex_escape(text: str) -> str:
 
 def to_latex(table, *, with_ci: bool = True, label: str = "tab:bapps") -> str:
     """A ``table`` environment (plain ``tabular`` with ``\\hline``; no extra LaTeX packages)."""
-    cols = _columns(table)
+    cols = report_columns(table)
     lines = [r"\begin{table}[t]", r"\centering", r"\small"]
     caption = " ".join(notes(table))
     lines.append(r"\caption{" + latex_escape(caption) + "}")
@@ -142,7 +144,7 @@ def to_latex(table, *, with_ci: bool = True, label: str = "tab:bapps") -> str:
     lines.append(r"\hline")
     lines.append(" & ".join(["Metric"] + [latex_escape(column_title(*c)) for c in cols]) + r" \\")
     lines.append(r"\hline")
-    rows = _rows(table)
+    rows = report_rows(table)
     for i, (metric, lab) in enumerate(rows):
         if metric == HUMAN and i > 0:
             lines.append(r"\hline")
@@ -176,8 +178,6 @@ def to_json(table) -> str:
 
 def write_csv(table, path) -> None:
     """The tidy table as CSV, atomically."""
-    from .._io import atomic_write
-
     with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
         table.to_csv(fh, index=False)
 
@@ -185,8 +185,6 @@ def write_csv(table, path) -> None:
 def write_reports(table, *, csv: Any = None, markdown: Any = None, latex: Any = None,
                   json_path: Any = None) -> list[str]:
     """Write the requested reports atomically; returns the paths written."""
-    from .._io import write_text_atomic
-
     written = []
     if csv is not None:
         write_csv(table, csv)
@@ -196,8 +194,3 @@ def write_reports(table, *, csv: Any = None, markdown: Any = None, latex: Any = 
             write_text_atomic(path, render(table))
             written.append(str(path))
     return written
-
-
-def summarize_columns(table) -> Sequence[str]:
-    """Column titles of the report, in order (for tests and the demo)."""
-    return [column_title(*c) for c in _columns(table)]

@@ -1,0 +1,132 @@
+"""Which metric a spec names, and with which weights.
+
+A metric spec is a :class:`~bapps_toolkit.metrics.Metric` object, a registry name
+(``"lpips-alex"``, see :func:`~bapps_toolkit.metrics.list_metrics`), or a training checkpoint.
+A :class:`pathlib.Path` (any non-``str`` ``os.PathLike``) is always a checkpoint; a ``str``
+that is not a registry name is a checkpoint when it ends in a checkpoint suffix
+(:data:`CHECKPOINT_SUFFIXES`), names a folder, or names an existing file through a ``/``.
+
+Weight specs map a network (:data:`NETS`) to a weight file, or to ``"random"`` for a backbone.
+They are given as a mapping (``{"alex": "w.pth"}``) or as ``"NET=PATH"`` strings
+(``["alex=w.pth", "vgg=random"]``); :func:`weight_map` turns either into a checked dict.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..metrics import Metric, create_metric, list_metrics
+from ..metrics.trained import load_metric_from_checkpoint
+
+#: Networks whose backbone and LPIPS linear weights can be chosen.
+NETS = ("alex", "vgg", "squeeze")
+#: File suffixes read as training checkpoints.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
+
+#: A weight spec: ``{net: path-or-"random"}`` or ``["net=path", ...]``.
+WeightSpecs = Mapping[str, Any] | Sequence[str] | None
+
+
+def _nets() -> str:
+    return ", ".join(NETS)
+
+
+def parse_weight_specs(items: Sequence[str], option: str, *, allow_random: bool) -> dict[str, str]:
+    """``["alex=PATH", "vgg=random"]`` -> ``{"alex": "PATH", "vgg": "random"}``.
+
+    Errors start with ``option`` (the name of what is given): missing ``=``, unknown network,
+    the same network twice, a file that does not exist, ``random`` where it is not allowed.
+    """
+    out: dict[str, str] = {}
+    for item in items or []:
+        net, sep, value = str(item).partition("=")
+        net = net.strip().lower()
+        if not sep or not net or not value:
+            raise ValueError(f"{option} {item!r}: expected NET=PATH (NET one of {_nets()})")
+        if net not in NETS:
+            raise ValueError(f"{option} {item!r}: unknown network {net!r}; use one of {_nets()}")
+        if net in out:
+            raise ValueError(f"{option}: network {net!r} given twice")
+        if value == "random":
+            if not allow_random:
+                raise ValueError(f"{option} {item!r}: 'random' is only allowed for backbone weights")
+        elif not Path(value).is_file():
+            raise FileNotFoundError(f"{option} {item!r}: weight file {value} does not exist")
+        out[net] = value
+    return out
+
+
+def weight_map(given: WeightSpecs, option: str, *, allow_random: bool) -> dict[str, Any]:
+    """A checked ``{net: weights}`` from a mapping or from ``"NET=PATH"`` strings (see module)."""
+    if given is None:
+        return {}
+    if isinstance(given, Mapping):
+        for net in given:
+            if net not in NETS:
+                raise ValueError(f"{option} {net}=…: unknown network {net!r}; use one of {_nets()}")
+        return dict(given)
+    if isinstance(given, str):
+        given = [given]
+    return parse_weight_specs(given, option, allow_random=allow_random)
+
+
+def _net_of(name: str) -> str | None:
+    tokens = name.lower().replace("_", "-").split("-")
+    return next((net for net in NETS if net in tokens), None)
+
+
+def _is_checkpoint(spec: str | os.PathLike[str]) -> bool:
+    if not isinstance(spec, str):
+        return True
+    if spec.lower() in list_metrics():
+        return False
+    p = Path(spec)
+    return p.suffix.lower() in CHECKPOINT_SUFFIXES or p.is_dir() or (p.is_file() and "/" in spec)
+
+
+def _from_checkpoint(spec: str | os.PathLike[str]) -> tuple[str, Metric]:
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    metric = load_metric_from_checkpoint(path)
+    where = f"{path.parent.name}/{path.name}" if path.is_file() and path.parent.name else path.name
+    return f"{metric.name}[{where}]", metric
+
+
+def resolve_metric(
+    spec: Any, *, backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
+) -> tuple[str, Metric]:
+    """``(metric_id, Metric)`` from a Metric object, a registry name or a checkpoint (see module).
+
+    ``backbone_weights`` / ``lin_weights`` apply to registry names that contain the network,
+    e.g. ``lpips-alex``; checkpoints carry their own weights.
+    """
+    if isinstance(spec, Metric):
+        return spec.name, spec
+    if not isinstance(spec, (str, os.PathLike)):
+        raise ValueError(f"metric {spec!r}: give a metric name, a Metric object or a checkpoint path")
+    backbone = weight_map(backbone_weights, "backbone_weights", allow_random=True)
+    lin = weight_map(lin_weights, "lin_weights", allow_random=False)
+    if _is_checkpoint(spec):
+        return _from_checkpoint(spec)
+    text = os.fspath(spec)
+    net = _net_of(text)
+    options: dict[str, Any] = {}
+    if net in backbone:
+        options["backbone_weights"] = backbone[net]
+    if net in lin:
+        options["lin_weights"] = lin[net]
+    try:
+        metric = create_metric(text, **options)
+    except TypeError as exc:
+        raise ValueError(f"metric {text!r} does not accept the options {sorted(options)}: {exc}") from None
+    return text.lower(), metric
+
+
+def metric_label(metric_id: str, metric: Metric) -> str:
+    """Report label: the metric's ``label`` (with its UNCALIBRATED tag), named by ``metric_id``."""
+    if metric_id == metric.name:
+        return metric.label
+    return metric.label.replace(metric.name, metric_id, 1)
