@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bapps_toolkit.metrics.color import (
+from bapps_toolkit.metrics.functional.color import (
     quantize_official,
     rgb_to_gray,
     rgb_to_lab,
@@ -134,7 +134,7 @@ def test_official_lab_fast_path_matches_skimage(monkeypatch, dtype, atol):
     official uint8 codes, on dark, odd-sized and grey (expanded, non-contiguous) batches."""
     from skimage.color import rgb2lab
 
-    from bapps_toolkit.metrics import color
+    from bapps_toolkit.metrics.functional import color
 
     monkeypatch.setattr(color, "LAB_CHUNK_VALUES", 2 * 3 * 13 * 11)  # 2 images per piece
     rng = np.random.default_rng(3)

@@ -28,12 +28,12 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Union
 
 import torch
 from torch import nn
 
 from ..errors import WeightsError
+from . import hub
 
 NETS: tuple[str, ...] = ("alex", "vgg", "squeeze")
 
@@ -265,7 +265,8 @@ def load_backbone_state_dict(
         if missing:
             parts.append("missing keys " + ", ".join(missing[:4]) + (" …" if len(missing) > 4 else ""))
         if unexpected:
-            parts.append("unexpected keys " + ", ".join(map(str, unexpected[:4])) + (" …" if len(unexpected) > 4 else ""))
+            more = " …" if len(unexpected) > 4 else ""
+            parts.append("unexpected keys " + ", ".join(map(str, unexpected[:4])) + more)
         raise WeightsError(
             f"{source}: not torchvision {TORCHVISION_NAMES[backbone.net]} weights for net={backbone.net!r} "
             f"({'; '.join(parts)}). Is it a checkpoint of another network? Pass the file that "
@@ -280,7 +281,7 @@ def load_backbone_state_dict(
     return backbone
 
 
-BackboneWeights = Union[None, str, Path, Mapping[str, torch.Tensor]]
+BackboneWeights = None | str | Path | Mapping[str, torch.Tensor]
 
 
 def resolve_backbone(
@@ -319,7 +320,6 @@ def resolve_backbone(
     if isinstance(backbone_weights, Mapping):
         load_backbone_state_dict(backbone, backbone_weights, source="backbone_weights (state dict)")
         return backbone, True, ""
-    from . import hub  # imported lazily: only needed when weights come from a file
 
     if backbone_weights is None:
         path = Path(hub.backbone_weights_file(backbone.net))

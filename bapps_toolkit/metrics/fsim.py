@@ -7,7 +7,7 @@ Implemented from the paper and the authors' MATLAB ``FeatureSIM.m`` (with its em
 1. Pixels on the **0..255 scale** (the constants T1…T4 assume it): the functional :func:`fsim`
    takes ``[0, data_range]`` and multiplies by ``255 / data_range``; the registered metrics take
    ``input_range`` (default ``(-1, 1)``) and map it to 0..255.
-2. RGB → YIQ (:func:`.color.rgb_to_yiq`) with ``FeatureSIM.m``'s coefficients (Y .299/.587/
+2. RGB → YIQ (:func:`.functional.color.rgb_to_yiq`) with ``FeatureSIM.m``'s coefficients (Y .299/.587/
    .114, I .596/−.274/−.322, Q .211/−.523/.312). One-channel input is used as Y directly (FSIM only).
 3. MATLAB pre-downsampling: ``F = max(1, round(min(H, W) / 256))`` with MATLAB's
    round-half-away-from-zero, an F×F average as ``conv2(·, fspecial('average', F), 'same')``
@@ -74,7 +74,9 @@ import torch.nn.functional as F
 
 from ._validate import validate_pair
 from .base import Metric, register_metric
-from .color import rgb_to_gray, rgb_to_yiq
+from .functional.color import rgb_to_gray, rgb_to_yiq
+from .functional.resize import matlab_box_downsample_zero as matlab_downsample
+from .functional.resize import matlab_downsample_factor as downsample_factor
 
 __all__ = ["fsim", "downsample_factor", "matlab_downsample", "phase_congruency", "FSIM", "FSIMc"]
 
@@ -111,23 +113,6 @@ def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """``num / den`` where ``den > 0``, else 0, with finite gradients."""
     pos = den > 0
     return torch.where(pos, num / torch.where(pos, den, torch.ones_like(den)), torch.zeros_like(num))
-
-
-def downsample_factor(height: int, width: int) -> int:
-    """FeatureSIM.m's ``F = max(1, round(min(H, W) / 256))``, rounding halves away from zero."""
-    return max(1, int(math.floor(min(height, width) / 256.0 + 0.5)))
-
-
-def matlab_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """``conv2(x, fspecial('average', F), 'same')`` then ``x(1:F:end, 1:F:end)``, batched.
-
-    Zero padding of ``floor((F-1)/2)`` before and ``floor(F/2)`` after each spatial axis, F×F
-    mean, stride F; output ``ceil(H/F) × ceil(W/F)``. ``factor == 1`` returns ``x`` unchanged.
-    """
-    if factor == 1:
-        return x
-    lo, hi = (factor - 1) // 2, factor // 2
-    return F.avg_pool2d(F.pad(x, (lo, hi, lo, hi)), kernel_size=factor, stride=factor)
 
 
 def _matlab_range(n: int) -> np.ndarray:
@@ -327,7 +312,7 @@ class FSIM(Metric):
     """
 
     name = "fsim"
-    channels_in = (1, 3)
+    channels_in: tuple[int, ...] = (1, 3)
     min_size = MIN_SIZE
     chromatic = False
 

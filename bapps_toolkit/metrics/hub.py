@@ -19,6 +19,8 @@ import pickle
 import re
 from pathlib import Path
 
+import torch
+
 from .._download import download_file
 from .._io import PathLike, sha256_file
 from ..errors import DownloadError, WeightsError
@@ -128,7 +130,7 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30)
 
 
-def load_state_dict_file(path: PathLike) -> dict[str, torch.Tensor]:  # noqa: F821
+def load_state_dict_file(path: PathLike) -> dict[str, torch.Tensor]:
     """Read a state dict (parameter name -> tensor, on CPU) without ever running code.
 
     Accepted: safetensors files, and files ``torch.load(..., weights_only=True)`` can read
@@ -139,8 +141,6 @@ def load_state_dict_file(path: PathLike) -> dict[str, torch.Tensor]:  # noqa: F8
         WeightsError: naming ``path`` — missing, unreadable, a pickle that needs arbitrary code
         (refused, never executed), or not a flat mapping of names to tensors.
     """
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")

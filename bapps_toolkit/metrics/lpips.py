@@ -34,13 +34,13 @@ import importlib.util
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsError
+from . import hub
 from .backbones import (
     DEFAULT_RANDOM_SEED,
     LPIPS_CHANNELS,
@@ -63,11 +63,14 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 _OFFICIAL_KEY = re.compile(r"^lin(\d+)\.model\.([01])\.weight$")
 
-LinWeights = Union[None, str, Path, Mapping[str, torch.Tensor]]
+LinWeights = None | str | Path | Mapping[str, torch.Tensor]
 
 
 class ScalingLayer(nn.Module):
     """LPIPS v0.1 input scaling: ``(x − shift) / scale`` on [-1, 1] RGB."""
+
+    shift: torch.Tensor
+    scale: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -162,12 +165,10 @@ def load_official_lin_weights(path: str | Path) -> dict[str, torch.Tensor]:
     The no-dropout layout ``lin{k}.model.0.weight`` is accepted and renamed; ``scaling_layer.*``
     constants are ignored; anything else raises :class:`WeightsError` naming the file.
     """
-    from .hub import load_state_dict_file
-
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"lin_weights: {path} does not exist or is not a file")
-    return _normalise_official(load_state_dict_file(path), str(path))
+    return _normalise_official(hub.load_state_dict_file(path), str(path))
 
 
 def official_lin_state_dict(model: LPIPS) -> dict[str, torch.Tensor]:

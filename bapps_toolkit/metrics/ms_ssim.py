@@ -40,7 +40,9 @@ import torch
 import torch.nn.functional as F
 
 from .base import Metric, register_metric
-from .ssim import _check_window, gaussian_window, ssim_components, symmetric_pad
+from .functional.padding import symmetric_pad
+from .functional.windows import check_window, gaussian_window
+from .ssim import ssim_components
 
 __all__ = ["WANG_WEIGHTS", "halve", "ms_ssim_scales", "ms_ssim", "MSSSIM"]
 
@@ -87,7 +89,7 @@ def ms_ssim(
     """
     if x.dim() != 4 or x.shape != y.shape:
         raise ValueError(f"ms_ssim: x and y must be 4-D with equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
-    _check_window(win_size)
+    check_window(win_size)
     weights = [float(w) for w in weights]
     if not weights or any(w < 0 for w in weights):
         raise ValueError(f"ms_ssim: weights must be a non-empty list of non-negative numbers, got {weights}")
@@ -155,7 +157,7 @@ class MSSSIM(Metric):
         spatial: bool = False,
     ):
         super().__init__(input_range=input_range, spatial=spatial)
-        _check_window(win_size)
+        check_window(win_size)
         self.win_size = int(win_size)
         self.sigma, self.k1, self.k2 = float(sigma), float(k1), float(k2)
         self.weights = tuple(float(v) for v in weights)

@@ -89,8 +89,8 @@ class PDL(Metric):
         super().__init__(input_range=input_range, spatial=spatial)
         if isinstance(layers, str):
             layers = (layers,)
-        layers = tuple(str(l).lower() for l in layers)
-        unknown = [l for l in layers if l not in VGG16_RELUS]
+        layers = tuple(str(name).lower() for name in layers)
+        unknown = [name for name in layers if name not in VGG16_RELUS]
         if not layers or unknown:
             raise ValueError(
                 f"{self.name}: layers must be VGG16 ReLU names from {', '.join(VGG16_RELUS)}; "
@@ -115,7 +115,7 @@ class PDL(Metric):
             weights = [weights[i] for i in order]
         self.layer_weights: list[float] = weights
 
-        taps = [VGG16_RELUS[l] for l in self.layers]
+        taps = [VGG16_RELUS[name] for name in self.layers]
         self.min_size = 2 ** sum(1 for p in _VGG_POOLS if p < taps[-1])
         backbone, calibrated, note = resolve_backbone(
             "vgg", backbone_weights, taps=taps, random_seed=random_seed, metric=self.name

@@ -14,9 +14,9 @@ Conventions (inputs in ``input_range``, default [-1, 1]; mapped to [0, 1] intern
     4 × the default (same ranking).
 ``l2-lab``
     The official LPIPS convention (Zhang et al. 2018, ``lpips.l2(…, range=100)``):
-    ``0.5 · mean(((Lab0 − Lab1) / 100)²)`` with Lab from :func:`~.color.rgb_to_lab` (D65).
+    ``0.5 · mean(((Lab0 − Lab1) / 100)²)`` with Lab from :func:`~.functional.color.rgb_to_lab` (D65).
     ``official=True`` first quantises to uint8 like the official ``tensor2im`` (straight-through
-    gradient, see :mod:`.color`). Grey input is replicated to RGB.
+    gradient, see :mod:`.functional.color`). Grey input is replicated to RGB.
 ``psnr``
     PSNR = ``10 log10(R² / MSE)`` dB (R = 1 on [0, 1]) grows with similarity and is infinite for
     identical images, so the *distance* reported under ``psnr`` is the **PSNR deficit below a
@@ -39,14 +39,16 @@ import math
 import torch
 
 from .base import Metric, register_metric
-from .color import LAB_CHUNK_VALUES, rgb_to_lab
+from .functional.color import LAB_CHUNK_VALUES, rgb_to_lab
 
 __all__ = ["mse", "psnr", "psnr_deficit", "l2_lab", "L2", "PSNR"]
 
 
 def _check(x0: torch.Tensor, x1: torch.Tensor, fn: str) -> None:
     if x0.shape != x1.shape or x0.dim() < 2:
-        raise ValueError(f"{fn}: x0 and x1 must have equal shapes [N, ...], got {tuple(x0.shape)} and {tuple(x1.shape)}")
+        raise ValueError(
+            f"{fn}: x0 and x1 must have equal shapes [N, ...], got {tuple(x0.shape)} and {tuple(x1.shape)}"
+        )
 
 
 def mse(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
@@ -111,7 +113,7 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
 
 def triplet_pieces(n: int, image_values: int):
     """``(start, stop)`` pieces of a batch of ``n`` triplets sized so that the Lab temporaries of
-    one piece stay in the CPU cache (:data:`~.color.LAB_CHUNK_VALUES` values per image batch)."""
+    one piece stay in the CPU cache (:data:`~.functional.color.LAB_CHUNK_VALUES` values per image batch)."""
     step = max(1, LAB_CHUNK_VALUES // max(1, image_values))
     for i in range(0, n, step):
         yield i, min(n, i + step)
@@ -133,7 +135,9 @@ class L2(Metric):
     min_size = 1
     supports_spatial = True
 
-    def __init__(self, *, colorspace: str = "rgb", official: bool = False, input_range=(-1.0, 1.0), spatial: bool = False):
+    def __init__(
+        self, *, colorspace: str = "rgb", official: bool = False, input_range=(-1.0, 1.0), spatial: bool = False
+    ):
         super().__init__(input_range=input_range, spatial=spatial)
         if colorspace not in ("rgb", "lab"):
             raise ValueError(f"l2: colorspace must be 'rgb' or 'lab', got {colorspace!r}")

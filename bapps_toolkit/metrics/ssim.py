@@ -28,10 +28,10 @@ Options of the metric (``create_metric("ssim", ...)``):
   kernel centre is ``floor((f + 1)/2)``), then every f-th pixel starting at the first.
 * ``official=True`` — the official LPIPS repository's DSSIM (``lpips.dssim``, which called
   scikit-image's ``compare_ssim`` with its defaults): the [-1, 1] input is quantised to uint8
-  exactly like ``tensor2im`` (see :mod:`.color`), then SSIM with a 7×7 *uniform* window, *sample*
+  exactly like ``tensor2im`` (see :mod:`.functional.color`), then SSIM with a 7×7 *uniform* window, *sample*
   covariance (× 49/48), valid cropping, on RGB uint8 values with data range 255 (``ssim``) or on
   ``rgb2lab`` of the uint8 image with data range 100 (``ssim-lab``). The quantisation passes
-  gradients straight through (a surrogate; see :mod:`.color`).
+  gradients straight through (a surrogate; see :mod:`.functional.color`).
 * ``gaussian``, ``win_size``, ``sigma``, ``k1``, ``k2``, ``sample_covariance`` override the
   flavour's window settings.
 
@@ -45,13 +45,14 @@ per-channel mean — mathematically the same statistics, but without the cancell
 """
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
 from .base import Metric, register_metric
-from .color import quantize_official, rgb_to_lab
+from .functional.color import quantize_official, rgb_to_lab
+from .functional.padding import symmetric_pad
+from .functional.resize import matlab_box_downsample_symmetric as matlab_downsample
+from .functional.resize import matlab_downsample_factor, matlab_round
+from .functional.windows import check_window, filter_valid, gaussian_window, uniform_window
 from .pixel import triplet_pieces
 
 __all__ = [
@@ -67,105 +68,6 @@ __all__ = [
     "ssim",
     "SSIM",
 ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Building blocks
-# ---------------------------------------------------------------------------------------------
-def gaussian_window(win_size: int, sigma: float, *, dtype=torch.float64, device=None) -> torch.Tensor:
-    """1-D Gaussian taps ``exp(−d²/(2σ²))``, ``d = −(n−1)/2 … (n−1)/2``, normalised to sum 1."""
-    _check_window(win_size)
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    d = torch.arange(win_size, dtype=torch.float64) - (win_size - 1) / 2.0
-    g = torch.exp(-(d**2) / (2.0 * sigma**2))
-    return (g / g.sum()).to(dtype=dtype, device=device)
-
-
-def uniform_window(win_size: int, *, dtype=torch.float64, device=None) -> torch.Tensor:
-    """1-D box taps ``1/n`` (scikit-image's default ``uniform_filter`` window)."""
-    _check_window(win_size)
-    return torch.full((win_size,), 1.0 / win_size, dtype=dtype, device=device)
-
-
-def _check_window(win_size: int) -> None:
-    if int(win_size) != win_size or win_size < 1 or win_size % 2 == 0:
-        raise ValueError(f"win_size must be a positive odd integer, got {win_size!r}")
-
-
-#: Sides up to this length are filtered with a banded (Toeplitz) matrix product, longer ones with
-#: a depthwise convolution (BLAS beats the convolution kernels for short rows; both are exact).
-MATMUL_MAX_SIDE = 256
-
-
-def _band_matrix(taps: torch.Tensor, size: int) -> torch.Tensor:
-    """``[size, size − k + 1]`` matrix ``B`` with ``B[i + t, i] = taps[t]`` (valid correlation)."""
-    k = taps.numel()
-    out = size - k + 1
-    band = torch.zeros(size, out, dtype=taps.dtype, device=taps.device)
-    cols = torch.arange(out, device=taps.device).expand(k, out)
-    rows = cols + torch.arange(k, device=taps.device).view(k, 1)
-    band[rows, cols] = taps.view(k, 1).expand(k, out)
-    return band
-
-
-def filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Separable 2-D correlation of every channel of ``x`` [N, C, H, W] with ``taps`` (1-D),
-    valid region only → ``[N, C, H − k + 1, W − k + 1]``."""
-    n, c, h, w = x.shape
-    k = taps.numel()
-    t = taps.to(dtype=x.dtype, device=x.device)
-    if w <= MATMUL_MAX_SIDE:
-        x = torch.matmul(x, _band_matrix(t, w))
-    else:
-        x = F.conv2d(x, t.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
-    if h <= MATMUL_MAX_SIDE:
-        x = torch.matmul(_band_matrix(t, h).transpose(0, 1), x)
-    else:
-        x = F.conv2d(x, t.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
-    return x
-
-
-def _symmetric_index(size: int, before: int, after: int, device) -> torch.Tensor:
-    if before > size or after > size:
-        raise ValueError(f"symmetric padding of {before}/{after} exceeds the size {size}")
-    idx = torch.arange(-before, size + after, device=device)
-    idx = torch.where(idx < 0, -idx - 1, idx)
-    return torch.where(idx >= size, 2 * size - idx - 1, idx)
-
-
-def symmetric_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
-    """Pad the last two dims by mirroring *including* the edge pixel (MATLAB/numpy
-    ``'symmetric'``: ``a b c | c b a``); torch's ``'reflect'`` mode excludes the edge."""
-    h, w = x.shape[-2:]
-    if top or bottom:
-        x = x.index_select(-2, _symmetric_index(h, top, bottom, x.device))
-    if left or right:
-        x = x.index_select(-1, _symmetric_index(w, left, right, x.device))
-    return x
-
-
-def matlab_round(v: float) -> int:
-    """MATLAB ``round`` for non-negative scalars: halves go away from zero (2.5 → 3)."""
-    return int(math.floor(v + 0.5)) if v >= 0 else -int(math.floor(-v + 0.5))
-
-
-def matlab_downsample_factor(height: int, width: int) -> int:
-    """``ssim.m``: ``f = max(1, round(min(M, N) / 256))`` with MATLAB rounding."""
-    return max(1, matlab_round(min(height, width) / 256.0))
-
-
-def matlab_downsample(x: torch.Tensor, f: int) -> torch.Tensor:
-    """``imfilter(x, ones(f)/f², 'symmetric', 'same')`` then ``x(1:f:end, 1:f:end)``.
-
-    Output size ``ceil(H/f) × ceil(W/f)``. ``f = 1`` returns ``x`` unchanged.
-    """
-    if f <= 1:
-        return x
-    centre = (f + 1) // 2  # MATLAB's kernel centre (1-based)
-    before, after = centre - 1, f - centre
-    xp = symmetric_pad(x, before, after, before, after)
-    return F.avg_pool2d(xp, kernel_size=f, stride=f)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +251,7 @@ class SSIM(Metric):
         self.gaussian = (not self.official) if gaussian is None else bool(gaussian)
         if win_size is None:
             win_size = 11 if self.gaussian else 7
-        _check_window(win_size)
+        check_window(win_size)
         self.win_size = int(win_size)
         if not sigma > 0:
             raise ValueError(f"ssim: sigma must be > 0, got {sigma}")

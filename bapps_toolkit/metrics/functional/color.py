@@ -141,7 +141,7 @@ def _official_tables(dtype: torch.dtype, device: str) -> tuple[torch.Tensor, tor
     white = torch.tensor(D65_WHITE, dtype=torch.float64).view(3, 1)
     xyz_n = torch.tensor(XYZ_FROM_RGB, dtype=torch.float64) / white
     lab = torch.tensor(LAB_FROM_F, dtype=torch.float64)
-    return tuple(t.to(dtype=dtype, device=device) for t in (lut, xyz_n, lab))
+    return lut.to(dtype=dtype, device=device), xyz_n.to(dtype=dtype, device=device), lab.to(dtype=dtype, device=device)
 
 
 def _official_lab_piece(x: torch.Tensor, out: torch.Tensor, tables) -> None:

@@ -1,0 +1,27 @@
+"""Building blocks shared by the metrics: filter windows, padding, MATLAB resize/rounding and
+colour conversion. Nothing here validates metric inputs (see :mod:`.._validate`)."""
+from .color import quantize_official, rgb_to_gray, rgb_to_lab, rgb_to_yiq
+from .padding import symmetric_pad
+from .resize import (
+    matlab_box_downsample_symmetric,
+    matlab_box_downsample_zero,
+    matlab_downsample_factor,
+    matlab_round,
+)
+from .windows import check_window, filter_valid, gaussian_window, uniform_window
+
+__all__ = [
+    "check_window",
+    "filter_valid",
+    "gaussian_window",
+    "matlab_box_downsample_symmetric",
+    "matlab_box_downsample_zero",
+    "matlab_downsample_factor",
+    "matlab_round",
+    "quantize_official",
+    "rgb_to_gray",
+    "rgb_to_lab",
+    "rgb_to_yiq",
+    "symmetric_pad",
+    "uniform_window",
+]
