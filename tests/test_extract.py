@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bapps_toolkit.data import download as dl
+from bapps_toolkit.data import extract
 from bapps_toolkit.errors import DownloadError
 
 GOOD = {"jnd/val/cnn/p0/000000.png": b"p0-0", "jnd/val/cnn/p1/000000.png": b"p1-0",
@@ -100,7 +101,7 @@ def test_data_filter_or_checks_refuse_without_our_precheck(tmp_path, monkeypatch
     (tarfile's data filter) and nothing reaches the destination."""
     if not hasattr(tarfile, "data_filter"):
         pytest.skip("this Python has no tarfile extraction filters")
-    monkeypatch.setattr(dl, "check_members", lambda archive, members: None)
+    monkeypatch.setattr(extract, "check_members", lambda archive, members: None)
     archive = _archive(tmp_path / "a.tar.gz", GOOD, [("../evil", b"evil")])
     root = tmp_path / "root"
     root.mkdir()
@@ -201,18 +202,18 @@ def test_kill_mid_extraction_then_rerun(tmp_path, monkeypatch):
 def test_kill_between_extract_and_rename(tmp_path, monkeypatch):
     jnd = _archive(tmp_path / "jnd.tar.gz", GOOD)
     root = tmp_path / "root"
-    real_replace = dl.os.replace
+    real_replace = extract.os.replace
 
     def dying_replace(src, dst):
         if Path(dst) == root / "jnd":
             raise OSError("simulated kill before the tree is renamed into place")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(dl.os, "replace", dying_replace)
+    monkeypatch.setattr(extract.os, "replace", dying_replace)
     with pytest.raises(OSError):
         dl.download_bapps(root, from_archive=jnd, progress=False)
     assert not (root / "jnd").exists()
     assert not dl.ARCHIVES_BY_NAME["jnd.tar.gz"].marker(root).exists()
-    monkeypatch.setattr(dl.os, "replace", real_replace)
+    monkeypatch.setattr(extract.os, "replace", real_replace)
     dl.download_bapps(root, from_archive=jnd, progress=False)
     assert (root / "jnd/val/cnn/p1/000000.png").read_bytes() == b"p1-0"

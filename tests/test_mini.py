@@ -12,8 +12,8 @@ from skimage.color import rgb2lab
 
 from bapps_toolkit.cli.main import main
 from bapps_toolkit.data import JNDDataset, TwoAFCDataset, find_sets, load_2afc, load_jnd, make_mini
-from bapps_toolkit.data.mini import build as mini_mod
 from bapps_toolkit.data.layout import ALL_KEYS
+from bapps_toolkit.data.mini import build as mini_mod
 
 
 def tree_digest(root: Path) -> str:
