@@ -16,7 +16,8 @@ IEEE TIP 2006):
 **Fit.** ``s`` is standardised first (``z = (s - mean s) / std s``; the curve family is the same,
 only its parameters are re-expressed, so the fitted curve is unchanged) — distances span from
 1e-4 (LPIPS) to 1e2 (PSNR) and an unscaled fit often does not converge. Two starts are tried
-with ``scipy.optimize.curve_fit`` (Levenberg–Marquardt, ``maxfev=20000``), in ``z`` units:
+with ``scipy.optimize.curve_fit`` (Levenberg–Marquardt, analytic Jacobian, ``maxfev=2000``), in
+``z`` units:
 ``[ptp(y), sign(r), 0, 0, mean(y)]`` (``r`` = Pearson of ``s``, ``y``) and the start used by many
 Python ports of the VQEG code, ``[max y, min y, mean z, 0.1, 0.1]``; the one with the smaller
 squared error wins. **Fallback**: when both starts fail (no convergence, non-finite parameters)
@@ -64,6 +65,15 @@ def logistic5(s: Any, b1: float, b2: float, b3: float, b4: float, b5: float) -> 
         return b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (s - b3)))) + b4 * s + b5
 
 
+def _logistic5_jac(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
+    """Analytic Jacobian of :func:`logistic5` with respect to ``(b1, ..., b5)``."""
+    with np.errstate(over="ignore"):
+        e = np.exp(np.clip(b2 * (s - b3), -700, 700))
+    g = 1.0 / (1.0 + e)
+    dg = e * g * g  # derivative of -g with respect to the exponent's argument
+    return np.stack([0.5 - g, b1 * dg * (s - b3), -b1 * dg * b2, s, np.ones_like(s)], axis=1)
+
+
 @dataclass(frozen=True)
 class LogisticFit:
     """A fitted 5-parameter logistic in the units of the raw prediction ``s``.
@@ -73,6 +83,8 @@ class LogisticFit:
 
     params: tuple[float, float, float, float, float]
     method: str
+    z_params: tuple[float, ...] = ()
+    z_scale: tuple[float, float] = (0.0, 1.0)
 
     def __call__(self, s: Any) -> np.ndarray:
         return logistic5(s, *self.params)
@@ -107,35 +119,47 @@ def _linear(s: np.ndarray, y: np.ndarray) -> LogisticFit:
     return LogisticFit((0.0, 0.0, 0.0, float(slope), float(intercept)), "linear-fallback")
 
 
-def fit_logistic(s: Any, y: Any, *, maxfev: int = 20000) -> LogisticFit:
-    """Least-squares 5-parameter logistic from prediction ``s`` to subjective ``y`` (module doc)."""
-    s, y = _pair(s, y)
-    line = _linear(s, y)
-    sd = float(np.std(s))
-    if sd == 0 or np.ptp(y) == 0:
-        return line
-    mu = float(np.mean(s))
-    z = (s - mu) / sd
-    r = float(np.corrcoef(s, y)[0, 1]) if np.ptp(y) > 0 else 0.0
-    starts = ([float(np.ptp(y)), 1.0 if r >= 0 else -1.0, 0.0, 0.0, float(np.mean(y))],
-              [float(np.max(y)), float(np.min(y)), 0.0, 0.1, 0.1])
+def _fit_z(z: np.ndarray, y: np.ndarray, starts, maxfev: int) -> tuple[float, np.ndarray] | None:
+    """Best ``(sse, params)`` over ``starts`` in standardised units, ``None`` if every start fails."""
     best: tuple[float, np.ndarray] | None = None
     for p0 in starts:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                p, _ = optimize.curve_fit(logistic5, z, y, p0=p0, maxfev=maxfev)
-        except (RuntimeError, ValueError, optimize.OptimizeWarning):
+                p, _ = optimize.curve_fit(logistic5, z, y, p0=p0, maxfev=maxfev, jac=_logistic5_jac)
+        except (RuntimeError, ValueError, TypeError, optimize.OptimizeWarning):
             continue
         if not np.all(np.isfinite(p)):
             continue
         sse = float(np.sum((logistic5(z, *p) - y) ** 2))
         if np.isfinite(sse) and (best is None or sse < best[0]):
             best = (sse, p)
+    return best
+
+
+def fit_logistic(s: Any, y: Any, *, maxfev: int = 2000, start: Sequence[float] | None = None,
+                 scale: tuple[float, float] | None = None) -> LogisticFit:
+    """Least-squares 5-parameter logistic from prediction ``s`` to subjective ``y`` (module doc).
+
+    ``start`` / ``scale``: a single start in the units of ``z = (s - scale[0]) / scale[1]`` (the
+    bootstrap warm-starts each resample from the full-data fit this way). Fewer than 6 items
+    always give the straight line (5 parameters need more points than that).
+    """
+    s, y = _pair(s, y)
+    line = _linear(s, y)
+    mu, sd = scale if scale is not None else (float(np.mean(s)), float(np.std(s)))
+    if sd == 0 or np.ptp(s) == 0 or np.ptp(y) == 0 or s.size < 6:
+        return line
+    z = (s - mu) / sd
+    r = float(np.corrcoef(s, y)[0, 1])
+    starts = [list(start)] if start is not None else [
+        [float(np.ptp(y)), 1.0 if r >= 0 else -1.0, 0.0, 0.0, float(np.mean(y))],
+        [float(np.max(y)), float(np.min(y)), float(np.mean(z)), 0.1, 0.1]]
+    best = _fit_z(z, y, starts, maxfev)
     line_sse = float(np.sum((line(s) - y) ** 2))
     if best is None or best[0] > line_sse * (1 + 1e-9):
         return line
-    return LogisticFit(_to_raw(best[1], mu, sd), "logistic")
+    return LogisticFit(_to_raw(best[1], mu, sd), "logistic", tuple(float(v) for v in best[1]), (mu, sd))
 
 
 def srcc(s: Any, y: Any) -> float:
@@ -204,14 +228,18 @@ def _resample(members: list[np.ndarray], rng: np.random.Generator) -> np.ndarray
     return np.concatenate([members[k] for k in pick])
 
 
-def _figures_only(s: np.ndarray, y: np.ndarray, figures: Sequence[str]) -> dict[str, float]:
+def _figures_only(s: np.ndarray, y: np.ndarray, figures: Sequence[str],
+                  warm: LogisticFit | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
     if "srcc" in figures:
         out["srcc"] = srcc(s, y)
     if "krcc" in figures:
         out["krcc"] = krcc(s, y)
     if "plcc" in figures or "rmse" in figures:
-        plcc, rmse, _ = plcc_rmse(s, y)
+        fit = None
+        if warm is not None and warm.method == "logistic":
+            fit = fit_logistic(s, y, start=warm.z_params, scale=warm.z_scale)
+        plcc, rmse, _ = plcc_rmse(s, y, fit)
         out["plcc"], out["rmse"] = plcc, rmse
     return {k: out[k] for k in figures}
 
@@ -221,7 +249,8 @@ def bootstrap_correlation(s: Any, y: Any, groups: Any, *, n_boot: int = 1000, se
     """Figures with percentile intervals from resampling whole groups (reference images).
 
     ``groups[i]`` is the reference id of item ``i``; pass ``np.arange(n)`` to resample items.
-    Each resample refits the logistic for PLCC/RMSE. Resamples where a figure is undefined
+    Each resample refits the logistic for PLCC/RMSE, warm-started from the full-data fit (one
+    start; the straight line when that fit fails or is worse than the line). Resamples where a figure is undefined
     (fewer than 3 items, constant values) are ``nan`` and left out of the interval.
     """
     s, y = _pair(s, y)
@@ -229,6 +258,7 @@ def bootstrap_correlation(s: Any, y: Any, groups: Any, *, n_boot: int = 1000, se
         raise ValueError(f"need n_boot >= 1 and 0 < alpha < 1, got {n_boot}, {alpha}")
     _, members = _group_index(groups, s.size)
     point = _figures_only(s, y, figures)
+    warm = fit_logistic(s, y) if ("plcc" in figures or "rmse" in figures) else None
     rng = np.random.default_rng(seed)
     samples = {k: np.full(n_boot, np.nan) for k in figures}
     for b in range(n_boot):
@@ -237,7 +267,7 @@ def bootstrap_correlation(s: Any, y: Any, groups: Any, *, n_boot: int = 1000, se
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            vals = _figures_only(s[idx], y[idx], figures)
+            vals = _figures_only(s[idx], y[idx], figures, warm)
         for k, v in vals.items():
             samples[k][b] = v
     low, high = {}, {}

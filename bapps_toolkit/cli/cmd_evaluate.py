@@ -12,6 +12,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from ..data.iqa.detect import FORMATS
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("evaluate", help="score metrics against the human judgments (2AFC, JND)",
@@ -44,6 +46,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--save-distances", metavar="F.npz|F.csv", help="write the per-item distances")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", help="do not print the table")
+    p.add_argument("--format", default=None, choices=FORMATS,
+                   help="the benchmark DATA holds (default: detected; a folder may hold several)")
+    p.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"),
+                   help="paired bootstrap of metric A minus metric B on each non-BAPPS set")
+    p.add_argument("--live-scores", default="realigned", choices=("realigned", "dmos"),
+                   help="LIVE: dmos_new of dmos_realigned.mat (default) or dmos.mat")
+    p.add_argument("--per-type", metavar="F.md", help="write the per-distortion-type tables (correlation sets)")
     p.set_defaults(func=run)
     return p
 
@@ -72,6 +81,7 @@ def check_output_options(args) -> None:
 
 
 def run(args) -> int:
+    from ..data.iqa import is_bapps_source
     from ..errors import BappsError
     from ..evaluate.runner import parse_weight_specs, run_evaluation
     from ..report.tables import to_markdown, write_reports
@@ -79,6 +89,10 @@ def run(args) -> int:
     if not args.metrics and not args.checkpoint:
         raise BappsError("nothing to evaluate: give --metrics NAME... and/or --checkpoint PATH")
     check_output_options(args)
+    if args.format != "bapps" and (args.format is not None or not is_bapps_source(args.data)):
+        from . import cmd_benchmarks
+
+        return cmd_benchmarks.run(args)
     bw = parse_weight_specs(args.backbone_weights, "--backbone-weights", allow_random=True)
     lw = parse_weight_specs(args.lin_weights, "--lin-weights", allow_random=False)
     for ckpt in args.checkpoint:

@@ -129,3 +129,14 @@ def test_bad_input_named():
         C.srcc([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="figure"):
         C.paired_correlation_difference([1, 2, 3], [1, 2, 3], [1, 2, 3], [0, 1, 2], figure="x")
+
+
+def test_analytic_jacobian_matches_finite_differences():
+    s = np.linspace(-3, 3, 11)
+    b = np.array([2.0, 1.3, 0.4, 0.2, -1.0])
+    jac = C._logistic5_jac(s, *b)
+    for k in range(5):
+        h = np.zeros(5)
+        h[k] = 1e-6
+        num = (C.logistic5(s, *(b + h)) - C.logistic5(s, *(b - h))) / 2e-6
+        np.testing.assert_allclose(jac[:, k], num, rtol=1e-5, atol=1e-8)

@@ -4,7 +4,15 @@ KADID-10k, PIPAL, LIVE and CSIQ (correlation sets). One module per set, one desi
 HDF5.
 """
 from .base import CaseResolver, CorrelationSet, TwoAFCFileSet
-from .detect import CORRELATION_FORMATS, FORMATS, TWOAFC_FORMATS, detect_format, find_benchmarks, loader
+from .detect import (
+    CORRELATION_FORMATS,
+    FORMATS,
+    TWOAFC_FORMATS,
+    detect_format,
+    find_benchmarks,
+    is_bapps_source,
+    loader,
+)
 
 __all__ = ["CaseResolver", "CorrelationSet", "TwoAFCFileSet", "FORMATS", "CORRELATION_FORMATS",
-           "TWOAFC_FORMATS", "detect_format", "find_benchmarks", "loader"]
+           "TWOAFC_FORMATS", "detect_format", "find_benchmarks", "is_bapps_source", "loader"]
