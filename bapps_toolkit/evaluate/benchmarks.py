@@ -59,7 +59,7 @@ def _decode(path: Path, size: int | None) -> np.ndarray:
     if size is not None and img.shape[:2] != (size, size):
         from PIL import Image
 
-        img = np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC), dtype=np.uint8)
+        img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
     return img
 
 
