@@ -88,4 +88,4 @@ def loader(format: str) -> Callable[..., Any]:
 def is_bapps_source(source: PathLike) -> bool:
     """``True`` when ``source`` is a packed ``.h5`` or a BAPPS folder root (``2afc/`` or ``jnd/``)."""
     p = Path(source)
-    return (p.is_file() and p.suffix.lower() in (".h5", ".hdf5")) or (p / "2afc").is_dir() or (p / "jnd").is_dir()
+    return p.suffix.lower() in (".h5", ".hdf5") or (p / "2afc").is_dir() or (p / "jnd").is_dir()
