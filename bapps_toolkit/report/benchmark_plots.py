@@ -69,7 +69,7 @@ def save_benchmark_plot(result: BenchmarkResult, path: PathLike) -> Path:
     if result.synthetic:
         head += " — SYNTHETIC DATA (replica sets, simulated scores)"
     fig.suptitle(head, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / (3.6 * len(sets))))
     try:
         with atomic_path(out) as tmp:
             fig.savefig(tmp, format="png", dpi=100)
