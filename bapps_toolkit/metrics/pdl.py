@@ -71,6 +71,9 @@ def projected_distribution_loss(fx: torch.Tensor, fy: torch.Tensor) -> torch.Ten
 class PDL(Metric):
     """Projected Distribution Loss on VGG16 activations (see the module docstring)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     name = "pdl-vgg"
     channels_in: Sequence[int] = (1, 3)
     supports_spatial = False
@@ -136,13 +139,15 @@ class PDL(Metric):
             feats = [normalize_channels(f) for f in feats]
         return u, feats
 
-    def _from_features(self, u0, f0, u1, f1) -> torch.Tensor:
-        total = None
-        for w, a, b in zip(self.layer_weights, f0, f1, strict=False):
-            term = w * projected_distribution_loss(a, b)
-            total = term if total is None else total + term
+    def _from_features(
+        self, u0: torch.Tensor, f0: list[torch.Tensor], u1: torch.Tensor, f1: list[torch.Tensor]
+    ) -> torch.Tensor:
+        terms = [w * projected_distribution_loss(a, b) for w, a, b in zip(self.layer_weights, f0, f1, strict=False)]
         if self.pixel_weight:
-            total = total + self.pixel_weight * projected_distribution_loss(u0, u1)
+            terms.append(self.pixel_weight * projected_distribution_loss(u0, u1))
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
         return total
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
