@@ -6,6 +6,7 @@
 """
 from ._version import __version__
 from .errors import BappsError
+from .losses import create_loss
 from .metrics import Metric, create_metric, describe_metrics, list_metrics
 
-__all__ = ["__version__", "BappsError", "Metric", "create_metric", "list_metrics", "describe_metrics"]
+__all__ = ["__version__", "BappsError", "Metric", "create_metric", "list_metrics", "describe_metrics", "create_loss"]
