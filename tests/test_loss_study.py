@@ -134,3 +134,21 @@ def test_images_folder_and_tasks(tmp_path):
         (folder / "im1.png").unlink()
         (folder / "im2.png").unlink()
         load_images(folder)
+
+
+@pytest.mark.slow
+def test_losses_notebook_executes(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    monkeypatch.setenv("BAPPS_NOTEBOOK_WORK", str(tmp_path / "work"))
+    monkeypatch.setenv("BAPPS_NOTEBOOK_STEPS", "4")
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "losses.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    shown = "".join(str(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    assert "SMALL STUDY" in shown and "UNCALIBRATED" in shown
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert (tmp_path / "work" / "grid.png").stat().st_size > 0

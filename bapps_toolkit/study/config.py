@@ -36,13 +36,13 @@ class LossStudyConfig:
     sigma: float = 0.1  # denoise: noise std on [0, 1]
     blur_sigma: float = 1.5  # deblur: Gaussian std in pixels
     jpeg_quality: int = 15
-    patch_size: int = 48
+    patch_size: int = 32
     train_patches: int = 1024
     batch_size: int = 8
-    steps: int = 120
+    steps: int = 100
     lr: float = 2e-3
     width: int = 64
-    blocks: int = 3
+    blocks: int = 2
     bottleneck: int = 8
     eval_size: int = 64
     eval_crops: int = 3  # crops per test image

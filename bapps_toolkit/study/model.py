@@ -11,8 +11,8 @@ Architecture (``width`` C, ``blocks`` B; RGB in, RGB out, any even size)::
 For restoration tasks the output is ``input + tail(...)`` (the network predicts a residual).
 For ``autoencode`` there is no global skip and the half-resolution code passes through a
 ``bottleneck``-channel 1×1 layer at quarter resolution (an extra stride-2 conv and a
-PixelShuffle back), so the network cannot copy its input. The defaults (C = 64, B = 3) give
-about 340 k parameters; the half-resolution body keeps a CPU step cheap. Weights are
+PixelShuffle back), so the network cannot copy its input. The defaults (C = 64, B = 2) give
+about 240 k parameters; the half-resolution body keeps a CPU step cheap. Weights are
 initialised from ``torch.manual_seed(seed)`` inside a forked RNG, so every loss starts from the
 same network and the global RNG is untouched.
 """
@@ -35,7 +35,7 @@ class ResBlock(nn.Module):
 class StudyNet(nn.Module):
     """See the module docstring."""
 
-    def __init__(self, width: int = 64, blocks: int = 3, *, residual: bool = True, bottleneck: int = 0):
+    def __init__(self, width: int = 64, blocks: int = 2, *, residual: bool = True, bottleneck: int = 0):
         super().__init__()
         if width < 2 or width % 2:
             raise ValueError(f"width must be an even number >= 2, got {width}")
