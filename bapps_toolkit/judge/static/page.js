@@ -29,13 +29,18 @@
     return new Promise((res, rej) => { el.onload = res; el.onerror = () => rej(new Error("image failed")); el.src = url; });
   }
   const frame = () => new Promise((res) => requestAnimationFrame(res));
+  // Keeps the current display for ms: t0 is the frame that shows it; we return on the last frame
+  // before the target so the caller's change appears in the frame nearest t0 + ms.
   async function holdFor(ms) {
     const t0 = await frame();
-    let t = t0;
-    while (t - t0 < ms - 8) t = await frame();
+    let prev = t0, t = await frame();
+    while (t - t0 + 1.5 * (t - prev) <= ms) { prev = t; t = await frame(); }
     return t0;
   }
-  function progress(p) { $("progress").textContent = "Trial " + Math.min(p.answered + 1, p.total) + " of " + p.total + " (" + p.answered + " answered)"; }
+  function progress(p) {
+    $("progress").textContent = p.done ? p.answered + " of " + p.total + " trials answered"
+      : "Trial " + (p.answered + 1) + " of " + p.total + " (" + p.answered + " answered)";
+  }
 
   async function next() {
     trial = await api("/api/next?" + auth());
@@ -85,6 +90,8 @@
     if (trial.kind === "jnd") body.timings = window.bappsJudge.lastTimings;
     try {
       await api("/api/answer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      state = "wait";  // screens stay as they are until the next trial is loaded
+      $("jnd-answer").hidden = true;
       window.bappsJudge.answers += 1;
       await next();
     } catch (e) { fail(e.message); }
