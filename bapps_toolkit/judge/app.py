@@ -133,7 +133,13 @@ def serve(db: PathLike, source: PathLike | None = None, *, host: str = "127.0.0.
     if source is not None and not Path(db).exists():
         create_study(db, read_items(source), **(settings or {}))
     elif settings:
-        raise ValueError(f"study {db} already exists: its settings are fixed (got {', '.join(settings)})")
+        con = open_study(db)
+        stored = load_config(con)
+        con.close()
+        differ = sorted(k for k, v in settings.items() if stored.get(k) != v)
+        if differ:
+            raise ValueError(f"study {db} already exists with other settings ({', '.join(differ)}); "
+                             "its settings are fixed when it is created")
 
     app = create_app(db, require_token=not is_loopback(host))
     server = waitress.create_server(app, host=host, port=port, threads=threads,
