@@ -32,7 +32,8 @@ def _distort(x: np.ndarray, t: float, rng) -> np.ndarray:
     return np.clip(x.astype(np.float64) + rng.normal(0, 60.0 * t, x.shape), 0, 255).astype(np.uint8)
 
 
-def build_unjudged(root: Path, n_2afc: int = 12, n_jnd: int = 6, seed: int = 0) -> dict:
+def build_unjudged(root: Path, n_2afc: int = 12, n_jnd: int = 6, seed: int = 0,
+                   key_2afc: str = "2afc/val/cnn") -> dict:
     rng = np.random.default_rng(seed)
     photos = load_photos()
     truth: dict = {"2afc": {}, "jnd": {}}
@@ -41,7 +42,7 @@ def build_unjudged(root: Path, n_2afc: int = 12, n_jnd: int = 6, seed: int = 0) 
         t0, t1 = rng.uniform(0.05, 1.0, 2)
         stem = f"{i:03d}"
         for role, img in (("ref", ref), ("p0", _distort(ref, t0, rng)), ("p1", _distort(ref, t1, rng))):
-            d = root / "2afc" / "val" / "cnn" / role
+            d = root / key_2afc / role
             d.mkdir(parents=True, exist_ok=True)
             Image.fromarray(img).save(d / f"{stem}.png")
         truth["2afc"][stem] = (float(t0), float(t1))
