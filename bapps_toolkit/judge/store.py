@@ -211,8 +211,11 @@ def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any]) -> None:
                         [(rater, item, pos) for pos, item in enumerate(chosen)])
 
 
-def swapped_for(cfg: dict[str, Any], rater: str, item: int) -> int:
-    """Whether ``p1`` is shown on the left for this rater and item (seeded, reproducible)."""
+def swapped_for(cfg: dict[str, Any], rater: str, item: int, kind: str = "2afc") -> int:
+    """Whether ``p1`` is shown on the left for this rater and 2AFC item (seeded, reproducible).
+    Always 0 for JND: as in BAPPS, ``p0`` (the reference) is shown first, then ``p1``."""
+    if kind != "2afc":
+        return 0
     digest = hashlib.sha256(f"{cfg['seed']}:{rater}:{item}".encode()).digest()
     return digest[0] & 1
 
@@ -228,7 +231,7 @@ def next_trial(con: sqlite3.Connection, rater: str, cfg: dict[str, Any]) -> dict
     if row is None:
         return {"done": True, "answered": done, "total": total}
     item, kind = row
-    return {"done": False, "item": item, "kind": kind, "swapped": swapped_for(cfg, rater, item),
+    return {"done": False, "item": item, "kind": kind, "swapped": swapped_for(cfg, rater, item, kind),
             "answered": done, "total": total}
 
 
@@ -265,7 +268,7 @@ def record_answer(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], body
     if side not in sides:
         raise RequestError(400, f"side: expected one of {', '.join(sides)} for a {kind.upper()} item")
     timings = _check_timings(kind, body.get("timings"))
-    swapped = swapped_for(cfg, rater, item)
+    swapped = swapped_for(cfg, rater, item, kind)
     if kind == "2afc":
         answer = int((side == "right") != bool(swapped))
     else:

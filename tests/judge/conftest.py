@@ -10,52 +10,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from bapps_toolkit.data.mini import load_photos
-
-pytest.importorskip("flask")
-pytest.importorskip("waitress")
-
-
-def _patch(rng, photos) -> np.ndarray:
-    ph = photos[int(rng.integers(len(photos)))]
-    y = int(rng.integers(ph.shape[0] - 64))
-    x = int(rng.integers(ph.shape[1] - 64))
-    return ph[y:y + 64, x:x + 64]
-
-
-def _distort(x: np.ndarray, t: float, rng) -> np.ndarray:
-    """Gaussian noise of standard deviation ``60 t`` grey levels."""
-    return np.clip(x.astype(np.float64) + rng.normal(0, 60.0 * t, x.shape), 0, 255).astype(np.uint8)
-
-
-def build_unjudged(root: Path, n_2afc: int = 12, n_jnd: int = 6, seed: int = 0,
-                   key_2afc: str = "2afc/val/cnn") -> dict:
-    rng = np.random.default_rng(seed)
-    photos = load_photos()
-    truth: dict = {"2afc": {}, "jnd": {}}
-    for i in range(n_2afc):
-        ref = _patch(rng, photos)
-        t0, t1 = rng.uniform(0.05, 1.0, 2)
-        stem = f"{i:03d}"
-        for role, img in (("ref", ref), ("p0", _distort(ref, t0, rng)), ("p1", _distort(ref, t1, rng))):
-            d = root / key_2afc / role
-            d.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(d / f"{stem}.png")
-        truth["2afc"][stem] = (float(t0), float(t1))
-    for i in range(n_jnd):
-        ref = _patch(rng, photos)
-        t = float(rng.uniform(0.0, 0.6))
-        stem = f"{i:03d}"
-        for role, img in (("p0", ref), ("p1", _distort(ref, t, rng))):
-            d = root / "jnd" / "val" / "cnn" / role
-            d.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(d / f"{stem}.png")
-        truth["jnd"][stem] = t
-    return truth
+from .helpers import build_unjudged
 
 
 @pytest.fixture()
@@ -107,6 +64,8 @@ class LiveServer:
 
 @pytest.fixture()
 def live():
+    pytest.importorskip("flask")
+    pytest.importorskip("waitress")
     servers: list[LiveServer] = []
 
     def start(db: Path, **kw) -> LiveServer:

@@ -6,12 +6,13 @@ import json
 import sqlite3
 
 import pytest
-from judge_client import answer_for, call, jnd_timings, nxt
 
 from bapps_toolkit.cli.main import main
 from bapps_toolkit.data.layout import scan_set
 from bapps_toolkit.judge import RequestError, add_rater, export, read_items, status_text
 from bapps_toolkit.judge.store import open_study
+
+from .helpers import answer_for, call, jnd_timings, nxt
 
 
 def _answer_all(url: str, rater: str, choose=None, token: str | None = None) -> int:
@@ -120,6 +121,7 @@ def test_images_only_by_item_id(make_study, live):
 
 
 def test_tokens_required_beyond_loopback(make_study):
+    pytest.importorskip("flask")
     from bapps_toolkit.judge.app import create_app
     db = make_study(sentinel_share=0.0, items_per_rater=2)
     tok_a = add_rater(db, "alice")
@@ -190,6 +192,8 @@ def test_answers_map_swap_to_p0_p1(make_study, live):
                        "WHERE i.kind='2afc'").fetchall()
     assert {s for s, _, _ in rows} == {0, 1}  # both placements occur
     assert all(ans == (1 if s else 0) for s, ans, _ in rows)  # left = p1 exactly when swapped
+    assert {s for s, in con.execute("SELECT a.swapped FROM answers a JOIN items i ON i.id=a.item "
+                                    "WHERE i.kind='jnd'")} == {0}  # JND: reference (p0) always first
     jt = [json.loads(t) for t, in con.execute("SELECT a.timings FROM answers a JOIN items i ON i.id=a.item "
                                               "WHERE i.kind='jnd'")]
     assert jt and all(t == jnd_timings() for t in jt)
@@ -214,3 +218,13 @@ def test_cli_create_add_rater_status_export(unjudged, tmp_path, capsys):
 
 def test_request_error_has_status():
     assert RequestError(409, "x").status == 409
+
+
+def test_items_from_packed_h5_ignore_judgments(mini_h5):
+    from bapps_toolkit.data import load_2afc, load_jnd
+    items = read_items(mini_h5)
+    n2 = sum(len(s) for s in load_2afc(mini_h5))
+    nj = sum(len(s) for s in load_jnd(mini_h5))
+    assert sum(it.kind == "2afc" for it in items) == n2 and sum(it.kind == "jnd" for it in items) == nj
+    assert all(it.expected is None and set(it.images) == ({"ref", "p0", "p1"} if it.kind == "2afc" else {"p0", "p1"})
+               for it in items)

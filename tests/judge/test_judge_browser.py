@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import build_unjudged
+
+from .helpers import build_unjudged
 
 CHROMIUM = "/usr/bin/chromium"
 DRIVER = "/usr/bin/chromedriver"

@@ -13,13 +13,13 @@ import math
 
 import numpy as np
 import pytest
-from conftest import build_unjudged
-from judge_client import call, jnd_timings, nxt
 
 from bapps_toolkit.cli.main import main
 from bapps_toolkit.evaluate import evaluate
 from bapps_toolkit.judge import create_from_set, export
 from bapps_toolkit.train import TrainConfig, train
+
+from .helpers import build_unjudged, call, jnd_timings, nxt
 
 
 def _simulate(url: str, rater: str, truth: dict, rng: np.random.Generator, stems: dict[int, str]) -> int:

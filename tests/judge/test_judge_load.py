@@ -19,7 +19,8 @@ import threading
 import time
 
 import pytest
-from judge_client import answer_for, call, nxt
+
+from .helpers import answer_for, call, nxt
 
 N_RATERS = 20
 DEADLINE_S = 120.0

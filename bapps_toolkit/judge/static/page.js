@@ -61,8 +61,8 @@
   async function runJnd() {
     const img = $("img-jnd");
     const a = new Image(), b = new Image();
-    const first = trial.swapped ? "p1" : "p0", second = trial.swapped ? "p0" : "p1";
-    await Promise.all([loadImg(a, imgUrl(first)), loadImg(b, imgUrl(second))]);
+    // as in BAPPS: the reference (p0) first, a blank, then the distorted image (p1)
+    await Promise.all([loadImg(a, imgUrl("p0")), loadImg(b, imgUrl("p1"))]);
     $("jnd-answer").hidden = true;
     $("jnd-prompt").textContent = "Watch: first image, blank, second image.";
     img.style.visibility = "hidden";
