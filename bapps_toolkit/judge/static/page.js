@@ -30,11 +30,18 @@
   }
   const frame = () => new Promise((res) => requestAnimationFrame(res));
   // Keeps the current display for ms: t0 is the frame that shows it; we return on the last frame
-  // before the target so the caller's change appears in the frame nearest t0 + ms.
+  // before the target so the caller's change appears in the frame nearest t0 + ms. The frame
+  // period is the shortest interval seen (the display's refresh), so a late frame never ends a
+  // phase early; a dropped frame can still lengthen one, and the measured times are recorded.
+  let period = 1000 / 60;
   async function holdFor(ms) {
     const t0 = await frame();
     let prev = t0, t = await frame();
-    while (t - t0 + 1.5 * (t - prev) <= ms) { prev = t; t = await frame(); }
+    period = Math.min(period, t - prev > 1 ? t - prev : period);
+    while (t - t0 + 1.5 * period <= ms) {
+      prev = t; t = await frame();
+      if (t - prev > 1) period = Math.min(period, t - prev);
+    }
     return t0;
   }
   function progress(p) {
