@@ -23,7 +23,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", metavar="DATA", help="BAPPS folder root or packed .h5 file")
     p.add_argument("--metrics", nargs="+", default=[], metavar="NAME",
-                   help="metric names (see `bapps metrics`), e.g. l2-lab ssim lpips-alex")
+                   help="metric names (see `bapps metrics`), e.g. l2-lab ssim lpips-alex, or plugins: "
+                        "package.module:attr, path/to/file.py:attr")
+    p.add_argument("--metric-option", action="append", default=[], metavar="NAME.KEY=VALUE",
+                   help="an option of a metric's factory, typed by its signature (repeatable)")
     p.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
                    help="also evaluate a metric trained by `bapps train` (repeatable)")
     p.add_argument("--out", metavar="CSV",
@@ -73,6 +76,7 @@ def run(args) -> int:
         datasets=args.datasets, batch_size=args.batch_size, device=args.device, n_boot=args.n_boot,
         seed=args.seed, progress=not args.no_progress, backbone_weights=args.backbone_weights,
         lin_weights=args.lin_weights, stream=args.stream, chunk_size=args.chunk_size,
+        metric_options=args.metric_option,
     )
     if not args.quiet:
         print(to_markdown(result.table))
