@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .. import correlation as corr
+from .._device import pick_device
 from .._io import PathLike
 from ..data.images import read_rgb
 from ..data.iqa import CorrelationSet, TwoAFCFileSet, find_benchmarks, loader
@@ -199,9 +200,7 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
     ``compare=(A, B)``: paired bootstrap of A − B on each set (SRCC on correlation sets, 2AFC on
     NIGHTS parts), resampling the same reference images / triplets for both.
     """
-    import torch
-
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = pick_device(device)
     opt = _Options(dev, int(batch_size), int(n_boot), int(seed), int(nights_size), live_scores)
     weights = dict(backbone_weights=backbone_weights, lin_weights=lin_weights)
     resolved = []

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .._device import pick_device
 from .._io import atomic_write
 from ..data import to_model_input
 from ..data.images import read_rgb
@@ -241,7 +242,7 @@ def score_prepared(metric: Metric, prepared: Sequence[PreparedPair], *, device: 
                    batch_size: int = DEFAULT_BATCH_SIZE, max_batch_pixels: int = DEFAULT_BATCH_PIXELS) -> list[float]:
     """Distances of prepared pairs, in order; pairs of equal size are batched by a pixel budget."""
     _check_batching(batch_size, max_batch_pixels)
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = pick_device(device)
     metric = metric.to(dev).eval()
     min_size = int(getattr(metric, "min_size", 1))
     for p in prepared:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import Metric, create_metric, list_metrics
+from ..metrics.nets import NETS
 from ..metrics.trained import load_metric_from_checkpoint
 
 #: Networks whose backbone and LPIPS linear weights can be chosen.
-NETS = ("alex", "vgg", "squeeze")
 #: File suffixes read as training checkpoints.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
 

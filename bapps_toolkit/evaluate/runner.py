@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .._device import pick_device
 from ..data import find_sets
 from ..errors import DataError
 from ..metrics import Metric
@@ -81,12 +82,6 @@ class EvaluationResult:
 def default_batch_size(device: torch.device) -> int:
     """Triplets per batch: 1000 on a GPU, 250 on a CPU (bounded memory for VGG features)."""
     return 1000 if device.type == "cuda" else 250
-
-
-def _pick_device(device: Any) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _set_seed(seed: int, key: str) -> int:
@@ -199,7 +194,7 @@ def run_evaluation(
     """Like :func:`evaluate`, returning the table and the per-item distances."""
     src = Path(source)
     _check_options(metrics, n_boot, batch_size, chunk_size, save_distances, src)
-    dev = _pick_device(device)
+    dev = pick_device(device)
     bs = int(batch_size) if batch_size else default_batch_size(dev)
     resolved = _resolve_all(metrics, backbone_weights, lin_weights, dev, metric_options)
     present = find_sets(src)

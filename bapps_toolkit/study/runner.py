@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._device import pick_device
 from ..losses import parse_loss_spec
 from ..metrics import create_metric, list_metrics
 from ..scores import bootstrap_ci
@@ -104,12 +105,6 @@ def check_names(cfg: LossStudyConfig) -> None:
     unknown = [m for m in cfg.eval_metrics if m not in list_metrics()]
     if unknown:
         raise ValueError(f"eval_metrics: unknown metric(s) {unknown}; known: {', '.join(list_metrics())}")
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,

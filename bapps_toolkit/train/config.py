@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BappsError
+from ..metrics.nets import NETS
 
-NETS = ("alex", "vgg", "squeeze")
 VARIANTS = ("lin", "tune", "scratch")
 VERSIONS = ("0.0", "0.1")
 
