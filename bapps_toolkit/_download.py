@@ -287,11 +287,10 @@ def _download_locked(url: str, dest: Path, *, expected_size: int | None, sha256:
         info_path(dest).unlink()
 
 
-def _fetch(url: str, dest: Path, offset: int, *, expected_size: int | None, progress: bool,
-           timeout: float, check_space: bool) -> int | None:
-    """Stream the body into ``<dest>.part`` (appending from ``offset`` or restarting); return
-    the total size the server declared (``None`` if it declared none)."""
-    part = part_path(dest)
+def _connect(url: str, dest: Path, offset: int, timeout: float):
+    """Open the response for ``<dest>.part`` from ``offset``, restarting when the partial file
+    does not fit the server's file; return ``(resp, resuming, total)``, or ``(None, True, offset)``
+    when the ``.part`` already holds the whole file."""
     info = _read_info(dest) if offset > 0 else {}
     for _attempt in range(3):
         try:
@@ -301,7 +300,7 @@ def _fetch(url: str, dest: Path, offset: int, *, expected_size: int | None, prog
                 m = _UNSATISFIED_RANGE.match(exc.headers.get("Content-Range", "") or "")
                 exc.close()
                 if m and int(m.group(1)) == offset and info.get("total") in (None, offset):
-                    return offset  # the .part already holds the whole file
+                    return None, True, offset  # the .part already holds the whole file
                 # The .part does not fit this file (longer, or the server cannot say): restart.
                 _drop_part(dest)
                 offset, info = 0, {}
@@ -323,11 +322,43 @@ def _fetch(url: str, dest: Path, offset: int, *, expected_size: int | None, prog
             _drop_part(dest)
             offset, info = 0, {}
             continue
-        break
-    else:
-        raise DownloadError(f"{url}: the server keeps rejecting resume requests; delete {part} "
-                            f"and try again")
+        return resp, resuming, total
+    raise DownloadError(f"{url}: the server keeps rejecting resume requests; delete "
+                        f"{part_path(dest)} and try again")
 
+
+def _copy_body(resp, url: str, part: Path, offset: int, resuming: bool, total: int | None,
+               expected_size: int | None, progress: bool) -> None:
+    """Append (or write) the response body to ``part``, stopping past ``expected_size``."""
+    mode = "ab" if resuming else "wb"
+    label = part.name.removesuffix(".part")
+    with open(part, mode) as out, _progress_bar(total, offset, label, progress) as bar:
+        if resuming and out.tell() != offset:
+            raise DownloadError(f"{url}: {part} changed size during the download")
+        try:
+            while True:
+                block = resp.read(CHUNK)
+                if not block:
+                    break
+                out.write(block)
+                bar.update(len(block))
+                if expected_size is not None and out.tell() > expected_size:
+                    break
+        except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
+            out.flush()
+            raise DownloadError(
+                f"{url}: the connection failed after {out.tell()} bytes ({exc}); the partial "
+                f"file {part} was kept — run the same command again to resume") from None
+
+
+def _fetch(url: str, dest: Path, offset: int, *, expected_size: int | None, progress: bool,
+           timeout: float, check_space: bool) -> int | None:
+    """Stream the body into ``<dest>.part`` (appending from ``offset`` or restarting); return
+    the total size the server declared (``None`` if it declared none)."""
+    part = part_path(dest)
+    resp, resuming, total = _connect(url, dest, offset, timeout)
+    if resp is None:
+        return total
     with resp:
         if not resuming:
             offset = 0  # 200: the server sends the whole file, whatever we asked for
@@ -343,22 +374,5 @@ def _fetch(url: str, dest: Path, offset: int, *, expected_size: int | None, prog
             info_path(dest).write_text(json.dumps({"url": url, "total": total,
                                                    "validator": _validator(resp)}),
                                        encoding="utf-8")
-        mode = "ab" if resuming else "wb"
-        with open(part, mode) as out, _progress_bar(total, offset, dest.name, progress) as bar:
-            if resuming and out.tell() != offset:
-                raise DownloadError(f"{url}: {part} changed size during the download")
-            try:
-                while True:
-                    block = resp.read(CHUNK)
-                    if not block:
-                        break
-                    out.write(block)
-                    bar.update(len(block))
-                    if expected_size is not None and out.tell() > expected_size:
-                        break
-            except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
-                out.flush()
-                raise DownloadError(
-                    f"{url}: the connection failed after {out.tell()} bytes ({exc}); the partial "
-                    f"file {part} was kept — run the same command again to resume") from None
+        _copy_body(resp, url, part, offset, resuming, total, expected_size, progress)
     return total

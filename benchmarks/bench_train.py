@@ -40,8 +40,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from bapps_toolkit.train.distributed import DistContext  # noqa: E402
 from bapps_toolkit.train.fastpath import TripletVectors, mean_sq_diff  # noqa: E402
 from bapps_toolkit.train.loop import run_epoch  # noqa: E402
-from bapps_toolkit.train.model import build_lpips  # noqa: E402
-from bapps_toolkit.train.model import RankingNet, TrainModule, make_generator  # noqa: E402
+from bapps_toolkit.train.model import RankingNet, TrainModule, build_lpips, make_generator  # noqa: E402
 
 BAPPS_TRAIN = 151_400          # 56.6k + 38.1k + 56.6k triplets (protocol.md)
 EPOCHS = 10                    # official 5 + 5
@@ -52,7 +51,7 @@ H100_ASSUMED_EFFICIENCY = 0.15
 
 
 class _Images:
-    """Random uint8 triplets standing in for ``_FullData`` (same batch() contract)."""
+    """Random uint8 triplets standing in for :class:`bapps_toolkit.train.data.FullData` (same batch() contract)."""
 
     def __init__(self, n: int, device: torch.device):
         g = torch.Generator().manual_seed(0)
@@ -122,7 +121,8 @@ def bench_fast(net: str, dev: torch.device, n: int, epochs: int, batch: int, dro
     opt = torch.optim.Adam(list(lp.lins.parameters()) + list(mod.G.parameters()), lr=1e-4, betas=(0.5, 0.999))
     dim = sum(lp.channels)
     g = torch.Generator().manual_seed(0)
-    vecs = TripletVectors(torch.rand(n, dim, generator=g).to(dev) * 1e-3, torch.rand(n, dim, generator=g).to(dev) * 1e-3,
+    vecs = TripletVectors(torch.rand(n, dim, generator=g).to(dev) * 1e-3,
+                          torch.rand(n, dim, generator=g).to(dev) * 1e-3,
                           torch.rand(n, generator=g).to(dev))
     ctx = DistContext(device=dev)
     run_epoch(mod, opt, lp.lins, perm=torch.arange(min(n, 10 * batch), device=dev), judge=vecs.judge,
@@ -233,7 +233,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"bench_train: LPIPS-{args.net} lin, batch {args.batch} (best of repeats), dropout {args.dropout}, device {where}, "
+    print(f"bench_train: LPIPS-{args.net} lin, batch {args.batch} (best of repeats), dropout {args.dropout}, "
+          f"device {where}, "
           f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
           f"[random backbone and data: speed only]")
 

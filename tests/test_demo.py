@@ -4,9 +4,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from bapps_toolkit.cli import cmd_demo
 from bapps_toolkit.cli.main import main
 from bapps_toolkit.errors import WeightsError
+from bapps_toolkit.report import demo
 
 
 def test_backbone_fallback_only_on_weights_error(monkeypatch):
@@ -16,7 +16,7 @@ def test_backbone_fallback_only_on_weights_error(monkeypatch):
         raise WeightsError("not cached and no network")
 
     monkeypatch.setattr(hub, "backbone_weights_file", missing)
-    bw, note = cmd_demo.lpips_backbone("alex")
+    bw, note = demo.lpips_backbone("alex")
     assert bw == "random" and "UNCALIBRATED" in note
 
     def broken(net, **kw):
@@ -24,10 +24,10 @@ def test_backbone_fallback_only_on_weights_error(monkeypatch):
 
     monkeypatch.setattr(hub, "backbone_weights_file", broken)
     with pytest.raises(RuntimeError, match="a bug"):
-        cmd_demo.lpips_backbone("alex")
+        demo.lpips_backbone("alex")
 
     monkeypatch.setattr(hub, "backbone_weights_file", lambda net, **kw: f"/cache/{net}.pth")
-    assert cmd_demo.lpips_backbone("alex") == ("/cache/alex.pth", "ImageNet alex weights: /cache/alex.pth")
+    assert demo.lpips_backbone("alex") == ("/cache/alex.pth", "ImageNet alex weights: /cache/alex.pth")
 
 
 @pytest.mark.slow
@@ -38,9 +38,9 @@ def test_demo_end_to_end(mini_root, tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--n-boot", "200"]) == 0
     cap = capsys.readouterr()
     lines = (cap.out + cap.err).splitlines()
-    assert any(l.startswith("| metric | 2AFC trad | 2AFC cnn") for l in lines)
+    assert any(line.startswith("| metric | 2AFC trad | 2AFC cnn") for line in lines)
     res = pd.read_csv(out / "results.csv")
-    expected = {m for m in cmd_demo.DEMO_METRICS}
+    expected = {m for m in demo.DEMO_METRICS}
     assert expected <= set(res.metric)
     assert "lpips-alex" in set(res.metric) and "human" in set(res.metric)
     assert "lpips-alex[alex-lin/latest.safetensors]" in set(res.metric)  # the trained checkpoint

@@ -47,7 +47,8 @@ _STATES: dict = {}
 
 def ref_state(net):
     if net not in _STATES:
-        _STATES[net] = {k: torch.from_numpy(v) for k, v in _random_backbone_module().random_backbone_state_dict(net).items()}
+        state = _random_backbone_module().random_backbone_state_dict(net)
+        _STATES[net] = {k: torch.from_numpy(v) for k, v in state.items()}
     return _STATES[net]
 
 

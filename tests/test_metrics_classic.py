@@ -279,7 +279,7 @@ def test_exact_gradcheck(name, opts):
         g = torch.Generator().manual_seed(c)
         x = (torch.rand(1, c, s, s, generator=g, dtype=torch.float64) * 1.8 - 0.9).requires_grad_(True)
         y = torch.rand(1, c, s, s, generator=g, dtype=torch.float64) * 1.8 - 0.9
-        assert torch.autograd.gradcheck(lambda t: m(t, y), (x,), eps=1e-6, atol=1e-6, rtol=1e-4)
+        assert torch.autograd.gradcheck(lambda t, y=y: m(t, y), (x,), eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
 def test_psnr_distance_hand_values():

@@ -50,7 +50,7 @@ def test_projected_distribution_loss_is_channel_mean_of_scipy():
 
 def _scipy_pdl(x0, x1, layers, pixel_weight=0.0, seed=0):
     """PDL built by hand: [-1, 1] → [0, 1] → ImageNet normalisation → VGG taps → scipy W1."""
-    bb = random_init_(Backbone("vgg", taps=[VGG16_RELUS[l] for l in layers]), seed).double()
+    bb = random_init_(Backbone("vgg", taps=[VGG16_RELUS[i] for i in layers]), seed).double()
     mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(1, 3, 1, 1)
     u0, u1 = (x0 + 1) / 2, (x1 + 1) / 2

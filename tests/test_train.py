@@ -283,7 +283,8 @@ def test_linear_weights_nonnegative_and_official_layout_loads(lin_run, subset):
     assert all(bool((v >= 0).all()) for v in sd.values())
     ours = load_metric_from_checkpoint(out)
     # other LPIPS code: the metric's own official-layout loader, same frozen random backbone
-    other = LPIPS(net="alex", backbone_weights=str(out / "backbone.safetensors"), lin_weights=str(out / "latest.lin.pth"))
+    other = LPIPS(net="alex", backbone_weights=str(out / "backbone.safetensors"),
+                  lin_weights=str(out / "latest.lin.pth"))
     x0 = torch.rand(3, 3, 64, 64) * 2 - 1
     x1 = torch.rand(3, 3, 64, 64) * 2 - 1
     with torch.no_grad():

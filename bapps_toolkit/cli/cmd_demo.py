@@ -1,4 +1,5 @@
-"""``bapps demo``: the whole pipeline in a few minutes on a laptop CPU, offline.
+"""``bapps demo``: the whole pipeline in a few minutes on a laptop CPU, offline
+(:func:`bapps_toolkit.report.demo.run_demo`).
 
 1. builds the synthetic mini set (``make-mini``) in ``OUT/mini`` if it is missing, and packs it to
    ``OUT/mini.h5``;
@@ -17,12 +18,8 @@ the pipeline works, not how good the metrics are (the table says so).
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import time
-from pathlib import Path
 
-DEMO_METRICS = ("l2", "l2-lab", "ssim", "ssim-lab", "ms-ssim", "fsim", "psnr")
-DEMO_DATASETS = ("val",)  # every 2AFC val and JND val set
+from ..report.demo import run_demo
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -38,106 +35,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _say(msg: str) -> None:
-    print(f"[demo] {msg}", flush=True)
-
-
-def lpips_backbone(net: str = "alex"):
-    """``(backbone_weights, note)``: the ImageNet file if cached or downloadable, else
-    ``"random"`` — the fallback happens only on :class:`~bapps_toolkit.errors.WeightsError`."""
-    from ..errors import WeightsError
-    from ..metrics.hub import backbone_weights_file
-
-    try:
-        path = backbone_weights_file(net, download=True, progress=False)
-    except WeightsError as exc:
-        first = str(exc).split(". ")[0]
-        return "random", (f"ImageNet {net} weights unavailable ({first}); using a RANDOM backbone: "
-                          "every lpips-alex number below is UNCALIBRATED")
-    return str(path), f"ImageNet {net} weights: {path}"
-
-
 def run(args) -> int:
-    import warnings
-
-    from ..data import make_mini, pack
-    from ..errors import BappsError
-    from ..evaluate.runner import metric_label, resolve_metric, run_evaluation
-    from ..metrics import list_metrics
-    from ..report.tables import to_markdown, write_reports
-
-    if args.seed < 0:
-        raise BappsError(f"--seed must be >= 0, got {args.seed}")
-    t_start = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    mini, h5 = out / "mini", out / "mini.h5"
-    stamp = out / "mini.h5.seed"
-
-    _say(f"mini set (synthetic, seed {args.seed}) in {mini}")
-    make_mini(mini, seed=args.seed, progress=args.progress)
-    if not h5.exists() or not stamp.exists() or stamp.read_text().strip() != str(args.seed):
-        _say(f"packing {mini} -> {h5}")
-        pack(mini, h5, force=True, progress=args.progress)
-        from .._io import write_text_atomic
-
-        write_text_atomic(stamp, f"{args.seed}\n")
-    else:
-        _say(f"using the packed file {h5}")
-
-    known = set(list_metrics())
-    names = [m for m in DEMO_METRICS if m in known]
-    missing = [m for m in DEMO_METRICS if m not in known]
-    if missing:
-        _say(f"not registered in this build, skipped: {', '.join(missing)}")
-    specs: list = list(names)
-    bw, note = lpips_backbone("alex")
-    _say(note)
-    if "lpips-alex" in known:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the UNCALIBRATED label below says it louder
-            _, lp = resolve_metric("lpips-alex", backbone_weights={"alex": bw})
-        specs.append(lp)
-        _say(f"metric: {lp.label}")
-
-    if not args.no_train:
-        from ..train import TrainConfig, train
-
-        run_dir = out / "alex-lin"
-        _say(f"training lpips-alex lin for 1 + 1 epochs on the mini train sets -> {run_dir}"
-             + ("  [UNCALIBRATED: random backbone]" if bw == "random" else ""))
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = train(TrainConfig(data=str(h5), net="alex", variant="lin", out=str(run_dir),
-                                    backbone_weights=bw, epochs=1, decay_epochs=1, seed=args.seed,
-                                    fast=True, progress=args.progress, overwrite=True,
-                                    device=args.device))
-        mid, trained = resolve_metric(str(res.checkpoint_path))
-        specs.append(str(res.checkpoint_path))
-        _say(f"trained in {time.perf_counter() - t0:.1f} s: {metric_label(mid, trained)}")
-
-    _say(f"evaluating {len(specs)} metrics on the val 2AFC and JND sets of {h5}")
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = run_evaluation(h5, specs, datasets=list(DEMO_DATASETS), device=args.device,
-                                n_boot=args.n_boot, seed=args.seed, progress=args.progress)
-    _say(f"evaluated in {time.perf_counter() - t0:.1f} s")
-    table = result.table
-    write_reports(table, csv=out / "results.csv", markdown=out / "results.md")
-    print()
-    print(to_markdown(table, title="bapps demo"))
-    if importlib.util.find_spec("matplotlib") is not None:
-        from ..report.plots import save_evaluation_plot
-
-        save_evaluation_plot(result, out / "results.png", title="bapps demo")
-        _say(f"figure: {out / 'results.png'}")
-    else:
-        _say("matplotlib is not installed: no figure (pip install 'bapps-toolkit[plot]')")
-    _say(f"tables: {out / 'results.csv'}, {out / 'results.md'}")
-    if not bool(table.calibrated.all()):
-        for label in sorted(set(table.label[~table.calibrated])):
-            _say(f"UNCALIBRATED: {label}")
-    _say(f"done in {time.perf_counter() - t_start:.1f} s")
+    run_demo(args.out, seed=args.seed, n_boot=args.n_boot, device=args.device, train_lpips=not args.no_train,
+             progress=args.progress)
     return 0

@@ -23,7 +23,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("data", help="BAPPS folder root or packed .h5 file")
     p.add_argument("--net", default="alex", help="backbone: alex | vgg | squeeze (default alex)")
     p.add_argument("--variant", default="lin",
-                   help="lin (frozen backbone) | tune (backbone trained from weights) | scratch (random backbone, trained)")
+                   help="lin (frozen backbone) | tune (backbone trained from weights) | "
+                        "scratch (random backbone, trained)")
     p.add_argument("--out", required=True, help="output folder of the run")
     p.add_argument("--datasets", nargs="+", default=None,
                    help="2AFC sets to train on (default: every 2afc/train/* present), e.g. train/mix")

@@ -7,9 +7,7 @@ mini set.
 >>> x = to_model_input(sets[0].ref)                  # NCHW float in [-1, 1]   # doctest: +SKIP
 """
 from .datasets import (
-                       JNDDataset,
                        JNDSet,
-                       TwoAFCDataset,
                        TwoAFCSet,
                        find_sets,
                        iter_2afc_chunks,
@@ -21,6 +19,7 @@ from .datasets import (
 from .layout import JND_CATEGORIES, TWOAFC_CATEGORIES
 from .mini import make_mini
 from .pack import pack, verify
+from .torch_datasets import JNDDataset, TwoAFCDataset
 
 __all__ = [
     "TWOAFC_CATEGORIES", "JND_CATEGORIES", "TwoAFCSet", "JNDSet", "find_sets", "load_2afc",

@@ -97,11 +97,14 @@ def _from_checkpoint(spec: str | os.PathLike[str]) -> tuple[str, Metric]:
 
 def resolve_metric(
     spec: Any, *, backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[str, Metric]:
     """``(metric_id, Metric)`` from a Metric object, a registry name or a checkpoint (see module).
 
     ``backbone_weights`` / ``lin_weights`` apply to registry names that contain the network,
-    e.g. ``lpips-alex``; checkpoints carry their own weights.
+    e.g. ``lpips-alex``; checkpoints carry their own weights. ``options`` go to the metric's
+    factory (plugin specs ``module:attr`` / ``file.py:attr`` included, see
+    :mod:`bapps_toolkit.metrics.plugins`).
     """
     if isinstance(spec, Metric):
         return spec.name, spec
@@ -113,7 +116,7 @@ def resolve_metric(
         return _from_checkpoint(spec)
     text = os.fspath(spec)
     net = _net_of(text)
-    options: dict[str, Any] = {}
+    options = dict(options or {})
     if net in backbone:
         options["backbone_weights"] = backbone[net]
     if net in lin:
@@ -122,7 +125,7 @@ def resolve_metric(
         metric = create_metric(text, **options)
     except TypeError as exc:
         raise ValueError(f"metric {text!r} does not accept the options {sorted(options)}: {exc}") from None
-    return text.lower(), metric
+    return (text if ":" in text else text.lower()), metric
 
 
 def metric_label(metric_id: str, metric: Metric) -> str:

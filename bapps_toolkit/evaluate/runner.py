@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from ..data import find_sets
 from ..errors import DataError
 from ..metrics import Metric
+from ..metrics.plugins import parse_metric_options
 from ..scores import (
     HUMAN,
     MEAN_CATEGORY,
@@ -54,6 +55,9 @@ from .distances import EvalSet, SetDistances, check_distances_path, open_sets, s
 from .resolve import WeightSpecs, metric_label, resolve_metric
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: Factory options per metric spec: ``{"my_pkg.m:make": {"scale": 2.0}}``.
+#: Or ``["NAME.key=value", ...]`` strings, typed by each factory's signature.
+MetricOptions = dict[str, dict[str, Any]] | Sequence[str] | None
 
 #: Items per piece read from disk with ``stream=True`` (≈ 37 MB of uint8 2AFC triplets).
 DEFAULT_CHUNK = 1024
@@ -107,11 +111,15 @@ def _check_options(metrics: Sequence[Any], n_boot: int, batch_size: int | None, 
 
 
 def _resolve_all(specs: Sequence[Any], backbone_weights: WeightSpecs, lin_weights: WeightSpecs,
-                 device: torch.device) -> list[tuple[str, Metric]]:
+                 device: torch.device, metric_options: MetricOptions = None) -> list[tuple[str, Metric]]:
     """``(metric_id, metric)`` per spec, on ``device`` in eval mode; one distance per item, ids unique."""
     resolved: list[tuple[str, Metric]] = []
+    options = metric_options if isinstance(metric_options, dict) else parse_metric_options(
+        metric_options or [], [s for s in specs if isinstance(s, str)])
     for spec in specs:
-        mid, metric = resolve_metric(spec, backbone_weights=backbone_weights, lin_weights=lin_weights)
+        opts = options.get(spec) if isinstance(spec, str) else None
+        mid, metric = resolve_metric(spec, backbone_weights=backbone_weights, lin_weights=lin_weights,
+                                     options=opts)
         if getattr(metric, "spatial", False):
             raise ValueError(f"metric {mid!r} was created with spatial=True; evaluation needs one "
                              "distance per item (create it without spatial=True)")
@@ -186,14 +194,14 @@ def run_evaluation(
     batch_size: int | None = None, device: Any = None, n_boot: int = 1000, seed: int = 0,
     alpha: float = 0.05, save_distances: PathLike | None = None, progress: bool = True,
     backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
-    stream: bool = False, chunk_size: int = DEFAULT_CHUNK,
+    stream: bool = False, chunk_size: int = DEFAULT_CHUNK, metric_options: MetricOptions = None,
 ) -> EvaluationResult:
     """Like :func:`evaluate`, returning the table and the per-item distances."""
     src = Path(source)
     _check_options(metrics, n_boot, batch_size, chunk_size, save_distances, src)
     dev = _pick_device(device)
     bs = int(batch_size) if batch_size else default_batch_size(dev)
-    resolved = _resolve_all(metrics, backbone_weights, lin_weights, dev)
+    resolved = _resolve_all(metrics, backbone_weights, lin_weights, dev, metric_options)
     present = find_sets(src)
     if not present:
         raise DataError(f"no 2AFC or JND sets found in {src}")
@@ -245,7 +253,7 @@ def evaluate(
     batch_size: int | None = None, device: Any = None, n_boot: int = 1000, seed: int = 0,
     save_distances: PathLike | None = None, progress: bool = True,
     backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None, alpha: float = 0.05,
-    stream: bool = False, chunk_size: int = DEFAULT_CHUNK,
+    stream: bool = False, chunk_size: int = DEFAULT_CHUNK, metric_options: MetricOptions = None,
 ) -> pd.DataFrame:
     """Score ``metrics`` on every 2AFC and JND set of ``source``; returns the tidy DataFrame.
 
@@ -259,10 +267,14 @@ def evaluate(
     distances (written atomically). ``stream=True``: read each set in pieces of ``chunk_size``
     items (``iter_2afc_chunks``/``iter_jnd_chunks``) for every metric instead of loading it whole,
     so memory stays bounded by the chunk however large the set (same results; each metric reads
-    the data again). Columns are described in the module docstring.
+    the data again). ``metric_options``: ``{spec: {key: value}}`` for the factories of the metrics
+    (plugin specs ``module:attr`` / ``file.py:attr`` and entry-point names are accepted in
+    ``metrics``, see :mod:`bapps_toolkit.metrics.plugins`). Columns are described in the module
+    docstring.
     """
     return run_evaluation(
         source, metrics, datasets=datasets, batch_size=batch_size, device=device, n_boot=n_boot,
         seed=seed, alpha=alpha, save_distances=save_distances, progress=progress,
         backbone_weights=backbone_weights, lin_weights=lin_weights, stream=stream, chunk_size=chunk_size,
+        metric_options=metric_options,
     ).table

@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from ..errors import BappsError
 
@@ -28,7 +28,7 @@ NETS = ("alex", "vgg", "squeeze")
 VARIANTS = ("lin", "tune", "scratch")
 VERSIONS = ("0.0", "0.1")
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 class ConfigError(BappsError, ValueError):
@@ -85,85 +85,11 @@ class TrainConfig:
     def validated(self) -> TrainConfig:
         """Return a normalised copy; raise :class:`ConfigError` naming the bad option."""
         c = TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
-        c.net = str(c.net).lower()
-        if c.net == "vgg16":
-            c.net = "vgg"
-        if c.net not in NETS:
-            raise ConfigError(f"net: unknown network {self.net!r}; choose one of {', '.join(NETS)}")
-        c.variant = str(c.variant).lower()
-        if c.variant not in VARIANTS:
-            raise ConfigError(f"variant: unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        c.version = str(c.version)
-        if c.version not in VERSIONS:
-            raise ConfigError(f"version: LPIPS version must be one of {', '.join(VERSIONS)}, got {self.version!r}")
-        for name in ("epochs", "decay_epochs", "batch_size", "seed", "precompute_batch", "val_batch"):
-            v = getattr(c, name)
-            if isinstance(v, bool) or not isinstance(v, (int,)) and not (isinstance(v, float) and v.is_integer()):
-                raise ConfigError(f"{name}: expected an integer, got {v!r}")
-            setattr(c, name, int(v))
-        if c.epochs < 0:
-            raise ConfigError(f"epochs: must be >= 0, got {c.epochs}")
-        if c.decay_epochs < 0:
-            raise ConfigError(f"decay_epochs: must be >= 0, got {c.decay_epochs}")
-        if c.epochs + c.decay_epochs < 1:
-            raise ConfigError("epochs + decay_epochs must be at least 1 (nothing to train)")
-        if c.batch_size < 1:
-            raise ConfigError(f"batch_size: must be >= 1, got {c.batch_size}")
-        if c.precompute_batch < 1 or c.val_batch < 1:
-            raise ConfigError("precompute_batch and val_batch must be >= 1")
-        if c.seed < 0:
-            raise ConfigError(f"seed: must be >= 0, got {c.seed}")
-        for name in ("lr", "beta1", "beta2", "dropout"):
-            v = getattr(c, name)
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{name}: expected a number, got {getattr(c, name)!r}") from None
-            if not math.isfinite(v):
-                raise ConfigError(f"{name}: must be finite, got {v}")
-            setattr(c, name, v)
-        if c.lr <= 0:
-            raise ConfigError(f"lr: must be > 0, got {c.lr}")
-        if not 0.0 <= c.beta1 < 1.0:
-            raise ConfigError(f"beta1: must be in [0, 1), got {c.beta1}")
-        if not 0.0 <= c.beta2 < 1.0:
-            raise ConfigError(f"beta2: must be in [0, 1), got {c.beta2}")
-        if not 0.0 <= c.dropout < 1.0:
-            raise ConfigError(f"dropout: must be in [0, 1), got {c.dropout}")
-        if c.fast and c.variant != "lin":
-            raise ConfigError(
-                f"fast: the cached-feature fast path needs a frozen backbone (variant lin), "
-                f"not variant {c.variant!r}; drop fast=True"
-            )
-        if c.fast is None:
-            c.fast = c.variant == "lin"
-        c.fast = bool(c.fast)
-        if c.variant == "scratch":
-            if c.backbone_weights not in (None, "random"):
-                raise ConfigError(
-                    f"backbone_weights: variant scratch starts from a random backbone; "
-                    f"do not pass backbone weights ({self.backbone_weights!r}), or use variant='tune'"
-                )
-            c.backbone_weights = "random"
-        elif c.variant == "tune" and c.backbone_weights == "random":
-            raise ConfigError(
-                "backbone_weights='random' with variant tune is training from a random backbone: "
-                "use variant='scratch' for that"
-            )
-        if c.backbone_weights is not None and c.backbone_weights != "random":
-            c.backbone_weights = str(Path(c.backbone_weights).expanduser().resolve())
-        if c.resume and c.overwrite:
-            raise ConfigError("resume and overwrite exclude each other: pick one")
-        if c.datasets is not None:
-            if isinstance(c.datasets, str):
-                c.datasets = [c.datasets]
-            c.datasets = [str(d) for d in c.datasets]
-            if not c.datasets:
-                raise ConfigError("datasets: empty list; omit it to use every 2afc/train/* set")
-        if c.val_datasets is not None:
-            if isinstance(c.val_datasets, str):
-                c.val_datasets = [c.val_datasets]
-            c.val_datasets = [str(d) for d in c.val_datasets]
+        _check_choices(c, self)
+        _check_integers(c)
+        _check_numbers(c)
+        _check_path(c, self)
+        _check_lists(c)
         c.data = str(Path(c.data).expanduser())
         c.out = str(Path(c.out).expanduser())
         c.bf16 = bool(c.bf16)
@@ -186,6 +112,103 @@ class TrainConfig:
         if out["datasets"] is not None:
             out["datasets"] = list(out["datasets"])
         return out
+
+
+
+# ------------------------------------------------------------------------------------------
+# the checks of TrainConfig.validated, by group: each normalises ``c`` in place and names the
+# option at fault (``orig`` is the config as given, for the messages)
+
+def _check_choices(c: TrainConfig, orig: TrainConfig) -> None:
+    c.net = str(c.net).lower()
+    if c.net == "vgg16":
+        c.net = "vgg"
+    if c.net not in NETS:
+        raise ConfigError(f"net: unknown network {orig.net!r}; choose one of {', '.join(NETS)}")
+    c.variant = str(c.variant).lower()
+    if c.variant not in VARIANTS:
+        raise ConfigError(f"variant: unknown variant {orig.variant!r}; choose one of {', '.join(VARIANTS)}")
+    c.version = str(c.version)
+    if c.version not in VERSIONS:
+        raise ConfigError(f"version: LPIPS version must be one of {', '.join(VERSIONS)}, got {orig.version!r}")
+
+
+def _check_integers(c: TrainConfig) -> None:
+    for name in ("epochs", "decay_epochs", "batch_size", "seed", "precompute_batch", "val_batch"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, (int,)) and not (isinstance(v, float) and v.is_integer()):
+            raise ConfigError(f"{name}: expected an integer, got {v!r}")
+        setattr(c, name, int(v))
+    if c.epochs < 0:
+        raise ConfigError(f"epochs: must be >= 0, got {c.epochs}")
+    if c.decay_epochs < 0:
+        raise ConfigError(f"decay_epochs: must be >= 0, got {c.decay_epochs}")
+    if c.epochs + c.decay_epochs < 1:
+        raise ConfigError("epochs + decay_epochs must be at least 1 (nothing to train)")
+    if c.batch_size < 1:
+        raise ConfigError(f"batch_size: must be >= 1, got {c.batch_size}")
+    if c.precompute_batch < 1 or c.val_batch < 1:
+        raise ConfigError("precompute_batch and val_batch must be >= 1")
+    if c.seed < 0:
+        raise ConfigError(f"seed: must be >= 0, got {c.seed}")
+
+
+def _check_numbers(c: TrainConfig) -> None:
+    for name in ("lr", "beta1", "beta2", "dropout"):
+        v = getattr(c, name)
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a number, got {getattr(c, name)!r}") from None
+        if not math.isfinite(v):
+            raise ConfigError(f"{name}: must be finite, got {v}")
+        setattr(c, name, v)
+    if c.lr <= 0:
+        raise ConfigError(f"lr: must be > 0, got {c.lr}")
+    for name in ("beta1", "beta2", "dropout"):
+        if not 0.0 <= getattr(c, name) < 1.0:
+            raise ConfigError(f"{name}: must be in [0, 1), got {getattr(c, name)}")
+
+
+def _check_path(c: TrainConfig, orig: TrainConfig) -> None:
+    """The fast path, the backbone weights and resume/overwrite, against the variant."""
+    if c.fast and c.variant != "lin":
+        raise ConfigError(
+            f"fast: the cached-feature fast path needs a frozen backbone (variant lin), "
+            f"not variant {c.variant!r}; drop fast=True"
+        )
+    if c.fast is None:
+        c.fast = c.variant == "lin"
+    c.fast = bool(c.fast)
+    if c.variant == "scratch":
+        if c.backbone_weights not in (None, "random"):
+            raise ConfigError(
+                f"backbone_weights: variant scratch starts from a random backbone; "
+                f"do not pass backbone weights ({orig.backbone_weights!r}), or use variant='tune'"
+            )
+        c.backbone_weights = "random"
+    elif c.variant == "tune" and c.backbone_weights == "random":
+        raise ConfigError(
+            "backbone_weights='random' with variant tune is training from a random backbone: "
+            "use variant='scratch' for that"
+        )
+    if c.backbone_weights is not None and c.backbone_weights != "random":
+        c.backbone_weights = str(Path(c.backbone_weights).expanduser().resolve())
+    if c.resume and c.overwrite:
+        raise ConfigError("resume and overwrite exclude each other: pick one")
+
+
+def _check_lists(c: TrainConfig) -> None:
+    if c.datasets is not None:
+        if isinstance(c.datasets, str):
+            c.datasets = [c.datasets]
+        c.datasets = [str(d) for d in c.datasets]
+        if not c.datasets:
+            raise ConfigError("datasets: empty list; omit it to use every 2afc/train/* set")
+    if c.val_datasets is not None:
+        if isinstance(c.val_datasets, str):
+            c.val_datasets = [c.val_datasets]
+        c.val_datasets = [str(d) for d in c.val_datasets]
 
 
 def lr_for_epoch(epoch: int, lr0: float, epochs: int, decay_epochs: int) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 
 @dataclass
@@ -129,8 +130,6 @@ def wrap(module: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
     """DistributedDataParallel around ``module`` when running distributed, else ``module``."""
     if not ctx.distributed:
         return module
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
     if ctx.device.type == "cuda":
         return DDP(module, device_ids=[ctx.device.index], output_device=ctx.device.index)
     return DDP(module)

@@ -38,9 +38,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
+from ..data import TwoAFCDataset, iter_2afc_chunks, to_model_input
+from ..metrics.lpips import LPIPS
 from .distributed import DistContext, all_gather_rows
 
 
@@ -79,42 +83,66 @@ def mean_sq_diff(feats: Sequence[torch.Tensor], n: int) -> tuple:
     return torch.cat(a, dim=1), torch.cat(b, dim=1)
 
 
+@dataclass
+class _Gather:
+    """What the chunk walk of :func:`precompute` collects."""
+
+    prealloc: tuple[torch.Tensor, torch.Tensor] | None
+    mine_v0: list[torch.Tensor] = field(default_factory=list)
+    mine_v1: list[torch.Tensor] = field(default_factory=list)
+    judges: list[torch.Tensor] = field(default_factory=list)
+    chunk_sizes: list[int] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+
+
 @torch.no_grad()
-def precompute(lpips: torch.nn.Module, source: str, keys: Sequence[str], *, ctx: DistContext,
+def precompute(lpips: LPIPS, source: str, keys: Sequence[str], *, ctx: DistContext,
                batch: int = 512, bf16: bool = False, progress: bool = False,
                desc: str = "precompute") -> TripletVectors:
     """Fast-path vectors of every triplet of the 2AFC sets ``keys`` in ``source``."""
-    from ..data import iter_2afc_chunks, to_model_input
-
     t0 = time.perf_counter()
     dev = ctx.device
     was_training = lpips.training
     lpips.eval()
-    mine_v0: list[torch.Tensor] = []
-    mine_v1: list[torch.Tensor] = []
-    judges: list[torch.Tensor] = []
-    chunk_sizes: list[int] = []
-    counts: dict[str, int] = {}
-    bar = None
-    if progress and ctx.is_main:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(desc=desc, unit="triplet", leave=False)
-    autocast_on = bf16 and dev.type == "cuda"
     dim = sum(int(c) for c in lpips.channels)
     prealloc = None
     if not ctx.distributed:
         n_total = sum(_set_length(source, key) for key in keys)
         prealloc = (torch.empty((n_total, dim), device=dev), torch.empty((n_total, dim), device=dev))
-    row = 0
+    got = _Gather(prealloc)
+    bar = tqdm(desc=desc, unit="triplet", leave=False) if progress and ctx.is_main else None
+    _walk_chunks(lpips, source, keys, ctx, batch, bf16 and dev.type == "cuda", got, bar)
+    if bar is not None:
+        bar.close()
+    lpips.train(was_training)
+    if ctx.distributed:
+        v0_all, v1_all = _gather_ranks(got, ctx, dim)
+    else:
+        assert got.prealloc is not None
+        if got.rows != got.prealloc[0].shape[0]:
+            raise RuntimeError(f"precompute: read {got.rows} triplets of {', '.join(keys)}, "
+                               f"expected {got.prealloc[0].shape[0]}")
+        v0_all, v1_all = got.prealloc
+    judge = torch.cat(got.judges).to(dev) if got.judges else torch.zeros(0, device=dev)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return TripletVectors(v0_all.contiguous(), v1_all.contiguous(), judge, got.counts,
+                          time.perf_counter() - t0, 3 * int(judge.shape[0]))
+
+
+def _walk_chunks(lpips: LPIPS, source: str, keys: Sequence[str], ctx: DistContext, batch: int,
+                 autocast_on: bool, got: _Gather, bar: Any) -> None:
+    """Read every chunk; chunk ``i`` is pushed through the backbone by rank ``i mod world``."""
+    dev = ctx.device
     i = 0
     for key in keys:
         n_key = 0
         for part in iter_2afc_chunks(source, key, batch):
             n = len(part)
             n_key += n
-            chunk_sizes.append(n)
-            judges.append(torch.as_tensor(part.judge, dtype=torch.float32).reshape(-1))
+            got.chunk_sizes.append(n)
+            got.judges.append(torch.as_tensor(part.judge, dtype=torch.float32).reshape(-1))
             if i % ctx.world == ctx.rank:
                 x = torch.cat([to_model_input(part.ref, device=dev), to_model_input(part.p0, device=dev),
                                to_model_input(part.p1, device=dev)], dim=0)
@@ -125,49 +153,38 @@ def precompute(lpips: torch.nn.Module, source: str, keys: Sequence[str], *, ctx:
                     feats = lpips.features(x)
                 v0, v1 = mean_sq_diff(feats, n)
                 del feats, x
-                if prealloc is not None:
-                    prealloc[0][row:row + n] = v0
-                    prealloc[1][row:row + n] = v1
+                if got.prealloc is not None:
+                    got.prealloc[0][got.rows:got.rows + n] = v0
+                    got.prealloc[1][got.rows:got.rows + n] = v1
                 else:
-                    mine_v0.append(v0)
-                    mine_v1.append(v1)
-            row += n
+                    got.mine_v0.append(v0)
+                    got.mine_v1.append(v1)
+            got.rows += n
             if bar is not None:
                 bar.update(n)
             i += 1
-        counts[key] = n_key
-    if bar is not None:
-        bar.close()
-    lpips.train(was_training)
-    if ctx.distributed:
-        local0 = torch.cat(mine_v0) if mine_v0 else torch.zeros((0, dim), device=dev)
-        local1 = torch.cat(mine_v1) if mine_v1 else torch.zeros((0, dim), device=dev)
-        g0 = all_gather_rows(ctx, local0.contiguous())
-        g1 = all_gather_rows(ctx, local1.contiguous())
-        pos = [0] * ctx.world
-        parts0, parts1 = [], []
-        for j, n in enumerate(chunk_sizes):
-            r = j % ctx.world
-            parts0.append(g0[r][pos[r]:pos[r] + n])
-            parts1.append(g1[r][pos[r]:pos[r] + n])
-            pos[r] += n
-        v0_all = torch.cat(parts0) if parts0 else local0
-        v1_all = torch.cat(parts1) if parts1 else local1
-    else:
-        if row != prealloc[0].shape[0]:
-            raise RuntimeError(f"precompute: read {row} triplets of {', '.join(keys)}, expected {prealloc[0].shape[0]}")
-        v0_all, v1_all = prealloc
-    judge = torch.cat(judges).to(dev) if judges else torch.zeros(0, device=dev)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    return TripletVectors(v0_all.contiguous(), v1_all.contiguous(), judge, counts,
-                          time.perf_counter() - t0, 3 * int(judge.shape[0]))
+        got.counts[key] = n_key
+
+
+def _gather_ranks(got: _Gather, ctx: DistContext, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All-gather every rank's vectors and put the chunks back in reading order."""
+    dev = ctx.device
+    local0 = torch.cat(got.mine_v0) if got.mine_v0 else torch.zeros((0, dim), device=dev)
+    local1 = torch.cat(got.mine_v1) if got.mine_v1 else torch.zeros((0, dim), device=dev)
+    g0 = all_gather_rows(ctx, local0.contiguous())
+    g1 = all_gather_rows(ctx, local1.contiguous())
+    pos = [0] * ctx.world
+    parts0, parts1 = [], []
+    for j, n in enumerate(got.chunk_sizes):
+        r = j % ctx.world
+        parts0.append(g0[r][pos[r]:pos[r] + n])
+        parts1.append(g1[r][pos[r]:pos[r] + n])
+        pos[r] += n
+    return (torch.cat(parts0) if parts0 else local0), (torch.cat(parts1) if parts1 else local1)
 
 
 def _set_length(source: str, key: str) -> int:
     """Triplets in one 2AFC set (stems only: no image is read)."""
-    from ..data import TwoAFCDataset
-
     ds = TwoAFCDataset(source, [key], in_memory=False)
     try:
         return len(ds)

@@ -37,8 +37,8 @@ element keeps its input with probability ``1 − p`` and scales it by ``1 / (1 �
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -103,7 +103,7 @@ def _uniform_(t: torch.Tensor, bound: float, gen: torch.Generator) -> None:
 
 
 @torch.no_grad()
-def init_linear_(lins: Sequence[nn.Conv2d], gen: torch.Generator) -> None:
+def init_linear_(lins: Iterable[Any], gen: torch.Generator) -> None:
     """``nn.Conv2d``'s default init of the 1×1 linear layers: ``w ~ U(−1/√C, 1/√C)``."""
     for lin in lins:
         fan_in = lin.weight[0].numel()
@@ -119,11 +119,12 @@ def init_ranking_net_(g: RankingNet, gen: torch.Generator) -> None:
         if isinstance(m, nn.Conv2d):
             fan_in = m.weight[0].numel()
             _uniform_(m.weight, 1.0 / math.sqrt(fan_in), gen)
-            _uniform_(m.bias, 1.0 / math.sqrt(fan_in), gen)
+            if m.bias is not None:
+                _uniform_(m.bias, 1.0 / math.sqrt(fan_in), gen)
 
 
 @torch.no_grad()
-def clamp_linear_(lins: Sequence[nn.Conv2d]) -> None:
+def clamp_linear_(lins: Iterable[Any]) -> None:
     """Clamp the LPIPS linear layers (and nothing else) to non-negative weights."""
     weights = [lin.weight for lin in lins]
     if weights:
@@ -156,6 +157,7 @@ class MaskSource:
         return self.gen is not None and self.p > 0.0
 
     def __call__(self, item_shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        assert self.gen is not None, "no dropout: check MaskSource.active first"
         m = dropout_mask((self.global_n, *item_shape), self.p, self.gen, device, dtype)
         return m[self.lo:self.hi]
 
@@ -172,9 +174,9 @@ class TrainModule(nn.Module):
     Both return ``(d0, d1, prob)`` with shape ``[B]``.
     """
 
-    def __init__(self, lpips: nn.Module, G: RankingNet, *, train_backbone: bool, bf16: bool = False):
+    def __init__(self, lpips: LPIPS, G: RankingNet, *, train_backbone: bool, bf16: bool = False):
         super().__init__()
-        self.lpips = lpips
+        self.lpips: LPIPS = lpips
         self.G = G
         self.train_backbone = bool(train_backbone)
         self.bf16 = bool(bf16)
@@ -212,7 +214,7 @@ class TrainModule(nn.Module):
             fr, f0, f1 = f[:n], f[n:2 * n], f[2 * n:]
             diff0 = (fr - f0) ** 2
             diff1 = (fr - f1) ** 2
-            if use_masks:
+            if use_masks and masks is not None:
                 # official order: dropout on the squared-difference map, then the 1×1 conv;
                 # two independent masks (the official trainer runs the net twice).
                 diff0 = diff0 * masks(diff0.shape[1:], diff0.device, diff0.dtype)
@@ -225,7 +227,7 @@ class TrainModule(nn.Module):
     # -- fast path ---------------------------------------------------------------------------
     def lin_vector(self) -> torch.Tensor:
         """All linear weights concatenated in tap order: ``[ΣC]``."""
-        return torch.cat([lin.weight.reshape(-1) for lin in self.lins])
+        return torch.cat([cast(nn.Conv2d, lin).weight.reshape(-1) for lin in self.lins])
 
     def forward_fast(self, v0: torch.Tensor, v1: torch.Tensor,
                      masks: MaskSource | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

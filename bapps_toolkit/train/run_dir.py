@@ -126,6 +126,31 @@ def model_meta(cfg: TrainConfig, lpips, bsrc: dict[str, Any], calibrated: bool, 
     }
 
 
+def start_card(resume_card: dict[str, Any] | None, done: int, cfg: TrainConfig, *args: Any) -> dict[str, Any]:
+    """The card a run starts from: the resumed card (history cut at epoch ``done``, the resume
+    recorded), or :func:`new_card` ``(cfg, *args)``."""
+    if resume_card is None:
+        return new_card(cfg, *args)
+    card = resume_card
+    card["history"] = [h for h in card.get("history", []) if int(h["epoch"]) <= done]
+    card["resumed"] = card.get("resumed", []) + [{"from_epoch": done, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]
+    return card
+
+
+def open_out(out: Path, cfg: TrainConfig, lpips: Any, bsrc: dict[str, Any], train_backbone: bool) -> None:
+    """Make the out folder ready on rank 0: with ``overwrite``, the old run's files go — only now
+    that the model and data are ready, so a failing run does not destroy the old one; a random
+    frozen backbone is written once, next to the weights that need it."""
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.overwrite:
+        for p in ck.run_files(out):
+            p.unlink()
+    if bsrc["source"] == "random" and not train_backbone and not (out / ck.BACKBONE_FILE).is_file():
+        ck.write_safetensors(out / ck.BACKBONE_FILE, dict(lpips.backbone.state_dict().items()),
+                             {"format": "bapps-toolkit/backbone", "net": cfg.net,
+                              "source": "random", "seed": str(bsrc.get("seed"))})
+
+
 def new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, val_keys) -> dict[str, Any]:
     cfgd = asdict(cfg)
     return {

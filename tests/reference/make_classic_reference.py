@@ -177,7 +177,8 @@ def main() -> None:
         else:
             cols["msssim_pm"].append(np.nan)
         cols["msssim_sym"].append(msssim_sym(af, bf))
-        print(f"{p.key:28s} ssim {cols['ssim_rgb'][-1]:.6f} msssim_sym {cols['msssim_sym'][-1]:.6f} pm {cols['msssim_pm'][-1]:.6f}")
+        print(f"{p.key:28s} ssim {cols['ssim_rgb'][-1]:.6f} msssim_sym {cols['msssim_sym'][-1]:.6f} "
+              f"pm {cols['msssim_pm'][-1]:.6f}")
     for k, v in cols.items():
         out[k] = np.asarray(v, dtype=np.float64)
 

@@ -1,5 +1,5 @@
-"""Machinery of the reliability tests (issue 6): a throttled loopback server and a harness that runs a ``bapps`` command in a child process and kills it with
-SIGKILL at a chosen point.
+"""Machinery of the reliability tests (issue 6): a throttled loopback server and a harness that runs
+a ``bapps`` command in a child process and kills it with SIGKILL at a chosen point.
 
 Kill points come in two kinds:
 

@@ -1,7 +1,7 @@
 """Two real processes aimed at the same output: the second stops at once with a clear message.
 
-The first process is held mid-work (``pack``: decode tasks slowed; ``train``: the owner's
-``BAPPS_TRAIN_TEST_PAUSE`` hook; ``download``: a throttled server), the second runs the same
+The first process is held mid-work (``pack``: decode tasks slowed; ``train``: an ``on_step`` hook
+the child injects into ``bapps train``; ``download``: a throttled server), the second runs the same
 ``bapps`` command line; it must exit with status 2, name the output and the holder's pid, and
 leave the first run's work intact (the first is then let finish, or killed and checked).
 """
@@ -75,10 +75,19 @@ def test_second_pack_to_the_same_output_stops(rel_root, tmp_path):
 
 
 _PAUSED_TRAIN = """
-import sys, warnings
+import functools, os, sys, time, warnings
 warnings.simplefilter("ignore")
+from pathlib import Path
+import bapps_toolkit.cli.cmd_train as _ct
 from bapps_toolkit.cli.main import main
-sys.exit(main(sys.argv[1:]))
+marker = Path(sys.argv[1])
+def pause(epoch, step):  # after the first optimizer step: say so, then hold the run (and its lock)
+    if (epoch, step) == (1, 1):
+        marker.write_text(str(os.getpid()))
+        while True:
+            time.sleep(0.05)
+_ct.train = functools.partial(_ct.train, on_step=pause)
+sys.exit(main(sys.argv[2:]))
 """
 
 
@@ -91,8 +100,7 @@ def _train_args(h5: Path, out: Path) -> list:
 def test_second_train_into_the_same_out_stops(rel_h5, tmp_path):
     out = tmp_path / "run"
     marker = tmp_path / "paused"
-    env = dict(os.environ, BAPPS_TRAIN_TEST_PAUSE=f"1:1:{marker}")
-    first = subprocess.Popen([sys.executable, "-c", _PAUSED_TRAIN, *_train_args(rel_h5, out)], env=env,
+    first = subprocess.Popen([sys.executable, "-c", _PAUSED_TRAIN, str(marker), *_train_args(rel_h5, out)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(marker, first)

@@ -1,0 +1,103 @@
+"""``bapps judge``: collect human 2AFC / JND judgments in a browser (create, serve, add-rater,
+status, export)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+SETTINGS = ("judgments_per_item", "items_per_rater", "sentinel_share", "seed", "break_every",
+            "display_px", "scaling", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms", "instructions")
+
+
+def _study_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("study settings (only when the database is created)")
+    g.add_argument("--judgments-per-item", type=int, help="raters wanted per item (default 5)")
+    g.add_argument("--items-per-rater", type=int, help="items per rater, 0 = all (default 0)")
+    g.add_argument("--sentinel-share", type=float, help="share of catch trials (default 0.1)")
+    g.add_argument("--seed", type=int, help="seed of orders, swaps and sentinels (default 0)")
+    g.add_argument("--break-every", type=int, help="break screen every N trials (default 50)")
+    g.add_argument("--display-px", type=int, help="displayed image side in CSS px (default 256)")
+    g.add_argument("--scaling", choices=("nearest", "bilinear"), help="browser scaling (default nearest)")
+    g.add_argument("--jnd-ref-ms", type=int, help="JND first image duration (default 1000)")
+    g.add_argument("--jnd-blank-ms", type=int, help="JND blank duration (default 250)")
+    g.add_argument("--jnd-dist-ms", type=int, help="JND second image duration (default 1000)")
+    g.add_argument("--instructions", help="instructions text shown before the first trial")
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("judge", help="collect human 2AFC/JND judgments in a browser",
+                              description="Run a BAPPS-protocol judgment study: a local web page, an "
+                                          "SQLite database, export to the BAPPS layout.")
+    sub = p.add_subparsers(dest="judge_command", metavar="ACTION", required=True)
+    c = sub.add_parser("create", help="create a study database from an unjudged SET")
+    c.add_argument("set", metavar="SET", help="unjudged BAPPS folder, packed .h5 or CSV manifest")
+    c.add_argument("--db", required=True, help="study database to create (SQLite)")
+    _study_options(c)
+    c.set_defaults(func=run_create)
+    s = sub.add_parser("serve", help="serve the study page (creates the database from SET if missing)")
+    s.add_argument("set", metavar="SET", nargs="?", help="unjudged set (needed only to create --db)")
+    s.add_argument("--db", required=True, help="study database (SQLite)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; other "
+                   "addresses admit only raters added with add-rater)")
+    s.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    s.add_argument("--threads", type=int, default=8, help="server threads (default 8)")
+    _study_options(s)
+    s.set_defaults(func=run_serve)
+    a = sub.add_parser("add-rater", help="register a rater and print their token")
+    a.add_argument("rater", help="rater id")
+    a.add_argument("--db", required=True)
+    a.set_defaults(func=run_add_rater)
+    st = sub.add_parser("status", help="progress per rater and per item")
+    st.add_argument("--db", required=True)
+    st.set_defaults(func=run_status)
+    e = sub.add_parser("export", help="export judgments as a data set")
+    e.add_argument("--db", required=True)
+    e.add_argument("--out", required=True, help="output folder (written atomically)")
+    e.add_argument("--format", choices=("bapps", "csv"), default="bapps", help="BAPPS layout or CSV manifest")
+    e.add_argument("--min-sentinel-accuracy", type=float, default=None,
+                   help="drop raters whose sentinel accuracy is below this (0..1)")
+    e.add_argument("--force", action="store_true", help="replace an existing output folder")
+    e.set_defaults(func=run_export)
+    return p
+
+
+def run_create(args: argparse.Namespace) -> int:
+    from ..judge import create_from_set
+    print(f"created study {create_from_set(args.set, args.db, **_settings(args))}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from ..judge.app import serve
+
+    def ready(server) -> None:
+        print(f"bapps judge: serving {args.db} on http://{args.host}:{server.effective_port}/?rater=ID", flush=True)
+
+    serve(args.db, args.set, host=args.host, port=args.port, threads=args.threads, on_ready=ready,
+          settings=_settings(args))
+    return 0
+
+
+def run_add_rater(args: argparse.Namespace) -> int:
+    from ..judge import add_rater
+    token = add_rater(args.db, args.rater)
+    print(f"rater {args.rater}: token {token}\nURL: /?rater={args.rater}&token={token}")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from ..judge import status_text
+    print(status_text(args.db))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..judge import export
+    summary = export(args.db, args.out, fmt=args.format, min_sentinel_accuracy=args.min_sentinel_accuracy,
+                     force=args.force)
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,320 @@
+"""Metrics from outside the toolkit: plugin specs, the ``bapps_toolkit.metrics`` entry points.
+
+A plugin spec names a Python object:
+
+* ``package.module:attr`` -- ``attr`` of an importable module;
+* ``path/to/file.py:attr`` -- ``attr`` of a Python file (relative to the working directory);
+* an entry-point name of the group :data:`ENTRY_POINT_GROUP` (an installed package declares
+  ``my-metric = my_pkg.metrics:MyMetric`` there; :func:`describe_metrics` lists it with its
+  distribution).
+
+The object may be a :class:`~.base.Metric` (instance or subclass), a factory returning one, or any
+``nn.Module``/callable ``f(x0, x1)`` that maps two NCHW batches to one distance per item. The
+latter is wrapped in :class:`CallableMetric`: inputs validated in the declared ``input_range``
+(the object's ``input_range`` attribute, default ``(-1, 1)``), output checked to be shape ``[N]``,
+lower = more similar unless the object declares ``higher_is_better = True`` (then the value is
+negated and the label says ``flipped``).
+
+Factory options (``options_from_strings``) are typed by the factory's signature.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import base
+from .base import Metric
+
+#: Entry-point group through which an installed distribution adds metric names.
+ENTRY_POINT_GROUP = "bapps_toolkit.metrics"
+#: Options a wrapped callable (not a factory) accepts.
+WRAP_OPTIONS = ("input_range", "higher_is_better")
+
+
+class PluginError(ValueError):
+    """A plugin spec that cannot be turned into a metric; the message names the spec."""
+
+
+class CallableMetric(Metric):
+    """A callable ``f(x0, x1) -> [N]`` wrapped in the metric contract (see module)."""
+
+    def __init__(self, fn: Callable[..., Any], *, name: str, input_range: Sequence[float] = (-1.0, 1.0),
+                 higher_is_better: bool = False, origin: str = ""):
+        super().__init__(input_range=input_range)
+        self.name = name
+        self.fn = fn  # an nn.Module is registered as a submodule, so .to(device) moves it
+        self.higher_is_better = bool(higher_is_better)
+        self.origin = origin
+
+    @property
+    def label(self) -> str:
+        text = super().label
+        return f"{text} (similarity, flipped)" if self.higher_is_better else text
+
+    def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        out = self.fn(x0, x1)
+        if not isinstance(out, torch.Tensor):
+            raise PluginError(f"metric {self.name!r}: returned {type(out).__name__}, expected a "
+                              f"torch.Tensor of shape [{x0.shape[0]}] (one distance per item)")
+        if tuple(out.shape) != (x0.shape[0],):
+            raise PluginError(f"metric {self.name!r}: returned shape {tuple(out.shape)} for a batch of "
+                              f"{x0.shape[0]}; expected [{x0.shape[0]}] (one distance per item, not a mean)")
+        return -out if self.higher_is_better else out
+
+
+def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """``{name: entry point}`` of the :data:`ENTRY_POINT_GROUP` group (first one wins)."""
+    found: dict[str, importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name.lower(), ep)
+    return found
+
+
+def _origin(ep: importlib.metadata.EntryPoint) -> str:
+    dist = ep.dist
+    where = f"{dist.metadata['Name']} {dist.version}" if dist is not None else "an installed package"
+    return f"{ep.value} (entry point of {where})"
+
+
+def is_plugin_spec(name: str) -> bool:
+    """True for ``module:attr`` / ``file.py:attr`` specs and entry-point names."""
+    return ":" in name or name.lower() in entry_points()
+
+
+def _load_file(path_text: str, spec: str) -> Any:
+    path = Path(path_text)
+    if not path.is_file():
+        raise PluginError(f"metric plugin {spec!r}: file {path} does not exist")
+    mod_name = f"_bapps_plugin_{abs(hash(str(path.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(mod_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise PluginError(f"metric plugin {spec!r}: {path} cannot be loaded as a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[mod_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[mod_name]
+        raise PluginError(f"metric plugin {spec!r}: importing {path} failed: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def load_object(spec: str) -> tuple[Any, str]:
+    """``(object, origin)`` that ``spec`` names (``module:attr``, ``file.py:attr``, entry point)."""
+    ep = entry_points().get(spec.lower())
+    if ep is not None:
+        try:
+            return ep.load(), _origin(ep)
+        except Exception as exc:
+            raise PluginError(f"metric plugin {spec!r} ({ep.value}): loading failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    where, sep, attr = spec.rpartition(":")
+    if not sep or not where or not attr:
+        raise PluginError(f"metric plugin {spec!r}: expected module:attr or path/to/file.py:attr")
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        module = _load_file(where, spec)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as exc:
+            raise PluginError(f"metric plugin {spec!r}: importing {where!r} failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise PluginError(f"metric plugin {spec!r}: {where!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj, spec
+
+
+def _is_distance_fn(obj: Any) -> bool:
+    """A callable taking two required positional arguments (x0, x1) is a distance, not a factory."""
+    if isinstance(obj, nn.Module):
+        return True
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                  and p.default is p.empty]
+    return len(positional) >= 2
+
+
+def _wrap(obj: Any, spec: str, origin: str, options: Mapping[str, Any]) -> Metric:
+    unknown = sorted(set(options) - set(WRAP_OPTIONS))
+    if unknown:
+        raise PluginError(f"metric plugin {spec!r}: unknown options {unknown}; a wrapped callable "
+                          f"accepts only {list(WRAP_OPTIONS)}")
+    return CallableMetric(
+        obj, name=spec, origin=origin,
+        input_range=options.get("input_range", getattr(obj, "input_range", (-1.0, 1.0))),
+        higher_is_better=options.get("higher_is_better", getattr(obj, "higher_is_better", False)),
+    )
+
+
+def metric_from_object(obj: Any, spec: str, origin: str, options: Mapping[str, Any]) -> Metric:
+    """The Metric that ``obj`` gives (see module); :class:`PluginError` if it is not a metric."""
+    if isinstance(obj, Metric):
+        if options:
+            raise PluginError(f"metric plugin {spec!r} is a Metric instance; it takes no options "
+                              f"(got {sorted(options)})")
+        return obj
+    if not callable(obj):
+        raise PluginError(f"metric plugin {spec!r} is a {type(obj).__name__}, not a metric: give a "
+                          "Metric subclass, a factory returning one, or a callable f(x0, x1) -> [N]")
+    if isinstance(obj, type) and issubclass(obj, nn.Module) and not issubclass(obj, Metric):
+        obj = _call_factory(obj, spec, options)
+        return _wrap(obj, spec, origin, {})
+    if _is_distance_fn(obj) and not (isinstance(obj, type) and issubclass(obj, Metric)):
+        return _wrap(obj, spec, origin, options)
+    made = _call_factory(obj, spec, options)
+    if isinstance(made, Metric):
+        return made
+    if callable(made):
+        return _wrap(made, spec, origin, {})
+    raise PluginError(f"metric plugin {spec!r}: the factory returned a {type(made).__name__}, not a "
+                      "Metric or a callable f(x0, x1) -> [N]")
+
+
+def _call_factory(factory: Callable[..., Any], spec: str, options: Mapping[str, Any]) -> Any:
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as exc:
+        raise PluginError(f"metric plugin {spec!r}: options {sorted(options)} do not fit "
+                          f"{getattr(factory, '__name__', 'the factory')}{_signature(factory)}: {exc}") from None
+    except ValueError:  # no signature to check (builtin): let the call say
+        pass
+    return factory(**options)
+
+
+def _signature(obj: Any) -> str:
+    try:
+        return str(inspect.signature(obj))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def create_plugin_metric(spec: str, **options: Any) -> Metric:
+    """The metric a plugin spec names, built with ``options`` (see module)."""
+    obj, origin = load_object(spec)
+    metric = metric_from_object(obj, spec, origin, options)
+    if metric.name != spec and not isinstance(metric, CallableMetric):
+        metric.name = spec if ":" in spec else metric.name
+    return metric.eval()
+
+
+def create_metric(name: str, **options: Any) -> Metric:
+    """:func:`~.base.create_metric` for registry names, :func:`create_plugin_metric` for plugin specs."""
+    if str(name).lower() in base.list_metrics() or not is_plugin_spec(str(name)):
+        return base.create_metric(name, **options)
+    return create_plugin_metric(str(name), **options)
+
+
+def list_metrics() -> list[str]:
+    """Registry names and entry-point names, sorted."""
+    return sorted(set(base.list_metrics()) | set(entry_points()))
+
+
+def describe_metrics() -> dict[str, str]:
+    """``{name: description}``: the registry, then the entry points with where each came from."""
+    out = base.describe_metrics()
+    for name, ep in sorted(entry_points().items()):
+        out.setdefault(name, f"plugin {_origin(ep)}")
+    return out
+
+
+# -- options typed by the factory's signature -----------------------------------------------------
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _convert(text: str, kind: Any, what: str) -> Any:
+    """``text`` converted to ``kind`` (bool, int, float, str, a sequence of floats, Optional)."""
+    origin = typing.get_origin(kind)
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType) and args:
+        if text.lower() == "none":
+            return None
+        return _convert(text, args[0], what)
+    if kind is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise PluginError(f"{what}: expected true/false, got {text!r}")
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise PluginError(f"{what}: expected {kind.__name__}, got {text!r}") from None
+    if origin in (tuple, list, Sequence) or kind in (tuple, list):
+        item = args[0] if args else float
+        return tuple(_convert(t.strip(), item, what) for t in text.split(","))
+    return text
+
+
+def _param_types(factory: Any) -> dict[str, Any]:
+    target = factory
+    if isinstance(factory, type):  # the hints of the __init__ that the class actually uses
+        target = next((vars(c)["__init__"] for c in factory.__mro__ if "__init__" in vars(c)), factory)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        hints = {}
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    out: dict[str, Any] = {}
+    for p in params.values():
+        if p.name in hints:
+            out[p.name] = hints[p.name]
+        elif p.default is not p.empty and p.default is not None:
+            out[p.name] = type(p.default)
+        else:
+            out[p.name] = str
+    return out
+
+
+def typed_options(spec: str, raw: Mapping[str, str]) -> dict[str, Any]:
+    """String options for ``spec`` typed by its factory's signature (wrap options for callables)."""
+    if not raw:
+        return {}
+    if not is_plugin_spec(spec):
+        factory: Any = base._REGISTRY[spec.lower()][0] if spec.lower() in base.list_metrics() else None
+    else:
+        factory, _ = load_object(spec)
+        if isinstance(factory, Metric) or _is_distance_fn(factory):
+            factory = None
+    types = _param_types(factory) if factory is not None else {
+        "input_range": tuple[float, float], "higher_is_better": bool}
+    return {k: _convert(v, types.get(k, str), f"metric option {spec}.{k}") for k, v in raw.items()}
+
+
+def parse_metric_options(items: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["NAME.key=value", ...]`` -> ``{NAME: {key: typed value}}`` for the metrics ``names``."""
+    raw: dict[str, dict[str, str]] = {}
+    for item in items or []:
+        lhs, sep, value = str(item).partition("=")
+        name, dot, key = lhs.rpartition(".")
+        if not sep or not dot or not name or not key:
+            raise PluginError(f"metric option {item!r}: expected NAME.key=value")
+        if name not in names:
+            raise PluginError(f"metric option {item!r}: {name!r} is not one of the metrics given "
+                              f"({', '.join(names)})")
+        if key in raw.setdefault(name, {}):
+            raise PluginError(f"metric option {item!r}: {name}.{key} given twice")
+        raw[name][key] = value
+    return {name: typed_options(name, opts) for name, opts in raw.items()}

@@ -1,0 +1,77 @@
+"""Building what a run trains: the LPIPS metric, the ranking network G, the module training both
+and its Adam optimizer — from the seeded init, or from the state of the epoch a run resumes at."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+
+from . import checkpoint as ck
+from . import run_dir as rd
+from .config import TrainConfig
+from .distributed import DistContext
+from .model import (
+    STREAM_INIT,
+    RankingNet,
+    TrainModule,
+    build_lpips,
+    derive_seed,
+    init_linear_,
+    init_ranking_net_,
+    make_generator,
+)
+
+
+def build_model(cfg: TrainConfig, ctx: DistContext, bsrc: dict[str, Any], resuming: bool,
+                done: int) -> tuple[Any, RankingNet, TrainModule, torch.optim.Optimizer, list[str]]:
+    """The metric, G, the module training both and its Adam optimizer; seeded init, or the
+    state of epoch ``done`` when resuming."""
+    out = Path(cfg.out)
+    dev = ctx.device
+    bb_arg: Any = "random" if bsrc["source"] == "random" else cfg.backbone_weights
+    lpips = build_lpips(cfg.net, cfg.version, bb_arg, bsrc.get("seed", 0))
+    G = RankingNet()
+    gen = make_generator(derive_seed(cfg.seed, STREAM_INIT))
+    init_linear_(lpips.lins, gen)
+    init_ranking_net_(G, gen)
+    train_backbone = cfg.variant in ("tune", "scratch")
+    for p in lpips.backbone.parameters():
+        p.requires_grad_(train_backbone)
+    for lin in lpips.lins:
+        lin.weight.requires_grad_(True)
+    if (bsrc["source"] == "random" and not train_backbone and resuming
+            and (out / ck.BACKBONE_FILE).is_file()):
+        tensors, _ = ck.read_safetensors(out / ck.BACKBONE_FILE)
+        lpips.backbone.load_state_dict(tensors)
+    module = TrainModule(lpips, G, train_backbone=train_backbone, bf16=cfg.bf16).to(dev)
+    module.train()
+    if not train_backbone:
+        lpips.backbone.eval()
+
+    lins = [cast(torch.nn.Conv2d, lin) for lin in lpips.lins]
+    named: list[tuple[str, torch.Tensor]] = [(f"lin.{k}.weight", lin.weight) for k, lin in enumerate(lins)]
+    named += [(f"G.{n}", p) for n, p in G.named_parameters()]
+    if train_backbone:
+        named += [(f"backbone.{n}", p) for n, p in lpips.backbone.named_parameters()]
+    param_names = [n for n, _ in named]
+    # On CUDA the fused Adam kernel (one launch for all parameters); the default elsewhere.
+    opt = torch.optim.Adam([p for _, p in named], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                           **({"fused": True} if dev.type == "cuda" else {}))
+
+    if done > 0:
+        stem = ck.epoch_stem(done)
+        tensors, meta = ck.read_safetensors(ck.weights_path(out, stem))
+        rd.check_meta(meta, cfg, ck.weights_path(out, stem))
+        lin_w, g_state, bb_state = ck.split_model_tensors(tensors)
+        with torch.no_grad():
+            for lin, w in zip(lins, lin_w, strict=False):
+                lin.weight.copy_(w.to(lin.weight.device))
+        G.load_state_dict(g_state)
+        if train_backbone:
+            lpips.backbone.load_state_dict(bb_state)
+        ck.load_optimizer_(opt, param_names, ck.optim_path(out, stem))
+    return lpips, G, module, opt, param_names
+
+
+__all__ = ["build_model"]

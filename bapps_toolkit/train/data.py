@@ -1,0 +1,113 @@
+"""The inputs of a training run: which 2AFC sets it trains and validates on, where its backbone
+comes from, whether the result is calibrated, and the full path's triplets held whole."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._io import sha256_file
+from ..data import find_sets, iter_2afc_chunks, load_2afc, to_model_input
+from ..data.layout import expand_datasets
+from ..errors import BappsError, DataError
+from .config import TrainConfig
+from .model import STREAM_BACKBONE, derive_seed
+
+
+def select_train_keys(cfg: TrainConfig) -> list[str]:
+    data = Path(cfg.data)
+    if not data.exists():
+        raise DataError(f"training data {data} does not exist (give a BAPPS folder root or a packed .h5)")
+    try:
+        present = find_sets(str(data))
+    except DataError as exc:
+        raise DataError(f"no training data found in {data}: {exc}") from None
+    twoafc = [k for k in present if k.startswith("2afc/")]
+    if cfg.datasets is None:
+        keys = [k for k in twoafc if k.startswith("2afc/train/")]
+        if not keys:
+            raise DataError(
+                f"no training data found in {data}: no 2afc/train/* sets "
+                f"(present: {', '.join(present) or 'none'}); download twoafc_train or pass datasets="
+            )
+        return keys
+    return list(expand_datasets(cfg.datasets, present, "2afc", where=str(data)))
+
+
+def select_val_keys(cfg: TrainConfig) -> list[str]:
+    present = find_sets(cfg.data)
+    if cfg.val_datasets is not None:
+        return list(expand_datasets(cfg.val_datasets, present, "2afc", where=str(cfg.data)))
+    keys = [k for k in present if k.startswith("2afc/val/")]
+    if not keys:
+        raise DataError(f"val_every_epoch=True: no 2afc/val/* sets in {cfg.data} to validate on "
+                        f"(present: {', '.join(present)})")
+    return keys
+
+
+def is_synthetic(cfg: TrainConfig, keys: Sequence[str]) -> bool:
+    for part in iter_2afc_chunks(cfg.data, keys[0], 1):
+        return bool(part.synthetic)
+    return False
+
+
+def backbone_source(cfg: TrainConfig) -> dict[str, Any]:
+    if cfg.variant == "scratch":
+        return {"source": "random", "seed": derive_seed(cfg.seed, STREAM_BACKBONE) % (2 ** 31),
+                "started_from_scratch": True, "trained": True}
+    if cfg.backbone_weights == "random":
+        return {"source": "random", "seed": derive_seed(cfg.seed, STREAM_BACKBONE) % (2 ** 31),
+                "started_from_scratch": False, "trained": cfg.variant != "lin"}
+    if cfg.backbone_weights is None:
+        return {"source": "torchvision ImageNet weights (torch hub cache)", "started_from_scratch": False,
+                "trained": cfg.variant != "lin"}
+    p = Path(cfg.backbone_weights)
+    if not p.is_file():
+        raise BappsError(f"backbone_weights: {p} does not exist or is not a file")
+    return {"source": str(p), "sha256": sha256_file(p), "started_from_scratch": False,
+            "trained": cfg.variant != "lin"}
+
+
+def calibration(synthetic: bool, bsrc: dict[str, Any]) -> tuple[bool, str]:
+    """``(calibrated, note)``: a run on synthetic data or on a random (not trained) backbone is not."""
+    notes = []
+    if synthetic:
+        notes.append("trained on SYNTHETIC data, not human judgments")
+    if bsrc["source"] == "random" and not bsrc["started_from_scratch"]:
+        notes.append("random backbone")
+    return (not notes), "; ".join(notes)
+
+
+class FullData:
+    """Training triplets held whole (uint8), indexed per batch (the full path)."""
+
+    def __init__(self, cfg: TrainConfig, keys: Sequence[str], device: torch.device):
+        dev = device if device.type == "cuda" else None
+        sets = load_2afc(cfg.data, list(keys), device=dev, progress=cfg.progress)
+        self.counts = {s.key: len(s) for s in sets}
+        if dev is None:
+            self.ref = torch.from_numpy(np.concatenate([np.asarray(s.ref) for s in sets]))
+            self.p0 = torch.from_numpy(np.concatenate([np.asarray(s.p0) for s in sets]))
+            self.p1 = torch.from_numpy(np.concatenate([np.asarray(s.p1) for s in sets]))
+            self.judge = torch.from_numpy(np.concatenate([np.asarray(s.judge, dtype=np.float32) for s in sets]))
+        else:
+            self.ref = torch.cat([torch.as_tensor(s.ref) for s in sets])
+            self.p0 = torch.cat([torch.as_tensor(s.p0) for s in sets])
+            self.p1 = torch.cat([torch.as_tensor(s.p1) for s in sets])
+            self.judge = torch.cat([torch.as_tensor(s.judge, dtype=torch.float32) for s in sets])
+        self.judge = self.judge.reshape(-1).to(device)
+        self.device = device
+
+    def __len__(self) -> int:
+        return int(self.judge.shape[0])
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ii = idx.to(self.ref.device)
+        return (to_model_input(self.ref[ii], device=self.device), to_model_input(self.p0[ii], device=self.device),
+                to_model_input(self.p1[ii], device=self.device))
+
+
+__all__ = ["select_train_keys", "select_val_keys", "is_synthetic", "backbone_source", "calibration", "FullData"]

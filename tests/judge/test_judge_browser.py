@@ -1,0 +1,168 @@
+"""The study page in a real browser: headless Chromium (Debian ``chromium`` +
+``chromium-driver``) driven by Selenium. Two raters answer a small study, one by keyboard,
+one by mouse; JND presentation times measured in the page (requestAnimationFrame timestamps)
+must lie within ``TOLERANCE_MS`` of the configured 1000 / 250 / 1000 ms. Screenshots of every
+screen go to the test's tmp folder and, when ``BAPPS_SCREENSHOT_DIR`` is set, are copied there.
+Skipped when Chromium, its driver or Selenium is absent (``.ci/run`` installs them).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from .helpers import build_unjudged
+
+CHROMIUM = "/usr/bin/chromium"
+DRIVER = "/usr/bin/chromedriver"
+#: Allowed |measured - configured| for each JND phase, in ms (a 60 Hz frame is 16.7 ms; the
+#: page ends a phase on the first frame at or after the target, so one to two frames of lag).
+TOLERANCE_MS = 50.0
+
+pytestmark = [
+    pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
+                       reason="needs Debian chromium and chromium-driver"),
+    pytest.mark.timeout(300),
+]
+webdriver = pytest.importorskip("selenium.webdriver")
+
+
+@pytest.fixture()
+def browser():
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,760",
+              "--disable-dev-shm-usage", "--disable-background-timer-throttling"):
+        opts.add_argument(a)
+    d = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield d
+    d.quit()
+
+
+def _state(d) -> str:
+    return d.execute_script("return window.bappsJudge ? window.bappsJudge.state() : 'loading'")
+
+
+def _wait(d, cond, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    info = d.execute_script("return [window.bappsJudge.answers, window.bappsJudge.lastTimings, "
+                            "document.getElementById('jnd-answer').hidden, "
+                            "document.getElementById('progress').textContent]")
+    raise AssertionError(f"page stuck in state {_state(d)!r}: {info}; console {d.get_log('browser')}")
+
+
+def _press(d, key: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    ActionChains(d).send_keys(key).perform()
+
+
+def _ready(d):
+    s = _state(d)
+    if s == "jnd":
+        return s if d.execute_script("return !document.getElementById('jnd-answer').hidden") else None
+    if s == "2afc":
+        return s if d.execute_script("return document.getElementById('img-right').complete") else None
+    return s if s in ("break", "done", "error") else None
+
+
+def _shoot_stimulus(d, shots: dict[str, Path], folder: Path) -> None:
+    """A screenshot while a JND image is on screen (polls briefly; absent on 2AFC trials)."""
+    end = time.monotonic() + 0.5
+    js = ("return window.bappsJudge.state() === 'jnd' && document.getElementById('jnd-answer').hidden"
+          " && document.getElementById('img-jnd').style.visibility === 'visible'")
+    while time.monotonic() < end:
+        if d.execute_script(js):
+            # the answer buttons must not be visible (nor clickable) while a stimulus shows
+            assert not d.execute_script("return document.getElementById('btn-same').offsetParent !== null")
+            shots["jnd_stimulus.png"] = folder / "jnd_stimulus.png"
+            d.save_screenshot(str(shots["jnd_stimulus.png"]))
+            return
+        time.sleep(0.01)
+
+
+def _run_rater(d, url: str, rater: str, *, keyboard: bool, shots: dict[str, Path], folder: Path,
+               reload_after: int | None = None) -> list[dict]:
+    from selenium.webdriver.common.by import By
+    d.get(f"{url}/?rater={rater}")
+    _wait(d, lambda: d.find_element(By.ID, "instructions").text)
+    _press(d, " ") if keyboard else d.find_element(By.ID, "start").click()
+    timings, answered = [], 0
+    while True:
+        if "jnd_stimulus.png" not in shots:
+            _shoot_stimulus(d, shots, folder)
+        s = _wait(d, lambda: _ready(d))
+        assert s != "error", d.find_element(By.ID, "error-text").text
+        name = f"{s}.png"
+        if name not in shots:
+            shots[name] = folder / name
+            d.save_screenshot(str(shots[name]))
+        if s == "done":
+            return timings
+        if s == "break":
+            _press(d, " ") if keyboard else d.find_element(By.ID, "continue").click()
+            _wait(d, lambda: _state(d) != "break")
+            continue
+        if s == "jnd":
+            timings.append(d.execute_script("return window.bappsJudge.lastTimings"))
+        key, button = {"2afc": ("a", "btn-left"), "jnd": ("s", "btn-same")}[s]
+        before = d.execute_script("return window.bappsJudge.answers")
+        _press(d, key) if keyboard else d.find_element(By.ID, button).click()
+        _wait(d, lambda b=before: d.execute_script("return window.bappsJudge.answers") > b)
+        answered += 1
+        if reload_after == answered:
+            d.refresh()
+            _wait(d, lambda: d.find_element(By.ID, "instructions").text)
+            _press(d, " ") if keyboard else d.find_element(By.ID, "start").click()
+
+
+def test_two_raters_keyboard_and_mouse(browser, tmp_path, live):
+    from selenium.webdriver.common.by import By
+
+    from bapps_toolkit.judge import create_from_set
+    build_unjudged(tmp_path / "set", n_2afc=3, n_jnd=2, seed=3)
+    db = create_from_set(tmp_path / "set", tmp_path / "s.sqlite", sentinel_share=0.0, break_every=3,
+                         judgments_per_item=2, display_px=192)
+    srv = live(db)
+    shots: dict[str, Path] = {}
+    d = browser
+    d.get(f"{srv.url}/?rater=kb")
+    _wait(d, lambda: d.find_element(By.ID, "instructions").text)
+    assert "nearest" in d.find_element(By.ID, "scaling-note").text
+    assert d.find_element(By.ID, "img-ref").get_attribute("width") == "192"
+    d.save_screenshot(str(tmp_path / "intro.png"))
+    shots["intro.png"] = tmp_path / "intro.png"
+    t_kb = _run_rater(d, srv.url, "kb", keyboard=True, shots=shots, folder=tmp_path)
+    t_mouse = _run_rater(d, srv.url, "mouse", keyboard=False, shots=shots, folder=tmp_path, reload_after=2)
+    assert {"2afc.png", "jnd.png", "break.png", "done.png"} <= set(shots)
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT rater, i.kind, side, swapped, answer, rt_ms, timings FROM answers a "
+                       "JOIN items i ON i.id=a.item").fetchall()
+    assert sorted(r[0] for r in rows) == ["kb"] * 5 + ["mouse"] * 5
+    for _rater, kind, side, swapped, answer, rt, timings in rows:
+        assert rt > 0
+        if kind == "2afc":
+            assert side == "left" and answer == swapped  # left shows p1 exactly when swapped
+        else:
+            assert side == "same" and answer == 1
+            got = json.loads(timings)
+            for phase, want in (("ref_ms", 1000), ("blank_ms", 250), ("dist_ms", 1000)):
+                assert abs(got[phase] - want) <= TOLERANCE_MS, (phase, got)
+    phases = (("ref_ms", 1000), ("blank_ms", 250), ("dist_ms", 1000))
+    errors = [abs(t[p] - w) for t in t_kb + t_mouse for p, w in phases]
+    print(f"JND timing |error| ms: max {max(errors):.1f}, mean {sum(errors) / len(errors):.1f} over {len(errors)}")
+    keep = os.environ.get("BAPPS_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for name, p in shots.items():
+            shutil.copy(p, Path(keep) / name)
