@@ -106,7 +106,8 @@ def test_spatial_map(named):
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith(DEEP_PREFIXES) else n for n in NAMES]
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith(DEEP_PREFIXES) else n for n in NAMES
+             if not n.endswith("-official")]
 )
 def test_gradcheck_float64(name):
     """Differentiable everywhere: gradcheck in float64 on the smallest accepted input, N = 1
@@ -117,6 +118,17 @@ def test_gradcheck_float64(name):
     x, y = _pair(1, 3, s, seed=2, dtype=torch.float64, lo=-0.9, hi=0.9)
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: m(t, y), (x,), eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=True)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n.endswith("-official")])
+def test_official_metrics_have_finite_surrogate_gradients(name):
+    """The ``*-official`` metrics quantise to uint8 (or round to float32): their gradients are
+    straight-through surrogates (gradcheck would fail by design), finite and not all zero."""
+    m = make_test_metric(name).double()
+    x, y = _pair(1, 3, max(int(m.min_size), 4), seed=2, dtype=torch.float64, lo=-0.9, hi=0.9)
+    x.requires_grad_(True)
+    m(x, y).sum().backward()
+    assert torch.isfinite(x.grad).all() and bool(x.grad.abs().sum() > 0)
 
 
 @pytest.mark.parametrize(

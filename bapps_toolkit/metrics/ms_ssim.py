@@ -17,6 +17,14 @@ per channel, averaged over channels (as TensorFlow and pytorch-msssim do). The R
 ssim follows TensorFlow and pytorch-msssim (``msssim.m`` has none; it is a no-op unless the
 images are anti-correlated). Distance = ``1 − MS-SSIM`` ∈ [0, 1]; 0 for identical inputs.
 
+Pooling (``pooling=``): ``"product"`` (default) is the formula above, Wang et al. 2003's
+definition and ``msssim.m``'s default. ``"weighted_sum"`` is ``msssim.m``'s ``'wtd_sum'`` method,
+used for some published MATLAB values: the weights are first divided by their sum (the published
+five sum to 1.0001), then ``MS-SSIM = Σ_{j<M} w_j cs_j + w_M ssim_M`` per channel, averaged over
+channels, on the raw terms (no ReLU: nothing is raised to a fractional power). Both are tested
+against ``msssim.m``'s two poolings of recorded per-scale terms
+(``tests/reference/msssim_pooling.npz``).
+
 Small images (BAPPS patches are 64×64). Five scales with an 11-tap window need
 ``min(H, W) ≥ 161`` (sizes 161 → 81 → 41 → 21 → 11). With ``scales=None`` (default) the metric
 uses the largest ``M ≤ 5`` whose coarsest scale is still ≥ ``win_size`` and **renormalises the
@@ -45,10 +53,18 @@ from .functional.padding import symmetric_pad
 from .functional.windows import check_window, gaussian_window
 from .ssim import ssim_components
 
-__all__ = ["WANG_WEIGHTS", "halve", "ms_ssim_scales", "ms_ssim", "MSSSIM"]
+__all__ = ["WANG_WEIGHTS", "POOLINGS", "halve", "ms_ssim_scales", "ms_ssim", "MSSSIM"]
 
 #: Wang et al. 2003 scale weights (coarsest last).
 WANG_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+#: Poolings of the per-scale terms: Wang 2003's product, ``msssim.m``'s ``'wtd_sum'``.
+POOLINGS = ("product", "weighted_sum")
+
+
+def _check_pooling(pooling: str, fn: str) -> str:
+    if pooling not in POOLINGS:
+        raise ValueError(f"{fn}: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    return pooling
 
 
 def halve(x: torch.Tensor) -> torch.Tensor:
@@ -80,26 +96,30 @@ def ms_ssim(
     k2: float = 0.03,
     weights: Sequence[float] = WANG_WEIGHTS,
     scales: int | None = None,
+    pooling: str = "product",
 ) -> torch.Tensor:
     """MS-SSIM per image ``[N]`` of batches ``x``, ``y`` [N, C, H, W] spanning ``data_range``.
 
     ``scales=None``: as many of ``len(weights)`` scales as fit, weights renormalised when fewer
     (see the module docstring); an int forces that many (``ValueError`` if they do not fit).
+    ``pooling``: ``"product"`` (Wang 2003) or ``"weighted_sum"`` (``msssim.m``'s ``'wtd_sum'``).
     Differentiable (the gradient is infinite where a cs term is exactly 0, as for every
     implementation using fractional powers).
     """
     validate_functional(x, y, metric="ms_ssim", data_range=data_range, names=("x", "y"))
     return _ms_ssim(
-        x, y, data_range=data_range, win_size=win_size, sigma=sigma, k1=k1, k2=k2, weights=weights, scales=scales
+        x, y, data_range=data_range, win_size=win_size, sigma=sigma, k1=k1, k2=k2, weights=weights, scales=scales,
+        pooling=pooling,
     )
 
 
 def _ms_ssim(
     x: torch.Tensor, y: torch.Tensor, *, data_range: float, win_size: int, sigma: float, k1: float, k2: float,
-    weights: Sequence[float], scales: int | None,
+    weights: Sequence[float], scales: int | None, pooling: str = "product",
 ) -> torch.Tensor:
     """:func:`ms_ssim` on inputs already validated (the module validates its own input range)."""
     check_window(win_size)
+    _check_pooling(pooling, "ms_ssim")
     weights = [float(w) for w in weights]
     if not weights or any(w < 0 for w in weights):
         raise ValueError(f"ms_ssim: weights must be a non-empty list of non-negative numbers, got {weights}")
@@ -131,13 +151,17 @@ def _ms_ssim(
     for j in range(m):
         s_map, cs_map = ssim_components(x, y, taps, data_range=data_range, k1=k1, k2=k2)
         if j < m - 1:
-            terms.append(torch.relu(cs_map.mean(dim=(-2, -1))))
+            terms.append(cs_map.mean(dim=(-2, -1)))
             x, y = halve(x), halve(y)
         else:
-            terms.append(torch.relu(s_map.mean(dim=(-2, -1))))
+            terms.append(s_map.mean(dim=(-2, -1)))
     stacked = torch.stack(terms, dim=0)  # [M, N, C]
+    if pooling == "weighted_sum":
+        total = sum(used)
+        wt = torch.tensor([v / total for v in used], dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        return (stacked * wt).sum(dim=0).mean(dim=1)
     wt = torch.tensor(used, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-    return stacked.pow(wt).prod(dim=0).mean(dim=1)
+    return torch.relu(stacked).pow(wt).prod(dim=0).mean(dim=1)
 
 
 class MSSSIM(Metric):
@@ -146,6 +170,8 @@ class MSSSIM(Metric):
     Args:
         scales: ``None`` (default, as many as fit with renormalised weights) or a forced count.
         win_size, sigma, k1, k2, weights: the usual constants (defaults: Wang et al. 2003).
+        pooling: ``"product"`` (default, Wang 2003) or ``"weighted_sum"`` (``msssim.m``'s
+            ``'wtd_sum'``: normalised weights, ``Σ w_j cs_j + w_M ssim_M``).
         input_range: value range of the inputs (default ``(-1, 1)``).
     """
 
@@ -163,11 +189,13 @@ class MSSSIM(Metric):
         k1: float = 0.01,
         k2: float = 0.03,
         weights: Sequence[float] = WANG_WEIGHTS,
+        pooling: str = "product",
         input_range=(-1.0, 1.0),
         spatial: bool = False,
     ):
         super().__init__(input_range=input_range, spatial=spatial)
         check_window(win_size)
+        self.pooling = _check_pooling(pooling, "ms-ssim")
         self.win_size = int(win_size)
         self.sigma, self.k1, self.k2 = float(sigma), float(k1), float(k2)
         self.weights = tuple(float(v) for v in weights)
@@ -184,15 +212,17 @@ class MSSSIM(Metric):
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         v = _ms_ssim(
             self.unit(x0), self.unit(x1), data_range=1.0, win_size=self.win_size, sigma=self.sigma,
-            k1=self.k1, k2=self.k2, weights=self.weights, scales=self.scales,
+            k1=self.k1, k2=self.k2, weights=self.weights, scales=self.scales, pooling=self.pooling,
         )
         return (1.0 - v).clamp_min(0.0)
 
     def extra_repr(self) -> str:
-        return f"scales={self.scales or 'auto'}, win_size={self.win_size}, " + super().extra_repr()
+        return (f"scales={self.scales or 'auto'}, win_size={self.win_size}, pooling={self.pooling}, "
+                + super().extra_repr())
 
 
 register_metric(
     "ms-ssim", MSSSIM,
-    "1 - MS-SSIM (Wang 2003, 5 scales; fewer scales with renormalised weights on small images)",
+    "1 - MS-SSIM (Wang 2003, 5 scales, product pooling; pooling='weighted_sum': msssim.m's wtd_sum; "
+    "fewer scales with renormalised weights on small images)",
 )

@@ -9,14 +9,18 @@ Conventions (inputs in ``input_range``, default [-1, 1]; mapped to [0, 1] intern
 
 ``l2``
     Mean squared error over channels and pixels of the RGB (or grey) image in **[0, 1]**,
-    ``mean((x0 − x1)²)`` → ``[N]``; 0 for identical inputs. ``official=True`` gives the official
-    LPIPS repository's RGB ``L2`` instead: the same mean on the **[-1, 1]** tensors, i.e. exactly
-    4 × the default (same ranking).
+    ``mean((x0 − x1)²)`` → ``[N]``; 0 for identical inputs. ``official=True`` (registered as
+    ``l2-rgb-official``) gives the official LPIPS repository's ``--model l2 --colorspace RGB``
+    instead: the same mean on the **[-1, 1]** float32 tensors (no uint8 step), i.e. 4 × the
+    default up to float32 round-off (same ranking); float64 input is first rounded to the
+    official loader's float32 tensor (:func:`~.functional.color.official_float32`).
 ``l2-lab``
-    The official LPIPS convention (Zhang et al. 2018, ``lpips.l2(…, range=100)``):
-    ``0.5 · mean(((Lab0 − Lab1) / 100)²)`` with Lab from :func:`~.functional.color.rgb_to_lab` (D65).
-    ``official=True`` first quantises to uint8 like the official ``tensor2im`` (straight-through
-    gradient, see :mod:`.functional.color`). Grey input is replicated to RGB.
+    The formula of the official LPIPS L2 in Lab (Zhang et al. 2018, ``lpips.l2(…, range=100)``),
+    ``0.5 · mean(((Lab0 − Lab1) / 100)²)`` with Lab from :func:`~.functional.color.rgb_to_lab`
+    (D65) of the float image — not the official code path, which converts through truncated
+    uint8 first. ``official=True`` (registered as ``l2-lab-official``) reproduces that path:
+    quantisation like the official ``tensor2im`` (straight-through gradient, see
+    :mod:`.functional.color`). Grey input is replicated to RGB.
 ``psnr``
     PSNR = ``10 log10(R² / MSE)`` dB (R = 1 on [0, 1]) grows with similarity and is infinite for
     identical images, so the *distance* reported under ``psnr`` is the **PSNR deficit below a
@@ -40,7 +44,7 @@ import torch
 
 from ._validate import validate_functional, validate_pair
 from .base import Metric, register_metric
-from .functional.color import LAB_CHUNK_VALUES, rgb_to_lab
+from .functional.color import LAB_CHUNK_VALUES, official_float32, rgb_to_lab
 
 __all__ = ["mse", "psnr", "psnr_deficit", "l2_lab", "L2", "PSNR"]
 
@@ -124,8 +128,9 @@ class L2(Metric):
 
     Args:
         colorspace: ``"rgb"`` or ``"lab"``.
-        official: ``l2``: mean over the [-1, 1] tensors (official ``L2(colorspace='RGB')``,
-            4 × the default); ``l2-lab``: uint8 quantisation first (official ``tensor2tensorlab``).
+        official: ``l2``: mean over the float32 [-1, 1] tensors (official
+            ``L2(colorspace='RGB')``, 4 × the default); ``l2-lab``: uint8 quantisation first
+            (official ``tensor2tensorlab``). See also the ``*-official`` registry names.
         input_range: value range of the inputs (default ``(-1, 1)``).
         spatial: return the per-pixel map ``[N, 1, H, W]``.
     """
@@ -155,10 +160,13 @@ class L2(Metric):
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         if self.colorspace == "lab":
             return _l2_from_lab(self._lab(x0), self._lab(x1), self.spatial)
-        a, b = (self.symmetric(x0), self.symmetric(x1)) if self.official else (self.unit(x0), self.unit(x1))
+        if self.official:  # lpips.L2 in RGB: float32 [-1, 1] tensors of the official loader
+            a, b = official_float32(self.symmetric(x0)), official_float32(self.symmetric(x1))
+        else:
+            a, b = self.unit(x0), self.unit(x1)
         if self.spatial:
-            return (a - b).pow(2).mean(dim=1, keepdim=True)
-        return _mse(a, b)
+            return (a - b).pow(2).mean(dim=1, keepdim=True).to(x0.dtype)
+        return _mse(a, b).to(x0.dtype)
 
     def pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
@@ -223,6 +231,8 @@ def _make_l2_lab(**opts) -> L2:
     return L2(colorspace="lab", **opts)
 
 
-register_metric("l2", _make_l2, "mean squared error on RGB in [0, 1] (official=True: on [-1, 1], LPIPS repo)")
-register_metric("l2-lab", _make_l2_lab, "official LPIPS L2 in CIE Lab: 0.5*mean(((Lab0-Lab1)/100)^2)")
+register_metric("l2", _make_l2, "mean squared error on RGB in [0, 1] (l2-rgb-official: the LPIPS repo's RGB L2)")
+register_metric("l2-lab", _make_l2_lab,
+                "0.5*mean(((Lab0-Lab1)/100)^2) on Lab of the float image (l2-lab-official: the LPIPS "
+                "repo's code path, via truncated uint8)")
 register_metric("psnr", PSNR, "PSNR deficit below max_db (100 dB): 10*log10(1 + MSE/eps), 0 when identical")

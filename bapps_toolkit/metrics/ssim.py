@@ -26,9 +26,11 @@ Options of the metric (``create_metric("ssim", ...)``):
   (MATLAB rounds halves away from zero: 640 px → f = 3, where Python's ``round`` gives 2), an
   ``f × f`` box filter with symmetric padding (MATLAB ``imfilter(…, 'symmetric', 'same')``, whose
   kernel centre is ``floor((f + 1)/2)``), then every f-th pixel starting at the first.
-* ``official=True`` — the official LPIPS repository's DSSIM (``lpips.dssim``, which called
-  scikit-image's ``compare_ssim`` with its defaults): the [-1, 1] input is quantised to uint8
-  exactly like ``tensor2im`` (see :mod:`.functional.color`), then SSIM with a 7×7 *uniform* window, *sample*
+* ``official=True`` (registered as ``ssim-rgb-official`` / ``ssim-lab-official``) — the official
+  LPIPS repository's DSSIM (``lpips.dssim``, which called scikit-image's ``compare_ssim`` with its
+  defaults): the [-1, 1] input is quantised to uint8 exactly like ``tensor2im`` on the official
+  loader's float32 tensor (see :mod:`.functional.color`; float64 input gives the same), then SSIM
+  with a 7×7 *uniform* window, *sample*
   covariance (× 49/48), valid cropping, on RGB uint8 values with data range 255 (``ssim``) or on
   ``rgb2lab`` of the uint8 image with data range 100 (``ssim-lab``). The quantisation passes
   gradients straight through (a surrogate; see :mod:`.functional.color`).
@@ -347,9 +349,10 @@ def _make_ssim_lab(**opts) -> SSIM:
 register_metric(
     "ssim", _make_ssim,
     "DSSIM = (1 - SSIM)/2 on RGB; Wang 2004 Gaussian 11/1.5, valid, population stats "
-    "(official=True: LPIPS repo's uint8 + 7x7 uniform, sample covariance)",
+    "(ssim-rgb-official: the LPIPS repo's DSSIM)",
 )
 register_metric(
     "ssim-lab", _make_ssim_lab,
-    "DSSIM = (1 - SSIM)/2 on CIE Lab with data range 100 (official=True: LPIPS repo's DSSIM-Lab)",
+    "DSSIM = (1 - SSIM)/2 on Lab of the float image, Wang 2004 window (ssim-lab-official: the "
+    "LPIPS repo's DSSIM-Lab)",
 )

@@ -1,6 +1,6 @@
 """Building blocks shared by the metrics: filter windows, padding, MATLAB resize/rounding and
 colour conversion. Nothing here validates metric inputs (see :mod:`.._validate`)."""
-from .color import quantize_official, rgb_to_gray, rgb_to_lab, rgb_to_yiq
+from .color import official_float32, quantize_official, rgb_to_gray, rgb_to_lab, rgb_to_yiq
 from .padding import symmetric_pad
 from .resize import (
     matlab_box_downsample_symmetric,
@@ -18,6 +18,7 @@ __all__ = [
     "matlab_box_downsample_zero",
     "matlab_downsample_factor",
     "matlab_round",
+    "official_float32",
     "quantize_official",
     "rgb_to_gray",
     "rgb_to_lab",

@@ -22,7 +22,13 @@ The official LPIPS repository (Zhang et al., CVPR 2018, ``lpips/__init__.py``) c
 differently: it first converts the [-1, 1] tensor to ``uint8`` with ``tensor2im``
 (``((x + 1) · 127.5)`` in float32, then truncation, not rounding) and runs ``rgb2lab`` on those
 integers. :func:`quantize_official` reproduces that step and :func:`rgb_to_lab` applies it when
-``official=True``. Quantisation has zero derivative almost everywhere; here it uses a
+``official=True``. The truncation depends on the float32 bits of the tensor: on the official
+loader's float32 tensors every channel value 1…63 comes back as v − 1; the official code casts a
+float64 tensor to float32 inside ``tensor2im``, which truncates 1…95 instead. Here a float64 input
+is first rounded to the float32 tensor the official loader holds for the same pixels
+(:func:`official_float32`), so float32 and float64 inputs of the same pixels give the same result,
+the one of the official evaluation (which always runs on the loader's float32 tensors).
+Quantisation has zero derivative almost everywhere; here it uses a
 *straight-through estimator* (the forward value is quantised, the backward pass treats it as
 the identity ``(x + 1) · 127.5``), so the official flavour returns surrogate gradients, not the
 exact (zero) ones. Use the default (``official=False``) flavour as a training loss.
@@ -48,6 +54,7 @@ __all__ = [
     "rgb_to_xyz",
     "xyz_to_lab",
     "rgb_to_lab",
+    "official_float32",
     "quantize_official",
     "rgb_to_yiq",
     "rgb_to_gray",
@@ -117,19 +124,48 @@ def xyz_to_lab(xyz: torch.Tensor) -> torch.Tensor:
     return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-3)
 
 
+def _loader_float32(x64: torch.Tensor) -> torch.Tensor:
+    """The official loader's float32 ``(v/255 − 0.5)/0.5`` for ``v = (x + 1)·127.5`` rounded to float32."""
+    v = x64.add(1.0).mul_(127.5).to(torch.float32)
+    return v.div_(255.0).sub_(0.5).div_(0.5)
+
+
+def official_float32(x_sym: torch.Tensor) -> torch.Tensor:
+    """``x_sym`` (in [-1, 1]) as the float32 tensor the official loader holds for the same pixels.
+
+    float32 input is returned as it is; float16/bfloat16 input is cast (exact). For float64 input,
+    a value that is exactly a float32 number is cast (so a float32 tensor cast up keeps its
+    result); any other value is rounded the way the official loader (``ToTensor`` then
+    ``Normalize(0.5, 0.5)``, in float32) produces it: ``v = (x + 1)·127.5`` rounded to float32,
+    then ``(v/255 − 0.5)/0.5`` in float32. A float64 tensor ``(u/255 − 0.5)/0.5`` of uint8
+    pixels ``u`` thus becomes exactly the loader's float32 tensor of ``u``. Straight-through
+    gradient (the backward pass of the cast).
+    """
+    if x_sym.dtype == torch.float32:
+        return x_sym
+    x32 = x_sym.to(torch.float32)
+    if x_sym.dtype != torch.float64:
+        return x32
+    with torch.no_grad():
+        exact = x32.to(torch.float64) == x_sym
+        rounded = torch.where(exact, x32, _loader_float32(x_sym.detach()))
+    return x32 + (rounded - x32).detach()
+
+
 def quantize_official(x_sym: torch.Tensor) -> torch.Tensor:
     """The official LPIPS ``tensor2im`` step: [-1, 1] → integer values 0…255 (as floats).
 
     Computes ``(x + 1) · 127.5`` in float32 and truncates toward zero, exactly as
     ``((x + 1) * 255/2).astype(np.uint8)`` does in ``lpips/__init__.py`` (values are clamped to
-    [0, 255] first, where numpy's cast would wrap). Returned in ``x_sym``'s dtype.
+    [0, 255] first, where numpy's cast would wrap), on :func:`official_float32` of the input (so
+    float64 input gives the result of the loader's float32 tensor). Returned in ``x_sym``'s dtype.
 
     Gradient: straight-through — the backward pass is that of ``(x + 1) · 127.5`` (see the
     module docstring); the true derivative is zero almost everywhere.
     """
     scaled = (x_sym + 1.0) * 127.5
     with torch.no_grad():
-        q = torch.floor(((x_sym.to(torch.float32) + 1.0) * 127.5).clamp(0.0, 255.0)).to(x_sym.dtype)
+        q = torch.floor(((official_float32(x_sym.detach()) + 1.0) * 127.5).clamp(0.0, 255.0)).to(x_sym.dtype)
     return scaled + (q - scaled).detach()
 
 
@@ -148,7 +184,7 @@ def _official_lab_piece(x: torch.Tensor, out: torch.Tensor, tables) -> None:
     """Lab of one piece ``x`` [n, 3, H, W] in [-1, 1] (no grad) into ``out`` (same shape)."""
     lut, xyz_n, lab_m = tables
     n = x.shape[0]
-    q = x.to(torch.float32).add(1.0).mul_(127.5).clamp_(0.0, 255.0)  # tensor2im, then truncation
+    q = official_float32(x).add(1.0).mul_(127.5).clamp_(0.0, 255.0)  # tensor2im, then truncation
     lin = lut.index_select(0, q.to(torch.int32).reshape(-1)).view(n, 3, -1)
     t = torch.matmul(xyz_n, lin)  # X/Xn, Y/Yn, Z/Zn
     f = t.log().div_(3.0).exp_()  # t^(1/3); log(0) = -inf gives 0, replaced below
