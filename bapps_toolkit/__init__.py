@@ -8,10 +8,11 @@
 from ._version import __version__
 from .errors import BappsError
 from .evaluate import ScoredPairs, evaluate, run_evaluation, score_all_pairs, score_folders, score_image_pair
+from .losses import create_loss
 from .metrics import Metric, create_metric, describe_metrics, list_metrics, register_metric
 
 __all__ = [
     "__version__", "BappsError", "Metric", "create_metric", "list_metrics", "describe_metrics",
-    "register_metric", "evaluate", "run_evaluation", "score_image_pair", "score_folders",
+    "register_metric", "create_loss", "evaluate", "run_evaluation", "score_image_pair", "score_folders",
     "score_all_pairs", "ScoredPairs",
 ]

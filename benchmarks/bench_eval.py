@@ -302,6 +302,40 @@ def h100_estimate(read_rate: float, boot_s: float) -> list[str]:
     ]
 
 
+def correlation_throughput(args, n_refs: int = 2) -> int:
+    """Items/s of scoring a correlation set (TID2013 layout, native 512x384 BMPs, synthetic labels):
+    decoding, distances and the correlation figures without bootstrap. Deep metrics on a random
+    backbone (UNCALIBRATED: same cost, meaningless numbers)."""
+    import tempfile
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bapps_toolkit.data.iqa import loader
+    from bapps_toolkit.evaluate.benchmarks import evaluate_benchmarks
+    from tests.iqa import replicas
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    names = args.metrics or ["l2", "psnr", "ssim", "ms-ssim", "fsim", "lpips-alex", "lpips-vgg"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = replicas.tid2013(Path(tmp) / "tid2013", size=(512, 384))
+        n = len(loader("tid2013")(root))
+        print(f"correlation set: TID2013 layout replica, {n} items at 512x384 (SYNTHETIC labels), device {device}")
+        print("| metric | items/s |\n|:---|---:|")
+        for name in names:
+            best = float("inf")
+            for _ in range(max(1, args.repeats)):
+                t0 = time.perf_counter()
+                evaluate_benchmarks(root, [name], device=device, n_boot=1, batch_size=args.batch_size or 15,
+                                    backbone_weights={"alex": "random", "vgg": "random", "squeeze": "random"})
+                best = min(best, time.perf_counter() - t0)
+            tag = " [UNCALIBRATED: random backbone]" if name.startswith("lpips") else ""
+            print(f"| {name}{tag} | {n / best:.1f} |")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--official", action="store_true",
@@ -325,6 +359,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads for both sides (default: torch's default); on a machine "
                          "shared with other jobs 1 avoids OpenMP spin-waiting")
+    ap.add_argument("--correlation", action="store_true",
+                    help="only: items/s on a TID2013-layout replica at native 512x384 (classic and deep metrics)")
     return ap
 
 
@@ -388,6 +424,8 @@ def _print_parity(ours: dict, official: dict) -> None:
 def main() -> int:
     ap = _parser()
     args = ap.parse_args()
+    if args.correlation:
+        return correlation_throughput(args)
     if args.threads:
         import torch
 

@@ -20,7 +20,8 @@ def _l2_numpy(a, b):
 
 @pytest.fixture(scope="module")
 def l2_result(mini_h5):
-    return run_evaluation(mini_h5, ["l2"], n_boot=300, progress=False)
+    # every set, train included: since issue 10 train sets are scored only when named
+    return run_evaluation(mini_h5, ["l2"], datasets=["train", "val"], n_boot=300, progress=False)
 
 
 def test_every_category_and_columns(l2_result, mini_h5):

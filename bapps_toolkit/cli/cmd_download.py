@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..data.iqa.download_iqa import DATASETS
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -28,11 +30,15 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--keep-archives", action="store_true",
                    help="keep the .tar.gz files after unpacking (default: delete them)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or messages")
+    p.add_argument("--dataset", default="bapps", choices=("bapps", *DATASETS),
+                   help="which data set (default bapps); sets that need registration print what to do")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dataset != "bapps":
+        return _run_benchmark(args)
     from ..data.download import download_bapps
 
     results = download_bapps(args.root, val_only=args.val_only, base_url=args.base_url,
@@ -41,4 +47,17 @@ def run(args: argparse.Namespace) -> int:
     for name, info in results.items():
         sha = info.get("sha256") or "?"
         print(f"{name}: {info['status']} -> {info['dest']} (sha256 {sha[:16]}...)")
+    return 0
+
+
+def _run_benchmark(args: argparse.Namespace) -> int:
+    from ..data.iqa.download_iqa import MANUAL, download_benchmark, instructions
+
+    if args.dataset in MANUAL:
+        print(instructions(args.dataset, args.root))
+        return 1
+    results = download_benchmark(args.dataset, args.root, base_url=args.base_url,
+                                 progress=not args.no_progress, keep_archives=args.keep_archives)
+    for name, info in results.items():
+        print(f"{name}: {info['status']} -> {info['dest']}" + (f"\n{info['todo']}" if "todo" in info else ""))
     return 0

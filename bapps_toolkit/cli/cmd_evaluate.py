@@ -11,8 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..data.iqa import is_bapps_source
+from ..data.iqa.detect import FORMATS
 from ..errors import BappsError
 from ..report import ReportFiles, evaluate_to_reports, to_markdown
+from . import cmd_benchmarks
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -48,6 +51,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--save-distances", metavar="F.npz|F.csv", help="write the per-item distances")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", help="do not print the table")
+    p.add_argument("--format", default=None, choices=FORMATS,
+                   help="the benchmark DATA holds (default: detected; a folder may hold several)")
+    p.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"),
+                   help="paired bootstrap of metric A minus metric B on each non-BAPPS set")
+    p.add_argument("--live-scores", default="realigned", choices=("realigned", "dmos"),
+                   help="LIVE: dmos_new of dmos_realigned.mat (default) or dmos.mat")
+    p.add_argument("--per-type", metavar="F.md", help="write the per-distortion-type tables (correlation sets)")
     p.set_defaults(func=run)
     return p
 
@@ -55,6 +65,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     if not args.metrics and not args.checkpoint:
         raise BappsError("nothing to evaluate: give --metrics NAME... and/or --checkpoint PATH")
+    if args.format != "bapps" and (args.format is not None or not is_bapps_source(args.data)):
+        return cmd_benchmarks.run(args)
     files = ReportFiles(csv=args.out, markdown=args.markdown, latex=args.latex, json=args.json,
                         plot=args.plot, distances=args.save_distances)
     result = evaluate_to_reports(

@@ -21,6 +21,7 @@ from ..errors import BappsError
 COMMANDS = [
     "cmd_demo", "cmd_make_mini", "cmd_download", "cmd_pack", "cmd_verify",
     "cmd_evaluate", "cmd_score", "cmd_train", "cmd_metrics",
+    "cmd_loss_study",
 ]
 
 

@@ -103,3 +103,16 @@ def to_symmetric(x: torch.Tensor, input_range: Range) -> torch.Tensor:
     if (lo, hi) == (-1.0, 1.0):
         return x
     return (x - lo) * (2.0 / (hi - lo)) - 1.0
+
+
+def validate_functional(
+    x0: torch.Tensor, x1: torch.Tensor, *, metric: str, data_range: float | None,
+    names: tuple[str, str] = ("x0", "x1"),
+) -> None:
+    """:func:`validate_pair` for a functional entry point: values in ``[0, data_range]`` (any
+    finite values when ``data_range`` is None), after checking ``data_range > 0``."""
+    if data_range is not None and not float(data_range) > 0:
+        raise ValueError(f"{metric}: data_range must be > 0, got {data_range!r}")
+    bounds = (0.0, float(data_range)) if data_range is not None else (-math.inf, math.inf)
+    validate_pair(x0, x1, metric=metric, input_range=bounds, names=names)
+

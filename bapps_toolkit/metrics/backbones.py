@@ -34,9 +34,8 @@ from torch import nn
 
 from ..errors import WeightsError
 from . import hub
+from .nets import check_net
 from .provenance import file_calibration
-
-NETS: tuple[str, ...] = ("alex", "vgg", "squeeze")
 
 #: torchvision architecture names, used in messages.
 TORCHVISION_NAMES: dict[str, str] = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
@@ -108,15 +107,15 @@ def _alexnet_features() -> nn.Sequential:
 
 
 def _vgg16_features() -> nn.Sequential:
-    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+    cfg: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
     layers: list[nn.Module] = []
     cin = 3
     for v in cfg:
-        if v == "M":
+        if isinstance(v, str):  # "M": max pooling
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
-            layers += [nn.Conv2d(cin, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-            cin = int(v)
+            layers += [nn.Conv2d(cin, v, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            cin = v
     return nn.Sequential(*layers)
 
 
@@ -135,15 +134,6 @@ def _squeezenet11_features() -> nn.Sequential:
 
 _BUILDERS = {"alex": _alexnet_features, "vgg": _vgg16_features, "squeeze": _squeezenet11_features}
 
-
-def check_net(net: str) -> str:
-    """Validate a backbone name (``alex``, ``vgg`` or ``squeeze``) and return it."""
-    key = str(net).lower()
-    if key == "vgg16":
-        key = "vgg"
-    if key not in _BUILDERS:
-        raise ValueError(f"net must be one of {', '.join(NETS)}, got {net!r}")
-    return key
 
 
 def _tap_channels(features: nn.Sequential, taps: Sequence[int]) -> list[int]:

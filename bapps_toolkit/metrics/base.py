@@ -156,7 +156,7 @@ def create_metric(name: str, **options) -> Metric:
     if key not in _REGISTRY:
         close = difflib.get_close_matches(key, list(_REGISTRY), n=3)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise ValueError(f"unknown metric {name}; {hint}known metrics: {', '.join(list_metrics())}")
+        raise ValueError(f"unknown metric {name!r}; {hint}known metrics: {', '.join(list_metrics())}")
     factory = _REGISTRY[key][0]
     try:
         metric = factory(**options)

@@ -24,6 +24,7 @@ import torch
 from .._download import download_file
 from .._io import PathLike, sha256_file
 from ..errors import DownloadError, WeightsError
+from .nets import check_net
 
 #: torchvision's published ImageNet weights for the three LPIPS backbones.
 TORCHVISION_WEIGHTS: dict[str, str] = {
@@ -52,16 +53,9 @@ def checkpoints_dir() -> Path:
     return torch_home() / "hub" / "checkpoints"
 
 
-def _check_net(net: str) -> str:
-    if net not in TORCHVISION_WEIGHTS:
-        raise WeightsError(f"unknown backbone {net!r}; expected one of "
-                           f"{', '.join(sorted(TORCHVISION_WEIGHTS))}")
-    return net
-
-
 def weights_filename(net: str) -> str:
     """The file name torchvision publishes the ``net`` weights under."""
-    return TORCHVISION_WEIGHTS[_check_net(net)].rsplit("/", 1)[-1]
+    return TORCHVISION_WEIGHTS[check_net(net)].rsplit("/", 1)[-1]
 
 
 def hash_prefix(filename: str) -> str | None:
@@ -75,7 +69,7 @@ def weights_url(net: str, base_url: str | None = None) -> str:
     base = base_url or os.environ.get(BASE_URL_ENV)
     if base:
         return base.rstrip("/") + "/" + weights_filename(net)
-    return TORCHVISION_WEIGHTS[_check_net(net)]
+    return TORCHVISION_WEIGHTS[check_net(net)]
 
 
 def _how_to_get(net: str, path: Path, url: str) -> str:

@@ -50,6 +50,7 @@ from .backbones import (
     resolve_backbone,
 )
 from .base import Metric, register_metric
+from .nets import NETS
 
 VERSIONS: tuple[str, ...] = ("0.1", "0.0")
 #: The v0.1 scaling layer constants (applied to [-1, 1] input).
@@ -152,7 +153,7 @@ def _normalise_official(state: Mapping[str, torch.Tensor], source: str) -> dict[
         )
     if not out:
         raise WeightsError(f"{source}: no linear-layer weights (lin0.model.1.weight, …) found")
-    ks = sorted(int(_OFFICIAL_KEY.match(k).group(1)) for k in out)
+    ks = sorted(int(k[len("lin"):].split(".", 1)[0]) for k in out)
     if ks != list(range(len(ks))):
         raise WeightsError(f"{source}: linear layers {ks} are not numbered 0…{len(ks) - 1}")
     return {f"lin{k}.model.1.weight": out[f"lin{k}.model.1.weight"] for k in ks}
@@ -174,7 +175,7 @@ def load_official_lin_weights(path: str | Path) -> dict[str, torch.Tensor]:
 def official_lin_state_dict(model: LPIPS) -> dict[str, torch.Tensor]:
     """The model's linear layers in the official layout (``lin{k}.model.1.weight``,
     [1, C, 1, 1], detached CPU copies), loadable by the ``lpips`` package and by ``lin_weights=``."""
-    return {f"lin{k}.model.1.weight": lin.weight.detach().to("cpu", copy=True) for k, lin in enumerate(model.lins)}
+    return {f"lin{k}.model.1.weight": w.detach().to("cpu", copy=True) for k, w in enumerate(model.lin_weights())}
 
 
 class LPIPS(Metric):
@@ -260,16 +261,27 @@ class LPIPS(Metric):
                 f"{source}: {len(state)} linear layers, but LPIPS-{self.net} has {len(self.lins)} "
                 f"(channels {self.channels}) — linear weights of another net?"
             )
-        for k, lin in enumerate(self.lins):
+        for k, w_model in enumerate(self.lin_weights()):
             w = state[f"lin{k}.model.1.weight"]
-            if tuple(w.shape) != tuple(lin.weight.shape):
+            if tuple(w.shape) != tuple(w_model.shape):
                 raise WeightsError(
                     f"{source}: lin{k}.model.1.weight has shape {tuple(w.shape)} but LPIPS-{self.net} "
-                    f"needs {tuple(lin.weight.shape)} — linear weights of another net?"
+                    f"needs {tuple(w_model.shape)} — linear weights of another net?"
                 )
+        self.copy_lin_weights([state[f"lin{k}.model.1.weight"] for k in range(len(self.lins))])
+
+    def lin_weights(self) -> list[torch.Tensor]:
+        """The linear layers' weights ``[1, C_k, 1, 1]`` (the parameters themselves, not copies)."""
+        return [lin.weight for lin in self._convs()]
+
+    def copy_lin_weights(self, weights: Sequence[torch.Tensor]) -> None:
+        """Copy ``weights`` (shapes already checked by the caller) into the linear layers."""
         with torch.no_grad():
-            for k, lin in enumerate(self.lins):
-                lin.weight.copy_(state[f"lin{k}.model.1.weight"].to(lin.weight.dtype))
+            for w_model, w in zip(self.lin_weights(), weights, strict=True):
+                w_model.copy_(w.to(w_model.dtype))
+
+    def _convs(self) -> list[nn.Conv2d]:
+        return [lin for lin in self.lins if isinstance(lin, nn.Conv2d)]
 
     # -- computation --------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -295,15 +307,16 @@ class LPIPS(Metric):
         if len(f0) != len(self.channels) or len(f1) != len(self.channels):
             raise ValueError(f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
         total: torch.Tensor | None = None
+        weights = self.lin_weights()
         for k, (a, b) in enumerate(zip(f0, f1, strict=False)):
             diff = (a - b) ** 2
             if size is None:
                 # mean over positions commutes with the 1×1 linear layer
                 per_channel = diff.mean(dim=(2, 3))
-                layer = per_channel @ self.lins[k].weight.view(-1) if self.lpips else per_channel.sum(dim=1)
+                layer = per_channel @ weights[k].view(-1) if self.lpips else per_channel.sum(dim=1)
             else:
                 m = self.lins[k](diff) if self.lpips else diff.sum(dim=1, keepdim=True)
-                layer = F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=False)
+                layer = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
             total = layer if total is None else total + layer
         assert total is not None
         return total
@@ -311,7 +324,7 @@ class LPIPS(Metric):
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         n = x0.shape[0]
         feats = self.features(torch.cat([x0, x1], dim=0))
-        size = tuple(x0.shape[-2:]) if self.spatial else None
+        size = (x0.shape[-2], x0.shape[-1]) if self.spatial else None
         d = self.distance_from_features([f[:n] for f in feats], [f[n:] for f in feats], size=size)
         return d.to(x0.dtype)
 
@@ -324,7 +337,7 @@ class LPIPS(Metric):
             self.validate(ref, p1)
         n = ref.shape[0]
         feats = self.features(torch.cat([ref, p0, p1], dim=0))
-        size = tuple(ref.shape[-2:]) if self.spatial else None
+        size = (ref.shape[-2], ref.shape[-1]) if self.spatial else None
         fr = [f[:n] for f in feats]
         d0 = self.distance_from_features(fr, [f[n:2 * n] for f in feats], size=size)
         d1 = self.distance_from_features(fr, [f[2 * n:] for f in feats], size=size)
@@ -348,7 +361,7 @@ def _factory(net: str, lpips: bool):
 
 
 _TRUNK = {"alex": "AlexNet", "vgg": "VGG16", "squeeze": "SqueezeNet 1.1"}
-for _net in ("alex", "vgg", "squeeze"):
+for _net in NETS:
     register_metric(f"lpips-{_net}", _factory(_net, True),
                     f"LPIPS on {_TRUNK[_net]} with the official linear layers (version='0.1'|'0.0')")
     register_metric(f"lpips-{_net}-baseline", _factory(_net, False),

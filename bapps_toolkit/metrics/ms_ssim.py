@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ._validate import validate_functional
 from .base import Metric, register_metric
 from .functional.padding import symmetric_pad
 from .functional.windows import check_window, gaussian_window
@@ -87,8 +88,17 @@ def ms_ssim(
     Differentiable (the gradient is infinite where a cs term is exactly 0, as for every
     implementation using fractional powers).
     """
-    if x.dim() != 4 or x.shape != y.shape:
-        raise ValueError(f"ms_ssim: x and y must be 4-D with equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+    validate_functional(x, y, metric="ms_ssim", data_range=data_range, names=("x", "y"))
+    return _ms_ssim(
+        x, y, data_range=data_range, win_size=win_size, sigma=sigma, k1=k1, k2=k2, weights=weights, scales=scales
+    )
+
+
+def _ms_ssim(
+    x: torch.Tensor, y: torch.Tensor, *, data_range: float, win_size: int, sigma: float, k1: float, k2: float,
+    weights: Sequence[float], scales: int | None,
+) -> torch.Tensor:
+    """:func:`ms_ssim` on inputs already validated (the module validates its own input range)."""
     check_window(win_size)
     weights = [float(w) for w in weights]
     if not weights or any(w < 0 for w in weights):
@@ -172,7 +182,7 @@ class MSSSIM(Metric):
         self.min_size = need
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        v = ms_ssim(
+        v = _ms_ssim(
             self.unit(x0), self.unit(x1), data_range=1.0, win_size=self.win_size, sigma=self.sigma,
             k1=self.k1, k2=self.k2, weights=self.weights, scales=self.scales,
         )

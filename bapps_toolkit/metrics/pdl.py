@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .backbones import DEFAULT_RANDOM_SEED, VGG16_RELUS, BackboneWeights, resolve_backbone
@@ -54,7 +55,17 @@ def wasserstein_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"wasserstein_1d: a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.dim() == 0 or a.shape[-1] == 0:
         raise ValueError(f"wasserstein_1d: need at least one sample along the last axis, got shape {tuple(a.shape)}")
-    return (torch.sort(a, dim=-1).values - torch.sort(b, dim=-1).values).abs().mean(dim=-1)
+    return (sorted_values(a) - sorted_values(b)).abs().mean(dim=-1)
+
+
+def sorted_values(t: torch.Tensor) -> torch.Tensor:
+    """``torch.sort(t, dim=-1).values``, differentiable; without a gradient to track, CPU float32 /
+    float64 tensors are sorted by numpy (an order of magnitude faster than ``torch.sort`` on CPU
+    for these row lengths; the sorted values are the same numbers)."""
+    if (t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+            and not (torch.is_grad_enabled() and t.requires_grad)):
+        return torch.from_numpy(np.sort(t.detach().numpy(), axis=-1))
+    return torch.sort(t, dim=-1).values
 
 
 def projected_distribution_loss(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
@@ -70,6 +81,9 @@ def projected_distribution_loss(fx: torch.Tensor, fy: torch.Tensor) -> torch.Ten
 
 class PDL(Metric):
     """Projected Distribution Loss on VGG16 activations (see the module docstring)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     name = "pdl-vgg"
     channels_in: Sequence[int] = (1, 3)
@@ -127,7 +141,8 @@ class PDL(Metric):
             self.calibrated = False
             self.calibration_note = note
 
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(x mapped to [0, 1], VGG tap activations)`` — no validation (for the loss path)."""
         u = self.unit(x)
         if u.shape[1] == 1:
             u = u.expand(-1, 3, -1, -1)
@@ -136,18 +151,33 @@ class PDL(Metric):
             feats = [normalize_channels(f) for f in feats]
         return u, feats
 
-    def _from_features(self, u0, f0, u1, f1) -> torch.Tensor:
-        total = None
-        for w, a, b in zip(self.layer_weights, f0, f1, strict=False):
-            term = w * projected_distribution_loss(a, b)
-            total = term if total is None else total + term
+    def distance_from_features(self, feats0, feats1) -> torch.Tensor:
+        """PDL ``[N]`` from two :meth:`features` results (in the network's dtype)."""
+        return self._from_features(*feats0, *feats1)
+
+    def _from_features(
+        self, u0: torch.Tensor, f0: list[torch.Tensor], u1: torch.Tensor, f1: list[torch.Tensor]
+    ) -> torch.Tensor:
+        terms = [w * projected_distribution_loss(a, b) for w, a, b in zip(self.layer_weights, f0, f1, strict=False)]
         if self.pixel_weight:
-            total = total + self.pixel_weight * projected_distribution_loss(u0, u1)
+            terms.append(self.pixel_weight * projected_distribution_loss(u0, u1))
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
         return total
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        grads = [torch.is_grad_enabled() and t.requires_grad for t in (x0, x1)]
+        if grads[0] != grads[1]:
+            # one side is a fixed target (training): its pass and sort need no autograd graph
+            fixed = 1 if grads[0] else 0
+            with torch.no_grad():
+                f_fixed = self.features((x0, x1)[fixed])
+            f_free = self.features((x0, x1)[1 - fixed])
+            pair = (f_free, f_fixed) if fixed == 1 else (f_fixed, f_free)
+            return self.distance_from_features(*pair).to(x0.dtype)
         n = x0.shape[0]
-        u, feats = self._features(torch.cat([x0, x1], dim=0))
+        u, feats = self.features(torch.cat([x0, x1], dim=0))
         d = self._from_features(u[:n], [f[:n] for f in feats], u[n:], [f[n:] for f in feats])
         return d.to(x0.dtype)
 
@@ -158,7 +188,7 @@ class PDL(Metric):
             self.validate(ref, p0)
             self.validate(ref, p1)
         n = ref.shape[0]
-        u, feats = self._features(torch.cat([ref, p0, p1], dim=0))
+        u, feats = self.features(torch.cat([ref, p0, p1], dim=0))
         fr = [f[:n] for f in feats]
         d0 = self._from_features(u[:n], fr, u[n:2 * n], [f[n:2 * n] for f in feats])
         d1 = self._from_features(u[:n], fr, u[2 * n:], [f[2 * n:] for f in feats])

@@ -38,23 +38,21 @@ import math
 
 import torch
 
+from ._validate import validate_functional, validate_pair
 from .base import Metric, register_metric
 from .functional.color import LAB_CHUNK_VALUES, rgb_to_lab
 
 __all__ = ["mse", "psnr", "psnr_deficit", "l2_lab", "L2", "PSNR"]
 
 
-def _check(x0: torch.Tensor, x1: torch.Tensor, fn: str) -> None:
-    if x0.shape != x1.shape or x0.dim() < 2:
-        raise ValueError(
-            f"{fn}: x0 and x1 must have equal shapes [N, ...], got {tuple(x0.shape)} and {tuple(x1.shape)}"
-        )
+def _mse(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+    return (x0 - x1).pow(2).flatten(1).mean(dim=1)
 
 
 def mse(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
     """Mean squared error per image: ``mean((x0 − x1)²)`` over all but the batch dim → ``[N]``."""
-    _check(x0, x1, "mse")
-    return (x0 - x1).pow(2).flatten(1).mean(dim=1)
+    validate_functional(x0, x1, metric="mse", data_range=None)
+    return _mse(x0, x1)
 
 
 def psnr(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
@@ -62,9 +60,8 @@ def psnr(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float = 1.0) -> torc
 
     Matches ``skimage.metrics.peak_signal_noise_ratio`` (which pools over the whole image).
     """
-    if not data_range > 0:
-        raise ValueError(f"psnr: data_range must be > 0, got {data_range}")
-    return 10.0 * torch.log10(data_range**2 / mse(x0, x1))
+    validate_functional(x0, x1, metric="psnr", data_range=data_range)
+    return 10.0 * torch.log10(data_range**2 / _mse(x0, x1))
 
 
 def psnr_deficit(
@@ -76,13 +73,16 @@ def psnr_deficit(
     decreasing in PSNR. → ``[N]`` in the input's dtype. Half-precision inputs are computed in
     float32 (ε = 1e-10 underflows in float16).
     """
-    if not data_range > 0:
-        raise ValueError(f"psnr_deficit: data_range must be > 0, got {data_range}")
+    validate_functional(x0, x1, metric="psnr_deficit", data_range=data_range)
+    return _psnr_deficit(x0, x1, data_range=data_range, max_db=max_db)
+
+
+def _psnr_deficit(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float, max_db: float) -> torch.Tensor:
     if not max_db > 0:
         raise ValueError(f"psnr_deficit: max_db must be > 0, got {max_db}")
     eps = data_range**2 * 10.0 ** (-max_db / 10.0)
     work = torch.promote_types(x0.dtype, torch.float32)
-    err = mse(x0.to(work), x1.to(work))
+    err = _mse(x0.to(work), x1.to(work))
     return ((10.0 / math.log(10.0)) * torch.log1p(err / eps)).to(x0.dtype)
 
 
@@ -103,7 +103,7 @@ def l2_lab(x0: torch.Tensor, x1: torch.Tensor, *, official: bool = False, spatia
     Inputs are RGB ``[N, 3, H, W]`` in **[0, 1]**, or in **[-1, 1]** when ``official=True``
     (then quantised through uint8 as the official ``tensor2im``; straight-through gradient).
     """
-    _check(x0, x1, "l2_lab")
+    validate_pair(x0, x1, metric="l2_lab", input_range=(-1.0, 1.0) if official else (0.0, 1.0), channels=(3,))
     return _l2_from_lab(rgb_to_lab(x0, official=official), rgb_to_lab(x1, official=official), spatial)
 
 
@@ -158,7 +158,7 @@ class L2(Metric):
         a, b = (self.symmetric(x0), self.symmetric(x1)) if self.official else (self.unit(x0), self.unit(x1))
         if self.spatial:
             return (a - b).pow(2).mean(dim=1, keepdim=True)
-        return mse(a, b)
+        return _mse(a, b)
 
     def pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
@@ -209,7 +209,7 @@ class PSNR(Metric):
         self.max_db = float(max_db)
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        return psnr_deficit(self.unit(x0), self.unit(x1), data_range=1.0, max_db=self.max_db)
+        return _psnr_deficit(self.unit(x0), self.unit(x1), data_range=1.0, max_db=self.max_db)
 
     def extra_repr(self) -> str:
         return f"max_db={self.max_db:g}, " + super().extra_repr()

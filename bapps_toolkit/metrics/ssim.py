@@ -45,8 +45,11 @@ per-channel mean — mathematically the same statistics, but without the cancell
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
+from ._validate import validate_functional
 from .base import Metric, register_metric
 from .functional.color import quantize_official, rgb_to_lab
 from .functional.padding import symmetric_pad
@@ -79,6 +82,50 @@ def _window(gaussian: bool, win_size: int, sigma: float, x: torch.Tensor) -> tor
     return uniform_window(win_size, dtype=x.dtype, device=x.device)
 
 
+def _ssim_maps(
+    ref: torch.Tensor,
+    others: Sequence[torch.Tensor],
+    taps: torch.Tensor,
+    *,
+    data_range: float,
+    k1: float,
+    k2: float,
+    sample_covariance: bool,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The one SSIM statistics implementation: ``(ssim_map, cs_map)`` of ``ref`` against each of
+    ``others``, ``[N, C, H − k + 1, W − k + 1]`` each, the reference's local moments computed once.
+
+    Inputs are centred by their detached per-image, per-channel means before filtering (exact in
+    real arithmetic, it keeps float32 variances from cancelling); one separable filtering of the
+    planes ``r, x…, r², x²…, r·x…``.
+    """
+    k = taps.numel()
+    if min(ref.shape[-2:]) < k:
+        raise ValueError(f"images of {tuple(ref.shape[-2:])} are smaller than the {k}-tap window")
+    c1 = (k1 * data_range) ** 2
+    c2 = (k2 * data_range) ** 2
+    means = [t.detach().mean(dim=(-2, -1), keepdim=True) for t in (ref, *others)]
+    r, *xs = (t - c for t, c in zip((ref, *others), means, strict=True))
+    planes = [r, *xs, r * r, *(x * x for x in xs), *(r * x for x in xs)]
+    stats = filter_valid(torch.cat(planes, dim=1), taps).split(ref.shape[1], dim=1)
+    n = len(xs)
+    mr, ms, mrr, mss, mrs = stats[0], stats[1:1 + n], stats[1 + n], stats[2 + n:2 + 2 * n], stats[2 + 2 * n:]
+    # cs = (2 σrx + C2) / (σr² + σx² + C2) with σ = norm · (E[··] − E[·]E[·]): numerator and
+    # denominator divided by norm, so the factor only scales C2
+    c2n = c2 / ((k * k) / (k * k - 1.0) if sample_covariance else 1.0)
+    vr_c2 = torch.addcmul(mrr, mr, mr, value=-1.0).add_(c2n)
+    ur = mr + means[0]
+    ur2 = 2.0 * ur
+    lum_den_r = torch.addcmul(torch.full_like(ur, c1), ur, ur)
+    out = []
+    for m, mm, mrx, c in zip(ms, mss, mrs, means[1:], strict=True):
+        cs = (torch.addcmul(mrx, mr, m, value=-1.0) * 2.0 + c2n) / (torch.addcmul(mm, m, m, value=-1.0) + vr_c2)
+        u = m + c
+        lum = torch.addcmul(torch.full_like(u, c1), ur2, u) / torch.addcmul(lum_den_r, u, u)
+        out.append((lum * cs, cs))
+    return out
+
+
 def ssim_components(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -95,26 +142,7 @@ def ssim_components(
     ``l = (2 μx μy + C1) / (μx² + μy² + C1)``. ``sample_covariance`` multiplies the (co)variances
     by ``k²/(k² − 1)`` (scikit-image's default), otherwise population statistics (Wang 2004).
     """
-    k = taps.numel()
-    if min(x.shape[-2:]) < k:
-        raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than the {k}-tap window")
-    c1 = (k1 * data_range) ** 2
-    c2 = (k2 * data_range) ** 2
-    cx = x.detach().mean(dim=(-2, -1), keepdim=True)
-    cy = y.detach().mean(dim=(-2, -1), keepdim=True)
-    xc, yc = x - cx, y - cy
-    ch = x.shape[1]
-    stats = filter_valid(torch.cat((xc, yc, xc * xc, yc * yc, xc * yc), dim=1), taps)
-    mx, my, mxx, myy, mxy = stats.split(ch, dim=1)
-    norm = (k * k) / (k * k - 1.0) if sample_covariance else 1.0
-    vx = norm * (mxx - mx * mx)
-    vy = norm * (myy - my * my)
-    vxy = norm * (mxy - mx * my)
-    mx = mx + cx
-    my = my + cy
-    cs = (2.0 * vxy + c2) / (vx + vy + c2)
-    lum = (2.0 * mx * my + c1) / (mx * mx + my * my + c1)
-    return lum * cs, cs
+    return _ssim_maps(x, [y], taps, data_range=data_range, k1=k1, k2=k2, sample_covariance=sample_covariance)[0]
 
 
 def ssim_triplet(
@@ -129,38 +157,12 @@ def ssim_triplet(
     sample_covariance: bool = False,
     spatial: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(SSIM(ref, p0), SSIM(ref, p1))`` with the reference's local moments computed once.
-
-    Same statistics as :func:`ssim_components` (inputs centred by their detached per-image,
-    per-channel means): one separable filtering of the eight planes ``r, a, b, r², a², b², r·a,
-    r·b`` instead of ten. Returns per-image SSIM ``[N]`` each, or with ``spatial=True`` the
-    channel-averaged maps ``[N, 1, H', W']``.
+    """``(SSIM(ref, p0), SSIM(ref, p1))`` with the reference's local moments computed once
+    (the statistics of :func:`ssim_components`). Returns per-image SSIM ``[N]`` each, or with
+    ``spatial=True`` the channel-averaged maps ``[N, 1, H', W']``.
     """
-    k = taps.numel()
-    if min(ref.shape[-2:]) < k:
-        raise ValueError(f"images of {tuple(ref.shape[-2:])} are smaller than the {k}-tap window")
-    c1 = (k1 * data_range) ** 2
-    c2 = (k2 * data_range) ** 2
-    cs_ = [t.detach().mean(dim=(-2, -1), keepdim=True) for t in (ref, p0, p1)]
-    r, a, b = (t - c for t, c in zip((ref, p0, p1), cs_, strict=False))
-    ch = ref.shape[1]
-    stats = filter_valid(torch.cat((r, a, b, r * r, a * a, b * b, r * a, r * b), dim=1), taps)
-    mr, ma, mb, mrr, maa, mbb, mra, mrb = stats.split(ch, dim=1)
-    # cs = (2 σrx + C2) / (σr² + σx² + C2) with σ = norm · (E[··] − E[·]E[·]): numerator and
-    # denominator divided by norm, so the factor only scales C2
-    c2n = c2 / ((k * k) / (k * k - 1.0) if sample_covariance else 1.0)
-    vr_c2 = torch.addcmul(mrr, mr, mr, value=-1.0).add_(c2n)
-    ur = mr + cs_[0]
-    ur2 = 2.0 * ur
-    lum_den_r = torch.addcmul(torch.full_like(ur, c1), ur, ur)
-    out = []
-    for m, mm, mrx, c in ((ma, maa, mra, cs_[1]), (mb, mbb, mrb, cs_[2])):
-        cs_num = torch.addcmul(mrx, mr, m, value=-1.0) * 2.0 + c2n
-        cs_den = torch.addcmul(mm, m, m, value=-1.0) + vr_c2
-        u = m + c
-        lum = torch.addcmul(torch.full_like(u, c1), ur2, u) / torch.addcmul(lum_den_r, u, u)
-        s_map = lum * cs_num / cs_den
-        out.append(s_map.mean(dim=1, keepdim=True) if spatial else s_map.mean(dim=(-2, -1)).mean(dim=1))
+    maps = _ssim_maps(ref, [p0, p1], taps, data_range=data_range, k1=k1, k2=k2, sample_covariance=sample_covariance)
+    out = [s.mean(dim=1, keepdim=True) if spatial else s.mean(dim=(-2, -1)).mean(dim=1) for s, _cs in maps]
     return out[0], out[1]
 
 
@@ -186,10 +188,18 @@ def ssim(
     ``gaussian=False`` uses a uniform ``win_size`` box; ``downsample=True`` applies MATLAB
     ``ssim.m``'s ``f × f`` pre-filter (see the module docstring). Differentiable.
     """
-    if x.dim() != 4 or x.shape != y.shape:
-        raise ValueError(f"ssim: x and y must be 4-D with equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
-    if not data_range > 0:
-        raise ValueError(f"ssim: data_range must be > 0, got {data_range}")
+    validate_functional(x, y, metric="ssim", data_range=data_range, names=("x", "y"))
+    return _ssim(
+        x, y, data_range=data_range, gaussian=gaussian, win_size=win_size, sigma=sigma, k1=k1, k2=k2,
+        sample_covariance=sample_covariance, downsample=downsample, spatial=spatial,
+    )
+
+
+def _ssim(
+    x: torch.Tensor, y: torch.Tensor, *, data_range: float, gaussian: bool, win_size: int, sigma: float,
+    k1: float, k2: float, sample_covariance: bool, downsample: bool, spatial: bool,
+) -> torch.Tensor:
+    """:func:`ssim` on inputs already validated (the module validates its own input range)."""
     if downsample:
         f = matlab_downsample_factor(*x.shape[-2:])
         x, y = matlab_downsample(x, f), matlab_downsample(y, f)
@@ -310,7 +320,7 @@ class SSIM(Metric):
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         a, data_range = self._prepare(x0)
         b, _ = self._prepare(x1)
-        s = ssim(
+        s = _ssim(
             a, b, data_range=data_range, gaussian=self.gaussian, win_size=self.win_size,
             sigma=self.sigma, k1=self.k1, k2=self.k2, sample_covariance=self.sample_covariance,
             downsample=self.downsample, spatial=self.spatial,

@@ -26,6 +26,7 @@ from .._io import sha256_file
 from ..errors import CheckpointError
 from .backbones import LPIPS_CHANNELS
 from .lpips import LPIPS
+from .nets import NETS
 from .provenance import calibration_from_metadata, merge_notes
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -164,9 +165,7 @@ def _set_lins(model: LPIPS, lin_w: list[torch.Tensor], where: Path, net: str) ->
             f"{where}: linear layers of shapes {got} do not fit LPIPS net {net!r} (expects {want}); "
             "is it a checkpoint of another network?"
         )
-    with torch.no_grad():
-        for lin, w in zip(model.lins, lin_w, strict=False):
-            lin.weight.copy_(w.to(lin.weight.dtype))
+    model.copy_lin_weights(lin_w)
 
 
 def _load_backbone(model: LPIPS, state: Mapping[str, torch.Tensor], where: Path) -> None:
@@ -269,7 +268,7 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
             "expected a file written by `bapps train`"
         )
     net = meta.get("net", "")
-    if net not in ("alex", "vgg", "squeeze"):
+    if net not in NETS:
         raise CheckpointError(f"{p}: unknown net {net!r} in checkpoint metadata")
     ver = meta.get("version", "0.1")
     if version is not None and str(version) != ver:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-#: Networks whose backbone and LPIPS linear weights can be chosen.
-NETS = ("alex", "vgg", "squeeze")
+from .nets import NETS
 
 
 def _nets() -> str:

@@ -1,0 +1,91 @@
+"""Which benchmark a folder holds, and the folders of a parent holding several.
+
+:func:`detect_format` looks for each set's signature (its label file and image folders, matched
+case-insensitively) and returns the one set that matches; an explicit ``format`` bypasses it.
+:func:`find_benchmarks` returns ``(format, folder)`` for a folder that is itself a set, or for
+each immediate sub-folder that is one (a folder holding several sets). BAPPS is recognised by its
+``2afc/`` or ``jnd/`` folders or as a packed ``.h5`` file, and left to the BAPPS loaders.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..._io import PathLike
+from ...errors import DataError
+from . import csiq, kadid10k, live, nights, pieapp, pipal, tid2013
+from .base import CaseResolver
+
+#: format name -> loader module (``load(root, ...)``)
+MODULES: dict[str, Any] = {m.NAME: m for m in (tid2013, kadid10k, pipal, live, csiq, pieapp, nights)}
+FORMATS = ("bapps", *MODULES)
+CORRELATION_FORMATS = ("tid2013", "kadid10k", "pipal", "live", "csiq", "pieapp")
+TWOAFC_FORMATS = ("bapps", "nights")
+
+
+def _has(folder: Path, names: tuple[str, ...]) -> bool:
+    r = CaseResolver(folder, "detect")
+    return all(r.find(n) is not None for n in names)
+
+
+def _matches(folder: Path) -> list[str]:
+    if folder.is_file():
+        return ["bapps"] if folder.suffix.lower() in (".h5", ".hdf5") else []
+    found = [name for name, mod in MODULES.items() if _has(folder, mod.SIGNATURE)]
+    for name, sub in (("kadid10k", "kadid10k"), ("live", "databaserelease2"), ("nights", "nights"),
+                      ("pieapp", "PieAPP_dataset_CVPR_2018")):
+        if name not in found and _has(folder / sub, MODULES[name].SIGNATURE):
+            found.append(name)
+    if (folder / "2afc").is_dir() or (folder / "jnd").is_dir():
+        found.append("bapps")
+    return found
+
+
+def detect_format(folder: PathLike, format: str | None = None) -> str:
+    """The format of ``folder`` (``format`` overrides detection, after a name check)."""
+    folder = Path(folder)
+    if format is not None:
+        if format not in FORMATS:
+            raise DataError(f"unknown benchmark format {format!r}; known: {', '.join(FORMATS)}")
+        return format
+    if not folder.exists():
+        raise DataError(f"{folder} does not exist")
+    found = _matches(folder)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DataError(f"{folder}: no known benchmark layout found (looked for "
+                        + "; ".join(f"{n}: {', '.join(m.SIGNATURE)}" for n, m in MODULES.items())
+                        + "; bapps: 2afc/ or jnd/); name the format explicitly")
+    raise DataError(f"{folder} matches several layouts ({', '.join(found)}); name the format explicitly")
+
+
+def find_benchmarks(folder: PathLike, format: str | None = None) -> list[tuple[str, Path]]:
+    """``[(format, path)]``: ``folder`` itself if it is a set, else each sub-folder that is one."""
+    folder = Path(folder)
+    if format is not None or (folder.exists() and _matches(folder)):
+        return [(detect_format(folder, format), folder)]
+    if not folder.is_dir():
+        raise DataError(f"{folder} does not exist or is not a folder")
+    out = []
+    for sub in sorted(folder.iterdir()):
+        found = _matches(sub)
+        if len(found) == 1:
+            out.append((found[0], sub))
+    if not out:
+        detect_format(folder)  # raises the message naming what was looked for
+    return out
+
+
+def loader(format: str) -> Callable[..., Any]:
+    """The ``load`` function of a non-BAPPS format."""
+    if format not in MODULES:
+        raise DataError(f"no loader for format {format!r}; known: {', '.join(MODULES)}")
+    return MODULES[format].load
+
+
+def is_bapps_source(source: PathLike) -> bool:
+    """``True`` when ``source`` is a packed ``.h5`` or a BAPPS folder root (``2afc/`` or ``jnd/``)."""
+    p = Path(source)
+    return p.suffix.lower() in (".h5", ".hdf5") or (p / "2afc").is_dir() or (p / "jnd").is_dir()

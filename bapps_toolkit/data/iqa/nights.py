@@ -1,0 +1,90 @@
+"""NIGHTS (Fu, Tamir, Sundaram et al., DreamSim, NeurIPS 2023): a 2AFC set of synthetic images.
+
+Layout (``nights.zip`` or the chunked archives, unpacked)::
+
+    data.csv                    id,left_vote,right_vote,votes,ref_path,left_path,right_path,split,is_imagenet,...
+    ref/<000-099>/<000-999>.png
+    distort/<000-099>/<n>_0.png, <n>_1.png
+
+Paths in ``data.csv`` are relative to the root. Columns are read by name; a file without those
+names is read by DreamSim's positions (0 id, 2 right_vote, 4 ref_path, 5 left_path, 6 right_path)
+— the positions past 6 and the header text are unconfirmed ⚠. Rows with ``votes < 6`` are
+dropped (DreamSim's rule; the released file may hold none ⚠). ``p0`` = left, ``p1`` = right,
+``judge`` = ``right_vote`` (1 = right more similar; a count larger than 1 is divided by
+``votes`` ⚠).
+
+Splits: ``train``, ``val``, ``test``, and the test's parts ``test_imagenet`` /
+``test_no_imagenet`` (``is_imagenet`` True/False). The JND votes (``jnd_votes.csv``) are not read:
+their format is unconfirmed ⚠.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..._io import PathLike
+from ...errors import DataError
+from .base import CaseResolver, TwoAFCFileSet, is_synthetic, parse_float
+
+NAME = "nights"
+SIGNATURE = ("data.csv", "ref", "distort")
+SPLITS = ("train", "val", "test", "test_imagenet", "test_no_imagenet")
+MIN_VOTES = 6
+_POSITIONS = {"id": 0, "right_vote": 2, "ref_path": 4, "left_path": 5, "right_path": 6}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [[c.strip() for c in row] for row in csv.reader(f)]
+    if not rows:
+        raise DataError(f"{NAME}: {path} is empty")
+    header = [h.lower() for h in rows[0]]
+    if all(c in header for c in ("right_vote", "ref_path", "left_path", "right_path")):
+        return [dict(zip(header, r, strict=False)) for r in rows[1:] if any(r)]
+    return [{k: r[i] for k, i in _POSITIONS.items()} for r in rows[1:] if len(r) > 6]
+
+
+def _in_split(row: dict[str, str], split: str, where: str) -> bool:
+    if "split" not in row:
+        raise DataError(f"{where}: no 'split' column, cannot select {split}")
+    base = row["split"].lower()
+    if split in ("train", "val", "test"):
+        return base == split
+    if "is_imagenet" not in row:
+        raise DataError(f"{where}: no 'is_imagenet' column, cannot select {split}")
+    imagenet = row["is_imagenet"].lower() in ("true", "1")
+    return base == "test" and imagenet == (split == "test_imagenet")
+
+
+def load(root: PathLike, split: str = "test") -> TwoAFCFileSet:
+    if split not in SPLITS:
+        raise DataError(f"{NAME}: unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    root = Path(root)
+    if not (root / "data.csv").exists() and (root / "nights").is_dir():
+        root = root / "nights"
+    r = CaseResolver(root, NAME)
+    labels = r.need("data.csv")
+    r.need_dir("ref")
+    r.need_dir("distort")
+    refs, p0, p1, judge = [], [], [], []
+    for k, row in enumerate(_rows(labels), 2):
+        where = f"{labels} line {k}"
+        if not _in_split(row, split, where):
+            continue
+        votes = parse_float(row["votes"], where) if row.get("votes") else None
+        if votes is not None and votes < MIN_VOTES:
+            continue
+        p = parse_float(row["right_vote"], f"{where} right_vote")
+        if p > 1 and votes:
+            p = p / votes
+        if not 0 <= p <= 1:
+            raise DataError(f"{where}: right_vote {row['right_vote']} is not a fraction or a vote count")
+        refs.append(r.need(*Path(row["ref_path"]).parts, what="reference image"))
+        p0.append(r.need(*Path(row["left_path"]).parts, what="left image"))
+        p1.append(r.need(*Path(row["right_path"]).parts, what="right image"))
+        judge.append(p)
+    if not refs:
+        raise DataError(f"{NAME}: no rows of split {split} with votes >= {MIN_VOTES} in {labels}")
+    return TwoAFCFileSet(NAME, split, r.root, refs, p0, p1, np.array(judge), synthetic=is_synthetic(r.root))

@@ -1,0 +1,279 @@
+"""Score metrics on every human-judgment benchmark of a folder: BAPPS, NIGHTS and the correlation
+sets (TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP test), and assemble one cross-benchmark table.
+
+* **Correlation sets**: the distance ``D(reference, distorted)`` at the images' native size
+  (no resizing; reference and distorted image must have the same size), then the figures of
+  :mod:`bapps_toolkit.correlation` on the signed prediction (``-d`` for MOS sets, ``d`` for DMOS
+  sets: a metric that agrees with people gets positive SRCC/KRCC), overall and per distortion
+  type, with percentile bootstrap intervals from resampling **reference images** (their
+  distorted versions are not independent). Per-type figures carry no interval.
+* **NIGHTS** (2AFC): ``d0 = D(ref, left)``, ``d1 = D(ref, right)`` after resizing every image to
+  ``nights_size``×``nights_size`` (default 224, bicubic, as DreamSim's default preprocessing);
+  the BAPPS 2AFC score with item-bootstrap intervals for val, test_imagenet, test_no_imagenet and
+  test (all test items: the count-weighted total DreamSim reports).
+* **BAPPS**: :func:`bapps_toolkit.evaluate.runner.run_evaluation`, unchanged; the cross table
+  takes its 2AFC mean(traditional, cnn) row and the mean of its JND mAP rows.
+
+Rows are tidy dicts (:data:`ROW_KEYS`); :func:`cross_table` pivots them into metrics × columns.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import correlation as corr
+from .._io import PathLike
+from ..data.images import read_rgb
+from ..data.iqa import CorrelationSet, TwoAFCFileSet, find_benchmarks, loader
+from ..data.iqa.nights import load as load_nights
+from ..errors import DataError
+from ..scores import HUMAN, MEAN_CATEGORY, bootstrap_distribution, paired_bootstrap, score_2afc
+from .runner import metric_label, resolve_metric, run_evaluation
+
+ROW_KEYS = ("metric", "label", "calibrated", "benchmark", "kind", "part", "figure", "n", "value",
+            "ci_low", "ci_high", "synthetic", "direction")
+NIGHTS_PARTS = ("val", "test_imagenet", "test_no_imagenet", "test")
+NIGHTS_SIZE = 224
+
+
+@dataclass
+class BenchmarkResult:
+    """Tidy :attr:`rows`, the per-set predictions for the figures, paired comparisons, notes."""
+
+    rows: list[dict[str, Any]]
+    scatter: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def synthetic(self) -> bool:
+        return any(r["synthetic"] for r in self.rows)
+
+
+def _decode(path: Path, size: int | None) -> np.ndarray:
+    img = read_rgb(path)
+    if size is not None and img.shape[:2] != (size, size):
+        from PIL import Image
+
+        img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+    return img
+
+
+def _run_pairs(metric: Any, a: list[Path], b: list[Path], *, device: Any, batch_size: int,
+               size: int | None = None, decode: Callable[[Path, int | None], np.ndarray] = _decode) -> np.ndarray:
+    """``D(a[i], b[i])`` for every pair, batched by image size; decoded images of ``a`` are cached."""
+    import torch
+
+    from ..data import to_model_input
+
+    cache: dict[Path, np.ndarray] = {}
+
+    def img_a(p: Path) -> np.ndarray:
+        if p not in cache:
+            cache[p] = decode(p, size)
+        return cache[p]
+
+    out = np.empty(len(a), dtype=np.float64)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(a):
+        by_shape.setdefault(img_a(p).shape, []).append(i)
+    first = True
+    for idx in by_shape.values():
+        for start in range(0, len(idx), batch_size):
+            part = idx[start:start + batch_size]
+            xa = np.stack([img_a(a[i]) for i in part])
+            imgs = [decode(b[i], size) for i in part]
+            for i, im in zip(part, imgs, strict=True):
+                if im.shape != xa.shape[1:]:
+                    raise DataError(f"{b[i]} is {im.shape[1]}x{im.shape[0]} but its reference {a[i]} is "
+                                    f"{xa.shape[2]}x{xa.shape[1]}")
+            x = to_model_input(np.concatenate([xa, np.stack(imgs)]), device=device)
+            with torch.no_grad():
+                d = metric.distance(x[:len(part)], x[len(part):], validate=first)
+            out[part] = d.detach().double().cpu().numpy().reshape(-1)
+            first = False
+    return out
+
+
+def _row(mid: str, metric: Any, bench: str, kind: str, part: str, figure: str, n: int, value: float,
+         lo: float, hi: float, synthetic: bool, direction: str) -> dict[str, Any]:
+    return dict(metric=mid, label=metric_label(mid, metric), calibrated=bool(metric.calibrated),
+                benchmark=bench, kind=kind, part=part, figure=figure, n=int(n), value=float(value),
+                ci_low=float(lo), ci_high=float(hi), synthetic=bool(synthetic), direction=direction)
+
+
+def score_correlation_set(cset: CorrelationSet, mid: str, metric: Any, distances: np.ndarray, *,
+                          n_boot: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows (overall with intervals, per type without) and the scatter data of one set."""
+    direction = ("distance vs MOS (higher = better): prediction = -distance" if cset.higher_is_better
+                 else "distance vs DMOS (higher = worse): prediction = distance")
+    s = corr.signed_prediction(distances, cset.higher_is_better)
+    boot = corr.bootstrap_correlation(s, cset.score, cset.ref_id, n_boot=n_boot, seed=seed)
+    rows = [_row(mid, metric, cset.name, "correlation", "all", f, len(cset), boot.point[f], boot.low[f],
+                 boot.high[f], cset.synthetic, direction) for f in corr.FIGURES]
+    for t, figs in corr.per_type_figures(s, cset.score, cset.dist_type).items():
+        rows += [_row(mid, metric, cset.name, "correlation", f"type:{t}", f, figs["n"], figs[f],
+                      np.nan, np.nan, cset.synthetic, direction) for f in corr.FIGURES]
+    fit = corr.fit_logistic(s, cset.score)
+    scatter = dict(s=s, y=cset.score, fit=fit, types=list(cset.dist_type), score_name=cset.score_name,
+                   label=metric_label(mid, metric), synthetic=cset.synthetic)
+    return rows, scatter
+
+
+def score_2afc_file_set(tset: TwoAFCFileSet, mid: str, metric: Any, d0: np.ndarray, d1: np.ndarray, *,
+                        part: str, n_boot: int, seed: int) -> dict[str, Any]:
+    boot = bootstrap_distribution(score_2afc, d0, d1, tset.judge, n_boot=n_boot, seed=seed)
+    fin = boot[np.isfinite(boot)]
+    lo, hi = np.quantile(fin, [0.025, 0.975])
+    return _row(mid, metric, tset.name, "2afc", part, "2afc", len(tset), score_2afc(d0, d1, tset.judge),
+                lo, hi, tset.synthetic, "2AFC agreement (higher = better)")
+
+
+@dataclass
+class _Options:
+    device: Any
+    batch_size: int
+    n_boot: int
+    seed: int
+    nights_size: int
+    live_scores: str
+
+
+def _nights(root: Path, metrics, opt: _Options, result: BenchmarkResult, keep: dict) -> None:
+    for part in NIGHTS_PARTS:
+        try:
+            tset = load_nights(root, part)
+        except DataError as exc:
+            if "no rows of split" in str(exc):
+                result.notes.append(f"nights: {exc}")
+                continue
+            raise
+        for mid, metric in metrics:
+            d0 = _run_pairs(metric, tset.ref, tset.p0, device=opt.device, batch_size=opt.batch_size,
+                            size=opt.nights_size)
+            d1 = _run_pairs(metric, tset.ref, tset.p1, device=opt.device, batch_size=opt.batch_size,
+                            size=opt.nights_size)
+            result.rows.append(score_2afc_file_set(tset, mid, metric, d0, d1, part=part,
+                                                   n_boot=opt.n_boot, seed=opt.seed))
+            keep[(mid, f"nights/{part}")] = (d0, d1, tset.judge)
+
+
+def _correlation(fmt: str, root: Path, metrics, opt: _Options, result: BenchmarkResult, keep: dict) -> None:
+    cset = loader(fmt)(root, scores=opt.live_scores) if fmt == "live" else loader(fmt)(root)
+    result.notes += [n for n in cset.notes if n not in result.notes]
+    for mid, metric in metrics:
+        d = _run_pairs(metric, cset.ref, cset.dist, device=opt.device, batch_size=opt.batch_size)
+        rows, scatter = score_correlation_set(cset, mid, metric, d, n_boot=opt.n_boot, seed=opt.seed)
+        result.rows += rows
+        result.scatter[(mid, cset.name)] = scatter
+        keep[(mid, cset.name)] = (scatter["s"], cset.score, cset.ref_id)
+
+
+def _bapps(root: Path, specs, opt: _Options, result: BenchmarkResult, keep: dict, weights: dict) -> None:
+    ev = run_evaluation(root, specs, device=opt.device, n_boot=opt.n_boot, seed=opt.seed, progress=False,
+                        **weights)
+    for r in ev.table.to_dict("records"):
+        mode, cat = r["mode"], r["category"]
+        part = f"{r['split']}/{cat}"
+        result.rows.append(dict(metric=r["metric"], label=r["label"], calibrated=r["calibrated"],
+                                benchmark="bapps", kind=mode, part=part,
+                                figure="2afc" if mode == "2afc" else "map", n=r["n"], value=r["score"],
+                                ci_low=r["ci_low"], ci_high=r["ci_high"], synthetic=r["synthetic"],
+                                direction="higher = better"))
+    for sd in ev.distances:
+        keep[(sd.metric, f"bapps/{sd.key}")] = sd
+
+
+def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str | None = None,
+                        device: Any = None, batch_size: int = 16, n_boot: int = 1000, seed: int = 0,
+                        nights_size: int = NIGHTS_SIZE, live_scores: str = "realigned",
+                        compare: Sequence[str] | None = None,
+                        backbone_weights: Mapping[str, Any] | None = None,
+                        lin_weights: Mapping[str, Any] | None = None) -> BenchmarkResult:
+    """Score ``metrics`` on every benchmark in ``source`` (a set, or a folder holding several).
+
+    ``compare=(A, B)``: paired bootstrap of A − B on each set (SRCC on correlation sets, 2AFC on
+    NIGHTS parts), resampling the same reference images / triplets for both.
+    """
+    import torch
+
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    opt = _Options(dev, int(batch_size), int(n_boot), int(seed), int(nights_size), live_scores)
+    weights = dict(backbone_weights=backbone_weights, lin_weights=lin_weights)
+    resolved = []
+    for spec in metrics:
+        mid, metric = resolve_metric(spec, **weights)
+        resolved.append((mid, metric.to(dev).eval()))
+    if compare is not None:
+        ids = [m for m, _ in resolved]
+        missing = [c for c in compare if c not in ids]
+        if len(compare) != 2 or missing:
+            raise ValueError(f"compare needs two of the evaluated metrics ({', '.join(ids)}); got {list(compare)}")
+    result = BenchmarkResult(rows=[])
+    keep: dict[tuple[str, str], Any] = {}
+    for fmt, root in find_benchmarks(source, format):
+        if fmt == "bapps":
+            _bapps(root, list(metrics), opt, result, keep, weights)
+        elif fmt == "nights":
+            _nights(root, resolved, opt, result, keep)
+        else:
+            _correlation(fmt, root, resolved, opt, result, keep)
+    if compare is not None:
+        result.comparisons = _compare(keep, compare[0], compare[1], opt)
+    return result
+
+
+def _compare(keep: dict, a: str, b: str, opt: _Options) -> list[dict[str, Any]]:
+    out = []
+    for (mid, key), va in keep.items():
+        if mid != a or (b, key) not in keep or key.startswith("bapps/"):
+            continue
+        vb = keep[(b, key)]
+        if key.startswith("nights/"):
+            diff, (lo, hi), p = paired_bootstrap(score_2afc, va, vb, n_boot=opt.n_boot, seed=opt.seed)
+            figure = "2afc"
+        else:
+            diff, (lo, hi), p = corr.paired_correlation_difference(va[0], vb[0], va[1], va[2], n_boot=opt.n_boot,
+                                                                   seed=opt.seed)
+            figure = "srcc"
+        out.append(dict(a=a, b=b, set=key, figure=figure, diff=diff, ci_low=lo, ci_high=hi, p_value=p))
+    return out
+
+
+def cross_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], tuple]]:
+    """``(metric labels, column names, cells)``: BAPPS 2AFC mean, BAPPS JND mAP (mean of its
+    categories), NIGHTS 2AFC (test total), then SRCC per correlation set; a cell is
+    ``(value, ci_low, ci_high)`` (``nan`` bounds where no interval is defined)."""
+    cells: dict[tuple[str, str], tuple] = {}
+    labels: list[str] = []
+    cols: list[str] = []
+    jnd: dict[str, list[float]] = {}
+
+    def put(label: str, col: str, cell: tuple) -> None:
+        if label not in labels:
+            labels.append(label)
+        if col not in cols:
+            cols.append(col)
+        cells[(label, col)] = cell
+
+    for r in rows:
+        lab = r["label"]
+        if r["metric"] == HUMAN:
+            continue
+        if r["benchmark"] == "bapps" and r["kind"] == "2afc" and r["part"].endswith(MEAN_CATEGORY):
+            put(lab, "BAPPS 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
+        elif r["benchmark"] == "bapps" and r["kind"] == "jnd":
+            jnd.setdefault(lab, []).append(r["value"])
+        elif r["benchmark"] == "nights" and r["part"] == "test":
+            put(lab, "NIGHTS 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
+        elif r["kind"] == "correlation" and r["part"] == "all" and r["figure"] == "srcc":
+            put(lab, f"{r['benchmark']} SRCC", (r["value"], r["ci_low"], r["ci_high"]))
+    for lab, vals in jnd.items():
+        put(lab, "BAPPS JND mAP", (float(np.mean(vals)), np.nan, np.nan))
+    order = ["BAPPS 2AFC", "BAPPS JND mAP", "NIGHTS 2AFC"]
+    cols = [c for c in order if c in cols] + sorted(c for c in cols if c not in order)
+    return labels, cols, cells

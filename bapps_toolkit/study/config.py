@@ -1,0 +1,103 @@
+"""Settings of a loss study; every size is a field (and a ``bapps loss-study`` flag).
+
+Imports nothing heavy (the command line reads its defaults from here); loss and metric names
+are checked by :func:`bapps_toolkit.study.runner.run_loss_study` before anything is trained.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+TASKS: tuple[str, ...] = ("denoise", "deblur", "sr2", "sr4", "jpeg", "autoencode")
+
+DEFAULT_LOSSES: tuple[str, ...] = ("l1", "l2", "ssim", "ms-ssim", "lpips-alex", "pdl-vgg", "0.16*l1+0.84*ms-ssim")
+DEFAULT_EVAL: tuple[str, ...] = ("psnr", "ssim", "ms-ssim", "lpips-alex", "lpips-vgg", "pdl-vgg")
+BACKBONES = ("random", "imagenet")
+DEEP_PREFIXES = ("lpips", "pdl")
+
+#: Fields that decide what a per-loss checkpoint contains (a resumed run must match them).
+TRAINING_FIELDS = ("task", "sigma", "blur_sigma", "jpeg_quality", "images", "test_fraction", "split_seed",
+                   "patch_size", "train_patches", "batch_size", "steps", "lr", "width", "blocks",
+                   "bottleneck", "seed", "backbone_weights")
+
+
+@dataclass
+class LossStudyConfig:
+    """What ``run_loss_study`` trains and evaluates (defaults: the documented default run)."""
+
+    out_dir: str = "loss-study"
+    task: str = "denoise"
+    losses: tuple[str, ...] = DEFAULT_LOSSES
+    eval_metrics: tuple[str, ...] = DEFAULT_EVAL
+    images: str | None = None  # folder of images; None = scikit-image's photos
+    test_fraction: float = 0.3
+    split_seed: int = 0
+    sigma: float = 0.1  # denoise: noise std on [0, 1]
+    blur_sigma: float = 1.5  # deblur: Gaussian std in pixels
+    jpeg_quality: int = 15
+    patch_size: int = 32
+    train_patches: int = 1024
+    batch_size: int = 8
+    steps: int = 100
+    lr: float = 2e-3
+    width: int = 64
+    blocks: int = 2
+    bottleneck: int = 8
+    eval_size: int = 64
+    eval_crops: int = 3  # crops per test image
+    grid_crops: int = 3
+    n_boot: int = 1000
+    seed: int = 0
+    checkpoint_every: int = 20
+    backbone_weights: str = "random"  # or "imagenet" (torch hub cache / download)
+    device: str = "auto"
+
+    def validate(self) -> LossStudyConfig:
+        """Check every field; raise ``ValueError`` naming the field. Returns ``self``."""
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        self.losses = tuple(str(s).strip() for s in self.losses)
+        self.eval_metrics = tuple(str(s).strip().lower() for s in self.eval_metrics)
+        if not self.losses or len(set(self.losses)) != len(self.losses):
+            raise ValueError(f"losses must be a non-empty list without repeats, got {list(self.losses)}")
+        if not self.eval_metrics or len(set(self.eval_metrics)) != len(self.eval_metrics):
+            raise ValueError(f"eval_metrics must be a non-empty list without repeats, got {list(self.eval_metrics)}")
+        for name in ("train_patches", "batch_size", "steps", "width", "blocks", "eval_crops", "grid_crops",
+                     "n_boot", "checkpoint_every", "patch_size", "eval_size"):
+            if int(getattr(self, name)) < (0 if name in ("blocks", "grid_crops") else 1):
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
+        for name in ("sigma", "blur_sigma", "lr"):
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be > 0, got {v}")
+        if not 1 <= int(self.jpeg_quality) <= 95:
+            raise ValueError(f"jpeg_quality must lie in 1..95, got {self.jpeg_quality}")
+        for name in ("patch_size", "eval_size"):
+            if int(getattr(self, name)) % 4:
+                raise ValueError(f"{name} must be a multiple of 4 (the network halves it twice), "
+                                 f"got {getattr(self, name)}")
+        if self.backbone_weights not in BACKBONES:
+            raise ValueError(f"backbone_weights must be one of {', '.join(BACKBONES)}, got {self.backbone_weights!r}")
+        return self
+
+    def training_fingerprint(self) -> dict:
+        d = asdict(self)
+        return {k: d[k] for k in TRAINING_FIELDS}
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["losses"], d["eval_metrics"] = list(self.losses), list(self.eval_metrics)
+        return {f.name: d[f.name] for f in fields(self)}
+
+    @property
+    def out(self) -> Path:
+        return Path(self.out_dir)
+
+    def deep_options(self, name: str) -> dict:
+        """Options for a deep metric named ``name`` (``backbone_weights``), {} for others."""
+        if not name.startswith(DEEP_PREFIXES):
+            return {}
+        return {"backbone_weights": "random" if self.backbone_weights == "random" else None}
