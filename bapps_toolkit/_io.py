@@ -142,30 +142,48 @@ class FileLock:
 
     def acquire(self) -> FileLock:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                holder = os.pread(fd, 64, 0).decode().strip()
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = ""
+                with contextlib.suppress(OSError, ValueError):
+                    holder = os.pread(fd, 64, 0).decode().strip()
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    who = f" (pid {holder})" if holder else ""
+                    raise LockedError(
+                        f"another bapps process{who} is already writing {self.what} {self.target} "
+                        f"(lock file {self.lock_path}); wait for it to finish or pick another output"
+                    ) from None
+                raise
+            if self._still_linked(fd):
+                break
+            # The holder we waited behind unlinked the file on release: lock the new one.
             os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                who = f" (pid {holder})" if holder else ""
-                raise LockedError(
-                    f"another bapps process{who} is already writing {self.what} {self.target} "
-                    f"(lock file {self.lock_path}); wait for it to finish or pick another output"
-                ) from None
-            raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
         return self
 
+    def _still_linked(self, fd: int) -> bool:
+        """Whether the locked file is still the one at :attr:`lock_path` (same inode)."""
+        try:
+            st = os.stat(self.lock_path)
+        except FileNotFoundError:
+            return False
+        own = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
     def release(self) -> None:
-        # The lock file itself stays (unlinking it would race with a process that has just
-        # opened it); an unlocked lock file is harmless.
+        # The file is unlinked while still locked, so no lock file stays behind. A process that
+        # opened the old file meanwhile gets its lock after we release, sees that the path no
+        # longer names that inode (acquire's re-check) and retries on a fresh file.
         if self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if self._still_linked(self._fd):
+                    os.unlink(self.lock_path)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -20,7 +20,8 @@ def _l2_numpy(a, b):
 
 @pytest.fixture(scope="module")
 def l2_result(mini_h5):
-    return run_evaluation(mini_h5, ["l2"], n_boot=300, progress=False)
+    # every set, train included: since issue 10 train sets are scored only when named
+    return run_evaluation(mini_h5, ["l2"], datasets=["train", "val"], n_boot=300, progress=False)
 
 
 def test_every_category_and_columns(l2_result, mini_h5):
@@ -98,7 +99,8 @@ def test_metric_objects_pair_distances_and_batches(mini_h5):
 
 def test_select_sets():
     present = ["2afc/train/mix", "2afc/val/cnn", "2afc/val/traditional", "jnd/val/cnn"]
-    assert select_sets(present, None) == present
+    # issue 10: the default is the val sets (2AFC and JND), train only by explicit choice
+    assert select_sets(present, None) == [k for k in present if "/val/" in k]
     assert select_sets(present, ["val/cnn"]) == ["2afc/val/cnn", "jnd/val/cnn"]
     assert select_sets(present, ["jnd"]) == ["jnd/val/cnn"]
     assert select_sets(present, ["2afc/val", "train"]) == ["2afc/train/mix", "2afc/val/cnn", "2afc/val/traditional"]

@@ -138,4 +138,4 @@ def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(mini_mod, "_build_set", boom)
     with pytest.raises(RuntimeError, match="simulated"):
         make_mini(tmp_path / "m", seed=0, workers=1, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # issue 10: no lock file left behind

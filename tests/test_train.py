@@ -486,7 +486,7 @@ def test_cli_train_and_errors(subset, tmp_path, capsys):
 
     out = tmp_path / "cli"
     rc = main(["train", str(subset), "--net", "alex", "--variant", "lin", "--out", str(out),
-               "--backbone-weights", "random", "--epochs", "1", "--decay-epochs", "0", "--batch-size", "30",
+               "--backbone-weights", "alex=random", "--epochs", "1", "--decay-epochs", "0", "--batch-size", "30",
                "--datasets", "train/cnn", "--seed", "2", "--no-progress", "--val"])
     captured = capsys.readouterr()
     assert rc == 0
@@ -494,7 +494,7 @@ def test_cli_train_and_errors(subset, tmp_path, capsys):
     assert (out / "latest.safetensors").is_file()
     card = json.loads((out / "card.json").read_text())
     assert card["config"]["batch_size"] == 30 and card["data"]["datasets"] == {"2afc/train/cnn": N_TRAIN}
-    assert main(["train", str(subset), "--out", str(out), "--backbone-weights", "random", "--no-progress",
+    assert main(["train", str(subset), "--out", str(out), "--backbone-weights", "alex=random", "--no-progress",
                  "--datasets", "train/cnn", "--epochs", "1", "--decay-epochs", "0"]) == 2
     assert "finished run" in capsys.readouterr().err
     assert main(["train", str(subset), "--out", str(tmp_path / "x"), "--net", "resnet"]) == 2

@@ -67,7 +67,7 @@ def _lin_vector(path) -> torch.Tensor:
 def test_ddp_two_cpu_processes_equal_one_process(mini_root, tmp_path, dropout):
     """torchrun --nproc_per_node=2 (gloo, 127.0.0.1) == one process with the same global batch."""
     data = _subset(mini_root, tmp_path / "bapps")
-    common = ["--backbone-weights", "random", "--epochs", "2", "--decay-epochs", "1", "--batch-size", "16",
+    common = ["--backbone-weights", "alex=random", "--epochs", "2", "--decay-epochs", "1", "--batch-size", "16",
               "--seed", "9", "--dropout", str(dropout), "--no-progress", "--datasets", "train"]
     one = train(TrainConfig(data=str(data), out=str(tmp_path / "one"), backbone_weights="random", epochs=2,
                             decay_epochs=1, batch_size=16, seed=9, dropout=dropout, progress=False,

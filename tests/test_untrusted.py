@@ -204,7 +204,7 @@ def run_dir(tiny_tree, tmp_path):
     rolled back to epoch 1 so that ``--resume`` reads epoch 1's files."""
     root = tiny_tree(("2afc/train/traditional",), n=10)
     out = tmp_path / "run"
-    args = ["train", str(root), "--out", str(out), "--backbone-weights", "random", "--epochs", "2",
+    args = ["train", str(root), "--out", str(out), "--backbone-weights", "alex=random", "--epochs", "2",
             "--decay-epochs", "0", "--batch-size", "5", "--device", "cpu", "--no-progress"]
     assert main(args) == 0
     card = json.loads((out / "card.json").read_text())

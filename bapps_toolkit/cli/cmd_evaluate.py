@@ -33,8 +33,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="tidy results table (metric, mode, split, category, n, score, ci_low, ci_high, ...)")
     p.add_argument("--datasets", nargs="+", default=None, metavar="SET",
                    help="sets to score: keys or short forms (2afc/val/cnn, val/cnn, val, jnd); default all")
-    p.add_argument("--backbone-weights", action="append", default=[], metavar="NET=PATH|NET=random",
-                   help="backbone weights of a network (alex, vgg, squeeze); 'random' = UNCALIBRATED (repeatable)")
+    p.add_argument("--backbone-weights", action="extend", nargs="+", default=[], metavar="NET=PATH|NET=random",
+                   help="backbone weights of a network (alex, vgg, squeeze);"
+                        " NET=random = UNCALIBRATED; several in one flag")
     p.add_argument("--lin-weights", action="append", default=[], metavar="NET=PATH",
                    help="LPIPS linear-layer weights of a network (repeatable)")
     p.add_argument("--batch-size", type=int, default=None,

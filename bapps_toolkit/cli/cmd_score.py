@@ -38,10 +38,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dir1", help="folder of second images")
     p.add_argument("--dir", help="folder for --all-pairs")
     p.add_argument("--all-pairs", action="store_true", help="score every unordered pair of --dir")
-    p.add_argument("--metric", default="lpips-alex", help="metric name (default lpips-alex; see `bapps metrics`)")
+    p.add_argument("--metric", "--metrics", dest="metric", default="lpips-alex",
+                   help="metric name (default lpips-alex; see 'bapps metrics'); --metrics is the same flag")
     p.add_argument("--checkpoint", help="use a metric trained by `bapps train` (checkpoint file) instead of --metric")
-    p.add_argument("--backbone-weights", action="append", default=[], metavar="NET=PATH|NET=random",
-                   help="backbone weights for a network (alex, vgg, squeeze); 'random' = UNCALIBRATED")
+    p.add_argument("--backbone-weights", action="extend", nargs="+", default=[], metavar="NET=PATH|NET=random",
+                   help="backbone weights for a network (alex, vgg, squeeze);"
+                        " NET=random = UNCALIBRATED; several in one flag")
     p.add_argument("--lin-weights", action="append", default=[], metavar="NET=PATH",
                    help="LPIPS linear-layer weights for a network")
     p.add_argument("--out", help="CSV file for the folder forms (default: print to stdout)")

@@ -28,9 +28,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder of the run")
     p.add_argument("--datasets", nargs="+", default=None,
                    help="2AFC sets to train on (default: every 2afc/train/* present), e.g. train/mix")
-    p.add_argument("--backbone-weights", default=None,
-                   help="torchvision-layout weights file, or 'random' (UNCALIBRATED); default: ImageNet weights "
-                        "from the torch hub cache")
+    p.add_argument("--backbone-weights", nargs="+", default=None, metavar="NET=PATH|NET=random",
+                   help="backbone weights of --net: a torchvision-layout weights file (NET=PATH) or a seeded "
+                        "random backbone (NET=random, UNCALIBRATED); default: ImageNet weights from the torch "
+                        "hub cache")
     p.add_argument("--lpips-version", default="0.1", choices=["0.1", "0.0"], help="LPIPS version (default 0.1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=5, help="epochs at the base rate, official nepoch (default 5)")

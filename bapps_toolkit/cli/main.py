@@ -28,12 +28,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bapps",
         description="Train and evaluate perceptual image-similarity metrics against BAPPS human judgments.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"bapps-toolkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _no_abbrev(sub)
     for name in COMMANDS:
         importlib.import_module(f".{name}", __package__).register(sub)
     return parser
+
+
+def _no_abbrev(sub: argparse._SubParsersAction) -> None:
+    """Make every sub-command parser refuse abbreviated flags (``--metric`` is not ``--metrics``)."""
+    add = sub.add_parser
+
+    def add_parser(name: str, **kw):
+        kw.setdefault("allow_abbrev", False)
+        return add(name, **kw)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
 
 def _flag_message(parser: argparse.ArgumentParser, command: str, message: str) -> str:
@@ -53,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return 0
     try:
         rc = args.func(args)
     except KeyboardInterrupt:

@@ -202,7 +202,7 @@ def write_distances(distances: Sequence[SetDistances], path: PathLike) -> Path:
     if out.suffix.lower() == ".csv":
         frame = distances_frame(distances)
         with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
-            frame.to_csv(fh, index=False)
+            frame.to_csv(fh, index=False, float_format="%.8g")  # as the score CSVs
         return out
     arrays: dict[str, Any] = {}
     for sd in distances:

@@ -20,8 +20,8 @@ from typing import Any
 from ..metrics import Metric, create_metric, list_metrics
 from ..metrics.nets import NETS
 from ..metrics.trained import load_metric_from_checkpoint
+from ..metrics.weight_specs import parse_weight_specs
 
-#: Networks whose backbone and LPIPS linear weights can be chosen.
 #: File suffixes read as training checkpoints.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
 
@@ -33,31 +33,6 @@ def _nets() -> str:
     return ", ".join(NETS)
 
 
-def parse_weight_specs(items: Sequence[str], option: str, *, allow_random: bool) -> dict[str, str]:
-    """``["alex=PATH", "vgg=random"]`` -> ``{"alex": "PATH", "vgg": "random"}``.
-
-    Errors start with ``option`` (the name of what is given): missing ``=``, unknown network,
-    the same network twice, a file that does not exist, ``random`` where it is not allowed.
-    """
-    out: dict[str, str] = {}
-    for item in items or []:
-        net, sep, value = str(item).partition("=")
-        net = net.strip().lower()
-        if not sep or not net or not value:
-            raise ValueError(f"{option} {item!r}: expected NET=PATH (NET one of {_nets()})")
-        if net not in NETS:
-            raise ValueError(f"{option} {item!r}: unknown network {net!r}; use one of {_nets()}")
-        if net in out:
-            raise ValueError(f"{option}: network {net!r} given twice")
-        if value == "random":
-            if not allow_random:
-                raise ValueError(f"{option} {item!r}: 'random' is only allowed for backbone weights")
-        elif not Path(value).is_file():
-            raise FileNotFoundError(f"{option} {item!r}: weight file {value} does not exist")
-        out[net] = value
-    return out
-
-
 def weight_map(given: WeightSpecs, option: str, *, allow_random: bool) -> dict[str, Any]:
     """A checked ``{net: weights}`` from a mapping or from ``"NET=PATH"`` strings (see module)."""
     if given is None:
@@ -65,7 +40,7 @@ def weight_map(given: WeightSpecs, option: str, *, allow_random: bool) -> dict[s
     if isinstance(given, Mapping):
         for net in given:
             if net not in NETS:
-                raise ValueError(f"{option} {net}=…: unknown network {net!r}; use one of {_nets()}")
+                raise ValueError(f"{option} {net}=…: unknown network {net}; use one of {_nets()}")
         return dict(given)
     if isinstance(given, str):
         given = [given]

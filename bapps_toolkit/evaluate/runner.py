@@ -223,7 +223,8 @@ def run_evaluation(
 
 
 def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> list[str]:
-    """Keys of ``present`` chosen by ``datasets`` (None = all).
+    """Keys of ``present`` chosen by ``datasets`` (None = every val set: the 2AFC and JND val
+    sets, as in the paper's Table 5; train sets only when named).
 
     A spec matches a key ``mode/split/category`` when its parts equal the key's leading parts
     (``2afc``, ``jnd/val``, ``2afc/val/cnn``) or the parts after the mode (``val``, ``val/cnn``
@@ -231,7 +232,11 @@ def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, sourc
     error naming the sets present.
     """
     if not datasets:
-        return list(present)
+        val = [k for k in present if k.split("/")[1:2] == ["val"]]
+        if not val:
+            raise DataError(f"no val sets in {source} (present: {', '.join(present)}); train sets are "
+                            f"scored only when named, e.g. datasets=['train']")
+        return val
     chosen: list[str] = []
     for spec in datasets:
         parts = [p for p in str(spec).strip().lower().split("/") if p]
@@ -257,7 +262,8 @@ def evaluate(
     checkpoints written by ``bapps train`` (see :mod:`.resolve`). ``backbone_weights`` /
     ``lin_weights``: ``{net: path}`` or ``["net=path", ...]`` for the registry metrics of that
     network (``"random"`` allowed for a backbone: UNCALIBRATED). ``datasets``: keys or short forms
-    (``"val/cnn"``, ``"val"``, ``"jnd/val/cnn"``); None = every set present. ``device``: None = CUDA
+    (``"val/cnn"``, ``"val"``, ``"jnd/val/cnn"``); None = every val set present (2AFC and JND;
+    train sets only by name). ``device``: None = CUDA
     when available, else CPU. ``save_distances``: ``.npz`` or ``.csv`` file for the per-item
     distances (written atomically). ``stream=True``: read each set in pieces of ``chunk_size``
     items (``iter_2afc_chunks``/``iter_jnd_chunks``) for every metric instead of loading it whole,

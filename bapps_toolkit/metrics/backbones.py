@@ -35,6 +35,7 @@ from torch import nn
 from ..errors import WeightsError
 from . import hub
 from .nets import check_net
+from .provenance import file_calibration
 
 #: torchvision architecture names, used in messages.
 TORCHVISION_NAMES: dict[str, str] = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
@@ -290,7 +291,9 @@ def resolve_backbone(
       downloaded with its hash check when missing (:func:`bapps_toolkit.metrics.hub.backbone_weights_file`);
       raises :class:`WeightsError` saying how to get it when that is impossible.
     * a path — a torchvision-layout state dict (``.pth`` read with ``weights_only=True``, or
-      ``.safetensors``).
+      ``.safetensors``). A safetensors file whose provenance metadata
+      (:mod:`~bapps_toolkit.metrics.provenance`) says it is random or trained on synthetic
+      data gives ``calibrated`` False and a note naming the file.
     * a mapping — a state dict already in memory.
     * ``"random"`` — :func:`random_init_` with ``random_seed``; the result is *not* the published
       metric, so ``calibrated`` is False, ``note`` is ``"random backbone"`` and a warning is issued.
@@ -326,4 +329,7 @@ def resolve_backbone(
         )
     state = hub.load_state_dict_file(path)
     load_backbone_state_dict(backbone, state, source=str(path))
+    calibrated, why = file_calibration(path)
+    if not calibrated:
+        return backbone, False, f"backbone from {path.name}: {why}"
     return backbone, True, ""

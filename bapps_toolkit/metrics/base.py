@@ -14,6 +14,10 @@ Contract (tested for every registered name):
 """
 from __future__ import annotations
 
+import difflib
+import inspect
+import re
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -70,6 +74,22 @@ class Metric(nn.Module):
             x0, x1, metric=self.name, input_range=self.input_range,
             channels=self.channels_in, min_size=self.min_size,
         )
+        if self.input_range == (-1.0, 1.0) and not getattr(self, "_unit_range_warned", False):
+            self._warn_if_unit_range(x0, x1)
+
+    def _warn_if_unit_range(self, x0: torch.Tensor, x1: torch.Tensor) -> None:
+        """Warn once per metric when a whole batch lies in [0, 1] although [-1, 1] is expected."""
+        with torch.no_grad():
+            lo = min(float(x0.min()), float(x1.min()))
+            hi = max(float(x0.max()), float(x1.max()))
+        if lo >= 0.0 and hi <= 1.0 and hi > lo:
+            self._unit_range_warned = True
+            warnings.warn(
+                f"{self.name}: every input value lies in [0, 1] but the metric expects [-1, 1] "
+                "(input_range=(-1, 1)); if your images are in [0, 1], pass input_range=(0, 1), "
+                "otherwise the distances are wrong",
+                UserWarning, stacklevel=4,
+            )
 
     # -- public API ---------------------------------------------------------------------------
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
@@ -134,6 +154,28 @@ def create_metric(name: str, **options) -> Metric:
     """
     key = str(name).lower()
     if key not in _REGISTRY:
-        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(list_metrics())}")
-    metric = _REGISTRY[key][0](**options)
+        close = difflib.get_close_matches(key, list(_REGISTRY), n=3)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ValueError(f"unknown metric {name!r}; {hint}known metrics: {', '.join(list_metrics())}")
+    factory = _REGISTRY[key][0]
+    try:
+        metric = factory(**options)
+    except TypeError as exc:
+        m = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(exc))
+        if m is None or m.group(2) not in options:
+            raise
+        raise ValueError(_unknown_option(key, factory, m.group(1), m.group(2))) from None
     return metric.eval()
+
+
+def _unknown_option(key: str, factory: Callable[..., Metric], cls_name: str, opt: str) -> str:
+    """The message for an unknown keyword option ``opt``, with a "did you mean"."""
+    cls = getattr(factory, "__globals__", {}).get(cls_name)
+    known: list[str] = []
+    if isinstance(cls, type):
+        params = inspect.signature(cls).parameters
+        known = [n for n, p in params.items() if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    close = difflib.get_close_matches(opt, known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    listing = f" Its options: {', '.join(known)}." if known else ""
+    return f"metric {key} has no option {opt}{hint}{listing}"

@@ -27,6 +27,7 @@ from ..errors import CheckpointError
 from .backbones import LPIPS_CHANNELS
 from .lpips import LPIPS
 from .nets import NETS
+from .provenance import calibration_from_metadata, merge_notes
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -211,6 +212,11 @@ def _recorded_backbone(p: Path, meta: Mapping[str, str], net: str, ver: str) -> 
     return build_lpips(net, ver, str(bpath), 0, quiet_random=True)
 
 
+def _label(model: LPIPS, calibration: tuple[bool, str]) -> LPIPS:
+    model.calibrated, model.calibration_note = calibration[0], ("" if calibration[0] else calibration[1])
+    return model
+
+
 def _model_for_checkpoint(p: Path, meta: Mapping[str, str], bb: Mapping[str, torch.Tensor], net: str, ver: str,
                           backbone_weights: Any) -> LPIPS:
     if backbone_weights is not _UNSET:
@@ -220,17 +226,17 @@ def _model_for_checkpoint(p: Path, meta: Mapping[str, str], bb: Mapping[str, tor
             raise CheckpointError(f"{p}: metadata says the backbone is stored but it is missing")
         model = build_lpips(net, ver, "random", 0, quiet_random=True)
         _load_backbone(model, bb, p)
-        return model
+        return _label(model, (True, ""))  # the checkpoint's own metadata decides
     if meta.get("backbone_file"):
         bfile = p.parent / meta["backbone_file"]
         if not bfile.is_file():
             raise CheckpointError(
                 f"{p}: its frozen random backbone {bfile} is missing (keep it beside the checkpoint)"
             )
-        bt, _ = read_safetensors(bfile)
+        bt, bmeta = read_safetensors(bfile)
         model = build_lpips(net, ver, "random", 0, quiet_random=True)
         _load_backbone(model, bt, bfile)
-        return model
+        return _label(model, calibration_from_metadata(bmeta))
     return _recorded_backbone(p, meta, net, ver)
 
 
@@ -270,8 +276,10 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
     lin_w, _g, bb = split_model_tensors(tensors)
     model = _model_for_checkpoint(p, meta, bb, net, ver, backbone_weights)
     _set_lins(model, lin_w, p, net)
-    model.calibrated = meta.get("calibrated") == "1"
-    model.calibration_note = "" if model.calibrated else (meta.get("calibration_note") or "uncalibrated training run")
+    ok, why = calibration_from_metadata(meta)
+    if not ok or not model.calibrated:
+        model.calibration_note = merge_notes(why, model.calibration_note if not model.calibrated else "")
+        model.calibrated = False
     return model.to(dev).eval()
 
 

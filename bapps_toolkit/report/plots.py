@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_path
+from ..data.layout import ALL_KEYS
 from ..errors import BappsError
 from ..scores import HUMAN, MEAN_CATEGORY, jnd_map, jnd_pr_curve
 from .tables import column_title, report_columns, report_rows
@@ -117,7 +118,8 @@ def save_evaluation_plot(result, path, *, title: str | None = None) -> Path:
     out = Path(path)
     if out.suffix.lower() != ".png":
         raise ValueError(f"figure file {out}: the figure is written as PNG; use a .png file name")
-    jnd_keys = sorted({sd.key for sd in result.distances if sd.key.startswith("jnd/")})
+    present = {sd.key for sd in result.distances if sd.key.startswith("jnd/")}
+    jnd_keys = [k for k in ALL_KEYS if k in present] + sorted(present - set(ALL_KEYS))  # table order
     ncols = max(1, len(jnd_keys))
     fig = plt.figure(figsize=(max(10, 4 * ncols), 8 if jnd_keys else 4.5))
     grid = fig.add_gridspec(2 if jnd_keys else 1, ncols)

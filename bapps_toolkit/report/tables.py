@@ -179,7 +179,7 @@ def to_json(table) -> str:
 def write_csv(table, path) -> None:
     """The tidy table as CSV, atomically."""
     with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
-        table.to_csv(fh, index=False)
+        table.to_csv(fh, index=False, float_format="%.6g")  # 6 significant digits
 
 
 def write_reports(table, *, csv: Any = None, markdown: Any = None, latex: Any = None,

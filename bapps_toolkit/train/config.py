@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import BappsError
 from ..metrics.nets import NETS
+from ..metrics.weight_specs import parse_weight_specs
 
 VARIANTS = ("lin", "tune", "scratch")
 VERSIONS = ("0.0", "0.1")
@@ -170,6 +171,24 @@ def _check_numbers(c: TrainConfig) -> None:
             raise ConfigError(f"{name}: must be in [0, 1), got {getattr(c, name)}")
 
 
+def _one_backbone(given: Any, net: str) -> Any:
+    """``backbone_weights`` as a path, ``"random"`` or ``None``: ``NET=PATH``/``NET=random``
+    specs (a string or a list) are parsed and must name ``net`` only."""
+    specs = [given] if isinstance(given, str) else given
+    if not isinstance(specs, (list, tuple)) or not specs or given == "random":
+        return given
+    if isinstance(given, str) and ("=" not in given or Path(given).is_file()):
+        return given  # a plain path
+    try:
+        parsed = parse_weight_specs([str(s) for s in specs], "backbone_weights", allow_random=True)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
+    others = sorted(set(parsed) - {net})
+    if others:
+        raise ConfigError(f"backbone_weights: weights for {', '.join(others)} given, but the run trains net {net}")
+    return parsed.get(net)
+
+
 def _check_path(c: TrainConfig, orig: TrainConfig) -> None:
     """The fast path, the backbone weights and resume/overwrite, against the variant."""
     if c.fast and c.variant != "lin":
@@ -180,6 +199,7 @@ def _check_path(c: TrainConfig, orig: TrainConfig) -> None:
     if c.fast is None:
         c.fast = c.variant == "lin"
     c.fast = bool(c.fast)
+    c.backbone_weights = _one_backbone(c.backbone_weights, c.net)
     if c.variant == "scratch":
         if c.backbone_weights not in (None, "random"):
             raise ConfigError(

@@ -13,6 +13,7 @@ from .._io import sha256_file
 from ..data import find_sets, iter_2afc_chunks, load_2afc, to_model_input
 from ..data.layout import expand_datasets
 from ..errors import BappsError, DataError
+from ..metrics.provenance import file_calibration
 from .config import TrainConfig
 from .model import STREAM_BACKBONE, derive_seed
 
@@ -67,8 +68,10 @@ def backbone_source(cfg: TrainConfig) -> dict[str, Any]:
     p = Path(cfg.backbone_weights)
     if not p.is_file():
         raise BappsError(f"backbone_weights: {p} does not exist or is not a file")
+    file_ok, file_note = file_calibration(p)
     return {"source": str(p), "sha256": sha256_file(p), "started_from_scratch": False,
-            "trained": cfg.variant != "lin"}
+            "trained": cfg.variant != "lin", "file_calibrated": file_ok,
+            "file_note": f"backbone from {p.name}: {file_note}" if not file_ok else ""}
 
 
 def calibration(synthetic: bool, bsrc: dict[str, Any]) -> tuple[bool, str]:
@@ -78,6 +81,8 @@ def calibration(synthetic: bool, bsrc: dict[str, Any]) -> tuple[bool, str]:
         notes.append("trained on SYNTHETIC data, not human judgments")
     if bsrc["source"] == "random" and not bsrc["started_from_scratch"]:
         notes.append("random backbone")
+    if bsrc.get("file_calibrated") is False:
+        notes.append(str(bsrc.get("file_note") or "uncalibrated backbone file"))
     return (not notes), "; ".join(notes)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from .._io import remove_stale_temps, write_text_atomic
 from .._version import __version__
 from ..errors import BappsError, CheckpointError
+from ..metrics.provenance import PROVENANCE_KEY, provenance_json
 from . import checkpoint as ck
 from .config import TrainConfig, config_from_dict
 
@@ -123,6 +124,10 @@ def model_meta(cfg: TrainConfig, lpips, bsrc: dict[str, Any], calibrated: bool, 
         "started_from_scratch": "1" if bsrc.get("started_from_scratch") else "0",
         "calibrated": "1" if calibrated else "0",
         "calibration_note": note,
+        PROVENANCE_KEY: provenance_json(
+            "trained", calibrated=calibrated, note=note, variant=cfg.variant,
+            data=str(Path(cfg.data).resolve()), synthetic="trained on SYNTHETIC" in note,
+            backbone=str(bsrc["source"]), backbone_sha256=bsrc.get("sha256")),
     }
 
 
@@ -148,7 +153,10 @@ def open_out(out: Path, cfg: TrainConfig, lpips: Any, bsrc: dict[str, Any], trai
     if bsrc["source"] == "random" and not train_backbone and not (out / ck.BACKBONE_FILE).is_file():
         ck.write_safetensors(out / ck.BACKBONE_FILE, dict(lpips.backbone.state_dict().items()),
                              {"format": "bapps-toolkit/backbone", "net": cfg.net,
-                              "source": "random", "seed": str(bsrc.get("seed"))})
+                              "source": "random", "seed": str(bsrc.get("seed")),
+                              PROVENANCE_KEY: provenance_json(
+                                  "random", calibrated=False, seed=bsrc.get("seed"),
+                                  note=f"random backbone (seed {bsrc.get('seed')})")})
 
 
 def new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, val_keys) -> dict[str, Any]:

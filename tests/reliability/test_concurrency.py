@@ -92,7 +92,7 @@ sys.exit(main(sys.argv[2:]))
 
 
 def _train_args(h5: Path, out: Path) -> list:
-    return ["train", str(h5), "--out", str(out), "--backbone-weights", "random", "--epochs", "1",
+    return ["train", str(h5), "--out", str(out), "--backbone-weights", "alex=random", "--epochs", "1",
             "--decay-epochs", "0", "--batch-size", "20", "--datasets", "train/traditional",
             "--device", "cpu", "--no-progress"]
 

@@ -38,7 +38,7 @@ SLEEP = "0.03"
 
 def train_args(h5: Path, out: Path, *extra: str) -> list:
     return ["train", str(h5), "--out", str(out), "--net", "alex", "--variant", "lin",
-            "--backbone-weights", "random", "--epochs", "2", "--decay-epochs", "1",
+            "--backbone-weights", "alex=random", "--epochs", "2", "--decay-epochs", "1",
             "--batch-size", "10", "--datasets", "train/traditional", "train/cnn", "--seed", "11",
             "--device", "cpu", "--deterministic", "--no-progress", *extra]
 
