@@ -58,7 +58,7 @@ def test_judge_export_pack_evaluate_train(tmp_path, live, capsys):
     summary = export(db, tmp_path / "judged")
     assert summary["2afc_items_judged"] == 40
     assert main(["pack", str(tmp_path / "judged"), str(tmp_path / "judged.h5"), "--no-progress"]) == 0
-    table = evaluate(tmp_path / "judged.h5", ["l2", "ssim"], n_boot=100, progress=False)
+    table = evaluate(tmp_path / "judged.h5", ["l2", "ssim"], datasets=["train"], n_boot=100, progress=False)
     with capsys.disabled():
         print("\n" + table.to_string())
     l2 = table[(table["metric"] == "l2")]
@@ -68,7 +68,8 @@ def test_judge_export_pack_evaluate_train(tmp_path, live, capsys):
     res = train(TrainConfig(data=str(tmp_path / "judged.h5"), out=str(tmp_path / "run"), net="alex", variant="lin",
                             backbone_weights="random", epochs=1, decay_epochs=1, batch_size=20, progress=False,
                             datasets=["2afc/train/traditional"], seed=0))
-    trained = evaluate(tmp_path / "judged.h5", [str(res.checkpoint_path)], n_boot=100, progress=False)
+    trained = evaluate(tmp_path / "judged.h5", [str(res.checkpoint_path)], datasets=["train"], n_boot=100,
+                       progress=False)
     assert 0.0 <= float(trained["score"].iloc[0]) <= 1.0
     with capsys.disabled():
         print("trained lin on the judged set (RANDOM backbone, UNCALIBRATED, scored on its own training data):\n"

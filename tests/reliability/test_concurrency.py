@@ -24,13 +24,16 @@ from .harness import ThrottledServer
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
 _SLOW_PACK = """
-import sys, time, importlib
+import os, sys, time, importlib
 pm = importlib.import_module("bapps_toolkit.data.pack")
 dm = importlib.import_module("bapps_toolkit.data.decode")
 real = dm._decode_task
-def slow(*a, **k):
+def slow(*a, **k):  # say "busy", then hold until the test drops the "go" file (lock held meanwhile)
     open(sys.argv[3], "w").close()
-    time.sleep(0.1)
+    go = sys.argv[3] + ".go"
+    deadline = time.monotonic() + 240
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.02)
     return real(*a, **k)
 dm._decode_task = slow
 dm.TASK_ITEMS = 8
@@ -66,6 +69,7 @@ def test_second_pack_to_the_same_output_stops(rel_root, tmp_path):
         assert f"(pid {first.pid})" in second.stderr and str(out) in second.stderr
         forced = _bapps("pack", str(rel_root), str(out), "--force", "--no-progress")
         assert forced.returncode == 2 and "already writing" in forced.stderr  # --force does not break a lock
+        (tmp_path / "busy.go").touch()
         assert first.wait(timeout=300) == 0, first.stdout.read()
     finally:
         if first.poll() is None:
@@ -124,7 +128,7 @@ def test_second_train_into_the_same_out_stops(rel_h5, tmp_path):
 def test_second_download_into_the_same_root_stops(tmp_path):
     if shutil.disk_usage(tmp_path).free < 3 * 10**9:  # the up-front check wants room for val (1.3 GB)
         pytest.skip("less than 3 GB free: bapps download --val-only would stop at its disk check")
-    blob = os.urandom(300_000)
+    blob = os.urandom(4_000_000)  # ~50 s at this pace: the first is still downloading when the second starts
     with ThrottledServer({"/d/jnd.tar.gz": blob}, block=4096, pause=0.05) as srv:
         root = tmp_path / "root"
         first = subprocess.Popen([sys.executable, "-m", "bapps_toolkit", "download", "--root", str(root),
