@@ -341,3 +341,35 @@ def test_bad_values():
         create_metric("fsimc")(x[:, :1], x[:, :1])
     with pytest.raises(ValueError, match="outside the declared"):
         create_metric("fsim")(x - 2, x)  # default input_range (-1, 1)
+
+
+# -- the fast building blocks equal their plain definitions ------------------------------------
+def test_gradient_magnitude_equals_the_scharr_convolution():
+    import torch.nn.functional as F
+
+    from bapps_toolkit.metrics.fsim import _gradient_magnitude
+    y = torch.rand(3, 1, 17, 12, dtype=torch.float64) * 255
+    gx = torch.tensor([[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]], dtype=torch.float64) / 16
+    g = F.conv2d(y, torch.stack([gx, gx.t()]).unsqueeze(1), padding=1)
+    torch.testing.assert_close(_gradient_magnitude(y), g.pow(2).sum(1, keepdim=True).sqrt(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [7, 8, 4096])
+def test_median_is_matlabs_median(n):
+    from bapps_toolkit.metrics.fsim import _median_lastdim
+    v = torch.randint(0, 5, (6, n)).double()   # many ties
+    expect = torch.from_numpy(np.median(v.numpy(), axis=-1))
+    assert torch.equal(_median_lastdim(v), expect)
+
+
+@pytest.mark.parametrize("name", ["fsim", "fsimc"])
+def test_pair_distances_share_the_reference_and_equal_two_calls(name):
+    from bapps_toolkit import create_metric
+    g = torch.Generator().manual_seed(3)
+    ref, p0, p1 = (torch.rand(5, 3, 32, 40, generator=g, dtype=torch.float64) * 2 - 1 for _ in range(3))
+    m = create_metric(name)
+    d0, d1 = m.pair_distances(ref, p0, p1)
+    torch.testing.assert_close(d0, m(ref, p0), rtol=0, atol=1e-12)
+    torch.testing.assert_close(d1, m(ref, p1), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        m.pair_distances(ref, p0[:2], p1)

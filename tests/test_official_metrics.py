@@ -24,7 +24,8 @@ from bapps_toolkit.scores import jnd_map, score_2afc
 REF = Path(__file__).resolve().parent / "reference" / "official.npz"
 NAMES = {"l2_lab": "l2-lab-official", "ssim_lab": "ssim-lab-official",
          "l2_rgb": "l2-rgb-official", "ssim_rgb": "ssim-rgb-official"}
-TOL = {"l2_lab": 1e-7, "l2_rgb": 1e-7, "ssim_lab": 5e-6, "ssim_rgb": 5e-6}
+# float32 means of 12 288 values: a few ulp (ulp(0.5) = 6e-8) of summation-order noise against numpy
+TOL = {"l2_lab": 1e-7, "l2_rgb": 3e-7, "ssim_lab": 5e-6, "ssim_rgb": 5e-6}
 
 
 @pytest.fixture(scope="module")

@@ -114,9 +114,18 @@ class Metric(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` for 2AFC triplets (``validate`` as in :meth:`distance`).
 
-        Deep metrics override this so the reference patch goes through the network once.
+        Metrics that can share work across a triplet (the reference through a network, or
+        converted, once) override :meth:`_pair_distances`.
         """
-        return self.distance(ref, p0, validate=validate), self.distance(ref, p1, validate=validate)
+        if validate:
+            self.validate(ref, p0)
+            self.validate(ref, p1)
+        return self._pair_distances(ref, p0, p1)
+
+    def _pair_distances(
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._distance(ref, p0), self._distance(ref, p1)
 
     def extra_repr(self) -> str:
         s = f"input_range={self.input_range}"

@@ -100,9 +100,6 @@ NEGATIVE_POWER_FACTOR = math.cos(LAMBDA * math.pi)
 #: images cannot hold a single cycle of the finest log-Gabor filter, wavelength 6).
 MIN_SIZE = 6
 
-_SCHARR_X = ((3.0, 0.0, -3.0), (10.0, 0.0, -10.0), (3.0, 0.0, -3.0))
-
-
 def _safe_sqrt(v: torch.Tensor) -> torch.Tensor:
     """``sqrt(v)`` for ``v >= 0`` with a zero gradient (instead of inf/NaN) at ``v == 0``."""
     pos = v > 0
@@ -180,11 +177,16 @@ def _filter_bank_tensors(
 
 
 def _median_lastdim(v: torch.Tensor) -> torch.Tensor:
-    """MATLAB ``median`` along the last dimension (mean of the two middle values for even n)."""
-    n = v.shape[-1]
-    if n % 2:
-        return v.kthvalue((n + 1) // 2, dim=-1).values
-    return 0.5 * (v.kthvalue(n // 2, dim=-1).values + v.kthvalue(n // 2 + 1, dim=-1).values)
+    """MATLAB ``median`` along the last dimension (mean of the two middle values for even n).
+
+    ``torch.median`` gives the lower middle value; for even ``n`` the upper one is
+    ``-median(-v)`` (the lower middle of the negated values), which is faster than two
+    ``kthvalue`` selections.
+    """
+    lower = torch.median(v, dim=-1).values
+    if v.shape[-1] % 2:
+        return lower
+    return 0.5 * (lower - torch.median(-v, dim=-1).values)
 
 
 #: On CPU, phase congruency runs over sub-batches of about this many complex filter responses
@@ -224,37 +226,43 @@ def _phase_congruency(y: torch.Tensor) -> torch.Tensor:
 
 
 def _gradient_magnitude(y: torch.Tensor) -> torch.Tensor:
-    gx = torch.tensor(_SCHARR_X, dtype=y.dtype, device=y.device) / 16.0
-    kernels = torch.stack([gx, gx.t()]).unsqueeze(1)                     # [2, 1, 3, 3]
-    g = F.conv2d(y, kernels, padding=1)
-    return _safe_sqrt((g * g).sum(dim=1, keepdim=True))
+    """|∇y| with the Scharr kernels of FeatureSIM.m, zero-padded 'same' (as ``conv2(·, dx, 'same')``).
+
+    The kernels are separable ([3 10 3]ᵀ/16 ⊗ [1 0 −1] and its transpose), so the correlation is
+    written with shifted slices: the same sums as ``F.conv2d`` with ``padding=1``, several times
+    faster than a one-channel convolution on CPU.
+    """
+    yp = F.pad(y, (1, 1, 1, 1))
+    dx = yp[..., :, :-2] - yp[..., :, 2:]                                 # [N, 1, H+2, W]
+    gx = (3.0 * dx[..., :-2, :] + 10.0 * dx[..., 1:-1, :] + 3.0 * dx[..., 2:, :]) / 16.0
+    dy = yp[..., :-2, :] - yp[..., 2:, :]                                 # [N, 1, H, W+2]
+    gy = (3.0 * dy[..., :, :-2] + 10.0 * dy[..., :, 1:-1] + 3.0 * dy[..., :, 2:]) / 16.0
+    return _safe_sqrt(gx * gx + gy * gy)
 
 
 def _similarity(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
     return (2 * a * b + c) / (a * a + b * b + c)
 
 
-def _fsim_core(x255: torch.Tensor, y255: torch.Tensor, chromatic: bool, downsample: bool) -> torch.Tensor:
-    """FSIM/FSIMc of validated NCHW batches on the 0..255 scale → ``[N]``."""
-    factor = downsample_factor(x255.shape[-2], x255.shape[-1]) if downsample else 1
-    n = x255.shape[0]
-    both = torch.cat([x255, y255])
-    if both.shape[1] == 3:
-        if chromatic:
-            both = matlab_downsample(rgb_to_yiq(both), factor)
-        else:
-            both = matlab_downsample(rgb_to_gray(both), factor)
-    else:
-        both = matlab_downsample(both, factor)
-    lum = both[:, :1]
+_Features = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
-    pc = phase_congruency(lum)
-    grad = _gradient_magnitude(lum)
-    pc1, pc2 = pc[:n], pc[n:]
-    g1, g2 = grad[:n], grad[n:]
+
+def _features(x255: torch.Tensor, chromatic: bool, factor: int) -> _Features:
+    """Per-image parts of FSIM(c): the downsampled Y(IQ) planes, phase congruency and gradient."""
+    if x255.shape[1] == 3:
+        planes = matlab_downsample(rgb_to_yiq(x255) if chromatic else rgb_to_gray(x255), factor)
+    else:
+        planes = matlab_downsample(x255, factor)
+    lum = planes[:, :1]
+    return planes, phase_congruency(lum), _gradient_magnitude(lum)
+
+
+def _from_features(fa: _Features, fb: _Features, chromatic: bool) -> torch.Tensor:
+    """FSIM(c) ``[N]`` of two images' :func:`_features`."""
+    (pa, pc1, g1), (pb, pc2, g2) = fa, fb
     sim = _similarity(pc1, pc2, T1) * _similarity(g1, g2, T2)
     if chromatic:
-        p = _similarity(both[:n, 1:2], both[n:, 1:2], T3) * _similarity(both[:n, 2:3], both[n:, 2:3], T4)
+        p = _similarity(pa[:, 1:2], pb[:, 1:2], T3) * _similarity(pa[:, 2:3], pb[:, 2:3], T4)
         mag = p.abs()
         nz = mag > 0
         powered = torch.where(nz, torch.where(nz, mag, torch.ones_like(mag)) ** LAMBDA, torch.zeros_like(mag))
@@ -264,6 +272,26 @@ def _fsim_core(x255: torch.Tensor, y255: torch.Tensor, chromatic: bool, downsamp
     num = (sim * pcm).sum(dim=(1, 2, 3))
     den = pcm.sum(dim=(1, 2, 3))
     return torch.where(den > 0, _safe_div(num, den), sim.mean(dim=(1, 2, 3)))
+
+
+def _split(f: _Features, n: int, k: int) -> list[_Features]:
+    """``f`` of ``k·n`` stacked images → ``k`` feature tuples of ``n`` images each."""
+    return [tuple(t[i * n:(i + 1) * n] for t in f) for i in range(k)]  # type: ignore[misc]
+
+
+def _fsim_core(x255: torch.Tensor, y255: torch.Tensor, chromatic: bool, downsample: bool) -> torch.Tensor:
+    """FSIM/FSIMc of validated NCHW batches on the 0..255 scale → ``[N]``."""
+    factor = downsample_factor(x255.shape[-2], x255.shape[-1]) if downsample else 1
+    fx, fy = _split(_features(torch.cat([x255, y255]), chromatic, factor), x255.shape[0], 2)
+    return _from_features(fx, fy, chromatic)
+
+
+def _fsim_triplet(r255: torch.Tensor, a255: torch.Tensor, b255: torch.Tensor, chromatic: bool,
+                  downsample: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(FSIM(r, a), FSIM(r, b))`` with the reference's phase congruency computed once."""
+    factor = downsample_factor(r255.shape[-2], r255.shape[-1]) if downsample else 1
+    fr, fa, fb = _split(_features(torch.cat([r255, a255, b255]), chromatic, factor), r255.shape[0], 3)
+    return _from_features(fr, fa, chromatic), _from_features(fr, fb, chromatic)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -322,11 +350,19 @@ class FSIM(Metric):
         super().__init__(input_range=input_range, spatial=spatial)  # spatial=True: ValueError (no map)
         self.downsample = bool(downsample)
 
+    def _scaled(self, x: torch.Tensor) -> torch.Tensor:
+        return self.unit(x.to(_compute_dtype(x.dtype))) * 255.0
+
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        dt = _compute_dtype(x0.dtype)
-        a = self.unit(x0.to(dt)) * 255.0
-        b = self.unit(x1.to(dt)) * 255.0
-        return (1.0 - _fsim_core(a, b, self.chromatic, self.downsample)).to(x0.dtype)
+        return (1.0 - _fsim_core(self._scaled(x0), self._scaled(x1), self.chromatic, self.downsample)).to(x0.dtype)
+
+    def _pair_distances(
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(d(ref, p0), d(ref, p1))`` with the reference's phase congruency computed once."""
+        s0, s1 = _fsim_triplet(self._scaled(ref), self._scaled(p0), self._scaled(p1), self.chromatic,
+                               self.downsample)
+        return (1.0 - s0).to(ref.dtype), (1.0 - s1).to(ref.dtype)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", downsample={self.downsample}"

@@ -328,13 +328,10 @@ class LPIPS(Metric):
         d = self.distance_from_features([f[:n] for f in feats], [f[n:] for f in feats], size=size)
         return d.to(x0.dtype)
 
-    def pair_distances(
-        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
+    def _pair_distances(
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with one backbone pass over ``[ref; p0; p1]``."""
-        if validate:
-            self.validate(ref, p0)
-            self.validate(ref, p1)
         n = ref.shape[0]
         feats = self.features(torch.cat([ref, p0, p1], dim=0))
         size = (ref.shape[-2], ref.shape[-1]) if self.spatial else None

@@ -168,18 +168,15 @@ class L2(Metric):
             return (a - b).pow(2).mean(dim=1, keepdim=True).to(x0.dtype)
         return _mse(a, b).to(x0.dtype)
 
-    def pair_distances(
-        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
+    def _pair_distances(
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))``; ``l2-lab`` converts the reference to Lab once per triplet.
 
         Without gradients the batch is processed in cache-sized pieces of triplets.
         """
         if self.colorspace != "lab":
-            return super().pair_distances(ref, p0, p1, validate=validate)
-        if validate:
-            self.validate(ref, p0)
-            self.validate(ref, p1)
+            return super()._pair_distances(ref, p0, p1)
         n = ref.shape[0]
         if _needs_grad(ref, p0, p1):
             lab = self._lab(torch.cat([ref, p0, p1], dim=0))

@@ -286,15 +286,12 @@ class SSIM(Metric):
             return rgb_to_lab(u), 100.0
         return u, 1.0
 
-    def pair_distances(
-        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *, validate: bool = True
+    def _pair_distances(
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with the reference converted (Lab / quantised) and its local
         moments filtered once per triplet (:func:`ssim_triplet`). Without gradients the batch is
         processed in cache-sized pieces of triplets."""
-        if validate:
-            self.validate(ref, p0)
-            self.validate(ref, p1)
         if torch.is_grad_enabled() and any(t.requires_grad for t in (ref, p0, p1)):
             return self._triplet(ref, p0, p1)
         d0s, d1s = [], []
