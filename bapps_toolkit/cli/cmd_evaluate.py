@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._distributed import is_main_process
 from ..data.iqa import is_bapps_source
 from ..data.iqa.detect import FORMATS
 from ..errors import BappsError
@@ -79,6 +80,8 @@ def run(args) -> int:
         lin_weights=args.lin_weights, stream=args.stream, chunk_size=args.chunk_size,
         metric_options=args.metric_option,
     )
+    if not is_main_process():
+        return 0
     if not args.quiet:
         print(to_markdown(result.table))
     if files.paths():

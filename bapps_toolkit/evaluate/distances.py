@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._distributed import current_context, gather_rows, slice_for_rank
 from .._io import atomic_path, atomic_write
 from ..data import (
     JNDDataset,
@@ -159,13 +161,30 @@ def _piece_distances(metric: Metric, piece: Any, device: torch.device, batch_siz
     return [torch.cat(acc) if acc else torch.zeros(0, dtype=torch.float64) for acc in out]
 
 
+def _rank_slice(piece: Any, lo: int, hi: int) -> Any:
+    """Items ``[lo, hi)`` of a piece (the arrays :func:`_piece_distances` reads)."""
+    names = ("ref", "p0", "p1") if hasattr(piece, "ref") else ("p0", "p1")
+    return types.SimpleNamespace(stems=list(piece.stems)[lo:hi], **{k: getattr(piece, k)[lo:hi] for k in names})
+
+
 def set_distances(metric: Metric, s: EvalSet, device: torch.device, batch_size: int, bar: Any) -> list[np.ndarray]:
-    """Distances of every item of ``s``: ``[d0, d1]`` for 2AFC, ``[d]`` for JND (float64)."""
+    """Distances of every item of ``s``: ``[d0, d1]`` for 2AFC, ``[d]`` for JND (float64).
+
+    Under ``torchrun`` every rank computes a contiguous slice of each piece and the slices are
+    gathered in rank order, so every rank returns the whole set's distances, item for item those
+    of one process (up to the float noise of a different batch composition).
+    """
+    ctx = current_context()
     parts: list[list[torch.Tensor]] = []
     with torch.inference_mode():
         for k, piece in enumerate(s.pieces()):
-            parts.append(_piece_distances(metric, piece, device, batch_size, first=(k == 0)))
-            bar.update(len(piece.stems))
+            n = len(piece.stems)
+            mine = piece
+            if ctx.distributed:
+                mine = _rank_slice(piece, *slice_for_rank(n, ctx.rank, ctx.world))
+            got = _piece_distances(metric, mine, device, batch_size, first=(k == 0))
+            parts.append([gather_rows(ctx, d) for d in got])
+            bar.update(n)
     width = 2 if s.mode == "2afc" else 1
     return [np.concatenate([p[f].numpy() for p in parts]) if parts else np.zeros(0) for f in range(width)]
 

@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .._device import pick_device
+from .._distributed import is_main_process, join_process_group
 from ..data import find_sets
 from ..errors import DataError
 from ..metrics import Metric
@@ -194,7 +194,7 @@ def run_evaluation(
     """Like :func:`evaluate`, returning the table and the per-item distances."""
     src = Path(source)
     _check_options(metrics, n_boot, batch_size, chunk_size, save_distances, src)
-    dev = pick_device(device)
+    dev = join_process_group(device)
     bs = int(batch_size) if batch_size else default_batch_size(dev)
     resolved = _resolve_all(metrics, backbone_weights, lin_weights, dev, metric_options)
     present = find_sets(src)
@@ -207,7 +207,7 @@ def run_evaluation(
     distances: list[SetDistances] = []
     for mid, metric in resolved:
         with tqdm(total=sum(len(s) for s in sets), desc=metric_label(mid, metric), unit="item",
-                  disable=not progress, leave=False) as bar:
+                  disable=not progress or not is_main_process(), leave=False) as bar:
             distances += _score_metric(mid, metric, sets, table, dev, bs, bar)
     sets_2afc = [s for s in sets if s.mode == "2afc"]
     for s in sets_2afc:
@@ -217,7 +217,7 @@ def run_evaluation(
     frame = pd.DataFrame(table.rows, columns=COLUMNS)
     frame.attrs.update(n_boot=int(n_boot), seed=int(seed), alpha=float(alpha), device=str(dev))
     result = EvaluationResult(table=frame, distances=distances, n_boot=int(n_boot), seed=int(seed))
-    if save_distances is not None:
+    if save_distances is not None and is_main_process():
         write_distances(result.distances, save_distances)
     return result
 

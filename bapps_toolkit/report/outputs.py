@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
 
+from .._distributed import is_main_process
 from ..errors import BappsError
 from ..evaluate import EvaluationResult, run_evaluation
 from ..evaluate.distances import check_distances_path
@@ -59,6 +60,8 @@ def evaluate_to_reports(source: PathLike, metrics: Sequence[Any], files: ReportF
     and write the reports ``files`` asks for; returns the result."""
     files.check()
     result = run_evaluation(source, metrics, save_distances=files.distances, **options)
+    if not is_main_process():  # under torchrun every rank holds the result; rank 0 writes it
+        return result
     write_reports(result.table, csv=files.csv, markdown=files.markdown, latex=files.latex, json_path=files.json)
     if files.plot is not None:
         save_evaluation_plot(result, files.plot)

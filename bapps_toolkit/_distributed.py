@@ -1,0 +1,170 @@
+"""Process-group plumbing shared by training, evaluation and scoring under ``torchrun``.
+
+A command launched by ``torchrun --nproc_per_node=N`` (or with ``WORLD_SIZE`` > 1 in its
+environment) joins the process group from torchrun's variables (``WORLD_SIZE``, ``RANK``,
+``LOCAL_RANK``, ``MASTER_ADDR``/``PORT``), with NCCL on CUDA and gloo on CPU. One process
+(``WORLD_SIZE`` unset or 1) never touches ``torch.distributed``.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (always true outside ``torchrun``); only it writes files."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0") or 0) == 0
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    backend: str = ""
+    initialized_here: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def _pick_device(device: str | None, local_rank: int, world: int) -> torch.device:
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} requested but CUDA is not available")
+        if world > 1 and dev.index is None:
+            dev = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return dev
+
+
+def setup(device: str | None = None) -> DistContext:
+    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1 and not (dist.is_available() and dist.is_initialized()):
+        return DistContext(device=_pick_device(device, 0, 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    dev = _pick_device(device, local_rank, world)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    here = False
+    if not dist.is_initialized():
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+        here = True
+    return DistContext(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank,
+                       device=dev, backend=str(dist.get_backend()), initialized_here=here)
+
+
+def teardown(ctx: DistContext, *, sync: bool = True) -> None:
+    """Leave the process group set up by :func:`setup`. ``sync`` waits for every rank first
+    (a rank that destroys gloo's group while another still talks to it can abort the process);
+    pass ``sync=False`` on an error path, where another rank may never arrive."""
+    if ctx.initialized_here and dist.is_initialized():
+        if sync:
+            barrier(ctx)
+        dist.destroy_process_group()
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.distributed:
+        if ctx.device.type == "cuda":
+            dist.barrier(device_ids=[ctx.device.index])
+        else:
+            dist.barrier()
+
+
+def broadcast_object(ctx: DistContext, obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank."""
+    if not ctx.distributed:
+        return obj
+    box = [obj if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_reduce_sum(ctx: DistContext, t: torch.Tensor) -> torch.Tensor:
+    if ctx.distributed:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def slice_for_rank(n: int, rank: int, world: int) -> tuple[int, int]:
+    """Contiguous slice ``[lo, hi)`` of a global batch of ``n`` items for ``rank``."""
+    base, extra = divmod(int(n), int(world))
+    lo = rank * base + min(rank, extra)
+    hi = lo + base + (1 if rank < extra else 0)
+    return lo, hi
+
+
+def all_gather_rows(ctx: DistContext, t: torch.Tensor) -> list[torch.Tensor]:
+    """Every rank's ``t`` (same trailing shape, any number of rows), in rank order."""
+    if not ctx.distributed:
+        return [t]
+    n = torch.tensor([t.shape[0]], device=t.device, dtype=torch.long)
+    sizes = [torch.zeros_like(n) for _ in range(ctx.world)]
+    dist.all_gather(sizes, n)
+    sizes_i = [int(s.item()) for s in sizes]
+    m = max(sizes_i)
+    pad = t.new_zeros((m,) + tuple(t.shape[1:]))
+    pad[: t.shape[0]] = t
+    bufs = [torch.empty_like(pad) for _ in range(ctx.world)]
+    dist.all_gather(bufs, pad)
+    return [b[:s] for b, s in zip(bufs, sizes_i, strict=False)]
+
+
+def join_process_group(device: Any = None) -> torch.device:
+    """This process's device, after joining torchrun's process group when there is one.
+
+    Outside ``torchrun`` (``WORLD_SIZE`` unset or 1) this is :func:`bapps_toolkit._device.pick_device`
+    and nothing else happens. Under ``torchrun`` every rank joins once (NCCL on CUDA, gloo on
+    CPU), takes ``cuda:LOCAL_RANK`` for a bare ``cuda``/``auto`` and leaves the group at exit.
+    """
+    ctx = setup(device)
+    if ctx.initialized_here:
+        atexit.register(_leave)
+    return ctx.device
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def current_context() -> DistContext:
+    """Rank and world size of the process group this process is in (rank 0 of 1 when none)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return DistContext()
+    backend = str(dist.get_backend())
+    dev = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+    return DistContext(rank=dist.get_rank(), world=dist.get_world_size(), device=dev, backend=backend)
+
+
+def gather_rows(ctx: DistContext, t: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows of ``t`` concatenated in rank order (``t`` itself in one process); on the
+    device of ``t``."""
+    if not ctx.distributed:
+        return t
+    return torch.cat(all_gather_rows(ctx, t.to(ctx.device))).to(t.device)
+
+
+__all__ = ["DistContext", "setup", "teardown", "barrier", "broadcast_object", "all_reduce_sum",
+           "slice_for_rank", "all_gather_rows", "is_main_process",
+           "join_process_group", "current_context", "gather_rows"]
