@@ -99,9 +99,9 @@ def _piq_function(name: str):
     def fn(x, y, data_range=1.0, reduction="mean", **kwargs):
         CALLS.append((f"piq.{name}", x, y, {"data_range": data_range, "reduction": reduction, **kwargs}))
         for t in (x, y):  # piq's _validate_input
-            if float(t.min()) < 0 or float(t.max()) > data_range:
+            if float(t.detach().min()) < 0 or float(t.detach().max()) > data_range:
                 raise ValueError(f"Expected values to be in range [0, {data_range}], got "
-                                 f"[{float(t.min())}, {float(t.max())}]")
+                                 f"[{float(t.detach().min())}, {float(t.detach().max())}]")
         values = recorded(f"piq:{name}", x, y)
         if values is None:
             values = stand_in(x, y, _kind(name, name in PIQ_DISTANCES))
@@ -158,6 +158,9 @@ class PyiqaModel(nn.Module):
 
     def forward(self, target, ref):
         CALLS.append((f"pyiqa.{self.name}", target, ref, {"as_loss": self.as_loss}))
+        for x in (target, ref):  # pyiqa's is_valid_input (eps = 1e-6)
+            assert x.min() > -1e-6 and x.max() < 1 + 1e-6, (
+                f"Input must be normalized to [0, 1], but got min={x.min():.4f}, max={x.max():.4f}")
         if target.device != torch.device(self.device):
             raise RuntimeError(f"pyiqa stub: input on {target.device}, model on {self.device}")
         values = recorded(f"pyiqa:{self.name}", target, ref)

@@ -81,6 +81,29 @@ def test_input_range_option_and_fixed_library_arguments(all_stubs):
         bt.create_metric("piq:ssim")(ref * 3, dist)  # the toolkit's own range check comes first
 
 
+def test_round_off_outside_the_range_is_clamped_for_the_library(all_stubs):
+    x = torch.rand(2, 3, 32, 32)
+    x[0, 0, 0, 0], x[1, 0, 0, 0] = -5e-5, 1 + 5e-5  # inside the toolkit's tolerance, outside [0, 1]
+    for spec in ("piq:ssim", "pyiqa:ssim"):  # both libraries reject any value outside [0, 1]
+        bt.create_metric(spec, input_range=(0, 1))(x, x.flip(0))
+        _, first, second, _ = stubs.CALLS[-1]
+        assert float(first.min()) == 0.0 and float(second.max()) == 1.0
+
+
+def test_library_errors_name_the_metric(all_stubs):
+    m = bt.create_metric("pyiqa:ssim", input_range=(0, 1))
+    m.spec.library_range = (0.0, 2.0)  # a wrong mapping: pyiqa's own assert must surface, named
+    with pytest.raises(ValueError, match=r"'pyiqa:ssim' \(pyiqa 0.1.16\) failed .*AssertionError: Input must be "
+                       r"normalized to \[0, 1\]"):
+        m(torch.ones(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
+
+
+def test_gradients_flow_through_piq(all_stubs):
+    x0, x1 = torch.rand(2, 3, 32, 32) * 2 - 1, (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_()
+    bt.create_metric("piq:ssim")(x0, x1).sum().backward()
+    assert x1.grad is not None and bool(x1.grad.abs().sum() > 0)
+
+
 def test_identical_inputs_are_zero_distance_for_bounded_flips(all_stubs):
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     for spec in ("piq:ssim", "pyiqa:fsim", "torchmetrics:ssim", "piq:gmsd"):

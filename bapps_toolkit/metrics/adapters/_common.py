@@ -159,18 +159,22 @@ class AdapterMetric(Metric):
         return f"{super().label}{flipped} ({self.library})"
 
     def _to_library(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` mapped to the library's range, clamped to it: the toolkit's validation lets
+        round-off of up to ``RANGE_TOLERANCE`` through, which piq and pyiqa reject."""
         lo, hi = self.spec.library_range
         if (lo, hi) == (0.0, 1.0):
-            return self.unit(x)
-        if (lo, hi) == (-1.0, 1.0):
-            return self.symmetric(x)
-        return self.unit(x) * (hi - lo) + lo
+            y = self.unit(x)
+        elif (lo, hi) == (-1.0, 1.0):
+            y = self.symmetric(x)
+        else:
+            y = self.unit(x) * (hi - lo) + lo
+        return y.clamp(lo, hi)
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         reference, distorted = self._to_library(x0), self._to_library(x1)
         try:
             out = self.spec.call(distorted, reference)
-        except (ValueError, RuntimeError, TypeError) as exc:
+        except (ValueError, RuntimeError, TypeError, AssertionError) as exc:  # pyiqa checks by assert
             raise ValueError(f"metric {self.name!r} ({self.library}) failed on inputs of shape "
                              f"{tuple(x0.shape)}: {type(exc).__name__}: {exc}") from exc
         value = self._per_item(out, x0.shape[0])

@@ -7,6 +7,9 @@ failed download is an error naming the metric, never a substitute) and calls it 
 gives one value per item. Only full-reference names (``pyiqa.list_models(metric_mode='FR')``)
 are accepted.
 
+pyiqa computes without gradients when ``as_loss=False`` (``torch.set_grad_enabled(as_loss)``), so
+these adapters evaluate; they are not training losses.
+
 Direction comes from the metric's own ``lower_better`` flag: a similarity (``lower_better``
 False) is flipped into ``1 - s`` when it is bounded by 1 (:data:`BOUNDED_SIMILARITIES`) and into
 ``-s`` otherwise (``-psnr``, ``-vif``), and the label says so.
