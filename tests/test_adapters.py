@@ -247,3 +247,22 @@ def test_score_command_takes_adapter_names(all_stubs, tmp_path, capsys):
     img1 = np.asarray(Image.open(tmp_path / "b" / "x.png"), dtype=np.float32).transpose(2, 0, 1) / 255
     torch.testing.assert_close(first[0], torch.from_numpy(img1), atol=1e-6, rtol=0)
     assert printed == pytest.approx(float((first - second).abs().mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("spec", ["piq:ssim", "piq:gmsd", "pyiqa:psnr", "torchmetrics:ms_ssim"])
+def test_metric_contract_for_adapters(all_stubs, spec):
+    """The parts of tests/test_metric_contract.py that apply (adapters are not registry names)."""
+    m = bt.create_metric(spec)
+    assert isinstance(m, bt.Metric) and not m.training and m.calibrated
+    size = max(m.min_size, 16)
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = torch.rand(1, 3, size, size, generator=g) * 2 - 1, torch.rand(1, 3, size, size, generator=g) * 2 - 1
+    d = m(x0, x1)
+    assert d.shape == (1,) and torch.isfinite(d).all()
+    torch.testing.assert_close(m.train()(x0, x1), d)
+    with pytest.raises(ValueError, match=rf"{spec}: x0 must be 4-D"):
+        m(x0[0], x1[0])
+    with pytest.raises(ValueError, match=rf"{spec}: expected 1 or 3 channels"):
+        m(x0[:, :2], x1[:, :2])
+    with pytest.raises(ValueError, match=rf"{spec}: x0 and x1 must have the same shape"):
+        m(x0, x1[..., 1:])
