@@ -16,6 +16,9 @@ lower = more similar unless the object declares ``higher_is_better = True`` (the
 negated and the label says ``flipped``).
 
 Factory options (``options_from_strings``) are typed by the factory's signature.
+
+The prefixes ``piq:``, ``pyiqa:`` and ``torchmetrics:`` are not plugin specs: they name metrics of
+those libraries through :mod:`.adapters`.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import base
+from . import adapters, base
 from .base import Metric
 
 #: Entry-point group through which an installed distribution adds metric names.
@@ -216,7 +219,10 @@ def create_plugin_metric(spec: str, **options: Any) -> Metric:
 
 
 def create_metric(name: str, **options: Any) -> Metric:
-    """:func:`~.base.create_metric` for registry names, :func:`create_plugin_metric` for plugin specs."""
+    """:func:`~.base.create_metric` for registry names, :func:`~.adapters.create_adapter_metric` for
+    ``piq:``/``pyiqa:``/``torchmetrics:`` names, :func:`create_plugin_metric` for plugin specs."""
+    if adapters.is_adapter_spec(str(name)):
+        return adapters.create_adapter_metric(str(name), **options)
     if str(name).lower() in base.list_metrics() or not is_plugin_spec(str(name)):
         return base.create_metric(name, **options)
     return create_plugin_metric(str(name), **options)
@@ -228,11 +234,14 @@ def list_metrics() -> list[str]:
 
 
 def describe_metrics() -> dict[str, str]:
-    """``{name: description}``: the registry, then the entry points with where each came from."""
+    """``{name: description}``, sorted: the registry, the entry points with where each came from, and
+    one ``LIB:<name>`` line per adapter library (its version and names, or how to install it)."""
     out = base.describe_metrics()
     for name, ep in sorted(entry_points().items()):
         out.setdefault(name, f"plugin {_origin(ep)}")
-    return out
+    for name, text in adapters.describe_adapters().items():
+        out.setdefault(name, text)
+    return dict(sorted(out.items()))
 
 
 # -- options typed by the factory's signature -----------------------------------------------------
@@ -292,6 +301,8 @@ def typed_options(spec: str, raw: Mapping[str, str]) -> dict[str, Any]:
     """String options for ``spec`` typed by its factory's signature (wrap options for callables)."""
     if not raw:
         return {}
+    if adapters.is_adapter_spec(spec):
+        return adapters.typed_adapter_options(raw)
     if not is_plugin_spec(spec):
         factory: Any = base._REGISTRY[spec.lower()][0] if spec.lower() in base.list_metrics() else None
     else:
