@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-__all__ = ["percentile_test", "interval_rank"]
+__all__ = ["percentile_test", "interval_rank", "TIE_TOL"]
 
 
 def interval_rank(n: int, alpha: float) -> int:
@@ -38,10 +38,19 @@ def interval_rank(n: int, alpha: float) -> int:
     return k
 
 
-def percentile_test(boot: np.ndarray, alpha: float) -> tuple[float, float, float]:
+#: Resampled differences within this distance of 0 are ties at 0 (see :func:`percentile_test`).
+TIE_TOL = 1e-8
+
+
+def percentile_test(boot: np.ndarray, alpha: float, tie_tol: float = TIE_TOL) -> tuple[float, float, float]:
     """``(low, high, p)`` of the resampled differences ``boot`` (one value per resample).
 
-    With the ``n`` finite values sorted, ``d(1) <= … <= d(n)``:
+    First every value with ``|d*| <= tie_tol`` is set to exactly 0: a difference of two scores
+    that is 0 in exact arithmetic can come out as ±1e-10 in floating point (BAPPS stores the judge
+    fractions as float32, so ``1 - 0.6`` and ``0.4`` differ by 3e-8), and such a value must count
+    as a tie, not as a sign. The default suits scores in [0, 1] or [-1, 1] (2AFC, mAP, SRCC): a
+    genuine 2AFC difference on ``n`` val triplets is a multiple of ``0.1 / n``. Pass 0 to keep
+    every value as it is. Then, with the ``n`` finite values sorted, ``d(1) <= … <= d(n)``:
 
     * ``m = min(#{d* <= 0}, #{d* >= 0})`` (a resample equal to 0 counts on both sides) and
       ``p = min(1, 2m / n)``: the two-sided percentile-bootstrap p-value for "no difference";
@@ -64,8 +73,11 @@ def percentile_test(boot: np.ndarray, alpha: float) -> tuple[float, float, float
     interpolated. The smallest non-zero p-value is ``2/n``; ``p = 0`` means that no resample
     reached 0 (read it as ``p < 2/n``). An empty or all-non-finite ``boot`` gives ``nan`` thrice.
     """
+    if not tie_tol >= 0.0:
+        raise ValueError(f"tie_tol must be >= 0, got {tie_tol}")
     values = np.asarray(boot, dtype=np.float64).reshape(-1)
     finite = np.sort(values[np.isfinite(values)])
+    finite[np.abs(finite) <= tie_tol] = 0.0
     n = int(finite.size)
     if n == 0:
         return float("nan"), float("nan"), float("nan")

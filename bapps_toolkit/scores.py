@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._bootstrap import percentile_test
+from ._bootstrap import TIE_TOL, percentile_test
 
 #: Category name of the 2AFC summary rows.
 MEAN_CATEGORY = "mean(traditional,cnn)"
@@ -367,16 +367,17 @@ def paired_distribution(
     return diff, boot
 
 
-def paired_result(diff: float, boot: np.ndarray, alpha: float = 0.05) -> PairedResult:
+def paired_result(diff: float, boot: np.ndarray, alpha: float = 0.05, tie_tol: float = TIE_TOL) -> PairedResult:
     """:class:`PairedResult` of a difference and its resampled values, by
-    :func:`bapps_toolkit._bootstrap.percentile_test` (``p < alpha`` iff 0 is outside the interval)."""
-    low, high, p = percentile_test(boot, float(alpha))
+    :func:`bapps_toolkit._bootstrap.percentile_test` (``p < alpha`` iff 0 is outside the interval;
+    resampled differences within ``tie_tol`` of 0 are ties)."""
+    low, high, p = percentile_test(boot, float(alpha), tie_tol)
     return PairedResult(float(diff), (low, high), p)
 
 
 def paired_bootstrap(
     score_fn: Callable[..., float], a_arrays: Sequence[Any], b_arrays: Sequence[Any], *,
-    n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, device: Any = None,
+    n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, device: Any = None, tie_tol: float = TIE_TOL,
 ) -> PairedResult:
     """Paired bootstrap comparison of two metrics scored on the same items.
 
@@ -389,8 +390,9 @@ def paired_bootstrap(
     ``B`` sorted resampled differences, ``k`` the smallest integer with ``2k/B >= alpha``, and
     ``p = min(1, 2 min(#{d* <= 0}, #{d* >= 0}) / B)``. Hence ``p < alpha`` exactly when the
     interval excludes 0, for every data set, seed and ``alpha``. Resamples where the score is
-    undefined are left out (``B`` counts the rest); identical inputs give ``p = 1`` and ``[0, 0]``.
+    undefined are left out (``B`` counts the rest); resampled differences within ``tie_tol`` of 0
+    are ties at 0 (float rounding); identical inputs give ``p = 1`` and ``[0, 0]``.
     """
     _check_boot_args(n_boot, alpha)
     diff, boot = paired_distribution(score_fn, a_arrays, b_arrays, n_boot=n_boot, seed=seed, device=device)
-    return paired_result(diff, boot, alpha)
+    return paired_result(diff, boot, alpha, tie_tol)

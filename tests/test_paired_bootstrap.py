@@ -148,6 +148,16 @@ def test_percentile_test_by_hand():
         interval_rank(10, 1.0)
 
 
+def test_float_noise_around_zero_is_a_tie():
+    # 0 in exact arithmetic, 1e-10 after float32 judge fractions: a tie, not a positive sign
+    boot = np.array([1e-10] * 5 + [-3e-11] * 2 + [0.01] * 13)
+    assert percentile_test(boot, 0.2) == (0.0, 0.01, 0.7)  # k = 2, m = 7
+    lo, hi, p = percentile_test(boot, 0.2, tie_tol=0.0)  # kept as they are: lo < 0 < hi, m = 2
+    assert (lo, hi, p) == (-3e-11, 0.01, 0.2)
+    with pytest.raises(ValueError, match="tie_tol"):
+        percentile_test(boot, 0.05, tie_tol=-1.0)
+
+
 def test_correlation_difference_uses_the_same_rule():
     rng = np.random.default_rng(7)
     refs = np.repeat(np.arange(30), 4)
