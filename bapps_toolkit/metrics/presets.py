@@ -57,7 +57,7 @@ PAPER_LEFT_OUT: dict[str, str] = {
 }
 
 PRESET_DESCRIPTIONS: dict[str, str] = {
-    "paper": ("preset: the Table 5 rows (Zhang et al. 2018) with public definitions: "
+    "paper": ("preset for --metrics: the Table 5 rows (Zhang et al. 2018) with public definitions: "
               "l2-lab-official ssim-lab-official fsimc lpips-{squeeze,alex,vgg}-baseline "
               "lpips-{squeeze,alex,vgg} with version=0.0"),
 }
