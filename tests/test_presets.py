@@ -45,3 +45,28 @@ def test_evaluate_paper_preset(tiny_tree):
     assert not lpips_rows.calibrated.any() and lpips_rows.label.str.contains("UNCALIBRATED").all()
     assert t[t.metric == "l2-lab-official"].calibrated.all()
     assert [c["a"] for c in res.comparisons] == ["lpips-vgg-v0.0"]
+
+
+def test_readme_reproduction_commands_parse():
+    """The commands of the README's "Reproducing the paper's numbers" parse as written."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from bapps_toolkit.cli.main import build_parser
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Reproducing the paper's numbers\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block
+    commands = [shlex.split(line, comments=True) for line in block.group(1).splitlines() if line.strip()]
+    assert [c[1] for c in commands] == ["download", "pack", "evaluate", "evaluate"]
+    for argv in commands:
+        assert argv[0] == "bapps"
+        args = build_parser().parse_args(argv[1:])
+        if argv[1] == "evaluate":
+            assert args.metrics == ["paper"]
+    specs, _ = expand_presets(["paper"])
+    compare = build_parser().parse_args(commands[3][1:]).compare
+    ids = {"lpips-alex-v0.0" if s == "lpips-alex" else s for s in specs}
+    assert set(compare) <= ids

@@ -22,8 +22,8 @@ trained weights were not published (``bapps train --variant scratch|tune`` train
 which are not the paper's).
 
 Caveats: the official off-the-shelf model summed ``1 − cos`` of the unit-normalised taps; the
-baseline here sums their squared distance, ``2 (1 − cos)`` wherever no tap vector is all zero
-(same ranking there, not verified against the paper's numbers). Evaluate with
+baseline here sums their squared distance (≈ ``2 (1 − cos)`` where no tap vector is all zero);
+not checked against the official code or the paper's numbers. Evaluate with
 ``--metric-option lpips-alex.version=0.1`` etc. for the current LPIPS release instead.
 """
 from __future__ import annotations
