@@ -48,6 +48,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from ._bootstrap import percentile_test
+
 __all__ = [
     "FIGURES", "LogisticFit", "logistic5", "fit_logistic", "srcc", "krcc", "plcc_rmse",
     "correlation_figures", "signed_prediction", "bootstrap_correlation", "per_type_figures",
@@ -297,9 +299,10 @@ def paired_correlation_difference(s_a: Any, s_b: Any, y: Any, groups: Any, *, fi
                                   ) -> tuple[float, tuple[float, float], float]:
     """``figure(A) - figure(B)`` on the same items, its interval and a two-sided p-value.
 
-    Both metrics are resampled with the SAME reference images; the p-value is from the bootstrap
-    distribution shifted to the null, ``(1 + #{|δ*-δ| >= |δ|}) / (B + 1)``, as
-    :func:`bapps_toolkit.scores.paired_bootstrap` does for 2AFC.
+    Both metrics are resampled with the SAME reference images; the interval and the p-value come
+    from one method, :func:`bapps_toolkit._bootstrap.percentile_test` (as
+    :func:`bapps_toolkit.scores.paired_bootstrap` does for 2AFC), so ``p < alpha`` exactly when
+    the ``1 - alpha`` interval excludes 0. Resamples where the figure is undefined are left out.
     """
     if figure not in FIGURES:
         raise ValueError(f"figure {figure!r}: use one of {', '.join(FIGURES)}")
@@ -315,9 +318,5 @@ def paired_correlation_difference(s_a: Any, s_b: Any, y: Any, groups: Any, *, fi
             warnings.simplefilter("ignore")
             boot[b] = (_figures_only(s_a[idx], y[idx], [figure])[figure]
                        - _figures_only(s_b[idx], y[idx], [figure])[figure])
-    fin = boot[np.isfinite(boot)]
-    if fin.size == 0:
-        return float(diff), (float("nan"), float("nan")), float("nan")
-    lo, hi = np.quantile(fin, [alpha / 2, 1 - alpha / 2])
-    p = (1.0 + float(np.sum(np.abs(fin - diff) >= abs(diff)))) / (fin.size + 1.0)
-    return float(diff), (float(lo), float(hi)), min(1.0, p)
+    lo, hi, p = percentile_test(boot, alpha)
+    return float(diff), (lo, hi), p

@@ -21,14 +21,17 @@ Distances may be any real numbers (lower = more similar); ``judge`` and ``same``
 any shape holding exactly one value (``[N]``, ``[N, 1]``, ``[N, 1, 1, 1]`` …).
 
 Intervals are percentile bootstrap intervals over items (resampling triplets/pairs with
-replacement, seeded, vectorised over resamples).
+replacement, seeded, vectorised over resamples). A paired comparison of two metrics
+(:func:`paired_bootstrap`) takes its interval and its p-value from one method, so they agree.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from ._bootstrap import TIE_TOL, percentile_test
 
 #: Category name of the 2AFC summary rows.
 MEAN_CATEGORY = "mean(traditional,cnn)"
@@ -45,7 +48,7 @@ HUMAN = "human"
 __all__ = [
     "as_items", "per_item_2afc", "score_2afc", "jnd_pr_curve", "jnd_map",
     "per_item_human_ceiling", "human_ceiling_2afc", "bootstrap_ci", "bootstrap_distribution",
-    "paired_bootstrap",
+    "paired_bootstrap", "paired_distribution", "paired_result", "PairedResult",
 ]
 
 #: Largest number of resample × item values held at once by the vectorised bootstrap.
@@ -332,32 +335,64 @@ def bootstrap_ci(
     return _percentile_interval(boot, float(alpha))
 
 
-def paired_bootstrap(
-    score_fn: Callable[..., float], a_arrays: Sequence[Any], b_arrays: Sequence[Any], *,
-    n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-) -> tuple[float, tuple[float, float], float]:
-    """Paired bootstrap comparison of two metrics scored on the same items.
+class PairedResult(NamedTuple):
+    """``diff = score(A) - score(B)``, its ``1 - alpha`` interval ``ci = (low, high)`` and the
+    two-sided ``p_value`` for "no difference"; unpacks as ``diff, (low, high), p``."""
 
-    ``a_arrays`` / ``b_arrays`` are the argument tuples of ``score_fn`` for metric A and B
-    (e.g. ``(d0_a, d1_a, judge)`` and ``(d0_b, d1_b, judge)``). Both are resampled with the SAME
-    item indices. Returns ``(diff, (low, high), p_value)``: ``diff = score(A) - score(B)`` on the
-    full data, its percentile interval, and a two-sided p-value for "no difference" from the
-    bootstrap distribution shifted to the null (Efron & Tibshirani 1993, §16.4):
-    ``p = (1 + #{|δ*_b - δ| >= |δ|}) / (n_boot + 1)``.
+    diff: float
+    ci: tuple[float, float]
+    p_value: float
+
+
+def paired_distribution(
+    score_fn: Callable[..., float], a_arrays: Sequence[Any], b_arrays: Sequence[Any], *,
+    n_boot: int = 1000, seed: int = 0, device: Any = None,
+) -> tuple[float, np.ndarray]:
+    """``(diff, boot)``: ``score(A) - score(B)`` on all items and on ``n_boot`` paired resamples.
+
+    Both metrics are resampled with the SAME item indices (the indices
+    :func:`bootstrap_distribution` draws for ``seed``), so ``boot`` equals the difference of the
+    two metrics' bootstrap distributions for that seed. ``nan`` where a resample's score is
+    undefined. Arguments as :func:`paired_bootstrap`.
     """
-    _check_boot_args(n_boot, alpha)
+    _check_boot_args(n_boot, 0.05)
     a_arrays, b_arrays = tuple(a_arrays), tuple(b_arrays)
-    na, fa = _prepare(score_fn, a_arrays)
-    nb, fb = _prepare(score_fn, b_arrays)
+    na, fa = _prepare(score_fn, a_arrays, device)
+    nb, fb = _prepare(score_fn, b_arrays, device)
     if na != nb:
         raise ValueError(f"paired bootstrap needs the same items for both metrics; got {na} and {nb}")
     full = np.arange(na)[None, :]
     diff = float(fa(full)[0] - fb(full)[0])
     boot = np.concatenate([fa(idx) - fb(idx) for idx in _resample_blocks(na, int(n_boot), seed)])
-    finite = boot[np.isfinite(boot)]
-    ci = _percentile_interval(boot, float(alpha))
-    if finite.size == 0:
-        return diff, ci, float("nan")
-    extreme = int(np.sum(np.abs(finite - diff) >= abs(diff)))
-    p_value = (1.0 + extreme) / (finite.size + 1.0)
-    return diff, ci, float(min(1.0, p_value))
+    return diff, boot
+
+
+def paired_result(diff: float, boot: np.ndarray, alpha: float = 0.05, tie_tol: float = TIE_TOL) -> PairedResult:
+    """:class:`PairedResult` of a difference and its resampled values, by
+    :func:`bapps_toolkit._bootstrap.percentile_test` (``p < alpha`` iff 0 is outside the interval;
+    resampled differences within ``tie_tol`` of 0 are ties)."""
+    low, high, p = percentile_test(boot, float(alpha), tie_tol)
+    return PairedResult(float(diff), (low, high), p)
+
+
+def paired_bootstrap(
+    score_fn: Callable[..., float], a_arrays: Sequence[Any], b_arrays: Sequence[Any], *,
+    n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, device: Any = None, tie_tol: float = TIE_TOL,
+) -> PairedResult:
+    """Paired bootstrap comparison of two metrics scored on the same items.
+
+    ``a_arrays`` / ``b_arrays`` are the argument tuples of ``score_fn`` for metric A and B
+    (e.g. ``(d0_a, d1_a, judge)`` and ``(d0_b, d1_b, judge)``). Both are resampled with the SAME
+    item indices (:func:`paired_distribution`). Returns ``(diff, (low, high), p_value)``
+    (a :class:`PairedResult`): ``diff = score(A) - score(B)`` on the full data and, from ONE
+    method — the percentile bootstrap and its inverted test (:func:`~bapps_toolkit._bootstrap.
+    percentile_test`, proof there) — the ``1 - alpha`` interval ``[d*(k), d*(B + 1 - k)]`` of the
+    ``B`` sorted resampled differences, ``k`` the smallest integer with ``2k/B >= alpha``, and
+    ``p = min(1, 2 min(#{d* <= 0}, #{d* >= 0}) / B)``. Hence ``p < alpha`` exactly when the
+    interval excludes 0, for every data set, seed and ``alpha``. Resamples where the score is
+    undefined are left out (``B`` counts the rest); resampled differences within ``tie_tol`` of 0
+    are ties at 0 (float rounding); identical inputs give ``p = 1`` and ``[0, 0]``.
+    """
+    _check_boot_args(n_boot, alpha)
+    diff, boot = paired_distribution(score_fn, a_arrays, b_arrays, n_boot=n_boot, seed=seed, device=device)
+    return paired_result(diff, boot, alpha, tie_tol)

@@ -24,8 +24,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", metavar="DATA", help="BAPPS folder root or packed .h5 file")
     p.add_argument("--metrics", nargs="+", default=[], metavar="NAME",
-                   help="metric names (see `bapps metrics`), e.g. l2-lab ssim lpips-alex, or plugins: "
-                        "package.module:attr, path/to/file.py:attr")
+                   help="metric names (see `bapps metrics`), e.g. l2-lab ssim lpips-alex; the preset paper "
+                        "(the paper's Table 5 metrics); or plugins: package.module:attr, path/to/file.py:attr")
     p.add_argument("--metric-option", action="append", default=[], metavar="NAME.KEY=VALUE",
                    help="an option of a metric's factory, typed by its signature (repeatable)")
     p.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
@@ -58,7 +58,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, choices=FORMATS,
                    help="the benchmark DATA holds (default: detected; a folder may hold several)")
     p.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"),
-                   help="paired bootstrap of metric A minus metric B on each non-BAPPS set")
+                   help="paired difference of metric A minus metric B (two of the evaluated metric ids) "
+                        "on each set, and on the BAPPS 2AFC mean, with its interval and p-value, in every report")
     p.add_argument("--live-scores", default="realigned", choices=("realigned", "dmos"),
                    help="LIVE: dmos_new of dmos_realigned.mat (default) or dmos.mat")
     p.add_argument("--per-type", metavar="F.md", help="write the per-distortion-type tables (correlation sets)")
@@ -78,7 +79,7 @@ def run(args) -> int:
         datasets=args.datasets, batch_size=args.batch_size, device=args.device, n_boot=args.n_boot,
         seed=args.seed, progress=not args.no_progress, backbone_weights=args.backbone_weights,
         lin_weights=args.lin_weights, stream=args.stream, chunk_size=args.chunk_size,
-        metric_options=args.metric_option,
+        metric_options=args.metric_option, compare=args.compare,
     )
     if not is_main_process():
         return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..metrics import describe_metrics
+from ..metrics.presets import PRESET_DESCRIPTIONS
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -21,7 +22,9 @@ def run(args) -> int:
         for name in described:
             print(name)
         return 0
-    width = max((len(n) for n in described), default=0)
+    width = max((len(n) for n in [*described, *PRESET_DESCRIPTIONS]), default=0)
     for name, text in described.items():
+        print(f"{name:<{width}}  {text}")
+    for name, text in PRESET_DESCRIPTIONS.items():
         print(f"{name:<{width}}  {text}")
     return 0

@@ -32,7 +32,9 @@ from ..data.images import read_rgb
 from ..data.iqa import CorrelationSet, TwoAFCFileSet, find_benchmarks, loader
 from ..data.iqa.nights import load as load_nights
 from ..errors import DataError
+from ..metrics.presets import expand_presets
 from ..scores import HUMAN, MEAN_CATEGORY, bootstrap_distribution, paired_bootstrap, score_2afc
+from .compare import check_compare
 from .runner import metric_label, resolve_metric, run_evaluation
 
 ROW_KEYS = ("metric", "label", "calibrated", "benchmark", "kind", "part", "figure", "n", "value",
@@ -174,9 +176,13 @@ def _correlation(fmt: str, root: Path, metrics, opt: _Options, result: Benchmark
         keep[(mid, cset.name)] = (scatter["s"], cset.score, cset.ref_id)
 
 
-def _bapps(root: Path, specs, opt: _Options, result: BenchmarkResult, keep: dict, weights: dict) -> None:
+def _bapps(root: Path, specs, opt: _Options, result: BenchmarkResult, keep: dict, weights: dict,
+           pair: tuple[str, str] | None) -> None:
     ev = run_evaluation(root, specs, device=opt.device, n_boot=opt.n_boot, seed=opt.seed, progress=False,
-                        **weights)
+                        compare=pair, **weights)
+    result.comparisons += [dict(a=c["a"], b=c["b"], set=f"bapps/{c['mode']}/{c['split']}/{c['category']}",
+                                figure="2afc" if c["mode"] == "2afc" else "map", diff=c["diff"], ci_low=c["ci_low"],
+                                ci_high=c["ci_high"], p_value=c["p_value"]) for c in ev.comparisons]
     for r in ev.table.to_dict("records"):
         mode, cat = r["mode"], r["category"]
         part = f"{r['split']}/{cat}"
@@ -198,31 +204,31 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
     """Score ``metrics`` on every benchmark in ``source`` (a set, or a folder holding several).
 
     ``compare=(A, B)``: paired bootstrap of A − B on each set (SRCC on correlation sets, 2AFC on
-    NIGHTS parts), resampling the same reference images / triplets for both.
+    NIGHTS parts, 2AFC / JND mAP on BAPPS sets and the BAPPS 2AFC mean), resampling the same
+    reference images / items for both; interval and p-value from one method (``p < alpha`` iff
+    the interval excludes 0). ``metrics`` may hold the preset ``"paper"``.
     """
     dev = pick_device(device)
     opt = _Options(dev, int(batch_size), int(n_boot), int(seed), int(nights_size), live_scores)
     weights = dict(backbone_weights=backbone_weights, lin_weights=lin_weights)
     resolved = []
-    for spec in metrics:
-        mid, metric = resolve_metric(spec, **weights)
-        resolved.append((mid, metric.to(dev).eval()))
-    if compare is not None:
-        ids = [m for m, _ in resolved]
-        missing = [c for c in compare if c not in ids]
-        if len(compare) != 2 or missing:
-            raise ValueError(f"compare needs two of the evaluated metrics ({', '.join(ids)}); got {list(compare)}")
+    specs, preset_options = expand_presets(metrics)
+    for spec in specs:
+        opts = preset_options.get(spec) if isinstance(spec, str) else None
+        mid, metric = resolve_metric(spec, options=opts, **weights)
+        resolved.append((metric.name if opts else mid, metric.to(dev).eval()))
+    pair = check_compare(compare, [m for m, _ in resolved])
     result = BenchmarkResult(rows=[])
     keep: dict[tuple[str, str], Any] = {}
     for fmt, root in find_benchmarks(source, format):
         if fmt == "bapps":
-            _bapps(root, list(metrics), opt, result, keep, weights)
+            _bapps(root, list(metrics), opt, result, keep, weights, pair)
         elif fmt == "nights":
             _nights(root, resolved, opt, result, keep)
         else:
             _correlation(fmt, root, resolved, opt, result, keep)
-    if compare is not None:
-        result.comparisons = _compare(keep, compare[0], compare[1], opt)
+    if pair is not None:
+        result.comparisons += _compare(keep, pair[0], pair[1], opt)
     return result
 
 

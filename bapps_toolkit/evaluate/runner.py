@@ -42,6 +42,7 @@ from ..data import find_sets
 from ..errors import DataError
 from ..metrics import Metric
 from ..metrics.plugins import parse_metric_options
+from ..metrics.presets import expand_presets, merge_options
 from ..scores import (
     HUMAN,
     MEAN_CATEGORY,
@@ -52,6 +53,7 @@ from ..scores import (
     jnd_map,
     score_2afc,
 )
+from .compare import check_compare, compare_metrics
 from .distances import EvalSet, SetDistances, check_distances_path, open_sets, set_distances, write_distances
 from .resolve import WeightSpecs, metric_label, resolve_metric
 
@@ -77,6 +79,8 @@ class EvaluationResult:
     distances: list[SetDistances]
     n_boot: int
     seed: int
+    #: ``compare=(A, B)``: records of A − B per set and for the 2AFC mean (:mod:`.compare`).
+    comparisons: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -109,12 +113,15 @@ def _resolve_all(specs: Sequence[Any], backbone_weights: WeightSpecs, lin_weight
                  device: torch.device, metric_options: MetricOptions = None) -> list[tuple[str, Metric]]:
     """``(metric_id, metric)`` per spec, on ``device`` in eval mode; one distance per item, ids unique."""
     resolved: list[tuple[str, Metric]] = []
-    options = metric_options if isinstance(metric_options, dict) else parse_metric_options(
-        metric_options or [], [s for s in specs if isinstance(s, str)])
+    specs, preset_options = expand_presets(specs)
+    options = merge_options(preset_options, metric_options if isinstance(metric_options, dict) else
+                            parse_metric_options(metric_options or [], [s for s in specs if isinstance(s, str)]))
     for spec in specs:
         opts = options.get(spec) if isinstance(spec, str) else None
         mid, metric = resolve_metric(spec, backbone_weights=backbone_weights, lin_weights=lin_weights,
                                      options=opts)
+        if isinstance(spec, str) and spec in preset_options:
+            mid = metric.name  # e.g. lpips-alex-v0.0: the id says which options the preset chose
         if getattr(metric, "spatial", False):
             raise ValueError(f"metric {mid!r} was created with spatial=True; evaluation needs one "
                              "distance per item (create it without spatial=True)")
@@ -190,13 +197,15 @@ def run_evaluation(
     alpha: float = 0.05, save_distances: PathLike | None = None, progress: bool = True,
     backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
     stream: bool = False, chunk_size: int = DEFAULT_CHUNK, metric_options: MetricOptions = None,
+    compare: Sequence[str] | None = None,
 ) -> EvaluationResult:
-    """Like :func:`evaluate`, returning the table and the per-item distances."""
+    """Like :func:`evaluate`, returning the table, the per-item distances and the comparisons."""
     src = Path(source)
     _check_options(metrics, n_boot, batch_size, chunk_size, save_distances, src)
     dev = join_process_group(device)
     bs = int(batch_size) if batch_size else default_batch_size(dev)
     resolved = _resolve_all(metrics, backbone_weights, lin_weights, dev, metric_options)
+    pair = check_compare(compare, [mid for mid, _ in resolved])
     present = find_sets(src)
     if not present:
         raise DataError(f"no 2AFC or JND sets found in {src}")
@@ -214,9 +223,15 @@ def run_evaluation(
         table.add(HUMAN, HUMAN_LABEL, True, s, human_ceiling_2afc, _labels_of(s))
     labels = {mid: (metric_label(mid, m), m.calibrated) for mid, m in resolved}
     table.add_means({**labels, HUMAN: (HUMAN_LABEL, True)}, sets_2afc)
+    comparisons = [] if pair is None else compare_metrics(
+        pair, distances, n_boot=int(n_boot), seeds={s.key: _set_seed(seed, s.key) for s in sets}, alpha=alpha,
+        synthetic={s.key: s.synthetic for s in sets}, device=table.boot_device)
     frame = pd.DataFrame(table.rows, columns=COLUMNS)
     frame.attrs.update(n_boot=int(n_boot), seed=int(seed), alpha=float(alpha), device=str(dev))
-    result = EvaluationResult(table=frame, distances=distances, n_boot=int(n_boot), seed=int(seed))
+    if pair is not None:
+        frame.attrs["comparisons"] = comparisons
+    result = EvaluationResult(table=frame, distances=distances, n_boot=int(n_boot), seed=int(seed),
+                              comparisons=comparisons)
     if save_distances is not None and is_main_process():
         write_distances(result.distances, save_distances)
     return result
@@ -254,6 +269,7 @@ def evaluate(
     save_distances: PathLike | None = None, progress: bool = True,
     backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None, alpha: float = 0.05,
     stream: bool = False, chunk_size: int = DEFAULT_CHUNK, metric_options: MetricOptions = None,
+    compare: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Score ``metrics`` on every 2AFC and JND set of ``source``; returns the tidy DataFrame.
 
@@ -270,12 +286,16 @@ def evaluate(
     so memory stays bounded by the chunk however large the set (same results; each metric reads
     the data again). ``metric_options``: ``{spec: {key: value}}`` for the factories of the metrics
     (plugin specs ``module:attr`` / ``file.py:attr`` and entry-point names are accepted in
-    ``metrics``, see :mod:`bapps_toolkit.metrics.plugins`). Columns are described in the module
-    docstring.
+    ``metrics``, see :mod:`bapps_toolkit.metrics.plugins`); the preset ``"paper"`` stands for
+    the metrics of the paper's Table 5 (:mod:`bapps_toolkit.metrics.presets`). ``compare=(A, B)``:
+    two of the evaluated metric ids; the paired difference A − B per set and for the 2AFC mean,
+    with its interval and p-value (one method: ``p < alpha`` iff the interval excludes 0), is
+    put in ``table.attrs["comparisons"]`` (records of :mod:`.compare`) and in every report.
+    Columns are described in the module docstring.
     """
     return run_evaluation(
         source, metrics, datasets=datasets, batch_size=batch_size, device=device, n_boot=n_boot,
         seed=seed, alpha=alpha, save_distances=save_distances, progress=progress,
         backbone_weights=backbone_weights, lin_weights=lin_weights, stream=stream, chunk_size=chunk_size,
-        metric_options=metric_options,
+        metric_options=metric_options, compare=compare,
     ).table

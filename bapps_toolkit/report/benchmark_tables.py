@@ -71,10 +71,16 @@ def cross_markdown(result: BenchmarkResult, *, with_ci: bool = True) -> str:
     return "\n".join(out) + "\n"
 
 
+COMPARE_NOTE = ("A - B: paired bootstrap of the difference on the same items / reference images; the "
+                "95% percentile interval and its inverted two-sided test: p < 0.05 exactly when the "
+                "interval excludes 0")
+
+
 def _comparison_lines(result: BenchmarkResult) -> list[str]:
     if not result.comparisons:
         return []
-    out = ["", "| A − B | set | figure | difference [95% CI] | p |", "|:---|:---|:---|---:|---:|"]
+    out = ["", f"> {COMPARE_NOTE}", "", "| A − B | set | figure | difference [95% CI] | p |",
+           "|:---|:---|:---|---:|---:|"]
     for c in result.comparisons:
         out.append(f"| {c['a']} − {c['b']} | {c['set']} | {c['figure']} | {c['diff']:.3f} "
                    f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}] | {c['p_value']:.3g} |")
@@ -98,6 +104,14 @@ def cross_latex(result: BenchmarkResult, *, with_ci: bool = True) -> str:
         lines.append(" & ".join([_tex(lab)] + [_tex(_cell(cells.get((lab, c)), c, with_ci)) for c in cols]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex(caption)}}}", r"\label{tab:benchmarks}",
               r"\end{table}"]
+    if result.comparisons:
+        lines += [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{lllrr}", r"\toprule",
+                  r"A $-$ B & set & figure & difference [95\% CI] & p \\", r"\midrule"]
+        lines += [" & ".join(_tex(str(x)) for x in (f"{c['a']} - {c['b']}", c["set"], c["figure"],
+                                                    f"{c['diff']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}]",
+                                                    f"{c['p_value']:.3g}")) + r" \\" for c in result.comparisons]
+        lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex(COMPARE_NOTE)}}}",
+                  r"\label{tab:benchmarks-compare}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -106,10 +120,16 @@ def cross_csv(result: BenchmarkResult) -> str:
     from ..evaluate.benchmarks import ROW_KEYS
 
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(ROW_KEYS), lineterminator="\n")
+    keys = list(ROW_KEYS) + (["p_value"] if result.comparisons else [])
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     w.writeheader()
     for r in result.rows:
-        w.writerow({k: r[k] for k in ROW_KEYS})
+        w.writerow({k: r.get(k, "") for k in keys})
+    for c in result.comparisons:  # the paired differences A − B as rows of their own kind
+        w.writerow(dict(metric=f"{c['a']} - {c['b']}", label=f"{c['a']} - {c['b']} (paired difference)",
+                        benchmark=c["set"].split("/")[0], kind="comparison", part=c["set"].partition("/")[2],
+                        figure=c["figure"], value=c["diff"], ci_low=c["ci_low"], ci_high=c["ci_high"],
+                        p_value=c["p_value"], direction="A - B"))
     return buf.getvalue()
 
 

@@ -13,8 +13,11 @@ import json
 import math
 from typing import Any
 
+import pandas as pd
+
 from .._io import atomic_write, write_text_atomic
 from ..scores import HUMAN, MEAN_CATEGORY, MEAN_DEFINITION
+from .comparison import comparison_csv_rows, comparison_latex, comparison_markdown, comparisons_of
 
 _2AFC_ORDER = {
     "val": ("traditional", "cnn", "superres", "deblur", "color", "frameinterp"),
@@ -121,6 +124,7 @@ def to_markdown(table, *, with_ci: bool = True, title: str = "BAPPS evaluation")
             else:
                 cells.append(_fmt(v[0]))
         out.append("| " + " | ".join(cells) + " |")
+    out += comparison_markdown(table, column_title, _order_key)
     return "\n".join(out) + "\n"
 
 
@@ -159,11 +163,13 @@ def to_latex(table, *, with_ci: bool = True, label: str = "tab:bapps") -> str:
                 cells.append(_fmt(v[0]))
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\hline", r"\end{tabular}", r"\end{table}"]
+    lines += comparison_latex(table, column_title, _order_key, latex_escape)
     return "\n".join(lines) + "\n"
 
 
 def to_json(table) -> str:
-    """JSON document: ``{"notes": [...], "synthetic": bool, "mean_definition": str, "rows": [...]}``."""
+    """JSON document: ``{"notes": [...], "synthetic": bool, "mean_definition": str, "rows": [...],
+    "comparisons": [...]}`` (the paired comparison records; empty without ``compare``)."""
     doc = {
         "notes": notes(table),
         "synthetic": bool(table.synthetic.any()),
@@ -172,14 +178,20 @@ def to_json(table) -> str:
         "n_boot": table.attrs.get("n_boot"),
         "seed": table.attrs.get("seed"),
         "rows": json.loads(table.to_json(orient="records")),
+        "comparisons": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in c.items()}
+                        for c in comparisons_of(table)],
     }
     return json.dumps(doc, indent=2) + "\n"
 
 
 def write_csv(table, path) -> None:
-    """The tidy table as CSV, atomically."""
+    """The tidy table as CSV, atomically; with a comparison, its rows follow (:mod:`.comparison`)."""
+    out = table
+    if comparisons_of(table):
+        out = pd.concat([table.assign(p_value=float("nan")), comparison_csv_rows(table, list(table.columns))],
+                        ignore_index=True)
     with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
-        table.to_csv(fh, index=False, float_format="%.6g")  # 6 significant digits
+        out.to_csv(fh, index=False, float_format="%.6g")  # 6 significant digits
 
 
 def write_reports(table, *, csv: Any = None, markdown: Any = None, latex: Any = None,

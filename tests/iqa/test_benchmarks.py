@@ -61,8 +61,13 @@ def test_cross_table_and_formats(result):
     assert doc["synthetic"] and doc["columns"] == cols and doc["comparisons"]
     tex = bt.cross_latex(result)
     assert r"\begin{tabular}" in tex and "SYNTHETIC" in tex
+    assert r"\label{tab:benchmarks-compare}" in tex and "l2 - psnr" in tex
     csv_text = bt.cross_csv(result)
     assert csv_text.splitlines()[0].startswith("metric,label,calibrated,benchmark")
+    compare_rows = [line for line in csv_text.splitlines() if line.startswith("l2 - psnr,")]
+    assert len(compare_rows) == len(result.comparisons) and csv_text.splitlines()[0].endswith(",p_value")
+    for c in result.comparisons:  # one rule: p < 0.05 exactly when the interval excludes 0
+        assert (c["p_value"] < 0.05) == (not c["ci_low"] <= 0 <= c["ci_high"])
     per = bt.per_type_markdown(result, "csiq")
     assert "jpeg2000" in per and "SYNTHETIC" in per
 
