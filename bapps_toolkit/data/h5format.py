@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import DataError
 from .images import PATCH
-from .layout import ALL_KEYS, folders_of
+from .layout import folders_of, is_set_key
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -101,7 +101,7 @@ def check_schema(f: Any, path: PathLike) -> dict[str, Any]:
         counts = json.loads(attr_str(f.attrs["counts"]))
     except (KeyError, ValueError) as exc:
         raise DataError(f"{path}: damaged bapps-toolkit header ({exc})") from None
-    if not isinstance(keys, list) or not keys or not all(k in ALL_KEYS for k in keys):
+    if not isinstance(keys, list) or not keys or not all(is_set_key(k) for k in keys):
         raise DataError(f"{path}: damaged bapps-toolkit header (set list {keys!r})")
     for key in keys:
         _check_set(f, path, key, counts.get(key))

@@ -23,7 +23,7 @@ from ..errors import DataError
 from .decode import decode_pool, iter_decoded, make_bar
 from .h5format import FORMAT, FORMAT_ATTR, attr_str, judgments_digest, open_h5, read_stems, stems_digest
 from .images import PATCH
-from .layout import ALL_KEYS, SetFiles, discover, folders_of, is_synthetic_root, resolve_root, scan_set, split_key
+from .layout import SetFiles, discover, folders_of, is_synthetic_root, order_keys, resolve_root, scan_set, split_key
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -127,7 +127,9 @@ def write_packed(out_h5: PathLike, sets: dict[str, tuple[dict[str, np.ndarray], 
     stems)`` with ``arrays`` holding the set's image folders (uint8 ``[N, 64, 64, 3]``) and its
     judgment folder (float ``[N]``). Used by benchmarks and tools that synthesise files."""
     out = Path(out_h5)
-    keys = [k for k in ALL_KEYS if k in sets]
+    for key in sets:
+        split_key(key)
+    keys = order_keys(sets)
     with atomic_path(out) as tmp, h5py.File(tmp, "w", libver="latest") as f:
         for key in keys:
             arrays, stems = sets[key]
