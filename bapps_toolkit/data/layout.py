@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from ..errors import DataError
 
@@ -218,14 +218,19 @@ def _user_set_folder(cat_dir: Path, key: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SetFiles:
-    """The paired files of one set: ``files[folder][i]`` all share ``stems[i]``."""
+    """The paired files of one set: ``files[folder][i]`` all share ``stems[i]``.
+
+    A set defined by a CSV manifest (:mod:`.manifest`) has no judgment files: ``judgments``
+    holds its values (float32 ``[N]``) and ``n_votes`` its raters per item (or ``None``)."""
 
     key: str
     folder: Path
     stems: list[str]
     files: dict[str, list[Path]]
+    judgments: Any = None
+    n_votes: Any = None
 
     def __len__(self) -> int:
         return len(self.stems)
