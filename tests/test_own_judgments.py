@@ -317,3 +317,17 @@ def test_cli_pack_csv_with_size(tmp_path, capsys):
     assert "2afc/val/own" in capsys.readouterr().out
     assert main(["pack", str(m), str(tmp_path / "p.h5"), "--no-progress"]) == 2
     assert "not square" in capsys.readouterr().err
+    j = write_csv(tmp_path / "j.csv", ["p0", "p1", "same"], [["im0.png", "im2.png", "1"]])
+    assert main(["pack", str(m), str(j), str(tmp_path / "q.h5"), "--size", "16", "--no-progress"]) == 0
+    assert verify(tmp_path / "q.h5")["sets"] == {"2afc/val/own": 2, "jnd/val/own": 1}
+
+
+def test_judge_export_csv_columns_are_read(tmp_path):
+    """The header ``bapps judge export --format csv`` writes (ref,p0,p1,judge,n_p0,n_p1,set_key,stem)."""
+    m = _small_csv(tmp_path, header=("ref", "p0", "p1", "judge", "n_p0", "n_p1", "set_key", "stem"),
+                   rows=[["im0.png", "im1.png", "im2.png", "0.6667", "1", "2", "2afc/train/traditional", "s1"],
+                         ["im0.png", "im2.png", "im1.png", "0", "3", "0", "2afc/train/traditional", "s2"]])
+    (s,) = load_2afc(pack(m, tmp_path / "o.h5", progress=False))
+    assert s.key == "2afc/train/traditional" and s.stems == ["s1", "s2"]
+    np.testing.assert_array_equal(s.judge, np.float32([2 / 3, 0.0]))
+    np.testing.assert_array_equal(s.n_votes, [3, 3])

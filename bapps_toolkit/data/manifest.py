@@ -21,6 +21,9 @@ a CSV file instead (read with Python's :mod:`csv` module, UTF-8, an optional byt
   :func:`~bapps_toolkit.data.layout.valid_category`) and ``id`` (the item's stem, unique within
   its set; default the data row number written with six digits, ``000001``). Other columns are
   ignored (keep your own metadata there).
+* The CSVs that ``bapps judge export --format csv`` writes are read as they are: their columns
+  ``n_p0,n_p1`` / ``n_same,n_different`` are taken as the vote counts, ``stem`` as ``id`` and
+  ``set_key`` (``2afc/val/traditional``) as split and category (see :data:`ALIASES`).
 * One CSV holds one kind: a ``ref`` column makes it 2AFC, otherwise it is JND. Give several CSVs
   (``bapps pack a.csv b.csv out.h5``) to pack both kinds or more sets; one set (split/category)
   comes from one CSV. Items keep their row order.
@@ -62,6 +65,11 @@ COLUMNS: dict[str, tuple[tuple[str, ...], str, tuple[str, str]]] = {
     "2afc": (("ref", "p0", "p1"), "judge", ("votes_p0", "votes_p1")),
     "jnd": (("p0", "p1"), "same", ("votes_different", "votes_same")),
 }
+
+
+#: Other names accepted for a column when the column itself is absent (``bapps judge export``).
+ALIASES = {"n_p0": "votes_p0", "n_p1": "votes_p1", "n_same": "votes_same",
+           "n_different": "votes_different", "stem": "id"}
 
 
 @dataclass
@@ -128,6 +136,7 @@ def _open_rows(path: Path) -> tuple[list[str], list[tuple[int, int, dict[str, st
             if header is None:
                 raise DataError(f"manifest {path} is empty (expected a header row such as ref,p0,p1,judge)")
             names = [h.strip() for h in header]
+            names = [ALIASES[n] if n in ALIASES and ALIASES[n] not in names else n for n in names]
             dup = sorted({n for n in names if names.count(n) > 1 and n})
             if dup:
                 raise DataError(f"manifest {path}: column {dup[0]!r} appears twice in the header")
@@ -179,8 +188,7 @@ def _read_csv(path: Path) -> dict[str, _Rows]:
     sets: dict[str, _Rows] = {}
     for i, line, rec in rows:
         where = f"manifest {path}: data row {i} (line {line})"
-        split = rec.get("split") or DEFAULT_SPLIT
-        cat = rec.get("category") or DEFAULT_CATEGORY
+        split, cat = _split_category(where, kind, rec)
         if split not in SPLITS[kind]:
             raise DataError(f"{where}, field 'split': {split!r} is not a {kind.upper()} split "
                             f"({', '.join(SPLITS[kind])})")
@@ -205,6 +213,18 @@ def _read_csv(path: Path) -> dict[str, _Rows]:
         if n is not None:
             r.votes.append(n)
     return sets
+
+
+def _split_category(where: str, kind: str, rec: dict[str, str]) -> tuple[str, str]:
+    """The row's split and category: its columns, else its ``set_key``, else the defaults."""
+    key = rec.get("set_key", "")
+    if key and not (rec.get("split") or rec.get("category")):
+        parts = key.split("/")
+        if len(parts) != 3 or parts[0] != kind:
+            raise DataError(f"{where}, field 'set_key': {key!r} is not a {kind.upper()} set key "
+                            f"such as '{kind}/val/own'")
+        return parts[1], parts[2]
+    return rec.get("split") or DEFAULT_SPLIT, rec.get("category") or DEFAULT_CATEGORY
 
 
 def _image_path(csv_path: Path, where: str, rec: dict[str, str], col: str) -> Path:

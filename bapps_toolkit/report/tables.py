@@ -24,8 +24,9 @@ _2AFC_ORDER = TWOAFC_CATEGORIES
 _JND_ORDER = JND_CATEGORIES
 _SHORT = {"traditional": "trad", "frameinterp": "frameint"}
 
-SYNTHETIC_NOTE = ("SYNTHETIC DATA: these sets are simulated (the mini set), not BAPPS; the "
-                  "numbers test the pipeline and say nothing about the metrics")
+SYNTHETIC_NOTE = ("SYNTHETIC DATA: these sets are simulated (the mini set, or a set marked "
+                  "SYNTHETIC.txt), not human judgments; the numbers test the pipeline and say "
+                  "nothing about the metrics")
 UNCALIBRATED_NOTE = ("rows tagged UNCALIBRATED use a randomly initialised backbone: they are NOT "
                      "the published metric")
 
