@@ -176,6 +176,40 @@ def test_train_lin_on_csv_and_folder_gives_the_same_run(own):
     assert ha[0]["loss"] is not None and ha[0]["val_2afc"] is not None
 
 
+def test_full_path_scratch_streaming_and_item_reads_at_128(own):
+    """The other routes through the data at 128×128: the full training path with the backbone
+    trained (``scratch``: random start, labelled), ``evaluate(stream=True)`` and item-by-item reads."""
+    from safetensors.torch import load_file
+
+    from bapps_toolkit.data import TwoAFCDataset, iter_2afc_chunks
+    from bapps_toolkit.evaluate import evaluate
+    from bapps_toolkit.train import TrainConfig, train
+
+    weights = []
+    for name in ("csv_h5", "folder_h5"):
+        cfg = TrainConfig(data=str(own[name]), out=str(own["tmp"] / f"scratch_{name}"), net="alex",
+                          variant="scratch", epochs=1, decay_epochs=0,
+                          batch_size=12, progress=False, seed=5, deterministic=True, device="cpu")
+        with pytest.warns(UserWarning, match="UNCALIBRATED"):
+            res = train(cfg)
+        assert res.card["fast_path"] is False
+        weights.append(load_file(str(res.checkpoint_path)))
+    assert sorted(weights[0]) == sorted(weights[1])
+    for k in weights[0]:
+        assert (weights[0][k] == weights[1][k]).all(), k
+    kw = dict(n_boot=20, device="cpu", progress=False, datasets=["2afc/val/own", "jnd/val/own"])
+    whole = evaluate(own["csv_h5"], ["l2", "ssim"], **kw)
+    streamed = evaluate(own["csv_h5"], ["l2", "ssim"], stream=True, chunk_size=5, **kw)
+    assert whole[["metric", "category", "score"]].equals(streamed[["metric", "category", "score"]])
+    parts = list(iter_2afc_chunks(own["csv_h5"], "val/own", 5))
+    assert [len(p) for p in parts] == [5, 5, 5, 1] and parts[0].ref.shape == (5, SIDE, SIDE, 3)
+    ds = TwoAFCDataset(own["csv_h5"], "val/own", in_memory=False, output="float")
+    try:
+        assert tuple(ds[3]["ref"].shape) == (3, SIDE, SIDE) and ds[3]["category"] == "own"
+    finally:
+        ds.close()
+
+
 # ------------------------------------------------------------------------------------------
 # the --size rule
 
