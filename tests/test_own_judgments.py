@@ -365,3 +365,16 @@ def test_judge_export_csv_columns_are_read(tmp_path):
     assert s.key == "2afc/train/traditional" and s.stems == ["s1", "s2"]
     np.testing.assert_array_equal(s.judge, np.float32([2 / 3, 0.0]))
     np.testing.assert_array_equal(s.n_votes, [3, 3])
+
+
+def test_verify_checks_the_vote_counts(tmp_path):
+    import h5py
+
+    m = _small_csv(tmp_path, header=("ref", "p0", "p1", "votes_p0", "votes_p1"),
+                   rows=[["im0.png", "im1.png", "im2.png", "1", "3"], ["im0.png", "im2.png", "im1.png", "2", "0"]])
+    out = pack(m, tmp_path / "o.h5", progress=False)
+    assert verify(out)["arrays_checked"] == 6  # ref, p0, p1, judge, stems, n_votes
+    with h5py.File(out, "r+") as f:
+        f["2afc/val/own/n_votes"][1] = 7
+    with pytest.raises(DataError, match=r"/2afc/val/own/n_votes fails its SHA-256 check"):
+        verify(out)
