@@ -216,3 +216,31 @@ def test_lazy_h5_dataset_in_worker_processes(mini_h5):
     judges = torch.cat([b["judge"] for b in loader])
     (s,) = load_2afc(mini_h5, "val/color")
     np.testing.assert_array_equal(judges.numpy(), s.judge)
+
+
+def test_user_categories_discovered_after_bapps_ones(tiny_tree):
+    root = tiny_tree(("2afc/val/denoise", "2afc/val/cnn", "2afc/val/Blur_2", "2afc/train/own",
+                      "jnd/val/zeta", "jnd/val/cnn"), n=2)
+    (root / "2afc/val/empty").mkdir()                      # no set sub-folders: ignored
+    (root / "2afc/val/bad name" / "ref").mkdir(parents=True)  # unsafe name: ignored
+    with pytest.warns(UserWarning) as rec:
+        keys = discover(root)
+    assert keys == ["2afc/train/own", "2afc/val/cnn", "2afc/val/Blur_2", "2afc/val/denoise",
+                    "jnd/val/cnn", "jnd/val/zeta"]
+    text = " ".join(str(w.message) for w in rec)
+    assert "empty" in text and "'bad name' is not a valid category name" in text
+    assert expand_datasets("val/denoise", keys, "2afc") == ["2afc/val/denoise"]
+    assert expand_datasets("val", keys, "2afc") == ["2afc/val/cnn", "2afc/val/Blur_2", "2afc/val/denoise"]
+    with pytest.raises(ValueError, match="unknown 2AFC dataset 'val/nope'.*2afc/val/denoise"):
+        expand_datasets("val/nope", keys, "2afc")
+    (s,) = load_2afc(root, "val/denoise")
+    assert (s.split, s.category, s.key) == ("val", "denoise", "2afc/val/denoise")
+
+
+@pytest.mark.parametrize("key", ["2afc/val/a b", "2afc/val/..", "2afc/val/-x", "2afc/test/cnn",
+                                 "jnd/train/cnn", "2afc/val/" + "x" * 65, "2afc/val"])
+def test_invalid_set_keys(key):
+    from bapps_toolkit.data.layout import is_set_key, split_key
+    assert not is_set_key(key)
+    with pytest.raises(ValueError, match="not a set key"):
+        split_key(key)

@@ -37,7 +37,8 @@ def test_schema_and_attributes(mini_root, mini_h5):
         counts = json.loads(f.attrs["counts"])
         assert counts["2afc/val/superres"] == 280 and counts["jnd/val/cnn"] == 250
         g = f["2afc/val/cnn"]
-        assert dict(g.attrs) == {"kind": "2afc", "split": "val", "category": "cnn", "count": 300}
+        assert dict(g.attrs) == {"kind": "2afc", "split": "val", "category": "cnn", "count": 300,
+                                 "size": 64}
         ref = g["ref"]
         assert ref.dtype == np.uint8 and ref.shape == (300, 64, 64, 3)
         assert ref.chunks is not None and ref.chunks[1:] == (64, 64, 3) and ref.compression is None

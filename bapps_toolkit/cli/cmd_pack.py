@@ -1,4 +1,5 @@
-"""``bapps pack ROOT OUT.h5``: pack every BAPPS split/category under ROOT into one HDF5 file."""
+"""``bapps pack ROOT OUT.h5`` / ``bapps pack A.csv [B.csv ...] OUT.h5``: pack every set of a
+BAPPS folder tree, or of CSV manifests, into one HDF5 file."""
 from __future__ import annotations
 
 import argparse
@@ -6,12 +7,21 @@ import argparse
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "pack", help="pack a BAPPS folder tree into one HDF5 file",
-        description="Decode every PNG under ROOT (in parallel) into one HDF5 file whose groups "
-                    "mirror the folder layout, with a SHA-256 per array. Written under a temporary "
-                    "name and renamed when complete.")
-    p.add_argument("root", metavar="ROOT", help="BAPPS folder (holding 2afc/ and/or jnd/)")
+        "pack", help="pack a BAPPS folder tree or CSV manifests into one HDF5 file",
+        description="Decode every image of a BAPPS folder tree (or of the CSV manifests of your "
+                    "own 2AFC triplets / JND pairs: columns ref,p0,p1,judge or votes_p0,votes_p1; "
+                    "p0,p1,same or votes_same,votes_different; optional split, category, id) in "
+                    "parallel into one HDF5 file whose groups mirror the folder layout, with a "
+                    "SHA-256 per array. Written under a temporary name and renamed when complete.")
+    p.add_argument("sources", metavar="ROOT|CSV", nargs="+",
+                   help="a BAPPS folder (holding 2afc/ and/or jnd/), or one or more .csv manifests "
+                        "(image paths relative to each CSV)")
     p.add_argument("out", metavar="OUT.h5", help="output file")
+    p.add_argument("--size", type=int, default=None, metavar="N",
+                   help="patch side of the packed sets: square images resized bilinearly to NxN, "
+                        "non-square ones centre-cropped to their shorter side first (default: 64 "
+                        "by the official rule for a folder; the images' own size, which must be "
+                        "square and shared, for CSV manifests)")
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT.h5")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -26,12 +36,15 @@ def run(args: argparse.Namespace) -> int:
     from ..data.pack import pack
 
     t0 = time.perf_counter()
-    out = pack(args.root, args.out, workers=args.workers, force=args.force,
+    root = args.sources[0] if len(args.sources) == 1 else args.sources
+    out = pack(root, args.out, size=args.size, workers=args.workers, force=args.force,
                progress=not args.no_progress)
     dt = time.perf_counter() - t0
     info = describe(out)
     images = info["images"]
-    print(f"packed {images} images in {len(info['keys'])} sets into {out} "
+    sizes = sorted(set(info["sizes"].values()))
+    print(f"packed {images} images ({'/'.join(f'{s}x{s}' for s in sizes)}) in {len(info['keys'])} "
+          f"sets into {out} "
           f"({dt:.1f} s, {images / max(dt, 1e-9):.0f} images/s); check it with `bapps verify {out}`"
           + (" [SYNTHETIC data]" if info["synthetic"] else ""))
     return 0

@@ -23,5 +23,6 @@ def run(args: argparse.Namespace) -> int:
           f"{info['arrays_checked']} arrays checked, {info['images']} images"
           + (", SYNTHETIC data" if info["synthetic"] else ""))
     for key, n in info["sets"].items():
-        print(f"  {key:24s} {n:7d}")
+        side = info["sizes"][key]
+        print(f"  {key:24s} {n:7d}  {side}x{side}")
     return 0

@@ -2,7 +2,8 @@
 
 A *source* is either a folder in the official layout (see :mod:`.layout`; PNGs are decoded by
 the rule in :mod:`.images`) or a file written by ``bapps pack`` (checked to be ours — format
-marker and schema — before use). Images are held as ``uint8 [N, 64, 64, 3]`` (NHWC, RGB);
+marker and schema — before use). Images are held as ``uint8 [N, S, S, 3]`` (NHWC, RGB; ``S`` =
+64 for BAPPS and every folder source, the set's own patch side for a packed user set);
 :func:`to_model_input` turns them into NCHW float in [-1, 1] exactly as the official loader does
 (``ToTensor`` then ``Normalize(0.5, 0.5)``: ``(x / 255 - 0.5) / 0.5``).
 """
@@ -39,8 +40,10 @@ Datasets = None | str | Sequence[str]
 
 @dataclass
 class TwoAFCSet:
-    """One 2AFC split/category: ``ref``, ``p0``, ``p1`` uint8 ``[N, 64, 64, 3]`` (numpy, or torch
-    on a device), ``judge`` float32 ``[N]`` = fraction of raters who preferred ``p1``."""
+    """One 2AFC split/category: ``ref``, ``p0``, ``p1`` uint8 ``[N, S, S, 3]`` (numpy, or torch
+    on a device; ``S`` = :attr:`size`), ``judge`` float32 ``[N]`` = fraction of raters who
+    preferred ``p1``; ``n_votes`` int64 ``[N]`` raters per triplet where the set was packed from
+    vote counts, else ``None``."""
 
     split: str
     category: str
@@ -50,10 +53,16 @@ class TwoAFCSet:
     judge: Array
     stems: list[str]
     synthetic: bool = False
+    n_votes: Array | None = None
 
     @property
     def key(self) -> str:
         return f"2afc/{self.split}/{self.category}"
+
+    @property
+    def size(self) -> int:
+        """The patch side ``S`` in pixels (64 for BAPPS)."""
+        return int(self.ref.shape[1])
 
     def __len__(self) -> int:
         return len(self.stems)
@@ -61,8 +70,9 @@ class TwoAFCSet:
 
 @dataclass
 class JNDSet:
-    """One JND split/category: ``p0``, ``p1`` uint8 ``[N, 64, 64, 3]``, ``same`` float32 ``[N]`` =
-    fraction of raters who said the two patches look the same."""
+    """One JND split/category: ``p0``, ``p1`` uint8 ``[N, S, S, 3]``, ``same`` float32 ``[N]`` =
+    fraction of raters who said the two patches look the same; ``n_votes`` as in
+    :class:`TwoAFCSet`."""
 
     split: str
     category: str
@@ -71,10 +81,16 @@ class JNDSet:
     same: Array
     stems: list[str]
     synthetic: bool = False
+    n_votes: Array | None = None
 
     @property
     def key(self) -> str:
         return f"jnd/{self.split}/{self.category}"
+
+    @property
+    def size(self) -> int:
+        """The patch side ``S`` in pixels (64 for BAPPS)."""
+        return int(self.p0.shape[1])
 
     def __len__(self) -> int:
         return len(self.stems)
@@ -138,8 +154,14 @@ def _build(key: str, arrays: dict[str, Array], stems: list[str], synthetic: bool
     kind, split, cat = split_key(key)
     if kind == "2afc":
         return TwoAFCSet(split, cat, arrays["ref"], arrays["p0"], arrays["p1"], arrays["judge"],
-                         stems, synthetic)
-    return JNDSet(split, cat, arrays["p0"], arrays["p1"], arrays["same"], stems, synthetic)
+                         stems, synthetic, arrays.get("n_votes"))
+    return JNDSet(split, cat, arrays["p0"], arrays["p1"], arrays["same"], stems, synthetic,
+                  arrays.get("n_votes"))
+
+
+def _names(g: Any, key: str) -> tuple[str, ...]:
+    """The arrays of a packed set to read: its folders, and ``n_votes`` where present."""
+    return (*folders_of(key), *(("n_votes",) if "n_votes" in g else ()))
 
 
 def load_sets(source: PathLike, datasets: Datasets, kind: str, device: DeviceLike,
@@ -152,7 +174,7 @@ def load_sets(source: PathLike, datasets: Datasets, kind: str, device: DeviceLik
             out = []
             for key in keys:
                 g = f[key]
-                arrays = {name: _h5_array(g[name], dev) for name in folders_of(key)}
+                arrays = {name: _h5_array(g[name], dev) for name in _names(g, key)}
                 out.append(_build(key, arrays, read_stems(g["stems"]), info["synthetic"]))
             return out
         finally:
@@ -208,7 +230,7 @@ def _iter_chunks(source: PathLike, key: str, chunk_size: int, kind: str,
             stems = read_stems(g["stems"])
             for s in range(0, len(stems), chunk_size):
                 e = min(s + chunk_size, len(stems))
-                arrays = {name: _h5_array(g[name], dev, s, e) for name in folders_of(full)}
+                arrays = {name: _h5_array(g[name], dev, s, e) for name in _names(g, full)}
                 yield _build(full, arrays, stems[s:e], info["synthetic"])
         finally:
             f.close()

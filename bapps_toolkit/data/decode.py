@@ -42,19 +42,23 @@ def make_bar(total: int, desc: str, progress: bool, unit: str = "img"):
                 dynamic_ncols=True, leave=False)
 
 
-def _decode_task(image_lists: tuple[tuple[str, ...], ...], judgment_list: tuple[str, ...]
-                 ) -> tuple[list[np.ndarray], np.ndarray]:
+def _decode_task(image_lists: tuple[tuple[str, ...], ...], judgment_list: tuple[str, ...],
+                 size: int = PATCH, crop: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
     """Worker: decode one slice of a set (module level so it pickles)."""
-    return [decode_images(paths) for paths in image_lists], load_judgments(judgment_list)
+    return ([decode_images(paths, size=size, crop=crop) for paths in image_lists],
+            load_judgments(judgment_list))
 
 
 def _tasks(sf: SetFiles) -> Iterator[tuple[int, tuple[tuple[str, ...], ...], tuple[str, ...]]]:
+    """Slices of a set; the judgment files of a slice are empty when ``sf.judgments`` holds
+    the values already (a CSV-defined set)."""
     folders = folders_of(sf.key)
     img_folders, jfolder = folders[:-1], folders[-1]
     for start in range(0, len(sf), TASK_ITEMS):
         stop = min(start + TASK_ITEMS, len(sf))
         images = tuple(tuple(str(p) for p in sf.files[f][start:stop]) for f in img_folders)
-        yield start, images, tuple(str(p) for p in sf.files[jfolder][start:stop])
+        judg = () if sf.judgments is not None else tuple(str(p) for p in sf.files[jfolder][start:stop])
+        yield start, images, judg
 
 
 @contextlib.contextmanager
@@ -75,15 +79,25 @@ def decode_pool(workers: int | None, n_images: int) -> Iterator[cf.Executor | No
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar=None
-                 ) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
-    """Yield ``(start, [images per image folder], judgments)`` for consecutive slices, in order."""
+def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar=None, size: int = PATCH,
+                 crop: bool = False) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
+    """Yield ``(start, [images per image folder], judgments)`` for consecutive slices, in order;
+    images are decoded to ``size`` by the rule of :mod:`.images` (``crop``: centre-crop a
+    non-square image instead of refusing it)."""
+    for start, arrays, j in _iter_raw(sf, pool, bar, size, crop):
+        if sf.judgments is not None:
+            j = np.asarray(sf.judgments[start:start + len(arrays[0])], dtype=np.float32)
+        yield start, arrays, j
+
+
+def _iter_raw(sf: SetFiles, pool: cf.Executor | None, bar, size: int, crop: bool
+              ) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
     n_img_folders = len(folders_of(sf.key)) - 1
     if pool is None:
         for start, images, judg in _tasks(sf):
-            arrays, j = _decode_task(images, judg)
+            arrays, j = _decode_task(images, judg, size, crop)
             if bar is not None:
-                bar.update(len(judg) * n_img_folders)
+                bar.update(len(images[0]) * n_img_folders)
             yield start, arrays, j
         return
     window = 2 * (getattr(pool, "_max_workers", 2) or 2)
@@ -91,7 +105,7 @@ def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar=None
     tasks = _tasks(sf)
     try:
         for start, images, judg in tasks:
-            pending.append((start, len(judg), pool.submit(_decode_task, images, judg)))
+            pending.append((start, len(images[0]), pool.submit(_decode_task, images, judg, size, crop)))
             if len(pending) >= window:
                 s, n, fut = pending.popleft()
                 arrays, j = fut.result()
@@ -109,13 +123,14 @@ def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar=None
             fut.cancel()
 
 
-def decode_set(sf: SetFiles, pool: cf.Executor | None = None, bar=None) -> dict[str, np.ndarray]:
+def decode_set(sf: SetFiles, pool: cf.Executor | None = None, bar=None, size: int = PATCH,
+               crop: bool = False) -> dict[str, np.ndarray]:
     """Decode a whole set into memory: ``{"ref": ..., "p0": ..., "judge": ...}``."""
     folders = folders_of(sf.key)
     n = len(sf)
-    out = {f: np.empty((n, PATCH, PATCH, 3), np.uint8) for f in folders[:-1]}
+    out = {f: np.empty((n, size, size, 3), np.uint8) for f in folders[:-1]}
     out[folders[-1]] = np.empty((n,), np.float32)
-    for start, arrays, j in iter_decoded(sf, pool, bar):
+    for start, arrays, j in iter_decoded(sf, pool, bar, size, crop):
         stop = start + len(j)
         for f, a in zip(folders[:-1], arrays, strict=False):
             out[f][start:stop] = a

@@ -4,11 +4,18 @@ File format ``bapps-h5/1`` (groups mirror the folder layout of Zhang et al., CVP
 
     /                          attrs: bapps_toolkit_format="bapps-h5/1", source, toolkit_version,
                                       synthetic (bool), keys (JSON list), counts (JSON dict)
-    /2afc/<split>/<category>   attrs: kind, split, category, count
-        ref, p0, p1            uint8 [N, 64, 64, 3], chunked (<= 1024 rows, 64, 64, 3), no compression
+    /2afc/<split>/<category>   attrs: kind, split, category, count, size (patch side S)
+        ref, p0, p1            uint8 [N, S, S, 3], chunked (<= 1024 rows, S, S, 3), no compression
         judge                  float32 [N]   (fraction of raters preferring p1)
         stems                  utf-8 strings [N]
-    /jnd/val/<category>        p0, p1 (as above), same float32 [N], stems
+        n_votes                int64 [N], optional: raters per item (sets packed from vote counts)
+    /jnd/val/<category>        p0, p1 (as above), same float32 [N], stems, optional n_votes
+
+``S`` is the set's own patch side: 64 for BAPPS (and every folder packed without ``--size``),
+whatever the researcher's images have (or ``--size`` made) for a CSV-defined set. It is read
+from the arrays' shape (files written before the ``size`` attribute existed have none; where the
+attribute is present the arrays must have that side). ``<category>`` is one of BAPPS's or a user category
+(:func:`~bapps_toolkit.data.layout.valid_category`).
 
 Every array carries ``attrs["sha256"]``: SHA-256 of its C-order bytes (float32 little-endian;
 for ``stems`` the UTF-8 of the stems joined by ``"\\n"``). The format marker is written last, so
@@ -30,7 +37,7 @@ import numpy as np
 
 from ..errors import DataError
 from .images import PATCH
-from .layout import ALL_KEYS, folders_of
+from .layout import folders_of, is_set_key
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -87,8 +94,9 @@ def check_schema(f: Any, path: PathLike) -> dict[str, Any]:
     (soft or external), virtual datasets and external raw storage are refused, so an untrusted
     file cannot make the toolkit read other files.
 
-    Returns ``{"keys": [...], "counts": {key: N}, "synthetic": bool, "source": str,
-    "toolkit_version": str}``. Raises :class:`DataError` naming the file (and array).
+    Returns ``{"keys": [...], "counts": {key: N}, "sizes": {key: S}, "synthetic": bool,
+    "source": str, "toolkit_version": str}``. Raises :class:`DataError` naming the file (and
+    array).
     """
     marker = f.attrs.get(FORMAT_ATTR)
     if marker is None:
@@ -101,19 +109,18 @@ def check_schema(f: Any, path: PathLike) -> dict[str, Any]:
         counts = json.loads(attr_str(f.attrs["counts"]))
     except (KeyError, ValueError) as exc:
         raise DataError(f"{path}: damaged bapps-toolkit header ({exc})") from None
-    if not isinstance(keys, list) or not keys or not all(k in ALL_KEYS for k in keys):
+    if not isinstance(keys, list) or not keys or not all(is_set_key(k) for k in keys):
         raise DataError(f"{path}: damaged bapps-toolkit header (set list {keys!r})")
-    for key in keys:
-        _check_set(f, path, key, counts.get(key))
-    return {"keys": list(keys), "counts": {k: int(counts[k]) for k in keys},
+    sizes = {key: _check_set(f, path, key, counts.get(key)) for key in keys}
+    return {"keys": list(keys), "counts": {k: int(counts[k]) for k in keys}, "sizes": sizes,
             "synthetic": bool(f.attrs.get("synthetic", False)),
             "source": attr_str(f.attrs.get("source", "")),
             "toolkit_version": attr_str(f.attrs.get("toolkit_version", ""))}
 
 
-def _check_set(f: Any, path: PathLike, key: str, n: Any) -> None:
+def _check_set(f: Any, path: PathLike, key: str, n: Any) -> int:
     """The group of set ``key`` and its arrays: present, stored in the file, of the right
-    dtypes and shapes for ``n`` items (``n`` as the header lists it)."""
+    dtypes and shapes for ``n`` items (``n`` as the header lists it); returns the patch side."""
     parts = key.split("/")
     g: Any = None
     for depth in range(1, len(parts) + 1):
@@ -124,16 +131,24 @@ def _check_set(f: Any, path: PathLike, key: str, n: Any) -> None:
         raise DataError(f"{path}: /{key} count {g.attrs.get('count')} does not match header {n}")
     folders = folders_of(key)
     arrays: dict[str, Any] = {}
-    for name in (*folders, "stems"):
+    optional = ("n_votes",) if _member(f, path, f"{key}/n_votes", "array") is not None else ()
+    for name in (*folders, "stems", *optional):
         ds = _member(f, path, f"{key}/{name}", "array")
         if not isinstance(ds, h5py.Dataset):
             raise DataError(f"{path}: array /{key}/{name} is missing")
         arrays[name] = ds
+    shape0 = arrays[folders[0]].shape
+    size = int(shape0[1]) if len(shape0) == 4 and shape0[1] >= 1 else PATCH
+    if "size" in g.attrs:
+        size = int(g.attrs["size"])
     for name in folders[:-1]:
         ds = arrays[name]
-        if ds.dtype != np.uint8 or ds.shape != (n, PATCH, PATCH, 3):
+        if ds.dtype != np.uint8 or ds.shape != (n, size, size, 3):
             raise DataError(f"{path}: array /{key}/{name} is {ds.dtype} {ds.shape}, expected "
-                            f"uint8 {(n, PATCH, PATCH, 3)}")
+                            f"uint8 {(n, size, size, 3)} (N square RGB patches of one size)")
+    if optional and (arrays["n_votes"].dtype.kind not in "iu" or arrays["n_votes"].shape != (n,)):
+        raise DataError(f"{path}: array /{key}/n_votes is {arrays['n_votes'].dtype} "
+                        f"{arrays['n_votes'].shape}, expected integers {(n,)}")
     for name in (folders[-1], "stems"):
         ds = arrays[name]
         if ds.shape != (n,):
@@ -142,6 +157,7 @@ def _check_set(f: Any, path: PathLike, key: str, n: Any) -> None:
         raise DataError(f"{path}: array /{key}/{folders[-1]} is {arrays[folders[-1]].dtype}, expected float32")
     if arrays["stems"].dtype.kind not in "OSU":
         raise DataError(f"{path}: array /{key}/stems is {arrays['stems'].dtype}, expected strings")
+    return size
 
 
 def open_h5(path: PathLike):

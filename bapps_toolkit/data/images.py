@@ -17,6 +17,14 @@ CVPR 2018 — PIL ``convert('RGB')`` then torchvision ``Resize(64)``):
 
 Output: ``uint8`` array ``[64, 64, 3]`` (HWC, RGB, values 0…255).
 
+Other patch sizes (``bapps pack --size N``, ``size=N``; the researcher's own sets): the same
+rule with ``N`` for 64, except that a non-square image is **centre-cropped** to a square of its
+shorter side first (the crop's top-left corner at ``((W − s) // 2, (H − s) // 2)``, ``s =
+min(W, H)``) and then resized bilinearly to N×N when ``s ≠ N``. An image already N×N is kept
+byte for byte. Without ``--size`` a CSV-defined set keeps its images' own size, which must be
+square and the same for every image (:mod:`.manifest`); a folder in the BAPPS layout is
+always brought to 64×64 by the official rule above.
+
 Judgment files (``judge/*.npy``, ``same/*.npy``) hold one float: shape ``()``, ``(1,)`` or
 ``(1, 1)``, a finite value in [0, 1]. Anything else is a DataError naming the file.
 """
@@ -86,20 +94,60 @@ def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_
         raise DataError(f"cannot decode image {path}: corrupt or truncated ({exc})") from None
 
 
-def decode_image(path: PathLike) -> np.ndarray:
-    """Decode one patch file to ``uint8 [64, 64, 3]`` RGB (rule in the module docstring)."""
-    arr = read_rgb(path, square=True)
-    if arr.shape[0] != PATCH:
-        arr = np.array(Image.fromarray(arr).resize((PATCH, PATCH), Image.Resampling.BILINEAR), dtype=np.uint8)
+def image_size(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS
+               ) -> tuple[int, int]:
+    """``(width, height)`` from an image file's header (nothing is decoded); the same size
+    limits as :func:`read_rgb`. Every failure is a :class:`DataError` naming the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except FileNotFoundError:
+        raise DataError(f"image file {path} does not exist") from None
+    except IsADirectoryError:
+        raise DataError(f"image {path} is a folder, not an image file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"image {path} has absurd dimensions, refusing to decode it "
+                        f"(decompression-bomb guard: {exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot read image {path}: not an image file PIL can open ({exc})") from None
+    if w <= 0 or h <= 0 or w > max_side or h > max_side or w * h > max_pixels:
+        raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit {max_side} per side, "
+                        f"{max_pixels} pixels); refusing to decode it")
+    return int(w), int(h)
+
+
+def centre_crop(arr: np.ndarray) -> np.ndarray:
+    """The centred square of side ``min(H, W)`` of an ``[H, W, C]`` image (rule in the module
+    docstring); a square image is returned as is."""
+    h, w = arr.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return arr[top:top + s, left:left + s]
+
+
+def decode_image(path: PathLike, size: int = PATCH, *, crop: bool = False) -> np.ndarray:
+    """Decode one patch file to ``uint8 [size, size, 3]`` RGB (rule in the module docstring).
+
+    ``crop=False`` refuses a non-square image (the official rule); ``crop=True`` centre-crops it.
+    """
+    if int(size) < 1:
+        raise ValueError(f"patch size must be >= 1, got {size}")
+    arr = read_rgb(path, square=not crop)
+    arr = centre_crop(arr)
+    if arr.shape[0] != size:
+        arr = np.array(Image.fromarray(arr).resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
     return arr
 
 
-def decode_images(paths: Sequence[PathLike], out: np.ndarray | None = None) -> np.ndarray:
-    """Decode many patches into ``uint8 [len(paths), 64, 64, 3]`` (optionally into ``out``)."""
+def decode_images(paths: Sequence[PathLike], out: np.ndarray | None = None, size: int = PATCH, *,
+                  crop: bool = False) -> np.ndarray:
+    """Decode many patches into ``uint8 [len(paths), size, size, 3]`` (optionally into ``out``)."""
     if out is None:
-        out = np.empty((len(paths), PATCH, PATCH, 3), dtype=np.uint8)
+        out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for i, p in enumerate(paths):
-        out[i] = decode_image(p)
+        out[i] = decode_image(p, size, crop=crop)
     return out
 
 

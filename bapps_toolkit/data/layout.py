@@ -12,15 +12,23 @@ missing or extra stem is an error naming it), never by their sorted position alo
 items are then ordered by the stems' plain string order, as the official loader orders them.
 
 A *set key* names one split/category: ``"2afc/val/cnn"``, ``"jnd/val/traditional"``.
+
+Besides BAPPS's own categories a set may carry **any category name** of the researcher's
+(``2afc/val/denoise``, ``jnd/val/own``): a name of 1–64 characters from ``A–Z a–z 0–9 _ -``,
+starting with a letter or digit (a safe path component on every file system; see
+:func:`valid_category`). The splits stay BAPPS's: ``2afc/train``, ``2afc/val`` and ``jnd/val``.
+Keys are ordered per kind and split (2AFC train, 2AFC val, JND val), BAPPS's categories first
+in their usual order, then the user's categories sorted by name (:func:`order_keys`).
 """
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from ..errors import DataError
 
@@ -45,6 +53,45 @@ ALL_KEYS: tuple[str, ...] = tuple(
 )
 
 
+#: A user category name: a safe path component (no separators, no dots, no spaces).
+CATEGORY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+#: The splits a set of each kind may belong to.
+SPLITS: dict[str, tuple[str, ...]] = {"2afc": ("train", "val"), "jnd": ("val",)}
+_BAPPS_CATEGORIES = {"2afc": TWOAFC_CATEGORIES, "jnd": JND_CATEGORIES}
+
+
+def valid_category(name: str) -> bool:
+    """True for a category name a set may carry (BAPPS's, or the pattern of the module doc)."""
+    return isinstance(name, str) and CATEGORY_PATTERN.fullmatch(name) is not None
+
+
+def is_set_key(key: str) -> bool:
+    """True for ``kind/split/category`` with a known kind and split and a valid category."""
+    parts = key.split("/") if isinstance(key, str) else []
+    return (len(parts) == 3 and parts[1] in SPLITS.get(parts[0], ())
+            and valid_category(parts[2]))
+
+
+def is_bapps_key(key: str) -> bool:
+    """True for one of BAPPS's own set keys (:data:`ALL_KEYS`)."""
+    return key in ALL_KEYS
+
+
+def _key_rank(key: str) -> tuple:
+    kind, split, cat = key.split("/")
+    cats = _BAPPS_CATEGORIES[kind].get(split, ())
+    split_rank = SPLITS[kind].index(split)
+    user = cat not in cats
+    return (0 if kind == "2afc" else 1, split_rank, int(user),
+            len(cats) if user else cats.index(cat), cat)
+
+
+def order_keys(keys: Iterable[str]) -> list[str]:
+    """Valid set keys without duplicates, in the canonical order of the module docstring
+    (for BAPPS's keys alone: the order of :data:`ALL_KEYS`)."""
+    return sorted({k for k in keys if is_set_key(k)}, key=_key_rank)
+
+
 def kind_of(key: str) -> str:
     """``"2afc"`` or ``"jnd"`` for a full set key."""
     return key.split("/", 1)[0]
@@ -56,9 +103,11 @@ def folders_of(key: str) -> tuple[str, ...]:
 
 def split_key(key: str) -> tuple[str, str, str]:
     """``"2afc/val/cnn"`` -> ``("2afc", "val", "cnn")``."""
+    if not is_set_key(key):
+        raise ValueError(f"not a set key: {key!r} (expected KIND/SPLIT/CATEGORY with KIND/SPLIT "
+                         "one of 2afc/train, 2afc/val, jnd/val, e.g. '2afc/val/cnn' or "
+                         "'jnd/val/own'; a category is 1-64 of A-Z a-z 0-9 _ -)")
     parts = key.split("/")
-    if len(parts) != 3 or key not in ALL_KEYS:
-        raise ValueError(f"not a BAPPS set key: {key!r} (expected e.g. '2afc/val/cnn' or 'jnd/val/cnn')")
     return parts[0], parts[1], parts[2]
 
 
@@ -69,9 +118,9 @@ def expand_datasets(datasets: None | str | Sequence[str], available: Sequence[st
     Accepted forms: ``None`` (every ``kind`` set in ``available``), a full key
     (``"2afc/val/cnn"``), ``"val/cnn"``, a split (``"val"``, ``"train"``), ``"2afc/val"``, or a
     list of those. A name that matches no available set raises ``ValueError`` listing what
-    exists. Keys come back in canonical order without duplicates.
+    exists. Keys come back in canonical order (:func:`order_keys`) without duplicates.
     """
-    avail = [k for k in ALL_KEYS if k in set(available) and kind_of(k) == kind]
+    avail = [k for k in order_keys(available) if kind_of(k) == kind]
     if datasets is None:
         if not avail:
             raise DataError(f"no {kind.upper()} sets in {where or 'the source'} "
@@ -88,10 +137,11 @@ def expand_datasets(datasets: None | str | Sequence[str], available: Sequence[st
         full = name if name.startswith(kind + "/") else f"{kind}/{name}"
         hits = [k for k in avail if k == full or k.startswith(full + "/")]
         if not hits:
-            known = [k for k in ALL_KEYS if kind_of(k) == kind and (k == full or k.startswith(full + "/"))]
+            valid = order_keys([*ALL_KEYS, *avail])
+            known = [k for k in valid if kind_of(k) == kind and (k == full or k.startswith(full + "/"))]
             if not known:
                 raise ValueError(f"unknown {kind.upper()} dataset {item!r}; valid: "
-                                 f"{', '.join(k for k in ALL_KEYS if kind_of(k) == kind)} "
+                                 f"{', '.join(k for k in valid if kind_of(k) == kind)} "
                                  "(or short forms like 'val/cnn', 'val')")
             raise DataError(f"dataset {item!r} is not present in {where or 'the source'} "
                             f"(present: {', '.join(avail) or 'none'})")
@@ -120,11 +170,14 @@ def resolve_root(root: PathLike) -> Path:
 
 
 def discover(root: PathLike) -> list[str]:
-    """Set keys present under a folder root, in canonical order.
+    """Set keys present under a folder root, in canonical order (:func:`order_keys`).
 
-    A category folder counts as present when it exists; whether its sub-folders are complete
-    is checked by :func:`scan_set`. Unknown category folders are ignored with a warning.
-    Raises :class:`DataError` when the root holds no set at all.
+    A BAPPS category folder counts as present when it exists; a folder of another name (a
+    user category such as ``2afc/val/denoise``) when its name is a valid category and it holds
+    at least one of the set's sub-folders (``ref``/``p0``/``p1``/``judge``, or
+    ``p0``/``p1``/``same``). Whether the sub-folders are complete is checked by
+    :func:`scan_set`. Other folders (an unknown split, an unsafe name, an empty folder) are
+    ignored with a warning naming them. Raises :class:`DataError` when the root holds no set.
     """
     base = resolve_root(root)
     found: list[str] = []
@@ -135,33 +188,49 @@ def discover(root: PathLike) -> list[str]:
         for split_dir in sorted(kdir.iterdir()):
             if split_dir.name.startswith(".") or not split_dir.is_dir():
                 continue
-            if split_dir.name not in cats:
-                warnings.warn(f"ignoring {split_dir}: not a BAPPS {kind} split ({', '.join(cats)})",
+            if split_dir.name not in SPLITS[kind]:
+                warnings.warn(f"ignoring {split_dir}: not a {kind} split ({', '.join(SPLITS[kind])})",
                               stacklevel=2)
                 continue
             for cat_dir in sorted(split_dir.iterdir()):
                 if cat_dir.name.startswith(".") or not cat_dir.is_dir():
                     continue
-                if cat_dir.name not in cats[split_dir.name]:
-                    warnings.warn(f"ignoring {cat_dir}: not a BAPPS {kind}/{split_dir.name} category "
-                                  f"({', '.join(cats[split_dir.name])})", stacklevel=2)
-                    continue
-                found.append(f"{kind}/{split_dir.name}/{cat_dir.name}")
-    keys = [k for k in ALL_KEYS if k in found]
+                key = f"{kind}/{split_dir.name}/{cat_dir.name}"
+                if cat_dir.name in cats[split_dir.name] or _user_set_folder(cat_dir, key):
+                    found.append(key)
+    keys = order_keys(found)
     if not keys:
-        raise DataError(f"no BAPPS data in {base}: no known split/category folders under "
-                        f"{base / '2afc'} or {base / 'jnd'}")
+        raise DataError(f"no BAPPS data in {base}: no known split/category folders (or folders "
+                        f"holding sets) under {base / '2afc'} or {base / 'jnd'}")
     return keys
 
 
-@dataclass(frozen=True)
+def _user_set_folder(cat_dir: Path, key: str) -> bool:
+    """Whether a non-BAPPS category folder is a set (warns, naming it, when it is not)."""
+    if not valid_category(cat_dir.name):
+        warnings.warn(f"ignoring {cat_dir}: {cat_dir.name!r} is not a valid category name "
+                      "(1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit)", stacklevel=3)
+        return False
+    if not any((cat_dir / sub).is_dir() for sub in folders_of(key)):
+        warnings.warn(f"ignoring {cat_dir}: not a BAPPS category and holds none of the set "
+                      f"sub-folders {', '.join(folders_of(key))}", stacklevel=3)
+        return False
+    return True
+
+
+@dataclass(frozen=True, eq=False)
 class SetFiles:
-    """The paired files of one set: ``files[folder][i]`` all share ``stems[i]``."""
+    """The paired files of one set: ``files[folder][i]`` all share ``stems[i]``.
+
+    A set defined by a CSV manifest (:mod:`.manifest`) has no judgment files: ``judgments``
+    holds its values (float32 ``[N]``) and ``n_votes`` its raters per item (or ``None``)."""
 
     key: str
     folder: Path
     stems: list[str]
     files: dict[str, list[Path]]
+    judgments: Any = None
+    n_votes: Any = None
 
     def __len__(self) -> int:
         return len(self.stems)

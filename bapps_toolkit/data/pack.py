@@ -23,7 +23,7 @@ from ..errors import DataError
 from .decode import decode_pool, iter_decoded, make_bar
 from .h5format import FORMAT, FORMAT_ATTR, attr_str, judgments_digest, open_h5, read_stems, stems_digest
 from .images import PATCH
-from .layout import ALL_KEYS, SetFiles, discover, folders_of, is_synthetic_root, resolve_root, scan_set, split_key
+from .layout import SetFiles, discover, folders_of, is_synthetic_root, order_keys, resolve_root, scan_set, split_key
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -43,29 +43,46 @@ def _create_set_group(f, key: str, n: int):
     return g
 
 
-def _write_judgments_and_stems(g, name: str, judgments: np.ndarray, stems: Sequence[str]) -> None:
-    """The judgment array (``judge``/``same``) and the stems of a set, each with its SHA-256."""
+def _write_judgments_and_stems(g, name: str, judgments: np.ndarray, stems: Sequence[str],
+                               n_votes: np.ndarray | None = None) -> None:
+    """The judgment array (``judge``/``same``), the stems and (when given) the vote counts of a
+    set, each with its SHA-256."""
     jd = g.create_dataset(name, data=judgments)
     jd.attrs["sha256"] = judgments_digest(judgments)
     sd = g.create_dataset("stems", data=np.array(stems, dtype=object), dtype=h5py.string_dtype("utf-8"))
     sd.attrs["sha256"] = stems_digest(stems)
+    if n_votes is not None:
+        votes = np.ascontiguousarray(n_votes, dtype="<i8")
+        vd = g.create_dataset("n_votes", data=votes)
+        vd.attrs["sha256"] = hashlib.sha256(votes.data).hexdigest()
 
 
 # --------------------------------------------------------------------------- pack
 
-def pack(root: PathLike, out_h5: PathLike, *, workers: int | None = None, force: bool = False,
-         progress: bool = True) -> Path:
-    """Pack every BAPPS set under ``root`` into the HDF5 file ``out_h5``; returns its path.
+def pack(root: PathLike | Sequence[PathLike], out_h5: PathLike, *, size: int | None = None,
+         workers: int | None = None, force: bool = False, progress: bool = True) -> Path:
+    """Pack every set of ``root`` into the HDF5 file ``out_h5``; returns its path.
 
-    The whole tree is listed and paired first (a layout error stops before anything is
-    written); PNGs are decoded by ``workers`` processes (default: every core this process may
-    use); the file is written under a temporary name and renamed at the end, under a lock on
+    ``root``: a folder in the BAPPS layout (BAPPS's categories and the user's own, see
+    :mod:`.layout`), or one or more CSV manifests (a ``.csv`` path or a list of them; format in
+    :mod:`.manifest`). ``size``: the patch side of the packed sets, by the rule of
+    :mod:`.images` (square images resized bilinearly to ``size``×``size``, non-square ones
+    centre-cropped to their shorter side first). Without it a folder is packed at 64×64 by the
+    official rule (unchanged BAPPS results) and a CSV-defined set at its images' own size (they
+    must then be square and all of one size, or the error names two that differ).
+
+    Everything is listed and checked first (a layout or manifest error stops before anything
+    is written); images are decoded by ``workers`` processes (default: every core this process
+    may use); the file is written under a temporary name and renamed at the end, under a lock on
     ``out_h5`` (a second concurrent pack to the same output fails at once with
     :class:`~bapps_toolkit.errors.LockedError`). An existing ``out_h5`` is refused unless
     ``force``. Leftover temporaries of killed runs are removed.
     """
     out = Path(out_h5)
-    base = resolve_root(root)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+    csvs = _manifest_paths(root)
+    base = None if csvs else resolve_root(root)  # type: ignore[arg-type]
     if out.exists() and out.is_dir():
         raise DataError(f"output {out} is a folder; give a file name such as {out / 'bapps.h5'}")
     with FileLock(out, "packed file"):
@@ -73,25 +90,52 @@ def pack(root: PathLike, out_h5: PathLike, *, workers: int | None = None, force:
             raise FileExistsError(f"{out} already exists; pass --force (force=True) to overwrite it")
         # Only this output's temporaries: other files in the folder have locks of their own.
         remove_stale_temps(out.parent, f".{glob.escape(out.name)}{TMP_MARK}*")
-        keys = discover(base)
-        sets = [scan_set(base, k) for k in keys]
-        synthetic = is_synthetic_root(base)
-        n_images = sum(len(sf) * (len(folders_of(sf.key)) - 1) for sf in sets)
-        bar = make_bar(n_images, f"pack {out.name}", progress)
-        try:
-            with atomic_path(out) as tmp, decode_pool(workers, n_images) as pool:
-                with h5py.File(tmp, "w", libver="latest") as f:
-                    for sf in sets:
-                        _write_set(f, sf, pool, bar)
-                    f.attrs["source"] = str(base.resolve())
-                    f.attrs["toolkit_version"] = __version__
-                    f.attrs["synthetic"] = bool(synthetic)
-                    f.attrs["keys"] = json.dumps(keys)
-                    f.attrs["counts"] = json.dumps({sf.key: len(sf) for sf in sets})
-                    f.attrs[FORMAT_ATTR] = FORMAT
-        finally:
-            bar.close()
+        if base is None:
+            from .manifest import read_manifests
+
+            man = read_manifests(csvs, size=size)
+            sets, side, synthetic, source = man.sets, man.size, man.synthetic, man.source
+        else:
+            sets = [scan_set(base, k) for k in discover(base)]
+            side, synthetic, source = size or PATCH, is_synthetic_root(base), str(base.resolve())
+        _write_file(out, sets, source=source, synthetic=synthetic, size=side, crop=size is not None,
+                    workers=workers, progress=progress)
     return out
+
+
+def _manifest_paths(root: PathLike | Sequence[PathLike]) -> list[Path]:
+    """The CSV manifests ``root`` names (empty for a folder); a mix is an error."""
+    items = [root] if isinstance(root, (str, os.PathLike)) else list(root)
+    if not items:
+        raise ValueError("nothing to pack: give a BAPPS folder or one or more .csv manifests")
+    paths = [Path(p) for p in items]
+    csv = [p.suffix.lower() == ".csv" for p in paths]
+    if all(csv):
+        return paths
+    if len(paths) == 1:
+        return []
+    raise ValueError(f"pack takes one BAPPS folder or any number of .csv manifests, not "
+                     f"{', '.join(str(p) for p in paths)}")
+
+
+def _write_file(out: Path, sets: Sequence[SetFiles], *, source: str, synthetic: bool, size: int,
+                crop: bool, workers: int | None, progress: bool) -> None:
+    keys = [sf.key for sf in sets]
+    n_images = sum(len(sf) * (len(folders_of(sf.key)) - 1) for sf in sets)
+    bar = make_bar(n_images, f"pack {out.name}", progress)
+    try:
+        with atomic_path(out) as tmp, decode_pool(workers, n_images) as pool:
+            with h5py.File(tmp, "w", libver="latest") as f:
+                for sf in sets:
+                    _write_set(f, sf, pool, bar, size, crop)
+                f.attrs["source"] = source
+                f.attrs["toolkit_version"] = __version__
+                f.attrs["synthetic"] = bool(synthetic)
+                f.attrs["keys"] = json.dumps(keys)
+                f.attrs["counts"] = json.dumps({sf.key: len(sf) for sf in sets})
+                f.attrs[FORMAT_ATTR] = FORMAT
+    finally:
+        bar.close()
 
 
 def chunk_rows(n: int) -> int:
@@ -101,16 +145,17 @@ def chunk_rows(n: int) -> int:
     return max(1, -(-n // n_chunks))
 
 
-def _write_set(f, sf: SetFiles, pool, bar) -> None:
+def _write_set(f, sf: SetFiles, pool, bar, size: int = PATCH, crop: bool = False) -> None:
     folders = folders_of(sf.key)
     n = len(sf)
     g = _create_set_group(f, sf.key, n)
+    g.attrs["size"] = size
     chunk = chunk_rows(n)
-    dsets = {name: g.create_dataset(name, shape=(n, PATCH, PATCH, 3), dtype=np.uint8,
-                                    chunks=(chunk, PATCH, PATCH, 3)) for name in folders[:-1]}
+    dsets = {name: g.create_dataset(name, shape=(n, size, size, 3), dtype=np.uint8,
+                                    chunks=(chunk, size, size, 3)) for name in folders[:-1]}
     judg = np.empty((n,), np.float32)
     hashes = {name: hashlib.sha256() for name in folders[:-1]}
-    for start, arrays, j in iter_decoded(sf, pool, bar):
+    for start, arrays, j in iter_decoded(sf, pool, bar, size, crop):
         stop = start + len(j)
         for name, a in zip(folders[:-1], arrays, strict=False):
             dsets[name][start:stop] = a
@@ -118,27 +163,32 @@ def _write_set(f, sf: SetFiles, pool, bar) -> None:
         judg[start:stop] = j
     for name, h in hashes.items():
         dsets[name].attrs["sha256"] = h.hexdigest()
-    _write_judgments_and_stems(g, folders[-1], judg, sf.stems)
+    _write_judgments_and_stems(g, folders[-1], judg, sf.stems, sf.n_votes)
 
 
 def write_packed(out_h5: PathLike, sets: dict[str, tuple[dict[str, np.ndarray], list[str]]], *,
                  source: str, synthetic: bool) -> Path:
     """Write in-memory arrays as a ``bapps-h5/1`` file (atomically): ``sets[key] = (arrays,
-    stems)`` with ``arrays`` holding the set's image folders (uint8 ``[N, 64, 64, 3]``) and its
-    judgment folder (float ``[N]``). Used by benchmarks and tools that synthesise files."""
+    stems)`` with ``arrays`` holding the set's image folders (uint8 ``[N, S, S, 3]``, one ``S``
+    per set; 64 for BAPPS) and its judgment folder (float ``[N]``). Used by benchmarks and tools
+    that synthesise files."""
     out = Path(out_h5)
-    keys = [k for k in ALL_KEYS if k in sets]
+    for key in sets:
+        split_key(key)
+    keys = order_keys(sets)
     with atomic_path(out) as tmp, h5py.File(tmp, "w", libver="latest") as f:
         for key in keys:
             arrays, stems = sets[key]
             folders = folders_of(key)
             n = len(stems)
             g = _create_set_group(f, key, n)
+            side = int(np.shape(arrays[folders[0]])[1]) if np.ndim(arrays[folders[0]]) == 4 else PATCH
+            g.attrs["size"] = side
             for name in folders[:-1]:
                 a = np.ascontiguousarray(arrays[name], dtype=np.uint8)
-                if a.shape != (n, PATCH, PATCH, 3):
-                    raise ValueError(f"{key}/{name} has shape {a.shape}, expected {(n, PATCH, PATCH, 3)}")
-                ds = g.create_dataset(name, data=a, chunks=(chunk_rows(n), PATCH, PATCH, 3))
+                if a.shape != (n, side, side, 3):
+                    raise ValueError(f"{key}/{name} has shape {a.shape}, expected {(n, side, side, 3)}")
+                ds = g.create_dataset(name, data=a, chunks=(chunk_rows(n), side, side, 3))
                 ds.attrs["sha256"] = hashlib.sha256(a.data).hexdigest()
             _write_judgments_and_stems(g, folders[-1], np.ascontiguousarray(arrays[folders[-1]], dtype=np.float32),
                                        stems)
@@ -157,7 +207,7 @@ def verify(h5: PathLike, *, progress: bool = False) -> dict[str, Any]:
     """Re-check a packed file: marker, schema, counts, judgment range and every SHA-256.
 
     Returns a summary ``{"path", "format", "toolkit_version", "source", "synthetic", "sets":
-    {key: N}, "images", "arrays_checked", "ok": True}``; raises :class:`DataError` naming the
+    {key: N}, "sizes": {key: S}, "images", "arrays_checked", "ok": True}``; raises :class:`DataError` naming the
     file and the array on the first failure.
     """
     p = Path(h5)
@@ -174,7 +224,7 @@ def verify(h5: PathLike, *, progress: bool = False) -> dict[str, Any]:
                 for name in folders[:-1]:
                     ds = g[name]
                     h = hashlib.sha256()
-                    buf = np.empty((min(4096, n), PATCH, PATCH, 3), np.uint8)
+                    buf = np.empty((min(4096, n), *ds.shape[1:]), np.uint8)
                     for start in range(0, n, buf.shape[0]):
                         stop = min(start + buf.shape[0], n)
                         view = buf[: stop - start]
@@ -192,15 +242,28 @@ def verify(h5: PathLike, *, progress: bool = False) -> dict[str, Any]:
                                     f"(first at index {int(np.flatnonzero(bad)[0])})")
                 stems = read_stems(g["stems"])
                 _check_digest(p, key, "stems", g["stems"], stems_digest(stems))
-                checked += 2
+                checked += 2 + _check_votes(p, key, g)
         finally:
             bar.close()
     finally:
         f.close()
     return {"path": str(p), "format": FORMAT, "toolkit_version": info["toolkit_version"],
             "source": info["source"], "synthetic": info["synthetic"], "sets": dict(info["counts"]),
+            "sizes": dict(info["sizes"]),
             "images": sum(n * (len(folders_of(k)) - 1) for k, n in info["counts"].items()),
             "arrays_checked": checked, "ok": True}
+
+
+def _check_votes(path: Path, key: str, g) -> int:
+    """Check the optional ``n_votes`` array (digest, every count >= 1); 1 if present, else 0."""
+    if "n_votes" not in g:
+        return 0
+    votes = np.ascontiguousarray(g["n_votes"][...], dtype="<i8")
+    _check_digest(path, key, "n_votes", g["n_votes"], hashlib.sha256(votes.data).hexdigest())
+    if (votes < 1).any():
+        raise DataError(f"{path}: array /{key}/n_votes holds a count below 1 "
+                        f"(first at index {int(np.flatnonzero(votes < 1)[0])})")
+    return 1
 
 
 def _check_digest(path: Path, key: str, name: str, ds, actual: str) -> None:

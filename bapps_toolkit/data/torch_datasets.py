@@ -131,10 +131,11 @@ class TwoAFCDataset(_BappsDataset):
     """2AFC triplets as a ``torch.utils.data.Dataset``, from a folder root or a packed ``.h5``.
 
     Each item is a dict: ``ref``, ``p0``, ``p1`` — with ``output="uint8"`` uint8 tensors
-    ``[64, 64, 3]`` (HWC, batch them and call :func:`to_model_input`); with ``output="float"``
-    float32 tensors ``[3, 64, 64]`` (CHW) in [-1, 1], the official normalisation; ``judge`` (float32
-    scalar in [0, 1], fraction preferring p1); ``split``, ``category``, ``key``, ``stem`` and
-    ``index`` (position within its set) so scores can be broken down.
+    ``[S, S, 3]`` (HWC, ``S`` the set's patch side, 64 for BAPPS; batch them and call
+    :func:`to_model_input`); with ``output="float"`` float32 tensors ``[3, S, S]`` (CHW) in
+    [-1, 1], the official normalisation; ``judge`` (float32 scalar in [0, 1], fraction preferring
+    p1); ``split``, ``category``, ``key``, ``stem`` and ``index`` (position within its set) so
+    scores can be broken down. Sets of different patch sizes cannot share a batch.
 
     ``in_memory=True`` loads the selected sets once (fast, ~37 KB per triplet);
     ``in_memory=False`` reads each item on demand (one HDF5 handle per worker process, or one

@@ -28,7 +28,7 @@ from PIL import Image
 
 from ..data.datasets import load_2afc, load_jnd
 from ..data.images import read_rgb
-from ..data.layout import ALL_KEYS, IMAGE_EXTENSIONS, kind_of, resolve_root
+from ..data.layout import IMAGE_EXTENSIONS, discover, kind_of, resolve_root
 from ..errors import DataError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -95,10 +95,12 @@ def _folder_set(set_dir: Path, key: str) -> list[Item]:
 def _folder_items(root: Path) -> list[Item]:
     base = resolve_root(root)
     items: list[Item] = []
-    for key in ALL_KEYS:
-        set_dir = base / key
-        if set_dir.is_dir():
-            items.extend(_folder_set(set_dir, key))
+    try:
+        keys = discover(base)  # BAPPS's categories and the user's own (2afc/val/denoise)
+    except DataError:
+        keys = []
+    for key in keys:
+        items.extend(_folder_set(base / key, key))
     if not items:
         raise DataError(f"no 2AFC or JND set folders under {base} (expected e.g. 2afc/val/cnn/ref)")
     return items

@@ -2,7 +2,10 @@
 
 Layout: one row per metric (in evaluation order, the human ceiling last), one column per set —
 the 2AFC val categories in the paper's order, the 2AFC mean column, the 2AFC train categories,
-then the JND categories (mAP). Cells are ``100 × score`` with the percentile bootstrap interval.
+then the JND categories (mAP). A set of the researcher's own category (``2afc/val/denoise``)
+gets a column of its own after BAPPS's categories of its split (user categories sorted by name;
+the same order as :func:`bapps_toolkit.data.layout.order_keys`). Cells are ``100 × score``
+with the percentile bootstrap interval.
 Every metric row uses the metric's ``label``, so a metric on a random backbone carries its
 ``[UNCALIBRATED: …]`` tag in every format; a table built from synthetic sets says so in its
 header (Markdown) or caption (LaTeX).
@@ -16,18 +19,17 @@ from typing import Any
 import pandas as pd
 
 from .._io import atomic_write, write_text_atomic
+from ..data.layout import JND_CATEGORIES, TWOAFC_CATEGORIES
 from ..scores import HUMAN, MEAN_CATEGORY, MEAN_DEFINITION
 from .comparison import comparison_csv_rows, comparison_latex, comparison_markdown, comparisons_of
 
-_2AFC_ORDER = {
-    "val": ("traditional", "cnn", "superres", "deblur", "color", "frameinterp"),
-    "train": ("traditional", "cnn", "mix"),
-}
-_JND_ORDER = {"val": ("traditional", "cnn")}
+_2AFC_ORDER = TWOAFC_CATEGORIES
+_JND_ORDER = JND_CATEGORIES
 _SHORT = {"traditional": "trad", "frameinterp": "frameint"}
 
-SYNTHETIC_NOTE = ("SYNTHETIC DATA: these sets are simulated (the mini set), not BAPPS; the "
-                  "numbers test the pipeline and say nothing about the metrics")
+SYNTHETIC_NOTE = ("SYNTHETIC DATA: these sets are simulated (the mini set, or a set marked "
+                  "SYNTHETIC.txt), not human judgments; the numbers test the pipeline and say "
+                  "nothing about the metrics")
 UNCALIBRATED_NOTE = ("rows tagged UNCALIBRATED use a randomly initialised backbone: they are NOT "
                      "the published metric")
 

@@ -92,6 +92,11 @@ class FullData:
     def __init__(self, cfg: TrainConfig, keys: Sequence[str], device: torch.device):
         dev = device if device.type == "cuda" else None
         sets = load_2afc(cfg.data, list(keys), device=dev, progress=cfg.progress)
+        sizes = {s.key: s.size for s in sets}
+        if len(set(sizes.values())) > 1:
+            raise DataError(f"training sets of different patch sizes cannot share batches: "
+                            f"{', '.join(f'{k} {v}x{v}' for k, v in sizes.items())}; train on one "
+                            "size (pack them with the same --size)")
         self.counts = {s.key: len(s) for s in sets}
         if dev is None:
             self.ref = torch.from_numpy(np.concatenate([np.asarray(s.ref) for s in sets]))

@@ -228,3 +228,14 @@ def test_items_from_packed_h5_ignore_judgments(mini_h5):
     assert sum(it.kind == "2afc" for it in items) == n2 and sum(it.kind == "jnd" for it in items) == nj
     assert all(it.expected is None and set(it.images) == ({"ref", "p0", "p1"} if it.kind == "2afc" else {"p0", "p1"})
                for it in items)
+
+
+def test_items_read_a_user_category(tmp_path):
+    """``bapps loss-study`` writes ``2afc/val/<task>``: judge reads it under that key."""
+    from .helpers import build_unjudged
+
+    root = tmp_path / "set"
+    truth = build_unjudged(root, n_2afc=4, n_jnd=2, key_2afc="2afc/val/denoise")
+    items = read_items(root)
+    assert {it.key for it in items} == {"2afc/val/denoise", "jnd/val/cnn"}
+    assert sum(it.key == "2afc/val/denoise" for it in items) == len(truth["2afc"])

@@ -280,7 +280,7 @@ def build_tiled_h5(source_h5: Path, out: Path, n_triplets: int, key: str = BIG_K
     sf = SetFiles(key, Path("tiled"), [f"{i:07d}" for i in range(n_triplets)],
                   {f: [] for f in ("ref", "p0", "p1", "judge")})
 
-    def tiled(_sf, _pool, _bar=None):
+    def tiled(_sf, _pool, _bar=None, _size=64, _crop=False):
         for start in range(0, n_triplets, 512):
             idx = np.arange(start, min(start + 512, n_triplets)) % m
             yield start, [ref[idx], p0[idx], p1[idx]], judge[idx]

@@ -1,0 +1,313 @@
+"""CSV manifests: the researcher's own 2AFC triplets and JND pairs, packed like BAPPS.
+
+BAPPS (Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric",
+CVPR 2018) stores its judgments as one ``.npy`` file per item; a manifest lists them as rows of
+a CSV file instead (read with Python's :mod:`csv` module, UTF-8, an optional byte-order mark)::
+
+    ref,p0,p1,judge                       # 2AFC: judge = fraction of raters preferring p1, [0, 1]
+    ref,p0,p1,votes_p0,votes_p1           # 2AFC from vote counts
+    p0,p1,same                            # JND: same = fraction of raters who said "same", [0, 1]
+    p0,p1,votes_same,votes_different      # JND from vote counts
+
+* Image paths are relative to the CSV's folder (absolute paths are taken as they are). Any
+  format PIL reads; converted to RGB as BAPPS's patches are (:mod:`.images`).
+* Vote counts are integers >= 0 with at least one vote per row. The judgment is computed from
+  them (``judge = votes_p1 / (votes_p0 + votes_p1)``, ``same = votes_same / (votes_same +
+  votes_different)``) and the total is kept in the packed file as the array ``n_votes``. A CSV
+  may give both the fraction and the counts: then they must agree within :data:`AGREE` (a
+  fraction written to three decimals) and the packed value is the one computed from the counts.
+* Optional columns: ``split`` (2AFC ``val`` or ``train``; JND ``val``; default ``val``),
+  ``category`` (default ``own``; a safe name, see
+  :func:`~bapps_toolkit.data.layout.valid_category`) and ``id`` (the item's stem, unique within
+  its set; default the data row number written with six digits, ``000001``). Other columns are
+  ignored (keep your own metadata there).
+* The CSVs that ``bapps judge export --format csv`` writes are read as they are: their columns
+  ``n_p0,n_p1`` / ``n_same,n_different`` are taken as the vote counts, ``stem`` as ``id`` and
+  ``set_key`` (``2afc/val/traditional``) as split and category (see :data:`ALIASES`).
+* One CSV holds one kind: a ``ref`` column makes it 2AFC, otherwise it is JND. Give several CSVs
+  (``bapps pack a.csv b.csv out.h5``) to pack both kinds or more sets; one set (split/category)
+  comes from one CSV. Items keep their row order.
+* A ``SYNTHETIC.txt`` file next to a CSV marks its judgments as simulated (as ``bapps
+  make-mini`` marks its folder): the packed file and every report then say SYNTHETIC.
+
+Every bad input is a :class:`~bapps_toolkit.errors.DataError` naming the CSV, the data row
+(1-based, the header not counted) with its line, and the field: a missing image, a judgment
+outside [0, 1], a negative, non-integer or all-zero vote count, a duplicate row (the same images
+twice in one set) or id, images of mixed or non-square sizes without ``--size`` (naming two
+files and their sizes), a CSV without the required columns (listing those present), a fraction
+that disagrees with its counts. All rows and image headers are checked before anything is
+written.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from ..errors import DataError
+from .images import image_size
+from .layout import SPLITS, SetFiles, folders_of, order_keys, valid_category
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Largest difference allowed between a given fraction and the one its vote counts give.
+AGREE = 1e-3
+DEFAULT_SPLIT = "val"
+DEFAULT_CATEGORY = "own"
+#: Per kind: (image columns, fraction column, vote columns ``(for the fraction's side last)``).
+COLUMNS: dict[str, tuple[tuple[str, ...], str, tuple[str, str]]] = {
+    "2afc": (("ref", "p0", "p1"), "judge", ("votes_p0", "votes_p1")),
+    "jnd": (("p0", "p1"), "same", ("votes_different", "votes_same")),
+}
+
+
+#: Other names accepted for a column when the column itself is absent (``bapps judge export``).
+ALIASES = {"n_p0": "votes_p0", "n_p1": "votes_p1", "n_same": "votes_same",
+           "n_different": "votes_different", "stem": "id"}
+
+
+@dataclass
+class Manifest:
+    """The sets of one or more manifests, checked and ready to pack."""
+
+    sets: list[SetFiles]
+    size: int
+    synthetic: bool
+    source: str
+    image_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass
+class _Rows:
+    """The rows of one set while a CSV is read."""
+
+    csv: Path
+    stems: list[str] = field(default_factory=list)
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    judgments: list[float] = field(default_factory=list)
+    votes: list[int] = field(default_factory=list)
+    seen: dict[tuple, int] = field(default_factory=dict)
+    where: list[str] = field(default_factory=list)
+
+
+def read_manifests(paths: Sequence[PathLike], *, size: int | None = None) -> Manifest:
+    """Read and check CSV manifests (format in the module docstring); every image header is
+    read (existence, size) but nothing is decoded. ``size=None``: every image must be square and
+    of one size, which becomes the sets' patch side; otherwise the sets get ``size`` and the
+    resize/crop rule of :mod:`.images` applies at packing."""
+    sets: dict[str, _Rows] = {}
+    synthetic = False
+    csvs = [Path(p) for p in paths]
+    if not csvs:
+        raise ValueError("no CSV manifest given")
+    for path in csvs:
+        for key, rows in _read_csv(path).items():
+            if key in sets:
+                raise DataError(f"set {key} is defined by two manifests, {sets[key].csv} and {path}; "
+                                "give each set (split/category) in one CSV")
+            sets[key] = rows
+        synthetic = synthetic or (path.parent / "SYNTHETIC.txt").is_file()
+    sizes = _check_sizes(sets, size)
+    side = size if size is not None else next(iter(sizes.values()))[0]
+    out = []
+    for key in order_keys(sets):
+        r = sets[key]
+        out.append(SetFiles(key=key, folder=r.csv.parent, stems=r.stems, files=r.files,
+                            judgments=np.asarray(r.judgments, dtype=np.float32),
+                            n_votes=np.asarray(r.votes, dtype=np.int64) if r.votes else None))
+    return Manifest(out, int(side), synthetic, ", ".join(str(p.resolve()) for p in csvs), sizes)
+
+
+def _open_rows(path: Path) -> tuple[list[str], list[tuple[int, int, dict[str, str]]]]:
+    """Header and ``(data row, line, values)`` of a CSV; blank lines are skipped."""
+    if not path.is_file():
+        raise DataError(f"manifest {path} does not exist" if not path.exists()
+                        else f"manifest {path} is not a file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"manifest {path} is empty (expected a header row such as ref,p0,p1,judge)")
+            names = [h.strip() for h in header]
+            names = [ALIASES[n] if n in ALIASES and ALIASES[n] not in names else n for n in names]
+            dup = sorted({n for n in names if names.count(n) > 1 and n})
+            if dup:
+                raise DataError(f"manifest {path}: column {dup[0]!r} appears twice in the header")
+            rows: list[tuple[int, int, dict[str, str]]] = []
+            for rec in reader:
+                if not any(c.strip() for c in rec):
+                    continue
+                if len(rec) != len(names):
+                    raise DataError(f"manifest {path}: data row {len(rows) + 1} (line {reader.line_num}) "
+                                    f"has {len(rec)} fields, the header {len(names)}")
+                rows.append((len(rows) + 1, reader.line_num, dict(zip(names, (c.strip() for c in rec),
+                                                                    strict=True))))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"manifest {path} is not UTF-8 text ({exc})") from None
+    except csv.Error as exc:
+        raise DataError(f"manifest {path}: not a readable CSV file ({exc})") from None
+    return names, rows
+
+
+def detect_kind(path: PathLike, columns: Sequence[str]) -> str:
+    """``"2afc"`` or ``"jnd"`` from a manifest's header; an error lists the columns present."""
+    cols = set(columns)
+    kind = "2afc" if "ref" in cols else "jnd"
+    if kind == "jnd" and not cols & {"same", "votes_same", "votes_different"}:
+        raise DataError(
+            f"manifest {path}: cannot tell its kind: a 2AFC manifest needs ref,p0,p1 and judge "
+            "(or votes_p0,votes_p1), a JND manifest p0,p1 and same (or votes_same,votes_different); "
+            f"present columns: {', '.join(columns) or 'none'}")
+    images, frac, votes = COLUMNS[kind]
+    missing = [c for c in images if c not in cols]
+    have = [v for v in votes if v in cols]
+    if have and len(have) < len(votes):
+        missing += [v for v in votes if v not in cols]
+    elif not have and frac not in cols:
+        missing.append(f"{frac} (or {','.join(sorted(votes))})")
+    if missing:
+        raise DataError(f"manifest {path} ({kind.upper()}): missing column(s) {', '.join(missing)}; "
+                        f"present columns: {', '.join(columns) or 'none'}")
+    return kind
+
+
+def _read_csv(path: Path) -> dict[str, _Rows]:
+    names, rows = _open_rows(path)
+    kind = detect_kind(path, names)
+    if not rows:
+        raise DataError(f"manifest {path} has a header but no data rows")
+    images, frac, votes = COLUMNS[kind]
+    has_frac, has_votes = frac in names, set(votes) <= set(names)
+    sets: dict[str, _Rows] = {}
+    for i, line, rec in rows:
+        where = f"manifest {path}: data row {i} (line {line})"
+        split, cat = _split_category(where, kind, rec)
+        if split not in SPLITS[kind]:
+            raise DataError(f"{where}, field 'split': {split!r} is not a {kind.upper()} split "
+                            f"({', '.join(SPLITS[kind])})")
+        if not valid_category(cat):
+            raise DataError(f"{where}, field 'category': {cat!r} is not a valid category name "
+                            "(1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit)")
+        key = f"{kind}/{split}/{cat}"
+        r = sets.setdefault(key, _Rows(path, files={f: [] for f in folders_of(key)[:-1]}))
+        files = [_image_path(path, where, rec, col) for col in images]
+        value, n = _judgment(where, rec, frac if has_frac else None, votes if has_votes else None)
+        stem = rec.get("id") or f"{i:06d}"
+        dup = r.seen.get(tuple(files)) or r.seen.get(("id", stem))
+        if dup is not None:
+            what = "the same images" if tuple(files) in r.seen else f"the same id {stem!r}"
+            raise DataError(f"{where}: duplicate row: {what} as data row {dup} (set {key})")
+        r.seen[tuple(files)] = r.seen[("id", stem)] = i
+        for col, f in zip(images, files, strict=True):
+            r.files[col].append(f)
+        r.stems.append(stem)
+        r.judgments.append(value)
+        r.where.append(where)
+        if n is not None:
+            r.votes.append(n)
+    return sets
+
+
+def _split_category(where: str, kind: str, rec: dict[str, str]) -> tuple[str, str]:
+    """The row's split and category: its columns, else its ``set_key``, else the defaults."""
+    key = rec.get("set_key", "")
+    if key and not (rec.get("split") or rec.get("category")):
+        parts = key.split("/")
+        if len(parts) != 3 or parts[0] != kind:
+            raise DataError(f"{where}, field 'set_key': {key!r} is not a {kind.upper()} set key "
+                            f"such as '{kind}/val/own'")
+        return parts[1], parts[2]
+    return rec.get("split") or DEFAULT_SPLIT, rec.get("category") or DEFAULT_CATEGORY
+
+
+def _image_path(csv_path: Path, where: str, rec: dict[str, str], col: str) -> Path:
+    text = rec.get(col, "")
+    if not text:
+        raise DataError(f"{where}, field {col!r}: empty (an image path is required)")
+    p = Path(text)
+    full = p if p.is_absolute() else csv_path.parent / p
+    if not full.is_file():
+        raise DataError(f"{where}, field {col!r}: image {full} does not exist"
+                        + (" (it is a folder)" if full.is_dir() else ""))
+    return full
+
+
+def _fraction(where: str, rec: dict[str, str], col: str) -> float:
+    text = rec.get(col, "")
+    try:
+        v = float(text)
+    except ValueError:
+        raise DataError(f"{where}, field {col!r}: {text!r} is not a number") from None
+    if not math.isfinite(v) or v < 0.0 or v > 1.0:
+        raise DataError(f"{where}, field {col!r}: {text} is outside [0, 1] (a fraction of raters)")
+    return v
+
+
+def _count(where: str, rec: dict[str, str], col: str) -> int:
+    text = rec.get(col, "")
+    try:
+        v = int(text)
+    except ValueError:
+        try:
+            float(text)
+        except ValueError:
+            raise DataError(f"{where}, field {col!r}: {text!r} is not a number") from None
+        raise DataError(f"{where}, field {col!r}: {text} is not an integer vote count") from None
+    if v < 0:
+        raise DataError(f"{where}, field {col!r}: {v} is negative (a vote count is >= 0)")
+    return v
+
+
+def _judgment(where: str, rec: dict[str, str], frac: str | None,
+              votes: tuple[str, str] | None) -> tuple[float, int | None]:
+    """``(fraction, total votes or None)`` of one row (rules in the module docstring)."""
+    value = _fraction(where, rec, frac) if frac is not None else None
+    if votes is None:
+        assert value is not None
+        return value, None
+    other, side = (_count(where, rec, c) for c in votes)
+    total = other + side
+    if total == 0:
+        raise DataError(f"{where}, fields {votes[0]!r},{votes[1]!r}: no votes (both 0); a row "
+                        "needs at least one rater")
+    computed = side / total
+    if value is not None and abs(value - computed) > AGREE:
+        raise DataError(f"{where}: field {frac!r} = {rec.get(frac or '')} disagrees with the vote counts "
+                        f"({votes[1]} {side} of {total} = {computed:.4f}); give one or make them agree")
+    return computed, total
+
+
+def _check_sizes(sets: dict[str, _Rows], size: int | None) -> dict[Path, tuple[int, int]]:
+    """Read every image's header; without ``size`` all must be square and of one size."""
+    sizes: dict[Path, tuple[int, int]] = {}
+    first: tuple[Path, tuple[int, int]] | None = None
+    for key in order_keys(sets):
+        r = sets[key]
+        for j in range(len(r.stems)):
+            for col, files in r.files.items():
+                f = files[j]
+                if f in sizes:
+                    continue
+                try:
+                    wh = sizes[f] = image_size(f)
+                except DataError as exc:
+                    raise DataError(f"{r.where[j]}, field {col!r}: {exc}") from None
+                if size is not None:
+                    continue
+                if wh[0] != wh[1]:
+                    raise DataError(f"{r.where[j]}, field {col!r}: image {f} is {wh[0]}x{wh[1]}, not "
+                                    "square; pass --size N (size=N) to centre-crop and resize it")
+                if first is None:
+                    first = (f, wh)
+                elif wh != first[1]:
+                    raise DataError(f"{r.where[j]}, field {col!r}: images of mixed sizes: {f} is "
+                                    f"{wh[0]}x{wh[1]} but {first[0]} is {first[1][0]}x{first[1][1]}; "
+                                    "pass --size N (size=N) to bring them all to N x N")
+    return sizes
