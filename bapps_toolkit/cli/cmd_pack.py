@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import argparse
 
+from ._parser import examples
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "pack", help="pack a BAPPS folder tree into one HDF5 file",
         description="Decode every PNG under ROOT (in parallel) into one HDF5 file whose groups "
                     "mirror the folder layout, with a SHA-256 per array. Written under a temporary "
-                    "name and renamed when complete.")
+                    "name and renamed when complete.",
+        epilog=examples("bapps pack data/bapps bapps.h5", "bapps pack mini mini.h5 --workers 4 --force"))
     p.add_argument("root", metavar="ROOT", help="BAPPS folder (holding 2afc/ and/or jnd/)")
     p.add_argument("out", metavar="OUT.h5", help="output file")
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: all cores)")
