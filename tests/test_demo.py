@@ -52,6 +52,8 @@ def test_demo_end_to_end(mini_root, tmp_path, capsys):
         for line in lines:
             if "lpips" in line.lower():
                 assert "UNCALIBRATED" in line, line
+    for line in lines:  # each line says it once (the trained label used to say "random backbone" twice)
+        assert line.count("UNCALIBRATED") <= 1 and line.count("random backbone") <= 1, line
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     assert "SYNTHETIC DATA" in (out / "results.md").read_text()
 
