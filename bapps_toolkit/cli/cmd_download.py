@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from ..data.iqa.download_iqa import DATASETS
+from ._parser import examples
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -19,6 +20,9 @@ def register(subparsers) -> argparse.ArgumentParser:
             "(HTTP Range), lengths and recorded SHA-256 digests are checked, archives are "
             "checked member by member before anything is unpacked, and reruns skip what is "
             "already done. About 6.6 GB (1.3 GB with --val-only)."),
+        epilog=examples("bapps download --root data/bapps --val-only",
+                        "bapps download --root data/bapps --from-archive twoafc_val.tar.gz",
+                        "bapps download --dataset kadid10k --root data/kadid10k"),
     )
     p.add_argument("--root", required=True, metavar="DIR", help="dataset root to fill")
     p.add_argument("--val-only", action="store_true",

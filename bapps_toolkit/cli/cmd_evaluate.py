@@ -1,27 +1,38 @@
 """``bapps evaluate``: score metrics against the BAPPS human judgments (2AFC and JND).
 
-Every 2AFC and JND set of DATA (a BAPPS folder root or a packed ``.h5``) is scored, or the ones
-``--datasets`` selects. Writes a tidy CSV (``--out``) and, on request, Table-5-style Markdown /
-LaTeX, JSON, a PNG figure and the per-item distances; every file is written atomically. The
-Markdown table is also printed.
+Every val 2AFC and JND set of DATA (a BAPPS folder root or a packed ``.h5``) is scored, as in the
+paper's Table 5, or the sets ``--datasets`` selects (train sets only when named). A short form
+that names no mode (``val/cnn``) selects the 2AFC and the JND set of that name and says so.
+Writes a tidy CSV (``--out``) and, on request, Table-5-style Markdown / LaTeX, JSON, a PNG
+figure and the per-item distances; every file is written atomically. The Markdown table is also
+printed.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import warnings
 from pathlib import Path
 
 from .._distributed import is_main_process
 from ..data.iqa import is_bapps_source
 from ..data.iqa.detect import FORMATS
 from ..errors import BappsError
+from ..evaluate import SelectionNote
 from ..report import ReportFiles, evaluate_to_reports, to_markdown
 from . import cmd_benchmarks
+from ._parser import examples
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("evaluate", help="score metrics against the human judgments (2AFC, JND)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__, epilog=examples(
+                                  "bapps evaluate bapps.h5 --metrics l2-lab ssim-lab lpips-alex",
+                                  "bapps evaluate data/bapps --metrics lpips-vgg --datasets 2afc/val/cnn jnd/val/cnn "
+                                  "--out results.csv --markdown results.md",
+                                  "bapps evaluate bapps.h5 --checkpoint runs/alex-lin "
+                                  "--backbone-weights alex=alexnet.pth"))
     p.add_argument("data", metavar="DATA", help="BAPPS folder root or packed .h5 file")
     p.add_argument("--metrics", nargs="+", default=[], metavar="NAME",
                    help="metric names (see `bapps metrics`), e.g. l2-lab ssim lpips-alex; the preset paper "
@@ -33,7 +44,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="CSV",
                    help="tidy results table (metric, mode, split, category, n, score, ci_low, ci_high, ...)")
     p.add_argument("--datasets", nargs="+", default=None, metavar="SET",
-                   help="sets to score: keys or short forms (2afc/val/cnn, val/cnn, val, jnd); default all")
+                   help="sets to score: keys or short forms (2afc/val/cnn, val/cnn, jnd, train); "
+                        "default: every val set")
     p.add_argument("--backbone-weights", action="extend", nargs="+", default=[], metavar="NET=PATH|NET=random",
                    help="backbone weights of a network (alex, vgg, squeeze);"
                         " NET=random = UNCALIBRATED; several in one flag")
@@ -67,6 +79,24 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def _selection_notes():
+    """Each :class:`SelectionNote` (what a short --datasets form selected) as one line on stderr,
+    ``bapps evaluate: note: val/cnn selected 2afc/val/cnn, jnd/val/cnn``; other warnings as usual."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def note(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, SelectionNote):
+                print(f"bapps evaluate: note: {message}", file=sys.stderr, flush=True)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = note
+        warnings.simplefilter("always", SelectionNote)
+        yield
+
+
 def run(args) -> int:
     if not args.metrics and not args.checkpoint:
         raise BappsError("nothing to evaluate: give --metrics NAME... and/or --checkpoint PATH")
@@ -74,13 +104,14 @@ def run(args) -> int:
         return cmd_benchmarks.run(args)
     files = ReportFiles(csv=args.out, markdown=args.markdown, latex=args.latex, json=args.json,
                         plot=args.plot, distances=args.save_distances)
-    result = evaluate_to_reports(
-        args.data, list(args.metrics) + [Path(c) for c in args.checkpoint], files,
-        datasets=args.datasets, batch_size=args.batch_size, device=args.device, n_boot=args.n_boot,
-        seed=args.seed, progress=not args.no_progress, backbone_weights=args.backbone_weights,
-        lin_weights=args.lin_weights, stream=args.stream, chunk_size=args.chunk_size,
-        metric_options=args.metric_option, compare=args.compare,
-    )
+    with _selection_notes():
+        result = evaluate_to_reports(
+            args.data, list(args.metrics) + [Path(c) for c in args.checkpoint], files,
+            datasets=args.datasets, batch_size=args.batch_size, device=args.device, n_boot=args.n_boot,
+            seed=args.seed, progress=not args.no_progress, backbone_weights=args.backbone_weights,
+            lin_weights=args.lin_weights, stream=args.stream, chunk_size=args.chunk_size,
+            metric_options=args.metric_option, compare=args.compare,
+        )
     if not is_main_process():
         return 0
     if not args.quiet:

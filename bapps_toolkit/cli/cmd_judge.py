@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._parser import examples
+
 SETTINGS = ("judgments_per_item", "items_per_rater", "sentinel_share", "seed", "break_every",
             "display_px", "scaling", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms", "instructions")
 
@@ -31,14 +33,21 @@ def _settings(args: argparse.Namespace) -> dict:
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("judge", help="collect human 2AFC/JND judgments in a browser",
                               description="Run a BAPPS-protocol judgment study: a local web page, an "
-                                          "SQLite database, export to the BAPPS layout.")
+                                          "SQLite database, export to the BAPPS layout.",
+                              epilog=examples("bapps judge create unjudged --db study.sqlite",
+                                              "bapps judge serve --db study.sqlite --port 8765",
+                                              "bapps judge export --db study.sqlite --out judged"))
     sub = p.add_subparsers(dest="judge_command", metavar="ACTION", required=True)
-    c = sub.add_parser("create", help="create a study database from an unjudged SET")
+    c = sub.add_parser("create", help="create a study database from an unjudged SET", epilog=examples(
+        "bapps judge create unjudged --db study.sqlite",
+        "bapps judge create items.csv --db study.sqlite --judgments-per-item 3 --sentinel-share 0.2"))
     c.add_argument("set", metavar="SET", help="unjudged BAPPS folder, packed .h5 or CSV manifest")
     c.add_argument("--db", required=True, help="study database to create (SQLite)")
     _study_options(c)
     c.set_defaults(func=run_create)
-    s = sub.add_parser("serve", help="serve the study page (creates the database from SET if missing)")
+    s = sub.add_parser("serve", help="serve the study page (creates the database from SET if missing)",
+                       epilog=examples("bapps judge serve --db study.sqlite",
+                                       "bapps judge serve unjudged --db study.sqlite --host 0.0.0.0 --port 8000"))
     s.add_argument("set", metavar="SET", nargs="?", help="unjudged set (needed only to create --db)")
     s.add_argument("--db", required=True, help="study database (SQLite)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; other "
@@ -47,15 +56,19 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=8, help="server threads (default 8)")
     _study_options(s)
     s.set_defaults(func=run_serve)
-    a = sub.add_parser("add-rater", help="register a rater and print their token")
+    a = sub.add_parser("add-rater", help="register a rater and print their token",
+                       epilog=examples("bapps judge add-rater alice --db study.sqlite"))
     a.add_argument("rater", help="rater id")
-    a.add_argument("--db", required=True)
+    a.add_argument("--db", required=True, help="study database (SQLite)")
     a.set_defaults(func=run_add_rater)
-    st = sub.add_parser("status", help="progress per rater and per item")
-    st.add_argument("--db", required=True)
+    st = sub.add_parser("status", help="progress per rater and per item",
+                        epilog=examples("bapps judge status --db study.sqlite"))
+    st.add_argument("--db", required=True, help="study database (SQLite)")
     st.set_defaults(func=run_status)
-    e = sub.add_parser("export", help="export judgments as a data set")
-    e.add_argument("--db", required=True)
+    e = sub.add_parser("export", help="export judgments as a data set", epilog=examples(
+        "bapps judge export --db study.sqlite --out judged",
+        "bapps judge export --db study.sqlite --out judged-csv --format csv --min-sentinel-accuracy 0.8"))
+    e.add_argument("--db", required=True, help="study database (SQLite)")
     e.add_argument("--out", required=True, help="output folder (written atomically)")
     e.add_argument("--format", choices=("bapps", "csv"), default="bapps", help="BAPPS layout or CSV manifest")
     e.add_argument("--min-sentinel-accuracy", type=float, default=None,

@@ -6,9 +6,32 @@ from __future__ import annotations
 
 import argparse
 
+from ._parser import examples
+
 _INT = ("patch_size", "train_patches", "batch_size", "steps", "width", "blocks", "bottleneck", "eval_size",
         "eval_crops", "grid_crops", "n_boot", "seed", "split_seed", "checkpoint_every", "jpeg_quality")
 _FLOAT = ("sigma", "blur_sigma", "lr", "test_fraction")
+_HELP = {
+    "patch_size": "side of the training patches in pixels, a multiple of 4",
+    "train_patches": "training patches cut from the training images",
+    "batch_size": "patches per training step",
+    "steps": "training steps per loss",
+    "width": "channels of the restoration network",
+    "blocks": "residual blocks of the restoration network",
+    "bottleneck": "channels of the autoencode task's bottleneck",
+    "eval_size": "side of the held-out evaluation crops in pixels, a multiple of 4",
+    "eval_crops": "evaluation crops per held-out image",
+    "grid_crops": "held-out crops shown in grid.png",
+    "n_boot": "bootstrap resamples for the intervals",
+    "seed": "seed of the patches, the initialisation and the bootstrap",
+    "split_seed": "seed of the train/held-out split of the images",
+    "checkpoint_every": "steps between checkpoints (a rerun resumes from the last one)",
+    "jpeg_quality": "jpeg task: JPEG quality of the degraded input, 1..95",
+    "sigma": "denoise task: noise standard deviation on [0, 1]",
+    "blur_sigma": "deblur task: Gaussian blur standard deviation in pixels",
+    "lr": "Adam learning rate of the restoration networks",
+    "test_fraction": "share of the images held out for evaluation, in (0, 1)",
+}
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -16,9 +39,13 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     d = LossStudyConfig()
     p = subparsers.add_parser("loss-study", help="train one network per loss and cross-evaluate them",
-                              description=__doc__)
+                              description=__doc__, epilog=examples(
+                                  "bapps loss-study --out study --steps 200",
+                                  "bapps loss-study --task deblur --losses l1,lpips-alex,0.16*l1+0.84*ms-ssim "
+                                  "--backbone-weights imagenet"))
     p.add_argument("--out", default=d.out_dir, help="output folder (default %(default)s)")
-    p.add_argument("--task", default=d.task, choices=TASKS)
+    p.add_argument("--task", default=d.task, choices=TASKS, help="degradation the networks learn to undo "
+                   "(sr2/sr4 = 2x/4x super-resolution; default %(default)s)")
     p.add_argument("--losses", default=",".join(d.losses), help="comma-separated losses (default %(default)s)")
     p.add_argument("--eval-metrics", default=",".join(d.eval_metrics), help="comma-separated metrics")
     p.add_argument("--images", default=None, help="folder of images (default: scikit-image's photos)")
@@ -27,7 +54,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default=d.device, help="auto (GPU when present), cpu, cuda, cuda:1 ...")
     for name in _INT + _FLOAT:
         p.add_argument("--" + name.replace("_", "-"), type=int if name in _INT else float,
-                       default=getattr(d, name), help="(default %(default)s)")
+                       default=getattr(d, name), help=_HELP[name] + " (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
     return p

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import argparse
 
+from ._parser import examples
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "make-mini", help="build the synthetic BAPPS-layout mini set (offline, deterministic)",
         description="Build a small BAPPS-layout data set from photos shipped with scikit-image, "
                     "with synthetic distortions and judgments from a simulated observer (NOT human "
-                    "data). Same seed -> byte-identical files.")
+                    "data). Same seed -> byte-identical files.",
+        epilog=examples("bapps make-mini mini", "bapps make-mini mini --seed 1 --force"))
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder to create (must be absent or empty)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")

@@ -6,11 +6,13 @@ import argparse
 
 from ..metrics import describe_metrics
 from ..metrics.presets import PRESET_DESCRIPTIONS
+from ._parser import examples
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("metrics", help="list the available metrics with descriptions",
-                              description=__doc__)
+                              description=__doc__,
+                              epilog=examples("bapps metrics", "bapps metrics --names-only"))
     p.add_argument("--names-only", action="store_true", help="print the names only, one per line")
     p.set_defaults(func=run)
     return p

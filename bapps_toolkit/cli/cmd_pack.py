@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._parser import examples
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -12,7 +14,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "own 2AFC triplets / JND pairs: columns ref,p0,p1,judge or votes_p0,votes_p1; "
                     "p0,p1,same or votes_same,votes_different; optional split, category, id) in "
                     "parallel into one HDF5 file whose groups mirror the folder layout, with a "
-                    "SHA-256 per array. Written under a temporary name and renamed when complete.")
+                    "SHA-256 per array. Written under a temporary name and renamed when complete.",
+        epilog=examples("bapps pack data/bapps bapps.h5", "bapps pack mini mini.h5 --workers 4 --force",
+                        "bapps pack own/triplets.csv own/pairs.csv own.h5 --size 128"))
     p.add_argument("sources", metavar="ROOT|CSV", nargs="+",
                    help="a BAPPS folder (holding 2afc/ and/or jnd/), or one or more .csv manifests "
                         "(image paths relative to each CSV)")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..train import TrainConfig, train
+from ..train import TrainConfig, resume_config, train
+from ._parser import examples
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -19,12 +20,18 @@ def register(subparsers) -> argparse.ArgumentParser:
             "(epochs 1-6 at lr, then lr-lr/5 after each later epoch). Writes safetensors checkpoints every "
             "epoch, an official-layout lin .pth, log.csv and card.json into --out. Works under torchrun."
         ),
+        epilog=examples("bapps train bapps.h5 --out runs/alex-lin",
+                        "bapps train bapps.h5 --net vgg --variant tune --out runs/vgg-tune --val",
+                        "bapps train bapps.h5 --out runs/alex-lin --resume"),
     )
+    d = TrainConfig(data="")  # the library's defaults, shown in the help
     p.add_argument("data", help="BAPPS folder root or packed .h5 file")
-    p.add_argument("--net", default="alex", help="backbone: alex | vgg | squeeze (default alex)")
-    p.add_argument("--variant", default="lin",
+    # The options that define the result default to None (= not given): a new run takes the
+    # library's defaults, --resume takes the run card's values and checks the given ones against it.
+    p.add_argument("--net", default=None, help=f"backbone: alex | vgg | squeeze (default {d.net})")
+    p.add_argument("--variant", default=None,
                    help="lin (frozen backbone) | tune (backbone trained from weights) | "
-                        "scratch (random backbone, trained)")
+                        f"scratch (random backbone, trained) (default {d.variant})")
     p.add_argument("--out", required=True, help="output folder of the run")
     p.add_argument("--datasets", nargs="+", default=None,
                    help="2AFC sets to train on (default: every 2afc/train/* present), e.g. train/mix")
@@ -32,42 +39,58 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="backbone weights of --net: a torchvision-layout weights file (NET=PATH) or a seeded "
                         "random backbone (NET=random, UNCALIBRATED); default: ImageNet weights from the torch "
                         "hub cache")
-    p.add_argument("--lpips-version", default="0.1", choices=["0.1", "0.0"], help="LPIPS version (default 0.1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=5, help="epochs at the base rate, official nepoch (default 5)")
-    p.add_argument("--decay-epochs", type=int, default=5, help="decay epochs, official nepoch_decay (default 5)")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--beta1", type=float, default=0.5)
-    p.add_argument("--beta2", type=float, default=0.999)
-    p.add_argument("--batch-size", type=int, default=50, help="global batch size (split across ranks)")
-    p.add_argument("--dropout", type=float, default=0.5, help="dropout before the linear layers (default 0.5)")
+    p.add_argument("--lpips-version", dest="version", default=None, choices=["0.1", "0.0"],
+                   help=f"LPIPS version (default {d.version})")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"seed of the initialisation, dropout and shuffling (default {d.seed})")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs at the base rate, official nepoch (default {d.epochs})")
+    p.add_argument("--decay-epochs", type=int, default=None,
+                   help=f"decay epochs, official nepoch_decay (default {d.decay_epochs})")
+    p.add_argument("--lr", type=float, default=None, help=f"Adam base learning rate (default {d.lr:g})")
+    p.add_argument("--beta1", type=float, default=None, help=f"Adam beta1 (default {d.beta1})")
+    p.add_argument("--beta2", type=float, default=None, help=f"Adam beta2 (default {d.beta2})")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"global batch size, split across ranks (default {d.batch_size})")
+    p.add_argument("--dropout", type=float, default=None,
+                   help=f"dropout before the linear layers (default {d.dropout})")
     fast = p.add_mutually_exclusive_group()
     fast.add_argument("--no-fast", dest="fast", action="store_false", default=None,
                       help="lin: run the whole network every step instead of the cached-feature fast path")
     fast.add_argument("--fast", dest="fast", action="store_true", help="force the fast path (lin only)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last finished epoch, with the settings of its "
+                        "card.json; options given must agree with the card (the error names each that differs)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument("--val", action="store_true", help="score val 2AFC after every epoch (2afc/val/* sets)")
+    p.add_argument("--val", dest="val_every_epoch", action="store_true", default=None,
+                   help="score val 2AFC after every epoch (2afc/val/* sets)")
     p.add_argument("--val-datasets", nargs="+", default=None, help="sets for --val (default every 2afc/val/*)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the backbone (CUDA only)")
-    p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
-    p.add_argument("--precompute-batch", type=int, default=512, help="triplets per backbone batch (fast path)")
+    p.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast for the backbone (CUDA only)")
+    p.add_argument("--deterministic", action="store_true", default=None,
+                   help="use deterministic algorithms only (torch.use_deterministic_algorithms)")
+    p.add_argument("--precompute-batch", type=int, default=None,
+                   help=f"triplets per backbone batch on the fast path (default {d.precompute_batch})")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
     return p
 
 
+#: TrainConfig fields set from the flag of the same name (None = flag not given).
+_OPTIONS = ("net", "variant", "datasets", "backbone_weights", "version", "epochs", "decay_epochs", "lr", "beta1",
+            "beta2", "batch_size", "dropout", "seed", "fast", "val_every_epoch", "val_datasets", "device", "bf16",
+            "deterministic", "precompute_batch")
+_FLAGS = {"version": "--lpips-version", "val_every_epoch": "--val"}
+
+
 def run(args: argparse.Namespace) -> int:
-    cfg = TrainConfig(
-        data=args.data, net=args.net, variant=args.variant, out=args.out, datasets=args.datasets,
-        backbone_weights=args.backbone_weights, version=args.lpips_version, epochs=args.epochs,
-        decay_epochs=args.decay_epochs, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
-        batch_size=args.batch_size, dropout=args.dropout, seed=args.seed, fast=args.fast,
-        resume=args.resume, overwrite=args.overwrite, val_every_epoch=args.val,
-        val_datasets=args.val_datasets, device=args.device, bf16=args.bf16, progress=args.progress,
-        deterministic=args.deterministic, precompute_batch=args.precompute_batch,
-    )
+    given = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
+    if args.resume:
+        names = {k: _FLAGS.get(k, "--" + k.replace("_", "-")) for k in given}
+        cfg = resume_config(args.out, data=args.data, names=names, overwrite=args.overwrite,
+                            progress=args.progress, **given)
+    else:
+        cfg = TrainConfig(data=args.data, out=args.out, overwrite=args.overwrite, progress=args.progress, **given)
     res = train(cfg)
     if res.is_main:
         card = res.card

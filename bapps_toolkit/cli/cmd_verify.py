@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import argparse
 
+from ._parser import examples
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "verify", help="re-check a packed HDF5 file (schema, counts, SHA-256 of every array)",
         description="Exit 0 with a summary when the file is sound; exit 2 naming the file and "
-                    "array otherwise.")
+                    "array otherwise.",
+        epilog=examples("bapps verify bapps.h5", "bapps verify mini.h5 --no-progress"))
     p.add_argument("h5", metavar="OUT.h5", help="file written by `bapps pack`")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)

@@ -2,7 +2,9 @@
 
 Each sub-command lives in ``bapps_toolkit/cli/cmd_<name>.py`` and exposes
 ``register(subparsers) -> argparse.ArgumentParser`` that sets ``func=run`` on its parser.
-Each does argparse plus one library call; no library logic lives in ``cli/``.
+Each does argparse plus one library call; no library logic lives in ``cli/``. Every parser is a
+:class:`~bapps_toolkit.cli._parser.BappsParser` (no abbreviated flags, plain-words help); each
+sub-command's ``--help`` ends with examples (:func:`~bapps_toolkit.cli._parser.examples`).
 Errors derived from :class:`~bapps_toolkit.errors.BappsError` (and ``ValueError`` /
 ``FileNotFoundError`` raised on user input) are printed as one line, exit status 2. Library
 messages name parameters (``chunk_size must be >= 1``); a message that starts with the parameter
@@ -16,6 +18,7 @@ import sys
 
 from .._version import __version__
 from ..errors import BappsError
+from ._parser import BappsParser
 
 #: Sub-command modules, in the order ``bapps --help`` lists them.
 COMMANDS = [
@@ -25,28 +28,16 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = BappsParser(
         prog="bapps",
         description="Train and evaluate perceptual image-similarity metrics against BAPPS human judgments.",
-        allow_abbrev=False,
+        epilog="Run 'bapps COMMAND --help' for a command's options and examples.",
     )
     parser.add_argument("--version", action="version", version=f"bapps-toolkit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _no_abbrev(sub)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # sub-parsers are BappsParsers too
     for name in COMMANDS:
         importlib.import_module(f".{name}", __package__).register(sub)
     return parser
-
-
-def _no_abbrev(sub: argparse._SubParsersAction) -> None:
-    """Make every sub-command parser refuse abbreviated flags (``--metric`` is not ``--metrics``)."""
-    add = sub.add_parser
-
-    def add_parser(name: str, **kw):
-        kw.setdefault("allow_abbrev", False)
-        return add(name, **kw)
-
-    sub.add_parser = add_parser  # type: ignore[method-assign]
 
 
 def _flag_message(parser: argparse.ArgumentParser, command: str, message: str) -> str:

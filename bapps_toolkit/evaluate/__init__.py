@@ -24,10 +24,10 @@ from ..scores import (
 from .distances import SetDistances, write_distances
 from .pairs import ScoredPairs, score_all_pairs, score_folders, score_image_pair
 from .resolve import metric_label, resolve_metric
-from .runner import COLUMNS, EvaluationResult, evaluate, run_evaluation, select_sets
+from .runner import COLUMNS, EvaluationResult, SelectionNote, evaluate, run_evaluation, select_sets
 
 __all__ = [
-    "evaluate", "run_evaluation", "EvaluationResult", "SetDistances", "COLUMNS", "select_sets",
+    "evaluate", "run_evaluation", "EvaluationResult", "SetDistances", "COLUMNS", "select_sets", "SelectionNote",
     "write_distances", "resolve_metric", "metric_label",
     "score_image_pair", "score_folders", "score_all_pairs", "ScoredPairs",
     "score_2afc", "per_item_2afc", "jnd_map", "jnd_pr_curve", "human_ceiling_2afc", "bootstrap_ci",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -237,14 +238,20 @@ def run_evaluation(
     return result
 
 
+class SelectionNote(UserWarning):
+    """A short form of ``datasets`` that names no mode selected sets of both modes (``val/cnn``:
+    ``2afc/val/cnn`` and ``jnd/val/cnn``); the message says which (``bapps evaluate`` prints it)."""
+
+
 def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> list[str]:
     """Keys of ``present`` chosen by ``datasets`` (None = every val set: the 2AFC and JND val
     sets, as in the paper's Table 5; train sets only when named).
 
     A spec matches a key ``mode/split/category`` when its parts equal the key's leading parts
     (``2afc``, ``jnd/val``, ``2afc/val/cnn``) or the parts after the mode (``val``, ``val/cnn``
-    — which selects both the 2AFC and the JND set of that name). A spec matching nothing is an
-    error naming the sets present.
+    — which selects both the 2AFC and the JND set of that name: then a :class:`SelectionNote`
+    warning says what it selected, ``"val/cnn selected 2afc/val/cnn, jnd/val/cnn"``; give the full
+    keys to choose one). A spec matching nothing is an error naming the sets present.
     """
     if not datasets:
         val = [k for k in present if k.split("/")[1:2] == ["val"]]
@@ -259,6 +266,8 @@ def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, sourc
                 if parts and (k.split("/")[:len(parts)] == parts or k.split("/")[1:1 + len(parts)] == parts)]
         if not hits:
             raise DataError(f"dataset {spec!r} is not in {source}; present: {', '.join(present)}")
+        if len({k.split("/")[0] for k in hits}) > 1:
+            warnings.warn(f"{spec} selected {', '.join(hits)}", SelectionNote, stacklevel=2)
         chosen.extend(k for k in hits if k not in chosen)
     return [k for k in present if k in chosen]
 

@@ -74,13 +74,14 @@ def file_calibration(path: PathLike) -> tuple[bool, str]:
 
 
 def merge_notes(*notes: str) -> str:
-    """Distinct non-empty notes joined with ``"; "`` (order kept)."""
+    """Distinct non-empty notes joined with ``"; "`` (order kept); a part that begins another,
+    longer part (``random backbone`` and ``random backbone (seed 3)``) is said once, the longer way."""
     out: list[str] = []
     for n in notes:
         for part in (n or "").split("; "):
             if part and part not in out:
                 out.append(part)
-    return "; ".join(out)
+    return "; ".join(p for p in out if not any(q != p and q.startswith(p) for q in out))
 
 
 __all__ = ["PROVENANCE_KEY", "provenance_json", "safetensors_metadata", "calibration_from_metadata",

@@ -8,9 +8,12 @@ Variants: ``lin`` (frozen backbone, linear layers only; cached-feature fast path
 ``tune`` (backbone trained from the given weights), ``scratch`` (random backbone, trained).
 The official schedule is the default (see :mod:`.config`); checkpoints are safetensors plus an
 official-layout ``.pth`` of the linear layers and a JSON card (see :mod:`.checkpoint`).
+``train(resume_config("runs/alex-lin"))`` continues a run with the settings saved in its card.
 """
 from .checkpoint import load_metric_from_checkpoint
 from .config import ConfigError, TrainConfig, lr_for_epoch
 from .loop import TrainResult, train
+from .run_dir import resume_config
 
-__all__ = ["TrainConfig", "TrainResult", "train", "load_metric_from_checkpoint", "lr_for_epoch", "ConfigError"]
+__all__ = ["TrainConfig", "TrainResult", "train", "load_metric_from_checkpoint", "lr_for_epoch", "ConfigError",
+           "resume_config"]

@@ -31,6 +31,10 @@ VERSIONS = ("0.0", "0.1")
 
 PathLike = str | Path
 
+#: The options that determine the trained weights: recorded in the card, compared on resume.
+RESULT_FIELDS = ("net", "variant", "version", "datasets", "backbone_weights", "epochs", "decay_epochs",
+                 "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast")
+
 
 class ConfigError(BappsError, ValueError):
     """A training option is invalid (the message names it)."""
@@ -105,11 +109,9 @@ class TrainConfig:
         return [lr_for_epoch(e, self.lr, self.epochs, self.decay_epochs) for e in range(1, self.total_epochs + 1)]
 
     def result_fields(self) -> dict[str, Any]:
-        """The options that determine the trained weights (compared on ``resume=True``)."""
-        keys = ("net", "variant", "version", "datasets", "backbone_weights", "epochs", "decay_epochs",
-                "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast")
+        """The options that determine the trained weights (:data:`RESULT_FIELDS`, compared on ``resume=True``)."""
         d = asdict(self)
-        out = {k: d[k] for k in keys}
+        out = {k: d[k] for k in RESULT_FIELDS}
         if out["datasets"] is not None:
             out["datasets"] = list(out["datasets"])
         return out
@@ -256,4 +258,5 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in d.items() if k in names})
 
 
-__all__ = ["TrainConfig", "ConfigError", "lr_for_epoch", "config_from_dict", "NETS", "VARIANTS", "VERSIONS"]
+__all__ = ["TrainConfig", "ConfigError", "lr_for_epoch", "config_from_dict", "NETS", "VARIANTS", "VERSIONS",
+           "RESULT_FIELDS"]

@@ -6,7 +6,8 @@ import csv
 import io
 import json
 import time
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from .._version import __version__
 from ..errors import BappsError, CheckpointError
 from ..metrics.provenance import PROVENANCE_KEY, provenance_json
 from . import checkpoint as ck
-from .config import TrainConfig, config_from_dict
+from .config import RESULT_FIELDS, ConfigError, TrainConfig, config_from_dict
 
 LIN_INIT_NOTE = ("nn.Conv2d default init, as the official trainer (pretrained=False): "
                  "w ~ U(-1/sqrt(C), 1/sqrt(C)), drawn from a generator seeded from the run seed; "
@@ -56,6 +57,67 @@ def check_card_config(card: dict[str, Any], cfg: TrainConfig, out: Path) -> None
             f"{out}: cannot resume — the run there was started with other settings ({'; '.join(diff)}). "
             "Resume with the same settings, or start over with overwrite=True."
         )
+
+
+#: Run options a resumed run takes from its card when they are not given (given, they may differ:
+#: they change how the run goes, not what it trains).
+RESUMED_RUN_OPTIONS = ("val_every_epoch", "val_datasets", "bf16", "deterministic")
+
+
+def _shown(value: Any) -> str:
+    """A setting as a command-line user writes it: ``on``/``off``, lists space-separated."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    return "unset" if value is None else str(value)
+
+
+def _normalised(key: str, value: Any, net: str) -> Any:
+    """``value`` of result option ``key`` as a validated config (and so the card) holds it."""
+    probe = TrainConfig(data=".", **{"net": net, key: value})
+    return probe.validated().result_fields()[key]
+
+
+def resume_config(out: str | Path, *, names: Mapping[str, str] | None = None, **given: Any) -> TrainConfig:
+    """The config that continues the run in ``out`` with the settings saved in its card (``card.json``).
+
+    ``given`` are options of :class:`TrainConfig` set explicitly (``None`` counts as not given).
+    The options that determine the trained weights (:data:`~.config.RESULT_FIELDS`) must agree
+    with the card when given: otherwise a :class:`~bapps_toolkit.errors.CheckpointError` names
+    each one that differs with the card's and the given value. Options not given are taken from
+    the card, the run options :data:`RESUMED_RUN_OPTIONS` too (given, those may differ); ``data``
+    defaults to the card's data source. ``names`` maps option names to what the message calls
+    them (the command line passes its flags: ``{"epochs": "--epochs"}``).
+    """
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: not an option of TrainConfig")
+    given = {k: v for k, v in given.items() if v is not None and k not in ("out", "resume")}
+    cfg = TrainConfig(data=given.get("data", "."), out=out, resume=True)
+    card_path = Path(cfg.validated().out) / ck.CARD
+    if not card_path.is_file():
+        raise CheckpointError(f"resume: nothing to resume in {card_path.parent} (no {ck.CARD}); "
+                              "start a new run without resume")
+    card = ck.read_json(card_path, "run card")
+    saved = card.get("config") if card.get("format") == ck.CARD_FORMAT else None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{card_path}: not a bapps-toolkit training card")
+    theirs = config_from_dict(saved).validated().result_fields()
+    net = str(given.get("net", theirs["net"]))
+    label = dict(names or {})
+    diff = []
+    for key in RESULT_FIELDS:
+        if key in given and (mine := _normalised(key, given[key], net)) != theirs[key]:
+            diff.append(f"{label.get(key, key)}: card {_shown(theirs[key])}, given {_shown(mine)}")
+    if diff:
+        raise CheckpointError(
+            f"cannot resume the run in {card_path.parent}: settings differ from its card {card_path} "
+            f"({'; '.join(diff)}); leave them out to take the card's values, or start a new run")
+    merged = {k: saved[k] for k in RESULT_FIELDS + RESUMED_RUN_OPTIONS + ("data",) if k in saved}
+    merged.update(given, out=str(out), resume=True)
+    return TrainConfig(**merged)
 
 
 def prepare_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
