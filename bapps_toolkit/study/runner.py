@@ -99,10 +99,11 @@ def _matrix(rows: dict[str, np.ndarray], cols: list[str], n_boot: int, seed: int
 
 
 def check_names(cfg: LossStudyConfig) -> None:
-    """Every loss specification parses and every evaluation metric is registered (ValueError)."""
+    """Every loss specification parses and every evaluation metric is registered (ValueError);
+    plugin and adapter specifications (``module:attr``, ``piq:NAME`` …) are resolved when used."""
     for spec in cfg.losses:
         parse_loss_spec(spec)
-    unknown = [m for m in cfg.eval_metrics if m not in list_metrics()]
+    unknown = [m for m in cfg.eval_metrics if ":" not in m and m not in list_metrics()]
     if unknown:
         raise ValueError(f"eval_metrics: unknown metric(s) {unknown}; known: {', '.join(list_metrics())}")
 
