@@ -39,10 +39,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .._io import atomic_path
-from ..data import to_model_input
 from ..metrics import Metric
 from ..metrics.lpips import LPIPS
-from .pair_stream import iter_batches, plan_batches
+from .pair_stream import iter_batches, plan_batches, to_input
 
 #: Cached rows (features or decoded images) kept in memory up to this many bytes (1 GiB).
 CACHE_BYTES = 1 << 30
@@ -106,7 +105,7 @@ def _feature_store(metric: LPIPS, files: Sequence[Path], targets: np.ndarray, op
     batches = plan_batches(targets, range(n), 2 * opts["batch_size"], 2 * opts["max_batch_pixels"])
     for idx, (imgs,) in iter_batches(items, targets, batches, num_workers=opts["num_workers"],
                                      pin_memory=dev.type == "cuda"):
-        x = to_model_input(imgs, device=dev)
+        x = to_input(imgs, dev)
         if store is None:
             metric.validate(x, x)
         feats = metric.features(x)
@@ -146,8 +145,8 @@ def _pairwise_block(metric: Metric, rows_i: np.ndarray, rows_j: np.ndarray, ii: 
     per = max(1, min(opts["batch_size"], opts["max_batch_pixels"] // (hw[0] * hw[1])))
     for s in range(0, len(ii), per):
         a, b = ii[s:s + per], jj[s:s + per]
-        x0 = to_model_input(rows_i[a].reshape(-1, hw[0], hw[1], 3), device=dev)
-        x1 = to_model_input(rows_j[b].reshape(-1, hw[0], hw[1], 3), device=dev)
+        x0 = to_input(torch.from_numpy(rows_i[a].reshape(-1, 3, hw[0], hw[1])), dev)
+        x1 = to_input(torch.from_numpy(rows_j[b].reshape(-1, 3, hw[0], hw[1])), dev)
         d = metric.distance(x0, x1, validate=first and s == 0)
         out[a, b] = d.reshape(len(a)).double().cpu().numpy()
     return out

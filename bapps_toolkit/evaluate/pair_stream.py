@@ -180,13 +180,21 @@ def _collate(batch: list[tuple[int, list[np.ndarray], str]]) -> tuple[list[int],
         return [], [], errors[0]
     idx = [k for k, _, _ in batch]
     n_files = len(batch[0][1])
-    return idx, [torch.from_numpy(np.stack([arrs[f] for _, arrs, _ in batch])) for f in range(n_files)], ""
+    # NCHW already here (in the worker), so the main process allocates only the float input
+    return idx, [torch.from_numpy(np.stack([arrs[f] for _, arrs, _ in batch])).permute(0, 3, 1, 2).contiguous()
+                 for f in range(n_files)], ""
+
+
+def to_input(x: torch.Tensor, device: Any = None) -> torch.Tensor:
+    """uint8 NCHW batch → float32 in [-1, 1]: ``(x / 255 − 0.5) / 0.5``, the same operations as
+    :func:`~bapps_toolkit.data.to_model_input` (which takes NHWC), so the values are identical."""
+    return x.to(device).to(torch.float32).div_(255).sub_(0.5).div_(0.5)
 
 
 def iter_batches(items: Sequence[tuple[Path, ...]], targets: np.ndarray, batches: list[list[int]], *,
                  num_workers: int | None = None, pin_memory: bool = False
                  ) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
-    """Decoded batches ``(indices, [uint8 NHWC tensor per file position])`` in ``batches`` order.
+    """Decoded batches ``(indices, [uint8 NCHW tensor per file position])`` in ``batches`` order.
 
     ``num_workers``: decoding processes (``None``: :func:`default_workers`; 0: in this process).
     """

@@ -52,7 +52,6 @@ from tqdm.auto import tqdm
 
 from .._device import pick_device
 from .._io import FileLock, atomic_write
-from ..data import to_model_input
 from ..errors import DataError
 from ..metrics import Metric
 from . import all_pairs as ap
@@ -66,6 +65,7 @@ from .pair_stream import (
     pair_targets,
     parse_resize,
     plan_batches,
+    to_input,
 )
 from .resolve import WeightSpecs, metric_label, resolve_metric
 from .scale import scale_of
@@ -161,8 +161,8 @@ def _pair_chunks(run: _Run, items: Sequence[tuple[Path, Path]], targets: np.ndar
     workers = 0 if len(batches) == 1 else o["num_workers"]
     for idx, (a, b) in iter_batches(items, targets, batches, num_workers=workers,
                                     pin_memory=o["device"].type == "cuda"):
-        x0, x1 = to_model_input(a, device=o["device"]), to_model_input(b, device=o["device"])
-        size = tuple(a.shape[1:3])
+        x0, x1 = to_input(a, o["device"]), to_input(b, o["device"])
+        size = tuple(a.shape[2:4])
         d = run.metric.distance(x0, x1, validate=size not in seen)
         seen.add(size)
         yield np.asarray(idx), d.reshape(len(idx)).double().cpu().numpy()
