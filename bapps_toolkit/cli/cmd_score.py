@@ -1,4 +1,4 @@
-"""``bapps score``: distances between your own images (what the official lpips_2imgs /
+"""bapps score: distances between your own images (what the official lpips_2imgs /
 lpips_2dirs / lpips_1dir_allpairs scripts do), streamed in bounded memory.
 
 Forms::
@@ -51,7 +51,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--all-pairs", action="store_true", help="score every unordered pair of --dir")
     p.add_argument("--metric", "--metrics", dest="metric", default="lpips-alex",
                    help="metric name (default lpips-alex; see 'bapps metrics'); --metrics is the same flag")
-    p.add_argument("--checkpoint", help="use a metric trained by `bapps train` (checkpoint file) instead of --metric")
+    p.add_argument("--checkpoint", help="use a metric trained by 'bapps train' (checkpoint file) instead of --metric")
     p.add_argument("--backbone-weights", action="extend", nargs="+", default=[], metavar="NET=PATH|NET=random",
                    help="backbone weights for a network (alex, vgg, squeeze);"
                         " NET=random = UNCALIBRATED; several in one flag")

@@ -18,7 +18,8 @@ scores only the pairs not found there (a pair is identified by its file name(s))
 must come from the same metric label and the same columns (same form, same value kind):
 anything else is an error naming the file and line, so distances of two metrics are never
 mixed. (The metric's settings beyond its label, e.g. another linear-weight file under the same
-name, cannot be told apart: use a fresh ``out`` when you change them.) A lock
+name, cannot be told apart: use a fresh ``out`` when you change them.) Rows of pairs that are
+no longer in the input are dropped when ``out`` is rewritten. A lock
 (``<out>.lock``, removed at the end) keeps two runs from writing the same output.
 """
 from __future__ import annotations

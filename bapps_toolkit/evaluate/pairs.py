@@ -297,7 +297,8 @@ def score_all_pairs(folder: PathLike, *, metric: Any = "lpips-alex", backbone_we
     rows; computed by blocks of the matrix (:mod:`.all_pairs`: each image through the network
     once for LPIPS). ``out`` is resumable by blocks: blocks whose pairs are all in ``out`` are
     skipped (the per-image pass runs again). ``options`` as :func:`score_files` plus
-    ``cache_bytes`` and ``block_bytes`` (:mod:`.all_pairs`)."""
+    ``cache_bytes`` and ``block_bytes`` (:mod:`.all_pairs`). The result and the resume index
+    hold one row per pair (n²/2): for thousands of images use :func:`all_pairs_matrix`."""
     files, targets, resized_img = _folder_targets(folder, resize)
     run = _setup(metric, backbone_weights, lin_weights, False, as_similarity, dict(options))
     _check_min_size(run.metric, targets, files)
