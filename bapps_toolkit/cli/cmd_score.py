@@ -72,8 +72,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "main process)")
     p.add_argument("--batch-size", type=int, default=None, help="most pairs per batch (default 64)")
     p.add_argument("--max-batch-pixels", type=int, default=None,
-                   help="pixel budget of one batch: sum of H*W over its pairs (default 524288 = 0.5 MPix, "
-                        "sized for the CPU cache); a larger pair runs alone")
+                   help="pixel budget of one batch: sum of H*W over its pairs (default 2097152 = 2 MPix, "
+                        "32 pairs at 256x256); a larger pair runs alone")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (shown on stderr by default)")
     p.set_defaults(func=run)
     return p

@@ -42,12 +42,14 @@ Resize = str | tuple[int, int] | None
 MAX_SIDE = 32768
 #: Largest pixel count accepted before decoding (256 MPix).
 MAX_PIXELS = 256 * 1024 * 1024
-#: Default pixel budget of one batch (sum of H*W over the pairs of a batch): 0.5 MPix, e.g. 8
-#: pairs at 256², 2 at 512², 32 at 128². The batch's largest activation (AlexNet's first tap,
-#: 64 channels at stride 4 over both images of each pair) is then ~8 MB, within this machine's
-#: 32 MB L3, and the allocator reuses its blocks instead of asking the kernel for fresh pages.
-#: A pair larger than the budget runs alone.
-DEFAULT_BATCH_PIXELS = 512 * 1024
+#: Default pixel budget of one batch (sum of H*W over the pairs of a batch): 2 MPix, e.g. 32
+#: pairs at 256², 8 at 512², 2 at 1024² (and at most :data:`DEFAULT_BATCH_SIZE`). Chosen by
+#: measurement, not by the cache size: on this project's 2-core CPU (32 MB L3) the bare AlexNet
+#: forward at 256² ran 15 / 20 / 23 / 25 / 26 pairs/s with 4 / 8 / 16 / 32 / 64 pairs per batch
+#: (load 3.1; ``benchmarks/bench_score.py``), so L3-sized batches (8 pairs, ~8 MB of first-tap
+#: activations) were 20 % slower; 2 MPix keeps a batch's float input and largest activation near
+#: 110 MB. A pair larger than the budget runs alone.
+DEFAULT_BATCH_PIXELS = 2 * 1024 * 1024
 #: Default most pairs per batch.
 DEFAULT_BATCH_SIZE = 64
 
