@@ -50,20 +50,24 @@ def test_score_grayscale_and_16bit(tmp_path, capsys):
     Image.fromarray(g.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # 16-bit grayscale
     assert main(["score", str(tmp_path / "g.png"), str(tmp_path / "rgb.png"), "--metric", "l2"]) == 0
     assert main(["score", str(tmp_path / "g16.png"), str(tmp_path / "rgb.png"), "--metric", "l2"]) == 0
-    out = capsys.readouterr().out.split()
-    assert float(out[0]) == 0.0 and float(out[1]) == 0.0
+    out = capsys.readouterr().out.splitlines()
+    assert [float(line.split()[0]) for line in out] == [0.0, 0.0]
+    assert all(line.endswith("l2: mean squared error of RGB in [0, 1], lower = more similar") for line in out)
 
 
-def test_score_resizes_second_to_first(tmp_path, capsys):
+def test_score_two_sizes_need_resize_first(tmp_path, capsys):
     rng = np.random.default_rng(2)
     a, b = _img(rng, 30, 40), _img(rng, 60, 80)
     _save(tmp_path / "a.png", a)
     _save(tmp_path / "b.png", b)
-    assert main(["score", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--metric", "l2"]) == 0
+    assert main(["score", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--metric", "l2"]) == 2
+    err = capsys.readouterr().err
+    assert "a.png is 40x30" in err and "b.png is 80x60" in err and "--resize first" in err
+    assert main(["score", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--metric", "l2", "--resize", "first"]) == 0
     cap = capsys.readouterr()
     b_small = np.asarray(Image.fromarray(b).resize((40, 30), Image.BILINEAR))
     assert float(cap.out.split()[0]) == pytest.approx(_l2(a, b_small), rel=1e-5)
-    assert "resizing" in cap.err and "b.png" in cap.err
+    assert "resized" in cap.err
 
 
 def test_score_dirs_and_all_pairs(images, capsys):
@@ -72,7 +76,8 @@ def test_score_dirs_and_all_pairs(images, capsys):
     assert main(["score", "--dir0", str(root / "d0"), "--dir1", str(root / "d1"), "--metric", "l2",
                  "--out", str(out), "--batch-size", "3"]) == 0
     f = pd.read_csv(out)
-    assert list(f.columns) == ["file", "distance", "resized", "metric"]
+    assert list(f.columns) == ["file", "distance", "unit", "direction", "resized", "metric"]
+    assert set(f.direction) == {"lower = more similar"} and set(f.unit) == {"mean squared error of RGB in [0, 1]"}
     assert list(f.file) == sorted(arrs)
     for r in f.itertuples():
         a = arrs[r.file]
@@ -80,20 +85,20 @@ def test_score_dirs_and_all_pairs(images, capsys):
     out2 = root / "pairs.csv"
     assert main(["score", "--dir", str(root / "all"), "--all-pairs", "--metric", "l2", "--out", str(out2)]) == 0
     g = pd.read_csv(out2)
-    assert len(g) == 6 and list(g.columns) == ["file0", "file1", "distance", "resized", "metric"]
+    assert len(g) == 6 and list(g.columns) == ["file0", "file1", "distance", "unit", "direction", "resized", "metric"]
     for r in g.itertuples():
         assert r.distance == pytest.approx(_l2(arrs[r.file0], arrs[r.file1]), rel=1e-6)
     # without --out the CSV goes to stdout
     capsys.readouterr()
     assert main(["score", "--dir", str(root / "all"), "--all-pairs", "--metric", "l2"]) == 0
-    assert capsys.readouterr().out.startswith("file0,file1,distance,resized,metric")
+    assert capsys.readouterr().out.startswith("file0,file1,distance,unit,direction,resized,metric")
 
 
 def test_all_pairs_lpips_feature_cache_matches_direct(images, capsys):
     import torch
 
     from bapps_toolkit.data import to_model_input
-    from bapps_toolkit.evaluate.pairs import prepare_pairs, score_prepared
+    from bapps_toolkit.evaluate.pairs import score_all_pairs
     from bapps_toolkit.metrics import create_metric
 
     root, arrs = images
@@ -101,7 +106,7 @@ def test_all_pairs_lpips_feature_cache_matches_direct(images, capsys):
         m = create_metric("lpips-alex", backbone_weights="random")
     files = sorted((root / "all").iterdir())
     pairs = [(files[i], files[j]) for i in range(4) for j in range(i + 1, 4)]
-    got = score_prepared(m, prepare_pairs(pairs), device="cpu")
+    got = score_all_pairs(root / "all", metric=m, device="cpu", progress=False).distances
     with torch.no_grad():
         want = [float(m(to_model_input(np.array(Image.open(a).convert("RGB"))[None]),
                         to_model_input(np.array(Image.open(b).convert("RGB"))[None]))) for a, b in pairs]

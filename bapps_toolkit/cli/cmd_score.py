@@ -1,19 +1,28 @@
-"""``bapps score``: distances between your own images (the official lpips_2imgs / lpips_2dirs /
-lpips_1dir_allpairs scripts, batched).
+"""bapps score: distances between your own images (what the official lpips_2imgs /
+lpips_2dirs / lpips_1dir_allpairs scripts do), streamed in bounded memory.
 
 Forms::
 
-    bapps score IMG0 IMG1 [--metric NAME]                 # prints one distance
+    bapps score IMG0 IMG1 [--metric NAME]                 # prints one value, its unit and direction
     bapps score --dir0 D0 --dir1 D1 [--out dists.csv]    # pairs files with the same name
-    bapps score --dir D --all-pairs [--out dists.csv]    # every unordered pair of D's images
+    bapps score --dir D --all-pairs [--out pairs.csv | --out matrix.npy]
 
-The image rule (decoding, colour, the resize of the second image to the first's size, the
-pixel-budget batching) is that of :mod:`bapps_toolkit.evaluate.pairs`, the Python API behind
-this command (``bapps_toolkit.score_folders`` and friends).
+Every number says what it is: the metric, its unit and its direction (distances: lower = more
+similar). --as-similarity prints similarity metrics in their usual form (psnr in dB, ssim, ms-ssim,
+fsim: higher = more similar) instead of the toolkit's distance (the psnr distance is the PSNR
+deficit below 100 dB: a 20.70 dB pair has distance 79.30).
 
-Output: a single pair prints ``<distance>`` (with the metric's label when it is UNCALIBRATED);
-folder forms write CSV (``file,distance,resized,metric`` or ``file0,file1,distance,resized,
-metric``) atomically to ``--out`` or print it to stdout.
+Sizes: each pair is scored at its native resolution; a pair of two sizes is an error naming
+both files unless --resize first (second image to the first's size) or --resize WxH (every image
+to W x H), bilinear. Files are decoded by --workers processes while the metric runs; batches of
+one size within --max-batch-pixels.
+
+Output of the folder forms: CSV columns file (or file0,file1), distance (or similarity), unit,
+direction, resized, metric. With --out the rows are appended to OUT.partial as they are scored
+and OUT is written atomically at the end; running the same command again skips the pairs already
+in OUT or OUT.partial (resume after an interruption). Without --out the rows go to stdout as they
+are scored. --all-pairs --out M.npy writes the n x n matrix (float64, files sorted by name) and
+M.npy.json (file order, metric, unit, direction); each image goes through the network once.
 """
 from __future__ import annotations
 
@@ -22,16 +31,18 @@ import sys
 from pathlib import Path
 
 from ..errors import BappsError
-from ..evaluate.pairs import score_all_pairs, score_folders, score_image_pair
 
-# Options left unset (None) take the library's defaults (bapps_toolkit.evaluate.pairs).
+EXAMPLES = """examples:
+  bapps score ref.png out.png --metric psnr --as-similarity     # e.g. "20.7 psnr: PSNR (dB), higher = ..."
+  bapps score --dir0 outputs/ --dir1 targets/ --metric lpips-alex --out dists.csv   # rerun resumes
+  bapps score --dir photos/ --all-pairs --resize 256x256 --out dup.npy --workers 4
+"""
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "score", help="distance between two images, two folders of images, or all pairs of a folder",
-        description=__doc__.split("\n\n")[0] + "\n\nResize rule: the second image of a pair is "
-        "resized (bilinear) to the first's size when they differ.",
+        description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("images", nargs="*", metavar="IMG", help="two image files (IMG0 IMG1)")
     p.add_argument("--dir0", help="folder of first images (paired with --dir1 by file name)")
@@ -40,17 +51,30 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--all-pairs", action="store_true", help="score every unordered pair of --dir")
     p.add_argument("--metric", "--metrics", dest="metric", default="lpips-alex",
                    help="metric name (default lpips-alex; see 'bapps metrics'); --metrics is the same flag")
-    p.add_argument("--checkpoint", help="use a metric trained by `bapps train` (checkpoint file) instead of --metric")
+    p.add_argument("--checkpoint", help="use a metric trained by 'bapps train' (checkpoint file) instead of --metric")
     p.add_argument("--backbone-weights", action="extend", nargs="+", default=[], metavar="NET=PATH|NET=random",
                    help="backbone weights for a network (alex, vgg, squeeze);"
                         " NET=random = UNCALIBRATED; several in one flag")
     p.add_argument("--lin-weights", action="append", default=[], metavar="NET=PATH",
-                   help="LPIPS linear-layer weights for a network")
-    p.add_argument("--out", help="CSV file for the folder forms (default: print to stdout)")
+                   help="LPIPS linear-layer weights for a network (repeatable)")
+    p.add_argument("--out", metavar="F.csv|F.npy",
+                   help="CSV file for the folder forms (resumable; default: rows to stdout); "
+                        "with --all-pairs a .npy name writes the n x n matrix")
+    p.add_argument("--as-similarity", action="store_true",
+                   help="print similarity metrics in their usual form (PSNR in dB, SSIM, MS-SSIM, FSIM; "
+                        "higher = more similar) instead of the distance")
+    p.add_argument("--resize", metavar="first|WxH", default=None,
+                   help="allow pairs of two sizes: 'first' resizes the second image to the first's size, "
+                        "WxH (e.g. 256x256) every image to W x H (bilinear); default: two sizes are an error")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="decoding worker processes (default: half the cores, at most 8; 0 = decode in the "
+                        "main process)")
     p.add_argument("--batch-size", type=int, default=None, help="most pairs per batch (default 64)")
     p.add_argument("--max-batch-pixels", type=int, default=None,
-                   help="pixel budget of one batch: sum of H*W over its pairs (default 8 Mi = 8388608)")
+                   help="pixel budget of one batch: sum of H*W over its pairs (default 2097152 = 2 MPix, "
+                        "32 pairs at 256x256); a larger pair runs alone")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (shown on stderr by default)")
     p.set_defaults(func=run)
     return p
 
@@ -67,7 +91,9 @@ def _form(args) -> str:
     if has_all and not (args.dir and args.all_pairs):
         raise BappsError("--all-pairs needs --dir D (and --dir needs --all-pairs)")
     if args.out is not None and has_pair:
-        raise BappsError("--out is for the folder forms; a single pair prints its distance")
+        raise BappsError("--out is for the folder forms; a single pair prints its value")
+    if args.out is not None and not has_all and Path(args.out).suffix.lower() == ".npy":
+        raise BappsError("--out F.npy (a matrix) is for --all-pairs; --dir0/--dir1 write CSV")
     return "pair" if has_pair else "dirs" if has_dirs else "all"
 
 
@@ -76,26 +102,30 @@ def _note(message: str) -> None:
 
 
 def run(args) -> int:
+    from ..evaluate.pairs import all_pairs_matrix, score_all_pairs, score_folders, score_image_pair
+
     form = _form(args)
     options = dict(
         metric=Path(args.checkpoint) if args.checkpoint else args.metric,
         backbone_weights=args.backbone_weights, lin_weights=args.lin_weights, device=args.device,
-        notes=_note,
+        resize=args.resize, as_similarity=args.as_similarity, notes=_note, progress=not args.no_progress,
     )
-    options.update({k: v for k, v in (("batch_size", args.batch_size), ("max_batch_pixels", args.max_batch_pixels))
-                    if v is not None})
+    options.update({k: v for k, v in (("batch_size", args.batch_size), ("max_batch_pixels", args.max_batch_pixels),
+                                      ("num_workers", args.workers)) if v is not None})
     if form == "pair":
-        res = score_image_pair(args.images[0], args.images[1], **options)
-        tag = "" if res.calibrated else f"  ({res.label})"
-        print(f"{res.distances[0]:.6g}{tag}")
+        print(score_image_pair(args.images[0], args.images[1], **options).summary())
         return 0
+    echo = sys.stdout if args.out is None else None
     if form == "dirs":
-        res = score_folders(args.dir0, args.dir1, out=args.out, **options)
+        res = score_folders(args.dir0, args.dir1, out=args.out, echo=echo, **options)
+    elif args.out is not None and Path(args.out).suffix.lower() == ".npy":
+        mat = all_pairs_matrix(args.dir, out=args.out, **options)
+        print(f"wrote the {len(mat.files)}x{len(mat.files)} matrix to {args.out} and {args.out}.json: "
+              f"{mat.label}, {mat.unit}, {mat.direction}", file=sys.stderr)
+        return 0
     else:
-        res = score_all_pairs(args.dir, out=args.out, **options)
-    if args.out is None:
-        res.to_csv(sys.stdout)
-    else:
-        warn = "" if res.calibrated else f" — {res.label}"
-        print(f"wrote {len(res.distances)} distances to {args.out}{warn}", file=sys.stderr)
+        res = score_all_pairs(args.dir, out=args.out, echo=echo, **options)
+    if args.out is not None:
+        t = res.table()
+        print(f"wrote {len(res.distances)} rows to {args.out}: {t.label}, {t.unit}, {t.direction}", file=sys.stderr)
     return 0

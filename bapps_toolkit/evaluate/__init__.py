@@ -6,8 +6,10 @@ between your own images.
 * :mod:`.resolve` — which metric a spec names (registry name, Metric object, checkpoint) and the
   backbone / linear-layer weight specs.
 * :mod:`.distances` — per-item distances on whole or streamed sets, and their files.
-* :mod:`.pairs` — :func:`score_image_pair`, :func:`score_folders`, :func:`score_all_pairs`:
-  distances between image files (pairing by name, resize rule, pixel-budget batching).
+* :mod:`.pairs` — :func:`score_image_pair`, :func:`score_folders`, :func:`score_all_pairs`,
+  :func:`all_pairs_matrix`: distances between image files, streamed (:mod:`.pair_stream`),
+  resumable (:mod:`.pair_output`), all pairs from cached features (:mod:`.all_pairs`), units and
+  similarity forms (:mod:`.scale`).
 * The score functions (``score_2afc``, ``jnd_map``, bootstrap…) live in :mod:`bapps_toolkit.scores`
   and are re-exported here.
 """
@@ -22,14 +24,14 @@ from ..scores import (
     score_2afc,
 )
 from .distances import SetDistances, write_distances
-from .pairs import ScoredPairs, score_all_pairs, score_folders, score_image_pair
+from .pairs import DistanceMatrix, ScoredPairs, all_pairs_matrix, score_all_pairs, score_folders, score_image_pair
 from .resolve import metric_label, resolve_metric
 from .runner import COLUMNS, EvaluationResult, SelectionNote, evaluate, run_evaluation, select_sets
 
 __all__ = [
     "evaluate", "run_evaluation", "EvaluationResult", "SetDistances", "COLUMNS", "select_sets", "SelectionNote",
     "write_distances", "resolve_metric", "metric_label",
-    "score_image_pair", "score_folders", "score_all_pairs", "ScoredPairs",
+    "score_image_pair", "score_folders", "score_all_pairs", "ScoredPairs", "all_pairs_matrix", "DistanceMatrix",
     "score_2afc", "per_item_2afc", "jnd_map", "jnd_pr_curve", "human_ceiling_2afc", "bootstrap_ci",
     "bootstrap_distribution", "paired_bootstrap",
 ]

@@ -1,87 +1,85 @@
-"""Distances between your own image files (the official lpips_2imgs / lpips_2dirs /
-lpips_1dir_allpairs scripts, batched).
+"""Distances between your own image files (what the official lpips_2imgs / lpips_2dirs /
+lpips_1dir_allpairs scripts do), streamed in bounded memory.
 
 >>> from bapps_toolkit import score_folders
 >>> res = score_folders("d0", "d1", metric="lpips-alex", out="dists.csv")   # doctest: +SKIP
->>> res.distances[0], res.rows()[0]["file"]                                 # doctest: +SKIP
+>>> res.distances[0], res.unit, res.direction                               # doctest: +SKIP
 
 * :func:`score_image_pair` — one pair of files.
 * :func:`score_folders` — files of two folders paired by name (an error lists the names missing
   on either side).
-* :func:`score_all_pairs` — every unordered pair of a folder's images.
+* :func:`score_all_pairs` — every unordered pair of a folder's images (CSV rows), and
+  :func:`all_pairs_matrix` — the same as an ``[n, n]`` matrix (``.npy``), from cached
+  per-image features (:mod:`.all_pairs`).
 
-Each returns a :class:`ScoredPairs` (distances, resized flags, the metric's id and label) and, given
-``out``, writes its CSV atomically. ``metric``: a registry name, a Metric object, or a checkpoint
-(see :mod:`.resolve`); ``backbone_weights`` / ``lin_weights`` as there.
+``metric``: a registry name, a Metric object, or a checkpoint (see :mod:`.resolve`);
+``backbone_weights`` / ``lin_weights`` as there. Images: decoded by PIL
+(:func:`~bapps_toolkit.data.images.read_rgb`: header size checked before decoding, grey / palette
+/ RGBA through ``convert("RGB")``, alpha dropped, 16-bit grey scaled by 1/257), inputs mapped to
+[-1, 1].
 
-Image rule:
+How it runs (:mod:`.pair_stream`): the header sizes of all files are read first (an unreadable
+header or a pair of two sizes is an error naming the files, before any network work); pairs are
+grouped by size and batched by a pixel budget (``max_batch_pixels``, default
+:data:`~.pair_stream.DEFAULT_BATCH_PIXELS` = 2 MPix, at most ``batch_size`` = 64 pairs);
+``num_workers`` DataLoader processes (default half the cores, at most 8; 0 = in this process)
+decode the next batches while the metric runs. Every size is scored at its native resolution;
+``resize`` (``None`` | ``"first"`` | ``"WxH"``) is the only way a size changes (see
+:mod:`.pair_stream`). Peak memory does not grow with the number of pairs; only the results do
+(one float and two names per pair).
 
-* Files are decoded with PIL (:func:`~bapps_toolkit.data.images.read_rgb`). The header size is
-  checked before decoding: more than :data:`MAX_PIXELS` pixels (or a side over
-  :data:`MAX_SIDE`) is refused, and PIL's decompression-bomb check stays on. An unreadable file
-  is an error that names it.
-* Colour: grayscale, palette, CMYK, RGBA… go through PIL's ``convert("RGB")`` (grayscale is
-  replicated to three channels; an alpha channel is dropped, not composited). 16-bit grayscale
-  is scaled to 8 bits (``value / 257``) first.
-* Size: the two images of a pair must have the same size; **if they differ, the second image
-  is resized to the first image's size** with PIL's bilinear filter (which antialiases when
-  shrinking), and a note naming both files goes to ``notes`` (default: a ``UserWarning``). The
-  pair's CSV row says ``resized=1``. Images are otherwise used at their own size.
-* A metric's smallest accepted size (e.g. MS-SSIM's) is checked first and the error names the
-  file. Very large images: memory is metric-specific (a VGG on a 4k image needs several GB);
-  pairs are batched by a pixel budget (``max_batch_pixels``), a pair larger than the budget
-  runs alone.
-* Every image is decoded before the metric is built, so an unreadable file is named before any
-  network work. LPIPS-like metrics on pairs that share images (all pairs) send each distinct
-  image through the network once (:data:`FEATURE_CACHE_PIXELS` bounds the kept features).
+Outputs (:mod:`.pair_output`): CSV rows name the metric, the unit and the direction
+(``lower = more similar``); ``as_similarity=True`` writes the usual form of a similarity metric
+instead (PSNR in dB, SSIM, MS-SSIM, FSIM; :mod:`.scale`). With ``out`` the rows are appended to
+``<out>.partial`` as they come and ``out`` is written atomically at the end; a rerun with the
+same ``out`` skips the pairs already there (resume). ``echo``: an open text file (stdout) that
+gets the header and each row as it is scored.
 """
 from __future__ import annotations
 
-import csv
+import contextlib
 import dataclasses
 import itertools
+import json
 import os
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, NamedTuple, Union
+from typing import IO, Any, Union
 
 import numpy as np
 import torch
-from PIL import Image
+from tqdm.auto import tqdm
 
 from .._device import pick_device
-from .._io import atomic_write
-from ..data import to_model_input
-from ..data.images import read_rgb
+from .._io import FileLock, atomic_write
 from ..errors import DataError
 from ..metrics import Metric
+from . import all_pairs as ap
+from .pair_output import DistanceMatrix, Journal, PairTable, ScoredPairs, journal_path, read_done
+from .pair_stream import (
+    DEFAULT_BATCH_PIXELS,
+    DEFAULT_BATCH_SIZE,
+    Resize,
+    header_size,
+    iter_batches,
+    pair_targets,
+    parse_resize,
+    plan_batches,
+    to_input,
+)
 from .resolve import WeightSpecs, metric_label, resolve_metric
+from .scale import scale_of
 
 PathLike = Union[str, "os.PathLike[str]"]
 Notes = Callable[[str], None]
+Chunks = Iterator[tuple[np.ndarray, np.ndarray]]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
-#: Largest side accepted (pixels).
-MAX_SIDE = 32768
-#: Largest pixel count accepted before decoding (256 MPix).
-MAX_PIXELS = 256 * 1024 * 1024
-#: Default pixel budget of one batch (sum of H*W over the pairs of a batch).
-DEFAULT_BATCH_PIXELS = 8 * 1024 * 1024
-#: Default most pairs per batch.
-DEFAULT_BATCH_SIZE = 64
-#: Largest total of pixels over the distinct images whose deep features are kept for reuse.
-FEATURE_CACHE_PIXELS = 64 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
-def read_image(path: PathLike) -> np.ndarray:
-    """Decode ``path`` to ``uint8 [H, W, 3]`` RGB by the module's rule; errors name the file."""
-    return read_rgb(Path(path), max_side=MAX_SIDE, max_pixels=MAX_PIXELS, scale_16bit=True)
-
-
 def list_images(folder: PathLike) -> dict[str, Path]:
     """``{file name: path}`` of the image files directly in ``folder`` (hidden files skipped)."""
     d = Path(folder)
@@ -114,210 +112,151 @@ def pair_dirs(dir0: PathLike, dir1: PathLike) -> list[tuple[str, Path, Path]]:
     return [(n, a[n], b[n]) for n in sorted(a)]
 
 
-def all_pairs(folder: PathLike) -> list[tuple[Path, Path]]:
-    """Every unordered pair of the images of ``folder``, by sorted file name."""
-    files = list_images(folder)
-    if len(files) < 2:
-        raise DataError(f"all pairs of {folder}: needs at least two images, found {len(files)}")
-    return [(files[a], files[b]) for a, b in itertools.combinations(sorted(files), 2)]
-
-
 # --------------------------------------------------------------------------------------------
-# Decoding and the resize rule
+# Running
 # --------------------------------------------------------------------------------------------
-class PreparedPair(NamedTuple):
-    """A decoded pair: the files, their ``uint8 [H, W, 3]`` images (``b`` resized to ``a``)."""
+@dataclasses.dataclass
+class _Run:
+    """Resolved options of one call."""
 
-    path0: Path
-    path1: Path
-    a: np.ndarray
-    b: np.ndarray
-    resized: bool
-
-
-def _resize_to(arr: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    h, w = size_hw
-    return np.asarray(Image.fromarray(arr).resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
+    metric: Metric
+    metric_id: str
+    table: PairTable
+    opts: dict[str, Any]
+    progress: bool
+    notes: Notes | None
 
 
-def _warn(message: str) -> None:
-    warnings.warn(message, UserWarning, stacklevel=3)
+def _setup(metric: Any, backbone_weights: WeightSpecs, lin_weights: WeightSpecs, by_name: bool,
+           as_similarity: bool, options: dict[str, Any]) -> _Run:
+    mid, m = resolve_metric(metric, backbone_weights=backbone_weights, lin_weights=lin_weights)
+    dev = pick_device(options.pop("device", None))
+    m = m.to(dev).eval()
+    opts = dict(device=dev, batch_size=int(options.pop("batch_size", DEFAULT_BATCH_SIZE)),
+                max_batch_pixels=int(options.pop("max_batch_pixels", DEFAULT_BATCH_PIXELS)),
+                num_workers=options.pop("num_workers", None),
+                cache_bytes=int(options.pop("cache_bytes", ap.CACHE_BYTES)),
+                block_bytes=int(options.pop("block_bytes", ap.BLOCK_BYTES)))
+    progress, notes = bool(options.pop("progress", True)), options.pop("notes", None)
+    if options:
+        raise TypeError(f"unexpected option(s): {', '.join(sorted(options))}")
+    plan_batches(np.zeros((0, 2)), [], opts["batch_size"], opts["max_batch_pixels"])  # checks the two
+    table = PairTable(by_name, metric_label(mid, m), scale_of(m), as_similarity)
+    return _Run(m, mid, table, opts, progress, notes)
 
 
-def prepare_pairs(pairs: Sequence[tuple[PathLike, PathLike]], *, notes: Notes | None = None) -> list[PreparedPair]:
-    """Decode every image once and apply the resize rule; resizes are reported to ``notes``."""
-    cache: dict[Path, np.ndarray] = {}
-    note = notes or _warn
-
-    def img(p: Path) -> np.ndarray:
-        if p not in cache:
-            cache[p] = read_image(p)
-        return cache[p]
-
-    prepared = []
-    for p0, p1 in pairs:
-        path0, path1 = Path(p0), Path(p1)
-        a, b = img(path0), img(path1)
-        resized = a.shape[:2] != b.shape[:2]
-        if resized:
-            note(f"{path1} is {b.shape[1]}x{b.shape[0]}, {path0} is {a.shape[1]}x{a.shape[0]}: "
-                 f"resizing {path1} to {a.shape[1]}x{a.shape[0]} (bilinear)")
-            b = _resize_to(b, a.shape[:2])
-        prepared.append(PreparedPair(path0, path1, a, b, resized))
-    return prepared
+def _check_min_size(metric: Metric, targets: np.ndarray, files: Sequence[Path]) -> None:
+    need = int(getattr(metric, "min_size", 1))
+    small = np.flatnonzero(targets.min(axis=1) < need) if len(targets) else np.zeros(0, dtype=np.int64)
+    if len(small):
+        h, w = targets[small[0]]
+        raise DataError(f"image {files[small[0]]} is scored at {w}x{h}: metric {metric.name} needs both sides "
+                        f">= {need} pixels")
 
 
-# --------------------------------------------------------------------------------------------
-# Distances
-# --------------------------------------------------------------------------------------------
-def _batches(shapes: Sequence[tuple[int, ...]], batch_size: int, max_batch_pixels: int) -> Iterator[list[int]]:
-    """Indices of ``shapes`` in batches of one ``H x W``: at most ``batch_size`` and, unless a single
-    item is larger, at most ``max_batch_pixels`` pixels."""
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for k, shape in enumerate(shapes):
-        by_shape.setdefault(tuple(shape[:2]), []).append(k)
-    for (h, w), idx in by_shape.items():
-        per_batch = max(1, min(int(batch_size), int(max_batch_pixels) // max(1, h * w)))
-        for s in range(0, len(idx), per_batch):
-            yield idx[s:s + per_batch]
+def _pair_chunks(run: _Run, items: Sequence[tuple[Path, Path]], targets: np.ndarray, have: np.ndarray) -> Chunks:
+    """``(pair indices, distances)`` batch by batch for the pairs not in ``have``."""
+    o, seen = run.opts, set()
+    batches = plan_batches(targets, np.flatnonzero(~have).tolist(), o["batch_size"], o["max_batch_pixels"])
+    workers = 0 if len(batches) == 1 else o["num_workers"]
+    for idx, (a, b) in iter_batches(items, targets, batches, num_workers=workers,
+                                    pin_memory=o["device"].type == "cuda"):
+        x0, x1 = to_input(a, o["device"]), to_input(b, o["device"])
+        size = tuple(a.shape[2:4])
+        d = run.metric.distance(x0, x1, validate=size not in seen)
+        seen.add(size)
+        yield np.asarray(idx), d.reshape(len(idx)).double().cpu().numpy()
 
 
-def _can_reuse_features(metric: Metric, prepared: Sequence[PreparedPair]) -> bool:
-    """LPIPS-like metrics (``features`` + ``distance_from_features``) on pairs that share images."""
-    if not (hasattr(metric, "features") and hasattr(metric, "distance_from_features")):
-        return False
-    if getattr(metric, "spatial", False):
-        return False
-    distinct = {(p.path0, p.a.shape) for p in prepared} | {(p.path1, p.b.shape) for p in prepared}
-    pixels = sum(shape[0] * shape[1] for _, shape in distinct)
-    return len(distinct) < 2 * len(prepared) and pixels <= FEATURE_CACHE_PIXELS
+def _check_keys(keys: Sequence[tuple[str, ...]], out: Path | None) -> None:
+    if out is not None and len(set(keys)) != len(keys):
+        seen: set[tuple[str, ...]] = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise DataError(f"pairs are identified by file name in {out} (for resuming), but {'/'.join(dup)} "
+                        "occurs twice: rename the files or score without an output file")
 
 
-def _direct(metric: Metric, prepared: Sequence[PreparedPair], dist: list[float], dev: torch.device,
-            batch_size: int, max_batch_pixels: int) -> None:
-    for chunk in _batches([p.a.shape for p in prepared], batch_size, max_batch_pixels):
-        x0 = to_model_input(np.stack([prepared[k].a for k in chunk]), device=dev)
-        x1 = to_model_input(np.stack([prepared[k].b for k in chunk]), device=dev)
-        d = metric(x0, x1).reshape(len(chunk)).double().cpu().numpy()
-        for k, v in zip(chunk, d, strict=True):
-            dist[k] = float(v)
+def _load_done(out: Path, table: PairTable, keys: Sequence[tuple[str, ...]], dist: np.ndarray,
+               have: np.ndarray) -> None:
+    """Fill ``dist`` / ``have`` from the rows of an earlier run (``out``, then its journal)."""
+    index = {k: i for i, k in enumerate(keys)}
+    for f, journal in ((out, False), (journal_path(out), True)):
+        if f.exists():
+            for key, (value, _) in read_done(f, table, truncate=journal).items():
+                if key in index:
+                    dist[index[key]], have[index[key]] = value, True
 
 
-def _with_feature_cache(metric: Any, prepared: Sequence[PreparedPair], dist: list[float], dev: torch.device,
-                        batch_size: int, max_batch_pixels: int) -> None:
-    """Each distinct image through the network once, then the distances from the kept features."""
-    index: dict[tuple, int] = {}
-    images: list[np.ndarray] = []
-    for p in prepared:
-        for key, arr in (((p.path0, p.a.shape), p.a), ((p.path1, p.b.shape), p.b)):
-            if key not in index:
-                index[key] = len(images)
-                images.append(arr)
-    feats: list[Any] = [None] * len(images)
-    for chunk in _batches([a.shape for a in images], batch_size, max_batch_pixels):
-        x = to_model_input(np.stack([images[k] for k in chunk]), device=dev)
-        metric.validate(x, x)
-        fs = metric.features(x)
-        for j, k in enumerate(chunk):
-            feats[k] = [f[j:j + 1] for f in fs]
-    for chunk in _batches([p.a.shape for p in prepared], batch_size, 1 << 62):
-        i0 = [index[(prepared[k].path0, prepared[k].a.shape)] for k in chunk]
-        i1 = [index[(prepared[k].path1, prepared[k].b.shape)] for k in chunk]
-        n_layers = len(feats[i0[0]])
-        f0 = [torch.cat([feats[i][layer] for i in i0], dim=0) for layer in range(n_layers)]
-        f1 = [torch.cat([feats[j][layer] for j in i1], dim=0) for layer in range(n_layers)]
-        d = metric.distance_from_features(f0, f1).reshape(len(chunk)).double().cpu().numpy()
-        for k, v in zip(chunk, d, strict=True):
-            dist[k] = float(v)
-
-
-def _check_batching(batch_size: int, max_batch_pixels: int) -> None:
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if int(max_batch_pixels) < 1:
-        raise ValueError(f"max_batch_pixels must be >= 1, got {max_batch_pixels}")
-
-
-def score_prepared(metric: Metric, prepared: Sequence[PreparedPair], *, device: Any = None,
-                   batch_size: int = DEFAULT_BATCH_SIZE, max_batch_pixels: int = DEFAULT_BATCH_PIXELS) -> list[float]:
-    """Distances of prepared pairs, in order; pairs of equal size are batched by a pixel budget."""
-    _check_batching(batch_size, max_batch_pixels)
-    dev = pick_device(device)
-    metric = metric.to(dev).eval()
-    min_size = int(getattr(metric, "min_size", 1))
-    for p in prepared:
-        if min(p.a.shape[:2]) < min_size:
-            raise DataError(f"image {p.path0} is {p.a.shape[1]}x{p.a.shape[0]}: metric {metric.name} needs "
-                            f"both sides >= {min_size} pixels")
-    dist = [float("nan")] * len(prepared)
-    score = _with_feature_cache if _can_reuse_features(metric, prepared) else _direct
-    with torch.inference_mode():
-        score(metric, prepared, dist, dev, batch_size, max_batch_pixels)
+def _run_rows(run: _Run, keys: Sequence[tuple[str, ...]], resized: np.ndarray, out: Path | None,
+              echo: IO[str] | None, chunks: Callable[[np.ndarray], Chunks]) -> np.ndarray:
+    """Score the pairs not found in ``out`` (and its journal), write rows as they come, then the
+    whole table atomically; returns every distance in pair order."""
+    n, table = len(keys), run.table
+    _check_keys(keys, out)
+    dist, have = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    with FileLock(out, "score output") if out is not None else contextlib.nullcontext():
+        if out is not None:
+            _load_done(out, table, keys, dist, have)
+        sink = Journal(journal_path(out), table) if out is not None and not have.all() else None
+        if echo is not None:
+            echo.write(table.header_line())
+        with sink or contextlib.nullcontext(), torch.inference_mode(), \
+                tqdm(total=n, initial=int(have.sum()), unit="pair", desc="score", leave=False,
+                     disable=not run.progress or n < 2) as bar:
+            for idx_all, d_all in chunks(have) if not have.all() else iter(()):
+                new = ~have[idx_all]
+                idx, d = idx_all[new], d_all[new]
+                dist[idx], have[idx] = d, True
+                rows = [table.row(keys[k], v, bool(resized[k])) for k, v in zip(idx.tolist(), d.tolist(), strict=True)]
+                if sink is not None:
+                    sink.write(rows)
+                if echo is not None:
+                    echo.write(table.lines(rows))
+                    echo.flush()
+                bar.update(len(idx))
+        if out is not None:
+            with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
+                fh.write(table.header_line())
+                for s in range(0, n, 4096):
+                    part = range(s, min(n, s + 4096))
+                    fh.write(table.lines(table.row(keys[k], float(dist[k]), bool(resized[k])) for k in part))
+            if sink is not None:
+                sink.remove()
     return dist
+
+
+def _note_resized(run: _Run, resized: np.ndarray, what: str) -> None:
+    if resized.any():
+        (run.notes or (lambda s: None))(f"{int(resized.sum())} of {len(resized)} {what} resized (bilinear) by "
+                                        "the resize option; their rows say resized=1")
 
 
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class ScoredPairs:
-    """Distances of pairs of image files, in order, with the metric that made them.
-
-    ``by_name``: the pairs come from two folders matched by file name (CSV columns
-    ``file, distance, resized, metric``); otherwise ``file0, file1, distance, resized, metric``.
-    ``label`` carries the metric's ``[UNCALIBRATED: …]`` tag when ``calibrated`` is False.
-    """
-
-    files0: list[Path]
-    files1: list[Path]
-    distances: list[float]
-    resized: list[bool]
-    metric_id: str
-    label: str
-    calibrated: bool
-    by_name: bool = False
-
-    @property
-    def columns(self) -> list[str]:
-        return (["file"] if self.by_name else ["file0", "file1"]) + ["distance", "resized", "metric"]
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One CSV row per pair (file names, distance to 8 significant digits, resized 0/1, label)."""
-        out = []
-        for p0, p1, d, resized in zip(self.files0, self.files1, self.distances, self.resized, strict=True):
-            names = {"file": p0.name} if self.by_name else {"file0": p0.name, "file1": p1.name}
-            out.append({**names, "distance": f"{d:.8g}", "resized": int(resized), "metric": self.label})
-        return out
-
-    def to_csv(self, fh: IO[str]) -> None:
-        """Write the CSV (header and :meth:`rows`) to an open text file."""
-        w = csv.DictWriter(fh, fieldnames=self.columns, lineterminator="\n")
-        w.writeheader()
-        w.writerows(self.rows())
-
-    def write_csv(self, path: PathLike) -> Path:
-        """Write the CSV to ``path`` atomically."""
-        with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
-            self.to_csv(fh)
-        return Path(path)
-
-
 def score_files(
     pairs: Sequence[tuple[PathLike, PathLike]], *, metric: Any = "lpips-alex",
-    backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None, device: Any = None,
-    batch_size: int = DEFAULT_BATCH_SIZE, max_batch_pixels: int = DEFAULT_BATCH_PIXELS,
-    notes: Notes | None = None, by_name: bool = False, out: PathLike | None = None,
+    backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None, resize: Resize = None,
+    as_similarity: bool = False, by_name: bool = False, out: PathLike | None = None,
+    echo: IO[str] | None = None, **options: Any,
 ) -> ScoredPairs:
-    """Distances of ``pairs`` of image files by the module's rule; ``out``: CSV written atomically."""
-    _check_batching(batch_size, max_batch_pixels)
-    prepared = prepare_pairs(pairs, notes=notes)  # unreadable files are named before any network work
-    mid, m = resolve_metric(metric, backbone_weights=backbone_weights, lin_weights=lin_weights)
-    dist = score_prepared(m, prepared, device=device, batch_size=batch_size, max_batch_pixels=max_batch_pixels)
-    result = ScoredPairs([p.path0 for p in prepared], [p.path1 for p in prepared], dist,
-                         [p.resized for p in prepared], mid, metric_label(mid, m), bool(m.calibrated), by_name)
-    if out is not None:
-        result.write_csv(out)
-    return result
+    """Distances of ``pairs`` of image files, streamed (see the module doc).
+
+    ``options``: ``device``, ``batch_size``, ``max_batch_pixels``, ``num_workers``, ``progress``
+    (bar on stderr, default True), ``notes`` (callable for notes, default: none).
+    """
+    items = [(Path(a), Path(b)) for a, b in pairs]
+    parse_resize(resize)
+    sizes = {p: header_size(p) for p in dict.fromkeys(p for pair in items for p in pair)}
+    targets, resized = pair_targets(items, sizes, resize)
+    run = _setup(metric, backbone_weights, lin_weights, by_name, as_similarity, dict(options))
+    _check_min_size(run.metric, targets, [a for a, _ in items])
+    _note_resized(run, resized, "pairs")
+    keys = [(a.name,) if by_name else (a.name, b.name) for a, b in items]
+    dist = _run_rows(run, keys, resized, None if out is None else Path(out), echo,
+                     lambda have: _pair_chunks(run, items, targets, have))
+    return ScoredPairs([a for a, _ in items], [b for _, b in items], dist.tolist(), resized.tolist(), run.metric_id,
+                       run.table.label, bool(run.metric.calibrated), by_name, run.table.scale, as_similarity)
 
 
 def score_image_pair(img0: PathLike, img1: PathLike, **options: Any) -> ScoredPairs:
@@ -331,7 +270,89 @@ def score_folders(dir0: PathLike, dir1: PathLike, **options: Any) -> ScoredPairs
     return score_files([(a, b) for _, a, b in pair_dirs(dir0, dir1)], by_name=True, **options)
 
 
-def score_all_pairs(folder: PathLike, **options: Any) -> ScoredPairs:
-    """Distances between every unordered pair of the images of ``folder`` (``options`` as
-    :func:`score_files`)."""
-    return score_files(all_pairs(folder), **options)
+def _folder_targets(folder: PathLike, resize: Resize) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """Sorted image files, the size each is scored at and whether it is resized (one size for all)."""
+    files = list(list_images(folder).values())
+    if len(files) < 2:
+        raise DataError(f"all pairs of {folder}: needs at least two images, found {len(files)}")
+    sizes = [header_size(p) for p in files]
+    rule = parse_resize(resize)
+    target = rule if isinstance(rule, tuple) else sizes[0]
+    if rule is None:
+        other = next((k for k, hw in enumerate(sizes) if hw != target), None)
+        if other is not None:
+            raise DataError(
+                f"all pairs of {folder}: {files[0]} is {target[1]}x{target[0]} but {files[other]} is "
+                f"{sizes[other][1]}x{sizes[other][0]}: every pair is scored at native resolution, so all "
+                "images must have one size; pass resize='WxH' (--resize WxH) to resize every image to W x H, "
+                f"or resize='first' for the size of {files[0].name} (bilinear)")
+    targets = np.tile(np.asarray(target, dtype=np.int64), (len(files), 1))
+    return files, targets, np.array([hw != tuple(target) for hw in sizes])
+
+
+def score_all_pairs(folder: PathLike, *, metric: Any = "lpips-alex", backbone_weights: WeightSpecs = None,
+                    lin_weights: WeightSpecs = None, resize: Resize = None, as_similarity: bool = False,
+                    out: PathLike | None = None, echo: IO[str] | None = None, **options: Any) -> ScoredPairs:
+    """Distances between every unordered pair of ``folder``'s images (sorted by name), as CSV
+    rows; computed by blocks of the matrix (:mod:`.all_pairs`: each image through the network
+    once for LPIPS). ``out`` is resumable by blocks: blocks whose pairs are all in ``out`` are
+    skipped (the per-image pass runs again). ``options`` as :func:`score_files` plus
+    ``cache_bytes`` and ``block_bytes`` (:mod:`.all_pairs`). The result and the resume index
+    hold one row per pair (n²/2): for thousands of images use :func:`all_pairs_matrix`."""
+    files, targets, resized_img = _folder_targets(folder, resize)
+    run = _setup(metric, backbone_weights, lin_weights, False, as_similarity, dict(options))
+    _check_min_size(run.metric, targets, files)
+    _note_resized(run, resized_img, "images")
+    n = len(files)
+    combos = list(itertools.combinations(range(n), 2))
+    keys = [(files[i].name, files[j].name) for i, j in combos]
+    resized = np.array([resized_img[i] or resized_img[j] for i, j in combos], dtype=bool)
+
+    def chunks(have: np.ndarray) -> Chunks:
+        def skip(i0: int, i1: int, j0: int, j1: int) -> bool:
+            ii, jj = np.meshgrid(np.arange(i0, i1), np.arange(j0, j1), indexing="ij")
+            keep = ii < jj
+            return bool(have[ap.pair_index(ii[keep], jj[keep], n)].all())
+
+        return ap.iter_pair_chunks(ap.iter_blocks(run.metric, files, targets, run.opts, skip=skip,
+                                                  progress=run.progress), n)
+
+    dist = _run_rows(run, keys, resized, None if out is None else Path(out), echo, chunks)
+    return ScoredPairs([files[i] for i, _ in combos], [files[j] for _, j in combos], dist.tolist(), resized.tolist(),
+                       run.metric_id, run.table.label, bool(run.metric.calibrated), False, run.table.scale,
+                       as_similarity)
+
+
+def all_pairs_matrix(folder: PathLike, *, metric: Any = "lpips-alex", backbone_weights: WeightSpecs = None,
+                     lin_weights: WeightSpecs = None, resize: Resize = None, as_similarity: bool = False,
+                     out: PathLike | None = None, **options: Any) -> DistanceMatrix:
+    """The ``[n, n]`` matrix of :func:`score_all_pairs` (float64, symmetric, ``files`` sorted by
+    name). With ``out`` (a ``.npy``) it is written block by block and atomically, with
+    ``<out>.json`` beside it (file order, metric label, unit, direction, calibrated); the result's
+    ``matrix`` is then memory-mapped from the file. Not resumable: a rerun starts over."""
+    if out is not None and Path(out).suffix.lower() != ".npy":
+        raise ValueError(f"out must be a .npy file for the matrix, got {out}")
+    files, targets, resized_img = _folder_targets(folder, resize)
+    run = _setup(metric, backbone_weights, lin_weights, False, as_similarity, dict(options))
+    _check_min_size(run.metric, targets, files)
+    _note_resized(run, resized_img, "images")
+    n, t = len(files), run.table
+    convert = t.scale.to_similarity if as_similarity else None
+    blocks = ap.iter_blocks(run.metric, files, targets, run.opts, progress=run.progress)
+    if out is None:
+        mat = np.zeros((n, n))
+        with torch.inference_mode():
+            for i0, j0, d in blocks:
+                mat[i0:i0 + d.shape[0], j0:j0 + d.shape[1]] = np.nan_to_num(d, nan=0.0)
+        mat = np.triu(mat, 1) + np.triu(mat, 1).T
+        return DistanceMatrix(files, convert(mat) if convert else mat, run.metric_id, t.label,
+                              bool(run.metric.calibrated), t.unit, t.direction)
+    path = Path(out)
+    with FileLock(path, "score output"), torch.inference_mode():
+        ap.write_matrix_npy(path, n, blocks, convert)
+        meta = dict(files=[p.name for p in files], folder=str(folder), metric=t.label, unit=t.unit,
+                    direction=t.direction, calibrated=bool(run.metric.calibrated), shape=[n, n])
+        with atomic_write(path.with_name(path.name + ".json"), "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=1)
+    return DistanceMatrix(files, np.load(path, mmap_mode="r"), run.metric_id, t.label, bool(run.metric.calibrated),
+                          t.unit, t.direction, path)

@@ -1,0 +1,249 @@
+"""The CSV of :mod:`.pairs`: its columns, rows written as they come, and resuming.
+
+Columns: ``file`` (folders paired by name) or ``file0, file1``, then ``distance`` (or
+``similarity`` with ``as_similarity``), ``unit``, ``direction`` (``lower = more similar`` /
+``higher = more similar``), ``resized`` (0/1) and ``metric`` (its label, with the
+``[UNCALIBRATED: …]`` tag when it applies). Numbers have 8 significant digits.
+
+Writing ``out``:
+
+1. Rows go to the journal ``<out>.partial`` (a valid CSV with the same header) as each batch
+   finishes, flushed at once: a run that is killed loses at most the batch in flight. A last
+   line without its newline (a kill in mid-write) is dropped when the journal is reopened.
+2. At the end the complete table is written to ``out`` atomically (temp + rename) in pair
+   order, and the journal is deleted. ``out`` is never half-written.
+
+Resuming: a run with the same ``out`` first reads the rows of ``out`` and of its journal, and
+scores only the pairs not found there (a pair is identified by its file name(s)). The rows read
+must come from the same metric label and the same columns (same form, same value kind):
+anything else is an error naming the file and line, so distances of two metrics are never
+mixed. (The metric's settings beyond its label, e.g. another linear-weight file under the same
+name, cannot be told apart: use a fresh ``out`` when you change them.) Rows of pairs that are
+no longer in the input are dropped when ``out`` is rewritten. A lock
+(``<out>.lock``, removed at the end) keeps two runs from writing the same output.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any, Union
+
+import numpy as np
+
+from .._io import atomic_write
+from ..errors import DataError
+from .scale import Scale
+
+Key = tuple[str, ...]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def journal_path(out: Path) -> Path:
+    """Where the rows of an unfinished run of ``out`` are appended."""
+    return out.with_name(out.name + ".partial")
+
+
+class PairTable:
+    """Column layout and row text of one run."""
+
+    def __init__(self, by_name: bool, label: str, scale: Scale, as_similarity: bool = False):
+        if as_similarity and scale.to_similarity is None:
+            from .scale import similarity_names
+
+            raise ValueError(f"as_similarity: metric {label} has no similarity form; those that have one: "
+                             f"{similarity_names()}")
+        self.key_columns = ["file"] if by_name else ["file0", "file1"]
+        self.value_column = "similarity" if as_similarity else "distance"
+        self.columns = self.key_columns + [self.value_column, "unit", "direction", "resized", "metric"]
+        self.label, self.scale, self.as_similarity = label, scale, as_similarity
+        self.unit, self.direction = scale.describe(as_similarity)
+
+    def value(self, distance: float) -> float:
+        """The number written for ``distance`` (its similarity form with ``as_similarity``)."""
+        if self.as_similarity:
+            assert self.scale.to_similarity is not None
+            return float(self.scale.to_similarity(distance))
+        return float(distance)
+
+    def row(self, key: Key, distance: float, resized: bool) -> list[str]:
+        return [*key, f"{self.value(distance):.8g}", self.unit, self.direction, str(int(resized)), self.label]
+
+    def header_line(self) -> str:
+        return _csv_line(self.columns)
+
+    def lines(self, rows: Iterable[list[str]]) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        return buf.getvalue()
+
+    def distance_of(self, text: str, where: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise DataError(f"{where}: {self.value_column} {text!r} is not a number") from None
+        if self.as_similarity:
+            assert self.scale.from_similarity is not None
+            return float(self.scale.from_similarity(v))
+        return v
+
+
+def _csv_line(cells: Sequence[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(cells)
+    return buf.getvalue()
+
+
+def _complete_text(path: Path, truncate: bool) -> str:
+    """The file's text up to its last newline (a torn last line is cut off, on disk too when
+    ``truncate``)."""
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data) and truncate:
+        with open(path, "rb+") as fh:
+            fh.truncate(cut)
+    try:
+        return data[:cut].decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a CSV written by bapps score (not UTF-8 text)") from None
+
+
+def read_done(path: Path, table: PairTable, *, truncate: bool = False) -> dict[Key, tuple[float, bool]]:
+    """``{key: (distance, resized)}`` of the rows of an earlier run's ``path``; errors name the line."""
+    text = _complete_text(path, truncate)
+    if not text:
+        return {}
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    if header != table.columns:
+        raise DataError(f"{path}: columns {','.join(header)}, but this run writes {','.join(table.columns)} "
+                        f"(another form or value kind): pass another output file or delete {path}")
+    nk, done = len(table.key_columns), {}
+    for line_no, row in enumerate(reader, start=2):
+        where = f"{path} line {line_no}"
+        if len(row) != len(table.columns):
+            raise DataError(f"{where}: {len(row)} fields, expected {len(table.columns)}")
+        if row[-1] != table.label:
+            raise DataError(f"{where}: distances of metric {row[-1]!r}, but this run computes {table.label!r}: "
+                            f"pass another output file or delete {path}")
+        done[tuple(row[:nk])] = (table.distance_of(row[nk], where), row[-2] == "1")
+    return done
+
+
+class Journal:
+    """Append-only rows of an unfinished run, flushed after every batch."""
+
+    def __init__(self, path: Path, table: PairTable):
+        self.path, self.table = path, table
+        self.fh: IO[str] | None = None
+
+    def __enter__(self) -> Journal:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        self.fh = open(self.path, "a", encoding="utf-8", newline="")
+        if fresh:
+            self.fh.write(self.table.header_line())
+            self.fh.flush()
+        return self
+
+    def write(self, rows: Iterable[list[str]]) -> None:
+        assert self.fh is not None
+        self.fh.write(self.table.lines(rows))
+        self.fh.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+@dataclasses.dataclass
+class ScoredPairs:
+    """Distances of pairs of image files, in pair order, with the metric that made them.
+
+    ``by_name``: pairs of two folders matched by file name (CSV column ``file``; else ``file0,
+    file1``). ``label`` carries the metric's ``[UNCALIBRATED: …]`` tag when ``calibrated`` is
+    False. ``distances`` are always distances (lower = more similar, in :attr:`unit`);
+    :meth:`rows` / the CSV hold the similarity form when ``as_similarity``.
+    """
+
+    files0: list[Path]
+    files1: list[Path]
+    distances: list[float]
+    resized: list[bool]
+    metric_id: str
+    label: str
+    calibrated: bool
+    by_name: bool = False
+    scale: Scale = dataclasses.field(default_factory=lambda: Scale("as defined by the metric"))
+    as_similarity: bool = False
+
+    @property
+    def unit(self) -> str:
+        """Unit of :attr:`distances`."""
+        return self.scale.unit
+
+    @property
+    def direction(self) -> str:
+        return self.scale.describe(False)[1]
+
+    def table(self) -> PairTable:
+        return PairTable(self.by_name, self.label, self.scale, self.as_similarity)
+
+    @property
+    def columns(self) -> list[str]:
+        return self.table().columns
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One CSV row per pair (file names, value to 8 significant digits, unit, direction, …)."""
+        t = self.table()
+        out = []
+        for p0, p1, d, resized in zip(self.files0, self.files1, self.distances, self.resized, strict=True):
+            key = (p0.name,) if self.by_name else (p0.name, p1.name)
+            out.append(dict(zip(t.columns, t.row(key, d, resized), strict=True)))
+        return out
+
+    def summary(self) -> str:
+        """``<value>  <metric label>: <unit>, <direction>`` per pair (names first when several)."""
+        t = self.table()
+        lines = []
+        for p0, p1, d in zip(self.files0, self.files1, self.distances, strict=True):
+            names = "" if len(self.distances) == 1 else f"{p0.name} {p1.name}  "
+            lines.append(f"{names}{t.value(d):.6g}  {t.label}: {t.unit}, {t.direction}")
+        return "\n".join(lines)
+
+    def to_csv(self, fh: IO[str]) -> None:
+        """Write the CSV (header and :meth:`rows`) to an open text file."""
+        t = self.table()
+        fh.write(t.header_line())
+        fh.write(t.lines([list(r.values()) for r in self.rows()]))
+
+    def write_csv(self, path: PathLike) -> Path:
+        """Write the CSV to ``path`` atomically."""
+        with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
+            self.to_csv(fh)
+        return Path(path)
+
+
+@dataclasses.dataclass
+class DistanceMatrix:
+    """Symmetric ``[n, n]`` matrix of a folder's images (``files`` order); ``matrix`` is memory-
+    mapped from ``path`` when written to a file. ``unit`` / ``direction`` describe its values."""
+
+    files: list[Path]
+    matrix: np.ndarray
+    metric_id: str
+    label: str
+    calibrated: bool
+    unit: str
+    direction: str
+    path: Path | None = None

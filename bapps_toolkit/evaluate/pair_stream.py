@@ -1,0 +1,215 @@
+"""Streaming decode of image files for :mod:`.pairs`: header sizes, the size rule, batches by a
+pixel budget, and a :class:`torch.utils.data.DataLoader` whose worker processes decode the next
+batches while the metric runs on the current one.
+
+Memory: at most ``(num_workers · 2 + 1)`` batches of decoded images are alive at once (the
+DataLoader's prefetch of 2 per worker plus the batch being scored), each within the pixel budget,
+so the peak does not grow with the number of files. What grows is the bookkeeping only: per
+pair two paths, a size and one float.
+
+Size rule (``resize``):
+
+* ``None`` (default): the two images of a pair must have the same size; otherwise a
+  :class:`~bapps_toolkit.errors.DataError` names both files and their sizes, before any image is
+  decoded. Every size is scored at its native resolution.
+* ``"first"``: the second image is resized to the first image's size.
+* ``"WxH"`` (or ``(H, W)``): every image whose size differs is resized to ``W×H``.
+
+A resize uses PIL's bilinear filter (antialiased when shrinking); the pair's ``resized`` flag
+says it happened.
+"""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.images import read_rgb
+from ..errors import DataError
+
+PathLike = Union[str, "os.PathLike[str]"]
+Resize = str | tuple[int, int] | None
+
+#: Largest side accepted (pixels).
+MAX_SIDE = 32768
+#: Largest pixel count accepted before decoding (256 MPix).
+MAX_PIXELS = 256 * 1024 * 1024
+#: Default pixel budget of one batch (sum of H*W over the pairs of a batch): 2 MPix, e.g. 32
+#: pairs at 256², 8 at 512², 2 at 1024² (and at most :data:`DEFAULT_BATCH_SIZE`). Chosen by
+#: measurement, not by the cache size: on this project's 2-core CPU (32 MB L3) the bare AlexNet
+#: forward at 256² ran 15 / 20 / 23 / 25 / 26 pairs/s with 4 / 8 / 16 / 32 / 64 pairs per batch
+#: (load 3.1; ``benchmarks/bench_score.py``), so L3-sized batches (8 pairs, ~8 MB of first-tap
+#: activations) were 20 % slower; 2 MPix keeps a batch's float input and largest activation near
+#: 110 MB. A pair larger than the budget runs alone.
+DEFAULT_BATCH_PIXELS = 2 * 1024 * 1024
+#: Default most pairs per batch.
+DEFAULT_BATCH_SIZE = 64
+
+
+def default_workers() -> int:
+    """Decoding worker processes by default: half the usable cores, at least 1, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores // 2))
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Decode ``path`` to ``uint8 [H, W, 3]`` RGB (16-bit grey scaled by 1/257); errors name the file."""
+    return read_rgb(Path(path), max_side=MAX_SIDE, max_pixels=MAX_PIXELS, scale_16bit=True)
+
+
+def header_size(path: Path) -> tuple[int, int]:
+    """``(H, W)`` from the file's header (no decoding; PIL's decompression-bomb check is an error
+    here as in :func:`read_image`); an unreadable file is named."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except FileNotFoundError:
+        raise DataError(f"image file {path} does not exist") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from None
+    if w <= 0 or h <= 0 or w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+        raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit {MAX_SIDE} per side, "
+                        f"{MAX_PIXELS} pixels); refusing to decode it")
+    return h, w
+
+
+def parse_resize(resize: Resize) -> None | str | tuple[int, int]:
+    """``None``, ``"first"`` or ``(H, W)`` from the option's forms (``"WxH"``, ``(H, W)``)."""
+    if resize is None or resize == "first":
+        return resize
+    if isinstance(resize, str):
+        m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", resize)
+        if not m:
+            raise ValueError(f"resize must be 'first' or WxH (e.g. 256x256), got {resize!r}")
+        w, h = int(m.group(1)), int(m.group(2))
+    else:
+        h, w = (int(v) for v in resize)
+    if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
+        raise ValueError(f"resize {w}x{h}: each side must be 1…{MAX_SIDE}")
+    return h, w
+
+
+def _fmt(hw: tuple[int, int]) -> str:
+    return f"{hw[1]}x{hw[0]}"
+
+
+def pair_targets(pairs: Sequence[tuple[Path, ...]], sizes: dict[Path, tuple[int, int]],
+                 resize: Resize) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair the size it is scored at ``[N, 2]`` (H, W) and whether a resize happens ``[N]``."""
+    rule = parse_resize(resize)
+    targets = np.empty((len(pairs), 2), dtype=np.int64)
+    resized = np.zeros(len(pairs), dtype=bool)
+    for k, pair in enumerate(pairs):
+        hws = [sizes[p] for p in pair]
+        if isinstance(rule, tuple):
+            target = rule
+        elif rule == "first" or all(hw == hws[0] for hw in hws):
+            target = hws[0]
+        else:
+            raise DataError(
+                f"{pair[0]} is {_fmt(hws[0])} but {pair[1]} is {_fmt(hws[1])}: the images of a pair must "
+                "have the same size (each pair is scored at its native resolution); pass resize='first' "
+                "(--resize first) to resize the second image to the first's size, or resize='WxH' "
+                "(--resize WxH) to resize every image to W x H (bilinear)")
+        targets[k] = target
+        resized[k] = any(hw != tuple(target) for hw in hws)
+    return targets, resized
+
+
+def plan_batches(targets: np.ndarray, todo: Sequence[int], batch_size: int, max_batch_pixels: int) -> list[list[int]]:
+    """Indices ``todo`` in batches of one size: sizes in order of first appearance, at most
+    ``batch_size`` items and, unless one item is larger, ``max_batch_pixels`` pixels (H*W)."""
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if int(max_batch_pixels) < 1:
+        raise ValueError(f"max_batch_pixels must be >= 1, got {max_batch_pixels}")
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for k in todo:
+        by_size.setdefault((int(targets[k, 0]), int(targets[k, 1])), []).append(int(k))
+    batches = []
+    for (h, w), idx in by_size.items():
+        per = max(1, min(int(batch_size), int(max_batch_pixels) // (h * w)))
+        batches += [idx[s:s + per] for s in range(0, len(idx), per)]
+    return batches
+
+
+def _resize(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    if arr.shape[:2] == hw:
+        return arr
+    return np.asarray(Image.fromarray(arr).resize((hw[1], hw[0]), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+class ImageTuples(Dataset):
+    """Item ``k``: ``(k, [uint8 [H, W, 3] per file of tuple k], error message or "")``.
+
+    Decoding runs in the DataLoader's worker processes; a file that fails is reported as a
+    message (raised in the main process by :func:`iter_batches`), not as a worker traceback.
+    """
+
+    def __init__(self, items: Sequence[tuple[Path, ...]], targets: np.ndarray):
+        self.items = items
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int) -> tuple[int, list[np.ndarray], str]:
+        hw = (int(self.targets[k, 0]), int(self.targets[k, 1]))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return k, [_resize(read_image(p), hw) for p in self.items[k]], ""
+        except DataError as exc:
+            return k, [], str(exc)
+
+
+def _collate(batch: list[tuple[int, list[np.ndarray], str]]) -> tuple[list[int], list[torch.Tensor], str]:
+    errors = [err for _, _, err in batch if err]
+    if errors:
+        return [], [], errors[0]
+    idx = [k for k, _, _ in batch]
+    n_files = len(batch[0][1])
+    # NCHW already here (in the worker), so the main process allocates only the float input
+    return idx, [torch.from_numpy(np.stack([arrs[f] for _, arrs, _ in batch])).permute(0, 3, 1, 2).contiguous()
+                 for f in range(n_files)], ""
+
+
+def to_input(x: torch.Tensor, device: Any = None) -> torch.Tensor:
+    """uint8 NCHW batch → float32 in [-1, 1]: ``(x / 255 − 0.5) / 0.5``, the same operations as
+    :func:`~bapps_toolkit.data.to_model_input` (which takes NHWC), so the values are identical."""
+    return x.to(device).to(torch.float32).div_(255).sub_(0.5).div_(0.5)
+
+
+def iter_batches(items: Sequence[tuple[Path, ...]], targets: np.ndarray, batches: list[list[int]], *,
+                 num_workers: int | None = None, pin_memory: bool = False
+                 ) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+    """Decoded batches ``(indices, [uint8 NCHW tensor per file position])`` in ``batches`` order.
+
+    ``num_workers``: decoding processes (``None``: :func:`default_workers`; 0: in this process).
+    """
+    nw = default_workers() if num_workers is None else int(num_workers)
+    if nw < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+    if not batches:
+        return
+    nw = min(nw, len(batches))
+    extra: dict[str, Any] = {"prefetch_factor": 2} if nw else {}
+    loader = DataLoader(ImageTuples(items, targets), batch_sampler=batches, num_workers=nw,
+                        collate_fn=_collate, pin_memory=pin_memory, **extra)
+    for idx, tensors, err in loader:
+        if err:
+            raise DataError(err)
+        yield idx, tensors

@@ -1,0 +1,191 @@
+"""Folder scoring (`bapps score --dir0 --dir1`) against a plain-torch loop and the machine's
+ceiling, and its peak memory for two numbers of pairs (issue 15, "folder scoring that streams").
+
+In one run, for each image size (default 256² and 512²), on the same generated folder pair:
+
+* **toolkit** — :func:`bapps_toolkit.score_folders` (DataLoader decode workers, size groups,
+  pixel-budget batches; the whole call, decode included);
+* **plain loop, batch 1** — what ``lpips_2dirs.py`` does: per pair, PIL decode of both files,
+  ``ToTensor``-style conversion, one forward of the same metric module;
+* **plain loop, batch 32** — decode 32 pairs, then one forward;
+* **ceiling** — a pure-torch forward of the same conv stack (the metric's backbone) on random
+  input, steady state, the best of 8, 16, 32 and 64 pairs per batch up to 4 MPix (the table also gives the
+  figure at the toolkit's batch shape): no decode, no distance, no Python per pair.
+
+The official ``lpips_2dirs.py`` and the ``lpips`` package cannot run here (no ``lpips`` package
+and no network to install it): the plain loops stand in for them and the output says so.
+
+Peak memory: ``bapps score``'s library call on N and 10·N pairs (default 1 000 and 10 000 small
+images, hard links to a few hundred distinct files so that generating them is quick), each in a
+fresh interpreter reading its own peak (``VmHWM``; ``ru_maxrss`` would include the forking
+parent's peak) and ``ru_maxrss`` of its decode workers — with glibc's
+default allocator and with ``MALLOC_MMAP_THRESHOLD_=4 MiB`` (see ``bench_memory.py`` for why).
+
+The metric runs on a random backbone (speed and memory do not depend on the weights; its
+numbers are UNCALIBRATED). Figures depend on the load: quote ``uptime`` with them.
+
+    python benchmarks/bench_score.py [--sizes 256 512] [--pairs 64] [--rss-pairs 1000 10000]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)}
+
+_RSS_CHILD = """
+import json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+
+def hwm_mb():  # VmHWM is per address space: unlike ru_maxrss it does not inherit the forking parent's peak
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
+
+from bapps_toolkit.evaluate.pairs import score_folders
+t0 = time.perf_counter()
+net = sys.argv[3].split("-")[1]
+res = score_folders(sys.argv[1], sys.argv[2], metric=sys.argv[3], backbone_weights=[net + "=random"],
+                    out=sys.argv[4], progress=False)
+print(json.dumps(dict(n=len(res.distances), seconds=time.perf_counter() - t0,
+                      self_mb=hwm_mb(),
+                      workers_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)))
+"""
+
+
+def make_pairs(folder: Path, n: int, size: int, distinct: int | None = None, seed: int = 0) -> tuple[Path, Path]:
+    """``folder/d0``, ``folder/d1`` with ``n`` pairs of ``size``² images (smooth + noise); with
+    ``distinct`` only that many files are written and the rest are hard links to them."""
+    rng = np.random.default_rng(seed)
+    d0, d1 = folder / "d0", folder / "d1"
+    d0.mkdir(parents=True)
+    d1.mkdir(parents=True)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for k in range(n):
+        if distinct is not None and k >= distinct:
+            os.link(d0 / f"{k % distinct:06d}.png", d0 / f"{k:06d}.png")
+            os.link(d1 / f"{k % distinct:06d}.png", d1 / f"{k:06d}.png")
+            continue
+        base = np.stack([np.sin(6 * xx + rng.uniform(0, 6)), np.cos(5 * yy + rng.uniform(0, 6)), xx * yy], -1)
+        a = np.clip(127 + 100 * base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(a).save(d0 / f"{k:06d}.png")
+        Image.fromarray(b).save(d1 / f"{k:06d}.png")
+    return d0, d1
+
+
+def _load(path: Path) -> torch.Tensor:
+    arr = np.array(Image.open(path).convert("RGB"))
+    return torch.from_numpy(arr).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+
+
+def plain_loop(metric, d0: Path, d1: Path, batch: int) -> float:
+    """Pairs/s of a plain loop: PIL decode, convert, forward (``batch`` pairs at a time)."""
+    names = sorted(p.name for p in d0.iterdir())
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for s in range(0, len(names), batch):
+            part = names[s:s + batch]
+            x0 = torch.cat([_load(d0 / n) for n in part])
+            x1 = torch.cat([_load(d1 / n) for n in part])
+            metric(x0, x1)
+    return len(names) / (time.perf_counter() - t0)
+
+
+def ceiling(metric, size: int, pairs_per_batch: int, seconds: float = 3.0) -> float:
+    """Pairs/s of the bare backbone forward on random input (two images per pair), steady state."""
+    x = torch.randn(2 * pairs_per_batch, 3, size, size)
+    with torch.inference_mode():
+        metric.backbone(x)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            metric.backbone(x)
+            n += pairs_per_batch
+    return n / (time.perf_counter() - t0)
+
+
+def throughput(args, work: Path) -> None:
+    from bapps_toolkit import create_metric
+    from bapps_toolkit.evaluate.pair_stream import DEFAULT_BATCH_PIXELS, default_workers
+    from bapps_toolkit.evaluate.pairs import score_files, score_folders
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metric = create_metric(args.metric, backbone_weights="random").eval()
+    print(f"metric {metric.label}; torch threads {torch.get_num_threads()}, decode workers {default_workers()}, "
+          f"pixel budget {DEFAULT_BATCH_PIXELS} per batch")
+    lp = "installed" if importlib.util.find_spec("lpips") else "NOT installed (no network here)"
+    print(f"official lpips_2dirs.py / lpips package: {lp} -> not run; plain-torch loops stand in for them")
+    print(f"{'size':>5s} {'pairs':>6s} {'toolkit':>9s} {'plain b1':>9s} {'plain b32':>10s} {'ceil@tk':>8s} "
+          f"{'ceiling':>8s} {'tk/b1':>6s} {'tk/b32':>7s} {'tk/ceil':>8s}   (pairs/s)")
+    for size in args.sizes:
+        n = args.pairs if size <= 256 else max(8, args.pairs // 2)
+        d0, d1 = make_pairs(work / f"tp{size}", n, size)
+        first = sorted(d0.iterdir())[0].name  # warm-up: first-call costs (allocator, oneDNN kernels)
+        score_files([(d0 / first, d1 / first)], metric=metric, progress=False)
+        t0 = time.perf_counter()
+        score_folders(d0, d1, metric=metric, progress=False)
+        tk = n / (time.perf_counter() - t0)
+        b1, b32 = plain_loop(metric, d0, d1, 1), plain_loop(metric, d0, d1, 32)
+        per = max(1, min(64, DEFAULT_BATCH_PIXELS // (size * size)))
+        at_tk = ceiling(metric, size, per, 2.0)
+        ceil = max([at_tk] + [ceiling(metric, size, b, 2.0) for b in (8, 16, 32, 64)
+                              if b != per and b * size * size <= 4 << 20])
+        print(f"{size:>4d}² {n:>6d} {tk:>9.1f} {b1:>9.1f} {b32:>10.1f} {at_tk:>8.1f} {ceil:>8.1f} "
+              f"{tk / b1:>6.2f} {tk / b32:>7.2f} {tk / ceil:>7.0%}")
+
+
+def peak_rss(args, work: Path) -> None:
+    print(f"peak RSS of score_folders ({args.metric}, random backbone, {args.rss_size}² images; "
+          f"hard links to {args.rss_distinct} distinct pairs), fresh interpreter each:")
+    print(f"{'pairs':>7s} {'malloc':>8s} {'main MB':>8s} {'workers MB':>11s} {'seconds':>8s}")
+    figs = {}
+    for n in args.rss_pairs:
+        d0, d1 = make_pairs(work / f"rss{n}", n, args.rss_size, distinct=min(n, args.rss_distinct), seed=1)
+        for label, env in (("default", {}), ("mmap4M", MMAP_ENV)):
+            out = work / f"rss{n}-{label}.csv"
+            proc = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(d0), str(d1), args.metric, str(out)],
+                                  capture_output=True, text=True, env=dict(os.environ, **env))
+            if proc.returncode != 0:
+                raise SystemExit(f"RSS probe failed: {proc.stderr[-2000:]}")
+            fig = json.loads(proc.stdout.strip().splitlines()[-1])
+            figs[(n, label)] = fig
+            print(f"{n:>7d} {label:>8s} {fig['self_mb']:>8.0f} {fig['workers_mb']:>11.0f} {fig['seconds']:>8.1f}")
+    lo, hi = min(args.rss_pairs), max(args.rss_pairs)
+    for label in ("default", "mmap4M"):
+        print(f"ratio peak({hi}) / peak({lo}) [{label} malloc]: "
+              f"{figs[(hi, label)]['self_mb'] / figs[(lo, label)]['self_mb']:.2f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--metric", default="lpips-alex", help="an LPIPS metric (run on a random backbone)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="image sides for the pairs/s table")
+    ap.add_argument("--pairs", type=int, default=64, help="pairs per size for pairs/s (half at sizes > 256)")
+    ap.add_argument("--rss-pairs", type=int, nargs="+", default=[1000, 10000], help="pair counts for peak RSS")
+    ap.add_argument("--rss-size", type=int, default=64, help="image side for the peak-RSS runs")
+    ap.add_argument("--rss-distinct", type=int, default=500, help="distinct files behind the hard links")
+    ap.add_argument("--skip-rss", action="store_true", help="only the pairs/s table")
+    args = ap.parse_args()
+    print("load:", os.getloadavg())
+    with tempfile.TemporaryDirectory(prefix="bapps-bench-score-") as tmp:
+        throughput(args, Path(tmp))
+        if not args.skip_rss:
+            peak_rss(args, Path(tmp))
+    print("load:", os.getloadavg())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
