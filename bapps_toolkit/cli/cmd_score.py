@@ -31,18 +31,19 @@ import sys
 from pathlib import Path
 
 from ..errors import BappsError
+from ._parser import examples
 
-EXAMPLES = """examples:
-  bapps score ref.png out.png --metric psnr --as-similarity     # e.g. "20.7 psnr: PSNR (dB), higher = ..."
-  bapps score --dir0 outputs/ --dir1 targets/ --metric lpips-alex --out dists.csv   # rerun resumes
-  bapps score --dir photos/ --all-pairs --resize 256x256 --out dup.npy --workers 4
-"""
+EXAMPLES = examples(
+    "bapps score ref.png out.png --metric psnr --as-similarity",
+    "bapps score --dir0 outputs/ --dir1 targets/ --metric lpips-alex --out dists.csv",
+    "bapps score --dir photos/ --all-pairs --resize 256x256 --out dup.npy --workers 4",
+)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "score", help="distance between two images, two folders of images, or all pairs of a folder",
-        description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__, epilog=EXAMPLES,
     )
     p.add_argument("images", nargs="*", metavar="IMG", help="two image files (IMG0 IMG1)")
     p.add_argument("--dir0", help="folder of first images (paired with --dir1 by file name)")
