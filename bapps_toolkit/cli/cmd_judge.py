@@ -8,7 +8,8 @@ import json
 from ._parser import examples
 
 SETTINGS = ("judgments_per_item", "items_per_rater", "sentinel_share", "seed", "break_every",
-            "display_px", "scaling", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms", "instructions")
+            "display_px", "scaling", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms", "instructions",
+            "reassign_after_s")
 
 
 def _study_options(p: argparse.ArgumentParser) -> None:
@@ -24,6 +25,9 @@ def _study_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--jnd-blank-ms", type=int, help="JND blank duration (default 250)")
     g.add_argument("--jnd-dist-ms", type=int, help="JND second image duration (default 1000)")
     g.add_argument("--instructions", help="instructions text shown before the first trial")
+    g.add_argument("--reassign-after-s", type=float, help="a rater idle this long (no answer) has "
+                   "their unanswered items offered to other raters, who may push an item past the "
+                   "wanted count if the idle rater returns; 0 = never (default 900)")
 
 
 def _settings(args: argparse.Namespace) -> dict:

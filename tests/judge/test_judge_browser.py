@@ -23,6 +23,7 @@ DRIVER = "/usr/bin/chromedriver"
 #: Allowed |measured - configured| for each JND phase, in ms (a 60 Hz frame is 16.7 ms; the
 #: page ends a phase on the first frame at or after the target, so one to two frames of lag).
 TOLERANCE_MS = 50.0
+INSTRUCTIONS = "A test study.\nPick the image closer to the middle one."
 
 pytestmark = [
     pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
@@ -117,6 +118,7 @@ def _run_rater(d, url: str, rater: str, *, keyboard: bool, shots: dict[str, Path
             timings.append(d.execute_script("return window.bappsJudge.lastTimings"))
         key, button = {"2afc": ("a", "btn-left"), "jnd": ("s", "btn-same")}[s]
         before = d.execute_script("return window.bappsJudge.answers")
+        assert d.find_element(By.ID, "progress").text.startswith(f"Trial {answered + 1} of 5 ")
         _press(d, key) if keyboard else d.find_element(By.ID, button).click()
         _wait(d, lambda b=before: d.execute_script("return window.bappsJudge.answers") > b)
         answered += 1
@@ -132,13 +134,14 @@ def test_two_raters_keyboard_and_mouse(browser, tmp_path, live):
     from bapps_toolkit.judge import create_from_set
     build_unjudged(tmp_path / "set", n_2afc=3, n_jnd=2, seed=3)
     db = create_from_set(tmp_path / "set", tmp_path / "s.sqlite", sentinel_share=0.0, break_every=3,
-                         judgments_per_item=2, display_px=192)
+                         judgments_per_item=2, display_px=192, instructions=INSTRUCTIONS)
     srv = live(db)
     shots: dict[str, Path] = {}
     d = browser
     d.get(f"{srv.url}/?rater=kb")
     _wait(d, lambda: d.find_element(By.ID, "instructions").text)
-    assert "nearest" in d.find_element(By.ID, "scaling-note").text
+    assert d.find_element(By.ID, "instructions").text.splitlines() == INSTRUCTIONS.splitlines()  # configured text
+    assert d.find_element(By.ID, "scaling-note").text == "Images shown at 192 px, nearest scaling"
     assert d.find_element(By.ID, "img-ref").get_attribute("width") == "192"
     d.save_screenshot(str(tmp_path / "intro.png"))
     shots["intro.png"] = tmp_path / "intro.png"
