@@ -51,7 +51,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     c.set_defaults(func=run_create)
     s = sub.add_parser("serve", help="serve the study page (creates the database from SET if missing)",
                        epilog=examples("bapps judge serve --db study.sqlite",
-                                       "bapps judge serve unjudged --db study.sqlite --host 0.0.0.0 --port 8000"))
+                                       "bapps judge serve unjudged --db study.sqlite --host 0.0.0.0 --port 8000",
+                                       "bapps judge serve items.csv --db study.sqlite --reassign-after-s 600"))
     s.add_argument("set", metavar="SET", nargs="?", help="unjudged set (needed only to create --db)")
     s.add_argument("--db", required=True, help="study database (SQLite)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; other "
