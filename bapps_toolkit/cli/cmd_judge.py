@@ -8,7 +8,8 @@ import json
 from ._parser import examples
 
 SETTINGS = ("judgments_per_item", "items_per_rater", "sentinel_share", "seed", "break_every",
-            "display_px", "scaling", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms", "instructions")
+            "display_px", "scaling", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms", "instructions",
+            "reassign_after_s")
 
 
 def _study_options(p: argparse.ArgumentParser) -> None:
@@ -24,6 +25,9 @@ def _study_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--jnd-blank-ms", type=int, help="JND blank duration (default 250)")
     g.add_argument("--jnd-dist-ms", type=int, help="JND second image duration (default 1000)")
     g.add_argument("--instructions", help="instructions text shown before the first trial")
+    g.add_argument("--reassign-after-s", type=float, help="a rater idle this long (no answer) has "
+                   "their unanswered items offered to other raters, who may push an item past the "
+                   "wanted count if the idle rater returns; 0 = never (default 900)")
 
 
 def _settings(args: argparse.Namespace) -> dict:
@@ -47,7 +51,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     c.set_defaults(func=run_create)
     s = sub.add_parser("serve", help="serve the study page (creates the database from SET if missing)",
                        epilog=examples("bapps judge serve --db study.sqlite",
-                                       "bapps judge serve unjudged --db study.sqlite --host 0.0.0.0 --port 8000"))
+                                       "bapps judge serve unjudged --db study.sqlite --host 0.0.0.0 --port 8000",
+                                       "bapps judge serve items.csv --db study.sqlite --reassign-after-s 600"))
     s.add_argument("set", metavar="SET", nargs="?", help="unjudged set (needed only to create --db)")
     s.add_argument("--db", required=True, help="study database (SQLite)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; other "

@@ -27,6 +27,9 @@ a CSV file instead (read with Python's :mod:`csv` module, UTF-8, an optional byt
 * One CSV holds one kind: a ``ref`` column makes it 2AFC, otherwise it is JND. Give several CSVs
   (``bapps pack a.csv b.csv out.h5``) to pack both kinds or more sets; one set (split/category)
   comes from one CSV. Items keep their row order.
+* ``judged=False`` (``bapps judge create``: a set still to be judged) reads the image columns
+  only: ``ref,p0,p1`` is 2AFC, ``p0,p1`` JND; judgment and vote columns are not required and,
+  if present, ignored (the sets' judgments are NaN).
 * A ``SYNTHETIC.txt`` file next to a CSV marks its judgments as simulated (as ``bapps
   make-mini`` marks its folder): the packed file and every report then say SYNTHETIC.
 
@@ -96,18 +99,19 @@ class _Rows:
     where: list[str] = field(default_factory=list)
 
 
-def read_manifests(paths: Sequence[PathLike], *, size: int | None = None) -> Manifest:
+def read_manifests(paths: Sequence[PathLike], *, size: int | None = None, judged: bool = True) -> Manifest:
     """Read and check CSV manifests (format in the module docstring); every image header is
     read (existence, size) but nothing is decoded. ``size=None``: every image must be square and
     of one size, which becomes the sets' patch side; otherwise the sets get ``size`` and the
-    resize/crop rule of :mod:`.images` applies at packing."""
+    resize/crop rule of :mod:`.images` applies at packing. ``judged=False``: image columns only
+    (an unjudged set, see the module docstring)."""
     sets: dict[str, _Rows] = {}
     synthetic = False
     csvs = [Path(p) for p in paths]
     if not csvs:
         raise ValueError("no CSV manifest given")
     for path in csvs:
-        for key, rows in _read_csv(path).items():
+        for key, rows in _read_csv(path, judged).items():
             if key in sets:
                 raise DataError(f"set {key} is defined by two manifests, {sets[key].csv} and {path}; "
                                 "give each set (split/category) in one CSV")
@@ -156,10 +160,18 @@ def _open_rows(path: Path) -> tuple[list[str], list[tuple[int, int, dict[str, st
     return names, rows
 
 
-def detect_kind(path: PathLike, columns: Sequence[str]) -> str:
-    """``"2afc"`` or ``"jnd"`` from a manifest's header; an error lists the columns present."""
+def detect_kind(path: PathLike, columns: Sequence[str], judged: bool = True) -> str:
+    """``"2afc"`` or ``"jnd"`` from a manifest's header; an error lists the columns present.
+    ``judged=False`` needs the image columns only."""
     cols = set(columns)
     kind = "2afc" if "ref" in cols else "jnd"
+    if not judged:
+        absent = [c for c in COLUMNS[kind][0] if c not in cols]
+        if absent:
+            raise DataError(f"manifest {path}: missing column(s) {', '.join(absent)} (an unjudged set "
+                            f"needs ref,p0,p1 for 2AFC or p0,p1 for JND); present columns: "
+                            f"{', '.join(columns) or 'none'}")
+        return kind
     if kind == "jnd" and not cols & {"same", "votes_same", "votes_different"}:
         raise DataError(
             f"manifest {path}: cannot tell its kind: a 2AFC manifest needs ref,p0,p1 and judge "
@@ -178,9 +190,9 @@ def detect_kind(path: PathLike, columns: Sequence[str]) -> str:
     return kind
 
 
-def _read_csv(path: Path) -> dict[str, _Rows]:
+def _read_csv(path: Path, judged: bool = True) -> dict[str, _Rows]:
     names, rows = _open_rows(path)
-    kind = detect_kind(path, names)
+    kind = detect_kind(path, names, judged)
     if not rows:
         raise DataError(f"manifest {path} has a header but no data rows")
     images, frac, votes = COLUMNS[kind]
@@ -198,7 +210,8 @@ def _read_csv(path: Path) -> dict[str, _Rows]:
         key = f"{kind}/{split}/{cat}"
         r = sets.setdefault(key, _Rows(path, files={f: [] for f in folders_of(key)[:-1]}))
         files = [_image_path(path, where, rec, col) for col in images]
-        value, n = _judgment(where, rec, frac if has_frac else None, votes if has_votes else None)
+        value, n = (_judgment(where, rec, frac if has_frac else None, votes if has_votes else None)
+                    if judged else (math.nan, None))
         stem = rec.get("id") or f"{i:06d}"
         dup = r.seen.get(tuple(files)) or r.seen.get(("id", stem))
         if dup is not None:

@@ -4,8 +4,13 @@ Export (BAPPS layout): ``2afc/<split>/<cat>/{ref,p0,p1}/<stem>.png`` and ``judge
 fraction of valid raters who preferred ``p1``; ``jnd/.../{p0,p1}`` and ``same/<stem>.npy`` =
 fraction who said "same". Or (``fmt="csv"``) ``images/`` plus ``manifest_2afc.csv``
 (``ref,p0,p1,judge,n_p0,n_p1``) / ``manifest_jnd.csv`` (``p0,p1,same,n_same,n_different``).
-Both add ``raters.csv`` (answers, sentinel accuracy, agreement with the other raters, kept or
-dropped) and ``summary.json`` (rater agreement and the human 2AFC ceiling it implies). Sentinel
+Both add ``raters.csv`` (answers per kind, median response time, sentinel accuracy, 2AFC and
+JND agreement with the other raters, kept or dropped) and ``summary.json``: the pairwise rater
+agreement per kind (the share of pairs of kept raters answering one item alike, over items
+with two or more votes) and the human 2AFC ceiling of BAPPS, ``mean(p² + (1 − p)²)`` over the
+judged items (Zhang et al., CVPR 2018), which is the same agreement counted with replacement.
+``min_sentinel_accuracy`` drops raters below it (and raters who met no sentinel) from votes,
+agreement and ceiling. Sentinel
 trials are never exported. The whole folder is written under a temporary name and renamed.
 """
 from __future__ import annotations
@@ -29,21 +34,27 @@ PathLike = Union[str, "os.PathLike[str]"]
 def _rater_table(con) -> dict[str, dict[str, Any]]:
     raters: dict[str, dict[str, Any]] = {}
     for rid, in con.execute("SELECT id FROM raters ORDER BY id"):
-        raters[rid] = {"rater": rid, "answers": 0, "sentinels": 0, "sentinels_right": 0}
-    rows = con.execute("SELECT a.rater, i.expected, a.answer FROM answers a JOIN items i ON i.id=a.item")
-    for rid, expected, answer in rows:
+        raters[rid] = {"rater": rid, "answers": 0, "answers_2afc": 0, "answers_jnd": 0, "rts": [],
+                       "sentinels": 0, "sentinels_right": 0}
+    rows = con.execute("SELECT a.rater, i.kind, i.expected, a.answer, a.rt_ms FROM answers a "
+                       "JOIN items i ON i.id=a.item")
+    for rid, kind, expected, answer, rt in rows:
         r = raters[rid]
         r["answers"] += 1
+        r[f"answers_{kind}"] += 1
+        r["rts"].append(rt)
         if expected is not None:
             r["sentinels"] += 1
             r["sentinels_right"] += int(answer == expected)
     for r in raters.values():
         r["sentinel_accuracy"] = r["sentinels_right"] / r["sentinels"] if r["sentinels"] else float("nan")
+        r["median_rt_ms"] = float(np.median(r.pop("rts"))) if r["answers"] else float("nan")
     return raters
 
 
-def _agreement(votes: dict[int, list[tuple[str, int]]], raters: dict[str, dict[str, Any]]) -> float:
-    """Mean pairwise agreement over items with >= 2 votes; also per rater (vs. the others)."""
+def _agreement(votes: dict[int, list[tuple[str, int]]], raters: dict[str, dict[str, Any]], kind: str) -> float:
+    """Mean pairwise agreement over items with >= 2 votes; also per rater (vs. the others),
+    stored as ``agreement_<kind>``."""
     pair_agree: list[float] = []
     per: dict[str, list[float]] = defaultdict(list)
     for vs in votes.values():
@@ -54,7 +65,7 @@ def _agreement(votes: dict[int, list[tuple[str, int]]], raters: dict[str, dict[s
                 per[vs[a][0]].append(same)
                 per[vs[b][0]].append(same)
     for rid, r in raters.items():
-        r["agreement"] = float(np.mean(per[rid])) if per[rid] else float("nan")
+        r[f"agreement_{kind}"] = float(np.mean(per[rid])) if per[rid] else float("nan")
     return float(np.mean(pair_agree)) if pair_agree else float("nan")
 
 
@@ -80,7 +91,7 @@ def tally(db: PathLike, min_sentinel_accuracy: float | None = None) -> dict[str,
         votes = {i: it["votes"] for i, it in items.items() if it["kind"] == kind and it["votes"]}
         summary[f"{kind}_items"] = sum(1 for it in items.values() if it["kind"] == kind)
         summary[f"{kind}_items_judged"] = len(votes)
-        summary[f"{kind}_pairwise_agreement"] = _agreement(votes, raters) if kind == "2afc" else float("nan")
+        summary[f"{kind}_pairwise_agreement"] = _agreement(votes, raters, kind)
         if kind == "2afc" and votes:
             frac = [np.mean([v for _, v in vs]) for vs in votes.values()]
             summary["human_ceiling_2afc"] = human_ceiling_2afc(np.asarray(frac, dtype=np.float64))
@@ -161,24 +172,29 @@ def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_
 
 
 def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:
-    cols = ["rater", "answers", "sentinels", "sentinels_right", "sentinel_accuracy", "agreement", "kept"]
+    cols = ["rater", "answers", "answers_2afc", "answers_jnd", "median_rt_ms", "sentinels", "sentinels_right",
+            "sentinel_accuracy", "agreement_2afc", "agreement_jnd", "kept"]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in raters.values():
-            w.writerow({**{"agreement": float("nan")}, **r})
+            w.writerow(r)
 
 
 def status_text(db: PathLike) -> str:
-    """Progress per rater and per item, as plain text."""
+    """Progress per rater (answered of assigned, sentinels answered right) and per item
+    (answers of the wanted judgments), as plain text."""
     con = open_study(db)
     try:
         want = json.loads(con.execute("SELECT value FROM config WHERE name='judgments_per_item'").fetchone()[0])
-        lines = ["rater                 answered / assigned"]
+        table = _rater_table(con)
+        lines = ["rater                 answered / assigned  sentinels right"]
         for rid, n_ans, n_asg in con.execute(
                 "SELECT r.id, (SELECT COUNT(*) FROM answers WHERE rater=r.id), "
                 "(SELECT COUNT(*) FROM assignments WHERE rater=r.id) FROM raters r ORDER BY r.id"):
-            lines.append(f"{rid:<20}  {n_ans:>8} / {n_asg}")
+            t = table[rid]
+            sent = f"{t['sentinels_right']} of {t['sentinels']}" if t["sentinels"] else "none yet"
+            lines.append(f"{rid:<20}  {n_ans:>8} / {n_asg:<8}  {sent}")
         rows = con.execute("SELECT i.id, i.set_key, i.stem, (SELECT COUNT(*) FROM answers WHERE item=i.id) "
                            "FROM items i WHERE i.expected IS NULL ORDER BY i.id").fetchall()
         full = sum(1 for r in rows if r[3] >= want)

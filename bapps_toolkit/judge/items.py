@@ -6,17 +6,17 @@ Accepted SETs:
   whose ``judge/`` / ``same/`` folders may be absent (an *unjudged* set, as ``bapps loss-study``
   writes) — any present judgments are ignored;
 * a packed ``.h5`` written by ``bapps pack`` (its judgments are ignored: the set is judged anew);
-* a CSV manifest with a header ``ref,p0,p1`` (2AFC) or ``p0,p1`` (JND), optional extra columns
-  (e.g. ``judge``) ignored; paths are relative to the CSV's folder. Its items are given the set
-  key ``2afc/val/traditional`` / ``jnd/val/traditional`` on export (the BAPPS layout only knows
-  the official category names).
+* a CSV manifest (:mod:`bapps_toolkit.data.manifest`, read with ``judged=False``): a header
+  ``ref,p0,p1`` (2AFC) or ``p0,p1`` (JND); judgment/vote columns are not needed and are ignored;
+  paths relative to the CSV's folder; the optional ``split``/``category``/``id`` (or
+  ``set_key``/``stem``) columns name the set (default ``2afc/val/own`` / ``jnd/val/own``) and
+  the item, so a set exported with ``--format csv`` is read back under its own keys.
 
 Every image is decoded with the toolkit's guarded reader and stored in the study database as
 PNG bytes, so the server never opens a file named by a request.
 """
 from __future__ import annotations
 
-import csv
 import io
 import os
 from dataclasses import dataclass
@@ -29,12 +29,12 @@ from PIL import Image
 from ..data.datasets import load_2afc, load_jnd
 from ..data.images import read_rgb
 from ..data.layout import IMAGE_EXTENSIONS, discover, kind_of, resolve_root
+from ..data.manifest import read_manifests
 from ..errors import DataError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 ROLES = {"2afc": ("ref", "p0", "p1"), "jnd": ("p0", "p1")}
-CSV_KEYS = {"2afc": "2afc/val/traditional", "jnd": "jnd/val/traditional"}
 
 
 @dataclass(frozen=True)
@@ -124,24 +124,13 @@ def _h5_items(path: Path) -> list[Item]:
 
 
 def _csv_items(path: Path) -> list[Item]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        cols = set(reader.fieldnames or [])
-        kind = "2afc" if {"ref", "p0", "p1"} <= cols else "jnd" if {"p0", "p1"} <= cols else None
-        if kind is None:
-            raise DataError(f"{path}: header must hold ref,p0,p1 (2AFC) or p0,p1 (JND); "
-                            f"found {', '.join(sorted(cols)) or 'nothing'}")
-        items = []
-        for row_no, row in enumerate(reader, start=2):
-            images = {}
-            for role in ROLES[kind]:
-                rel = (row.get(role) or "").strip()
-                if not rel:
-                    raise DataError(f"{path} row {row_no}: empty field {role!r}")
-                images[role] = png_bytes(read_rgb(path.parent / rel))
-            items.append(Item(CSV_KEYS[kind], f"{row_no - 1:06d}", images))
-    if not items:
-        raise DataError(f"{path}: no rows")
+    """A CSV manifest read by the toolkit's manifest reader in its unjudged mode (image columns
+    only; its split/category/id/set_key columns name the set and stems)."""
+    items: list[Item] = []
+    for sf in read_manifests([path], judged=False).sets:
+        roles = ROLES[kind_of(sf.key)]
+        for j, stem in enumerate(sf.stems):
+            items.append(Item(sf.key, stem, {r: png_bytes(read_rgb(sf.files[r][j])) for r in roles}))
     return items
 
 

@@ -6,6 +6,17 @@ one was issued), ``assignments`` (rater, item, position: the rater's seeded orde
 ``answers`` (rater, item, left/right swap shown, side clicked, answer, response time, the
 JND timings measured in the page, time of commit) with ``UNIQUE(rater, item)``.
 
+Assignment policy (balanced, seeded, robust to raters who leave): a rater's first request
+gives them up to ``items_per_rater`` real items (0 = all) among those whose *live count* is
+below ``judgments_per_item``, fewest first; the live count of an item is its answers plus the
+unanswered assignments of raters *active* within ``reassign_after_s`` seconds (active = their
+last answer or assignment). So the items of a rater who stopped answering for longer are
+offered again: to new raters at their first request, and to a rater who has answered all their
+items at their next request (``/api/next``), which appends those *abandoned* items (at most
+``items_per_rater`` at a time) to their order. The idle rater keeps their assignment: if they
+return they may still answer, and the item then ends with more than the wanted judgments
+(never fewer, as long as enough raters come). ``reassign_after_s = 0`` never reassigns.
+
 Every write runs in one ``BEGIN IMMEDIATE`` transaction and is committed before the caller
 replies, so an acknowledged answer survives a crash of the server process.
 """
@@ -32,7 +43,7 @@ RATER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 DEFAULTS: dict[str, Any] = {
     "judgments_per_item": 5, "items_per_rater": 0, "sentinel_share": 0.1, "seed": 0,
-    "break_every": 50, "display_px": 256, "scaling": "nearest",
+    "break_every": 50, "display_px": 256, "scaling": "nearest", "reassign_after_s": 900,
     "jnd_ref_ms": 1000, "jnd_blank_ms": 250, "jnd_dist_ms": 1000,
     "instructions": ("2AFC: which of the two images (left or right) is more similar to the middle "
                      "reference? Keys: A or Left arrow = left, L or Right arrow = right.\n"
@@ -45,7 +56,8 @@ CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, set_key TEXT NOT NULL, stem TEXT NOT NULL,
   kind TEXT NOT NULL, expected INTEGER, ref BLOB, p0 BLOB NOT NULL, p1 BLOB NOT NULL,
   UNIQUE(set_key, stem));
-CREATE TABLE IF NOT EXISTS raters (id TEXT PRIMARY KEY, token_sha256 TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS raters (id TEXT PRIMARY KEY, token_sha256 TEXT, created REAL NOT NULL,
+  seen REAL);
 CREATE TABLE IF NOT EXISTS assignments (rater TEXT NOT NULL REFERENCES raters(id),
   item INTEGER NOT NULL REFERENCES items(id), position INTEGER NOT NULL, PRIMARY KEY(rater, item));
 CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY, rater TEXT NOT NULL REFERENCES raters(id),
@@ -94,6 +106,9 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"items_per_rater must be >= 0 (0 = every item), got {out['items_per_rater']!r}")
     if not 0.0 <= float(out["sentinel_share"]) < 0.5:
         raise ValueError(f"sentinel_share must be in [0, 0.5), got {out['sentinel_share']!r}")
+    r = out["reassign_after_s"]
+    if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1e9:
+        raise ValueError(f"reassign_after_s must be seconds >= 0 (0 = never reassign), got {r!r}")
     if out["scaling"] not in ("nearest", "bilinear"):
         raise ValueError(f"scaling must be 'nearest' or 'bilinear', got {out['scaling']!r}")
     return out
@@ -138,11 +153,16 @@ def open_study(db: PathLike) -> sqlite3.Connection:
     if not {"config", "items", "answers"} <= names:
         con.close()
         raise DataError(f"{path} is not a study database (missing tables)")
+    if "seen" not in {r[1] for r in con.execute("PRAGMA table_info(raters)")}:
+        with transaction(con):  # a study made before raters' activity was recorded (checked again under the lock)
+            if "seen" not in {r[1] for r in con.execute("PRAGMA table_info(raters)")}:
+                con.execute("ALTER TABLE raters ADD COLUMN seen REAL")
     return con
 
 
 def load_config(con: sqlite3.Connection) -> dict[str, Any]:
-    return {k: json.loads(v) for k, v in con.execute("SELECT name, value FROM config")}
+    """The study's settings; a setting added after the study was made takes its default."""
+    return {**DEFAULTS, **{k: json.loads(v) for k, v in con.execute("SELECT name, value FROM config")}}
 
 
 def _token_hash(token: str) -> str:
@@ -160,7 +180,8 @@ def add_rater(db: PathLike, rater: str) -> str:
             if con.execute("SELECT 1 FROM raters WHERE id=?", (rater,)).fetchone():
                 con.execute("UPDATE raters SET token_sha256=? WHERE id=?", (_token_hash(token), rater))
             else:
-                con.execute("INSERT INTO raters VALUES (?, ?, ?)", (rater, _token_hash(token), time.time()))
+                con.execute("INSERT INTO raters (id, token_sha256, created) VALUES (?, ?, ?)",
+                            (rater, _token_hash(token), time.time()))
     finally:
         con.close()
     return token
@@ -183,32 +204,57 @@ def check_rater(con: sqlite3.Connection, rater: Any, token: Any, require_token: 
             raise RequestError(403, f"wrong or missing token for rater {rater!r}")
     if row is None:
         with transaction(con):
-            con.execute("INSERT OR IGNORE INTO raters VALUES (?, NULL, ?)", (rater, time.time()))
+            con.execute("INSERT OR IGNORE INTO raters (id, created) VALUES (?, ?)", (rater, time.time()))
     return rater
 
 
+PENDING = ("SELECT s.item FROM assignments s JOIN raters r ON r.id=s.rater WHERE s.item=i.id AND "
+           "NOT EXISTS (SELECT 1 FROM answers a WHERE a.rater=s.rater AND a.item=s.item)")
+
+
+def _open_items(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], adopt: bool) -> list[tuple[int, int]]:
+    """``(item, live count)`` of the real items not assigned to ``rater`` whose live count is
+    below ``judgments_per_item``; with ``adopt`` only items an idle rater left unanswered."""
+    after = float(cfg["reassign_after_s"])
+    cutoff = time.time() - after if after > 0 else float("-inf")
+    active = "(r.seen IS NULL OR r.seen >= :cut)"
+    rows = con.execute(
+        f"SELECT i.id, (SELECT COUNT(*) FROM answers a WHERE a.item=i.id) + "
+        f"(SELECT COUNT(*) FROM ({PENDING} AND {active})), "
+        f"EXISTS ({PENDING} AND NOT {active}) FROM items i WHERE i.expected IS NULL "
+        "AND i.id NOT IN (SELECT item FROM assignments WHERE rater=:rater) ORDER BY i.id",
+        {"cut": cutoff, "rater": rater}).fetchall()
+    return [(i, c) for i, c, idle in rows if c < cfg["judgments_per_item"] and (idle or not adopt)]
+
+
 def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any]) -> None:
-    """Give ``rater`` its seeded, balanced item order (once): real items with the fewest
-    assignments first (ties broken by a rater-seeded shuffle), up to ``judgments_per_item``
-    raters per item, plus the sentinels mixed in at random positions."""
+    """Give ``rater`` its seeded, balanced item order, or more items once it is answered
+    (policy in the module docstring): real items with the lowest live count first (ties broken
+    by a rater-seeded shuffle), plus, the first time, the sentinels mixed in at random positions."""
     with transaction(con):
-        if con.execute("SELECT 1 FROM assignments WHERE rater=? LIMIT 1", (rater,)).fetchone():
+        n_had, n_open, last = con.execute(
+            "SELECT COUNT(*), COALESCE(SUM(NOT EXISTS (SELECT 1 FROM answers a WHERE a.rater=s.rater "
+            "AND a.item=s.item)), 0), MAX(position) FROM assignments s WHERE rater=?", (rater,)).fetchone()
+        if n_open or (n_had and not cfg["reassign_after_s"]):
             return
-        rng = random.Random(f"{cfg['seed']}:{rater}")
-        counts = con.execute("SELECT i.id, COUNT(a.rater) FROM items i LEFT JOIN assignments a ON a.item=i.id "
-                             "WHERE i.expected IS NULL GROUP BY i.id").fetchall()
+        rng = random.Random(f"{cfg['seed']}:{rater}" + (f":{n_had}" if n_had else ""))
+        counts = _open_items(con, rater, cfg, adopt=bool(n_had))
         rng.shuffle(counts)
-        open_items = sorted((c, k, i) for k, (i, c) in enumerate(counts) if c < cfg["judgments_per_item"])
-        limit = cfg["items_per_rater"] or len(open_items)
-        chosen = [i for _, _, i in open_items[:limit]]
+        ranked = sorted((c, k, i) for k, (i, c) in enumerate(counts))
+        chosen = [i for _, _, i in ranked[:cfg["items_per_rater"] or len(ranked)]]
         rng.shuffle(chosen)
-        sentinels = [r[0] for r in con.execute("SELECT id FROM items WHERE expected IS NOT NULL")]
-        n_total = len(counts) or 1
-        n_sent = min(len(sentinels), round(len(sentinels) * len(chosen) / n_total)) if chosen else 0
-        for s in rng.sample(sentinels, n_sent):
-            chosen.insert(rng.randint(0, len(chosen)), s)
+        if not n_had:
+            sentinels = [r[0] for r in con.execute("SELECT id FROM items WHERE expected IS NOT NULL")]
+            n_total = con.execute("SELECT COUNT(*) FROM items WHERE expected IS NULL").fetchone()[0] or 1
+            n_sent = min(len(sentinels), round(len(sentinels) * len(chosen) / n_total)) if chosen else 0
+            for s in rng.sample(sentinels, n_sent):
+                chosen.insert(rng.randint(0, len(chosen)), s)
+        if not chosen:
+            return
+        base = 0 if last is None else last + 1
         con.executemany("INSERT INTO assignments VALUES (?, ?, ?)",
-                        [(rater, item, pos) for pos, item in enumerate(chosen)])
+                        [(rater, item, base + pos) for pos, item in enumerate(chosen)])
+        con.execute("UPDATE raters SET seen=? WHERE id=?", (time.time(), rater))
 
 
 def swapped_for(cfg: dict[str, Any], rater: str, item: int, kind: str = "2afc") -> int:
@@ -277,9 +323,10 @@ def record_answer(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], body
         with transaction(con):
             if not con.execute("SELECT 1 FROM assignments WHERE rater=? AND item=?", (rater, item)).fetchone():
                 raise RequestError(403, f"item {item} is not assigned to rater {rater!r}")
+            now = time.time()
             con.execute("INSERT INTO answers (rater, item, swapped, side, answer, rt_ms, timings, created) "
-                        "VALUES (?,?,?,?,?,?,?,?)",
-                        (rater, item, swapped, side, answer, float(rt), timings, time.time()))
+                        "VALUES (?,?,?,?,?,?,?,?)", (rater, item, swapped, side, answer, float(rt), timings, now))
+            con.execute("UPDATE raters SET seen=? WHERE id=?", (now, rater))
     except sqlite3.IntegrityError:
         raise RequestError(409, f"rater {rater!r} already answered item {item}") from None
     return {"stored": True, "item": item, "answer": answer}

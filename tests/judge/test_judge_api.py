@@ -37,11 +37,23 @@ def test_items_read_unjudged_folder_csv(unjudged, tmp_path):
     assert sum(it.kind == "jnd" for it in items) == len(truth["jnd"])
     man = tmp_path / "m.csv"
     base = root / "2afc" / "val" / "cnn"
-    man.write_text("ref,p0,p1,judge\n" + "".join(f"{base}/ref/{s}.png,{base}/p0/{s}.png,{base}/p1/{s}.png,0.5\n"
-                                                  for s in ("000", "001")))
-    assert [it.key for it in read_items(man)] == ["2afc/val/traditional"] * 2
+    # unjudged: image columns only (a judge column, if present, would be ignored)
+    man.write_text("ref,p0,p1\n" + "".join(f"{base}/ref/{s}.png,{base}/p0/{s}.png,{base}/p1/{s}.png\n"
+                                            for s in ("000", "001")))
+    got = read_items(man)
+    assert [it.key for it in got] == ["2afc/val/own"] * 2 and [it.stem for it in got] == ["000001", "000002"]
+    assert got[0].images["p1"] == read_items(root)[0].images["p1"]  # same pixels as the folder item 000
+    jbase = root / "jnd" / "val" / "cnn"
+    man.write_text("p0,p1,category,id\n" + "".join(f"{jbase}/p0/{s}.png,{jbase}/p1/{s}.png,mine,x{s}\n"
+                                                   for s in ("000", "001", "002")))
+    got = read_items(man)
+    assert {it.key for it in got} == {"jnd/val/mine"} and [it.stem for it in got] == ["x000", "x001", "x002"]
+    assert set(got[0].images) == {"p0", "p1"}
     man.write_text("ref,p0\nx,y\n")
-    with pytest.raises(ValueError, match="header must hold"):
+    with pytest.raises(ValueError, match="missing column.*p1"):
+        read_items(man)
+    man.write_text(f"ref,p0,p1\n{base}/ref/000.png,{base}/p0/000.png,{base}/p1/nope.png\n")
+    with pytest.raises(ValueError, match="data row 1.*field 'p1'.*does not exist"):
         read_items(man)
 
 

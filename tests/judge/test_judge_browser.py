@@ -2,7 +2,9 @@
 ``chromium-driver``) driven by Selenium. Two raters answer a small study, one by keyboard,
 one by mouse; JND presentation times measured in the page (requestAnimationFrame timestamps)
 must lie within ``TOLERANCE_MS`` of the configured 1000 / 250 / 1000 ms. Screenshots of every
-screen go to the test's tmp folder and, when ``BAPPS_SCREENSHOT_DIR`` is set, are copied there.
+screen (intro, 2AFC, JND stimulus, JND answer, break, done) go to the test's tmp folder and, when
+``BAPPS_SCREENSHOT_DIR`` is set, are copied there. A second study checks non-default JND phases
+and bilinear scaling.
 Skipped when Chromium, its driver or Selenium is absent (``.ci/run`` installs them).
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ DRIVER = "/usr/bin/chromedriver"
 #: Allowed |measured - configured| for each JND phase, in ms (a 60 Hz frame is 16.7 ms; the
 #: page ends a phase on the first frame at or after the target, so one to two frames of lag).
 TOLERANCE_MS = 50.0
+INSTRUCTIONS = "A test study.\nPick the image closer to the middle one."
 
 pytestmark = [
     pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
@@ -92,7 +95,7 @@ def _shoot_stimulus(d, shots: dict[str, Path], folder: Path) -> None:
 
 
 def _run_rater(d, url: str, rater: str, *, keyboard: bool, shots: dict[str, Path], folder: Path,
-               reload_after: int | None = None) -> list[dict]:
+               reload_after: int | None = None, total: int = 5) -> list[dict]:
     from selenium.webdriver.common.by import By
     d.get(f"{url}/?rater={rater}")
     _wait(d, lambda: d.find_element(By.ID, "instructions").text)
@@ -117,6 +120,7 @@ def _run_rater(d, url: str, rater: str, *, keyboard: bool, shots: dict[str, Path
             timings.append(d.execute_script("return window.bappsJudge.lastTimings"))
         key, button = {"2afc": ("a", "btn-left"), "jnd": ("s", "btn-same")}[s]
         before = d.execute_script("return window.bappsJudge.answers")
+        assert d.find_element(By.ID, "progress").text.startswith(f"Trial {answered + 1} of {total} ")
         _press(d, key) if keyboard else d.find_element(By.ID, button).click()
         _wait(d, lambda b=before: d.execute_script("return window.bappsJudge.answers") > b)
         answered += 1
@@ -132,14 +136,16 @@ def test_two_raters_keyboard_and_mouse(browser, tmp_path, live):
     from bapps_toolkit.judge import create_from_set
     build_unjudged(tmp_path / "set", n_2afc=3, n_jnd=2, seed=3)
     db = create_from_set(tmp_path / "set", tmp_path / "s.sqlite", sentinel_share=0.0, break_every=3,
-                         judgments_per_item=2, display_px=192)
+                         judgments_per_item=2, display_px=192, instructions=INSTRUCTIONS)
     srv = live(db)
     shots: dict[str, Path] = {}
     d = browser
     d.get(f"{srv.url}/?rater=kb")
     _wait(d, lambda: d.find_element(By.ID, "instructions").text)
-    assert "nearest" in d.find_element(By.ID, "scaling-note").text
+    assert d.find_element(By.ID, "instructions").text.splitlines() == INSTRUCTIONS.splitlines()  # configured text
+    assert d.find_element(By.ID, "scaling-note").text == "Images shown at 192 px, nearest scaling"
     assert d.find_element(By.ID, "img-ref").get_attribute("width") == "192"
+    assert d.execute_script("return getComputedStyle(document.getElementById('img-ref')).imageRendering") == "pixelated"
     d.save_screenshot(str(tmp_path / "intro.png"))
     shots["intro.png"] = tmp_path / "intro.png"
     t_kb = _run_rater(d, srv.url, "kb", keyboard=True, shots=shots, folder=tmp_path)
@@ -166,3 +172,29 @@ def test_two_raters_keyboard_and_mouse(browser, tmp_path, live):
         Path(keep).mkdir(parents=True, exist_ok=True)
         for name, p in shots.items():
             shutil.copy(p, Path(keep) / name)
+
+
+def test_configured_jnd_timings_and_bilinear_scaling(browser, tmp_path, live):
+    """Non-default JND phases (600 / 150 / 400 ms) are what the page shows and measures, and
+    bilinear scaling at 128 px is applied and stated."""
+    from selenium.webdriver.common.by import By
+
+    from bapps_toolkit.judge import create_from_set
+    build_unjudged(tmp_path / "set", n_2afc=0, n_jnd=2, seed=4)
+    want = {"ref_ms": 600, "blank_ms": 150, "dist_ms": 400}
+    db = create_from_set(tmp_path / "set", tmp_path / "s.sqlite", sentinel_share=0.0, judgments_per_item=1,
+                         display_px=128, scaling="bilinear", jnd_ref_ms=600, jnd_blank_ms=150, jnd_dist_ms=400)
+    srv = live(db)
+    d = browser
+    d.get(f"{srv.url}/?rater=t")
+    _wait(d, lambda: d.find_element(By.ID, "instructions").text)
+    assert d.find_element(By.ID, "scaling-note").text == "Images shown at 128 px, bilinear scaling"
+    img = d.find_element(By.ID, "img-jnd")
+    assert img.get_attribute("width") == "128" and "bilinear" in img.get_attribute("class")
+    assert d.execute_script("return getComputedStyle(arguments[0]).imageRendering", img) == "auto"
+    timings = _run_rater(d, srv.url, "t", keyboard=True, shots={}, folder=tmp_path, total=2)
+    stored = [json.loads(t) for t, in sqlite3.connect(db).execute("SELECT timings FROM answers")]
+    assert len(timings) == len(stored) == 2
+    for got in stored:
+        for phase, ms in want.items():
+            assert abs(got[phase] - ms) <= TOLERANCE_MS, (phase, got)
