@@ -36,7 +36,8 @@ from ..data.iqa import TwoAFCFileSet, find_benchmarks, loader
 from ..data.iqa.pack_2afc import nights_sets, read_resized
 from ..data.iqa.pack_iqa import PackedCorrelationSet
 from ..errors import DataError
-from ..metrics.presets import expand_presets
+from ..metrics.plugins import parse_metric_options
+from ..metrics.presets import expand_presets, merge_options
 from ..scores import HUMAN, MEAN_CATEGORY, bootstrap_distribution, paired_bootstrap, score_2afc
 from .compare import check_compare
 from .resolve import WeightSpecs
@@ -272,24 +273,28 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
                         device: Any = None, batch_size: int = 16, n_boot: int = 1000, seed: int = 0,
                         nights_size: int = NIGHTS_SIZE, live_scores: str = "realigned",
                         compare: Sequence[str] | None = None,
-                        backbone_weights: WeightSpecs = None,
-                        lin_weights: WeightSpecs = None) -> BenchmarkResult:
+                        backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
+                        metric_options: Sequence[str] | None = None) -> BenchmarkResult:
     """Score ``metrics`` on every benchmark in ``source`` (a set, or a folder holding several).
 
     ``compare=(A, B)``: paired bootstrap of A − B on each set (SRCC on correlation sets, 2AFC on
     NIGHTS parts, 2AFC / JND mAP on BAPPS sets and the BAPPS 2AFC mean), resampling the same
     reference images / items for both; interval and p-value from one method (``p < alpha`` iff
-    the interval excludes 0). ``metrics`` may hold the preset ``"paper"``.
+    the interval excludes 0). ``metrics`` may hold the preset ``"paper"``; ``metric_options``
+    are ``NAME.KEY=VALUE`` options of the metrics' factories (as ``bapps evaluate --metric-option``).
     """
     dev = pick_device(device)
     opt = _Options(dev, int(batch_size), int(n_boot), int(seed), int(nights_size), live_scores)
     weights = dict(backbone_weights=backbone_weights, lin_weights=lin_weights)
     resolved = []
     specs, preset_options = expand_presets(metrics)
+    options = merge_options(preset_options, parse_metric_options(
+        list(metric_options or []), [s for s in specs if isinstance(s, str)]))
     for spec in specs:
-        opts = preset_options.get(spec) if isinstance(spec, str) else None
+        opts = options.get(spec) if isinstance(spec, str) else None
         mid, metric = resolve_metric(spec, options=opts, **weights)
-        resolved.append((metric.name if opts else mid, metric.to(dev).eval()))
+        resolved.append((metric.name if spec in preset_options else mid, metric.to(dev).eval()))
+    weights["metric_options"] = list(metric_options or [])
     pair = check_compare(compare, [m for m, _ in resolved])
     result = BenchmarkResult(rows=[])
     keep: dict[tuple[str, str], Any] = {}

@@ -79,3 +79,12 @@ def test_evaluate_folder_of_several_sets_prints_cross_table(replica_root, mini_h
     assert "tid2013: per distortion type" in (tmp_path / "types.md").read_text()
     res = evaluate_benchmarks(tmp_path / "nights.h5", ["l2"], n_boot=5, device="cpu")
     assert cross_table(res.rows)[1] == ["NIGHTS 2AFC"]
+
+
+def test_metric_options_reach_the_iqa_path(replica_root, capsys):
+    assert main(["evaluate", str(replica_root / "kadid10k"), "--metrics", "l2", "--metric-option",
+                 "ssim.win=3", "--device", "cpu"]) == 2
+    assert "'ssim' is not one of the metrics given" in capsys.readouterr().err
+    assert main(["evaluate", str(replica_root / "kadid10k"), "--metrics", "l2", "--metric-option",
+                 "l2.colorspace=lab", "--device", "cpu"]) == 2
+    assert "does not accept the options ['colorspace']" in capsys.readouterr().err
