@@ -37,6 +37,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "evaluation; correlation sets keep their images' original sizes")
     p.add_argument("--live-scores", default="realigned", choices=("realigned", "dmos"),
                    help="LIVE: pack dmos_new of dmos_realigned.mat (default) or dmos.mat")
+    p.add_argument("--pairs", action="store_true",
+                   help="PieAPP: pack its labelled pairs (train/val/test) as 2AFC sets in the BAPPS format "
+                        "(for training) instead of the test set's per-image scores")
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT.h5")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -57,7 +60,7 @@ def _run_iqa(args: argparse.Namespace) -> int:
     if len(args.sources) != 1:
         raise ValueError("--format: give one benchmark folder and OUT.h5")
     info = pack_benchmark(args.sources[0], args.out, format=args.format, size=args.size,
-                          live_scores=args.live_scores, force=args.force, workers=args.workers,
+                          live_scores=args.live_scores, pairs=args.pairs, force=args.force, workers=args.workers,
                           progress=not args.no_progress)
     sets = ", ".join(f"{k} {n}" for k, n in info["sets"].items())
     print(f"packed {info['format']} ({info['items']} items: {sets}) into {info['path']}; {info['size_rule']}"

@@ -136,3 +136,19 @@ def test_train_cli_hinge(nights_h5, tmp_path, capsys):
     assert card["config"]["loss"] == "hinge" and card["config"]["margin"] == 0.01
     assert card["data"]["val_datasets"] == [NIGHTS_KEYS["val"]]
     assert "UNCALIBRATED" in capsys.readouterr().out
+
+
+def test_pack_pieapp_pairs_as_2afc(replica_root, tmp_path, capsys):
+    from bapps_toolkit.data.iqa.pieapp import load_pairs
+
+    out = tmp_path / "pie.h5"
+    assert main(["pack", str(replica_root / "pieapp"), str(out), "--pairs", "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert "48x48" in said and "val pairs left out" in said  # the replica has train and test only
+    assert find_sets(out) == ["2afc/train/pieapp", "2afc/val/pieapp-test"]
+    pairs = load_pairs(replica_root / "pieapp", "train")
+    s = load_2afc(out, ["2afc/train/pieapp"])[0]
+    np.testing.assert_allclose(np.asarray(s.judge), pairs.judge, atol=1e-7)
+    np.testing.assert_array_equal(np.asarray(s.p0[2]), read_resized(pairs.p0[2], None))
+    assert main(["pack", str(replica_root / "tid2013"), str(tmp_path / "t.h5"), "--pairs"]) == 2
+    assert "only PieAPP has labelled pairs" in capsys.readouterr().err
