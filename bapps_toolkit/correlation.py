@@ -36,7 +36,8 @@ taken, unlike pyiqa and piq, which would hide a metric that ranks backwards).
 **Intervals.** :func:`bootstrap_correlation` resamples *reference images* with replacement (all
 distorted versions of a drawn reference come along): the distorted images of one reference share
 its content and are not independent items, so resampling items would give intervals that are too
-narrow. Percentile intervals, seeded (``numpy.random.default_rng(seed)``).
+narrow. Percentile intervals, seeded (``numpy.random.default_rng(seed)``). Per distortion type
+(:func:`per_type_bootstrap`) the same, within the items of the type.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ from ._bootstrap import percentile_test
 
 __all__ = [
     "FIGURES", "LogisticFit", "logistic5", "fit_logistic", "srcc", "krcc", "plcc_rmse",
-    "correlation_figures", "signed_prediction", "bootstrap_correlation", "per_type_figures",
+    "correlation_figures", "signed_prediction", "bootstrap_correlation", "per_type_figures", "per_type_bootstrap",
     "paired_correlation_difference",
 ]
 
@@ -291,6 +292,26 @@ def per_type_figures(s: Any, y: Any, types: Any) -> dict[str, dict[str, Any]]:
         m = np.array([str(v) == name for v in t])
         if int(m.sum()) >= 3:
             out[name] = correlation_figures(s[m], y[m])
+    return out
+
+
+def per_type_bootstrap(s: Any, y: Any, types: Any, groups: Any, *, n_boot: int = 1000, seed: int = 0,
+                       alpha: float = 0.05) -> dict[str, tuple[int, BootstrapResult]]:
+    """``{type: (n, result)}``: :func:`bootstrap_correlation` on the items of each distortion type,
+    resampling that type's reference images (types with fewer than 3 items are skipped). Each
+    type draws from its own generator, seeded ``(seed, type index)`` in sorted type order."""
+    s, y = _pair(s, y)
+    t = np.asarray(types).astype(str).reshape(-1)
+    g = np.asarray(groups).reshape(-1)
+    if t.size != s.size or g.size != s.size:
+        raise ValueError(f"types has {t.size} and groups {g.size} entries for {s.size} items")
+    out: dict[str, tuple[int, BootstrapResult]] = {}
+    for k, name in enumerate(sorted(set(t.tolist()))):
+        m = t == name
+        if int(m.sum()) >= 3:
+            seq = int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0])
+            out[name] = (int(m.sum()), bootstrap_correlation(s[m], y[m], g[m], n_boot=n_boot, seed=seq,
+                                                             alpha=alpha))
     return out
 
 

@@ -33,7 +33,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                                   "--out results.csv --markdown results.md",
                                   "bapps evaluate bapps.h5 --checkpoint runs/alex-lin "
                                   "--backbone-weights alex=alexnet.pth"))
-    p.add_argument("data", metavar="DATA", help="BAPPS folder root or packed .h5 file")
+    p.add_argument("data", metavar="DATA", help="BAPPS folder root or packed .h5 file; an IQA benchmark "
+                                                "(NIGHTS, TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP) folder or "
+                                                "packed .h5; or a folder holding several of them")
     p.add_argument("--metrics", nargs="+", default=[], metavar="NAME",
                    help="metric names (see `bapps metrics`), e.g. l2-lab ssim lpips-alex; the preset paper "
                         "(the paper's Table 5 metrics); or plugins: package.module:attr, path/to/file.py:attr")

@@ -1,10 +1,14 @@
 """``bapps pack ROOT OUT.h5`` / ``bapps pack A.csv [B.csv ...] OUT.h5``: pack every set of a
-BAPPS folder tree, or of CSV manifests, into one HDF5 file."""
+BAPPS folder tree, or of CSV manifests, into one HDF5 file; or one IQA benchmark folder (NIGHTS,
+TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP; detected or named by --format)."""
 from __future__ import annotations
 
 import argparse
 
+from ..data.iqa.detect import MODULES
 from ._parser import examples
+
+IQA_FORMATS = tuple(MODULES)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -15,17 +19,27 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "p0,p1,same or votes_same,votes_different; optional split, category, id) in "
                     "parallel into one HDF5 file whose groups mirror the folder layout, with a "
                     "SHA-256 per array. Written under a temporary name and renamed when complete.",
-        epilog=examples("bapps pack data/bapps bapps.h5", "bapps pack mini mini.h5 --workers 4 --force",
-                        "bapps pack own/triplets.csv own/pairs.csv own.h5 --size 128"))
+        epilog=examples("bapps pack data/bapps bapps.h5 --workers 4",
+                        "bapps pack own/triplets.csv own/pairs.csv own.h5 --size 128",
+                        "bapps pack data/nights nights.h5 --size 64"))
     p.add_argument("sources", metavar="ROOT|CSV", nargs="+",
-                   help="a BAPPS folder (holding 2afc/ and/or jnd/), or one or more .csv manifests "
-                        "(image paths relative to each CSV)")
+                   help="a BAPPS folder (holding 2afc/ and/or jnd/), one or more .csv manifests "
+                        "(image paths relative to each CSV), or one IQA benchmark folder")
     p.add_argument("out", metavar="OUT.h5", help="output file")
     p.add_argument("--size", type=int, default=None, metavar="N",
                    help="patch side of the packed sets: square images resized bilinearly to NxN, "
                         "non-square ones centre-cropped to their shorter side first (default: 64 "
                         "by the official rule for a folder; the images' own size, which must be "
                         "square and shared, for CSV manifests)")
+    p.add_argument("--format", default=None, choices=IQA_FORMATS,
+                   help="the IQA benchmark ROOT holds (default: detected). NIGHTS is packed in the BAPPS "
+                        "format at --size (default 224, bicubic, DreamSim's rule) for training and "
+                        "evaluation; correlation sets keep their images' original sizes")
+    p.add_argument("--live-scores", default="realigned", choices=("realigned", "dmos"),
+                   help="LIVE: pack dmos_new of dmos_realigned.mat (default) or dmos.mat")
+    p.add_argument("--pairs", action="store_true",
+                   help="PieAPP: pack its labelled pairs (train/val/test) as 2AFC sets in the BAPPS format "
+                        "(for training) instead of the test set's per-image scores")
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT.h5")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -33,8 +47,34 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _iqa(args: argparse.Namespace) -> bool:
+    """True when the one source is an IQA benchmark folder (named by --format or detected)."""
+    from ..data.iqa.detect import iqa_format
+
+    return args.format is not None or (len(args.sources) == 1 and iqa_format(args.sources[0]) is not None)
+
+
+def _run_iqa(args: argparse.Namespace) -> int:
+    from ..data.iqa.pack_iqa import pack_benchmark
+
+    if len(args.sources) != 1:
+        raise ValueError("--format: give one benchmark folder and OUT.h5")
+    info = pack_benchmark(args.sources[0], args.out, format=args.format, size=args.size,
+                          live_scores=args.live_scores, pairs=args.pairs, force=args.force, workers=args.workers,
+                          progress=not args.no_progress)
+    sets = ", ".join(f"{k} {n}" for k, n in info["sets"].items())
+    print(f"packed {info['format']} ({info['items']} items: {sets}) into {info['path']}; {info['size_rule']}"
+          + (" [SYNTHETIC data]" if info["synthetic"] else ""))
+    for note in info["notes"]:
+        print(f"note: {note}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import time
+
+    if _iqa(args):
+        return _run_iqa(args)
 
     from ..data.h5format import describe
     from ..data.pack import pack

@@ -21,11 +21,13 @@ def register(subparsers) -> argparse.ArgumentParser:
             "epoch, an official-layout lin .pth, log.csv and card.json into --out. Works under torchrun."
         ),
         epilog=examples("bapps train bapps.h5 --out runs/alex-lin",
-                        "bapps train bapps.h5 --net vgg --variant tune --out runs/vgg-tune --val",
-                        "bapps train bapps.h5 --out runs/alex-lin --resume"),
+                        "bapps train bapps.h5 --out runs/alex-lin --resume",
+                        "bapps train nights.h5 --out runs/nights-lin --loss hinge --margin 0.05 "
+                        "--val --val-datasets val/nights"),
     )
     d = TrainConfig(data="")  # the library's defaults, shown in the help
-    p.add_argument("data", help="BAPPS folder root or packed .h5 file")
+    p.add_argument("data", help="BAPPS folder root or packed .h5 file (also NIGHTS or your own 2AFC sets, "
+                                "packed with `bapps pack`)")
     # The options that define the result default to None (= not given): a new run takes the
     # library's defaults, --resume takes the run card's values and checks the given ones against it.
     p.add_argument("--net", default=None, help=f"backbone: alex | vgg | squeeze (default {d.net})")
@@ -71,6 +73,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="use deterministic algorithms only (torch.use_deterministic_algorithms)")
     p.add_argument("--precompute-batch", type=int, default=None,
                    help=f"triplets per backbone batch on the fast path (default {d.precompute_batch})")
+    p.add_argument("--loss", default=None, choices=["ranking", "hinge"],
+                   help=f"training objective: ranking (official BCE of the ranking network G) or hinge "
+                        f"(DreamSim's hinge on d0-d1 with targets +-1 from the rounded judge) (default {d.loss})")
+    p.add_argument("--margin", type=float, default=None, metavar="M",
+                   help="margin of the hinge loss (default 0.05, DreamSim's; only with --loss hinge)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
     return p
@@ -79,7 +86,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 #: TrainConfig fields set from the flag of the same name (None = flag not given).
 _OPTIONS = ("net", "variant", "datasets", "backbone_weights", "version", "epochs", "decay_epochs", "lr", "beta1",
             "beta2", "batch_size", "dropout", "seed", "fast", "val_every_epoch", "val_datasets", "device", "bf16",
-            "deterministic", "precompute_batch")
+            "deterministic", "precompute_batch", "loss", "margin")
 _FLAGS = {"version": "--lpips-version", "val_every_epoch": "--val"}
 
 

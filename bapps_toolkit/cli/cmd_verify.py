@@ -12,15 +12,24 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Exit 0 with a summary when the file is sound; exit 2 naming the file and "
                     "array otherwise.",
         epilog=examples("bapps verify bapps.h5", "bapps verify mini.h5 --no-progress"))
-    p.add_argument("h5", metavar="OUT.h5", help="file written by `bapps pack`")
+    p.add_argument("h5", metavar="OUT.h5", help="file written by `bapps pack` (BAPPS, NIGHTS or a packed IQA set)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.iqa.detect import CORRELATION_FORMATS, packed_format
     from ..data.pack import verify
 
+    if packed_format(args.h5) in CORRELATION_FORMATS:
+        from ..data.iqa.pack_iqa import FORMAT, verify_iqa
+
+        attrs = verify_iqa(args.h5)
+        print(f"{args.h5}: OK - format {FORMAT}, {attrs['set_name']}: {attrs['n_items']} items, "
+              f"{attrs['n_images']} images ({attrs['size_rule']}); every array's SHA-256 checked"
+              + (", SYNTHETIC data" if attrs["synthetic"] else ""))
+        return 0
     info = verify(args.h5, progress=not args.no_progress)
     print(f"{info['path']}: OK - format {info['format']}, toolkit {info['toolkit_version']}, "
           f"{info['arrays_checked']} arrays checked, {info['images']} images"

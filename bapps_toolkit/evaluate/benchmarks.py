@@ -6,11 +6,14 @@ sets (TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP test), and assemble one cros
   :mod:`bapps_toolkit.correlation` on the signed prediction (``-d`` for MOS sets, ``d`` for DMOS
   sets: a metric that agrees with people gets positive SRCC/KRCC), overall and per distortion
   type, with percentile bootstrap intervals from resampling **reference images** (their
-  distorted versions are not independent). Per-type figures carry no interval.
+  distorted versions are not independent); per distortion type the same within the type's items.
+  A packed set (``bapps-iqa-h5/1``) is scored from its stored images: the same figures.
 * **NIGHTS** (2AFC): ``d0 = D(ref, left)``, ``d1 = D(ref, right)`` after resizing every image to
-  ``nights_size``×``nights_size`` (default 224, bicubic, as DreamSim's default preprocessing);
-  the BAPPS 2AFC score with item-bootstrap intervals for val, test_imagenet, test_no_imagenet and
-  test (all test items: the count-weighted total DreamSim reports).
+  ``nights_size``×``nights_size`` (default 224, bicubic without crop, as DreamSim's default
+  preprocessing; :func:`~bapps_toolkit.data.iqa.pack_2afc.read_resized`); the BAPPS 2AFC score
+  with item-bootstrap intervals for val, test_imagenet, test_no_imagenet and test (the two test
+  parts joined: the count-weighted total DreamSim reports). A packed NIGHTS file
+  (:mod:`~bapps_toolkit.data.iqa.pack_2afc`) is scored at the size it was packed at.
 * **BAPPS**: :func:`bapps_toolkit.evaluate.runner.run_evaluation`, unchanged; the cross table
   takes its 2AFC mean(traditional, cnn) row and the mean of its JND mAP rows.
 
@@ -18,7 +21,8 @@ Rows are tidy dicts (:data:`ROW_KEYS`); :func:`cross_table` pivots them into met
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,13 +32,15 @@ import numpy as np
 from .. import correlation as corr
 from .._device import pick_device
 from .._io import PathLike
-from ..data.images import read_rgb
-from ..data.iqa import CorrelationSet, TwoAFCFileSet, find_benchmarks, loader
-from ..data.iqa.nights import load as load_nights
+from ..data.iqa import TwoAFCFileSet, find_benchmarks, loader
+from ..data.iqa.pack_2afc import nights_sets, read_resized
+from ..data.iqa.pack_iqa import PackedCorrelationSet
 from ..errors import DataError
-from ..metrics.presets import expand_presets
+from ..metrics.plugins import parse_metric_options
+from ..metrics.presets import expand_presets, merge_options
 from ..scores import HUMAN, MEAN_CATEGORY, bootstrap_distribution, paired_bootstrap, score_2afc
 from .compare import check_compare
+from .resolve import WeightSpecs
 from .runner import metric_label, resolve_metric, run_evaluation
 
 ROW_KEYS = ("metric", "label", "calibrated", "benchmark", "kind", "part", "figure", "n", "value",
@@ -58,32 +64,28 @@ class BenchmarkResult:
 
 
 def _decode(path: Path, size: int | None) -> np.ndarray:
-    img = read_rgb(path)
-    if size is not None and img.shape[:2] != (size, size):
-        from PIL import Image
-
-        img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
-    return img
+    return read_resized(path, size)
 
 
-def _run_pairs(metric: Any, a: list[Path], b: list[Path], *, device: Any, batch_size: int,
-               size: int | None = None, decode: Callable[[Path, int | None], np.ndarray] = _decode) -> np.ndarray:
-    """``D(a[i], b[i])`` for every pair, batched by image size; decoded images of ``a`` are cached."""
+def _run_pairs(metric: Any, a: Sequence[Hashable], b: Sequence[Hashable], *, device: Any, batch_size: int,
+               size: int | None = None, decode: Callable[[Any, int | None], np.ndarray] = _decode) -> np.ndarray:
+    """``D(a[i], b[i])`` for every pair, batched by image size; ``decode(key, size)`` gives an
+    image (a path on disk, or an index into a packed file); decoded images of ``a`` are cached."""
     import torch
 
     from ..data import to_model_input
 
-    cache: dict[Path, np.ndarray] = {}
+    cache: dict[Hashable, np.ndarray] = {}
 
-    def img_a(p: Path) -> np.ndarray:
-        if p not in cache:
-            cache[p] = decode(p, size)
-        return cache[p]
+    def img_a(k: Hashable) -> np.ndarray:
+        if k not in cache:
+            cache[k] = decode(k, size)
+        return cache[k]
 
     out = np.empty(len(a), dtype=np.float64)
     by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, p in enumerate(a):
-        by_shape.setdefault(img_a(p).shape, []).append(i)
+    for i, k in enumerate(a):
+        by_shape.setdefault(img_a(k).shape, []).append(i)
     first = True
     for idx in by_shape.values():
         for start in range(0, len(idx), batch_size):
@@ -102,6 +104,22 @@ def _run_pairs(metric: Any, a: list[Path], b: list[Path], *, device: Any, batch_
     return out
 
 
+def _array_pairs(metric: Any, a: Any, b: Any, *, device: Any, batch_size: int) -> np.ndarray:
+    """``D(a[i], b[i])`` for uint8 ``[N, S, S, 3]`` arrays (a packed 2AFC set)."""
+    import torch
+
+    from ..data import to_model_input
+
+    out = np.empty(len(a), dtype=np.float64)
+    for start in range(0, len(a), batch_size):
+        stop = min(start + batch_size, len(a))
+        x = to_model_input(np.concatenate([np.asarray(a[start:stop]), np.asarray(b[start:stop])]), device=device)
+        with torch.no_grad():
+            d = metric.distance(x[:stop - start], x[stop - start:], validate=start == 0)
+        out[start:stop] = d.detach().double().cpu().numpy().reshape(-1)
+    return out
+
+
 def _row(mid: str, metric: Any, bench: str, kind: str, part: str, figure: str, n: int, value: float,
          lo: float, hi: float, synthetic: bool, direction: str) -> dict[str, Any]:
     return dict(metric=mid, label=metric_label(mid, metric), calibrated=bool(metric.calibrated),
@@ -109,31 +127,34 @@ def _row(mid: str, metric: Any, bench: str, kind: str, part: str, figure: str, n
                 ci_low=float(lo), ci_high=float(hi), synthetic=bool(synthetic), direction=direction)
 
 
-def score_correlation_set(cset: CorrelationSet, mid: str, metric: Any, distances: np.ndarray, *,
+def score_correlation_set(cset: Any, mid: str, metric: Any, distances: np.ndarray, *,
                           n_boot: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows (overall with intervals, per type without) and the scatter data of one set."""
+    """Rows (overall and per distortion type, each with reference-resampling intervals) and the
+    scatter data of one set (a :class:`CorrelationSet` or a packed one)."""
     direction = ("distance vs MOS (higher = better): prediction = -distance" if cset.higher_is_better
                  else "distance vs DMOS (higher = worse): prediction = distance")
     s = corr.signed_prediction(distances, cset.higher_is_better)
     boot = corr.bootstrap_correlation(s, cset.score, cset.ref_id, n_boot=n_boot, seed=seed)
     rows = [_row(mid, metric, cset.name, "correlation", "all", f, len(cset), boot.point[f], boot.low[f],
                  boot.high[f], cset.synthetic, direction) for f in corr.FIGURES]
-    for t, figs in corr.per_type_figures(s, cset.score, cset.dist_type).items():
-        rows += [_row(mid, metric, cset.name, "correlation", f"type:{t}", f, figs["n"], figs[f],
-                      np.nan, np.nan, cset.synthetic, direction) for f in corr.FIGURES]
+    per_type = corr.per_type_bootstrap(s, cset.score, cset.dist_type, cset.ref_id, n_boot=n_boot, seed=seed)
+    for t, (n, bt) in per_type.items():
+        rows += [_row(mid, metric, cset.name, "correlation", f"type:{t}", f, n, bt.point[f], bt.low[f],
+                      bt.high[f], cset.synthetic, direction) for f in corr.FIGURES]
     fit = corr.fit_logistic(s, cset.score)
     scatter = dict(s=s, y=cset.score, fit=fit, types=list(cset.dist_type), score_name=cset.score_name,
                    label=metric_label(mid, metric), synthetic=cset.synthetic)
     return rows, scatter
 
 
-def score_2afc_file_set(tset: TwoAFCFileSet, mid: str, metric: Any, d0: np.ndarray, d1: np.ndarray, *,
-                        part: str, n_boot: int, seed: int) -> dict[str, Any]:
-    boot = bootstrap_distribution(score_2afc, d0, d1, tset.judge, n_boot=n_boot, seed=seed)
+def score_2afc_part(name: str, judge: np.ndarray, synthetic: bool, mid: str, metric: Any, d0: np.ndarray,
+                    d1: np.ndarray, *, part: str, n_boot: int, seed: int) -> dict[str, Any]:
+    """The 2AFC row of one part of a 2AFC benchmark, with its item-bootstrap interval."""
+    boot = bootstrap_distribution(score_2afc, d0, d1, judge, n_boot=n_boot, seed=seed)
     fin = boot[np.isfinite(boot)]
     lo, hi = np.quantile(fin, [0.025, 0.975])
-    return _row(mid, metric, tset.name, "2afc", part, "2afc", len(tset), score_2afc(d0, d1, tset.judge),
-                lo, hi, tset.synthetic, "2AFC agreement (higher = better)")
+    return _row(mid, metric, name, "2afc", part, "2afc", len(judge), score_2afc(d0, d1, judge),
+                lo, hi, synthetic, "2AFC agreement (higher = better)")
 
 
 @dataclass
@@ -146,30 +167,83 @@ class _Options:
     live_scores: str
 
 
+@dataclass
+class _Part:
+    """One NIGHTS part: its judgments and how to get ``(d0, d1)`` for a metric."""
+
+    judge: np.ndarray
+    synthetic: bool
+    pairs: Callable[[Any], tuple[np.ndarray, np.ndarray]]
+
+
+def _nights_folder(root: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
+    sets, notes = nights_sets(root, NIGHTS_PARTS[:3])
+
+    def pairs(t: TwoAFCFileSet) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
+        kw = dict(device=opt.device, batch_size=opt.batch_size, size=opt.nights_size)
+        return lambda m: (_run_pairs(m, t.ref, t.p0, **kw), _run_pairs(m, t.ref, t.p1, **kw))
+
+    return {p: _Part(t.judge, t.synthetic, pairs(t)) for p, t in sets.items()}, notes
+
+
+def _nights_packed(path: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
+    import h5py
+
+    from ..data import load_2afc
+
+    with h5py.File(path, "r") as f:
+        keys = json.loads(f.attrs["parts"])
+        rule = str(f.attrs.get("size_rule", ""))
+    def pairs(s: Any) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
+        kw = dict(device=opt.device, batch_size=opt.batch_size)
+        return lambda m: (_array_pairs(m, s.ref, s.p0, **kw), _array_pairs(m, s.ref, s.p1, **kw))
+
+    out = {}
+    for part in NIGHTS_PARTS[:3]:
+        if part in keys:
+            s = load_2afc(path, [keys[part]])[0]
+            out[part] = _Part(np.asarray(s.judge, dtype=np.float64), bool(s.synthetic), pairs(s))
+    if not out:
+        raise DataError(f"{path}: a packed NIGHTS file without a val or test part")
+    return out, [f"nights: {path.name} scored as packed ({rule})"]
+
+
 def _nights(root: Path, metrics, opt: _Options, result: BenchmarkResult, keep: dict) -> None:
-    for part in NIGHTS_PARTS:
-        try:
-            tset = load_nights(root, part)
-        except DataError as exc:
-            if "no rows of split" in str(exc):
-                result.notes.append(f"nights: {exc}")
-                continue
-            raise
-        for mid, metric in metrics:
-            d0 = _run_pairs(metric, tset.ref, tset.p0, device=opt.device, batch_size=opt.batch_size,
-                            size=opt.nights_size)
-            d1 = _run_pairs(metric, tset.ref, tset.p1, device=opt.device, batch_size=opt.batch_size,
-                            size=opt.nights_size)
-            result.rows.append(score_2afc_file_set(tset, mid, metric, d0, d1, part=part,
-                                                   n_boot=opt.n_boot, seed=opt.seed))
-            keep[(mid, f"nights/{part}")] = (d0, d1, tset.judge)
+    """val, the two test parts and their count-weighted total (``test``: the two parts joined)."""
+    parts, notes = _nights_packed(root, opt) if root.is_file() else _nights_folder(root, opt)
+    result.notes += notes
+    for mid, metric in metrics:
+        got: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {
+            p: (*part.pairs(metric), part.judge) for p, part in parts.items()}
+        tests = [got[p] for p in ("test_imagenet", "test_no_imagenet") if p in got]
+        if tests:
+            got["test"] = (np.concatenate([t[0] for t in tests]), np.concatenate([t[1] for t in tests]),
+                           np.concatenate([t[2] for t in tests]))
+        syn = any(part.synthetic for part in parts.values())
+        for p, (d0, d1, judge) in got.items():
+            result.rows.append(score_2afc_part("nights", judge, syn, mid, metric, d0, d1, part=p,
+                                               n_boot=opt.n_boot, seed=opt.seed))
+            keep[(mid, f"nights/{p}")] = (d0, d1, judge)
+
+
+def _packed_decoder(cset: PackedCorrelationSet) -> Callable[[Any, int | None], np.ndarray]:
+    return lambda k, size: cset.image(int(k))
 
 
 def _correlation(fmt: str, root: Path, metrics, opt: _Options, result: BenchmarkResult, keep: dict) -> None:
-    cset = loader(fmt)(root, scores=opt.live_scores) if fmt == "live" else loader(fmt)(root)
+    cset: Any
+    decode: Callable[[Any, int | None], np.ndarray] = _decode
+    if root.is_file():
+        cset = PackedCorrelationSet(root)
+        a, b = [int(k) for k in cset.data["ref_index"]], [int(k) for k in cset.data["dist_index"]]
+
+        decode = _packed_decoder(cset)
+    else:
+        cset = loader(fmt)(root, scores=opt.live_scores) if fmt == "live" else loader(fmt)(root)
+        a, b = cset.ref, cset.dist
     result.notes += [n for n in cset.notes if n not in result.notes]
     for mid, metric in metrics:
-        d = _run_pairs(metric, cset.ref, cset.dist, device=opt.device, batch_size=opt.batch_size)
+        d = _run_pairs(metric, a, b, device=opt.device, batch_size=opt.batch_size, decode=decode)
         rows, scatter = score_correlation_set(cset, mid, metric, d, n_boot=opt.n_boot, seed=opt.seed)
         result.rows += rows
         result.scatter[(mid, cset.name)] = scatter
@@ -199,24 +273,28 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
                         device: Any = None, batch_size: int = 16, n_boot: int = 1000, seed: int = 0,
                         nights_size: int = NIGHTS_SIZE, live_scores: str = "realigned",
                         compare: Sequence[str] | None = None,
-                        backbone_weights: Mapping[str, Any] | None = None,
-                        lin_weights: Mapping[str, Any] | None = None) -> BenchmarkResult:
+                        backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
+                        metric_options: Sequence[str] | None = None) -> BenchmarkResult:
     """Score ``metrics`` on every benchmark in ``source`` (a set, or a folder holding several).
 
     ``compare=(A, B)``: paired bootstrap of A − B on each set (SRCC on correlation sets, 2AFC on
     NIGHTS parts, 2AFC / JND mAP on BAPPS sets and the BAPPS 2AFC mean), resampling the same
     reference images / items for both; interval and p-value from one method (``p < alpha`` iff
-    the interval excludes 0). ``metrics`` may hold the preset ``"paper"``.
+    the interval excludes 0). ``metrics`` may hold the preset ``"paper"``; ``metric_options``
+    are ``NAME.KEY=VALUE`` options of the metrics' factories (as ``bapps evaluate --metric-option``).
     """
     dev = pick_device(device)
     opt = _Options(dev, int(batch_size), int(n_boot), int(seed), int(nights_size), live_scores)
     weights = dict(backbone_weights=backbone_weights, lin_weights=lin_weights)
     resolved = []
     specs, preset_options = expand_presets(metrics)
+    options = merge_options(preset_options, parse_metric_options(
+        list(metric_options or []), [s for s in specs if isinstance(s, str)]))
     for spec in specs:
-        opts = preset_options.get(spec) if isinstance(spec, str) else None
+        opts = options.get(spec) if isinstance(spec, str) else None
         mid, metric = resolve_metric(spec, options=opts, **weights)
-        resolved.append((metric.name if opts else mid, metric.to(dev).eval()))
+        resolved.append((metric.name if spec in preset_options else mid, metric.to(dev).eval()))
+    weights["metric_options"] = list(metric_options or [])
     pair = check_compare(compare, [m for m, _ in resolved])
     result = BenchmarkResult(rows=[])
     keep: dict[tuple[str, str], Any] = {}

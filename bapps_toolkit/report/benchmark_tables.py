@@ -4,7 +4,9 @@
   row per metric; columns BAPPS 2AFC (mean of val traditional + cnn, %), BAPPS JND mAP (mean of
   its categories, %, no interval), NIGHTS 2AFC (test, %), then SRCC per correlation set; cells
   carry the 95 % percentile bootstrap interval.
-* :func:`per_type_markdown`: SRCC / KRCC / PLCC / RMSE per distortion type of one set.
+* :func:`per_type_markdown`: SRCC / KRCC / PLCC / RMSE per distortion type of one set, with
+  intervals.
+* :func:`benchmarks_to_reports`: evaluation and every requested report in one call (the CLI's).
 
 Every output built on synthetic sets says so in its first line; rows on a random backbone carry
 the metric's ``[UNCALIBRATED: …]`` label; the sign convention is stated.
@@ -153,19 +155,22 @@ def cross_json(result: BenchmarkResult) -> str:
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
 
-def per_type_markdown(result: BenchmarkResult, benchmark: str) -> str:
-    """Per-distortion-type figures of one correlation set: a row per (metric, type)."""
+def per_type_markdown(result: BenchmarkResult, benchmark: str, *, with_ci: bool = True) -> str:
+    """Per-distortion-type figures of one correlation set: a row per (metric, type), each figure
+    with its 95 % interval (reference images of the type resampled)."""
     rows = [r for r in result.rows if r["benchmark"] == benchmark and r["kind"] == "correlation"]
     if not rows:
         raise ValueError(f"no correlation results for {benchmark!r}")
     syn = " — SYNTHETIC DATA" if any(r["synthetic"] for r in rows) else ""
-    out = [f"### {benchmark}: per distortion type{syn}", "", f"> {SIGN_NOTE}", "",
+    out = [f"### {benchmark}: per distortion type{syn}", "", f"> {SIGN_NOTE}",
+           "> [95% percentile bootstrap interval: the reference images of each type resampled]", "",
            "| metric | type | n | SRCC | KRCC | PLCC | RMSE |", "|:---|:---|---:|---:|---:|---:|---:|"]
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
-        table.setdefault((r["label"], r["part"]), {"n": r["n"]})[r["figure"]] = r["value"]
+        table.setdefault((r["label"], r["part"]), {"n": r["n"]})[r["figure"]] = (r["value"], r["ci_low"], r["ci_high"])
+    nan = (float("nan"), float("nan"), float("nan"))
     for (lab, part), v in table.items():
-        figs = " | ".join(f"{v.get(f, float('nan')):.3f}" for f in ("srcc", "krcc", "plcc", "rmse"))
+        figs = " | ".join(_cell(v.get(f, nan), f, with_ci) for f in ("srcc", "krcc", "plcc", "rmse"))
         out.append(f"| {lab} | {part.removeprefix('type:')} | {v['n']} | {figs} |")
     return "\n".join(out) + "\n"
 
@@ -186,3 +191,28 @@ def write_cross_reports(result: BenchmarkResult, *, markdown: Any = None, latex:
             write_text_atomic(path, render())
             written.append(str(path))
     return written
+
+
+def benchmarks_to_reports(source: Any, metrics: Sequence[Any], *, markdown: Any = None, latex: Any = None,
+                          csv_path: Any = None, json_path: Any = None, per_type: Any = None, plot: Any = None,
+                          **options: Any) -> tuple[BenchmarkResult, list[str]]:
+    """What ``bapps evaluate`` does on the IQA benchmarks, in one call: check the outputs,
+    :func:`~bapps_toolkit.evaluate.benchmarks.evaluate_benchmarks` (``options`` are its keyword
+    arguments), write each requested report atomically (and the ``plot`` PNG); returns
+    ``(result, paths written)``."""
+    from ..evaluate.benchmarks import evaluate_benchmarks
+
+    outs = [str(p) for p in (markdown, latex, csv_path, json_path, per_type, plot) if p is not None]
+    dup = sorted({o for o in outs if outs.count(o) > 1})
+    if dup:
+        raise ValueError(f"the same output file is given twice: {', '.join(dup)}")
+    if plot is not None and not str(plot).lower().endswith(".png"):
+        raise ValueError(f"plot {plot}: the figure is written as PNG; use a .png file name")
+    result = evaluate_benchmarks(source, metrics, **options)
+    written = write_cross_reports(result, markdown=markdown, latex=latex, csv_path=csv_path,
+                                  json_path=json_path, per_type=per_type)
+    if plot is not None:
+        from .benchmark_plots import save_benchmark_plot
+
+        written.append(str(save_benchmark_plot(result, plot)))
+    return result, written

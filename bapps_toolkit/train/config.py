@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import BappsError
 from ..metrics.nets import NETS
 from ..metrics.weight_specs import parse_weight_specs
+from .hinge import DEFAULT_MARGIN, LOSSES
 
 VARIANTS = ("lin", "tune", "scratch")
 VERSIONS = ("0.0", "0.1")
@@ -33,7 +34,7 @@ PathLike = str | Path
 
 #: The options that determine the trained weights: recorded in the card, compared on resume.
 RESULT_FIELDS = ("net", "variant", "version", "datasets", "backbone_weights", "epochs", "decay_epochs",
-                 "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast")
+                 "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast", "loss", "margin")
 
 
 class ConfigError(BappsError, ValueError):
@@ -57,6 +58,9 @@ class TrainConfig:
     * ``fast`` — ``None`` = automatic (the cached-feature fast path for ``lin``, the full path
       otherwise). ``True`` is only valid for ``lin``.
     * ``deterministic`` — call ``torch.use_deterministic_algorithms(True)`` for the run.
+    * ``loss`` — ``"ranking"`` (the official BCE of the ranking network G) or ``"hinge"``
+      (DreamSim's hinge on ``d0 - d1``, :mod:`.hinge`); ``margin`` — the hinge margin (default
+      0.05; only with ``loss="hinge"``).
     """
 
     data: PathLike
@@ -85,6 +89,8 @@ class TrainConfig:
     deterministic: bool = False
     precompute_batch: int = 512
     val_batch: int = 256
+    loss: str = "ranking"
+    margin: float | None = None
 
     # ---------------------------------------------------------------------------------------
     def validated(self) -> TrainConfig:
@@ -95,6 +101,7 @@ class TrainConfig:
         _check_numbers(c)
         _check_path(c, self)
         _check_lists(c)
+        _check_loss(c)
         c.data = str(Path(c.data).expanduser())
         c.out = str(Path(c.out).expanduser())
         c.bf16 = bool(c.bf16)
@@ -231,6 +238,25 @@ def _check_lists(c: TrainConfig) -> None:
         if isinstance(c.val_datasets, str):
             c.val_datasets = [c.val_datasets]
         c.val_datasets = [str(d) for d in c.val_datasets]
+
+
+def _check_loss(c: TrainConfig) -> None:
+    c.loss = str(c.loss).lower()
+    if c.loss not in LOSSES:
+        raise ConfigError(f"loss: unknown loss {c.loss!r}; choose one of {', '.join(LOSSES)}")
+    if c.loss == "ranking":
+        if c.margin is not None:
+            raise ConfigError(f"margin: {c.margin} is a hinge-loss margin; the ranking loss has none "
+                              "(give loss='hinge' / --loss hinge, or drop the margin)")
+        return
+    m = DEFAULT_MARGIN if c.margin is None else c.margin
+    try:
+        m = float(m)
+    except (TypeError, ValueError):
+        raise ConfigError(f"margin: expected a number, got {c.margin!r}") from None
+    if not math.isfinite(m) or m < 0:
+        raise ConfigError(f"margin: must be a finite number >= 0, got {c.margin!r}")
+    c.margin = m
 
 
 def lr_for_epoch(epoch: int, lr0: float, epochs: int, decay_epochs: int) -> float:

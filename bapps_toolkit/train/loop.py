@@ -46,6 +46,7 @@ from .build import build_model
 from .config import TrainConfig, lr_for_epoch
 from .data import FullData, backbone_source, calibration, is_synthetic, select_train_keys, select_val_keys
 from .fastpath import TripletVectors, precompute
+from .hinge import Criterion, criterion
 from .model import (
     STREAM_DROPOUT,
     STREAM_SHUFFLE,
@@ -262,6 +263,7 @@ def _one_epoch(run: _Run, feed: _Feed, epoch: int, on_step: StepHook | None) -> 
         run.wrapped, run.opt, run.lpips.lins, perm=perm.to(dev), judge=feed.judge, batch_size=cfg.batch_size,
         dropout=cfg.dropout, drop_gen=drop_gen, ctx=ctx, vecs=feed.vecs, data=feed.data, bar=bar,
         hook=functools.partial(on_step, epoch) if on_step is not None else None,
+        loss_fn=criterion(cfg.loss, cfg.margin),
     )
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -328,9 +330,11 @@ def _finish(run: _Run, card: dict[str, Any], history: list[dict[str, Any]]) -> T
 def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, judge: torch.Tensor,
               batch_size: int, dropout: float, drop_gen: torch.Generator | None, ctx: dd.DistContext,
               vecs: TripletVectors | None = None, data: FullData | None = None, bar: Any = None,
-              hook: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              hook: Callable[[int], None] | None = None,
+              loss_fn: Criterion | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over ``perm`` in global batches of ``batch_size``: forward (fast path when ``vecs``
-    is given, else the full network on ``data``), BCE of G against the judge, Adam step, clamp of
+    is given, else the full network on ``data``), the loss (``loss_fn``, :mod:`.hinge`; default
+    the BCE of G against the judge), Adam step, clamp of
     the linear layers. Returns the summed BCE and summed training accuracy of this rank's items
     (device tensors; no host sync inside the loop)."""
     dev = perm.device
@@ -350,7 +354,7 @@ def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, 
             assert data is not None, "run_epoch: give vecs (fast path) or data (full path)"
             ref, p0, p1 = data.batch(local)
             d0, d1, prob = wrapped("full", ref, p0, p1, masks)
-        lsum = bce_sum(prob, j)
+        lsum = bce_sum(prob, j) if loss_fn is None else loss_fn(prob, d0, d1, j)
         loss = lsum * (ctx.world / gn)
         opt.zero_grad(set_to_none=True)
         loss.backward()

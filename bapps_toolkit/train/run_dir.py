@@ -17,6 +17,7 @@ from ..errors import BappsError, CheckpointError
 from ..metrics.provenance import PROVENANCE_KEY, provenance_json
 from . import checkpoint as ck
 from .config import RESULT_FIELDS, ConfigError, TrainConfig, config_from_dict
+from .hinge import describe as describe_loss
 
 LIN_INIT_NOTE = ("nn.Conv2d default init, as the official trainer (pretrained=False): "
                  "w ~ U(-1/sqrt(C), 1/sqrt(C)), drawn from a generator seeded from the run seed; "
@@ -238,6 +239,7 @@ def new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, 
                      "rule": ("official: lr0 for epochs 1..epochs+1, then minus lr0/decay_epochs "
                               "after each later epoch")},
         "seed": cfg.seed,
+        "loss": {"name": cfg.loss, "margin": cfg.margin, "formula": describe_loss(cfg.loss, cfg.margin)},
         "fast_path": cfg.fast,
         "fast_path_dropout": FAST_DROPOUT_NOTE if cfg.fast else None,
         "lin_init": LIN_INIT_NOTE,

@@ -4,7 +4,9 @@
 case-insensitively) and returns the one set that matches; an explicit ``format`` bypasses it.
 :func:`find_benchmarks` returns ``(format, folder)`` for a folder that is itself a set, or for
 each immediate sub-folder that is one (a folder holding several sets). BAPPS is recognised by its
-``2afc/`` or ``jnd/`` folders or as a packed ``.h5`` file, and left to the BAPPS loaders.
+``2afc/`` or ``jnd/`` folders or as a packed ``.h5`` file, and left to the BAPPS loaders; a packed
+``.h5`` is told apart by its attributes (:func:`packed_format`: a packed correlation set, a packed
+NIGHTS file, or BAPPS).
 """
 from __future__ import annotations
 
@@ -29,9 +31,40 @@ def _has(folder: Path, names: tuple[str, ...]) -> bool:
     return all(r.find(n) is not None for n in names)
 
 
+def packed_format(path: PathLike) -> str | None:
+    """The benchmark a packed ``.h5`` holds: a correlation set's name (``bapps-iqa-h5/1``),
+    ``"nights"`` (``bapps-h5/1`` with ``benchmark = "nights"``, :mod:`.pack_2afc`), ``"bapps"``
+    (any other ``bapps-h5/1`` file), or ``None`` (not a readable file of ours)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            marker = f.attrs.get("bapps_toolkit_format")
+            bench = f.attrs.get("benchmark")
+            name = f.attrs.get("set_name")
+    except OSError:
+        return None
+    text = _text(marker)
+    if text == "bapps-iqa-h5/1" and name is not None:
+        return _text(name)
+    if text == "bapps-h5/1":
+        return "nights" if _text(bench) == "nights" else "bapps"
+    return None
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def is_packed(path: PathLike) -> bool:
+    p = Path(path)
+    return p.is_file() and p.suffix.lower() in (".h5", ".hdf5")
+
+
 def _matches(folder: Path) -> list[str]:
     if folder.is_file():
-        return ["bapps"] if folder.suffix.lower() in (".h5", ".hdf5") else []
+        fmt = packed_format(folder) if is_packed(folder) else None
+        return [fmt] if fmt is not None else []
     found = [name for name, mod in MODULES.items() if _has(folder, mod.SIGNATURE)]
     for name, sub in (("kadid10k", "kadid10k"), ("live", "databaserelease2"), ("nights", "nights"),
                       ("pieapp", "PieAPP_dataset_CVPR_2018")):
@@ -78,6 +111,16 @@ def find_benchmarks(folder: PathLike, format: str | None = None) -> list[tuple[s
     return out
 
 
+def iqa_format(source: PathLike) -> str | None:
+    """The one non-BAPPS benchmark layout the folder ``source`` holds, else ``None`` (a BAPPS
+    folder, a file, several layouts or none)."""
+    p = Path(source)
+    if not p.is_dir():
+        return None
+    found = _matches(p)
+    return found[0] if len(found) == 1 and found[0] != "bapps" else None
+
+
 def loader(format: str) -> Callable[..., Any]:
     """The ``load`` function of a non-BAPPS format."""
     if format not in MODULES:
@@ -86,6 +129,10 @@ def loader(format: str) -> Callable[..., Any]:
 
 
 def is_bapps_source(source: PathLike) -> bool:
-    """``True`` when ``source`` is a packed ``.h5`` or a BAPPS folder root (``2afc/`` or ``jnd/``)."""
+    """``True`` when ``source`` is a BAPPS folder root (``2afc/`` or ``jnd/``) or a packed BAPPS
+    ``.h5`` (not a packed IQA set or NIGHTS file; a missing or foreign ``.h5`` counts as BAPPS, so
+    the BAPPS reader names what is wrong with it)."""
     p = Path(source)
-    return p.suffix.lower() in (".h5", ".hdf5") or (p / "2afc").is_dir() or (p / "jnd").is_dir()
+    if p.suffix.lower() in (".h5", ".hdf5"):
+        return not p.is_file() or packed_format(p) in ("bapps", None)
+    return (p / "2afc").is_dir() or (p / "jnd").is_dir()

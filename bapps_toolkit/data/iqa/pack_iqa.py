@@ -19,6 +19,7 @@ The file is written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,58 @@ class PackedCorrelationSet:
     def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """``(reference, distorted)`` uint8 HWC of item ``i``."""
         return self.image(int(self.data["ref_index"][i])), self.image(int(self.data["dist_index"][i]))
+
+    @property
+    def score_name(self) -> str:
+        return str(self.attrs.get("score_name", ""))
+
+    @property
+    def notes(self) -> list[str]:
+        return []
+
+
+def pack_benchmark(root: PathLike, out_h5: PathLike, *, format: str | None = None, size: int | None = None,
+                   live_scores: str = "realigned", pairs: bool = False, force: bool = False,
+                   workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Pack the benchmark in ``root`` (detected, or ``format``) into ``out_h5``; returns a summary
+    ``{"format", "path", "items", "size_rule", "synthetic", "sets", "notes"}``.
+
+    Correlation sets keep their images' original sizes (``size`` must be ``None``) in
+    ``bapps-iqa-h5/1``; NIGHTS goes to the BAPPS format at ``size`` (default 224, bicubic; see
+    :mod:`.pack_2afc`); ``pairs=True`` packs PieAPP's labelled pairs instead of its test scores
+    (BAPPS format, :func:`.pack_2afc.pack_pieapp_pairs`). An existing ``out_h5`` is refused
+    unless ``force``.
+    """
+    from .detect import CORRELATION_FORMATS, detect_format, loader
+    from .pack_2afc import NIGHTS_SIZE, pack_nights, pack_pieapp_pairs
+
+    fmt = detect_format(root, format)
+    out = Path(out_h5)
+    if pairs and fmt != "pieapp":
+        raise DataError(f"--pairs: only PieAPP has labelled pairs to pack as 2AFC, not {fmt}")
+    if fmt == "nights" or pairs:
+        if fmt == "nights":
+            path, notes = pack_nights(root, out, size=NIGHTS_SIZE if size is None else size, force=force,
+                                      workers=workers, progress=progress)
+        else:
+            path, notes = pack_pieapp_pairs(root, out, size=size, force=force, workers=workers, progress=progress)
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            counts = {k: int(v) for k, v in json.loads(f.attrs["counts"]).items()}
+            synthetic, rule = bool(f.attrs["synthetic"]), str(f.attrs["size_rule"])
+        return dict(format=fmt, path=path, items=sum(counts.values()), size_rule=rule,
+                    synthetic=synthetic, sets=counts, notes=notes)
+    if fmt not in CORRELATION_FORMATS:
+        raise DataError(f"{root}: format {fmt!r} is not an IQA benchmark; pack BAPPS folders with "
+                        "`bapps pack ROOT OUT.h5`")
+    if size is not None:
+        raise DataError(f"--size {size}: {fmt} is a correlation set, packed at its images' original sizes "
+                        "(the correlation protocol scores images at native size); drop --size")
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} already exists; pass --force (force=True) to overwrite it")
+    cset = loader(fmt)(root, scores=live_scores) if fmt == "live" else loader(fmt)(root)
+    path = pack_correlation_set(cset, out)
+    attrs = verify_iqa(path)
+    return dict(format=fmt, path=path, items=int(attrs["n_items"]), size_rule=str(attrs["size_rule"]),
+                synthetic=bool(attrs["synthetic"]), sets={fmt: int(attrs["n_items"])}, notes=list(cset.notes))

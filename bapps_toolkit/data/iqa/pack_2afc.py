@@ -1,0 +1,202 @@
+"""Pack a 2AFC benchmark held as files (NIGHTS; any :class:`~.base.TwoAFCFileSet`) into the
+toolkit's BAPPS format ``bapps-h5/1`` (:mod:`bapps_toolkit.data.h5format`), so that ``bapps
+train`` trains on it and ``bapps evaluate`` scores it exactly as it does BAPPS.
+
+**Size rule** (stated in the file's ``size_rule`` attribute): every image is decoded to RGB
+(:func:`~bapps_toolkit.data.images.read_rgb`) and resized to ``size``×``size`` with PIL's bicubic
+filter, without cropping — DreamSim's preprocessing ``Resize((224, 224), BICUBIC)`` (Fu et al.,
+NeurIPS 2023) — unless it already has that size. The default for NIGHTS is 224, the input size
+of DreamSim's evaluation and the size ``bapps evaluate`` uses on a NIGHTS folder, so a folder and
+its packed file give the same figures. ``size=64`` gives BAPPS-sized patches (cheaper training:
+the network sees patches as in the LPIPS paper). One rule for every set of a file.
+
+**Keys** (the BAPPS format has the splits ``train`` and ``val`` only, so NIGHTS' test parts are
+``val``-split categories whose names say *test*)::
+
+    2afc/train/nights                    NIGHTS train
+    2afc/val/nights                      NIGHTS val
+    2afc/val/nights-test-imagenet        NIGHTS test, is_imagenet True
+    2afc/val/nights-test-no-imagenet     NIGHTS test, is_imagenet False
+
+The file's attributes ``benchmark = "nights"`` and ``parts`` (JSON: NIGHTS part -> key) let
+``bapps evaluate`` score it by the NIGHTS protocol (val, the two test parts and their
+count-weighted total). Training with ``--val`` should name ``--val-datasets val/nights``, or it
+also reports the test parts. A split with no rows (``votes >= 6``) is left out and said so.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..._io import FileLock, PathLike, atomic_path
+from ..._version import __version__
+from ...errors import DataError
+from ..decode import decode_pool, make_bar
+from ..h5format import FORMAT, FORMAT_ATTR
+from .base import TwoAFCFileSet
+
+NIGHTS_SIZE = 224
+#: NIGHTS part -> set key of the packed file.
+NIGHTS_KEYS = {"train": "2afc/train/nights", "val": "2afc/val/nights",
+               "test_imagenet": "2afc/val/nights-test-imagenet",
+               "test_no_imagenet": "2afc/val/nights-test-no-imagenet"}
+SIZE_RULE = ("each image resized to {s}x{s} with PIL bicubic, no crop (DreamSim's "
+             "Resize(({s}, {s}), BICUBIC)); an image already {s}x{s} kept as is")
+_CHUNK = 128
+
+
+def resize_bicubic(img: np.ndarray, size: int | None) -> np.ndarray:
+    """``img`` (uint8 HWC) resized to ``size``×``size`` by PIL bicubic (``None``: unchanged)."""
+    if size is None or img.shape[:2] == (size, size):
+        return img
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def read_resized(path: PathLike, size: int | None) -> np.ndarray:
+    """Decode ``path`` to RGB uint8 and apply :func:`resize_bicubic` (the module's size rule)."""
+    from ..images import read_rgb
+
+    return resize_bicubic(read_rgb(path), size)
+
+
+def _decode_chunk(paths: tuple[str, ...], size: int) -> np.ndarray:
+    """Worker: one chunk of images at ``size`` (module level so it pickles)."""
+    return np.stack([read_resized(p, size) for p in paths])
+
+
+def _stems(tset: TwoAFCFileSet) -> list[str]:
+    stems = []
+    for p in tset.p0:
+        try:
+            rel = p.relative_to(tset.root).with_suffix("").as_posix()
+        except ValueError:
+            rel = p.stem
+        stems.append(rel.replace("/", "_"))
+    if len(set(stems)) != len(stems):
+        stems = [f"{i:06d}" for i in range(len(stems))]
+    return stems
+
+
+def _write_set(f: Any, key: str, tset: TwoAFCFileSet, size: int, pool: Any, bar: Any) -> None:
+    import hashlib
+
+    from ..pack import _create_set_group, _write_judgments_and_stems, chunk_rows
+
+    n = len(tset)
+    g = _create_set_group(f, key, n)
+    g.attrs["size"] = size
+    for name, paths in (("ref", tset.ref), ("p0", tset.p0), ("p1", tset.p1)):
+        ds = g.create_dataset(name, shape=(n, size, size, 3), dtype=np.uint8, chunks=(chunk_rows(n), size, size, 3))
+        h = hashlib.sha256()
+        chunks = [tuple(str(p) for p in paths[s:s + _CHUNK]) for s in range(0, n, _CHUNK)]
+        results = (pool.map(_decode_chunk, chunks, [size] * len(chunks)) if pool is not None
+                   else (_decode_chunk(c, size) for c in chunks))
+        for k, arr in enumerate(results):
+            ds[k * _CHUNK:k * _CHUNK + len(arr)] = arr
+            h.update(np.ascontiguousarray(arr).data)
+            bar.update(len(arr))
+        ds.attrs["sha256"] = h.hexdigest()
+    _write_judgments_and_stems(g, "judge", np.asarray(tset.judge, dtype=np.float32), _stems(tset))
+
+
+def write_2afc_file_sets(out_h5: PathLike, sets: dict[str, TwoAFCFileSet], *, size: int,
+                         attrs: dict[str, Any] | None = None, force: bool = False,
+                         workers: int | None = None, progress: bool = True) -> Path:
+    """Write ``sets`` (key -> triplets on disk) as one ``bapps-h5/1`` file at ``size`` (rule in
+    the module docstring), atomically, under a lock; ``attrs`` are added to the file's."""
+    import h5py
+
+    from ..layout import order_keys, split_key
+
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+    for key in sets:
+        split_key(key)
+    keys = order_keys(sets)
+    out = Path(out_h5)
+    n_images = 3 * sum(len(s) for s in sets.values())
+    with FileLock(out, "packed file"):
+        if out.exists() and not force:
+            raise FileExistsError(f"{out} already exists; pass --force (force=True) to overwrite it")
+        bar = make_bar(n_images, f"pack {out.name}", progress)
+        try:
+            with atomic_path(out) as tmp, decode_pool(workers, n_images) as pool, \
+                    h5py.File(tmp, "w", libver="latest") as f:
+                for key in keys:
+                    _write_set(f, key, sets[key], size, pool, bar)
+                first = sets[keys[0]]
+                f.attrs.update({"source": str(Path(first.root).resolve()), "toolkit_version": __version__,
+                                "synthetic": any(s.synthetic for s in sets.values()), "keys": json.dumps(keys),
+                                "counts": json.dumps({k: len(sets[k]) for k in keys}),
+                                "size_rule": SIZE_RULE.format(s=size), **(attrs or {})})
+                f.attrs[FORMAT_ATTR] = FORMAT
+        finally:
+            bar.close()
+    return out
+
+
+def nights_sets(root: PathLike, parts: Sequence[str] = tuple(NIGHTS_KEYS)
+                ) -> tuple[dict[str, TwoAFCFileSet], list[str]]:
+    """``({part: set}, notes)``: the NIGHTS ``parts`` present in ``root`` (a part without rows is a note)."""
+    from .nights import load
+
+    sets, notes = {}, []
+    for part in parts:
+        try:
+            sets[part] = load(root, part)
+        except DataError as exc:
+            if "no rows of split" not in str(exc):
+                raise
+            notes.append(f"nights: {exc}; left out")
+    if not sets:
+        raise DataError(f"nights: no split of {root} has rows with votes >= 6; nothing to pack")
+    return sets, notes
+
+
+def pack_nights(root: PathLike, out_h5: PathLike, *, size: int = NIGHTS_SIZE, force: bool = False,
+                workers: int | None = None, progress: bool = True) -> tuple[Path, list[str]]:
+    """Pack NIGHTS (keys and size rule in the module docstring); returns ``(path, notes)``."""
+    found, notes = nights_sets(root)
+    parts = {part: NIGHTS_KEYS[part] for part in found}
+    sets = {NIGHTS_KEYS[part]: tset for part, tset in found.items()}
+    out = write_2afc_file_sets(out_h5, sets, size=size, force=force, workers=workers, progress=progress,
+                               attrs={"benchmark": "nights", "parts": json.dumps(parts)})
+    return out, notes
+
+
+#: PieAPP split -> set key of a packed file of its labelled pairs.
+PIEAPP_KEYS = {"train": "2afc/train/pieapp", "val": "2afc/val/pieapp", "test": "2afc/val/pieapp-test"}
+
+
+def pack_pieapp_pairs(root: PathLike, out_h5: PathLike, *, size: int | None = None, force: bool = False,
+                      workers: int | None = None, progress: bool = True) -> tuple[Path, list[str]]:
+    """Pack PieAPP's labelled pairs (:func:`.pieapp.load_pairs`: ``p0 = A``, ``p1 = B``, ``judge =
+    1 - P(A preferred)``) of every split present as 2AFC sets (:data:`PIEAPP_KEYS`; the test pairs
+    as a ``val``-split category named *test*). ``size``: the module's bicubic rule; ``None`` keeps
+    the images' own size, which must then be square and shared (PieAPP: 256×256 ⚠)."""
+    from ..images import image_size
+    from .pieapp import load_pairs
+
+    sets, notes = {}, []
+    for split, key in PIEAPP_KEYS.items():
+        try:
+            sets[key] = load_pairs(root, split)
+        except DataError as exc:
+            notes.append(f"pieapp: {split} pairs left out ({exc})")
+    if not sets:
+        raise DataError(f"pieapp: no labelled pairs in {root}: " + "; ".join(notes))
+    if size is None:
+        sizes = {p: image_size(p) for s in sets.values() for p in (s.ref[0], s.p0[0], s.p1[0])}
+        if len(set(sizes.values())) != 1 or next(iter(sizes.values()))[0] != next(iter(sizes.values()))[1]:
+            shown = ", ".join(f"{p.name} {w}x{h}" for p, (w, h) in list(sizes.items())[:3])
+            raise DataError(f"pieapp: images are not of one square size ({shown}); give --size N")
+        size = next(iter(sizes.values()))[0]
+    out = write_2afc_file_sets(out_h5, sets, size=size, force=force, workers=workers, progress=progress,
+                               attrs={"benchmark": "pieapp-pairs"})
+    return out, notes
