@@ -3,17 +3,17 @@
 In one run, on one machine:
 
 1. **Ceiling.** A matmul (GFLOP/s, fp32 and bf16) and a pure-torch forward of the same conv stack —
-   AlexNet's ``features`` up to relu5, the last LPIPS tap — on random 64×64 input, channels_last,
-   at the best of a few batch sizes: images/s, fp32 and bf16 autocast. A BAPPS item costs 2.75
+   AlexNet's ``features`` up to relu5, the last LPIPS tap — on random 64×64 input, at the best of
+   a few batch sizes and both memory layouts: images/s, fp32 and bf16 autocast. A BAPPS item costs 2.75
    images when the 2AFC reference crosses the network once (issue 15), so the ceiling in items/s
    is images/s / 2.75.
 2. **Toolkit.** ``evaluate`` lpips-alex (random backbone: the cost of the ImageNet one, UNCALIBRATED
    numbers) on a BAPPS-val-sized set tiled from the mini set (every 2AFC and JND val set at its
    BAPPS size times ``--scale``), steady state (in process, after a warm-up, ``n_boot=1`` so the
-   distances dominate) for: fp32 at batch 50 (the CPU default) and 250, fp32 without channels_last,
-   bf16, compile, bf16 + compile; and the whole process (``python -m bapps_toolkit evaluate``,
-   imports, HDF5 read, 1000 bootstrap resamples) at the defaults. Each figure is printed as a
-   fraction of the ceiling.
+   distances dominate) for: fp32 at batch 50 (the CPU default) and 250, fp32 channels_last,
+   bf16 (channels_last, its default) and bf16 NCHW, compile, bf16 + compile; and the whole process
+   (``python -m bapps_toolkit evaluate``: imports, HDF5 read, 1000 bootstrap resamples) at the
+   defaults. Each figure is printed as a fraction of the ceiling.
 3. **Deviations** of bf16 from fp32 on the same items: median and max relative distance change,
    2AFC decisions flipped, largest 2AFC score change; compile's largest relative change.
 
@@ -72,24 +72,24 @@ def alexnet_to_relu5():
     ).eval()
 
 
-def conv_ceiling(precision: str, batches=(150, 300, 750), seconds: float = 3.0) -> tuple[float, int]:
-    """Best images/s of the conv stack over ``batches`` (images per call), and that batch."""
+def conv_ceiling(precision: str, batches=(150, 300, 750), seconds: float = 2.0) -> tuple[float, int, str]:
+    """Best images/s of the conv stack over ``batches`` (images per call) and both memory layouts,
+    with that batch and layout."""
     import torch
 
-    net = alexnet_to_relu5().to(memory_format=torch.channels_last)
-    best = (0.0, 0)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        for bs in batches:
-            x = torch.randn(bs, 3, 64, 64).contiguous(memory_format=torch.channels_last)
-            net(x)
-            n, t0 = 0, time.perf_counter()
-            rate = 0.0
-            while time.perf_counter() - t0 < seconds:
-                t1 = time.perf_counter()
+    best = (0.0, 0, "")
+    for layout, fmt in (("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        net = alexnet_to_relu5().to(memory_format=fmt)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            for bs in batches:
+                x = torch.randn(bs, 3, 64, 64).contiguous(memory_format=fmt)
                 net(x)
-                rate = max(rate, bs / (time.perf_counter() - t1))
-                n += bs
-            best = max(best, (rate, bs))
+                rate, t0 = 0.0, time.perf_counter()
+                while time.perf_counter() - t0 < seconds:
+                    t1 = time.perf_counter()
+                    net(x)
+                    rate = max(rate, bs / (time.perf_counter() - t1))
+                best = max(best, (rate, bs, layout))
     return best
 
 
@@ -207,9 +207,9 @@ def run(mini_h5: Path, work: Path, scale: float, bapps_2afc: dict, bapps_jnd: di
         print(f"matmul 2048^3 {p}: {matmul_gflops(p):.0f} GFLOP/s  ({load()})", flush=True)
     ceil = {}
     for p in ("fp32", "bf16"):
-        rate, bs = conv_ceiling(p)
+        rate, bs, layout = conv_ceiling(p)
         ceil[p] = rate / IMAGES_PER_ITEM
-        print(f"conv stack (AlexNet to relu5, 64x64, channels_last) {p}: {rate:.0f} images/s at batch {bs} images"
+        print(f"conv stack (AlexNet to relu5, 64x64) {p}: {rate:.0f} images/s at batch {bs} images, {layout}"
               f" = ceiling {ceil[p]:.0f} items/s at {IMAGES_PER_ITEM} images/item  ({load()})", flush=True)
     sizes = {f"2afc/val/{c}": max(1, round(n * scale)) for c, n in bapps_2afc.items()}
     sizes.update({f"jnd/val/{c}": max(1, round(n * scale)) for c, n in bapps_jnd.items()})
@@ -219,10 +219,11 @@ def run(mini_h5: Path, work: Path, scale: float, bapps_2afc: dict, bapps_jnd: di
     print("official loop: not measured here (needs the lpips package in a reference venv; none on this machine)")
     print("| lpips-alex run | items/s | first run s | fraction of fp32 ceiling | load |")
     print("|:---|---:|---:|---:|:---|")
-    configs = [("fp32, batch 50 (CPU default), channels_last", {}),
+    configs = [("fp32, batch 50 (CPU defaults)", {}),
                ("fp32, batch 250", {"batch_size": 250}),
-               ("fp32, NCHW (no channels_last)", {"channels_last": False}),
-               ("bf16", {"precision": "bf16"}),
+               ("fp32, channels_last", {"channels_last": True}),
+               ("bf16 (channels_last by default)", {"precision": "bf16"}),
+               ("bf16, NCHW", {"precision": "bf16", "channels_last": False}),
                ("fp32 + compile", {"compile": True}),
                ("bf16 + compile", {"precision": "bf16", "compile": True})]
     results = {}
@@ -237,7 +238,7 @@ def run(mini_h5: Path, work: Path, scale: float, bapps_2afc: dict, bapps_jnd: di
     rate = whole_process(h5)
     print(f"| whole process (CLI, defaults, 1000 resamples) | {rate:.0f} | | {rate / ceil['fp32']:.0%} | {load()} |")
     base = results.get(configs[0][0])
-    for name in ("bf16", "fp32 + compile", "bf16 + compile"):
+    for name in ("bf16 (channels_last by default)", "fp32 + compile", "bf16 + compile"):
         if base is not None and name in results:
             d = deviation(base, results[name])
             print(f"{name} vs fp32: distances median {d['median_rel']:.2%} / max {d['max_rel']:.2%} relative "

@@ -10,7 +10,7 @@ import torch
 from bapps_toolkit.errors import BappsError
 from bapps_toolkit.evaluate import run_evaluation
 from bapps_toolkit.evaluate.runner import default_batch_size
-from bapps_toolkit.evaluate.speed import Execution, PreparedMetric, check_execution
+from bapps_toolkit.evaluate.speed import Execution, PreparedMetric, check_execution, uses_channels_last
 from bapps_toolkit.metrics import create_metric
 from bapps_toolkit.scores import HUMAN
 
@@ -39,7 +39,7 @@ def _dists(result) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def fp32_nchw(mini_h5):
-    return _run(mini_h5, channels_last=False)
+    return _run(mini_h5)  # the defaults: fp32, NCHW
 
 
 def test_cpu_default_batch_is_50_and_gpu_1000():
@@ -47,23 +47,26 @@ def test_cpu_default_batch_is_50_and_gpu_1000():
     assert default_batch_size(torch.device("cuda")) == 1000
 
 
-def test_channels_last_is_the_default_for_lpips_and_matches_nchw(mini_h5, fp32_nchw):
-    default = _run(mini_h5)
-    assert default.table.attrs["execution"]["channels_last"] is None  # auto: on for metrics with a backbone
-    a, b = _dists(fp32_nchw), _dists(default)
-    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
-    assert list(default.table.label) == list(fp32_nchw.table.label)
+def test_channels_last_gives_the_nchw_distances(mini_h5, fp32_nchw):
+    nhwc = _run(mini_h5, channels_last=True)
+    assert nhwc.table.attrs["execution"]["channels_last"] is True
+    np.testing.assert_allclose(_dists(nhwc), _dists(fp32_nchw), rtol=1e-5, atol=1e-7)
+    assert list(nhwc.table.label) == list(fp32_nchw.table.label)  # a layout is not labelled: same numbers
 
 
-def test_channels_last_converts_the_backbone_weights():
-    metric = _lpips()
-    PreparedMetric(metric, Execution(channels_last=None), torch.device("cpu"))
-    conv = next(m for m in metric.backbone.modules() if isinstance(m, torch.nn.Conv2d))
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    ssim = create_metric("ssim")
-    before = [p.clone() for p in ssim.parameters()]
-    PreparedMetric(ssim, Execution(channels_last=None), torch.device("cpu"))  # no backbone: untouched
-    assert all(torch.equal(a, b) for a, b in zip(before, ssim.parameters(), strict=True))
+def _first_conv(metric) -> torch.nn.Conv2d:
+    return next(m for m in metric.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_channels_last_by_default_in_bf16_only_and_only_for_deep_metrics():
+    cpu = torch.device("cpu")
+    bf16, fp32 = _lpips(), _lpips()
+    PreparedMetric(bf16, Execution(precision="bf16"), cpu)
+    PreparedMetric(fp32, Execution(), cpu)
+    assert _first_conv(bf16).weight.is_contiguous(memory_format=torch.channels_last)
+    assert not _first_conv(fp32).weight.is_contiguous(memory_format=torch.channels_last)
+    assert not uses_channels_last(create_metric("ssim"), Execution(precision="bf16"))  # no backbone
+    assert uses_channels_last(fp32, Execution(channels_last=True))
 
 
 def test_bf16_is_close_to_fp32_and_every_metric_row_says_bf16(mini_h5, fp32_nchw):
@@ -110,7 +113,7 @@ def test_compile_failure_is_a_clear_error_not_a_fallback(monkeypatch):
 
 @pytest.mark.slow
 def test_compile_gives_the_same_distances(mini_h5, fp32_nchw):
-    compiled = _run(mini_h5, compile=True, channels_last=False)
+    compiled = _run(mini_h5, compile=True)
     np.testing.assert_allclose(_dists(compiled), _dists(fp32_nchw), rtol=1e-5, atol=1e-7)
     assert compiled.table.attrs["execution"]["compile"] is True
     assert list(compiled.table.label) == list(fp32_nchw.table.label)

@@ -308,7 +308,7 @@ def evaluate(
     with its interval and p-value (one method: ``p < alpha`` iff the interval excludes 0), is
     put in ``table.attrs["comparisons"]`` (records of :mod:`.compare`) and in every report.
     ``precision`` (``"fp32"`` default, ``"bf16"``, ``"fp16"`` on CUDA), ``compile``
-    (:func:`torch.compile`, opt-in) and ``channels_last`` (None = on for metrics with a backbone):
+    (:func:`torch.compile`, opt-in) and ``channels_last`` (None = on for deep metrics in bf16/fp16):
     how the metrics run, see :mod:`.speed`; a reduced precision is named in each metric row's label
     (``lpips-alex [bf16]``), and ``table.attrs["execution"]`` records all of them and the batch size.
     ``batch_size`` None = :func:`default_batch_size`. Columns are described in the module docstring.

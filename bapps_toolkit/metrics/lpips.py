@@ -324,8 +324,8 @@ class LPIPS(Metric):
             if size is None:
                 # mean over positions commutes with the 1×1 linear layer
                 per_channel = diff.mean(dim=(2, 3))
-                w = weights[k].view(-1).to(per_channel.dtype)
-                layer = per_channel @ w if self.lpips else per_channel.sum(dim=1)
+                layer = (per_channel @ weights[k].view(-1).to(per_channel.dtype) if self.lpips
+                         else per_channel.sum(dim=1))
             else:
                 m = self.lins[k](diff) if self.lpips else diff.sum(dim=1, keepdim=True)
                 layer = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
