@@ -4,15 +4,45 @@
 >>> bt.list_metrics()                       # doctest: +SKIP
 >>> d = bt.create_metric("ssim")(x0, x1)    # NCHW in [-1, 1] -> distance of shape [N]
 >>> bt.score_folders("d0", "d1", metric="lpips-alex", out="dists.csv")   # doctest: +SKIP
+
+The names below are imported on first use (PEP 562 module ``__getattr__``), so that importing a
+submodule — ``bapps_toolkit.cli.main`` for ``bapps --help`` — does not import torch.
 """
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .errors import BappsError
-from .evaluate import ScoredPairs, evaluate, run_evaluation, score_all_pairs, score_folders, score_image_pair
-from .losses import create_loss
-from .metrics import Metric, create_metric, describe_metrics, list_metrics, register_metric
+
+if TYPE_CHECKING:
+    from .evaluate import ScoredPairs, evaluate, run_evaluation, score_all_pairs, score_folders, score_image_pair
+    from .losses import create_loss
+    from .metrics import Metric, create_metric, describe_metrics, list_metrics, register_metric
+
+#: Public name -> the subpackage it comes from.
+_LAZY = {
+    **dict.fromkeys(["ScoredPairs", "evaluate", "run_evaluation", "score_all_pairs", "score_folders",
+                     "score_image_pair"], ".evaluate"),
+    "create_loss": ".losses",
+    **dict.fromkeys(["Metric", "create_metric", "describe_metrics", "list_metrics", "register_metric"], ".metrics"),
+}
 
 __all__ = [
     "__version__", "BappsError", "Metric", "create_metric", "list_metrics", "describe_metrics",
     "register_metric", "create_loss", "evaluate", "run_evaluation", "score_image_pair", "score_folders",
     "score_all_pairs", "ScoredPairs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

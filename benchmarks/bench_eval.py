@@ -3,6 +3,7 @@
     python benchmarks/bench_eval.py                     # ours, then the official loop via
                                                         # /work/refvenv/bin/python, ratios, H100 estimate
     python benchmarks/bench_eval.py --no-official       # ours only
+    python benchmarks/bench_eval.py --ceiling           # lpips-alex vs this machine's ceiling (ceiling.py)
     /work/refvenv/bin/python benchmarks/bench_eval.py --official --root bapps_demo/mini  # official only
 
 Timing: best of ``--repeats`` runs on each side; ours is measured before and after the official
@@ -359,6 +360,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads for both sides (default: torch's default); on a machine "
                          "shared with other jobs 1 avoids OpenMP spin-waiting")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="only: lpips-alex against this machine's ceiling (conv stack, matmul), fp32/bf16/compile, "
+                         "on a BAPPS-val-sized set tiled from the mini set (benchmarks/ceiling.py)")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="--ceiling: the tiled set's size as a fraction of the BAPPS val sizes (default 1)")
     ap.add_argument("--correlation", action="store_true",
                     help="only: items/s on a TID2013-layout replica at native 512x384 (classic and deep metrics)")
     return ap
@@ -426,6 +432,16 @@ def main() -> int:
     args = ap.parse_args()
     if args.correlation:
         return correlation_throughput(args)
+    if args.ceiling:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import ceiling
+
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        _, h5 = ensure_mini(Path(args.work))
+        return ceiling.run(h5, Path(args.work), args.scale, BAPPS_2AFC_VAL, BAPPS_JND_VAL)
     if args.threads:
         import torch
 

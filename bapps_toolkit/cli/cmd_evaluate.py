@@ -15,14 +15,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from .._distributed import is_main_process
-from ..data.iqa import is_bapps_source
-from ..data.iqa.detect import FORMATS
+from ..data.iqa.detect import FORMATS  # torch-free: `bapps evaluate --help` imports neither torch nor pandas
 from ..errors import BappsError
-from ..evaluate import SelectionNote
-from ..report import ReportFiles, evaluate_to_reports, to_markdown
-from . import cmd_benchmarks
 from ._parser import examples
+
+#: ``--precision`` choices (as :data:`bapps_toolkit.evaluate.speed.PRECISIONS`, which imports torch).
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -31,8 +29,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                                   "bapps evaluate bapps.h5 --metrics l2-lab ssim-lab lpips-alex",
                                   "bapps evaluate data/bapps --metrics lpips-vgg --datasets 2afc/val/cnn jnd/val/cnn "
                                   "--out results.csv --markdown results.md",
-                                  "bapps evaluate bapps.h5 --checkpoint runs/alex-lin "
-                                  "--backbone-weights alex=alexnet.pth"))
+                                  "bapps evaluate bapps.h5 --metrics lpips-alex --precision bf16 --compile"))
     p.add_argument("data", metavar="DATA", help="BAPPS folder root or packed .h5 file; an IQA benchmark "
                                                 "(NIGHTS, TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP) folder or "
                                                 "packed .h5; or a folder holding several of them")
@@ -54,7 +51,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lin-weights", action="append", default=[], metavar="NET=PATH",
                    help="LPIPS linear-layer weights of a network (repeatable)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="triplets per batch (default: 1000 on GPU, 250 on CPU)")
+                   help="triplets per batch (default: 1000 on GPU, 50 on CPU, the fastest there)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="numeric precision of the metrics: fp32 (default, the published numbers), bf16 "
+                        "(CPU or GPU autocast) or fp16 (GPU only); bf16/fp16 move the distances slightly and "
+                        "every row computed so is labelled [bf16] / [fp16]")
+    p.add_argument("--compile", action="store_true",
+                   help="run the metrics through torch.compile: pays off on large sets (the first batches "
+                        "pay the compile time); a compile failure is an error, never a silent fallback")
+    p.add_argument("--channels-last", dest="channels_last", default=None, choices=("on", "off"),
+                   help="memory layout of the deep metrics' weights: on = channels_last (NHWC), off = NCHW; "
+                        "default: on with --precision bf16/fp16, where it is faster, off in fp32; the same "
+                        "distances up to float noise either way")
     p.add_argument("--stream", action="store_true",
                    help="read each set in pieces instead of loading it whole (bounded memory for sets larger than RAM)")
     p.add_argument("--chunk-size", type=int, default=1024, metavar="N",
@@ -85,6 +93,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 def _selection_notes():
     """Each :class:`SelectionNote` (what a short --datasets form selected) as one line on stderr,
     ``bapps evaluate: note: val/cnn selected 2afc/val/cnn, jnd/val/cnn``; other warnings as usual."""
+    from ..evaluate import SelectionNote
+
     with warnings.catch_warnings():
         show = warnings.showwarning
 
@@ -100,9 +110,16 @@ def _selection_notes():
 
 
 def run(args) -> int:
+    from .._distributed import is_main_process
+    from ..data.iqa import is_bapps_source
+    from ..report import ReportFiles, evaluate_to_reports, to_markdown
+    from . import cmd_benchmarks
+
     if not args.metrics and not args.checkpoint:
         raise BappsError("nothing to evaluate: give --metrics NAME... and/or --checkpoint PATH")
     if args.format != "bapps" and (args.format is not None or not is_bapps_source(args.data)):
+        if args.precision != "fp32" or args.compile:
+            raise BappsError("--precision and --compile apply to BAPPS data; the other benchmarks run in fp32")
         return cmd_benchmarks.run(args)
     files = ReportFiles(csv=args.out, markdown=args.markdown, latex=args.latex, json=args.json,
                         plot=args.plot, distances=args.save_distances)
@@ -112,7 +129,8 @@ def run(args) -> int:
             datasets=args.datasets, batch_size=args.batch_size, device=args.device, n_boot=args.n_boot,
             seed=args.seed, progress=not args.no_progress, backbone_weights=args.backbone_weights,
             lin_weights=args.lin_weights, stream=args.stream, chunk_size=args.chunk_size,
-            metric_options=args.metric_option, compare=args.compare,
+            metric_options=args.metric_option, compare=args.compare, precision=args.precision,
+            compile=args.compile, channels_last=None if args.channels_last is None else args.channels_last == "on",
         )
     if not is_main_process():
         return 0

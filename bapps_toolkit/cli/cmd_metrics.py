@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..metrics import describe_metrics
-from ..metrics.presets import PRESET_DESCRIPTIONS
 from ._parser import examples
 
 
@@ -19,6 +17,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from ..metrics import describe_metrics  # imports torch: not at `bapps metrics --help`
+    from ..metrics.presets import PRESET_DESCRIPTIONS
+
     described = describe_metrics()
     if args.names_only:
         for name in described:

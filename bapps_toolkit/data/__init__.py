@@ -5,25 +5,70 @@ mini set, and CSV manifests of the researcher's own judgments (:mod:`.manifest`;
 >>> from bapps_toolkit.data import load_2afc, to_model_input
 >>> sets = load_2afc("bapps.h5", "val")             # doctest: +SKIP
 >>> x = to_model_input(sets[0].ref)                  # NCHW float in [-1, 1]   # doctest: +SKIP
+
+The names are imported on first use (PEP 562), so the torch-free parts (:mod:`.iqa.detect`, which
+``bapps evaluate --help`` reads) do not import torch.
 """
-from .datasets import (
-                       JNDSet,
-                       TwoAFCSet,
-                       find_sets,
-                       iter_2afc_chunks,
-                       iter_jnd_chunks,
-                       load_2afc,
-                       load_jnd,
-                       to_model_input,
-)
-from .layout import JND_CATEGORIES, TWOAFC_CATEGORIES
-from .manifest import read_manifests
-from .mini import make_mini
-from .pack import pack, verify
-from .torch_datasets import JNDDataset, TwoAFCDataset
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .datasets import (
+        JNDSet,
+        TwoAFCSet,
+        find_sets,
+        iter_2afc_chunks,
+        iter_jnd_chunks,
+        load_2afc,
+        load_jnd,
+        to_model_input,
+    )
+    from .layout import JND_CATEGORIES, TWOAFC_CATEGORIES
+    from .manifest import read_manifests
+    from .mini import make_mini
+    from .pack import pack, verify
+    from .torch_datasets import JNDDataset, TwoAFCDataset
+
+#: Public name -> the module it comes from.
+_LAZY = {
+    **dict.fromkeys(["JNDSet", "TwoAFCSet", "find_sets", "iter_2afc_chunks", "iter_jnd_chunks", "load_2afc",
+                     "load_jnd", "to_model_input"], ".datasets"),
+    "JND_CATEGORIES": ".layout", "TWOAFC_CATEGORIES": ".layout", "read_manifests": ".manifest",
+    "make_mini": ".mini", "pack": ".pack", "verify": ".pack",
+    "JNDDataset": ".torch_datasets", "TwoAFCDataset": ".torch_datasets",
+}
 
 __all__ = [
     "TWOAFC_CATEGORIES", "JND_CATEGORIES", "TwoAFCSet", "JNDSet", "find_sets", "load_2afc",
     "load_jnd", "iter_2afc_chunks", "iter_jnd_chunks", "to_model_input", "TwoAFCDataset",
     "JNDDataset", "make_mini", "pack", "verify", "read_manifests",
 ]
+
+
+class _Package(types.ModuleType):
+    """This package, whose attribute ``pack`` stays the function :func:`.pack.pack` (as with an
+    eager ``from .pack import pack``) when the submodule ``data.pack`` is imported."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "pack" and isinstance(value, types.ModuleType):
+            value = value.pack
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -36,6 +36,7 @@ from ..data import (
     to_model_input,
 )
 from ..metrics import Metric
+from .speed import PreparedMetric
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -139,7 +140,7 @@ def _as_tensor(x: Any, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).to(device)
 
 
-def _piece_distances(metric: Metric, piece: Any, device: torch.device, batch_size: int,
+def _piece_distances(metric: Metric | PreparedMetric, piece: Any, device: torch.device, batch_size: int,
                      first: bool) -> list[torch.Tensor]:
     """``[d0, d1]`` (2AFC) or ``[d]`` (JND) of one piece; validation on the set's first batch only."""
     twoafc = hasattr(piece, "ref")
@@ -167,7 +168,8 @@ def _rank_slice(piece: Any, lo: int, hi: int) -> Any:
     return types.SimpleNamespace(stems=list(piece.stems)[lo:hi], **{k: getattr(piece, k)[lo:hi] for k in names})
 
 
-def set_distances(metric: Metric, s: EvalSet, device: torch.device, batch_size: int, bar: Any) -> list[np.ndarray]:
+def set_distances(metric: Metric | PreparedMetric, s: EvalSet, device: torch.device, batch_size: int,
+                  bar: Any) -> list[np.ndarray]:
     """Distances of every item of ``s``: ``[d0, d1]`` for 2AFC, ``[d]`` for JND (float64).
 
     Under ``torchrun`` every rank computes a contiguous slice of each piece and the slices are

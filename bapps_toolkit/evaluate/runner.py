@@ -57,6 +57,7 @@ from ..scores import (
 from .compare import check_compare, compare_metrics
 from .distances import EvalSet, SetDistances, check_distances_path, open_sets, set_distances, write_distances
 from .resolve import WeightSpecs, metric_label, resolve_metric
+from .speed import Execution, PreparedMetric, check_execution
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: Factory options per metric spec: ``{"my_pkg.m:make": {"scale": 2.0}}``.
@@ -85,8 +86,10 @@ class EvaluationResult:
 
 
 def default_batch_size(device: torch.device) -> int:
-    """Triplets per batch: 1000 on a GPU, 250 on a CPU (bounded memory for VGG features)."""
-    return 1000 if device.type == "cuda" else 250
+    """Triplets per batch: 1000 on a GPU; 50 on a CPU, where a batch of 150 64² images keeps the
+    AlexNet activations in the cache (issue 15: lpips-alex 792–840 items/s at 50 against 650–700
+    at 250 on a 2-core AVX-512 CPU)."""
+    return 1000 if device.type == "cuda" else 50
 
 
 def _set_seed(seed: int, key: str) -> int:
@@ -175,13 +178,13 @@ def _labels_of(s: EvalSet) -> np.ndarray:
     return s.labels if s.labels is not None else np.zeros(0)
 
 
-def _score_metric(mid: str, metric: Metric, sets: Sequence[EvalSet], table: _Table, device: torch.device,
-                  batch_size: int, bar: Any) -> list[SetDistances]:
-    """Rows and per-item distances of one metric on every set."""
-    label = metric_label(mid, metric)
+def _score_metric(mid: str, label: str, metric: Metric, sets: Sequence[EvalSet], table: _Table,
+                  device: torch.device, batch_size: int, ex: Execution, bar: Any) -> list[SetDistances]:
+    """Rows and per-item distances of one metric on every set, run as ``ex`` says (:mod:`.speed`)."""
+    prepared = PreparedMetric(metric, ex, device)
     out = []
     for s in sets:
-        dists = set_distances(metric, s, device, batch_size, bar)
+        dists = set_distances(prepared, s, device, batch_size, bar)
         labels, stems = _labels_of(s), list(s.stems or [])
         if s.mode == "2afc":
             table.add(mid, label, metric.calibrated, s, score_2afc, dists[0], dists[1], labels)
@@ -198,12 +201,14 @@ def run_evaluation(
     alpha: float = 0.05, save_distances: PathLike | None = None, progress: bool = True,
     backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
     stream: bool = False, chunk_size: int = DEFAULT_CHUNK, metric_options: MetricOptions = None,
-    compare: Sequence[str] | None = None,
+    compare: Sequence[str] | None = None, precision: str = "fp32", compile: bool = False,
+    channels_last: bool | None = None,
 ) -> EvaluationResult:
     """Like :func:`evaluate`, returning the table, the per-item distances and the comparisons."""
     src = Path(source)
     _check_options(metrics, n_boot, batch_size, chunk_size, save_distances, src)
     dev = join_process_group(device)
+    ex = check_execution(precision, compile, channels_last, dev)
     bs = int(batch_size) if batch_size else default_batch_size(dev)
     resolved = _resolve_all(metrics, backbone_weights, lin_weights, dev, metric_options)
     pair = check_compare(compare, [mid for mid, _ in resolved])
@@ -215,20 +220,21 @@ def run_evaluation(
     sets = open_sets(src, keys, stream=stream, chunk_size=int(chunk_size), device=dev)
     table = _Table(n_boot, seed, alpha, dev)
     distances: list[SetDistances] = []
+    labels = {mid: (metric_label(mid, m) + ex.label_suffix, m.calibrated) for mid, m in resolved}
     for mid, metric in resolved:
-        with tqdm(total=sum(len(s) for s in sets), desc=metric_label(mid, metric), unit="item",
+        with tqdm(total=sum(len(s) for s in sets), desc=labels[mid][0], unit="item",
                   disable=not progress or not is_main_process(), leave=False) as bar:
-            distances += _score_metric(mid, metric, sets, table, dev, bs, bar)
+            distances += _score_metric(mid, labels[mid][0], metric, sets, table, dev, bs, ex, bar)
     sets_2afc = [s for s in sets if s.mode == "2afc"]
     for s in sets_2afc:
         table.add(HUMAN, HUMAN_LABEL, True, s, human_ceiling_2afc, _labels_of(s))
-    labels = {mid: (metric_label(mid, m), m.calibrated) for mid, m in resolved}
     table.add_means({**labels, HUMAN: (HUMAN_LABEL, True)}, sets_2afc)
     comparisons = [] if pair is None else compare_metrics(
         pair, distances, n_boot=int(n_boot), seeds={s.key: _set_seed(seed, s.key) for s in sets}, alpha=alpha,
         synthetic={s.key: s.synthetic for s in sets}, device=table.boot_device)
     frame = pd.DataFrame(table.rows, columns=COLUMNS)
-    frame.attrs.update(n_boot=int(n_boot), seed=int(seed), alpha=float(alpha), device=str(dev))
+    frame.attrs.update(n_boot=int(n_boot), seed=int(seed), alpha=float(alpha), device=str(dev),
+                       execution={**ex.record(), "batch_size": bs})
     if pair is not None:
         frame.attrs["comparisons"] = comparisons
     result = EvaluationResult(table=frame, distances=distances, n_boot=int(n_boot), seed=int(seed),
@@ -278,7 +284,8 @@ def evaluate(
     save_distances: PathLike | None = None, progress: bool = True,
     backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None, alpha: float = 0.05,
     stream: bool = False, chunk_size: int = DEFAULT_CHUNK, metric_options: MetricOptions = None,
-    compare: Sequence[str] | None = None,
+    compare: Sequence[str] | None = None, precision: str = "fp32", compile: bool = False,
+    channels_last: bool | None = None,
 ) -> pd.DataFrame:
     """Score ``metrics`` on every 2AFC and JND set of ``source``; returns the tidy DataFrame.
 
@@ -300,11 +307,16 @@ def evaluate(
     two of the evaluated metric ids; the paired difference A − B per set and for the 2AFC mean,
     with its interval and p-value (one method: ``p < alpha`` iff the interval excludes 0), is
     put in ``table.attrs["comparisons"]`` (records of :mod:`.compare`) and in every report.
-    Columns are described in the module docstring.
+    ``precision`` (``"fp32"`` default, ``"bf16"``, ``"fp16"`` on CUDA), ``compile``
+    (:func:`torch.compile`, opt-in) and ``channels_last`` (None = on for deep metrics in bf16/fp16):
+    how the metrics run, see :mod:`.speed`; a reduced precision is named in each metric row's label
+    (``lpips-alex [bf16]``), and ``table.attrs["execution"]`` records all of them and the batch size.
+    ``batch_size`` None = :func:`default_batch_size`. Columns are described in the module docstring.
     """
     return run_evaluation(
         source, metrics, datasets=datasets, batch_size=batch_size, device=device, n_boot=n_boot,
         seed=seed, alpha=alpha, save_distances=save_distances, progress=progress,
         backbone_weights=backbone_weights, lin_weights=lin_weights, stream=stream, chunk_size=chunk_size,
-        metric_options=metric_options, compare=compare,
+        metric_options=metric_options, compare=compare, precision=precision, compile=compile,
+        channels_last=channels_last,
     ).table

@@ -294,7 +294,13 @@ class LPIPS(Metric):
         x = self.symmetric(x)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        return [normalize_channels(f) for f in self.backbone(self.scaling(x))]
+        taps = self.backbone(self.scaling(x))
+        if torch.is_autocast_enabled(x.device.type):
+            # autocast (evaluate's precision="bf16"/"fp16") speeds up the convolutions; the taps are
+            # normalised, and the distances taken, in float32 (see distance_from_features), which
+            # keeps the small distances of near-identical patches from cancelling out in bf16
+            taps = [f.float() for f in taps]
+        return [normalize_channels(f) for f in taps]
 
     def distance_from_features(
         self,
@@ -306,6 +312,11 @@ class LPIPS(Metric):
         ``[N, 1, H, W]`` (each layer's map bilinearly upsampled, ``align_corners=False``)."""
         if len(f0) != len(self.channels) or len(f1) != len(self.channels):
             raise ValueError(f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
+        with torch.autocast(f0[0].device.type, enabled=False):  # the head runs in the features' dtype
+            return self._head(f0, f1, size)
+
+    def _head(self, f0: Sequence[torch.Tensor], f1: Sequence[torch.Tensor],
+              size: tuple[int, int] | None) -> torch.Tensor:
         total: torch.Tensor | None = None
         weights = self.lin_weights()
         for k, (a, b) in enumerate(zip(f0, f1, strict=False)):
@@ -313,7 +324,8 @@ class LPIPS(Metric):
             if size is None:
                 # mean over positions commutes with the 1×1 linear layer
                 per_channel = diff.mean(dim=(2, 3))
-                layer = per_channel @ weights[k].view(-1) if self.lpips else per_channel.sum(dim=1)
+                layer = (per_channel @ weights[k].view(-1).to(per_channel.dtype) if self.lpips
+                         else per_channel.sum(dim=1))
             else:
                 m = self.lins[k](diff) if self.lpips else diff.sum(dim=1, keepdim=True)
                 layer = F.interpolate(m, size=size, mode="bilinear", align_corners=False)

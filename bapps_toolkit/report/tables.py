@@ -103,6 +103,10 @@ def notes(table) -> list[str]:
         lines.insert(0, SYNTHETIC_NOTE + ".")
     if not bool(table.calibrated.all()):
         lines.append(UNCALIBRATED_NOTE[0].upper() + UNCALIBRATED_NOTE[1:] + ".")
+    precision = (table.attrs.get("execution") or {}).get("precision", "fp32")
+    if precision != "fp32":
+        lines.append(f"Metric rows marked [{precision}] were computed under {precision} autocast, not in fp32 "
+                     "(distances differ slightly from the published fp32 numbers).")
     return lines
 
 
@@ -179,6 +183,7 @@ def to_json(table) -> str:
         "mean_definition": MEAN_DEFINITION,
         "n_boot": table.attrs.get("n_boot"),
         "seed": table.attrs.get("seed"),
+        "execution": table.attrs.get("execution"),
         "rows": json.loads(table.to_json(orient="records")),
         "comparisons": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in c.items()}
                         for c in comparisons_of(table)],

@@ -1,0 +1,75 @@
+"""Issue 15: ``bapps --help``, ``bapps evaluate --help`` and argument errors import neither torch
+nor pandas (each case runs in a fresh interpreter and inspects ``sys.modules``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bapps_toolkit.cli.main import COMMANDS, build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = """
+import json, sys
+from bapps_toolkit.cli.main import main
+try:
+    rc = main(json.loads(sys.argv[1]))
+except SystemExit as exc:
+    rc = exc.code
+print(json.dumps({"rc": rc, "heavy": sorted(m for m in ("torch", "pandas") if m in sys.modules)}), file=sys.stderr)
+"""
+#: Commands whose --help is torch-free. Not yet: demo, train, loss-study (their help shows the
+#: library's defaults and docstrings, read from modules that import torch) and score (its module,
+#: owned by the streaming-score work, imports the library at module level).
+LIGHT_HELP = ["make-mini", "download", "pack", "verify", "evaluate", "metrics", "judge"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def _probe(argv: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv)], capture_output=True, text=True,
+                          env=_env(), cwd=ROOT, timeout=300)
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv", [["--help"], [], ["--version"], ["no-such-command"], ["--no-such-flag"],
+                                  ["evaluate", "--no-such-flag"], ["evaluate"],
+                                  ["evaluate", "x.h5", "--precision", "fp64"]],
+                         ids=lambda a: " ".join(a) or "bare")
+def test_help_and_argument_errors_import_neither_torch_nor_pandas(argv):
+    got = _probe(argv)
+    assert got["heavy"] == [], f"bapps {' '.join(argv)} imported {got['heavy']}"
+    assert got["rc"] in (0, 2)
+
+
+@pytest.mark.parametrize("command", LIGHT_HELP)
+def test_command_help_imports_neither_torch_nor_pandas(command):
+    got = _probe([command, "--help"])
+    assert got == {"rc": 0, "heavy": []}
+
+
+def test_python_m_bapps_toolkit_help_does_not_import_torch():
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "bapps_toolkit", "--help"],
+                          capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: bapps")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "bapps_toolkit.cli.main" in imported  # the probe sees the imports
+    assert not imported & {"torch", "pandas"}
+
+
+def test_the_probe_sees_torch_when_a_command_runs():
+    assert "torch" in _probe(["metrics", "--names-only"])["heavy"]
+
+
+def test_listed_help_agrees_with_each_command_module():
+    act = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    registered = {a.dest: a.help for a in act._choices_actions}
+    assert registered == {name: text for name, (_, text) in COMMANDS.items()}
+    assert list(act.choices) == list(COMMANDS)
