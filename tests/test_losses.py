@@ -92,6 +92,24 @@ def test_gradients_reach_the_input_never_the_networks(name):
     assert t.grad is not None and float(t.grad.abs().sum()) > 0
 
 
+@pytest.mark.parametrize("rng", RANGES, ids=["sym", "unit"])
+@pytest.mark.parametrize("spec", ["l1+0.1*lpips-alex", "0.5*pdl-vgg+ms-ssim"])
+def test_combinations_keep_networks_frozen(spec, rng):
+    deep = next(t for t in parse_loss_spec(spec) if t.startswith(DEEP))
+    loss = bt.create_loss(spec, input_range=rng, per_term={deep: {"backbone_weights": "random"}})
+    params = list(loss.parameters())
+    assert params and all(not p.requires_grad for p in params)
+    loss.train()
+    assert all(not m.training for m in loss.modules() if isinstance(m, Metric))
+    lo, hi = rng
+    target = _target(lo=lo, hi=hi)
+    x = (target + 0.3 * (hi - lo) * torch.randn(target.shape, generator=torch.Generator().manual_seed(6)))
+    x.requires_grad_(True)  # partly outside the range: no error
+    loss(x, target).backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in params)
+
+
 @pytest.mark.parametrize("name", NAMES + ["l1", "l1+0.5*ssim"])
 def test_reductions_agree(name):
     target = _target(n=3)

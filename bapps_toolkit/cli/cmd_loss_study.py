@@ -40,7 +40,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     d = LossStudyConfig()
     p = subparsers.add_parser("loss-study", help="train one network per loss and cross-evaluate them",
                               description=__doc__, epilog=examples(
-                                  "bapps loss-study --out study --steps 200",
+                                  "bapps loss-study --out study --steps 400 --patch-size 48",
                                   "bapps loss-study --task deblur --losses l1,lpips-alex,0.16*l1+0.84*ms-ssim "
                                   "--backbone-weights imagenet"))
     p.add_argument("--out", default=d.out_dir, help="output folder (default %(default)s)")

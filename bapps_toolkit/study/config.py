@@ -39,7 +39,7 @@ class LossStudyConfig:
     patch_size: int = 32
     train_patches: int = 1024
     batch_size: int = 8
-    steps: int = 100
+    steps: int = 200
     lr: float = 2e-3
     width: int = 64
     blocks: int = 2

@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import shutil
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ def grid_png(path: Path, columns: list[tuple[str, torch.Tensor]], picks: list[in
     s = columns[0][1].shape[-1] * GRID_SCALE
     pad, head = 4, 28
     width = len(columns) * (s + pad) + pad
-    note_lines = [note[i:i + max(20, width // 6)] for i in range(0, len(note), max(20, width // 6))]
+    note_lines = textwrap.wrap(note, max(20, width // 6), break_long_words=True)
     height = head + len(picks) * (s + pad) + pad + 12 * len(note_lines) + pad
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)

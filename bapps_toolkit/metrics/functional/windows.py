@@ -30,7 +30,16 @@ def check_window(win_size: int) -> None:
 
 #: Sides up to this length are filtered with a banded (Toeplitz) matrix product, longer ones with
 #: a depthwise convolution (BLAS beats the convolution kernels for short rows; both are exact).
+#: On the gradient path of float32 inputs the depthwise convolution is used at every size: its
+#: backward is 2-10x cheaper on CPU than the band products' (measured by
+#: ``benchmarks/bench_losses.py``; the values differ from the band product by float32 rounding).
 MATMUL_MAX_SIDE = 256
+
+
+def _use_conv(x: torch.Tensor, side: int) -> bool:
+    if side > MATMUL_MAX_SIDE:
+        return True
+    return x.dtype == torch.float32 and x.requires_grad and torch.is_grad_enabled()
 
 
 def _band_matrix(taps: torch.Tensor, size: int) -> torch.Tensor:
@@ -50,12 +59,12 @@ def filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     k = taps.numel()
     t = taps.to(dtype=x.dtype, device=x.device)
-    if w <= MATMUL_MAX_SIDE:
-        x = torch.matmul(x, _band_matrix(t, w))
-    else:
+    if _use_conv(x, w):
         x = F.conv2d(x, t.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
-    if h <= MATMUL_MAX_SIDE:
-        x = torch.matmul(_band_matrix(t, h).transpose(0, 1), x)
     else:
+        x = torch.matmul(x, _band_matrix(t, w))
+    if _use_conv(x, h):
         x = F.conv2d(x, t.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+    else:
+        x = torch.matmul(_band_matrix(t, h).transpose(0, 1), x)
     return x
