@@ -22,7 +22,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         ),
         epilog=examples("bapps train bapps.h5 --out runs/alex-lin",
                         "bapps train bapps.h5 --net vgg --variant tune --out runs/vgg-tune --val",
-                        "bapps train bapps.h5 --out runs/alex-lin --resume"),
+                        "bapps train bapps.h5 --out runs/alex-lin --resume",
+                        "bapps train bapps.h5 --variant tune --memory-budget 8192 --out runs/alex-tune"),
     )
     d = TrainConfig(data="")  # the library's defaults, shown in the help
     p.add_argument("data", help="BAPPS folder root or packed .h5 file")
@@ -71,6 +72,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="use deterministic algorithms only (torch.use_deterministic_algorithms)")
     p.add_argument("--precompute-batch", type=int, default=None,
                    help=f"triplets per backbone batch on the fast path (default {d.precompute_batch})")
+    p.add_argument("--memory-budget", dest="memory_budget_mb", type=int, default=None, metavar="MIB",
+                   help=f"full path (tune, scratch, --no-fast): training sets whose images fit this many MiB are "
+                        f"held whole with the exact shuffle; larger ones are streamed in HDF5-sized chunks with a "
+                        f"shuffle inside windows of chunks (default {d.memory_budget_mb}; --resume takes the card's)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
     return p
@@ -79,8 +84,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 #: TrainConfig fields set from the flag of the same name (None = flag not given).
 _OPTIONS = ("net", "variant", "datasets", "backbone_weights", "version", "epochs", "decay_epochs", "lr", "beta1",
             "beta2", "batch_size", "dropout", "seed", "fast", "val_every_epoch", "val_datasets", "device", "bf16",
-            "deterministic", "precompute_batch")
-_FLAGS = {"version": "--lpips-version", "val_every_epoch": "--val"}
+            "deterministic", "precompute_batch", "memory_budget_mb")
+_FLAGS = {"version": "--lpips-version", "val_every_epoch": "--val", "memory_budget_mb": "--memory-budget"}
 
 
 def run(args: argparse.Namespace) -> int:
