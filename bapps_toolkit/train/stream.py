@@ -47,15 +47,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import iter_2afc_chunks, to_model_input
+from ..data import to_model_input
 from ..data.datasets import is_h5
 from ..data.decode import decode_set
 from ..data.h5format import open_h5
 from ..data.images import load_judgments
 from ..data.layout import SetFiles, expand_datasets, resolve_root, scan_set
 from ..data.pack import chunk_rows
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError
 from .config import DEFAULT_MEMORY_BUDGET_MB
+from .data import same_size, set_shapes
 from .model import STREAM_SHUFFLE, derive_seed, make_generator
 
 EXACT = "exact"
@@ -110,32 +111,13 @@ class DataPlan:
                    tuple((str(k), int(s), int(e)) for k, s, e in d["chunks"]), int(d["window"]))
 
 
-def _set_shapes(source: str, keys: Sequence[str]) -> list[tuple[str, int, int]]:
-    """``(key, triplets, patch side)`` of each set, reading no more than one triplet of each."""
-    if is_h5(source):
-        f, info = open_h5(source)
-        f.close()
-        return [(k, int(info["counts"][k]), int(info["sizes"][k])) for k in keys]
-    base = resolve_root(source)
-    out = []
-    for k in keys:
-        n = len(scan_set(base, k))
-        size = next((p.size for p in iter_2afc_chunks(source, k, 1)), 0)
-        out.append((k, n, int(size)))
-    return out
-
-
 def plan_data(source: str, keys: Sequence[str], budget_mb: int, *, fast: bool) -> DataPlan:
     """The :class:`DataPlan` of a run (the fast path's cached vectors are always :data:`EXACT`).
 
     Raises :class:`~bapps_toolkit.errors.DataError` when the sets have different patch sizes."""
-    shapes = _set_shapes(source, keys)
+    shapes = set_shapes(source, keys)
     sizes = {k: s for k, _, s in shapes}
-    if not fast and len(set(sizes.values())) > 1:
-        raise DataError(f"training sets of different patch sizes cannot share batches: "
-                        f"{', '.join(f'{k} {v}x{v}' for k, v in sizes.items())}; train on one "
-                        "size (pack them with the same --size)")
-    side = next(iter(sizes.values()), 64)
+    side = next(iter(sizes.values()), 64) if fast else same_size(sizes)
     per = 3 * side * side * 3 + 4
     n = sum(m for _, m, _ in shapes)
     chunks = []
@@ -149,19 +131,21 @@ def plan_data(source: str, keys: Sequence[str], budget_mb: int, *, fast: bool) -
     return DataPlan(STREAMED, n, per, budget_mb, tuple(chunks), int(window))
 
 
+def _way(d: dict[str, Any]) -> str:
+    if d.get("mode") == STREAMED:
+        return f"streamed shuffle (chunk_rows {d.get('chunk_rows')}, window_chunks {d.get('window_chunks')})"
+    return f"{d.get('mode')} shuffle"
+
+
 def plan_mismatch(saved: dict[str, Any] | None, plan: DataPlan) -> str:
     """Why a resumed run's ``plan`` would not draw the order its card's ``shuffle`` entry did
     (``""`` when it would; a card without the entry was trained with the exact shuffle)."""
     saved = saved or {"mode": EXACT}
     now = plan.card()
-    for k in ("mode", "chunk_rows", "window_chunks"):
-        if saved.get(k) != now.get(k):
-            return (f"the run was trained with the {saved.get('mode')} shuffle "
-                    f"({', '.join(f'{a} {b}' for a, b in saved.items() if a in ('chunk_rows', 'window_chunks'))}"
-                    f"{'; ' if saved.get('mode') == STREAMED else ''}memory budget "
-                    f"{saved.get('memory_budget_mb', 'not recorded')} MiB); with memory budget {plan.budget_mb} MiB "
-                    f"this run would use the {now['mode']} shuffle"
-                    + (f" (window_chunks {now['window_chunks']})" if now["mode"] == STREAMED else ""))
+    if any(saved.get(k) != now.get(k) for k in ("mode", "chunk_rows", "window_chunks")):
+        return (f"the run was trained with the {_way(saved)} (memory budget "
+                f"{saved.get('memory_budget_mb', 'not recorded')} MiB); with memory budget {plan.budget_mb} MiB "
+                f"it would continue with the {_way(now)}")
     return ""
 
 
@@ -220,22 +204,20 @@ class _ChunkReader:
             return np.asarray(sf.judgments, dtype=np.float32).reshape(-1)
         return load_judgments(sf.files["judge"])
 
-    def read(self, key: str, start: int, stop: int) -> list[np.ndarray]:
-        """uint8 ``[ref, p0, p1]`` arrays of rows ``start:stop`` of set ``key``."""
+    def read_into(self, key: str, start: int, stop: int, out: list[np.ndarray], at: int) -> None:
+        """Rows ``start:stop`` of set ``key``'s ``ref``, ``p0``, ``p1`` into ``out[i][at:at + stop - start]``."""
+        n = stop - start
         if self.h5:
             g = self.f[key]
-            out = []
-            for name in ("ref", "p0", "p1"):
-                ds = g[name]
-                arr = np.empty((stop - start,) + tuple(ds.shape[1:]), dtype=np.uint8)
-                ds.read_direct(arr, np.s_[start:stop])
-                out.append(arr)
-            return out
+            for arr, name in zip(out, ("ref", "p0", "p1"), strict=True):
+                g[name].read_direct(arr, np.s_[start:stop], np.s_[at:at + n])
+            return
         sf = self.files[key]
         part = SetFiles(key, sf.folder, sf.stems[start:stop], {k: v[start:stop] for k, v in sf.files.items()},
                         None if sf.judgments is None else sf.judgments[start:stop])
         dec = decode_set(part)
-        return [dec["ref"], dec["p0"], dec["p1"]]
+        for arr, name in zip(out, ("ref", "p0", "p1"), strict=True):
+            arr[at:at + n] = dec[name]
 
     def close(self) -> None:
         if self.f is not None:
@@ -283,9 +265,15 @@ class StreamedData:
         self.resident.clear()
 
     def _load(self, w: int) -> list[torch.Tensor]:
-        parts = [self.reader.read(*self.plan.chunks[c]) for c in self.windows[w].tolist()]
+        """Window ``w``'s images, its chunks read straight into one array per image kind."""
+        ids = self.windows[w].tolist()
+        rows = sum(self.plan.chunks[c][2] - self.plan.chunks[c][1] for c in ids)
+        out = [np.empty((rows, self.side, self.side, 3), np.uint8) for _ in range(3)]
+        for c in ids:
+            key, s, e = self.plan.chunks[c]
+            self.reader.read_into(key, s, e, out, int(self.row_in_window[c]))
         self.windows_read += 1
-        return [torch.from_numpy(np.concatenate([p[i] for p in parts])).to(self.device) for i in range(3)]
+        return [torch.from_numpy(a).to(self.device) for a in out]
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``ref, p0, p1`` of global indices ``idx`` as model input (NCHW float in [-1, 1])."""
