@@ -21,9 +21,8 @@ def register(subparsers) -> argparse.ArgumentParser:
             "epoch, an official-layout lin .pth, log.csv and card.json into --out. Works under torchrun."
         ),
         epilog=examples("bapps train bapps.h5 --out runs/alex-lin",
-                        "bapps train bapps.h5 --net vgg --variant tune --out runs/vgg-tune --val",
-                        "bapps train bapps.h5 --out runs/alex-lin --resume",
-                        "bapps train bapps.h5 --variant tune --memory-budget 8192 --out runs/alex-tune"),
+                        "bapps train bapps.h5 --net vgg --variant tune --memory-budget 8192 --out runs/vgg-tune --val",
+                        "bapps train bapps.h5 --out runs/alex-lin --resume"),
     )
     d = TrainConfig(data="")  # the library's defaults, shown in the help
     p.add_argument("data", help="BAPPS folder root or packed .h5 file")
