@@ -7,8 +7,8 @@ trained on for one epoch with variant ``scratch`` (random AlexNet, UNCALIBRATED)
 post-import baseline (as ``test_bounded_memory.py``, with ``MALLOC_MMAP_THRESHOLD_=4 MiB``). Both
 sets exceed the budget, so both stream (one chunk of <= 1024 triplets per window); the peaks
 must differ by far less than the ``3 N`` triplets of images (≈ 211 MiB) the larger set adds —
-held whole, the larger set alone would add them. (Measured at load 10 on 2 cores: 342 MiB for
-2 000 triplets, 351 MiB for 8 000; most of it is the scratch AlexNet's activations, gradients and
+held whole, the larger set alone would add them. (Measured on 2 cores at load 2–7: 337 MiB for
+2 000 triplets, 344 MiB for 8 000; most of it is the scratch AlexNet's activations, gradients and
 Adam state, the same for both.)
 """
 from __future__ import annotations
