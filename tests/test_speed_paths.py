@@ -58,15 +58,17 @@ def _first_conv(metric) -> torch.nn.Conv2d:
     return next(m for m in metric.backbone.modules() if isinstance(m, torch.nn.Conv2d))
 
 
-def test_channels_last_by_default_in_bf16_only_and_only_for_deep_metrics():
+def test_channels_last_by_default_for_deep_metrics_only():
     cpu = torch.device("cpu")
-    bf16, fp32 = _lpips(), _lpips()
+    bf16, fp32, nchw = _lpips(), _lpips(), _lpips()
     PreparedMetric(bf16, Execution(precision="bf16"), cpu)
     PreparedMetric(fp32, Execution(), cpu)
+    PreparedMetric(nchw, Execution(channels_last=False), cpu)
     assert _first_conv(bf16).weight.is_contiguous(memory_format=torch.channels_last)
-    assert not _first_conv(fp32).weight.is_contiguous(memory_format=torch.channels_last)
+    assert _first_conv(fp32).weight.is_contiguous(memory_format=torch.channels_last)
+    assert not _first_conv(nchw).weight.is_contiguous(memory_format=torch.channels_last)
     assert not uses_channels_last(create_metric("ssim"), Execution(precision="bf16"))  # no backbone
-    assert uses_channels_last(fp32, Execution(channels_last=True))
+    assert not uses_channels_last(fp32, Execution(channels_last=False))
 
 
 def test_bf16_is_close_to_fp32_and_every_metric_row_says_bf16(mini_h5, fp32_nchw):

@@ -63,15 +63,18 @@ def _lin_vector(path) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dropout", [0.0, 0.5])
-def test_ddp_two_cpu_processes_equal_one_process(mini_root, tmp_path, dropout):
-    """torchrun --nproc_per_node=2 (gloo, 127.0.0.1) == one process with the same global batch."""
+@pytest.mark.parametrize("dropout,budget", [(0.0, 2048), (0.5, 2048), (0.5, 1)],
+                         ids=["exact-nodrop", "exact-drop", "streamed-drop"])
+def test_ddp_two_cpu_processes_equal_one_process(mini_root, tmp_path, dropout, budget):
+    """torchrun --nproc_per_node=2 (gloo, 127.0.0.1) == one process with the same global batch;
+    with a 1 MiB budget the full path (``--no-fast``) streams (issue 15 §4) and the ranks share the streamed order."""
     data = _subset(mini_root, tmp_path / "bapps")
     common = ["--backbone-weights", "alex=random", "--epochs", "2", "--decay-epochs", "1", "--batch-size", "16",
-              "--seed", "9", "--dropout", str(dropout), "--no-progress", "--datasets", "train"]
+              "--seed", "9", "--dropout", str(dropout), "--no-progress", "--datasets", "train",
+              "--memory-budget", str(budget), *(["--no-fast"] if budget == 1 else [])]
     one = train(TrainConfig(data=str(data), out=str(tmp_path / "one"), backbone_weights="random", epochs=2,
                             decay_epochs=1, batch_size=16, seed=9, dropout=dropout, progress=False,
-                            datasets=["train"]))
+                            datasets=["train"], memory_budget_mb=budget, fast=False if budget == 1 else None))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
@@ -80,6 +83,7 @@ def test_ddp_two_cpu_processes_equal_one_process(mini_root, tmp_path, dropout):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     card = json.loads((tmp_path / "two" / "card.json").read_text())
     assert card["world_size"] == 2 and card["finished"]
+    assert card["shuffle"]["mode"] == one.card["shuffle"]["mode"] == ("streamed" if budget == 1 else "exact")
     a, b = _weights(one.checkpoint_path), _weights(tmp_path / "two" / "latest.safetensors")
     assert sorted(a) == sorted(b)
     for k in a:

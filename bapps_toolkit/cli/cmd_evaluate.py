@@ -61,8 +61,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "pay the compile time); a compile failure is an error, never a silent fallback")
     p.add_argument("--channels-last", dest="channels_last", default=None, choices=("on", "off"),
                    help="memory layout of the deep metrics' weights: on = channels_last (NHWC), off = NCHW; "
-                        "default: on with --precision bf16/fp16, where it is faster, off in fp32; the same "
-                        "distances up to float noise either way")
+                        "default: on (faster here in fp32 and bf16); the same distances up to float noise either way")
     p.add_argument("--stream", action="store_true",
                    help="read each set in pieces instead of loading it whole (bounded memory for sets larger than RAM)")
     p.add_argument("--chunk-size", type=int, default=1024, metavar="N",

@@ -21,7 +21,7 @@ def register(subparsers) -> argparse.ArgumentParser:
             "epoch, an official-layout lin .pth, log.csv and card.json into --out. Works under torchrun."
         ),
         epilog=examples("bapps train bapps.h5 --out runs/alex-lin",
-                        "bapps train bapps.h5 --out runs/alex-lin --resume",
+                        "bapps train bapps.h5 --net vgg --variant tune --memory-budget 8192 --out runs/vgg-tune --val",
                         "bapps train nights.h5 --out runs/nights-lin --loss hinge --margin 0.05 "
                         "--val --val-datasets val/nights"),
     )
@@ -78,6 +78,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                         f"(DreamSim's hinge on d0-d1 with targets +-1 from the rounded judge) (default {d.loss})")
     p.add_argument("--margin", type=float, default=None, metavar="M",
                    help="margin of the hinge loss (default 0.05, DreamSim's; only with --loss hinge)")
+    p.add_argument("--memory-budget", dest="memory_budget_mb", type=int, default=None, metavar="MIB",
+                   help=f"full path (tune, scratch, --no-fast): training sets whose images fit this many MiB are "
+                        f"held whole with the exact shuffle; larger ones are streamed in HDF5-sized chunks with a "
+                        f"shuffle inside windows of chunks (default {d.memory_budget_mb}; --resume takes the card's)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
     return p
@@ -86,8 +90,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 #: TrainConfig fields set from the flag of the same name (None = flag not given).
 _OPTIONS = ("net", "variant", "datasets", "backbone_weights", "version", "epochs", "decay_epochs", "lr", "beta1",
             "beta2", "batch_size", "dropout", "seed", "fast", "val_every_epoch", "val_datasets", "device", "bf16",
-            "deterministic", "precompute_batch", "loss", "margin")
-_FLAGS = {"version": "--lpips-version", "val_every_epoch": "--val"}
+            "deterministic", "precompute_batch", "loss", "margin", "memory_budget_mb")
+_FLAGS = {"version": "--lpips-version", "val_every_epoch": "--val", "memory_budget_mb": "--memory-budget"}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,9 +16,10 @@ and the memory layout of deep features (issue 15, evaluation at the machine's ce
 * ``channels_last`` — store the weights of a metric with a ``backbone`` (the deep metrics) in
   ``torch.channels_last`` layout, so oneDNN / cuDNN convolutions run NHWC. Same distances up to
   float noise (tests: within 1e-5 relative of the default layout). ``None`` (default) = on for
-  metrics with a backbone in bf16/fp16, where it pays (lpips-alex bf16 on the project's 2-core
-  AVX-512 CPU, batch 50: 173 items/s against 93 in NCHW), off in fp32, where it does not (124 in
-  NCHW against 111; both measured under load 10–12, best of 4); the other metrics are left as they are.
+  metrics with a backbone, in every precision (lpips-alex on the project's 2-core AVX-512 CPU,
+  batch 50, ``bench_eval.py --ceiling --scale 0.1`` at load 1.8: fp32 1077 items/s against 858 in
+  NCHW, bf16 1473 against 1267; under load 10–12 with one thread fp32 was 111 against 124, so
+  ``channels_last=False`` stays available); the other metrics are left as they are.
 """
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def check_execution(precision: str, compile: bool, channels_last: bool | None, d
 def uses_channels_last(metric: Any, ex: Execution) -> bool:
     """Whether ``metric`` runs in channels_last layout under ``ex``."""
     if ex.channels_last is None:
-        return ex.precision != "fp32" and isinstance(getattr(metric, "backbone", None), torch.nn.Module)
+        return isinstance(getattr(metric, "backbone", None), torch.nn.Module)
     return bool(ex.channels_last)
 
 

@@ -32,6 +32,9 @@ VERSIONS = ("0.0", "0.1")
 
 PathLike = str | Path
 
+#: The default ``memory_budget_mb`` (MiB): full-path training sets up to this size are held whole.
+DEFAULT_MEMORY_BUDGET_MB = 2048
+
 #: The options that determine the trained weights: recorded in the card, compared on resume.
 RESULT_FIELDS = ("net", "variant", "version", "datasets", "backbone_weights", "epochs", "decay_epochs",
                  "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast", "loss", "margin")
@@ -57,6 +60,10 @@ class TrainConfig:
       ImageNet weights from the torch hub cache). ``scratch`` always starts from a random backbone.
     * ``fast`` — ``None`` = automatic (the cached-feature fast path for ``lin``, the full path
       otherwise). ``True`` is only valid for ``lin``.
+    * ``memory_budget_mb`` — the full path (tune, scratch, ``fast=False``) holds the training
+      sets whole when their images fit this many MiB (default 2048), with the exact shuffle;
+      larger sets are streamed in chunks with a windowed shuffle (:mod:`.stream` states it).
+      It changes the result only by choosing between the two; the card records the choice.
     * ``deterministic`` — call ``torch.use_deterministic_algorithms(True)`` for the run.
     * ``loss`` — ``"ranking"`` (the official BCE of the ranking network G) or ``"hinge"``
       (DreamSim's hinge on ``d0 - d1``, :mod:`.hinge`); ``margin`` — the hinge margin (default
@@ -91,6 +98,7 @@ class TrainConfig:
     val_batch: int = 256
     loss: str = "ranking"
     margin: float | None = None
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
 
     # ---------------------------------------------------------------------------------------
     def validated(self) -> TrainConfig:
@@ -144,7 +152,7 @@ def _check_choices(c: TrainConfig, orig: TrainConfig) -> None:
 
 
 def _check_integers(c: TrainConfig) -> None:
-    for name in ("epochs", "decay_epochs", "batch_size", "seed", "precompute_batch", "val_batch"):
+    for name in ("epochs", "decay_epochs", "batch_size", "seed", "precompute_batch", "val_batch", "memory_budget_mb"):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int,)) and not (isinstance(v, float) and v.is_integer()):
             raise ConfigError(f"{name}: expected an integer, got {v!r}")
@@ -157,6 +165,8 @@ def _check_integers(c: TrainConfig) -> None:
         raise ConfigError("epochs + decay_epochs must be at least 1 (nothing to train)")
     if c.batch_size < 1:
         raise ConfigError(f"batch_size: must be >= 1, got {c.batch_size}")
+    if c.memory_budget_mb < 1:
+        raise ConfigError(f"memory_budget_mb: must be >= 1 (MiB), got {c.memory_budget_mb}")
     if c.precompute_batch < 1 or c.val_batch < 1:
         raise ConfigError("precompute_batch and val_batch must be >= 1")
     if c.seed < 0:
@@ -284,5 +294,6 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in d.items() if k in names})
 
 
-__all__ = ["TrainConfig", "ConfigError", "lr_for_epoch", "config_from_dict", "NETS", "VARIANTS", "VERSIONS",
+__all__ = ["DEFAULT_MEMORY_BUDGET_MB",
+           "TrainConfig", "ConfigError", "lr_for_epoch", "config_from_dict", "NETS", "VARIANTS", "VERSIONS",
            "RESULT_FIELDS"]

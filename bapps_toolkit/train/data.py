@@ -11,7 +11,9 @@ import torch
 
 from .._io import sha256_file
 from ..data import find_sets, iter_2afc_chunks, load_2afc, to_model_input
-from ..data.layout import expand_datasets
+from ..data.datasets import is_h5
+from ..data.h5format import open_h5
+from ..data.layout import expand_datasets, resolve_root, scan_set
 from ..errors import BappsError, DataError
 from ..metrics.provenance import file_calibration
 from .config import TrainConfig
@@ -74,6 +76,30 @@ def backbone_source(cfg: TrainConfig) -> dict[str, Any]:
             "file_note": f"backbone from {p.name}: {file_note}" if not file_ok else ""}
 
 
+def set_shapes(source: str, keys: Sequence[str]) -> list[tuple[str, int, int]]:
+    """``(key, triplets, patch side)`` of each set, reading no more than one triplet of each."""
+    if is_h5(source):
+        f, info = open_h5(source)
+        f.close()
+        return [(k, int(info["counts"][k]), int(info["sizes"][k])) for k in keys]
+    base = resolve_root(source)
+    out = []
+    for k in keys:
+        n = len(scan_set(base, k))
+        size = next((p.size for p in iter_2afc_chunks(source, k, 1)), 0)
+        out.append((k, n, int(size)))
+    return out
+
+
+def same_size(sizes: dict[str, int]) -> int:
+    """The one patch side of the training sets (``{key: side}``); a :class:`DataError` otherwise."""
+    if len(set(sizes.values())) > 1:
+        raise DataError(f"training sets of different patch sizes cannot share batches: "
+                        f"{', '.join(f'{k} {v}x{v}' for k, v in sizes.items())}; train on one "
+                        "size (pack them with the same --size)")
+    return next(iter(sizes.values()), 64)
+
+
 def calibration(synthetic: bool, bsrc: dict[str, Any]) -> tuple[bool, str]:
     """``(calibrated, note)``: a run on synthetic data or on a random (not trained) backbone is not."""
     notes = []
@@ -87,29 +113,42 @@ def calibration(synthetic: bool, bsrc: dict[str, Any]) -> tuple[bool, str]:
 
 
 class FullData:
-    """Training triplets held whole (uint8), indexed per batch (the full path)."""
+    """Training triplets held whole (uint8), indexed per batch (the full path within the memory
+    budget, :mod:`.stream`). On CPU the sets are read one at a time into tensors allocated once
+    (peak: the sets plus the largest one); on CUDA they stream into device memory."""
 
     def __init__(self, cfg: TrainConfig, keys: Sequence[str], device: torch.device):
         dev = device if device.type == "cuda" else None
-        sets = load_2afc(cfg.data, list(keys), device=dev, progress=cfg.progress)
-        sizes = {s.key: s.size for s in sets}
-        if len(set(sizes.values())) > 1:
-            raise DataError(f"training sets of different patch sizes cannot share batches: "
-                            f"{', '.join(f'{k} {v}x{v}' for k, v in sizes.items())}; train on one "
-                            "size (pack them with the same --size)")
-        self.counts = {s.key: len(s) for s in sets}
         if dev is None:
-            self.ref = torch.from_numpy(np.concatenate([np.asarray(s.ref) for s in sets]))
-            self.p0 = torch.from_numpy(np.concatenate([np.asarray(s.p0) for s in sets]))
-            self.p1 = torch.from_numpy(np.concatenate([np.asarray(s.p1) for s in sets]))
-            self.judge = torch.from_numpy(np.concatenate([np.asarray(s.judge, dtype=np.float32) for s in sets]))
+            self._load_cpu(cfg, keys)
         else:
+            sets = load_2afc(cfg.data, list(keys), device=dev, progress=cfg.progress)
+            same_size({s.key: s.size for s in sets})
+            self.counts = {s.key: len(s) for s in sets}
             self.ref = torch.cat([torch.as_tensor(s.ref) for s in sets])
             self.p0 = torch.cat([torch.as_tensor(s.p0) for s in sets])
             self.p1 = torch.cat([torch.as_tensor(s.p1) for s in sets])
             self.judge = torch.cat([torch.as_tensor(s.judge, dtype=torch.float32) for s in sets])
         self.judge = self.judge.reshape(-1).to(device)
         self.device = device
+
+    def _load_cpu(self, cfg: TrainConfig, keys: Sequence[str]) -> None:
+        shapes = set_shapes(str(cfg.data), keys)
+        side = same_size({k: s for k, _, s in shapes})
+        n = sum(m for _, m, _ in shapes)
+        self.ref, self.p0, self.p1 = (torch.empty((n, side, side, 3), dtype=torch.uint8) for _ in range(3))
+        judges, at = [], 0
+        self.counts = {}
+        for key in keys:
+            (s,) = load_2afc(cfg.data, [key], progress=cfg.progress)
+            m = len(s)
+            for dst, src in ((self.ref, s.ref), (self.p0, s.p0), (self.p1, s.p1)):
+                dst[at:at + m] = torch.from_numpy(np.asarray(src))
+            judges.append(np.asarray(s.judge, dtype=np.float32).reshape(-1))
+            self.counts[key] = m
+            at += m
+            del s
+        self.judge = torch.from_numpy(np.concatenate(judges) if judges else np.zeros(0, np.float32))
 
     def __len__(self) -> int:
         return int(self.judge.shape[0])
@@ -120,4 +159,5 @@ class FullData:
                 to_model_input(self.p1[ii], device=self.device))
 
 
-__all__ = ["select_train_keys", "select_val_keys", "is_synthetic", "backbone_source", "calibration", "FullData"]
+__all__ = ["select_train_keys", "select_val_keys", "is_synthetic", "backbone_source", "calibration", "FullData",
+           "set_shapes", "same_size"]

@@ -9,7 +9,8 @@ Reproducibility and resume
 --------------------------
 Everything random is drawn from generators seeded by ``(seed, epoch, stream)``
 (:func:`~bapps_toolkit.train.model.derive_seed`): the linear layers' and G's init, the shuffle of
-each epoch (``torch.randperm`` on CPU) and the dropout masks of each epoch (on the training
+each epoch (:func:`.stream.epoch_order`: ``torch.randperm`` on CPU when the full path's sets fit
+the memory budget, else a windowed chunk shuffle) and the dropout masks of each epoch (on the training
 device). So no RNG state has to be saved: a run resumed after epoch ``e`` restores the weights and
 the Adam state of epoch ``e`` and continues exactly as an uninterrupted run; on CPU with
 ``deterministic=True`` the final weights are bit-identical (tested by killing a run with SIGKILL).
@@ -49,7 +50,6 @@ from .fastpath import TripletVectors, precompute
 from .hinge import Criterion, criterion
 from .model import (
     STREAM_DROPOUT,
-    STREAM_SHUFFLE,
     MaskSource,
     RankingNet,
     TrainModule,
@@ -59,6 +59,7 @@ from .model import (
     make_generator,
     train_accuracy,
 )
+from .stream import DataPlan, StreamedData, check_resume_plan, epoch_order, plan_data
 from .validate import Validator, mean_score
 
 #: ``on_step(epoch, step)``: called after every optimizer step (see :func:`train`).
@@ -110,7 +111,8 @@ class _Feed:
     """The training triplets of a run: cached vectors (fast path) or images (full path)."""
 
     vecs: TripletVectors | None
-    data: FullData | None
+    data: FullData | StreamedData | None
+    plan: DataPlan
     n_train: int
     counts: dict[str, int]
     judge: torch.Tensor
@@ -152,8 +154,11 @@ def train(config: TrainConfig, *, on_step: StepHook | None = None) -> TrainResul
                 lock.acquire()
                 card, done = rd.prepare_out(cfg)
                 val_keys = select_val_keys(cfg) if cfg.val_every_epoch else []
+                plan = plan_data(str(cfg.data), keys, cfg.memory_budget_mb, fast=bool(cfg.fast))
+                check_resume_plan(card, plan, str(cfg.out))
                 status = {"ok": True, "keys": keys, "card": card, "done": done, "val_keys": val_keys,
-                          "synthetic": is_synthetic(cfg, keys), "bsrc": backbone_source(cfg)}
+                          "synthetic": is_synthetic(cfg, keys), "bsrc": backbone_source(cfg),
+                          "plan": plan.to_dict()}
             except (BappsError, ValueError, FileNotFoundError) as exc:
                 status = {"ok": False, "type": type(exc).__name__, "msg": str(exc), "exc": exc}
         shared = dd.broadcast_object(ctx, {k: v for k, v in status.items() if k != "exc"})
@@ -182,30 +187,36 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any], on_step: Ste
                            is_main=ctx.is_main)
     lpips, G, module, opt, param_names = build_model(cfg, ctx, st["bsrc"], resume_card is not None, done)
     run = _Run(cfg, ctx, out, lpips, G, module, opt, param_names, dd.wrap(module, ctx), calibrated, cal_note)
-    feed = _data_phase(run, st["keys"], st["val_keys"])
-    validator = Validator(module, cfg, st["val_keys"], feed.val_vecs, ctx.device, ctx.is_main)
-    card = _card_phase(run, st, feed, validator)
-    model_meta = rd.model_meta(cfg, lpips, st["bsrc"], calibrated, cal_note)
-    history: list[dict[str, Any]] = list(card.get("history", []))
-    for epoch in range(done + 1, cfg.total_epochs + 1):
-        row = _one_epoch(run, feed, epoch, on_step)
-        if ctx.is_main:
-            _record_epoch(run, card, history, row, validator, model_meta)
-        dd.barrier(ctx)
+    feed = _data_phase(run, st["keys"], st["val_keys"], DataPlan.from_dict(st["plan"]))
+    try:
+        validator = Validator(module, cfg, st["val_keys"], feed.val_vecs, ctx.device, ctx.is_main)
+        card = _card_phase(run, st, feed, validator)
+        model_meta = rd.model_meta(cfg, lpips, st["bsrc"], calibrated, cal_note)
+        history: list[dict[str, Any]] = list(card.get("history", []))
+        for epoch in range(done + 1, cfg.total_epochs + 1):
+            row = _one_epoch(run, feed, epoch, on_step)
+            if ctx.is_main:
+                _record_epoch(run, card, history, row, validator, model_meta)
+            dd.barrier(ctx)
+    finally:
+        if isinstance(feed.data, StreamedData):
+            feed.data.close()
     return _finish(run, card, history)
 
 
-def _data_phase(run: _Run, keys: list[str], val_keys: list[str]) -> _Feed:
-    """Fast path: the cached vectors of the training (and validation) sets; else the images."""
+def _data_phase(run: _Run, keys: list[str], val_keys: list[str], plan: DataPlan) -> _Feed:
+    """Fast path: the cached vectors of the training (and validation) sets; else the images,
+    held whole or streamed as ``plan`` says (:mod:`.stream`)."""
     cfg, ctx = run.cfg, run.ctx
     val_vecs = None
     if cfg.fast:
         _say(ctx, cfg, f"precomputing fast-path features of {', '.join(keys)} on {ctx.device} …")
         vecs = _precompute(run, keys, "train features")
-        feed = _Feed(vecs, None, len(vecs), dict(vecs.counts), vecs.judge, vecs.seconds, vecs.images, None)
+        feed = _Feed(vecs, None, plan, len(vecs), dict(vecs.counts), vecs.judge, vecs.seconds, vecs.images, None)
     else:
-        data = FullData(cfg, keys, ctx.device)
-        feed = _Feed(None, data, len(data), dict(data.counts), data.judge, 0.0, 0, None)
+        data: FullData | StreamedData = (FullData(cfg, keys, ctx.device) if plan.mode == "exact"
+                                         else StreamedData(str(cfg.data), keys, plan, ctx.device))
+        feed = _Feed(None, data, plan, len(data), dict(data.counts), data.judge, 0.0, 0, None)
     if feed.n_train == 0:
         raise DataError(f"no training data found in {cfg.data}: the selected sets ({', '.join(keys)}) are empty")
     if val_keys and cfg.fast:
@@ -227,7 +238,8 @@ def _card_phase(run: _Run, st: dict[str, Any], feed: _Feed, validator: Validator
                          run.calibrated, run.cal_note, st["val_keys"])
     card.update({"device": str(ctx.device), "world_size": ctx.world, "bf16": cfg.bf16,
                  "precompute": ({"seconds": round(feed.pre_seconds, 3), "images": feed.pre_images}
-                                if cfg.fast else None)})
+                                if cfg.fast else None),
+                 "shuffle": feed.plan.card()})
     if ctx.is_main:
         rd.open_out(out, cfg, run.lpips, st["bsrc"], run.module.train_backbone)
         if st["val_keys"] and "initial_val" not in card:
@@ -235,7 +247,7 @@ def _card_phase(run: _Run, st: dict[str, Any], feed: _Feed, validator: Validator
         ck.write_json(out / ck.CARD, card)
         counts = ", ".join(f"{k} {v}" for k, v in feed.counts.items())
         _say(ctx, cfg, f"{label}: {feed.n_train} triplets ({counts}), "
-                       f"{'fast cached-feature path' if cfg.fast else 'full path'}, device {ctx.device}"
+                       f"{'fast cached-feature path' if cfg.fast else feed.plan.describe()}, device {ctx.device}"
                        f"{f' x{ctx.world} ranks' if ctx.distributed else ''}; "
                        f"epochs {st['done'] + 1}..{cfg.total_epochs}",
              always=True)
@@ -251,7 +263,9 @@ def _one_epoch(run: _Run, feed: _Feed, epoch: int, on_step: StepHook | None) -> 
     lr = lr_for_epoch(epoch, cfg.lr, cfg.epochs, cfg.decay_epochs)
     for g in run.opt.param_groups:
         g["lr"] = lr
-    perm = torch.randperm(feed.n_train, generator=make_generator(derive_seed(cfg.seed, epoch, STREAM_SHUFFLE)))
+    perm, windows = epoch_order(feed.plan, cfg.seed, epoch)
+    if isinstance(feed.data, StreamedData):
+        feed.data.start_epoch(windows)
     drop_gen = make_generator(derive_seed(cfg.seed, epoch, STREAM_DROPOUT), dev) if cfg.dropout > 0 else None
     bar = None
     if cfg.progress and ctx.is_main:
@@ -268,6 +282,8 @@ def _one_epoch(run: _Run, feed: _Feed, epoch: int, on_step: StepHook | None) -> 
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
+    if isinstance(feed.data, StreamedData):
+        feed.data.end_epoch()
     if bar is not None:
         bar.close()
     stats = dd.all_reduce_sum(ctx, torch.stack([loss_sum, acc_sum]))
@@ -329,7 +345,7 @@ def _finish(run: _Run, card: dict[str, Any], history: list[dict[str, Any]]) -> T
 
 def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, judge: torch.Tensor,
               batch_size: int, dropout: float, drop_gen: torch.Generator | None, ctx: dd.DistContext,
-              vecs: TripletVectors | None = None, data: FullData | None = None, bar: Any = None,
+              vecs: TripletVectors | None = None, data: FullData | StreamedData | None = None, bar: Any = None,
               hook: Callable[[int], None] | None = None,
               loss_fn: Criterion | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over ``perm`` in global batches of ``batch_size``: forward (fast path when ``vecs``

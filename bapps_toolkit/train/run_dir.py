@@ -62,7 +62,7 @@ def check_card_config(card: dict[str, Any], cfg: TrainConfig, out: Path) -> None
 
 #: Run options a resumed run takes from its card when they are not given (given, they may differ:
 #: they change how the run goes, not what it trains).
-RESUMED_RUN_OPTIONS = ("val_every_epoch", "val_datasets", "bf16", "deterministic")
+RESUMED_RUN_OPTIONS = ("val_every_epoch", "val_datasets", "bf16", "deterministic", "memory_budget_mb")
 
 
 def _shown(value: Any) -> str:
