@@ -10,7 +10,7 @@ In one run, on one machine:
 2. **Toolkit.** ``evaluate`` lpips-alex (random backbone: the cost of the ImageNet one, UNCALIBRATED
    numbers) on a BAPPS-val-sized set tiled from the mini set (every 2AFC and JND val set at its
    BAPPS size times ``--scale``), steady state (in process, after a warm-up, ``n_boot=1`` so the
-   distances dominate) for: fp32 at batch 50 (the CPU default) and 250, fp32 channels_last,
+   distances dominate) for: fp32 at batch 50 (the CPU default, channels_last) and 250, fp32 NCHW,
    bf16 (channels_last, its default) and bf16 NCHW, compile, bf16 + compile; and the whole process
    (``python -m bapps_toolkit evaluate``: imports, HDF5 read, 1000 bootstrap resamples) at the
    defaults. Each figure is printed as a fraction of the ceiling.
@@ -219,9 +219,9 @@ def run(mini_h5: Path, work: Path, scale: float, bapps_2afc: dict, bapps_jnd: di
     print("official loop: not measured here (needs the lpips package in a reference venv; none on this machine)")
     print("| lpips-alex run | items/s | first run s | fraction of fp32 ceiling | load |")
     print("|:---|---:|---:|---:|:---|")
-    configs = [("fp32, batch 50 (CPU defaults)", {}),
+    configs = [("fp32, batch 50, channels_last (CPU defaults)", {}),
                ("fp32, batch 250", {"batch_size": 250}),
-               ("fp32, channels_last", {"channels_last": True}),
+               ("fp32, NCHW", {"channels_last": False}),
                ("bf16 (channels_last by default)", {"precision": "bf16"}),
                ("bf16, NCHW", {"precision": "bf16", "channels_last": False}),
                ("fp32 + compile", {"compile": True}),
