@@ -8,7 +8,7 @@ lower layer:
 ==========  =================================================================
 layer        packages (``bapps_toolkit.<name>``)
 ==========  =================================================================
-0 (core)     ``_version``, ``errors``, ``_io``, ``_download``, ``_device``, ``_distributed``, ``_bootstrap``
+0 (core)     ``_version``, ``errors``, ``_io``, ``_download``, ``_device``, ``_distributed``, ``_bootstrap``, ``_lazy``
 1            ``data``, ``metrics``  (never each other)
 2            ``scores``, ``correlation``, ``losses``
 3            ``train``, ``evaluate``, ``study``, ``judge``  (never each other)
@@ -30,7 +30,7 @@ PACKAGE = "bapps_toolkit"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 LAYERS: dict[str, int] = {
-    "_version": 0, "errors": 0, "_io": 0, "_download": 0, "_device": 0, "_distributed": 0, "_bootstrap": 0,
+    "_version": 0, "errors": 0, "_io": 0, "_download": 0, "_device": 0, "_distributed": 0, "_bootstrap": 0, "_lazy": 0,
     "data": 1, "metrics": 1,
     "scores": 2, "correlation": 2, "losses": 2,
     "train": 3, "evaluate": 3, "study": 3, "judge": 3,

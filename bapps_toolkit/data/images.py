@@ -52,6 +52,20 @@ MAX_PIXELS = 64 * 1024 * 1024
 _MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
+def _named(exc: Exception, path: PathLike, other: str) -> Exception:
+    """The :class:`DataError` naming ``path`` for an exception of PIL's reading; ``other`` (with
+    ``{path}`` and ``{exc}``) for a corrupt file. Anything else is returned unchanged."""
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"image file {path} does not exist")
+    if isinstance(exc, IsADirectoryError):
+        return DataError(f"image {path} is a folder, not an image file")
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return DataError(f"image {path} has absurd dimensions, refusing to decode it (decompression-bomb guard: {exc})")
+    if isinstance(exc, (OSError, SyntaxError, ValueError)):
+        return DataError(other.format(path=path, exc=exc))
+    return exc
+
+
 def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
              square: bool = False, scale_16bit: bool = False) -> np.ndarray:
     """Decode any image file to ``uint8 [H, W, 3]`` RGB, with the checks every reader shares.
@@ -83,15 +97,8 @@ def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_
                 return np.array(im, dtype=np.uint8)
     except DataError:
         raise
-    except FileNotFoundError:
-        raise DataError(f"image file {path} does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"image {path} is a folder, not an image file") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"image {path} has absurd dimensions, refusing to decode it "
-                        f"(decompression-bomb guard: {exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot decode image {path}: corrupt or truncated ({exc})") from None
+    except Exception as exc:
+        raise _named(exc, path, "cannot decode image {path}: corrupt or truncated ({exc})") from None
 
 
 def image_size(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS
@@ -103,15 +110,8 @@ def image_size(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MA
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
-    except FileNotFoundError:
-        raise DataError(f"image file {path} does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"image {path} is a folder, not an image file") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"image {path} has absurd dimensions, refusing to decode it "
-                        f"(decompression-bomb guard: {exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot read image {path}: not an image file PIL can open ({exc})") from None
+    except Exception as exc:
+        raise _named(exc, path, "cannot read image {path}: not an image file PIL can open ({exc})") from None
     if w <= 0 or h <= 0 or w > max_side or h > max_side or w * h > max_pixels:
         raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit {max_side} per side, "
                         f"{max_pixels} pixels); refusing to decode it")

@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.images import read_rgb
+from ..data.images import image_size, read_rgb
 from ..errors import DataError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -69,20 +69,9 @@ def read_image(path: PathLike) -> np.ndarray:
 
 
 def header_size(path: Path) -> tuple[int, int]:
-    """``(H, W)`` from the file's header (no decoding; PIL's decompression-bomb check is an error
-    here as in :func:`read_image`); an unreadable file is named."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-    except FileNotFoundError:
-        raise DataError(f"image file {path} does not exist") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from None
-    if w <= 0 or h <= 0 or w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
-        raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit {MAX_SIDE} per side, "
-                        f"{MAX_PIXELS} pixels); refusing to decode it")
+    """``(H, W)`` from the file's header (no decoding; the size limits of :func:`read_image`);
+    an unreadable file is named."""
+    w, h = image_size(path, max_side=MAX_SIDE, max_pixels=MAX_PIXELS)
     return h, w
 
 
