@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._lazy import lazy_names
+from ._lazy import keep_functions, lazy_names
 from ._version import __version__
 from .errors import BappsError
 
@@ -37,3 +37,4 @@ __all__ = [
 
 
 __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
+keep_functions(__name__, ["evaluate"])  # `bapps_toolkit.evaluate` stays the function when the subpackage loads

@@ -3,7 +3,9 @@ used: ``bapps --help`` and argument errors never import torch or pandas."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import sys
+import types
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -23,3 +25,22 @@ def lazy_names(package: str, lazy: Mapping[str, str],
         return sorted(set(namespace) | set(namespace.get("__all__", ())))
 
     return getattr_, dir_
+
+
+class _Package(types.ModuleType):
+    """A package whose public function ``name`` shares its name with a submodule ``name``: when
+    the submodule is imported (which binds it as the package's attribute), the attribute stays
+    the function, as with an eager ``from .name import name``."""
+
+    _shadowed: frozenset[str] = frozenset()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in type(self)._shadowed and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+def keep_functions(package: str, names: Sequence[str]) -> None:
+    """Keep the functions ``names`` of ``package`` bound when their same-named submodules load."""
+    cls = type("_Package", (_Package,), {"_shadowed": frozenset(names), "__doc__": _Package.__doc__})
+    sys.modules[package].__class__ = cls

@@ -73,3 +73,14 @@ def test_listed_help_agrees_with_each_command_module():
     registered = {a.dest: a.help for a in act._choices_actions}
     assert registered == {name: text for name, (_, text) in COMMANDS.items()}
     assert list(act.choices) == list(COMMANDS)
+
+
+def test_lazy_functions_stay_functions_when_their_submodules_load():
+    """``bapps_toolkit.evaluate`` / ``bapps_toolkit.data.pack`` are functions that share their
+    names with a subpackage / submodule: importing those must not rebind the name to the module."""
+    code = ("import bapps_toolkit as bt, bapps_toolkit.data as d\n"
+            "import bapps_toolkit.evaluate.runner, bapps_toolkit.data.pack\n"
+            "assert callable(bt.evaluate) and bt.evaluate.__name__ == 'evaluate', bt.evaluate\n"
+            "assert callable(d.pack) and d.pack.__name__ == 'pack', d.pack\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr

@@ -98,16 +98,17 @@ def test_fp16_on_cpu_is_refused_before_any_work(mini_h5):
         check_execution("fp64", False, None, torch.device("cpu"))
 
 
-def test_compile_failure_is_a_clear_error_not_a_fallback(monkeypatch):
+def test_compile_failure_is_a_clear_error_not_a_fallback():
     import torch._dynamo
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))  # a machine without a C++ compiler
     torch._dynamo.reset()
     prepared = PreparedMetric(create_metric("l2"), Execution(compile=True), torch.device("cpu"))
     x = torch.zeros(2, 3, 64, 64)
     try:
-        with pytest.raises(BappsError, match=r"compile: torch.compile failed on this machine .*C\+\+ compiler"):
+        # a machine without a C++ compiler; torch's own patch() restores the setting afterwards
+        with inductor_config.patch({"cpp.cxx": ("/nonexistent/c++",)}), \
+                pytest.raises(BappsError, match=r"compile: torch.compile failed on this machine .*C\+\+ compiler"):
             prepared.pair_distances(x, x, x, validate=False)
     finally:
         torch._dynamo.reset()

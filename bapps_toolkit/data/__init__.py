@@ -11,11 +11,9 @@ The names are imported on first use (PEP 562), so the torch-free parts (:mod:`.i
 """
 from __future__ import annotations
 
-import sys
-import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .._lazy import lazy_names
+from .._lazy import keep_functions, lazy_names
 
 if TYPE_CHECKING:
     from .datasets import (
@@ -50,17 +48,7 @@ __all__ = [
 ]
 
 
-class _Package(types.ModuleType):
-    """This package, whose attribute ``pack`` stays the function :func:`.pack.pack` (as with an
-    eager ``from .pack import pack``) when the submodule ``data.pack`` is imported."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "pack" and isinstance(value, types.ModuleType):
-            value = value.pack
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+keep_functions(__name__, ["pack"])  # `data.pack` stays the function when the submodule loads
 
 
 __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
