@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,19 @@ def call(url: str, path: str, body: Any = None, *, raw: bytes | None = None,
 def nxt(url: str, rater: str, token: str | None = None) -> tuple[int, Any]:
     q = {"rater": rater, **({"token": token} if token else {})}
     return call(url, "/api/next?" + urllib.parse.urlencode(q))
+
+
+def answer_all(url: str, rater: str, body_for: Callable[[dict], dict], *, rt_ms: float = 700.0) -> int:
+    """Answer every trial the server gives ``rater`` with ``body_for(trial)`` (the answer fields);
+    each answer must be acknowledged (200). Returns the number of answers."""
+    n = 0
+    while True:
+        _, t = nxt(url, rater)
+        if t["done"]:
+            return n
+        st, r = call(url, "/api/answer", {**body_for(t), "rater": rater, "item": t["item"], "rt_ms": rt_ms})
+        assert st == 200, r
+        n += 1
 
 
 def jnd_timings() -> dict[str, float]:

@@ -19,28 +19,21 @@ from bapps_toolkit.evaluate import evaluate
 from bapps_toolkit.judge import create_from_set, export
 from bapps_toolkit.train import TrainConfig, train
 
-from .helpers import build_unjudged, call, jnd_timings, nxt
+from .helpers import answer_all, build_unjudged, jnd_timings
 
 
 def _simulate(url: str, rater: str, truth: dict, rng: np.random.Generator, stems: dict[int, str]) -> int:
-    n = 0
-    while True:
-        _, t = nxt(url, rater)
-        if t["done"]:
-            return n
+    def body(t: dict) -> dict:
         stem = stems[t["item"]]
-        if t["kind"] == "2afc":
-            if stem.startswith("sentinel"):
-                wants_p1 = bool(rng.integers(2))
-            else:
-                t0, t1 = truth["2afc"][stem]
-                wants_p1 = rng.random() < 1.0 / (1.0 + math.exp(-8.0 * (t0 - t1)))
-            body = {"side": "right" if wants_p1 != bool(t["swapped"]) else "left"}
+        if t["kind"] != "2afc":
+            return {"side": "same" if rng.random() < 0.5 else "different", "timings": jnd_timings()}
+        if stem.startswith("sentinel"):
+            wants_p1 = bool(rng.integers(2))
         else:
-            body = {"side": "same" if rng.random() < 0.5 else "different", "timings": jnd_timings()}
-        st, r = call(url, "/api/answer", {**body, "rater": rater, "item": t["item"], "rt_ms": 700.0})
-        assert st == 200, r
-        n += 1
+            t0, t1 = truth["2afc"][stem]
+            wants_p1 = rng.random() < 1.0 / (1.0 + math.exp(-8.0 * (t0 - t1)))
+        return {"side": "right" if wants_p1 != bool(t["swapped"]) else "left"}
+    return answer_all(url, rater, body)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from bapps_toolkit.judge import create_from_set, export
 from bapps_toolkit.study import LossStudyConfig, run_loss_study
 from bapps_toolkit.train import TrainConfig, train
 
-from .helpers import call, nxt
+from .helpers import answer_all
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -38,21 +38,15 @@ def _mse(folder, sub: str, stem: str) -> float:
 
 
 def _rate(url: str, rater: str, folder, stems: dict[int, str], rng: np.random.Generator) -> int:
-    n = 0
-    while True:
-        _, t = nxt(url, rater)
-        if t["done"]:
-            return n
+    def body(t: dict) -> dict:
         stem = stems[t["item"]]
         if stem.startswith("sentinel"):
             wants_p1 = bool(rng.integers(2))
         else:
             m0, m1 = _mse(folder, "p0", stem), _mse(folder, "p1", stem)
             wants_p1 = rng.random() < 1.0 / (1.0 + math.exp(-4000.0 * (m0 - m1)))
-        body = {"side": "right" if wants_p1 != bool(t["swapped"]) else "left"}
-        st, r = call(url, "/api/answer", {**body, "rater": rater, "item": t["item"], "rt_ms": 650.0})
-        assert st == 200, r
-        n += 1
+        return {"side": "right" if wants_p1 != bool(t["swapped"]) else "left"}
+    return answer_all(url, rater, body, rt_ms=650.0)
 
 
 @pytest.mark.slow
