@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ._device import pick_device
+
 
 def is_main_process() -> bool:
     """Whether this process is rank 0 (always true outside ``torchrun``); only it writes files."""
@@ -42,16 +44,14 @@ class DistContext:
 
 
 def _pick_device(device: str | None, local_rank: int, world: int) -> torch.device:
-    if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-        return torch.device("cpu")
-    dev = torch.device(device)
+    """:func:`~bapps_toolkit._device.pick_device`, with a bare ``cuda`` (or the automatic choice)
+    pinned to this rank's GPU and CUDA asked for where there is none refused."""
+    dev = pick_device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device: {device!r} requested but CUDA is not available")
-        if world > 1 and dev.index is None:
-            dev = torch.device("cuda", local_rank % torch.cuda.device_count())
+        if dev.index is None and (world > 1 or device is None or str(device) == "auto"):
+            dev = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
     return dev
 
 
