@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import bapps_toolkit.metrics.fsim as fsim_mod
+import bapps_toolkit.metrics.functional.phase_congruency as pc_mod
 from bapps_toolkit import create_metric
 from bapps_toolkit.metrics.fsim import downsample_factor, fsim, matlab_downsample
 
@@ -93,7 +94,7 @@ def test_registered_metric_is_one_minus_similarity(ref, pairs, name, column):
 
 def _piq_filter_bank(rows, cols, dtype, device):
     """piq's frequency grid: MATLAB's with rows and columns swapped (same noise constants)."""
-    bank, coef = fsim_mod._filter_bank(cols, rows)
+    bank, coef = pc_mod._filter_bank(cols, rows)
     return (torch.tensor(bank, dtype=dtype, device=device).transpose(-1, -2),
             torch.tensor(coef, dtype=dtype, device=device))
 
@@ -103,12 +104,13 @@ def _use_piq_choices(monkeypatch) -> None:
     eps64 = torch.finfo(torch.float64).eps
     yiq4 = torch.tensor([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]],
                         dtype=torch.float64)
-    monkeypatch.setattr(fsim_mod, "_median_lastdim", lambda v: v.median(dim=-1).values)  # lower median
+    monkeypatch.setattr(pc_mod, "_median_lastdim", lambda v: v.median(dim=-1).values)  # lower median
     monkeypatch.setattr(fsim_mod, "rgb_to_yiq",
                         lambda x: torch.einsum("ij,njhw->nihw", yiq4.to(x.dtype), x))
-    monkeypatch.setattr(fsim_mod, "_filter_bank_tensors", _piq_filter_bank)
-    monkeypatch.setattr(fsim_mod, "EPSILON", eps64)
-    monkeypatch.setattr(fsim_mod, "_safe_div", lambda n, d: (n + eps64) / (d + eps64))
+    monkeypatch.setattr(pc_mod, "_filter_bank_tensors", _piq_filter_bank)
+    monkeypatch.setattr(pc_mod, "EPSILON", eps64)
+    for mod in (fsim_mod, pc_mod):
+        monkeypatch.setattr(mod, "_safe_div", lambda n, d: (n + eps64) / (d + eps64))
     monkeypatch.setattr(fsim_mod, "NEGATIVE_POWER_FACTOR", 1.0)  # |p|^λ instead of real(p^λ)
     monkeypatch.setattr(fsim_mod, "downsample_factor", lambda h, w: max(1, round(min(h, w) / 256)))
     monkeypatch.setattr(fsim_mod, "matlab_downsample",
@@ -207,8 +209,8 @@ def test_fsim_applies_downsampling_on_y():
 
 def test_median_is_matlab_median():
     v = torch.tensor([[4.0, 1.0, 3.0, 2.0], [5.0, 9.0, 1.0, 7.0]])
-    torch.testing.assert_close(fsim_mod._median_lastdim(v), torch.tensor([2.5, 6.0]))
-    torch.testing.assert_close(fsim_mod._median_lastdim(v[:, :3]), torch.tensor([3.0, 5.0]))
+    torch.testing.assert_close(pc_mod._median_lastdim(v), torch.tensor([2.5, 6.0]))
+    torch.testing.assert_close(pc_mod._median_lastdim(v[:, :3]), torch.tensor([3.0, 5.0]))
 
 
 def test_chroma_term_uses_real_principal_power():
@@ -300,6 +302,45 @@ def test_gradcheck_float64(chromatic):
     assert torch.autograd.gradcheck(lambda a, b: fsim(a, b, chromatic=chromatic), (x, y))
 
 
+def _plain_phase_congruency(y):
+    """phasecong2's energy written as in MATLAB: complex responses, MeanE/MeanO, per-scale sums."""
+    n, _, rows, cols = y.shape
+    bank, coef = pc_mod._filter_bank_tensors(rows, cols, y.dtype, y.device)
+    eo = torch.fft.ifft2(torch.fft.fft2(y).unsqueeze(2) * bank)
+    e, o = eo.real, eo.imag
+    sum_e, sum_o = e.sum(dim=2, keepdim=True), o.sum(dim=2, keepdim=True)
+    norm = torch.sqrt(sum_e ** 2 + sum_o ** 2) + pc_mod.EPSILON
+    mean_e, mean_o = sum_e / norm, sum_o / norm
+    energy = (e * mean_e + o * mean_o - (e * mean_o - o * mean_e).abs()).sum(dim=2)
+    med = torch.from_numpy(np.median((e[:, :, 0] ** 2 + o[:, :, 0] ** 2).reshape(n, 4, -1).numpy(), axis=-1))
+    energy = torch.relu(energy - (coef * med.sqrt())[:, :, None, None])
+    return energy.sum(dim=1, keepdim=True) / eo.abs().sum(dim=(1, 2)).unsqueeze(1)
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 64, 64), (3, 1, 33, 48), (2, 1, 63, 65)])
+def test_phase_congruency_equals_phasecong2s_plain_formula(shape, monkeypatch):
+    """The real-valued rewrite (contiguous even/odd responses, one selection for the median) equals
+    the complex formula of phasecong2, chunked on CPU or not."""
+    y = torch.rand(shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 255
+    expect = _plain_phase_congruency(y)
+    torch.testing.assert_close(pc_mod.phase_congruency(y), expect, rtol=0, atol=1e-12)
+    monkeypatch.setattr(pc_mod, "_CPU_CHUNK_ELEMENTS", 1)   # one image per chunk
+    torch.testing.assert_close(pc_mod.phase_congruency(y), expect, rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_fsim_compiled_kernel_matches_eager():
+    """evaluate's compile for FSIM compiles only the real-valued kernel; same distances."""
+    m = create_metric("fsim")
+    g = torch.Generator().manual_seed(0)
+    r, a, b = (torch.rand(6, 3, 64, 64, generator=g) * 2 - 1 for _ in range(3))
+    pair, dist = m.compiled_calls()
+    with torch.no_grad():
+        for got, want in zip(pair(r, a, b), m.pair_distances(r, a, b), strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=2e-6)
+        torch.testing.assert_close(dist(r, a), m.distance(r, a), rtol=0, atol=2e-6)
+
+
 @pytest.mark.parametrize("name", ["fsim", "fsimc"])
 def test_gradients_finite_at_degenerate_points(name):
     """Identical and flat images hit sqrt(0), |0|^λ, 0/0 and the median of zeros."""
@@ -356,7 +397,7 @@ def test_gradient_magnitude_equals_the_scharr_convolution():
 
 @pytest.mark.parametrize("n", [7, 8, 4096])
 def test_median_is_matlabs_median(n):
-    from bapps_toolkit.metrics.fsim import _median_lastdim
+    from bapps_toolkit.metrics.functional.phase_congruency import _median_lastdim
     v = torch.randint(0, 5, (6, n)).double()   # many ties
     expect = torch.from_numpy(np.median(v.numpy(), axis=-1))
     assert torch.equal(_median_lastdim(v), expect)

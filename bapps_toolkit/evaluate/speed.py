@@ -91,8 +91,8 @@ class PreparedMetric:
         self._pair: Callable[..., Any] | None = None
         self._dist: Callable[..., Any] | None = None
         if ex.compile:
-            self._pair = _first_call_checked(torch.compile(metric._pair_distances))
-            self._dist = _first_call_checked(torch.compile(metric._distance))
+            pair, dist = metric.compiled_calls()
+            self._pair, self._dist = _first_call_checked(pair), _first_call_checked(dist)
 
     def _autocast(self) -> Any:
         enabled = self.ex.precision != "fp32"

@@ -19,6 +19,7 @@ import inspect
 import re
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -126,6 +127,12 @@ class Metric(nn.Module):
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self._distance(ref, p0), self._distance(ref, p1)
+
+    def compiled_calls(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        """``(pair_distances, distance)`` without validation, like :meth:`_pair_distances` and
+        :meth:`_distance`, through :func:`torch.compile` (evaluate's ``compile``). A metric that
+        torch.compile handles badly as a whole overrides this and compiles a part of it."""
+        return torch.compile(self._pair_distances), torch.compile(self._distance)
 
     def extra_repr(self) -> str:
         s = f"input_range={self.input_range}"

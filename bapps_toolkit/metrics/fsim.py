@@ -64,33 +64,24 @@ Videre 1(3), 1999; MATLAB code at https://www4.comp.polyu.edu.hk/~cslzhang/IQA/F
 """
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ._validate import validate_pair
 from .base import Metric, register_metric
 from .functional.color import rgb_to_gray, rgb_to_yiq
+from .functional.phase_congruency import PCKernel, _safe_div, _safe_sqrt, pc_from_responses, phase_congruency
 from .functional.resize import matlab_box_downsample_zero as matlab_downsample
 from .functional.resize import matlab_downsample_factor as downsample_factor
 
 __all__ = ["fsim", "downsample_factor", "matlab_downsample", "phase_congruency", "FSIM", "FSIMc"]
 
-# -- constants of FeatureSIM.m / phasecong2 ---------------------------------------------------
-N_SCALES = 4
-N_ORIENT = 4
-MIN_WAVELENGTH = 6.0
-MULT = 2.0
-SIGMA_ONF = 0.55
-D_THETA_ON_SIGMA = 1.2
-K_NOISE = 2.0
-EPSILON = 1e-4
-LOWPASS_CUTOFF = 0.45
-LOWPASS_ORDER = 15
+# -- constants of FeatureSIM.m ----------------------------------------------------------------
 T1, T2, T3, T4 = 0.85, 160.0, 200.0, 200.0
 LAMBDA = 0.03
 #: MATLAB's real(p^λ) for p < 0 (principal branch): |p|^λ·cos(λπ).
@@ -99,131 +90,6 @@ NEGATIVE_POWER_FACTOR = math.cos(LAMBDA * math.pi)
 #: Smallest ``min(H, W)`` accepted (after downsampling the grid must be well defined; smaller
 #: images cannot hold a single cycle of the finest log-Gabor filter, wavelength 6).
 MIN_SIZE = 6
-
-def _safe_sqrt(v: torch.Tensor) -> torch.Tensor:
-    """``sqrt(v)`` for ``v >= 0`` with a zero gradient (instead of inf/NaN) at ``v == 0``."""
-    pos = v > 0
-    return torch.where(pos, torch.where(pos, v, torch.ones_like(v)).sqrt(), torch.zeros_like(v))
-
-
-def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den`` where ``den > 0``, else 0, with finite gradients."""
-    pos = den > 0
-    return torch.where(pos, num / torch.where(pos, den, torch.ones_like(den)), torch.zeros_like(num))
-
-
-def _matlab_range(n: int) -> np.ndarray:
-    """The normalised frequency coordinates phasecong2/lowpassfilter build for ``n`` samples."""
-    if n % 2:
-        return np.arange(-(n - 1) / 2, (n - 1) / 2 + 1) / (n - 1)
-    return np.arange(-n / 2, n / 2) / n
-
-
-@lru_cache(maxsize=16)
-def _filter_bank(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Log-Gabor bank ``[O, S, rows, cols]`` (0 frequency at the corner) and, per orientation,
-    the factor ``c_o`` such that phasecong2's noise threshold is ``T_o = c_o * sqrt(median_o)``.
-
-    Built in float64 numpy exactly as phasecong2 does (meshgrid, ifftshift, radius(1,1) = 1).
-    """
-    x, y = np.meshgrid(_matlab_range(cols), _matlab_range(rows))
-    radius = np.sqrt(x ** 2 + y ** 2)
-    theta = np.arctan2(-y, x)
-    lowpass = np.fft.ifftshift(1.0 / (1.0 + (radius / LOWPASS_CUTOFF) ** (2 * LOWPASS_ORDER)))
-    radius = np.fft.ifftshift(radius)
-    theta = np.fft.ifftshift(theta)
-    radius[0, 0] = 1.0
-    sintheta, costheta = np.sin(theta), np.cos(theta)
-
-    log_gabor = []
-    for s in range(N_SCALES):
-        fo = 1.0 / (MIN_WAVELENGTH * MULT ** s)
-        lg = np.exp(-(np.log(radius / fo) ** 2) / (2 * math.log(SIGMA_ONF) ** 2)) * lowpass
-        lg[0, 0] = 0.0
-        log_gabor.append(lg)
-
-    theta_sigma = math.pi / N_ORIENT / D_THETA_ON_SIGMA
-    bank = np.empty((N_ORIENT, N_SCALES, rows, cols))
-    coef = np.empty(N_ORIENT)
-    rayleigh = (math.sqrt(math.pi / 2) + K_NOISE * math.sqrt(2 - math.pi / 2)) / 1.7
-    for o in range(N_ORIENT):
-        angl = o * math.pi / N_ORIENT
-        ds = sintheta * math.cos(angl) - costheta * math.sin(angl)
-        dc = costheta * math.cos(angl) + sintheta * math.sin(angl)
-        spread = np.exp(-(np.abs(np.arctan2(ds, dc)) ** 2) / (2 * theta_sigma ** 2))
-        for s in range(N_SCALES):
-            bank[o, s] = log_gabor[s] * spread
-        em_n = float((bank[o, 0] ** 2).sum())
-        spatial = np.real(np.fft.ifft2(bank[o], axes=(-2, -1))) * math.sqrt(rows * cols)
-        sum_an2 = float((spatial ** 2).sum())
-        sum_aiaj = sum(
-            float((spatial[i] * spatial[j]).sum())
-            for i in range(N_SCALES - 1) for j in range(i + 1, N_SCALES)
-        )
-        # meanE2n = median / ln 2; noisePower = meanE2n / EM_n;
-        # tau = sqrt((2 noisePower ΣAn² + 4 noisePower ΣAiAj) / 2);
-        # T = (tau sqrt(pi/2) + k sqrt(2 - pi/2) tau) / 1.7
-        coef[o] = rayleigh * math.sqrt((2 * sum_an2 + 4 * sum_aiaj) / (2 * math.log(2) * em_n))
-    return bank, coef
-
-
-@lru_cache(maxsize=16)
-def _filter_bank_tensors(
-    rows: int, cols: int, dtype: torch.dtype, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    bank, coef = _filter_bank(rows, cols)
-    return (torch.tensor(bank, dtype=dtype, device=device),
-            torch.tensor(coef, dtype=dtype, device=device))
-
-
-def _median_lastdim(v: torch.Tensor) -> torch.Tensor:
-    """MATLAB ``median`` along the last dimension (mean of the two middle values for even n).
-
-    ``torch.median`` gives the lower middle value; for even ``n`` the upper one is
-    ``-median(-v)`` (the lower middle of the negated values), which is faster than two
-    ``kthvalue`` selections.
-    """
-    lower = torch.median(v, dim=-1).values
-    if v.shape[-1] % 2:
-        return lower
-    return 0.5 * (lower - torch.median(-v, dim=-1).values)
-
-
-#: On CPU, phase congruency runs over sub-batches of about this many complex filter responses
-#: (images × 16 × H × W) so the intermediates stay in cache (about 2× faster than one big batch).
-_CPU_CHUNK_ELEMENTS = 1 << 18
-
-
-def phase_congruency(y: torch.Tensor) -> torch.Tensor:
-    """phasecong2 as used by FeatureSIM.m: ``[N, 1, H, W]`` luminance (0..255) → PC ``[N, 1, H, W]``."""
-    n, _, rows, cols = y.shape
-    if y.device.type == "cpu":
-        step = max(1, _CPU_CHUNK_ELEMENTS // (N_ORIENT * N_SCALES * rows * cols))
-        if n > step:
-            return torch.cat([_phase_congruency(y[i:i + step]) for i in range(0, n, step)])
-    return _phase_congruency(y)
-
-
-def _phase_congruency(y: torch.Tensor) -> torch.Tensor:
-    n, _, rows, cols = y.shape
-    bank, coef = _filter_bank_tensors(rows, cols, y.dtype, y.device)      # [O, S, H, W], [O]
-
-    eo = torch.fft.ifft2(torch.fft.fft2(y).unsqueeze(2) * bank)           # [N, O, S, H, W]
-    # even E = Re(eo), odd O = Im(eo); complex |·| has a zero gradient at 0 (sgn(0) = 0).
-    amp_sum = eo.abs().sum(dim=(1, 2)).unsqueeze(1)                       # ΣAn over o, s
-    eo_sum = eo.sum(dim=2, keepdim=True)                                  # sumE + i·sumO
-    norm = eo_sum.abs()
-    mean = eo_sum / (norm + EPSILON)                                      # MeanE + i·MeanO
-    # Σ_s (E·MeanE + O·MeanO) = |sum|² / (|sum| + ε), and Im(eo·conj(mean)) = O·MeanE − E·MeanO.
-    energy = (norm * norm / (norm + EPSILON)).squeeze(2) - (eo * mean.conj()).imag.abs().sum(dim=2)
-
-    e0 = eo[:, :, 0]
-    amp2 = e0.real * e0.real + e0.imag * e0.imag                          # |EO{1,o}|²
-    median = _median_lastdim(amp2.reshape(n, N_ORIENT, rows * cols))     # [N, O]
-    threshold = coef * _safe_sqrt(median)
-    energy = torch.relu(energy - threshold[:, :, None, None])
-    return _safe_div(energy.sum(dim=1, keepdim=True), amp_sum)
-
 
 def _gradient_magnitude(y: torch.Tensor) -> torch.Tensor:
     """|∇y| with the Scharr kernels of FeatureSIM.m, zero-padded 'same' (as ``conv2(·, dx, 'same')``).
@@ -247,14 +113,14 @@ def _similarity(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
 _Features = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _features(x255: torch.Tensor, chromatic: bool, factor: int) -> _Features:
+def _features(x255: torch.Tensor, chromatic: bool, factor: int, kernel: PCKernel | None) -> _Features:
     """Per-image parts of FSIM(c): the downsampled Y(IQ) planes, phase congruency and gradient."""
     if x255.shape[1] == 3:
         planes = matlab_downsample(rgb_to_yiq(x255) if chromatic else rgb_to_gray(x255), factor)
     else:
         planes = matlab_downsample(x255, factor)
     lum = planes[:, :1]
-    return planes, phase_congruency(lum), _gradient_magnitude(lum)
+    return planes, phase_congruency(lum, kernel), _gradient_magnitude(lum)
 
 
 def _from_features(fa: _Features, fb: _Features, chromatic: bool) -> torch.Tensor:
@@ -279,18 +145,19 @@ def _split(f: _Features, n: int, k: int) -> list[_Features]:
     return [tuple(t[i * n:(i + 1) * n] for t in f) for i in range(k)]  # type: ignore[misc]
 
 
-def _fsim_core(x255: torch.Tensor, y255: torch.Tensor, chromatic: bool, downsample: bool) -> torch.Tensor:
+def _fsim_core(x255: torch.Tensor, y255: torch.Tensor, chromatic: bool, downsample: bool,
+               kernel: PCKernel | None = None) -> torch.Tensor:
     """FSIM/FSIMc of validated NCHW batches on the 0..255 scale → ``[N]``."""
     factor = downsample_factor(x255.shape[-2], x255.shape[-1]) if downsample else 1
-    fx, fy = _split(_features(torch.cat([x255, y255]), chromatic, factor), x255.shape[0], 2)
+    fx, fy = _split(_features(torch.cat([x255, y255]), chromatic, factor, kernel), x255.shape[0], 2)
     return _from_features(fx, fy, chromatic)
 
 
 def _fsim_triplet(r255: torch.Tensor, a255: torch.Tensor, b255: torch.Tensor, chromatic: bool,
-                  downsample: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                  downsample: bool, kernel: PCKernel | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(FSIM(r, a), FSIM(r, b))`` with the reference's phase congruency computed once."""
     factor = downsample_factor(r255.shape[-2], r255.shape[-1]) if downsample else 1
-    fr, fa, fb = _split(_features(torch.cat([r255, a255, b255]), chromatic, factor), r255.shape[0], 3)
+    fr, fa, fb = _split(_features(torch.cat([r255, a255, b255]), chromatic, factor, kernel), r255.shape[0], 3)
     return _from_features(fr, fa, chromatic), _from_features(fr, fb, chromatic)
 
 
@@ -353,16 +220,25 @@ class FSIM(Metric):
     def _scaled(self, x: torch.Tensor) -> torch.Tensor:
         return self.unit(x.to(_compute_dtype(x.dtype))) * 255.0
 
-    def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        return (1.0 - _fsim_core(self._scaled(x0), self._scaled(x1), self.chromatic, self.downsample)).to(x0.dtype)
+    def _distance(self, x0: torch.Tensor, x1: torch.Tensor, kernel: PCKernel | None = None) -> torch.Tensor:
+        s = _fsim_core(self._scaled(x0), self._scaled(x1), self.chromatic, self.downsample, kernel)
+        return (1.0 - s).to(x0.dtype)
 
     def _pair_distances(
-        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, kernel: PCKernel | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with the reference's phase congruency computed once."""
         s0, s1 = _fsim_triplet(self._scaled(ref), self._scaled(p0), self._scaled(p1), self.chromatic,
-                               self.downsample)
+                               self.downsample, kernel)
         return (1.0 - s0).to(ref.dtype), (1.0 - s1).to(ref.dtype)
+
+    def compiled_calls(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        """torch.compile cannot generate code for the complex FFTs (it would split the graph at each of
+        them, several times slower than eager mode), so only the real-valued kernel
+        :func:`pc_from_responses` is compiled, once per response shape; the rest runs eagerly."""
+        kernel = torch.compile(pc_from_responses, dynamic=False)
+        return (functools.partial(self._pair_distances, kernel=kernel),
+                functools.partial(self._distance, kernel=kernel))
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", downsample={self.downsample}"
