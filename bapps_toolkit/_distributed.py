@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import atexit
 import os
+import pickle
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from ._device import pick_device
+
+T = TypeVar("T")
+W = TypeVar("W")
 
 
 def is_main_process() -> bool:
@@ -165,6 +170,73 @@ def gather_rows(ctx: DistContext, t: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather_rows(ctx, t.to(ctx.device))).to(t.device)
 
 
+class _Failed:
+    """An exception raised on one rank, sent to the others (a picklable stand-in if it is not)."""
+
+    def __init__(self, rank: int, exc: BaseException):
+        try:
+            pickle.dumps(exc)
+            self.exc: BaseException = exc
+        except Exception:
+            self.exc = RuntimeError(f"rank {rank}: {type(exc).__name__}: {exc}")
+
+
+def all_gather_objects(ctx: DistContext, obj: Any) -> list[Any]:
+    """Every rank's picklable ``obj``, in rank order (``[obj]`` in one process)."""
+    if not ctx.distributed:
+        return [obj]
+    box: list[Any] = [None] * ctx.world
+    dist.all_gather_object(box, obj)
+    return box
+
+
+def share_from_main(ctx: DistContext, fn: Callable[[], T]) -> T:
+    """``fn()`` run on rank 0 alone, its result (or its exception) on every rank: a step that
+    only rank 0 may do (take the output's lock, read or write the output) without leaving the
+    other ranks waiting on a rank that failed. Also a barrier."""
+    if not ctx.distributed:
+        return fn()
+    outcome: Any = None
+    own: BaseException | None = None
+    if ctx.is_main:
+        try:
+            outcome = ("ok", fn())
+        except Exception as exc:
+            own, outcome = exc, ("err", _Failed(0, exc))
+    kind, value = broadcast_object(ctx, outcome)
+    if kind == "err":
+        raise own if own is not None else value.exc
+    return value
+
+
+def sharded(ctx: DistContext, work: Sequence[W], run: Callable[[Sequence[W]], Iterator[T]]) -> Iterator[T]:
+    """The results of ``run`` over ``work``, in ``work`` order, computed round-robin across ranks.
+
+    ``run(items)`` must yield exactly one picklable result per item, in order. Rank ``r`` runs
+    items ``r, r + world, r + 2·world, …``; after every step the ranks exchange their results
+    (:func:`all_gather_objects`), so every rank yields every result, in ``work`` order, and
+    memory holds one step's results of all ranks at a time. One process: ``run(work)`` itself.
+    An exception in one rank's ``run`` is raised on every rank (none waits for a failed one).
+    """
+    if not ctx.distributed:
+        yield from run(work)
+        return
+    mine = iter(run(work[ctx.rank::ctx.world]))
+    for _ in range(-(-len(work) // ctx.world)):
+        item: Any
+        try:
+            item = next(mine, None)
+        except Exception as exc:
+            item = _Failed(ctx.rank, exc)
+        got = all_gather_objects(ctx, item)
+        failed = next((g for g in got if isinstance(g, _Failed)), None)
+        if failed is not None:
+            if isinstance(item, _Failed):
+                raise item.exc
+            raise failed.exc
+        yield from (g for g in got if g is not None)
+
+
 __all__ = ["DistContext", "setup", "teardown", "barrier", "broadcast_object", "all_reduce_sum",
            "slice_for_rank", "all_gather_rows", "is_main_process",
-           "join_process_group", "current_context", "gather_rows"]
+           "join_process_group", "current_context", "gather_rows", "all_gather_objects", "share_from_main", "sharded"]

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..report import demo as demo_lib
-from ..report.demo import run_demo
+from ..report import demo as demo_lib  # torch-free at import: keeps `bapps demo --help` fast
 from ._parser import examples
 
 
@@ -28,6 +27,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    run_demo(args.out, seed=args.seed, n_boot=args.n_boot, device=args.device, train_lpips=not args.no_train,
-             progress=args.progress, backbone_weights=args.backbone_weights)
+    demo_lib.run_demo(args.out, seed=args.seed, n_boot=args.n_boot, device=args.device, train_lpips=not args.no_train,
+                      progress=args.progress, backbone_weights=args.backbone_weights)
     return 0

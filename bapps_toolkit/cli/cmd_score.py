@@ -23,6 +23,16 @@ and OUT is written atomically at the end; running the same command again skips t
 in OUT or OUT.partial (resume after an interruption). Without --out the rows go to stdout as they
 are scored. --all-pairs --out M.npy writes the n x n matrix (float64, files sorted by name) and
 M.npy.json (file order, metric, unit, direction); each image goes through the network once.
+
+Several processes: ``torchrun --nproc_per_node=N -m bapps_toolkit score --dir0 D0 --dir1 D1 --out
+dists.csv`` (and ``--dir D --all-pairs``) shares the work out and writes the same output as one
+process. NCCL on CUDA with one GPU per rank (cuda:LOCAL_RANK, as evaluate and train do), gloo on
+CPU. Folder pairs: the pairs already in OUT are skipped first, the rest are batched by size as in
+one process and whole batches go round-robin to the ranks (so every batch keeps its one size and
+pixel budget); after each step the ranks exchange their distances and rank 0 alone writes the
+journal, the rows (stdout) and OUT, in pair order. --all-pairs: the images are shared out the same
+way (each image through the network once across ranks), every rank receives all features, then
+the blocks of the matrix go round-robin and rank 0 writes them. Only rank 0 prints.
 """
 from __future__ import annotations
 
@@ -103,9 +113,11 @@ def _note(message: str) -> None:
 
 
 def run(args) -> int:
+    form = _form(args)
+
+    from .._distributed import is_main_process
     from ..evaluate.pairs import all_pairs_matrix, score_all_pairs, score_folders, score_image_pair
 
-    form = _form(args)
     options = dict(
         metric=Path(args.checkpoint) if args.checkpoint else args.metric,
         backbone_weights=args.backbone_weights, lin_weights=args.lin_weights, device=args.device,
@@ -114,19 +126,22 @@ def run(args) -> int:
     options.update({k: v for k, v in (("batch_size", args.batch_size), ("max_batch_pixels", args.max_batch_pixels),
                                       ("num_workers", args.workers)) if v is not None})
     if form == "pair":
-        print(score_image_pair(args.images[0], args.images[1], **options).summary())
+        res = score_image_pair(args.images[0], args.images[1], **options)
+        if is_main_process():
+            print(res.summary())
         return 0
     echo = sys.stdout if args.out is None else None
     if form == "dirs":
         res = score_folders(args.dir0, args.dir1, out=args.out, echo=echo, **options)
     elif args.out is not None and Path(args.out).suffix.lower() == ".npy":
         mat = all_pairs_matrix(args.dir, out=args.out, **options)
-        print(f"wrote the {len(mat.files)}x{len(mat.files)} matrix to {args.out} and {args.out}.json: "
-              f"{mat.label}, {mat.unit}, {mat.direction}", file=sys.stderr)
+        if is_main_process():
+            print(f"wrote the {len(mat.files)}x{len(mat.files)} matrix to {args.out} and {args.out}.json: "
+                  f"{mat.label}, {mat.unit}, {mat.direction}", file=sys.stderr)
         return 0
     else:
         res = score_all_pairs(args.dir, out=args.out, echo=echo, **options)
-    if args.out is not None:
+    if args.out is not None and is_main_process():
         t = res.table()
         print(f"wrote {len(res.distances)} rows to {args.out}: {t.label}, {t.unit}, {t.direction}", file=sys.stderr)
     return 0

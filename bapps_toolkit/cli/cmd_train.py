@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..train import TrainConfig, resume_config, train
+from ..train.config import DEFAULT_MARGIN, LOSSES, TrainConfig  # torch-free: keeps `bapps train --help` fast
 from ._parser import examples
 
 
@@ -73,11 +73,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="use deterministic algorithms only (torch.use_deterministic_algorithms)")
     p.add_argument("--precompute-batch", type=int, default=None,
                    help=f"triplets per backbone batch on the fast path (default {d.precompute_batch})")
-    p.add_argument("--loss", default=None, choices=["ranking", "hinge"],
+    p.add_argument("--loss", default=None, choices=list(LOSSES),
                    help=f"training objective: ranking (official BCE of the ranking network G) or hinge "
                         f"(DreamSim's hinge on d0-d1 with targets +-1 from the rounded judge) (default {d.loss})")
     p.add_argument("--margin", type=float, default=None, metavar="M",
-                   help="margin of the hinge loss (default 0.05, DreamSim's; only with --loss hinge)")
+                   help=f"margin of the hinge loss (default {DEFAULT_MARGIN:g}, DreamSim's; only with --loss hinge)")
     p.add_argument("--memory-budget", dest="memory_budget_mb", type=int, default=None, metavar="MIB",
                    help=f"full path (tune, scratch, --no-fast): training sets whose images fit this many MiB are "
                         f"held whole with the exact shuffle; larger ones are streamed in HDF5-sized chunks with a "
@@ -95,6 +95,8 @@ _FLAGS = {"version": "--lpips-version", "val_every_epoch": "--val", "memory_budg
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..train import resume_config, train
+
     given = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
     if args.resume:
         names = {k: _FLAGS.get(k, "--" + k.replace("_", "-")) for k in given}

@@ -5,7 +5,7 @@ Each sub-command lives in ``bapps_toolkit/cli/cmd_<name>.py`` and exposes
 Each does argparse plus one library call; no library logic lives in ``cli/``. :func:`main`
 imports only the module of the command it runs (:data:`COMMANDS` lists the others by name and
 help), and the command modules import the library inside ``run()`` where they can, so that
-``bapps --help``, ``bapps evaluate --help`` and argument errors do not import torch or pandas. Every parser is a
+``bapps --help``, ``bapps COMMAND --help`` and argument errors do not import torch or pandas. Every parser is a
 :class:`~bapps_toolkit.cli._parser.BappsParser` (no abbreviated flags, plain-words help); each
 sub-command's ``--help`` ends with examples (:func:`~bapps_toolkit.cli._parser.examples`).
 Errors derived from :class:`~bapps_toolkit.errors.BappsError` (and ``ValueError`` /

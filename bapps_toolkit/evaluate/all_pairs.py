@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._distributed import DistContext, sharded
 from .._io import atomic_path
 from ..metrics import Metric
 from ..metrics.lpips import LPIPS
@@ -49,6 +50,7 @@ CACHE_BYTES = 1 << 30
 BLOCK_BYTES = 256 << 20
 
 Skip = Callable[[int, int, int, int], bool]
+Block = tuple[int, int, int, int]
 
 
 class RowStore:
@@ -94,40 +96,62 @@ def _layer_weights(metric: LPIPS, feats: Sequence[torch.Tensor]) -> list[torch.T
             for w, f in zip(lins, feats, strict=True)]
 
 
+def _feature_batches(metric: LPIPS, files: Sequence[Path], targets: np.ndarray,
+                     opts: dict[str, Any]) -> Callable[[Sequence[list[int]]], Iterator[Any]]:
+    """Per batch of images ``(indices, feature rows float32, norms n_i, flat weights or None)``."""
+    dev, items = opts["device"], [(p,) for p in files]
+
+    def run(mine: Sequence[list[int]]) -> Iterator[Any]:
+        first = True
+        for idx, (imgs,) in iter_batches(items, targets, list(mine), num_workers=opts["num_workers"],
+                                         pin_memory=dev.type == "cuda"):
+            x = to_input(imgs, dev)
+            if first:
+                metric.validate(x, x)
+            feats = metric.features(x)
+            weights = _layer_weights(metric, feats)
+            wflat = np.concatenate([w.expand(1, -1, f.shape[2], f.shape[3]).reshape(-1).numpy()
+                                    for w, f in zip(weights, feats, strict=True)]) if first else None
+            norms = torch.stack([(f.double().cpu() ** 2 * w).sum(dim=(1, 2, 3))
+                                 for f, w in zip(feats, weights, strict=True)]).sum(dim=0).numpy()
+            yield idx, torch.cat([f.reshape(len(idx), -1) for f in feats], dim=1).float().cpu().numpy(), norms, wflat
+            first = False
+
+    return run
+
+
 def _feature_store(metric: LPIPS, files: Sequence[Path], targets: np.ndarray, opts: dict[str, Any],
-                   bar: Any) -> tuple[RowStore, np.ndarray, np.ndarray]:
+                   bar: Any, ctx: DistContext) -> tuple[RowStore, np.ndarray, np.ndarray]:
     """Features of every image (one pass): the store, the norms ``n_i`` and the flat weights."""
-    n, dev = len(files), opts["device"]
+    n = len(files)
     store: RowStore | None = None
     norms = np.zeros(n, dtype=np.float64)
-    wflat = np.zeros(0)
-    items = [(p,) for p in files]
+    wflat: np.ndarray | None = None
     batches = plan_batches(targets, range(n), 2 * opts["batch_size"], 2 * opts["max_batch_pixels"])
-    for idx, (imgs,) in iter_batches(items, targets, batches, num_workers=opts["num_workers"],
-                                     pin_memory=dev.type == "cuda"):
-        x = to_input(imgs, dev)
+    for idx, rows, part, w in sharded(ctx, batches, _feature_batches(metric, files, targets, opts)):
         if store is None:
-            metric.validate(x, x)
-        feats = metric.features(x)
-        weights = _layer_weights(metric, feats)
-        if store is None:
-            store = RowStore(n, sum(f[0].numel() for f in feats), np.float32, opts["cache_bytes"])
-            wflat = np.concatenate([w.expand(1, -1, f.shape[2], f.shape[3]).reshape(-1).numpy()
-                                    for w, f in zip(weights, feats, strict=True)])
-        norms[idx] = torch.stack([(f.double().cpu() ** 2 * w).sum(dim=(1, 2, 3))
-                                  for f, w in zip(feats, weights, strict=True)]).sum(dim=0).numpy()
-        store.put(idx[0], torch.cat([f.reshape(len(idx), -1) for f in feats], dim=1).float().cpu().numpy())
+            store = RowStore(n, rows.shape[1], np.float32, opts["cache_bytes"])
+        wflat = w if wflat is None else wflat
+        norms[idx] = part
+        store.put(idx[0], rows)
         bar.update(len(idx))
-    assert store is not None
+    assert store is not None and wflat is not None
     return store, norms, wflat
 
 
-def _image_store(files: Sequence[Path], targets: np.ndarray, opts: dict[str, Any], bar: Any) -> RowStore:
+def _image_store(files: Sequence[Path], targets: np.ndarray, opts: dict[str, Any], bar: Any,
+                 ctx: DistContext) -> RowStore:
     h, w = int(targets[0, 0]), int(targets[0, 1])
     store = RowStore(len(files), h * w * 3, np.uint8, opts["cache_bytes"])
     batches = plan_batches(targets, range(len(files)), 2 * opts["batch_size"], 2 * opts["max_batch_pixels"])
-    for idx, (imgs,) in iter_batches([(p,) for p in files], targets, batches, num_workers=opts["num_workers"]):
-        store.put(idx[0], imgs.reshape(len(idx), -1).numpy())
+    items = [(p,) for p in files]
+
+    def run(mine: Sequence[list[int]]) -> Iterator[tuple[list[int], np.ndarray]]:
+        for idx, (imgs,) in iter_batches(items, targets, list(mine), num_workers=opts["num_workers"]):
+            yield idx, imgs.reshape(len(idx), -1).numpy()
+
+    for idx, rows in sharded(ctx, batches, run):
+        store.put(idx[0], rows)
         bar.update(len(idx))
     return store
 
@@ -153,48 +177,61 @@ def _pairwise_block(metric: Metric, rows_i: np.ndarray, rows_j: np.ndarray, ii: 
 
 
 def iter_blocks(metric: Metric, files: Sequence[Path], targets: np.ndarray, opts: dict[str, Any], *,
-                skip: Skip | None = None, progress: bool = False) -> Iterator[tuple[int, int, np.ndarray]]:
+                skip: Skip | None = None, progress: bool = False,
+                ctx: DistContext | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """Blocks ``(i0, j0, D)`` of the upper triangle (``j0 >= i0``) of the distance matrix.
 
     ``D[r, c]`` is ``d(files[i0 + r], files[j0 + c])`` for ``i0 + r < j0 + c`` (NaN elsewhere in a
     diagonal block). ``opts``: device, batch_size, max_batch_pixels, num_workers, cache_bytes,
     block_bytes. ``skip(i0, i1, j0, j1)`` → True leaves a block out (already computed).
+
+    ``ctx`` (under ``torchrun``): the batches of images of the per-image pass go round-robin
+    across ranks (each image through the network once in all), every rank receives every
+    rank's rows, then the blocks go round-robin across ranks and every rank yields every block,
+    in the order of one process (:func:`~bapps_toolkit._distributed.sharded`). Each rank holds
+    the whole cache (``cache_bytes`` each, spilled to its own temporary file beyond).
     """
-    n, hw = len(files), (int(targets[0, 0]), int(targets[0, 1]))
+    ctx = ctx or DistContext()
+    n = len(files)
     feat = uses_features(metric)
     with tqdm(total=n, desc="features" if feat else "decoding", unit="image", disable=not progress,
               leave=False) as bar:
         if feat:
             assert isinstance(metric, LPIPS)
-            store, norms, wflat = _feature_store(metric, files, targets, opts, bar)
+            store, norms, wflat = _feature_store(metric, files, targets, opts, bar, ctx)
         else:
-            store = _image_store(files, targets, opts, bar)
-    itemsize = 8 if feat else 1
-    r = int(max(1, min(n, opts["block_bytes"] // (2 * store.k * itemsize))))
-    first = True
+            store, norms, wflat = _image_store(files, targets, opts, bar, ctx), np.zeros(0), np.zeros(0)
+    r = int(max(1, min(n, opts["block_bytes"] // (2 * store.k * (8 if feat else 1)))))
+    coords = [(i0, min(n, i0 + r), j0, min(n, j0 + r)) for i0 in range(0, n, r) for j0 in range(i0, n, r)]
+    coords = [c for c in coords if skip is None or not skip(*c)]
     try:
-        for i0 in range(0, n, r):
-            i1 = min(n, i0 + r)
-            rows_i: np.ndarray | None = None
-            for j0 in range(i0, n, r):
-                j1 = min(n, j0 + r)
-                if skip is not None and skip(i0, i1, j0, j1):
-                    continue
-                if rows_i is None:
-                    rows_i = store.get(i0, i1)
-                    if feat:
-                        rows_i = rows_i.astype(np.float64) * wflat
-                rows_j = rows_i if (j0 == i0 and not feat) else store.get(j0, j1)
-                if feat:
-                    g = torch.from_numpy(rows_i) @ torch.from_numpy(rows_j.astype(np.float64)).T
-                    d = (norms[i0:i1, None] + norms[None, j0:j1] - 2.0 * g.numpy()).clip(min=0.0)
-                else:
-                    ii, jj = _pairs_in_block(i0, i1, j0, j1)
-                    d = _pairwise_block(metric, rows_i, rows_j, ii, jj, hw, opts, first)
-                    first = False
-                yield i0, j0, d
+        yield from sharded(ctx, coords, _block_runner(metric, store, norms, wflat, feat,
+                                                      (int(targets[0, 0]), int(targets[0, 1])), opts))
     finally:
         store.close()
+
+
+def _block_runner(metric: Metric, store: RowStore, norms: np.ndarray, wflat: np.ndarray, feat: bool,
+                  hw: tuple[int, int], opts: dict[str, Any]) -> Callable[[Sequence[Block]], Iterator[Any]]:
+    """The blocks ``(i0, j0, D)`` of a list of block coordinates ``(i0, i1, j0, j1)``."""
+    def run(mine: Sequence[Block]) -> Iterator[tuple[int, int, np.ndarray]]:
+        first, last_i0, rows_i = True, -1, np.zeros(0)
+        for i0, i1, j0, j1 in mine:
+            if i0 != last_i0:
+                rows_i, last_i0 = store.get(i0, i1), i0
+                if feat:
+                    rows_i = rows_i.astype(np.float64) * wflat
+            rows_j = rows_i if (j0 == i0 and not feat) else store.get(j0, j1)
+            if feat:
+                g = torch.from_numpy(rows_i) @ torch.from_numpy(rows_j.astype(np.float64)).T
+                d = (norms[i0:i1, None] + norms[None, j0:j1] - 2.0 * g.numpy()).clip(min=0.0)
+            else:
+                ii, jj = _pairs_in_block(i0, i1, j0, j1)
+                d = _pairwise_block(metric, rows_i, rows_j, ii, jj, hw, opts, first)
+                first = False
+            yield i0, j0, d
+
+    return run
 
 
 def pair_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:

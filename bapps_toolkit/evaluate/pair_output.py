@@ -247,3 +247,35 @@ class DistanceMatrix:
     unit: str
     direction: str
     path: Path | None = None
+
+
+def check_keys(keys: Sequence[tuple[str, ...]], out: Path | None) -> None:
+    """Refuse two pairs of one key when ``out`` identifies pairs by their file names."""
+    if out is not None and len(set(keys)) != len(keys):
+        seen: set[tuple[str, ...]] = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise DataError(f"pairs are identified by file name in {out} (for resuming), but {'/'.join(dup)} "
+                        "occurs twice: rename the files or score without an output file")
+
+
+def load_done(out: Path, table: PairTable, keys: Sequence[tuple[str, ...]], dist: np.ndarray,
+              have: np.ndarray) -> None:
+    """Fill ``dist`` / ``have`` from the rows of an earlier run (``out``, then its journal)."""
+    index = {k: i for i, k in enumerate(keys)}
+    for f, journal in ((out, False), (journal_path(out), True)):
+        if f.exists():
+            for key, (value, _) in read_done(f, table, truncate=journal).items():
+                if key in index:
+                    dist[index[key]], have[index[key]] = value, True
+
+
+def write_table(out: Path, table: PairTable, keys: Sequence[tuple[str, ...]], dist: np.ndarray,
+                resized: np.ndarray, sink: Journal | None) -> None:
+    """The whole table to ``out`` atomically, in pair order; then the journal goes."""
+    with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
+        fh.write(table.header_line())
+        for s in range(0, len(keys), 4096):
+            part = range(s, min(len(keys), s + 4096))
+            fh.write(table.lines(table.row(keys[k], float(dist[k]), bool(resized[k])) for k in part))
+    if sink is not None:
+        sink.remove()

@@ -37,6 +37,7 @@ gets the header and each row as it is scored.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import itertools
@@ -50,12 +51,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._device import pick_device
+from .._distributed import DistContext, current_context, join_process_group, sharded, share_from_main
 from .._io import FileLock, atomic_write
 from ..errors import DataError
 from ..metrics import Metric
 from . import all_pairs as ap
-from .pair_output import DistanceMatrix, Journal, PairTable, ScoredPairs, journal_path, read_done
+from .pair_output import (
+    DistanceMatrix,
+    Journal,
+    PairTable,
+    ScoredPairs,
+    check_keys,
+    journal_path,
+    load_done,
+    write_table,
+)
 from .pair_stream import (
     DEFAULT_BATCH_PIXELS,
     DEFAULT_BATCH_SIZE,
@@ -125,24 +135,26 @@ class _Run:
     opts: dict[str, Any]
     progress: bool
     notes: Notes | None
+    ctx: DistContext = dataclasses.field(default_factory=DistContext)
 
 
 def _setup(metric: Any, backbone_weights: WeightSpecs, lin_weights: WeightSpecs, by_name: bool,
            as_similarity: bool, options: dict[str, Any]) -> _Run:
     mid, m = resolve_metric(metric, backbone_weights=backbone_weights, lin_weights=lin_weights)
-    dev = pick_device(options.pop("device", None))
+    dev = join_process_group(options.pop("device", None))
+    ctx = current_context()
     m = m.to(dev).eval()
     opts = dict(device=dev, batch_size=int(options.pop("batch_size", DEFAULT_BATCH_SIZE)),
                 max_batch_pixels=int(options.pop("max_batch_pixels", DEFAULT_BATCH_PIXELS)),
                 num_workers=options.pop("num_workers", None),
                 cache_bytes=int(options.pop("cache_bytes", ap.CACHE_BYTES)),
                 block_bytes=int(options.pop("block_bytes", ap.BLOCK_BYTES)))
-    progress, notes = bool(options.pop("progress", True)), options.pop("notes", None)
+    progress, notes = bool(options.pop("progress", True)) and ctx.is_main, options.pop("notes", None)
     if options:
         raise TypeError(f"unexpected option(s): {', '.join(sorted(options))}")
     plan_batches(np.zeros((0, 2)), [], opts["batch_size"], opts["max_batch_pixels"])  # checks the two
     table = PairTable(by_name, metric_label(mid, m), scale_of(m), as_similarity)
-    return _Run(m, mid, table, opts, progress, notes)
+    return _Run(m, mid, table, opts, progress, notes if ctx.is_main else None, ctx)
 
 
 def _check_min_size(metric: Metric, targets: np.ndarray, files: Sequence[Path]) -> None:
@@ -156,48 +168,47 @@ def _check_min_size(metric: Metric, targets: np.ndarray, files: Sequence[Path]) 
 
 def _pair_chunks(run: _Run, items: Sequence[tuple[Path, Path]], targets: np.ndarray, have: np.ndarray) -> Chunks:
     """``(pair indices, distances)`` batch by batch for the pairs not in ``have``."""
-    o, seen = run.opts, set()
+    o = run.opts
     batches = plan_batches(targets, np.flatnonzero(~have).tolist(), o["batch_size"], o["max_batch_pixels"])
-    workers = 0 if len(batches) == 1 else o["num_workers"]
-    for idx, (a, b) in iter_batches(items, targets, batches, num_workers=workers,
-                                    pin_memory=o["device"].type == "cuda"):
-        x0, x1 = to_input(a, o["device"]), to_input(b, o["device"])
-        size = tuple(a.shape[2:4])
-        d = run.metric.distance(x0, x1, validate=size not in seen)
-        seen.add(size)
-        yield np.asarray(idx), d.reshape(len(idx)).double().cpu().numpy()
 
+    def score(mine: Sequence[list[int]]) -> Chunks:
+        seen: set[tuple[int, ...]] = set()
+        workers = 0 if len(mine) == 1 else o["num_workers"]
+        for idx, (a, b) in iter_batches(items, targets, list(mine), num_workers=workers,
+                                        pin_memory=o["device"].type == "cuda"):
+            x0, x1 = to_input(a, o["device"]), to_input(b, o["device"])
+            size = tuple(a.shape[2:4])
+            d = run.metric.distance(x0, x1, validate=size not in seen)
+            seen.add(size)
+            yield np.asarray(idx), d.reshape(len(idx)).double().cpu().numpy()
 
-def _check_keys(keys: Sequence[tuple[str, ...]], out: Path | None) -> None:
-    if out is not None and len(set(keys)) != len(keys):
-        seen: set[tuple[str, ...]] = set()
-        dup = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise DataError(f"pairs are identified by file name in {out} (for resuming), but {'/'.join(dup)} "
-                        "occurs twice: rename the files or score without an output file")
-
-
-def _load_done(out: Path, table: PairTable, keys: Sequence[tuple[str, ...]], dist: np.ndarray,
-               have: np.ndarray) -> None:
-    """Fill ``dist`` / ``have`` from the rows of an earlier run (``out``, then its journal)."""
-    index = {k: i for i, k in enumerate(keys)}
-    for f, journal in ((out, False), (journal_path(out), True)):
-        if f.exists():
-            for key, (value, _) in read_done(f, table, truncate=journal).items():
-                if key in index:
-                    dist[index[key]], have[index[key]] = value, True
+    # under torchrun: whole batches round-robin across ranks (see score_files)
+    return sharded(run.ctx, batches, score)
 
 
 def _run_rows(run: _Run, keys: Sequence[tuple[str, ...]], resized: np.ndarray, out: Path | None,
               echo: IO[str] | None, chunks: Callable[[np.ndarray], Chunks]) -> np.ndarray:
     """Score the pairs not found in ``out`` (and its journal), write rows as they come, then the
-    whole table atomically; returns every distance in pair order."""
-    n, table = len(keys), run.table
-    _check_keys(keys, out)
-    dist, have = np.full(n, np.nan), np.zeros(n, dtype=bool)
-    with FileLock(out, "score output") if out is not None else contextlib.nullcontext():
-        if out is not None:
-            _load_done(out, table, keys, dist, have)
-        sink = Journal(journal_path(out), table) if out is not None and not have.all() else None
+    whole table atomically; returns every distance in pair order.
+
+    Under ``torchrun`` rank 0 alone takes the lock, reads the earlier rows and writes the journal,
+    ``echo`` and ``out``; the pairs it found are skipped on every rank before the rest is shared
+    out, and every rank gets every distance."""
+    n, table, ctx = len(keys), run.table, run.ctx
+    check_keys(keys, out)
+    writes = out is not None and ctx.is_main
+    echo = echo if ctx.is_main else None
+    with contextlib.ExitStack() as stack:
+        def load() -> tuple[np.ndarray, np.ndarray]:
+            dist, have = np.full(n, np.nan), np.zeros(n, dtype=bool)
+            if writes:
+                assert out is not None
+                stack.enter_context(FileLock(out, "score output"))
+                load_done(out, table, keys, dist, have)
+            return dist, have
+
+        dist, have = share_from_main(ctx, load)
+        sink = Journal(journal_path(out), table) if writes and out is not None and not have.all() else None
         if echo is not None:
             echo.write(table.header_line())
         with sink or contextlib.nullcontext(), torch.inference_mode(), \
@@ -214,14 +225,10 @@ def _run_rows(run: _Run, keys: Sequence[tuple[str, ...]], resized: np.ndarray, o
                     echo.write(table.lines(rows))
                     echo.flush()
                 bar.update(len(idx))
-        if out is not None:
-            with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
-                fh.write(table.header_line())
-                for s in range(0, n, 4096):
-                    part = range(s, min(n, s + 4096))
-                    fh.write(table.lines(table.row(keys[k], float(dist[k]), bool(resized[k])) for k in part))
-            if sink is not None:
-                sink.remove()
+        if writes and out is not None:
+            share_from_main(ctx, lambda: write_table(out, table, keys, dist, resized, sink))
+        else:
+            share_from_main(ctx, lambda: None)
     return dist
 
 
@@ -244,6 +251,15 @@ def score_files(
 
     ``options``: ``device``, ``batch_size``, ``max_batch_pixels``, ``num_workers``, ``progress``
     (bar on stderr, default True), ``notes`` (callable for notes, default: none).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1; NCCL with ``cuda:LOCAL_RANK`` per rank on CUDA, gloo
+    on CPU) the pairs already in ``out`` are skipped first, the rest are batched by size exactly
+    as in one process and whole batches go round-robin to the ranks
+    (:func:`~bapps_toolkit._distributed.sharded`): every batch keeps one size and its pixel
+    budget, and the load evens out whatever the order of the sizes (contiguous blocks of pairs
+    would give one rank all the large images of a folder sorted by size). After each round the
+    ranks exchange their distances; rank 0 alone writes the journal, ``echo`` and ``out``, in pair
+    order, and every rank returns every distance.
     """
     items = [(Path(a), Path(b)) for a, b in pairs]
     parse_resize(resize)
@@ -314,7 +330,7 @@ def score_all_pairs(folder: PathLike, *, metric: Any = "lpips-alex", backbone_we
             keep = ii < jj
             return bool(have[ap.pair_index(ii[keep], jj[keep], n)].all())
 
-        return ap.iter_pair_chunks(ap.iter_blocks(run.metric, files, targets, run.opts, skip=skip,
+        return ap.iter_pair_chunks(ap.iter_blocks(run.metric, files, targets, run.opts, skip=skip, ctx=run.ctx,
                                                   progress=run.progress), n)
 
     dist = _run_rows(run, keys, resized, None if out is None else Path(out), echo, chunks)
@@ -329,7 +345,12 @@ def all_pairs_matrix(folder: PathLike, *, metric: Any = "lpips-alex", backbone_w
     """The ``[n, n]`` matrix of :func:`score_all_pairs` (float64, symmetric, ``files`` sorted by
     name). With ``out`` (a ``.npy``) it is written block by block and atomically, with
     ``<out>.json`` beside it (file order, metric label, unit, direction, calibrated); the result's
-    ``matrix`` is then memory-mapped from the file. Not resumable: a rerun starts over."""
+    ``matrix`` is then memory-mapped from the file. Not resumable: a rerun starts over.
+
+    Under ``torchrun`` the per-image pass and the blocks are shared out across ranks
+    (:func:`.all_pairs.iter_blocks`); the values equal one process's. Without ``out`` every
+    rank returns the whole matrix; with ``out`` rank 0 writes the file and its result holds it,
+    the other ranks' result has an empty ``matrix`` and no ``path``."""
     if out is not None and Path(out).suffix.lower() != ".npy":
         raise ValueError(f"out must be a .npy file for the matrix, got {out}")
     files, targets, resized_img = _folder_targets(folder, resize)
@@ -338,7 +359,7 @@ def all_pairs_matrix(folder: PathLike, *, metric: Any = "lpips-alex", backbone_w
     _note_resized(run, resized_img, "images")
     n, t = len(files), run.table
     convert = t.scale.to_similarity if as_similarity else None
-    blocks = ap.iter_blocks(run.metric, files, targets, run.opts, progress=run.progress)
+    blocks = ap.iter_blocks(run.metric, files, targets, run.opts, progress=run.progress, ctx=run.ctx)
     if out is None:
         mat = np.zeros((n, n))
         with torch.inference_mode():
@@ -347,12 +368,21 @@ def all_pairs_matrix(folder: PathLike, *, metric: Any = "lpips-alex", backbone_w
         mat = np.triu(mat, 1) + np.triu(mat, 1).T
         return DistanceMatrix(files, convert(mat) if convert else mat, run.metric_id, t.label,
                               bool(run.metric.calibrated), t.unit, t.direction)
-    path = Path(out)
-    with FileLock(path, "score output"), torch.inference_mode():
-        ap.write_matrix_npy(path, n, blocks, convert)
-        meta = dict(files=[p.name for p in files], folder=str(folder), metric=t.label, unit=t.unit,
-                    direction=t.direction, calibrated=bool(run.metric.calibrated), shape=[n, n])
-        with atomic_write(path.with_name(path.name + ".json"), "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=1)
-    return DistanceMatrix(files, np.load(path, mmap_mode="r"), run.metric_id, t.label, bool(run.metric.calibrated),
-                          t.unit, t.direction, path)
+    path, ctx = Path(out), run.ctx
+    meta = dict(files=[p.name for p in files], folder=str(folder), metric=t.label, unit=t.unit,
+                direction=t.direction, calibrated=bool(run.metric.calibrated), shape=[n, n])
+    with contextlib.ExitStack() as stack, torch.inference_mode():
+        share_from_main(ctx, lambda: (stack.enter_context(FileLock(path, "score output")), None)[1])
+        if ctx.is_main:  # rank 0 alone writes; the others compute their share of the blocks
+            ap.write_matrix_npy(path, n, blocks, convert)
+        else:
+            collections.deque(blocks, maxlen=0)
+        share_from_main(ctx, lambda: _write_json(path.with_name(path.name + ".json"), meta))
+    matrix = np.load(path, mmap_mode="r") if ctx.is_main else np.zeros((0, 0))
+    return DistanceMatrix(files, matrix, run.metric_id, t.label, bool(run.metric.calibrated), t.unit, t.direction,
+                          path if ctx.is_main else None)
+
+
+def _write_json(path: Path, meta: dict[str, Any]) -> None:
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        json.dump(meta, fh, indent=1)

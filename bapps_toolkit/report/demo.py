@@ -21,17 +21,17 @@ import importlib.util
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._io import write_text_atomic
-from ..data import make_mini, pack
 from ..errors import BappsError, WeightsError
-from ..evaluate import EvaluationResult
-from ..evaluate.resolve import WeightSpecs, metric_label, resolve_metric, weight_map
-from ..evaluate.runner import run_evaluation
-from ..metrics import hub, list_metrics
-from ..train import TrainConfig, train
-from .plots import save_evaluation_plot
-from .tables import to_markdown, write_reports
+
+if TYPE_CHECKING:
+    from ..evaluate import EvaluationResult
+    from ..evaluate.resolve import WeightSpecs
+
+# The library is imported inside the functions: `bapps demo --help` shows this module's docstring
+# without importing torch or pandas (tests/test_cli_imports.py).
 
 DEMO_METRICS = ("l2", "l2-lab", "ssim", "ssim-lab", "ms-ssim", "fsim", "psnr")
 DEMO_DATASETS: tuple[str, ...] | None = None  # None: every 2AFC val and JND val set (evaluate's default)
@@ -47,6 +47,8 @@ def _say(msg: str) -> None:
 def lpips_backbone(net: str = "alex") -> tuple[str, str]:
     """``(backbone_weights, note)``: the ImageNet file if cached or downloadable, else
     ``"random"`` — the fallback happens only on :class:`~bapps_toolkit.errors.WeightsError`."""
+    from ..metrics import hub
+
     try:
         path = hub.backbone_weights_file(net, download=True, progress=False)
     except WeightsError as exc:
@@ -59,6 +61,8 @@ def lpips_backbone(net: str = "alex") -> tuple[str, str]:
 def demo_backbone(backbone_weights: WeightSpecs = None) -> tuple[str, str]:
     """``(backbone_weights, note)`` of the demo's AlexNet: ``["alex=PATH"]`` / ``["alex=random"]``
     (or ``{"alex": …}``) as given, else :func:`lpips_backbone` (ImageNet weights or the fallback)."""
+    from ..evaluate.resolve import weight_map
+
     specs = weight_map(backbone_weights, "backbone_weights", allow_random=True)
     others = sorted(set(specs) - {"alex"})
     if others:
@@ -76,6 +80,8 @@ def run_demo(out: str | Path = "bapps_demo", *, seed: int = 0, n_boot: int = 100
     """Run the demo in the folder ``out`` (see the module docstring); print its table and return
     the evaluation. ``backbone_weights``: ``["alex=PATH"]`` or ``["alex=random"]`` (or a
     ``{"alex": …}`` dict) for lpips-alex and the training run; None = :func:`lpips_backbone`."""
+    from ..evaluate.runner import run_evaluation
+
     if seed < 0:
         raise BappsError(f"seed must be >= 0, got {seed}")
     t_start = time.perf_counter()
@@ -101,6 +107,8 @@ def run_demo(out: str | Path = "bapps_demo", *, seed: int = 0, n_boot: int = 100
 
 def _mini_set(out: Path, seed: int, progress: bool) -> Path:
     """The mini set in ``out/mini`` (built if missing) and its packed file (re-packed on a new seed)."""
+    from ..data import make_mini, pack
+
     mini, h5 = out / "mini", out / "mini.h5"
     stamp = out / "mini.h5.seed"
     _say(f"mini set (synthetic, seed {seed}) in {mini}")
@@ -117,6 +125,9 @@ def _mini_set(out: Path, seed: int, progress: bool) -> Path:
 def _metrics(bw: str) -> tuple[list, str]:
     """The registered demo metrics and lpips-alex on backbone ``bw``; and the UNCALIBRATED tag of
     that backbone for the training line (empty when calibrated)."""
+    from ..evaluate.resolve import resolve_metric
+    from ..metrics import list_metrics
+
     known = set(list_metrics())
     names = [m for m in DEMO_METRICS if m in known]
     missing = [m for m in DEMO_METRICS if m not in known]
@@ -134,6 +145,9 @@ def _metrics(bw: str) -> tuple[list, str]:
 
 def _train(out: Path, h5: Path, bw: str, tag: str, *, seed: int, device: str | None, progress: bool) -> str:
     """Train the lpips-alex linear layers briefly on backbone ``bw``; the checkpoint to evaluate."""
+    from ..evaluate.resolve import metric_label, resolve_metric
+    from ..train import TrainConfig, train
+
     run_dir = out / "alex-lin"
     _say(f"training lpips-alex lin for 1 + 1 epochs on the mini train sets -> {run_dir}{tag}")
     t0 = time.perf_counter()
@@ -146,6 +160,9 @@ def _train(out: Path, h5: Path, bw: str, tag: str, *, seed: int, device: str | N
 
 
 def _report(out: Path, result: EvaluationResult) -> None:
+    from .plots import save_evaluation_plot
+    from .tables import to_markdown, write_reports
+
     table = result.table
     write_reports(table, csv=out / "results.csv", markdown=out / "results.md")
     print()

@@ -13,6 +13,9 @@ The official loop runs epochs ``1 … nepoch + nepoch_decay`` and, *after* each 
 rate would reach 0 only after the last epoch. With the defaults: epochs 1–6 at 1e-4, then 8e-5,
 6e-5, 4e-5, 2e-5 for epochs 7–10. :func:`lr_for_epoch` implements this and the tests check it
 epoch by epoch.
+
+This module imports no torch (the network list and the weight-spec parser are imported when a
+config is validated): ``bapps train --help`` shows the defaults of :class:`TrainConfig` from here.
 """
 from __future__ import annotations
 
@@ -23,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BappsError
-from ..metrics.nets import NETS
-from ..metrics.weight_specs import parse_weight_specs
-from .hinge import DEFAULT_MARGIN, LOSSES
 
 VARIANTS = ("lin", "tune", "scratch")
+#: Training objectives (:mod:`.hinge`): the official ranking BCE, DreamSim's hinge.
+LOSSES = ("ranking", "hinge")
+#: The hinge margin by default (DreamSim's, Fu et al., NeurIPS 2023).
+DEFAULT_MARGIN = 0.05
 VERSIONS = ("0.0", "0.1")
 
 PathLike = str | Path
@@ -141,6 +145,8 @@ def _check_choices(c: TrainConfig, orig: TrainConfig) -> None:
     c.net = str(c.net).lower()
     if c.net == "vgg16":
         c.net = "vgg"
+    from ..metrics.nets import NETS  # here, not at the top: `bapps train --help` reads this module without torch
+
     if c.net not in NETS:
         raise ConfigError(f"net: unknown network {orig.net!r}; choose one of {', '.join(NETS)}")
     c.variant = str(c.variant).lower()
@@ -199,6 +205,8 @@ def _one_backbone(given: Any, net: str) -> Any:
     if isinstance(given, str) and ("=" not in given or Path(given).is_file()):
         return given  # a plain path
     try:
+        from ..metrics.weight_specs import parse_weight_specs
+
         parsed = parse_weight_specs([str(s) for s in specs], "backbone_weights", allow_random=True)
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from None
@@ -294,6 +302,6 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in d.items() if k in names})
 
 
-__all__ = ["DEFAULT_MEMORY_BUDGET_MB",
-           "TrainConfig", "ConfigError", "lr_for_epoch", "config_from_dict", "NETS", "VARIANTS", "VERSIONS",
+__all__ = ["DEFAULT_MEMORY_BUDGET_MB", "DEFAULT_MARGIN",
+           "TrainConfig", "ConfigError", "lr_for_epoch", "config_from_dict", "VARIANTS", "VERSIONS", "LOSSES",
            "RESULT_FIELDS"]

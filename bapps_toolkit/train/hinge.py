@@ -26,10 +26,8 @@ from collections.abc import Callable
 
 import torch
 
+from .config import DEFAULT_MARGIN, LOSSES
 from .model import bce_sum
-
-DEFAULT_MARGIN = 0.05
-LOSSES = ("ranking", "hinge")
 
 #: ``criterion(prob, d0, d1, judge) -> summed loss`` of one batch.
 Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
