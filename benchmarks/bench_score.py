@@ -12,8 +12,13 @@ In one run, for each image size (default 256² and 512²), on the same generated
   input, steady state, the best of 8, 16, 32 and 64 pairs per batch up to 4 MPix (the table also gives the
   figure at the toolkit's batch shape): no decode, no distance, no Python per pair.
 
-The official ``lpips_2dirs.py`` and the ``lpips`` package cannot run here (no ``lpips`` package
-and no network to install it): the plain loops stand in for them and the output says so.
+* **official** — the official ``lpips_2dirs.py`` (``--official-script``: a checkout of
+  richzhang/PerceptualSimilarity; its code is not part of this repository) and a loop over the
+  ``lpips`` package at batch 32, both run by ``--official-python`` (a reference venv where
+  ``lpips``, torchvision and OpenCV import). ImageNet weights cannot be downloaded here, so the
+  run forces ``pnet_rand=True`` (a random AlexNet: the same cost). Timed from the end of the
+  model's construction to the end of the run (imports excluded; the script's own per-pair
+  ``print`` is redirected). Missing pieces are named in the output, never replaced silently.
 
 Peak memory: ``bapps score``'s library call on N and 10·N pairs (default 1 000 and 10 000 small
 images, hard links to a few hundred distinct files so that generating them is quick), each in a
@@ -29,7 +34,6 @@ numbers are UNCALIBRATED). Figures depend on the load: quote ``uptime`` with the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -85,6 +89,77 @@ def make_pairs(folder: Path, n: int, size: int, distinct: int | None = None, see
     return d0, d1
 
 
+_OFFICIAL_CHILD = r"""
+import contextlib, io, json, os, runpy, sys, time, warnings
+warnings.simplefilter("ignore")
+import lpips, torch
+mode, d0, d1, out, script = sys.argv[1:6]
+marks = {}
+_init = lpips.LPIPS.__init__
+def init(self, *a, **k):
+    k["pnet_rand"] = True  # no ImageNet download here; a random AlexNet costs the same
+    k["verbose"] = False
+    # lpips finds its linear weights next to the file defining __init__, which is now this one
+    k.setdefault("model_path", os.path.join(os.path.dirname(lpips.__file__), "weights",
+                                            "v" + k.get("version", "0.1"), k.get("net", "alex") + ".pth"))
+    _init(self, *a, **k)
+    marks["ready"] = time.perf_counter()
+lpips.LPIPS.__init__ = init
+names = sorted(f for f in os.listdir(d0) if os.path.exists(os.path.join(d1, f)))
+if mode == "2dirs":
+    sys.argv = [script, "-d0", d0, "-d1", d1, "-o", out]
+    with contextlib.redirect_stdout(io.StringIO()):
+        runpy.run_path(script, run_name="__main__")
+    dt = time.perf_counter() - marks["ready"]
+else:
+    b = int(mode)
+    fn = lpips.LPIPS(net="alex")
+    def load(d, f):
+        return lpips.im2tensor(lpips.load_image(os.path.join(d, f)))
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, len(names), b):
+            part = names[s:s + b]
+            fn(torch.cat([load(d0, f) for f in part]), torch.cat([load(d1, f) for f in part]))
+    dt = time.perf_counter() - t0
+print(json.dumps({"pairs_per_s": len(names) / dt, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+"""
+
+
+def official(args, d0: Path, d1: Path, mode: str) -> float | None:
+    """Pairs/s of the official script (``mode="2dirs"``) or of an ``lpips`` package loop at batch
+    ``int(mode)``, in the reference venv; None (with the reason printed) where it cannot run."""
+    if not Path(args.official_python).exists():
+        return None
+    if mode == "2dirs" and not (args.official_script and Path(args.official_script).is_file()):
+        return None
+    cmd = [args.official_python, "-c", _OFFICIAL_CHILD, mode, str(d0), str(d1), str(d0.parent / f"official-{mode}.txt"),
+           str(args.official_script or "")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"official ({mode}) failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return None
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["pairs_per_s"])
+
+
+def _official_note(args) -> str:
+    if not Path(args.official_python).exists():
+        return f"official: {args.official_python} not found -> lpips_2dirs.py and the lpips loop not run"
+    given = args.official_script and Path(args.official_script).is_file()
+    script = f"lpips_2dirs.py = {args.official_script}" if given else "lpips_2dirs.py not given (--official-script)"
+    ver = subprocess.run([args.official_python, "-c", "import lpips, torch; print(torch.__version__)"],
+                         capture_output=True, text=True).stdout.strip() or "?"
+    return f"official: {args.official_python} (torch {ver}, lpips package, pnet_rand=True); {script}"
+
+
+def _fig(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _ratio(a: float, v: float | None) -> str:
+    return "-" if v is None else f"{a / v:.2f}x"
+
+
 def _load(path: Path) -> torch.Tensor:
     arr = np.array(Image.open(path).convert("RGB"))
     return torch.from_numpy(arr).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
@@ -125,10 +200,10 @@ def throughput(args, work: Path) -> None:
         metric = create_metric(args.metric, backbone_weights="random").eval()
     print(f"metric {metric.label}; torch threads {torch.get_num_threads()}, decode workers {default_workers()}, "
           f"pixel budget {DEFAULT_BATCH_PIXELS} per batch")
-    lp = "installed" if importlib.util.find_spec("lpips") else "NOT installed (no network here)"
-    print(f"official lpips_2dirs.py / lpips package: {lp} -> not run; plain-torch loops stand in for them")
-    print(f"{'size':>5s} {'pairs':>6s} {'toolkit':>9s} {'plain b1':>9s} {'plain b32':>10s} {'ceil@tk':>8s} "
-          f"{'ceiling':>8s} {'tk/b1':>6s} {'tk/b32':>7s} {'tk/ceil':>8s}   (pairs/s)")
+    print(_official_note(args))
+    print("| size | pairs | toolkit | lpips_2dirs.py | lpips b32 | plain b1 | plain b32 | ceiling@tk | ceiling "
+          "| tk/2dirs | tk/lpips b32 | tk/ceiling |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         n = args.pairs if size <= 256 else max(8, args.pairs // 2)
         d0, d1 = make_pairs(work / f"tp{size}", n, size)
@@ -137,13 +212,15 @@ def throughput(args, work: Path) -> None:
         t0 = time.perf_counter()
         score_folders(d0, d1, metric=metric, progress=False)
         tk = n / (time.perf_counter() - t0)
+        o2, o32 = official(args, d0, d1, "2dirs"), official(args, d0, d1, "32")
         b1, b32 = plain_loop(metric, d0, d1, 1), plain_loop(metric, d0, d1, 32)
         per = max(1, min(64, DEFAULT_BATCH_PIXELS // (size * size)))
         at_tk = ceiling(metric, size, per, 2.0)
         ceil = max([at_tk] + [ceiling(metric, size, b, 2.0) for b in (8, 16, 32, 64)
                               if b != per and b * size * size <= 4 << 20])
-        print(f"{size:>4d}² {n:>6d} {tk:>9.1f} {b1:>9.1f} {b32:>10.1f} {at_tk:>8.1f} {ceil:>8.1f} "
-              f"{tk / b1:>6.2f} {tk / b32:>7.2f} {tk / ceil:>7.0%}")
+
+        print(f"| {size}² | {n} | {tk:.1f} | {_fig(o2)} | {_fig(o32)} | {b1:.1f} | {b32:.1f} | {at_tk:.1f} "
+              f"| {ceil:.1f} | {_ratio(tk, o2)} | {_ratio(tk, o32)} | {tk / ceil:.0%} |")
 
 
 def peak_rss(args, work: Path) -> None:
@@ -177,6 +254,10 @@ def main() -> int:
     ap.add_argument("--rss-size", type=int, default=64, help="image side for the peak-RSS runs")
     ap.add_argument("--rss-distinct", type=int, default=500, help="distinct files behind the hard links")
     ap.add_argument("--skip-rss", action="store_true", help="only the pairs/s table")
+    ap.add_argument("--official-python", default="/work/refvenv/bin/python",
+                    help="python of a reference venv with the lpips package, torchvision and OpenCV")
+    ap.add_argument("--official-script", default=None,
+                    help="path to the official lpips_2dirs.py (a PerceptualSimilarity checkout)")
     args = ap.parse_args()
     print("load:", os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bapps-bench-score-") as tmp:
