@@ -352,3 +352,18 @@ def test_module_plugin_that_no_longer_imports_or_fits(data, tmp_path, monkeypatc
     monkeypatch.delitem(sys.modules, "tiny_mod_net")
     with pytest.raises(CheckpointError, match="tiny_mod_net:Net.*no longer builds.*ModuleNotFoundError"):
         load_metric_from_checkpoint(res.out_dir)
+
+
+def test_entry_point_network(data, tmp_path, monkeypatch):
+    dist = tmp_path / "tiny_nets_pkg-0.3.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-nets-pkg\nVersion: 0.3\n")
+    (dist / "entry_points.txt").write_text("[bapps_toolkit.metrics]\ntiny-net = tiny_ep_net:Net\n")
+    (tmp_path / "tiny_ep_net.py").write_text(TINY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    res = train(pcfg(data, tmp_path / "run", "tiny-net", epochs=1, decay_epochs=0))
+    origin = res.card["backbone"]["plugin"]["origin"]
+    assert origin == {"kind": "entry-point", "value": "tiny_ep_net:Net", "distribution": "tiny-nets-pkg",
+                      "version": "0.3"}
+    m = load_metric_from_checkpoint(res.out_dir)
+    assert m.name == "lpips[tiny-net]" and m.channels == [4, 8]
