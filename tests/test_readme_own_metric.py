@@ -35,3 +35,32 @@ def test_readme_own_metric(tmp_path, mini_root, monkeypatch, capsys):
     for name in ("l2", "ssim", "my_metric.py:l1", "my_metric.py:scaled_l1"):
         assert name in table and name in out
     print(table)
+
+
+def _net_blocks() -> tuple[str, list[str]]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### Training LPIPS layers on your own network\n", 1)[1].split("\n### ", 1)[0]
+    py = re.search(r"```python\n(.*?)```", section, re.S)
+    sh = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert py and sh
+    return py.group(1), [c for c in sh.group(1).replace("\\\n", " ").splitlines() if c.strip()]
+
+
+def test_readme_own_network(tmp_path, mini_root, monkeypatch, capsys):
+    """The "Training LPIPS layers on your own network" example: train on the plugin, evaluate the run."""
+    code, commands = _net_blocks()
+    assert code.startswith("# my_net.py\n")
+    (tmp_path / "my_net.py").write_text(code)
+    monkeypatch.chdir(tmp_path)
+    make_mini, train_cmd, evaluate = commands
+    assert shlex.split(make_mini) == ["bapps", "make-mini", "mini"]
+    (tmp_path / "mini").symlink_to(mini_root)
+    for cmd in (train_cmd, evaluate):
+        argv = shlex.split(cmd)
+        assert argv[0] == "bapps"
+        assert main(argv[1:] + ["--no-progress"]) == 0
+    out = capsys.readouterr().out
+    table = (tmp_path / "my_net.md").read_text()
+    for name in ("l2", "lpips[my_net.py:Net]", "UNCALIBRATED"):
+        assert name in table and name in out
+    print(table)

@@ -21,7 +21,8 @@ def register(subparsers) -> argparse.ArgumentParser:
             "epoch, an official-layout lin .pth, log.csv and card.json into --out. Works under torchrun."
         ),
         epilog=examples("bapps train bapps.h5 --out runs/alex-lin",
-                        "bapps train bapps.h5 --net vgg --variant tune --memory-budget 8192 --out runs/vgg-tune --val",
+                        "bapps train bapps.h5 --net my_net.py:Net --net-option width=32 --variant tune "
+                        "--memory-budget 8192 --out runs/my-net-tune --val",
                         "bapps train nights.h5 --out runs/nights-lin --loss hinge --margin 0.05 "
                         "--val --val-datasets val/nights"),
     )
@@ -30,7 +31,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                                 "packed with `bapps pack`)")
     # The options that define the result default to None (= not given): a new run takes the
     # library's defaults, --resume takes the run card's values and checks the given ones against it.
-    p.add_argument("--net", default=None, help=f"backbone: alex | vgg | squeeze (default {d.net})")
+    p.add_argument("--net", default=None, help=f"backbone: alex | vgg | squeeze (default {d.net}), or your own "
+                   "network as a plugin spec file.py:attr | module:attr | entry-point name: an nn.Module (class, "
+                   "factory) whose forward returns a list of feature maps, or an LPIPS; lin or tune only")
+    p.add_argument("--net-option", dest="net_options", action="append", default=None, metavar="KEY=VALUE",
+                   help="option of a plugin --net's factory, typed by its signature (repeatable)")
     p.add_argument("--variant", default=None,
                    help="lin (frozen backbone) | tune (backbone trained from weights) | "
                         f"scratch (random backbone, trained) (default {d.variant})")
@@ -88,10 +93,11 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 #: TrainConfig fields set from the flag of the same name (None = flag not given).
-_OPTIONS = ("net", "variant", "datasets", "backbone_weights", "version", "epochs", "decay_epochs", "lr", "beta1",
-            "beta2", "batch_size", "dropout", "seed", "fast", "val_every_epoch", "val_datasets", "device", "bf16",
-            "deterministic", "precompute_batch", "loss", "margin", "memory_budget_mb")
-_FLAGS = {"version": "--lpips-version", "val_every_epoch": "--val", "memory_budget_mb": "--memory-budget"}
+_OPTIONS = ("net", "net_options", "variant", "datasets", "backbone_weights", "version", "epochs", "decay_epochs",
+            "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast", "val_every_epoch", "val_datasets",
+            "device", "bf16", "deterministic", "precompute_batch", "loss", "margin", "memory_budget_mb")
+_FLAGS = {"version": "--lpips-version", "net_options": "--net-option", "val_every_epoch": "--val",
+          "memory_budget_mb": "--memory-budget"}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,9 +38,8 @@ from torch import nn
 
 from . import adapters, base
 from .base import Metric
+from .plugin_specs import ENTRY_POINT_GROUP, entry_points, is_file_spec, is_plugin_spec  # noqa: F401 (re-exported)
 
-#: Entry-point group through which an installed distribution adds metric names.
-ENTRY_POINT_GROUP = "bapps_toolkit.metrics"
 #: Options a wrapped callable (not a factory) accepts.
 WRAP_OPTIONS = ("input_range", "higher_is_better")
 
@@ -76,68 +75,56 @@ class CallableMetric(Metric):
         return -out if self.higher_is_better else out
 
 
-def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    """``{name: entry point}`` of the :data:`ENTRY_POINT_GROUP` group (first one wins)."""
-    found: dict[str, importlib.metadata.EntryPoint] = {}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name.lower(), ep)
-    return found
-
-
 def _origin(ep: importlib.metadata.EntryPoint) -> str:
     dist = ep.dist
     where = f"{dist.metadata['Name']} {dist.version}" if dist is not None else "an installed package"
     return f"{ep.value} (entry point of {where})"
 
 
-def is_plugin_spec(name: str) -> bool:
-    """True for ``module:attr`` / ``file.py:attr`` specs and entry-point names."""
-    return ":" in name or name.lower() in entry_points()
-
-
-def _load_file(path_text: str, spec: str) -> Any:
+def _load_file(path_text: str, spec: str, what: str = "metric plugin") -> Any:
     path = Path(path_text)
     if not path.is_file():
-        raise PluginError(f"metric plugin {spec!r}: file {path} does not exist")
+        raise PluginError(f"{what} {spec!r}: file {path} does not exist")
     mod_name = f"_bapps_plugin_{abs(hash(str(path.resolve())))}"
     module_spec = importlib.util.spec_from_file_location(mod_name, path)
     if module_spec is None or module_spec.loader is None:
-        raise PluginError(f"metric plugin {spec!r}: {path} cannot be loaded as a Python file")
+        raise PluginError(f"{what} {spec!r}: {path} cannot be loaded as a Python file")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[mod_name] = module
     try:
         module_spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[mod_name]
-        raise PluginError(f"metric plugin {spec!r}: importing {path} failed: "
+        raise PluginError(f"{what} {spec!r}: importing {path} failed: "
                           f"{type(exc).__name__}: {exc}") from exc
     return module
 
 
-def load_object(spec: str) -> tuple[Any, str]:
-    """``(object, origin)`` that ``spec`` names (``module:attr``, ``file.py:attr``, entry point)."""
+def load_object(spec: str, what: str = "metric plugin") -> tuple[Any, str]:
+    """``(object, origin)`` that ``spec`` names (``module:attr``, ``file.py:attr``, entry point);
+    :class:`PluginError` messages begin ``{what} {spec!r}``."""
     ep = entry_points().get(spec.lower())
     if ep is not None:
         try:
             return ep.load(), _origin(ep)
         except Exception as exc:
-            raise PluginError(f"metric plugin {spec!r} ({ep.value}): loading failed: "
+            raise PluginError(f"{what} {spec!r} ({ep.value}): loading failed: "
                               f"{type(exc).__name__}: {exc}") from exc
     where, sep, attr = spec.rpartition(":")
     if not sep or not where or not attr:
-        raise PluginError(f"metric plugin {spec!r}: expected module:attr or path/to/file.py:attr")
-    if where.endswith(".py") or "/" in where or "\\" in where:
-        module = _load_file(where, spec)
+        raise PluginError(f"{what} {spec!r}: expected module:attr or path/to/file.py:attr")
+    if is_file_spec(spec):
+        module = _load_file(where, spec, what)
     else:
         try:
             module = importlib.import_module(where)
         except Exception as exc:
-            raise PluginError(f"metric plugin {spec!r}: importing {where!r} failed: "
+            raise PluginError(f"{what} {spec!r}: importing {where!r} failed: "
                               f"{type(exc).__name__}: {exc}") from exc
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise PluginError(f"metric plugin {spec!r}: {where!r} has no attribute {attr!r}")
+            raise PluginError(f"{what} {spec!r}: {where!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     return obj, spec
 
@@ -191,11 +178,12 @@ def metric_from_object(obj: Any, spec: str, origin: str, options: Mapping[str, A
                       "Metric or a callable f(x0, x1) -> [N]")
 
 
-def _call_factory(factory: Callable[..., Any], spec: str, options: Mapping[str, Any]) -> Any:
+def _call_factory(factory: Callable[..., Any], spec: str, options: Mapping[str, Any],
+                  what: str = "metric plugin") -> Any:
     try:
         inspect.signature(factory).bind(**options)
     except TypeError as exc:
-        raise PluginError(f"metric plugin {spec!r}: options {sorted(options)} do not fit "
+        raise PluginError(f"{what} {spec!r}: options {sorted(options)} do not fit "
                           f"{getattr(factory, '__name__', 'the factory')}{_signature(factory)}: {exc}") from None
     except ValueError:  # no signature to check (builtin): let the call say
         pass
@@ -297,8 +285,9 @@ def _param_types(factory: Any) -> dict[str, Any]:
     return out
 
 
-def typed_options(spec: str, raw: Mapping[str, str]) -> dict[str, Any]:
-    """String options for ``spec`` typed by its factory's signature (wrap options for callables)."""
+def typed_options(spec: str, raw: Mapping[str, str], kind: str = "metric") -> dict[str, Any]:
+    """String options for ``spec`` typed by its factory's signature (wrap options for callables);
+    ``kind`` names the plugin in messages (``"net"`` for :mod:`.plugin_net`)."""
     if not raw:
         return {}
     if adapters.is_adapter_spec(spec):
@@ -306,12 +295,12 @@ def typed_options(spec: str, raw: Mapping[str, str]) -> dict[str, Any]:
     if not is_plugin_spec(spec):
         factory: Any = base._REGISTRY[spec.lower()][0] if spec.lower() in base.list_metrics() else None
     else:
-        factory, _ = load_object(spec)
+        factory, _ = load_object(spec, f"{kind} plugin")
         if isinstance(factory, Metric) or _is_distance_fn(factory):
             factory = None
     types = _param_types(factory) if factory is not None else {
         "input_range": tuple[float, float], "higher_is_better": bool}
-    return {k: _convert(v, types.get(k, str), f"metric option {spec}.{k}") for k, v in raw.items()}
+    return {k: _convert(v, types.get(k, str), f"{kind} option {spec}.{k}") for k, v in raw.items()}
 
 
 def parse_metric_options(items: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -27,6 +27,7 @@ from ..errors import CheckpointError
 from .backbones import LPIPS_CHANNELS
 from .lpips import LPIPS
 from .nets import NETS
+from .plugin_net import plugin_from_checkpoint
 from .provenance import calibration_from_metadata, merge_notes
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -249,6 +250,10 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
     official layout (``lin{k}.model.1.weight``; the net is recognised from the channel counts,
     ``version`` defaults to ``"0.1"``, the backbone to torchvision's ImageNet weights).
 
+    A checkpoint trained on a plugin network (``bapps train --net file.py:Net``) rebuilds it
+    from the recorded spec and options and loads its stored backbone
+    (:func:`~.plugin_net.plugin_from_checkpoint`: a plugin file changed since training is refused).
+
     The backbone comes from the checkpoint when it was trained (tune/scratch), from the run's
     ``backbone.safetensors`` for a random frozen backbone, and otherwise from the source
     recorded at training time (``backbone_weights=`` overrides it; a recorded file whose
@@ -268,13 +273,19 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
             "expected a file written by `bapps train`"
         )
     net = meta.get("net", "")
-    if net not in NETS:
+    if net not in NETS and not meta.get("plugin_spec"):
         raise CheckpointError(f"{p}: unknown net {net!r} in checkpoint metadata")
     ver = meta.get("version", "0.1")
     if version is not None and str(version) != ver:
         raise CheckpointError(f"{p}: checkpoint is LPIPS version {ver}, not {version}")
     lin_w, _g, bb = split_model_tensors(tensors)
-    model = _model_for_checkpoint(p, meta, bb, net, ver, backbone_weights)
+    if meta.get("plugin_spec"):
+        if backbone_weights is not _UNSET:
+            raise CheckpointError(f"{p}: backbone_weights= does not apply to a checkpoint of the plugin network "
+                                  f"{meta['plugin_spec']!r} (its backbone is stored in the file)")
+        model: LPIPS = _label(plugin_from_checkpoint(p, meta, bb), (True, ""))
+    else:
+        model = _model_for_checkpoint(p, meta, bb, net, ver, backbone_weights)
     _set_lins(model, lin_w, p, net)
     ok, why = calibration_from_metadata(meta)
     if not ok or not model.calibrated:

@@ -6,6 +6,8 @@
 
 Variants: ``lin`` (frozen backbone, linear layers only; cached-feature fast path by default),
 ``tune`` (backbone trained from the given weights), ``scratch`` (random backbone, trained).
+``net="my_net.py:Net"`` (any plugin spec) trains the linear layers on your own network
+(:mod:`bapps_toolkit.metrics.plugin_net`; lin and tune).
 The official schedule is the default (see :mod:`.config`); checkpoints are safetensors plus an
 official-layout ``.pth`` of the linear layers and a JSON card (see :mod:`.checkpoint`).
 ``train(resume_config("runs/alex-lin"))`` continues a run with the settings saved in its card.

@@ -2,11 +2,13 @@
 and its Adam optimizer — from the seeded init, or from the state of the epoch a run resumes at."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
 import torch
 
+from ..metrics.plugin_net import build_plugin_lpips
 from . import checkpoint as ck
 from . import run_dir as rd
 from .config import TrainConfig
@@ -30,7 +32,10 @@ def build_model(cfg: TrainConfig, ctx: DistContext, bsrc: dict[str, Any], resumi
     out = Path(cfg.out)
     dev = ctx.device
     bb_arg: Any = "random" if bsrc["source"] == "random" else cfg.backbone_weights
-    lpips = build_lpips(cfg.net, cfg.version, bb_arg, bsrc.get("seed", 0))
+    if "plugin" in bsrc:  # your own network (bapps_toolkit.metrics.plugin_net)
+        lpips: Any = build_plugin_lpips(cfg.net, cfg.net_options if isinstance(cfg.net_options, Mapping) else None)
+    else:
+        lpips = build_lpips(cfg.net, cfg.version, bb_arg, bsrc.get("seed", 0))
     G = RankingNet()
     gen = make_generator(derive_seed(cfg.seed, STREAM_INIT))
     init_linear_(lpips.lins, gen)
@@ -68,7 +73,7 @@ def build_model(cfg: TrainConfig, ctx: DistContext, bsrc: dict[str, Any], resumi
             for lin, w in zip(lins, lin_w, strict=False):
                 lin.weight.copy_(w.to(lin.weight.device))
         G.load_state_dict(g_state)
-        if train_backbone:
+        if train_backbone or bb_state:  # a plugin net's backbone is stored for lin too
             lpips.backbone.load_state_dict(bb_state)
         ck.load_optimizer_(opt, param_names, ck.optim_path(out, stem))
     return lpips, G, module, opt, param_names

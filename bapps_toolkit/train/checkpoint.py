@@ -4,9 +4,12 @@ Layout of a run folder ``OUT`` (every file written to a temporary name, then ren
 
 * ``epoch_NNN.safetensors`` — weights after epoch ``NNN``: ``lin.{k}.weight`` (``[1, C_k, 1, 1]``),
   ``G.model.{0,2,4}.{weight,bias}``, and ``backbone.<torchvision name>`` when the backbone was
-  trained (``tune``/``scratch``). The safetensors metadata (strings) says what the file is: net,
-  version, variant, epoch, channels, where the backbone comes from and whether the metric is
-  calibrated.
+  trained (``tune``/``scratch``) or is a plugin network (``--net file.py:Net``, every variant).
+  The safetensors metadata (strings) says what the file is: net, version, variant, epoch,
+  channels, where the backbone comes from and whether the metric is calibrated; for a plugin
+  network also ``plugin_spec``, ``plugin_options`` (JSON), ``plugin_origin`` (JSON: a file's path
+  and SHA-256, a module's or entry point's distribution) and ``plugin_kind``
+  (:mod:`bapps_toolkit.metrics.plugin_net` rebuilds it).
 * ``epoch_NNN.optim.safetensors`` — Adam state (``state.{i}.exp_avg`` …) with the parameter
   groups and parameter names as JSON in the metadata.
 * ``epoch_NNN.lin.pth`` — the linear layers alone in the official LPIPS key layout

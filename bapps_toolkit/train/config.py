@@ -19,8 +19,9 @@ config is validated): ``bapps train --help`` shows the defaults of :class:`Train
 """
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ PathLike = str | Path
 DEFAULT_MEMORY_BUDGET_MB = 2048
 
 #: The options that determine the trained weights: recorded in the card, compared on resume.
-RESULT_FIELDS = ("net", "variant", "version", "datasets", "backbone_weights", "epochs", "decay_epochs",
+RESULT_FIELDS = ("net", "net_options", "variant", "version", "datasets", "backbone_weights", "epochs", "decay_epochs",
                  "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast", "loss", "margin")
 
 
@@ -57,6 +58,14 @@ class TrainConfig:
     with different values. ``device``, ``progress``, ``val_every_epoch`` only change how it runs.
 
     * ``data`` — a BAPPS folder root or a packed ``.h5`` file.
+    * ``net`` — ``alex``, ``vgg``, ``squeeze``, or a plugin spec naming your own LPIPS-style network
+      (``path/to/file.py:attr``, ``package.module:attr``, an entry-point name; see
+      :mod:`bapps_toolkit.metrics.plugin_net`; a file's path is made absolute). A plugin net
+      trains ``lin`` or ``tune`` (not ``scratch``: the toolkit has no init for your network),
+      brings its own weights (no ``backbone_weights``) and its own input scaling (``version``
+      stays the default; the checkpoint records the plugin's). ``net_options`` — options of the
+      plugin's factory: a mapping of typed values, or ``"key=value"`` strings typed by the
+      factory's signature (:func:`~bapps_toolkit.metrics.plugins.typed_options`); recorded as JSON.
     * ``datasets`` — 2AFC training keys or short forms (``"train/mix"``, ``"train"``); ``None`` =
       every ``2afc/train/*`` set present.
     * ``backbone_weights`` — as for the LPIPS metric: a path to torchvision-layout weights,
@@ -76,6 +85,7 @@ class TrainConfig:
 
     data: PathLike
     net: str = "alex"
+    net_options: Mapping[str, Any] | Sequence[str] | None = None
     variant: str = "lin"
     out: PathLike = "runs/lpips"
     datasets: Sequence[str] | None = None
@@ -142,19 +152,76 @@ class TrainConfig:
 # option at fault (``orig`` is the config as given, for the messages)
 
 def _check_choices(c: TrainConfig, orig: TrainConfig) -> None:
-    c.net = str(c.net).lower()
-    if c.net == "vgg16":
-        c.net = "vgg"
-    from ..metrics.nets import NETS  # here, not at the top: `bapps train --help` reads this module without torch
+    # imported here, not at the top: `bapps train --help` reads this module without torch
+    from ..metrics.nets import NETS
+    from ..metrics.plugin_specs import is_plugin_net
 
-    if c.net not in NETS:
-        raise ConfigError(f"net: unknown network {orig.net!r}; choose one of {', '.join(NETS)}")
     c.variant = str(c.variant).lower()
     if c.variant not in VARIANTS:
         raise ConfigError(f"variant: unknown variant {orig.variant!r}; choose one of {', '.join(VARIANTS)}")
     c.version = str(c.version)
     if c.version not in VERSIONS:
         raise ConfigError(f"version: LPIPS version must be one of {', '.join(VERSIONS)}, got {orig.version!r}")
+    if is_plugin_net(str(c.net)):
+        _check_plugin_net(c, orig)
+        return
+    c.net = str(c.net).lower()
+    if c.net == "vgg16":
+        c.net = "vgg"
+    if c.net not in NETS:
+        raise ConfigError(f"net: unknown network {orig.net!r}; choose one of {', '.join(NETS)}, or name your own "
+                          "network with a plugin spec path/to/file.py:attr or package.module:attr")
+    if c.net_options:
+        raise ConfigError(f"net_options: {sorted(_raw_options(c.net_options))} given, but net {c.net} takes no "
+                          "options (they are for a plugin network)")
+    c.net_options = None
+
+
+def _raw_options(given: Any) -> dict[str, Any]:
+    """``net_options`` as a dict: a mapping as is, ``["key=value", ...]`` split (values strings)."""
+    if isinstance(given, Mapping):
+        return {str(k): v for k, v in given.items()}
+    items = [given] if isinstance(given, str) else list(given)
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"net_options: {item!r} is not key=value")
+        if key.strip() in out:
+            raise ConfigError(f"net_options: {key.strip()} given twice")
+        out[key.strip()] = value
+    return out
+
+
+def _check_plugin_net(c: TrainConfig, orig: TrainConfig) -> None:
+    """A plugin network (:mod:`bapps_toolkit.metrics.plugin_net`): spec normalised, options typed
+    (strings by the factory's signature, which imports the plugin) and made JSON, the variant,
+    weights and version checked against what a plugin can do."""
+    from ..metrics.plugin_specs import normalise_plugin_net
+
+    c.net = normalise_plugin_net(str(c.net))
+    if c.variant == "scratch":
+        raise ConfigError(f"variant: scratch trains a randomly initialised backbone, but the toolkit has no init "
+                          f"for the plugin network {orig.net!r}; train variant lin or tune (start it from your "
+                          "own random weights in the plugin if you want that)")
+    if c.backbone_weights is not None:
+        raise ConfigError(f"backbone_weights: the plugin network {orig.net!r} brings its own weights; load them in "
+                          f"the plugin (a factory option, --net-option) instead of passing {orig.backbone_weights!r}")
+    if c.version != "0.1":
+        raise ConfigError(f"version: the plugin network {orig.net!r} has its own input scaling (its lpips_scaling "
+                          "attribute, see bapps_toolkit.metrics.plugin_net); do not set version")
+    raw = _raw_options(c.net_options) if c.net_options else {}
+    if raw and not isinstance(c.net_options, Mapping):
+        from ..metrics.plugins import PluginError, typed_options  # imports the plugin (and torch)
+
+        try:
+            raw = typed_options(c.net, raw, "net")
+        except PluginError as exc:
+            raise ConfigError(f"net_options: {exc}") from None
+    try:
+        c.net_options = json.loads(json.dumps(raw, sort_keys=True)) if raw else None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"net_options: the run card records them as JSON, and {raw!r} is not ({exc})") from None
 
 
 def _check_integers(c: TrainConfig) -> None:

@@ -2,7 +2,7 @@
 comes from, whether the result is calibrated, and the full path's triplets held whole."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from ..data.datasets import is_h5
 from ..data.h5format import open_h5
 from ..data.layout import expand_datasets, resolve_root, scan_set
 from ..errors import BappsError, DataError
+from ..metrics.plugin_net import plugin_origin
+from ..metrics.plugin_specs import is_plugin_net
 from ..metrics.provenance import file_calibration
 from .config import TrainConfig
 from .model import STREAM_BACKBONE, derive_seed
@@ -58,6 +60,12 @@ def is_synthetic(cfg: TrainConfig, keys: Sequence[str]) -> bool:
 
 
 def backbone_source(cfg: TrainConfig) -> dict[str, Any]:
+    if is_plugin_net(cfg.net):
+        # the plugin's code and options; its weights are stored in every checkpoint
+        origin = plugin_origin(cfg.net)  # a PluginError (ValueError) names the spec
+        options = dict(cfg.net_options) if isinstance(cfg.net_options, Mapping) else {}
+        return {"source": f"plugin network {cfg.net}", "started_from_scratch": False,
+                "trained": cfg.variant != "lin", "plugin": {"spec": cfg.net, "options": options, "origin": origin}}
     if cfg.variant == "scratch":
         return {"source": "random", "seed": derive_seed(cfg.seed, STREAM_BACKBONE) % (2 ** 31),
                 "started_from_scratch": True, "trained": True}
@@ -100,9 +108,13 @@ def same_size(sizes: dict[str, int]) -> int:
     return next(iter(sizes.values()), 64)
 
 
-def calibration(synthetic: bool, bsrc: dict[str, Any]) -> tuple[bool, str]:
-    """``(calibrated, note)``: a run on synthetic data or on a random (not trained) backbone is not."""
+def calibration(synthetic: bool, bsrc: dict[str, Any], model: Any = None) -> tuple[bool, str]:
+    """``(calibrated, note)``: a run on synthetic data, on a random (not trained) backbone or on a
+    plugin network ``model`` that is itself uncalibrated (it declares so, or is an LPIPS on a
+    random backbone) is not."""
     notes = []
+    if "plugin" in bsrc and model is not None and not getattr(model, "calibrated", True):
+        notes.append(str(getattr(model, "calibration_note", "") or "uncalibrated backbone"))
     if synthetic:
         notes.append("trained on SYNTHETIC data, not human judgments")
     if bsrc["source"] == "random" and not bsrc["started_from_scratch"]:

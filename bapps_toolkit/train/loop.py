@@ -179,13 +179,13 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any], on_step: Ste
     out = Path(cfg.out)
     resume_card: dict[str, Any] | None = st["card"]
     done: int = st["done"]
-    calibrated, cal_note = calibration(st["synthetic"], st["bsrc"])
     if resume_card is not None and done >= cfg.total_epochs:
         _say(ctx, cfg, f"{out}: the run already finished all {cfg.total_epochs} epochs; nothing to resume",
              always=True)
         return TrainResult(out_dir=out, checkpoint_path=ck.weights_path(out, ck.LATEST), card=resume_card,
                            is_main=ctx.is_main)
     lpips, G, module, opt, param_names = build_model(cfg, ctx, st["bsrc"], resume_card is not None, done)
+    calibrated, cal_note = calibration(st["synthetic"], st["bsrc"], lpips)
     run = _Run(cfg, ctx, out, lpips, G, module, opt, param_names, dd.wrap(module, ctx), calibrated, cal_note)
     feed = _data_phase(run, st["keys"], st["val_keys"], DataPlan.from_dict(st["plan"]))
     try:
@@ -228,7 +228,7 @@ def _data_phase(run: _Run, keys: list[str], val_keys: list[str], plan: DataPlan)
 def _card_phase(run: _Run, st: dict[str, Any], feed: _Feed, validator: Validator) -> dict[str, Any]:
     """The run card (new or resumed), the out folder made ready and the card written (rank 0)."""
     cfg, ctx, out = run.cfg, run.ctx, run.out
-    label = f"lpips-{cfg.net} {cfg.variant}"
+    label = f"{rd.run_label(cfg)} {cfg.variant}"
     if not run.calibrated:
         label += f" [UNCALIBRATED: {run.cal_note}]"
         if ctx.is_main:
@@ -307,7 +307,7 @@ def _record_epoch(run: _Run, card: dict[str, Any], history: list[dict[str, Any]]
     lpips = run.lpips
     row["files"] = ck.save_epoch(
         out, epoch,
-        model=ck.model_tensors(lpips.lins, run.G, lpips.backbone if run.module.train_backbone else None),
+        model=ck.model_tensors(lpips.lins, run.G, lpips.backbone if model_meta["backbone_in_file"] == "1" else None),
         meta=model_meta,
         optim=ck.optimizer_tensors(run.opt, run.param_names),
         lin_weights=[lin.weight.detach() for lin in lpips.lins],

@@ -11,9 +11,10 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from .._io import remove_stale_temps, write_text_atomic
+from .._io import remove_stale_temps, sha256_file, write_text_atomic
 from .._version import __version__
 from ..errors import BappsError, CheckpointError
+from ..metrics.plugin_specs import is_plugin_net, short_plugin_name
 from ..metrics.provenance import PROVENANCE_KEY, provenance_json
 from . import checkpoint as ck
 from .config import RESULT_FIELDS, ConfigError, TrainConfig, config_from_dict
@@ -50,6 +51,7 @@ def check_card_config(card: dict[str, Any], cfg: TrainConfig, out: Path) -> None
             f"{out}: the checkpoint there is for net {saved.get('net')!r}, not {cfg.net!r}; "
             "pick another out folder or the same net"
         )
+    _check_plugin_unchanged(card, out)
     mine = cfg.result_fields()
     theirs = config_from_dict(saved).validated().result_fields() if saved else {}
     diff = [f"{k}: saved {theirs.get(k)!r} vs now {v!r}" for k, v in mine.items() if theirs.get(k) != v]
@@ -58,6 +60,18 @@ def check_card_config(card: dict[str, Any], cfg: TrainConfig, out: Path) -> None
             f"{out}: cannot resume — the run there was started with other settings ({'; '.join(diff)}). "
             "Resume with the same settings, or start over with overwrite=True."
         )
+
+
+def _check_plugin_unchanged(card: dict[str, Any], out: Path) -> None:
+    """A run on a plugin network's file resumes only if the file is what it was at the start."""
+    origin = ((card.get("backbone") or {}).get("plugin") or {}).get("origin") or {}
+    if origin.get("kind") != "file":
+        return
+    path = Path(str(origin.get("path")))
+    if not path.is_file() or sha256_file(path) != origin.get("sha256"):
+        raise CheckpointError(
+            f"{out}: cannot resume — the plugin network file {path} changed or is gone since the run started "
+            "(SHA-256 differs from the card's); restore it, or start over with overwrite=True")
 
 
 #: Run options a resumed run takes from its card when they are not given (given, they may differ:
@@ -173,14 +187,26 @@ def check_meta(meta: dict[str, str], cfg: TrainConfig, path: Path) -> None:
         raise CheckpointError(f"{path}: checkpoint of net {meta.get('net')!r}, not {cfg.net!r}")
 
 
+def run_label(cfg: TrainConfig) -> str:
+    """The trained metric's name: ``lpips-alex`` …, ``lpips[my_net.py:Net]`` for a plugin network
+    (the name :class:`~bapps_toolkit.metrics.plugin_net.PluginLPIPS` carries)."""
+    return f"lpips[{short_plugin_name(cfg.net)}]" if is_plugin_net(cfg.net) else f"lpips-{cfg.net}"
+
+
 def model_meta(cfg: TrainConfig, lpips, bsrc: dict[str, Any], calibrated: bool, note: str) -> dict[str, str]:
     trained_bb = cfg.variant in ("tune", "scratch")
+    plugin = bsrc.get("plugin")
+    extra = {} if plugin is None else {  # what rebuilds a plugin net (metrics.plugin_net.plugin_from_checkpoint)
+        "plugin_spec": plugin["spec"], "plugin_options": json.dumps(plugin["options"], sort_keys=True),
+        "plugin_origin": json.dumps(plugin["origin"], sort_keys=True), "plugin_kind": lpips.kind,
+        "plugin_scaling": type(lpips.scaling).__name__, "label": lpips.name}
     return {
         "format": ck.FORMAT, "format_version": str(ck.FORMAT_VERSION),
         "toolkit_version": __version__,
-        "net": cfg.net, "version": cfg.version, "variant": cfg.variant,
+        "net": cfg.net, "version": lpips.version, "variant": cfg.variant,
         "channels": json.dumps([int(c) for c in lpips.channels]),
-        "backbone_in_file": "1" if trained_bb else "0",
+        **extra,
+        "backbone_in_file": "1" if trained_bb or plugin is not None else "0",
         "backbone_file": ck.BACKBONE_FILE if (bsrc["source"] == "random" and not trained_bb) else "",
         "backbone_source": str(bsrc["source"]),
         "backbone_sha256": str(bsrc.get("sha256", "")),

@@ -1,0 +1,301 @@
+"""LPIPS on your own network: a plugin backbone under (trained) LPIPS linear layers.
+
+Zhang et al., CVPR 2018 (§3.3) learn 1×1 "lin" layers on the unit-normalised activations of a
+fixed set of taps of a backbone; nothing in the method is specific to AlexNet/VGG/SqueezeNet.
+This module lets ``bapps train --net SPEC`` (and :class:`~bapps_toolkit.train.TrainConfig`
+``net=SPEC``) put those layers on a researcher's own network.
+
+``SPEC`` is a plugin spec as for metrics (:mod:`.plugins`): ``path/to/file.py:attr``,
+``package.module:attr`` or an entry-point name of the group ``bapps_toolkit.metrics``. The object
+it names is either
+
+(a) an ``nn.Module`` whose ``forward`` maps an NCHW batch to a **list or tuple of feature maps**
+    ``[N, C_k, H_k, W_k]`` (the taps), or a class / factory returning one; or
+(b) an :class:`~.lpips.LPIPS` (instance, subclass or factory returning one): its backbone, its
+    scaling layer and its version are used; its linear layers are not (training makes new ones).
+
+Factory options (``--net-option key=value``) are typed by the factory's signature
+(:func:`.plugins.typed_options`); an instance takes none.
+
+Input (case a). The metric takes images in its ``input_range`` (default [-1, 1]) like every
+LPIPS. The backbone gets them in the range it declares: the object's ``input_range`` attribute
+(looked up on the built module, then on the spec's object), default [-1, 1]. **No v0.1 scaling
+layer** is applied to a plugin backbone unless it declares ``lpips_scaling = True``; then the
+[-1, 1] image goes through the official scaling layer (``(x − shift) / scale``) first, and
+``input_range`` must not be declared. The metric's ``version`` says which: ``"0.1"`` with the
+scaling layer, ``"0.0"`` without (the original release also fed [-1, 1] straight in).
+``min_size`` (attribute, default 1) is the smallest input side the metric accepts;
+``calibrated = False`` / ``calibration_note`` mark the backbone itself as not calibrated.
+
+Channels. The tap widths are found by **one probe forward** of a zero batch ``1×3×S×S``
+(``S`` = the declared ``min_size``, else 64) in eval mode without gradients; every tap gets a
+``Conv2d(C_k, 1, 1, bias=False)`` linear layer, normalised, dropped out, clamped and fed to G
+exactly as for the built-in nets.
+
+Reproducibility. :func:`plugin_origin` records where the network came from (a file's path and
+SHA-256; a module's file and distribution; an entry point's distribution and version); a
+training checkpoint stores the spec, the options (JSON), the origin and the backbone's state
+dict, and :func:`plugin_from_checkpoint` rebuilds the network from the spec, refusing a file
+whose SHA-256 changed since training.
+"""
+from __future__ import annotations
+
+import copy
+import importlib.metadata
+import importlib.util
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._io import sha256_file
+from ..errors import CheckpointError, WeightsError
+from ._validate import check_range_option
+from .base import Metric
+from .lpips import LPIPS, LinWeights, ScalingLayer
+from .plugin_specs import entry_points, is_file_spec, short_plugin_name
+from .plugins import PluginError, _call_factory, load_object
+
+#: Probe side when the object declares no ``min_size``.
+PROBE_SIZE = 64
+
+
+class RangeMap(nn.Module):
+    """Maps [-1, 1] images linearly onto ``(lo, hi)``, the range a plugin backbone declares."""
+
+    def __init__(self, lo: float, hi: float):
+        super().__init__()
+        self.lo, self.hi = float(lo), float(hi)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lo + (x + 1.0) * ((self.hi - self.lo) / 2.0)
+
+    def extra_repr(self) -> str:
+        return f"[-1, 1] -> [{self.lo:g}, {self.hi:g}]"
+
+
+class PluginLPIPS(LPIPS):
+    """LPIPS on a plugin backbone (see module). Same computation and public internals as
+    :class:`~.lpips.LPIPS` (``backbone``, ``scaling``, ``lins``, ``channels``, :meth:`features`);
+    ``net`` is the plugin spec, ``name`` ``lpips[<short spec>]``; ``spec``, ``options``,
+    ``origin`` (dict) and ``kind`` (``"module"`` or ``"lpips"``) say where it came from. The
+    linear layers start at zero: train them, or load them from a checkpoint."""
+
+    def __init__(self, spec: str, backbone: nn.Module, *, channels: Sequence[int], scaling: nn.Module,
+                 version: str, min_size: int = 1, options: Mapping[str, Any] | None = None,
+                 origin: Mapping[str, Any] | None = None, kind: str = "module",
+                 input_range: Sequence[float] = (-1.0, 1.0), spatial: bool = False):
+        Metric.__init__(self, input_range=input_range, spatial=spatial)
+        self.net = str(spec)
+        self.spec = str(spec)
+        self.version = version
+        self.lpips = True
+        self.name = f"lpips[{short_plugin_name(spec)}]"
+        self.min_size = int(min_size)
+        self.channels = [int(c) for c in channels]
+        self.options = dict(options or {})
+        self.origin = dict(origin or {})
+        self.kind = kind
+        # any module returning a list of taps, not the torchvision trunk LPIPS declares
+        self.backbone = backbone.requires_grad_(False)  # type: ignore[assignment]
+        self.scaling = scaling
+        self.lins = nn.ModuleList([nn.Conv2d(c, 1, kernel_size=1, stride=1, padding=0, bias=False)
+                                   for c in self.channels])
+        with torch.no_grad():
+            for lin in self._convs():
+                lin.weight.zero_()
+
+    def load_lin_weights(self, lin_weights: LinWeights = None) -> None:
+        if lin_weights is None:
+            raise WeightsError(f"{self.name}: a plugin network has no official linear weights; train them "
+                               f"(bapps train --net {self.spec}) and load the run's checkpoint")
+        super().load_lin_weights(lin_weights)
+
+
+def _attr(made: Any, obj: Any, name: str, default: Any) -> Any:
+    return getattr(made, name, getattr(obj, name, default))
+
+
+def _instantiate(obj: Any, spec: str, options: Mapping[str, Any]) -> Any:
+    """The network ``obj`` gives: itself (an instance) or what its class/factory returns."""
+    if isinstance(obj, nn.Module):
+        if options:
+            raise PluginError(f"net plugin {spec!r} is an nn.Module instance; it takes no options "
+                              f"(got {sorted(options)})")
+        return copy.deepcopy(obj)  # a module-level instance is not shared between the metrics built from it
+    if not callable(obj):
+        raise PluginError(f"net plugin {spec!r} is a {type(obj).__name__}, not a network: give an nn.Module "
+                          "whose forward returns a list of feature maps, a class or factory returning one, "
+                          "or an LPIPS")
+    try:
+        return _call_factory(obj, spec, options, "net plugin")
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"net plugin {spec!r}: building the network failed: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+@torch.no_grad()
+def probe_channels(backbone: nn.Module, scaling: nn.Module, size: int, spec: str) -> list[int]:
+    """Tap widths from one forward of a zero ``1×3×size×size`` batch (eval mode, no gradients)."""
+    param = next(iter(backbone.parameters()), None)
+    x = torch.zeros(1, 3, size, size, dtype=param.dtype if param is not None else torch.float32,
+                    device=param.device if param is not None else None)
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        taps = backbone(scaling(x))
+    except Exception as exc:
+        raise PluginError(f"net plugin {spec!r}: the probe forward on a 1x3x{size}x{size} batch failed: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        backbone.train(was_training)
+    if not isinstance(taps, (list, tuple)):
+        raise PluginError(f"net plugin {spec!r}: forward returned a {type(taps).__name__}; an LPIPS backbone "
+                          "must return a list or tuple of feature maps [N, C, H, W] (one per tap)")
+    if not taps:
+        raise PluginError(f"net plugin {spec!r}: forward returned no feature maps")
+    for k, f in enumerate(taps):
+        if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[0] != 1 or not f.is_floating_point():
+            what = f"shape {tuple(f.shape)}" if isinstance(f, torch.Tensor) else type(f).__name__
+            raise PluginError(f"net plugin {spec!r}: tap {k} of the probe forward is {what}; expected a float "
+                              f"feature map [1, C, H, W] for a 1x3x{size}x{size} input")
+    return [int(f.shape[1]) for f in taps]
+
+
+def _from_module(made: nn.Module, obj: Any, spec: str) -> dict[str, Any]:
+    scaled = bool(_attr(made, obj, "lpips_scaling", False))
+    declared = _attr(made, obj, "input_range", None)
+    if scaled and declared is not None:
+        raise PluginError(f"net plugin {spec!r}: declares both lpips_scaling=True and input_range={declared!r}; "
+                          "the scaling layer takes [-1, 1] images: drop one of them")
+    lo, hi = check_range_option(declared if declared is not None else (-1.0, 1.0))
+    scaling: nn.Module = (ScalingLayer() if scaled else
+                          nn.Identity() if (lo, hi) == (-1.0, 1.0) else RangeMap(lo, hi))
+    min_size = int(_attr(made, obj, "min_size", 0) or 0)
+    return {"backbone": made, "scaling": scaling, "version": "0.1" if scaled else "0.0",
+            "min_size": max(1, min_size), "probe": min_size or PROBE_SIZE, "kind": "module",
+            "calibrated": bool(_attr(made, obj, "calibrated", True)),
+            "note": str(_attr(made, obj, "calibration_note", "") or "backbone declared uncalibrated")}
+
+
+def _a_metric(spec: str, cls: type) -> PluginError:
+    return PluginError(f"net plugin {spec!r} is a metric ({cls.__name__}), not a network: give an nn.Module "
+                       "whose forward returns a list of feature maps (LPIPS puts its linear layers on those), "
+                       "or an LPIPS")
+
+
+def build_plugin_lpips(spec: str, options: Mapping[str, Any] | None = None) -> PluginLPIPS:
+    """The :class:`PluginLPIPS` (linear layers zero) of ``spec`` built with ``options``;
+    :class:`~.plugins.PluginError` naming the spec when it does not give an LPIPS-style network."""
+    options = dict(options or {})
+    obj, _ = load_object(spec, "net plugin")
+    origin = plugin_origin(spec)
+    cls = obj if isinstance(obj, type) else type(obj)
+    if issubclass(cls, Metric) and not issubclass(cls, LPIPS):
+        raise _a_metric(spec, cls)
+    made = _instantiate(obj, spec, options)
+    if isinstance(made, Metric) and not isinstance(made, LPIPS):
+        raise _a_metric(spec, type(made))
+    parts: dict[str, Any]
+    if isinstance(made, LPIPS):
+        parts = {"backbone": made.backbone, "scaling": made.scaling, "version": made.version,
+                 "min_size": made.min_size, "probe": max(made.min_size, PROBE_SIZE), "kind": "lpips",
+                 "calibrated": made.calibrated, "note": made.calibration_note}
+    elif not isinstance(made, nn.Module):
+        raise PluginError(f"net plugin {spec!r} gave a {type(made).__name__}, not a network: give an nn.Module "
+                          "whose forward returns a list of feature maps, a class or factory returning one, "
+                          "or an LPIPS")
+    else:
+        parts = _from_module(made, obj, spec)
+    channels = probe_channels(parts["backbone"], parts["scaling"], parts["probe"], spec)
+    model = PluginLPIPS(spec, parts["backbone"], channels=channels, scaling=parts["scaling"],
+                        version=parts["version"], min_size=parts["min_size"], options=options, origin=origin,
+                        kind=parts["kind"])
+    if not parts["calibrated"]:
+        model.calibrated, model.calibration_note = False, parts["note"]
+    return model
+
+
+def _distribution_of(module_name: str) -> dict[str, str]:
+    top = module_name.split(".", 1)[0]
+    dists = importlib.metadata.packages_distributions().get(top) or []
+    if not dists:
+        return {}
+    try:
+        return {"distribution": dists[0], "version": importlib.metadata.version(dists[0])}
+    except importlib.metadata.PackageNotFoundError:
+        return {"distribution": dists[0]}
+
+
+def plugin_origin(spec: str) -> dict[str, Any]:
+    """Where ``spec``'s code comes from, for the checkpoint: ``{"kind": "file", "path", "sha256"}``,
+    ``{"kind": "entry-point", "value", "distribution", "version"}`` or ``{"kind": "module",
+    "module", "file", "distribution", "version"}`` (what is known)."""
+    ep = entry_points().get(str(spec).lower())
+    if ep is not None:
+        out: dict[str, Any] = {"kind": "entry-point", "value": ep.value}
+        if ep.dist is not None:
+            out.update(distribution=ep.dist.metadata["Name"], version=ep.dist.version)
+        return out
+    where = str(spec).rpartition(":")[0]
+    if is_file_spec(spec):
+        path = Path(where).expanduser().resolve()
+        if not path.is_file():
+            raise PluginError(f"net plugin {spec!r}: file {path} does not exist")
+        return {"kind": "file", "path": str(path), "sha256": sha256_file(path)}
+    out = {"kind": "module", "module": where}
+    mod = sys.modules.get(where)
+    try:
+        found = getattr(mod, "__file__", None) or getattr(importlib.util.find_spec(where), "origin", None)
+    except (ImportError, ValueError):
+        found = None
+    if found:
+        out["file"] = str(found)
+    out.update(_distribution_of(where))
+    return out
+
+
+def plugin_from_checkpoint(where: Path, meta: Mapping[str, str],
+                           backbone_state: Mapping[str, torch.Tensor]) -> PluginLPIPS:
+    """The plugin network a checkpoint was trained on, rebuilt from its recorded spec and options,
+    with the stored backbone state loaded (linear layers still zero). :class:`CheckpointError`
+    naming the checkpoint and the spec when the plugin no longer imports or builds, its file
+    changed since training, or the stored state does not fit."""
+    spec = meta.get("plugin_spec", "")
+    try:
+        options = json.loads(meta.get("plugin_options") or "{}")
+        origin = json.loads(meta.get("plugin_origin") or "{}")
+    except ValueError as exc:
+        raise CheckpointError(f"{where}: unreadable plugin metadata of net {spec!r} ({exc})") from None
+    if origin.get("kind") == "file":
+        path = Path(str(origin.get("path")))
+        if not path.is_file():
+            raise CheckpointError(f"{where}: trained on the plugin network {spec!r}, whose file {path} no longer "
+                                  "exists; restore it to load this checkpoint")
+        if sha256_file(path) != origin.get("sha256"):
+            raise CheckpointError(f"{where}: the plugin network file {path} ({spec!r}) changed since training "
+                                  "(SHA-256 differs); restore the file as it was, or train again")
+    try:
+        model = build_plugin_lpips(spec, options)
+    except PluginError as exc:
+        raise CheckpointError(f"{where}: the plugin network {spec!r} it was trained on no longer builds: "
+                              f"{exc}") from None
+    if not backbone_state:
+        raise CheckpointError(f"{where}: the backbone state of plugin network {spec!r} is missing from the file")
+    try:
+        model.backbone.load_state_dict(dict(backbone_state))
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{where}: the stored backbone does not fit the plugin network {spec!r} "
+                              f"({first})") from None
+    return model
+
+
+__all__ = ["PluginLPIPS", "RangeMap", "build_plugin_lpips", "plugin_origin", "plugin_from_checkpoint",
+           "probe_channels", "PROBE_SIZE"]
