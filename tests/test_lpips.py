@@ -312,9 +312,34 @@ def test_find_installed_lpips_weights_without_importing(tmp_path, monkeypatch):
     assert "lpips" not in sys.modules
 
     # With the shipped files gone, the installed package's weights are used; with neither, an error.
-    monkeypatch.setattr(lp, "WEIGHTS_DIR", tmp_path / "trimmed")
+    from bapps_toolkit.metrics import lpips_weights
+    monkeypatch.setattr(lpips_weights, "WEIGHTS_DIR", tmp_path / "trimmed")
     m = model("alex")
     assert torch.equal(m.lins[0].weight, load_official_lin_weights(weights)["lin0.model.1.weight"])
     with pytest.raises(WeightsError, match="reinstall"):
         model("alex", version="0.0")
     assert "lpips" not in sys.modules
+
+
+@pytest.mark.parametrize("net", NETS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inference_path_equals_features_and_head(net, dtype):
+    """Without autograd the distances come from the fused inference path; they equal the
+    features() + distance_from_features() composition (the path with gradients) up to rounding."""
+    m = create_metric(f"lpips-{net}", backbone_weights="random").to(dtype)
+    g = torch.Generator().manual_seed(1)
+    ref, p0, p1 = (torch.rand(3, 3, 48, 40, generator=g, dtype=dtype) * 2 - 1 for _ in range(3))
+    p0[0] = ref[0]                                   # one identical pair: distance exactly 0 on both paths
+    with torch.no_grad():
+        f = m.features(torch.cat([ref, p0, p1]))
+        want0 = m.distance_from_features([t[:3] for t in f], [t[3:6] for t in f])
+        want1 = m.distance_from_features([t[:3] for t in f], [t[6:] for t in f])
+        got0, got1 = m.pair_distances(ref, p0, p1)
+        one = m(ref, p1)
+    tol = dict(rtol=1e-5, atol=1e-9) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-15)
+    for got, want in ((got0, want0), (got1, want1), (one, want1)):
+        torch.testing.assert_close(got, want.to(dtype), **tol)
+    assert float(got0[0]) == 0.0
+    x = ref.clone().requires_grad_(True)             # with gradients: the plain path, finite gradients
+    m(x, p1).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

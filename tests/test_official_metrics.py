@@ -11,6 +11,7 @@ method in general. The float64 input gives the float32 loader's numbers (``offic
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,13 @@ TOL = {"l2_lab": 1e-7, "l2_rgb": 3e-7, "ssim_lab": 5e-6, "ssim_rgb": 5e-6}
 def recorded(mini_root):
     with np.load(REF) as z:
         ref = {k: z[k] for k in z.files}
+    sys.path.insert(0, str(REF.parent))
+    from make_official_reference import val_files_sha256
+
+    if val_files_sha256(Path(mini_root)) != str(ref["val_files_sha256"]):
+        pytest.fail(f"the mini set built here differs from the one {REF.name} was recorded on "
+                    f"({', '.join(map(str, ref['versions']))}): the mini set depends on library versions; "
+                    "re-record it with tests/reference/make_official_reference.py (see its docstring)")
     sets = load_2afc(mini_root, "val") + load_jnd(mini_root, "val")
     for s in sets:
         assert list(s.stems) == [str(v) for v in ref[s.key.replace("/", "_") + "__stems"]]

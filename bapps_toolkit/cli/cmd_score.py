@@ -85,6 +85,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-batch-pixels", type=int, default=None,
                    help="pixel budget of one batch: sum of H*W over its pairs (default 2097152 = 2 MPix, "
                         "32 pairs at 256x256); a larger pair runs alone")
+    p.add_argument("--channels-last", dest="channels_last", default=None, choices=("on", "off"),
+                   help="memory layout of the deep metrics' weights: on = channels_last (NHWC), off = NCHW; "
+                        "default on for networks (faster on CPU; distances equal up to float rounding)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (shown on stderr by default)")
     p.set_defaults(func=run)
     return p
@@ -125,6 +128,8 @@ def run(args) -> int:
     )
     options.update({k: v for k, v in (("batch_size", args.batch_size), ("max_batch_pixels", args.max_batch_pixels),
                                       ("num_workers", args.workers)) if v is not None})
+    if args.channels_last is not None:
+        options["channels_last"] = args.channels_last == "on"
     if form == "pair":
         res = score_image_pair(args.images[0], args.images[1], **options)
         if is_main_process():

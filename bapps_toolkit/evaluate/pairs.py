@@ -79,6 +79,7 @@ from .pair_stream import (
 )
 from .resolve import WeightSpecs, metric_label, resolve_metric
 from .scale import scale_of
+from .speed import PreparedMetric, check_execution
 
 PathLike = Union[str, "os.PathLike[str]"]
 Notes = Callable[[str], None]
@@ -135,6 +136,7 @@ class _Run:
     opts: dict[str, Any]
     progress: bool
     notes: Notes | None
+    prepared: PreparedMetric
     ctx: DistContext = dataclasses.field(default_factory=DistContext)
 
 
@@ -150,11 +152,14 @@ def _setup(metric: Any, backbone_weights: WeightSpecs, lin_weights: WeightSpecs,
                 cache_bytes=int(options.pop("cache_bytes", ap.CACHE_BYTES)),
                 block_bytes=int(options.pop("block_bytes", ap.BLOCK_BYTES)))
     progress, notes = bool(options.pop("progress", True)) and ctx.is_main, options.pop("notes", None)
+    # the memory layout as evaluate chooses it: channels_last for the deep metrics (faster on CPU,
+    # the same distances up to float rounding); fp32, no compile
+    prepared = PreparedMetric(m, check_execution("fp32", False, options.pop("channels_last", None), dev), dev)
     if options:
         raise TypeError(f"unexpected option(s): {', '.join(sorted(options))}")
     plan_batches(np.zeros((0, 2)), [], opts["batch_size"], opts["max_batch_pixels"])  # checks the two
     table = PairTable(by_name, metric_label(mid, m), scale_of(m), as_similarity)
-    return _Run(m, mid, table, opts, progress, notes if ctx.is_main else None, ctx)
+    return _Run(m, mid, table, opts, progress, notes if ctx.is_main else None, prepared, ctx)
 
 
 def _check_min_size(metric: Metric, targets: np.ndarray, files: Sequence[Path]) -> None:
@@ -178,7 +183,7 @@ def _pair_chunks(run: _Run, items: Sequence[tuple[Path, Path]], targets: np.ndar
                                         pin_memory=o["device"].type == "cuda"):
             x0, x1 = to_input(a, o["device"]), to_input(b, o["device"])
             size = tuple(a.shape[2:4])
-            d = run.metric.distance(x0, x1, validate=size not in seen)
+            d = run.prepared.distance(x0, x1, validate=size not in seen)
             seen.add(size)
             yield np.asarray(idx), d.reshape(len(idx)).double().cpu().numpy()
 
@@ -249,7 +254,8 @@ def score_files(
 ) -> ScoredPairs:
     """Distances of ``pairs`` of image files, streamed (see the module doc).
 
-    ``options``: ``device``, ``batch_size``, ``max_batch_pixels``, ``num_workers``, ``progress``
+    ``options``: ``device``, ``channels_last`` (None: on for the deep metrics, as in evaluate), ``batch_size``,
+    ``max_batch_pixels``, ``num_workers``, ``progress``
     (bar on stderr, default True), ``notes`` (callable for notes, default: none).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1; NCCL with ``cuda:LOCAL_RANK`` per rank on CUDA, gloo

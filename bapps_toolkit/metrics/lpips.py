@@ -30,8 +30,6 @@ the official code. There is no dropout on the inference path; training code adds
 """
 from __future__ import annotations
 
-import importlib.util
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -40,7 +38,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsError
-from . import hub
 from .backbones import (
     DEFAULT_RANDOM_SEED,
     LPIPS_CHANNELS,
@@ -50,19 +47,23 @@ from .backbones import (
     resolve_backbone,
 )
 from .base import Metric, register_metric
+from .lpips_weights import (  # the weight-file helpers, also importable from here
+    VERSIONS,
+    WEIGHTS_DIR,
+    _normalise_official,
+    check_version,
+    find_installed_lpips_weights,
+    load_official_lin_weights,
+    official_lin_state_dict,
+    shipped_lin_weights,
+)
 from .nets import NETS
 
-VERSIONS: tuple[str, ...] = ("0.1", "0.0")
 #: The v0.1 scaling layer constants (applied to [-1, 1] input).
 SCALING_SHIFT = (-0.030, -0.088, -0.188)
 SCALING_SCALE = (0.458, 0.448, 0.450)
 #: Added to the channel norm before dividing, as in the official code.
 NORM_EPS = 1e-10
-
-#: Folder of the official linear weights shipped with the toolkit.
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-
-_OFFICIAL_KEY = re.compile(r"^lin(\d+)\.model\.([01])\.weight$")
 
 LinWeights = None | str | Path | Mapping[str, torch.Tensor]
 
@@ -86,96 +87,6 @@ class ScalingLayer(nn.Module):
 def normalize_channels(f: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
     """``f / (‖f‖₂ over channels + eps)`` for ``f`` of shape [N, C, H, W]."""
     return f / (torch.sqrt(torch.sum(f * f, dim=1, keepdim=True)) + eps)
-
-
-def check_version(version: str | float) -> str:
-    v = str(version).strip().lower().lstrip("v")
-    if v not in VERSIONS:
-        raise ValueError(f"version must be '0.1' or '0.0', got {version!r}")
-    return v
-
-
-def shipped_lin_weights(net: str, version: str = "0.1") -> Path:
-    """Path of the official linear weights shipped inside the toolkit (may be absent in a
-    trimmed install)."""
-    return WEIGHTS_DIR / f"v{check_version(version)}" / f"{check_net(net)}.pth"
-
-
-def find_installed_lpips_weights(net: str, version: str = "0.1") -> Path | None:
-    """The official linear-weight file inside an installed ``lpips`` package, or ``None``.
-
-    Locates the package with :func:`importlib.util.find_spec` (which does not import a
-    top-level package) and looks for ``<package dir>/weights/v{version}/{net}.pth``.
-    """
-    net, version = check_net(net), check_version(version)
-    try:
-        spec = importlib.util.find_spec("lpips")
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    dirs: list[Path] = []
-    if spec.origin and spec.origin not in ("namespace", "built-in", "frozen"):
-        dirs.append(Path(spec.origin).parent)
-    dirs += [Path(d) for d in (spec.submodule_search_locations or [])]
-    for d in dirs:
-        p = d / "weights" / f"v{version}" / f"{net}.pth"
-        if p.is_file():
-            return p
-    return None
-
-
-def _normalise_official(state: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
-    """Keep ``lin{k}.model.{0,1}.weight`` entries as ``lin{k}.model.1.weight``; refuse others."""
-    out: dict[str, torch.Tensor] = {}
-    others = []
-    for key, value in state.items():
-        m = _OFFICIAL_KEY.match(str(key))
-        if m:
-            k = int(m.group(1))
-            name = f"lin{k}.model.1.weight"
-            if name in out:
-                raise WeightsError(f"{source}: two entries for linear layer {k}")
-            if not isinstance(value, torch.Tensor) or value.dim() != 4 or value.shape[0] != 1 \
-                    or value.shape[2:] != (1, 1) or not value.is_floating_point():
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise WeightsError(f"{source}: {key} has shape {shape}; expected a float [1, C, 1, 1] tensor")
-            out[name] = value
-        elif not str(key).startswith("scaling_layer."):
-            others.append(str(key))
-    if others:
-        hint = (" It holds backbone weights too (net.*): a tuned or scratch model; load its backbone "
-                "with backbone_weights= from a torchvision-layout file." if any(o.startswith("net.") for o in others)
-                else "")
-        raise WeightsError(
-            f"{source}: not an LPIPS linear-weight file: unexpected keys {', '.join(others[:4])}"
-            f"{' …' if len(others) > 4 else ''} (expected lin0.model.1.weight, lin1.model.1.weight, …).{hint}"
-        )
-    if not out:
-        raise WeightsError(f"{source}: no linear-layer weights (lin0.model.1.weight, …) found")
-    ks = sorted(int(k[len("lin"):].split(".", 1)[0]) for k in out)
-    if ks != list(range(len(ks))):
-        raise WeightsError(f"{source}: linear layers {ks} are not numbered 0…{len(ks) - 1}")
-    return {f"lin{k}.model.1.weight": out[f"lin{k}.model.1.weight"] for k in ks}
-
-
-def load_official_lin_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read an official-layout LPIPS linear-weight file (``.pth`` via ``weights_only=True``, or
-    safetensors) → ``{"lin0.model.1.weight": [1, C0, 1, 1], …}`` on CPU.
-
-    The no-dropout layout ``lin{k}.model.0.weight`` is accepted and renamed; ``scaling_layer.*``
-    constants are ignored; anything else raises :class:`WeightsError` naming the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"lin_weights: {path} does not exist or is not a file")
-    return _normalise_official(hub.load_state_dict_file(path), str(path))
-
-
-def official_lin_state_dict(model: LPIPS) -> dict[str, torch.Tensor]:
-    """The model's linear layers in the official layout (``lin{k}.model.1.weight``,
-    [1, C, 1, 1], detached CPU copies), loadable by the ``lpips`` package and by ``lin_weights=``."""
-    return {f"lin{k}.model.1.weight": w.detach().to("cpu", copy=True) for k, w in enumerate(model.lin_weights())}
 
 
 class LPIPS(Metric):
@@ -291,6 +202,9 @@ class LPIPS(Metric):
         ``[N, C_k, H_k, W_k]`` tensor per tap, in the network's dtype (the backbone casts its
         input to its parameters' dtype; the distances are cast back to the input's dtype).
         """
+        return [normalize_channels(f) for f in self._taps(x)]
+
+    def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.symmetric(x)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
@@ -300,7 +214,32 @@ class LPIPS(Metric):
             # normalised, and the distances taken, in float32 (see distance_from_features), which
             # keeps the small distances of near-identical patches from cancelling out in bf16
             taps = [f.float() for f in taps]
-        return [normalize_channels(f) for f in taps]
+        return list(taps)
+
+    def _inference_distances(self, x: torch.Tensor, n: int, pairs: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+        """Distances ``[N]`` of the ``n``-image blocks ``(i, j)`` of ``x`` without autograd: the same
+        arithmetic as :meth:`features` + :meth:`distance_from_features` (up to float rounding) in
+        fewer passes over the taps: the taps are normalised by multiplying with their inverse channel
+        norms, and ``(f̂_i − f̂_j)²`` is formed in place (identical images still give exactly 0)."""
+        out: list[torch.Tensor | None] = [None] * len(pairs)
+        weights = self.lin_weights()
+        taps = self._taps(x)  # under the caller's autocast, if any; the head below in float32
+        with torch.autocast(x.device.type, enabled=False):
+            for k, f in enumerate(taps):
+                unit = f * (1.0 / (torch.linalg.vector_norm(f, dim=1, keepdim=True) + NORM_EPS))
+                for p, (i, j) in enumerate(pairs):
+                    diff = torch.sub(unit[i * n:(i + 1) * n], unit[j * n:(j + 1) * n])
+                    per_channel = diff.square_().mean(dim=(2, 3))
+                    layer = (per_channel @ weights[k].view(-1).to(per_channel.dtype) if self.lpips
+                             else per_channel.sum(dim=1))
+                    prev = out[p]
+                    out[p] = layer if prev is None else prev + layer
+        return [d for d in out if d is not None]
+
+    def _fused(self, *xs: torch.Tensor) -> bool:
+        """Whether :meth:`_inference_distances` applies: no map wanted and no gradient needed."""
+        return not self.spatial and not (torch.is_grad_enabled() and (
+            any(x.requires_grad for x in xs) or any(p.requires_grad for p in self.parameters())))
 
     def distance_from_features(
         self,
@@ -335,6 +274,8 @@ class LPIPS(Metric):
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         n = x0.shape[0]
+        if self._fused(x0, x1):
+            return self._inference_distances(torch.cat([x0, x1], dim=0), n, [(0, 1)])[0].to(x0.dtype)
         feats = self.features(torch.cat([x0, x1], dim=0))
         size = (x0.shape[-2], x0.shape[-1]) if self.spatial else None
         d = self.distance_from_features([f[:n] for f in feats], [f[n:] for f in feats], size=size)
@@ -345,6 +286,9 @@ class LPIPS(Metric):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with one backbone pass over ``[ref; p0; p1]``."""
         n = ref.shape[0]
+        if self._fused(ref, p0, p1):
+            d0, d1 = self._inference_distances(torch.cat([ref, p0, p1], dim=0), n, [(0, 1), (0, 2)])
+            return d0.to(ref.dtype), d1.to(ref.dtype)
         feats = self.features(torch.cat([ref, p0, p1], dim=0))
         size = (ref.shape[-2], ref.shape[-1]) if self.spatial else None
         fr = [f[:n] for f in feats]
@@ -375,3 +319,8 @@ for _net in NETS:
                     f"LPIPS on {_TRUNK[_net]} with the official linear layers (version='0.1'|'0.0')")
     register_metric(f"lpips-{_net}-baseline", _factory(_net, False),
                     f"LPIPS baseline on {_TRUNK[_net]}: all channels weighted equally, no linear layer")
+
+
+__all__ = ["LPIPS", "ScalingLayer", "normalize_channels", "NORM_EPS", "SCALING_SHIFT", "SCALING_SCALE", "VERSIONS",
+           "WEIGHTS_DIR", "LinWeights", "check_version", "shipped_lin_weights", "find_installed_lpips_weights",
+           "load_official_lin_weights", "official_lin_state_dict"]

@@ -32,7 +32,7 @@ same classes)):
 * ``trunc_counts_f32`` / ``trunc_counts_f64`` [256]: per input level, how many channel values
   of all images read came back as ``v - 1`` from ``tensor2im``; ``trunc_total`` [2]: channel
   values read (f32, f64 counts are over the same total).
-* ``versions``: library versions.
+* ``versions``: library versions; ``val_files_sha256``: :func:`val_files_sha256` of the set read.
 """
 from __future__ import annotations
 
@@ -179,6 +179,18 @@ def ramp(lp) -> tuple[np.ndarray, np.ndarray]:
     return lp.tensor2im(t32)[0, :, 0].astype(np.int64), lp.tensor2im(t64)[0, :, 0].astype(np.int64)
 
 
+def val_files_sha256(root: Path) -> str:
+    """SHA-256 over the relative paths and bytes of every file of the val sets, in sorted order: the
+    mini set depends on library versions (numpy, scipy, Pillow), so the test checks that it reads
+    the images this file was recorded on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for kind in ("2afc", "jnd") for p in (root / kind / "val").rglob("*") if p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def main(root: Path) -> None:
     import lpips
     import PIL
@@ -196,6 +208,7 @@ def main(root: Path) -> None:
             run_set(root, kind, cat, off, cnt, transform, out)
             sets.append(f"{kind}_val_{cat}")
     out["sets"] = np.array(sets)
+    out["val_files_sha256"] = np.array(val_files_sha256(root))
     out["ramp_levels"] = np.arange(256)
     out["ramp_f32"], out["ramp_f64"] = ramp(lpips)
     out["trunc_counts_f32"], out["trunc_counts_f64"] = cnt.f32, cnt.f64
