@@ -370,19 +370,24 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _official_and_second_pass(args, work: Path, mini: Path, h5: Path, ours: dict) -> dict | None:
-    """The official loop in its own venv, then a second pass of ours (best of both kept)."""
+def run_official_venv(args, work: Path, mini: Path, metrics: list[str] | None) -> dict:
+    """The official loop (``--official``) in the reference venv: its figures as a dict."""
     jpath = work / "bench_official.json"
     cmd = [args.official_python, __file__, "--official", "--root", str(mini), "--json-out", str(jpath),
            "--official-workers", str(args.official_workers), "--datasets", *args.datasets]
-    if args.metrics:
-        cmd += ["--metrics", *args.metrics]
+    if metrics:
+        cmd += ["--metrics", *metrics]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     print("running the official loop: " + " ".join(cmd), flush=True)
     cmd += ["--repeats", str(args.repeats)]
     subprocess.run(cmd, check=True)
-    official = json.loads(jpath.read_text())
+    return json.loads(jpath.read_text())
+
+
+def _official_and_second_pass(args, work: Path, mini: Path, h5: Path, ours: dict) -> dict | None:
+    """The official loop in its own venv, then a second pass of ours (best of both kept)."""
+    official = run_official_venv(args, work, mini, args.metrics)
     # a second pass of ours after the official run, best of both: both sides see the
     # machine's varying load (other jobs) at more than one moment
     print("ours, second pass (best of both passes is kept):", flush=True)
@@ -440,8 +445,11 @@ def main() -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        _, h5 = ensure_mini(Path(args.work))
-        return ceiling.run(h5, Path(args.work), args.scale, BAPPS_2AFC_VAL, BAPPS_JND_VAL)
+        mini, h5 = ensure_mini(Path(args.work))
+        official = None
+        if not args.no_official and Path(args.official_python).exists():
+            official = run_official_venv(args, Path(args.work), mini, ["lpips-alex"])["metrics"].get("lpips-alex")
+        return ceiling.run(h5, Path(args.work), args.scale, BAPPS_2AFC_VAL, BAPPS_JND_VAL, official=official)
     if args.threads:
         import torch
 

@@ -17,8 +17,9 @@ In one run, on one machine:
 3. **Deviations** of bf16 from fp32 on the same items: median and max relative distance change,
    2AFC decisions flipped, largest 2AFC score change; compile's largest relative change.
 
-The official loop needs the ``lpips`` package (reference venv); it is measured by the default mode
-of bench_eval.py when that venv exists, and said to be missing here otherwise.
+4. **The official loop** (``lpips.Trainer`` + ``score_2afc_dataset`` with its DataLoader, on the
+   mini set's 2AFC val folders, random AlexNet) in the reference venv (``--official-python``),
+   in the same run, and the toolkit's steady-state ratio to it; said to be missing otherwise.
 """
 from __future__ import annotations
 
@@ -198,7 +199,8 @@ def deviation(base, other) -> dict[str, float]:
             "flips": flips, "n_2afc": n2afc, "max_score_change_pt": 100 * dscore}
 
 
-def run(mini_h5: Path, work: Path, scale: float, bapps_2afc: dict, bapps_jnd: dict) -> int:
+def run(mini_h5: Path, work: Path, scale: float, bapps_2afc: dict, bapps_jnd: dict,
+        official: dict | None = None) -> int:
     import torch
 
     print(f"## ceiling run: torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
@@ -216,7 +218,12 @@ def run(mini_h5: Path, work: Path, scale: float, bapps_2afc: dict, bapps_jnd: di
     h5 = tile_h5(mini_h5, work / f"tiled_{scale:g}.h5", sizes)
     print(f"set: {h5}, {sum(sizes.values())} items = BAPPS val sizes x {scale:g}, tiled from the SYNTHETIC mini set;"
           " lpips-alex on a random backbone (UNCALIBRATED; same cost as ImageNet weights)")
-    print("official loop: not measured here (needs the lpips package in a reference venv; none on this machine)")
+    if official is None:
+        print("official loop: not measured (no reference venv with the lpips package: --official-python)")
+    else:
+        print(f"official loop (lpips package, batch {official['batch_size']}, random AlexNet, mini set folders): "
+              f"{official['items_per_s']:.0f} items/s = {official['items_per_s'] / ceil['fp32']:.0%} of the fp32 "
+              f"ceiling  ({load()})")
     print("| lpips-alex run | items/s | first run s | fraction of fp32 ceiling | load |")
     print("|:---|---:|---:|---:|:---|")
     configs = [("fp32, batch 50, channels_last (CPU defaults)", {}),
@@ -226,17 +233,20 @@ def run(mini_h5: Path, work: Path, scale: float, bapps_2afc: dict, bapps_jnd: di
                ("bf16, NCHW", {"precision": "bf16", "channels_last": False}),
                ("fp32 + compile", {"compile": True}),
                ("bf16 + compile", {"precision": "bf16", "compile": True})]
-    results = {}
+    results, rates = {}, {}
     for name, opts in configs:
         try:
             rate, first, res = steady(h5, **opts)
         except Exception as exc:  # e.g. compile failing here: printed, not hidden
             print(f"| {name} | failed: {type(exc).__name__}: {str(exc)[:120]} | | | {load()} |", flush=True)
             continue
-        results[name] = res
+        results[name], rates[name] = res, rate
         print(f"| {name} | {rate:.0f} | {first:.1f} | {rate / ceil['fp32']:.0%} | {load()} |", flush=True)
     rate = whole_process(h5)
     print(f"| whole process (CLI, defaults, 1000 resamples) | {rate:.0f} | | {rate / ceil['fp32']:.0%} | {load()} |")
+    if official is not None:
+        print("toolkit steady state / official loop: " + ", ".join(
+            f"{name}: {rates[name] / official['items_per_s']:.1f}x" for name in rates))
     base = results.get(configs[0][0])
     for name in ("bf16 (channels_last by default)", "fp32 + compile", "bf16 + compile"):
         if base is not None and name in results:

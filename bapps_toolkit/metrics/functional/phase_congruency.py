@@ -100,8 +100,11 @@ def _filter_bank(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 def _filter_bank_tensors(
     rows: int, cols: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bank as a complex tensor (the spectrum it multiplies is complex: a real bank would be
+    converted on every call) and the noise factors in ``dtype``."""
     bank, coef = _filter_bank(rows, cols)
-    return (torch.tensor(bank, dtype=dtype, device=device),
+    return (torch.tensor(bank, dtype=dtype, device=device).to(torch.complex128 if dtype == torch.float64
+                                                                else torch.complex64),
             torch.tensor(coef, dtype=dtype, device=device))
 
 
