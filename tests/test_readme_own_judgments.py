@@ -1,29 +1,17 @@
 """The README's "Your own judgments" example, run as written (in a temporary folder)."""
 from __future__ import annotations
 
-import re
 import runpy
 import shlex
-from pathlib import Path
 
 import pytest
+from readme_blocks import section_blocks
 
 from bapps_toolkit.cli.main import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def _blocks() -> tuple[str, list[str]]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Your own judgments\n", 1)[1].split("\n## ", 1)[0]
-    py = re.search(r"```python\n(.*?)```", section, re.S)
-    sh = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert py and sh
-    return py.group(1), [c for c in sh.group(1).replace("\\\n", " ").splitlines() if c.strip()]
-
 
 def test_readme_own_judgments(tmp_path, monkeypatch, capsys):
-    code, commands = _blocks()
+    code, commands = section_blocks("## Your own judgments")
     assert code.startswith("# own_set.py\n")
     (tmp_path / "own_set.py").write_text(code)
     monkeypatch.chdir(tmp_path)

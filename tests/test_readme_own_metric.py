@@ -1,26 +1,15 @@
 """The README's "Your own metric" example, run as written (on the session's mini set)."""
 from __future__ import annotations
 
-import re
 import shlex
-from pathlib import Path
+
+from readme_blocks import section_blocks
 
 from bapps_toolkit.cli.main import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def _blocks() -> tuple[str, list[str]]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Your own metric\n", 1)[1].split("\n## ", 1)[0]
-    py = re.search(r"```python\n(.*?)```", section, re.S)
-    sh = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert py and sh
-    return py.group(1), [c for c in sh.group(1).replace("\\\n", " ").splitlines() if c.strip()]
-
 
 def test_readme_own_metric(tmp_path, mini_root, monkeypatch, capsys):
-    code, commands = _blocks()
+    code, commands = section_blocks("## Your own metric")
     assert code.startswith("# my_metric.py\n")
     (tmp_path / "my_metric.py").write_text(code)
     monkeypatch.chdir(tmp_path)
@@ -37,18 +26,9 @@ def test_readme_own_metric(tmp_path, mini_root, monkeypatch, capsys):
     print(table)
 
 
-def _net_blocks() -> tuple[str, list[str]]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("### Training LPIPS layers on your own network\n", 1)[1].split("\n### ", 1)[0]
-    py = re.search(r"```python\n(.*?)```", section, re.S)
-    sh = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert py and sh
-    return py.group(1), [c for c in sh.group(1).replace("\\\n", " ").splitlines() if c.strip()]
-
-
 def test_readme_own_network(tmp_path, mini_root, monkeypatch, capsys):
     """The "Training LPIPS layers on your own network" example: train on the plugin, evaluate the run."""
-    code, commands = _net_blocks()
+    code, commands = section_blocks("### Training LPIPS layers on your own network")
     assert code.startswith("# my_net.py\n")
     (tmp_path / "my_net.py").write_text(code)
     monkeypatch.chdir(tmp_path)

@@ -79,12 +79,12 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "WxH (e.g. 256x256) every image to W x H (bilinear); default: two sizes are an error")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="decoding worker processes (default: half the cores, at most 8; 0 = decode in the "
-                        "main process)")
+                   help="decoding worker processes (default: half the cores, at most 8, and 0 on a machine with "
+                        "one or two cores; 0 = decode in the main process)")
     p.add_argument("--batch-size", type=int, default=None, help="most pairs per batch (default 64)")
     p.add_argument("--max-batch-pixels", type=int, default=None,
-                   help="pixel budget of one batch: sum of H*W over its pairs (default 2097152 = 2 MPix, "
-                        "32 pairs at 256x256); a larger pair runs alone")
+                   help="pixel budget of one batch: sum of H*W over its pairs (default 524288 = 512 KPix, "
+                        "8 pairs at 256x256); a larger pair runs alone")
     p.add_argument("--channels-last", dest="channels_last", default=None, choices=("on", "off"),
                    help="memory layout of the deep metrics' weights: on = channels_last (NHWC), off = NCHW; "
                         "default on for networks (faster on CPU; distances equal up to float rounding)")

@@ -42,25 +42,25 @@ Resize = str | tuple[int, int] | None
 MAX_SIDE = 32768
 #: Largest pixel count accepted before decoding (256 MPix).
 MAX_PIXELS = 256 * 1024 * 1024
-#: Default pixel budget of one batch (sum of H*W over the pairs of a batch): 2 MPix, e.g. 32
-#: pairs at 256², 8 at 512², 2 at 1024² (and at most :data:`DEFAULT_BATCH_SIZE`). Chosen by
-#: measurement, not by the cache size: on this project's 2-core CPU (32 MB L3) the bare AlexNet
-#: forward at 256² ran 15 / 20 / 23 / 25 / 26 pairs/s with 4 / 8 / 16 / 32 / 64 pairs per batch
-#: (load 3.1; ``benchmarks/bench_score.py``), so L3-sized batches (8 pairs, ~8 MB of first-tap
-#: activations) were 20 % slower; 2 MPix keeps a batch's float input and largest activation near
-#: 110 MB. A pair larger than the budget runs alone.
-DEFAULT_BATCH_PIXELS = 2 * 1024 * 1024
+#: Default pixel budget of one batch (sum of H*W over the pairs of a batch): 512 KPix, e.g. 8
+#: pairs at 256², 2 at 512²; a larger pair runs alone. Chosen by measurement (load 1–2, this
+#: project's 2-core CPU, lpips-alex in the channels_last layout, ``benchmarks/bench_score.py``):
+#: 256² scored 67.5 / 55.7 pairs/s at 512 K / 2 M and 512² 15.9 / 14.1 — with channels_last the
+#: cache-sized batch wins (in the NCHW layout, before, 2 MPix had been the faster one).
+DEFAULT_BATCH_PIXELS = 512 * 1024
 #: Default most pairs per batch.
 DEFAULT_BATCH_SIZE = 64
 
 
 def default_workers() -> int:
-    """Decoding worker processes by default: half the usable cores, at least 1, at most 8."""
+    """Decoding worker processes by default: half the usable cores, at most 8; none (decoding in
+    this process, between batches) on one or two cores, where a worker only takes CPU time from the
+    metric's threads (2 cores, 256²: 67.5 pairs/s decoding in-process vs 61.3 with one worker)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return max(1, min(8, cores // 2))
+    return 0 if cores <= 2 else min(8, cores // 2)
 
 
 def read_image(path: PathLike) -> np.ndarray:
