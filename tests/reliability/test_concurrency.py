@@ -82,7 +82,7 @@ _PAUSED_TRAIN = """
 import functools, os, sys, time, warnings
 warnings.simplefilter("ignore")
 from pathlib import Path
-import bapps_toolkit.cli.cmd_train as _ct
+import bapps_toolkit.train as _tr  # bapps train calls bapps_toolkit.train.train at run time
 from bapps_toolkit.cli.main import main
 marker = Path(sys.argv[1])
 def pause(epoch, step):  # after the first optimizer step: say so, then hold the run (and its lock)
@@ -90,7 +90,7 @@ def pause(epoch, step):  # after the first optimizer step: say so, then hold the
         marker.write_text(str(os.getpid()))
         while True:
             time.sleep(0.05)
-_ct.train = functools.partial(_ct.train, on_step=pause)
+_tr.train = functools.partial(_tr.train, on_step=pause)
 sys.exit(main(sys.argv[2:]))
 """
 

@@ -50,9 +50,9 @@ import torch
 import bapps_toolkit.train, bapps_toolkit.data, bapps_toolkit.metrics.lpips
 from bapps_toolkit.cli.main import main
 import functools, os, time
-import bapps_toolkit.cli.cmd_train as _ct
+import bapps_toolkit.train as _tr  # bapps train calls bapps_toolkit.train.train at run time
 _sleep = float(os.environ.get("BAPPS_TRAIN_TEST_STEP_SLEEP", "0") or 0)  # read here, by the test child
-_ct.train = functools.partial(_ct.train, on_step=lambda epoch, step: time.sleep(_sleep))
+_tr.train = functools.partial(_tr.train, on_step=lambda epoch, step: time.sleep(_sleep))
 _started()
 sys.exit(main(sys.argv[1:]))
 """
