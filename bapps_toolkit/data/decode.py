@@ -26,11 +26,17 @@ TASK_ITEMS = 256
 POOL_MIN_IMAGES = 2048
 
 
-def default_workers() -> int:
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
         return max(1, os.cpu_count() or 1)
+
+
+def default_workers() -> int:
+    """Decode processes of a pack by default: one per usable core."""
+    return usable_cores()
 
 
 def _progress_enabled(progress: bool) -> bool:

@@ -239,6 +239,12 @@ def pair_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
     return i * n - i * (i + 1) // 2 + (j - i - 1)
 
 
+def block_pair_positions(i0: int, i1: int, j0: int, j1: int, n: int) -> np.ndarray:
+    """Positions (:func:`pair_index`) of the pairs ``i < j`` of block ``[i0, i1) × [j0, j1)``."""
+    ii, jj = _pairs_in_block(i0, i1, j0, j1)
+    return pair_index(ii + i0, jj + j0, n)
+
+
 def iter_pair_chunks(blocks: Iterator[tuple[int, int, np.ndarray]], n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The blocks as ``(pair positions, distances)`` of their pairs ``i < j``."""
     for i0, j0, d in blocks:

@@ -332,9 +332,7 @@ def score_all_pairs(folder: PathLike, *, metric: Any = "lpips-alex", backbone_we
 
     def chunks(have: np.ndarray) -> Chunks:
         def skip(i0: int, i1: int, j0: int, j1: int) -> bool:
-            ii, jj = np.meshgrid(np.arange(i0, i1), np.arange(j0, j1), indexing="ij")
-            keep = ii < jj
-            return bool(have[ap.pair_index(ii[keep], jj[keep], n)].all())
+            return bool(have[ap.block_pair_positions(i0, i1, j0, j1, n)].all())
 
         return ap.iter_pair_chunks(ap.iter_blocks(run.metric, files, targets, run.opts, skip=skip, ctx=run.ctx,
                                                   progress=run.progress), n)

@@ -229,9 +229,7 @@ class LPIPS(Metric):
                 unit = f * (1.0 / (torch.linalg.vector_norm(f, dim=1, keepdim=True) + NORM_EPS))
                 for p, (i, j) in enumerate(pairs):
                     diff = torch.sub(unit[i * n:(i + 1) * n], unit[j * n:(j + 1) * n])
-                    per_channel = diff.square_().mean(dim=(2, 3))
-                    layer = (per_channel @ weights[k].view(-1).to(per_channel.dtype) if self.lpips
-                             else per_channel.sum(dim=1))
+                    layer = self._layer(diff.square_().mean(dim=(2, 3)), weights, k)
                     prev = out[p]
                     out[p] = layer if prev is None else prev + layer
         return [d for d in out if d is not None]
@@ -261,16 +259,20 @@ class LPIPS(Metric):
         for k, (a, b) in enumerate(zip(f0, f1, strict=False)):
             diff = (a - b) ** 2
             if size is None:
-                # mean over positions commutes with the 1×1 linear layer
-                per_channel = diff.mean(dim=(2, 3))
-                layer = (per_channel @ weights[k].view(-1).to(per_channel.dtype) if self.lpips
-                         else per_channel.sum(dim=1))
+                layer = self._layer(diff.mean(dim=(2, 3)), weights, k)
             else:
                 m = self.lins[k](diff) if self.lpips else diff.sum(dim=1, keepdim=True)
                 layer = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
             total = layer if total is None else total + layer
         assert total is not None
         return total
+
+    def _layer(self, per_channel: torch.Tensor, weights: Sequence[torch.Tensor], k: int) -> torch.Tensor:
+        """Tap ``k``'s distance ``[N]`` from its spatial means ``[N, C_k]`` of ``(f̂0 − f̂1)²``: the
+        mean over positions commutes with the 1×1 linear layer (the baseline sums the channels)."""
+        if self.lpips:
+            return per_channel @ weights[k].view(-1).to(per_channel.dtype)
+        return per_channel.sum(dim=1)
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         n = x0.shape[0]
