@@ -60,6 +60,18 @@ def _pick_device(device: str | None, local_rank: int, world: int) -> torch.devic
     return dev
 
 
+def _import_dynamo_first() -> None:
+    """Import ``torch._dynamo`` before the process group exists.
+
+    With torch 2.13, importing it *after* ``init_process_group`` (which the first optimizer or
+    DDP wrapper does lazily) leaves references to the default group that
+    ``destroy_process_group()`` does not drop; the group then outlives teardown and is destroyed
+    during interpreter shutdown, where gloo can abort the process ("terminate called without an
+    active exception", exit -6, after a finished run). Imported first, the group is freed by
+    :func:`teardown` (``tests/test_distributed_teardown.py``)."""
+    import torch._dynamo  # noqa: F401
+
+
 def setup(device: str | None = None) -> DistContext:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -71,6 +83,7 @@ def setup(device: str | None = None) -> DistContext:
         torch.cuda.set_device(dev)
     here = False
     if not dist.is_initialized():
+        _import_dynamo_first()
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
         here = True

@@ -1,0 +1,57 @@
+"""The process group that :func:`bapps_toolkit._distributed.setup` joins is gone after
+:func:`~bapps_toolkit._distributed.teardown`, on every rank (torchrun, 2 gloo processes).
+
+With torch 2.13, ``torch._dynamo`` imported after ``init_process_group`` (the first Adam or DDP
+does it) kept the default group alive past ``destroy_process_group()``; it was then destroyed
+during interpreter shutdown, where gloo aborted a rank once in CI after a finished training run
+("terminate called without an active exception"). The script below does what training does
+(Adam and DDP after setup, one step) and reports whether the group object survives teardown.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+_SCRIPT = textwrap.dedent("""
+    import gc, os, sys, weakref
+    import torch
+    import torch.distributed as dist
+    from bapps_toolkit import _distributed as D
+
+    ctx = D.setup("cpu")
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters())
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    ddp(torch.rand(4, 3)).sum().backward()
+    opt.step()
+    del ddp
+    group = weakref.ref(dist.group.WORLD)
+    D.teardown(ctx)
+    gc.collect()
+    print(f"rank {ctx.rank}: group {'alive' if group() is not None else 'freed'}", flush=True)
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_process_group_freed_by_teardown(tmp_path):
+    script = tmp_path / "teardown.py"
+    script.write_text(_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script)]
+    proc = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank "))
+    assert lines == ["rank 0: group freed", "rank 1: group freed"], proc.stdout + proc.stderr[-2000:]
