@@ -83,8 +83,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "one or two cores; 0 = decode in the main process)")
     p.add_argument("--batch-size", type=int, default=None, help="most pairs per batch (default 64)")
     p.add_argument("--max-batch-pixels", type=int, default=None,
-                   help="pixel budget of one batch: sum of H*W over its pairs (default 524288 = 512 KPix, "
-                        "8 pairs at 256x256); a larger pair runs alone")
+                   help="pixel budget of one batch: sum of H*W over its pairs (default 262144 = 256 KPix, "
+                        "4 pairs at 256x256); a larger pair runs alone")
     p.add_argument("--channels-last", dest="channels_last", default=None, choices=("on", "off"),
                    help="memory layout of the deep metrics' weights: on = channels_last (NHWC), off = NCHW; "
                         "default on for networks (faster on CPU; distances equal up to float rounding)")

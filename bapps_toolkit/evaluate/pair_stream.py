@@ -20,12 +20,15 @@ says it happened.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import re
+import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import numpy as np
 import torch
@@ -43,12 +46,13 @@ Resize = str | tuple[int, int] | None
 MAX_SIDE = 32768
 #: Largest pixel count accepted before decoding (256 MPix).
 MAX_PIXELS = 256 * 1024 * 1024
-#: Default pixel budget of one batch (sum of H*W over the pairs of a batch): 512 KPix, e.g. 8
-#: pairs at 256², 2 at 512²; a larger pair runs alone. Chosen by measurement (load 1–2, this
-#: project's 2-core CPU, lpips-alex in the channels_last layout, ``benchmarks/bench_score.py``):
-#: 256² scored 67.5 / 55.7 pairs/s at 512 K / 2 M and 512² 15.9 / 14.1 — with channels_last the
-#: cache-sized batch wins (in the NCHW layout, before, 2 MPix had been the faster one).
-DEFAULT_BATCH_PIXELS = 512 * 1024
+#: Default pixel budget of one batch (sum of H*W over the pairs of a batch): 256 KPix, e.g. 4
+#: pairs at 256², 1 at 512², 64 at 64²; a larger pair runs alone. Chosen by measurement (this
+#: project's 2-core CPU, load 1–1.6, lpips-alex in the channels_last layout, best of 3–4
+#: alternating rounds): 256² scored 79.6 / 83.5 / 72.1 pairs/s at 128 K / 256 K / 512 K, 64²
+#: 1164 / 1040 / 1050, 512² 21.4 / 19.9 / 18.2 at 256 K / 512 K / 1 M — the activations of a
+#: few images stay in the cache (in the NCHW layout, earlier, 2 MPix had been the faster one).
+DEFAULT_BATCH_PIXELS = 256 * 1024
 #: Default most pairs per batch.
 DEFAULT_BATCH_SIZE = 64
 
@@ -196,7 +200,29 @@ def iter_batches(items: Sequence[tuple[Path, ...]], targets: np.ndarray, batches
     extra: dict[str, Any] = {"prefetch_factor": 2} if nw else {}
     loader = DataLoader(ImageTuples(items, targets), batch_sampler=batches, num_workers=nw,
                         collate_fn=_collate, pin_memory=pin_memory, **extra)
+    trim = _malloc_trim() if nw else None
     for idx, tensors, err in loader:
         if err:
             raise DataError(err)
         yield idx, tensors
+        del tensors
+        if trim is not None:
+            trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None elsewhere, e.g. musl or macOS).
+
+    With decode workers, the main process's freed batch-sized blocks (under glibc's mmap
+    threshold: inputs, temporaries) were kept by the allocator instead of being reused, and it
+    grew by about the size of a batch's inputs per batch (150 MB after 800 pairs of 128² at 8
+    pairs per batch); trimming after each batch keeps it flat (``tests/test_score_stream.py``)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_size_t]
+    return cast(Callable[[int], int], fn)

@@ -21,7 +21,7 @@ lpips_1dir_allpairs scripts do), streamed in bounded memory.
 How it runs (:mod:`.pair_stream`): the header sizes of all files are read first (an unreadable
 header or a pair of two sizes is an error naming the files, before any network work); pairs are
 grouped by size and batched by a pixel budget (``max_batch_pixels``, default
-:data:`~.pair_stream.DEFAULT_BATCH_PIXELS` = 512 KPix, at most ``batch_size`` = 64 pairs);
+:data:`~.pair_stream.DEFAULT_BATCH_PIXELS` = 256 KPix, at most ``batch_size`` = 64 pairs);
 ``num_workers`` DataLoader processes (default half the cores, at most 8; 0 = in this process)
 decode the next batches while the metric runs. Every size is scored at its native resolution;
 ``resize`` (``None`` | ``"first"`` | ``"WxH"``) is the only way a size changes (see
