@@ -8,6 +8,12 @@ equal the official ones (to 1e-9, the official code reads the judgments as float
 tie of this set is a pixel-identical p0/p1 (d0 == d1 exactly on both sides); a tie that only
 float summation order breaks would move a 300-item score by 0.17 pt and is not excluded by the
 method in general. The float64 input gives the float32 loader's numbers (``official_float32``).
+
+The mini set is generated (numpy, scipy, Pillow), and a few of its images can come out differently
+on another machine or with other library versions (seen: 2 of 300 images of one set). The
+reference stores a digest per item; items whose files differ from the recorded ones are left out
+of the per-item comparisons (at most 2 % of any set, else the test fails and says how to
+re-record), and a set's recorded 2AFC score / mAP is compared only where every item matches.
 """
 from __future__ import annotations
 
@@ -34,54 +40,63 @@ def recorded(mini_root):
     with np.load(REF) as z:
         ref = {k: z[k] for k in z.files}
     sys.path.insert(0, str(REF.parent))
-    from make_official_reference import val_files_sha256
+    from make_official_reference import item_sha256
 
-    if val_files_sha256(Path(mini_root)) != str(ref["val_files_sha256"]):
-        pytest.fail(f"the mini set built here differs from the one {REF.name} was recorded on "
-                    f"({', '.join(map(str, ref['versions']))}): the mini set depends on library versions; "
-                    "re-record it with tests/reference/make_official_reference.py (see its docstring)")
     sets = load_2afc(mini_root, "val") + load_jnd(mini_root, "val")
+    same: dict[str, np.ndarray] = {}
     for s in sets:
-        assert list(s.stems) == [str(v) for v in ref[s.key.replace("/", "_") + "__stems"]]
-    return sets, ref
+        name = s.key.replace("/", "_")
+        assert list(s.stems) == [str(v) for v in ref[name + "__stems"]]
+        imgs, lab = (("ref", "p0", "p1"), "judge") if s.key.startswith("2afc") else (("p0", "p1"), "same")
+        here = item_sha256(Path(mini_root) / s.key, list(s.stems), imgs, lab)
+        same[s.key] = np.asarray(here) == ref[name + "__item_sha256"]
+        if same[s.key].mean() < 0.98:
+            pytest.fail(f"{s.key}: {int((~same[s.key]).sum())} of {len(here)} items of the mini set built here "
+                        f"differ from the ones {REF.name} was recorded on ({', '.join(map(str, ref['versions']))}); "
+                        "re-record it with tests/reference/make_official_reference.py (see its docstring)")
+    return sets, ref, same
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("metric", sorted(NAMES))
 def test_official_metrics_reproduce_the_official_code(recorded, metric, dtype):
-    sets, ref = recorded
+    sets, ref, same = recorded
     m = create_metric(NAMES[metric])
     for s in sets:
         key = f"{s.key.replace('/', '_')}__{metric}__f32"
+        ok, whole = same[s.key], bool(same[s.key].all())
         with torch.no_grad():
             if s.key.startswith("2afc"):
                 r, a, b = (to_model_input(t, dtype=dtype) for t in (s.ref, s.p0, s.p1))
                 d0, d1 = (x.double().numpy() for x in m.pair_distances(r, a, b))
                 e0, e1 = ref[key + "__d0"], ref[key + "__d1"]
-                assert np.abs(d0 - e0).max() < TOL[metric] and np.abs(d1 - e1).max() < TOL[metric], s.key
-                assert np.array_equal(np.sign(d0 - d1), np.sign(e0 - e1)), s.key
-                assert score_2afc(d0, d1, s.judge) == pytest.approx(float(ref[key + "__score"]), abs=1e-9)
+                assert np.abs(d0 - e0)[ok].max() < TOL[metric] and np.abs(d1 - e1)[ok].max() < TOL[metric], s.key
+                assert np.array_equal(np.sign(d0 - d1)[ok], np.sign(e0 - e1)[ok]), s.key
+                if whole:
+                    assert score_2afc(d0, d1, s.judge) == pytest.approx(float(ref[key + "__score"]), abs=1e-9)
             else:
                 a, b = (to_model_input(t, dtype=dtype) for t in (s.p0, s.p1))
                 d = m(a, b).double().numpy()
-                assert np.abs(d - ref[key + "__d"]).max() < TOL[metric], s.key
-                assert jnd_map(d, s.same) == pytest.approx(float(ref[key + "__score"]), abs=1e-9)
+                assert np.abs(d - ref[key + "__d"])[ok].max() < TOL[metric], s.key
+                if whole:
+                    assert jnd_map(d, s.same) == pytest.approx(float(ref[key + "__score"]), abs=1e-9)
 
 
 def test_ties_of_the_mini_set_are_pixel_identical(recorded):
-    sets, ref = recorded
+    sets, ref, same = recorded
     for s in sets:
         if s.key.startswith("2afc"):
             key = f"{s.key.replace('/', '_')}__l2_rgb__f32"
             e0, e1 = ref[key + "__d0"], ref[key + "__d1"]
-            same = np.all(np.asarray(s.p0) == np.asarray(s.p1), axis=(1, 2, 3))
-            assert np.array_equal(e0 == e1, same), s.key
+            equal = np.all(np.asarray(s.p0) == np.asarray(s.p1), axis=(1, 2, 3))
+            ok = same[s.key]
+            assert np.array_equal((e0 == e1)[ok], equal[ok]), s.key
 
 
 def test_float64_official_code_differs_and_ours_does_not(recorded):
     """The official code truncates float64 tensors at levels 1..95 (recorded ramp); our
     official path gives the float32 loader's levels 1..63 for both dtypes."""
-    _, ref = recorded
+    ref = recorded[1]
     from bapps_toolkit.metrics.functional import quantize_official
 
     lv = torch.arange(256, dtype=torch.float64).view(1, 1, 1, 256).expand(1, 3, 1, 256)

@@ -32,7 +32,9 @@ same classes)):
 * ``trunc_counts_f32`` / ``trunc_counts_f64`` [256]: per input level, how many channel values
   of all images read came back as ``v - 1`` from ``tensor2im``; ``trunc_total`` [2]: channel
   values read (f32, f64 counts are over the same total).
-* ``versions``: library versions; ``val_files_sha256``: :func:`val_files_sha256` of the set read.
+* ``versions``: library versions; ``val_files_sha256``: :func:`val_files_sha256` of the set read;
+  ``SET__item_sha256``: :func:`item_sha256` of each item (the test compares item by item where
+  the mini set built on another machine differs in a few images).
 """
 from __future__ import annotations
 
@@ -140,6 +142,7 @@ def run_set(root: Path, kind: str, cat: str, off: Official, cnt: Counter, transf
     out[f"{name}__stems"] = np.array(stems)
     imgs = ("ref", "p0", "p1") if kind == "2afc" else ("p0", "p1")
     lab_key = "judge" if kind == "2afc" else "same"
+    out[f"{name}__item_sha256"] = np.array(item_sha256(d, stems, imgs, lab_key))
     labels = np.array([float(np.load(d / lab_key / f"{s}.npy").reshape(())) for s in stems])
     out[f"{name}__{lab_key}"] = labels
     lab32 = labels.astype(np.float32).astype(np.float64)
@@ -189,6 +192,21 @@ def val_files_sha256(root: Path) -> str:
     for f in sorted(p for kind in ("2afc", "jnd") for p in (root / kind / "val").rglob("*") if p.is_file()):
         h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
+
+
+def item_sha256(d: Path, stems, imgs, lab_key: str) -> list[str]:
+    """Per item (stem) of the set folder ``d``: the first 16 hex digits of the SHA-256 over the
+    bytes of its image files (``imgs`` order) and its label file."""
+    import hashlib
+
+    out = []
+    for s in stems:
+        h = hashlib.sha256()
+        for k in imgs:
+            h.update((d / k / f"{s}.png").read_bytes())
+        h.update((d / lab_key / f"{s}.npy").read_bytes())
+        out.append(h.hexdigest()[:16])
+    return out
 
 
 def main(root: Path) -> None:
