@@ -5,15 +5,11 @@ order, so every rank holds the whole set's distances and rank 0 alone prints and
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from two_ranks import run_two_ranks
 
 from bapps_toolkit._distributed import DistContext, gather_rows, is_main_process, slice_for_rank
 from bapps_toolkit.cli.main import main
@@ -22,12 +18,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 _COMMON = ["--metrics", "l2", "ssim-lab", "lpips-alex", "--backbone-weights", "alex=random", "--device", "cpu",
            "--n-boot", "200", "--no-progress", "--datasets", "val", "jnd"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_one_process_needs_no_process_group():
@@ -46,12 +36,8 @@ def test_torchrun_two_cpu_processes_equal_one_process(mini_h5, tmp_path, stream)
     assert main(["evaluate", str(mini_h5), *_COMMON, *extra, "--out", str(one_csv),
                  "--save-distances", str(one_npz), "--quiet"]) == 0
     two_csv, two_npz = tmp_path / "two.csv", tmp_path / "two.npz"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "bapps_toolkit", "evaluate",
-           str(mini_h5), *_COMMON, *extra, "--out", str(two_csv), "--save-distances", str(two_npz)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_two_ranks("-m", "bapps_toolkit", "evaluate", str(mini_h5), *_COMMON, *extra, "--out", str(two_csv),
+                         "--save-distances", str(two_npz))
     assert proc.stdout.count("| metric") == 1, proc.stdout   # rank 0 alone prints the table
     a, b = pd.read_csv(one_csv), pd.read_csv(two_csv)
     assert list(a.columns) == list(b.columns) and len(a) == len(b)

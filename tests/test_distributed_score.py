@@ -13,15 +13,13 @@ one process with a fake two-rank exchange.
 """
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from two_ranks import run_two_ranks
 
 from bapps_toolkit import _distributed as D
 from bapps_toolkit.cli.main import main
@@ -33,20 +31,9 @@ _LPIPS = ["--metric", "lpips-alex", "--backbone-weights", "alex=random"]
 _RUN = ["--device", "cpu", "--no-progress", "--workers", "0", "--max-batch-pixels", str(3 * 40 * 48)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(*args: str, script: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     target = [script] if script else ["-m", "bapps_toolkit", "score"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", *target, *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return run_two_ranks(*target, *args)
 
 
 @pytest.fixture

@@ -9,13 +9,10 @@ during interpreter shutdown, where gloo aborted a rank once in CI after a finish
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from two_ranks import run_two_ranks
 
 pytestmark = pytest.mark.slow
 
@@ -39,19 +36,9 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_process_group_freed_by_teardown(tmp_path):
     script = tmp_path / "teardown.py"
     script.write_text(_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script)]
-    proc = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_two_ranks(str(script), timeout=300)
     lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank "))
     assert lines == ["rank 0: group freed", "rank 1: group freed"], proc.stdout + proc.stderr[-2000:]

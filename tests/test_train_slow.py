@@ -5,16 +5,13 @@ All on a random backbone and synthetic judgments: every number here is UNCALIBRA
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from test_train import make_subset
+from two_ranks import run_two_ranks
 
 from bapps_toolkit.train import TrainConfig, load_metric_from_checkpoint, train
 
@@ -24,12 +21,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"
 def _subset(mini_root: Path, dest: Path, n: int = 40) -> Path:
     """The first ``n`` triplets of train traditional/cnn and val cnn (see test_train.make_subset)."""
     return make_subset(mini_root, dest, val_cats=("cnn",), n_train=n, n_val=n)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _weights(path):
@@ -75,12 +66,8 @@ def test_ddp_two_cpu_processes_equal_one_process(mini_root, tmp_path, dropout, b
     one = train(TrainConfig(data=str(data), out=str(tmp_path / "one"), backbone_weights="random", epochs=2,
                             decay_epochs=1, batch_size=16, seed=9, dropout=dropout, progress=False,
                             datasets=["train"], memory_budget_mb=budget, fast=False if budget == 1 else None))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-           "-m", "bapps_toolkit", "train", str(data), "--out", str(tmp_path / "two"), "--device", "cpu", *common]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_two_ranks("-m", "bapps_toolkit", "train", str(data), "--out", str(tmp_path / "two"), "--device", "cpu",
+                  *common)
     card = json.loads((tmp_path / "two" / "card.json").read_text())
     assert card["world_size"] == 2 and card["finished"]
     assert card["shuffle"]["mode"] == one.card["shuffle"]["mode"] == ("streamed" if budget == 1 else "exact")
