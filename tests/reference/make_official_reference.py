@@ -32,9 +32,8 @@ same classes)):
 * ``trunc_counts_f32`` / ``trunc_counts_f64`` [256]: per input level, how many channel values
   of all images read came back as ``v - 1`` from ``tensor2im``; ``trunc_total`` [2]: channel
   values read (f32, f64 counts are over the same total).
-* ``versions``: library versions; ``val_files_sha256``: :func:`val_files_sha256` of the set read;
-  ``SET__item_sha256``: :func:`item_sha256` of each item (the test compares item by item where
-  the mini set built on another machine differs in a few images).
+* ``versions``: library versions; ``SET__item_sha256``: :func:`item_sha256` of each item (the
+  test compares item by item where the mini set built on another machine differs in a few images).
 """
 from __future__ import annotations
 
@@ -140,9 +139,8 @@ def run_set(root: Path, kind: str, cat: str, off: Official, cnt: Counter, transf
     name = f"{kind}_val_{cat}"
     stems = sorted(p.stem for p in (d / "p0").glob("*.png"))[:CAP]
     out[f"{name}__stems"] = np.array(stems)
-    imgs = ("ref", "p0", "p1") if kind == "2afc" else ("p0", "p1")
-    lab_key = "judge" if kind == "2afc" else "same"
-    out[f"{name}__item_sha256"] = np.array(item_sha256(d, stems, imgs, lab_key))
+    imgs, lab_key = set_files(kind)
+    out[f"{name}__item_sha256"] = np.array(item_sha256(d, stems, kind))
     labels = np.array([float(np.load(d / lab_key / f"{s}.npy").reshape(())) for s in stems])
     out[f"{name}__{lab_key}"] = labels
     lab32 = labels.astype(np.float32).astype(np.float64)
@@ -182,23 +180,17 @@ def ramp(lp) -> tuple[np.ndarray, np.ndarray]:
     return lp.tensor2im(t32)[0, :, 0].astype(np.int64), lp.tensor2im(t64)[0, :, 0].astype(np.int64)
 
 
-def val_files_sha256(root: Path) -> str:
-    """SHA-256 over the relative paths and bytes of every file of the val sets, in sorted order: the
-    mini set depends on library versions (numpy, scipy, Pillow), so the test checks that it reads
-    the images this file was recorded on."""
+def set_files(kind: str) -> tuple[tuple[str, ...], str]:
+    """The image folders and the label folder of an item of a ``kind`` ("2afc" or "jnd") set."""
+    return (("ref", "p0", "p1"), "judge") if kind == "2afc" else (("p0", "p1"), "same")
+
+
+def item_sha256(d: Path, stems, kind: str) -> list[str]:
+    """Per item (stem) of the ``kind`` set folder ``d``: the first 16 hex digits of the SHA-256 over
+    the bytes of its image files (:func:`set_files` order) and its label file."""
     import hashlib
 
-    h = hashlib.sha256()
-    for f in sorted(p for kind in ("2afc", "jnd") for p in (root / kind / "val").rglob("*") if p.is_file()):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
-
-
-def item_sha256(d: Path, stems, imgs, lab_key: str) -> list[str]:
-    """Per item (stem) of the set folder ``d``: the first 16 hex digits of the SHA-256 over the
-    bytes of its image files (``imgs`` order) and its label file."""
-    import hashlib
-
+    imgs, lab_key = set_files(kind)
     out = []
     for s in stems:
         h = hashlib.sha256()
@@ -226,7 +218,6 @@ def main(root: Path) -> None:
             run_set(root, kind, cat, off, cnt, transform, out)
             sets.append(f"{kind}_val_{cat}")
     out["sets"] = np.array(sets)
-    out["val_files_sha256"] = np.array(val_files_sha256(root))
     out["ramp_levels"] = np.arange(256)
     out["ramp_f32"], out["ramp_f64"] = ramp(lpips)
     out["trunc_counts_f32"], out["trunc_counts_f64"] = cnt.f32, cnt.f64
