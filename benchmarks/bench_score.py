@@ -4,14 +4,16 @@ ceiling, and its peak memory for two numbers of pairs (issue 15, "folder scoring
 In one run, for each image size (default 256² and 512²), on the same generated folder pair:
 
 * **toolkit** — :func:`bapps_toolkit.score_folders` (DataLoader decode workers, size groups,
-  pixel-budget batches; the whole call, decode included), the best of three passes after a
-  warm-up pass;
+  pixel-budget batches; the whole call, decode included), after a warm-up pass;
 * **plain loop, batch 1** — what ``lpips_2dirs.py`` does: per pair, PIL decode of both files,
   ``ToTensor``-style conversion, one forward of the same metric module;
 * **plain loop, batch 32** — decode 32 pairs, then one forward;
 * **ceiling** — a pure-torch forward of the same conv stack (the metric's backbone) on random
   input, steady state, the best of 8, 16, 32 and 64 pairs per batch up to 4 MPix (the table also gives the
   figure at the toolkit's batch shape): no decode, no distance, no Python per pair.
+
+Every pairs/s figure but the ceiling is the best of ``--repeats`` (default 3) runs, the official
+ones included, so that no side of a ratio is a single run on a machine whose speed varies.
 * **decode** — the toolkit's own reader (``read_image``: PIL decode to uint8 RGB) on both files
   of every pair, in this process, nothing else; and **attainable** = ``1 / (1/ceiling +
   1/decode)``, the pairs/s of decoding and then the bare forward, each at its own measured speed.
@@ -209,6 +211,23 @@ def decode_only(d0: Path, d1: Path) -> float:
     return len(names) / (time.perf_counter() - t0)
 
 
+def _best(k: int, run, *args) -> float | None:
+    """The largest of ``k`` results of ``run(*args)`` (None when it returns None: could not run)."""
+    best: float | None = None
+    for _ in range(k):
+        v = run(*args)
+        if v is None:
+            return None
+        best = v if best is None else max(best, v)
+    return best
+
+
+def _timed_folders(score_folders, metric, d0: Path, d1: Path, n: int) -> float:
+    t0 = time.perf_counter()
+    score_folders(d0, d1, metric=metric, progress=False)
+    return n / (time.perf_counter() - t0)
+
+
 def throughput(args, work: Path) -> None:
     from bapps_toolkit import create_metric
     from bapps_toolkit.evaluate.pair_stream import DEFAULT_BATCH_PIXELS, default_workers
@@ -226,21 +245,19 @@ def throughput(args, work: Path) -> None:
     for size in args.sizes:
         n = args.pairs if size <= 256 else max(8, args.pairs // 2)
         d0, d1 = make_pairs(work / f"tp{size}", n, size)
-        # one warm-up pass (first-call costs: the allocator, oneDNN's kernels for each batch shape),
-        # then the best of three passes: the steady state of a long run
+        # one warm-up pass (first-call costs: the allocator, oneDNN's kernels for each batch shape)
         score_folders(d0, d1, metric=metric, progress=False)
-        tk = 0.0
-        for _ in range(3):
-            t0 = time.perf_counter()
-            score_folders(d0, d1, metric=metric, progress=False)
-            tk = max(tk, n / (time.perf_counter() - t0))
-        o2, o32 = official(args, d0, d1, "2dirs"), official(args, d0, d1, "32")
-        b1, b32 = plain_loop(metric, d0, d1, 1), plain_loop(metric, d0, d1, 32)
+        k = args.repeats
+        tk = float(_best(k, _timed_folders, score_folders, metric, d0, d1, n))
+        o2 = _best(k, official, args, d0, d1, "2dirs")
+        o32 = _best(k, official, args, d0, d1, "32")
+        b1 = float(_best(k, plain_loop, metric, d0, d1, 1))
+        b32 = float(_best(k, plain_loop, metric, d0, d1, 32))
         per = max(1, min(64, DEFAULT_BATCH_PIXELS // (size * size)))
         at_tk = ceiling(metric, size, per, 2.0)
         ceil = max([at_tk] + [ceiling(metric, size, b, 2.0) for b in (8, 16, 32, 64)
                               if b != per and b * size * size <= 4 << 20])
-        dec = max(decode_only(d0, d1) for _ in range(3))
+        dec = float(_best(k, decode_only, d0, d1))
         attainable = 1.0 / (1.0 / ceil + 1.0 / dec)
         print(f"| {size}² | {n} | {tk:.1f} | {_fig(o2)} | {_fig(o32)} | {b1:.1f} | {b32:.1f} | {at_tk:.1f} "
               f"| {ceil:.1f} | {dec:.1f} | {attainable:.1f} | {_ratio(tk, o2)} | {_ratio(tk, o32)} | {tk / ceil:.0%} "
@@ -277,6 +294,7 @@ def main() -> int:
     ap.add_argument("--rss-pairs", type=int, nargs="+", default=[1000, 10000], help="pair counts for peak RSS")
     ap.add_argument("--rss-size", type=int, default=64, help="image side for the peak-RSS runs")
     ap.add_argument("--rss-distinct", type=int, default=500, help="distinct files behind the hard links")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per pairs/s figure (the best is kept)")
     ap.add_argument("--skip-rss", action="store_true", help="only the pairs/s table")
     ap.add_argument("--official-python", default="/work/refvenv/bin/python",
                     help="python of a reference venv with the lpips package, torchvision and OpenCV")
