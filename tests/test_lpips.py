@@ -343,3 +343,32 @@ def test_inference_path_equals_features_and_head(net, dtype):
     x = ref.clone().requires_grad_(True)             # with gradients: the plain path, finite gradients
     m(x, p1).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+class _SharedTaps(torch.nn.Module):
+    """A researcher's backbone whose taps share storage: the scaled input itself, and one tensor
+    returned twice (views of one another)."""
+
+    def forward(self, x):
+        t = torch.nn.functional.avg_pool2d(x, 2)
+        return [x, t, t[:, :2]]
+
+
+def test_inference_path_leaves_shared_taps_intact():
+    """The inference head normalises taps and subtracts blocks in place only when nothing else can
+    see the memory; taps that are views (of the input or of each other) take the out-of-place path
+    and give the same distances as features() + distance_from_features()."""
+    m = create_metric("lpips-alex-baseline", backbone_weights="random")
+    m.backbone = _SharedTaps()
+    m.channels = [3, 3, 2]
+    g = torch.Generator().manual_seed(2)
+    ref, p0, p1 = (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for _ in range(3))
+    with torch.no_grad():
+        f = m.features(torch.cat([ref, p0, p1]))
+        want = [m.distance_from_features([t[:2] for t in f], [t[k:k + 2] for t in f]) for k in (2, 4)]
+        got = m.pair_distances(ref, p0, p1)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-9)
+    assert not lp._private(m._taps(ref), ref) and lp._private([ref.clone(), p0.clone()], ref)
+    assert lp._disjoint_targets([(0, 1), (0, 2)]) and not lp._disjoint_targets([(0, 1), (1, 2)])
+    assert not lp._disjoint_targets([(0, 1), (2, 1)])

@@ -89,6 +89,18 @@ def normalize_channels(f: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
     return f / (torch.sqrt(torch.sum(f * f, dim=1, keepdim=True)) + eps)
 
 
+def _private(taps: Sequence[torch.Tensor], x: torch.Tensor) -> bool:
+    """Whether every tap has its own storage, shared with no other tap and not with ``x``."""
+    ptrs = [t.untyped_storage().data_ptr() for t in taps]
+    return len(set(ptrs)) == len(ptrs) and x.untyped_storage().data_ptr() not in ptrs
+
+
+def _disjoint_targets(pairs: Sequence[tuple[int, int]]) -> bool:
+    """Whether the ``j`` blocks of ``pairs`` are distinct and none of them is an ``i`` block."""
+    js = [j for _, j in pairs]
+    return len(set(js)) == len(js) and not set(js) & {i for i, _ in pairs}
+
+
 class LPIPS(Metric):
     """LPIPS distance (Zhang et al. 2018) on AlexNet, VGG16 or SqueezeNet 1.1; see module doc.
 
@@ -220,15 +232,22 @@ class LPIPS(Metric):
         """Distances ``[N]`` of the ``n``-image blocks ``(i, j)`` of ``x`` without autograd: the same
         arithmetic as :meth:`features` + :meth:`distance_from_features` (up to float rounding) in
         fewer passes over the taps: the taps are normalised by multiplying with their inverse channel
-        norms, and ``(f̂_i − f̂_j)²`` is formed in place (identical images still give exactly 0)."""
+        norms, and ``(f̂_j − f̂_i)²`` is formed in place in block ``j`` (identical images still give
+        exactly 0; the square of ``a − b`` and of ``b − a`` are the same float). In place only where
+        nothing else can see it: taps that share no storage with each other or with ``x`` (a
+        researcher's backbone may return views), and pairs whose ``j`` blocks are distinct and are
+        never an ``i``; otherwise the same values out of place."""
         out: list[torch.Tensor | None] = [None] * len(pairs)
         weights = self.lin_weights()
         taps = self._taps(x)  # under the caller's autocast, if any; the head below in float32
+        inplace = _private(taps, x) and _disjoint_targets(pairs)
         with torch.autocast(x.device.type, enabled=False):
             for k, f in enumerate(taps):
-                unit = f * (1.0 / (torch.linalg.vector_norm(f, dim=1, keepdim=True) + NORM_EPS))
+                inv = torch.linalg.vector_norm(f, dim=1, keepdim=True).add_(NORM_EPS).reciprocal_()
+                unit = f.mul_(inv) if inplace else f * inv
                 for p, (i, j) in enumerate(pairs):
-                    diff = torch.sub(unit[i * n:(i + 1) * n], unit[j * n:(j + 1) * n])
+                    a, b = unit[i * n:(i + 1) * n], unit[j * n:(j + 1) * n]
+                    diff = b.sub_(a) if inplace else torch.sub(b, a)
                     layer = self._layer(diff.square_().mean(dim=(2, 3)), weights, k)
                     prev = out[p]
                     out[p] = layer if prev is None else prev + layer

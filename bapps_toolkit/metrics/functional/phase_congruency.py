@@ -124,8 +124,11 @@ def _median_lastdim(v: torch.Tensor) -> torch.Tensor:
 
 
 #: On CPU, phase congruency runs over sub-batches of about this many complex filter responses
-#: (images × 16 × H × W) so the intermediates stay in cache (about 2× faster than one big batch).
-_CPU_CHUNK_ELEMENTS = 1 << 18
+#: (images × 16 × H × W) so the intermediates stay in cache. Measured on 64² FSIM (items/s, best
+#: of 3 rounds, 2 threads): an Intel Xeon with 2 MiB L2 per core gave 524 / 598 / 599 / 573 / 276
+#: at 2^18 / 2^19 / 2^20 / 2^21 / 2^24 (one batch); an AMD EPYC earlier had 2^18 about 2× faster
+#: than one batch. 2^19 (8 images at 64²) is within 1 % of the best on the first.
+_CPU_CHUNK_ELEMENTS = 1 << 19
 
 PCKernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -171,13 +174,13 @@ def pc_from_responses(eo: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
     grad = torch.is_grad_enabled() and eo.requires_grad
     e, o = eo[0], eo[1]
     n, _, _, rows, cols = e.shape
-    sq = e * e + o * o                                                    # |EO|² per scale
+    sq = torch.addcmul(e * e, o, o)                                       # |EO|² per scale
     amp_sum = _sqrt(sq, grad).sum(dim=(1, 2)).unsqueeze(1)                # ΣAn over o, s
-    z = eo.sum(dim=3, keepdim=True)                                       # sumE, sumO
-    ze, zo = z[0], z[1]
-    cross = (o * ze - e * zo).abs().sum(dim=2)
+    ze, zo = e.sum(dim=2, keepdim=True), o.sum(dim=2, keepdim=True)       # sumE, sumO
+    cross = torch.addcmul(o * ze, e, zo, value=-1)
+    cross = (cross.abs() if grad else cross.abs_()).sum(dim=2)
     ze, zo = ze.squeeze(2), zo.squeeze(2)
-    nsq = ze * ze + zo * zo
+    nsq = torch.addcmul(ze * ze, zo, zo)
     energy = (nsq - cross) / (_sqrt(nsq, grad) + EPSILON)
     median = _median_lastdim(sq[:, :, 0].reshape(n, N_ORIENT, rows * cols))   # |EO{1,o}|²
     threshold = coef * _sqrt(median, grad)
