@@ -329,9 +329,10 @@ def test_phase_congruency_equals_phasecong2s_plain_formula(shape, monkeypatch):
 
 
 @pytest.mark.slow
-def test_fsim_compiled_kernel_matches_eager():
-    """evaluate's compile for FSIM compiles only the real-valued kernel; same distances."""
-    m = create_metric("fsim")
+@pytest.mark.parametrize("name", ["fsim", "fsimc"])
+def test_fsim_compiled_steps_match_eager(name):
+    """evaluate's compile for FSIM(c) compiles its real-valued steps (not the FFTs); same distances."""
+    m = create_metric(name)
     g = torch.Generator().manual_seed(0)
     r, a, b = (torch.rand(6, 3, 64, 64, generator=g) * 2 - 1 for _ in range(3))
     pair, dist = m.compiled_calls()

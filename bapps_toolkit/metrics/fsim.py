@@ -67,7 +67,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -113,14 +113,11 @@ def _similarity(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
 _Features = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _features(x255: torch.Tensor, chromatic: bool, factor: int, kernel: PCKernel | None) -> _Features:
-    """Per-image parts of FSIM(c): the downsampled Y(IQ) planes, phase congruency and gradient."""
+def _planes(x255: torch.Tensor, chromatic: bool, factor: int) -> torch.Tensor:
+    """The downsampled Y (FSIM) or YIQ (FSIMc) planes."""
     if x255.shape[1] == 3:
-        planes = matlab_downsample(rgb_to_yiq(x255) if chromatic else rgb_to_gray(x255), factor)
-    else:
-        planes = matlab_downsample(x255, factor)
-    lum = planes[:, :1]
-    return planes, phase_congruency(lum, kernel), _gradient_magnitude(lum)
+        return matlab_downsample(rgb_to_yiq(x255) if chromatic else rgb_to_gray(x255), factor)
+    return matlab_downsample(x255, factor)
 
 
 def _from_features(fa: _Features, fb: _Features, chromatic: bool) -> torch.Tensor:
@@ -140,25 +137,46 @@ def _from_features(fa: _Features, fb: _Features, chromatic: bool) -> torch.Tenso
     return torch.where(den > 0, _safe_div(num, den), sim.mean(dim=(1, 2, 3)))
 
 
+class _Steps(NamedTuple):
+    """FSIM's real-valued steps; :meth:`FSIM.compiled_calls` replaces each by its torch.compile form
+    (the FFTs of phase congruency stay eager: ``pc`` is only the part after them)."""
+
+    planes: Callable[[torch.Tensor, bool, int], torch.Tensor] = _planes
+    gradient: Callable[[torch.Tensor], torch.Tensor] = _gradient_magnitude
+    combine: Callable[[_Features, _Features, bool], torch.Tensor] = _from_features
+    pc: PCKernel | None = None
+
+
+def _features(x255: torch.Tensor, chromatic: bool, factor: int, steps: _Steps) -> _Features:
+    """Per-image parts of FSIM(c): the downsampled Y(IQ) planes, phase congruency and gradient."""
+    planes = steps.planes(x255, chromatic, factor)
+    lum = planes[:, :1]
+    return planes, phase_congruency(lum, steps.pc), steps.gradient(lum)
+
+
+#: The eager steps (the default everywhere).
+_EAGER = _Steps()
+
+
 def _split(f: _Features, n: int, k: int) -> list[_Features]:
     """``f`` of ``k·n`` stacked images → ``k`` feature tuples of ``n`` images each."""
     return [tuple(t[i * n:(i + 1) * n] for t in f) for i in range(k)]  # type: ignore[misc]
 
 
 def _fsim_core(x255: torch.Tensor, y255: torch.Tensor, chromatic: bool, downsample: bool,
-               kernel: PCKernel | None = None) -> torch.Tensor:
+               steps: _Steps = _EAGER) -> torch.Tensor:
     """FSIM/FSIMc of validated NCHW batches on the 0..255 scale → ``[N]``."""
     factor = downsample_factor(x255.shape[-2], x255.shape[-1]) if downsample else 1
-    fx, fy = _split(_features(torch.cat([x255, y255]), chromatic, factor, kernel), x255.shape[0], 2)
-    return _from_features(fx, fy, chromatic)
+    fx, fy = _split(_features(torch.cat([x255, y255]), chromatic, factor, steps), x255.shape[0], 2)
+    return steps.combine(fx, fy, chromatic)
 
 
 def _fsim_triplet(r255: torch.Tensor, a255: torch.Tensor, b255: torch.Tensor, chromatic: bool,
-                  downsample: bool, kernel: PCKernel | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  downsample: bool, steps: _Steps = _EAGER) -> tuple[torch.Tensor, torch.Tensor]:
     """``(FSIM(r, a), FSIM(r, b))`` with the reference's phase congruency computed once."""
     factor = downsample_factor(r255.shape[-2], r255.shape[-1]) if downsample else 1
-    fr, fa, fb = _split(_features(torch.cat([r255, a255, b255]), chromatic, factor, kernel), r255.shape[0], 3)
-    return _from_features(fr, fa, chromatic), _from_features(fr, fb, chromatic)
+    fr, fa, fb = _split(_features(torch.cat([r255, a255, b255]), chromatic, factor, steps), r255.shape[0], 3)
+    return steps.combine(fr, fa, chromatic), steps.combine(fr, fb, chromatic)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -220,25 +238,27 @@ class FSIM(Metric):
     def _scaled(self, x: torch.Tensor) -> torch.Tensor:
         return self.unit(x.to(_compute_dtype(x.dtype))) * 255.0
 
-    def _distance(self, x0: torch.Tensor, x1: torch.Tensor, kernel: PCKernel | None = None) -> torch.Tensor:
-        s = _fsim_core(self._scaled(x0), self._scaled(x1), self.chromatic, self.downsample, kernel)
+    def _distance(self, x0: torch.Tensor, x1: torch.Tensor, steps: _Steps = _EAGER) -> torch.Tensor:
+        s = _fsim_core(self._scaled(x0), self._scaled(x1), self.chromatic, self.downsample, steps)
         return (1.0 - s).to(x0.dtype)
 
     def _pair_distances(
-        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, kernel: PCKernel | None = None
+        self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, steps: _Steps = _EAGER
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with the reference's phase congruency computed once."""
         s0, s1 = _fsim_triplet(self._scaled(ref), self._scaled(p0), self._scaled(p1), self.chromatic,
-                               self.downsample, kernel)
+                               self.downsample, steps)
         return (1.0 - s0).to(ref.dtype), (1.0 - s1).to(ref.dtype)
 
     def compiled_calls(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
         """torch.compile cannot generate code for the complex FFTs (it would split the graph at each of
-        them, several times slower than eager mode), so only the real-valued kernel
-        :func:`pc_from_responses` is compiled, once per response shape; the rest runs eagerly."""
-        kernel = torch.compile(pc_from_responses, dynamic=False)
-        return (functools.partial(self._pair_distances, kernel=kernel),
-                functools.partial(self._distance, kernel=kernel))
+        them, several times slower than eager mode), so the real-valued steps are compiled one by
+        one, once per shape (:class:`_Steps`: colour and downsampling, the gradient, phase
+        congruency after its FFTs, and the similarity maps with their pooling); the FFTs run eagerly."""
+        steps = _Steps(*(torch.compile(f, dynamic=False) for f in (_planes, _gradient_magnitude, _from_features,
+                                                                    pc_from_responses)))
+        return (functools.partial(self._pair_distances, steps=steps),
+                functools.partial(self._distance, steps=steps))
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", downsample={self.downsample}"
