@@ -173,26 +173,21 @@ def _collate(batch: list[tuple[int, list[np.ndarray], str]]) -> tuple[list[int],
         return [], [], errors[0]
     idx = [k for k, _, _ in batch]
     n_files = len(batch[0][1])
-    # NCHW in shape, NHWC in memory (the decoded layout, no transpose): to_input keeps it for a
-    # metric that runs channels_last and makes it contiguous NCHW for the others
-    return idx, [torch.from_numpy(np.stack([arrs[f] for _, arrs, _ in batch])).permute(0, 3, 1, 2)
+    # NCHW already here (in the worker), so the main process allocates only the float input
+    return idx, [torch.from_numpy(np.stack([arrs[f] for _, arrs, _ in batch])).permute(0, 3, 1, 2).contiguous()
                  for f in range(n_files)], ""
 
 
-def to_input(x: torch.Tensor, device: Any = None, *, channels_last: bool = False) -> torch.Tensor:
+def to_input(x: torch.Tensor, device: Any = None) -> torch.Tensor:
     """uint8 NCHW batch → float32 in [-1, 1]: ``(x / 255 − 0.5) / 0.5``, the same operations as
-    :func:`~bapps_toolkit.data.to_model_input` (which takes NHWC), so the values are identical;
-    in the channels_last memory layout with ``channels_last``, else contiguous NCHW (the layout
-    changes no value: each element goes through the same operations)."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return x.contiguous(memory_format=fmt).to(device).to(torch.float32).div_(255).sub_(0.5).div_(0.5)
+    :func:`~bapps_toolkit.data.to_model_input` (which takes NHWC), so the values are identical."""
+    return x.to(device).to(torch.float32).div_(255).sub_(0.5).div_(0.5)
 
 
 def iter_batches(items: Sequence[tuple[Path, ...]], targets: np.ndarray, batches: list[list[int]], *,
                  num_workers: int | None = None, pin_memory: bool = False
                  ) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
-    """Decoded batches ``(indices, [uint8 NCHW tensor per file position])`` in ``batches`` order
-    (NCHW in shape, NHWC in memory: :func:`to_input` picks the layout).
+    """Decoded batches ``(indices, [uint8 NCHW tensor per file position])`` in ``batches`` order.
 
     ``num_workers``: decoding processes (``None``: :func:`default_workers`; 0: in this process).
     """

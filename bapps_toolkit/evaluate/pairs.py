@@ -79,7 +79,7 @@ from .pair_stream import (
 )
 from .resolve import WeightSpecs, metric_label, resolve_metric
 from .scale import scale_of
-from .speed import PreparedMetric, check_execution, uses_channels_last
+from .speed import PreparedMetric, check_execution
 
 PathLike = Union[str, "os.PathLike[str]"]
 Notes = Callable[[str], None]
@@ -179,10 +179,9 @@ def _pair_chunks(run: _Run, items: Sequence[tuple[Path, Path]], targets: np.ndar
     def score(mine: Sequence[list[int]]) -> Chunks:
         seen: set[tuple[int, ...]] = set()
         workers = 0 if len(mine) == 1 else o["num_workers"]
-        cl = uses_channels_last(run.prepared.metric, run.prepared.ex)
         for idx, (a, b) in iter_batches(items, targets, list(mine), num_workers=workers,
                                         pin_memory=o["device"].type == "cuda"):
-            x0, x1 = to_input(a, o["device"], channels_last=cl), to_input(b, o["device"], channels_last=cl)
+            x0, x1 = to_input(a, o["device"]), to_input(b, o["device"])
             size = tuple(a.shape[2:4])
             d = run.prepared.distance(x0, x1, validate=size not in seen)
             seen.add(size)
