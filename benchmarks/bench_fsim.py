@@ -6,8 +6,8 @@ a fresh interpreter scores 2AFC triplets of 64×64 images (batch ``--batch``, th
 default 50) with ``fsim`` — through ``pair_distances`` where the version has it, else two distance
 calls, as its evaluate did — steady state for ``--seconds``; the rounds alternate between the
 versions so that both see the machine's load at several moments, and the best round is kept.
-This checkout is also measured with evaluate's ``compile`` (``FSIM.compiled_calls``: only the
-real-valued phase-congruency kernel is compiled). Figures depend on the load: it is printed.
+This checkout is also measured with evaluate's ``compile`` (``FSIM.compiled_calls``: the
+real-valued steps are compiled, the FFTs stay eager). Figures depend on the load: it is printed.
 
     python benchmarks/bench_fsim.py [--against 709643e~1] [--rounds 3]
 """
