@@ -240,7 +240,8 @@ class LPIPS(Metric):
         out: list[torch.Tensor | None] = [None] * len(pairs)
         weights = self.lin_weights()
         taps = self._taps(x)  # under the caller's autocast, if any; the head below in float32
-        inplace = _private(taps, x) and _disjoint_targets(pairs)
+        # under torch.compile the buffers are the compiler's to plan (and data_ptr checks would force recompiles)
+        inplace = not torch.compiler.is_compiling() and _private(taps, x) and _disjoint_targets(pairs)
         with torch.autocast(x.device.type, enabled=False):
             for k, f in enumerate(taps):
                 inv = torch.linalg.vector_norm(f, dim=1, keepdim=True).add_(NORM_EPS).reciprocal_()
