@@ -6,12 +6,19 @@
 * ``check_schema`` refuses soft links, virtual datasets and external raw storage (external links:
   ``tests/test_untrusted.py``);
 * a float32 LPIPS / PDL accepts float64 input: the distance comes back in float64, matches the
-  float32-input distance, and gradients reach the float64 input.
+  float32-input distance, and gradients reach the float64 input;
+* the checkpoint writer puts nothing in the run folder but its own ``.<name>.tmp-*`` temporary and
+  the final file (safetensors ≥ 0.8 writes through a ``.tmpXXXXXX`` file of its own beside the
+  target, which a ``kill -9`` left behind where no clean-up looks for it).
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -78,6 +85,30 @@ def test_atomic_path_temporaries_match_default_pattern(tmp_path):
         found = sorted(tmp_path.glob(f".*{TMP_MARK}*"))
     assert found == [tmp]
     assert (tmp_path / "card.json").read_text() == "{}"
+
+
+_WRITER = '''
+import sys, torch
+from bapps_toolkit.train import checkpoint as ck
+big = {"w%d" % i: torch.full((4 << 20,), float(i)) for i in range(24)}  # 384 MiB
+ck.write_safetensors(sys.argv[1], big, {"what": "test"})
+'''
+
+
+def test_checkpoint_writer_leaves_only_its_own_temporary(tmp_path):
+    """Watch the folder while a child writes a 384 MiB checkpoint: every name that shows up is
+    the final name or a temporary that ``remove_stale_temps`` would remove after a kill."""
+    final = tmp_path / "latest.safetensors"
+    child = subprocess.Popen([sys.executable, "-c", _WRITER, str(final)], stderr=subprocess.PIPE)
+    seen: set = set()
+    deadline = time.monotonic() + 300
+    while child.poll() is None and time.monotonic() < deadline:
+        seen.update(os.listdir(tmp_path))
+    assert child.wait(timeout=60) == 0, child.stderr.read().decode() if child.stderr else ""
+    seen.update(os.listdir(tmp_path))
+    ours = f".{final.name}{TMP_MARK}"
+    assert any(n.startswith(ours) for n in seen), f"the write was never seen in progress: {seen}"
+    assert {n for n in seen if not n.startswith(ours)} == {final.name}, seen
 
 
 # ------------------------------------------------------------------------- download side file

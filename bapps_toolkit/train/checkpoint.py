@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 
-from .._io import atomic_path, write_text_atomic
+from .._io import atomic_path, atomic_write, write_text_atomic
 from ..errors import CheckpointError
 from ..metrics.trained import (
     CARD,
@@ -74,10 +74,16 @@ def official_lin_path(out: PathLike, stem: str) -> Path:
 # writers (the readers live in bapps_toolkit.metrics.trained)
 
 def write_safetensors(path: PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
-    """Write atomically (temporary name, fsync, rename)."""
+    """Write atomically (temporary name, fsync, rename).
+
+    The file is serialised in memory and written through :func:`atomic_write`: safetensors'
+    own ``save_file`` (≥ 0.8) writes through a ``.tmpXXXXXX`` file beside the target, which a
+    ``kill -9`` leaves where :func:`~bapps_toolkit._io.remove_stale_temps` does not look.
+    """
     clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(clean, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
+    blob = safetensors_bytes(clean, metadata={k: str(v) for k, v in metadata.items()})
+    with atomic_write(path) as fh:
+        fh.write(blob)
 
 
 def write_official_lin(path: PathLike, lin_weights: list[torch.Tensor]) -> None:
