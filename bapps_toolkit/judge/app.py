@@ -78,7 +78,8 @@ def json_object(raw: bytes, mimetype: str) -> dict[str, Any]:
     if mimetype != "application/json":
         raise InvalidRequest("expected a JSON object body (Content-Type: application/json)")
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_CONTAINERS:
-        raise InvalidRequest(f"body: more than {MAX_JSON_CONTAINERS} nested arrays or objects")
+        raise InvalidRequest(f"body: nested too deeply or too many arrays/objects (over {MAX_JSON_CONTAINERS} "
+                             "'[' or '{'; an answer has 2)")
     try:
         body = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
