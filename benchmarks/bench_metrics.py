@@ -21,7 +21,7 @@ import torch
 
 from bapps_toolkit import create_metric, list_metrics
 
-DEEP_PREFIXES = ("lpips", "pdl")
+DEEP_PREFIXES = ("lpips", "pdl", "dists")
 
 
 def _weights_option(name: str) -> tuple[dict[str, str], str]:
