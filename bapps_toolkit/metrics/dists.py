@@ -22,8 +22,9 @@ never resizes, and neither does this metric — a researcher's stimuli are score
 ``DISTS`` (and the authors' IQA-optimization code) first shrink images whose short side exceeds
 256 pixels, which is why they report 0.195 where the official forward gives 0.164 on the same
 512 × 512 pair (piq issue 371, DISTS issue 11). To reproduce those numbers, downsample first
-(e.g. ``torch.nn.functional.avg_pool2d(x, 2)`` for a 512-pixel short side); the official test
-script likewise resizes only in its image loader, not in the metric.
+(e.g. ``torch.nn.functional.avg_pool2d(x, 2)`` for a 512-pixel short side). The repository's
+command-line demo resizes to 256 on the short side in its image loader (``prepare_image``:
+``resize=True`` on GitHub, ``False`` in the 0.1 wheel), never in the metric.
 
 Weights:
 
