@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import Metric, create_metric, list_metrics
+from ..metrics.base import metric_backbone
 from ..metrics.nets import NETS
 from ..metrics.trained import load_metric_from_checkpoint
 from ..metrics.weight_specs import parse_weight_specs
@@ -48,6 +49,9 @@ def weight_map(given: WeightSpecs, option: str, *, allow_random: bool) -> dict[s
 
 
 def _net_of(name: str) -> str | None:
+    declared = metric_backbone(name)  # e.g. dists, on vgg without saying so
+    if declared is not None:
+        return declared
     tokens = name.lower().replace("_", "-").split("-")
     return next((net for net in NETS if net in tokens), None)
 
@@ -76,10 +80,11 @@ def resolve_metric(
 ) -> tuple[str, Metric]:
     """``(metric_id, Metric)`` from a Metric object, a registry name or a checkpoint (see module).
 
-    ``backbone_weights`` / ``lin_weights`` apply to registry names that contain the network,
-    e.g. ``lpips-alex``; checkpoints carry their own weights. ``options`` go to the metric's
-    factory (plugin specs ``module:attr`` / ``file.py:attr`` included, see
-    :mod:`bapps_toolkit.metrics.plugins`).
+    ``backbone_weights`` apply to registry names that contain the network, e.g. ``lpips-alex``,
+    or declare it (``dists``: ``vgg``); ``lin_weights`` to LPIPS names only (``pdl-vgg`` and
+    ``dists`` share the ``vgg`` backbone weights but have no linear layers). Checkpoints carry
+    their own weights. ``options`` go to the metric's factory (plugin specs ``module:attr`` /
+    ``file.py:attr`` included, see :mod:`bapps_toolkit.metrics.plugins`).
     """
     if isinstance(spec, Metric):
         return spec.name, spec
@@ -94,7 +99,7 @@ def resolve_metric(
     options = dict(options or {})
     if net in backbone:
         options["backbone_weights"] = backbone[net]
-    if net in lin:
+    if net in lin and text.lower().startswith("lpips"):  # linear layers exist in LPIPS only
         options["lin_weights"] = lin[net]
     try:
         metric = create_metric(text, **options)
