@@ -167,12 +167,18 @@ def test_sorted_values_gradient_is_torch_sorts(shift):
     g = torch.Generator().manual_seed(4)
     base = torch.rand(4, 6, 333, generator=g) + shift  # distinct values: no tie to order differently
     w = torch.randn(4, 6, 333, generator=g)
-    grads = []
+    grads, second = [], []
     for fn in (sorted_values, _torch_sort_values):
         t = base.clone().requires_grad_(True)
         (fn(t) * w).sum().backward()
         grads.append(t.grad)
+        # double backward (a gradient penalty): the backward's own graph
+        t = base.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad((fn(t) ** 2 * w).sum(), t, create_graph=True)
+        (g * w).sum().backward()
+        second.append(t.grad)
     assert torch.equal(grads[0], grads[1])
+    assert torch.equal(second[0], second[1])
 
 
 def test_sort_with_order():

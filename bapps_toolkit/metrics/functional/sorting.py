@@ -10,7 +10,8 @@ non-negative floats their order as signed integers is the floats' order, ``-0.0`
 the lower 32 bits the element's position. One ``np.sort`` of these keys (numpy's vectorised
 integer sort) gives both the sorted values (the upper halves, bit for bit) and the permutation
 (the lower halves), several times faster than ``np.argsort`` followed by a gather. The backward
-pass scatters the incoming gradient to the recorded positions. Tied values may come out in
+pass scatters the incoming gradient to the recorded positions (``np.put_along_axis``; torch's
+``scatter`` when the backward itself is to be differentiated). Tied values may come out in
 another order than ``torch.sort`` gives them, which changes neither the sorted values nor, for
 a function of the sorted values alone, the gradient of any element that has no tie.
 
@@ -64,8 +65,12 @@ class _SortByKey(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        order = torch.from_numpy(ctx.order.astype(np.int64))
-        return grad.new_empty(grad.shape).scatter_(-1, order, grad)
+        if grad.requires_grad:  # a graph of the backward is wanted (double backward): torch's scatter
+            order = torch.from_numpy(ctx.order.astype(np.int64))
+            return grad.new_empty(grad.shape).scatter(-1, order, grad)
+        out = np.empty(grad.shape, dtype=np.float32)
+        np.put_along_axis(out, ctx.order, grad.detach().numpy(), axis=-1)
+        return torch.from_numpy(out)
 
 
 def _key_sortable(t: torch.Tensor) -> bool:
@@ -74,7 +79,7 @@ def _key_sortable(t: torch.Tensor) -> bool:
         return False
     if t.dim() == 0 or t.numel() == 0 or t.shape[-1] >= 2**32:
         return False
-    return bool(t.detach().min() >= 0)
+    return bool(t.detach().numpy().min() >= 0)  # numpy's reduction: far cheaper here than torch's
 
 
 def sorted_values(t: torch.Tensor) -> torch.Tensor:
