@@ -75,7 +75,7 @@ def _fast_png(im: Image.Image, fh: BinaryIO) -> np.ndarray | None:
     if not fast_png_eligible(im.format, im.mode, im.size, size, bool(getattr(im, "is_animated", False))):
         return None
     fh.seek(0)
-    return decode_png_rgb(fh.read(), im.size)
+    return decode_png_rgb(fh.read(size), im.size)  # no more than the size checked, should the file grow
 
 
 def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
