@@ -7,7 +7,9 @@ CVPR 2018 — PIL ``convert('RGB')`` then torchvision ``Resize(64)``):
    than :data:`MAX_PIXELS` pixels is refused (decompression-bomb guard) with a
    :class:`~bapps_toolkit.errors.DataError` naming the file.
 2. ``convert('RGB')``: grayscale is replicated to three channels, an alpha channel is dropped
-   (not composited), palettes are expanded — exactly PIL's conversion.
+   (not composited), palettes are expanded — exactly PIL's conversion. (With the
+   ``fast-decode`` extra most PNGs are decoded by libspng instead, to the same pixels:
+   :mod:`.fast_png`.)
 3. A 64×64 image is returned as is. A square image of another size is resized to 64×64 with
    PIL's bilinear filter (which is what ``Resize(64)`` does to a PIL image: shorter side to 64,
    bilinear, antialiased by PIL).
@@ -33,12 +35,13 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image
 
 from ..errors import DataError
+from .fast_png import decode_png_rgb, fast_png_eligible, png_decoder
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -66,6 +69,15 @@ def _named(exc: Exception, path: PathLike, other: str) -> Exception:
     return exc
 
 
+def _fast_png(im: Image.Image, fh: BinaryIO) -> np.ndarray | None:
+    """The optional fast decoder's RGB pixels of an opened PNG (:mod:`.fast_png`), or None."""
+    size = os.fstat(fh.fileno()).st_size
+    if not fast_png_eligible(im.format, im.mode, im.size, size, bool(getattr(im, "is_animated", False))):
+        return None
+    fh.seek(0)
+    return decode_png_rgb(fh.read(size), im.size)  # no more than the size checked, should the file grow
+
+
 def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
              square: bool = False, scale_16bit: bool = False) -> np.ndarray:
     """Decode any image file to ``uint8 [H, W, 3]`` RGB, with the checks every reader shares.
@@ -74,12 +86,14 @@ def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_
     ``max_pixels`` pixels is refused; PIL's decompression-bomb check stays on); ``square=True``
     refuses non-square images before decoding; ``scale_16bit=True`` maps 16-bit grey to 8 bits
     (``value / 257``) instead of PIL's clipping; then PIL's ``convert('RGB')``. Every failure is a
-    :class:`DataError` naming the file.
+    :class:`DataError` naming the file. A PNG may be decoded by the optional fast decoder
+    (:mod:`.fast_png`), which gives the same pixels.
     """
+    fast = png_decoder() != "pil"  # outside the try: a bad BAPPS_PNG_DECODER is not the file's fault
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open(path, "rb") as fh, Image.open(fh) as im:
                 w, h = im.size
                 if w <= 0 or h <= 0 or w > max_side or h > max_side or w * h > max_pixels:
                     raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit "
@@ -88,6 +102,9 @@ def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_
                     raise DataError(f"image {path} is {w}x{h}, not square: the official loader's "
                                     "Resize(64) would keep the aspect ratio and give a patch that "
                                     "cannot be batched; crop it square first")
+                decoded = _fast_png(im, fh) if fast else None
+                if decoded is not None:
+                    return decoded
                 im.load()
                 if scale_16bit and im.mode in _MODES_16BIT:
                     grey = np.asarray(im, dtype=np.float64) / 257.0
