@@ -74,10 +74,9 @@ def check_id(text: object, where: str) -> str:
         '000001'
     """
     problem = id_problem(text)
-    if problem is not None:
+    if problem is not None or not isinstance(text, str):
         what = shown(text) if isinstance(text, str) else type(text).__name__
         raise DataError(f"{where}: {what} is not a valid item id: it {problem} ({ID_RULE})")
-    assert isinstance(text, str)
     return text
 
 

@@ -141,10 +141,13 @@ def tally(db: PathLike, min_sentinel_accuracy: float | None = None) -> dict[str,
     return {"items": items, "raters": raters, "summary": summary}
 
 
+_IMAGES_OF = {"2afc": "SELECT ref, p0, p1 FROM items WHERE id=?", "jnd": "SELECT p0, p1 FROM items WHERE id=?"}
+
+
 def _images(con: Any, db: PathLike, it: dict[str, Any]) -> list[tuple[str, bytes]]:
     """``(role, PNG bytes)`` of one item, each a blob (a DataError naming the row otherwise)."""
     roles = ("ref", "p0", "p1") if it["kind"] == "2afc" else ("p0", "p1")
-    row = con.execute(f"SELECT {', '.join(roles)} FROM items WHERE id=?", (it["id"],)).fetchone()
+    row = con.execute(_IMAGES_OF[it["kind"]], (it["id"],)).fetchone()
     for role, blob in zip(roles, row, strict=True):
         if not isinstance(blob, bytes):
             raise DataError(f"study database {db}: items row id={it['id']}, field {role!r}: "
