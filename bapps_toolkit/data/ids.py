@@ -100,8 +100,11 @@ def check_ids(ids: Iterable[object], where: str, item: str = "entry") -> list[st
     out: list[str] = []
     seen: dict[str, int] = {}
     for i, text in enumerate(ids):
-        out.append(check_id(text, f"{where}, {item} {i}"))
-        key = id_key(out[-1])
+        # The message (and its f-string) only for a bad id: packed files hold millions of stems.
+        ok = (text if isinstance(text, str) and len(text) <= MAX_ID_LENGTH and ID_PATTERN.fullmatch(text)
+              else check_id(text, f"{where}, {item} {i}"))
+        out.append(ok)
+        key = id_key(ok)
         if key in seen:
             raise DataError(f"{where}, {item} {i}: id {shown(out[-1])} repeats {item} {seen[key]} "
                             f"({shown(out[seen[key]])}); ids must be unique within a set, ignoring case")
