@@ -20,6 +20,12 @@ from .._io import PathLike
 #: The safetensors metadata key holding the provenance JSON.
 PROVENANCE_KEY = "bapps_provenance"
 
+#: Largest safetensors header read (safetensors' own limit).
+MAX_HEADER_BYTES = 100_000_000
+
+#: Longest provenance JSON parsed (characters).
+MAX_PROVENANCE_CHARS = 1 << 16
+
 
 def provenance_json(source: str, *, calibrated: bool, note: str = "", **fields: Any) -> str:
     """The metadata value for ``source``; ``note`` says why the weights are not calibrated."""
@@ -37,10 +43,10 @@ def safetensors_metadata(path: PathLike) -> dict[str, str]:
             if len(head) < 8:
                 return {}
             n = int.from_bytes(head, "little")
-            if n <= 0 or n > (1 << 30):
+            if n <= 0 or n > MAX_HEADER_BYTES:
                 return {}
             header = json.loads(fh.read(n).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return {}
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
@@ -55,14 +61,16 @@ def calibration_from_metadata(meta: Mapping[str, str]) -> tuple[bool, str]:
     raw = meta.get(PROVENANCE_KEY)
     if raw:
         try:
+            if len(raw) > MAX_PROVENANCE_CHARS:
+                raise ValueError("too long")
             prov = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return False, f"unreadable {PROVENANCE_KEY} metadata"
         if isinstance(prov, dict) and not prov.get("calibrated", True):
-            return False, str(prov.get("note") or f"{prov.get('source', 'unknown')} weights")
+            return False, str(prov.get("note") or f"{prov.get('source', 'unknown')} weights")[:500]
         return True, ""
     if meta.get("calibrated") == "0":
-        return False, meta.get("calibration_note") or "uncalibrated training run"
+        return False, (meta.get("calibration_note") or "uncalibrated training run")[:500]
     if meta.get("source") == "random":
         return False, "random backbone"
     return True, ""
