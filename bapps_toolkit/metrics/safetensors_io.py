@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +57,14 @@ class SafetensorsHeader:
 
 
 def sniff(path: Path) -> str:
-    """``"zip"`` (``torch.save``), ``"pickle"`` or ``"other"``, from the first bytes."""
+    """``"safetensors"`` (an 8-byte header length that fits the file, then ``{``), else ``"zip"``
+    (``torch.save``), ``"pickle"`` or ``"other"``, from the first bytes. The safetensors test
+    comes first: a header length whose low byte is ``0x80`` is not a pickle."""
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        head = fh.read(9)
+        size = os.fstat(fh.fileno()).st_size
+    if len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size:
+        return "safetensors"
     if head[:2] == b"PK":
         return "zip"
     if head[:1] == b"\x80":

@@ -209,10 +209,13 @@ def _recorded_backbone(p: Path, meta: Mapping[str, str], net: str, ver: str) -> 
     if not bpath.is_absolute() or bpath.suffix.lower() not in WEIGHTS_SUFFIXES:
         raise CheckpointError(f"{p}: records backbone weights {src[:200]!r}, which is not an absolute path to a "
                               f"weights file ({', '.join(WEIGHTS_SUFFIXES)}); pass backbone_weights=PATH")
-    if not bpath.is_file() or bpath.stat().st_size == 0:
+    if not bpath.is_file():
         raise CheckpointError(
             f"{p}: trained on backbone weights {bpath}, which no longer exist; pass backbone_weights=PATH"
         )
+    if bpath.stat().st_size == 0:
+        raise CheckpointError(f"{p}: its recorded backbone weights {bpath} are an empty file; "
+                              "pass backbone_weights=PATH")
     if sha256_file(bpath) != sha:
         raise CheckpointError(
             f"{p}: backbone weights {bpath} changed since training (SHA-256 differs); "
