@@ -237,6 +237,21 @@ def _check_digest(where: str, spec: str, origin: Mapping[str, Any], loc: CodeLoc
                               "(SHA-256 differs); restore the file as it was, or train again")
 
 
+#: Longest plugin spec a file may name.
+MAX_SPEC_CHARS = 1024
+
+
+def check_spec_text(where: str, spec: Any) -> str:
+    """``spec`` as text fit for a message: a printable string of at most :data:`MAX_SPEC_CHARS`
+    characters (a file could otherwise put terminal escape sequences into the error); a
+    :class:`CheckpointError` naming ``where`` otherwise."""
+    if not isinstance(spec, str) or not spec.isprintable() or not 0 < len(spec) <= MAX_SPEC_CHARS:
+        shown = repr(spec)[:80] if isinstance(spec, str) else type(spec).__name__
+        raise CheckpointError(f"{where}: names the plugin network {shown}, which is not a plugin spec (a printable "
+                              f"string of at most {MAX_SPEC_CHARS} characters); refused, nothing imported")
+    return spec
+
+
 def check_plugin_allowed(where: str | Path, spec: str, origin: Mapping[str, Any], trusted: frozenset[str], *,
                          options: Mapping[str, Any] | None = None, resume: bool = False) -> CodeLocation:
     """Decide, before anything is imported, whether the plugin ``spec`` that the file ``where``
@@ -256,7 +271,7 @@ def check_plugin_allowed(where: str | Path, spec: str, origin: Mapping[str, Any]
             from the recorded one.
     """
     text = str(where)
-    spec = str(spec)
+    spec = check_spec_text(text, spec)
     if not is_trusted(spec, trusted):
         raise refusal(text, spec, origin, trusted, options=options, resume=resume)
     try:
@@ -268,4 +283,5 @@ def check_plugin_allowed(where: str | Path, spec: str, origin: Mapping[str, Any]
 
 
 __all__ = ["PluginOrigin", "CodeLocation", "PluginNotFound", "TrustArg", "module_file", "locate", "code_origin",
-           "trusted_specs", "is_trusted", "how_to_allow", "refusal", "check_plugin_allowed"]
+           "trusted_specs", "is_trusted", "how_to_allow", "refusal", "check_spec_text", "check_plugin_allowed",
+           "MAX_SPEC_CHARS"]

@@ -52,6 +52,12 @@ def safetensors_metadata(path: PathLike) -> dict[str, str]:
     return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
 
 
+def printable_note(text: str, limit: int = 500) -> str:
+    """``text`` cut to ``limit`` characters, every non-printable character (a terminal escape
+    sequence, a newline) shown as ``?``: a note read from a file goes into labels and messages."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text)[:limit])
+
+
 def calibration_from_metadata(meta: Mapping[str, str]) -> tuple[bool, str]:
     """``(calibrated, note)`` recorded in safetensors metadata.
 
@@ -67,10 +73,10 @@ def calibration_from_metadata(meta: Mapping[str, str]) -> tuple[bool, str]:
         except (ValueError, RecursionError):
             return False, f"unreadable {PROVENANCE_KEY} metadata"
         if isinstance(prov, dict) and not prov.get("calibrated", True):
-            return False, str(prov.get("note") or f"{prov.get('source', 'unknown')} weights")[:500]
+            return False, printable_note(prov.get("note") or f"{prov.get('source', 'unknown')} weights")
         return True, ""
     if meta.get("calibrated") == "0":
-        return False, (meta.get("calibration_note") or "uncalibrated training run")[:500]
+        return False, printable_note(meta.get("calibration_note") or "uncalibrated training run")
     if meta.get("source") == "random":
         return False, "random backbone"
     return True, ""
@@ -93,4 +99,4 @@ def merge_notes(*notes: str) -> str:
 
 
 __all__ = ["PROVENANCE_KEY", "provenance_json", "safetensors_metadata", "calibration_from_metadata",
-           "file_calibration", "merge_notes"]
+           "file_calibration", "merge_notes", "printable_note"]

@@ -7,9 +7,10 @@ Layout of a run folder ``OUT`` (every file written to a temporary name, then ren
   trained (``tune``/``scratch``) or is a plugin network (``--net file.py:Net``, every variant).
   The safetensors metadata (strings) says what the file is: net, version, variant, epoch,
   channels, where the backbone comes from and whether the metric is calibrated; for a plugin
-  network also ``plugin_spec``, ``plugin_options`` (JSON), ``plugin_origin`` (JSON: a file's path
-  and SHA-256, a module's or entry point's distribution) and ``plugin_kind``
-  (:mod:`bapps_toolkit.metrics.plugin_net` rebuilds it).
+  network also ``plugin_spec``, ``plugin_options`` (JSON), ``plugin_origin`` (JSON: the SHA-256
+  of the code file of a file, module or entry-point spec, a module's or entry point's
+  distribution) and ``plugin_kind`` (:mod:`bapps_toolkit.metrics.plugin_net` rebuilds it, only
+  for a caller who names the same spec: :mod:`bapps_toolkit.metrics.plugin_trust`).
 * ``epoch_NNN.optim.safetensors`` — Adam state (``state.{i}.exp_avg`` …) with the parameter
   groups and parameter names as JSON in the metadata.
 * ``epoch_NNN.lin.pth`` — the linear layers alone in the official LPIPS key layout

@@ -15,7 +15,7 @@ from .._io import remove_stale_temps, write_text_atomic
 from .._version import __version__
 from ..errors import BappsError, CheckpointError
 from ..metrics.plugin_specs import is_plugin_net, short_plugin_name
-from ..metrics.plugin_trust import TrustArg, check_plugin_allowed, is_trusted, trusted_specs
+from ..metrics.plugin_trust import TrustArg, check_plugin_allowed, check_spec_text, is_trusted, trusted_specs
 from ..metrics.provenance import PROVENANCE_KEY, provenance_json
 from . import checkpoint as ck
 from .config import RESULT_FIELDS, ConfigError, TrainConfig, config_from_dict
@@ -102,6 +102,7 @@ def allow_card_plugin(card: Mapping[str, Any], path: Path, given_net: str | None
     net = str(saved.get("net", "alex"))
     if not is_plugin_net(net):
         return
+    check_spec_text(str(path), net)
     plugin = _dict_at(card, path, "backbone", "plugin")
     if plugin and plugin.get("spec") != net:
         raise CheckpointError(f"{path}: damaged run card: config.net {net!r} and backbone.plugin.spec "

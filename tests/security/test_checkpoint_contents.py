@@ -329,3 +329,25 @@ def test_pickle_checkpoint_never_runs(tmp_path, name):
     with pytest.raises(CheckpointError, match="refus") as err:
         load_metric_from_checkpoint(run / name)
     assert not marker.exists() and str(run / name) in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------
+# text a file puts into messages and labels
+
+def test_terminal_escapes_in_a_plugin_spec_never_reach_the_message(tmp_path):
+    spec = "os:system\x1b]0;owned\x07\x1b[2J"
+    ck = write_checkpoint(tmp_path / "esc.safetensors", plugin_meta(spec))
+    with pytest.raises(CheckpointError, match="which is not a plugin spec") as err:
+        load_metric_from_checkpoint(ck, trust_plugin=spec)
+    assert "\x1b" not in str(err.value) and "\x07" not in str(err.value)
+
+
+def test_terminal_escapes_in_a_calibration_note_never_reach_the_label(tmp_path, alex_backbone):
+    tensors = alex_lins()
+    tensors.update({f"backbone.{k}": v for k, v in alex_backbone.items()})
+    meta = {"net": "alex", "backbone_in_file": "1", "calibrated": "0",
+            "calibration_note": "\x1b[2J\x1b[31mall fine\nreally"}
+    ck = write_checkpoint(tmp_path / "note.safetensors", meta, tensors)
+    model = load_metric_from_checkpoint(ck)
+    assert not model.calibrated and "all fine" in model.label
+    assert model.label.isprintable()
