@@ -99,6 +99,15 @@ def test_os_system_checkpoint_refused_by_evaluate_checkpoint(os_system_ckpt, mar
     assert rc == 2 and str(os_system_ckpt) in err and "--trust-plugin os:system" in err
 
 
+def test_os_system_checkpoint_refused_by_evaluate_on_other_benchmarks(os_system_ckpt, marker, tmp_path, capsys):
+    """A DATA that is not BAPPS goes through the benchmark runner: the checkpoint is refused there too."""
+    (tmp_path / "iqa").mkdir()
+    rc = main(["evaluate", str(tmp_path / "iqa"), "--checkpoint", str(os_system_ckpt), "--n-boot", "10"])
+    assert not marker.exists()
+    err = capsys.readouterr().err
+    assert rc == 2 and "refusing to import the plugin network 'os:system'" in err
+
+
 def test_os_system_run_dir_refused_by_evaluate_metrics(tmp_path, marker, tiny_tree, capsys):
     run = tmp_path / "shared_run"
     write_checkpoint(run / "latest.safetensors", plugin_meta("os:system", {"command": touch_command(marker)}))
