@@ -274,6 +274,17 @@ def test_stems_that_are_not_utf8_are_named(good_h5, tmp_path):
             call()
 
 
+@pytest.mark.parametrize("keep", [0.3, 0.9])
+def test_a_truncated_file_is_named(good_h5, good_iqa, tmp_path, keep):
+    for src, readers in ((good_h5, (verify, find_sets, load_2afc)), (good_iqa, (verify_iqa, PackedCorrelationSet))):
+        cut = tmp_path / f"cut_{src.name}"
+        data = src.read_bytes()
+        cut.write_bytes(data[: int(len(data) * keep)])
+        for read in readers:
+            with pytest.raises(DataError, match=rf"cut_{src.stem}\.h5"):
+                read(cut)
+
+
 def test_a_good_file_still_reads(good_h5):
     info = verify(good_h5)
     assert info["sets"] == KEYS and info["sizes"] == {k: S for k in KEYS}
