@@ -5,7 +5,9 @@ of a random type, or an array replaced by one of random shape, dtype and storage
 not, compressed or not, written or not) — and then goes through every reader: ``verify``,
 ``find_sets``, the loaders, the chunk iterators and the item-by-item torch datasets. Each either
 succeeds or raises a :class:`~bapps_toolkit.errors.DataError` whose message names the file and
-the attribute or array that was changed; any other exception fails the test.
+the attribute or array that was changed; any other exception fails the test. An array that is
+compressed, or declared but never written (HDF5 would read it back as zeros), must be refused by
+every reader.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from bapps_toolkit.data import (
 )
 from bapps_toolkit.errors import DataError
 
-from .test_hdf5_hostile import _write_good
+from .test_hdf5_hostile import KEYS, S, _write_good
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -136,7 +138,9 @@ def _readers(path: Path) -> list[tuple[str, Callable[[], Any]]]:
     return [("verify", lambda: verify(path)), ("loaders", loaders), ("datasets", datasets)]
 
 
-def _check(path: Path, field: str) -> None:
+def _check(path: Path, field: str, must_refuse: bool = False) -> None:
+    """Every reader succeeds or names ``path`` and ``field``; with ``must_refuse`` every one
+    must refuse (the changed array is compressed, or declared but never written)."""
     for name, call in _readers(path):
         try:
             call()
@@ -144,6 +148,8 @@ def _check(path: Path, field: str) -> None:
             msg = str(exc)
             assert str(path) in msg, (name, msg)
             assert field in msg, (name, field, msg)
+        else:
+            assert not must_refuse, f"{name} read {field}, which is compressed or never written"
 
 
 _SETTINGS = settings(max_examples=120, deadline=None, derandomize=True,
@@ -166,11 +172,25 @@ def test_random_attributes(base_h5, tmp_path, where, attr_pick, value):
     _check(path, attr)
 
 
+def _schema_shape(key: str, name: str) -> tuple[tuple[int, ...], str]:
+    """The shape and dtype the schema asks of array ``name`` of set ``key``."""
+    n = KEYS[key]
+    if name in ("ref", "p0", "p1"):
+        return (n, S, S, 3), "u1"
+    return (n,), {"judge": "f4", "same": "f4", "stems": "vstr", "n_votes": "i8"}[name]
+
+
 @_SETTINGS
-@given(key=st.sampled_from(["2afc/val/cnn", "jnd/val/cnn"]), pick=st.integers(0, 5), spec=array_specs())
-def test_random_arrays(base_h5, tmp_path, key, pick, spec):
+@given(key=st.sampled_from(["2afc/val/cnn", "jnd/val/cnn"]), pick=st.integers(0, 5), spec=array_specs(),
+       schema_shape=st.booleans())
+def test_random_arrays(base_h5, tmp_path, key, pick, spec, schema_shape):
     names = ARRAYS if key.startswith("2afc") else JND_ARRAYS
     name = names[pick % len(names)]
+    if schema_shape:
+        spec["shape"], spec["dtype"] = _schema_shape(key, name)
+        spec.pop("chunks", None)
+        if spec["storage"] != "contiguous":
+            spec["chunks"] = (1, *spec["shape"][1:])
     path = tmp_path / "fuzz_array.h5"
     shutil.copyfile(base_h5, path)
     try:
@@ -178,4 +198,6 @@ def test_random_arrays(base_h5, tmp_path, key, pick, spec):
             _make_array(f, f"{key}/{name}", spec)
     except (TypeError, ValueError, OSError):
         assume(False)
-    _check(path, f"/{key}/{name}")
+    filtered = spec["storage"] == "gzip" and "chunks" in spec
+    unwritten = spec["storage"] == "unwritten" and int(np.prod(spec["shape"])) > 0
+    _check(path, f"/{key}/{name}", must_refuse=filtered or unwritten)
