@@ -21,7 +21,6 @@ Rows are tidy dicts (:data:`ROW_KEYS`); :func:`cross_table` pivots them into met
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from .. import correlation as corr
 from .._device import pick_device
 from .._io import PathLike
 from ..data.iqa import TwoAFCFileSet, find_benchmarks, loader
-from ..data.iqa.pack_2afc import nights_sets, read_resized
+from ..data.iqa.pack_2afc import nights_sets, packed_parts, read_resized
 from ..data.iqa.pack_iqa import PackedCorrelationSet
 from ..errors import DataError
 from ..metrics.plugins import parse_metric_options
@@ -187,13 +186,9 @@ def _nights_folder(root: Path, opt: _Options) -> tuple[dict[str, _Part], list[st
 
 
 def _nights_packed(path: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
-    import h5py
-
     from ..data import load_2afc
 
-    with h5py.File(path, "r") as f:
-        keys = json.loads(f.attrs["parts"])
-        rule = str(f.attrs.get("size_rule", ""))
+    keys, rule, _, _ = packed_parts(path)
     def pairs(s: Any) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
         kw = dict(device=opt.device, batch_size=opt.batch_size)
         return lambda m: (_array_pairs(m, s.ref, s.p0, **kw), _array_pairs(m, s.ref, s.p1, **kw))

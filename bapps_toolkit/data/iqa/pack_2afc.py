@@ -173,6 +173,33 @@ def pack_nights(root: PathLike, out_h5: PathLike, *, size: int = NIGHTS_SIZE, fo
     return out, notes
 
 
+def packed_parts(path: PathLike) -> tuple[dict[str, str], str, dict[str, int], bool]:
+    """What a packed 2AFC benchmark file says of itself, checked (:func:`~..h5format.open_h5`).
+
+    Args:
+        path: a ``bapps-h5/1`` file written by :func:`write_2afc_file_sets`.
+
+    Returns:
+        ``(parts, size_rule, counts, synthetic)``: the ``parts`` attribute (benchmark part ->
+        set key of the file; empty when absent), the ``size_rule`` attribute, items per set and
+        the synthetic flag.
+
+    Raises:
+        DataError: the file or one of these attributes is unsound, naming the file and the attribute.
+    """
+    from ..h5format import open_h5
+    from ..h5safe import attr_json, attr_text
+
+    f, info = open_h5(path)
+    with f:
+        parts = attr_json(f, path, "parts", {})
+        rule = attr_text(f, path, "size_rule", "")
+    if not isinstance(parts, dict) or not all(isinstance(k, str) and v in info["keys"] for k, v in parts.items()):
+        raise DataError(f"{path}: attribute 'parts' of / is {str(parts)[:80]!r}, expected an object "
+                        "{part: set key of this file}")
+    return dict(parts), rule, dict(info["counts"]), bool(info["synthetic"])
+
+
 #: PieAPP split -> set key of a packed file of its labelled pairs.
 PIEAPP_KEYS = {"train": "2afc/train/pieapp", "val": "2afc/val/pieapp", "test": "2afc/val/pieapp-test"}
 
