@@ -276,7 +276,7 @@ def run_gmad(cfg: GmadConfig, *, progress: Callable[[str], None] | None = None) 
 
 
 def _notes(pool: Pool, metrics: Sequence[CompetitionMetric]) -> list[str]:
-    notes = ["unjudged gMAD set (Ma et al., TPAMI 2020): pairs selected by the toolkit; no person has judged them yet",
+    notes = ["gMAD set (Ma et al., TPAMI 2020): pairs selected by the toolkit; the manifest holds no judgment",
              *pool.notes]
     if pool.synthetic:
         notes.append("the pool is SYNTHETIC (a replica or generated set)")

@@ -7,7 +7,8 @@ For each reference ``i`` (:mod:`.sources`) and its start image, two items (stems
 * ``2i + 1``: B held, A pushed.
 
 Each item's two synthesised images (:func:`.mad.push`, the minimum and the maximum run batched
-together) are rounded to 8 bits, and every figure of the manifest is measured on the rounded
+together) are rounded to 8 bits (stochastic rounding, seeded per item: see
+:func:`.output.to_uint8`), and every figure of the manifest is measured on the rounded
 images — what people will see: both metrics' distances to the reference, the held metric's
 relative drift from its start value, the iterations and whether each image converged. Which of
 the two images becomes ``p0`` is drawn per item from ``SeedSequence([seed, stem])`` (the
@@ -131,9 +132,9 @@ def _half(cfg: MadConfig, held: CompetitionMetric, pushed: CompetitionMetric, re
     res = push(held, pushed, ref, start, sign, MadSettings(cfg.max_steps, cfg.step, cfg.held_tolerance))
     out = []
     for j, i in enumerate(idx):
-        lo, hi = to_uint8(res.images[j]), to_uint8(res.images[n + j])
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, int(stems[j])]))
         swap = bool(rng.integers(2))
+        lo, hi = to_uint8(res.images[j], rng), to_uint8(res.images[n + j], rng)
         p0, p1 = (hi, lo) if swap else (lo, hi)
         order = (n + j, j) if swap else (j, n + j)
         r1 = ref[j:j + 1]
@@ -155,8 +156,8 @@ def _metric_records(metrics: Sequence[CompetitionMetric]) -> list[MetricRecord]:
 
 
 def _notes(cfg: MadConfig, metrics: Sequence[CompetitionMetric]) -> list[str]:
-    notes = ["unjudged MAD set: the images were synthesised by the toolkit (Wang & Simoncelli 2008); "
-             "no person has judged them yet"]
+    notes = ["MAD set: the images were synthesised by the toolkit (Wang & Simoncelli 2008); the manifest holds "
+             "no judgment"]
     notes += [f"{m.info.label}: UNCALIBRATED (not the published metric)" for m in metrics if not m.info.calibrated]
     if cfg.references is None:
         notes.append("references: the scikit-image photos of the mini set")

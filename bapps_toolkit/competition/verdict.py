@@ -70,6 +70,7 @@ class Share:
     alpha: float
     items: int
     votes: int
+    n_boot: int = 0
 
     @property
     def significant(self) -> bool:
@@ -77,12 +78,14 @@ class Share:
 
     def flipped(self) -> Share:
         """The complementary share (the other metric's)."""
-        return Share(1.0 - self.value, 1.0 - self.high, 1.0 - self.low, self.p, self.alpha, self.items, self.votes)
+        return Share(1.0 - self.value, 1.0 - self.high, 1.0 - self.low, self.p, self.alpha, self.items, self.votes,
+                     self.n_boot)
 
     def text(self) -> str:
         lvl = f"{100 * (1 - self.alpha):g}%"
-        verdict = (f"p = {self.p:.4f} < {self.alpha:g}: significant" if self.significant
-                   else f"p = {self.p:.4f} >= {self.alpha:g}: not distinguishable from chance")
+        p = f"p < {2 / self.n_boot:.2g}" if self.p == 0 and self.n_boot else f"p = {self.p:.4f}"
+        verdict = (f"{p}, below {self.alpha:g}: significant" if self.significant
+                   else f"{p} >= {self.alpha:g}: not distinguishable from chance")
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}] ({lvl} interval, {self.items} items; {verdict})"
 
 
@@ -156,7 +159,7 @@ def _share(groups: Sequence[np.ndarray], signs: Sequence[bool], votes: int, n_bo
            rng: np.random.Generator) -> Share:
     value, boot = _boot_means(groups, signs, n_boot, rng)
     low, high, p = percentile_test(boot - CHANCE, alpha)
-    return Share(value, low + CHANCE, high + CHANCE, p, alpha, int(sum(g.size for g in groups)), votes)
+    return Share(value, low + CHANCE, high + CHANCE, p, alpha, int(sum(g.size for g in groups)), votes, n_boot)
 
 
 def _f(items: Sequence[Judged]) -> np.ndarray:
