@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,11 @@ from PIL import Image
 from .._io import PathLike
 from ..competition.output import pixel_digest
 from ..competition.records import STEM_PATTERN, CompetitionItem, Manifest, read_manifest
-from ..competition.verdict import Verdict, verdict
+from ..competition.verdict import verdict
 from ..data.images import MAX_PIXELS, MAX_SIDE, load_judgment, read_rgb
 from ..data.layout import scan_set
 from ..errors import DataError
+from .competition_tables import CompetitionReport, report_tables, report_text, write_report
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -84,6 +84,8 @@ def _decode_blob(blob: Any, where: str) -> np.ndarray:
                 return np.array(im.convert("RGB"), dtype=np.uint8)
     except DataError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{where}: image has absurd dimensions; refusing to decode it ({str(exc)[:120]})") from None
     except Exception as exc:
         raise DataError(f"{where}: cannot decode the stored image ({str(exc)[:120]})") from None
 
@@ -142,17 +144,6 @@ def read_judgments(judged: PathLike, manifest: Manifest, *, min_sentinel_accurac
     return _db_judgments(p, manifest, min_sentinel_accuracy)
 
 
-@dataclass
-class CompetitionReport:
-    """The verdict, its tables (pandas DataFrames), its text and the files written."""
-
-    verdict: Verdict
-    manifest: Manifest
-    tables: dict[str, Any]
-    text: str
-    files: dict[str, Path] = field(default_factory=dict)
-
-
 def competition_report(judged: PathLike, manifest: PathLike, *, out: PathLike | None = None, n_boot: int = 2000,
                        alpha: float = 0.05, seed: int = 0, min_sentinel_accuracy: float | None = None,
                        figure: bool = True) -> CompetitionReport:
@@ -174,8 +165,6 @@ def competition_report(judged: PathLike, manifest: PathLike, *, out: PathLike | 
     Raises:
         DataError: a malformed manifest, judged set or database (the message names it).
     """
-    from .competition_tables import report_tables, report_text, write_report
-
     man = read_manifest(manifest)
     judgments = read_judgments(judged, man, min_sentinel_accuracy=min_sentinel_accuracy)
     v = verdict(man, judgments, n_boot=n_boot, alpha=alpha, seed=seed)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,17 @@ from ..competition.records import Manifest
 from ..competition.verdict import Matrices, PairVerdict, Share, Verdict
 from ..errors import BappsError
 
-if TYPE_CHECKING:
-    from .competition import CompetitionReport
+
+@dataclass
+class CompetitionReport:
+    """The verdict, its tables (pandas DataFrames), its text and the files written."""
+
+    verdict: Verdict
+    manifest: Manifest
+    tables: dict[str, Any]
+    text: str
+    files: dict[str, Path] = field(default_factory=dict)
+
 
 GMAD_NOTE = ("aggressiveness[A, D] = share of judgments confirming the difference attacker A claims on the pairs "
              "defender D scores alike; resistance[D, A] = 1 - aggressiveness[A, D] (the toolkit's 2AFC reading of "
@@ -196,4 +206,4 @@ def write_report(rep: CompetitionReport, out: Path, *, figure: bool = True) -> d
     return files
 
 
-__all__ = ["report_tables", "report_text", "plot_matrices", "write_report", "GMAD_NOTE"]
+__all__ = ["CompetitionReport", "report_tables", "report_text", "plot_matrices", "write_report", "GMAD_NOTE"]
