@@ -222,10 +222,11 @@ def _item(cfg: GmadConfig, sel: Selection, stem: str, metrics: Sequence[Competit
     dm, am = metrics[sel.defender], metrics[sel.attacker]
     dv = (float(scores[sel.defender, p0]), float(scores[sel.defender, p1]))
     c = sel.level_value
+    drift = ((dv[0] - c) / abs(c), (dv[1] - c) / abs(c)) if c else (0.0, 0.0)
     item = CompetitionItem(
         key=cfg.key, stem=stem, kind="gmad", source=pool.entries[p0].ref_id, held=dm.name, pushed=am.name,
         values={dm.name: dv, am.name: (float(scores[sel.attacker, p0]), float(scores[sel.attacker, p1]))},
-        held_start=c, held_drift=tuple((v - c) / abs(c) if c else 0.0 for v in dv),  # type: ignore[arg-type]
+        held_start=c, held_drift=drift,
         level=sel.level, level_value=c, tolerance=sel.tolerance)
     return item, (p0, p1)
 
