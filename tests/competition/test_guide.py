@@ -45,3 +45,15 @@ def test_the_guide_runs_end_to_end(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "people sided with" in out and (tmp_path / "verdict" / "pairs.csv").is_file()
     assert (tmp_path / "mad-l2-ssim" / "grid.png").is_file() and (tmp_path / "gmad" / "competition.json").is_file()
+
+
+def test_the_readme_commands_parse():
+    from bapps_toolkit.cli.main import build_parser
+
+    readme = GUIDE.parents[2] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    section = text.split("## Metric competitions (MAD, gMAD)\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, re.S)
+    for line in block.strip().splitlines():
+        args = build_parser().parse_args(shlex.split(line)[1:])
+        assert callable(args.func), line
