@@ -36,6 +36,7 @@ import torch
 
 from .._device import pick_device
 from .._io import atomic_write, write_text_atomic
+from ..errors import DataError
 from .mad_run import default_category
 from .metricspec import CompetitionMetric, build_metrics
 from .output import SetWriter
@@ -103,8 +104,6 @@ def score_pool(pool: Pool, metrics: Sequence[CompetitionMetric], device: torch.d
                ) -> np.ndarray:
     """``[len(metrics), len(pool.entries)]`` distances ``d(reference, image)``; an image equal
     to its reference scores NaN (left out of the competition)."""
-    from ..errors import DataError
-
     scores = np.full((len(metrics), len(pool.entries)), np.nan)
     for rid, idx in pool.by_ref().items():
         ref = pool.load_ref(rid)

@@ -14,6 +14,7 @@ refused (naming the settings that differ). One run at a time may write a folder 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -136,7 +137,7 @@ class SetWriter:
             with atomic_write(folder / f"{item.stem}.png") as fh:
                 fh.write(png_bytes(arr))
             digests[role] = pixel_digest(arr)
-        done = CompetitionItem(**{**item.__dict__, "digests": digests})
+        done = dataclasses.replace(item, digests=digests)
         write_text_atomic(self.records / f"{item.stem}.json", json.dumps(item_json(done), allow_nan=False))
         return done
 
