@@ -228,3 +228,19 @@ def test_png_helpers_round_trip():
 
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(arr)))), arr)
     assert np.array_equal(to_uint8(arr.transpose(2, 0, 1) / 255.0), arr)
+
+
+def test_report_cli_on_both_sources_and_option_checks(made, tmp_path, capsys):
+    from bapps_toolkit.cli.main import main
+
+    out, db, judged = made
+    assert main(["competition-report", str(db), "--manifest", str(out), "--n-boot", "200", "--out",
+                 str(tmp_path / "v")]) == 0
+    printed = capsys.readouterr().out
+    assert "l2 vs ssim" in printed and (tmp_path / "v" / "verdict.json").is_file()
+    doc = json.loads((tmp_path / "v" / "verdict.json").read_text())
+    assert doc["kind"] == "mad" and len(doc["pairs"]) == 1
+    assert main(["competition-report", str(judged), "--manifest", str(out), "--min-sentinel-accuracy", "0.5"]) == 2
+    assert "study database" in capsys.readouterr().err
+    assert main(["competition-report", str(judged), "--manifest", str(tmp_path / "none.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err

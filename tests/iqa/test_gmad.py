@@ -171,3 +171,13 @@ def test_bad_pools_and_settings_are_refused(tmp_path, packed):
         run_gmad(GmadConfig(("l2",), pool=str(packed[1]), out=str(tmp_path / "o")))
     with pytest.raises(ValueError, match="tolerance"):
         run_gmad(GmadConfig(("l2", "ssim"), pool=str(packed[1]), out=str(tmp_path / "o"), tolerance=1.5))
+
+
+def test_gmad_cli(packed, tmp_path, capsys):
+    from bapps_toolkit.cli.main import main
+
+    assert main(["gmad", "l2", "ssim", "--pool", str(packed[1]), "--out", str(tmp_path / "g"), "--levels", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and (tmp_path / "g" / "competition.json").is_file()
+    assert main(["gmad", "l2", "--pool", str(packed[1]), "--out", str(tmp_path / "h")]) == 2
+    assert "at least two" in capsys.readouterr().err
