@@ -7,10 +7,11 @@ For each reference ``i`` (:mod:`.sources`) and its start image, two items (stems
 * ``2i + 1``: B held, A pushed.
 
 Each item's two synthesised images (:func:`.mad.push`, the minimum and the maximum run batched
-together) are rounded to 8 bits (stochastic rounding, seeded per item: see
-:func:`.output.to_uint8`), and every figure of the manifest is measured on the rounded
-images — what people will see: both metrics' distances to the reference, the held metric's
-relative drift from its start value, the iterations and whether each image converged. Which of
+together) are rounded to 8 bits: of :data:`ROUNDINGS` seeded stochastic roundings (see
+:func:`.output.to_uint8`) the one whose held value is closest to the start value is kept. Every
+figure of the manifest is measured on the rounded images, which people will see: both metrics'
+distances to the reference, the held metric's relative drift from its start value, the
+iterations and whether each image converged. Which of
 the two images becomes ``p0`` is drawn per item from ``SeedSequence([seed, stem])`` (the
 judging app also swaps left and right per rater). Items are written as they finish
 (:class:`.output.SetWriter`): a rerun with the same settings resumes.
@@ -121,6 +122,19 @@ def _values(m: CompetitionMetric, ref: torch.Tensor, imgs: Sequence[np.ndarray])
         return m(ref, _to_tensor(imgs, ref.device), validate=True).double().cpu().numpy()
 
 
+#: Stochastic roundings tried per synthesised image; the one closest to the held value is kept.
+ROUNDINGS = 8
+
+
+def _rounded(x: torch.Tensor, ref: torch.Tensor, held: CompetitionMetric, h0: float,
+             rng: np.random.Generator) -> np.ndarray:
+    """The 8-bit image among :data:`ROUNDINGS` stochastic roundings of ``x`` whose held value is
+    closest to ``h0`` (one batched forward pass of the held metric)."""
+    cands = [to_uint8(x, rng) for _ in range(ROUNDINGS)]
+    h = _values(held, ref.expand(ROUNDINGS, -1, -1, -1), cands)
+    return cands[int(np.argmin(np.abs(h - h0)))]
+
+
 def _half(cfg: MadConfig, held: CompetitionMetric, pushed: CompetitionMetric, refs: list[Reference],
           starts: list[np.ndarray], idx: list[int], stems: list[str], device: torch.device,
           ) -> list[tuple[CompetitionItem, dict[str, np.ndarray]]]:
@@ -134,13 +148,13 @@ def _half(cfg: MadConfig, held: CompetitionMetric, pushed: CompetitionMetric, re
     for j, i in enumerate(idx):
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, int(stems[j])]))
         swap = bool(rng.integers(2))
-        lo, hi = to_uint8(res.images[j], rng), to_uint8(res.images[n + j], rng)
+        r1 = ref[j:j + 1]
+        h0 = float(res.held_start[j])
+        lo, hi = (_rounded(res.images[k], r1, held, h0, rng) for k in (j, n + j))
         p0, p1 = (hi, lo) if swap else (lo, hi)
         order = (n + j, j) if swap else (j, n + j)
-        r1 = ref[j:j + 1]
         h = _values(held, torch.cat([r1, r1]), [p0, p1])
         p = _values(pushed, torch.cat([r1, r1]), [p0, p1])
-        h0 = float(res.held_start[j])
         drift = tuple((v - h0) / abs(h0) if h0 != 0 else math.inf for v in h)
         item = CompetitionItem(
             key=cfg.key, stem=stems[j], kind="mad", source=refs[i].name, held=held.name, pushed=pushed.name,

@@ -74,10 +74,21 @@ def test_a_rerun_resumes_and_other_settings_are_refused(small_run, tmp_path):
     (copy / ".competition" / "items" / "000003.json").unlink()  # as if killed before its record
     again = run_mad(MadConfig("l2", "ssim", out=str(copy), **FAST))
     assert again.made == 1 and len(again.manifest.items) == 4
-    before = {it.stem: it.digests for it in run.manifest.items}
-    assert {it.stem: it.digests for it in again.manifest.items} == before  # seeded: the same images
+    old, new = run.manifest.items, again.manifest.items
+    assert [it.digests for it in new[:3]] == [it.digests for it in old[:3]]  # finished items kept as they were
+    # the redone item ran in a batch of its own: the same seeded start, sides and iteration, but float
+    # rounding differs from the two-reference batch, so its figures agree closely, not bit for bit
+    assert new[3].source == old[3].source and new[3].pushed_prefers == old[3].pushed_prefers
+    assert new[3].max_drift <= 0.01
+    assert new[3].values["l2"] == pytest.approx(old[3].values["l2"], rel=0.05)
     with pytest.raises(ValueError, match="other settings.*noise_mse"):
         run_mad(MadConfig("l2", "ssim", out=str(copy), noise_mse=64.0, **FAST))
+
+
+def test_the_same_settings_give_the_same_images(small_run, tmp_path):
+    run, _ = small_run
+    again = run_mad(MadConfig("l2", "ssim", out=str(tmp_path / "again"), **FAST))
+    assert [it.digests for it in again.manifest.items] == [it.digests for it in run.manifest.items]
 
 
 def test_the_grid_figure_is_written(small_run):
