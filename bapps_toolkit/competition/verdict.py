@@ -34,6 +34,7 @@ the means of its row (over the opponents it met).
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -155,6 +156,13 @@ def _boot_means(groups: Sequence[np.ndarray], signs: Sequence[bool], n_boot: int
     return float(np.mean(point)), np.mean(np.stack(boot), axis=0)
 
 
+def _rng(seed: int, *names: str) -> np.random.Generator:
+    """The resampling generator of one statistic: seeded by ``seed`` and the statistic's identity,
+    so the same items get the same resamples wherever they are summarised (a pair's half and the
+    matrix cell of the same attacker and defender give one interval and one p-value)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, *(zlib.crc32(n.encode()) for n in names)]))
+
+
 def _share(groups: Sequence[np.ndarray], signs: Sequence[bool], votes: int, n_boot: int, alpha: float,
            rng: np.random.Generator) -> Share:
     value, boot = _boot_means(groups, signs, n_boot, rng)
@@ -167,7 +175,7 @@ def _f(items: Sequence[Judged]) -> np.ndarray:
 
 
 def pair_verdict(a: str, b: str, judged: Sequence[Judged], *, n_boot: int, alpha: float,
-                 rng: np.random.Generator) -> PairVerdict | None:
+                 seed: int = 0) -> PairVerdict | None:
     """The verdict of {a, b} from its judged items (None when none was judged)."""
     b_half = [j for j in judged if (j.item.held, j.item.pushed) == (a, b)]
     a_half = [j for j in judged if (j.item.held, j.item.pushed) == (b, a)]
@@ -176,15 +184,15 @@ def pair_verdict(a: str, b: str, judged: Sequence[Judged], *, n_boot: int, alpha
     groups = [_f(h) for h in (b_half, a_half) if h]
     signs = [keep for h, keep in ((b_half, True), (a_half, False)) if h]
     votes = sum(j.votes for j in (*b_half, *a_half))
-    share_b = _share(groups, signs, votes, n_boot, alpha, rng)
-    halves = [_share([_f(h)], [True], sum(j.votes for j in h), n_boot, alpha, rng) if h else None
-              for h in (b_half, a_half)]
+    share_b = _share(groups, signs, votes, n_boot, alpha, _rng(seed, "pair", a, b))
+    halves = [_share([_f(h)], [True], sum(j.votes for j in h), n_boot, alpha, _rng(seed, "cell", pushed, held))
+              if h else None for h, pushed, held in ((b_half, b, a), (a_half, a, b))]
     favoured, share = (b, share_b) if share_b.value >= CHANCE else (a, share_b.flipped())
     return PairVerdict(a, b, favoured, share, halves[0], halves[1])
 
 
 def gmad_matrices(metrics: Sequence[str], judged: Sequence[Judged], *, n_boot: int, alpha: float,
-                  rng: np.random.Generator) -> Matrices:
+                  seed: int = 0) -> Matrices:
     """Aggressiveness (attacker rows, defender columns) with intervals and tests (module docstring)."""
     m = len(metrics)
     pos = {name: i for i, name in enumerate(metrics)}
@@ -195,6 +203,7 @@ def gmad_matrices(metrics: Sequence[str], judged: Sequence[Judged], *, n_boot: i
             cell = [j for j in judged if (j.item.pushed, j.item.held) == (a_name, d_name)]
             if not cell:
                 continue
+            rng = _rng(seed, "cell", a_name, d_name)
             s = _share([_f(cell)], [True], sum(j.votes for j in cell), n_boot, alpha, rng)
             i, k = pos[a_name], pos[d_name]
             agg[i, k], low[i, k], high[i, k], pv[i, k], count[i, k] = s.value, s.low, s.high, s.p, s.items
@@ -228,11 +237,10 @@ def verdict(manifest: Manifest, judgments: Mapping[tuple[str, str], tuple[float,
         judged.append(Judged(it, float(frac), int(votes)))
     if not judged:
         raise ValueError("no item of the manifest has a judgment (is this the judged set of this competition?)")
-    rng = np.random.default_rng(seed)
     names = [m["name"] for m in manifest.metrics]
     pairs = [v for x_i, x in enumerate(names) for y in names[x_i + 1:]
-             if (v := pair_verdict(x, y, judged, n_boot=n_boot, alpha=alpha, rng=rng)) is not None]
-    mats = gmad_matrices(names, judged, n_boot=n_boot, alpha=alpha, rng=rng) if manifest.kind == "gmad" else None
+             if (v := pair_verdict(x, y, judged, n_boot=n_boot, alpha=alpha, seed=seed)) is not None]
+    mats = gmad_matrices(names, judged, n_boot=n_boot, alpha=alpha, seed=seed) if manifest.kind == "gmad" else None
     return Verdict(manifest.kind, pairs, mats, judged, n_boot, alpha)
 
 

@@ -143,12 +143,18 @@ def _pyplot() -> Any:
     return plt
 
 
+def _short(label: str) -> str:
+    """A label cut for an axis; an UNCALIBRATED tag is kept whole."""
+    head = label.split(" [UNCALIBRATED")[0].split(" (")[0]
+    head = head if len(head) <= 24 else head[:23] + "…"
+    return head + " [UNCALIBRATED]" if "UNCALIBRATED" in label else (label if len(label) <= 28 else head)
+
+
 def plot_matrices(m: Matrices, man: Manifest, path: Path) -> Path:
     """Aggressiveness and resistance as two annotated heat maps in one PNG (written atomically)."""
     plt = _pyplot()
     labels = [man.label(n) for n in m.metrics]
-    short = [lab if len(lab) <= 28 else lab[:22] + "…" + (" [UNCAL]" if "UNCALIBRATED" in lab else "")
-             for lab in labels]
+    short = [_short(lab) for lab in labels]
     fig, axes = plt.subplots(1, 2, figsize=(5.5 + 1.6 * len(labels), 2.8 + 0.6 * len(labels)))
     for ax, mat, title, rows, cols in ((axes[0], m.aggressiveness, "aggressiveness", "attacker", "defender"),
                                        (axes[1], m.resistance, "resistance", "defender", "attacker")):

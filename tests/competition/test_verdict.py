@@ -101,6 +101,10 @@ def test_gmad_matrices_resistance_is_one_minus_aggressiveness_transposed():
     assert np.allclose(m.resistance, 1 - m.aggressiveness.T, equal_nan=True)
     assert (m.items[~np.eye(3, dtype=bool)] == 3).all()
     assert {p.favoured for p in v.pairs if {p.a, p.b} == {"a", "c"}} == {"a"}
+    for p in v.pairs:  # a pair's half and the matrix cell of the same attacker and defender agree exactly
+        i, k = names.index(p.b), names.index(p.a)
+        assert (p.b_pushed.low, p.b_pushed.high, p.b_pushed.p) == (
+            m.aggressiveness_low[i, k], m.aggressiveness_high[i, k], m.aggressiveness_p[i, k])
 
 
 def test_bad_inputs_are_refused():
