@@ -37,11 +37,17 @@ def _sides(it: CompetitionItem) -> tuple[str, str]:
     return lo, ("p1" if lo == "p0" else "p0")
 
 
+def _short(name: str, man: Manifest) -> str:
+    """A metric's name for a panel, cut to 18 characters; ``*`` marks an UNCALIBRATED metric."""
+    text = name if len(name) <= 18 else "…" + name[-17:]
+    return text + ("*" if man.label(name) in man.uncalibrated else "")
+
+
 def _title(it: CompetitionItem, side: str, man: Manifest) -> str:
     k = 0 if side == "p0" else 1
     drift = 100.0 * it.held_drift[k]
-    return (f"{man.label(it.pushed)[:14]}={it.values[it.pushed][k]:.4g}\n"
-            f"{man.label(it.held)[:14]}={it.values[it.held][k]:.4g} ({drift:+.2f}%)")
+    return (f"{_short(it.pushed, man)}={it.values[it.pushed][k]:.4g}\n"
+            f"{_short(it.held, man)}={it.values[it.held][k]:.4g} ({drift:+.2f}%)")
 
 
 def mad_grid(root: PathLike, manifest: Manifest, path: PathLike, *, rows: int = 6) -> Path:
@@ -67,10 +73,11 @@ def mad_grid(root: PathLike, manifest: Manifest, path: PathLike, *, rows: int = 
             if c < len(panels):
                 ax.imshow(panels[c][0])
                 ax.set_title(panels[c][1], fontsize=6.5)
-    names = [m["label"] for m in manifest.metrics]
-    fig.suptitle(f"MAD: {names[0]} vs {names[1]} — columns: reference, start, "
-                 f"[{names[0][:20]} held] {names[1][:20]} min, max, [{names[1][:20]} held] {names[0][:20]} min, max",
-                 fontsize=8)
+    labels = [m["label"] for m in manifest.metrics]
+    a, b = (_short(m["name"], manifest) for m in manifest.metrics)
+    star = "; * = UNCALIBRATED (not the published metric)" if manifest.uncalibrated else ""
+    fig.suptitle(f"MAD: {labels[0]} vs {labels[1]}\ncolumns: reference, start, [{a} held] {b} min, {b} max, "
+                 f"[{b} held] {a} min, {a} max; held metric's drift in brackets{star}", fontsize=8)
     fig.tight_layout()
     out = Path(path)
     with atomic_path(out) as tmp:
