@@ -44,6 +44,8 @@ from .._bootstrap import percentile_test
 from .records import CompetitionItem, Manifest
 
 CHANCE = 0.5
+#: Resampled item values held in memory at once.
+_BLOCK = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,9 @@ def _boot_means(groups: Sequence[np.ndarray], signs: Sequence[bool], n_boot: int
     for g, keep in zip(groups, signs, strict=True):
         v = g if keep else 1.0 - g
         point.append(float(v.mean()))
-        idx = rng.integers(0, v.size, size=(n_boot, v.size))
-        boot.append(v[idx].mean(axis=1))
+        rows = max(1, _BLOCK // v.size)  # resampled in blocks: memory stays bounded for large sets
+        boot.append(np.concatenate([v[rng.integers(0, v.size, size=(min(rows, n_boot - k), v.size))].mean(axis=1)
+                                    for k in range(0, n_boot, rows)]))
     return float(np.mean(point)), np.mean(np.stack(boot), axis=0)
 
 
