@@ -12,7 +12,7 @@ layer        packages (``bapps_toolkit.<name>``)
              ``_workers``
 1            ``data``, ``metrics``  (never each other)
 2            ``scores``, ``correlation``, ``losses``
-3            ``train``, ``evaluate``, ``study``, ``judge``  (never each other)
+3            ``train``, ``evaluate``, ``study``, ``judge``, ``competition``  (never each other)
 4            ``report``
 5            ``cli``
 ==========  =================================================================
@@ -35,7 +35,7 @@ LAYERS: dict[str, int] = {
     "_workers": 0,
     "data": 1, "metrics": 1,
     "scores": 2, "correlation": 2, "losses": 2,
-    "train": 3, "evaluate": 3, "study": 3, "judge": 3,
+    "train": 3, "evaluate": 3, "study": 3, "judge": 3, "competition": 3,
     "report": 4,
     "cli": 5,
 }
