@@ -333,7 +333,8 @@ def _judgment(where: str, rec: dict[str, str], frac: str | None,
     """``(fraction, total votes or None)`` of one row (rules in the module docstring)."""
     value = _fraction(where, rec, frac) if frac is not None else None
     if votes is None:
-        assert value is not None
+        if value is None:
+            raise DataError(f"{where}: neither a judge fraction nor votes")
         return value, None
     other, side = (_count(where, rec, c) for c in votes)
     total = other + side

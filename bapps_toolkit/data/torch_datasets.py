@@ -6,6 +6,7 @@ PNGs of a folder root, for sets larger than RAM.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -123,10 +124,8 @@ class _BappsDataset(torch.utils.data.Dataset):
             self._h5 = None
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 class TwoAFCDataset(_BappsDataset):

@@ -68,7 +68,8 @@ class PairTable:
     def value(self, distance: float) -> float:
         """The number written for ``distance`` (its similarity form with ``as_similarity``)."""
         if self.as_similarity:
-            assert self.scale.to_similarity is not None
+            if self.scale.to_similarity is None:
+                raise ValueError("as_similarity: this metric has no similarity form")
             return float(self.scale.to_similarity(distance))
         return float(distance)
 
@@ -90,7 +91,8 @@ class PairTable:
         except ValueError:
             raise DataError(f"{where}: {self.value_column} {text!r} is not a number") from None
         if self.as_similarity:
-            assert self.scale.from_similarity is not None
+            if self.scale.from_similarity is None:
+                raise ValueError("as_similarity: this metric has no similarity form")
             return float(self.scale.from_similarity(v))
         return v
 
@@ -155,7 +157,8 @@ class Journal:
         return self
 
     def write(self, rows: Iterable[list[str]]) -> None:
-        assert self.fh is not None
+        if self.fh is None:
+            raise RuntimeError("write() outside the writer's with-block")
         self.fh.write(self.table.lines(rows))
         self.fh.flush()
 

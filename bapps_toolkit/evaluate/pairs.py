@@ -208,7 +208,8 @@ def _run_rows(run: _Run, keys: Sequence[tuple[str, ...]], resized: np.ndarray, o
         def load() -> tuple[np.ndarray, np.ndarray]:
             dist, have = np.full(n, np.nan), np.zeros(n, dtype=bool)
             if writes:
-                assert out is not None
+                if out is None:
+                    raise ValueError("writes without an output file")
                 stack.enter_context(FileLock(out, "score output"))
                 load_done(out, table, keys, dist, have)
             return dist, have
