@@ -69,7 +69,7 @@ def test_fallback_to_line_when_fit_fails(monkeypatch):
 
     def boom(*a, **k):
         raise RuntimeError("no convergence")
-    monkeypatch.setattr(C.optimize, "curve_fit", boom)
+    monkeypatch.setattr("scipy.optimize.curve_fit", boom)
     fit = C.fit_logistic(d, mos)
     assert fit.method == "linear-fallback"
     plcc, _, _ = C.plcc_rmse(d, mos, fit)
