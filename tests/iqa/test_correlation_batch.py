@@ -175,3 +175,15 @@ def test_tiny_sets(n):
         for f in C.FIGURES if n < 6 and at_most_n else ("srcc", "krcc"):
             np.testing.assert_array_equal(np.isnan(new.samples[f]), np.isnan(old[f]), err_msg=f)
             np.testing.assert_allclose(new.samples[f], old[f], atol=1e-9, err_msg=f)
+
+
+def test_non_converged_count_reaches_the_reports():
+    from bapps_toolkit.evaluate.benchmarks import BenchmarkResult, FitNote
+    from bapps_toolkit.report.benchmark_tables import cross_markdown, per_type_markdown
+
+    row = dict(metric="psnr", label="PSNR", calibrated=True, benchmark="kadid10k", kind="correlation", part="all",
+               figure="srcc", n=10, value=0.5, ci_low=0.4, ci_high=0.6, synthetic=True, direction="x")
+    note = FitNote("psnr", "kadid10k", "all 3/1000, type:blur 7/1000")
+    res = BenchmarkResult(rows=[row], fit_notes=[note])
+    assert "did not converge" in cross_markdown(res) and "type:blur 7/1000" in cross_markdown(res)
+    assert "all 3/1000" in per_type_markdown(res, "kadid10k")
