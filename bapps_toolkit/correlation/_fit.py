@@ -79,14 +79,34 @@ def _linear(s: np.ndarray, y: np.ndarray) -> LogisticFit:
     return LogisticFit((0.0, 0.0, 0.0, float(slope), float(intercept)), "linear-fallback")
 
 
-def _fit_z(z: np.ndarray, y: np.ndarray, starts, maxfev: int) -> tuple[float, np.ndarray] | None:
+def _model(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
+    """:func:`logistic5` for ``curve_fit`` inside :func:`_fit_z`: the same operations in the same
+    order (the same numbers), without its per-call set-up (warnings are silenced by the caller)."""
+    return b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (s - b3)))) + b4 * s + b5
+
+
+def _model_jac(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
+    """:func:`_logistic5_jac` for ``curve_fit`` inside :func:`_fit_z` (the same numbers, filled in place)."""
+    e = np.exp(np.clip(b2 * (s - b3), -700, 700))
+    g = 1.0 / (1.0 + e)
+    dg = e * g * g
+    out = np.empty((5, s.size))
+    np.subtract(0.5, g, out=out[0])
+    np.multiply(b1 * dg, s - b3, out=out[1])
+    np.multiply(-b1 * dg, b2, out=out[2])
+    out[3], out[4] = s, 1.0
+    return out.T
+
+
+def _fit_z(z: np.ndarray, y: np.ndarray, starts: Sequence[Sequence[float]], maxfev: int
+           ) -> tuple[float, np.ndarray] | None:
     """Best ``(sse, params)`` over ``starts`` in standardised units, ``None`` if every start fails."""
     best: tuple[float, np.ndarray] | None = None
     for p0 in starts:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                p, _ = optimize.curve_fit(logistic5, z, y, p0=p0, maxfev=maxfev, jac=_logistic5_jac)
+                p, _ = optimize.curve_fit(_model, z, y, p0=p0, maxfev=maxfev, jac=_model_jac)
         except (RuntimeError, ValueError, TypeError, optimize.OptimizeWarning):
             continue
         if not np.all(np.isfinite(p)):

@@ -5,9 +5,15 @@ are computed on the expanded sample (item ``i`` repeated ``w[i]`` times) exactly
 ``scipy.stats.spearmanr`` / ``kendalltau(variant="b")`` would compute them on it, without building it:
 
 * **SRCC**: the average rank of item ``i`` in the expanded sample is ``#{drawn copies below it} +
-  (#{drawn copies tied with it} + 1) / 2``, read off a cumulative sum of the weights in the order of
-  the values sorted once (ties averaged as ``scipy.stats.rankdata``); rho is the weighted Pearson
-  correlation of the two rank vectors.
+  (#{drawn copies tied with it} + 1) / 2`` (ties averaged as ``scipy.stats.rankdata``); rho is the
+  weighted Pearson correlation of the two rank vectors. With whole groups resampled the ranks are
+  ``c @ T + 1/2`` for the group counts ``c`` and the table ``T[g, i] = #{j in g: v_j < v_i} +
+  #{j in g: v_j = v_i} / 2`` (:func:`rank_table`, one matrix product per block of resamples);
+  otherwise they are read off a cumulative sum of the weights in the order of the values sorted
+  once (:func:`weighted_spearman`). With few large groups the sums over items that rho needs are
+  themselves cubic forms in ``c`` (:func:`spearman_forms`): ``sum_i w_i a_i b_i = sum c_g c_h c_k
+  M[g, h, k]`` with ``M[g] = sum over i in g of T_s[:, i] T_y[:, i]'``, one product with ``G^3``
+  numbers per resample instead of work over every item.
 * **KRCC** (tau-b, Kendall 1945): with whole groups resampled, ``w = c[group]`` for the group
   counts ``c``, and every pair sum is a quadratic form in ``c``: ``n_c - n_d = c'Sc / 2`` with
   ``S[g, h] = sum over i in g, j in h of sign(s_i - s_j) sign(y_i - y_j)``, and the tie sums
@@ -18,9 +24,12 @@ are computed on the expanded sample (item ``i`` repeated ``w[i]`` times) exactly
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["RankOrder", "rank_order", "weighted_spearman", "pair_matrices", "tau_b_from_counts"]
+__all__ = ["RankOrder", "rank_order", "weighted_spearman", "rank_table", "spearman_from_ranks", "SpearmanForms",
+           "spearman_forms", "spearman_from_counts", "pair_matrices", "tau_b_from_counts"]
 
 
 class RankOrder:
@@ -69,14 +78,67 @@ def weighted_spearman(w: np.ndarray, s_rank: tuple[np.ndarray, ...], y_rank: tup
     Returns:
         ``[A]`` rho values.
     """
-    rs, ry = _ranks(w, *s_rank), _ranks(w, *y_rank)
-    n = w.sum(1)
-    mid = ((n + 1) / 2)[:, None]
-    rs -= mid
-    ry -= mid
+    return spearman_from_ranks(w, _ranks(w, *s_rank), _ranks(w, *y_rank))
+
+
+def spearman_from_ranks(w: np.ndarray, rs: np.ndarray, ry: np.ndarray) -> np.ndarray:
+    """Spearman's rho ``[A]`` from average ranks ``rs, ry`` ``[A, m]`` of the items of each row's
+    expanded sample and their weights ``w`` (``nan`` where a variable is constant)."""
+    mid = ((w.sum(1) + 1) / 2)[:, None]
+    rs = rs - mid
+    ry = ry - mid
     wrs = w * rs
     cov = np.einsum("am,am->a", wrs, ry)
     vs, vy = np.einsum("am,am->a", wrs, rs), np.einsum("am,am->a", w * ry, ry)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = cov / np.sqrt(vs * vy)
+    return np.where((vs > 0) & (vy > 0), np.clip(out, -1.0, 1.0), np.nan)
+
+
+def rank_table(v: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """``T`` ``[G, n]`` of one variable (module doc): the average rank of item ``i`` in a resample
+    with group counts ``c`` is ``c @ T[:, i] + 1/2``. Entries are halves of integers (exact)."""
+    rank, below, _ = _dominance(np.asarray(v, dtype=np.float64), np.asarray(group, dtype=np.int64), n_groups)
+    return (below[:, rank] + below[:, rank + 1]) / 2
+
+
+@dataclass(frozen=True)
+class SpearmanForms:
+    """Cubic and quadratic forms of one set (module doc): ``cubic`` ``[3, G, G * G]`` for the pairs
+    ``(s, y), (s, s), (y, y)``, ``linear`` ``[2, G, G]`` with ``L[g, h] = sum over i in g of T[h, i]``,
+    and the group sizes."""
+
+    cubic: np.ndarray
+    linear: np.ndarray
+    sizes: np.ndarray
+
+
+def spearman_forms(s: np.ndarray, y: np.ndarray, group: np.ndarray, n_groups: int) -> SpearmanForms:
+    """:class:`SpearmanForms` of a set (exact: sums of products of half-integers)."""
+    ts, ty = rank_table(s, group, n_groups), rank_table(y, group, n_groups)
+    one = np.zeros((group.size, n_groups))
+    one[np.arange(group.size), group] = 1.0
+    cubic = np.zeros((3, n_groups, n_groups, n_groups))
+    for g in range(n_groups):
+        i = np.flatnonzero(group == g)
+        a, b = ts[:, i], ty[:, i]
+        cubic[0, g], cubic[1, g], cubic[2, g] = a @ b.T, a @ a.T, b @ b.T
+    linear = np.stack([(ts @ one).T, (ty @ one).T])
+    return SpearmanForms(cubic.reshape(3, n_groups, -1), linear, one.sum(0))
+
+
+def spearman_from_counts(counts: np.ndarray, forms: SpearmanForms) -> np.ndarray:
+    """Spearman's rho ``[B]`` of resamples given by group counts ``[B, G]`` (``nan`` where a
+    variable is constant)."""
+    c = np.asarray(counts, dtype=np.float64)
+    b, g = c.shape
+    n = c @ forms.sizes
+    cubic = [np.einsum("bhk,bh,bk->b", (c @ m).reshape(b, g, g), c, c) for m in forms.cubic]
+    lin_s, lin_y = (np.einsum("bg,bg->b", c @ m, c) for m in forms.linear)
+    # ranks are c @ T + 1/2 and their mean (N + 1) / 2: centred ranks are c @ T - N / 2
+    quarter = n ** 3 / 4
+    cov = cubic[0] - n / 2 * (lin_s + lin_y) + quarter
+    vs, vy = cubic[1] - n * lin_s + quarter, cubic[2] - n * lin_y + quarter
     with np.errstate(invalid="ignore", divide="ignore"):
         out = cov / np.sqrt(vs * vy)
     return np.where((vs > 0) & (vy > 0), np.clip(out, -1.0, 1.0), np.nan)
