@@ -40,16 +40,24 @@ narrow. Percentile intervals, seeded (``numpy.random.default_rng(seed)``). Per d
 (:func:`per_type_bootstrap`) the same, within the items of the type, all types in one pass.
 
 **Resampled figures in batch** (:mod:`._engine`): a resample is a vector of group counts, never a
-copied sample. SRCC and KRCC of every resample come from ranks sorted once (average ranks for
-ties, tau-b with ties, as scipy computes them on the expanded sample; :mod:`._ranks`). Each
-resample's logistic is fitted by a batched Levenberg–Marquardt (:mod:`._lm`), warm-started from
-the full-sample fit in its standardised units, with one convergence rule for every resample; a
-fit that does not converge within the budget keeps its best iterate and is *counted*
-(:attr:`BootstrapResult.n_not_converged`), and reports carry the count. The point figures are
-those of :func:`fit_logistic` (``scipy.optimize.curve_fit``) and ``scipy.stats``, unchanged.
+copied sample; only the items of drawn references are visited (:mod:`._rows`). SRCC and KRCC of
+every resample come from rank tables and group quadratic forms (average ranks for ties, tau-b with
+ties, as scipy computes them on the expanded sample; :mod:`._ranks`). Each resample's logistic is
+fitted by variable projection (:mod:`._varpro`: the three linear parameters in closed form,
+Levenberg–Marquardt on ``b2, b3``), for all resamples of all sets at once, started from the
+full-sample fit in its standardised units.
+
+**One rule for point and resamples.** The point figures are those of :func:`fit_logistic`
+(``scipy.optimize.curve_fit``) and ``scipy.stats``, unchanged. A resample's fit is used when it
+meets the convergence test (MINPACK's tolerances, as ``curve_fit``) within its iteration budget;
+otherwise its PLCC/RMSE use the straight line, as the point estimate does when ``curve_fit`` does
+not converge. Where the point estimate is the line, so is every resample. How each resample went is
+recorded (:attr:`BootstrapResult.fit_outcome`, :data:`FIT_OUTCOMES`) and the non-converged ones are
+counted (:attr:`BootstrapResult.n_not_converged`); reports carry the counts.
 """
 from __future__ import annotations
 
+from ._engine import FIT_OUTCOMES
 from ._fit import (
     FIGURES,
     LogisticFit,
@@ -74,5 +82,5 @@ from .resampling import (
 __all__ = [
     "FIGURES", "LogisticFit", "logistic5", "fit_logistic", "srcc", "krcc", "plcc_rmse",
     "correlation_figures", "signed_prediction", "BootstrapResult", "bootstrap_correlation", "per_type_figures",
-    "per_type_bootstrap", "paired_correlation_difference", "_logistic5_jac", "_to_raw",
+    "per_type_bootstrap", "paired_correlation_difference", "FIT_OUTCOMES", "_logistic5_jac", "_to_raw",
 ]

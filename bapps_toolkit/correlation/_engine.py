@@ -1,41 +1,79 @@
 """The four figures of every bootstrap resample of one or several sets, computed in batch.
 
-A resample draws whole groups (reference images) with replacement; it is represented by its group
-counts ``c`` ``[G]`` and so by item weights ``w = c[group]``. For each resample, exactly as the
-per-resample path (``srcc``, ``krcc``, ``fit_logistic``, ``plcc_rmse`` on the expanded sample):
+A resample is held as its group counts and processed as a row of its drawn items (:mod:`._rows`).
+For each resample, as the per-resample path (``srcc``, ``krcc``, ``fit_logistic``, ``plcc_rmse``
+on the expanded sample) defines them:
 
 * fewer than 3 drawn items: every figure ``nan``;
 * SRCC / KRCC: :mod:`._ranks` (``nan`` where a variable is constant);
-* PLCC / RMSE: the logistic is fitted by :func:`._lm.fit_logistic_rows` — warm-started from the
-  full-sample fit in its standardised units, or, where the full sample fell back to the straight
-  line, from the two standard starts in the resample's own standardised units, the better one
-  kept. The straight line is used instead when the resample has fewer than 6 items or a constant
-  variable, when the fit is not finite, or when it fits worse than the line. A fit that does not
-  converge keeps its best iterate and is counted in :attr:`SetSamples.n_not_converged`.
+* PLCC / RMSE: the logistic of :func:`._varpro.fit_centred`, started from the full-sample fit (the
+  point estimate's, ``fit_logistic``) in its standardised units. It is used when it meets the
+  convergence rule within :data:`RULE`'s budget; otherwise the straight line is — the rule of
+  ``fit_logistic``, which falls back to the line when ``curve_fit`` does not converge. Where the
+  full-sample fit is itself the line (``curve_fit`` did not converge, or too few items or a
+  constant variable), every resample uses the line too, so that point and resamples share one
+  outcome. The line is also used with fewer than 6 items or a constant variable, and when the
+  logistic fits worse than the line. Each resample's outcome is recorded (``FIT_*``).
+  PLCC is ``sqrt(1 - E / S_yy)`` and RMSE ``sqrt(E / n)`` for the fitted curve's squared error
+  ``E``: for a least-squares fit whose linear parameters are optimal (the logistic here and the
+  line) the Pearson correlation of the prediction and ``y`` equals that.
 
-Several sets (the distortion types of a benchmark) go through the same pass: their items are
-padded to a common length with weight 0, and rows are processed in blocks of bounded size.
+Every set goes through the same code a block of resamples at a time; the logistic fits of all
+sets are queued and fitted together, rows of similar length in one batch.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from ._fit import LogisticFit
-from ._lm import LMRule, fit_logistic_rows
-from ._ranks import pair_matrices, rank_order, tau_b_from_counts, weighted_spearman
+from ._ranks import (
+    SpearmanForms,
+    pair_matrices,
+    rank_order,
+    rank_table,
+    spearman_forms,
+    spearman_from_counts,
+    spearman_from_ranks,
+    tau_b_from_counts,
+    weighted_spearman,
+)
+from ._rows import Groups, LineStats, Rows, compress, draw_counts, line_stats, varies
+from ._varpro import CONVERGED, FitRule, fit_centred
 
-__all__ = ["SetData", "SetSamples", "draw_counts", "resample_figures", "BLOCK_ELEMENTS", "RULE"]
+__all__ = ["SetData", "SetSamples", "draw_counts", "resample_figures", "RULE", "FIT_NONE", "FIT_LOGISTIC",
+           "FIT_FEW", "FIT_NOT_CONVERGED", "FIT_WORSE", "FIT_POINT_LINE", "FIT_OUTCOMES"]
 
-#: Rows x items processed at once (memory: about 20 float64 arrays of this many elements).
-BLOCK_ELEMENTS = 1 << 19
 #: The stopping rule of every resample's logistic fit.
-RULE = LMRule()
-#: Kendall's tau-b through group quadratic forms up to this many groups (and grid cells); beyond,
-#: per resample with ``scipy.stats.kendalltau`` on the expanded sample.
+RULE = FitRule()
+#: Outcome of a resample's PLCC/RMSE: no figure (fewer than 3 items), the logistic, or the line
+#: because of too few items or a constant variable, no convergence within the budget (or a
+#: non-finite fit), a logistic worse than the line, or a full-sample fit that is the line itself.
+FIT_NONE, FIT_LOGISTIC, FIT_FEW, FIT_NOT_CONVERGED, FIT_WORSE, FIT_POINT_LINE = -1, 0, 1, 2, 3, 4
+#: What each ``FIT_*`` code means (reports and tests).
+FIT_OUTCOMES = {
+    FIT_NONE: "fewer than 3 items: no PLCC/RMSE",
+    FIT_LOGISTIC: "the logistic fit, converged",
+    FIT_FEW: "line: fewer than 6 items or a constant variable",
+    FIT_NOT_CONVERGED: "line: the logistic fit did not converge within its budget",
+    FIT_WORSE: "line: the logistic fitted worse than the line",
+    FIT_POINT_LINE: "line: the full-sample fit is the line",
+}
+#: Resamples x items per block (the full item lists before compression), and drawn items per
+#: batch of logistic fits.
+BLOCK_ELEMENTS = 1 << 19
+FIT_ELEMENTS = 1 << 19
+#: Rows of a block are queued in groups of about this many, sorted by length (less padding).
+CHUNK_ROWS = 128
+#: Steps of a batch of fits before its slow rows are set aside to finish together.
+PAUSE_AFTER = 12
+#: Spearman's cubic forms (``G^3``, where ``G^2 <= n``) or rank tables (``G x n``), and Kendall's
+#: group quadratic forms up to these sizes; beyond, ranks from cumulative sums and
+#: ``scipy.stats.kendalltau`` per resample.
+MAX_TABLE = 1 << 22
 MAX_TAU_GROUPS = 1500
 MAX_TAU_CELLS = 1 << 25
 
@@ -43,7 +81,7 @@ MAX_TAU_CELLS = 1 << 25
 @dataclass(frozen=True)
 class SetData:
     """One set: predictions ``s``, scores ``y``, group codes ``group`` in ``[0, n_groups)`` and the
-    full-sample fit to warm-start from (``None`` or a straight line: cold starts)."""
+    full-sample fit to start from (``None`` or a straight line: the two standard starts)."""
 
     s: np.ndarray
     y: np.ndarray
@@ -54,170 +92,58 @@ class SetData:
 
 @dataclass
 class SetSamples:
-    """Per-resample figures of one set and how its logistic fits went."""
+    """Per-resample figures of one set and the outcome of each resample's fit (``FIT_*`` codes)."""
 
     samples: dict[str, np.ndarray]
-    n_not_converged: int
-    n_line: int
-    n_fitted: int
-    not_converged: np.ndarray
-
-
-def draw_counts(n_groups: int, n_boot: int, seed: int) -> np.ndarray:
-    """``[n_boot, n_groups]`` group counts; resample ``b`` draws ``n_groups`` groups uniformly with
-    replacement, one ``rng.integers`` call per resample (``numpy.random.default_rng(seed)``)."""
-    rng = np.random.default_rng(seed)
-    out = np.empty((n_boot, n_groups), dtype=np.int64)
-    for b in range(n_boot):
-        out[b] = np.bincount(rng.integers(0, n_groups, size=n_groups), minlength=n_groups)
-    return out
-
-
-@dataclass(frozen=True)
-class _Padded:
-    """The sets padded to ``m`` items; padding belongs to group ``n_groups[p]`` (count 0)."""
-
-    s: np.ndarray
-    y: np.ndarray
-    group: np.ndarray
-    size: np.ndarray
-    s_rank: tuple[np.ndarray, ...]
-    y_rank: tuple[np.ndarray, ...]
-
-
-def _pad(sets: list[SetData]) -> _Padded:
-    m = max(d.s.size for d in sets)
-    p = len(sets)
-    s, y = np.zeros((p, m)), np.zeros((p, m))
-    group = np.empty((p, m), dtype=np.int64)
-    ranks: list[list[np.ndarray]] = [[], []]
-    for k, d in enumerate(sets):
-        n = d.s.size
-        s[k, :n], y[k, :n] = d.s, d.y
-        group[k, :n], group[k, n:] = d.group, d.n_groups
-        for out, v in zip(ranks, (s[k], y[k]), strict=True):
-            r = rank_order(v, n)
-            out.append(np.stack([r.order, r.first, r.last, r.back]))
-    size = np.array([d.s.size for d in sets])
-    return _Padded(s, y, group, size, tuple(np.stack(ranks[0], 1)), tuple(np.stack(ranks[1], 1)))
-
-
-def _line(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted least-squares line of each row: params ``[A, 5]`` (``b4, b5``) and its error."""
-    n = w.sum(1)
-    zm, ym = (w * z).sum(1) / n, (w * y).sum(1) / n
-    dz, dy = z - zm[:, None], y - ym[:, None]
-    szz, szy, syy = (w * dz * dz).sum(1), (w * dz * dy).sum(1), (w * dy * dy).sum(1)
-    slope = np.where(szz > 0, szy / np.where(szz > 0, szz, 1.0), 0.0)
-    p = np.zeros((z.shape[0], 5))
-    p[:, 3], p[:, 4] = slope, ym - slope * zm
-    return p, np.maximum(syy - slope * szy, 0.0)
-
-
-def _cold_starts(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> list[np.ndarray]:
-    """The two standard starts of ``fit_logistic`` for each row (``z`` already standardised)."""
-    on = w > 0
-    ymax, ymin = np.where(on, y, -np.inf).max(1), np.where(on, y, np.inf).min(1)
-    n = w.sum(1)
-    ym, zm = (w * y).sum(1) / n, (w * z).sum(1) / n
-    r = (w * (z - zm[:, None]) * (y - ym[:, None])).sum(1)
-    ones, zeros = np.ones_like(n), np.zeros_like(n)
-    first = np.stack([ymax - ymin, np.where(r >= 0, 1.0, -1.0), zeros, zeros, ym], 1)
-    second = np.stack([ymax, ymin, zm, 0.1 * ones, 0.1 * ones], 1)
-    return [first, second]
-
-
-def _fit_rows(z: np.ndarray, y: np.ndarray, w: np.ndarray, starts: list[np.ndarray]
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best fit over ``starts`` for each row: ``(params, sse, converged)``."""
-    best_p, best_sse, best_conv = None, None, None
-    for p0 in starts:
-        fit = fit_logistic_rows(z, y, w, p0, RULE)
-        sse = np.where(np.isfinite(fit.sse) & np.all(np.isfinite(fit.params), 1), fit.sse, np.inf)
-        if best_p is None or best_sse is None or best_conv is None:
-            best_p, best_sse, best_conv = fit.params, sse, fit.converged
-            continue
-        better = sse < best_sse
-        best_p = np.where(better[:, None], fit.params, best_p)
-        best_sse, best_conv = np.where(better, sse, best_sse), np.where(better, fit.converged, best_conv)
-    assert best_p is not None and best_sse is not None and best_conv is not None
-    return best_p, best_sse, best_conv
-
-
-def _plcc_rmse(z: np.ndarray, y: np.ndarray, w: np.ndarray, p: np.ndarray,
-               y_varies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    b1, b2, b3, b4, b5 = (p[:, j, None] for j in range(5))
-    with np.errstate(over="ignore"):
-        q = b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (z - b3)))) + b4 * z + b5
-    n = w.sum(1)
-    r = q - y
-    rmse = np.sqrt(np.einsum("am,am->a", w * r, r) / n)
-    on = w > 0
-    q_varies = np.where(on, q, -np.inf).max(1) > np.where(on, q, np.inf).min(1)
-    qc = q - ((w * q).sum(1) / n)[:, None]
-    yc = y - ((w * y).sum(1) / n)[:, None]
-    wq = w * qc
-    with np.errstate(invalid="ignore", divide="ignore"):
-        plcc = np.einsum("am,am->a", wq, yc) / np.sqrt(np.einsum("am,am->a", wq, qc)
-                                                       * np.einsum("am,am->a", w * yc, yc))
-    return np.where(q_varies & y_varies, np.clip(plcc, -1.0, 1.0), np.nan), rmse
+    fit: np.ndarray
 
 
 @dataclass
-class _Rows:
-    """One block of rows: their set index, weights and per-item data."""
+class _Set:
+    """A set in progress: constants, and per resample its line statistics and best logistic error."""
 
-    pid: np.ndarray
-    w: np.ndarray
-    s: np.ndarray
-    y: np.ndarray
+    data: SetData
+    groups: Groups
+    tables: tuple[np.ndarray, np.ndarray] | SpearmanForms | None
+    warm: tuple[float, float, np.ndarray] | None
+    out: SetSamples
+    stats: np.ndarray = field(init=False)
+    best: np.ndarray = field(init=False)
 
-
-def _standardise(rows: _Rows, warm: list[LogisticFit | None]) -> tuple[np.ndarray, np.ndarray]:
-    """``z`` of each row (the warm fit's units, else the resample's own) and whether it is warm."""
-    is_warm = np.array([warm[k] is not None for k in rows.pid])
-    mu = np.array([warm[k].z_scale[0] if warm[k] is not None else 0.0 for k in rows.pid])
-    sd = np.array([warm[k].z_scale[1] if warm[k] is not None else 1.0 for k in rows.pid])
-    if not is_warm.all():
-        n = rows.w.sum(1)
-        own_mu = (rows.w * rows.s).sum(1) / n
-        own_sd = np.sqrt((rows.w * (rows.s - own_mu[:, None]) ** 2).sum(1) / n)
-        mu, sd = np.where(is_warm, mu, own_mu), np.where(is_warm, sd, own_sd)
-    return (rows.s - mu[:, None]) / np.where(sd > 0, sd, 1.0)[:, None], is_warm
+    def __post_init__(self) -> None:
+        b = self.out.fit.size
+        self.stats = np.full((b, 6), np.nan)  # n, syy, sxy, line_sse, s varies, y varies
+        self.best = np.full(b, np.inf)
 
 
-def _fit_block(rows: _Rows, warm: list[LogisticFit | None], eligible: np.ndarray,
-               y_varies: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(plcc, rmse, logistic used, not converged)`` of a block of rows."""
-    z, is_warm = _standardise(rows, warm)
-    params, line_sse = _line(z, rows.y, rows.w)
-    used = np.zeros(z.shape[0], dtype=bool)
-    failed = np.zeros(z.shape[0], dtype=bool)
-    for mode in (True, False):
-        sel = np.flatnonzero(eligible & (is_warm == mode))
-        if sel.size == 0:
-            continue
-        zs, ys, ws = z[sel], rows.y[sel], rows.w[sel]
-        if mode:
-            starts = [np.array([warm[k].z_params for k in rows.pid[sel]])]
-        else:
-            starts = _cold_starts(zs, ys, ws)
-        p, sse, conv = _fit_rows(zs, ys, ws, starts)
-        take = np.isfinite(sse) & (sse <= line_sse[sel] * (1 + 1e-9))
-        params[sel[take]] = p[take]
-        used[sel[take]] = True
-        failed[sel] = ~conv
-    plcc, rmse = _plcc_rmse(z, rows.y, rows.w, params, y_varies)
-    return plcc, rmse, used, failed
+def _start(d: SetData, b: int, figures: tuple[str, ...]) -> _Set:
+    tables: tuple[np.ndarray, np.ndarray] | SpearmanForms | None = None
+    if "srcc" in figures and d.n_groups ** 2 <= d.s.size and d.n_groups ** 3 <= MAX_TABLE:
+        tables = spearman_forms(d.s, d.y, d.group, d.n_groups)
+    elif "srcc" in figures and d.n_groups * d.s.size <= MAX_TABLE:
+        tables = (rank_table(d.s, d.group, d.n_groups), rank_table(d.y, d.group, d.n_groups))
+    warm = None
+    if d.warm is not None and d.warm.method == "logistic":
+        mu, sd = d.warm.z_scale
+        warm = (float(mu), float(sd), np.array(d.warm.z_params[1:3], dtype=np.float64))
+    out = SetSamples({f: np.full(b, np.nan) for f in figures}, np.full(b, FIT_NONE, dtype=np.int8))
+    return _Set(d, Groups.of(d.group, d.n_groups), tables, warm, out)
 
 
-def _varies(counts: np.ndarray, v: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-    """Whether ``v`` takes more than one value among the drawn items of each resample."""
-    lo, hi = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
-    np.minimum.at(lo, group, v)
-    np.maximum.at(hi, group, v)
-    on = counts > 0
-    return np.where(on, hi, -np.inf).max(1) > np.where(on, lo, np.inf).min(1)
+def _spearman(st: _Set, counts: np.ndarray, rows: Rows) -> np.ndarray:
+    if isinstance(st.tables, SpearmanForms):
+        return spearman_from_counts(counts, st.tables)
+    if st.tables is not None:
+        c = counts.astype(np.float64)
+        ranks = [np.take_along_axis(c @ t, rows.idx, axis=1) + 0.5 for t in st.tables]
+        return spearman_from_ranks(rows.w, ranks[0], ranks[1])
+    d = st.data
+    w = counts[:, d.group].astype(np.float64)
+    orders = []
+    for v in (d.s, d.y):
+        r = rank_order(v, v.size)
+        orders.append(tuple(np.broadcast_to(a, w.shape) for a in (r.order, r.first, r.last, r.back)))
+    return weighted_spearman(w, orders[0], orders[1])
 
 
 def _kendall(d: SetData, counts: np.ndarray) -> np.ndarray:
@@ -232,60 +158,155 @@ def _kendall(d: SetData, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _blocks(counts: list[np.ndarray], pad: _Padded) -> Iterator[tuple[np.ndarray, np.ndarray, _Rows]]:
-    """Yield ``(set index array, resample index array, rows)`` in blocks of bounded size."""
-    m = pad.s.shape[1]
-    per = max(1, BLOCK_ELEMENTS // m)
-    pid = np.concatenate([np.full(c.shape[0], k) for k, c in enumerate(counts)])
-    bid = np.concatenate([np.arange(c.shape[0]) for c in counts])
-    padded = [np.concatenate([c, np.zeros((c.shape[0], 1), dtype=c.dtype)], 1) for c in counts]
-    for lo in range(0, pid.size, per):
-        p, b = pid[lo:lo + per], bid[lo:lo + per]
-        w = np.empty((p.size, m))
-        for k in np.unique(p):
-            on = p == k
-            w[on] = padded[k][b[on]][:, pad.group[k]]
-        yield p, b, _Rows(p, w, pad.s[p], pad.y[p])
+@dataclass(frozen=True)
+class _Job:
+    """Logistic fits of some resamples of one set: centred rows, their starts (``fit_centred``) and,
+    for resumed rows, the steps spent and the damping reached."""
+
+    set_index: int
+    resamples: np.ndarray
+    zc: np.ndarray
+    yt: np.ndarray
+    w: np.ndarray
+    start: np.ndarray
+    spent: np.ndarray | None = None
+    lam: np.ndarray | None = None
+
+
+def _cat(jobs: list[_Job], name: str, width: int) -> np.ndarray:
+    parts = [getattr(j, name) for j in jobs]
+    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in parts])
+
+
+@dataclass
+class _Queue:
+    """Logistic fits waiting for a batch, per class of row length (4 % wide). A batch runs
+    :data:`PAUSE_AFTER` steps; its rows still iterating then wait in ``tail`` for one last batch."""
+
+    sets: list[_Set]
+    waiting: dict[int, list[_Job]] = field(default_factory=dict)
+    tail: dict[int, list[_Job]] = field(default_factory=dict)
+
+    def add(self, job: _Job) -> None:
+        key = int(np.ceil(np.log(job.zc.shape[1]) / np.log(1.04)))
+        jobs = self.waiting.setdefault(key, [])
+        jobs.append(job)
+        if sum(j.zc.size for j in jobs) >= FIT_ELEMENTS:
+            self._fit(self.waiting.pop(key), PAUSE_AFTER)
+
+    def flush(self) -> None:
+        for key in list(self.waiting):
+            self._fit(self.waiting.pop(key), PAUSE_AFTER)
+        for key in list(self.tail):
+            self._fit(self.tail.pop(key), None)
+
+    def _fit(self, jobs: list[_Job], pause: int | None) -> None:
+        width = max(j.zc.shape[1] for j in jobs)
+        zc, yt, w = (_cat(jobs, name, width) for name in ("zc", "yt", "w"))
+        size = sum(j.resamples.size for j in jobs)
+        spent = np.concatenate([j.spent if j.spent is not None else np.zeros(j.resamples.size, np.int64) for j in jobs])
+        lam = np.concatenate([j.lam if j.lam is not None else np.full(j.resamples.size, RULE.lam0) for j in jobs])
+        got = fit_centred(zc, yt, w, np.concatenate([j.start for j in jobs]), RULE, spent=spent, lam=lam, pause=pause)
+        paused = got.paused(RULE) & np.isfinite(got.sse) if pause is not None else np.zeros(size, dtype=bool)
+        sse = np.where((got.status == CONVERGED) & np.isfinite(got.sse) & np.isfinite(got.b1), got.sse, np.inf)
+        lo = 0
+        for j in jobs:
+            sl = slice(lo, lo + j.resamples.size)
+            best = self.sets[j.set_index].best
+            best[j.resamples] = np.minimum(best[j.resamples], sse[sl])
+            p = np.flatnonzero(paused[sl]) + lo
+            if p.size:  # rows of all sets resume together, in classes of a factor 2 in length
+                self.tail.setdefault(int(np.log2(width)), []).append(_Job(
+                    j.set_index, j.resamples[p - lo], zc[p], yt[p], w[p], got.theta[p], got.iterations[p], got.lam[p]))
+            lo = sl.stop
+
+
+def _queue_fits(q: _Queue, k: int, b: np.ndarray, rows: Rows, line: LineStats) -> None:
+    """Queue the logistic fits of the resamples ``b``, started from the full-sample fit in its
+    standardised units (``z = (s - mu) / sd``; ``theta``'s ``b3`` is taken relative to the mean)."""
+    st = q.sets[k]
+    assert st.warm is not None
+    mu, sd, theta = st.warm
+    start = np.stack([np.full(b.size, theta[0]), theta[1] - (line.s_mean - mu) / sd], axis=1)
+    q.add(_Job(k, b, line.sc / sd, line.res, rows.w, start))
+
+
+def _block(q: _Queue, k: int, lo: int, counts: np.ndarray) -> None:
+    """Rank figures and line statistics of a block of resamples of set ``k``; queue its fits."""
+    st = q.sets[k]
+    d = st.data
+    b = np.arange(lo, lo + counts.shape[0])
+    n = counts @ np.bincount(d.group, minlength=d.n_groups)
+    keep = n >= 3
+    if not keep.any():
+        return
+    b, counts = b[keep], counts[keep]
+    sv, yv = varies(counts, d.s, d.group, d.n_groups), varies(counts, d.y, d.group, d.n_groups)
+    rows = compress(counts, st.groups)
+    if "srcc" in st.out.samples:
+        st.out.samples["srcc"][b] = np.where(sv & yv, _spearman(st, counts, rows), np.nan)
+    if "plcc" in st.out.samples or "rmse" in st.out.samples:
+        line = line_stats(d.s[rows.idx], d.y[rows.idx], rows.w)
+        st.stats[b] = np.stack([line.n, line.syy, line.sxy, line.line_sse, sv, yv], axis=1)
+        fit = (line.n >= 6) & sv & yv
+        st.out.fit[b] = np.where(fit, FIT_NOT_CONVERGED, FIT_FEW)
+        if st.warm is None:  # the full sample itself fell back to the line: so does every resample
+            st.out.fit[b[fit]] = FIT_POINT_LINE
+            return
+        sel = np.flatnonzero(fit)
+        if sel.size:  # rows of similar length together, each group cut to its longest row
+            widths = rows.widths()[sel]
+            sel = sel[np.argsort(widths, kind="stable")]
+            for part in np.array_split(sel, max(1, sel.size // CHUNK_ROWS)):
+                width = int(widths.max(initial=1)) if part.size == 0 else int(rows.widths()[part].max())
+                _queue_fits(q, k, b[part], rows.take(part, width), line.take(part, width))
+
+
+def _finish(st: _Set) -> None:
+    """PLCC, RMSE and fit outcome of every resample of a set from its fits and line statistics."""
+    n, syy, sxy, line_sse, sv, yv = st.stats.T
+    fitted = st.out.fit == FIT_NOT_CONVERGED
+    found = fitted & np.isfinite(st.best)
+    worse = found & (st.best > line_sse * (1 + 1e-9))
+    st.out.fit[found & ~worse] = FIT_LOGISTIC
+    st.out.fit[worse] = FIT_WORSE
+    logistic = st.out.fit == FIT_LOGISTIC
+    sse = np.where(logistic, st.best, line_sse)
+    flat = ~logistic & ((sxy == 0) | (sv == 0))  # a horizontal line: the prediction is constant
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plcc = np.where((yv == 1) & ~flat, np.sqrt(np.clip(1.0 - sse / syy, 0.0, 1.0)), np.nan)
+        rmse = np.sqrt(sse / n)
+    for f, v in (("plcc", plcc), ("rmse", rmse)):
+        if f in st.out.samples:
+            st.out.samples[f] = v
 
 
 def resample_figures(sets: list[SetData], counts: list[np.ndarray], figures: tuple[str, ...]) -> list[SetSamples]:
-    """Per-resample figures of every set (``counts[k]``: its resamples' group counts; module doc)."""
-    pad = _pad(sets)
-    out = [SetSamples({f: np.full(c.shape[0], np.nan) for f in figures}, 0, 0, 0, np.zeros(c.shape[0], dtype=bool))
-           for c in counts]
-    sizes = [np.bincount(d.group, minlength=d.n_groups) for d in sets]
-    n_items = [c @ z for c, z in zip(counts, sizes, strict=True)]
-    s_var = [_varies(c, d.s, d.group, d.n_groups) for c, d in zip(counts, sets, strict=True)]
-    y_var = [_varies(c, d.y, d.group, d.n_groups) for c, d in zip(counts, sets, strict=True)]
-    if "krcc" in figures:
-        for k, d in enumerate(sets):
-            out[k].samples["krcc"] = np.where(n_items[k] >= 3, _kendall(d, counts[k]), np.nan)
-    want_fit = "plcc" in figures or "rmse" in figures
-    warm = [d.warm if d.warm is not None and d.warm.method == "logistic" else None for d in sets]
-    for p, b, rows in _blocks(counts, pad):
-        n = np.array([n_items[k][j] for k, j in zip(p, b, strict=True)])
-        sv = np.array([s_var[k][j] for k, j in zip(p, b, strict=True)])
-        yv = np.array([y_var[k][j] for k, j in zip(p, b, strict=True)])
-        ok = n >= 3
-        if "srcc" in figures:
-            rho = weighted_spearman(rows.w, tuple(a[p] for a in pad.s_rank), tuple(a[p] for a in pad.y_rank))
-            _scatter(out, "srcc", p, b, np.where(ok & sv & yv, rho, np.nan))
-        if want_fit and ok.any():
-            sub = _Rows(p[ok], rows.w[ok], rows.s[ok], rows.y[ok])
-            plcc, rmse, used, failed = _fit_block(sub, warm, (n[ok] >= 6) & sv[ok] & yv[ok], yv[ok])
-            for f, v in (("plcc", plcc), ("rmse", rmse)):
-                if f in figures:
-                    _scatter(out, f, p[ok], b[ok], v)
-            for k in np.unique(p[ok]):
-                on = p[ok] == k
-                out[k].n_fitted += int(on.sum())
-                out[k].n_line += int((~used[on]).sum())
-                out[k].n_not_converged += int(failed[on].sum())
-                out[k].not_converged[b[ok][on]] = failed[on]
-    return out
+    """Per-resample figures of every set (``counts[k]``: its resamples' group counts; module doc).
+
+    Args:
+        sets: the sets.
+        counts: ``[B_k, G_k]`` group counts of set ``k``'s resamples.
+        figures: any of ``srcc, krcc, plcc, rmse``.
+
+    Returns:
+        One :class:`SetSamples` per set.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: threads would only wait
+        return _resample_figures(sets, counts, figures)
 
 
-def _scatter(out: list[SetSamples], figure: str, p: np.ndarray, b: np.ndarray, values: np.ndarray) -> None:
-    for k in np.unique(p):
-        on = p == k
-        out[k].samples[figure][b[on]] = values[on]
+def _resample_figures(sets: list[SetData], counts: list[np.ndarray], figures: tuple[str, ...]) -> list[SetSamples]:
+    q = _Queue([_start(d, c.shape[0], figures) for d, c in zip(sets, counts, strict=True)])
+    for k, (d, c) in enumerate(zip(sets, counts, strict=True)):
+        per = max(1, BLOCK_ELEMENTS // d.s.size)
+        for lo in range(0, c.shape[0], per):
+            _block(q, k, lo, c[lo:lo + per])
+        if "krcc" in figures:
+            n = c @ np.bincount(d.group, minlength=d.n_groups)
+            q.sets[k].out.samples["krcc"] = np.where(n >= 3, _kendall(d, c), np.nan)
+    q.flush()
+    for st in q.sets:
+        if "plcc" in figures or "rmse" in figures:
+            _finish(st)
+    return [st.out for st in q.sets]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._bootstrap import percentile_test
-from ._engine import SetData, SetSamples, draw_counts, resample_figures
+from ._engine import FIT_LOGISTIC, FIT_NONE, FIT_NOT_CONVERGED, SetData, SetSamples, draw_counts, resample_figures
 from ._fit import FIGURES, LogisticFit, _pair, correlation_figures, krcc, plcc_rmse, srcc
 
 __all__ = ["BootstrapResult", "bootstrap_correlation", "per_type_figures", "per_type_bootstrap",
@@ -24,11 +24,17 @@ __all__ = ["BootstrapResult", "bootstrap_correlation", "per_type_figures", "per_
 class BootstrapResult:
     """Point figures, percentile intervals and the raw resampled figures of one set.
 
-    ``n_not_converged``: resamples whose logistic fit (PLCC/RMSE) did not meet the convergence
-    rule within its iteration budget (they keep their best iterate); ``n_line``: resamples whose
-    PLCC/RMSE use the straight line (too few items, a constant variable, a non-finite fit or one
-    worse than the line); ``n_fitted``: resamples with PLCC/RMSE computed (3 items or more);
-    ``not_converged``: per resample, whether its logistic fit did not converge.
+    How each resample's PLCC/RMSE was obtained is kept in ``fit_outcome`` (one code per resample,
+    explained by :data:`bapps_toolkit.correlation.FIT_OUTCOMES`) and counted:
+
+    * ``n_fitted``: resamples with PLCC/RMSE computed (3 items or more);
+    * ``n_logistic``: of those, resamples whose logistic fit converged and is used;
+    * ``n_not_converged``: resamples whose logistic fit did not meet the convergence rule within
+      its iteration budget (or stopped being finite); their PLCC/RMSE use the straight line, as the
+      point estimate does when ``curve_fit`` does not converge;
+    * ``n_line``: resamples whose PLCC/RMSE use the straight line for any reason (not converged,
+      fewer than 6 items, a constant variable, a logistic worse than the line, or a point estimate
+      that is itself the line).
     """
 
     point: dict[str, float]
@@ -36,10 +42,28 @@ class BootstrapResult:
     high: dict[str, float]
     samples: dict[str, np.ndarray] = field(repr=False)
     n_groups: int = 0
-    n_not_converged: int = 0
-    n_line: int = 0
-    n_fitted: int = 0
-    not_converged: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)
+    fit_outcome: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8), repr=False)
+
+    @property
+    def n_fitted(self) -> int:
+        return int(np.count_nonzero(self.fit_outcome != FIT_NONE))
+
+    @property
+    def n_logistic(self) -> int:
+        return int(np.count_nonzero(self.fit_outcome == FIT_LOGISTIC))
+
+    @property
+    def n_not_converged(self) -> int:
+        return int(np.count_nonzero(self.fit_outcome == FIT_NOT_CONVERGED))
+
+    @property
+    def n_line(self) -> int:
+        return self.n_fitted - self.n_logistic
+
+    @property
+    def not_converged(self) -> np.ndarray:
+        """Per resample: whether its logistic fit did not converge (its PLCC/RMSE use the line)."""
+        return self.fit_outcome == FIT_NOT_CONVERGED
 
 
 def _codes(groups: Any, n: int) -> tuple[np.ndarray, int]:
@@ -69,8 +93,7 @@ def _result(point: dict[str, float], got: SetSamples, n_groups: int, alpha: floa
         fin = v[np.isfinite(v)]
         lo, hi = np.quantile(fin, [alpha / 2, 1 - alpha / 2]) if fin.size else (np.nan, np.nan)
         low[k], high[k] = float(lo), float(hi)
-    return BootstrapResult(point, low, high, got.samples, n_groups, got.n_not_converged, got.n_line, got.n_fitted,
-                           got.not_converged)
+    return BootstrapResult(point, low, high, got.samples, n_groups, got.fit)
 
 
 def _check(n_boot: int, alpha: float, figures: Sequence[str]) -> tuple[str, ...]:
@@ -164,16 +187,18 @@ def paired_correlation_difference(s_a: Any, s_b: Any, y: Any, groups: Any, *, fi
     from one method, :func:`bapps_toolkit._bootstrap.percentile_test` (as
     :func:`bapps_toolkit.scores.paired_bootstrap` does for 2AFC), so ``p < alpha`` exactly when
     the ``1 - alpha`` interval excludes 0. Resamples where the figure is undefined are left out.
-    A PLCC/RMSE difference fits each resample from the two standard starts (no warm start).
+    A PLCC/RMSE difference refits each resample of each metric from that metric's full-sample fit
+    (package doc).
     """
     if figure not in FIGURES:
         raise ValueError(f"figure {figure!r}: use one of {', '.join(FIGURES)}")
     s_a, y = _pair(s_a, y)
     s_b, _ = _pair(s_b, y)
     code, n_groups = _codes(groups, y.size)
-    diff = _point(s_a, y, [figure])[0][figure] - _point(s_b, y, [figure])[0][figure]
+    (pa, fa), (pb, fb) = _point(s_a, y, [figure]), _point(s_b, y, [figure])
     counts = draw_counts(n_groups, n_boot, seed)
-    a, b = resample_figures([SetData(s_a, y, code, n_groups, None), SetData(s_b, y, code, n_groups, None)],
+    a, b = resample_figures([SetData(s_a, y, code, n_groups, fa), SetData(s_b, y, code, n_groups, fb)],
                             [counts, counts], (figure,))
+    diff = pa[figure] - pb[figure]
     lo, hi, p = percentile_test(a.samples[figure] - b.samples[figure], alpha)
     return float(diff), (lo, hi), p

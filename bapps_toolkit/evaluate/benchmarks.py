@@ -130,8 +130,8 @@ def _row(mid: str, metric: Any, bench: str, kind: str, part: str, figure: str, n
 
 @dataclass(frozen=True)
 class FitNote:
-    """Resamples of one set whose logistic fit (PLCC/RMSE) did not converge: ``parts`` lists
-    ``part non-converged/fitted`` for each part (``all``, ``type:…``) that had any."""
+    """Resamples of one set whose logistic fit (PLCC/RMSE) did not converge within its budget:
+    ``parts`` lists ``part non-converged/fitted`` for each part (``all``, ``type:…``) that had any."""
 
     metric: str
     benchmark: str
@@ -139,7 +139,8 @@ class FitNote:
 
     def __str__(self) -> str:
         return (f"{self.benchmark} / {self.metric}: resamples whose logistic fit did not converge "
-                f"(kept at their best iterate, PLCC/RMSE intervals include them): {self.parts}")
+                f"(their PLCC/RMSE use the straight line, as a point estimate does when its fit fails): "
+                f"{self.parts}")
 
 
 def score_correlation_set(cset: Any, mid: str, metric: Any, distances: np.ndarray, *, n_boot: int, seed: int,

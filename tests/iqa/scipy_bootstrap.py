@@ -39,3 +39,38 @@ def reference_samples(s, y, groups, *, n_boot: int, seed: int, warm: bool = True
             out["plcc"][b], out["rmse"][b], used = F.plcc_rmse(si, yi, fit)
             out["sse"][b] = idx.size * out["rmse"][b] ** 2
     return out
+
+
+def compare_samples(new, old: dict[str, np.ndarray]) -> dict[str, float]:
+    """Resample-by-resample comparison of a :class:`~bapps_toolkit.correlation.BootstrapResult`
+    with :func:`reference_samples` on the same resamples.
+
+    ``rank_diff``: largest SRCC/KRCC difference (``nan`` patterns must match). PLCC/RMSE: ``same``
+    counts the resamples where both paths used the same curve (the error agrees to 1e-6 relative)
+    and ``fit_diff`` is their largest PLCC/RMSE difference; the others are sorted into
+    ``scipy_failed`` (the old fit fell back to the line, the new one converged), ``not_converged``
+    (the reverse), ``point_line`` (the point estimate is the line, which the new path then uses for
+    every resample, while the old one refitted) and, where both fitted the logistic and stopped at
+    different points, ``new_lower`` (the new fit found the smaller error: scipy stopped short) and
+    ``new_higher``.
+    """
+    from bapps_toolkit.correlation._engine import FIT_POINT_LINE
+
+    rank = 0.0
+    for f in ("srcc", "krcc"):
+        if not np.array_equal(np.isnan(new.samples[f]), np.isnan(old[f])):
+            rank = np.inf
+        else:
+            rank = max(rank, float(np.nanmax(np.abs(new.samples[f] - old[f]), initial=0.0)))
+    n_items = old["sse"] / np.where(old["rmse"] > 0, old["rmse"] ** 2, np.nan)
+    new_sse = n_items * new.samples["rmse"] ** 2
+    same = np.isclose(new_sse, old["sse"], rtol=1e-6, atol=0) | (np.isnan(new_sse) & np.isnan(old["sse"]))
+    point_line = new.fit_outcome == FIT_POINT_LINE
+    both = ~same & ~point_line & (new.not_converged == old["failed"])
+    diff = np.maximum(np.abs(new.samples["plcc"] - old["plcc"]), np.abs(new.samples["rmse"] - old["rmse"]))
+    return {"rank_diff": rank, "same": int(same.sum()), "fit_diff": float(np.nanmax(diff[same], initial=0.0)),
+            "scipy_failed": int((old["failed"] & ~new.not_converged & ~point_line).sum()),
+            "not_converged": int((new.not_converged & ~old["failed"]).sum()),
+            "point_line": int((point_line & ~same).sum()),
+            "new_lower": int((both & (new_sse < old["sse"])).sum()),
+            "new_higher": int((both & (new_sse > old["sse"])).sum())}
