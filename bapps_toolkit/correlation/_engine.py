@@ -42,7 +42,7 @@ from ._ranks import (
     weighted_spearman,
 )
 from ._rows import Groups, LineStats, Rows, compress, draw_counts, line_stats, varies
-from ._varpro import CONVERGED, FitRule, fit_centred
+from ._varpro import CONVERGED, FitRule, fit_buffer
 
 __all__ = ["SetData", "SetSamples", "draw_counts", "resample_figures", "RULE", "FIT_NONE", "FIT_LOGISTIC",
            "FIT_FEW", "FIT_NOT_CONVERGED", "FIT_WORSE", "FIT_POINT_LINE", "FIT_OUTCOMES"]
@@ -173,9 +173,19 @@ class _Job:
     lam: np.ndarray | None = None
 
 
-def _cat(jobs: list[_Job], name: str, width: int) -> np.ndarray:
-    parts = [getattr(j, name) for j in jobs]
-    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in parts])
+def _batch(jobs: list[_Job]) -> tuple[np.ndarray, np.ndarray]:
+    """The jobs' rows in one ``fit_buffer`` buffer (``zc``, ``yt`` in planes 4, 5) and their weights,
+    padded with weight 0 to the longest row."""
+    width = max(j.zc.shape[1] for j in jobs)
+    size = sum(j.resamples.size for j in jobs)
+    buf, w = np.empty((6, size, width)), np.zeros((size, width))
+    lo = 0
+    for j in jobs:
+        sl, m = slice(lo, lo + j.resamples.size), j.zc.shape[1]
+        buf[4, sl, :m], buf[5, sl, :m], w[sl, :m] = j.zc, j.yt, j.w
+        buf[4:, sl, m:] = 0.0
+        lo = sl.stop
+    return buf, w
 
 
 @dataclass
@@ -201,12 +211,11 @@ class _Queue:
             self._fit(self.tail.pop(key), None)
 
     def _fit(self, jobs: list[_Job], pause: int | None) -> None:
-        width = max(j.zc.shape[1] for j in jobs)
-        zc, yt, w = (_cat(jobs, name, width) for name in ("zc", "yt", "w"))
-        size = sum(j.resamples.size for j in jobs)
+        buf, w = _batch(jobs)
+        size, width = w.shape
         spent = np.concatenate([j.spent if j.spent is not None else np.zeros(j.resamples.size, np.int64) for j in jobs])
         lam = np.concatenate([j.lam if j.lam is not None else np.full(j.resamples.size, RULE.lam0) for j in jobs])
-        got = fit_centred(zc, yt, w, np.concatenate([j.start for j in jobs]), RULE, spent=spent, lam=lam, pause=pause)
+        got = fit_buffer(buf, w, np.concatenate([j.start for j in jobs]), RULE, spent=spent, lam=lam, pause=pause)
         paused = got.paused(RULE) & np.isfinite(got.sse) if pause is not None else np.zeros(size, dtype=bool)
         sse = np.where((got.status == CONVERGED) & np.isfinite(got.sse) & np.isfinite(got.b1), got.sse, np.inf)
         lo = 0
@@ -217,7 +226,8 @@ class _Queue:
             p = np.flatnonzero(paused[sl]) + lo
             if p.size:  # rows of all sets resume together, in classes of a factor 2 in length
                 self.tail.setdefault(int(np.log2(width)), []).append(_Job(
-                    j.set_index, j.resamples[p - lo], zc[p], yt[p], w[p], got.theta[p], got.iterations[p], got.lam[p]))
+                    j.set_index, j.resamples[p - lo], buf[4, p], buf[5, p], w[p], got.theta[p], got.iterations[p],
+                    got.lam[p]))
             lo = sl.stop
 
 

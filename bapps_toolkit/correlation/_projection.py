@@ -1,7 +1,7 @@
 """Error, gradient and Gauss–Newton matrix of the variable-projection logistic fit, for many rows.
 
 The item-wise part of :mod:`._varpro`: at ``theta = (b2, b3 - mean z)`` each row needs the weighted
-sums of ``v = (tanh, sech^2, sech^2 zc)`` (``tanh`` of ``b2 (z - b3) / 2``) against themselves and
+sums of ``v = (tanh, tanh^2, tanh^2 zc)`` (``tanh`` of ``b2 (z - b3) / 2``) against themselves and
 ``1, zc, yt``, after projecting out the weighted line on ``(1, zc)``. They are formed a cache-sized
 sub-block of rows at a time, one ``tanh`` per item, from plain sums — or, for rows where the plain
 sums would cancel (the logistic nearly constant or nearly linear over the data), from residuals
@@ -63,14 +63,16 @@ class State:
 
 
 def _basis(theta: np.ndarray, rows: Rows, sl: slice) -> None:
-    """Write ``v = (tanh, sech^2, sech^2 zc)`` at ``theta`` into planes 0-2 of the rows ``sl``."""
-    tau, sech2, sz, zc = rows.buf[0, sl], rows.buf[1, sl], rows.buf[2, sl], rows.buf[4, sl]
+    """Write ``v = (tanh, tanh^2, tanh^2 zc)`` at ``theta`` into planes 0-2 of the rows ``sl``.
+
+    ``sech^2 = 1 - tanh^2`` and ``sech^2 zc`` differ from ``-tanh^2`` and ``-tanh^2 zc`` by ``1`` and
+    ``zc``, which the projection on ``(1, zc)`` removes: their residuals are the negated ones."""
+    tau, sq, sqz, zc = rows.buf[0, sl], rows.buf[1, sl], rows.buf[2, sl], rows.buf[4, sl]
     np.subtract(zc, theta[sl, 1, None], out=tau)
     tau *= 0.5 * theta[sl, 0, None]
     np.tanh(tau, out=tau)
-    np.multiply(tau, tau, out=sech2)
-    np.subtract(1.0, sech2, out=sech2)
-    np.multiply(sech2, zc, out=sz)
+    np.multiply(tau, tau, out=sq)
+    np.multiply(sq, zc, out=sqz)
 
 
 def _gram(theta: np.ndarray, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +82,7 @@ def _gram(theta: np.ndarray, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
     a, m = rows.w.shape
     gram, kept = np.empty((a, 3, 4)), np.ones(a)
     step = max(1, SUB_ELEMENTS // m)
+    scratch = np.empty((3, min(step, a), m))
     for lo in range(0, a, step):
         sl = slice(lo, min(lo + step, a))
         _basis(theta, rows, sl)
@@ -88,7 +91,8 @@ def _gram(theta: np.ndarray, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
             continue
         if sl.stop > rows.exact:  # a sub-block across the boundary: its exact rows are redone below
             sl = slice(lo, rows.exact)
-        sums = (rows.buf[:3, sl] * rows.w[sl]).transpose(1, 0, 2) @ rows.buf[:, sl].transpose(1, 2, 0)
+        weighted = np.multiply(rows.buf[:3, sl], rows.w[sl], out=scratch[:, :sl.stop - lo])
+        sums = weighted.transpose(1, 0, 2) @ rows.buf[:, sl].transpose(1, 2, 0)
         ones, along = sums[:, :, 3], sums[:, :, 4]
         g = sums[:, :, :3] - ones[:, :, None] * ones[:, None, :] / rows.n[sl, None, None]
         g -= along[:, :, None] * along[:, None, :] / rows.szz[sl, None, None]
@@ -127,10 +131,11 @@ def state(theta: np.ndarray, rows: Rows) -> State:
     with np.errstate(divide="ignore", invalid="ignore"):
         b1 = uy / uu
     sse = rows.line_sse - uy * b1
-    # d u / d b2 = (sech2 zc - c3 sech2) / 4 and d u / d b3 = -b2 sech2 / 4: project on (sech2, sech2 zc)
+    # d u / d b2 = (sech2 zc - c3 sech2) / 4 and d u / d b3 = -b2 sech2 / 4: project on (sech2, sech2 zc),
+    # whose residuals are those of -tanh^2 and -tanh^2 zc
     c3, b2 = theta[:, 1], theta[:, 0]
-    e_u, f_u = proj[:, 1, 0] / 2, proj[:, 2, 0] / 2  # <sech2~, u~>, <(sech2 zc)~, u~>
-    e_y, f_y = proj[:, 1, 3], proj[:, 2, 3]
+    e_u, f_u = -proj[:, 1, 0] / 2, -proj[:, 2, 0] / 2  # <sech2~, u~>, <(sech2 zc)~, u~>
+    e_y, f_y = -proj[:, 1, 3], -proj[:, 2, 3]
     ee, ef, ff = proj[:, 1, 1], proj[:, 1, 2], proj[:, 2, 2]
     du = np.stack([f_u - c3 * e_u, -b2 * e_u], axis=1) / 4
     dy = np.stack([f_y - c3 * e_y, -b2 * e_y], axis=1) / 4

@@ -11,7 +11,7 @@ in closed form: with ``~`` the residual after the weighted line on ``(1, z)``,
 ``b1 = <u~, y~> / <u~, u~>`` and the error is ``E(theta) = E_line - <u~, y~>^2 / <u~, u~>``.
 Levenberg–Marquardt (Marquardt's scaling, Nielsen's damping update) runs on ``theta`` alone, for
 every row at once; ``E``, its exact gradient and the Gauss–Newton matrix come from the weighted
-sums of ``v = (tanh, sech^2, sech^2 z)`` against themselves and ``1, z, y`` — one ``tanh`` per
+sums of ``tanh, tanh^2, tanh^2 z`` against themselves and ``1, z, y`` — one ``tanh`` per
 item and evaluation. The minimiser is that of the full 5-parameter problem (the linear parameters
 are optimal for every ``theta``).
 
@@ -41,7 +41,7 @@ import numpy as np
 from ._projection import EXACT_BELOW, Rows, State, state
 
 __all__ = ["CONVERGED", "NOT_CONVERGED", "NON_FINITE", "FitRule", "RowFits", "CentredFits", "fit_rows",
-           "fit_centred"]
+           "fit_centred", "fit_buffer"]
 
 CONVERGED, NOT_CONVERGED, NON_FINITE = 0, 1, 2
 #: The rows still iterating are copied into a smaller batch when they fall below this share of it,
@@ -229,13 +229,21 @@ def fit_centred(zc: np.ndarray, yt: np.ndarray, w: np.ndarray, theta0: np.ndarra
     Returns:
         :class:`CentredFits`; ``sse`` is the error the iteration computed (exact sums where needed).
     """
-    w = np.ascontiguousarray(w, dtype=np.float64)
-    n = w.sum(1)
     buf = np.empty((6,) + zc.shape)
-    buf[3], buf[4], buf[5] = 1.0, zc, yt
-    szz = np.einsum("am,am->a", w * zc, zc)
-    line_sse = np.einsum("am,am->a", w * yt, yt)
-    rows = Rows(w, buf, n, szz, line_sse, zc.shape[0])
+    buf[4], buf[5] = zc, yt
+    return fit_buffer(buf, w, theta0, rule, spent=spent, lam=lam, pause=pause)
+
+
+def fit_buffer(buf: np.ndarray, w: np.ndarray, theta0: np.ndarray, rule: FitRule = FitRule(), *,
+               spent: np.ndarray | None = None, lam: np.ndarray | None = None, pause: int | None = None
+               ) -> CentredFits:
+    """:func:`fit_centred` with ``zc`` and ``yt`` already in planes 4 and 5 of ``buf`` ``[6, R, m]``
+    (planes 0-3 are overwritten, 4 and 5 kept)."""
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    buf[3] = 1.0
+    szz = np.einsum("am,am->a", w * buf[4], buf[4])
+    line_sse = np.einsum("am,am->a", w * buf[5], buf[5])
+    rows = Rows(w, buf, w.sum(1), szz, line_sse, buf.shape[1])
     theta = np.array(theta0, dtype=np.float64).reshape(-1, 2)
     spent = np.zeros(theta.shape[0], dtype=np.int64) if spent is None else np.asarray(spent, dtype=np.int64)
     lam = np.full(theta.shape[0], rule.lam0) if lam is None else np.asarray(lam, dtype=np.float64)
