@@ -81,7 +81,7 @@ MAX_TAU_CELLS = 1 << 25
 @dataclass(frozen=True)
 class SetData:
     """One set: predictions ``s``, scores ``y``, group codes ``group`` in ``[0, n_groups)`` and the
-    full-sample fit to start from (``None`` or a straight line: the two standard starts)."""
+    full-sample fit to start from (``None`` or a straight line: every resample uses the line)."""
 
     s: np.ndarray
     y: np.ndarray
@@ -265,10 +265,10 @@ def _block(q: _Queue, k: int, lo: int, counts: np.ndarray) -> None:
             return
         sel = np.flatnonzero(fit)
         if sel.size:  # rows of similar length together, each group cut to its longest row
-            widths = rows.widths()[sel]
-            sel = sel[np.argsort(widths, kind="stable")]
+            widths = rows.widths()
+            sel = sel[np.argsort(widths[sel], kind="stable")]
             for part in np.array_split(sel, max(1, sel.size // CHUNK_ROWS)):
-                width = int(widths.max(initial=1)) if part.size == 0 else int(rows.widths()[part].max())
+                width = int(widths[part].max())
                 _queue_fits(q, k, b[part], rows.take(part, width), line.take(part, width))
 
 

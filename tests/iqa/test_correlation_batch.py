@@ -278,3 +278,16 @@ def test_non_converged_count_reaches_the_reports():
     assert "did not converge" in cross_markdown(res) and "type:blur 7/1000" in cross_markdown(res)
     assert "straight line" in cross_markdown(res)
     assert "all 3/1000" in per_type_markdown(res, "kadid10k")
+
+
+def test_paired_plcc_difference_is_the_difference_of_the_two_bootstraps():
+    """Both metrics see the same resamples, each refitted from its own full-sample fit."""
+    from bapps_toolkit._bootstrap import percentile_test
+
+    s, y, ref, _ = _kadid_like(n_ref=15)
+    worse = s + np.random.default_rng(1).normal(0, 4, s.size)
+    diff, (lo, hi), p = C.paired_correlation_difference(s, worse, y, ref, figure="plcc", n_boot=60, seed=8)
+    a = C.bootstrap_correlation(s, y, ref, n_boot=60, seed=8, figures=("plcc",))
+    b = C.bootstrap_correlation(worse, y, ref, n_boot=60, seed=8, figures=("plcc",))
+    assert diff == a.point["plcc"] - b.point["plcc"]
+    assert (lo, hi, p) == percentile_test(a.samples["plcc"] - b.samples["plcc"], 0.05)
