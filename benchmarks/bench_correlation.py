@@ -152,9 +152,9 @@ def main() -> int:
     results = [new] + [r for _, r in per.values()]
     print(f"fit rule: {_engine.RULE}; outcomes overall: {_outcomes([new])}")
     print(f"outcomes per type (all types): {_outcomes([r for _, r in per.values()])}")
-    print("non-converged per part: " + ", ".join(f"{n} {r.n_not_converged}/{r.n_fitted}" for n, r in
-                                                  [("overall", new)] + [(n, per[n][1]) for n in sorted(per)]
-                                                  if r.n_not_converged) or "none")
+    parts = [("overall", new)] + [(n, per[n][1]) for n in sorted(per)]
+    print("non-converged per part: " + (", ".join(f"{n} {r.n_not_converged}/{r.n_fitted}" for n, r in parts
+                                                   if r.n_not_converged) or "none"))
     _agreement(new, per, old, olds, a.old_boot, a.old_boot_type)
     if a.old_boot_type == a.n_boot:
         _intervals(per, olds, a.n_boot)

@@ -42,7 +42,7 @@ from ._ranks import (
     weighted_spearman,
 )
 from ._rows import Groups, LineStats, Rows, compress, draw_counts, line_stats, varies
-from ._varpro import CONVERGED, FitRule, fit_buffer
+from ._varpro import CONVERGED, FitRule, curvature, fit_buffer
 
 __all__ = ["SetData", "SetSamples", "draw_counts", "resample_figures", "RULE", "FIT_NONE", "FIT_LOGISTIC",
            "FIT_FEW", "FIT_NOT_CONVERGED", "FIT_WORSE", "FIT_POINT_LINE", "FIT_OUTCOMES"]
@@ -105,7 +105,7 @@ class _Set:
     data: SetData
     groups: Groups
     tables: tuple[np.ndarray, np.ndarray] | SpearmanForms | None
-    warm: tuple[float, float, np.ndarray] | None
+    warm: tuple[float, float, np.ndarray, np.ndarray] | None
     out: SetSamples
     stats: np.ndarray = field(init=False)
     best: np.ndarray = field(init=False)
@@ -125,7 +125,10 @@ def _start(d: SetData, b: int, figures: tuple[str, ...]) -> _Set:
     warm = None
     if d.warm is not None and d.warm.method == "logistic":
         mu, sd = d.warm.z_scale
-        warm = (float(mu), float(sd), np.array(d.warm.z_params[1:3], dtype=np.float64))
+        theta = np.array(d.warm.z_params[1:3], dtype=np.float64)
+        line = line_stats(d.s[None], d.y[None], np.ones((1, d.s.size)))
+        at = theta - [0.0, (line.s_mean[0] - mu) / sd]
+        warm = (float(mu), float(sd), theta, curvature(line.sc[0] / sd, line.res[0], at))
     out = SetSamples({f: np.full(b, np.nan) for f in figures}, np.full(b, FIT_NONE, dtype=np.int8))
     return _Set(d, Groups.of(d.group, d.n_groups), tables, warm, out)
 
@@ -171,6 +174,7 @@ class _Job:
     start: np.ndarray
     spent: np.ndarray | None = None
     lam: np.ndarray | None = None
+    corr: np.ndarray | None = None
 
 
 def _batch(jobs: list[_Job]) -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +219,9 @@ class _Queue:
         size, width = w.shape
         spent = np.concatenate([j.spent if j.spent is not None else np.zeros(j.resamples.size, np.int64) for j in jobs])
         lam = np.concatenate([j.lam if j.lam is not None else np.full(j.resamples.size, RULE.lam0) for j in jobs])
-        got = fit_buffer(buf, w, np.concatenate([j.start for j in jobs]), RULE, spent=spent, lam=lam, pause=pause)
+        corr = np.concatenate([j.corr if j.corr is not None else np.zeros((j.resamples.size, 2, 2)) for j in jobs])
+        got = fit_buffer(buf, w, np.concatenate([j.start for j in jobs]), RULE, spent=spent, lam=lam, pause=pause,
+                         corr=corr)
         paused = got.paused(RULE) & np.isfinite(got.sse) if pause is not None else np.zeros(size, dtype=bool)
         sse = np.where((got.status == CONVERGED) & np.isfinite(got.sse) & np.isfinite(got.b1), got.sse, np.inf)
         lo = 0
@@ -236,9 +242,9 @@ def _queue_fits(q: _Queue, k: int, b: np.ndarray, rows: Rows, line: LineStats) -
     standardised units (``z = (s - mu) / sd``; ``theta``'s ``b3`` is taken relative to the mean)."""
     st = q.sets[k]
     assert st.warm is not None
-    mu, sd, theta = st.warm
+    mu, sd, theta, corr = st.warm
     start = np.stack([np.full(b.size, theta[0]), theta[1] - (line.s_mean - mu) / sd], axis=1)
-    q.add(_Job(k, b, line.sc / sd, line.res, rows.w, start))
+    q.add(_Job(k, b, line.sc / sd, line.res, rows.w, start, corr=np.broadcast_to(corr, (b.size, 2, 2))))
 
 
 def _block(q: _Queue, k: int, lo: int, counts: np.ndarray) -> None:

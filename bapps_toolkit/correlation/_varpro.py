@@ -10,10 +10,13 @@ enter linearly, so for fixed ``theta = (b2, b3)`` they are the weighted least-sq
 in closed form: with ``~`` the residual after the weighted line on ``(1, z)``,
 ``b1 = <u~, y~> / <u~, u~>`` and the error is ``E(theta) = E_line - <u~, y~>^2 / <u~, u~>``.
 Levenberg–Marquardt (Marquardt's scaling, Nielsen's damping update) runs on ``theta`` alone, for
-every row at once; ``E``, its exact gradient and the Gauss–Newton matrix come from the weighted
-sums of ``tanh, tanh^2, tanh^2 z`` against themselves and ``1, z, y`` — one ``tanh`` per
-item and evaluation. The minimiser is that of the full 5-parameter problem (the linear parameters
-are optimal for every ``theta``).
+every row at once, its Gauss–Newton matrix corrected by a structured secant update (the residuals'
+curvature, which Gauss–Newton leaves out, learnt from the steps taken: Dennis, Gay & Welsch's
+NL2SOL idea) wherever the corrected matrix stays positive definite. ``E``, its exact gradient and
+the Gauss–Newton matrix come from the weighted sums of ``tanh, tanh^2, tanh^2 z`` against
+themselves and ``1, z, y`` — one ``tanh`` per item and evaluation (:mod:`._projection`). The
+minimiser is that of the full 5-parameter problem (the linear parameters are optimal for every
+``theta``).
 
 **Precision.** Plain sums cancel when ``u`` is nearly constant or nearly linear in ``z`` (the
 logistic turning into an exponential or a cubic, ``b1`` growing without bound). A row whose
@@ -23,8 +26,8 @@ with residuals formed item by item on both sides of every sum, which keeps ``E``
 **Outcome of a row** (the same test for every row, at the tolerances of MINPACK's ``lmder`` as
 ``scipy.optimize.curve_fit`` uses them):
 
-* :data:`CONVERGED` — the reduction of ``E`` that the undamped Gauss–Newton step predicts is at
-  most ``ftol`` relative to ``E`` (then no step is taken), or, after a step, the actual and the
+* :data:`CONVERGED` — the reduction of ``E`` that the undamped model step predicts is at most
+  ``ftol`` relative to ``E`` (then no step is taken), or, after a step, the actual and the
   predicted relative reductions of ``E`` are both at most ``ftol`` (and their ratio at most 2), or
   the step is at most ``xtol`` relative to ``theta``, or the gradient vanishes;
 * :data:`NOT_CONVERGED` — none of these within ``max_iter`` steps;
@@ -41,7 +44,7 @@ import numpy as np
 from ._projection import EXACT_BELOW, Rows, State, state
 
 __all__ = ["CONVERGED", "NOT_CONVERGED", "NON_FINITE", "FitRule", "RowFits", "CentredFits", "fit_rows",
-           "fit_centred", "fit_buffer"]
+           "fit_centred", "fit_buffer", "curvature"]
 
 CONVERGED, NOT_CONVERGED, NON_FINITE = 0, 1, 2
 #: The rows still iterating are copied into a smaller batch when they fall below this share of it,
@@ -105,29 +108,53 @@ class RowFits:
     iterations: np.ndarray
 
 
-def _step(st: State, lam: np.ndarray) -> np.ndarray:
-    """The damped Gauss–Newton step ``-(N + lam diag N)^-1 g`` of every row (2 x 2, closed form)."""
+def _model(st: State, corr: np.ndarray) -> np.ndarray:
+    """The model matrix ``N + S`` of each row (``S``: the secant correction), or ``N`` where that is
+    not positive definite."""
+    m = st.normal + corr
+    pd = (m[:, 0, 0] > 0) & (m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0] > 0)
+    return np.where(pd[:, None, None], m, st.normal)
+
+
+def _solve(m: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``m^-1 g`` for symmetric 2 x 2 ``m`` (``nan`` where singular)."""
+    det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.stack([(m[:, 1, 1] * g[:, 0] - m[:, 0, 1] * g[:, 1]) / det,
+                         (m[:, 0, 0] * g[:, 1] - m[:, 1, 0] * g[:, 0]) / det], axis=1)
+
+
+def _step(st: State, model: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """The damped step ``-(M + lam diag N)^-1 g`` of every row (Marquardt's scaling by ``N``)."""
     d = np.diagonal(st.normal, axis1=1, axis2=2)
     d = np.maximum(d, 1e-12 * d.max(axis=1, keepdims=True) + 1e-300)
-    a = st.normal[:, 0, 0] + lam * d[:, 0]
-    c = st.normal[:, 1, 1] + lam * d[:, 1]
-    b = st.normal[:, 0, 1]
-    det = a * c - b * b
-    with np.errstate(divide="ignore", invalid="ignore"):
-        step = np.stack([-(c * st.grad[:, 0] - b * st.grad[:, 1]) / det,
-                         -(a * st.grad[:, 1] - b * st.grad[:, 0]) / det], axis=1)
+    damped = model.copy()
+    damped[:, 0, 0] += lam * d[:, 0]
+    damped[:, 1, 1] += lam * d[:, 1]
+    step = -_solve(damped, st.grad)
     return np.where(np.isfinite(step), step, 0.0)
 
 
-def _newton_decrement(st: State) -> np.ndarray:
-    """``g' N^-1 g``: the reduction of the error the undamped Gauss–Newton step predicts (``inf``
-    where ``N`` is singular)."""
-    a, b, c = st.normal[:, 0, 0], st.normal[:, 0, 1], st.normal[:, 1, 1]
-    g0, g1 = st.grad[:, 0], st.grad[:, 1]
-    det = a * c - b * b
+def _newton_decrement(st: State, model: np.ndarray) -> np.ndarray:
+    """``g' M^-1 g``: the reduction of the error the undamped model step predicts (``inf`` where
+    ``M`` is singular)."""
+    dec = np.einsum("ak,ak->a", st.grad, _solve(model, st.grad))
+    return np.where(np.isfinite(dec) & (dec >= 0), dec, np.inf)
+
+
+def _secant(corr: np.ndarray, st: State, trial: State, delta: np.ndarray, ok: np.ndarray) -> None:
+    """Symmetric rank-one update of the correction ``S`` of the accepted rows, so that
+    ``(N_new + S) delta`` matches the change of the gradient (the structured secant condition of
+    Dennis, Gay & Welsch 1981): the Gauss–Newton matrix leaves out the residuals' curvature, which
+    slows it on problems whose error stays large (noisy scores)."""
+    y_sharp = trial.grad - st.grad - np.einsum("akl,al->ak", trial.normal, delta)
+    r = y_sharp - np.einsum("akl,al->ak", corr, delta)
+    den = np.einsum("ak,ak->a", r, delta)
+    use = ok & (np.abs(den) > 1e-8 * np.linalg.norm(r, axis=1) * np.linalg.norm(delta, axis=1))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        dec = (c * g0 * g0 - 2 * b * g0 * g1 + a * g1 * g1) / det
-    return np.where((det > 0) & np.isfinite(dec), dec, np.inf)
+        upd = r[:, :, None] * r[:, None, :] / den[:, None, None]
+    use &= np.all(np.isfinite(upd), axis=(1, 2))
+    corr[use] += upd[use]
 
 
 def _tests(st: State, trial: State, delta: np.ndarray, pred: np.ndarray, rule: FitRule
@@ -160,6 +187,7 @@ class _Loop:
     lam: np.ndarray
     nu: np.ndarray
     live: np.ndarray
+    corr: np.ndarray
 
     def compact(self) -> None:
         """Keep the live rows, the ones summed exactly last (they stay that way)."""
@@ -167,19 +195,21 @@ class _Loop:
         plain, tail = np.flatnonzero(self.live & ~exact), np.flatnonzero(self.live & exact)
         keep = np.concatenate([plain, tail])
         self.idx, self.st, self.lam, self.nu = self.idx[keep], self.st.take(keep), self.lam[keep], self.nu[keep]
+        self.corr = self.corr[keep]
         self.rows = self.rows.take(keep, plain.size)
         self.live = np.ones(keep.size, dtype=bool)
 
 
-def _iterate(rows: Rows, st: State, rule: FitRule, spent: np.ndarray, lam: np.ndarray, pause: int | None
-             ) -> CentredFits:
+def _iterate(rows: Rows, st: State, rule: FitRule, spent: np.ndarray, lam: np.ndarray, pause: int | None,
+             corr: np.ndarray) -> CentredFits:
     """Run the rule on every row (module doc), for at most ``pause`` steps."""
     total = st.sse.size
     out = CentredFits(st.theta.copy(), st.b1.copy(), st.sse.copy(), np.full(total, NOT_CONVERGED, dtype=np.int8),
                       spent.copy(), lam.copy())
     live = np.isfinite(st.sse) & np.isfinite(st.b1)
     out.status[~live] = NON_FINITE
-    loop = _Loop(np.arange(total), rows, st, lam.copy(), np.full(total, 2.0), live & (spent < rule.max_iter))
+    loop = _Loop(np.arange(total), rows, st, lam.copy(), np.full(total, 2.0), live & (spent < rule.max_iter),
+                 corr.copy())
     for _ in range(rule.max_iter if pause is None else pause):
         moved = np.count_nonzero(loop.st.kept[:loop.rows.exact] < EXACT_BELOW)
         if loop.live.mean() < COMPACT_BELOW or moved > COMPACT_EXACT * loop.rows.exact:
@@ -189,19 +219,19 @@ def _iterate(rows: Rows, st: State, rule: FitRule, spent: np.ndarray, lam: np.nd
         if loop.idx.size == 0:
             break
         st, live = loop.st, loop.live
-        flat = live & (_newton_decrement(st) <= rule.ftol * st.sse)
+        model = _model(st, loop.corr)
+        flat = live & (_newton_decrement(st, model) <= rule.ftol * st.sse)
         out.status[loop.idx[flat]] = CONVERGED
         live &= ~flat & (out.iterations[loop.idx] < rule.max_iter)
         if not live.any():
             continue
-        delta = np.where(live[:, None], _step(st, loop.lam), 0.0)
+        delta = np.where(live[:, None], _step(st, model, loop.lam), 0.0)
         trial = state(st.theta + delta, loop.rows)
-        g, nrm = st.grad, st.normal
-        pred = -(2 * (delta[:, 0] * g[:, 0] + delta[:, 1] * g[:, 1]) + delta[:, 0] ** 2 * nrm[:, 0, 0]
-                 + 2 * delta[:, 0] * delta[:, 1] * nrm[:, 0, 1] + delta[:, 1] ** 2 * nrm[:, 1, 1])
+        pred = -(2 * np.einsum("ak,ak->a", delta, st.grad) + np.einsum("ak,akl,al->a", delta, model, delta))
         ok, done = _tests(st, trial, delta, pred, rule)
         ok &= live
         loop.lam, loop.nu = _lm_update(st, trial, pred, ok, loop.lam, loop.nu)
+        _secant(loop.corr, st, trial, delta, ok)
         st.put(ok, trial)
         out.iterations[loop.idx[live]] += 1
         out.status[loop.idx[live & done]] = CONVERGED
@@ -212,8 +242,8 @@ def _iterate(rows: Rows, st: State, rule: FitRule, spent: np.ndarray, lam: np.nd
 
 
 def fit_centred(zc: np.ndarray, yt: np.ndarray, w: np.ndarray, theta0: np.ndarray, rule: FitRule = FitRule(), *,
-                spent: np.ndarray | None = None, lam: np.ndarray | None = None, pause: int | None = None
-                ) -> CentredFits:
+                spent: np.ndarray | None = None, lam: np.ndarray | None = None, pause: int | None = None,
+                corr: np.ndarray | None = None) -> CentredFits:
     """Fit the logistic to rows already reduced to the residuals of their weighted line.
 
     Args:
@@ -225,18 +255,19 @@ def fit_centred(zc: np.ndarray, yt: np.ndarray, w: np.ndarray, theta0: np.ndarra
         spent: steps each row has already taken (a resumed row keeps its budget); default 0.
         lam: each row's damping to start from; default ``rule.lam0``.
         pause: stop after this many steps; rows still iterating are :meth:`CentredFits.paused`.
+        corr: ``[R, 2, 2]`` starting secant correction of each row (:func:`curvature`); default 0.
 
     Returns:
         :class:`CentredFits`; ``sse`` is the error the iteration computed (exact sums where needed).
     """
     buf = np.empty((6,) + zc.shape)
     buf[4], buf[5] = zc, yt
-    return fit_buffer(buf, w, theta0, rule, spent=spent, lam=lam, pause=pause)
+    return fit_buffer(buf, w, theta0, rule, spent=spent, lam=lam, pause=pause, corr=corr)
 
 
 def fit_buffer(buf: np.ndarray, w: np.ndarray, theta0: np.ndarray, rule: FitRule = FitRule(), *,
-               spent: np.ndarray | None = None, lam: np.ndarray | None = None, pause: int | None = None
-               ) -> CentredFits:
+               spent: np.ndarray | None = None, lam: np.ndarray | None = None, pause: int | None = None,
+               corr: np.ndarray | None = None) -> CentredFits:
     """:func:`fit_centred` with ``zc`` and ``yt`` already in planes 4 and 5 of ``buf`` ``[6, R, m]``
     (planes 0-3 are overwritten, 4 and 5 kept)."""
     w = np.ascontiguousarray(w, dtype=np.float64)
@@ -247,7 +278,25 @@ def fit_buffer(buf: np.ndarray, w: np.ndarray, theta0: np.ndarray, rule: FitRule
     theta = np.array(theta0, dtype=np.float64).reshape(-1, 2)
     spent = np.zeros(theta.shape[0], dtype=np.int64) if spent is None else np.asarray(spent, dtype=np.int64)
     lam = np.full(theta.shape[0], rule.lam0) if lam is None else np.asarray(lam, dtype=np.float64)
-    return _iterate(rows, state(theta, rows), rule, spent, lam, pause)
+    corr = np.zeros((theta.shape[0], 2, 2)) if corr is None else np.asarray(corr, dtype=np.float64)
+    return _iterate(rows, state(theta, rows), rule, spent, lam, pause, corr)
+
+
+def curvature(zc: np.ndarray, yt: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """The secant correction ``S`` ``[2, 2]`` at ``theta`` of one unweighted centred row, by central
+    differences of the exact gradient: the residuals' curvature that the Gauss–Newton matrix leaves
+    out. Resamples of the same set, started at ``theta``, begin with it (``nan`` entries: 0)."""
+    theta = np.asarray(theta, dtype=np.float64)
+    h = 1e-4 * (1.0 + np.abs(theta))
+    at = np.stack([theta, theta + [h[0], 0], theta - [h[0], 0], theta + [0, h[1]], theta - [0, h[1]]])
+    buf = np.empty((6, 5, zc.size))
+    buf[3], buf[4], buf[5] = 1.0, zc, yt
+    w = np.ones((5, zc.size))
+    st = state(at, Rows(w, buf, w.sum(1), np.einsum("am,am->a", w * buf[4], buf[4]),
+                        np.einsum("am,am->a", w * buf[5], buf[5]), 5))
+    hess = np.stack([(st.grad[1] - st.grad[2]) / (2 * h[0]), (st.grad[3] - st.grad[4]) / (2 * h[1])], axis=1)
+    corr = (hess + hess.T) / 2 - st.normal[0]
+    return np.where(np.isfinite(corr), corr, 0.0)
 
 
 def fit_rows(z: np.ndarray, y: np.ndarray, w: np.ndarray, theta0: np.ndarray, rule: FitRule = FitRule()) -> RowFits:
