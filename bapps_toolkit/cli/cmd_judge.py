@@ -59,6 +59,13 @@ def register(subparsers) -> argparse.ArgumentParser:
                    "addresses admit only raters added with add-rater)")
     s.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     s.add_argument("--threads", type=int, default=8, help="server threads (default 8)")
+    s.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+                   help="a further host name raters' browsers reach the server by (a proxy's public name; "
+                        "repeatable); without PORT any port. Requests whose Host or Origin names another "
+                        "host are refused (default: only the bound address and, on loopback, localhost)")
+    s.add_argument("--new-raters-per-minute", type=int, default=60, metavar="N",
+                   help="record at most N new raters (without a token) per minute; others are asked to "
+                        "retry (default 60, 0 = no cap)")
     _study_options(s)
     s.set_defaults(func=run_serve)
     a = sub.add_parser("add-rater", help="register a rater and print their token",
@@ -91,12 +98,14 @@ def run_create(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     from ..judge.app import serve
+    from ..judge.transport import served_port
 
     def ready(server) -> None:
-        print(f"bapps judge: serving {args.db} on http://{args.host}:{server.effective_port}/?rater=ID", flush=True)
+        print(f"bapps judge: serving {args.db} on http://{args.host}:{served_port(server)}/?rater=ID", flush=True)
 
     serve(args.db, args.set, host=args.host, port=args.port, threads=args.threads, on_ready=ready,
-          settings=_settings(args))
+          settings=_settings(args), allowed_hosts=args.allowed_host,
+          new_raters_per_minute=args.new_raters_per_minute)
     return 0
 
 

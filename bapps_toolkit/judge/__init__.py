@@ -2,14 +2,17 @@
 
 * :mod:`.items` — read an unjudged SET (folders, ``.h5``, CSV manifest); sentinel trials.
 * :mod:`.store` — the SQLite (WAL) study database: items, raters, assignments, answers.
+* :mod:`.refusals` — why a request is refused (typed errors; the app maps them to HTTP statuses).
+* :mod:`.guard` — which hosts and origins may use the server.
 * :mod:`.app` — the Flask app and its waitress server (optional extra ``judge``).
 * :mod:`.export` — export to the BAPPS layout or a CSV manifest; status report.
 """
 from .export import export, status_text, tally
 from .items import Item, read_items
-from .store import RequestError, add_rater, create_study, open_study
+from .refusals import Refused, StudyUnavailable
+from .store import add_rater, create_study, open_study
 
-__all__ = ["Item", "read_items", "create_study", "open_study", "add_rater", "RequestError",
+__all__ = ["Item", "read_items", "create_study", "open_study", "add_rater", "Refused", "StudyUnavailable",
            "export", "status_text", "tally", "create_from_set"]
 
 

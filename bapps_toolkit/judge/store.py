@@ -24,32 +24,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypedDict, Union
 
-from ..errors import BappsError, DataError
+from ..errors import DataError
+from .answers import AnswerPost, item_id, short, side_answer, timings_json
+from .db import BUSY_TIMEOUT_S, CANNOT_OPEN, connect, db_errors, log, transaction
 from .items import Item, make_sentinels
+from .refusals import AlreadyAnswered, InvalidRequest, NotAllowed, NotFound, StudyUnavailable, TooManyNewRaters
+from .settings import DEFAULTS, validate_config
+
+__all__ = ["DEFAULTS", "validate_config", "create_study", "open_study", "load_config", "add_rater", "valid_rater",
+           "check_rater", "next_trial", "record_answer", "image_png", "swapped_for", "Progress", "Trial", "Ack"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-RATER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-DEFAULTS: dict[str, Any] = {
-    "judgments_per_item": 5, "items_per_rater": 0, "sentinel_share": 0.1, "seed": 0,
-    "break_every": 50, "display_px": 256, "scaling": "nearest", "reassign_after_s": 900,
-    "jnd_ref_ms": 1000, "jnd_blank_ms": 250, "jnd_dist_ms": 1000,
-    "instructions": ("2AFC: which of the two images (left or right) is more similar to the middle "
-                     "reference? Keys: A or Left arrow = left, L or Right arrow = right.\n"
-                     "JND: an image is shown for a second, then a blank, then a second image. "
-                     "Were they the same? Keys: S = same, D = different."),
-}
+RATER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+RATER_RULE = "1-64 letters, digits, '_', '.', '-'"
+MAX_TOKEN_CHARS = 256
+ROLES = ("ref", "p0", "p1")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,51 +66,28 @@ CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY, rater TEXT NOT NULL 
 """
 
 
-class RequestError(BappsError):
-    """A request the study refuses; ``status`` is the HTTP status to answer with."""
+class Progress(TypedDict):
+    """How far a rater is: ``answered`` of ``total`` assigned trials; ``done`` when all are."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def connect(db: PathLike) -> sqlite3.Connection:
-    con = sqlite3.connect(str(db), timeout=30.0, isolation_level=None, check_same_thread=False)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
-    con.execute("PRAGMA foreign_keys=ON")
-    return con
+    done: bool
+    answered: int
+    total: int
 
 
-@contextmanager
-def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        yield con
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
+class Trial(Progress, total=False):
+    """The rater's next trial (absent when ``done``): item id, kind and left/right swap."""
+
+    item: int
+    kind: str
+    swapped: int
 
 
-def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(cfg) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown study settings: {', '.join(sorted(unknown))}")
-    out = {**DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
-    for k in ("judgments_per_item", "break_every", "display_px", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms"):
-        if not isinstance(out[k], int) or out[k] < 1:
-            raise ValueError(f"{k} must be a positive integer, got {out[k]!r}")
-    if not isinstance(out["items_per_rater"], int) or out["items_per_rater"] < 0:
-        raise ValueError(f"items_per_rater must be >= 0 (0 = every item), got {out['items_per_rater']!r}")
-    if not 0.0 <= float(out["sentinel_share"]) < 0.5:
-        raise ValueError(f"sentinel_share must be in [0, 0.5), got {out['sentinel_share']!r}")
-    r = out["reassign_after_s"]
-    if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1e9:
-        raise ValueError(f"reassign_after_s must be seconds >= 0 (0 = never reassign), got {r!r}")
-    if out["scaling"] not in ("nearest", "bilinear"):
-        raise ValueError(f"scaling must be 'nearest' or 'bilinear', got {out['scaling']!r}")
-    return out
+class Ack(TypedDict):
+    """An answer committed to the database."""
+
+    stored: bool
+    item: int
+    answer: int
 
 
 def create_study(db: PathLike, items: list[Item], **settings: Any) -> Path:
@@ -140,11 +116,16 @@ def create_study(db: PathLike, items: list[Item], **settings: Any) -> Path:
     return path
 
 
-def open_study(db: PathLike) -> sqlite3.Connection:
+def open_study(db: PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
+    """A connection to the study database ``db``, checked to be one.
+
+    Raises:
+        DataError: ``db`` is missing or not a study database (names it).
+    """
     path = Path(db)
     if not path.is_file():
         raise DataError(f"study database {path} does not exist (create it from a SET first)")
-    con = connect(path)
+    con = connect(path, busy_timeout_s)
     try:
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
@@ -160,6 +141,19 @@ def open_study(db: PathLike) -> sqlite3.Connection:
     return con
 
 
+def serving_connection(db: PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
+    """:func:`open_study` for the web app, whose refusals are shown to raters.
+
+    Raises:
+        StudyUnavailable: the database cannot be opened now (the detail, with its path, is logged).
+    """
+    try:
+        return db_errors(open_study)(db, busy_timeout_s)
+    except DataError as exc:
+        log.warning("study database unavailable: %s", exc)
+        raise StudyUnavailable(CANNOT_OPEN, "io") from None
+
+
 def load_config(con: sqlite3.Connection) -> dict[str, Any]:
     """The study's settings; a setting added after the study was made takes its default."""
     return {**DEFAULTS, **{k: json.loads(v) for k, v in con.execute("SELECT name, value FROM config")}}
@@ -170,9 +164,13 @@ def _token_hash(token: str) -> str:
 
 
 def add_rater(db: PathLike, rater: str) -> str:
-    """Register ``rater`` with a fresh random token (returned once, stored hashed)."""
-    if not RATER_RE.match(rater):
-        raise ValueError(f"rater id {rater!r}: use 1-64 letters, digits, '_', '.', '-'")
+    """Register ``rater`` with a fresh random token (returned once, stored hashed).
+
+    Raises:
+        ValueError: ``rater`` is not a valid rater id.
+    """
+    if not valid_rater(rater):
+        raise ValueError(f"rater id {rater!r}: use {RATER_RULE}")
     token = secrets.token_urlsafe(24)
     con = open_study(db)
     try:
@@ -187,24 +185,37 @@ def add_rater(db: PathLike, rater: str) -> str:
     return token
 
 
-def check_rater(con: sqlite3.Connection, rater: Any, token: Any, require_token: bool) -> str:
-    """The rater id if the request may act as that rater; RequestError otherwise.
+def valid_rater(rater: object) -> bool:
+    """Whether ``rater`` is a rater id: the whole string is 1-64 of ``A-Z a-z 0-9 _ . -``."""
+    return isinstance(rater, str) and RATER_RE.fullmatch(rater) is not None
+
+
+@db_errors
+def check_rater(con: sqlite3.Connection, rater: object, token: object, require_token: bool) -> str:
+    """The rater id if the request may act as that rater; writes nothing.
 
     A rater with a token must present it (constant-time compare); when ``require_token`` is
-    set (server reachable beyond 127.0.0.1) only raters added with a token are accepted.
+    set (server reachable beyond 127.0.0.1) only raters added with a token are accepted. A
+    rater id not seen before is admitted here but recorded only when it is given trials
+    (:func:`next_trial`).
+
+    Raises:
+        InvalidRequest: a malformed rater id or token.
+        NotAllowed: a missing or wrong token.
+        StudyUnavailable: the database cannot be read.
     """
-    if not isinstance(rater, str) or not RATER_RE.match(rater):
-        raise RequestError(400, "rater: expected an id of 1-64 letters, digits, '_', '.', '-'")
+    if not valid_rater(rater):
+        raise InvalidRequest(f"rater: expected an id of {RATER_RULE}")
+    assert isinstance(rater, str)
+    if token is not None and (not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS):
+        raise InvalidRequest(f"token: expected a string of at most {MAX_TOKEN_CHARS} characters")
     row = con.execute("SELECT token_sha256 FROM raters WHERE id=?", (rater,)).fetchone()
     stored = row[0] if row else None
     if stored is None and require_token:
-        raise RequestError(403, f"rater {rater!r} has no token; this server only admits raters added with one")
+        raise NotAllowed(f"rater {rater!r} has no token; this server only admits raters added with one")
     if stored is not None:
         if not isinstance(token, str) or not secrets.compare_digest(_token_hash(token), stored):
-            raise RequestError(403, f"wrong or missing token for rater {rater!r}")
-    if row is None:
-        with transaction(con):
-            con.execute("INSERT OR IGNORE INTO raters (id, created) VALUES (?, ?)", (rater, time.time()))
+            raise NotAllowed(f"wrong or missing token for rater {rater!r}")
     return rater
 
 
@@ -219,7 +230,7 @@ def _open_items(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], adopt:
     cutoff = time.time() - after if after > 0 else float("-inf")
     active = "(r.seen IS NULL OR r.seen >= :cut)"
     rows = con.execute(
-        f"SELECT i.id, (SELECT COUNT(*) FROM answers a WHERE a.item=i.id) + "
+        f"SELECT i.id, (SELECT COUNT(*) FROM answers a WHERE a.item=i.id) + "  # noqa: S608 (fixed SQL text)
         f"(SELECT COUNT(*) FROM ({PENDING} AND {active})), "
         f"EXISTS ({PENDING} AND NOT {active}) FROM items i WHERE i.expected IS NULL "
         "AND i.id NOT IN (SELECT item FROM assignments WHERE rater=:rater) ORDER BY i.id",
@@ -227,34 +238,75 @@ def _open_items(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], adopt:
     return [(i, c) for i, c, idle in rows if c < cfg["judgments_per_item"] and (idle or not adopt)]
 
 
-def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any]) -> None:
+def _counts(con: sqlite3.Connection, rater: str) -> tuple[int, int, int | None]:
+    """The rater's assigned items, how many are unanswered, and the last position."""
+    n_had, n_open, last = con.execute(
+        "SELECT COUNT(*), COALESCE(SUM(NOT EXISTS (SELECT 1 FROM answers a WHERE a.rater=s.rater "
+        "AND a.item=s.item)), 0), MAX(position) FROM assignments s WHERE rater=?", (rater,)).fetchone()
+    return n_had, n_open, last
+
+
+def _settled(n_had: int, n_open: int, cfg: dict[str, Any]) -> bool:
+    """Whether the rater keeps their order as it is (unanswered items left, or no reassignment)."""
+    return bool(n_open or (n_had and not cfg["reassign_after_s"]))
+
+
+def _check_new_rater_cap(con: sqlite3.Connection, per_minute: int) -> None:
+    """TooManyNewRaters if ``per_minute`` raters without a token were recorded in the last 60 s."""
+    if per_minute <= 0:
+        return
+    now = time.time()
+    recent = con.execute("SELECT created FROM raters WHERE token_sha256 IS NULL AND created > ? "
+                         "ORDER BY created DESC LIMIT ?", (now - 60.0, per_minute)).fetchall()
+    if len(recent) >= per_minute:
+        wait = max(1, math.ceil(recent[-1][0] + 60.0 - now))
+        raise TooManyNewRaters(f"Many new raters joined in the last minute (this server admits {per_minute} "
+                               f"a minute). Please try again in {wait} s.", wait)
+
+
+def _choose(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], n_had: int) -> list[int]:
+    """The items to append to the rater's order: real items with the lowest live count first
+    (ties broken by a rater-seeded shuffle), plus, the first time, the sentinels mixed in at
+    random positions."""
+    rng = random.Random(f"{cfg['seed']}:{rater}" + (f":{n_had}" if n_had else ""))
+    counts = _open_items(con, rater, cfg, adopt=bool(n_had))
+    rng.shuffle(counts)
+    ranked = sorted((c, k, i) for k, (i, c) in enumerate(counts))
+    chosen = [i for _, _, i in ranked[:cfg["items_per_rater"] or len(ranked)]]
+    rng.shuffle(chosen)
+    if not n_had:
+        sentinels = [r[0] for r in con.execute("SELECT id FROM items WHERE expected IS NOT NULL")]
+        n_total = con.execute("SELECT COUNT(*) FROM items WHERE expected IS NULL").fetchone()[0] or 1
+        n_sent = min(len(sentinels), round(len(sentinels) * len(chosen) / n_total)) if chosen else 0
+        for s in rng.sample(sentinels, n_sent):
+            chosen.insert(rng.randint(0, len(chosen)), s)
+    return chosen
+
+
+def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters_per_minute: int) -> None:
     """Give ``rater`` its seeded, balanced item order, or more items once it is answered
-    (policy in the module docstring): real items with the lowest live count first (ties broken
-    by a rater-seeded shuffle), plus, the first time, the sentinels mixed in at random positions."""
+    (policy in the module docstring). A rater seen for the first time is recorded here, with
+    its first items, within the cap on new raters; nothing is written when there is nothing
+    to give, and no lock is taken when the rater's order stays as it is."""
+    if _settled(*_counts(con, rater)[:2], cfg):
+        return
     with transaction(con):
-        n_had, n_open, last = con.execute(
-            "SELECT COUNT(*), COALESCE(SUM(NOT EXISTS (SELECT 1 FROM answers a WHERE a.rater=s.rater "
-            "AND a.item=s.item)), 0), MAX(position) FROM assignments s WHERE rater=?", (rater,)).fetchone()
-        if n_open or (n_had and not cfg["reassign_after_s"]):
+        n_had, n_open, last = _counts(con, rater)
+        if _settled(n_had, n_open, cfg):
             return
-        rng = random.Random(f"{cfg['seed']}:{rater}" + (f":{n_had}" if n_had else ""))
-        counts = _open_items(con, rater, cfg, adopt=bool(n_had))
-        rng.shuffle(counts)
-        ranked = sorted((c, k, i) for k, (i, c) in enumerate(counts))
-        chosen = [i for _, _, i in ranked[:cfg["items_per_rater"] or len(ranked)]]
-        rng.shuffle(chosen)
-        if not n_had:
-            sentinels = [r[0] for r in con.execute("SELECT id FROM items WHERE expected IS NOT NULL")]
-            n_total = con.execute("SELECT COUNT(*) FROM items WHERE expected IS NULL").fetchone()[0] or 1
-            n_sent = min(len(sentinels), round(len(sentinels) * len(chosen) / n_total)) if chosen else 0
-            for s in rng.sample(sentinels, n_sent):
-                chosen.insert(rng.randint(0, len(chosen)), s)
+        known = bool(n_had) or con.execute("SELECT 1 FROM raters WHERE id=?", (rater,)).fetchone() is not None
+        if not known:
+            _check_new_rater_cap(con, new_raters_per_minute)
+        chosen = _choose(con, rater, cfg, n_had)
         if not chosen:
             return
+        now = time.time()
+        if not known:
+            con.execute("INSERT INTO raters (id, created, seen) VALUES (?, ?, ?)", (rater, now, now))
         base = 0 if last is None else last + 1
         con.executemany("INSERT INTO assignments VALUES (?, ?, ?)",
                         [(rater, item, base + pos) for pos, item in enumerate(chosen)])
-        con.execute("UPDATE raters SET seen=? WHERE id=?", (time.time(), rater))
+        con.execute("UPDATE raters SET seen=? WHERE id=?", (now, rater))
 
 
 def swapped_for(cfg: dict[str, Any], rater: str, item: int, kind: str = "2afc") -> int:
@@ -266,9 +318,22 @@ def swapped_for(cfg: dict[str, Any], rater: str, item: int, kind: str = "2afc") 
     return digest[0] & 1
 
 
-def next_trial(con: sqlite3.Connection, rater: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The rater's first unanswered assigned item (so a closed tab resumes), with progress."""
-    _assign(con, rater, cfg)
+@db_errors
+def next_trial(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters_per_minute: int = 0) -> Trial:
+    """The rater's first unanswered assigned item (so a closed tab resumes), with progress.
+
+    Args:
+        con: a connection to the study.
+        rater: a rater id admitted by :func:`check_rater`.
+        cfg: the study's settings (:func:`load_config`).
+        new_raters_per_minute: at most this many raters without a token are recorded per
+            minute (0 = no cap).
+
+    Raises:
+        TooManyNewRaters: ``rater`` is new and the cap is reached (nothing written).
+        StudyUnavailable: the database cannot be read or written now.
+    """
+    _assign(con, rater, cfg, new_raters_per_minute)
     total = con.execute("SELECT COUNT(*) FROM assignments WHERE rater=?", (rater,)).fetchone()[0]
     done = con.execute("SELECT COUNT(*) FROM answers WHERE rater=?", (rater,)).fetchone()[0]
     row = con.execute("SELECT a.item, i.kind FROM assignments a JOIN items i ON i.id=a.item "
@@ -281,52 +346,55 @@ def next_trial(con: sqlite3.Connection, rater: str, cfg: dict[str, Any]) -> dict
             "answered": done, "total": total}
 
 
-def _check_timings(kind: str, timings: Any) -> str | None:
-    if kind != "jnd":
-        return None
-    names = ("ref_ms", "blank_ms", "dist_ms")
-    if not isinstance(timings, dict) or set(timings) != set(names):
-        raise RequestError(400, f"timings: a JND answer needs an object with exactly {', '.join(names)}")
-    for n in names:
-        v = timings[n]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 600000:
-            raise RequestError(400, f"timings.{n}: expected milliseconds in [0, 600000], got {v!r}")
-    return json.dumps({n: float(timings[n]) for n in names})
+_IMAGE_SQL = {"ref": "SELECT ref FROM items WHERE id=?", "p0": "SELECT p0 FROM items WHERE id=?",
+              "p1": "SELECT p1 FROM items WHERE id=?"}
 
 
-def record_answer(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    """Validate and store one answer, committed before return; RequestError and nothing written
-    on any problem (unknown/unassigned item, duplicate, bad field)."""
-    allowed = {"rater", "token", "item", "side", "rt_ms", "timings"}
-    extra = set(body) - allowed
-    if extra:
-        raise RequestError(400, f"unknown fields: {', '.join(sorted(map(str, extra)))}")
-    item, side, rt = body.get("item"), body.get("side"), body.get("rt_ms")
-    if isinstance(item, bool) or not isinstance(item, int):
-        raise RequestError(400, "item: expected an integer item id")
-    if isinstance(rt, bool) or not isinstance(rt, (int, float)) or not 0 <= rt <= 3600000:
-        raise RequestError(400, "rt_ms: expected a response time in milliseconds in [0, 3600000]")
-    row = con.execute("SELECT kind FROM items WHERE id=?", (item,)).fetchone()
+@db_errors
+def image_png(con: sqlite3.Connection, rater: str, item: object, role: str) -> bytes:
+    """The PNG bytes of image ``role`` (ref, p0 or p1) of an item assigned to ``rater``.
+
+    Raises:
+        NotFound: no such role, item id out of range, or the item has no such image.
+        NotAllowed: the item is not assigned to ``rater``.
+    """
+    if role not in _IMAGE_SQL:
+        raise NotFound(f"no image role {short(role)}")
+    item_ = item_id(item)
+    if not con.execute("SELECT 1 FROM assignments WHERE rater=? AND item=?", (rater, item_)).fetchone():
+        raise NotAllowed(f"item {item_} is not assigned to rater {rater!r}")
+    row = con.execute(_IMAGE_SQL[role], (item_,)).fetchone()
+    if row is None or row[0] is None:
+        raise NotFound(f"item {item_} has no {role} image")
+    return bytes(row[0])
+
+
+@db_errors
+def record_answer(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], post: AnswerPost) -> Ack:
+    """Store one answer, committed before return; nothing is written on any refusal.
+
+    Raises:
+        NotFound: no such item.
+        InvalidRequest: ``side`` or ``timings`` do not fit the item's kind.
+        NotAllowed: the item is not assigned to ``rater``.
+        AlreadyAnswered: the rater has answered this item before.
+        StudyUnavailable: the database cannot be written now.
+    """
+    row = con.execute("SELECT kind FROM items WHERE id=?", (post.item,)).fetchone()
     if row is None:
-        raise RequestError(404, f"item {item}: no such item in this study")
+        raise NotFound(f"item {post.item}: no such item in this study")
     kind = row[0]
-    sides = ("left", "right") if kind == "2afc" else ("same", "different")
-    if side not in sides:
-        raise RequestError(400, f"side: expected one of {', '.join(sides)} for a {kind.upper()} item")
-    timings = _check_timings(kind, body.get("timings"))
-    swapped = swapped_for(cfg, rater, item, kind)
-    if kind == "2afc":
-        answer = int((side == "right") != bool(swapped))
-    else:
-        answer = int(side == "same")
+    swapped = swapped_for(cfg, rater, post.item, kind)
+    side, answer = side_answer(kind, post.side, swapped)
+    timings = timings_json(kind, post.timings)
     try:
         with transaction(con):
-            if not con.execute("SELECT 1 FROM assignments WHERE rater=? AND item=?", (rater, item)).fetchone():
-                raise RequestError(403, f"item {item} is not assigned to rater {rater!r}")
+            if not con.execute("SELECT 1 FROM assignments WHERE rater=? AND item=?", (rater, post.item)).fetchone():
+                raise NotAllowed(f"item {post.item} is not assigned to rater {rater!r}")
             now = time.time()
             con.execute("INSERT INTO answers (rater, item, swapped, side, answer, rt_ms, timings, created) "
-                        "VALUES (?,?,?,?,?,?,?,?)", (rater, item, swapped, side, answer, float(rt), timings, now))
+                        "VALUES (?,?,?,?,?,?,?,?)", (rater, post.item, swapped, side, answer, post.rt_ms, timings, now))
             con.execute("UPDATE raters SET seen=? WHERE id=?", (now, rater))
     except sqlite3.IntegrityError:
-        raise RequestError(409, f"rater {rater!r} already answered item {item}") from None
-    return {"stored": True, "item": item, "answer": answer}
+        raise AlreadyAnswered(f"rater {rater!r} already answered item {post.item}") from None
+    return {"stored": True, "item": post.item, "answer": answer}

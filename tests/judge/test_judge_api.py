@@ -9,7 +9,7 @@ import pytest
 
 from bapps_toolkit.cli.main import main
 from bapps_toolkit.data.layout import scan_set
-from bapps_toolkit.judge import RequestError, add_rater, export, read_items, status_text
+from bapps_toolkit.judge import add_rater, export, read_items, status_text
 from bapps_toolkit.judge.store import open_study
 
 from .helpers import answer_for, call, jnd_timings, nxt
@@ -228,8 +228,13 @@ def test_cli_create_add_rater_status_export(unjudged, tmp_path, capsys):
     assert not (tmp_path / "x.sqlite").exists()
 
 
-def test_request_error_has_status():
-    assert RequestError(409, "x").status == 409
+def test_refusals_map_to_statuses():
+    pytest.importorskip("flask")
+    from bapps_toolkit.judge import refusals as r
+    from bapps_toolkit.judge.app import status_of
+    assert [status_of(e) for e in (r.InvalidRequest("x"), r.NotAllowed("x"), r.NotFound("x"), r.AlreadyAnswered("x"),
+                                   r.TooManyNewRaters("x", 1), r.StudyUnavailable("x", "busy"))] == \
+        [400, 403, 404, 409, 429, 503]
 
 
 def test_items_from_packed_h5_ignore_judgments(mini_h5):

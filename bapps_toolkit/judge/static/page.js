@@ -17,16 +17,71 @@
     state = name;
     for (const s of document.querySelectorAll(".screen")) s.hidden = s.id !== "screen-" + name;
   }
-  function fail(msg) { $("error-text").textContent = msg; show("error"); }
-  async function api(path, opts) {
-    const r = await fetch(path, opts);
-    const body = await r.json();
-    if (!r.ok) throw new Error(body.error || ("HTTP " + r.status));
-    return body;
+  // Every failure ends on the error screen with the server's message (or what went wrong on the
+  // way) and, where trying again can help, a Retry button; 429 and a busy database are retried
+  // after the server's Retry-After by themselves.
+  const TIMEOUT_MS = 30000;
+  class ServerError extends Error {
+    constructor(message, status, retryAfter, retryable) {
+      super(message);
+      this.status = status; this.retryAfter = retryAfter; this.retryable = retryable;
+    }
   }
+  let retryAction = null, retryTimer = null;
+  function fail(err, retry, hint) {
+    const e = err instanceof ServerError ? err : new ServerError(String((err && err.message) || err), 0, 0, true);
+    clearInterval(retryTimer);
+    retryAction = retry && e.retryable ? retry : null;
+    $("error-text").textContent = e.message;
+    $("retry").hidden = !retryAction;
+    $("error-hint").textContent = retryAction ? (hint || "Press Retry to go on from here.")
+      : "Please tell the study's organiser, or reload the page later.";
+    show("error");
+    if (retryAction && e.retryAfter > 0) {
+      let left = Math.min(Math.ceil(e.retryAfter), 120);
+      const tick = () => {
+        if (left <= 0) { retry_(); return; }
+        $("error-hint").textContent = "Retrying in " + left + " s (or press Retry).";
+        left -= 1;
+      };
+      tick();
+      retryTimer = setInterval(tick, 1000);
+    }
+  }
+  function retry_() {
+    if (!retryAction || state !== "error") return;
+    const again = retryAction;
+    retryAction = null;
+    clearInterval(retryTimer);
+    $("retry").hidden = true;
+    $("error-hint").textContent = "Retrying…";
+    again();
+  }
+  async function api(path, opts) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
+    let r, body = null;
+    try {
+      r = await fetch(path, Object.assign({ cache: "no-store", signal: ctl.signal }, opts || {}));
+      try { body = await r.json(); } catch (e) { body = null; }
+    } catch (e) {
+      throw new ServerError(ctl.signal.aborted ? "The study server did not answer in time."
+        : "The study server cannot be reached (network problem, or the server is stopped).", 0, 0, true);
+    } finally { clearTimeout(timer); }
+    if (r.ok && body !== null) return body;
+    const msg = body && typeof body.error === "string" ? body.error
+      : "The study server sent an unexpected answer (HTTP " + r.status + ").";
+    const after = Number(r.headers.get("Retry-After")) || 0;
+    throw new ServerError(msg, r.status, after, r.status === 408 || r.status === 429 || r.status >= 500 || r.ok);
+  }
+  const run = (step) => step().catch((e) => fail(e, () => run(step)));
   function imgUrl(role) { return "/api/image/" + trial.item + "/" + role + "?" + auth(); }
   function loadImg(el, url) {
-    return new Promise((res, rej) => { el.onload = res; el.onerror = () => rej(new Error("image failed")); el.src = url; });
+    return new Promise((res, rej) => {
+      el.onload = res;
+      el.onerror = () => rej(new ServerError("An image of this trial could not be loaded.", 0, 0, true));
+      el.src = url;
+    });
   }
   const frame = () => new Promise((res) => requestAnimationFrame(res));
   // Keeps the current display for ms: t0 is the frame that shows it; we return on the last frame
@@ -95,18 +150,29 @@
     const body = { rater: rater, item: trial.item, side: side, rt_ms: performance.now() - shownAt };
     if (token) body.token = token;
     if (trial.kind === "jnd") body.timings = window.bappsJudge.lastTimings;
+    await submit(body);
+  }
+  // Posts an answer; on a failure the same answer is posted again by Retry. A 409 means the
+  // server already has it (its acknowledgement was lost), so the page goes on.
+  async function submit(body) {
     try {
       await api("/api/answer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-      state = "wait";  // screens stay as they are until the next trial is loaded
-      $("jnd-answer").hidden = true;
-      window.bappsJudge.answers += 1;
-      await next();
-    } catch (e) { fail(e.message); }
+    } catch (e) {
+      if (!(e instanceof ServerError && e.status === 409)) {
+        fail(e, () => submit(body), "Your answer is kept in this page: press Retry to send it again.");
+        return;
+      }
+    }
+    state = "wait";  // screens stay as they are until the next trial is loaded
+    $("jnd-answer").hidden = true;
+    window.bappsJudge.answers += 1;
+    await run(next);
   }
-  function start() { if (state === "intro" || state === "break") next().catch((e) => fail(e.message)); }
+  function start() { if (state === "intro" || state === "break") run(next); }
 
   $("start").onclick = start;
   $("continue").onclick = start;
+  $("retry").onclick = retry_;
   $("btn-left").onclick = () => answer("left");
   $("btn-right").onclick = () => answer("right");
   $("btn-same").onclick = () => answer("same");
@@ -114,19 +180,24 @@
   document.addEventListener("keydown", (ev) => {
     const k = ev.key.toLowerCase();
     if (k === " " && (state === "intro" || state === "break")) { ev.preventDefault(); start(); return; }
+    if (k === " " && state === "error") { ev.preventDefault(); retry_(); return; }
     if (state === "2afc" && (k === "a" || k === "arrowleft")) answer("left");
     else if (state === "2afc" && (k === "l" || k === "arrowright")) answer("right");
     else if (state === "jnd" && k === "s") answer("same");
     else if (state === "jnd" && k === "d") answer("different");
   });
 
-  api("/api/study").then((c) => {
-    cfg = c;
-    $("instructions").textContent = c.instructions;
-    $("scaling-note").textContent = "Images shown at " + c.display_px + " px, " + c.scaling + " scaling";
-    for (const el of document.querySelectorAll(".patch")) {
-      el.width = c.display_px; el.height = c.display_px; el.classList.add(c.scaling);
-    }
-    if (!rater) fail("No rater id: open this page as /?rater=YOUR_ID");
-  }).catch((e) => fail(e.message));
+  function load() {
+    return api("/api/study").then((c) => {
+      cfg = c;
+      $("instructions").textContent = c.instructions;
+      $("scaling-note").textContent = "Images shown at " + c.display_px + " px, " + c.scaling + " scaling";
+      for (const el of document.querySelectorAll(".patch")) {
+        el.width = c.display_px; el.height = c.display_px; el.classList.add(c.scaling);
+      }
+      show("intro");
+      if (!rater) fail(new ServerError("No rater id: open this page as /?rater=YOUR_ID", 0, 0, false));
+    });
+  }
+  run(load);
 })();
