@@ -56,6 +56,7 @@ class BenchmarkResult:
     scatter: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    fit_notes: list[FitNote] = field(default_factory=list)
 
     @property
     def synthetic(self) -> bool:
@@ -126,10 +127,27 @@ def _row(mid: str, metric: Any, bench: str, kind: str, part: str, figure: str, n
                 ci_low=float(lo), ci_high=float(hi), synthetic=bool(synthetic), direction=direction)
 
 
-def score_correlation_set(cset: Any, mid: str, metric: Any, distances: np.ndarray, *,
-                          n_boot: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+@dataclass(frozen=True)
+class FitNote:
+    """Resamples of one set whose logistic fit (PLCC/RMSE) did not converge within its budget:
+    ``parts`` lists ``part non-converged/fitted`` for each part (``all``, ``type:…``) that had any."""
+
+    metric: str
+    benchmark: str
+    parts: str
+
+    def __str__(self) -> str:
+        return (f"{self.benchmark} / {self.metric}: resamples whose logistic fit did not converge "
+                f"(their PLCC/RMSE use the straight line, as a point estimate does when its fit fails): "
+                f"{self.parts}")
+
+
+def score_correlation_set(cset: Any, mid: str, metric: Any, distances: np.ndarray, *, n_boot: int, seed: int,
+                          notes: list[FitNote] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows (overall and per distortion type, each with reference-resampling intervals) and the
-    scatter data of one set (a :class:`CorrelationSet` or a packed one)."""
+    scatter data of one set (a :class:`CorrelationSet` or a packed one); a :class:`FitNote` is
+    appended to ``notes`` when resampled logistic fits did not converge."""
+    notes = notes if notes is not None else []
     direction = ("distance vs MOS (higher = better): prediction = -distance" if cset.higher_is_better
                  else "distance vs DMOS (higher = worse): prediction = distance")
     s = corr.signed_prediction(distances, cset.higher_is_better)
@@ -140,6 +158,10 @@ def score_correlation_set(cset: Any, mid: str, metric: Any, distances: np.ndarra
     for t, (n, bt) in per_type.items():
         rows += [_row(mid, metric, cset.name, "correlation", f"type:{t}", f, n, bt.point[f], bt.low[f],
                       bt.high[f], cset.synthetic, direction) for f in corr.FIGURES]
+    fits = [("all", boot)] + [(f"type:{t}", bt) for t, (_, bt) in per_type.items()]
+    bad = [(part, r) for part, r in fits if r.n_not_converged]
+    if bad:
+        notes.append(FitNote(mid, cset.name, ", ".join(f"{part} {r.n_not_converged}/{r.n_fitted}" for part, r in bad)))
     fit = corr.fit_logistic(s, cset.score)
     scatter = dict(s=s, y=cset.score, fit=fit, types=list(cset.dist_type), score_name=cset.score_name,
                    label=metric_label(mid, metric), synthetic=cset.synthetic)
@@ -239,7 +261,8 @@ def _correlation(fmt: str, root: Path, metrics, opt: _Options, result: Benchmark
     result.notes += [n for n in cset.notes if n not in result.notes]
     for mid, metric in metrics:
         d = _run_pairs(metric, a, b, device=opt.device, batch_size=opt.batch_size, decode=decode)
-        rows, scatter = score_correlation_set(cset, mid, metric, d, n_boot=opt.n_boot, seed=opt.seed)
+        rows, scatter = score_correlation_set(cset, mid, metric, d, n_boot=opt.n_boot, seed=opt.seed,
+                                              notes=result.fit_notes)
         result.rows += rows
         result.scatter[(mid, cset.name)] = scatter
         keep[(mid, cset.name)] = (scatter["s"], cset.score, cset.ref_id)

@@ -57,6 +57,7 @@ def notes(result: BenchmarkResult) -> list[str]:
     if not all(r["calibrated"] for r in result.rows):
         lines.append("rows tagged UNCALIBRATED use a randomly initialised backbone: NOT the published metric")
     lines += result.notes
+    lines += [str(n) for n in result.fit_notes]
     return lines
 
 
@@ -163,8 +164,9 @@ def per_type_markdown(result: BenchmarkResult, benchmark: str, *, with_ci: bool 
     if not rows:
         raise ValueError(f"no correlation results for {benchmark!r}")
     syn = " — SYNTHETIC DATA" if any(r["synthetic"] for r in rows) else ""
+    fits = [f"> {n}" for n in result.fit_notes if n.benchmark == benchmark]
     out = [f"### {benchmark}: per distortion type{syn}", "", f"> {SIGN_NOTE}",
-           "> [95% percentile bootstrap interval: the reference images of each type resampled]", "",
+           "> [95% percentile bootstrap interval: the reference images of each type resampled]", *fits, "",
            "| metric | type | n | SRCC | KRCC | PLCC | RMSE |", "|:---|:---|---:|---:|---:|---:|---:|"]
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:

@@ -69,7 +69,7 @@ def test_fallback_to_line_when_fit_fails(monkeypatch):
 
     def boom(*a, **k):
         raise RuntimeError("no convergence")
-    monkeypatch.setattr(C.optimize, "curve_fit", boom)
+    monkeypatch.setattr("scipy.optimize.curve_fit", boom)
     fit = C.fit_logistic(d, mos)
     assert fit.method == "linear-fallback"
     plcc, _, _ = C.plcc_rmse(d, mos, fit)
@@ -140,3 +140,32 @@ def test_analytic_jacobian_matches_finite_differences():
         h[k] = 1e-6
         num = (C.logistic5(s, *(b + h)) - C.logistic5(s, *(b - h))) / 2e-6
         np.testing.assert_allclose(jac[:, k], num, rtol=1e-5, atol=1e-8)
+
+
+def test_point_fit_helpers_give_the_same_numbers_as_the_public_functions():
+    """``_fit_z`` hands ``curve_fit`` lighter copies of ``logistic5`` and its Jacobian; they must
+    compute the same numbers, so that the point estimates stay exactly what they were."""
+    import warnings
+
+    from bapps_toolkit.correlation import _fit
+
+    rng = np.random.default_rng(3)
+    s = rng.normal(size=50)
+    for p in ([3.0, 2.0, 0.1, 0.2, 1.0], [-1e3, 0.05, 0.7, 40.0, -30.0], [2.0, 900.0, 0.0, 0.0, 0.0]):
+        with np.errstate(over="ignore"):
+            np.testing.assert_array_equal(_fit._model(s, *p), C.logistic5(s, *p))
+        np.testing.assert_array_equal(_fit._model_jac(s, *p), C._logistic5_jac(s, *p))
+    for seed in range(6):
+        d, mos = _data(n=120, seed=seed)
+        z = (d - d.mean()) / d.std()
+        for p0 in ([np.ptp(mos), -1.0, 0.0, 0.0, mos.mean()], [mos.max(), mos.min(), 0.0, 0.1, 0.1]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    want, _ = optimize.curve_fit(C.logistic5, z, mos, p0=p0, maxfev=2000, jac=C._logistic5_jac)
+                except RuntimeError:
+                    want = None
+            got = _fit._fit_z(z, mos, [p0], 2000)
+            assert (got is None) == (want is None)
+            if got is not None:
+                np.testing.assert_array_equal(got[1], want)
