@@ -241,7 +241,8 @@ def _queue_fits(q: _Queue, k: int, b: np.ndarray, rows: Rows, line: LineStats) -
     """Queue the logistic fits of the resamples ``b``, started from the full-sample fit in its
     standardised units (``z = (s - mu) / sd``; ``theta``'s ``b3`` is taken relative to the mean)."""
     st = q.sets[k]
-    assert st.warm is not None
+    if st.warm is None:
+        raise RuntimeError("a resample fit needs the full-sample fit of its set first")
     mu, sd, theta, corr = st.warm
     start = np.stack([np.full(b.size, theta[0]), theta[1] - (line.s_mean - mu) / sd], axis=1)
     q.add(_Job(k, b, line.sc / sd, line.res, rows.w, start, corr=np.broadcast_to(corr, (b.size, 2, 2))))
