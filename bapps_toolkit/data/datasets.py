@@ -9,15 +9,15 @@ marker and schema — before use). Images are held as ``uint8 [N, S, S, 3]`` (NH
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 
+from .._io import PathLike
 from ..errors import DataError
 from .decode import decode_pool, decode_set, make_bar
 from .h5format import open_h5, read_stems
@@ -33,7 +33,6 @@ from .layout import (
     split_key,
 )
 
-PathLike = Union[str, "os.PathLike[str]"]
 Array = np.ndarray | torch.Tensor
 DeviceLike = None | str | torch.device
 Datasets = None | str | Sequence[str]

@@ -31,14 +31,14 @@ Image rule and judgment checks: see :mod:`bapps_toolkit.data.images`.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypedDict, Union
+from typing import Any, TypedDict
 
 import h5py
 import numpy as np
 
+from .._io import PathLike
 from ..errors import DataError
 from .h5safe import (
     H5_ERRORS,
@@ -54,8 +54,6 @@ from .h5safe import (
 from .ids import check_ids
 from .images import PATCH
 from .layout import folders_of, is_set_key
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 FORMAT_ATTR = "bapps_toolkit_format"
 FORMAT = "bapps-h5/1"

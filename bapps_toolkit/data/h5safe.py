@@ -26,14 +26,13 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from typing import Any, Union
+from typing import Any
 
 import h5py
 import numpy as np
 
+from .._io import PathLike
 from ..errors import DataError
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Bytes of one block of :func:`iter_blocks` (at least one row is read whatever its size).
 BLOCK_BYTES = 64 << 20

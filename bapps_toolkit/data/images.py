@@ -35,15 +35,14 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
+from .._io import PathLike
 from ..errors import DataError
 from .fast_png import decode_png_rgb, fast_png_eligible, png_decoder
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 PATCH = 64
 #: Largest side accepted before decoding (pixels).

@@ -28,12 +28,11 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
+from .._io import PathLike
 from ..errors import DataError
 from .ids import check_id, id_key, shown
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 TWOAFC_CATEGORIES: dict[str, tuple[str, ...]] = {
     "train": ("traditional", "cnn", "mix"),

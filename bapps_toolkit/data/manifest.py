@@ -56,16 +56,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
+from .._io import PathLike
 from ..errors import DataError
 from .ids import check_id, id_key, shown
 from .images import ImageFileError, image_size
 from .layout import SPLITS, SetFiles, folders_of, order_keys, valid_category
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Largest difference allowed between a given fraction and the one its vote counts give.
 AGREE = 1e-3

@@ -12,12 +12,12 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import h5py
 import numpy as np
 
-from .._io import TMP_MARK, FileLock, atomic_path, remove_stale_temps
+from .._io import TMP_MARK, FileLock, PathLike, atomic_path, remove_stale_temps
 from .._version import __version__
 from ..errors import DataError
 from .decode import decode_pool, iter_decoded, make_bar
@@ -26,8 +26,6 @@ from .h5safe import attr_text, iter_blocks, read_rows
 from .ids import check_ids
 from .images import PATCH
 from .layout import SetFiles, discover, folders_of, is_synthetic_root, order_keys, resolve_root, scan_set, split_key
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Items per HDF5 chunk of an image array (1024 × 12 KiB = 12 MiB). Measured on 20k patches:
 #: whole-array reads at ~4 GiB per CPU-second (as fast as a contiguous layout; 256-row chunks

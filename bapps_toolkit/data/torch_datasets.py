@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .datasets import Datasets, PathLike, is_h5, load_sets, to_model_input
+from .._io import PathLike
+from .datasets import Datasets, is_h5, load_sets, to_model_input
 from .h5format import open_h5, read_stems
 from .h5safe import read_rows
 from .images import decode_image, load_judgment

@@ -14,18 +14,17 @@ override so that ``[ref; p0; p1]`` crosses the network in one pass.
 from __future__ import annotations
 
 import dataclasses
-import os
 import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .._distributed import current_context, gather_rows, slice_for_rank
-from .._io import atomic_path, atomic_write, csv_frame
+from .._io import PathLike, atomic_path, atomic_write, csv_frame
 from ..data import (
     JNDDataset,
     TwoAFCDataset,
@@ -37,8 +36,6 @@ from ..data import (
 )
 from ..metrics import Metric
 from .speed import PreparedMetric
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 DISTANCE_SUFFIXES = (".npz", ".csv")
 _FIELDS = ("d0", "d1", "judge", "d", "same")

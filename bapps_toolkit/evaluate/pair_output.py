@@ -33,16 +33,15 @@ import io
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import numpy as np
 
-from .._io import atomic_write, csv_raw, csv_row
+from .._io import PathLike, atomic_write, csv_raw, csv_row
 from ..errors import DataError
 from .scale import Scale
 
 Key = tuple[str, ...]
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def journal_path(out: Path) -> Path:

@@ -22,25 +22,24 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Union, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from .._io import PathLike
 from .._workers import loader_worker_init
 from ..data.decode import usable_cores
 from ..data.images import image_size, read_rgb
 from ..errors import DataError
 
-PathLike = Union[str, "os.PathLike[str]"]
 Resize = str | tuple[int, int] | None
 
 #: Largest side accepted (pixels).

@@ -42,17 +42,16 @@ import contextlib
 import dataclasses
 import itertools
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .._distributed import DistContext, current_context, join_process_group, sharded, share_from_main
-from .._io import FileLock, atomic_write
+from .._io import FileLock, PathLike, atomic_write
 from ..errors import DataError
 from ..metrics import Metric
 from . import all_pairs as ap
@@ -81,7 +80,6 @@ from .resolve import WeightSpecs, metric_label, resolve_metric
 from .scale import scale_of
 from .speed import PreparedMetric, check_execution
 
-PathLike = Union[str, "os.PathLike[str]"]
 Notes = Callable[[str], None]
 Chunks = Iterator[tuple[np.ndarray, np.ndarray]]
 

@@ -26,12 +26,11 @@ sees the same resampled items (their intervals are paired).
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._distributed import is_main_process, join_process_group
+from .._io import PathLike
 from ..data import find_sets
 from ..errors import DataError
 from ..metrics import Metric
@@ -60,7 +60,6 @@ from .distances import EvalSet, SetDistances, check_distances_path, open_sets, s
 from .resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
 from .speed import Execution, PreparedMetric, check_execution
 
-PathLike = Union[str, "os.PathLike[str]"]
 #: Factory options per metric spec: ``{"my_pkg.m:make": {"scale": 2.0}}``.
 #: Or ``["NAME.key=value", ...]`` strings, typed by each factory's signature.
 MetricOptions = dict[str, dict[str, Any]] | Sequence[str] | None

@@ -17,11 +17,10 @@ refused request.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from ..errors import BappsError
 from .answers import parse_answer
@@ -42,7 +41,8 @@ from .store import (
 
 __all__ = ["create_app", "serve", "STATUS", "MAX_BODY", "is_loopback"]
 
-PathLike = Union[str, "os.PathLike[str]"]
+from .._io import PathLike
+
 STATIC = Path(__file__).with_name("static")
 MAX_BODY = 16 * 1024
 #: Arrays and objects a posted body may open (an answer has two).

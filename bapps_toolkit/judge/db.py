@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
+from .._io import PathLike
 from .refusals import StudyUnavailable
 
-PathLike = Union[str, "os.PathLike[str]"]
 F = TypeVar("F", bound=Callable[..., Any])
 #: Seconds a connection waits for another writer's lock before the request is refused as busy.
 BUSY_TIMEOUT_S = 15.0

@@ -30,18 +30,16 @@ import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
-from .._io import csv_row, path_inside
+from .._io import PathLike, csv_row, path_inside
 from ..data.ids import shown
 from ..errors import DataError
 from ..scores import human_ceiling_2afc
 from .rows import ItemRow, item_rows
 from .store import RATER_RE, open_study
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass

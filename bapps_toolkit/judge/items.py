@@ -18,21 +18,18 @@ PNG bytes, so the server never opens a file named by a request.
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image
 
+from .._io import PathLike
 from ..data.datasets import load_2afc, load_jnd
 from ..data.images import read_rgb
 from ..data.layout import IMAGE_EXTENSIONS, discover, kind_of, list_folder, resolve_root
 from ..data.manifest import read_manifests
 from ..errors import DataError
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 ROLES = {"2afc": ("ref", "p0", "p1"), "jnd": ("p0", "p1")}
 

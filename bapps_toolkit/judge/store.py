@@ -32,7 +32,7 @@ import secrets
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, TypedDict, Union
+from typing import Any, TypedDict
 
 from ..errors import DataError
 from .answers import AnswerPost, item_id, short, side_answer, timings_json
@@ -44,7 +44,8 @@ from .settings import DEFAULTS, validate_config
 __all__ = ["DEFAULTS", "validate_config", "create_study", "open_study", "load_config", "add_rater", "valid_rater",
            "check_rater", "next_trial", "record_answer", "image_png", "swapped_for", "Progress", "Trial", "Ack"]
 
-PathLike = Union[str, "os.PathLike[str]"]
+from .._io import PathLike
+
 RATER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 RATER_RULE = "1-64 letters, digits, '_', '.', '-'"
 MAX_TOKEN_CHARS = 256

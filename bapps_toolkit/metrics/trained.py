@@ -17,17 +17,16 @@ have the form the toolkit writes.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 import torch
 
-from .._io import sha256_file
+from .._io import PathLike, sha256_file
 from ..errors import CheckpointError, WeightsError
 from .backbones import LPIPS_CHANNELS
 from .lpips import LPIPS
@@ -37,8 +36,6 @@ from .plugin_trust import TrustArg, trusted_specs
 from .provenance import calibration_from_metadata, merge_notes
 from .safetensors_io import FLOAT_DTYPES, SafetensorsHeader, check_declared, read_header, read_safetensors, read_tensors
 from .safetensors_io import PICKLE_HINT as _PICKLE_HINT
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 FORMAT = "bapps-toolkit/lpips-checkpoint"
 FORMAT_VERSION = 1

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from .._distributed import is_main_process
+from .._io import PathLike
 from ..errors import BappsError
 from ..evaluate import EvaluationResult, run_evaluation
 from ..evaluate.distances import check_distances_path
 from .plots import save_evaluation_plot
 from .tables import write_reports
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .._io import PathLike
 from ..errors import BappsError
 
 VARIANTS = ("lin", "tune", "scratch")
@@ -35,7 +36,6 @@ LOSSES = ("ranking", "hinge")
 DEFAULT_MARGIN = 0.05
 VERSIONS = ("0.0", "0.1")
 
-PathLike = str | Path
 
 #: The default ``memory_budget_mb`` (MiB): full-path training sets up to this size are held whole.
 DEFAULT_MEMORY_BUDGET_MB = 2048

@@ -6,13 +6,12 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import skimage.data
 from PIL import Image
 
-from ..._io import FileLock, write_text_atomic
+from ..._io import FileLock, PathLike, write_text_atomic
 from ..._workers import process_pool
 from ...errors import DataError
 from ..decode import default_workers, make_bar
@@ -28,8 +27,6 @@ from .observer import (
     _sigmoid,
     observer_distance,
 )
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Bump when the generator changes what it writes (recorded in SYNTHETIC.txt).
 GENERATOR_VERSION = 1
