@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._io import PathLike
 from ..errors import BappsError
 from .answers import parse_answer
 from .db import BUSY_TIMEOUT_S, log
@@ -40,8 +41,6 @@ from .store import (
 )
 
 __all__ = ["create_app", "serve", "STATUS", "MAX_BODY", "is_loopback"]
-
-from .._io import PathLike
 
 STATIC = Path(__file__).with_name("static")
 MAX_BODY = 16 * 1024

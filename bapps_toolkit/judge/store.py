@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, TypedDict
 
+from .._io import PathLike
 from ..errors import DataError
 from .answers import AnswerPost, item_id, short, side_answer, timings_json
 from .db import BUSY_TIMEOUT_S, CANNOT_OPEN, connect, db_errors, log, transaction
@@ -43,8 +44,6 @@ from .settings import DEFAULTS, validate_config
 
 __all__ = ["DEFAULTS", "validate_config", "create_study", "open_study", "load_config", "add_rater", "valid_rater",
            "check_rater", "next_trial", "record_answer", "image_png", "swapped_for", "Progress", "Trial", "Ack"]
-
-from .._io import PathLike
 
 RATER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 RATER_RULE = "1-64 letters, digits, '_', '.', '-'"
