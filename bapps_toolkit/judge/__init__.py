@@ -16,16 +16,25 @@
 SQL lives in the store modules (store, assign, arrivals, keys, summary, export, db); HTTP only
 in :mod:`.app` (and :mod:`.transport`, waitress' own refusals).
 """
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Union
+
 from .export import export, status_text, tally
 from .items import Item, read_items
 from .refusals import Refused, StudyUnavailable
 from .store import add_rater, create_study, open_study
 
+PathLike = Union[str, "os.PathLike[str]"]
+
 __all__ = ["Item", "read_items", "create_study", "open_study", "add_rater", "Refused", "StudyUnavailable",
            "export", "status_text", "tally", "create_from_set"]
 
 
-def create_from_set(source, db, *, distances=None, **settings):
+def create_from_set(source: PathLike, db: PathLike, *, distances: PathLike | None = None,
+                    **settings: Any) -> Path:
     """Read SET ``source`` and write a new study database ``db`` with ``settings`` (and, for
     adaptive assignment, optional per-item metric ``distances``: see :mod:`.disagreement`)."""
     return create_study(db, read_items(source), distances=distances, **settings)

@@ -5,7 +5,8 @@ fraction of valid raters who preferred ``p1``; ``jnd/.../{p0,p1}`` and ``same/<s
 fraction who said "same". Or (``fmt="csv"``) ``images/`` plus ``manifest_2afc.csv``
 (``ref,p0,p1,judge,n_p0,n_p1``) / ``manifest_jnd.csv`` (``p0,p1,same,n_same,n_different``).
 Both add ``raters.csv`` (answers per kind, median response time, sentinel accuracy, 2AFC and
-JND agreement with the other raters, kept or dropped) and ``summary.json``: the pairwise rater
+JND agreement with the other raters, kept or dropped; for raters who came through a crowd
+platform's study link its platform, study and session ids and their outcome) and ``summary.json``: the pairwise rater
 agreement per kind (the share of pairs of kept raters answering one item alike, over items
 with two or more votes) and the human 2AFC ceiling of BAPPS, ``mean(p² + (1 − p)²)`` over the
 judged items (Zhang et al., CVPR 2018), which is the same agreement counted with replacement.
@@ -46,6 +47,10 @@ def _rater_table(con) -> dict[str, dict[str, Any]]:
         if expected is not None:
             r["sentinels"] += 1
             r["sentinels_right"] += int(answer == expected)
+    for rid, plat, study, session, outcome in con.execute(
+            "SELECT r.id, a.platform, a.study, a.session, o.outcome FROM raters r LEFT JOIN arrivals a "
+            "ON a.rater = r.id LEFT JOIN outcomes o ON o.rater = r.id"):
+        raters[rid].update(platform=plat or "", study_id=study or "", session_id=session or "", outcome=outcome or "")
     for r in raters.values():
         r["sentinel_accuracy"] = r["sentinels_right"] / r["sentinels"] if r["sentinels"] else float("nan")
         r["median_rt_ms"] = float(np.median(r.pop("rts"))) if r["answers"] else float("nan")
@@ -173,7 +178,8 @@ def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_
 
 def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:
     cols = ["rater", "answers", "answers_2afc", "answers_jnd", "median_rt_ms", "sentinels", "sentinels_right",
-            "sentinel_accuracy", "agreement_2afc", "agreement_jnd", "kept"]
+            "sentinel_accuracy", "agreement_2afc", "agreement_jnd", "kept", "platform", "study_id", "session_id",
+            "outcome"]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()

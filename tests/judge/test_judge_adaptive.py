@@ -250,6 +250,11 @@ def test_simulated_comparison_is_seeded_and_reports_both_errors(mini_root):
     assert r.balanced.answers == 40 * 16 and r.balanced.curve.rmse == r2.balanced.curve.rmse  # seeded
     assert r.adaptive.answers == r2.adaptive.answers and r.adaptive.curve.p90 == r2.adaptive.curve.p90
     assert r.adaptive.answers < r.balanced.answers  # narrow items stop receiving raters
-    assert 0.0 < r.adaptive.curve.rmse[-1] < 0.5 and r.balanced.curve.rmse[-1] < r.balanced.curve.rmse[0]
+    assert r.adaptive.final("max_width") < 0.45 or r.adaptive.curve.answers[-1] == 40 * 16
+    assert 0.0 < r.adaptive.final("rmse") < 0.5 and r.balanced.final("rmse") < r.balanced.curve.rmse[0]
+    assert 0.5 < r.adaptive.final("coverage") <= 1.0
+    for m in ("rmse", "p90", "max_width"):  # what balanced needed is read off its own curve
+        to = r.balanced_to[m]
+        assert to is None or getattr(r.balanced.curve, m)[r.balanced.curve.answers.index(to)] <= r.adaptive.final(m)
     table = comparison_table(rows)
     assert table.startswith("SYNTHETIC") and "adaptive w=0.45" in table and "answers saved" in table

@@ -3,12 +3,13 @@ the signed study link, the completion code and URL, screening by sentinels (seco
 asked to return), the study link printed by ``bapps judge link``, and what stays hidden."""
 from __future__ import annotations
 
+import csv
 import sqlite3
 
 import pytest
 
 from bapps_toolkit.cli.main import main
-from bapps_toolkit.judge import create_from_set
+from bapps_toolkit.judge import create_from_set, export
 from bapps_toolkit.judge.keys import link_key, study_keys
 from bapps_toolkit.judge.store import load_config, open_study
 
@@ -89,6 +90,10 @@ def test_prolific_arrival_records_ids_and_completion_code(prolific):
     again = c.get(f"/api/next?rater={rater}&token={token}").get_json()
     assert again == done
     assert con.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0] == 1
+    export(prolific, prolific.parent / "out")  # raters.csv names the participant's Prolific ids
+    row = next(csv.DictReader(open(prolific.parent / "out" / "raters.csv")))
+    assert (row["rater"], row["platform"], row["study_id"], row["session_id"], row["outcome"]) == \
+        (PID, "prolific", "st1", "sess1", "complete")
 
 
 def test_screened_out_by_sentinels_get_the_second_code_or_are_asked_to_return(unjudged, tmp_path):
