@@ -26,7 +26,7 @@ import torch
 
 import bapps_toolkit as bt
 
-DEEP = ("lpips", "pdl")
+DEEP = ("lpips", "pdl", "dists")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 

@@ -7,7 +7,7 @@ Prints a markdown table per device: best of ``--repeats`` runs; forward in ``tor
 ``fwd+bwd`` = forward plus the gradient w.r.t. one input, i.e. the cost as a training loss.
 One "pair" is one distance d(x0, x1), i.e. two images; images/s = 2 × pairs/s.
 
-Deep metrics (``lpips*``, ``pdl*``) use the cached ImageNet backbone when torch hub's cache has
+Deep metrics (``lpips*``, ``pdl*``, ``dists``) use the cached ImageNet backbone when torch hub's cache has
 it (never downloading here); otherwise ``backbone_weights="random"`` — the same cost, but the
 distances are UNCALIBRATED, which the table says in its ``weights`` column.
 """
@@ -20,15 +20,16 @@ import time
 import torch
 
 from bapps_toolkit import create_metric, list_metrics
+from bapps_toolkit.metrics.base import metric_backbone
 
-DEEP_PREFIXES = ("lpips", "pdl")
+DEEP_PREFIXES = ("lpips", "pdl", "dists")
 
 
 def _weights_option(name: str) -> tuple[dict[str, str], str]:
     """Options for ``create_metric`` and a label for the table's weights column."""
     if not name.startswith(DEEP_PREFIXES):
         return {}, "-"
-    net = name.split("-")[1]
+    net = metric_backbone(name) or name.split("-")[1]
     try:
         from bapps_toolkit.metrics.hub import backbone_weights_file
 

@@ -14,9 +14,18 @@ In one run, for each image size (default 256² and 512²), on the same generated
 
 Every pairs/s figure but the ceiling is the best of ``--repeats`` (default 3) runs, the official
 ones included, so that no side of a ratio is a single run on a machine whose speed varies.
-* **decode** — the toolkit's own reader (``read_image``: PIL decode to uint8 RGB) on both files
+* **decode** — the toolkit's own reader (``read_image``, with the PNG decoder in use: libspng
+  through imagecodecs when the ``fast-decode`` extra is installed, else PIL) on both files
   of every pair, in this process, nothing else; and **attainable** = ``1 / (1/ceiling +
   1/decode)``, the pairs/s of decoding and then the bare forward, each at its own measured speed.
+* **toolkit (PIL)** — the toolkit again with ``BAPPS_PNG_DECODER=pil`` (only when the fast
+  decoder is in use), so that the decoder's share of the gain is measured in the same run.
+
+Decoders: a table of milliseconds per image (process CPU time and wall time, best of 5 passes
+over the same files, both folders) of the toolkit's reader with each of its decoders, of PIL
+alone (open, ``convert('RGB')``, array) and of the other PNG decoders where they are installed
+(pyspng, OpenCV's ``imdecode``, imagecodecs' libpng ``png_decode``), with whether each gives
+PIL's pixels on these files (``--decoders-only``: this table alone).
   On a machine whose cores the forward already keeps busy (2 threads, 95 % parallel efficiency
   here), overlapping decode with compute frees no time, so this is the most a folder scorer that
   decodes PNGs can reach; ``tk/attainable`` is what the toolkit's batching, head and glue cost.
@@ -39,6 +48,7 @@ The metric runs on a random backbone (speed and memory do not depend on the weig
 numbers are UNCALIBRATED). Figures depend on the load: quote ``uptime`` with them.
 
     python benchmarks/bench_score.py [--sizes 256 512] [--pairs 64] [--rss-pairs 1000 10000]
+        [--official-python VENV/bin/python --official-script PerceptualSimilarity/lpips_2dirs.py]
 """
 from __future__ import annotations
 
@@ -54,6 +64,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_decode import decoder_table, png_decoder_env
 from PIL import Image
 
 MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)}
@@ -236,12 +247,15 @@ def throughput(args, work: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metric = create_metric(args.metric, backbone_weights="random").eval()
+    from bapps_toolkit.data.fast_png import png_decoder
+
+    decoder = png_decoder()
     print(f"metric {metric.label}; torch threads {torch.get_num_threads()}, decode workers {default_workers()}, "
-          f"pixel budget {DEFAULT_BATCH_PIXELS} per batch")
+          f"pixel budget {DEFAULT_BATCH_PIXELS} per batch; PNG decoder {decoder}")
     print(_official_note(args))
-    print("| size | pairs | toolkit | lpips_2dirs.py | lpips b32 | plain b1 | plain b32 | ceiling@tk | ceiling "
-          "| decode | attainable | tk/2dirs | tk/lpips b32 | tk/ceiling | tk/attainable |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| size | pairs | toolkit | toolkit (PIL) | lpips_2dirs.py | lpips b32 | plain b1 | plain b32 | ceiling@tk "
+          "| ceiling | decode | attainable | tk/2dirs | tk/lpips b32 | tk/ceiling | tk/attainable | load |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         n = args.pairs if size <= 256 else max(8, args.pairs // 2)
         d0, d1 = make_pairs(work / f"tp{size}", n, size)
@@ -249,6 +263,10 @@ def throughput(args, work: Path) -> None:
         score_folders(d0, d1, metric=metric, progress=False)
         k = args.repeats
         tk = float(_best(k, _timed_folders, score_folders, metric, d0, d1, n))
+        tk_pil = None
+        if decoder != "pil":
+            with png_decoder_env("pil"):
+                tk_pil = _best(k, _timed_folders, score_folders, metric, d0, d1, n)
         o2 = _best(k, official, args, d0, d1, "2dirs")
         o32 = _best(k, official, args, d0, d1, "32")
         b1 = float(_best(k, plain_loop, metric, d0, d1, 1))
@@ -259,9 +277,9 @@ def throughput(args, work: Path) -> None:
                               if b != per and b * size * size <= 4 << 20])
         dec = float(_best(k, decode_only, d0, d1))
         attainable = 1.0 / (1.0 / ceil + 1.0 / dec)
-        print(f"| {size}² | {n} | {tk:.1f} | {_fig(o2)} | {_fig(o32)} | {b1:.1f} | {b32:.1f} | {at_tk:.1f} "
-              f"| {ceil:.1f} | {dec:.1f} | {attainable:.1f} | {_ratio(tk, o2)} | {_ratio(tk, o32)} | {tk / ceil:.0%} "
-              f"| {tk / attainable:.0%} |")
+        print(f"| {size}² | {n} | {tk:.1f} | {_fig(tk_pil)} | {_fig(o2)} | {_fig(o32)} | {b1:.1f} | {b32:.1f} "
+              f"| {at_tk:.1f} | {ceil:.1f} | {dec:.1f} | {attainable:.1f} | {_ratio(tk, o2)} | {_ratio(tk, o32)} "
+              f"| {tk / ceil:.0%} | {tk / attainable:.0%} | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 def peak_rss(args, work: Path) -> None:
@@ -295,7 +313,9 @@ def main() -> int:
     ap.add_argument("--rss-size", type=int, default=64, help="image side for the peak-RSS runs")
     ap.add_argument("--rss-distinct", type=int, default=500, help="distinct files behind the hard links")
     ap.add_argument("--repeats", type=int, default=3, help="runs per pairs/s figure (the best is kept)")
-    ap.add_argument("--skip-rss", action="store_true", help="only the pairs/s table")
+    ap.add_argument("--skip-rss", action="store_true", help="no peak-RSS runs")
+    ap.add_argument("--decoders-only", action="store_true", help="only the table of PNG decoders")
+    ap.add_argument("--decoder-files", type=int, default=32, help="PNG files per size for the decoder table")
     ap.add_argument("--official-python", default="/work/refvenv/bin/python",
                     help="python of a reference venv with the lpips package, torchvision and OpenCV")
     ap.add_argument("--official-script", default=None,
@@ -303,6 +323,9 @@ def main() -> int:
     args = ap.parse_args()
     print("load:", os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bapps-bench-score-") as tmp:
+        decoder_table(Path(tmp), args.sizes, args.decoder_files)
+        if args.decoders_only:
+            return 0
         throughput(args, Path(tmp))
         if not args.skip_rss:
             peak_rss(args, Path(tmp))

@@ -31,7 +31,7 @@ from bapps_toolkit import create_metric, list_metrics
 from bapps_toolkit.metrics.base import Metric
 
 NAMES = list_metrics()
-DEEP = ("lpips", "pdl")
+DEEP = ("lpips", "pdl", "dists")
 #: Metrics that do not promise d(x, x) = 0 (none at present), with the reason.
 NOT_ZERO_ON_IDENTICAL: dict[str, str] = {}
 RANGE_TOL = 1e-4

@@ -24,7 +24,7 @@ from bapps_toolkit.metrics.base import _REGISTRY
 pytestmark = pytest.mark.filterwarnings("ignore:.*UNCALIBRATED:UserWarning")
 
 NAMES = bt.list_metrics()
-DEEP = ("lpips", "pdl")
+DEEP = ("lpips", "pdl", "dists")
 RANGES = [(-1.0, 1.0), (0.0, 1.0)]
 
 
@@ -44,7 +44,7 @@ def _target(n=2, size=32, lo=-1.0, hi=1.0, seed=0) -> torch.Tensor:
     return x * (hi - lo) + lo
 
 
-SLOW = ("lpips", "pdl", "fsim")
+SLOW = ("lpips", "pdl", "dists", "fsim")
 
 
 @pytest.mark.parametrize("rng", RANGES, ids=["sym", "unit"])

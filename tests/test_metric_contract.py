@@ -1,7 +1,7 @@
 """The metric contract (bapps_toolkit.metrics.base), checked for EVERY registered name.
 
 Parametrised over ``list_metrics()`` at collection time, so metrics added later are covered
-without editing this file. Deep metrics (``lpips*``, ``pdl*``) are built on their seeded random
+without editing this file. Deep metrics (``lpips*``, ``pdl*``, ``dists``) are built on their seeded random
 backbone (``backbone_weights="random"``) so the test runs offline; their numbers are then
 uncalibrated, which the contract requires them to say.
 """
@@ -16,7 +16,7 @@ from bapps_toolkit import create_metric, list_metrics
 from bapps_toolkit.metrics.base import UNCALIBRATED_TAG, Metric
 
 NAMES = list_metrics()
-DEEP_PREFIXES = ("lpips", "pdl")
+DEEP_PREFIXES = ("lpips", "pdl", "dists")
 
 #: Metrics that do not promise d(x, x) = 0 (none so far); listed here with a reason if added.
 NOT_ZERO_ON_IDENTICAL: dict = {}

@@ -7,8 +7,10 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
+import bapps_toolkit.metrics.pdl as pdl_module
 from bapps_toolkit.metrics import create_metric
 from bapps_toolkit.metrics.backbones import VGG16_RELUS, Backbone, random_init_
+from bapps_toolkit.metrics.functional.sorting import sort_with_order, sorted_values
 from bapps_toolkit.metrics.pdl import PDL, projected_distribution_loss, wasserstein_1d
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*UNCALIBRATED:UserWarning")
@@ -139,3 +141,75 @@ def test_pdl_gradcheck_and_pair_distances():
         d0, d1 = m.pair_distances(r, p0, p1)
         assert calls == [9]
         assert torch.allclose(d0, m(r, p0), rtol=1e-10) and torch.allclose(d1, m(r, p1), rtol=1e-10)
+
+
+def _torch_sort_values(t):
+    return torch.sort(t, dim=-1).values
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_sorted_values_equal_torch_sort(requires_grad):
+    g = torch.Generator().manual_seed(3)
+    t = torch.rand(3, 5, 257, generator=g).sub_(0.3).clamp_(min=0)  # many exact zeros, as after a ReLU
+    t[0, 0, :4] = torch.tensor([-0.0, float("inf"), 0.0, -0.0])
+    t[1, 1] = 0.5  # a row of ties
+    t.requires_grad_(requires_grad)
+    got = sorted_values(t)
+    assert torch.equal(got, torch.sort(t, dim=-1).values)
+    # with a negative value the sort takes the generic path; the values are still torch.sort's
+    neg = (t.detach() - 0.25).requires_grad_(requires_grad)
+    assert torch.equal(sorted_values(neg), torch.sort(neg, dim=-1).values)
+    assert torch.equal(sorted_values(t.detach().double()), torch.sort(t.detach().double(), dim=-1).values)
+
+
+@pytest.mark.parametrize("shift", [0.0, -0.5])
+def test_sorted_values_gradient_is_torch_sorts(shift):
+    g = torch.Generator().manual_seed(4)
+    base = torch.rand(4, 6, 333, generator=g) + shift  # distinct values: no tie to order differently
+    w = torch.randn(4, 6, 333, generator=g)
+    grads, second = [], []
+    for fn in (sorted_values, _torch_sort_values):
+        t = base.clone().requires_grad_(True)
+        (fn(t) * w).sum().backward()
+        grads.append(t.grad)
+        # double backward (a gradient penalty): the backward's own graph
+        t = base.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad((fn(t) ** 2 * w).sum(), t, create_graph=True)
+        (g * w).sum().backward()
+        second.append(t.grad)
+    assert torch.equal(grads[0], grads[1])
+    assert torch.equal(second[0], second[1])
+
+
+def test_sort_with_order():
+    rng = np.random.default_rng(5)
+    x = np.abs(rng.normal(size=(7, 1001))).astype(np.float32)
+    x[0, :50] = 0.0
+    x[1, :3] = -0.0
+    values, order = sort_with_order(x)
+    assert np.array_equal(values, np.sort(x, axis=-1))
+    assert np.array_equal(np.take_along_axis(x, order.astype(np.int64), axis=-1), values)
+    assert all(np.array_equal(np.sort(row), np.arange(1001)) for row in order)
+    with pytest.raises(ValueError, match="float32"):
+        sort_with_order(x.astype(np.float64))
+
+
+def test_pdl_float32_value_and_gradient_as_with_torch_sort(monkeypatch):
+    """The fast CPU sort changes no bit of PDL or of its gradient against torch.sort."""
+    m = PDL(pixel_weight=0.5, backbone_weights="random")
+    g = torch.Generator().manual_seed(6)
+    # no clamping: tied pixel values could take their gradients in either order
+    target = torch.rand(3, 3, 32, 32, generator=g) * 1.8 - 0.9
+    start = torch.tanh(target + 0.2 * torch.randn(3, 3, 32, 32, generator=g))
+    results = []
+    for sort in (None, _torch_sort_values):
+        if sort is not None:
+            monkeypatch.setattr(pdl_module, "sorted_values", sort)
+        for free in ((True, False), (True, True)):
+            x0, x1 = start.clone().requires_grad_(free[0]), target.clone().requires_grad_(free[1])
+            d = m(x0, x1)
+            d.sum().backward()
+            results.append((d.detach(), x0.grad, x1.grad))
+    for new, ref in zip(results[:2], results[2:], strict=True):
+        assert torch.equal(new[0], ref[0]) and torch.equal(new[1], ref[1])
+        assert (new[2] is None and ref[2] is None) or torch.equal(new[2], ref[2])

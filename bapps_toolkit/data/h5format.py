@@ -36,6 +36,7 @@ import h5py
 import numpy as np
 
 from ..errors import DataError
+from .ids import check_ids
 from .images import PATCH
 from .layout import folders_of, is_set_key
 
@@ -182,7 +183,9 @@ def open_h5(path: PathLike):
 
 
 def read_stems(ds) -> list[str]:
-    return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in ds[...]]
+    """A set's stems, each checked to be a valid, unique item id (:mod:`.ids`)."""
+    return check_ids([s.decode("utf-8", "replace") if isinstance(s, bytes) else str(s) for s in ds[...]],
+                     f"packed file {ds.file.filename}: array {ds.name}")
 
 
 def describe(path: PathLike) -> dict[str, Any]:

@@ -7,7 +7,9 @@ CVPR 2018 — PIL ``convert('RGB')`` then torchvision ``Resize(64)``):
    than :data:`MAX_PIXELS` pixels is refused (decompression-bomb guard) with a
    :class:`~bapps_toolkit.errors.DataError` naming the file.
 2. ``convert('RGB')``: grayscale is replicated to three channels, an alpha channel is dropped
-   (not composited), palettes are expanded — exactly PIL's conversion.
+   (not composited), palettes are expanded — exactly PIL's conversion. (With the
+   ``fast-decode`` extra most PNGs are decoded by libspng instead, to the same pixels:
+   :mod:`.fast_png`.)
 3. A 64×64 image is returned as is. A square image of another size is resized to 64×64 with
    PIL's bilinear filter (which is what ``Resize(64)`` does to a PIL image: shorter side to 64,
    bilinear, antialiased by PIL).
@@ -33,12 +35,13 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image
 
 from ..errors import DataError
+from .fast_png import decode_png_rgb, fast_png_eligible, png_decoder
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -52,18 +55,43 @@ MAX_PIXELS = 64 * 1024 * 1024
 _MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
+class ImageFileError(DataError):
+    """An image file cannot be used; :attr:`path` is the file as the caller named it, so a
+    reader that knows where the name came from (a manifest's row and field) can say so. It
+    survives the trip back from a worker process."""
+
+    def __init__(self, message: str, path: PathLike) -> None:
+        super().__init__(message)
+        self.path = os.fspath(path)
+
+    def __reduce__(self) -> tuple[type[ImageFileError], tuple[str, str]]:
+        return type(self), (str(self), self.path)
+
+
 def _named(exc: Exception, path: PathLike, other: str) -> Exception:
-    """The :class:`DataError` naming ``path`` for an exception of PIL's reading; ``other`` (with
-    ``{path}`` and ``{exc}``) for a corrupt file. Anything else is returned unchanged."""
+    """The :class:`ImageFileError` naming ``path`` for an exception of PIL's reading; ``other``
+    (with ``{path}`` and ``{exc}``) for a corrupt file. Anything else is returned unchanged."""
     if isinstance(exc, FileNotFoundError):
-        return DataError(f"image file {path} does not exist")
+        return ImageFileError(f"image file {path} does not exist", path)
     if isinstance(exc, IsADirectoryError):
-        return DataError(f"image {path} is a folder, not an image file")
+        return ImageFileError(f"image {path} is a folder, not an image file", path)
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return DataError(f"image {path} has absurd dimensions, refusing to decode it (decompression-bomb guard: {exc})")
+        return ImageFileError(f"image {path} has absurd dimensions, refusing to decode it "
+                              f"(decompression-bomb guard: {exc})", path)
+    if isinstance(exc, OSError) and exc.errno is not None:  # the file system's, not PIL's
+        return ImageFileError(f"cannot open image {path} ({exc.strerror or exc})", path)
     if isinstance(exc, (OSError, SyntaxError, ValueError)):
-        return DataError(other.format(path=path, exc=exc))
+        return ImageFileError(other.format(path=path, exc=exc), path)
     return exc
+
+
+def _fast_png(im: Image.Image, fh: BinaryIO) -> np.ndarray | None:
+    """The optional fast decoder's RGB pixels of an opened PNG (:mod:`.fast_png`), or None."""
+    size = os.fstat(fh.fileno()).st_size
+    if not fast_png_eligible(im.format, im.mode, im.size, size, bool(getattr(im, "is_animated", False))):
+        return None
+    fh.seek(0)
+    return decode_png_rgb(fh.read(size), im.size)  # no more than the size checked, should the file grow
 
 
 def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
@@ -74,20 +102,25 @@ def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_
     ``max_pixels`` pixels is refused; PIL's decompression-bomb check stays on); ``square=True``
     refuses non-square images before decoding; ``scale_16bit=True`` maps 16-bit grey to 8 bits
     (``value / 257``) instead of PIL's clipping; then PIL's ``convert('RGB')``. Every failure is a
-    :class:`DataError` naming the file.
+    :class:`DataError` naming the file. A PNG may be decoded by the optional fast decoder
+    (:mod:`.fast_png`), which gives the same pixels.
     """
+    fast = png_decoder() != "pil"  # outside the try: a bad BAPPS_PNG_DECODER is not the file's fault
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open(path, "rb") as fh, Image.open(fh) as im:
                 w, h = im.size
                 if w <= 0 or h <= 0 or w > max_side or h > max_side or w * h > max_pixels:
-                    raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit "
-                                    f"{max_side} per side, {max_pixels} pixels); refusing to decode it")
+                    raise ImageFileError(f"image {path} has absurd dimensions {w}x{h} (limit {max_side} "
+                                         f"per side, {max_pixels} pixels); refusing to decode it", path)
                 if square and w != h:
-                    raise DataError(f"image {path} is {w}x{h}, not square: the official loader's "
-                                    "Resize(64) would keep the aspect ratio and give a patch that "
-                                    "cannot be batched; crop it square first")
+                    raise ImageFileError(f"image {path} is {w}x{h}, not square: the official loader's "
+                                         "Resize(64) would keep the aspect ratio and give a patch that "
+                                         "cannot be batched; crop it square first", path)
+                decoded = _fast_png(im, fh) if fast else None
+                if decoded is not None:
+                    return decoded
                 im.load()
                 if scale_16bit and im.mode in _MODES_16BIT:
                     grey = np.asarray(im, dtype=np.float64) / 257.0
@@ -113,8 +146,8 @@ def image_size(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MA
     except Exception as exc:
         raise _named(exc, path, "cannot read image {path}: not an image file PIL can open ({exc})") from None
     if w <= 0 or h <= 0 or w > max_side or h > max_side or w * h > max_pixels:
-        raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit {max_side} per side, "
-                        f"{max_pixels} pixels); refusing to decode it")
+        raise ImageFileError(f"image {path} has absurd dimensions {w}x{h} (limit {max_side} per side, "
+                             f"{max_pixels} pixels); refusing to decode it", path)
     return int(w), int(h)
 
 

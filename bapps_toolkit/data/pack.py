@@ -22,6 +22,7 @@ from .._version import __version__
 from ..errors import DataError
 from .decode import decode_pool, iter_decoded, make_bar
 from .h5format import FORMAT, FORMAT_ATTR, attr_str, judgments_digest, open_h5, read_stems, stems_digest
+from .ids import check_ids
 from .images import PATCH
 from .layout import SetFiles, discover, folders_of, is_synthetic_root, order_keys, resolve_root, scan_set, split_key
 
@@ -46,7 +47,8 @@ def _create_set_group(f, key: str, n: int):
 def _write_judgments_and_stems(g, name: str, judgments: np.ndarray, stems: Sequence[str],
                                n_votes: np.ndarray | None = None) -> None:
     """The judgment array (``judge``/``same``), the stems and (when given) the vote counts of a
-    set, each with its SHA-256."""
+    set, each with its SHA-256. The stems must be valid, unique item ids (:mod:`.ids`)."""
+    check_ids(stems, f"set {g.name.lstrip('/')} to pack: stems")
     jd = g.create_dataset(name, data=judgments)
     jd.attrs["sha256"] = judgments_digest(judgments)
     sd = g.create_dataset("stems", data=np.array(stems, dtype=object), dtype=h5py.string_dtype("utf-8"))
@@ -90,6 +92,7 @@ def pack(root: PathLike | Sequence[PathLike], out_h5: PathLike, *, size: int | N
             raise FileExistsError(f"{out} already exists; pass --force (force=True) to overwrite it")
         # Only this output's temporaries: other files in the folder have locks of their own.
         remove_stale_temps(out.parent, f".{glob.escape(out.name)}{TMP_MARK}*")
+        man = None
         if base is None:
             from .manifest import read_manifests
 
@@ -98,8 +101,13 @@ def pack(root: PathLike | Sequence[PathLike], out_h5: PathLike, *, size: int | N
         else:
             sets = [scan_set(base, k) for k in discover(base)]
             side, synthetic, source = size or PATCH, is_synthetic_root(base), str(base.resolve())
-        _write_file(out, sets, source=source, synthetic=synthetic, size=side, crop=size is not None,
-                    workers=workers, progress=progress)
+        try:
+            _write_file(out, sets, source=source, synthetic=synthetic, size=side, crop=size is not None,
+                        workers=workers, progress=progress)
+        except DataError as exc:  # an image that fails to decode: name the manifest row and field
+            if man is None:
+                raise
+            raise man.blame(exc) from None
     return out
 
 

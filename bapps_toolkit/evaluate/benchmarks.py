@@ -40,7 +40,7 @@ from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
 from ..scores import HUMAN, MEAN_CATEGORY, bootstrap_distribution, paired_bootstrap, score_2afc
 from .compare import check_compare
-from .resolve import WeightSpecs
+from .resolve import WeightSpecs, trusted_with_metrics
 from .runner import metric_label, resolve_metric, run_evaluation
 
 ROW_KEYS = ("metric", "label", "calibrated", "benchmark", "kind", "part", "figure", "n", "value",
@@ -274,7 +274,8 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
                         nights_size: int = NIGHTS_SIZE, live_scores: str = "realigned",
                         compare: Sequence[str] | None = None,
                         backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
-                        metric_options: Sequence[str] | None = None) -> BenchmarkResult:
+                        metric_options: Sequence[str] | None = None,
+                        trust_plugin: Sequence[str] | str | None = None) -> BenchmarkResult:
     """Score ``metrics`` on every benchmark in ``source`` (a set, or a folder holding several).
 
     ``compare=(A, B)``: paired bootstrap of A − B on each set (SRCC on correlation sets, 2AFC on
@@ -282,12 +283,15 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
     reference images / items for both; interval and p-value from one method (``p < alpha`` iff
     the interval excludes 0). ``metrics`` may hold the preset ``"paper"``; ``metric_options``
     are ``NAME.KEY=VALUE`` options of the metrics' factories (as ``bapps evaluate --metric-option``).
+    ``trust_plugin``: the plugin spec(s) a checkpoint among ``metrics`` may import (as for
+    :func:`~bapps_toolkit.evaluate.run_evaluation`).
     """
     dev = pick_device(device)
     opt = _Options(dev, int(batch_size), int(n_boot), int(seed), int(nights_size), live_scores)
-    weights = dict(backbone_weights=backbone_weights, lin_weights=lin_weights)
-    resolved = []
     specs, preset_options = expand_presets(metrics)
+    weights: dict[str, Any] = dict(backbone_weights=backbone_weights, lin_weights=lin_weights,
+                                   trust_plugin=trusted_with_metrics(specs, trust_plugin))
+    resolved = []
     options = merge_options(preset_options, parse_metric_options(
         list(metric_options or []), [s for s in specs if isinstance(s, str)]))
     for spec in specs:

@@ -16,7 +16,7 @@ metric             distance ``d``                                   usual form (
 =================  ===============================================  =================================
 
 (Wang et al. 2004 for SSIM, Wang et al. 2003 for MS-SSIM, Zhang et al. 2011 for FSIM; PSNR on
-RGB in [0, 1], so ``R = 1``.) The other metrics (L2, LPIPS, PDL, plugins) have no similarity
+RGB in [0, 1], so ``R = 1``.) The other metrics (L2, LPIPS, PDL, DISTS, plugins) have no similarity
 form. The conversions are elementwise and accept floats or numpy arrays.
 """
 from __future__ import annotations
@@ -77,6 +77,7 @@ _FIXED: dict[str, Scale] = {
     "l2": Scale("mean squared error of RGB in [0, 1]"),
     "l2-rgb-official": Scale("mean squared error of RGB in [-1, 1]"),
     "l2-lab": Scale("0.5 * mean squared Lab difference / 100^2"),
+    "dists": Scale("DISTS distance, 1 - weighted texture/structure similarity (unitless)"),
     "l2-lab-official": Scale("0.5 * mean squared Lab difference / 100^2"),
     "ms-ssim": _affine("1 - MS-SSIM (unitless)", "MS-SSIM", 1.0, -1.0),
     "fsim": _affine("1 - FSIM (unitless)", "FSIM", 1.0, -1.0),

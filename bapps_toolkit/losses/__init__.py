@@ -8,6 +8,7 @@ See :mod:`.base` for the contract (no range error, frozen networks, reductions, 
 """
 from .base import (
     REDUCTIONS,
+    DISTSLoss,
     FSIMLoss,
     L1Loss,
     L2Loss,
@@ -23,5 +24,5 @@ from .combine import CombinedLoss, create_loss, list_losses, parse_loss_spec
 
 __all__ = [
     "REDUCTIONS", "Loss", "MetricLoss", "CombinedLoss", "L1Loss", "L2Loss", "PSNRLoss", "SSIMLoss",
-    "MSSSIMLoss", "FSIMLoss", "LPIPSLoss", "PDLLoss", "create_loss", "list_losses", "parse_loss_spec",
+    "MSSSIMLoss", "FSIMLoss", "LPIPSLoss", "PDLLoss", "DISTSLoss", "create_loss", "list_losses", "parse_loss_spec",
 ]

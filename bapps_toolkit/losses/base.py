@@ -15,9 +15,9 @@ scalar (``reduction="mean"`` or ``"sum"`` over the batch) or the per-image value
 * **Direction.** Every registered metric is a distance (lower = more similar), so the loss is
   the metric's distance itself: ``ssim`` → DSSIM = (1 − SSIM)/2, ``ms-ssim`` → 1 − MS-SSIM,
   ``fsim`` → 1 − FSIM, ``psnr`` → the PSNR deficit ``10·log10(1 + MSE/ε)``, ``l2`` → MSE on
-  [0, 1], LPIPS and PDL as they are. (piq's ``SSIMLoss`` is 1 − SSIM, twice DSSIM.)
+  [0, 1], LPIPS, PDL and DISTS as they are. (piq's ``SSIMLoss`` is 1 − SSIM, twice DSSIM.)
 * **Target without gradient.** For deep metrics (those with ``features`` /
-  ``distance_from_features``: LPIPS and PDL) a target that does not require grad goes through
+  ``distance_from_features``: LPIPS, PDL and DISTS) a target that does not require grad goes through
   the network under ``torch.no_grad()``, so the backward pass covers the input half only.
 
 ``l1`` is a loss but not a metric: ``mean |x − y|`` over channels and pixels of images mapped
@@ -205,6 +205,12 @@ class PDLLoss(MetricLoss):
     """Projected Distribution Loss on VGG16 (metric ``pdl-vgg``; ``backbone_weights=`` …)."""
 
     metric_name = "pdl-vgg"
+
+
+class DISTSLoss(MetricLoss):
+    """DISTS on VGG16 with the published α/β (metric ``dists``; ``backbone_weights=`` …)."""
+
+    metric_name = "dists"
 
 
 class LPIPSLoss(MetricLoss):

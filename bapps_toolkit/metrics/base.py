@@ -144,13 +144,27 @@ class Metric(nn.Module):
 
 
 _REGISTRY: dict[str, tuple[Callable[..., Metric], str]] = {}
+_BACKBONES: dict[str, str] = {}
 
 
-def register_metric(name: str, factory: Callable[..., Metric], description: str) -> None:
-    """Register ``factory(**options) -> Metric`` under ``name`` (lower-case, unique)."""
+def register_metric(name: str, factory: Callable[..., Metric], description: str, *,
+                    backbone: str | None = None) -> None:
+    """Register ``factory(**options) -> Metric`` under ``name`` (lower-case, unique).
+
+    ``backbone`` declares the ImageNet network (``alex``, ``vgg``, ``squeeze``) the metric is built
+    on when its name does not say it (``dists`` is on ``vgg``), so that weight specs such as
+    ``vgg=PATH`` reach it (see :func:`metric_backbone`).
+    """
     if name in _REGISTRY:
         raise ValueError(f"metric {name!r} is already registered")
     _REGISTRY[name] = (factory, description)
+    if backbone is not None:
+        _BACKBONES[name] = backbone
+
+
+def metric_backbone(name: str) -> str | None:
+    """The backbone a registered metric declared with ``register_metric(..., backbone=)``, else None."""
+    return _BACKBONES.get(str(name).lower())
 
 
 def list_metrics() -> list[str]:

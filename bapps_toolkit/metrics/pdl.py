@@ -4,8 +4,10 @@ for Image Enhancement").
 For every channel of a feature map, PDL compares the *empirical distribution* of its H·W spatial
 activations in the two images with the 1-D Wasserstein-1 distance. For two samples of equal size
 ``n`` that distance is ``mean_i |sort(a)_i − sort(b)_i|`` (the quantile functions' L1 distance) —
-the same number ``scipy.stats.wasserstein_distance(a, b)`` returns. ``torch.sort`` is
-differentiable (its gradient routes back to the sorted positions), so PDL is a usable loss.
+the same number ``scipy.stats.wasserstein_distance(a, b)`` returns. Sorting is differentiable
+(the gradient routes back to the sorted positions), so PDL is a usable loss; on CPU the sort is
+:func:`~bapps_toolkit.metrics.functional.sorting.sorted_values` (the values of ``torch.sort``,
+computed faster).
 
 No official code exists; this module's choices, every one an option of :class:`PDL`
 (registered as ``pdl-vgg``):
@@ -31,11 +33,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from .backbones import DEFAULT_RANDOM_SEED, VGG16_RELUS, BackboneWeights, resolve_backbone
 from .base import Metric, register_metric
+from .functional.sorting import sorted_values
 from .lpips import normalize_channels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,19 +58,6 @@ def wasserstein_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.dim() == 0 or a.shape[-1] == 0:
         raise ValueError(f"wasserstein_1d: need at least one sample along the last axis, got shape {tuple(a.shape)}")
     return (sorted_values(a) - sorted_values(b)).abs().mean(dim=-1)
-
-
-def sorted_values(t: torch.Tensor) -> torch.Tensor:
-    """``torch.sort(t, dim=-1).values``, differentiable. CPU float32 / float64 tensors are sorted by
-    numpy (faster than ``torch.sort`` on CPU for these row lengths; the sorted values are the same
-    numbers): without a gradient to track by ``np.sort``, with one by ``np.argsort`` and a gather
-    (whose backward scatters the gradient to the sorted positions, as ``torch.sort``'s does)."""
-    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64):
-        if not (torch.is_grad_enabled() and t.requires_grad):
-            return torch.from_numpy(np.sort(t.detach().numpy(), axis=-1))
-        order = torch.from_numpy(np.argsort(t.detach().numpy(), axis=-1))
-        return torch.take_along_dim(t, order, dim=-1)
-    return torch.sort(t, dim=-1).values
 
 
 def projected_distribution_loss(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ TASKS: tuple[str, ...] = ("denoise", "deblur", "sr2", "sr4", "jpeg", "autoencode
 DEFAULT_LOSSES: tuple[str, ...] = ("l1", "l2", "ssim", "ms-ssim", "lpips-alex", "pdl-vgg", "0.16*l1+0.84*ms-ssim")
 DEFAULT_EVAL: tuple[str, ...] = ("psnr", "ssim", "ms-ssim", "lpips-alex", "lpips-vgg", "pdl-vgg")
 BACKBONES = ("random", "imagenet")
-DEEP_PREFIXES = ("lpips", "pdl")
+DEEP_PREFIXES = ("lpips", "pdl", "dists")
 
 #: Fields that decide what a per-loss checkpoint contains (a resumed run must match them).
 TRAINING_FIELDS = ("task", "sigma", "blur_sigma", "jpeg_quality", "images", "test_fraction", "split_seed",

@@ -12,7 +12,7 @@ from .._device import pick_device
 from ..losses import parse_loss_spec
 from ..metrics import create_metric, list_metrics
 from ..scores import bootstrap_ci
-from .config import LossStudyConfig
+from .config import DEEP_PREFIXES, LossStudyConfig
 from .model import build_model, count_parameters
 from .outputs import write_outputs
 from .tasks import ImageSet, degrade, grid_crops, load_images, random_patches, split_images
@@ -153,8 +153,8 @@ def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,
 
 
 def study_note(cfg: LossStudyConfig, n_params: int, data: StudyData) -> str:
-    deep = any(m.startswith(("lpips", "pdl")) for m in cfg.eval_metrics) or any(
-        t.startswith(("lpips", "pdl")) for s in cfg.losses for t in s.replace("*", "+").split("+"))
+    deep = any(m.startswith(DEEP_PREFIXES) for m in cfg.eval_metrics) or any(
+        t.startswith(DEEP_PREFIXES) for s in cfg.losses for t in s.replace("*", "+").split("+"))
     parts = [
         f"SMALL STUDY: numbers from a small network ({n_params:,} parameters) trained for {cfg.steps} steps "
         f"(batch {cfg.batch_size}) on {cfg.train_patches} patches of {cfg.patch_size} px from "

@@ -37,6 +37,7 @@ from ..._version import __version__
 from ...errors import DataError
 from ..decode import decode_pool, make_bar
 from ..h5format import FORMAT, FORMAT_ATTR
+from ..ids import id_key, id_problem
 from .base import TwoAFCFileSet
 
 NIGHTS_SIZE = 224
@@ -71,6 +72,8 @@ def _decode_chunk(paths: tuple[str, ...], size: int) -> np.ndarray:
 
 
 def _stems(tset: TwoAFCFileSet) -> list[str]:
+    """The items' stems: the p0 files' paths below the root with ``/`` as ``_``, or the item
+    numbers (``000000``…) when those are not all valid, unique item ids (:mod:`..ids`)."""
     stems = []
     for p in tset.p0:
         try:
@@ -78,7 +81,7 @@ def _stems(tset: TwoAFCFileSet) -> list[str]:
         except ValueError:
             rel = p.stem
         stems.append(rel.replace("/", "_"))
-    if len(set(stems)) != len(stems):
+    if any(id_problem(s) for s in stems) or len({id_key(s) for s in stems}) != len(stems):
         stems = [f"{i:06d}" for i in range(len(stems))]
     return stems
 
