@@ -18,11 +18,13 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
 from typing import Union
 
+from ..errors import DataError
 from .db import transaction
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -58,6 +60,9 @@ def study_keys(con: sqlite3.Connection) -> StudyKeys | None:
     sid, secret = _meta(con, "study_id"), _meta(con, "link_secret")
     if sid is None or secret is None:
         return None
+    if re.fullmatch(r"[0-9a-f]{16}", sid) is None or re.fullmatch(r"[0-9a-f]{64}", secret) is None:
+        raise DataError("study database: study_meta rows 'study_id' and 'link_secret' must be 16 and 64 hex "
+                        "digits as this toolkit writes them (a shorter secret would make study links guessable)")
     return StudyKeys(sid, bytes.fromhex(secret))
 
 

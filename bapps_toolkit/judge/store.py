@@ -201,8 +201,27 @@ def serving_connection(db: PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> 
 
 
 def load_config(con: sqlite3.Connection) -> dict[str, Any]:
-    """The study's settings; a setting added after the study was made takes its default."""
-    return {**DEFAULTS, **{k: json.loads(v) for k, v in con.execute("SELECT name, value FROM config")}}
+    """The study's settings; a setting added after the study was made takes its default.
+
+    The ``config`` table is read as untrusted (the study file may come from someone else): every
+    value is checked as :func:`validate_config` checks the settings of a new study, so that e.g. a
+    completion URL that is not http(s) never reaches a rater's page.
+
+    Raises:
+        DataError: a value that is not JSON, an unknown setting or one out of its range, naming
+            the ``config`` table and the setting.
+    """
+    stored: dict[str, Any] = {}
+    for name, value in con.execute("SELECT name, value FROM config"):
+        try:
+            stored[str(name)] = json.loads(value)
+        except (TypeError, ValueError, RecursionError):
+            raise DataError(f"study database: config row {short(name)}: its value {short(value)} is not "
+                            "JSON") from None
+    try:
+        return validate_config(stored)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"study database: config table: {short(str(exc), 300)}") from None
 
 
 def add_rater(db: PathLike, rater: str) -> str:

@@ -24,6 +24,8 @@ from typing import Any, TypedDict, Union
 
 import numpy as np
 
+from ..data.ids import shown
+from .answers import valid_rater
 from .keys import study_keys
 from .posterior import credible_width, posterior_params
 
@@ -202,6 +204,12 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100.0 * x:.0f}%"
 
 
+def _printable(rater: str) -> str:
+    """A rater id as it is, or quoted and cut when the database holds something no server writes
+    (control characters would reach the terminal)."""
+    return rater if valid_rater(rater) else shown(rater, 40)
+
+
 def summary_text(s: StudySummary) -> str:
     """The summary in a few lines (what ``bapps judge status`` prints)."""
     pol, pro = s["policy"], s["progress"]
@@ -220,7 +228,7 @@ def summary_text(s: StudySummary) -> str:
     screened = [r for r in s["raters"] if r["outcome"] == "screened_out"]
     rt = "n/a" if s["median_rt_ms"] is None else f"{s['median_rt_ms']:.0f} ms"
     share = pro["items_done"] / pro["items"] if pro["items"] else None
-    names = ": " + ", ".join(r["rater"] for r in screened[:5]) if screened else ""
+    names = ": " + ", ".join(_printable(r["rater"]) for r in screened[:5]) if screened else ""
     lines = [
         f"study {pol['study_id'] or '(no id)'}: {policy}; platform {pol['platform']}",
         f"items: {pro['items_done']} of {pro['items']} done ({_pct(share)}); "
