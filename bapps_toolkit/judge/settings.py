@@ -18,8 +18,12 @@ Groups of settings:
 """
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 from typing import Any
+
+from ..errors import DataError
 
 #: Completion codes: what the platforms accept (letters and digits, as Prolific's codes).
 CODE_RE = re.compile(r"[A-Za-z0-9]{4,32}")
@@ -138,3 +142,32 @@ def completion_url(cfg: dict[str, Any]) -> str | None:
     if url is None and cfg.get("platform") == "prolific":
         return PROLIFIC_COMPLETION_URL
     return url
+
+
+def stored_config(rows: Iterable[tuple[object, object]]) -> dict[str, Any]:
+    """The settings of a study from its ``config`` rows (name, JSON value), checked.
+
+    The table is read as untrusted (the study file may come from someone else): every value is
+    checked as :func:`validate_config` checks the settings of a new study, so that e.g. a
+    completion URL that is not http(s) never reaches a rater's page.
+
+    Raises:
+        DataError: a value that is not JSON, an unknown setting or one out of its range, naming
+            the ``config`` table and the setting.
+    """
+    stored: dict[str, Any] = {}
+    for name, value in rows:
+        try:
+            stored[str(name)] = json.loads(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, RecursionError):
+            raise DataError(f"study database: config row {_short(name)}: its value {_short(value)} is not "
+                            "JSON") from None
+    try:
+        return validate_config(stored)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"study database: config table: {_short(str(exc), 300)}") from None
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -35,7 +35,7 @@ from .items import Item, make_sentinels
 from .keys import create_keys, token_hash
 from .platform import Completion, new_code
 from .refusals import AlreadyAnswered, InvalidRequest, NotAllowed, NotFound, StudyUnavailable
-from .settings import DEFAULTS, validate_config
+from .settings import DEFAULTS, stored_config, validate_config
 
 __all__ = ["DEFAULTS", "validate_config", "create_study", "open_study", "load_config", "add_rater", "valid_rater",
            "check_rater", "next_trial", "record_answer", "image_png", "swapped_for", "Progress", "Trial", "Ack"]
@@ -201,27 +201,13 @@ def serving_connection(db: PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> 
 
 
 def load_config(con: sqlite3.Connection) -> dict[str, Any]:
-    """The study's settings; a setting added after the study was made takes its default.
-
-    The ``config`` table is read as untrusted (the study file may come from someone else): every
-    value is checked as :func:`validate_config` checks the settings of a new study, so that e.g. a
-    completion URL that is not http(s) never reaches a rater's page.
+    """The study's settings, checked (:func:`~.settings.stored_config`); a setting added after the
+    study was made takes its default.
 
     Raises:
-        DataError: a value that is not JSON, an unknown setting or one out of its range, naming
-            the ``config`` table and the setting.
+        DataError: naming the ``config`` table and the setting that no study could hold.
     """
-    stored: dict[str, Any] = {}
-    for name, value in con.execute("SELECT name, value FROM config"):
-        try:
-            stored[str(name)] = json.loads(value)
-        except (TypeError, ValueError, RecursionError):
-            raise DataError(f"study database: config row {short(name)}: its value {short(value)} is not "
-                            "JSON") from None
-    try:
-        return validate_config(stored)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"study database: config table: {short(str(exc), 300)}") from None
+    return stored_config(con.execute("SELECT name, value FROM config"))
 
 
 def add_rater(db: PathLike, rater: str) -> str:
