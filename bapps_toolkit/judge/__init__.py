@@ -2,11 +2,26 @@
 
 * :mod:`.items` — read an unjudged SET (folders, ``.h5``, CSV manifest); sentinel trials.
 * :mod:`.store` — the SQLite (WAL) study database: items, raters, assignments, answers.
+* :mod:`.assign` — the assignment policies (``balanced``, ``adaptive``); :mod:`.posterior` their
+  Beta–binomial arithmetic; :mod:`.disagreement` metric distances given at creation.
+* :mod:`.platform`, :mod:`.arrivals`, :mod:`.keys` — crowd platforms: study links, arrivals,
+  completion codes, screening by sentinels; the study's secrets and admin token.
+* :mod:`.summary` — the dashboard's summary (and ``bapps judge status``).
+* :mod:`.simulate` — simulated studies that compare the assignment policies.
 * :mod:`.refusals` — why a request is refused (typed errors; the app maps them to HTTP statuses).
 * :mod:`.guard` — which hosts and origins may use the server.
 * :mod:`.app` — the Flask app and its waitress server (optional extra ``judge``).
-* :mod:`.export` — export to the BAPPS layout or a CSV manifest; status report.
+* :mod:`.export` — export to the BAPPS layout or a CSV manifest; per-item status report.
+
+SQL lives in the store modules (store, assign, arrivals, keys, summary, export, db); HTTP only
+in :mod:`.app` (and :mod:`.transport`, waitress' own refusals).
 """
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .._io import PathLike
 from .export import export, status_text, tally
 from .items import Item, read_items
 from .refusals import Refused, StudyUnavailable
@@ -16,6 +31,8 @@ __all__ = ["Item", "read_items", "create_study", "open_study", "add_rater", "Ref
            "export", "status_text", "tally", "create_from_set"]
 
 
-def create_from_set(source, db, **settings):
-    """Read SET ``source`` and write a new study database ``db`` with ``settings``."""
-    return create_study(db, read_items(source), **settings)
+def create_from_set(source: PathLike, db: PathLike, *, distances: PathLike | None = None,
+                    **settings: Any) -> Path:
+    """Read SET ``source`` and write a new study database ``db`` with ``settings`` (and, for
+    adaptive assignment, optional per-item metric ``distances``: see :mod:`.disagreement`)."""
+    return create_study(db, read_items(source), distances=distances, **settings)

@@ -1,4 +1,4 @@
-"""Checking a posted answer before it reaches the study database (no SQL, no HTTP).
+"""Checking a posted answer and rater ids before they reach the study database (no SQL, no HTTP).
 
 A posted answer is untrusted JSON: :func:`parse_answer` turns it into an :class:`AnswerPost`
 or raises :class:`~bapps_toolkit.judge.refusals.InvalidRequest` naming the field; the store
@@ -8,6 +8,7 @@ then checks ``side`` and ``timings`` against the item's kind with :func:`side_an
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,6 +22,13 @@ MAX_RT_MS = 3_600_000.0
 MAX_PHASE_MS = 600_000.0
 JND_PHASES = ("ref_ms", "blank_ms", "dist_ms")
 SIDES = {"2afc": ("left", "right"), "jnd": ("same", "different")}
+RATER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+RATER_RULE = "1-64 letters, digits, '_', '.', '-'"
+
+
+def valid_rater(rater: object) -> bool:
+    """Whether ``rater`` is a rater id: the whole string is 1-64 of ``A-Z a-z 0-9 _ . -``."""
+    return isinstance(rater, str) and RATER_RE.fullmatch(rater) is not None
 
 
 @dataclass(frozen=True)

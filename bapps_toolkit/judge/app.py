@@ -4,9 +4,16 @@ Routes (JSON unless stated): ``GET /`` the page (package data); ``GET /static/<f
 script and style (Flask's static handler, package folder only); ``GET /api/study`` settings;
 ``GET /api/next`` the rater's next trial; ``GET /api/image/<item>/<role>`` PNG bytes read
 from the item table (``role`` is one of ref/p0/p1, ``item`` an integer: no request value
-becomes a file path); ``POST /api/answer`` one answer, acknowledged only after its commit.
-The rater is named by ``rater`` and, where one was issued, ``token`` (query string for GET,
-JSON body for POST, or the ``X-Rater-Token`` header).
+becomes a file path); ``POST /api/answer`` one answer, acknowledged only after its commit;
+``POST /api/arrive`` a rater arriving through the study link of a study on a crowd platform
+(:mod:`.platform`; replies with the rater id and token the page uses from then on). The rater
+is named by ``rater`` and, where one was issued, ``token`` (query string for GET, JSON body for
+POST, or the ``X-Rater-Token`` header).
+
+The dashboard: ``GET /admin`` its page, ``GET /api/admin/summary`` the study's summary
+(:mod:`.summary`), only with ``Authorization: Bearer <admin token>`` (401 without it or with a
+wrong one; after :data:`ADMIN_FAILURES_PER_MINUTE` wrong tokens in a minute every admin request
+is answered 429 for the rest of that minute, without checking the token).
 
 Every request first passes the host, origin and site checks of :mod:`.guard`. Every error
 is a JSON object ``{"error": message}`` with a 4xx/5xx status: the store's refusals are mapped
@@ -17,7 +24,11 @@ refused request.
 from __future__ import annotations
 
 import json
+import math
+import re
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,10 +36,22 @@ from typing import Any
 from .._io import PathLike
 from ..errors import BappsError
 from .answers import parse_answer
-from .db import BUSY_TIMEOUT_S, log
+from .arrivals import arrive
+from .db import BUSY_TIMEOUT_S, db_errors, log
 from .guard import Access, RequestFacts, check_request, is_loopback
 from .items import read_items
-from .refusals import AlreadyAnswered, InvalidRequest, NotAllowed, NotFound, StudyUnavailable, TooManyNewRaters
+from .keys import admin_token_ok
+from .platform import parse_arrival
+from .refusals import (
+    AlreadyAnswered,
+    InvalidRequest,
+    NotAllowed,
+    NotAuthorized,
+    NotFound,
+    RateLimited,
+    StudyUnavailable,
+    TooManyAttempts,
+)
 from .store import (
     check_rater,
     create_study,
@@ -39,6 +62,7 @@ from .store import (
     record_answer,
     serving_connection,
 )
+from .summary import study_summary, summary_version
 
 __all__ = ["create_app", "serve", "STATUS", "MAX_BODY", "is_loopback"]
 
@@ -48,14 +72,17 @@ MAX_BODY = 16 * 1024
 MAX_JSON_CONTAINERS = 16
 #: New raters without a token recorded per minute, by default.
 NEW_RATERS_PER_MINUTE = 60
+#: Wrong admin tokens accepted per minute before every admin request is refused for the minute.
+ADMIN_FAILURES_PER_MINUTE = 20
 #: HTTP status of each refusal of the store and the request checks.
 STATUS: dict[type[BappsError], int] = {
-    InvalidRequest: 400, NotAllowed: 403, NotFound: 404, AlreadyAnswered: 409, TooManyNewRaters: 429,
-    StudyUnavailable: 503,
+    InvalidRequest: 400, NotAuthorized: 401, NotAllowed: 403, NotFound: 404, AlreadyAnswered: 409,
+    RateLimited: 429, StudyUnavailable: 503,
 }
 QUERY_KEYS = frozenset({"rater", "token"})
 PUBLIC_SETTINGS = ("break_every", "display_px", "scaling", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms",
-                   "instructions")
+                   "instructions", "platform")
+_BEARER = re.compile(r"Bearer ([A-Za-z0-9_-]{1,256})")
 
 
 def status_of(exc: BappsError) -> int:
@@ -119,9 +146,11 @@ def _install_handlers(app: Any, flask: Any, forget_connection: Callable[[], None
     @app.errorhandler(BappsError)
     def _refused(exc: BappsError) -> Any:
         status = status_of(exc)
-        if isinstance(exc, TooManyNewRaters):
+        if isinstance(exc, RateLimited):
             return _error(flask, status, str(exc), {"Retry-After": str(exc.retry_after_s)},
                           retry_after_s=exc.retry_after_s)
+        if isinstance(exc, NotAuthorized):
+            return _error(flask, status, str(exc), {"WWW-Authenticate": 'Bearer realm="bapps judge admin"'})
         if isinstance(exc, StudyUnavailable):
             forget_connection()  # reopened by the next request (after the disk is freed, say)
             return _error(flask, status, str(exc), {"Retry-After": "5"} if exc.reason == "busy" else None,
@@ -192,13 +221,20 @@ def create_app(db: PathLike, *, require_token: bool = False, access: Access | No
     cfg = load_config(con())
     app = flask.Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    _install_handlers(app, flask, forget_connection)
+    app.before_request(lambda: check_request(policy, _facts(flask)))
+    _rater_routes(app, flask, con, cfg, require_token or cfg["platform"] != "none", new_raters_per_minute)
+    _admin_routes(app, flask, con, cfg)
+    return app
+
+
+def _rater_routes(app: Any, flask: Any, con: Callable[[], Any], cfg: dict[str, Any], require_token: bool,
+                  new_raters_per_minute: int) -> None:
+    """The page and the raters' API."""
 
     def rater_from(data: Mapping[str, Any]) -> str:
         token = flask.request.headers.get("X-Rater-Token") or data.get("token")
         return check_rater(con(), data.get("rater"), token, require_token)
-
-    _install_handlers(app, flask, forget_connection)
-    app.before_request(lambda: check_request(policy, _facts(flask)))
 
     @app.get("/")
     def page() -> Any:
@@ -207,6 +243,11 @@ def create_app(db: PathLike, *, require_token: bool = False, access: Access | No
     @app.get("/api/study")
     def study() -> Any:
         return flask.jsonify({k: cfg[k] for k in PUBLIC_SETTINGS})
+
+    @app.post("/api/arrive")
+    def arrive_() -> Any:
+        body = json_object(flask.request.get_data(cache=False), flask.request.mimetype)
+        return flask.jsonify(arrive(con(), cfg, parse_arrival(body, cfg["platform"]), new_raters_per_minute))
 
     @app.get("/api/next")
     def next_() -> Any:
@@ -223,7 +264,62 @@ def create_app(db: PathLike, *, require_token: bool = False, access: Access | No
         post = parse_answer(body)
         return flask.jsonify(record_answer(con(), rater_from(body), cfg, post))
 
-    return app
+
+class FailureLimiter:
+    """Counts failed attempts in a sliding minute; beyond ``per_minute`` :meth:`check` refuses.
+
+    Kept in memory (a refused request writes nothing to the study database).
+    """
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        """Raises TooManyAttempts while ``per_minute`` failures lie within the last 60 s."""
+        with self._lock:
+            now = time.monotonic()
+            while self._times and self._times[0] <= now - 60.0:
+                self._times.popleft()
+            if len(self._times) >= self.per_minute:
+                wait = max(1, math.ceil(self._times[0] + 60.0 - now))
+                raise TooManyAttempts(f"too many wrong admin tokens in the last minute; try again in {wait} s", wait)
+
+    def failed(self) -> None:
+        """Record one failed attempt."""
+        with self._lock:
+            self._times.append(time.monotonic())
+
+
+def _admin_routes(app: Any, flask: Any, con: Callable[[], Any], cfg: dict[str, Any]) -> None:
+    """The dashboard page and its summary, behind the admin token."""
+    limiter = FailureLimiter(ADMIN_FAILURES_PER_MINUTE)
+    cache: dict[str, Any] = {}
+    cache_lock = threading.Lock()
+
+    def check_admin() -> None:
+        limiter.check()
+        m = _BEARER.fullmatch(flask.request.headers.get("Authorization") or "")
+        if m is None or not db_errors(admin_token_ok)(con(), m[1]):
+            limiter.failed()
+            raise NotAuthorized("the dashboard needs the study's admin token (Authorization: Bearer TOKEN; "
+                                "`bapps judge admin-token` issues one)")
+
+    @app.get("/admin")
+    def admin_page() -> Any:
+        return flask.send_from_directory(STATIC, "dashboard.html")
+
+    @app.get("/api/admin/summary")
+    def admin_summary() -> Any:
+        if flask.request.args:
+            raise InvalidRequest("/api/admin/summary takes no query parameters")
+        check_admin()
+        version = db_errors(summary_version)(con())
+        with cache_lock:
+            if cache.get("version") != version:
+                cache.update(version=version, summary=db_errors(study_summary)(con(), cfg))
+            return flask.jsonify(cache["summary"])
 
 
 def _check_settings(db: PathLike, source: PathLike | None, settings: dict[str, Any] | None) -> None:

@@ -5,7 +5,8 @@ fraction of valid raters who preferred ``p1``; ``jnd/.../{p0,p1}`` and ``same/<s
 fraction who said "same". Or (``fmt="csv"``) ``images/`` plus ``manifest_2afc.csv``
 (``ref,p0,p1,judge,n_p0,n_p1``) / ``manifest_jnd.csv`` (``p0,p1,same,n_same,n_different``).
 Both add ``raters.csv`` (answers per kind, median response time, sentinel accuracy, 2AFC and
-JND agreement with the other raters, kept or dropped) and ``summary.json``: the pairwise rater
+JND agreement with the other raters, kept or dropped; for raters who came through a crowd
+platform's study link its platform, study and session ids and their outcome) and ``summary.json``: the pairwise rater
 agreement per kind (the share of pairs of kept raters answering one item alike, over items
 with two or more votes) and the human 2AFC ceiling of BAPPS, ``mean(p² + (1 − p)²)`` over the
 judged items (Zhang et al., CVPR 2018), which is the same agreement counted with replacement.
@@ -38,8 +39,9 @@ from .._io import PathLike, csv_row, path_inside
 from ..data.ids import shown
 from ..errors import DataError
 from ..scores import human_ceiling_2afc
+from .answers import RATER_RE
 from .rows import ItemRow, item_rows
-from .store import RATER_RE, open_study
+from .store import open_study
 
 
 @dataclass
@@ -49,6 +51,7 @@ class _Study:
     raters: list[str]
     items: dict[int, ItemRow]
     answers: list[tuple[str, int, int, float]]  # rater, item, answer (0/1), response time in ms
+    arrivals: dict[str, dict[str, str]]  # rater -> platform, study_id, session_id, outcome (all raters)
 
 
 def _read_study(con: Any, db: PathLike) -> _Study:
@@ -71,7 +74,31 @@ def _read_study(con: Any, db: PathLike) -> _Study:
             raise DataError(f"{where}, fields 'answer','rt_ms': {repr(answer)[:60]}, {repr(rt)[:60]} "
                             "(expected 0 or 1, and milliseconds)")
         answers.append((rid, item, answer, float(rt)))
-    return _Study(raters, items, answers)
+    return _Study(raters, items, answers, _read_arrivals(con, db, raters))
+
+
+_ARRIVALS_SQL = ("SELECT r.id, a.platform, a.study, a.session, o.outcome FROM raters r LEFT JOIN arrivals a "
+                 "ON a.rater = r.id LEFT JOIN outcomes o ON o.rater = r.id ORDER BY r.id")
+_OUTCOMES = ("", "complete", "screened_out")
+_PLATFORMS = ("", "prolific", "generic")
+
+
+def _read_arrivals(con: Any, db: PathLike, raters: list[str]) -> dict[str, dict[str, str]]:
+    """Platform, study, session and outcome per rater ('' where none), each checked: the
+    platform and outcome are words the server writes, the study and session ids rater-id-like."""
+    out = {rid: {"platform": "", "study_id": "", "session_id": "", "outcome": ""} for rid in raters}
+    for rid, plat, study, session, outcome in con.execute(_ARRIVALS_SQL):
+        where = f"study database {db}: arrivals/outcomes of rater {shown(str(rid))}"
+        row = {"platform": plat or "", "study_id": study or "", "session_id": session or "", "outcome": outcome or ""}
+        if row["platform"] not in _PLATFORMS or row["outcome"] not in _OUTCOMES:
+            raise DataError(f"{where}, fields 'platform','outcome': {repr(plat)[:40]}, {repr(outcome)[:40]} "
+                            f"(expected one of {_PLATFORMS[1:]} and {_OUTCOMES[1:]})")
+        for field in ("study_id", "session_id"):
+            if row[field] and (not isinstance(row[field], str) or not RATER_RE.fullmatch(row[field])):
+                raise DataError(f"{where}, field {field!r}: {repr(row[field])[:60]} is not an id "
+                                "(1-64 letters, digits, '_', '.', '-')")
+        out[rid] = row
+    return out
 
 
 def _rater_table(study: _Study) -> dict[str, dict[str, Any]]:
@@ -87,6 +114,8 @@ def _rater_table(study: _Study) -> dict[str, dict[str, Any]]:
         if it.expected is not None:
             r["sentinels"] += 1
             r["sentinels_right"] += int(answer == it.expected)
+    for rid, arrival in study.arrivals.items():
+        raters[rid].update(arrival)
     for r in raters.values():
         r["sentinel_accuracy"] = r["sentinels_right"] / r["sentinels"] if r["sentinels"] else float("nan")
         r["median_rt_ms"] = float(np.median(r.pop("rts"))) if r["answers"] else float("nan")
@@ -228,7 +257,8 @@ def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_
 
 def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:
     cols = ["rater", "answers", "answers_2afc", "answers_jnd", "median_rt_ms", "sentinels", "sentinels_right",
-            "sentinel_accuracy", "agreement_2afc", "agreement_jnd", "kept"]
+            "sentinel_accuracy", "agreement_2afc", "agreement_jnd", "kept", "platform", "study_id", "session_id",
+            "outcome"]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(cols)

@@ -30,17 +30,29 @@ class AlreadyAnswered(Refused):
     """The rater has already answered this item (answers are never overwritten)."""
 
 
-class TooManyNewRaters(Refused):
-    """The server's cap on new raters per minute is reached.
+class NotAuthorized(Refused):
+    """A request for the study's admin data without the admin token, or with a wrong one."""
+
+
+class RateLimited(Refused):
+    """Too many requests of a kind in the last minute; try again later.
 
     Args:
         message: the text shown to the rater.
-        retry_after_s: whole seconds after which a new rater will be admitted again.
+        retry_after_s: whole seconds after which a request will be admitted again.
     """
 
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class TooManyNewRaters(RateLimited):
+    """The server's cap on new raters per minute is reached."""
+
+
+class TooManyAttempts(RateLimited):
+    """Too many requests with a wrong admin token in the last minute (no token is checked now)."""
 
 
 class StudyUnavailable(BappsError):

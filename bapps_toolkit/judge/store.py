@@ -2,21 +2,15 @@
 
 Tables: ``config`` (the study settings, JSON), ``items`` (every trial with its images as PNG
 bytes; sentinels flagged with their right answer), ``raters`` (id, SHA-256 of the token if
-one was issued), ``assignments`` (rater, item, position: the rater's seeded order) and
+one was issued), ``assignments`` (rater, item, position: the rater's seeded order),
 ``answers`` (rater, item, left/right swap shown, side clicked, answer, response time, the
-JND timings measured in the page, time of commit) with ``UNIQUE(rater, item)``.
+JND timings measured in the page, time of commit) with ``UNIQUE(rater, item)``;
+``item_weights`` (metric disagreement per item, when the study was created with metric
+distances), ``arrivals`` (platform, study and session of raters who came through a study link),
+``outcomes`` (completion code given, or screened out by the sentinels) and ``study_meta`` (the
+study id, the secret its links are signed with, the hash of the admin token).
 
-Assignment policy (balanced, seeded, robust to raters who leave): a rater's first request
-gives them up to ``items_per_rater`` real items (0 = all) among those whose *live count* is
-below ``judgments_per_item``, fewest first; the live count of an item is its answers plus the
-unanswered assignments of raters *active* within ``reassign_after_s`` seconds (active = their
-last answer or assignment). So the items of a rater who stopped answering for longer are
-offered again: to new raters at their first request, and to a rater who has answered all their
-items at their next request (``/api/next``), which appends those *abandoned* items (at most
-``items_per_rater`` at a time) to their order. The idle rater keeps their assignment: if they
-return they may still answer, and the item then ends with more than the wanted judgments
-(never fewer, as long as enough raters come). ``reassign_after_s = 0`` never reassigns.
-
+Which items a rater gets is decided by the study's ``assignment`` policy (:mod:`.assign`).
 Every write runs in one ``BEGIN IMMEDIATE`` transaction and is committed before the caller
 replies, so an acknowledged answer survives a crash of the server process.
 """
@@ -24,10 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import random
-import re
 import secrets
 import sqlite3
 import time
@@ -36,34 +27,47 @@ from typing import Any, TypedDict
 
 from .._io import PathLike
 from ..errors import DataError
-from .answers import AnswerPost, item_id, short, side_answer, timings_json
+from .answers import RATER_RULE, AnswerPost, item_id, short, side_answer, timings_json, valid_rater
+from .arrivals import completion, recorded_outcome
+from .assign import check_new_rater_cap, choose, rater_counts
 from .db import BUSY_TIMEOUT_S, CANNOT_OPEN, connect, db_errors, log, transaction
+from .disagreement import item_disagreement, read_distances
 from .items import Item, make_sentinels
-from .refusals import AlreadyAnswered, InvalidRequest, NotAllowed, NotFound, StudyUnavailable, TooManyNewRaters
-from .settings import DEFAULTS, validate_config
+from .keys import create_keys, token_hash
+from .platform import Completion, new_code
+from .refusals import AlreadyAnswered, InvalidRequest, NotAllowed, NotFound, StudyUnavailable
+from .settings import DEFAULTS, stored_config, validate_config
 
 __all__ = ["DEFAULTS", "validate_config", "create_study", "open_study", "load_config", "add_rater", "valid_rater",
            "check_rater", "next_trial", "record_answer", "image_png", "swapped_for", "Progress", "Trial", "Ack"]
 
-RATER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-RATER_RULE = "1-64 letters, digits, '_', '.', '-'"
 MAX_TOKEN_CHARS = 256
 ROLES = ("ref", "p0", "p1")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, set_key TEXT NOT NULL, stem TEXT NOT NULL,
-  kind TEXT NOT NULL, expected INTEGER, ref BLOB, p0 BLOB NOT NULL, p1 BLOB NOT NULL,
-  UNIQUE(set_key, stem));
-CREATE TABLE IF NOT EXISTS raters (id TEXT PRIMARY KEY, token_sha256 TEXT, created REAL NOT NULL,
-  seen REAL);
-CREATE TABLE IF NOT EXISTS assignments (rater TEXT NOT NULL REFERENCES raters(id),
-  item INTEGER NOT NULL REFERENCES items(id), position INTEGER NOT NULL, PRIMARY KEY(rater, item));
-CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY, rater TEXT NOT NULL REFERENCES raters(id),
-  item INTEGER NOT NULL REFERENCES items(id), swapped INTEGER NOT NULL, side TEXT NOT NULL,
-  answer INTEGER NOT NULL, rt_ms REAL NOT NULL, timings TEXT, created REAL NOT NULL,
-  UNIQUE(rater, item));
-"""
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, set_key TEXT NOT NULL, stem TEXT NOT NULL, "
+    "kind TEXT NOT NULL, expected INTEGER, ref BLOB, p0 BLOB NOT NULL, p1 BLOB NOT NULL, UNIQUE(set_key, stem))",
+    "CREATE TABLE IF NOT EXISTS raters (id TEXT PRIMARY KEY, token_sha256 TEXT, created REAL NOT NULL, seen REAL)",
+    "CREATE TABLE IF NOT EXISTS assignments (rater TEXT NOT NULL REFERENCES raters(id), "
+    "item INTEGER NOT NULL REFERENCES items(id), position INTEGER NOT NULL, PRIMARY KEY(rater, item))",
+    "CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY, rater TEXT NOT NULL REFERENCES raters(id), "
+    "item INTEGER NOT NULL REFERENCES items(id), swapped INTEGER NOT NULL, side TEXT NOT NULL, "
+    "answer INTEGER NOT NULL, rt_ms REAL NOT NULL, timings TEXT, created REAL NOT NULL, UNIQUE(rater, item))",
+)
+#: Tables and indexes added after the first version; created in older studies when opened.
+SCHEMA_ADDED = (
+    "CREATE TABLE IF NOT EXISTS study_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS item_weights (item INTEGER PRIMARY KEY REFERENCES items(id), "
+    "disagreement REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS arrivals (rater TEXT PRIMARY KEY REFERENCES raters(id), platform TEXT NOT NULL, "
+    "study TEXT, session TEXT, created REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS outcomes (rater TEXT PRIMARY KEY REFERENCES raters(id), outcome TEXT NOT NULL, "
+    "code TEXT, sentinels INTEGER NOT NULL, sentinels_right INTEGER NOT NULL, decided REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS answers_item ON answers(item)",
+    "CREATE INDEX IF NOT EXISTS assignments_item ON assignments(item)",
+)
+_ADDED_NAMES = frozenset({"study_meta", "item_weights", "arrivals", "outcomes", "answers_item", "assignments_item"})
 
 
 class Progress(TypedDict):
@@ -75,11 +79,13 @@ class Progress(TypedDict):
 
 
 class Trial(Progress, total=False):
-    """The rater's next trial (absent when ``done``): item id, kind and left/right swap."""
+    """The rater's next trial (absent when ``done``): item id, kind and left/right swap; when
+    ``done`` in a study on a crowd platform or with screening, what the rater is to do next."""
 
     item: int
     kind: str
     swapped: int
+    completion: Completion
 
 
 class Ack(TypedDict):
@@ -90,30 +96,73 @@ class Ack(TypedDict):
     answer: int
 
 
-def create_study(db: PathLike, items: list[Item], **settings: Any) -> Path:
-    """Write a new study database (temp name, then rename); refuses to overwrite one."""
+def _platform_codes(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Completion codes made up for a platform study that was given none."""
+    out = dict(cfg)
+    if out["platform"] != "none" and out["completion_code"] is None:
+        out["completion_code"] = new_code()
+    screening = out["min_sentinel_accuracy"] is not None and out["screen_out"] == "code"
+    if out["platform"] != "none" and screening and out["screened_code"] is None:
+        out["screened_code"] = new_code(avoid=out["completion_code"])
+    return out
+
+
+def create_study(db: PathLike, items: list[Item], *, distances: PathLike | None = None, **settings: Any) -> Path:
+    """Write a new study database (temp name, then rename); refuses to overwrite one.
+
+    Args:
+        db: the database file to create.
+        items: the study's real items.
+        distances: optional per-item metric distances (:mod:`.disagreement`) whose disagreement
+            weights adaptive assignment.
+        **settings: study settings (:mod:`.settings`). A platform study given no completion code
+            gets a random one (read it back with :func:`load_config` or ``bapps judge link``).
+
+    Raises:
+        FileExistsError: ``db`` exists.
+        ValueError: a setting out of range.
+        DataError: a distances file that is malformed or lacks an item.
+    """
     path = Path(db)
     if path.exists():
         raise FileExistsError(f"study database {path} already exists")
-    cfg = validate_config(settings)
+    cfg = _platform_codes(validate_config(settings))
+    weights = item_disagreement([(it.key, it.stem) for it in items], read_distances(distances)) if distances else {}
     n_real = len(items)
     n_sent = round(cfg["sentinel_share"] * n_real / (1.0 - cfg["sentinel_share"]))
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.unlink(missing_ok=True)
     con = connect(tmp)
     try:
-        con.executescript(SCHEMA)
+        for statement in SCHEMA + SCHEMA_ADDED:
+            con.execute(statement)
         with transaction(con):
             con.executemany("INSERT INTO config VALUES (?, ?)", [(k, json.dumps(v)) for k, v in cfg.items()])
             for it in list(items) + make_sentinels(items, n_sent, cfg["seed"]):
-                con.execute("INSERT INTO items (set_key, stem, kind, expected, ref, p0, p1) VALUES (?,?,?,?,?,?,?)",
-                            (it.key, it.stem, it.kind, it.expected, it.images.get("ref"),
-                             it.images["p0"], it.images["p1"]))
+                cur = con.execute("INSERT INTO items (set_key, stem, kind, expected, ref, p0, p1) "
+                                  "VALUES (?,?,?,?,?,?,?)", (it.key, it.stem, it.kind, it.expected,
+                                                             it.images.get("ref"), it.images["p0"], it.images["p1"]))
+                if it.expected is None and weights:
+                    con.execute("INSERT INTO item_weights VALUES (?, ?)", (cur.lastrowid, weights[(it.key, it.stem)]))
+            create_keys(con)
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         con.close()
     os.replace(tmp, path)
     return path
+
+
+def _upgrade(con: sqlite3.Connection) -> None:
+    """Add what later versions keep (raters' activity, arrivals, outcomes, indexes) to an older study."""
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    has_seen = "seen" in {r[1] for r in con.execute("PRAGMA table_info(raters)")}
+    if has_seen and _ADDED_NAMES <= names:
+        return
+    with transaction(con):  # checked again under the lock
+        if "seen" not in {r[1] for r in con.execute("PRAGMA table_info(raters)")}:
+            con.execute("ALTER TABLE raters ADD COLUMN seen REAL")
+        for statement in SCHEMA_ADDED:
+            con.execute(statement)
 
 
 def open_study(db: PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
@@ -134,10 +183,7 @@ def open_study(db: PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.
     if not {"config", "items", "answers"} <= names:
         con.close()
         raise DataError(f"{path} is not a study database (missing tables)")
-    if "seen" not in {r[1] for r in con.execute("PRAGMA table_info(raters)")}:
-        with transaction(con):  # a study made before raters' activity was recorded (checked again under the lock)
-            if "seen" not in {r[1] for r in con.execute("PRAGMA table_info(raters)")}:
-                con.execute("ALTER TABLE raters ADD COLUMN seen REAL")
+    _upgrade(con)
     return con
 
 
@@ -155,12 +201,13 @@ def serving_connection(db: PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> 
 
 
 def load_config(con: sqlite3.Connection) -> dict[str, Any]:
-    """The study's settings; a setting added after the study was made takes its default."""
-    return {**DEFAULTS, **{k: json.loads(v) for k, v in con.execute("SELECT name, value FROM config")}}
+    """The study's settings, checked (:func:`~.settings.stored_config`); a setting added after the
+    study was made takes its default.
 
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    Raises:
+        DataError: naming the ``config`` table and the setting that no study could hold.
+    """
+    return stored_config(con.execute("SELECT name, value FROM config"))
 
 
 def add_rater(db: PathLike, rater: str) -> str:
@@ -176,18 +223,13 @@ def add_rater(db: PathLike, rater: str) -> str:
     try:
         with transaction(con):
             if con.execute("SELECT 1 FROM raters WHERE id=?", (rater,)).fetchone():
-                con.execute("UPDATE raters SET token_sha256=? WHERE id=?", (_token_hash(token), rater))
+                con.execute("UPDATE raters SET token_sha256=? WHERE id=?", (token_hash(token), rater))
             else:
                 con.execute("INSERT INTO raters (id, token_sha256, created) VALUES (?, ?, ?)",
-                            (rater, _token_hash(token), time.time()))
+                            (rater, token_hash(token), time.time()))
     finally:
         con.close()
     return token
-
-
-def valid_rater(rater: object) -> bool:
-    """Whether ``rater`` is a rater id: the whole string is 1-64 of ``A-Z a-z 0-9 _ . -``."""
-    return isinstance(rater, str) and RATER_RE.fullmatch(rater) is not None
 
 
 @db_errors
@@ -195,9 +237,9 @@ def check_rater(con: sqlite3.Connection, rater: object, token: object, require_t
     """The rater id if the request may act as that rater; writes nothing.
 
     A rater with a token must present it (constant-time compare); when ``require_token`` is
-    set (server reachable beyond 127.0.0.1) only raters added with a token are accepted. A
-    rater id not seen before is admitted here but recorded only when it is given trials
-    (:func:`next_trial`).
+    set (server reachable beyond 127.0.0.1, or a study on a crowd platform) only raters added
+    with a token or arrived through the study link are accepted. A rater id not seen before is
+    admitted here but recorded only when it is given trials (:func:`next_trial`).
 
     Raises:
         InvalidRequest: a malformed rater id or token.
@@ -212,92 +254,37 @@ def check_rater(con: sqlite3.Connection, rater: object, token: object, require_t
     row = con.execute("SELECT token_sha256 FROM raters WHERE id=?", (rater,)).fetchone()
     stored = row[0] if row else None
     if stored is None and require_token:
-        raise NotAllowed(f"rater {rater!r} has no token; this server only admits raters added with one")
+        raise NotAllowed(f"rater {rater!r} has no token; this server only admits raters added with one "
+                         "or arriving through the study's link")
     if stored is not None:
-        if not isinstance(token, str) or not secrets.compare_digest(_token_hash(token), stored):
+        if not isinstance(token, str) or not secrets.compare_digest(token_hash(token), stored):
             raise NotAllowed(f"wrong or missing token for rater {rater!r}")
     return rater
 
 
-PENDING = ("SELECT s.item FROM assignments s JOIN raters r ON r.id=s.rater WHERE s.item=i.id AND "
-           "NOT EXISTS (SELECT 1 FROM answers a WHERE a.rater=s.rater AND a.item=s.item)")
-
-
-def _open_items(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], adopt: bool) -> list[tuple[int, int]]:
-    """``(item, live count)`` of the real items not assigned to ``rater`` whose live count is
-    below ``judgments_per_item``; with ``adopt`` only items an idle rater left unanswered."""
-    after = float(cfg["reassign_after_s"])
-    cutoff = time.time() - after if after > 0 else float("-inf")
-    active = "(r.seen IS NULL OR r.seen >= :cut)"
-    rows = con.execute(
-        f"SELECT i.id, (SELECT COUNT(*) FROM answers a WHERE a.item=i.id) + "  # noqa: S608 (fixed SQL text)
-        f"(SELECT COUNT(*) FROM ({PENDING} AND {active})), "
-        f"EXISTS ({PENDING} AND NOT {active}) FROM items i WHERE i.expected IS NULL "
-        "AND i.id NOT IN (SELECT item FROM assignments WHERE rater=:rater) ORDER BY i.id",
-        {"cut": cutoff, "rater": rater}).fetchall()
-    return [(i, c) for i, c, idle in rows if c < cfg["judgments_per_item"] and (idle or not adopt)]
-
-
-def _counts(con: sqlite3.Connection, rater: str) -> tuple[int, int, int | None]:
-    """The rater's assigned items, how many are unanswered, and the last position."""
-    n_had, n_open, last = con.execute(
-        "SELECT COUNT(*), COALESCE(SUM(NOT EXISTS (SELECT 1 FROM answers a WHERE a.rater=s.rater "
-        "AND a.item=s.item)), 0), MAX(position) FROM assignments s WHERE rater=?", (rater,)).fetchone()
-    return n_had, n_open, last
-
-
-def _settled(n_had: int, n_open: int, cfg: dict[str, Any]) -> bool:
-    """Whether the rater keeps their order as it is (unanswered items left, or no reassignment)."""
-    return bool(n_open or (n_had and not cfg["reassign_after_s"]))
-
-
-def _check_new_rater_cap(con: sqlite3.Connection, per_minute: int) -> None:
-    """TooManyNewRaters if ``per_minute`` raters without a token were recorded in the last 60 s."""
-    if per_minute <= 0:
-        return
-    now = time.time()
-    recent = con.execute("SELECT created FROM raters WHERE token_sha256 IS NULL AND created > ? "
-                         "ORDER BY created DESC LIMIT ?", (now - 60.0, per_minute)).fetchall()
-    if len(recent) >= per_minute:
-        wait = max(1, math.ceil(recent[-1][0] + 60.0 - now))
-        raise TooManyNewRaters(f"Many new raters joined in the last minute (this server admits {per_minute} "
-                               f"a minute). Please try again in {wait} s.", wait)
-
-
-def _choose(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], n_had: int) -> list[int]:
-    """The items to append to the rater's order: real items with the lowest live count first
-    (ties broken by a rater-seeded shuffle), plus, the first time, the sentinels mixed in at
-    random positions."""
-    rng = random.Random(f"{cfg['seed']}:{rater}" + (f":{n_had}" if n_had else ""))  # noqa: S311 (an order, not a secret)
-    counts = _open_items(con, rater, cfg, adopt=bool(n_had))
-    rng.shuffle(counts)
-    ranked = sorted((c, k, i) for k, (i, c) in enumerate(counts))
-    chosen = [i for _, _, i in ranked[:cfg["items_per_rater"] or len(ranked)]]
-    rng.shuffle(chosen)
-    if not n_had:
-        sentinels = [r[0] for r in con.execute("SELECT id FROM items WHERE expected IS NOT NULL")]
-        n_total = con.execute("SELECT COUNT(*) FROM items WHERE expected IS NULL").fetchone()[0] or 1
-        n_sent = min(len(sentinels), round(len(sentinels) * len(chosen) / n_total)) if chosen else 0
-        for s in rng.sample(sentinels, n_sent):
-            chosen.insert(rng.randint(0, len(chosen)), s)
-    return chosen
+def _settled(con: sqlite3.Connection, rater: str, n_had: int, n_open: int, cfg: dict[str, Any]) -> bool:
+    """Whether the rater keeps their order as it is: unanswered items left, no reassignment, a
+    study on a crowd platform (a participant's task does not grow), or their completion given."""
+    if n_open or (n_had and (not cfg["reassign_after_s"] or cfg["platform"] != "none")):
+        return True
+    return bool(n_had) and recorded_outcome(con, rater) is not None
 
 
 def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters_per_minute: int) -> None:
-    """Give ``rater`` its seeded, balanced item order, or more items once it is answered
-    (policy in the module docstring). A rater seen for the first time is recorded here, with
-    its first items, within the cap on new raters; nothing is written when there is nothing
-    to give, and no lock is taken when the rater's order stays as it is."""
-    if _settled(*_counts(con, rater)[:2], cfg):
+    """Give ``rater`` their seeded order, or more items once it is answered (:mod:`.assign`). A
+    rater seen for the first time is recorded here, with its first items, within the cap on new
+    raters; nothing is written when there is nothing to give, and no lock is taken when the
+    rater's order stays as it is."""
+    if _settled(con, rater, *rater_counts(con, rater)[:2], cfg):
         return
     with transaction(con):
-        n_had, n_open, last = _counts(con, rater)
-        if _settled(n_had, n_open, cfg):
+        n_had, n_open, last = rater_counts(con, rater)
+        if _settled(con, rater, n_had, n_open, cfg):
             return
         known = bool(n_had) or con.execute("SELECT 1 FROM raters WHERE id=?", (rater,)).fetchone() is not None
         if not known:
-            _check_new_rater_cap(con, new_raters_per_minute)
-        chosen = _choose(con, rater, cfg, n_had)
+            check_new_rater_cap(con, new_raters_per_minute)
+        chosen = choose(con, rater, cfg, n_had)
         if not chosen:
             return
         now = time.time()
@@ -322,6 +309,10 @@ def swapped_for(cfg: dict[str, Any], rater: str, item: int, kind: str = "2afc") 
 def next_trial(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters_per_minute: int = 0) -> Trial:
     """The rater's first unanswered assigned item (so a closed tab resumes), with progress.
 
+    When the rater is done in a study on a crowd platform (or one that screens raters by their
+    sentinels), the reply carries the ``completion`` (:func:`.arrivals.completion`), recorded
+    before it is returned.
+
     Args:
         con: a connection to the study.
         rater: a rater id admitted by :func:`check_rater`.
@@ -340,7 +331,11 @@ def next_trial(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_rat
                       "WHERE a.rater=? AND a.item NOT IN (SELECT item FROM answers WHERE rater=?) "
                       "ORDER BY a.position LIMIT 1", (rater, rater)).fetchone()
     if row is None:
-        return {"done": True, "answered": done, "total": total}
+        out: Trial = {"done": True, "answered": done, "total": total}
+        end = completion(con, rater, cfg, total)
+        if end is not None:
+            out["completion"] = end
+        return out
     item, kind = row
     return {"done": False, "item": item, "kind": kind, "swapped": swapped_for(cfg, rater, item, kind),
             "answered": done, "total": total}

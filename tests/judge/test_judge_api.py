@@ -218,7 +218,10 @@ def test_cli_create_add_rater_status_export(unjudged, tmp_path, capsys):
     assert main(["judge", "add-rater", "ann", "--db", str(db)]) == 0
     assert "token" in capsys.readouterr().out
     assert main(["judge", "status", "--db", str(db)]) == 0
-    assert "ann" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "items: 0 of 18 done" in out and "raters: 1 (0 active" in out and len(out.splitlines()) <= 6
+    assert main(["judge", "status", "--db", str(db), "--items"]) == 0
+    assert "ann" in capsys.readouterr().out  # per-rater lines with --items
     assert main(["judge", "export", "--db", str(db), "--out", str(tmp_path / "o")]) == 2
     assert "nothing to export" in capsys.readouterr().err
     assert main(["judge", "status", "--db", str(tmp_path / "missing.sqlite")]) == 2

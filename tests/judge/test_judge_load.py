@@ -179,3 +179,71 @@ def test_hostile_requests_refused(make_study, live):
     st, t = nxt(srv.url, "a")  # still serving
     assert st == 200 and not t["done"]
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 0
+
+
+def _platform_rater(url: str, key: str, n: int, acked: list, refused: list, ends: list, stop_at: float) -> None:
+    """One participant arriving through the study link, then answering with twin posts."""
+    pid = f"{n:024x}"
+    st, a = call(url, "/api/arrive", {"PROLIFIC_PID": pid, "STUDY_ID": "study", "SESSION_ID": f"s{n}", "key": key})
+    assert st == 200, a
+    auth = {"rater": pid, "token": a["token"]}
+    while time.monotonic() < stop_at:
+        st, t = call(url, f"/api/next?rater={pid}&token={a['token']}")
+        assert st == 200, t
+        if t["done"]:
+            ends.append((pid, t["total"], t["completion"]["outcome"], t["completion"]["code"]))
+            return
+        body = {**answer_for(t), **auth}
+        results: list[int] = []
+        twins = [threading.Thread(target=lambda res=results, b=body: res.append(call(url, "/api/answer", b)[0]))
+                 for _ in range(2)]
+        for th in twins:
+            th.start()
+        for th in twins:
+            th.join()
+        assert sorted(results) == [200, 409], results
+        acked.append((pid, t["item"]))
+        refused.append(1)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_fifty_concurrent_participants_on_an_adaptive_platform_study(make_study, live):
+    """50 participants arrive through the Prolific link at once and answer with twin posts under
+    adaptive assignment: every answer is stored exactly once, no item passes the cap, every
+    participant who had trials ends with the completion code, recorded once (the others, who came
+    when every item was settled, are told nothing is left)."""
+    from bapps_toolkit.judge.keys import link_key, study_keys
+    from bapps_toolkit.judge.store import load_config, open_study
+
+    cap = 20  # 18 items x 20 >= 50 participants x 6 items: everyone gets trials
+    db = make_study(assignment="adaptive", platform="prolific", items_per_rater=6, judgments_per_item=cap,
+                    target_width=0.1, sentinel_share=0.1)
+    con = open_study(db)
+    key, code = link_key(study_keys(con)), load_config(con)["completion_code"]
+    con.close()
+    srv = live(db, threads=8)
+    acked: list = []
+    refused: list = []
+    ends: list = []
+    stop_at = time.monotonic() + 240
+    threads = [threading.Thread(target=_platform_rater, args=(srv.url, key, n, acked, refused, ends, stop_at))
+               for n in range(50)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(300)
+    con = sqlite3.connect(db)
+    stored = con.execute("SELECT rater, item FROM answers").fetchall()
+    assigned = con.execute("SELECT COUNT(*) FROM assignments").fetchone()[0]
+    assert len(stored) == len(set(stored)) == len(acked) == assigned  # once each, none lost, all answered
+    assert len(refused) == len(acked)
+    per_item = dict(con.execute("SELECT i.id, COUNT(a.id) FROM items i LEFT JOIN answers a ON a.item=i.id "
+                                "WHERE i.expected IS NULL GROUP BY i.id"))
+    assert max(per_item.values()) <= cap
+    assert len(ends) == 50
+    worked = [e for e in ends if e[1] > 0]
+    assert len(worked) == 50 and {(o, c) for _, _, o, c in worked} == {("complete", code)}
+    assert {(o, c) for _, n, o, c in ends if n == 0} <= {("no_trials", None)}
+    assert con.execute("SELECT COUNT(*), COUNT(DISTINCT rater) FROM outcomes").fetchone() == (len(worked),) * 2
+    assert con.execute("SELECT COUNT(*) FROM arrivals").fetchone()[0] == 50

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-TABLES = ("raters", "assignments", "answers")
+TABLES = ("raters", "assignments", "answers", "arrivals", "outcomes", "study_meta")
 
 
 def client_for(db: Path, **kw: Any) -> Any:

@@ -2,11 +2,14 @@
 // bapps judge page: 2AFC and JND trials as in BAPPS; no resource outside this server is used.
 (function () {
   const q = new URLSearchParams(location.search);
-  const rater = q.get("rater") || "";
-  const token = q.get("token") || "";
+  // A study on a crowd platform is opened through its link: the platform's participant id
+  // (PROLIFIC_PID, or rater on a generic platform) and the study's key; /api/arrive then gives
+  // the token this page sends with every request.
+  let rater = q.get("rater") || q.get("PROLIFIC_PID") || "";
+  let token = q.get("token") || "";
   const $ = (id) => document.getElementById(id);
   let cfg = null, trial = null, shownAt = 0, busy = false, state = "intro";
-  window.bappsJudge = { state: () => state, lastTimings: null, answers: 0 };
+  window.bappsJudge = { state: () => state, lastTimings: null, answers: 0, completion: null };
 
   function auth() {
     const p = new URLSearchParams({ rater: rater });
@@ -104,10 +107,32 @@
       : "Trial " + (p.answered + 1) + " of " + p.total + " (" + p.answered + " answered)";
   }
 
+  const TITLES = { complete: "Done — thank you!", screened_out: "Finished", no_trials: "No trials left" };
+  function finish(c) {
+    window.bappsJudge.completion = c;
+    $("done-title").textContent = TITLES[c.outcome] || "Finished";
+    $("done-text").textContent = c.message;
+    $("done-code").textContent = c.code || "";
+    $("done-code-row").hidden = !c.code;
+    const url = typeof c.url === "string" && /^https?:\/\//.test(c.url) ? c.url : null;
+    $("done-redirect").hidden = !url;
+    show("done");
+    if (!url) return;
+    $("done-link").href = url;
+    let left = Math.max(0, Math.floor(Number(c.redirect_after_s) || 0));
+    const tick = () => {
+      if (left <= 0) { location.assign(url); return; }
+      $("done-countdown").textContent = "(you will be taken there in " + left + " s)";
+      left -= 1;
+      setTimeout(tick, 1000);
+    };
+    tick();
+  }
+
   async function next() {
     trial = await api("/api/next?" + auth());
     progress(trial);
-    if (trial.done) { show("done"); return; }
+    if (trial.done) { if (trial.completion) finish(trial.completion); else show("done"); return; }
     if (trial.answered > 0 && trial.answered % cfg.break_every === 0 && state !== "break" && !trial.resumedBreak) {
       trial.resumedBreak = true; show("break"); return;
     }
@@ -187,17 +212,31 @@
     else if (state === "jnd" && k === "d") answer("different");
   });
 
-  function load() {
-    return api("/api/study").then((c) => {
-      cfg = c;
-      $("instructions").textContent = c.instructions;
-      $("scaling-note").textContent = "Images shown at " + c.display_px + " px, " + c.scaling + " scaling";
-      for (const el of document.querySelectorAll(".patch")) {
-        el.width = c.display_px; el.height = c.display_px; el.classList.add(c.scaling);
-      }
-      show("intro");
-      if (!rater) fail(new ServerError("No rater id: open this page as /?rater=YOUR_ID", 0, 0, false));
-    });
+  // Arrival through the study link of a crowd-platform study: only the link's own parameters are sent.
+  const ARRIVAL = { prolific: ["PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "key"], generic: ["rater", "key"] };
+  async function arrive(platform) {
+    if (!q.get("key")) {
+      throw new ServerError("This study must be opened through the link you were given (it has no study key).",
+        0, 0, false);
+    }
+    const body = {};
+    for (const name of ARRIVAL[platform] || []) if (q.has(name)) body[name] = q.get(name);
+    const r = await api("/api/arrive", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body) });
+    rater = r.rater; token = r.token;
+  }
+
+  async function load() {
+    const c = await api("/api/study");
+    if (c.platform && c.platform !== "none" && !token) await arrive(c.platform);
+    cfg = c;
+    $("instructions").textContent = c.instructions;
+    $("scaling-note").textContent = "Images shown at " + c.display_px + " px, " + c.scaling + " scaling";
+    for (const el of document.querySelectorAll(".patch")) {
+      el.width = c.display_px; el.height = c.display_px; el.classList.add(c.scaling);
+    }
+    show("intro");
+    if (!rater) fail(new ServerError("No rater id: open this page as /?rater=YOUR_ID", 0, 0, false));
   }
   run(load);
 })();

@@ -1,0 +1,162 @@
+"""Which items a rater is given: the ``balanced`` and ``adaptive`` assignment policies (SQL of
+the study store; no HTTP).
+
+Both policies share the bookkeeping. A rater's first request gives them up to
+``items_per_rater`` real items (0 = all) that are *open*, with the sentinels mixed in at random
+positions; the order is seeded by the study seed and the rater id, so it is reproducible. The
+*live count* of an item is its answers plus the unanswered assignments of raters *active*
+within ``reassign_after_s`` seconds (active = their last answer or assignment). The items of a
+rater who stopped answering for longer are offered again: to new raters at their first request,
+and to a rater who has answered all their items at their next request, which appends those
+*abandoned* items (at most ``items_per_rater`` at a time). The idle rater keeps their
+assignment: if they return they may still answer, and the item then ends with one answer more
+than the policy wanted. ``reassign_after_s = 0`` never reassigns.
+
+* **balanced**: an item is open while its live count is below ``judgments_per_item``; the
+  items with the lowest live count are given first (ties broken by the seeded shuffle).
+* **adaptive**: each item's judge fraction (2AFC: share choosing ``p1``; JND: share saying
+  "same") has the posterior ``Beta(a + k, b + n − k)`` of the ``prior`` ``(a, b)``, with the
+  unanswered assignments of active raters counted as virtual answers at the posterior mean
+  (:mod:`.posterior`). An item is open while the width of its central ``credible_level``
+  interval is at least ``target_width`` and its live count is below ``judgments_per_item``
+  (the most any item gets); the items with the widest interval — multiplied by
+  ``1 + disagreement_weight × metric disagreement`` when the study carries metric distances —
+  are given first.
+
+Everything runs inside the caller's ``BEGIN IMMEDIATE`` transaction, so two raters arriving
+together see each other's assignments.
+"""
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .posterior import credible_width, posterior_params
+from .refusals import TooManyNewRaters
+
+__all__ = ["ItemState", "item_state", "open_items", "choose", "check_new_rater_cap", "rater_counts"]
+
+_STATE_SQL = """
+SELECT i.id, COALESCE(a.n, 0), COALESCE(a.k, 0), COALESCE(p.active, 0), COALESCE(p.idle, 0),
+       COALESCE(w.disagreement, 0.0)
+FROM items i
+LEFT JOIN (SELECT item, COUNT(*) AS n, SUM(answer) AS k FROM answers GROUP BY item) a ON a.item = i.id
+LEFT JOIN (SELECT s.item AS item, SUM(r.seen IS NULL OR r.seen >= :cut) AS active,
+                  SUM(NOT (r.seen IS NULL OR r.seen >= :cut)) AS idle
+           FROM assignments s JOIN raters r ON r.id = s.rater
+           WHERE NOT EXISTS (SELECT 1 FROM answers x WHERE x.rater = s.rater AND x.item = s.item)
+           GROUP BY s.item) p ON p.item = i.id
+LEFT JOIN item_weights w ON w.item = i.id
+WHERE i.expected IS NULL AND i.id NOT IN (SELECT item FROM assignments WHERE rater = :rater)
+ORDER BY i.id
+"""
+
+
+@dataclass(frozen=True)
+class ItemState:
+    """Per real item not yet assigned to the rater (arrays of equal length, by item id).
+
+    Attributes:
+        ids: item ids.
+        n: answers.
+        k: answers ``1`` (2AFC: ``p1`` chosen; JND: "same").
+        active: unanswered assignments of active raters.
+        idle: unanswered assignments of idle raters (abandoned).
+        disagreement: metric disagreement in ``[0, 1]`` (0 without metric distances).
+    """
+
+    ids: np.ndarray
+    n: np.ndarray
+    k: np.ndarray
+    active: np.ndarray
+    idle: np.ndarray
+    disagreement: np.ndarray
+
+    @property
+    def live(self) -> np.ndarray:
+        """Answers plus the unanswered assignments of active raters."""
+        return np.asarray(self.n + self.active)
+
+
+def item_state(con: sqlite3.Connection, rater: str, cfg: dict[str, Any]) -> ItemState:
+    """The counts of every real item not assigned to ``rater`` (one query)."""
+    after = float(cfg["reassign_after_s"])
+    cutoff = time.time() - after if after > 0 else -math.inf
+    rows = con.execute(_STATE_SQL, {"cut": cutoff, "rater": rater}).fetchall()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 6
+    ids, n, k, active, idle = (np.asarray(c, dtype=np.int64) for c in cols[:5])
+    return ItemState(ids, n, k, active, idle, np.asarray(cols[5], dtype=np.float64))
+
+
+def adaptive_widths(state: ItemState, cfg: dict[str, Any]) -> np.ndarray:
+    """Credible-interval width of each item, the active raters' pending answers counted as virtual."""
+    a, b = posterior_params(state.k, state.n, tuple(cfg["prior"]), virtual=state.active)
+    return credible_width(a, b, float(cfg["credible_level"]))
+
+
+def open_items(state: ItemState, cfg: dict[str, Any], adopt: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The open items and their sort key (smaller first): ``(positions in state, key)``.
+
+    With ``adopt`` only items an idle rater left unanswered are open.
+    """
+    mask = state.live < cfg["judgments_per_item"]
+    if adopt:
+        mask &= state.idle > 0
+    if cfg["assignment"] == "adaptive":
+        width = adaptive_widths(state, cfg)
+        mask &= width >= float(cfg["target_width"])
+        key = -width * (1.0 + float(cfg["disagreement_weight"]) * state.disagreement)
+    else:
+        key = state.live.astype(np.float64)
+    pos = np.flatnonzero(mask)
+    return pos, key[pos]
+
+
+def choose(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], n_had: int) -> list[int]:
+    """The items to append to the rater's order: the open items ranked by the policy (ties
+    broken by a seeded shuffle) and, the first time, the sentinels mixed in at random positions."""
+    rng = random.Random(f"{cfg['seed']}:{rater}" + (f":{n_had}" if n_had else ""))  # noqa: S311 (an order, not a secret)
+    state = item_state(con, rater, cfg)
+    pos, key = open_items(state, cfg, adopt=bool(n_had))
+    order = list(range(len(pos)))
+    rng.shuffle(order)
+    ranked = sorted(order, key=lambda j: float(key[j]))  # stable: shuffled order breaks ties
+    take = cfg["items_per_rater"] or len(ranked)
+    chosen = [int(state.ids[pos[j]]) for j in ranked[:take]]
+    rng.shuffle(chosen)
+    if not n_had:
+        sentinels = [r[0] for r in con.execute("SELECT id FROM items WHERE expected IS NOT NULL ORDER BY id")]
+        n_total = con.execute("SELECT COUNT(*) FROM items WHERE expected IS NULL").fetchone()[0] or 1
+        n_sent = min(len(sentinels), round(len(sentinels) * len(chosen) / n_total)) if chosen else 0
+        for s in rng.sample(sentinels, n_sent):
+            chosen.insert(rng.randint(0, len(chosen)), s)
+    return chosen
+
+
+def rater_counts(con: sqlite3.Connection, rater: str) -> tuple[int, int, int | None]:
+    """The rater's assigned items, how many are unanswered, and the last position."""
+    n_had, n_open, last = con.execute(
+        "SELECT COUNT(*), COALESCE(SUM(NOT EXISTS (SELECT 1 FROM answers a WHERE a.rater=s.rater "
+        "AND a.item=s.item)), 0), MAX(position) FROM assignments s WHERE rater=?", (rater,)).fetchone()
+    return n_had, n_open, last
+
+
+def check_new_rater_cap(con: sqlite3.Connection, per_minute: int) -> None:
+    """TooManyNewRaters if ``per_minute`` raters were recorded in the last 60 s without a token
+    or by arriving through a study link (raters added by the researcher do not count)."""
+    if per_minute <= 0:
+        return
+    now = time.time()
+    recent = con.execute("SELECT created FROM raters WHERE created > ? AND (token_sha256 IS NULL OR id IN "
+                         "(SELECT rater FROM arrivals)) ORDER BY created DESC LIMIT ?",
+                         (now - 60.0, per_minute)).fetchall()
+    if len(recent) >= per_minute:
+        wait = max(1, math.ceil(recent[-1][0] + 60.0 - now))
+        raise TooManyNewRaters(f"Many new raters joined in the last minute (this server admits {per_minute} "
+                               f"a minute). Please try again in {wait} s.", wait)
