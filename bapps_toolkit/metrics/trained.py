@@ -259,7 +259,9 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
     recorded at training time (``backbone_weights=`` overrides it; a recorded file whose
     SHA-256 changed is refused). The metric's ``calibrated``/``calibration_note`` are those
     recorded in the checkpoint, so a metric trained on a random backbone or on synthetic data
-    carries the ``[UNCALIBRATED: …]`` label. Never unpickles arbitrary objects.
+    carries the ``[UNCALIBRATED: …]`` label. The checkpoint's ranking net G (``G.*``) is kept,
+    unchecked, as :attr:`LPIPS.ranking_net` (CPU tensors) for calibration. Never unpickles
+    arbitrary objects.
     """
     p = _resolve_checkpoint_file(path)
     dev = device if device is not None else "cpu"
@@ -278,7 +280,7 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
     ver = meta.get("version", "0.1")
     if version is not None and str(version) != ver:
         raise CheckpointError(f"{p}: checkpoint is LPIPS version {ver}, not {version}")
-    lin_w, _g, bb = split_model_tensors(tensors)
+    lin_w, g_state, bb = split_model_tensors(tensors)
     if meta.get("plugin_spec"):
         if backbone_weights is not _UNSET:
             raise CheckpointError(f"{p}: backbone_weights= does not apply to a checkpoint of the plugin network "
@@ -287,6 +289,7 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
     else:
         model = _model_for_checkpoint(p, meta, bb, net, ver, backbone_weights)
     _set_lins(model, lin_w, p, net)
+    model.ranking_net = {k: v.detach().cpu() for k, v in g_state.items()} or None
     ok, why = calibration_from_metadata(meta)
     if not ok or not model.calibrated:
         model.calibration_note = merge_notes(why, model.calibration_note if not model.calibrated else "")
