@@ -129,8 +129,9 @@ def _open(url: str, offset: int, timeout: float, validator: str | None = None):
             # RFC 9110 If-Range: the server sends the rest only if the file is unchanged, else
             # the whole (new) file with 200.
             headers["If-Range"] = validator
-    req = urllib.request.Request(url, headers=headers)
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (scheme checked by caller)
+    req = urllib.request.Request(url, headers=headers)  # noqa: S310
+    # download() refuses every scheme but http and https before any request is made.
+    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310
 
 
 def _response_total(resp, url: str, offset: int) -> tuple[bool, int | None]:

@@ -8,6 +8,18 @@
 * :func:`remove_stale_temps` — delete the temporaries that killed writers left in a folder
   (call it while holding the folder's lock).
 * :func:`sha256_file` — streaming SHA-256 of a file.
+* :func:`path_inside` — the path of a file a writer names from data (an item id, a stem, a set
+  key), resolved and refused when it would land outside the writer's output folder.
+* :func:`csv_cell` / :func:`csv_row` / :func:`csv_frame` / :func:`csv_raw` — CSV cells from data neutralised against
+  spreadsheet formula injection, and the raw value back (rule below).
+
+CSV cells (OWASP's CSV-injection guidance): a text cell that begins with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return would be run as a formula by a spreadsheet, so every CSV the
+toolkit writes from data gets a single quote ``'`` prepended to such a cell (a plain number
+such as ``-0.25`` or ``+1e-3`` is left as it is). A cell that begins with ``'`` is prefixed too,
+so the rule can be undone exactly: **a reader gets the raw value back by dropping one leading
+``'``** from any cell that starts with it (:func:`csv_raw`; in pandas
+``df[col].str.removeprefix("'")``). Spreadsheets show such a cell as text, without the quote.
 """
 from __future__ import annotations
 
@@ -16,13 +28,14 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, Any, Union
 
-from .errors import LockedError
+from .errors import DataError, LockedError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -73,7 +86,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
+def atomic_write(path: PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file for writing; rename it to ``path`` only if the block succeeds."""
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as fh:
@@ -191,5 +204,86 @@ class FileLock:
     def __enter__(self) -> FileLock:
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def path_inside(folder: PathLike, *parts: str, source: str = "") -> Path:
+    """``folder / parts…`` resolved (symbolic links followed), refused outside ``folder``.
+
+    Every writer that names a file or sub-folder from data (an item id, a stem, a set key read
+    from a manifest, a packed file or a study database) builds the path with this function, so
+    an absolute name (``/etc/x``), a ``..`` or a link placed in the output folder cannot make it
+    write anywhere else. ``folder`` itself is what the user typed and is trusted.
+
+    Args:
+        folder: the output folder (need not exist yet).
+        *parts: path components below it, taken from data.
+        source: where the names came from, for the message (``"study database s.sqlite"``).
+
+    Returns:
+        The resolved path, inside the resolved ``folder`` and not equal to it.
+
+    Raises:
+        DataError: the path resolves outside ``folder`` (or to ``folder`` itself); the message
+            names the parts, their source and the folder.
+
+    Example:
+        >>> path_inside("/tmp/out", "2afc", "x.png").name
+        'x.png'
+    """
+    base = Path(folder).resolve()
+    try:
+        target = base.joinpath(*parts).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # NUL byte, too long, a link loop
+        raise DataError(f"refusing to write {'/'.join(map(repr, parts))}{' from ' + source if source else ''}: "
+                        f"not a usable path below {base} ({exc})") from None
+    if target == base or not target.is_relative_to(base):
+        raise DataError(f"refusing to write {target}: the name {'/'.join(map(repr, parts))}"
+                        f"{' from ' + source if source else ''} leads outside the output folder {base}")
+    return target
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP), plus ``'`` itself
+#: so that the neutralisation can be undone exactly (module docstring).
+CSV_TRIGGERS = frozenset("=+-@\t\r'")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|nan)", re.IGNORECASE)
+
+
+def csv_cell(value: object) -> object:
+    """``value`` made safe for a CSV cell: a string beginning with ``= + - @``, a tab, a carriage
+    return or ``'`` gets a ``'`` prepended, unless it is a plain number; anything that is not a
+    string is returned unchanged (so numbers keep their formatting). Undo with :func:`csv_raw`.
+
+    Example:
+        >>> csv_cell("=HYPERLINK(0)"), csv_cell("-0.5"), csv_cell(3)
+        ("'=HYPERLINK(0)", '-0.5', 3)
+    """
+    if isinstance(value, str) and value[:1] in CSV_TRIGGERS and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_row(cells: Iterable[object]) -> list[object]:
+    """:func:`csv_cell` of every cell of a row."""
+    return [csv_cell(c) for c in cells]
+
+
+def csv_frame(frame: Any) -> Any:
+    """A copy of a pandas ``DataFrame`` whose text columns went through :func:`csv_cell`, for
+    ``frame.to_csv``; number columns are untouched (their ``float_format`` still applies)."""
+    text = [c for c in frame.columns if getattr(frame[c].dtype, "kind", "") == "O"]  # object, str, category
+    out = frame.copy()
+    for c in text:
+        out[c] = frame[c].map(csv_cell)
+    return out
+
+
+def csv_raw(cell: str) -> str:
+    """The raw value of a cell that :func:`csv_cell` wrote: one leading ``'`` dropped.
+
+    Example:
+        >>> csv_raw("'=1+1"), csv_raw("-0.5")
+        ('=1+1', '-0.5')
+    """
+    return cell[1:] if cell.startswith("'") else cell

@@ -105,9 +105,11 @@ def _sha(a: np.ndarray) -> str:
 
 def tile_h5(src: Path, dst: Path, sizes: dict[str, int]) -> Path:
     """``dst``: the sets ``sizes`` (key -> items) of ``src``, each its items repeated to that size
-    (stems suffixed ``~k`` so they stay unique); format ``bapps-h5/1``, SYNTHETIC like the source."""
+    (stems suffixed ``-k`` so they stay unique, valid item ids); format ``bapps-h5/1``, SYNTHETIC
+    like the source."""
     stamp = dst.with_suffix(".json")
-    if dst.exists() and stamp.exists() and json.loads(stamp.read_text()) == sizes:
+    made = {"sizes": sizes, "stem_suffix": "-k"}  # files tiled before stems were checked used '~k'
+    if dst.exists() and stamp.exists() and json.loads(stamp.read_text()) == made:
         return dst
     tmp = dst.with_name(dst.name + ".tmp")
     with h5py.File(src, "r") as f, h5py.File(tmp, "w") as g:
@@ -119,7 +121,7 @@ def tile_h5(src: Path, dst: Path, sizes: dict[str, int]) -> Path:
             for name in s:
                 a = s[name][...]
                 if name == "stems":
-                    a = np.asarray([f"{a[i].decode() if isinstance(a[i], bytes) else a[i]}~{j // m}"
+                    a = np.asarray([f"{a[i].decode() if isinstance(a[i], bytes) else a[i]}-{j // m}"
                                     for j, i in enumerate(idx)], dtype=object)
                     ds = out.create_dataset(name, data=a, dtype=h5py.string_dtype("utf-8"))
                 else:
@@ -132,7 +134,7 @@ def tile_h5(src: Path, dst: Path, sizes: dict[str, int]) -> Path:
         g.attrs.update(attrs)
         g.attrs["bapps_toolkit_format"] = fmt
     os.replace(tmp, dst)
-    stamp.write_text(json.dumps(sizes))
+    stamp.write_text(json.dumps(made))
     return dst
 
 

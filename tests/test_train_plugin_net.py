@@ -9,6 +9,7 @@ small subset of the synthetic mini set (so every trained metric is UNCALIBRATED)
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import textwrap
@@ -185,8 +186,8 @@ def test_lin_run_records_the_plugin(lin_run, spec):
 
 
 def test_checkpoint_round_trip_gives_identical_distances(lin_run, spec):
-    a = load_metric_from_checkpoint(lin_run.out_dir)
-    b = load_metric_from_checkpoint(lin_run.out_dir / "epoch_002.safetensors")
+    a = load_metric_from_checkpoint(lin_run.out_dir, trust_plugin=spec)
+    b = load_metric_from_checkpoint(lin_run.out_dir / "epoch_002.safetensors", trust_plugin=[spec])
     assert isinstance(a, PluginLPIPS) and a.name == "lpips[tiny_net.py:Net]"
     assert "UNCALIBRATED" in a.label and "SYNTHETIC" in a.label
     w = weights_of(lin_run.checkpoint_path)
@@ -220,7 +221,7 @@ def test_tune_trains_the_plugin_backbone(data, spec, tmp_path):
     w = weights_of(res.checkpoint_path)
     fresh = build_plugin_lpips(spec).backbone.state_dict()
     assert any(not torch.equal(w[f"backbone.{k}"], v) for k, v in fresh.items())
-    m = load_metric_from_checkpoint(res.out_dir)
+    m = load_metric_from_checkpoint(res.out_dir, trust_plugin=spec)
     for k, v in m.backbone.state_dict().items():
         assert torch.equal(v, w[f"backbone.{k}"])
     assert res.card["variant"] == "tune" and res.card["fast_path"] is False
@@ -242,20 +243,20 @@ def test_resume_is_bit_identical(data, spec, tmp_path):
     with pytest.raises(_Stop):
         train(pcfg(data, out, spec, **kw), on_step=_stop_in_epoch_2)
     assert json.loads((out / "card.json").read_text())["epochs_done"] == 1
-    res = train(resume_config(out))
+    res = train(resume_config(out, trust_plugin=spec))
     assert res.card["finished"] and res.card["resumed"][0]["from_epoch"] == 1
     a, b = weights_of(ref.checkpoint_path), weights_of(res.checkpoint_path)
     assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(CheckpointError, match="net-option|net_options"):
-        resume_config(out, net_options=["width=4"], names={"net_options": "--net-option"})
+        resume_config(out, net_options=["width=4"], names={"net_options": "--net-option"}, trust_plugin=spec)
 
 
-def test_evaluate_on_the_run_dir_shows_the_plugin_label(lin_run, data, tmp_path, capsys):
+def test_evaluate_on_the_run_dir_shows_the_plugin_label(lin_run, spec, data, tmp_path, capsys):
     from bapps_toolkit.cli.main import main
 
     md = tmp_path / "t.md"
     assert main(["evaluate", str(data), "--metrics", "l2", str(lin_run.out_dir), "--datasets", "val",
-                 "--n-boot", "20", "--markdown", str(md), "--no-progress"]) == 0
+                 "--n-boot", "20", "--markdown", str(md), "--no-progress", "--trust-plugin", spec]) == 0
     table = md.read_text()
     assert "lpips[tiny_net.py:Net]" in table and "UNCALIBRATED" in table
     assert "lpips[tiny_net.py:Net]" in capsys.readouterr().out
@@ -274,9 +275,10 @@ def test_cli_train_with_a_relative_file_spec(data, plugin_dir, tmp_path, monkeyp
     card = json.loads((out / "card.json").read_text())
     assert card["config"]["net"] == f"{plugin_dir / 'tiny_net.py'}:Net"
     assert card["config"]["net_options"] == {"width": 2}
-    assert load_metric_from_checkpoint(out).channels == [2, 4]
+    assert load_metric_from_checkpoint(out, trust_plugin="tiny_net.py:Net").channels == [2, 4]
     monkeypatch.chdir(tmp_path)  # resume from elsewhere: the card holds the absolute spec
-    assert main(["train", str(data), "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert main(["train", str(data), "--out", str(out), "--resume", "--no-progress",
+                 "--trust-plugin", card["config"]["net"]]) == 0
     assert "nothing to resume" in capsys.readouterr().err
     monkeypatch.chdir(plugin_dir)
     assert main(argv[:4] + ["--net-option", "depth=2"] + argv[6:] + ["--overwrite"]) == 2
@@ -322,16 +324,16 @@ def _write(d: Path, name: str, text: str) -> Path:
 def test_file_changed_after_training_is_refused(data, tmp_path):
     f = _write(tmp_path, "net_a.py", TINY)
     res = train(pcfg(data, tmp_path / "run", f"{f}:Net", epochs=1, decay_epochs=0))
-    load_metric_from_checkpoint(res.out_dir)
+    load_metric_from_checkpoint(res.out_dir, trust_plugin=f"{f}:Net")
     f.write_text(TINY + "\n# edited\n")
     with pytest.raises(CheckpointError, match=r"net_a\.py.*changed since training") as err:
-        load_metric_from_checkpoint(res.out_dir)
+        load_metric_from_checkpoint(res.out_dir, trust_plugin=f"{f}:Net")
     assert str(res.out_dir) in str(err.value)
-    with pytest.raises(CheckpointError, match="changed or is gone"):
-        train(resume_config(res.out_dir))
+    with pytest.raises(CheckpointError, match=r"net_a\.py.*changed since training"):
+        train(resume_config(res.out_dir, trust_plugin=f"{f}:Net"))
     f.unlink()
     with pytest.raises(CheckpointError, match="no longer exists"):
-        load_metric_from_checkpoint(res.out_dir)
+        load_metric_from_checkpoint(res.out_dir, trust_plugin=f"{f}:Net")
 
 
 def test_module_plugin_that_no_longer_imports_or_fits(data, tmp_path, monkeypatch):
@@ -342,16 +344,18 @@ def test_module_plugin_that_no_longer_imports_or_fits(data, tmp_path, monkeypatc
     res = train(pcfg(data, tmp_path / "run", "tiny_mod_net:Net", epochs=1, decay_epochs=0))
     origin = res.card["backbone"]["plugin"]["origin"]
     assert origin["kind"] == "module" and origin["file"].endswith("tiny_mod_net.py")
-    assert load_metric_from_checkpoint(res.out_dir).name == "lpips[tiny_mod_net:Net]"
-    # the architecture changed (module specs are not checked by hash): the stored state does not fit
+    assert origin["sha256"] == hashlib.sha256((pkg / "tiny_mod_net.py").read_bytes()).hexdigest()
+    trust = "tiny_mod_net:Net"
+    assert load_metric_from_checkpoint(res.out_dir, trust_plugin=trust).name == "lpips[tiny_mod_net:Net]"
+    # the module's code changed (module specs are checked by SHA-256 too): refused before the import
     (pkg / "tiny_mod_net.py").write_text(TINY.replace("width: int = 4", "width: int = 5"))
     monkeypatch.delitem(sys.modules, "tiny_mod_net")
-    with pytest.raises(CheckpointError, match="stored backbone does not fit.*tiny_mod_net:Net"):
-        load_metric_from_checkpoint(res.out_dir)
+    with pytest.raises(CheckpointError, match=r"tiny_mod_net\.py.*tiny_mod_net:Net.*changed since training"):
+        load_metric_from_checkpoint(res.out_dir, trust_plugin=trust)
+    assert "tiny_mod_net" not in sys.modules
     (pkg / "tiny_mod_net.py").unlink()
-    monkeypatch.delitem(sys.modules, "tiny_mod_net")
-    with pytest.raises(CheckpointError, match="tiny_mod_net:Net.*no longer builds.*ModuleNotFoundError"):
-        load_metric_from_checkpoint(res.out_dir)
+    with pytest.raises(CheckpointError, match="tiny_mod_net:Net.*cannot be found.*no module named 'tiny_mod_net'"):
+        load_metric_from_checkpoint(res.out_dir, trust_plugin=trust)
 
 
 def test_entry_point_network(data, tmp_path, monkeypatch):
@@ -363,7 +367,9 @@ def test_entry_point_network(data, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     res = train(pcfg(data, tmp_path / "run", "tiny-net", epochs=1, decay_epochs=0))
     origin = res.card["backbone"]["plugin"]["origin"]
+    sha = hashlib.sha256((tmp_path / "tiny_ep_net.py").read_bytes()).hexdigest()
     assert origin == {"kind": "entry-point", "value": "tiny_ep_net:Net", "distribution": "tiny-nets-pkg",
-                      "version": "0.3"}
-    m = load_metric_from_checkpoint(res.out_dir)
+                      "version": "0.3", "module": "tiny_ep_net", "file": str(tmp_path / "tiny_ep_net.py"),
+                      "sha256": sha}
+    m = load_metric_from_checkpoint(res.out_dir, trust_plugin="TINY-NET")
     assert m.name == "lpips[tiny-net]" and m.channels == [4, 8]

@@ -15,7 +15,7 @@ def run(args) -> int:
         format=args.format, device=args.device, batch_size=args.batch_size or 16, n_boot=args.n_boot,
         seed=args.seed, live_scores=args.live_scores, compare=args.compare,
         backbone_weights=args.backbone_weights or None, lin_weights=args.lin_weights or None,
-        metric_options=args.metric_option)
+        metric_options=args.metric_option, trust_plugin=args.trust_plugin)
     if not args.quiet:
         print(cross_markdown(result))
     if written:

@@ -26,11 +26,10 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("evaluate", help="score metrics against the human judgments (2AFC, JND)",
                               description=__doc__, epilog=examples(
-                                  "bapps evaluate bapps.h5 --metrics l2-lab ssim-lab lpips-alex",
+                                  "bapps evaluate bapps.h5 --metrics l2-lab ssim-lab lpips-alex --browse failures/",
                                   "bapps evaluate data/bapps --metrics lpips-vgg --datasets 2afc/val/cnn jnd/val/cnn "
                                   "--out results.csv --markdown results.md",
-                                  "bapps evaluate bapps.h5 --metrics lpips-alex --precision bf16 --compile",
-                                  "bapps evaluate bapps.h5 --metrics lpips-alex ssim --browse failures/"))
+                                  "bapps evaluate bapps.h5 --metrics lpips-alex --precision bf16 --compile"))
     p.add_argument("data", metavar="DATA", help="BAPPS folder root or packed .h5 file; an IQA benchmark "
                                                 "(NIGHTS, TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP) folder or "
                                                 "packed .h5; or a folder holding several of them")
@@ -41,6 +40,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="an option of a metric's factory, typed by its signature (repeatable)")
     p.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
                    help="also evaluate a metric trained by `bapps train` (repeatable)")
+    p.add_argument("--trust-plugin", action="append", default=[], metavar="SPEC",
+                   help="a plugin spec that a checkpoint or run folder may import (it names the code its network was "
+                        "trained on; a file never decides that by itself, and the code's SHA-256 must match the one "
+                        "recorded at training time); repeatable")
     p.add_argument("--out", metavar="CSV",
                    help="tidy results table (metric, mode, split, category, n, score, ci_low, ci_high, ...)")
     p.add_argument("--datasets", nargs="+", default=None, metavar="SET",
@@ -137,6 +140,7 @@ def run(args) -> int:
             lin_weights=args.lin_weights, stream=args.stream, chunk_size=args.chunk_size,
             metric_options=args.metric_option, compare=args.compare, precision=args.precision,
             compile=args.compile, channels_last=None if args.channels_last is None else args.channels_last == "on",
+            trust_plugin=args.trust_plugin,
         )
     if not is_main_process():
         return 0

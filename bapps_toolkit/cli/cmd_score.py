@@ -63,6 +63,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--metric", "--metrics", dest="metric", default="lpips-alex",
                    help="metric name (default lpips-alex; see 'bapps metrics'); --metrics is the same flag")
     p.add_argument("--checkpoint", help="use a metric trained by 'bapps train' (checkpoint file) instead of --metric")
+    p.add_argument("--trust-plugin", action="append", default=[], metavar="SPEC",
+                   help="a plugin spec that a checkpoint or run folder may import (it names the code its network was "
+                        "trained on; a file never decides that by itself, and the code's SHA-256 must match the one "
+                        "recorded at training time); repeatable")
     p.add_argument("--backbone-weights", action="extend", nargs="+", default=[], metavar="NET=PATH|NET=random",
                    help="backbone weights for a network (alex, vgg, squeeze);"
                         " NET=random = UNCALIBRATED; several in one flag")
@@ -130,6 +134,8 @@ def run(args) -> int:
                                       ("num_workers", args.workers)) if v is not None})
     if args.channels_last is not None:
         options["channels_last"] = args.channels_last == "on"
+    if args.trust_plugin:
+        options["trust_plugin"] = list(args.trust_plugin)
     if form == "pair":
         res = score_image_pair(args.images[0], args.images[1], **options)
         if is_main_process():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import BappsError
 from ..train.config import DEFAULT_MARGIN, LOSSES, TrainConfig  # torch-free: keeps `bapps train --help` fast
 from ._parser import examples
 
@@ -65,10 +66,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     fast.add_argument("--no-fast", dest="fast", action="store_false", default=None,
                       help="lin: run the whole network every step instead of the cached-feature fast path")
     fast.add_argument("--fast", dest="fast", action="store_true", help="force the fast path (lin only)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last finished epoch, with the settings of its "
-                        "card.json; options given must agree with the card (the error names each that differs)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    _add_run_folder_options(p)
     p.add_argument("--val", dest="val_every_epoch", action="store_true", default=None,
                    help="score val 2AFC after every epoch (2afc/val/* sets)")
     p.add_argument("--val-datasets", nargs="+", default=None, help="sets for --val (default every 2afc/val/*)")
@@ -92,6 +90,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _add_run_folder_options(p: argparse.ArgumentParser) -> None:
+    """--resume, --trust-plugin and --overwrite: what happens to a run already in --out."""
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last finished epoch, with the settings of its "
+                        "card.json; options given must agree with the card (the error names each that differs)")
+    p.add_argument("--trust-plugin", action="append", default=[], metavar="SPEC",
+                   help="with --resume: the plugin network the run's card names, which may then be imported (a "
+                        "card never decides that by itself; --net SPEC does the same, and the code's SHA-256 must "
+                        "match the card's); repeatable")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+
+
 #: TrainConfig fields set from the flag of the same name (None = flag not given).
 _OPTIONS = ("net", "net_options", "variant", "datasets", "backbone_weights", "version", "epochs", "decay_epochs",
             "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast", "val_every_epoch", "val_datasets",
@@ -104,10 +114,12 @@ def run(args: argparse.Namespace) -> int:
     from ..train import resume_config, train
 
     given = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
+    if args.trust_plugin and not args.resume:
+        raise BappsError("--trust-plugin is for --resume (a new run imports the --net you give)")
     if args.resume:
-        names = {k: _FLAGS.get(k, "--" + k.replace("_", "-")) for k in given}
+        names = {k: _FLAGS.get(k, "--" + k.replace("_", "-")) for k in _OPTIONS}
         cfg = resume_config(args.out, data=args.data, names=names, overwrite=args.overwrite,
-                            progress=args.progress, **given)
+                            progress=args.progress, trust_plugin=args.trust_plugin, **given)
     else:
         cfg = TrainConfig(data=args.data, out=args.out, overwrite=args.overwrite, progress=args.progress, **given)
     res = train(cfg)

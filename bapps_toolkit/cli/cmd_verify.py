@@ -19,11 +19,11 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.iqa.detect import CORRELATION_FORMATS, packed_format
+    from ..data.iqa.detect import packed_marker
+    from ..data.iqa.pack_iqa import FORMAT, verify_iqa
     from ..data.pack import verify
 
-    if packed_format(args.h5) in CORRELATION_FORMATS:
-        from ..data.iqa.pack_iqa import FORMAT, verify_iqa
+    if packed_marker(args.h5) == FORMAT:
 
         attrs = verify_iqa(args.h5)
         print(f"{args.h5}: OK - format {FORMAT}, {attrs['set_name']}: {attrs['n_items']} items, "

@@ -38,6 +38,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("cmd_metrics", "list the available metrics with descriptions"),
     "loss-study": ("cmd_loss_study", "train one network per loss and cross-evaluate them"),
     "judge": ("cmd_judge", "collect human 2AFC/JND judgments in a browser"),
+    "mad": ("cmd_mad", "MAD competition: synthesise image pairs that hold one metric and push the other"),
+    "gmad": ("cmd_gmad", "gMAD competition: pick image pairs from a pool for every ordered pair of metrics"),
+    "competition-report": ("cmd_competition_report", "verdict of a judged MAD/gMAD competition"),
 }
 
 

@@ -21,6 +21,7 @@ import torch
 from ..errors import DataError
 from .decode import decode_pool, decode_set, make_bar
 from .h5format import open_h5, read_stems
+from .h5safe import read_rows
 from .layout import (
     SetFiles,
     discover,
@@ -118,18 +119,20 @@ def _device(device: DeviceLike) -> torch.device | None:
     return None if device is None else torch.device(device)
 
 
-def _h5_array(ds, device: torch.device | None, start: int = 0, stop: int | None = None) -> Array:
+def _h5_array(ds: Any, device: torch.device | None, start: int = 0, stop: int | None = None) -> Array:
     """Read ``ds[start:stop]`` whole (one contiguous read) to numpy, or onto ``device``.
 
-    On a non-CPU device the rows stream through a bounded host buffer, so host memory stays
-    small however large the set."""
+    ``ds`` belongs to a file checked by :func:`~.h5format.open_h5`, so its rows are stored in
+    the file and the buffer is no larger than what the file holds. On a non-CPU device the
+    rows stream through a bounded host buffer, so host memory stays small however large the
+    set."""
     stop = ds.shape[0] if stop is None else stop
     n = stop - start
     shape = (n,) + tuple(ds.shape[1:])
     if device is None or device.type == "cpu":
         arr = np.empty(shape, dtype=ds.dtype)
         if n:
-            ds.read_direct(arr, np.s_[start:stop])
+            read_rows(ds, ds.file.filename, start, stop, arr)
         return arr if device is None else torch.from_numpy(arr)
     tdtype = torch.from_numpy(np.empty(0, ds.dtype)).dtype
     out = torch.empty(shape, dtype=tdtype, device=device)
@@ -138,7 +141,7 @@ def _h5_array(ds, device: torch.device | None, start: int = 0, stop: int | None 
     for s in range(0, n, step):
         e = min(s + step, n)
         view = host[: e - s]
-        ds.read_direct(view.numpy(), np.s_[start + s:start + e])
+        read_rows(ds, ds.file.filename, start + s, start + e, view.numpy())
         out[s:e].copy_(view, non_blocking=False)
     return out
 

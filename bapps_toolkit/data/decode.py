@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
-import multiprocessing as mp
 import os
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._workers import process_pool
 from .images import PATCH, decode_images, load_judgments
 from .layout import SetFiles, folders_of
 
@@ -69,16 +69,15 @@ def _tasks(sf: SetFiles) -> Iterator[tuple[int, tuple[tuple[str, ...], ...], tup
 
 @contextlib.contextmanager
 def decode_pool(workers: int | None, n_images: int) -> Iterator[cf.Executor | None]:
-    """A process pool for decoding, or ``None`` when one worker (or a small job) suffices."""
+    """A process pool for decoding, or ``None`` when one worker (or a small job) suffices; its
+    workers end with this process, even when it is killed (:func:`~bapps_toolkit._workers.process_pool`)."""
     w = default_workers() if workers is None else int(workers)
     if w < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if w == 1 or n_images < POOL_MIN_IMAGES:
         yield None
         return
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-    ex = cf.ProcessPoolExecutor(max_workers=w, mp_context=ctx)
+    ex = process_pool(w)
     try:
         yield ex
     finally:

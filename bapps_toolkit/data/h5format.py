@@ -21,21 +21,37 @@ Every array carries ``attrs["sha256"]``: SHA-256 of its C-order bytes (float32 l
 for ``stems`` the UTF-8 of the stems joined by ``"\\n"``). The format marker is written last, so
 a file cut short never looks like ours.
 
+Reading trusts nothing the file declares (:mod:`.h5safe`): every group and array must be
+stored in the file itself (no link, virtual or external storage), unfiltered, of the schema's
+dtype and shape, and stored whole within the file's size on disk — all checked before the first
+byte of data is read; attribute errors name the file and the attribute.
+
 Image rule and judgment checks: see :mod:`bapps_toolkit.data.images`.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypedDict, Union
 
 import h5py
 import numpy as np
 
 from ..errors import DataError
+from .h5safe import (
+    H5_ERRORS,
+    attr_bool,
+    attr_int,
+    attr_json,
+    attr_text,
+    check_storage,
+    file_size,
+    member,
+    read_rows,
+)
+from .ids import check_ids
 from .images import PATCH
 from .layout import folders_of, is_set_key
 
@@ -43,6 +59,20 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 FORMAT_ATTR = "bapps_toolkit_format"
 FORMAT = "bapps-h5/1"
+#: Most sets one file may list (BAPPS has 20; every key is a distinct category).
+_MAX_SETS = 10_000
+
+
+class SchemaInfo(TypedDict):
+    """What :func:`check_schema` found: set keys in file order, items and patch side per set,
+    and the file's provenance attributes."""
+
+    keys: list[str]
+    counts: dict[str, int]
+    sizes: dict[str, int]
+    synthetic: bool
+    source: str
+    toolkit_version: str
 
 
 def stems_digest(stems: Sequence[str]) -> str:
@@ -58,110 +88,146 @@ def attr_str(v: Any) -> str:
     return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
-def _member(f: Any, path: PathLike, name: str, what: str) -> Any | None:
-    """The group or dataset at ``/name`` of ``f``, ``None`` if there is no such entry.
-
-    Only entries stored in the file itself are accepted: a soft or external link (which could
-    make the toolkit read another file on disk as its data, or dangle), a virtual dataset (whose
-    bytes come from other files) and a dataset with external raw storage are refused with a
-    :class:`DataError` naming the file and the entry.
-    """
-    link = f.get(name, getlink=True)
-    if link is None:
-        return None
-    if not isinstance(link, h5py.HardLink):
-        kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
-        raise DataError(f"{path}: {what} /{name} is {kind}, not data stored in the file; "
-                        "refusing to follow it (files written by `bapps pack` hold no links)")
+def _header_json(f: Any, path: PathLike, attr: str) -> Any:
+    """Root attribute ``attr`` parsed as JSON; a failure is a damaged header."""
     try:
-        obj = f[name]
-    except (KeyError, OSError) as exc:
-        raise DataError(f"{path}: {what} /{name} cannot be read ({exc})") from None
-    if isinstance(obj, h5py.Dataset):
-        if getattr(obj, "is_virtual", False):
-            raise DataError(f"{path}: {what} /{name} is a virtual dataset (its bytes live in "
-                            "other files); refusing to read it")
-        if getattr(obj, "external", None):
-            raise DataError(f"{path}: {what} /{name} keeps its bytes in external files; "
-                            "refusing to read it")
-    return obj
+        return attr_json(f, path, attr)
+    except DataError as exc:
+        raise DataError(f"{path}: damaged bapps-toolkit header "
+                        f"({str(exc).removeprefix(f'{path}: ')})") from None
 
 
-def check_schema(f: Any, path: PathLike) -> dict[str, Any]:
+def _key_list(f: Any, path: PathLike) -> tuple[list[str], dict[str, int]]:
+    """The header's set keys and their item counts (``keys`` and ``counts`` attributes)."""
+    keys = _header_json(f, path, "keys")
+    if (not isinstance(keys, list) or not keys or len(keys) > _MAX_SETS
+            or not all(isinstance(k, str) and is_set_key(k) for k in keys) or len(set(keys)) != len(keys)):
+        raise DataError(f"{path}: damaged bapps-toolkit header (attribute 'keys' of / is "
+                        f"{str(keys)[:80]!r}, expected a list of distinct set keys such as '2afc/val/cnn')")
+    counts = _header_json(f, path, "counts")
+    if not isinstance(counts, dict):
+        raise DataError(f"{path}: damaged bapps-toolkit header (attribute 'counts' of / is "
+                        f"{str(counts)[:80]!r}, expected an object {{set key: item count}})")
+    for key in keys:
+        n = counts.get(key)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise DataError(f"{path}: damaged bapps-toolkit header (attribute 'counts' of / gives "
+                            f"{str(n)[:40]!r} items for {key}, expected a positive integer)")
+    return list(keys), {k: int(counts[k]) for k in keys}
+
+
+def check_schema(f: Any, path: PathLike) -> SchemaInfo:
     """Check an open ``h5py.File`` is a bapps-toolkit file with a sound schema (no checksums).
 
     Every group and array on the way to the data must be stored in the file itself: links
     (soft or external), virtual datasets and external raw storage are refused, so an untrusted
-    file cannot make the toolkit read other files.
+    file cannot make the toolkit read other files. Every array's declared dtype and shape are
+    checked against the schema and its declared bytes against the file's size on disk and its
+    allocated storage (:func:`~.h5safe.check_storage`) before anything is read, so a file
+    cannot make a reader allocate more memory, or read more bytes, than it holds.
 
-    Returns ``{"keys": [...], "counts": {key: N}, "sizes": {key: S}, "synthetic": bool,
-    "source": str, "toolkit_version": str}``. Raises :class:`DataError` naming the file (and
-    array).
+    Args:
+        f: the open file.
+        path: its path (named in errors).
+
+    Returns:
+        The file's :class:`SchemaInfo`.
+
+    Raises:
+        DataError: naming the file and the attribute or array at fault.
     """
-    marker = f.attrs.get(FORMAT_ATTR)
+    marker = attr_text(f, path, FORMAT_ATTR, None)
     if marker is None:
         raise DataError(f"{path} is not a bapps-toolkit file (no '{FORMAT_ATTR}' attribute; "
                         "pack a BAPPS folder with `bapps pack ROOT OUT.h5`)")
-    if attr_str(marker) != FORMAT:
-        raise DataError(f"{path} has format {attr_str(marker)!r}; this toolkit reads {FORMAT!r}")
-    try:
-        keys = json.loads(attr_str(f.attrs["keys"]))
-        counts = json.loads(attr_str(f.attrs["counts"]))
-    except (KeyError, ValueError) as exc:
-        raise DataError(f"{path}: damaged bapps-toolkit header ({exc})") from None
-    if not isinstance(keys, list) or not keys or not all(is_set_key(k) for k in keys):
-        raise DataError(f"{path}: damaged bapps-toolkit header (set list {keys!r})")
-    sizes = {key: _check_set(f, path, key, counts.get(key)) for key in keys}
-    return {"keys": list(keys), "counts": {k: int(counts[k]) for k in keys}, "sizes": sizes,
-            "synthetic": bool(f.attrs.get("synthetic", False)),
-            "source": attr_str(f.attrs.get("source", "")),
-            "toolkit_version": attr_str(f.attrs.get("toolkit_version", ""))}
+    if marker != FORMAT:
+        raise DataError(f"{path} has format {marker[:40]!r} (attribute '{FORMAT_ATTR}'); this "
+                        f"toolkit reads {FORMAT!r}")
+    keys, counts = _key_list(f, path)
+    disk = file_size(path)
+    sizes = {key: _check_set(f, path, key, counts[key], disk) for key in keys}
+    return {"keys": keys, "counts": counts, "sizes": sizes,
+            "synthetic": attr_bool(f, path, "synthetic", False),
+            "source": attr_text(f, path, "source", ""),
+            "toolkit_version": attr_text(f, path, "toolkit_version", "")}
 
 
-def _check_set(f: Any, path: PathLike, key: str, n: Any) -> int:
-    """The group of set ``key`` and its arrays: present, stored in the file, of the right
-    dtypes and shapes for ``n`` items (``n`` as the header lists it); returns the patch side."""
+def _set_group(f: Any, path: PathLike, key: str, n: int) -> Any:
+    """The group of set ``key``, stored in the file, whose ``count`` attribute is ``n``."""
     parts = key.split("/")
     g: Any = None
     for depth in range(1, len(parts) + 1):
-        g = _member(f, path, "/".join(parts[:depth]), "set group")
+        g = member(f, path, "/".join(parts[:depth]), "set group")
         if g is None or not isinstance(g, h5py.Group):
-            raise DataError(f"{path}: set group /{key} listed in the header is missing")
-    if not isinstance(n, int) or n < 1 or int(g.attrs.get("count", -1)) != n:
-        raise DataError(f"{path}: /{key} count {g.attrs.get('count')} does not match header {n}")
-    folders = folders_of(key)
+            raise DataError(f"{path}: set group /{key} listed in the header's 'keys' is missing")
+    count = attr_int(g, path, "count", minimum=1)
+    if count != n:
+        raise DataError(f"{path}: /{key} count {count} (attribute 'count') does not match the "
+                        f"header's attribute 'counts', which gives {n}")
+    return g
+
+
+def _arrays(f: Any, path: PathLike, key: str) -> dict[str, Any]:
+    """The arrays of set ``key`` by name: its folders, ``stems`` and ``n_votes`` where present."""
+    optional = ("n_votes",) if member(f, path, f"{key}/n_votes", "array") is not None else ()
     arrays: dict[str, Any] = {}
-    optional = ("n_votes",) if _member(f, path, f"{key}/n_votes", "array") is not None else ()
-    for name in (*folders, "stems", *optional):
-        ds = _member(f, path, f"{key}/{name}", "array")
+    for name in (*folders_of(key), "stems", *optional):
+        ds = member(f, path, f"{key}/{name}", "array")
         if not isinstance(ds, h5py.Dataset):
             raise DataError(f"{path}: array /{key}/{name} is missing")
+        try:
+            ds.dtype  # noqa: B018 - a type h5py cannot map raises here
+        except H5_ERRORS as exc:
+            raise DataError(f"{path}: array /{key}/{name} has an unreadable type ({exc})") from None
         arrays[name] = ds
+    return arrays
+
+
+def _check_set(f: Any, path: PathLike, key: str, n: int, disk: int) -> int:
+    """The group of set ``key`` and its arrays: present, stored in the file, of the right
+    dtypes and shapes for ``n`` items (as the header lists them) and stored whole within the
+    file's ``disk`` bytes; returns the patch side."""
+    g = _set_group(f, path, key, n)
+    arrays = _arrays(f, path, key)
+    folders = folders_of(key)
     shape0 = arrays[folders[0]].shape
     size = int(shape0[1]) if len(shape0) == 4 and shape0[1] >= 1 else PATCH
-    if "size" in g.attrs:
-        size = int(g.attrs["size"])
+    size = attr_int(g, path, "size", minimum=1, default=size)
     for name in folders[:-1]:
         ds = arrays[name]
         if ds.dtype != np.uint8 or ds.shape != (n, size, size, 3):
             raise DataError(f"{path}: array /{key}/{name} is {ds.dtype} {ds.shape}, expected "
                             f"uint8 {(n, size, size, 3)} (N square RGB patches of one size)")
-    if optional and (arrays["n_votes"].dtype.kind not in "iu" or arrays["n_votes"].shape != (n,)):
-        raise DataError(f"{path}: array /{key}/n_votes is {arrays['n_votes'].dtype} "
-                        f"{arrays['n_votes'].shape}, expected integers {(n,)}")
+    votes = arrays.get("n_votes")
+    if votes is not None and (votes.dtype.kind not in "iu" or votes.shape != (n,)):
+        raise DataError(f"{path}: array /{key}/n_votes is {votes.dtype} "
+                        f"{votes.shape}, expected integers {(n,)}")
     for name in (folders[-1], "stems"):
         ds = arrays[name]
         if ds.shape != (n,):
             raise DataError(f"{path}: array /{key}/{name} has shape {ds.shape}, expected {(n,)}")
     if arrays[folders[-1]].dtype != np.float32:
         raise DataError(f"{path}: array /{key}/{folders[-1]} is {arrays[folders[-1]].dtype}, expected float32")
-    if arrays["stems"].dtype.kind not in "OSU":
+    if arrays["stems"].dtype.kind not in "OS" or (arrays["stems"].dtype.kind == "O"
+                                                   and h5py.check_string_dtype(arrays["stems"].dtype) is None):
         raise DataError(f"{path}: array /{key}/stems is {arrays['stems'].dtype}, expected strings")
+    for name, ds in arrays.items():
+        check_storage(ds, path, disk, row_chunks=name in folders[:-1])
     return size
 
 
-def open_h5(path: PathLike):
-    """Open a packed file read-only after checking it is ours; returns ``(h5py.File, info)``."""
+def open_h5(path: PathLike) -> tuple[h5py.File, SchemaInfo]:
+    """Open a packed file read-only after checking it is ours (:func:`check_schema`).
+
+    Args:
+        path: the packed file.
+
+    Returns:
+        ``(h5py.File, info)``; the caller closes the file.
+
+    Raises:
+        DataError: the file is missing, not HDF5, or not a sound ``bapps-h5/1`` file.
+    """
     p = Path(path)
     if not p.exists():
         raise DataError(f"packed file {p} does not exist")
@@ -171,7 +237,7 @@ def open_h5(path: PathLike):
         raise DataError(f"{p} is not a bapps-toolkit file (not HDF5 at all)")
     try:
         f = h5py.File(p, "r")
-    except OSError as exc:
+    except H5_ERRORS as exc:
         raise DataError(f"{p} is not a bapps-toolkit file (cannot open as HDF5: {exc})") from None
     try:
         info = check_schema(f, p)
@@ -181,13 +247,29 @@ def open_h5(path: PathLike):
     return f, info
 
 
-def read_stems(ds) -> list[str]:
-    return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in ds[...]]
+def decode_stems(raw: Any, ds: Any, start: int = 0) -> list[str]:
+    """Stems read from ``ds`` (bytes or str), as text; a :class:`DataError` names the first
+    that is not UTF-8."""
+    out = []
+    for i, s in enumerate(raw):
+        try:
+            out.append(s.decode("utf-8") if isinstance(s, bytes) else str(s))
+        except UnicodeDecodeError:
+            raise DataError(f"{ds.file.filename}: array {ds.name} item {start + i} is not UTF-8 text") from None
+    return out
+
+
+def read_stems(ds: Any) -> list[str]:
+    """Every stem of a ``stems`` array (of a file checked by :func:`check_schema`), each checked
+    to be a valid, unique item id (:mod:`.ids`)."""
+    return check_ids(decode_stems(read_rows(ds, ds.file.filename), ds),
+                     f"packed file {ds.file.filename}: array {ds.name}")
 
 
 def describe(path: PathLike) -> dict[str, Any]:
     """:func:`check_schema`'s summary of a packed file, plus ``"images"`` (patches it holds)."""
     f, info = open_h5(path)
     f.close()
-    info["images"] = sum(n * (len(folders_of(k)) - 1) for k, n in info["counts"].items())
-    return info
+    out: dict[str, Any] = dict(info)
+    out["images"] = sum(n * (len(folders_of(k)) - 1) for k, n in info["counts"].items())
+    return out

@@ -55,17 +55,33 @@ MAX_PIXELS = 64 * 1024 * 1024
 _MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
+class ImageFileError(DataError):
+    """An image file cannot be used; :attr:`path` is the file as the caller named it, so a
+    reader that knows where the name came from (a manifest's row and field) can say so. It
+    survives the trip back from a worker process."""
+
+    def __init__(self, message: str, path: PathLike) -> None:
+        super().__init__(message)
+        self.path = os.fspath(path)
+
+    def __reduce__(self) -> tuple[type[ImageFileError], tuple[str, str]]:
+        return type(self), (str(self), self.path)
+
+
 def _named(exc: Exception, path: PathLike, other: str) -> Exception:
-    """The :class:`DataError` naming ``path`` for an exception of PIL's reading; ``other`` (with
-    ``{path}`` and ``{exc}``) for a corrupt file. Anything else is returned unchanged."""
+    """The :class:`ImageFileError` naming ``path`` for an exception of PIL's reading; ``other``
+    (with ``{path}`` and ``{exc}``) for a corrupt file. Anything else is returned unchanged."""
     if isinstance(exc, FileNotFoundError):
-        return DataError(f"image file {path} does not exist")
+        return ImageFileError(f"image file {path} does not exist", path)
     if isinstance(exc, IsADirectoryError):
-        return DataError(f"image {path} is a folder, not an image file")
+        return ImageFileError(f"image {path} is a folder, not an image file", path)
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return DataError(f"image {path} has absurd dimensions, refusing to decode it (decompression-bomb guard: {exc})")
+        return ImageFileError(f"image {path} has absurd dimensions, refusing to decode it "
+                              f"(decompression-bomb guard: {exc})", path)
+    if isinstance(exc, OSError) and exc.errno is not None:  # the file system's, not PIL's
+        return ImageFileError(f"cannot open image {path} ({exc.strerror or exc})", path)
     if isinstance(exc, (OSError, SyntaxError, ValueError)):
-        return DataError(other.format(path=path, exc=exc))
+        return ImageFileError(other.format(path=path, exc=exc), path)
     return exc
 
 
@@ -96,12 +112,12 @@ def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_
             with open(path, "rb") as fh, Image.open(fh) as im:
                 w, h = im.size
                 if w <= 0 or h <= 0 or w > max_side or h > max_side or w * h > max_pixels:
-                    raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit "
-                                    f"{max_side} per side, {max_pixels} pixels); refusing to decode it")
+                    raise ImageFileError(f"image {path} has absurd dimensions {w}x{h} (limit {max_side} "
+                                         f"per side, {max_pixels} pixels); refusing to decode it", path)
                 if square and w != h:
-                    raise DataError(f"image {path} is {w}x{h}, not square: the official loader's "
-                                    "Resize(64) would keep the aspect ratio and give a patch that "
-                                    "cannot be batched; crop it square first")
+                    raise ImageFileError(f"image {path} is {w}x{h}, not square: the official loader's "
+                                         "Resize(64) would keep the aspect ratio and give a patch that "
+                                         "cannot be batched; crop it square first", path)
                 decoded = _fast_png(im, fh) if fast else None
                 if decoded is not None:
                     return decoded
@@ -130,8 +146,8 @@ def image_size(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MA
     except Exception as exc:
         raise _named(exc, path, "cannot read image {path}: not an image file PIL can open ({exc})") from None
     if w <= 0 or h <= 0 or w > max_side or h > max_side or w * h > max_pixels:
-        raise DataError(f"image {path} has absurd dimensions {w}x{h} (limit {max_side} per side, "
-                        f"{max_pixels} pixels); refusing to decode it")
+        raise ImageFileError(f"image {path} has absurd dimensions {w}x{h} (limit {max_side} per side, "
+                             f"{max_pixels} pixels); refusing to decode it", path)
     return int(w), int(h)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from ..errors import DataError
+from .ids import check_id, id_key, shown
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -236,17 +237,24 @@ class SetFiles:
         return len(self.stems)
 
 
-def _list_folder(folder: Path, exts: Iterable[str]) -> dict[str, Path]:
+def list_folder(folder: Path, exts: Iterable[str]) -> dict[str, Path]:
+    """``{stem: path}`` of the files of ``folder`` with one of the extensions ``exts`` (any
+    case); hidden files are skipped. Every stem must be a valid item id (:mod:`.ids`) and unique
+    ignoring case, or a :class:`DataError` names the folder and the file."""
     exts = tuple(exts)
     by_stem: dict[str, Path] = {}
+    keys: dict[str, str] = {}
     with os.scandir(folder) as it:
         entries = sorted(e.name for e in it if not e.name.startswith("."))
     for name in entries:
         stem, ext = os.path.splitext(name)
         if ext.lower() not in exts:
             continue
-        if stem in by_stem:
-            raise DataError(f"two files with stem {stem!r} in {folder}: {by_stem[stem].name} and {name}")
+        check_id(stem, f"{folder}: file {shown(name)} (rename it; its stem is its item id)")
+        if id_key(stem) in keys:
+            raise DataError(f"two files with stem {stem!r} in {folder} (stems are compared ignoring case): "
+                            f"{by_stem[keys[id_key(stem)]].name} and {name}")
+        keys[id_key(stem)] = stem
         by_stem[stem] = folder / name
     return by_stem
 
@@ -270,7 +278,7 @@ def scan_set(root: PathLike, key: str) -> SetFiles:
             raise DataError(f"missing subfolder {d} (a {kind_of(key).upper()} set needs "
                             f"{', '.join(folders)})")
         exts = (JUDGMENT_EXTENSION,) if sub in ("judge", "same") else IMAGE_EXTENSIONS
-        listed[sub] = _list_folder(d, exts)
+        listed[sub] = list_folder(d, exts)
     first = folders[0]
     stems = sorted(listed[first])
     if not stems:

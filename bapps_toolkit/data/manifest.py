@@ -11,16 +11,18 @@ a CSV file instead (read with Python's :mod:`csv` module, UTF-8, an optional byt
 
 * Image paths are relative to the CSV's folder (absolute paths are taken as they are). Any
   format PIL reads; converted to RGB as BAPPS's patches are (:mod:`.images`).
-* Vote counts are integers >= 0 with at least one vote per row. The judgment is computed from
+* Vote counts are integers (ASCII digits) from 0 to :data:`MAX_VOTES` with at least one vote
+  per row. The judgment is computed from
   them (``judge = votes_p1 / (votes_p0 + votes_p1)``, ``same = votes_same / (votes_same +
   votes_different)``) and the total is kept in the packed file as the array ``n_votes``. A CSV
   may give both the fraction and the counts: then they must agree within :data:`AGREE` (a
   fraction written to three decimals) and the packed value is the one computed from the counts.
 * Optional columns: ``split`` (2AFC ``val`` or ``train``; JND ``val``; default ``val``),
   ``category`` (default ``own``; a safe name, see
-  :func:`~bapps_toolkit.data.layout.valid_category`) and ``id`` (the item's stem, unique within
-  its set; default the data row number written with six digits, ``000001``). Other columns are
-  ignored (keep your own metadata there).
+  :func:`~bapps_toolkit.data.layout.valid_category`) and ``id`` (the item's stem: 1-128 of
+  ``A-Z a-z 0-9 _ . -`` starting with a letter, digit or ``_``, unique within its set ignoring
+  case, see :mod:`.ids`; default the data row number written with six digits, ``000001``).
+  Other columns are ignored (keep your own metadata there).
 * The CSVs that ``bapps judge export --format csv`` writes are read as they are: their columns
   ``n_p0,n_p1`` / ``n_same,n_different`` are taken as the vote counts, ``stem`` as ``id`` and
   ``set_key`` (``2afc/val/traditional``) as split and category (see :data:`ALIASES`).
@@ -34,18 +36,23 @@ a CSV file instead (read with Python's :mod:`csv` module, UTF-8, an optional byt
   make-mini`` marks its folder): the packed file and every report then say SYNTHETIC.
 
 Every bad input is a :class:`~bapps_toolkit.errors.DataError` naming the CSV, the data row
-(1-based, the header not counted) with its line, and the field: a missing image, a judgment
-outside [0, 1], a negative, non-integer or all-zero vote count, a duplicate row (the same images
-twice in one set) or id, images of mixed or non-square sizes without ``--size`` (naming two
-files and their sizes), a CSV without the required columns (listing those present), a fraction
-that disagrees with its counts. All rows and image headers are checked before anything is
-written.
+(1-based, the header not counted) with its line, and the field: a missing image, an image path
+the file system refuses (too long, a link loop, a NUL character), a judgment outside [0, 1], a
+negative, non-integer, too large or all-zero vote count, an id that is not a valid item id, a
+duplicate row (the same images twice in one set, compared as resolved paths: ``a.png``,
+``./a.png`` and a link to it are one image) or id (compared ignoring case), images of mixed or
+non-square sizes without ``--size`` (naming two files and their sizes), a CSV without the
+required columns (listing those present), a fraction that disagrees with its counts. All rows
+and image headers are checked before anything is written; an image that fails to decode later
+(cut short after its header) is reported with the row and field that named it
+(:meth:`Manifest.blame`, used by ``bapps pack`` and ``bapps judge create``).
 """
 from __future__ import annotations
 
 import csv
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,13 +61,17 @@ from typing import Union
 import numpy as np
 
 from ..errors import DataError
-from .images import image_size
+from .ids import check_id, id_key, shown
+from .images import ImageFileError, image_size
 from .layout import SPLITS, SetFiles, folders_of, order_keys, valid_category
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Largest difference allowed between a given fraction and the one its vote counts give.
 AGREE = 1e-3
+#: Largest vote count accepted in one cell (the packed file keeps counts as int64).
+MAX_VOTES = 10**9
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 DEFAULT_SPLIT = "val"
 DEFAULT_CATEGORY = "own"
 #: Per kind: (image columns, fraction column, vote columns ``(for the fraction's side last)``).
@@ -84,6 +95,22 @@ class Manifest:
     synthetic: bool
     source: str
     image_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    #: Per image path (as in :attr:`sets`): the first row and field naming it.
+    used_at: dict[Path, str] = field(default_factory=dict)
+
+    def blame(self, exc: DataError) -> DataError:
+        """``exc`` with the manifest row and field that named its image in front (for an
+        :class:`~bapps_toolkit.data.images.ImageFileError` raised while the sets are decoded);
+        any other error is returned as it is.
+
+        Example:
+            >>> try:
+            ...     decode_set(man.sets[0])
+            ... except DataError as exc:
+            ...     raise man.blame(exc) from None
+        """
+        at = self.used_at.get(Path(exc.path)) if isinstance(exc, ImageFileError) else None
+        return DataError(f"{at}: {exc}") if at else exc
 
 
 @dataclass
@@ -119,13 +146,17 @@ def read_manifests(paths: Sequence[PathLike], *, size: int | None = None, judged
         synthetic = synthetic or (path.parent / "SYNTHETIC.txt").is_file()
     sizes = _check_sizes(sets, size)
     side = size if size is not None else next(iter(sizes.values()))[0]
-    out = []
+    out: list[SetFiles] = []
+    used_at: dict[Path, str] = {}
     for key in order_keys(sets):
         r = sets[key]
         out.append(SetFiles(key=key, folder=r.csv.parent, stems=r.stems, files=r.files,
                             judgments=np.asarray(r.judgments, dtype=np.float32),
                             n_votes=np.asarray(r.votes, dtype=np.int64) if r.votes else None))
-    return Manifest(out, int(side), synthetic, ", ".join(str(p.resolve()) for p in csvs), sizes)
+        for col, files in r.files.items():
+            for where, f in zip(r.where, files, strict=True):
+                used_at.setdefault(f, f"{where}, field {col!r}")
+    return Manifest(out, int(side), synthetic, ", ".join(str(p.resolve()) for p in csvs), sizes, used_at)
 
 
 def _open_rows(path: Path) -> tuple[list[str], list[tuple[int, int, dict[str, str]]]]:
@@ -209,15 +240,17 @@ def _read_csv(path: Path, judged: bool = True) -> dict[str, _Rows]:
                             "(1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit)")
         key = f"{kind}/{split}/{cat}"
         r = sets.setdefault(key, _Rows(path, files={f: [] for f in folders_of(key)[:-1]}))
-        files = [_image_path(path, where, rec, col) for col in images]
+        found = [_image_path(path, where, rec, col) for col in images]
+        files, same = [f for f, _ in found], tuple(real for _, real in found)
         value, n = (_judgment(where, rec, frac if has_frac else None, votes if has_votes else None)
                     if judged else (math.nan, None))
-        stem = rec.get("id") or f"{i:06d}"
-        dup = r.seen.get(tuple(files)) or r.seen.get(("id", stem))
+        stem = check_id(rec["id"], f"{where}, field 'id'") if rec.get("id") else f"{i:06d}"
+        dup = r.seen.get(same) or r.seen.get(("id", id_key(stem)))
         if dup is not None:
-            what = "the same images" if tuple(files) in r.seen else f"the same id {stem!r}"
-            raise DataError(f"{where}: duplicate row: {what} as data row {dup} (set {key})")
-        r.seen[tuple(files)] = r.seen[("id", stem)] = i
+            what, how = (("the same images", "image paths compared after resolving links") if same in r.seen
+                         else (f"the same id {stem!r}", "ids compared ignoring case"))
+            raise DataError(f"{where}: duplicate row: {what} as data row {dup} (set {key}; {how})")
+        r.seen[same] = r.seen[("id", id_key(stem))] = i
         for col, f in zip(images, files, strict=True):
             r.files[col].append(f)
         r.stems.append(stem)
@@ -240,16 +273,26 @@ def _split_category(where: str, kind: str, rec: dict[str, str]) -> tuple[str, st
     return rec.get("split") or DEFAULT_SPLIT, rec.get("category") or DEFAULT_CATEGORY
 
 
-def _image_path(csv_path: Path, where: str, rec: dict[str, str], col: str) -> Path:
+def _image_path(csv_path: Path, where: str, rec: dict[str, str], col: str) -> tuple[Path, Path]:
+    """The image a row's field names (as written, joined to the CSV's folder) and its resolved
+    form (symbolic links followed), which is what duplicates are compared by."""
     text = rec.get(col, "")
     if not text:
         raise DataError(f"{where}, field {col!r}: empty (an image path is required)")
+    if "\0" in text:
+        raise DataError(f"{where}, field {col!r}: {shown(text)} holds a NUL character (not a path)")
     p = Path(text)
     full = p if p.is_absolute() else csv_path.parent / p
-    if not full.is_file():
-        raise DataError(f"{where}, field {col!r}: image {full} does not exist"
-                        + (" (it is a folder)" if full.is_dir() else ""))
-    return full
+    try:
+        if not full.is_file():
+            name = str(full) if len(str(full)) <= 200 else shown(str(full), 200)
+            raise DataError(f"{where}, field {col!r}: image {name} does not exist"
+                            + (" (it is a folder)" if full.is_dir() else ""))
+        return full, full.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # a name too long for the file system, a link loop, no access
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DataError(f"{where}, field {col!r}: cannot use image path {shown(text, 200)} ({reason}; "
+                        f"{len(os.fsencode(text))} bytes)") from None
 
 
 def _fraction(where: str, rec: dict[str, str], col: str) -> float:
@@ -263,19 +306,26 @@ def _fraction(where: str, rec: dict[str, str], col: str) -> float:
     return v
 
 
+def _plain(text: str) -> str:
+    """A cell as written when it is short, else cut (:func:`~bapps_toolkit.data.ids.shown`)."""
+    return text if len(text) <= 60 and text.isprintable() else shown(text)
+
+
 def _count(where: str, rec: dict[str, str], col: str) -> int:
     text = rec.get(col, "")
-    try:
-        v = int(text)
-    except ValueError:
+    if not _INTEGER.fullmatch(text):
         try:
             float(text)
         except ValueError:
-            raise DataError(f"{where}, field {col!r}: {text!r} is not a number") from None
-        raise DataError(f"{where}, field {col!r}: {text} is not an integer vote count") from None
-    if v < 0:
-        raise DataError(f"{where}, field {col!r}: {v} is negative (a vote count is >= 0)")
-    return v
+            raise DataError(f"{where}, field {col!r}: {shown(text)} is not a number") from None
+        raise DataError(f"{where}, field {col!r}: {_plain(text)} is not an integer vote count") from None
+    if text.startswith("-") and text.strip("-0"):
+        raise DataError(f"{where}, field {col!r}: {text} is negative (a vote count is >= 0)")
+    digits = text.lstrip("+-").lstrip("0")
+    if len(digits) > len(str(MAX_VOTES)) or int(digits or 0) > MAX_VOTES:
+        raise DataError(f"{where}, field {col!r}: {_plain(text)} is too large (a vote count is at most "
+                        f"{MAX_VOTES})")
+    return int(text)
 
 
 def _judgment(where: str, rec: dict[str, str], frac: str | None,
@@ -283,7 +333,8 @@ def _judgment(where: str, rec: dict[str, str], frac: str | None,
     """``(fraction, total votes or None)`` of one row (rules in the module docstring)."""
     value = _fraction(where, rec, frac) if frac is not None else None
     if votes is None:
-        assert value is not None
+        if value is None:
+            raise DataError(f"{where}: neither a judge fraction nor votes")
         return value, None
     other, side = (_count(where, rec, c) for c in votes)
     total = other + side

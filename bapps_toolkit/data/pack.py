@@ -21,7 +21,9 @@ from .._io import TMP_MARK, FileLock, atomic_path, remove_stale_temps
 from .._version import __version__
 from ..errors import DataError
 from .decode import decode_pool, iter_decoded, make_bar
-from .h5format import FORMAT, FORMAT_ATTR, attr_str, judgments_digest, open_h5, read_stems, stems_digest
+from .h5format import FORMAT, FORMAT_ATTR, decode_stems, judgments_digest, open_h5, read_stems, stems_digest
+from .h5safe import attr_text, iter_blocks, read_rows
+from .ids import check_ids
 from .images import PATCH
 from .layout import SetFiles, discover, folders_of, is_synthetic_root, order_keys, resolve_root, scan_set, split_key
 
@@ -46,7 +48,8 @@ def _create_set_group(f, key: str, n: int):
 def _write_judgments_and_stems(g, name: str, judgments: np.ndarray, stems: Sequence[str],
                                n_votes: np.ndarray | None = None) -> None:
     """The judgment array (``judge``/``same``), the stems and (when given) the vote counts of a
-    set, each with its SHA-256."""
+    set, each with its SHA-256. The stems must be valid, unique item ids (:mod:`.ids`)."""
+    check_ids(stems, f"set {g.name.lstrip('/')} to pack: stems")
     jd = g.create_dataset(name, data=judgments)
     jd.attrs["sha256"] = judgments_digest(judgments)
     sd = g.create_dataset("stems", data=np.array(stems, dtype=object), dtype=h5py.string_dtype("utf-8"))
@@ -90,6 +93,7 @@ def pack(root: PathLike | Sequence[PathLike], out_h5: PathLike, *, size: int | N
             raise FileExistsError(f"{out} already exists; pass --force (force=True) to overwrite it")
         # Only this output's temporaries: other files in the folder have locks of their own.
         remove_stale_temps(out.parent, f".{glob.escape(out.name)}{TMP_MARK}*")
+        man = None
         if base is None:
             from .manifest import read_manifests
 
@@ -98,8 +102,13 @@ def pack(root: PathLike | Sequence[PathLike], out_h5: PathLike, *, size: int | N
         else:
             sets = [scan_set(base, k) for k in discover(base)]
             side, synthetic, source = size or PATCH, is_synthetic_root(base), str(base.resolve())
-        _write_file(out, sets, source=source, synthetic=synthetic, size=side, crop=size is not None,
-                    workers=workers, progress=progress)
+        try:
+            _write_file(out, sets, source=source, synthetic=synthetic, size=side, crop=size is not None,
+                        workers=workers, progress=progress)
+        except DataError as exc:  # an image that fails to decode: name the manifest row and field
+            if man is None:
+                raise
+            raise man.blame(exc) from None
     return out
 
 
@@ -206,9 +215,20 @@ def write_packed(out_h5: PathLike, sets: dict[str, tuple[dict[str, np.ndarray], 
 def verify(h5: PathLike, *, progress: bool = False) -> dict[str, Any]:
     """Re-check a packed file: marker, schema, counts, judgment range and every SHA-256.
 
-    Returns a summary ``{"path", "format", "toolkit_version", "source", "synthetic", "sets":
-    {key: N}, "sizes": {key: S}, "images", "arrays_checked", "ok": True}``; raises :class:`DataError` naming the
-    file and the array on the first failure.
+    The schema (dtypes, shapes and storage against the file's size, :func:`.h5format.check_schema`)
+    is checked before anything is read; then every array is read in blocks of bounded size
+    (:func:`.h5safe.iter_blocks`) and hashed.
+
+    Args:
+        h5: the packed file.
+        progress: show a progress bar (on a terminal).
+
+    Returns:
+        ``{"path", "format", "toolkit_version", "source", "synthetic", "sets": {key: N},
+        "sizes": {key: S}, "images", "arrays_checked", "ok": True}``.
+
+    Raises:
+        DataError: naming the file and the array (or attribute) on the first failure.
     """
     p = Path(h5)
     f, info = open_h5(p)
@@ -218,47 +238,46 @@ def verify(h5: PathLike, *, progress: bool = False) -> dict[str, Any]:
         bar = make_bar(total, f"verify {p.name}", progress)
         try:
             for key in info["keys"]:
-                g = f[key]
-                n = info["counts"][key]
-                folders = folders_of(key)
-                for name in folders[:-1]:
-                    ds = g[name]
-                    h = hashlib.sha256()
-                    buf = np.empty((min(4096, n), *ds.shape[1:]), np.uint8)
-                    for start in range(0, n, buf.shape[0]):
-                        stop = min(start + buf.shape[0], n)
-                        view = buf[: stop - start]
-                        ds.read_direct(view, np.s_[start:stop])
-                        h.update(view.data)
-                        bar.update(stop - start)
-                    _check_digest(p, key, name, ds, h.hexdigest())
-                    checked += 1
-                jd = g[folders[-1]]
-                j = jd[...]
-                _check_digest(p, key, folders[-1], jd, judgments_digest(j))
-                bad = ~np.isfinite(j) | (j < 0) | (j > 1)
-                if bad.any():
-                    raise DataError(f"{p}: array /{key}/{folders[-1]} holds values outside [0, 1] "
-                                    f"(first at index {int(np.flatnonzero(bad)[0])})")
-                stems = read_stems(g["stems"])
-                _check_digest(p, key, "stems", g["stems"], stems_digest(stems))
-                checked += 2 + _check_votes(p, key, g)
+                checked += _verify_set(p, key, f[key], bar)
         finally:
             bar.close()
     finally:
         f.close()
     return {"path": str(p), "format": FORMAT, "toolkit_version": info["toolkit_version"],
             "source": info["source"], "synthetic": info["synthetic"], "sets": dict(info["counts"]),
-            "sizes": dict(info["sizes"]),
-            "images": sum(n * (len(folders_of(k)) - 1) for k, n in info["counts"].items()),
-            "arrays_checked": checked, "ok": True}
+            "sizes": dict(info["sizes"]), "images": total, "arrays_checked": checked, "ok": True}
 
 
-def _check_votes(path: Path, key: str, g) -> int:
+def _verify_set(p: Path, key: str, g: Any, bar: Any) -> int:
+    """Check every array of set ``key`` (group ``g``); returns how many were checked."""
+    folders = folders_of(key)
+    for name in folders[:-1]:
+        h = hashlib.sha256()
+        for _, rows in iter_blocks(g[name], p):
+            h.update(rows.data)
+            bar.update(len(rows))
+        _check_digest(p, key, name, g[name], h.hexdigest())
+    jd = g[folders[-1]]
+    j = read_rows(jd, p)
+    _check_digest(p, key, folders[-1], jd, judgments_digest(j))
+    bad = ~np.isfinite(j) | (j < 0) | (j > 1)
+    if bad.any():
+        raise DataError(f"{p}: array /{key}/{folders[-1]} holds values outside [0, 1] "
+                        f"(first at index {int(np.flatnonzero(bad)[0])})")
+    h = hashlib.sha256()
+    for start, raw in iter_blocks(g["stems"], p):
+        text = "\n".join(decode_stems(raw, g["stems"], start)).encode("utf-8")
+        h.update(b"\n" + text if start else text)
+    _check_digest(p, key, "stems", g["stems"], h.hexdigest())
+    read_stems(g["stems"])
+    return len(folders) + 1 + _check_votes(p, key, g)
+
+
+def _check_votes(path: Path, key: str, g: Any) -> int:
     """Check the optional ``n_votes`` array (digest, every count >= 1); 1 if present, else 0."""
     if "n_votes" not in g:
         return 0
-    votes = np.ascontiguousarray(g["n_votes"][...], dtype="<i8")
+    votes = np.ascontiguousarray(read_rows(g["n_votes"], path), dtype="<i8")
     _check_digest(path, key, "n_votes", g["n_votes"], hashlib.sha256(votes.data).hexdigest())
     if (votes < 1).any():
         raise DataError(f"{path}: array /{key}/n_votes holds a count below 1 "
@@ -266,10 +285,10 @@ def _check_votes(path: Path, key: str, g) -> int:
     return 1
 
 
-def _check_digest(path: Path, key: str, name: str, ds, actual: str) -> None:
-    expected = ds.attrs.get("sha256")
+def _check_digest(path: Path, key: str, name: str, ds: Any, actual: str) -> None:
+    expected = attr_text(ds, path, "sha256", None)
     if expected is None:
         raise DataError(f"{path}: array /{key}/{name} has no sha256 attribute")
-    if attr_str(expected) != actual:
-        raise DataError(f"{path}: array /{key}/{name} fails its SHA-256 check (stored "
-                        f"{attr_str(expected)[:12]}…, computed {actual[:12]}…): the file is damaged")
+    if expected != actual:
+        raise DataError(f"{path}: array /{key}/{name} fails its SHA-256 check (attribute 'sha256' "
+                        f"is {expected[:12]!r}…, computed {actual[:12]}…): the file is damaged")

@@ -6,6 +6,7 @@ PNGs of a folder root, for sets larger than RAM.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 
 from .datasets import Datasets, PathLike, is_h5, load_sets, to_model_input
 from .h5format import open_h5, read_stems
+from .h5safe import read_rows
 from .images import decode_image, load_judgment
 from .layout import discover, expand_datasets, folders_of, is_synthetic_root, resolve_root, scan_set, split_key
 
@@ -93,7 +95,8 @@ class _BappsDataset(torch.utils.data.Dataset):
                     st.stems[j])
         if self._is_h5:
             g = self._h5file()[key]
-            return ({f: g[f][j] for f in folders[:-1]}, float(g[folders[-1]][j]), self._stems[s][j])
+            images = {f: read_rows(g[f], self.source, j, j + 1)[0] for f in folders[:-1]}
+            return images, float(read_rows(g[folders[-1]], self.source, j, j + 1)[0]), self._stems[s][j]
         sf = self._files[s]
         return ({f: decode_image(sf.files[f][j]) for f in folders[:-1]},
                 load_judgment(sf.files[folders[-1]][j]), sf.stems[j])
@@ -121,10 +124,8 @@ class _BappsDataset(torch.utils.data.Dataset):
             self._h5 = None
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 class TwoAFCDataset(_BappsDataset):

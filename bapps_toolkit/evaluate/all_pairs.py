@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from .._distributed import DistContext, sharded
 from .._io import atomic_path
+from ..errors import DataError
 from ..metrics import Metric
 from ..metrics.lpips import LPIPS
 from .pair_stream import iter_batches, plan_batches, to_input
@@ -135,7 +136,8 @@ def _feature_store(metric: LPIPS, files: Sequence[Path], targets: np.ndarray, op
         norms[idx] = part
         store.put(idx[0], rows)
         bar.update(len(idx))
-    assert store is not None and wflat is not None
+    if store is None or wflat is None:
+        raise DataError("no images to store features of")
     return store, norms, wflat
 
 
@@ -197,7 +199,8 @@ def iter_blocks(metric: Metric, files: Sequence[Path], targets: np.ndarray, opts
     with tqdm(total=n, desc="features" if feat else "decoding", unit="image", disable=not progress,
               leave=False) as bar:
         if feat:
-            assert isinstance(metric, LPIPS)
+            if not isinstance(metric, LPIPS):
+                raise TypeError(f"feature reuse needs an LPIPS metric, got {type(metric).__name__}")
             store, norms, wflat = _feature_store(metric, files, targets, opts, bar, ctx)
         else:
             store, norms, wflat = _image_store(files, targets, opts, bar, ctx), np.zeros(0), np.zeros(0)

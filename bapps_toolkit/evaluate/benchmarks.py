@@ -21,7 +21,6 @@ Rows are tidy dicts (:data:`ROW_KEYS`); :func:`cross_table` pivots them into met
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +32,14 @@ from .. import correlation as corr
 from .._device import pick_device
 from .._io import PathLike
 from ..data.iqa import TwoAFCFileSet, find_benchmarks, loader
-from ..data.iqa.pack_2afc import nights_sets, read_resized
+from ..data.iqa.pack_2afc import nights_sets, packed_parts, read_resized
 from ..data.iqa.pack_iqa import PackedCorrelationSet
 from ..errors import DataError
 from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
 from ..scores import HUMAN, MEAN_CATEGORY, bootstrap_distribution, paired_bootstrap, score_2afc
 from .compare import check_compare
-from .resolve import WeightSpecs
+from .resolve import WeightSpecs, trusted_with_metrics
 from .runner import metric_label, resolve_metric, run_evaluation
 
 ROW_KEYS = ("metric", "label", "calibrated", "benchmark", "kind", "part", "figure", "n", "value",
@@ -187,13 +186,9 @@ def _nights_folder(root: Path, opt: _Options) -> tuple[dict[str, _Part], list[st
 
 
 def _nights_packed(path: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
-    import h5py
-
     from ..data import load_2afc
 
-    with h5py.File(path, "r") as f:
-        keys = json.loads(f.attrs["parts"])
-        rule = str(f.attrs.get("size_rule", ""))
+    keys, rule, _, _ = packed_parts(path)
     def pairs(s: Any) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
         kw = dict(device=opt.device, batch_size=opt.batch_size)
         return lambda m: (_array_pairs(m, s.ref, s.p0, **kw), _array_pairs(m, s.ref, s.p1, **kw))
@@ -274,7 +269,8 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
                         nights_size: int = NIGHTS_SIZE, live_scores: str = "realigned",
                         compare: Sequence[str] | None = None,
                         backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
-                        metric_options: Sequence[str] | None = None) -> BenchmarkResult:
+                        metric_options: Sequence[str] | None = None,
+                        trust_plugin: Sequence[str] | str | None = None) -> BenchmarkResult:
     """Score ``metrics`` on every benchmark in ``source`` (a set, or a folder holding several).
 
     ``compare=(A, B)``: paired bootstrap of A − B on each set (SRCC on correlation sets, 2AFC on
@@ -282,12 +278,15 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
     reference images / items for both; interval and p-value from one method (``p < alpha`` iff
     the interval excludes 0). ``metrics`` may hold the preset ``"paper"``; ``metric_options``
     are ``NAME.KEY=VALUE`` options of the metrics' factories (as ``bapps evaluate --metric-option``).
+    ``trust_plugin``: the plugin spec(s) a checkpoint among ``metrics`` may import (as for
+    :func:`~bapps_toolkit.evaluate.run_evaluation`).
     """
     dev = pick_device(device)
     opt = _Options(dev, int(batch_size), int(n_boot), int(seed), int(nights_size), live_scores)
-    weights = dict(backbone_weights=backbone_weights, lin_weights=lin_weights)
-    resolved = []
     specs, preset_options = expand_presets(metrics)
+    weights: dict[str, Any] = dict(backbone_weights=backbone_weights, lin_weights=lin_weights,
+                                   trust_plugin=trusted_with_metrics(specs, trust_plugin))
+    resolved = []
     options = merge_options(preset_options, parse_metric_options(
         list(metric_options or []), [s for s in specs if isinstance(s, str)]))
     for spec in specs:

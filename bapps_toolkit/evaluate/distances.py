@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from .._distributed import current_context, gather_rows, slice_for_rank
-from .._io import atomic_path, atomic_write
+from .._io import atomic_path, atomic_write, csv_frame
 from ..data import (
     JNDDataset,
     TwoAFCDataset,
@@ -223,7 +223,7 @@ def write_distances(distances: Sequence[SetDistances], path: PathLike) -> Path:
     if out.suffix.lower() == ".csv":
         frame = distances_frame(distances)
         with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
-            frame.to_csv(fh, index=False, float_format="%.8g")  # as the score CSVs
+            csv_frame(frame).to_csv(fh, index=False, float_format="%.8g")  # as the score CSVs
         return out
     arrays: dict[str, Any] = {}
     for sd in distances:

@@ -3,7 +3,10 @@
 Columns: ``file`` (folders paired by name) or ``file0, file1``, then ``distance`` (or
 ``similarity`` with ``as_similarity``), ``unit``, ``direction`` (``lower = more similar`` /
 ``higher = more similar``), ``resized`` (0/1) and ``metric`` (its label, with the
-``[UNCALIBRATED: …]`` tag when it applies). Numbers have 8 significant digits.
+``[UNCALIBRATED: …]`` tag when it applies). Numbers have 8 significant digits. File names and
+the label are neutralised against spreadsheet formulas (:func:`~bapps_toolkit._io.csv_cell`: a
+cell that begins with ``= + - @ '``, a tab or a carriage return gets a leading ``'``; drop one
+leading ``'`` to read the raw value back, as resuming does).
 
 Writing ``out``:
 
@@ -34,7 +37,7 @@ from typing import IO, Any, Union
 
 import numpy as np
 
-from .._io import atomic_write
+from .._io import atomic_write, csv_raw, csv_row
 from ..errors import DataError
 from .scale import Scale
 
@@ -65,7 +68,8 @@ class PairTable:
     def value(self, distance: float) -> float:
         """The number written for ``distance`` (its similarity form with ``as_similarity``)."""
         if self.as_similarity:
-            assert self.scale.to_similarity is not None
+            if self.scale.to_similarity is None:
+                raise ValueError("as_similarity: this metric has no similarity form")
             return float(self.scale.to_similarity(distance))
         return float(distance)
 
@@ -76,8 +80,9 @@ class PairTable:
         return _csv_line(self.columns)
 
     def lines(self, rows: Iterable[list[str]]) -> str:
+        """CSV text of ``rows``, each cell neutralised (:func:`~bapps_toolkit._io.csv_cell`)."""
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(rows)
+        csv.writer(buf, lineterminator="\n").writerows(csv_row(r) for r in rows)
         return buf.getvalue()
 
     def distance_of(self, text: str, where: str) -> float:
@@ -86,7 +91,8 @@ class PairTable:
         except ValueError:
             raise DataError(f"{where}: {self.value_column} {text!r} is not a number") from None
         if self.as_similarity:
-            assert self.scale.from_similarity is not None
+            if self.scale.from_similarity is None:
+                raise ValueError("as_similarity: this metric has no similarity form")
             return float(self.scale.from_similarity(v))
         return v
 
@@ -122,8 +128,9 @@ def read_done(path: Path, table: PairTable, *, truncate: bool = False) -> dict[K
         raise DataError(f"{path}: columns {','.join(header)}, but this run writes {','.join(table.columns)} "
                         f"(another form or value kind): pass another output file or delete {path}")
     nk, done = len(table.key_columns), {}
-    for line_no, row in enumerate(reader, start=2):
+    for line_no, cells in enumerate(reader, start=2):
         where = f"{path} line {line_no}"
+        row = [csv_raw(c) for c in cells]
         if len(row) != len(table.columns):
             raise DataError(f"{where}: {len(row)} fields, expected {len(table.columns)}")
         if row[-1] != table.label:
@@ -150,7 +157,8 @@ class Journal:
         return self
 
     def write(self, rows: Iterable[list[str]]) -> None:
-        assert self.fh is not None
+        if self.fh is None:
+            raise RuntimeError("write() outside the writer's with-block")
         self.fh.write(self.table.lines(rows))
         self.fh.flush()
 

@@ -35,6 +35,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from .._workers import loader_worker_init
 from ..data.decode import usable_cores
 from ..data.images import image_size, read_rgb
 from ..errors import DataError
@@ -198,6 +199,7 @@ def iter_batches(items: Sequence[tuple[Path, ...]], targets: np.ndarray, batches
         return
     nw = min(nw, len(batches))
     extra: dict[str, Any] = {"prefetch_factor": 2} if nw else {}
+    extra.update({"worker_init_fn": loader_worker_init()} if nw else {})
     loader = DataLoader(ImageTuples(items, targets), batch_sampler=batches, num_workers=nw,
                         collate_fn=_collate, pin_memory=pin_memory, **extra)
     trim = _malloc_trim() if nw else None

@@ -142,7 +142,8 @@ class _Run:
 
 def _setup(metric: Any, backbone_weights: WeightSpecs, lin_weights: WeightSpecs, by_name: bool,
            as_similarity: bool, options: dict[str, Any]) -> _Run:
-    mid, m = resolve_metric(metric, backbone_weights=backbone_weights, lin_weights=lin_weights)
+    mid, m = resolve_metric(metric, backbone_weights=backbone_weights, lin_weights=lin_weights,
+                            trust_plugin=options.pop("trust_plugin", None))
     dev = join_process_group(options.pop("device", None))
     ctx = current_context()
     m = m.to(dev).eval()
@@ -207,7 +208,8 @@ def _run_rows(run: _Run, keys: Sequence[tuple[str, ...]], resized: np.ndarray, o
         def load() -> tuple[np.ndarray, np.ndarray]:
             dist, have = np.full(n, np.nan), np.zeros(n, dtype=bool)
             if writes:
-                assert out is not None
+                if out is None:
+                    raise ValueError("writes without an output file")
                 stack.enter_context(FileLock(out, "score output"))
                 load_done(out, table, keys, dist, have)
             return dist, have
@@ -256,7 +258,9 @@ def score_files(
 
     ``options``: ``device``, ``channels_last`` (None: on for the deep metrics, as in evaluate), ``batch_size``,
     ``max_batch_pixels``, ``num_workers``, ``progress``
-    (bar on stderr, default True), ``notes`` (callable for notes, default: none).
+    (bar on stderr, default True), ``notes`` (callable for notes, default: none), ``trust_plugin``
+    (the plugin spec(s) a checkpoint ``metric`` may import, see
+    :func:`~bapps_toolkit.metrics.trained.load_metric_from_checkpoint`).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1; NCCL with ``cuda:LOCAL_RANK`` per rank on CUDA, gloo
     on CPU) the pairs already in ``out`` are skipped first, the rest are batched by size exactly

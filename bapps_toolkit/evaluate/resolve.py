@@ -6,6 +6,10 @@ A :class:`pathlib.Path` (any non-``str`` ``os.PathLike``) is always a checkpoint
 that is not a registry name is a checkpoint when it ends in a checkpoint suffix
 (:data:`CHECKPOINT_SUFFIXES`), names a folder, or names an existing file through a ``/``.
 
+A checkpoint of a plugin network names code to import; it is loaded only when ``trust_plugin``
+names that spec (:mod:`bapps_toolkit.metrics.plugin_trust`). The plugin specs given as metrics
+count as named by the user (:func:`trusted_with_metrics`).
+
 Weight specs map a network (:data:`NETS`) to a weight file, or to ``"random"`` for a backbone.
 They are given as a mapping (``{"alex": "w.pth"}``) or as ``"NET=PATH"`` strings
 (``["alex=w.pth", "vgg=random"]``); :func:`weight_map` turns either into a checked dict.
@@ -20,6 +24,8 @@ from typing import Any
 from ..metrics import Metric, create_metric, list_metrics
 from ..metrics.base import metric_backbone
 from ..metrics.nets import NETS
+from ..metrics.plugin_specs import is_plugin_spec
+from ..metrics.plugin_trust import TrustArg
 from ..metrics.trained import load_metric_from_checkpoint
 from ..metrics.weight_specs import parse_weight_specs
 
@@ -65,18 +71,25 @@ def _is_checkpoint(spec: str | os.PathLike[str]) -> bool:
     return p.suffix.lower() in CHECKPOINT_SUFFIXES or p.is_dir() or (p.is_file() and "/" in spec)
 
 
-def _from_checkpoint(spec: str | os.PathLike[str]) -> tuple[str, Metric]:
+def trusted_with_metrics(specs: Sequence[Any], trust_plugin: TrustArg) -> list[str]:
+    """``trust_plugin`` plus the plugin specs among the metric ``specs`` (what the user typed)."""
+    given = [trust_plugin] if isinstance(trust_plugin, str) else list(trust_plugin or [])
+    typed = [s for s in specs if isinstance(s, str) and not _is_checkpoint(s) and is_plugin_spec(s)]
+    return [str(t) for t in given] + typed
+
+
+def _from_checkpoint(spec: str | os.PathLike[str], trust_plugin: TrustArg) -> tuple[str, Metric]:
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    metric = load_metric_from_checkpoint(path)
+    metric = load_metric_from_checkpoint(path, trust_plugin=trust_plugin)
     where = f"{path.parent.name}/{path.name}" if path.is_file() and path.parent.name else path.name
     return f"{metric.name}[{where}]", metric
 
 
 def resolve_metric(
     spec: Any, *, backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None, trust_plugin: TrustArg = None,
 ) -> tuple[str, Metric]:
     """``(metric_id, Metric)`` from a Metric object, a registry name or a checkpoint (see module).
 
@@ -84,7 +97,9 @@ def resolve_metric(
     or declare it (``dists``: ``vgg``); ``lin_weights`` to LPIPS names only (``pdl-vgg`` and
     ``dists`` share the ``vgg`` backbone weights but have no linear layers). Checkpoints carry
     their own weights. ``options`` go to the metric's factory (plugin specs ``module:attr`` /
-    ``file.py:attr`` included, see :mod:`bapps_toolkit.metrics.plugins`).
+    ``file.py:attr`` included, see :mod:`bapps_toolkit.metrics.plugins`). ``trust_plugin``: the
+    plugin spec(s) a checkpoint may import
+    (:func:`~bapps_toolkit.metrics.trained.load_metric_from_checkpoint`).
     """
     if isinstance(spec, Metric):
         return spec.name, spec
@@ -93,7 +108,7 @@ def resolve_metric(
     backbone = weight_map(backbone_weights, "backbone_weights", allow_random=True)
     lin = weight_map(lin_weights, "lin_weights", allow_random=False)
     if _is_checkpoint(spec):
-        return _from_checkpoint(spec)
+        return _from_checkpoint(spec, trust_plugin)
     text = os.fspath(spec)
     net = _net_of(text)
     options = dict(options or {})

@@ -43,6 +43,7 @@ from ..calibration import CalibrationResult
 from ..data import find_sets
 from ..errors import DataError
 from ..metrics import Metric
+from ..metrics.plugin_trust import TrustArg
 from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
 from ..scores import (
@@ -58,7 +59,7 @@ from ..scores import (
 from .calibrate import calibrate_distances
 from .compare import check_compare, compare_metrics
 from .distances import EvalSet, SetDistances, check_distances_path, open_sets, set_distances, write_distances
-from .resolve import WeightSpecs, metric_label, resolve_metric
+from .resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
 from .speed import Execution, PreparedMetric, check_execution
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -121,16 +122,18 @@ def _check_options(metrics: Sequence[Any], n_boot: int, batch_size: int | None, 
 
 
 def _resolve_all(specs: Sequence[Any], backbone_weights: WeightSpecs, lin_weights: WeightSpecs,
-                 device: torch.device, metric_options: MetricOptions = None) -> list[tuple[str, Metric]]:
+                 device: torch.device, metric_options: MetricOptions = None,
+                 trust_plugin: TrustArg = None) -> list[tuple[str, Metric]]:
     """``(metric_id, metric)`` per spec, on ``device`` in eval mode; one distance per item, ids unique."""
     resolved: list[tuple[str, Metric]] = []
     specs, preset_options = expand_presets(specs)
+    trusted = trusted_with_metrics(specs, trust_plugin)
     options = merge_options(preset_options, metric_options if isinstance(metric_options, dict) else
                             parse_metric_options(metric_options or [], [s for s in specs if isinstance(s, str)]))
     for spec in specs:
         opts = options.get(spec) if isinstance(spec, str) else None
         mid, metric = resolve_metric(spec, backbone_weights=backbone_weights, lin_weights=lin_weights,
-                                     options=opts)
+                                     options=opts, trust_plugin=trusted)
         if isinstance(spec, str) and spec in preset_options:
             mid = metric.name  # e.g. lpips-alex-v0.0: the id says which options the preset chose
         if getattr(metric, "spatial", False):
@@ -209,7 +212,7 @@ def run_evaluation(
     backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None,
     stream: bool = False, chunk_size: int = DEFAULT_CHUNK, metric_options: MetricOptions = None,
     compare: Sequence[str] | None = None, precision: str = "fp32", compile: bool = False,
-    channels_last: bool | None = None,
+    channels_last: bool | None = None, trust_plugin: TrustArg = None,
 ) -> EvaluationResult:
     """Like :func:`evaluate`, returning the table, the per-item distances and the comparisons."""
     src = Path(source)
@@ -217,7 +220,7 @@ def run_evaluation(
     dev = join_process_group(device)
     ex = check_execution(precision, compile, channels_last, dev)
     bs = int(batch_size) if batch_size else default_batch_size(dev)
-    resolved = _resolve_all(metrics, backbone_weights, lin_weights, dev, metric_options)
+    resolved = _resolve_all(metrics, backbone_weights, lin_weights, dev, metric_options, trust_plugin)
     pair = check_compare(compare, [mid for mid, _ in resolved])
     present = find_sets(src)
     if not present:
@@ -295,7 +298,7 @@ def evaluate(
     backbone_weights: WeightSpecs = None, lin_weights: WeightSpecs = None, alpha: float = 0.05,
     stream: bool = False, chunk_size: int = DEFAULT_CHUNK, metric_options: MetricOptions = None,
     compare: Sequence[str] | None = None, precision: str = "fp32", compile: bool = False,
-    channels_last: bool | None = None,
+    channels_last: bool | None = None, trust_plugin: TrustArg = None,
 ) -> pd.DataFrame:
     """Score ``metrics`` on every 2AFC and JND set of ``source``; returns the tidy DataFrame.
 
@@ -322,11 +325,14 @@ def evaluate(
     how the metrics run, see :mod:`.speed`; a reduced precision is named in each metric row's label
     (``lpips-alex [bf16]``), and ``table.attrs["execution"]`` records all of them and the batch size.
     ``batch_size`` None = :func:`default_batch_size`. Columns are described in the module docstring.
+    ``trust_plugin``: the plugin spec(s) a checkpoint among ``metrics`` may import (the plugin
+    specs in ``metrics`` count too); a checkpoint naming another is refused, nothing imported
+    (:func:`~bapps_toolkit.metrics.trained.load_metric_from_checkpoint`).
     """
     return run_evaluation(
         source, metrics, datasets=datasets, batch_size=batch_size, device=device, n_boot=n_boot,
         seed=seed, alpha=alpha, save_distances=save_distances, progress=progress,
         backbone_weights=backbone_weights, lin_weights=lin_weights, stream=stream, chunk_size=chunk_size,
         metric_options=metric_options, compare=compare, precision=precision, compile=compile,
-        channels_last=channels_last,
+        channels_last=channels_last, trust_plugin=trust_plugin,
     ).table

@@ -12,6 +12,14 @@ judged items (Zhang et al., CVPR 2018), which is the same agreement counted with
 ``min_sentinel_accuracy`` drops raters below it (and raters who met no sentinel) from votes,
 agreement and ceiling. Sentinel
 trials are never exported. The whole folder is written under a temporary name and renamed.
+
+The database is read as untrusted data: set keys, stems, rater ids and answers are checked
+first (:func:`~bapps_toolkit.judge.store.item_rows`; a :class:`~bapps_toolkit.errors.DataError`
+names the table, row and field), every file is written through
+:func:`~bapps_toolkit._io.path_inside` (nothing lands outside the output folder), and the CSV
+cells are neutralised against spreadsheet formulas (:func:`~bapps_toolkit._io.csv_cell`: a
+cell that begins with ``= + - @ '``, a tab or a carriage return gets a leading ``'``; drop it
+to read the raw value).
 """
 from __future__ import annotations
 
@@ -20,32 +28,67 @@ import json
 import os
 import shutil
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
+from .._io import csv_row, path_inside
+from ..data.ids import shown
+from ..errors import DataError
 from ..scores import human_ceiling_2afc
-from .store import open_study
+from .rows import ItemRow, item_rows
+from .store import RATER_RE, open_study
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _rater_table(con) -> dict[str, dict[str, Any]]:
-    raters: dict[str, dict[str, Any]] = {}
+@dataclass
+class _Study:
+    """What export and status read from a study database, checked."""
+
+    raters: list[str]
+    items: dict[int, ItemRow]
+    answers: list[tuple[str, int, int, float]]  # rater, item, answer (0/1), response time in ms
+
+
+def _read_study(con: Any, db: PathLike) -> _Study:
+    """Raters, items and answers of a study; a DataError names the table, row and field of
+    anything that is not what the study server writes."""
+    raters = []
     for rid, in con.execute("SELECT id FROM raters ORDER BY id"):
+        if not isinstance(rid, str) or not RATER_RE.fullmatch(rid):
+            raise DataError(f"study database {db}: raters row, field 'id': {shown(str(rid))} is not a rater "
+                            "id (1-64 letters, digits, '_', '.', '-')")
+        raters.append(rid)
+    items = {row.id: row for row in item_rows(con, db)}
+    known, answers = set(raters), []
+    for aid, rid, item, answer, rt in con.execute("SELECT id, rater, item, answer, rt_ms FROM answers ORDER BY id"):
+        where = f"study database {db}: answers row id={aid!r}"
+        if rid not in known or item not in items:
+            raise DataError(f"{where}, fields 'rater','item': {repr(rid)[:60]}, {repr(item)[:60]} are not "
+                            "both in the study")
+        if type(answer) is not int or answer not in (0, 1) or type(rt) not in (int, float):
+            raise DataError(f"{where}, fields 'answer','rt_ms': {repr(answer)[:60]}, {repr(rt)[:60]} "
+                            "(expected 0 or 1, and milliseconds)")
+        answers.append((rid, item, answer, float(rt)))
+    return _Study(raters, items, answers)
+
+
+def _rater_table(study: _Study) -> dict[str, dict[str, Any]]:
+    raters: dict[str, dict[str, Any]] = {}
+    for rid in study.raters:
         raters[rid] = {"rater": rid, "answers": 0, "answers_2afc": 0, "answers_jnd": 0, "rts": [],
                        "sentinels": 0, "sentinels_right": 0}
-    rows = con.execute("SELECT a.rater, i.kind, i.expected, a.answer, a.rt_ms FROM answers a "
-                       "JOIN items i ON i.id=a.item")
-    for rid, kind, expected, answer, rt in rows:
-        r = raters[rid]
+    for rid, item, answer, rt in study.answers:
+        r, it = raters[rid], study.items[item]
         r["answers"] += 1
-        r[f"answers_{kind}"] += 1
+        r[f"answers_{it.kind}"] += 1
         r["rts"].append(rt)
-        if expected is not None:
+        if it.expected is not None:
             r["sentinels"] += 1
-            r["sentinels_right"] += int(answer == expected)
+            r["sentinels_right"] += int(answer == it.expected)
     for r in raters.values():
         r["sentinel_accuracy"] = r["sentinels_right"] / r["sentinels"] if r["sentinels"] else float("nan")
         r["median_rt_ms"] = float(np.median(r.pop("rts"))) if r["answers"] else float("nan")
@@ -73,18 +116,19 @@ def tally(db: PathLike, min_sentinel_accuracy: float | None = None) -> dict[str,
     """Votes per real item from valid raters, the rater table and agreement figures."""
     con = open_study(db)
     try:
-        raters = _rater_table(con)
-        for r in raters.values():
-            acc = r["sentinel_accuracy"]
-            r["kept"] = min_sentinel_accuracy is None or (r["sentinels"] > 0 and acc >= min_sentinel_accuracy)
-        items = {i: {"id": i, "key": k, "stem": s, "kind": kind, "votes": []}
-                 for i, k, s, kind in con.execute(
-                     "SELECT id, set_key, stem, kind FROM items WHERE expected IS NULL ORDER BY id")}
-        for rid, item, answer in con.execute("SELECT rater, item, answer FROM answers"):
-            if item in items and raters[rid]["kept"]:
-                items[item]["votes"].append((rid, answer))
+        study = _read_study(con, db)
     finally:
         con.close()
+    raters = _rater_table(study)
+    for r in raters.values():
+        acc = r["sentinel_accuracy"]
+        r["kept"] = min_sentinel_accuracy is None or (r["sentinels"] > 0 and acc >= min_sentinel_accuracy)
+    items: dict[int, dict[str, Any]] = {
+        row.id: {"id": row.id, "key": row.key, "stem": row.stem, "kind": row.kind, "votes": []}
+        for row in study.items.values() if row.expected is None}
+    for rid, item, answer, _ in study.answers:
+        if item in items and raters[rid]["kept"]:
+            items[item]["votes"].append((rid, answer))
     summary: dict[str, Any] = {"raters": len(raters), "raters_kept": sum(r["kept"] for r in raters.values()),
                                "min_sentinel_accuracy": min_sentinel_accuracy}
     for kind in ("2afc", "jnd"):
@@ -98,39 +142,52 @@ def tally(db: PathLike, min_sentinel_accuracy: float | None = None) -> dict[str,
     return {"items": items, "raters": raters, "summary": summary}
 
 
-def _write_bapps(out: Path, con, items: list[dict[str, Any]]) -> None:
+_IMAGES_OF = {"2afc": "SELECT ref, p0, p1 FROM items WHERE id=?", "jnd": "SELECT p0, p1 FROM items WHERE id=?"}
+
+
+def _images(con: Any, db: PathLike, it: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """``(role, PNG bytes)`` of one item, each a blob (a DataError naming the row otherwise)."""
+    roles = ("ref", "p0", "p1") if it["kind"] == "2afc" else ("p0", "p1")
+    row = con.execute(_IMAGES_OF[it["kind"]], (it["id"],)).fetchone()
+    for role, blob in zip(roles, row, strict=True):
+        if not isinstance(blob, bytes):
+            raise DataError(f"study database {db}: items row id={it['id']}, field {role!r}: "
+                            f"{type(blob).__name__}, not image bytes")
+    return list(zip(roles, row, strict=True))
+
+
+def _write_bapps(out: Path, con: Any, db: PathLike, items: list[dict[str, Any]]) -> None:
+    source = f"study database {db}"
     for it in items:
-        roles = ("ref", "p0", "p1") if it["kind"] == "2afc" else ("p0", "p1")
-        row = con.execute(f"SELECT {', '.join(roles)} FROM items WHERE id=?", (it["id"],)).fetchone()
-        base = out / it["key"]
-        for role, data in zip(roles, row, strict=True):
-            (base / role).mkdir(parents=True, exist_ok=True)
-            (base / role / f"{it['stem']}.png").write_bytes(bytes(data))
+        for role, data in _images(con, db, it):
+            target = path_inside(out, it["key"], role, f"{it['stem']}.png", source=source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         sub = "judge" if it["kind"] == "2afc" else "same"
-        (base / sub).mkdir(parents=True, exist_ok=True)
-        np.save(base / sub / f"{it['stem']}.npy", np.asarray([it["fraction"]], dtype=np.float32))
+        target = path_inside(out, it["key"], sub, f"{it['stem']}.npy", source=source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.save(target, np.asarray([it["fraction"]], dtype=np.float32))
 
 
-def _write_csv(out: Path, con, items: list[dict[str, Any]]) -> None:
+def _write_csv(out: Path, con: Any, db: PathLike, items: list[dict[str, Any]]) -> None:
     heads = {"2afc": ["ref", "p0", "p1", "judge", "n_p0", "n_p1", "set_key", "stem"],
              "jnd": ["p0", "p1", "same", "n_same", "n_different", "set_key", "stem"]}
     for kind, head in heads.items():
         rows = []
         for it in (i for i in items if i["kind"] == kind):
-            roles = ("ref", "p0", "p1") if kind == "2afc" else ("p0", "p1")
-            data = con.execute(f"SELECT {', '.join(roles)} FROM items WHERE id=?", (it["id"],)).fetchone()
             names = []
-            for role, blob in zip(roles, data, strict=True):
+            for role, blob in _images(con, db, it):
                 rel = Path("images") / it["key"].replace("/", "_") / role / f"{it['stem']}.png"
-                (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                (out / rel).write_bytes(bytes(blob))
+                target = path_inside(out, *rel.parts, source=f"study database {db}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(blob)
                 names.append(rel.as_posix())
             n1 = sum(v for _, v in it["votes"])
             n0 = len(it["votes"]) - n1
             counts = [n0, n1] if kind == "2afc" else [n1, n0]
-            rows.append(names + [f"{it['fraction']:.6f}"] + counts + [it["key"], it["stem"]])
+            rows.append(csv_row(names + [f"{it['fraction']:.6f}"] + counts + [it["key"], it["stem"]]))
         if rows:
-            with open(out / f"manifest_{kind}.csv", "w", newline="", encoding="utf-8") as fh:
+            with open(path_inside(out, f"manifest_{kind}.csv"), "w", newline="", encoding="utf-8") as fh:
                 w = csv.writer(fh)
                 w.writerow(head)
                 w.writerows(rows)
@@ -155,7 +212,7 @@ def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_
     tmp.mkdir(parents=True)
     con = open_study(db)
     try:
-        (_write_bapps if fmt == "bapps" else _write_csv)(tmp, con, items)
+        (_write_bapps if fmt == "bapps" else _write_csv)(tmp, con, db, items)
         _write_raters(tmp / "raters.csv", t["raters"])
         summary = {k: (None if isinstance(v, float) and v != v else v)  # NaN (undefined) -> null
                    for k, v in {**t["summary"], "items_exported": len(items), "format": fmt}.items()}
@@ -175,10 +232,10 @@ def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:
     cols = ["rater", "answers", "answers_2afc", "answers_jnd", "median_rt_ms", "sentinels", "sentinels_right",
             "sentinel_accuracy", "agreement_2afc", "agreement_jnd", "kept"]
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
+        w = csv.writer(fh)
+        w.writerow(cols)
         for r in raters.values():
-            w.writerow(r)
+            w.writerow(csv_row(r[c] for c in cols))
 
 
 def status_text(db: PathLike) -> str:
@@ -186,21 +243,26 @@ def status_text(db: PathLike) -> str:
     (answers of the wanted judgments), as plain text."""
     con = open_study(db)
     try:
-        want = json.loads(con.execute("SELECT value FROM config WHERE name='judgments_per_item'").fetchone()[0])
-        table = _rater_table(con)
-        lines = ["rater                 answered / assigned  sentinels right"]
-        for rid, n_ans, n_asg in con.execute(
-                "SELECT r.id, (SELECT COUNT(*) FROM answers WHERE rater=r.id), "
-                "(SELECT COUNT(*) FROM assignments WHERE rater=r.id) FROM raters r ORDER BY r.id"):
-            t = table[rid]
-            sent = f"{t['sentinels_right']} of {t['sentinels']}" if t["sentinels"] else "none yet"
-            lines.append(f"{rid:<20}  {n_ans:>8} / {n_asg:<8}  {sent}")
-        rows = con.execute("SELECT i.id, i.set_key, i.stem, (SELECT COUNT(*) FROM answers WHERE item=i.id) "
-                           "FROM items i WHERE i.expected IS NULL ORDER BY i.id").fetchall()
-        full = sum(1 for r in rows if r[3] >= want)
-        lines += ["", f"items: {full} of {len(rows)} have {want} judgments",
-                  "item  set                   stem  answers"]
-        lines += [f"{i:>4}  {k:<20}  {s}  {n}/{want}" for i, k, s, n in rows]
+        row = con.execute("SELECT value FROM config WHERE name='judgments_per_item'").fetchone()
+        want = json.loads(row[0]) if row else None
+        if type(want) is not int or want < 1:
+            raise DataError(f"study database {db}: config row 'judgments_per_item' is "
+                            f"{repr(row[0] if row else None)[:60]}, not a positive integer")
+        study = _read_study(con, db)
+        assigned = dict(con.execute("SELECT rater, COUNT(*) FROM assignments GROUP BY rater").fetchall())
     finally:
         con.close()
+    table = _rater_table(study)
+    lines = ["rater                 answered / assigned  sentinels right"]
+    for rid, t in table.items():
+        sent = f"{t['sentinels_right']} of {t['sentinels']}" if t["sentinels"] else "none yet"
+        lines.append(f"{rid:<20}  {t['answers']:>8} / {assigned.get(rid, 0):<8}  {sent}")
+    per_item: dict[int, int] = defaultdict(int)
+    for _, item, _, _ in study.answers:
+        per_item[item] += 1
+    rows = [(i, it.key, it.stem, per_item[i]) for i, it in study.items.items() if it.expected is None]
+    full = sum(1 for r in rows if r[3] >= want)
+    lines += ["", f"items: {full} of {len(rows)} have {want} judgments",
+              "item  set                   stem  answers"]
+    lines += [f"{i:>4}  {k:<20}  {s}  {n}/{want}" for i, k, s, n in rows]
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from PIL import Image
 
 from ..data.datasets import load_2afc, load_jnd
 from ..data.images import read_rgb
-from ..data.layout import IMAGE_EXTENSIONS, discover, kind_of, resolve_root
+from ..data.layout import IMAGE_EXTENSIONS, discover, kind_of, list_folder, resolve_root
 from ..data.manifest import read_manifests
 from ..errors import DataError
 
@@ -63,14 +63,8 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 def _stems(folder: Path) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
-        if p.stem in out:
-            raise DataError(f"two images with stem {p.stem!r} in {folder}")
-        out[p.stem] = p
-    return out
+    """The images of a role folder by stem (each a valid, unique item id)."""
+    return list_folder(folder, IMAGE_EXTENSIONS)
 
 
 def _folder_set(set_dir: Path, key: str) -> list[Item]:
@@ -127,10 +121,14 @@ def _csv_items(path: Path) -> list[Item]:
     """A CSV manifest read by the toolkit's manifest reader in its unjudged mode (image columns
     only; its split/category/id/set_key columns name the set and stems)."""
     items: list[Item] = []
-    for sf in read_manifests([path], judged=False).sets:
-        roles = ROLES[kind_of(sf.key)]
-        for j, stem in enumerate(sf.stems):
-            items.append(Item(sf.key, stem, {r: png_bytes(read_rgb(sf.files[r][j])) for r in roles}))
+    man = read_manifests([path], judged=False)
+    try:
+        for sf in man.sets:
+            roles = ROLES[kind_of(sf.key)]
+            for j, stem in enumerate(sf.stems):
+                items.append(Item(sf.key, stem, {r: png_bytes(read_rgb(sf.files[r][j])) for r in roles}))
+    except DataError as exc:  # an image that fails to decode: name the manifest row and field
+        raise man.blame(exc) from None
     return items
 
 

@@ -206,7 +206,7 @@ def check_rater(con: sqlite3.Connection, rater: object, token: object, require_t
     """
     if not valid_rater(rater):
         raise InvalidRequest(f"rater: expected an id of {RATER_RULE}")
-    assert isinstance(rater, str)
+    rater = str(rater)
     if token is not None and (not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS):
         raise InvalidRequest(f"token: expected a string of at most {MAX_TOKEN_CHARS} characters")
     row = con.execute("SELECT token_sha256 FROM raters WHERE id=?", (rater,)).fetchone()
@@ -268,7 +268,7 @@ def _choose(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], n_had: int
     """The items to append to the rater's order: real items with the lowest live count first
     (ties broken by a rater-seeded shuffle), plus, the first time, the sentinels mixed in at
     random positions."""
-    rng = random.Random(f"{cfg['seed']}:{rater}" + (f":{n_had}" if n_had else ""))
+    rng = random.Random(f"{cfg['seed']}:{rater}" + (f":{n_had}" if n_had else ""))  # noqa: S311 (an order, not a secret)
     counts = _open_items(con, rater, cfg, adopt=bool(n_had))
     rng.shuffle(counts)
     ranked = sorted((c, k, i) for k, (i, c) in enumerate(counts))

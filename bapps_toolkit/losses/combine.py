@@ -115,7 +115,8 @@ class CombinedLoss(Loss):
         for (w, mod) in zip(self.weights.values(), self._modules_list(), strict=True):
             term = w * mod.per_image(x, target)
             total = term if total is None else total + term
-        assert total is not None
+        if total is None:
+            raise ValueError("a combined loss needs at least one term")
         return total
 
     def terms(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:

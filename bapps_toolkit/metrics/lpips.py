@@ -288,7 +288,8 @@ class LPIPS(Metric):
                 m = self.lins[k](diff) if self.lpips else diff.sum(dim=1, keepdim=True)
                 layer = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
             total = layer if total is None else total + layer
-        assert total is not None
+        if total is None:
+            raise ValueError("LPIPS needs at least one layer")
         return total
 
     def _layer(self, per_channel: torch.Tensor, weights: Sequence[torch.Tensor], k: int) -> torch.Tensor:

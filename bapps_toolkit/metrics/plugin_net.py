@@ -32,19 +32,17 @@ Channels. The tap widths are found by **one probe forward** of a zero batch ``1Ã
 ``Conv2d(C_k, 1, 1, bias=False)`` linear layer, normalised, dropped out, clamped and fed to G
 exactly as for the built-in nets.
 
-Reproducibility. :func:`plugin_origin` records where the network came from (a file's path and
-SHA-256; a module's file and distribution; an entry point's distribution and version); a
-training checkpoint stores the spec, the options (JSON), the origin and the backbone's state
-dict, and :func:`plugin_from_checkpoint` rebuilds the network from the spec, refusing a file
-whose SHA-256 changed since training.
+Reproducibility and trust. :func:`plugin_origin` records where the network came from, found
+without importing it: the SHA-256 of the code file (a file spec's ``.py``, a module's file, an
+entry point's module file) and a module's or entry point's distribution and version. A training
+checkpoint stores the spec, the options (JSON), the origin and the backbone's state dict.
+:func:`plugin_from_checkpoint` rebuilds the network only when the user names the same spec
+(``trust_plugin=``) and the code's SHA-256 is the recorded one (:mod:`.plugin_trust`): a file
+never decides by itself which code runs.
 """
 from __future__ import annotations
 
 import copy
-import importlib.metadata
-import importlib.util
-import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,13 +50,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._io import sha256_file
 from ..errors import CheckpointError, WeightsError
 from ._validate import check_range_option
 from .base import Metric
 from .lpips import LPIPS, LinWeights, ScalingLayer
-from .plugin_specs import entry_points, is_file_spec, short_plugin_name
-from .plugins import PluginError, _call_factory, load_object
+from .plugin_specs import short_plugin_name
+from .plugin_trust import PluginNotFound, PluginOrigin, check_plugin_allowed, code_origin
+from .plugins import PluginError, _call_factory, check_option_types, load_object
+from .safetensors_io import json_field
 
 #: Probe side when the object declares no ``min_size``.
 PROBE_SIZE = 64
@@ -190,15 +189,26 @@ def _a_metric(spec: str, cls: type) -> PluginError:
                        "or an LPIPS")
 
 
-def build_plugin_lpips(spec: str, options: Mapping[str, Any] | None = None) -> PluginLPIPS:
-    """The :class:`PluginLPIPS` (linear layers zero) of ``spec`` built with ``options``;
-    :class:`~.plugins.PluginError` naming the spec when it does not give an LPIPS-style network."""
+def build_plugin_lpips(spec: str, options: Mapping[str, Any] | None = None, *,
+                       recorded: bool = False) -> PluginLPIPS:
+    """The :class:`PluginLPIPS` (linear layers zero) of ``spec`` built with ``options``.
+
+    This imports and runs the code ``spec`` names: call it with specs the user gave (a file's
+    spec goes through :func:`plugin_from_checkpoint`). ``recorded=True``: the options come from
+    a file, so each must also have the type the factory annotates (``int``, ``float``, ``bool``,
+    ``str``) before the factory sees it.
+
+    Raises:
+        PluginError: naming the spec when it does not give an LPIPS-style network.
+    """
     options = dict(options or {})
+    origin = plugin_origin(spec)  # found and hashed before the import
     obj, _ = load_object(spec, "net plugin")
-    origin = plugin_origin(spec)
     cls = obj if isinstance(obj, type) else type(obj)
     if issubclass(cls, Metric) and not issubclass(cls, LPIPS):
         raise _a_metric(spec, cls)
+    if recorded:
+        check_option_types(obj, spec, options, "net plugin")
     made = _instantiate(obj, spec, options)
     if isinstance(made, Metric) and not isinstance(made, LPIPS):
         raise _a_metric(spec, type(made))
@@ -222,80 +232,49 @@ def build_plugin_lpips(spec: str, options: Mapping[str, Any] | None = None) -> P
     return model
 
 
-def _distribution_of(module_name: str) -> dict[str, str]:
-    top = module_name.split(".", 1)[0]
-    dists = importlib.metadata.packages_distributions().get(top) or []
-    if not dists:
-        return {}
+def plugin_origin(spec: str) -> PluginOrigin:
+    """Where ``spec``'s code comes from, for the checkpoint (:func:`.plugin_trust.code_origin`,
+    nothing imported): ``{"kind": "file", "path", "sha256"}``, ``{"kind": "module", "module",
+    "file", "sha256", "distribution", "version"}`` or ``{"kind": "entry-point", "value", "module",
+    "file", "sha256", "distribution", "version"}`` (what is known). :class:`~.plugins.PluginError`
+    naming the spec when its code cannot be found."""
     try:
-        return {"distribution": dists[0], "version": importlib.metadata.version(dists[0])}
-    except importlib.metadata.PackageNotFoundError:
-        return {"distribution": dists[0]}
+        return code_origin(spec)
+    except PluginNotFound as exc:
+        raise PluginError(f"net plugin {spec!r}: {exc}") from None
 
 
-def plugin_origin(spec: str) -> dict[str, Any]:
-    """Where ``spec``'s code comes from, for the checkpoint: ``{"kind": "file", "path", "sha256"}``,
-    ``{"kind": "entry-point", "value", "distribution", "version"}`` or ``{"kind": "module",
-    "module", "file", "distribution", "version"}`` (what is known)."""
-    ep = entry_points().get(str(spec).lower())
-    if ep is not None:
-        out: dict[str, Any] = {"kind": "entry-point", "value": ep.value}
-        if ep.dist is not None:
-            out.update(distribution=ep.dist.metadata["Name"], version=ep.dist.version)
-        return out
-    where = str(spec).rpartition(":")[0]
-    if is_file_spec(spec):
-        path = Path(where).expanduser().resolve()
-        if not path.is_file():
-            raise PluginError(f"net plugin {spec!r}: file {path} does not exist")
-        return {"kind": "file", "path": str(path), "sha256": sha256_file(path)}
-    out = {"kind": "module", "module": where}
-    mod = sys.modules.get(where)
-    try:
-        found = getattr(mod, "__file__", None) or getattr(importlib.util.find_spec(where), "origin", None)
-    except (ImportError, ValueError):
-        found = None
-    if found:
-        out["file"] = str(found)
-    out.update(_distribution_of(where))
-    return out
+def check_recorded_options(where: Path, spec: str, options: Mapping[str, Any]) -> None:
+    """Options a file records for a factory: identifier keys, JSON scalars or flat lists of them;
+    a :class:`CheckpointError` naming the file, the spec and the option otherwise."""
+    for key, value in options.items():
+        items = value if isinstance(value, list) else [value]
+        if not str(key).isidentifier() or any(isinstance(v, (dict, list)) for v in items):
+            raise CheckpointError(f"{where}: the recorded option {str(key)[:60]!r} of plugin network {spec!r} is not "
+                                  "an identifier with a number, string, boolean or flat list as value")
 
 
-def plugin_from_checkpoint(where: Path, meta: Mapping[str, str],
-                           backbone_state: Mapping[str, torch.Tensor]) -> PluginLPIPS:
-    """The plugin network a checkpoint was trained on, rebuilt from its recorded spec and options,
-    with the stored backbone state loaded (linear layers still zero). :class:`CheckpointError`
-    naming the checkpoint and the spec when the plugin no longer imports or builds, its file
-    changed since training, or the stored state does not fit."""
+def plugin_from_checkpoint(where: Path, meta: Mapping[str, str], trusted: frozenset[str] = frozenset()) -> PluginLPIPS:
+    """The plugin network a checkpoint was trained on, rebuilt from its recorded spec and options
+    (linear layers zero, the stored backbone not loaded yet) -- only when the user trusted that
+    spec and its code is what it was at training time (:func:`.plugin_trust.check_plugin_allowed`,
+    decided before anything is imported). ``trusted``: :func:`.plugin_trust.trusted_specs`.
+
+    Raises:
+        CheckpointError: naming the checkpoint and the spec: not trusted (the message says how to
+            allow it), code changed or gone, unreadable metadata, or the network no longer builds.
+    """
     spec = meta.get("plugin_spec", "")
+    options = json_field(meta, "plugin_options", where, {}, dict)
+    origin = json_field(meta, "plugin_origin", where, {}, dict)
+    check_recorded_options(where, spec, options)
+    check_plugin_allowed(where, spec, origin, trusted, options=options)
     try:
-        options = json.loads(meta.get("plugin_options") or "{}")
-        origin = json.loads(meta.get("plugin_origin") or "{}")
-    except ValueError as exc:
-        raise CheckpointError(f"{where}: unreadable plugin metadata of net {spec!r} ({exc})") from None
-    if origin.get("kind") == "file":
-        path = Path(str(origin.get("path")))
-        if not path.is_file():
-            raise CheckpointError(f"{where}: trained on the plugin network {spec!r}, whose file {path} no longer "
-                                  "exists; restore it to load this checkpoint")
-        if sha256_file(path) != origin.get("sha256"):
-            raise CheckpointError(f"{where}: the plugin network file {path} ({spec!r}) changed since training "
-                                  "(SHA-256 differs); restore the file as it was, or train again")
-    try:
-        model = build_plugin_lpips(spec, options)
+        return build_plugin_lpips(spec, options, recorded=True)
     except PluginError as exc:
         raise CheckpointError(f"{where}: the plugin network {spec!r} it was trained on no longer builds: "
                               f"{exc}") from None
-    if not backbone_state:
-        raise CheckpointError(f"{where}: the backbone state of plugin network {spec!r} is missing from the file")
-    try:
-        model.backbone.load_state_dict(dict(backbone_state))
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{where}: the stored backbone does not fit the plugin network {spec!r} "
-                              f"({first})") from None
-    return model
 
 
 __all__ = ["PluginLPIPS", "RangeMap", "build_plugin_lpips", "plugin_origin", "plugin_from_checkpoint",
-           "probe_channels", "PROBE_SIZE"]
+           "check_recorded_options", "probe_channels", "PROBE_SIZE"]

@@ -190,6 +190,40 @@ def _call_factory(factory: Callable[..., Any], spec: str, options: Mapping[str, 
     return factory(**options)
 
 
+_PLAIN = (bool, int, float, str)
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    """``value`` is of the plain annotated ``kind`` (``Optional`` of one too); other kinds pass."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
+        return value is None or _fits(value, args[0])
+    if kind not in _PLAIN:
+        return True
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def check_option_types(factory: Any, spec: str, options: Mapping[str, Any], what: str = "metric plugin") -> None:
+    """Each option of ``options`` has the type ``factory`` annotates for it where that is
+    ``bool``/``int``/``float``/``str`` (or ``Optional`` of one); :class:`PluginError` naming the
+    spec and the option otherwise. For options read from a file, before the factory sees them."""
+    if isinstance(factory, nn.Module) or not callable(factory):
+        return
+    target = factory
+    if isinstance(factory, type):
+        target = next((vars(c)["__init__"] for c in factory.__mro__ if "__init__" in vars(c)), factory)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        return
+    for key, value in options.items():
+        if key in hints and not _fits(value, hints[key]):
+            raise PluginError(f"{what} {spec!r}: option {key}={value!r} is a {type(value).__name__}, "
+                              f"the factory takes {getattr(hints[key], '__name__', hints[key])}")
+
+
 def _signature(obj: Any) -> str:
     try:
         return str(inspect.signature(obj))

@@ -20,6 +20,12 @@ from .._io import PathLike
 #: The safetensors metadata key holding the provenance JSON.
 PROVENANCE_KEY = "bapps_provenance"
 
+#: Largest safetensors header read (safetensors' own limit).
+MAX_HEADER_BYTES = 100_000_000
+
+#: Longest provenance JSON parsed (characters).
+MAX_PROVENANCE_CHARS = 1 << 16
+
 
 def provenance_json(source: str, *, calibrated: bool, note: str = "", **fields: Any) -> str:
     """The metadata value for ``source``; ``note`` says why the weights are not calibrated."""
@@ -37,13 +43,19 @@ def safetensors_metadata(path: PathLike) -> dict[str, str]:
             if len(head) < 8:
                 return {}
             n = int.from_bytes(head, "little")
-            if n <= 0 or n > (1 << 30):
+            if n <= 0 or n > MAX_HEADER_BYTES:
                 return {}
             header = json.loads(fh.read(n).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return {}
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+
+
+def printable_note(text: str, limit: int = 500) -> str:
+    """``text`` cut to ``limit`` characters, every non-printable character (a terminal escape
+    sequence, a newline) shown as ``?``: a note read from a file goes into labels and messages."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text)[:limit])
 
 
 def calibration_from_metadata(meta: Mapping[str, str]) -> tuple[bool, str]:
@@ -55,14 +67,16 @@ def calibration_from_metadata(meta: Mapping[str, str]) -> tuple[bool, str]:
     raw = meta.get(PROVENANCE_KEY)
     if raw:
         try:
+            if len(raw) > MAX_PROVENANCE_CHARS:
+                raise ValueError("too long")
             prov = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return False, f"unreadable {PROVENANCE_KEY} metadata"
         if isinstance(prov, dict) and not prov.get("calibrated", True):
-            return False, str(prov.get("note") or f"{prov.get('source', 'unknown')} weights")
+            return False, printable_note(prov.get("note") or f"{prov.get('source', 'unknown')} weights")
         return True, ""
     if meta.get("calibrated") == "0":
-        return False, meta.get("calibration_note") or "uncalibrated training run"
+        return False, printable_note(meta.get("calibration_note") or "uncalibrated training run")
     if meta.get("source") == "random":
         return False, "random backbone"
     return True, ""
@@ -85,4 +99,4 @@ def merge_notes(*notes: str) -> str:
 
 
 __all__ = ["PROVENANCE_KEY", "provenance_json", "safetensors_metadata", "calibration_from_metadata",
-           "file_calibration", "merge_notes"]
+           "file_calibration", "merge_notes", "printable_note"]

@@ -8,27 +8,35 @@ and ``.pth`` files of linear layers in the official LPIPS layout.
 
 Nothing here unpickles arbitrary objects: weights are read with ``safetensors`` and ``.pth``
 files with ``torch.load(weights_only=True)``; a file that is neither is refused with a
-:class:`~bapps_toolkit.errors.CheckpointError` that says so.
+:class:`~bapps_toolkit.errors.CheckpointError` that says so. A checkpoint is data: the code of a
+plugin network it names is imported only when the caller trusts that spec
+(``trust_plugin=``, :mod:`.plugin_trust`); the tensors it declares are checked against the model
+(names, shapes, dtypes) before their data is read (:mod:`.safetensors_io`); the file names it
+records (a run's backbone file, the backbone weights of training time) are refused unless they
+have the form the toolkit writes.
 """
 from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import torch
-from safetensors import safe_open
 
 from .._io import sha256_file
-from ..errors import CheckpointError
+from ..errors import CheckpointError, WeightsError
 from .backbones import LPIPS_CHANNELS
 from .lpips import LPIPS
 from .nets import NETS
 from .plugin_net import plugin_from_checkpoint
+from .plugin_trust import TrustArg, trusted_specs
 from .provenance import calibration_from_metadata, merge_notes
+from .safetensors_io import FLOAT_DTYPES, SafetensorsHeader, check_declared, read_header, read_safetensors, read_tensors
+from .safetensors_io import PICKLE_HINT as _PICKLE_HINT
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -46,41 +54,16 @@ _CHANNELS = {
 
 _UNSET: Any = object()
 
-_PICKLE_HINT = ("bapps-toolkit never unpickles checkpoints (a pickle can run arbitrary code); "
-                "it reads .safetensors files and plain tensor dicts via torch.load(weights_only=True)")
+#: Suffixes of the backbone weights file a checkpoint may say it was trained on.
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")
+
+_T = TypeVar("_T")
+
+_LIN_KEY = re.compile(r"lin\.(0|[1-9][0-9]{0,5})\.weight")
 
 
 def weights_path(out: PathLike, stem: str) -> Path:
     return Path(out) / f"{stem}.safetensors"
-
-
-def _sniff(path: Path) -> str:
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head[:2] == b"PK":
-        return "zip"  # torch.save's default format (pickle inside a zip)
-    if head[:1] == b"\x80":
-        return "pickle"
-    return "other"
-
-
-def read_safetensors(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """``(tensors, metadata)`` of a safetensors file on CPU; :class:`CheckpointError` otherwise."""
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {p} does not exist or is not a file")
-    kind = _sniff(p)
-    if kind in ("zip", "pickle"):
-        raise CheckpointError(
-            f"{p}: refusing to load — this is a pickle/torch.save file, not safetensors. {_PICKLE_HINT}."
-        )
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 — safe_open has no iterator
-    except Exception as exc:  # safetensors raises SafetensorError / OSError / ValueError
-        raise CheckpointError(f"{p}: not a valid safetensors file ({exc}). {_PICKLE_HINT}.") from None
-    return tensors, meta
 
 
 def read_tensor_dict_pth(path: PathLike) -> dict[str, torch.Tensor]:
@@ -103,26 +86,26 @@ def read_tensor_dict_pth(path: PathLike) -> dict[str, torch.Tensor]:
 
 
 def split_model_tensors(
-    tensors: Mapping[str, torch.Tensor],
-) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """``(lin weights in order, G state, backbone state)`` from a checkpoint's tensors."""
-    lins: dict[int, torch.Tensor] = {}
-    G: dict[str, torch.Tensor] = {}
-    bb: dict[str, torch.Tensor] = {}
+    tensors: Mapping[str, _T], where: PathLike = "checkpoint",
+) -> tuple[list[_T], dict[str, _T], dict[str, _T]]:
+    """``(lin weights in order, G state, backbone state)`` from a checkpoint's tensors (or from
+    anything keyed by tensor name, e.g. a header's declarations); a :class:`CheckpointError`
+    naming ``where`` for any other key or linear layers not numbered ``0..n-1``."""
+    lins: dict[int, _T] = {}
+    G: dict[str, _T] = {}
+    bb: dict[str, _T] = {}
     for k, v in tensors.items():
-        if k.startswith("lin.") and k.endswith(".weight"):
-            try:
-                lins[int(k.split(".")[1])] = v
-            except ValueError:
-                raise CheckpointError(f"unexpected key {k!r} in checkpoint") from None
-        elif k.startswith("G."):
+        m = _LIN_KEY.fullmatch(k)
+        if m:
+            lins[int(m.group(1))] = v
+        elif k.startswith("G.") and len(k) > 2:
             G[k[2:]] = v
-        elif k.startswith("backbone."):
+        elif k.startswith("backbone.") and len(k) > len("backbone."):
             bb[k[len("backbone."):]] = v
         else:
-            raise CheckpointError(f"unexpected key {k!r} in checkpoint")
+            raise CheckpointError(f"{where}: unexpected key {k[:80]!r} in checkpoint")
     if sorted(lins) != list(range(len(lins))):
-        raise CheckpointError(f"checkpoint linear layers are not numbered 0..n-1: {sorted(lins)}")
+        raise CheckpointError(f"{where}: checkpoint linear layers are not numbered 0..n-1: {sorted(lins)[:8]}")
     return [lins[i] for i in range(len(lins))], G, bb
 
 
@@ -166,15 +149,60 @@ def _set_lins(model: LPIPS, lin_w: list[torch.Tensor], where: Path, net: str) ->
             f"{where}: linear layers of shapes {got} do not fit LPIPS net {net!r} (expects {want}); "
             "is it a checkpoint of another network?"
         )
+    if not all(bool(torch.isfinite(w).all()) for w in lin_w):
+        raise CheckpointError(f"{where}: its linear layers hold NaN or infinite weights")
     model.copy_lin_weights(lin_w)
 
 
-def _load_backbone(model: LPIPS, state: Mapping[str, torch.Tensor], where: Path) -> None:
+def _read_lins(model: LPIPS, head: SafetensorsHeader, names: list[str], net: str) -> None:
+    """The declared linear layers checked against ``model`` (shapes, float dtypes), then read."""
+    want = [(1, int(c), 1, 1) for c in model.channels]
+    got = [head.tensors[n].shape for n in names]
+    if got != want:
+        raise CheckpointError(f"{head.path}: linear layers of shapes {got[:8]} do not fit LPIPS net {net!r} "
+                              f"(expects {want}); is it a checkpoint of another network?")
+    if any(head.tensors[n].dtype not in FLOAT_DTYPES for n in names):
+        raise CheckpointError(f"{head.path}: its linear layers are not floating-point tensors")
+    lin = read_tensors(head, names)
+    _set_lins(model, [lin[n] for n in names], head.path, net)
+
+
+#: G's tensors (``model.0/2/4`` of the official ``Dist2LogitLayer``), ``C`` its hidden width.
+_G_SHAPES = {"model.0.weight": ("C", 5, 1, 1), "model.0.bias": ("C",), "model.2.weight": ("C", "C", 1, 1),
+             "model.2.bias": ("C",), "model.4.weight": (1, "C", 1, 1), "model.4.bias": (1,)}
+_G_MAX_WIDTH = 1024
+
+
+def _read_ranking_net(head: SafetensorsHeader, names: Mapping[str, str]) -> dict[str, torch.Tensor] | None:
+    """The declared ranking net G ``{state name: tensor name}`` checked (names, shapes, float
+    dtypes, a hidden width of at most 1024) before it is read; None when the file has none."""
+    if not names:
+        return None
+    if set(names) != set(_G_SHAPES):
+        raise CheckpointError(f"{head.path}: ranking net G holds {sorted(names)[:8]}, expected {sorted(_G_SHAPES)}")
+    bias = head.tensors[names["model.0.bias"]].shape
+    width = int(bias[0]) if len(bias) == 1 else -1
+    for k, shape in _G_SHAPES.items():
+        info = head.tensors[names[k]]
+        want = tuple(width if s == "C" else s for s in shape)
+        if not 0 < width <= _G_MAX_WIDTH or tuple(info.shape) != want or info.dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{head.path}: ranking net G tensor {k} is {info.dtype} {tuple(info.shape)}, "
+                                  f"expected a float tensor of shape {want} (hidden width 1..{_G_MAX_WIDTH})")
+    read = read_tensors(head, names.values())
+    return {k: read[n].detach().cpu() for k, n in names.items()}
+
+
+def _load_backbone(model: LPIPS, head: SafetensorsHeader, names: Mapping[str, str]) -> None:
+    """The stored backbone ``{state name: tensor name}`` checked against ``model``'s (names,
+    shapes, dtypes) before it is read, then loaded."""
+    check_declared(head.path, {k: head.tensors[n] for k, n in names.items()}, model.backbone.state_dict(),
+                   "backbone")
+    read = read_tensors(head, names.values())
     try:
-        model.backbone.load_state_dict(dict(state))
+        model.backbone.load_state_dict({k: read[n] for k, n in names.items()})
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{where}: backbone weights do not fit this net ({first})") from None
+        raise CheckpointError(f"{head.path}: backbone weights do not fit this net ({first})") from None
 
 
 def _from_official_pth(p: Path, backbone_weights: Any, version: str | None) -> LPIPS:
@@ -194,17 +222,25 @@ def _from_official_pth(p: Path, backbone_weights: Any, version: str | None) -> L
 
 
 def _recorded_backbone(p: Path, meta: Mapping[str, str], net: str, ver: str) -> LPIPS:
-    """The model on the backbone recorded at training time (a file checked by SHA-256, or the
-    torchvision ImageNet weights)."""
+    """The model on the backbone recorded at training time (a weights file checked by SHA-256,
+    or the torchvision ImageNet weights). The recorded path must be an absolute path to a
+    non-empty regular file with a weights suffix (:data:`WEIGHTS_SUFFIXES`): the checkpoint
+    cannot send the reader to a device, a pipe or a pseudo-file."""
     src = meta.get("backbone_source", "")
     sha = meta.get("backbone_sha256", "")
     if not sha:
         return build_lpips(net, ver, None, 0, quiet_random=True)
-    bpath = Path(src)
+    bpath = Path(src) if "\x00" not in src else Path()
+    if not bpath.is_absolute() or bpath.suffix.lower() not in WEIGHTS_SUFFIXES:
+        raise CheckpointError(f"{p}: records backbone weights {src[:200]!r}, which is not an absolute path to a "
+                              f"weights file ({', '.join(WEIGHTS_SUFFIXES)}); pass backbone_weights=PATH")
     if not bpath.is_file():
         raise CheckpointError(
             f"{p}: trained on backbone weights {bpath}, which no longer exist; pass backbone_weights=PATH"
         )
+    if bpath.stat().st_size == 0:
+        raise CheckpointError(f"{p}: its recorded backbone weights {bpath} are an empty file; "
+                              "pass backbone_weights=PATH")
     if sha256_file(bpath) != sha:
         raise CheckpointError(
             f"{p}: backbone weights {bpath} changed since training (SHA-256 differs); "
@@ -218,31 +254,74 @@ def _label(model: LPIPS, calibration: tuple[bool, str]) -> LPIPS:
     return model
 
 
-def _model_for_checkpoint(p: Path, meta: Mapping[str, str], bb: Mapping[str, torch.Tensor], net: str, ver: str,
+def _run_backbone_file(p: Path, name: str) -> Path:
+    """The run's backbone file a checkpoint names: a plain ``*.safetensors`` name beside it."""
+    if (Path(name).name != name or name.startswith(".") or not name.endswith(".safetensors")
+            or "\x00" in name or "\\" in name):
+        raise CheckpointError(f"{p}: its backbone file {name[:200]!r} is not a plain .safetensors file name "
+                              "beside the checkpoint")
+    bfile = p.parent / name
+    if not bfile.is_file():
+        raise CheckpointError(f"{p}: its frozen random backbone {bfile} is missing (keep it beside the checkpoint)")
+    return bfile
+
+
+def _model_for_checkpoint(head: SafetensorsHeader, bb: Mapping[str, str], net: str, ver: str,
                           backbone_weights: Any) -> LPIPS:
+    p, meta = head.path, head.metadata
     if backbone_weights is not _UNSET:
         return build_lpips(net, ver, backbone_weights, 0, quiet_random=True)
     if meta.get("backbone_in_file") == "1":
         if not bb:
             raise CheckpointError(f"{p}: metadata says the backbone is stored but it is missing")
         model = build_lpips(net, ver, "random", 0, quiet_random=True)
-        _load_backbone(model, bb, p)
+        _load_backbone(model, head, bb)
         return _label(model, (True, ""))  # the checkpoint's own metadata decides
     if meta.get("backbone_file"):
-        bfile = p.parent / meta["backbone_file"]
-        if not bfile.is_file():
-            raise CheckpointError(
-                f"{p}: its frozen random backbone {bfile} is missing (keep it beside the checkpoint)"
-            )
-        bt, bmeta = read_safetensors(bfile)
+        bhead = read_header(_run_backbone_file(p, meta["backbone_file"]))
         model = build_lpips(net, ver, "random", 0, quiet_random=True)
-        _load_backbone(model, bt, bfile)
-        return _label(model, calibration_from_metadata(bmeta))
+        _load_backbone(model, bhead, {k: k for k in bhead.tensors})
+        return _label(model, calibration_from_metadata(bhead.metadata))
     return _recorded_backbone(p, meta, net, ver)
 
 
+def _checked_meta(p: Path, meta: Mapping[str, str], version: str | None) -> tuple[str, str]:
+    """``(net, version)`` of a checkpoint's metadata, checked."""
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{p}: not a bapps-toolkit LPIPS checkpoint (metadata format {meta.get('format', '')[:80]!r}); "
+            "expected a file written by `bapps train`"
+        )
+    net = meta.get("net", "")
+    if net not in NETS and not meta.get("plugin_spec"):
+        raise CheckpointError(f"{p}: unknown net {net[:80]!r} in checkpoint metadata")
+    ver = meta.get("version", "0.1")
+    if ver not in ("0.0", "0.1"):
+        raise CheckpointError(f"{p}: unknown LPIPS version {ver[:20]!r} in checkpoint metadata")
+    if version is not None and str(version) != ver:
+        raise CheckpointError(f"{p}: checkpoint is LPIPS version {ver}, not {version}")
+    return net, ver
+
+
+def _plugin_model(head: SafetensorsHeader, bb: Mapping[str, str], backbone_weights: Any,
+                  trusted: frozenset[str]) -> LPIPS:
+    spec = head.metadata["plugin_spec"]
+    if backbone_weights is not _UNSET:
+        raise CheckpointError(f"{head.path}: backbone_weights= does not apply to a checkpoint of the plugin network "
+                              f"{spec[:200]!r} (its backbone is stored in the file)")
+    model: LPIPS = plugin_from_checkpoint(head.path, head.metadata, trusted)
+    if not bb:
+        raise CheckpointError(f"{head.path}: the backbone state of plugin network {spec!r} is missing from the file")
+    try:
+        _load_backbone(model, head, bb)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc} (plugin network {spec!r})") from None
+    return _label(model, (True, ""))
+
+
 def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | None = None,
-                                backbone_weights: Any = _UNSET, version: str | None = None) -> LPIPS:
+                                backbone_weights: Any = _UNSET, version: str | None = None,
+                                trust_plugin: TrustArg = None) -> LPIPS:
     """A ready, eval-mode :class:`~bapps_toolkit.metrics.lpips.LPIPS` from a training checkpoint.
 
     ``path``: a ``bapps train`` output folder (its ``latest.safetensors``), its ``card.json``, an
@@ -250,46 +329,44 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
     official layout (``lin{k}.model.1.weight``; the net is recognised from the channel counts,
     ``version`` defaults to ``"0.1"``, the backbone to torchvision's ImageNet weights).
 
-    A checkpoint trained on a plugin network (``bapps train --net file.py:Net``) rebuilds it
-    from the recorded spec and options and loads its stored backbone
-    (:func:`~.plugin_net.plugin_from_checkpoint`: a plugin file changed since training is refused).
+    A checkpoint trained on a plugin network (``bapps train --net file.py:Net``) names code to
+    import: it is rebuilt only when ``trust_plugin`` names the same spec (a string or several)
+    and the code's SHA-256 is the one recorded at training time; then the recorded options are
+    passed to the factory and the stored backbone loaded (:func:`~.plugin_net.plugin_from_checkpoint`).
+    Without that, a :class:`CheckpointError` names the spec and how to allow it, and nothing is
+    imported.
 
     The backbone comes from the checkpoint when it was trained (tune/scratch), from the run's
     ``backbone.safetensors`` for a random frozen backbone, and otherwise from the source
     recorded at training time (``backbone_weights=`` overrides it; a recorded file whose
     SHA-256 changed is refused). The metric's ``calibrated``/``calibration_note`` are those
     recorded in the checkpoint, so a metric trained on a random backbone or on synthetic data
-    carries the ``[UNCALIBRATED: …]`` label. The checkpoint's ranking net G (``G.*``) is kept,
-    unchecked, as :attr:`LPIPS.ranking_net` (CPU tensors) for calibration. Never unpickles
-    arbitrary objects.
+    carries the ``[UNCALIBRATED: …]`` label. The checkpoint's ranking net G (``G.*``), its names,
+    shapes and dtypes checked first, is kept as :attr:`LPIPS.ranking_net` (CPU tensors) for
+    calibration. Never unpickles arbitrary objects; every declared tensor is checked against the
+    model before its data is read.
+
+    Raises:
+        CheckpointError: naming the file, for anything it holds or names that cannot be used.
     """
     p = _resolve_checkpoint_file(path)
     dev = device if device is not None else "cpu"
     if p.suffix == ".pth":
         return _from_official_pth(p, backbone_weights, version).to(dev).eval()
 
-    tensors, meta = read_safetensors(p)
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{p}: not a bapps-toolkit LPIPS checkpoint (metadata format {meta.get('format')!r}); "
-            "expected a file written by `bapps train`"
-        )
-    net = meta.get("net", "")
-    if net not in NETS and not meta.get("plugin_spec"):
-        raise CheckpointError(f"{p}: unknown net {net!r} in checkpoint metadata")
-    ver = meta.get("version", "0.1")
-    if version is not None and str(version) != ver:
-        raise CheckpointError(f"{p}: checkpoint is LPIPS version {ver}, not {version}")
-    lin_w, g_state, bb = split_model_tensors(tensors)
-    if meta.get("plugin_spec"):
-        if backbone_weights is not _UNSET:
-            raise CheckpointError(f"{p}: backbone_weights= does not apply to a checkpoint of the plugin network "
-                                  f"{meta['plugin_spec']!r} (its backbone is stored in the file)")
-        model: LPIPS = _label(plugin_from_checkpoint(p, meta, bb), (True, ""))
-    else:
-        model = _model_for_checkpoint(p, meta, bb, net, ver, backbone_weights)
-    _set_lins(model, lin_w, p, net)
-    model.ranking_net = {k: v.detach().cpu() for k, v in g_state.items()} or None
+    head = read_header(p)
+    meta = head.metadata
+    net, ver = _checked_meta(p, meta, version)
+    lin_names, g_names, bb = split_model_tensors({k: k for k in head.tensors}, p)
+    try:
+        if meta.get("plugin_spec"):
+            model = _plugin_model(head, bb, backbone_weights, trusted_specs(trust_plugin))
+        else:
+            model = _model_for_checkpoint(head, bb, net, ver, backbone_weights)
+    except WeightsError as exc:
+        raise CheckpointError(f"{p}: {exc}") from None
+    _read_lins(model, head, lin_names, net)
+    model.ranking_net = _read_ranking_net(head, g_names)
     ok, why = calibration_from_metadata(meta)
     if not ok or not model.calibrated:
         model.calibration_note = merge_notes(why, model.calibration_note if not model.calibrated else "")
@@ -299,5 +376,5 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
 
 __all__ = [
     "load_metric_from_checkpoint", "build_lpips", "read_safetensors", "read_tensor_dict_pth",
-    "split_model_tensors", "weights_path", "FORMAT", "FORMAT_VERSION", "CARD", "LATEST",
+    "split_model_tensors", "weights_path", "FORMAT", "FORMAT_VERSION", "CARD", "LATEST", "WEIGHTS_SUFFIXES",
 ]

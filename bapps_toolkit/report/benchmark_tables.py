@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._io import write_text_atomic
+from .._io import csv_cell, write_text_atomic
 from ..evaluate.benchmarks import BenchmarkResult, cross_table
 
 SYNTHETIC_NOTE = ("SYNTHETIC DATA: replica sets with simulated subjective scores; the numbers test "
@@ -126,12 +126,13 @@ def cross_csv(result: BenchmarkResult) -> str:
     w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     w.writeheader()
     for r in result.rows:
-        w.writerow({k: r.get(k, "") for k in keys})
+        w.writerow({k: csv_cell(r.get(k, "")) for k in keys})
     for c in result.comparisons:  # the paired differences A − B as rows of their own kind
-        w.writerow(dict(metric=f"{c['a']} - {c['b']}", label=f"{c['a']} - {c['b']} (paired difference)",
-                        benchmark=c["set"].split("/")[0], kind="comparison", part=c["set"].partition("/")[2],
-                        figure=c["figure"], value=c["diff"], ci_low=c["ci_low"], ci_high=c["ci_high"],
-                        p_value=c["p_value"], direction="A - B"))
+        row = dict(metric=f"{c['a']} - {c['b']}", label=f"{c['a']} - {c['b']} (paired difference)",
+                   benchmark=c["set"].split("/")[0], kind="comparison", part=c["set"].partition("/")[2],
+                   figure=c["figure"], value=c["diff"], ci_low=c["ci_low"], ci_high=c["ci_high"],
+                   p_value=c["p_value"], direction="A - B")
+        w.writerow({k: csv_cell(v) for k, v in row.items()})
     return buf.getvalue()
 
 

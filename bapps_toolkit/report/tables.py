@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._io import atomic_write, write_text_atomic
+from .._io import atomic_write, csv_frame, write_text_atomic
 from ..data.layout import JND_CATEGORIES, TWOAFC_CATEGORIES
 from ..scores import HUMAN, MEAN_CATEGORY, MEAN_DEFINITION
 from .calibration import calibration_json, calibration_latex, calibration_markdown, with_calibration_columns
@@ -204,7 +204,7 @@ def write_csv(table, path) -> None:
         out = pd.concat([out.assign(p_value=float("nan")), comparison_csv_rows(table, list(out.columns))],
                         ignore_index=True)
     with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
-        out.to_csv(fh, index=False, float_format="%.6g")  # 6 significant digits
+        csv_frame(out).to_csv(fh, index=False, float_format="%.6g")  # 6 significant digits; text neutralised
 
 
 def write_reports(table, *, csv: Any = None, markdown: Any = None, latex: Any = None,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .._io import atomic_path, temp_name_for, write_text_atomic
+from .._io import atomic_path, csv_cell, csv_row, temp_name_for, write_text_atomic
 
 GRID_SCALE = 2
 
@@ -66,7 +66,8 @@ def matrix_csv(mx: dict) -> str:
     w.writerow(["training_loss", "eval_metric", "mean", "ci_low", "ci_high"])
     for i, row in enumerate(mx["rows"]):
         for j, col in enumerate(mx["cols"]):
-            w.writerow([row, col, repr(mx["mean"][i][j]), repr(mx["ci_low"][i][j]), repr(mx["ci_high"][i][j])])
+            w.writerow(csv_row([row, col, repr(mx["mean"][i][j]), repr(mx["ci_low"][i][j]),
+                                repr(mx["ci_high"][i][j])]))
     return buf.getvalue()
 
 
@@ -129,7 +130,7 @@ def write_afc_set(out: Path, task: str, clean: torch.Tensor, outputs: dict[str, 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["stem"], lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
     csv_path, json_path = out / "afc_manifest.csv", out / "afc_manifest.json"
     write_text_atomic(csv_path, buf.getvalue())
     write_text_atomic(json_path, json.dumps({"note": note + " No human judgments yet (no judge/ folder).",

@@ -9,6 +9,7 @@ from typing import Any, cast
 import torch
 
 from ..metrics.plugin_net import build_plugin_lpips
+from ..metrics.safetensors_io import check_declared, read_header, read_tensors
 from . import checkpoint as ck
 from . import run_dir as rd
 from .config import TrainConfig
@@ -47,8 +48,7 @@ def build_model(cfg: TrainConfig, ctx: DistContext, bsrc: dict[str, Any], resumi
         lin.weight.requires_grad_(True)
     if (bsrc["source"] == "random" and not train_backbone and resuming
             and (out / ck.BACKBONE_FILE).is_file()):
-        tensors, _ = ck.read_safetensors(out / ck.BACKBONE_FILE)
-        lpips.backbone.load_state_dict(tensors)
+        _restore(out / ck.BACKBONE_FILE, dict(lpips.backbone.state_dict()), "backbone")
     module = TrainModule(lpips, G, train_backbone=train_backbone, bf16=cfg.bf16).to(dev)
     module.train()
     if not train_backbone:
@@ -66,17 +66,26 @@ def build_model(cfg: TrainConfig, ctx: DistContext, bsrc: dict[str, Any], resumi
 
     if done > 0:
         stem = ck.epoch_stem(done)
-        tensors, meta = ck.read_safetensors(ck.weights_path(out, stem))
-        rd.check_meta(meta, cfg, ck.weights_path(out, stem))
-        lin_w, g_state, bb_state = ck.split_model_tensors(tensors)
-        with torch.no_grad():
-            for lin, w in zip(lins, lin_w, strict=False):
-                lin.weight.copy_(w.to(lin.weight.device))
-        G.load_state_dict(g_state)
-        if train_backbone or bb_state:  # a plugin net's backbone is stored for lin too
-            lpips.backbone.load_state_dict(bb_state)
+        expected = {f"lin.{k}.weight": lin.weight for k, lin in enumerate(lins)}
+        expected.update({f"G.{n}": v for n, v in G.state_dict().items()})
+        if train_backbone or "plugin" in bsrc:  # a plugin net's backbone is stored for lin too
+            expected.update({f"backbone.{n}": v for n, v in lpips.backbone.state_dict().items()})
+        _restore(ck.weights_path(out, stem), expected, "model", cfg)
         ck.load_optimizer_(opt, param_names, ck.optim_path(out, stem))
     return lpips, G, module, opt, param_names
+
+
+def _restore(path: Path, expected: dict[str, torch.Tensor], what: str, cfg: TrainConfig | None = None) -> None:
+    """Copy the tensors of ``path`` into ``expected`` (name -> the model's tensor), after checking
+    the file's metadata against ``cfg`` (an epoch file) and its declared names, shapes and dtypes
+    against ``expected``, before any tensor data is read."""
+    head = read_header(path)
+    if cfg is not None:
+        rd.check_meta(head.metadata, cfg, path)
+    check_declared(path, head.tensors, expected, what)
+    with torch.no_grad():
+        for name, value in read_tensors(head, expected).items():
+            expected[name].copy_(value.to(expected[name].device))
 
 
 __all__ = ["build_model"]

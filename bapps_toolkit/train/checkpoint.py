@@ -7,9 +7,10 @@ Layout of a run folder ``OUT`` (every file written to a temporary name, then ren
   trained (``tune``/``scratch``) or is a plugin network (``--net file.py:Net``, every variant).
   The safetensors metadata (strings) says what the file is: net, version, variant, epoch,
   channels, where the backbone comes from and whether the metric is calibrated; for a plugin
-  network also ``plugin_spec``, ``plugin_options`` (JSON), ``plugin_origin`` (JSON: a file's path
-  and SHA-256, a module's or entry point's distribution) and ``plugin_kind``
-  (:mod:`bapps_toolkit.metrics.plugin_net` rebuilds it).
+  network also ``plugin_spec``, ``plugin_options`` (JSON), ``plugin_origin`` (JSON: the SHA-256
+  of the code file of a file, module or entry-point spec, a module's or entry point's
+  distribution) and ``plugin_kind`` (:mod:`bapps_toolkit.metrics.plugin_net` rebuilds it, only
+  for a caller who names the same spec: :mod:`bapps_toolkit.metrics.plugin_trust`).
 * ``epoch_NNN.optim.safetensors`` — Adam state (``state.{i}.exp_avg`` …) with the parameter
   groups and parameter names as JSON in the metadata.
 * ``epoch_NNN.lin.pth`` — the linear layers alone in the official LPIPS key layout
@@ -28,6 +29,7 @@ tensor dict) is :mod:`bapps_toolkit.metrics.trained`, re-exported here.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +40,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from .._io import atomic_path, atomic_write, write_text_atomic
 from ..errors import CheckpointError
+from ..metrics.safetensors_io import FLOAT_DTYPES, json_field, read_header, read_tensors
 from ..metrics.trained import (
     CARD,
     FORMAT,
@@ -56,6 +59,14 @@ CARD_FORMAT = "bapps-toolkit/train-card"
 
 LOG = "log.csv"
 BACKBONE_FILE = "backbone.safetensors"
+
+#: Largest JSON file (a run card) :func:`read_json` reads, in bytes.
+MAX_JSON_BYTES = 16 << 20
+
+#: Largest JSON metadata value of an optimizer state file (its parameter names and groups).
+MAX_OPTIM_JSON_CHARS = 16 << 20
+
+_STATE_KEY = re.compile(r"state\.(0|[1-9][0-9]{0,6})\.([A-Za-z_][A-Za-z0-9_]{0,39})")
 
 
 def epoch_stem(epoch: int) -> str:
@@ -94,13 +105,26 @@ def write_official_lin(path: PathLike, lin_weights: list[torch.Tensor]) -> None:
 
 
 def read_json(path: PathLike, what: str = "file") -> dict[str, Any]:
+    """A JSON object read from ``path`` (at most :data:`MAX_JSON_BYTES`); a :class:`CheckpointError`
+    naming ``what`` and the file when it is missing, too large, not JSON, nested too deep or not
+    an object."""
     p = Path(path)
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
     except FileNotFoundError:
         raise CheckpointError(f"{what} {p} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{what} {p} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise CheckpointError(f"{what} {p} cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise CheckpointError(f"{what} {p} is larger than {MAX_JSON_BYTES >> 20} MiB; not a bapps-toolkit file")
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise CheckpointError(f"{what} {p} is not valid JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{what} {p} holds a JSON {type(obj).__name__}, not an object")
+    return obj
 
 
 def write_json(path: PathLike, obj: Any) -> None:
@@ -142,28 +166,52 @@ def optimizer_tensors(opt: torch.optim.Optimizer, names: list[str]) -> tuple[dic
     return tensors, meta
 
 
+def _optimizer_state(path: PathLike, opt: torch.optim.Optimizer) -> dict[int, dict[str, Any]]:
+    """The per-parameter state of an optimizer file, each declared tensor checked against the
+    parameter it belongs to (a scalar or the parameter's shape, floating point) before any is read."""
+    head = read_header(path)
+    params = [p for group in opt.param_groups for p in group["params"]]
+    for k, info in head.tensors.items():
+        m = _STATE_KEY.fullmatch(k)
+        idx = int(m.group(1)) if m else -1
+        if not 0 <= idx < len(params) or info.dtype not in FLOAT_DTYPES or \
+                info.shape not in ((), tuple(params[idx].shape)):
+            raise CheckpointError(f"{path}: optimizer tensor {k[:80]!r} ({info.dtype} {list(info.shape)[:6]}) does "
+                                  "not fit this model's parameters")
+    state: dict[int, dict[str, Any]] = {}
+    for k, v in read_tensors(head, head.tensors).items():
+        _, idx_text, key = k.split(".", 2)
+        state.setdefault(int(idx_text), {})[key] = v
+    scalars = json_field(head.metadata, "scalars", Path(path), {}, dict, limit=MAX_OPTIM_JSON_CHARS)
+    for idx_text, d in scalars.items():
+        if not (idx_text.isdigit() and int(idx_text) < len(params)) or not isinstance(d, dict):
+            raise CheckpointError(f"{path}: optimizer scalars entry {idx_text[:40]!r} does not fit this model")
+        state.setdefault(int(idx_text), {}).update(d)
+    return state
+
+
 def load_optimizer_(opt: torch.optim.Optimizer, names: list[str], path: PathLike) -> None:
-    tensors, meta = read_safetensors(path)
+    """Load the Adam state of ``path`` into ``opt`` (whose parameters are ``names``); a
+    :class:`CheckpointError` naming the file when it is not one, is for other parameters or
+    does not fit."""
+    meta = read_header(path).metadata
     if meta.get("format") != OPTIM_FORMAT:
-        raise CheckpointError(f"{path}: not a bapps-toolkit optimizer state (format {meta.get('format')!r})")
-    saved_names = json.loads(meta.get("param_names", "[]"))
+        raise CheckpointError(f"{path}: not a bapps-toolkit optimizer state (format {meta.get('format', '')[:80]!r})")
+    where = Path(path)
+    saved_names = json_field(meta, "param_names", where, [], list, limit=MAX_OPTIM_JSON_CHARS)
     if saved_names != names:
         raise CheckpointError(
             f"{path}: optimizer state is for other parameters ({len(saved_names)} saved, {len(names)} now); "
             "was the run started with another net or variant?"
         )
-    groups = json.loads(meta["param_groups"])
-    scalars = json.loads(meta.get("scalars", "{}"))
-    state: dict[int, dict[str, Any]] = {}
-    for k, v in tensors.items():
-        _, idx, key = k.split(".", 2)
-        state.setdefault(int(idx), {})[key] = v
-    for idx, d in scalars.items():
-        state.setdefault(int(idx), {}).update(d)
+    groups = json_field(meta, "param_groups", where, None, list, limit=MAX_OPTIM_JSON_CHARS)
+    if groups is None:
+        raise CheckpointError(f"{path}: the optimizer's parameter groups are missing from its metadata")
+    state = _optimizer_state(path, opt)
     try:
         opt.load_state_dict({"state": state, "param_groups": groups})
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: optimizer state does not fit this model ({exc})") from None
+    except (ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: optimizer state does not fit this model ({str(exc)[:200]})") from None
     # Adam keeps state on the parameters' device
     for group in opt.param_groups:
         for p in group["params"]:

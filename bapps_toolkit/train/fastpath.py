@@ -119,7 +119,8 @@ def precompute(lpips: LPIPS, source: str, keys: Sequence[str], *, ctx: DistConte
     if ctx.distributed:
         v0_all, v1_all = _gather_ranks(got, ctx, dim)
     else:
-        assert got.prealloc is not None
+        if got.prealloc is None:
+            raise RuntimeError("gathered features without their preallocated buffers")
         if got.rows != got.prealloc[0].shape[0]:
             raise RuntimeError(f"precompute: read {got.rows} triplets of {', '.join(keys)}, "
                                f"expected {got.prealloc[0].shape[0]}")

@@ -367,7 +367,8 @@ def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, 
         if vecs is not None:
             d0, d1, prob = wrapped("fast", vecs.v0[local], vecs.v1[local], masks)
         else:
-            assert data is not None, "run_epoch: give vecs (fast path) or data (full path)"
+            if data is None:
+                raise ValueError("run_epoch: give vecs (fast path) or data (full path)")
             ref, p0, p1 = data.batch(local)
             d0, d1, prob = wrapped("full", ref, p0, p1, masks)
         lsum = bce_sum(prob, j) if loss_fn is None else loss_fn(prob, d0, d1, j)

@@ -157,7 +157,8 @@ class MaskSource:
         return self.gen is not None and self.p > 0.0
 
     def __call__(self, item_shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        assert self.gen is not None, "no dropout: check MaskSource.active first"
+        if self.gen is None:
+            raise RuntimeError("no dropout: check MaskSource.active first")
         m = dropout_mask((self.global_n, *item_shape), self.p, self.gen, device, dtype)
         return m[self.lo:self.hi]
 

@@ -11,10 +11,11 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from .._io import remove_stale_temps, sha256_file, write_text_atomic
+from .._io import remove_stale_temps, write_text_atomic
 from .._version import __version__
 from ..errors import BappsError, CheckpointError
 from ..metrics.plugin_specs import is_plugin_net, short_plugin_name
+from ..metrics.plugin_trust import TrustArg, check_plugin_allowed, check_spec_text, is_trusted, trusted_specs
 from ..metrics.provenance import PROVENANCE_KEY, provenance_json
 from . import checkpoint as ck
 from .config import RESULT_FIELDS, ConfigError, TrainConfig, config_from_dict
@@ -44,34 +45,94 @@ def write_log(out: Path, history: list[dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------------------------
 # out-dir state
 
+def _dict_at(card: Mapping[str, Any], path: Path, *keys: str) -> dict[str, Any]:
+    """``card[k0][k1]…`` as a dict (``{}`` when absent); a :class:`CheckpointError` naming the card
+    and the entry when it is something else."""
+    here: Any = card
+    for depth, key in enumerate(keys):
+        here = here.get(key) if isinstance(here, Mapping) else None
+        if here is None:
+            return {}
+        if not isinstance(here, dict):
+            raise CheckpointError(f"{path}: damaged run card: {'.'.join(keys[:depth + 1])} is a "
+                                  f"{type(here).__name__}, not an object")
+    return here
+
+
+def check_card(card: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The card's saved ``config``, after checking the shape of every entry a resumed run uses
+    (nothing imported); a :class:`CheckpointError` naming the card and the entry otherwise."""
+    if card.get("format") != ck.CARD_FORMAT or not isinstance(card.get("config"), dict):
+        raise CheckpointError(f"{path}: not a bapps-toolkit training card")
+    saved: dict[str, Any] = card["config"]
+    if not isinstance(saved.get("net", "alex"), str):
+        raise CheckpointError(f"{path}: damaged run card: config.net is not a string")
+    if saved.get("net_options") is not None and not isinstance(saved.get("net_options"), dict):
+        raise CheckpointError(f"{path}: damaged run card: config.net_options is not a JSON object")
+    done = card.get("epochs_done", 0)
+    if isinstance(done, bool) or not isinstance(done, int) or not 0 <= done <= 1_000_000:
+        raise CheckpointError(f"{path}: damaged run card: epochs_done {str(done)[:40]!r} is not an epoch count")
+    history = card.get("history", [])
+    if not isinstance(history, list) or not all(
+            isinstance(h, dict) and isinstance(h.get("epoch"), int) and not isinstance(h.get("epoch"), bool)
+            for h in history):
+        raise CheckpointError(f"{path}: damaged run card: history is not a list of epochs")
+    if not isinstance(card.get("resumed", []), list):
+        raise CheckpointError(f"{path}: damaged run card: resumed is not a list")
+    for keys in (("backbone",), ("backbone", "plugin"), ("backbone", "plugin", "origin"), ("shuffle",)):
+        _dict_at(card, path, *keys)
+    return saved
+
+
+def _card_config(saved: dict[str, Any], path: Path) -> TrainConfig:
+    """The validated config a card saved; a :class:`CheckpointError` naming the card otherwise."""
+    try:
+        return config_from_dict(saved).validated()
+    except (ConfigError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: the run card's config is not valid ({str(exc)[:300]})") from None
+
+
+def allow_card_plugin(card: Mapping[str, Any], path: Path, given_net: str | None, trust: TrustArg,
+                      *, flag: str = "--net") -> None:
+    """A card whose run trained a plugin network resumes only when the user names that spec
+    (``net=``/``--net`` or ``trust_plugin=``/``--trust-plugin``) and its code's SHA-256 is the one
+    recorded in the card (:func:`~bapps_toolkit.metrics.plugin_trust.check_plugin_allowed`);
+    decided before anything is imported. Call it with a card :func:`check_card` accepted."""
+    saved = card["config"]
+    net = str(saved.get("net", "alex"))
+    if not is_plugin_net(net):
+        return
+    check_spec_text(str(path), net)
+    plugin = _dict_at(card, path, "backbone", "plugin")
+    if plugin and plugin.get("spec") != net:
+        raise CheckpointError(f"{path}: damaged run card: config.net {net!r} and backbone.plugin.spec "
+                              f"{str(plugin.get('spec'))[:200]!r} differ")
+    if given_net is not None and not is_trusted(net, trusted_specs(given_net)):
+        raise CheckpointError(f"cannot resume the run in {path.parent}: settings differ from its card {path} "
+                              f"({flag}: card {net}, given {given_net}); leave it out to take the card's value "
+                              "(a plugin spec must then be trusted with --trust-plugin), or start a new run")
+    check_plugin_allowed(path, net, _dict_at(card, path, "backbone", "plugin", "origin"),
+                         trusted_specs(trust) | trusted_specs(given_net), options=saved.get("net_options"),
+                         resume=True)
+
+
 def check_card_config(card: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
-    saved = card.get("config") or {}
+    path = out / ck.CARD
+    saved = check_card(card, path)
     if saved.get("net") != cfg.net:
         raise CheckpointError(
-            f"{out}: the checkpoint there is for net {saved.get('net')!r}, not {cfg.net!r}; "
+            f"{out}: the checkpoint there is for net {str(saved.get('net'))[:200]!r}, not {cfg.net!r}; "
             "pick another out folder or the same net"
         )
-    _check_plugin_unchanged(card, out)
+    allow_card_plugin(card, path, cfg.net, None)  # cfg.net is the caller's: the code's digest is checked
     mine = cfg.result_fields()
-    theirs = config_from_dict(saved).validated().result_fields() if saved else {}
+    theirs = _card_config(saved, path).result_fields()
     diff = [f"{k}: saved {theirs.get(k)!r} vs now {v!r}" for k, v in mine.items() if theirs.get(k) != v]
     if diff:
         raise CheckpointError(
             f"{out}: cannot resume — the run there was started with other settings ({'; '.join(diff)}). "
             "Resume with the same settings, or start over with overwrite=True."
         )
-
-
-def _check_plugin_unchanged(card: dict[str, Any], out: Path) -> None:
-    """A run on a plugin network's file resumes only if the file is what it was at the start."""
-    origin = ((card.get("backbone") or {}).get("plugin") or {}).get("origin") or {}
-    if origin.get("kind") != "file":
-        return
-    path = Path(str(origin.get("path")))
-    if not path.is_file() or sha256_file(path) != origin.get("sha256"):
-        raise CheckpointError(
-            f"{out}: cannot resume — the plugin network file {path} changed or is gone since the run started "
-            "(SHA-256 differs from the card's); restore it, or start over with overwrite=True")
 
 
 #: Run options a resumed run takes from its card when they are not given (given, they may differ:
@@ -94,7 +155,8 @@ def _normalised(key: str, value: Any, net: str) -> Any:
     return probe.validated().result_fields()[key]
 
 
-def resume_config(out: str | Path, *, names: Mapping[str, str] | None = None, **given: Any) -> TrainConfig:
+def resume_config(out: str | Path, *, names: Mapping[str, str] | None = None, trust_plugin: TrustArg = None,
+                  **given: Any) -> TrainConfig:
     """The config that continues the run in ``out`` with the settings saved in its card (``card.json``).
 
     ``given`` are options of :class:`TrainConfig` set explicitly (``None`` counts as not given).
@@ -104,6 +166,11 @@ def resume_config(out: str | Path, *, names: Mapping[str, str] | None = None, **
     the card, the run options :data:`RESUMED_RUN_OPTIONS` too (given, those may differ); ``data``
     defaults to the card's data source. ``names`` maps option names to what the message calls
     them (the command line passes its flags: ``{"epochs": "--epochs"}``).
+
+    A card is a file, so the plugin network it may name is not imported on its word: the run
+    resumes only when ``net`` or ``trust_plugin`` names that spec and the code's SHA-256 is the
+    one recorded at the start of the run (a :class:`~bapps_toolkit.errors.CheckpointError` says
+    which spec and how to allow it); the card's entries are checked before anything is used.
     """
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(given) - known)
@@ -116,12 +183,11 @@ def resume_config(out: str | Path, *, names: Mapping[str, str] | None = None, **
         raise CheckpointError(f"resume: nothing to resume in {card_path.parent} (no {ck.CARD}); "
                               "start a new run without resume")
     card = ck.read_json(card_path, "run card")
-    saved = card.get("config") if card.get("format") == ck.CARD_FORMAT else None
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"{card_path}: not a bapps-toolkit training card")
-    theirs = config_from_dict(saved).validated().result_fields()
-    net = str(given.get("net", theirs["net"]))
+    saved = check_card(card, card_path)
     label = dict(names or {})
+    allow_card_plugin(card, card_path, given.get("net"), trust_plugin, flag=label.get("net", "net"))
+    theirs = _card_config(saved, card_path).result_fields()
+    net = str(given.get("net", theirs["net"]))
     diff = []
     for key in RESULT_FIELDS:
         if key in given and (mine := _normalised(key, given[key], net)) != theirs[key]:
@@ -152,8 +218,8 @@ def check_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
         raise BappsError(f"out: {out} exists and is not a folder")
     card_path = out / ck.CARD
     card = ck.read_json(card_path, "run card") if card_path.exists() else None
-    if card is not None and card.get("format") != ck.CARD_FORMAT:
-        raise CheckpointError(f"{card_path}: not a bapps-toolkit training card")
+    if card is not None:
+        check_card(card, card_path)
     if cfg.resume:
         if card is None:
             raise CheckpointError(
@@ -184,7 +250,11 @@ def check_meta(meta: dict[str, str], cfg: TrainConfig, path: Path) -> None:
     if meta.get("format") != ck.FORMAT:
         raise CheckpointError(f"{path}: not a bapps-toolkit LPIPS checkpoint")
     if meta.get("net") != cfg.net:
-        raise CheckpointError(f"{path}: checkpoint of net {meta.get('net')!r}, not {cfg.net!r}")
+        raise CheckpointError(f"{path}: checkpoint of net {meta.get('net', '')[:200]!r}, not {cfg.net!r}")
+    want = cfg.net if is_plugin_net(cfg.net) else ""
+    if meta.get("plugin_spec", want) != want:
+        raise CheckpointError(f"{path}: checkpoint of plugin network {meta.get('plugin_spec', '')[:200]!r}, "
+                              f"not {cfg.net!r}")
 
 
 def run_label(cfg: TrainConfig) -> str:

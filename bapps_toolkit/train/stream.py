@@ -51,6 +51,7 @@ from ..data import to_model_input
 from ..data.datasets import is_h5
 from ..data.decode import decode_set
 from ..data.h5format import open_h5
+from ..data.h5safe import read_rows
 from ..data.images import load_judgments
 from ..data.layout import SetFiles, expand_datasets, resolve_root, scan_set
 from ..data.pack import chunk_rows
@@ -186,6 +187,7 @@ class _ChunkReader:
     folder root (the chunk's PNGs decoded in this process)."""
 
     def __init__(self, source: str, keys: Sequence[str]):
+        self.source = source
         self.h5 = is_h5(source)
         self.f: Any = None
         self.files: dict[str, SetFiles] = {}
@@ -198,7 +200,7 @@ class _ChunkReader:
 
     def judges(self, key: str) -> np.ndarray:
         if self.h5:
-            return np.asarray(self.f[key]["judge"][...], dtype=np.float32).reshape(-1)
+            return np.asarray(read_rows(self.f[key]["judge"], self.source), dtype=np.float32).reshape(-1)
         sf = self.files[key]
         if sf.judgments is not None:
             return np.asarray(sf.judgments, dtype=np.float32).reshape(-1)
@@ -210,7 +212,7 @@ class _ChunkReader:
         if self.h5:
             g = self.f[key]
             for arr, name in zip(out, ("ref", "p0", "p1"), strict=True):
-                g[name].read_direct(arr, np.s_[start:stop], np.s_[at:at + n])
+                read_rows(g[name], self.source, start, stop, arr[at:at + n])
             return
         sf = self.files[key]
         part = SetFiles(key, sf.folder, sf.stems[start:stop], {k: v[start:stop] for k, v in sf.files.items()},

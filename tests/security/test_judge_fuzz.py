@@ -59,6 +59,10 @@ def fuzzed(hostile_set, tmp_path_factory):
 
 
 def _check(db, before, resp, method: str = "GET") -> None:
+    if resp.status_code == 308:  # werkzeug merges repeated slashes: only ever to a path of this server
+        assert resp.location.startswith(("/", "http://localhost/")), resp.location
+        assert snapshot(db) == before
+        return
     assert resp.status_code in OK_STATUSES, (resp.status_code, resp.get_data()[:300])
     if resp.status_code >= 400 and method != "HEAD":
         assert resp.mimetype == "application/json", (resp.status_code, resp.get_data()[:200])

@@ -31,29 +31,48 @@ def _has(folder: Path, names: tuple[str, ...]) -> bool:
     return all(r.find(n) is not None for n in names)
 
 
+def _root_attrs(path: PathLike, names: tuple[str, ...]) -> dict[str, str] | None:
+    """The root attributes ``names`` of an HDF5 file that hold text (others are left out), or
+    ``None`` when the file cannot be opened; a damaged attribute is left for the readers (which
+    name it) to report."""
+    import h5py
+
+    from ..h5safe import H5_ERRORS, attr_text
+
+    try:
+        with h5py.File(path, "r") as f:
+            out = {}
+            for name in names:
+                try:
+                    value = attr_text(f, path, name, None)
+                except DataError:
+                    continue
+                if value is not None:
+                    out[name] = value
+            return out
+    except H5_ERRORS:
+        return None
+
+
+def packed_marker(path: PathLike) -> str | None:
+    """The format marker (``bapps_toolkit_format``) of a packed ``.h5``, ``None`` if it has none."""
+    attrs = _root_attrs(path, ("bapps_toolkit_format",))
+    return None if attrs is None else attrs.get("bapps_toolkit_format")
+
+
 def packed_format(path: PathLike) -> str | None:
     """The benchmark a packed ``.h5`` holds: a correlation set's name (``bapps-iqa-h5/1``),
     ``"nights"`` (``bapps-h5/1`` with ``benchmark = "nights"``, :mod:`.pack_2afc`), ``"bapps"``
     (any other ``bapps-h5/1`` file), or ``None`` (not a readable file of ours)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            marker = f.attrs.get("bapps_toolkit_format")
-            bench = f.attrs.get("benchmark")
-            name = f.attrs.get("set_name")
-    except OSError:
+    attrs = _root_attrs(path, ("bapps_toolkit_format", "benchmark", "set_name"))
+    if attrs is None:
         return None
-    text = _text(marker)
-    if text == "bapps-iqa-h5/1" and name is not None:
-        return _text(name)
+    text = attrs.get("bapps_toolkit_format")
+    if text == "bapps-iqa-h5/1" and "set_name" in attrs:
+        return attrs["set_name"]
     if text == "bapps-h5/1":
-        return "nights" if _text(bench) == "nights" else "bapps"
+        return "nights" if attrs.get("benchmark") == "nights" else "bapps"
     return None
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def is_packed(path: PathLike) -> bool:

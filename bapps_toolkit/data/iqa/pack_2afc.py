@@ -37,6 +37,7 @@ from ..._version import __version__
 from ...errors import DataError
 from ..decode import decode_pool, make_bar
 from ..h5format import FORMAT, FORMAT_ATTR
+from ..ids import id_key, id_problem
 from .base import TwoAFCFileSet
 
 NIGHTS_SIZE = 224
@@ -71,6 +72,8 @@ def _decode_chunk(paths: tuple[str, ...], size: int) -> np.ndarray:
 
 
 def _stems(tset: TwoAFCFileSet) -> list[str]:
+    """The items' stems: the p0 files' paths below the root with ``/`` as ``_``, or the item
+    numbers (``000000``…) when those are not all valid, unique item ids (:mod:`..ids`)."""
     stems = []
     for p in tset.p0:
         try:
@@ -78,7 +81,7 @@ def _stems(tset: TwoAFCFileSet) -> list[str]:
         except ValueError:
             rel = p.stem
         stems.append(rel.replace("/", "_"))
-    if len(set(stems)) != len(stems):
+    if any(id_problem(s) for s in stems) or len({id_key(s) for s in stems}) != len(stems):
         stems = [f"{i:06d}" for i in range(len(stems))]
     return stems
 
@@ -168,6 +171,33 @@ def pack_nights(root: PathLike, out_h5: PathLike, *, size: int = NIGHTS_SIZE, fo
     out = write_2afc_file_sets(out_h5, sets, size=size, force=force, workers=workers, progress=progress,
                                attrs={"benchmark": "nights", "parts": json.dumps(parts)})
     return out, notes
+
+
+def packed_parts(path: PathLike) -> tuple[dict[str, str], str, dict[str, int], bool]:
+    """What a packed 2AFC benchmark file says of itself, checked (:func:`~..h5format.open_h5`).
+
+    Args:
+        path: a ``bapps-h5/1`` file written by :func:`write_2afc_file_sets`.
+
+    Returns:
+        ``(parts, size_rule, counts, synthetic)``: the ``parts`` attribute (benchmark part ->
+        set key of the file; empty when absent), the ``size_rule`` attribute, items per set and
+        the synthetic flag.
+
+    Raises:
+        DataError: the file or one of these attributes is unsound, naming the file and the attribute.
+    """
+    from ..h5format import open_h5
+    from ..h5safe import attr_json, attr_text
+
+    f, info = open_h5(path)
+    with f:
+        parts = attr_json(f, path, "parts", {})
+        rule = attr_text(f, path, "size_rule", "")
+    if not isinstance(parts, dict) or not all(isinstance(k, str) and v in info["keys"] for k, v in parts.items()):
+        raise DataError(f"{path}: attribute 'parts' of / is {str(parts)[:80]!r}, expected an object "
+                        "{part: set key of this file}")
+    return dict(parts), rule, dict(info["counts"]), bool(info["synthetic"])
 
 
 #: PieAPP split -> set key of a packed file of its labelled pairs.

@@ -19,9 +19,8 @@ The file is written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -88,78 +87,210 @@ def pack_correlation_set(cset: CorrelationSet, out_h5: PathLike) -> Path:
     return out
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+class IqaAttrs(TypedDict):
+    """The attributes of a ``bapps-iqa-h5/1`` file, checked (:func:`verify_iqa`)."""
+
+    set_name: str
+    score_name: str
+    higher_is_better: bool
+    synthetic: bool
+    n_items: int
+    n_images: int
+    size_rule: str
+    toolkit_version: str
+
+
+#: Array -> (what it holds, its shape: "M" images, "N" items, "total" any length).
+_SCHEMA: dict[str, tuple[str, tuple[str | int, ...]]] = {
+    "pixels": ("uint8", ("total",)), "offsets": ("integers", ("M+1",)), "shapes": ("integers", ("M", 3)),
+    "names": ("strings", ("M",)), "dist_index": ("integers", ("N",)), "ref_index": ("integers", ("N",)),
+    "score": ("floats", ("N",)), "dist_type": ("strings", ("N",)), "ref_id": ("strings", ("N",)),
+    "level": ("integers", ("N",)),
+}
+
+
+def _is_text(dtype: np.dtype) -> bool:
     import h5py
 
+    return dtype.kind == "S" or h5py.check_string_dtype(dtype) is not None
+
+
+def _fits(ds: Any, holds: str, shape: tuple[int | None, ...]) -> bool:
+    """``ds`` holds ``holds`` (a :data:`_SCHEMA` word) in ``shape`` (``None``: any length)."""
+    dt = ds.dtype
+    ok_type = {"uint8": dt == np.uint8, "integers": dt.kind in "iu", "floats": dt.kind == "f",
+               "strings": _is_text(dt)}[holds]
+    return bool(ok_type) and len(ds.shape) == len(shape) and all(
+        w is None or a == w for a, w in zip(ds.shape, shape, strict=True))
+
+
+def _open(path: Path) -> tuple[Any, IqaAttrs, dict[str, Any]]:
+    """Open ``path`` read-only and check its marker, attributes and every array's dtype, shape
+    and storage against the schema and the file's size (nothing of the arrays is read);
+    returns ``(file, attributes, {name: dataset})``. The caller closes the file."""
+    import h5py
+
+    from ..h5safe import H5_ERRORS
+
+    if not path.is_file() or not h5py.is_hdf5(str(path)):
+        raise DataError(f"{path} is not a readable HDF5 file (missing, a folder, or not HDF5)")
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
+    except H5_ERRORS as exc:
         raise DataError(f"{path} is not a readable HDF5 file ({exc})") from None
-    with f:
-        if f.attrs.get(FORMAT_ATTR) != FORMAT:
-            raise DataError(f"{path} is not a {FORMAT} file (attribute {FORMAT_ATTR} missing or different)")
-        missing = [n for n in ARRAYS if n not in f]
-        if missing:
-            raise DataError(f"{path}: missing array(s) {', '.join(missing)}")
-        attrs = dict(f.attrs)
-        data = {}
-        for n in ARRAYS:
-            ds = f[n]
-            data[n] = (np.array(ds.asstr()[()], dtype=object) if h5py.check_string_dtype(ds.dtype)
-                       else ds[()])
-    return attrs, data
+    try:
+        attrs = _attrs(f, path)
+        return f, attrs, _datasets(f, path, attrs)
+    except BaseException:
+        f.close()
+        raise
 
 
-def verify_iqa(path: PathLike) -> dict[str, Any]:
-    """Recompute every array's SHA-256 and check counts and indices; returns the attributes."""
-    path = Path(path)
-    attrs, data = _read(path)
-    for key, a in data.items():
-        want = attrs.get(f"sha256:{key}")
-        if want != _digest(a):
-            raise DataError(f"{path}: array {key} does not match its recorded SHA-256 (file corrupt or altered)")
-    n_img, n = int(attrs["n_images"]), int(attrs["n_items"])
-    if data["offsets"].size != n_img + 1 or data["offsets"][-1] != data["pixels"].size:
+def _attrs(f: Any, path: Path) -> IqaAttrs:
+    from ..h5safe import attr_bool, attr_int, attr_text
+
+    if attr_text(f, path, FORMAT_ATTR, None) != FORMAT:
+        raise DataError(f"{path} is not a {FORMAT} file (attribute {FORMAT_ATTR} missing or different)")
+    return IqaAttrs(set_name=attr_text(f, path, "set_name"), score_name=attr_text(f, path, "score_name", ""),
+                    higher_is_better=attr_bool(f, path, "higher_is_better"),
+                    synthetic=attr_bool(f, path, "synthetic", False),
+                    n_items=attr_int(f, path, "n_items", minimum=1), n_images=attr_int(f, path, "n_images", minimum=1),
+                    size_rule=attr_text(f, path, "size_rule", ""),
+                    toolkit_version=attr_text(f, path, "toolkit_version", ""))
+
+
+def _datasets(f: Any, path: Path, attrs: IqaAttrs) -> dict[str, Any]:
+    import h5py
+
+    from ..h5safe import check_storage, file_size, member
+
+    found: dict[str, Any] = {n: member(f, path, n, "array") for n in ARRAYS}
+    missing = [n for n, ds in found.items() if not isinstance(ds, h5py.Dataset)]
+    if missing:
+        raise DataError(f"{path}: missing array(s) {', '.join(missing)}")
+    m, n = attrs["n_images"], attrs["n_items"]
+    dims: dict[str | int, int | None] = {"M": m, "M+1": m + 1, "N": n, "total": None, 3: 3}
+    disk = file_size(path)
+    for name, ds in found.items():
+        holds, shape = _SCHEMA[name]
+        if not _fits(ds, holds, tuple(dims[d] for d in shape)):
+            raise DataError(f"{path}: array /{name} is {ds.dtype} {ds.shape}, expected {holds} "
+                            f"({', '.join(str(d) for d in shape)},) with M = attribute 'n_images' = {m}, "
+                            f"N = attribute 'n_items' = {n}")
+        check_storage(ds, path, disk)
+    return found
+
+
+def _read(path: Path, ds: Any) -> np.ndarray:
+    """A checked dataset read whole (text arrays as ``object`` arrays of ``str``)."""
+    from ..h5safe import read_rows
+
+    a = read_rows(ds, path)
+    if _is_text(ds.dtype):
+        try:
+            return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in a], dtype=object)
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: array /{ds.name.lstrip('/')} holds text that is not UTF-8") from None
+    return a
+
+
+def _stream_digest(path: Path, ds: Any) -> str:
+    """:func:`_digest` of ``ds`` computed a bounded block at a time."""
+    from ..h5safe import iter_blocks
+
+    h = hashlib.sha256()
+    text = ds.dtype.kind in "OS"
+    for _, block in iter_blocks(ds, path):
+        if text:
+            for v in block.reshape(-1):
+                h.update((v.decode() if isinstance(v, bytes) else str(v)).encode() + b"\0")
+        else:
+            h.update(np.ascontiguousarray(block).data)
+    return h.hexdigest()
+
+
+def _check_index(path: Path, attrs: IqaAttrs, meta: dict[str, np.ndarray], n_pixels: int) -> None:
+    """Offsets, shapes and indices consistent with each other and with ``n_pixels``."""
+    n_img = attrs["n_images"]
+    offsets, shapes = meta["offsets"].astype(np.int64), meta["shapes"].astype(np.int64)
+    if offsets[0] != 0 or offsets[-1] != n_pixels or np.any(np.diff(offsets) < 0):
         raise DataError(f"{path}: offsets do not cover the pixels of {n_img} images")
-    if np.any(np.prod(data["shapes"].astype(np.int64), axis=1) != np.diff(data["offsets"])):
-        raise DataError(f"{path}: shapes disagree with offsets")
-    for k in ("dist_index", "ref_index", "score", "dist_type", "ref_id", "level"):
-        if data[k].shape[0] != n:
-            raise DataError(f"{path}: array {k} has {data[k].shape[0]} entries, expected {n}")
+    if np.any(shapes < 1) or np.any(shapes[:, 2] != 3) or np.any(np.prod(shapes, axis=1) != np.diff(offsets)):
+        raise DataError(f"{path}: shapes disagree with offsets (each image is H x W x 3)")
     for k in ("dist_index", "ref_index"):
-        if data[k].size and (data[k].min() < 0 or data[k].max() >= n_img):
+        if meta[k].size and (meta[k].min() < 0 or meta[k].max() >= n_img):
             raise DataError(f"{path}: array {k} points outside the {n_img} images")
+
+
+def verify_iqa(path: PathLike) -> IqaAttrs:
+    """Check a ``bapps-iqa-h5/1`` file: schema and storage first, then every array's SHA-256
+    (read a bounded block at a time), counts and indices.
+
+    Args:
+        path: the packed file.
+
+    Returns:
+        Its checked attributes.
+
+    Raises:
+        DataError: naming the file and the attribute or array at fault.
+    """
+    from ..h5safe import attr_digest
+
+    path = Path(path)
+    f, attrs, found = _open(path)
+    with f:
+        for name, ds in found.items():
+            if attr_digest(f, path, f"sha256:{name}") != _stream_digest(path, ds):
+                raise DataError(f"{path}: array {name} does not match its recorded SHA-256 (attribute "
+                                f"'sha256:{name}'; file corrupt or altered)")
+        meta = {n: _read(path, ds) for n, ds in found.items() if n != "pixels"}
+        _check_index(path, attrs, meta, int(found["pixels"].shape[0]))
     return attrs
 
 
 class PackedCorrelationSet:
-    """A packed set read back (after :func:`verify_iqa`): ``image(k)``, ``pair(i)``, labels."""
+    """A packed set read back (after :func:`verify_iqa`): ``image(k)``, ``pair(i)``, labels.
+
+    The per-item and per-image arrays are held in memory; pixels are read from the file one
+    image at a time (the file stays open until :meth:`close`).
+    """
 
     def __init__(self, path: PathLike):
         self.path = Path(path)
         self.attrs = verify_iqa(self.path)
-        _, self.data = _read(self.path)
+        self._f, _, found = _open(self.path)
+        self._pixels = found["pixels"]
+        self.data = {n: _read(self.path, ds) for n, ds in found.items() if n != "pixels"}
         self.score = self.data["score"]
         self.ref_id = [str(v) for v in self.data["ref_id"]]
         self.dist_type = [str(v) for v in self.data["dist_type"]]
-        self.higher_is_better = bool(self.attrs["higher_is_better"])
-        self.synthetic = bool(self.attrs["synthetic"])
-        self.name = str(self.attrs["set_name"])
+        self.higher_is_better = self.attrs["higher_is_better"]
+        self.synthetic = self.attrs["synthetic"]
+        self.name = self.attrs["set_name"]
 
     def __len__(self) -> int:
         return int(self.score.size)
 
     def image(self, k: int) -> np.ndarray:
+        """Image ``k`` as uint8 HWC, read from the file."""
+        from ..h5safe import read_rows
+
         o = self.data["offsets"]
-        return self.data["pixels"][o[k]:o[k + 1]].reshape(tuple(self.data["shapes"][k]))
+        flat = read_rows(self._pixels, self.path, int(o[k]), int(o[k + 1]))
+        return flat.reshape(tuple(int(d) for d in self.data["shapes"][k]))
 
     def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """``(reference, distorted)`` uint8 HWC of item ``i``."""
         return self.image(int(self.data["ref_index"][i])), self.image(int(self.data["dist_index"][i]))
 
+    def close(self) -> None:
+        """Close the file (further :meth:`image` calls fail)."""
+        self._f.close()
+
     @property
     def score_name(self) -> str:
-        return str(self.attrs.get("score_name", ""))
+        return self.attrs["score_name"]
 
     @property
     def notes(self) -> list[str]:
@@ -179,7 +310,7 @@ def pack_benchmark(root: PathLike, out_h5: PathLike, *, format: str | None = Non
     unless ``force``.
     """
     from .detect import CORRELATION_FORMATS, detect_format, loader
-    from .pack_2afc import NIGHTS_SIZE, pack_nights, pack_pieapp_pairs
+    from .pack_2afc import NIGHTS_SIZE, pack_nights, pack_pieapp_pairs, packed_parts
 
     fmt = detect_format(root, format)
     out = Path(out_h5)
@@ -191,11 +322,7 @@ def pack_benchmark(root: PathLike, out_h5: PathLike, *, format: str | None = Non
                                       workers=workers, progress=progress)
         else:
             path, notes = pack_pieapp_pairs(root, out, size=size, force=force, workers=workers, progress=progress)
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            counts = {k: int(v) for k, v in json.loads(f.attrs["counts"]).items()}
-            synthetic, rule = bool(f.attrs["synthetic"]), str(f.attrs["size_rule"])
+        _, rule, counts, synthetic = packed_parts(path)
         return dict(format=fmt, path=path, items=sum(counts.values()), size_rule=rule,
                     synthetic=synthetic, sets=counts, notes=notes)
     if fmt not in CORRELATION_FORMATS:

@@ -2,8 +2,6 @@
 ``SYNTHETIC.txt`` note, and :func:`make_mini` (atomic, locked, deterministic)."""
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing as mp
 import os
 import secrets
 import shutil
@@ -15,6 +13,7 @@ import skimage.data
 from PIL import Image
 
 from ..._io import FileLock, write_text_atomic
+from ..._workers import process_pool
 from ...errors import DataError
 from ..decode import default_workers, make_bar
 from ..layout import ALL_KEYS, folders_of, split_key
@@ -215,11 +214,9 @@ def make_mini(out_dir: PathLike, seed: int = 0, *, force: bool = False,
                         _build_set(job)
                         bar.update(1)
                 else:
-                    methods = mp.get_all_start_methods()
-                    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
                     # Largest sets first so the last worker is not left with a long job.
                     order = sorted(jobs, key=lambda j: -j[3])
-                    with cf.ProcessPoolExecutor(max_workers=min(w, len(jobs)), mp_context=ctx) as ex:
+                    with process_pool(min(w, len(jobs))) as ex:
                         for _ in ex.map(_build_set, order):
                             bar.update(1)
             finally:

@@ -130,5 +130,6 @@ def dists_from_stages(f0: Sequence[torch.Tensor], f1: Sequence[torch.Tensor],
         texture, structure = stage_terms(a, b)
         term = texture @ wa.to(texture.dtype) + structure @ wb.to(structure.dtype)
         total = term if total is None else total + term
-    assert total is not None
+    if total is None:
+        raise ValueError("DISTS needs at least one feature stage")
     return total
