@@ -11,7 +11,7 @@ layer        packages (``bapps_toolkit.<name>``)
 0 (core)     ``_version``, ``errors``, ``_io``, ``_download``, ``_device``, ``_distributed``, ``_bootstrap``, ``_lazy``,
              ``_workers``
 1            ``data``, ``metrics``  (never each other)
-2            ``scores``, ``correlation``, ``losses``
+2            ``scores``, ``correlation``, ``losses``, ``calibration``
 3            ``train``, ``evaluate``, ``study``, ``judge``, ``competition``  (never each other)
 4            ``report``
 5            ``cli``
@@ -34,7 +34,7 @@ LAYERS: dict[str, int] = {
     "_version": 0, "errors": 0, "_io": 0, "_download": 0, "_device": 0, "_distributed": 0, "_bootstrap": 0, "_lazy": 0,
     "_workers": 0,
     "data": 1, "metrics": 1,
-    "scores": 2, "correlation": 2, "losses": 2,
+    "scores": 2, "correlation": 2, "losses": 2, "calibration": 2,
     "train": 3, "evaluate": 3, "study": 3, "judge": 3, "competition": 3,
     "report": 4,
     "cli": 5,

@@ -26,7 +26,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("evaluate", help="score metrics against the human judgments (2AFC, JND)",
                               description=__doc__, epilog=examples(
-                                  "bapps evaluate bapps.h5 --metrics l2-lab ssim-lab lpips-alex",
+                                  "bapps evaluate bapps.h5 --metrics l2-lab ssim-lab lpips-alex --browse failures/",
                                   "bapps evaluate data/bapps --metrics lpips-vgg --datasets 2afc/val/cnn jnd/val/cnn "
                                   "--out results.csv --markdown results.md",
                                   "bapps evaluate bapps.h5 --metrics lpips-alex --precision bf16 --compile"))
@@ -78,6 +78,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="F", help="write the results as JSON")
     p.add_argument("--plot", metavar="F.png", help="write the figure (2AFC bars + JND precision-recall)")
     p.add_argument("--save-distances", metavar="F.npz|F.csv", help="write the per-item distances")
+    p.add_argument("--browse", metavar="DIR",
+                   help="write the failure browser to DIR: a static HTML page (open DIR/index.html, no server) "
+                        "of the 2AFC items where each metric and a confident majority of raters disagree, with "
+                        "the images, distances, calibrated probability and spatial maps")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", help="do not print the table")
     p.add_argument("--format", default=None, choices=FORMATS,
@@ -123,9 +127,11 @@ def run(args) -> int:
     if args.format != "bapps" and (args.format is not None or not is_bapps_source(args.data)):
         if args.precision != "fp32" or args.compile:
             raise BappsError("--precision and --compile apply to BAPPS data; the other benchmarks run in fp32")
+        if args.browse:
+            raise BappsError("--browse applies to BAPPS 2AFC data (the failure browser shows triplets)")
         return cmd_benchmarks.run(args)
     files = ReportFiles(csv=args.out, markdown=args.markdown, latex=args.latex, json=args.json,
-                        plot=args.plot, distances=args.save_distances)
+                        plot=args.plot, distances=args.save_distances, browse=args.browse)
     with _selection_notes():
         result = evaluate_to_reports(
             args.data, list(args.metrics) + [Path(c) for c in args.checkpoint], files,

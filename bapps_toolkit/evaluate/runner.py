@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .._distributed import is_main_process, join_process_group
 from .._io import PathLike
+from ..calibration import CalibrationResult
 from ..data import find_sets
 from ..errors import DataError
 from ..metrics import Metric
@@ -55,6 +56,7 @@ from ..scores import (
     jnd_map,
     score_2afc,
 )
+from .calibrate import calibrate_distances
 from .compare import check_compare, compare_metrics
 from .distances import EvalSet, SetDistances, check_distances_path, open_sets, set_distances, write_distances
 from .resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
@@ -83,6 +85,11 @@ class EvaluationResult:
     seed: int
     #: ``compare=(A, B)``: records of A − B per set and for the 2AFC mean (:mod:`.compare`).
     comparisons: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: Calibration of every metric on the 2AFC sets (:mod:`.calibrate`); its rows are also in
+    #: ``table.attrs["calibration"]`` (without the per-item probabilities).
+    calibration: CalibrationResult | None = None
+    #: The evaluated metrics by id (for the spatial maps of the failure browser).
+    metrics: dict[str, Metric] = dataclasses.field(default_factory=dict, repr=False)
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -234,13 +241,16 @@ def run_evaluation(
     comparisons = [] if pair is None else compare_metrics(
         pair, distances, n_boot=int(n_boot), seeds={s.key: _set_seed(seed, s.key) for s in sets}, alpha=alpha,
         synthetic={s.key: s.synthetic for s in sets}, device=table.boot_device)
+    calibration = calibrate_distances(distances, dict(resolved), synthetic={s.key: s.synthetic for s in sets},
+                                      seed=int(seed))
     frame = pd.DataFrame(table.rows, columns=COLUMNS)
     frame.attrs.update(n_boot=int(n_boot), seed=int(seed), alpha=float(alpha), device=str(dev),
-                       execution={**ex.record(), "batch_size": bs})
+                       execution={**ex.record(), "batch_size": bs},
+                       calibration=dataclasses.replace(calibration, items=[]))
     if pair is not None:
         frame.attrs["comparisons"] = comparisons
     result = EvaluationResult(table=frame, distances=distances, n_boot=int(n_boot), seed=int(seed),
-                              comparisons=comparisons)
+                              comparisons=comparisons, calibration=calibration, metrics=dict(resolved))
     if save_distances is not None and is_main_process():
         write_distances(result.distances, save_distances)
     return result

@@ -116,6 +116,10 @@ class LPIPS(Metric):
     name = "lpips"
     channels_in: Sequence[int] = (1, 3)
     supports_spatial = True
+    #: The ranking net G's tensors (``model.0.weight`` …) of a ``bapps train`` checkpoint, on
+    #: the CPU, when the metric was loaded from one that stores G; None otherwise. Not part of
+    #: the distance; :mod:`bapps_toolkit.calibration` turns it into ``P(p1 closer)``.
+    ranking_net: dict[str, torch.Tensor] | None = None
 
     def __init__(
         self,

@@ -164,6 +164,31 @@ def _read_lins(model: LPIPS, head: SafetensorsHeader, names: list[str], net: str
     _set_lins(model, [lin[n] for n in names], head.path, net)
 
 
+#: G's tensors (``model.0/2/4`` of the official ``Dist2LogitLayer``), ``C`` its hidden width.
+_G_SHAPES = {"model.0.weight": ("C", 5, 1, 1), "model.0.bias": ("C",), "model.2.weight": ("C", "C", 1, 1),
+             "model.2.bias": ("C",), "model.4.weight": (1, "C", 1, 1), "model.4.bias": (1,)}
+_G_MAX_WIDTH = 1024
+
+
+def _read_ranking_net(head: SafetensorsHeader, names: Mapping[str, str]) -> dict[str, torch.Tensor] | None:
+    """The declared ranking net G ``{state name: tensor name}`` checked (names, shapes, float
+    dtypes, a hidden width of at most 1024) before it is read; None when the file has none."""
+    if not names:
+        return None
+    if set(names) != set(_G_SHAPES):
+        raise CheckpointError(f"{head.path}: ranking net G holds {sorted(names)[:8]}, expected {sorted(_G_SHAPES)}")
+    bias = head.tensors[names["model.0.bias"]].shape
+    width = int(bias[0]) if len(bias) == 1 else -1
+    for k, shape in _G_SHAPES.items():
+        info = head.tensors[names[k]]
+        want = tuple(width if s == "C" else s for s in shape)
+        if not 0 < width <= _G_MAX_WIDTH or tuple(info.shape) != want or info.dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{head.path}: ranking net G tensor {k} is {info.dtype} {tuple(info.shape)}, "
+                                  f"expected a float tensor of shape {want} (hidden width 1..{_G_MAX_WIDTH})")
+    read = read_tensors(head, names.values())
+    return {k: read[n].detach().cpu() for k, n in names.items()}
+
+
 def _load_backbone(model: LPIPS, head: SafetensorsHeader, names: Mapping[str, str]) -> None:
     """The stored backbone ``{state name: tensor name}`` checked against ``model``'s (names,
     shapes, dtypes) before it is read, then loaded."""
@@ -313,8 +338,10 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
     recorded at training time (``backbone_weights=`` overrides it; a recorded file whose
     SHA-256 changed is refused). The metric's ``calibrated``/``calibration_note`` are those
     recorded in the checkpoint, so a metric trained on a random backbone or on synthetic data
-    carries the ``[UNCALIBRATED: …]`` label. Never unpickles arbitrary objects; every declared
-    tensor is checked against the model before its data is read.
+    carries the ``[UNCALIBRATED: …]`` label. The checkpoint's ranking net G (``G.*``), its names,
+    shapes and dtypes checked first, is kept as :attr:`LPIPS.ranking_net` (CPU tensors) for
+    calibration. Never unpickles arbitrary objects; every declared tensor is checked against the
+    model before its data is read.
 
     Raises:
         CheckpointError: naming the file, for anything it holds or names that cannot be used.
@@ -327,7 +354,7 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
     head = read_header(p)
     meta = head.metadata
     net, ver = _checked_meta(p, meta, version)
-    lin_names, _g, bb = split_model_tensors({k: k for k in head.tensors}, p)
+    lin_names, g_names, bb = split_model_tensors({k: k for k in head.tensors}, p)
     try:
         if meta.get("plugin_spec"):
             model = _plugin_model(head, bb, backbone_weights, trusted_specs(trust_plugin))
@@ -336,6 +363,7 @@ def load_metric_from_checkpoint(path: PathLike, *, device: str | torch.device | 
     except WeightsError as exc:
         raise CheckpointError(f"{p}: {exc}") from None
     _read_lins(model, head, lin_names, net)
+    model.ranking_net = _read_ranking_net(head, g_names)
     ok, why = calibration_from_metadata(meta)
     if not ok or not model.calibrated:
         model.calibration_note = merge_notes(why, model.calibration_note if not model.calibrated else "")

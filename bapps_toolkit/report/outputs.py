@@ -17,6 +17,7 @@ from .._io import PathLike
 from ..errors import BappsError
 from ..evaluate import EvaluationResult, run_evaluation
 from ..evaluate.distances import check_distances_path
+from .browser import check_browser_dir, write_browser
 from .plots import save_evaluation_plot
 from .tables import write_reports
 
@@ -24,7 +25,8 @@ from .tables import write_reports
 @dataclasses.dataclass(frozen=True)
 class ReportFiles:
     """Where to write each report (None = not written): the tidy ``csv``, Table-5-style
-    ``markdown`` / ``latex``, ``json``, the ``plot`` PNG and the per-item ``distances``."""
+    ``markdown`` / ``latex``, ``json``, the ``plot`` PNG, the per-item ``distances`` and the
+    failure browser's folder ``browse`` (:mod:`.browser`)."""
 
     csv: PathLike | None = None
     markdown: PathLike | None = None
@@ -32,6 +34,7 @@ class ReportFiles:
     json: PathLike | None = None
     plot: PathLike | None = None
     distances: PathLike | None = None
+    browse: PathLike | None = None
 
     def paths(self) -> list[str]:
         """The requested files, in the order of the fields."""
@@ -46,6 +49,8 @@ class ReportFiles:
                 raise BappsError("the figure needs matplotlib: pip install 'bapps-toolkit[plot]'")
         if self.distances is not None:
             check_distances_path(self.distances)
+        if self.browse is not None:
+            check_browser_dir(self.browse)
         outs = self.paths()
         dup = {o for o in outs if outs.count(o) > 1}
         if dup:
@@ -63,4 +68,6 @@ def evaluate_to_reports(source: PathLike, metrics: Sequence[Any], files: ReportF
     write_reports(result.table, csv=files.csv, markdown=files.markdown, latex=files.latex, json_path=files.json)
     if files.plot is not None:
         save_evaluation_plot(result, files.plot)
+    if files.browse is not None:
+        write_browser(result, source, files.browse)
     return result

@@ -21,6 +21,7 @@ import pandas as pd
 from .._io import atomic_write, csv_frame, write_text_atomic
 from ..data.layout import JND_CATEGORIES, TWOAFC_CATEGORIES
 from ..scores import HUMAN, MEAN_CATEGORY, MEAN_DEFINITION
+from .calibration import calibration_json, calibration_latex, calibration_markdown, with_calibration_columns
 from .comparison import comparison_csv_rows, comparison_latex, comparison_markdown, comparisons_of
 
 _2AFC_ORDER = TWOAFC_CATEGORIES
@@ -131,6 +132,7 @@ def to_markdown(table, *, with_ci: bool = True, title: str = "BAPPS evaluation")
                 cells.append(_fmt(v[0]))
         out.append("| " + " | ".join(cells) + " |")
     out += comparison_markdown(table, column_title, _order_key)
+    out += calibration_markdown(table, column_title, _order_key)
     return "\n".join(out) + "\n"
 
 
@@ -170,12 +172,14 @@ def to_latex(table, *, with_ci: bool = True, label: str = "tab:bapps") -> str:
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\hline", r"\end{tabular}", r"\end{table}"]
     lines += comparison_latex(table, column_title, _order_key, latex_escape)
+    lines += calibration_latex(table, column_title, _order_key, latex_escape)
     return "\n".join(lines) + "\n"
 
 
 def to_json(table) -> str:
     """JSON document: ``{"notes": [...], "synthetic": bool, "mean_definition": str, "rows": [...],
-    "comparisons": [...]}`` (the paired comparison records; empty without ``compare``)."""
+    "comparisons": [...], "calibration": {...}}`` (the paired comparison records, empty without
+    ``compare``; the calibration records of :mod:`.calibration`, null without them)."""
     doc = {
         "notes": notes(table),
         "synthetic": bool(table.synthetic.any()),
@@ -187,15 +191,17 @@ def to_json(table) -> str:
         "rows": json.loads(table.to_json(orient="records")),
         "comparisons": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in c.items()}
                         for c in comparisons_of(table)],
+        "calibration": calibration_json(table),
     }
     return json.dumps(doc, indent=2) + "\n"
 
 
 def write_csv(table, path) -> None:
-    """The tidy table as CSV, atomically; with a comparison, its rows follow (:mod:`.comparison`)."""
-    out = table
+    """The tidy table as CSV, atomically; with a comparison, its rows follow (:mod:`.comparison`);
+    with calibration records, the 2AFC rows carry their scores (:func:`.calibration.with_calibration_columns`)."""
+    out = with_calibration_columns(table)
     if comparisons_of(table):
-        out = pd.concat([table.assign(p_value=float("nan")), comparison_csv_rows(table, list(table.columns))],
+        out = pd.concat([out.assign(p_value=float("nan")), comparison_csv_rows(table, list(out.columns))],
                         ignore_index=True)
     with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
         csv_frame(out).to_csv(fh, index=False, float_format="%.6g")  # 6 significant digits; text neutralised

@@ -8,8 +8,10 @@
   a pipe or a pseudo-file such as ``/proc/kmsg`` whose read blocks.
 * **Declared tensors**: the names, shapes and dtypes in the safetensors header are compared with
   the model before any tensor is read. A sparse file declaring a 4 GiB tensor under a backbone
-  name (or as an unused ``G.*`` tensor) is refused without that tensor being read (the old reader
+  name (or as a ``G.*`` tensor) is refused without that tensor being read (the old reader
   read every tensor first); NaN linear weights are refused (the old reader gave NaN distances).
+  The ranking net G (kept for calibration) is read only when its six tensors have G's names,
+  shapes, float dtypes and a hidden width of at most 1024.
 * **JSON**: metadata values nested 100 000 deep (``plugin_options``, ``bapps_provenance``) end in
   a CheckpointError or an "unreadable" note, not a RecursionError; a run's optimizer state with a
   bad key, a shape that does not fit, missing or deep parameter groups ends in a CheckpointError
@@ -163,12 +165,48 @@ def test_a_declared_4_gib_tensor_is_never_read(tmp_path, alex_backbone, reads, b
                                   {"format": FORMAT, "net": "alex", "version": "0.1", "backbone_in_file": "1"})
     assert ck.stat().st_size > 4 * GIB and ck.stat().st_blocks * 512 < 64 << 20  # sparse
     if big[0].startswith("G."):
-        model = load_metric_from_checkpoint(ck)  # G is not part of the metric: never read
-        assert model.channels == list(ALEX)
+        with pytest.raises(CheckpointError, match="ranking net G"):
+            load_metric_from_checkpoint(ck)
     else:
         with pytest.raises(CheckpointError, match=r"stored backbone tensor 'features\.0\.(weight|bias)' is F32"):
             load_metric_from_checkpoint(ck)
     assert not [name for name, n in reads if n > 64 << 20]
+
+
+def _g_state(width: int = 32) -> dict[str, torch.Tensor]:
+    return {"G.model.0.weight": torch.zeros(width, 5, 1, 1), "G.model.0.bias": torch.zeros(width),
+            "G.model.2.weight": torch.zeros(width, width, 1, 1), "G.model.2.bias": torch.zeros(width),
+            "G.model.4.weight": torch.full((1, width, 1, 1), 0.5), "G.model.4.bias": torch.zeros(1)}
+
+
+@pytest.mark.parametrize("case", ["missing", "extra", "shape", "int", "wide", "scalar"])
+def test_ranking_net_is_checked_before_reading(tmp_path, alex_backbone, reads, case):
+    g = _g_state()
+    if case == "missing":
+        del g["G.model.2.bias"]
+    elif case == "extra":
+        g["G.model.6.weight"] = torch.zeros(1)
+    elif case == "shape":
+        g["G.model.2.weight"] = torch.zeros(32, 31, 1, 1)
+    elif case == "int":
+        g["G.model.4.bias"] = torch.zeros(1, dtype=torch.int32)
+    elif case == "wide":
+        g = _g_state(1025)
+    else:
+        g["G.model.0.bias"] = torch.zeros(())
+    tensors = {**alex_lins(), **{f"backbone.{k}": v for k, v in alex_backbone.items()}, **g}
+    ck = write_checkpoint(tmp_path / "g.safetensors", {"net": "alex", "backbone_in_file": "1"}, tensors)
+    with pytest.raises(CheckpointError, match=r"g\.safetensors: ranking net G"):
+        load_metric_from_checkpoint(ck)
+    assert not [name for name, _ in reads if name.startswith("G.")]
+
+
+def test_a_good_ranking_net_is_kept(tmp_path, alex_backbone):
+    tensors = {**alex_lins(), **{f"backbone.{k}": v for k, v in alex_backbone.items()}, **_g_state()}
+    ck = write_checkpoint(tmp_path / "g.safetensors", {"net": "alex", "backbone_in_file": "1"}, tensors)
+    model = load_metric_from_checkpoint(ck)
+    assert model.ranking_net is not None and sorted(model.ranking_net) == sorted(k[2:] for k in _g_state())
+    assert float(model.ranking_net["model.4.weight"][0, 3]) == 0.5
 
 
 def test_declared_lin_shapes_are_checked_before_reading(tmp_path, alex_backbone, reads):
