@@ -37,6 +37,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 from tqdm import tqdm
 
@@ -92,7 +93,8 @@ def _download_lock(dest: Path, wait: bool = True) -> Iterator[bool]:
     yields whether it is held. Locking the folder rather than a lock file leaves nothing behind;
     downloads into one folder run one at a time. ``wait=False``: do not wait for another holder
     (yield ``False`` instead). File systems without ``flock`` on folders run unlocked
-    (``False``)."""
+    (``False``).
+    """
     try:
         fd = os.open(dest.parent, os.O_RDONLY)
     except OSError:
@@ -116,12 +118,12 @@ def _download_lock(dest: Path, wait: bool = True) -> Iterator[bool]:
         os.close(fd)
 
 
-def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool):
+def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool) -> tqdm[Any]:
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=desc, disable=not (enabled and sys.stderr.isatty()), leave=False)
 
 
-def _open(url: str, offset: int, timeout: float, validator: str | None = None):
+def _open(url: str, offset: int, timeout: float, validator: str | None = None) -> http.client.HTTPResponse:
     headers = {"User-Agent": f"bapps-toolkit/{__version__}", "Accept-Encoding": "identity"}
     if offset > 0:
         headers["Range"] = f"bytes={offset}-"
@@ -131,10 +133,10 @@ def _open(url: str, offset: int, timeout: float, validator: str | None = None):
             headers["If-Range"] = validator
     req = urllib.request.Request(url, headers=headers)  # noqa: S310
     # download() refuses every scheme but http and https before any request is made.
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310
+    return cast(http.client.HTTPResponse, urllib.request.urlopen(req, timeout=timeout))  # noqa: S310
 
 
-def _response_total(resp, url: str, offset: int) -> tuple[bool, int | None]:
+def _response_total(resp: http.client.HTTPResponse, url: str, offset: int) -> tuple[bool, int | None]:
     """``(resuming, total_size)`` from a 200/206 response; ``total`` is ``None`` if unknown."""
     status = resp.status
     length = resp.headers.get("Content-Length")
@@ -156,7 +158,7 @@ def _response_total(resp, url: str, offset: int) -> tuple[bool, int | None]:
     raise DownloadError(f"{url}: unexpected HTTP status {status} {resp.reason}")
 
 
-def _validator(resp) -> str | None:
+def _validator(resp: http.client.HTTPResponse) -> str | None:
     """A strong validator for If-Range: the ETag (weak ones do not qualify) or Last-Modified."""
     etag = resp.headers.get("ETag")
     if etag and not etag.startswith("W/"):
@@ -170,7 +172,7 @@ def info_path(dest: PathLike) -> Path:
     return d.with_name(d.name + ".part.json")
 
 
-def _read_info(dest: Path) -> dict:
+def _read_info(dest: Path) -> dict[str, Any]:
     try:
         data = json.loads(info_path(dest).read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else {}
@@ -188,7 +190,8 @@ def _drop_orphan_info(dest: Path) -> None:
     """Delete a ``<dest>.part.json`` whose ``.part`` is gone (call under the download lock).
 
     The ``.part`` is renamed to ``dest`` before its side file is removed; a run killed between
-    the two leaves the side file, which describes nothing any more."""
+    the two leaves the side file, which describes nothing any more.
+    """
     if not part_path(dest).exists():
         with contextlib.suppress(FileNotFoundError):
             info_path(dest).unlink()
@@ -205,7 +208,8 @@ def download_file(url: str, dest: PathLike, *, expected_size: int | None = None,
         dest: the final file name; bytes are written to ``<dest>.part`` first.
         expected_size: exact size in bytes, checked against the server's declared length and
             the bytes received. ``None``: the server's ``Content-Length`` is the reference.
-        sha256 / sha256_prefix: full hex digest, or its first characters (torch.hub style).
+        sha256: the file's full hex SHA-256 digest.
+        sha256_prefix: the digest's first hex characters (torch.hub style).
         resume: continue an existing ``.part`` with an HTTP ``Range`` request (else restart).
         progress: a tqdm bar on stderr (shown only when stderr is a terminal).
         timeout: seconds of socket inactivity before the attempt fails (the ``.part`` is kept).
@@ -288,10 +292,12 @@ def _download_locked(url: str, dest: Path, *, expected_size: int | None, sha256:
         info_path(dest).unlink()
 
 
-def _connect(url: str, dest: Path, offset: int, timeout: float):
+def _connect(url: str, dest: Path, offset: int,
+             timeout: float) -> tuple[http.client.HTTPResponse | None, bool, int | None]:
     """Open the response for ``<dest>.part`` from ``offset``, restarting when the partial file
     does not fit the server's file; return ``(resp, resuming, total)``, or ``(None, True, offset)``
-    when the ``.part`` already holds the whole file."""
+    when the ``.part`` already holds the whole file.
+    """
     info = _read_info(dest) if offset > 0 else {}
     for _attempt in range(3):
         try:
@@ -328,7 +334,7 @@ def _connect(url: str, dest: Path, offset: int, timeout: float):
                         f"{part_path(dest)} and try again")
 
 
-def _copy_body(resp, url: str, part: Path, offset: int, resuming: bool, total: int | None,
+def _copy_body(resp: http.client.HTTPResponse, url: str, part: Path, offset: int, resuming: bool, total: int | None,
                expected_size: int | None, progress: bool) -> None:
     """Append (or write) the response body to ``part``, stopping past ``expected_size``."""
     mode = "ab" if resuming else "wb"
@@ -355,7 +361,8 @@ def _copy_body(resp, url: str, part: Path, offset: int, resuming: bool, total: i
 def _fetch(url: str, dest: Path, offset: int, *, expected_size: int | None, progress: bool,
            timeout: float, check_space: bool) -> int | None:
     """Stream the body into ``<dest>.part`` (appending from ``offset`` or restarting); return
-    the total size the server declared (``None`` if it declared none)."""
+    the total size the server declared (``None`` if it declared none).
+    """
     part = part_path(dest)
     resp, resuming, total = _connect(url, dest, offset, timeout)
     if resp is None:

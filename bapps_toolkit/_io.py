@@ -86,7 +86,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
+def atomic_write(path: PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
     """Open a temporary file for writing; rename it to ``path`` only if the block succeeds."""
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as fh:
@@ -271,7 +271,8 @@ def csv_row(cells: Iterable[object]) -> list[object]:
 
 def csv_frame(frame: Any) -> Any:
     """A copy of a pandas ``DataFrame`` whose text columns went through :func:`csv_cell`, for
-    ``frame.to_csv``; number columns are untouched (their ``float_format`` still applies)."""
+    ``frame.to_csv``; number columns are untouched (their ``float_format`` still applies).
+    """
     text = [c for c in frame.columns if getattr(frame[c].dtype, "kind", "") == "O"]  # object, str, category
     out = frame.copy()
     for c in text:

@@ -1,6 +1,7 @@
 """Calibration of 2AFC predictors: log-likelihood, Brier score and ECE of ``q = P(p1 closer)``
 against the judge fractions, the cross-fitted logistic link and the ranking net G
-(:mod:`.stats`), and the typed records an evaluation stores (:mod:`.records`). numpy only."""
+(:mod:`.stats`), and the typed records an evaluation stores (:mod:`.records`). numpy only.
+"""
 from .records import (
     LINK_G,
     LINK_LOGISTIC,

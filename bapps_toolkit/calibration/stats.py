@@ -60,7 +60,8 @@ __all__ = [
 @dataclasses.dataclass(frozen=True)
 class ReliabilityBins:
     """Equal-width bins of ``q``: ``edges`` (``n_bins + 1``), per bin ``count``, ``mean_q`` and
-    ``mean_h`` (NaN in an empty bin)."""
+    ``mean_h`` (NaN in an empty bin).
+    """
 
     edges: tuple[float, ...]
     count: tuple[int, ...]
@@ -96,7 +97,8 @@ class LogisticLink:
 @dataclasses.dataclass(frozen=True)
 class CrossFit:
     """A cross-fitted prediction: ``q`` per item, the ``fold`` each item was scored in, and the
-    ``links`` (link ``f`` was fitted on every fold but ``f``)."""
+    ``links`` (link ``f`` was fitted on every fold but ``f``).
+    """
 
     q: np.ndarray
     fold: np.ndarray
@@ -128,12 +130,12 @@ def _probabilities(q: Any, h: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _sigmoid(z: Any) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
-    return np.exp(-np.logaddexp(0.0, -z))
+    return np.asarray(np.exp(-np.logaddexp(0.0, -z)))
 
 
 def _bernoulli_ll(q: np.ndarray, h: np.ndarray) -> np.ndarray:
     c = np.clip(q, EPS, 1.0 - EPS)
-    return h * np.log(c) + (1.0 - h) * np.log1p(-c)
+    return np.asarray(h * np.log(c) + (1.0 - h) * np.log1p(-c))
 
 
 def log_likelihood(q: Any, h: Any) -> float:
@@ -149,7 +151,8 @@ def log_likelihood(q: Any, h: Any) -> float:
 
 def log_likelihood_ceiling(h: Any) -> float:
     """The log-likelihood of ``q = h`` (minus the mean entropy of the judge fractions): the best
-    any predictor can reach on these items."""
+    any predictor can reach on these items.
+    """
     ha = _fractions(h, "h")
     return float(_bernoulli_ll(ha, ha).mean())
 

@@ -77,9 +77,11 @@ class GmadConfig:
 
     @property
     def key(self) -> str:
+        """The 2AFC set key the competition writes (``2afc/val/<category>``)."""
         return f"2afc/val/{self.category or default_category('gmad', list(self.metrics))}"
 
     def resume_settings(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it continues (JSON-ready)."""
         d = asdict(self)
         keep = ("metrics", "pool", "levels", "tolerance", "format", "seed", "backbone_weights", "metric_options")
         return {k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in keep} | {"key": self.key}
@@ -103,7 +105,8 @@ def _to_tensor(arrs: Sequence[np.ndarray], device: torch.device) -> torch.Tensor
 def score_pool(pool: Pool, metrics: Sequence[CompetitionMetric], device: torch.device, batch_size: int,
                ) -> np.ndarray:
     """``[len(metrics), len(pool.entries)]`` distances ``d(reference, image)``; an image equal
-    to its reference scores NaN (left out of the competition)."""
+    to its reference scores NaN (left out of the competition).
+    """
     scores = np.full((len(metrics), len(pool.entries)), np.nan)
     for rid, idx in pool.by_ref().items():
         ref = pool.load_ref(rid)
@@ -144,7 +147,8 @@ def select_pairs(scores: np.ndarray, refs: Sequence[str], levels: int, tolerance
     Args:
         scores: ``[M, N]`` distances (NaN = left out).
         refs: the reference id of each of the ``N`` entries.
-        levels, tolerance: see :class:`GmadConfig`.
+        levels: the number of held levels (see :class:`GmadConfig`).
+        tolerance: how close to a level the held metric must be (see :class:`GmadConfig`).
 
     Returns:
         The selections, and ``(defender, attacker, level)`` of each level without a pair.

@@ -195,7 +195,8 @@ def push(held: DistanceFn, pushed: DistanceFn, ref: torch.Tensor, start: torch.T
     maximise, −1 to minimise), keeping the images in [0, 1].
 
     Args:
-        held, pushed: ``f(ref, y) -> [N]`` distances on [0, 1] images (differentiable in ``y``).
+        held: the metric held, ``f(ref, y) -> [N]`` distances on [0, 1] images (differentiable in ``y``).
+        pushed: the metric pushed, of the same form.
         ref: the references ``[N, C, H, W]`` in [0, 1].
         start: the start images (same shape, in [0, 1], not equal to ``ref``).
         sign: ``[N]`` of +1 / −1.

@@ -81,6 +81,11 @@ class MadConfig:
 
     @property
     def key(self) -> str:
+        """The 2AFC set key the competition writes (``2afc/val/<category>``).
+
+        Raises:
+            ValueError: when the category is not a valid folder name.
+        """
         cat = self.category or default_category("mad", [self.metric_a, self.metric_b])
         if not valid_category(cat):
             raise ValueError(f"category {cat!r}: use 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit")
@@ -129,7 +134,8 @@ ROUNDINGS = 8
 def _rounded(x: torch.Tensor, ref: torch.Tensor, held: CompetitionMetric, h0: float,
              rng: np.random.Generator) -> np.ndarray:
     """The 8-bit image among :data:`ROUNDINGS` stochastic roundings of ``x`` whose held value is
-    closest to ``h0`` (one batched forward pass of the held metric)."""
+    closest to ``h0`` (one batched forward pass of the held metric).
+    """
     cands = [to_uint8(x, rng) for _ in range(ROUNDINGS)]
     h = _values(held, ref.expand(ROUNDINGS, -1, -1, -1), cands)
     return cands[int(np.argmin(np.abs(h - h0)))]

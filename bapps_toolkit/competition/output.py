@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from .._io import FileLock, PathLike, atomic_write, remove_stale_temps, write_text_atomic
 from ..data.layout import split_key
+from ..data.png import png_bytes
 from ..errors import DataError
 from .records import STEM_PATTERN, CompetitionItem, Manifest, item_json, parse_item, write_manifest
 
@@ -58,13 +57,7 @@ def to_uint8(x: Any, rng: np.random.Generator | None = None) -> np.ndarray:
         arr = np.repeat(arr, 3, axis=0)
     scaled = arr.transpose(1, 2, 0) * 255.0
     levels = np.rint(scaled) if rng is None else np.floor(scaled + rng.random(scaled.shape))
-    return np.clip(levels, 0, 255).astype(np.uint8)
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
+    return np.asarray(np.clip(levels, 0, 255).astype(np.uint8))
 
 
 def _settings_text(settings: Mapping[str, Any]) -> str:
@@ -126,7 +119,8 @@ class SetWriter:
 
     def write_item(self, item: CompetitionItem, images: Mapping[str, np.ndarray]) -> CompetitionItem:
         """Write the ``ref``/``p0``/``p1`` images of ``item`` and then its record; returns the
-        item with the pixel digests filled in."""
+        item with the pixel digests filled in.
+        """
         if item.key != self.key or STEM_PATTERN.fullmatch(item.stem) is None:
             raise ValueError(f"item {item.key}/{item.stem} does not belong to set {self.key}")
         digests = {}

@@ -130,6 +130,7 @@ class Manifest:
 # ----------------------------------------------------------------------------------- writing
 
 def item_json(it: CompetitionItem) -> dict[str, Any]:
+    """One competition item as a JSON-ready mapping (tuples written as lists)."""
     d = asdict(it)
     d["values"] = {k: list(v) for k, v in it.values.items()}
     d["held_drift"] = list(it.held_drift)

@@ -77,6 +77,7 @@ class Share:
 
     @property
     def significant(self) -> bool:
+        """Whether the share differs from one half at level ``alpha``."""
         return bool(self.p < self.alpha)
 
     def flipped(self) -> Share:
@@ -85,6 +86,7 @@ class Share:
                      self.n_boot)
 
     def text(self) -> str:
+        """The share, its interval and the test in one sentence."""
         lvl = f"{100 * (1 - self.alpha):g}%"
         p = f"p < {2 / self.n_boot:.2g}" if self.p == 0 and self.n_boot else f"p = {self.p:.4f}"
         verdict = (f"{p}, below {self.alpha:g}: significant" if self.significant
@@ -123,15 +125,17 @@ class Matrices:
     @property
     def resistance(self) -> np.ndarray:
         """``resistance[D, A] = 1 − aggressiveness[A, D]``."""
-        return 1.0 - self.aggressiveness.T
+        return np.asarray(1.0 - self.aggressiveness.T)
 
     @property
     def resistance_low(self) -> np.ndarray:
-        return 1.0 - self.aggressiveness_high.T
+        """Resistance of each defender when the attacker pushes it low (1 - aggressiveness_high, transposed)."""
+        return np.asarray(1.0 - self.aggressiveness_high.T)
 
     @property
     def resistance_high(self) -> np.ndarray:
-        return 1.0 - self.aggressiveness_low.T
+        """Resistance of each defender when the attacker pushes it high (1 - aggressiveness_low, transposed)."""
+        return np.asarray(1.0 - self.aggressiveness_low.T)
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,8 @@ def _boot_means(groups: Sequence[np.ndarray], signs: Sequence[bool], n_boot: int
 def _rng(seed: int, *names: str) -> np.random.Generator:
     """The resampling generator of one statistic: seeded by ``seed`` and the statistic's identity,
     so the same items get the same resamples wherever they are summarised (a pair's half and the
-    matrix cell of the same attacker and defender give one interval and one p-value)."""
+    matrix cell of the same attacker and defender give one interval and one p-value).
+    """
     return np.random.default_rng(np.random.SeedSequence([seed, *(zlib.crc32(n.encode()) for n in names)]))
 
 
@@ -221,7 +226,8 @@ def verdict(manifest: Manifest, judgments: Mapping[tuple[str, str], tuple[float,
         manifest: the competition's manifest.
         judgments: ``{(set key, stem): (fraction choosing p1, raters)}`` of the judged items
             (items of the manifest without a judgment are left out; raters 0 = unknown).
-        n_boot: bootstrap resamples; alpha: the test's level (interval ``1 − alpha``).
+        n_boot: bootstrap resamples.
+        alpha: the test's level (interval ``1 − alpha``).
         seed: seed of the resampling.
 
     Raises:

@@ -81,7 +81,8 @@ MAX_TAU_CELLS = 1 << 25
 @dataclass(frozen=True)
 class SetData:
     """One set: predictions ``s``, scores ``y``, group codes ``group`` in ``[0, n_groups)`` and the
-    full-sample fit to start from (``None`` or a straight line: every resample uses the line)."""
+    full-sample fit to start from (``None`` or a straight line: every resample uses the line).
+    """
 
     s: np.ndarray
     y: np.ndarray
@@ -164,7 +165,8 @@ def _kendall(d: SetData, counts: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class _Job:
     """Logistic fits of some resamples of one set: centred rows, their starts (``fit_centred``) and,
-    for resumed rows, the steps spent and the damping reached."""
+    for resumed rows, the steps spent and the damping reached.
+    """
 
     set_index: int
     resamples: np.ndarray
@@ -179,7 +181,8 @@ class _Job:
 
 def _batch(jobs: list[_Job]) -> tuple[np.ndarray, np.ndarray]:
     """The jobs' rows in one ``fit_buffer`` buffer (``zc``, ``yt`` in planes 4, 5) and their weights,
-    padded with weight 0 to the longest row."""
+    padded with weight 0 to the longest row.
+    """
     width = max(j.zc.shape[1] for j in jobs)
     size = sum(j.resamples.size for j in jobs)
     buf, w = np.empty((6, size, width)), np.zeros((size, width))
@@ -195,7 +198,8 @@ def _batch(jobs: list[_Job]) -> tuple[np.ndarray, np.ndarray]:
 @dataclass
 class _Queue:
     """Logistic fits waiting for a batch, per class of row length (4 % wide). A batch runs
-    :data:`PAUSE_AFTER` steps; its rows still iterating then wait in ``tail`` for one last batch."""
+    :data:`PAUSE_AFTER` steps; its rows still iterating then wait in ``tail`` for one last batch.
+    """
 
     sets: list[_Set]
     waiting: dict[int, list[_Job]] = field(default_factory=dict)
@@ -239,7 +243,8 @@ class _Queue:
 
 def _queue_fits(q: _Queue, k: int, b: np.ndarray, rows: Rows, line: LineStats) -> None:
     """Queue the logistic fits of the resamples ``b``, started from the full-sample fit in its
-    standardised units (``z = (s - mu) / sd``; ``theta``'s ``b3`` is taken relative to the mean)."""
+    standardised units (``z = (s - mu) / sd``; ``theta``'s ``b3`` is taken relative to the mean).
+    """
     st = q.sets[k]
     if st.warm is None:
         raise RuntimeError("a resample fit needs the full-sample fit of its set first")

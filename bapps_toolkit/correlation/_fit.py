@@ -22,7 +22,7 @@ def logistic5(s: Any, b1: float, b2: float, b3: float, b4: float, b5: float) -> 
     """The VQEG 5-parameter logistic ``b1 (1/2 - 1/(1 + exp(b2 (s - b3)))) + b4 s + b5``."""
     s = np.asarray(s, dtype=np.float64)
     with np.errstate(over="ignore"):
-        return b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (s - b3)))) + b4 * s + b5
+        return np.asarray(b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (s - b3)))) + b4 * s + b5)
 
 
 def _logistic5_jac(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
@@ -81,7 +81,8 @@ def _linear(s: np.ndarray, y: np.ndarray) -> LogisticFit:
 
 def _model(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
     """:func:`logistic5` for ``curve_fit`` inside :func:`_fit_z`: the same operations in the same
-    order (the same numbers), without its per-call set-up (warnings are silenced by the caller)."""
+    order (the same numbers), without its per-call set-up (warnings are silenced by the caller).
+    """
     return b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (s - b3)))) + b4 * s + b5
 
 
@@ -95,7 +96,7 @@ def _model_jac(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: fl
     np.multiply(b1 * dg, s - b3, out=out[1])
     np.multiply(-b1 * dg, b2, out=out[2])
     out[3], out[4] = s, 1.0
-    return out.T
+    return np.asarray(out.T)
 
 
 def _fit_z(z: np.ndarray, y: np.ndarray, starts: Sequence[Sequence[float]], maxfev: int

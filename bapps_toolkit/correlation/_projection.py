@@ -25,7 +25,8 @@ SUB_ELEMENTS = 1 << 14
 class Rows:
     """Rows in iteration: weights ``w`` ``[A, m]``, a plane-major buffer ``[6, A, m]`` (planes 3-5:
     ``1, zc, yt``; planes 0-2 receive ``v`` at each evaluation), the sums ``n``, ``szz`` and the
-    line's error; rows from ``exact`` on are summed exactly."""
+    line's error; rows from ``exact`` on are summed exactly.
+    """
 
     w: np.ndarray
     buf: np.ndarray
@@ -66,7 +67,8 @@ def _basis(theta: np.ndarray, rows: Rows, sl: slice) -> None:
     """Write ``v = (tanh, tanh^2, tanh^2 zc)`` at ``theta`` into planes 0-2 of the rows ``sl``.
 
     ``sech^2 = 1 - tanh^2`` and ``sech^2 zc`` differ from ``-tanh^2`` and ``-tanh^2 zc`` by ``1`` and
-    ``zc``, which the projection on ``(1, zc)`` removes: their residuals are the negated ones."""
+    ``zc``, which the projection on ``(1, zc)`` removes: their residuals are the negated ones.
+    """
     tau, sq, sqz, zc = rows.buf[0, sl], rows.buf[1, sl], rows.buf[2, sl], rows.buf[4, sl]
     np.subtract(zc, theta[sl, 1, None], out=tau)
     tau *= 0.5 * theta[sl, 0, None]
@@ -78,7 +80,8 @@ def _basis(theta: np.ndarray, rows: Rows, sl: slice) -> None:
 def _gram(theta: np.ndarray, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
     """``[A, 3, 4]`` Gram matrix of the residuals ``v~`` of ``v`` after the weighted line on
     ``(1, zc)``, against ``v~`` and ``yt``, and the share of ``tanh``'s second moment the plain sums
-    keep (0 where the rows were summed exactly)."""
+    keep (0 where the rows were summed exactly).
+    """
     a, m = rows.w.shape
     gram, kept = np.empty((a, 3, 4)), np.ones(a)
     step = max(1, SUB_ELEMENTS // m)
@@ -111,7 +114,8 @@ def _gram(theta: np.ndarray, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
 
 def _exact_gram(rows: Rows, sel: slice | np.ndarray) -> np.ndarray:
     """As the plain sums of :func:`_gram` for the rows ``sel``, with ``v~`` formed item by item and
-    residuals on both sides of every sum, so that nothing cancels."""
+    residuals on both sides of every sum, so that nothing cancels.
+    """
     buf, w = rows.buf[:, sel].transpose(1, 0, 2), rows.w[sel]
     var, fix = buf[:, :3], buf[:, 3:]
     wfix = fix[:, :2] * w[:, None, :]

@@ -73,7 +73,8 @@ def weighted_spearman(w: np.ndarray, s_rank: tuple[np.ndarray, ...], y_rank: tup
 
     Args:
         w: weights ``[A, m]``.
-        s_rank, y_rank: ``(order, first, last, back)`` of each row, each ``[A, m]``.
+        s_rank: ``(order, first, last, back)`` of the predictions of each row, each ``[A, m]``.
+        y_rank: the same for the subjective scores.
 
     Returns:
         ``[A]`` rho values.
@@ -83,7 +84,8 @@ def weighted_spearman(w: np.ndarray, s_rank: tuple[np.ndarray, ...], y_rank: tup
 
 def spearman_from_ranks(w: np.ndarray, rs: np.ndarray, ry: np.ndarray) -> np.ndarray:
     """Spearman's rho ``[A]`` from average ranks ``rs, ry`` ``[A, m]`` of the items of each row's
-    expanded sample and their weights ``w`` (``nan`` where a variable is constant)."""
+    expanded sample and their weights ``w`` (``nan`` where a variable is constant).
+    """
     mid = ((w.sum(1) + 1) / 2)[:, None]
     rs = rs - mid
     ry = ry - mid
@@ -97,16 +99,18 @@ def spearman_from_ranks(w: np.ndarray, rs: np.ndarray, ry: np.ndarray) -> np.nda
 
 def rank_table(v: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """``T`` ``[G, n]`` of one variable (module doc): the average rank of item ``i`` in a resample
-    with group counts ``c`` is ``c @ T[:, i] + 1/2``. Entries are halves of integers (exact)."""
+    with group counts ``c`` is ``c @ T[:, i] + 1/2``. Entries are halves of integers (exact).
+    """
     rank, below, _ = _dominance(np.asarray(v, dtype=np.float64), np.asarray(group, dtype=np.int64), n_groups)
-    return (below[:, rank] + below[:, rank + 1]) / 2
+    return np.asarray((below[:, rank] + below[:, rank + 1]) / 2)
 
 
 @dataclass(frozen=True)
 class SpearmanForms:
     """Cubic and quadratic forms of one set (module doc): ``cubic`` ``[3, G, G * G]`` for the pairs
     ``(s, y), (s, s), (y, y)``, ``linear`` ``[2, G, G]`` with ``L[g, h] = sum over i in g of T[h, i]``,
-    and the group sizes."""
+    and the group sizes.
+    """
 
     cubic: np.ndarray
     linear: np.ndarray
@@ -129,7 +133,8 @@ def spearman_forms(s: np.ndarray, y: np.ndarray, group: np.ndarray, n_groups: in
 
 def spearman_from_counts(counts: np.ndarray, forms: SpearmanForms) -> np.ndarray:
     """Spearman's rho ``[B]`` of resamples given by group counts ``[B, G]`` (``nan`` where a
-    variable is constant)."""
+    variable is constant).
+    """
     c = np.asarray(counts, dtype=np.float64)
     b, g = c.shape
     n = c @ forms.sizes
@@ -146,7 +151,8 @@ def spearman_from_counts(counts: np.ndarray, forms: SpearmanForms) -> np.ndarray
 
 def _dominance(v: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dense ranks of ``v``, ``below[h, r]`` = #items of group ``h`` with rank < ``r``, and each
-    item's position within its group in the order of ``v``."""
+    item's position within its group in the order of ``v``.
+    """
     _, rank = np.unique(v, return_inverse=True)
     rank = rank.reshape(-1)
     table = np.zeros((n_groups, int(rank.max()) + 2), dtype=np.int64)

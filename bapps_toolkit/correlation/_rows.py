@@ -39,7 +39,8 @@ def draw_counts(n_groups: int, n_boot: int, seed: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Rows:
     """A block of resamples as rows: ``idx`` ``[A, m]`` item indices and ``w`` ``[A, m]`` weights
-    (padding: item 0 with weight 0)."""
+    (padding: item 0 with weight 0).
+    """
 
     idx: np.ndarray
     w: np.ndarray
@@ -51,13 +52,14 @@ class Rows:
     def widths(self) -> np.ndarray:
         """Each row's length up to its last drawn item."""
         drawn = self.w > 0
-        return drawn.shape[1] - np.argmax(drawn[:, ::-1], axis=1)
+        return np.asarray(drawn.shape[1] - np.argmax(drawn[:, ::-1], axis=1))
 
 
 @dataclass(frozen=True)
 class Groups:
     """The items of each group: ``table`` ``[G, S]`` item indices (``S`` the largest group, shorter
-    groups padded with item 0), ``valid`` ``[G, S]`` which entries are items, ``group`` per item."""
+    groups padded with item 0), ``valid`` ``[G, S]`` which entries are items, ``group`` per item.
+    """
 
     table: np.ndarray
     valid: np.ndarray
@@ -118,14 +120,15 @@ def varies(counts: np.ndarray, v: np.ndarray, group: np.ndarray, n_groups: int) 
     np.minimum.at(lo, group, v)
     np.maximum.at(hi, group, v)
     on = counts > 0
-    return np.where(on, hi, -np.inf).max(1) > np.where(on, lo, np.inf).min(1)
+    return np.asarray(np.where(on, hi, -np.inf).max(1) > np.where(on, lo, np.inf).min(1))
 
 
 @dataclass(frozen=True)
 class LineStats:
     """Weighted moments of each row: item count ``n``, mean and standard deviation of ``s``, centred
     sums ``syy`` and ``sxy``, and the squared error of the least-squares line of ``y`` on ``s``;
-    ``sc`` ``[A, m]`` is ``s`` less its mean and ``res`` the line's residuals."""
+    ``sc`` ``[A, m]`` is ``s`` less its mean and ``res`` the line's residuals.
+    """
 
     n: np.ndarray
     s_mean: np.ndarray

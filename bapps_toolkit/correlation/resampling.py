@@ -46,24 +46,28 @@ class BootstrapResult:
 
     @property
     def n_fitted(self) -> int:
+        """Resamples whose prediction was mapped by a fitted curve (logistic or line)."""
         return int(np.count_nonzero(self.fit_outcome != FIT_NONE))
 
     @property
     def n_logistic(self) -> int:
+        """Resamples fitted by the converged 5-parameter logistic."""
         return int(np.count_nonzero(self.fit_outcome == FIT_LOGISTIC))
 
     @property
     def n_not_converged(self) -> int:
+        """Resamples whose logistic fit did not converge (the line was used)."""
         return int(np.count_nonzero(self.fit_outcome == FIT_NOT_CONVERGED))
 
     @property
     def n_line(self) -> int:
+        """Resamples fitted by the line (not converged or refused logistic)."""
         return self.n_fitted - self.n_logistic
 
     @property
     def not_converged(self) -> np.ndarray:
         """Per resample: whether its logistic fit did not converge (its PLCC/RMSE use the line)."""
-        return self.fit_outcome == FIT_NOT_CONVERGED
+        return np.asarray(self.fit_outcome == FIT_NOT_CONVERGED)
 
 
 def _codes(groups: Any, n: int) -> tuple[np.ndarray, int]:
@@ -154,7 +158,8 @@ def per_type_bootstrap(s: Any, y: Any, types: Any, groups: Any, *, n_boot: int =
     """``{type: (n, result)}``: :func:`bootstrap_correlation` on the items of each distortion type,
     resampling that type's reference images (types with fewer than 3 items are skipped), every
     type in one batched pass. Each type draws from its own generator, seeded ``(seed, type index)``
-    in sorted type order."""
+    in sorted type order.
+    """
     s, y = _pair(s, y)
     _check(n_boot, alpha, FIGURES)
     t = np.asarray(types).astype(str).reshape(-1)

@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._io import PathLike
 from ..errors import BappsError
@@ -83,6 +83,9 @@ QUERY_KEYS = frozenset({"rater", "token"})
 PUBLIC_SETTINGS = ("break_every", "display_px", "scaling", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms",
                    "instructions", "platform")
 _BEARER = re.compile(r"Bearer ([A-Za-z0-9_-]{1,256})")
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def status_of(exc: BappsError) -> int:
@@ -139,7 +142,7 @@ def _error(flask: Any, status: int, message: str, headers: dict[str, str] | None
     return resp
 
 
-def _install_handlers(app: Any, flask: Any, forget_connection: Callable[[], None]) -> None:
+def _install_handlers(app: Flask, flask: Any, forget_connection: Callable[[], None]) -> None:
     """JSON error bodies for every refusal and failure, and hardening headers on every response."""
     from werkzeug.exceptions import HTTPException
 
@@ -228,7 +231,7 @@ def create_app(db: PathLike, *, require_token: bool = False, access: Access | No
     return app
 
 
-def _rater_routes(app: Any, flask: Any, con: Callable[[], Any], cfg: dict[str, Any], require_token: bool,
+def _rater_routes(app: Flask, flask: Any, con: Callable[[], Any], cfg: dict[str, Any], require_token: bool,
                   new_raters_per_minute: int) -> None:
     """The page and the raters' API."""
 
@@ -292,7 +295,7 @@ class FailureLimiter:
             self._times.append(time.monotonic())
 
 
-def _admin_routes(app: Any, flask: Any, con: Callable[[], Any], cfg: dict[str, Any]) -> None:
+def _admin_routes(app: Flask, flask: Any, con: Callable[[], Any], cfg: dict[str, Any]) -> None:
     """The dashboard page and its summary, behind the admin token."""
     limiter = FailureLimiter(ADMIN_FAILURES_PER_MINUTE)
     cache: dict[str, Any] = {}

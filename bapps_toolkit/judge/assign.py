@@ -120,7 +120,8 @@ def open_items(state: ItemState, cfg: dict[str, Any], adopt: bool) -> tuple[np.n
 
 def choose(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], n_had: int) -> list[int]:
     """The items to append to the rater's order: the open items ranked by the policy (ties
-    broken by a seeded shuffle) and, the first time, the sentinels mixed in at random positions."""
+    broken by a seeded shuffle) and, the first time, the sentinels mixed in at random positions.
+    """
     rng = random.Random(f"{cfg['seed']}:{rater}" + (f":{n_had}" if n_had else ""))  # noqa: S311 (an order, not a secret)
     state = item_state(con, rater, cfg)
     pos, key = open_items(state, cfg, adopt=bool(n_had))
@@ -149,7 +150,8 @@ def rater_counts(con: sqlite3.Connection, rater: str) -> tuple[int, int, int | N
 
 def check_new_rater_cap(con: sqlite3.Connection, per_minute: int) -> None:
     """TooManyNewRaters if ``per_minute`` raters were recorded in the last 60 s without a token
-    or by arriving through a study link (raters added by the researcher do not count)."""
+    or by arriving through a study link (raters added by the researcher do not count).
+    """
     if per_minute <= 0:
         return
     now = time.time()

@@ -52,7 +52,8 @@ def is_loopback(host: str) -> bool:
 
 def _netloc(text: str) -> tuple[str, int | None] | None:
     """``(name, port or None)`` of ``host[:port]`` or ``[v6][:port]`` (name lower-case, IPv6
-    compressed); ``None`` when malformed."""
+    compressed); ``None`` when malformed.
+    """
     m = _NETLOC.fullmatch(text)
     if m is None:
         return None
@@ -69,7 +70,8 @@ def _netloc(text: str) -> tuple[str, int | None] | None:
 
 def split_netloc(text: str, default_port: int) -> tuple[str, int] | None:
     """``(name, port)`` of a Host header or an origin's authority, ``default_port`` when it has
-    none; ``None`` when malformed."""
+    none; ``None`` when malformed.
+    """
     parsed = _netloc(text)
     return None if parsed is None else (parsed[0], default_port if parsed[1] is None else parsed[1])
 

@@ -29,6 +29,7 @@ from ..data.datasets import load_2afc, load_jnd
 from ..data.images import read_rgb
 from ..data.layout import IMAGE_EXTENSIONS, discover, kind_of, list_folder, resolve_root
 from ..data.manifest import read_manifests
+from ..data.png import png_bytes
 from ..errors import DataError
 
 ROLES = {"2afc": ("ref", "p0", "p1"), "jnd": ("p0", "p1")}
@@ -37,7 +38,8 @@ ROLES = {"2afc": ("ref", "p0", "p1"), "jnd": ("p0", "p1")}
 @dataclass(frozen=True)
 class Item:
     """One trial: ``images[role]`` are PNG bytes. ``expected`` is the sentinel's right answer
-    (2AFC: 0 = p0, 1 = p1; JND: 1 = same, 0 = different), ``None`` for a real item."""
+    (2AFC: 0 = p0, 1 = p1; JND: 1 = same, 0 = different), ``None`` for a real item.
+    """
 
     key: str
     stem: str
@@ -46,16 +48,12 @@ class Item:
 
     @property
     def kind(self) -> str:
+        """The judgment kind of the item's set (``2afc`` or ``jnd``)."""
         return kind_of(self.key)
 
 
-def png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def decode_png(data: bytes) -> np.ndarray:
+    """Decode PNG bytes written by this module to ``uint8 [H, W, 3]`` RGB."""
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
@@ -116,7 +114,8 @@ def _h5_items(path: Path) -> list[Item]:
 
 def _csv_items(path: Path) -> list[Item]:
     """A CSV manifest read by the toolkit's manifest reader in its unjudged mode (image columns
-    only; its split/category/id/set_key columns name the set and stems)."""
+    only; its split/category/id/set_key columns name the set and stems).
+    """
     items: list[Item] = []
     man = read_manifests([path], judged=False)
     try:

@@ -49,7 +49,8 @@ PROLIFIC_PARAMS = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSI
 @dataclass(frozen=True)
 class ArrivalPost:
     """A checked arrival through a study link: the rater id (``PROLIFIC_PID`` or ``rater``),
-    the link key, and Prolific's study and session ids (``None`` on a generic platform)."""
+    the link key, and Prolific's study and session ids (``None`` on a generic platform).
+    """
 
     rater: str
     key: str

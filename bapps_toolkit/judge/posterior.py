@@ -67,7 +67,7 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     """Percentile ranks in ``[0, 1]`` along axis 0 (ties share their mean rank); 0.5 for one item."""
     if x.shape[0] < 2:
         return np.full(x.shape, 0.5)
-    return (stats.rankdata(x, axis=0) - 1.0) / (x.shape[0] - 1.0)
+    return np.asarray((stats.rankdata(x, axis=0) - 1.0) / (x.shape[0] - 1.0))
 
 
 def disagreement_2afc(d0: np.ndarray, d1: np.ndarray) -> np.ndarray:

@@ -108,7 +108,8 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class ObserverPool:
     """Every item of the chosen sets with the observer's hidden quantities: for 2AFC
-    ``(D(ref,p0) − D(ref,p1)) / τ`` (before the per-item noise), for JND the probability of "same"."""
+    ``(D(ref,p0) − D(ref,p1)) / τ`` (before the per-item noise), for JND the probability of "same".
+    """
 
     keys: list[tuple[str, str]]
     is_2afc: np.ndarray
@@ -233,7 +234,8 @@ def run_policy(obs: ObserverItems, settings: dict[str, Any], seed: int, folder: 
 @dataclass(frozen=True)
 class ComparisonRow:
     """One seed and target width: each policy's run, and per measure the answers balanced
-    assignment needed to reach the value adaptive assignment ended with (``None``: never)."""
+    assignment needed to reach the value adaptive assignment ended with (``None``: never).
+    """
 
     seed: int
     target_width: float

@@ -80,7 +80,8 @@ class Progress(TypedDict):
 
 class Trial(Progress, total=False):
     """The rater's next trial (absent when ``done``): item id, kind and left/right swap; when
-    ``done`` in a study on a crowd platform or with screening, what the rater is to do next."""
+    ``done`` in a study on a crowd platform or with screening, what the rater is to do next.
+    """
 
     item: int
     kind: str
@@ -264,7 +265,8 @@ def check_rater(con: sqlite3.Connection, rater: object, token: object, require_t
 
 def _settled(con: sqlite3.Connection, rater: str, n_had: int, n_open: int, cfg: dict[str, Any]) -> bool:
     """Whether the rater keeps their order as it is: unanswered items left, no reassignment, a
-    study on a crowd platform (a participant's task does not grow), or their completion given."""
+    study on a crowd platform (a participant's task does not grow), or their completion given.
+    """
     if n_open or (n_had and (not cfg["reassign_after_s"] or cfg["platform"] != "none")):
         return True
     return bool(n_had) and recorded_outcome(con, rater) is not None
@@ -274,7 +276,8 @@ def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters
     """Give ``rater`` their seeded order, or more items once it is answered (:mod:`.assign`). A
     rater seen for the first time is recorded here, with its first items, within the cap on new
     raters; nothing is written when there is nothing to give, and no lock is taken when the
-    rater's order stays as it is."""
+    rater's order stays as it is.
+    """
     if _settled(con, rater, *rater_counts(con, rater)[:2], cfg):
         return
     with transaction(con):
@@ -298,7 +301,8 @@ def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters
 
 def swapped_for(cfg: dict[str, Any], rater: str, item: int, kind: str = "2afc") -> int:
     """Whether ``p1`` is shown on the left for this rater and 2AFC item (seeded, reproducible).
-    Always 0 for JND: as in BAPPS, ``p0`` (the reference) is shown first, then ``p1``."""
+    Always 0 for JND: as in BAPPS, ``p0`` (the reference) is shown first, then ``p1``.
+    """
     if kind != "2afc":
         return 0
     digest = hashlib.sha256(f"{cfg['seed']}:{rater}:{item}".encode()).digest()

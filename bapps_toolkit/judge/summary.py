@@ -204,7 +204,8 @@ def _pct(x: float | None) -> str:
 
 def _printable(rater: str) -> str:
     """A rater id as it is, or quoted and cut when the database holds something no server writes
-    (control characters would reach the terminal)."""
+    (control characters would reach the terminal).
+    """
     return rater if valid_rater(rater) else shown(rater, 40)
 
 
@@ -241,7 +242,8 @@ def summary_text(s: StudySummary) -> str:
 
 def summary_version(con: sqlite3.Connection) -> tuple[Any, ...]:
     """Changes whenever the summary may change (answers, raters, assignments, outcomes, and every 5 s
-    for the raters' activity): the dashboard's cache key."""
+    for the raters' activity): the dashboard's cache key.
+    """
     row = con.execute("SELECT (SELECT MAX(id) FROM answers), (SELECT COUNT(*) FROM raters), "
                       "(SELECT COUNT(*) FROM assignments), (SELECT COUNT(*) FROM outcomes)").fetchone()
     return (*row, int(time.time() // 5))

@@ -21,6 +21,7 @@ class JsonErrorTask(ErrorTask):
     """Waitress' error response with a JSON body (the detail of a 4xx; none of a 5xx)."""
 
     def execute(self) -> None:
+        """Answer the failed request with a JSON error body instead of waitress's text page."""
         err = self.request.error
         code = int(err.code)
         detail = str(err.body).strip() if code < 500 else "the server could not handle this request"
@@ -41,7 +42,8 @@ class JsonChannel(HTTPChannel):
 
 def json_errors(server: Any) -> Any:
     """Make ``server`` (from ``waitress.create_server``, one socket or several) answer its own
-    refusals in JSON; returns ``server``."""
+    refusals in JSON; returns ``server``.
+    """
     listeners = [server] if isinstance(server, BaseWSGIServer) else [
         s for s in getattr(server, "map", {}).values() if isinstance(s, BaseWSGIServer)]
     if not listeners:

@@ -3,7 +3,8 @@
 an evaluation written to all its files in one call (:mod:`.outputs`).
 
 The names are imported on first use (:mod:`bapps_toolkit._lazy`): ``bapps demo --help`` reads
-the docstring of :mod:`.demo` without importing torch or pandas."""
+the docstring of :mod:`.demo` without importing torch or pandas.
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

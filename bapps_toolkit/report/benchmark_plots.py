@@ -1,5 +1,6 @@
 """Figures of a cross-benchmark evaluation: metric vs subjective score with the fitted logistic,
-and per-distortion-type SRCC bars (matplotlib, imported lazily through :mod:`.plots`)."""
+and per-distortion-type SRCC bars (matplotlib, imported lazily through :mod:`.plots`).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,9 +13,10 @@ from ..evaluate.benchmarks import BenchmarkResult
 from .plots import _pyplot, _short_label
 
 
-def plot_scatter(data: dict[str, Any], benchmark: str, ax) -> Any:
+def plot_scatter(data: dict[str, Any], benchmark: str, ax: Any) -> Any:
     """Prediction (signed distance) against the subjective score, coloured by type, with the
-    fitted 5-parameter logistic; the title names the fit method."""
+    fitted 5-parameter logistic; the title names the fit method.
+    """
     s, y, fit = data["s"], data["y"], data["fit"]
     types = np.array(data["types"])
     for t in sorted(set(types.tolist())):
@@ -30,7 +32,7 @@ def plot_scatter(data: dict[str, Any], benchmark: str, ax) -> Any:
     return ax
 
 
-def plot_type_bars(result: BenchmarkResult, benchmark: str, ax) -> Any:
+def plot_type_bars(result: BenchmarkResult, benchmark: str, ax: Any) -> Any:
     """SRCC per distortion type (one bar per metric)."""
     rows = [r for r in result.rows if r["benchmark"] == benchmark and r["figure"] == "srcc"
             and r["part"].startswith("type:")]

@@ -40,7 +40,7 @@ def _fmt(v: float, col: str) -> str:
     return f"{100 * v:.1f}" if _pct(col) else f"{v:.3f}"
 
 
-def _cell(cell: tuple | None, col: str, with_ci: bool) -> str:
+def _cell(cell: tuple[float, ...] | None, col: str, with_ci: bool) -> str:
     if cell is None:
         return "–"
     v, lo, hi = cell
@@ -50,6 +50,7 @@ def _cell(cell: tuple | None, col: str, with_ci: bool) -> str:
 
 
 def notes(result: BenchmarkResult) -> list[str]:
+    """The notes printed under a cross-benchmark table (units, intervals, sign, synthetic data)."""
     lines = ["2AFC and mAP x100; SRCC in [-1, 1]; [95% percentile bootstrap interval: references "
              "resampled on correlation sets, items on 2AFC sets]", SIGN_NOTE]
     if result.synthetic:
@@ -62,6 +63,15 @@ def notes(result: BenchmarkResult) -> list[str]:
 
 
 def cross_markdown(result: BenchmarkResult, *, with_ci: bool = True) -> str:
+    """The cross-benchmark table as Markdown (one row per metric, one column per benchmark figure).
+
+    Args:
+        result: the evaluation of every metric on every benchmark.
+        with_ci: add the bootstrap interval to each cell.
+
+    Returns:
+        The Markdown text.
+    """
     labels, cols, cells = cross_table(result.rows)
     title = "### Cross-benchmark evaluation" + (" — SYNTHETIC DATA" if result.synthetic else "")
     out = [title, ""] + [f"> {n}" for n in notes(result)] + [""]
@@ -99,6 +109,15 @@ def _tex(text: str) -> str:
 
 
 def cross_latex(result: BenchmarkResult, *, with_ci: bool = True) -> str:
+    """The cross-benchmark table as a LaTeX ``table`` (booktabs).
+
+    Args:
+        result: the evaluation of every metric on every benchmark.
+        with_ci: add the bootstrap interval to each cell.
+
+    Returns:
+        The LaTeX source.
+    """
     labels, cols, cells = cross_table(result.rows)
     caption = " ".join(notes(result))
     lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule",
@@ -146,6 +165,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def cross_json(result: BenchmarkResult) -> str:
+    """The cross-benchmark table as JSON (notes, columns, one record per metric)."""
     labels, cols, cells = cross_table(result.rows)
     doc = {
         "notes": notes(result), "synthetic": result.synthetic, "columns": cols,
@@ -159,7 +179,8 @@ def cross_json(result: BenchmarkResult) -> str:
 
 def per_type_markdown(result: BenchmarkResult, benchmark: str, *, with_ci: bool = True) -> str:
     """Per-distortion-type figures of one correlation set: a row per (metric, type), each figure
-    with its 95 % interval (reference images of the type resampled)."""
+    with its 95 % interval (reference images of the type resampled).
+    """
     rows = [r for r in result.rows if r["benchmark"] == benchmark and r["kind"] == "correlation"]
     if not rows:
         raise ValueError(f"no correlation results for {benchmark!r}")
@@ -182,7 +203,8 @@ def write_cross_reports(result: BenchmarkResult, *, markdown: Any = None, latex:
                         csv_path: Any = None, json_path: Any = None,
                         per_type: Any = None) -> list[str]:
     """Write the requested reports atomically (``per_type``: a Markdown file with every set's
-    per-type table); returns the paths written."""
+    per-type table); returns the paths written.
+    """
     written: list[str] = []
     sets = sorted({r["benchmark"] for r in result.rows if r["kind"] == "correlation"})
     renders: Sequence[tuple[Any, Any]] = (
@@ -202,7 +224,8 @@ def benchmarks_to_reports(source: Any, metrics: Sequence[Any], *, markdown: Any 
     """What ``bapps evaluate`` does on the IQA benchmarks, in one call: check the outputs,
     :func:`~bapps_toolkit.evaluate.benchmarks.evaluate_benchmarks` (``options`` are its keyword
     arguments), write each requested report atomically (and the ``plot`` PNG); returns
-    ``(result, paths written)``."""
+    ``(result, paths written)``.
+    """
     from ..evaluate.benchmarks import evaluate_benchmarks
 
     outs = [str(p) for p in (markdown, latex, csv_path, json_path, per_type, plot) if p is not None]

@@ -24,7 +24,7 @@ __all__ = ["calibration_of", "calibration_note", "calibration_markdown", "calibr
 CSV_COLUMNS = ["calibration_link", "log_lik", "brier", "ece"]
 
 ColumnTitle = Callable[[str, str, str], str]
-Order = Callable[[str, str, str], tuple]
+Order = Callable[[str, str, str], tuple[Any, ...]]
 
 
 def calibration_of(table: Any) -> CalibrationResult | None:
@@ -52,7 +52,7 @@ def set_title(row: CalibrationRow, column_title: ColumnTitle) -> str:
 def _sorted(cal: CalibrationResult, order: Order) -> list[CalibrationRow]:
     metrics = list(dict.fromkeys(r.metric for r in cal.rows))
 
-    def key(r: CalibrationRow) -> tuple:
+    def key(r: CalibrationRow) -> tuple[Any, ...]:
         pooled = r.category == POOLED_CATEGORY
         return (metrics.index(r.metric), not r.primary, pooled, () if pooled else order("2afc", r.split, r.category))
 
@@ -116,7 +116,8 @@ def calibration_json(table: Any) -> dict[str, Any] | None:
 
 def with_calibration_columns(table: Any) -> pd.DataFrame:
     """``table`` with the :data:`CSV_COLUMNS` of each metric's primary link on its 2AFC set rows
-    (empty elsewhere); ``table`` itself when it has no calibration records."""
+    (empty elsewhere); ``table`` itself when it has no calibration records.
+    """
     cal = calibration_of(table)
     if cal is None:
         return table

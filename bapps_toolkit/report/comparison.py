@@ -50,7 +50,7 @@ def comparison_note(table: Any) -> str:
 
 
 def comparison_markdown(table: Any, column_title: Callable[[str, str, str], str],
-                        order: Callable[[str, str, str], tuple]) -> list[str]:
+                        order: Callable[[str, str, str], tuple[Any, ...]]) -> list[str]:
     """Lines of the Markdown comparison table (empty without comparisons)."""
     cs = sorted(comparisons_of(table), key=lambda c: order(c["mode"], c["split"], c["category"]))
     if not cs:
@@ -66,7 +66,7 @@ def comparison_markdown(table: Any, column_title: Callable[[str, str, str], str]
 
 
 def comparison_latex(table: Any, column_title: Callable[[str, str, str], str],
-                     order: Callable[[str, str, str], tuple], escape: Callable[[str], str]) -> list[str]:
+                     order: Callable[[str, str, str], tuple[Any, ...]], escape: Callable[[str], str]) -> list[str]:
     """Lines of a LaTeX ``table`` environment with the comparison (empty without comparisons)."""
     cs = sorted(comparisons_of(table), key=lambda c: order(c["mode"], c["split"], c["category"]))
     if not cs:
@@ -85,7 +85,8 @@ def comparison_latex(table: Any, column_title: Callable[[str, str, str], str],
 
 def comparison_csv_rows(table: Any, columns: list[str]) -> pd.DataFrame:
     """The comparison as rows of the tidy CSV: ``metric = "A - B"``, ``score`` = the difference,
-    ``ci_low``/``ci_high`` its interval, and an extra ``p_value`` column (empty on the other rows)."""
+    ``ci_low``/``ci_high`` its interval, and an extra ``p_value`` column (empty on the other rows).
+    """
     rows = []
     for c in comparisons_of(table):
         calibrated = bool(table[table.metric.isin([c["a"], c["b"]])].calibrated.all())

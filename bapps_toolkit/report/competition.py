@@ -154,7 +154,9 @@ def competition_report(judged: PathLike, manifest: PathLike, *, out: PathLike | 
         manifest: the competition's ``competition.json`` (or the unjudged set's folder).
         out: folder for ``verdict.md``, ``verdict.json``, ``pairs.csv``, ``items.csv`` and, for
             gMAD, ``aggressiveness.csv``, ``resistance.csv`` and ``matrices.png`` (each atomic).
-        n_boot, alpha, seed: the bootstrap (see :mod:`bapps_toolkit.competition.verdict`).
+        n_boot: bootstrap resamples (see :mod:`bapps_toolkit.competition.verdict`).
+        alpha: the test's level (interval ``1 − alpha``).
+        seed: seed of the resampling.
         min_sentinel_accuracy: keep only raters at or above it (study database only).
         figure: draw the matrices' figure (gMAD; needs matplotlib).
 

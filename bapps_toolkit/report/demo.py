@@ -29,6 +29,7 @@ from ..errors import BappsError, WeightsError
 if TYPE_CHECKING:
     from ..evaluate import EvaluationResult
     from ..evaluate.resolve import WeightSpecs
+    from ..metrics import Metric
 
 # The library is imported inside the functions: `bapps demo --help` shows this module's docstring
 # without importing torch or pandas (tests/test_cli_imports.py).
@@ -46,7 +47,8 @@ def _say(msg: str) -> None:
 
 def lpips_backbone(net: str = "alex") -> tuple[str, str]:
     """``(backbone_weights, note)``: the ImageNet file if cached or downloadable, else
-    ``"random"`` — the fallback happens only on :class:`~bapps_toolkit.errors.WeightsError`."""
+    ``"random"`` — the fallback happens only on :class:`~bapps_toolkit.errors.WeightsError`.
+    """
     from ..metrics import hub
 
     try:
@@ -60,7 +62,8 @@ def lpips_backbone(net: str = "alex") -> tuple[str, str]:
 
 def demo_backbone(backbone_weights: WeightSpecs = None) -> tuple[str, str]:
     """``(backbone_weights, note)`` of the demo's AlexNet: ``["alex=PATH"]`` / ``["alex=random"]``
-    (or ``{"alex": …}``) as given, else :func:`lpips_backbone` (ImageNet weights or the fallback)."""
+    (or ``{"alex": …}``) as given, else :func:`lpips_backbone` (ImageNet weights or the fallback).
+    """
     from ..evaluate.resolve import weight_map
 
     specs = weight_map(backbone_weights, "backbone_weights", allow_random=True)
@@ -79,7 +82,8 @@ def run_demo(out: str | Path = "bapps_demo", *, seed: int = 0, n_boot: int = 100
              backbone_weights: WeightSpecs = None) -> EvaluationResult:
     """Run the demo in the folder ``out`` (see the module docstring); print its table and return
     the evaluation. ``backbone_weights``: ``["alex=PATH"]`` or ``["alex=random"]`` (or a
-    ``{"alex": …}`` dict) for lpips-alex and the training run; None = :func:`lpips_backbone`."""
+    ``{"alex": …}`` dict) for lpips-alex and the training run; None = :func:`lpips_backbone`.
+    """
     from ..evaluate.runner import run_evaluation
 
     if seed < 0:
@@ -122,9 +126,10 @@ def _mini_set(out: Path, seed: int, progress: bool) -> Path:
     return h5
 
 
-def _metrics(bw: str) -> tuple[list, str]:
+def _metrics(bw: str) -> tuple[list[str | Metric], str]:
     """The registered demo metrics and lpips-alex on backbone ``bw``; and the UNCALIBRATED tag of
-    that backbone for the training line (empty when calibrated)."""
+    that backbone for the training line (empty when calibrated).
+    """
     from ..evaluate.resolve import resolve_metric
     from ..metrics import list_metrics
 
@@ -133,7 +138,7 @@ def _metrics(bw: str) -> tuple[list, str]:
     missing = [m for m in DEMO_METRICS if m not in known]
     if missing:
         _say(f"not registered in this build, skipped: {', '.join(missing)}")
-    specs: list = list(names)
+    specs: list[str | Metric] = list(names)
     tag = "  [UNCALIBRATED: random backbone]" if bw == "random" else ""
     if "lpips-alex" in known:
         _, lp = resolve_metric("lpips-alex", backbone_weights={"alex": bw})

@@ -26,7 +26,8 @@ from .tables import write_reports
 class ReportFiles:
     """Where to write each report (None = not written): the tidy ``csv``, Table-5-style
     ``markdown`` / ``latex``, ``json``, the ``plot`` PNG, the per-item ``distances`` and the
-    failure browser's folder ``browse`` (:mod:`.browser`)."""
+    failure browser's folder ``browse`` (:mod:`.browser`).
+    """
 
     csv: PathLike | None = None
     markdown: PathLike | None = None
@@ -60,7 +61,8 @@ class ReportFiles:
 def evaluate_to_reports(source: PathLike, metrics: Sequence[Any], files: ReportFiles,
                         **options: Any) -> EvaluationResult:
     """Evaluate ``metrics`` on ``source`` (``options`` as :func:`~bapps_toolkit.evaluate.run_evaluation`)
-    and write the reports ``files`` asks for; returns the result."""
+    and write the reports ``files`` asks for; returns the result.
+    """
     files.check()
     result = run_evaluation(source, metrics, save_distances=files.distances, **options)
     if not is_main_process():  # under torchrun every rank holds the result; rank 0 writes it

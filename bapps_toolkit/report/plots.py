@@ -13,18 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import PathLike, atomic_path
 from ..data.layout import ALL_KEYS
 from ..errors import BappsError
 from ..scores import HUMAN, MEAN_CATEGORY, jnd_map, jnd_pr_curve
 from .tables import column_title, report_columns, report_rows
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def _pyplot():
+
+def _pyplot() -> ModuleType:
     # matplotlib is the optional ``plot`` extra and slow to import: imported when a figure is drawn.
     try:
         import matplotlib
@@ -49,7 +53,7 @@ def _short_label(label: str, width: int = 48) -> str:
     return label[: width - 1] + "…"
 
 
-def plot_2afc_bars(table, ax=None):
+def plot_2afc_bars(table: pd.DataFrame, ax: Any = None) -> Any:
     """Grouped bars (x = 2AFC sets, one bar per metric) with interval whiskers; returns the axes."""
     plt = _pyplot()
     if ax is None:
@@ -92,7 +96,8 @@ def plot_2afc_bars(table, ax=None):
     return ax
 
 
-def plot_jnd_pr(distances: Sequence[Any], key: str, ax=None, table=None):
+def plot_jnd_pr(distances: Sequence[Any], key: str, ax: Any = None,
+                table: pd.DataFrame | None = None) -> Any:
     """Precision–recall curves of every metric on the JND set ``key`` (e.g. ``jnd/val/cnn``)."""
     plt = _pyplot()
     if ax is None:
@@ -111,7 +116,7 @@ def plot_jnd_pr(distances: Sequence[Any], key: str, ax=None, table=None):
     return ax
 
 
-def save_evaluation_plot(result, path, *, title: str | None = None) -> Path:
+def save_evaluation_plot(result: Any, path: PathLike, *, title: str | None = None) -> Path:
     """Write the bars and the JND precision–recall panels of an ``EvaluationResult`` to a PNG."""
     plt = _pyplot()
     table = result.table

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._io import atomic_write, csv_frame, write_text_atomic
+from .._io import PathLike, atomic_write, csv_frame, write_text_atomic
 from ..data.layout import JND_CATEGORIES, TWOAFC_CATEGORIES
 from ..scores import HUMAN, MEAN_CATEGORY, MEAN_DEFINITION
 from .calibration import calibration_json, calibration_latex, calibration_markdown, with_calibration_columns
@@ -35,7 +35,7 @@ UNCALIBRATED_NOTE = ("rows tagged UNCALIBRATED use a randomly initialised backbo
                      "the published metric")
 
 
-def _order_key(mode: str, split: str, category: str) -> tuple:
+def _order_key(mode: str, split: str, category: str) -> tuple[int, int, int, int, str]:
     orders = _2AFC_ORDER if mode == "2afc" else _JND_ORDER
     split_rank = {"val": 0, "train": 1}.get(split, 2)
     cats = orders.get(split, ())
@@ -47,7 +47,7 @@ def _order_key(mode: str, split: str, category: str) -> tuple:
             cat_rank, category)
 
 
-def report_columns(table) -> list[tuple[str, str, str]]:
+def report_columns(table: pd.DataFrame) -> list[tuple[str, str, str]]:
     """The report's columns ``(mode, split, category)`` present in ``table``, in the paper's order."""
     cols = {(r.mode, r.split, r.category) for r in table.itertuples()}
     return sorted(cols, key=lambda c: _order_key(*c))
@@ -62,7 +62,7 @@ def column_title(mode: str, split: str, category: str) -> str:
     return f"{'2AFC' if mode == '2afc' else 'JND'} {name}"
 
 
-def report_rows(table) -> list[tuple[str, str]]:
+def report_rows(table: pd.DataFrame) -> list[tuple[str, str]]:
     """``(metric, label)`` of the report's rows: evaluation order, the human ceiling last."""
     seen: dict[str, str] = {}
     for r in table.itertuples():
@@ -73,7 +73,8 @@ def report_rows(table) -> list[tuple[str, str]]:
     return ordered
 
 
-def _cell(table, metric: str, col, with_ci: bool) -> tuple[float, float, float] | None:
+def _cell(table: pd.DataFrame, metric: str, col: tuple[str, str, str],
+          with_ci: bool) -> tuple[float, float, float] | None:
     mode, split, category = col
     hit = table[(table.metric == metric) & (table["mode"] == mode) & (table.split == split)
                 & (table.category == category)]
@@ -87,7 +88,7 @@ def _fmt(v: float) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
-def notes(table) -> list[str]:
+def notes(table: pd.DataFrame) -> list[str]:
     """Header/caption lines: what the numbers are, the mean's definition, synthetic/uncalibrated."""
     n_boot = table.attrs.get("n_boot")
     alpha = table.attrs.get("alpha", 0.05)
@@ -111,7 +112,7 @@ def notes(table) -> list[str]:
     return lines
 
 
-def to_markdown(table, *, with_ci: bool = True, title: str = "BAPPS evaluation") -> str:
+def to_markdown(table: pd.DataFrame, *, with_ci: bool = True, title: str = "BAPPS evaluation") -> str:
     """Markdown table (GitHub pipe syntax) with the :func:`notes` as lines above it."""
     cols = report_columns(table)
     head = ["metric"] + [column_title(*c) for c in cols]
@@ -142,11 +143,12 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 
 def latex_escape(text: str) -> str:
+    r"""Escape the characters LaTeX treats specially (``& % $ # _ { } ~ ^ \\``)."""
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
-def to_latex(table, *, with_ci: bool = True, label: str = "tab:bapps") -> str:
-    """A ``table`` environment (plain ``tabular`` with ``\\hline``; no extra LaTeX packages)."""
+def to_latex(table: pd.DataFrame, *, with_ci: bool = True, label: str = "tab:bapps") -> str:
+    r"""A ``table`` environment (plain ``tabular`` with ``\\hline``; no extra LaTeX packages)."""
     cols = report_columns(table)
     lines = [r"\begin{table}[t]", r"\centering", r"\small"]
     caption = " ".join(notes(table))
@@ -176,10 +178,11 @@ def to_latex(table, *, with_ci: bool = True, label: str = "tab:bapps") -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_json(table) -> str:
+def to_json(table: pd.DataFrame) -> str:
     """JSON document: ``{"notes": [...], "synthetic": bool, "mean_definition": str, "rows": [...],
     "comparisons": [...], "calibration": {...}}`` (the paired comparison records, empty without
-    ``compare``; the calibration records of :mod:`.calibration`, null without them)."""
+    ``compare``; the calibration records of :mod:`.calibration`, null without them).
+    """
     doc = {
         "notes": notes(table),
         "synthetic": bool(table.synthetic.any()),
@@ -196,9 +199,10 @@ def to_json(table) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def write_csv(table, path) -> None:
+def write_csv(table: pd.DataFrame, path: PathLike) -> None:
     """The tidy table as CSV, atomically; with a comparison, its rows follow (:mod:`.comparison`);
-    with calibration records, the 2AFC rows carry their scores (:func:`.calibration.with_calibration_columns`)."""
+    with calibration records, the 2AFC rows carry their scores (:func:`.calibration.with_calibration_columns`).
+    """
     out = with_calibration_columns(table)
     if comparisons_of(table):
         out = pd.concat([out.assign(p_value=float("nan")), comparison_csv_rows(table, list(out.columns))],
@@ -207,7 +211,7 @@ def write_csv(table, path) -> None:
         csv_frame(out).to_csv(fh, index=False, float_format="%.6g")  # 6 significant digits; text neutralised
 
 
-def write_reports(table, *, csv: Any = None, markdown: Any = None, latex: Any = None,
+def write_reports(table: pd.DataFrame, *, csv: Any = None, markdown: Any = None, latex: Any = None,
                   json_path: Any = None) -> list[str]:
     """Write the requested reports atomically; returns the paths written."""
     written = []
