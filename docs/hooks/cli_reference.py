@@ -13,7 +13,7 @@ from typing import Any
 
 MARKER = "<!-- cli-reference -->"
 PAGE = "reference/cli.md"
-WIDTH = "100"
+WIDTH = "78"
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
