@@ -14,8 +14,15 @@ DOCS = ROOT / "docs"
 
 
 def section_text(page: str, heading: str) -> str:
-    """The text of ``docs/<page>`` under ``heading`` (e.g. ``"## Your own metric"``), up to the next
-    heading of the same level."""
+    """The text of a section of a docs page, up to the next heading of the same level.
+
+    Args:
+        page: Path of the page under ``docs/`` (``"tasks/own-metric.md"``).
+        heading: The section's heading line (``"## Your own metric"``).
+
+    Returns:
+        The section's text without its heading.
+    """
     level = heading.split(" ", 1)[0]
     text = (DOCS / page).read_text(encoding="utf-8")
     assert heading + "\n" in text, f"docs/{page} lost its section {heading!r}"
@@ -23,8 +30,15 @@ def section_text(page: str, heading: str) -> str:
 
 
 def section_blocks(page: str, heading: str) -> tuple[str, list[str]]:
-    """``(python block, shell commands)`` of the section ``heading`` of ``docs/<page>``;
-    continuation lines are joined."""
+    """The first python block and the shell commands of a section of a docs page.
+
+    Args:
+        page: Path of the page under ``docs/``.
+        heading: The section's heading line.
+
+    Returns:
+        ``(python block, shell commands)``; continuation lines of the commands are joined.
+    """
     section = section_text(page, heading)
     py = re.search(r"```python\n(.*?)```", section, re.S)
     sh = re.search(r"```bash\n(.*?)```", section, re.S)
