@@ -3,6 +3,9 @@
 * ``mini_root`` (session): the default synthetic mini set (``make_mini(seed=0)``), built once per
   test session into a temporary folder. Read-only by convention — copy before modifying.
 * ``mini_h5`` (session): ``mini_root`` packed into one HDF5 file. Read-only by convention.
+
+Under pytest-xdist (``python -m pytest`` runs two workers) the workers share one build of each:
+the first worker to need it builds it under a lock file, the others wait and reuse it.
 * ``tiny_tree`` (function): a builder of small hand-made BAPPS trees for layout/error tests.
 
 Offline by construction: for the whole session ``TORCH_HOME`` points at an empty temporary folder
@@ -13,8 +16,11 @@ of reaching the internet. Subprocesses started by the tests inherit both.
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -44,24 +50,53 @@ def _offline_weights(tmp_path_factory):
             os.environ[k] = v
 
 
+def _session_dir(tmp_path_factory, name: str) -> Path:
+    """A folder for a session fixture's files. Under pytest-xdist every worker gets the same
+    folder (beside the workers' own base folders), so the workers share one build."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / name
+        shared.mkdir(exist_ok=True)
+        return shared
+    return tmp_path_factory.mktemp(name)
+
+
+@contextmanager
+def _built_once(folder: Path) -> Iterator[bool]:
+    """Yield True when ``folder``'s files still have to be built (then mark them built on a clean
+    exit), False when another worker built them; workers wait for each other on a lock file."""
+    done = folder / ".built"
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks until the worker that builds has finished
+        todo = not done.exists()
+        yield todo
+        if todo:
+            done.write_text("ok\n")
+
+
 @pytest.fixture(scope="session")
 def mini_root(tmp_path_factory) -> Path:
     from bapps_toolkit.data import make_mini
 
-    t0 = time.perf_counter()
-    root = make_mini(tmp_path_factory.mktemp("bapps_mini") / "mini", seed=0, progress=False)
-    _TIMES["mini_root"] = time.perf_counter() - t0
-    return root
+    folder = _session_dir(tmp_path_factory, "bapps_mini")
+    with _built_once(folder) as todo:
+        if todo:
+            t0 = time.perf_counter()
+            make_mini(folder / "mini", seed=0, progress=False)
+            _TIMES["mini_root"] = time.perf_counter() - t0
+    return folder / "mini"
 
 
 @pytest.fixture(scope="session")
 def mini_h5(mini_root, tmp_path_factory) -> Path:
     from bapps_toolkit.data import pack
 
-    t0 = time.perf_counter()
-    out = pack(mini_root, tmp_path_factory.mktemp("bapps_h5") / "mini.h5", progress=False)
-    _TIMES["mini_h5"] = time.perf_counter() - t0
-    return out
+    folder = _session_dir(tmp_path_factory, "bapps_h5")
+    with _built_once(folder) as todo:
+        if todo:
+            t0 = time.perf_counter()
+            pack(mini_root, folder / "mini.h5", progress=False)
+            _TIMES["mini_h5"] = time.perf_counter() - t0
+    return folder / "mini.h5"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pragma: no cover - reporting

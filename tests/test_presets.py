@@ -48,15 +48,15 @@ def test_evaluate_paper_preset(tiny_tree):
 
 
 def test_readme_reproduction_commands_parse():
-    """The commands of the README's "Reproducing the paper's numbers" parse as written."""
+    """The commands of "Reproducing the paper's numbers" (docs/tasks/evaluate.md) parse as written."""
     import re
     import shlex
     from pathlib import Path
 
     from bapps_toolkit.cli.main import build_parser
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Reproducing the paper's numbers\n", 1)[1].split("\n## ", 1)[0]
+    page = Path(__file__).resolve().parents[1] / "docs" / "tasks" / "evaluate.md"
+    section = page.read_text(encoding="utf-8").split("## Reproducing the paper's numbers\n", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.S)
     assert block
     commands = [shlex.split(line, comments=True) for line in block.group(1).splitlines() if line.strip()]

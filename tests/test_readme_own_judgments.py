@@ -1,4 +1,4 @@
-"""The README's "Your own judgments" example, run as written (in a temporary folder)."""
+"""The "Your own judgments" example of docs/tasks/own-data.md, run as written (in a temporary folder)."""
 from __future__ import annotations
 
 import runpy
@@ -11,7 +11,7 @@ from bapps_toolkit.cli.main import main
 
 
 def test_readme_own_judgments(tmp_path, monkeypatch, capsys):
-    code, commands = section_blocks("## Your own judgments")
+    code, commands = section_blocks("tasks/own-data.md", "## Your own judgments")
     assert code.startswith("# own_set.py\n")
     (tmp_path / "own_set.py").write_text(code)
     monkeypatch.chdir(tmp_path)

@@ -1,4 +1,4 @@
-"""The README's "Your own metric" example, run as written (on the session's mini set)."""
+"""The "Your own metric" examples of docs/tasks/own-metric.md, run as written (on the session's mini set)."""
 from __future__ import annotations
 
 import shlex
@@ -9,7 +9,7 @@ from bapps_toolkit.cli.main import main
 
 
 def test_readme_own_metric(tmp_path, mini_root, monkeypatch, capsys):
-    code, commands = section_blocks("## Your own metric")
+    code, commands = section_blocks("tasks/own-metric.md", "## Your own metric")
     assert code.startswith("# my_metric.py\n")
     (tmp_path / "my_metric.py").write_text(code)
     monkeypatch.chdir(tmp_path)
@@ -28,7 +28,7 @@ def test_readme_own_metric(tmp_path, mini_root, monkeypatch, capsys):
 
 def test_readme_own_network(tmp_path, mini_root, monkeypatch, capsys):
     """The "Training LPIPS layers on your own network" example: train on the plugin, evaluate the run."""
-    code, commands = section_blocks("### Training LPIPS layers on your own network")
+    code, commands = section_blocks("tasks/own-metric.md", "## Training LPIPS layers on your own network")
     assert code.startswith("# my_net.py\n")
     (tmp_path / "my_net.py").write_text(code)
     monkeypatch.chdir(tmp_path)
