@@ -339,9 +339,11 @@ def _factory(net: str, lpips: bool):
 _TRUNK = {"alex": "AlexNet", "vgg": "VGG16", "squeeze": "SqueezeNet 1.1"}
 for _net in NETS:
     register_metric(f"lpips-{_net}", _factory(_net, True),
-                    f"LPIPS on {_TRUNK[_net]} with the official linear layers (version='0.1'|'0.0')")
+                    f"LPIPS on {_TRUNK[_net]} with the official linear layers (version='0.1'|'0.0')",
+                    options_of=LPIPS)
     register_metric(f"lpips-{_net}-baseline", _factory(_net, False),
-                    f"LPIPS baseline on {_TRUNK[_net]}: all channels weighted equally, no linear layer")
+                    f"LPIPS baseline on {_TRUNK[_net]}: all channels weighted equally, no linear layer",
+                    options_of=LPIPS)
 
 
 __all__ = ["LPIPS", "ScalingLayer", "normalize_channels", "NORM_EPS", "SCALING_SHIFT", "SCALING_SCALE", "VERSIONS",

@@ -64,4 +64,4 @@ def _factory(name: str, cls: type[L2] | type[SSIM], colorspace: str) -> Callable
 
 
 for _name, (_cls, _space, _text) in OFFICIAL_METRICS.items():
-    register_metric(_name, _factory(_name, _cls, _space), _text)
+    register_metric(_name, _factory(_name, _cls, _space), _text, options_of=_cls)

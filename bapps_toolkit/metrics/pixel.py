@@ -228,8 +228,9 @@ def _make_l2_lab(**opts) -> L2:
     return L2(colorspace="lab", **opts)
 
 
-register_metric("l2", _make_l2, "mean squared error on RGB in [0, 1] (l2-rgb-official: the LPIPS repo's RGB L2)")
+register_metric("l2", _make_l2, "mean squared error on RGB in [0, 1] (l2-rgb-official: the LPIPS repo's RGB L2)",
+                options_of=L2)
 register_metric("l2-lab", _make_l2_lab,
                 "0.5*mean(((Lab0-Lab1)/100)^2) on Lab of the float image (l2-lab-official: the LPIPS "
-                "repo's code path, via truncated uint8)")
+                "repo's code path, via truncated uint8)", options_of=L2)
 register_metric("psnr", PSNR, "PSNR deficit below max_db (100 dB): 10*log10(1 + MSE/eps), 0 when identical")

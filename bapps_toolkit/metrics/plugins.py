@@ -241,12 +241,28 @@ def create_plugin_metric(spec: str, **options: Any) -> Metric:
 
 
 def create_metric(name: str, **options: Any) -> Metric:
-    """:func:`~.base.create_metric` for registry names, :func:`~.adapters.create_adapter_metric` for
-    ``piq:``/``pyiqa:``/``torchmetrics:`` names, :func:`create_plugin_metric` for plugin specs."""
+    """Build a metric by name, e.g. ``create_metric("lpips-alex", backbone_weights=path)``.
+
+    Registry names go to :func:`~.base.create_registered_metric`, ``piq:``/``pyiqa:``/
+    ``torchmetrics:`` names to :func:`~.adapters.create_adapter_metric`, plugin specs to
+    :func:`create_plugin_metric`.
+
+    Args:
+        name: A registry name, an adapter name or a plugin spec.
+        **options: Keyword options of the metric's factory.
+
+    Returns:
+        The metric, in eval mode.
+
+    Raises:
+        UnknownMetricError: ``name`` is none of these (the message lists the known names).
+        MetricOptionError: a registered metric does not take one of ``options``.
+        PluginError: a plugin spec that does not give a metric.
+    """
     if adapters.is_adapter_spec(str(name)):
         return adapters.create_adapter_metric(str(name), **options)
-    if str(name).lower() in base.list_metrics() or not is_plugin_spec(str(name)):
-        return base.create_metric(name, **options)
+    if base.registered_entry(name) is not None or not is_plugin_spec(str(name)):
+        return base.create_registered_metric(name, **options)
     return create_plugin_metric(str(name), **options)
 
 
@@ -327,7 +343,8 @@ def typed_options(spec: str, raw: Mapping[str, str], kind: str = "metric") -> di
     if adapters.is_adapter_spec(spec):
         return adapters.typed_adapter_options(raw)
     if not is_plugin_spec(spec):
-        factory: Any = base._REGISTRY[spec.lower()][0] if spec.lower() in base.list_metrics() else None
+        entry = base.registered_entry(spec)
+        factory: Any = None if entry is None else entry.signature_of
     else:
         factory, _ = load_object(spec, f"{kind} plugin")
         if isinstance(factory, Metric) or _is_distance_fn(factory):

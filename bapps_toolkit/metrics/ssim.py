@@ -347,9 +347,11 @@ register_metric(
     "ssim", _make_ssim,
     "DSSIM = (1 - SSIM)/2 on RGB; Wang 2004 Gaussian 11/1.5, valid, population stats "
     "(ssim-rgb-official: the LPIPS repo's DSSIM)",
+    options_of=SSIM,
 )
 register_metric(
     "ssim-lab", _make_ssim_lab,
     "DSSIM = (1 - SSIM)/2 on Lab of the float image, Wang 2004 window (ssim-lab-official: the "
     "LPIPS repo's DSSIM-Lab)",
+    options_of=SSIM,
 )
