@@ -28,7 +28,7 @@ import torch
 
 from .._io import PathLike, sha256_file
 from ..errors import CheckpointError, WeightsError
-from .backbones import LPIPS_CHANNELS
+from .backbones import LPIPS_CHANNELS, BackboneWeights
 from .lpips import LPIPS
 from .nets import NETS
 from .plugin_net import plugin_from_checkpoint
@@ -106,15 +106,26 @@ def split_model_tensors(
     return [lins[i] for i in range(len(lins))], G, bb
 
 
-def build_lpips(net: str, version: str, backbone_weights: Any, random_seed: int, *,
-                quiet_random: bool = False) -> LPIPS:
-    """An LPIPS metric (linear layers on, all zero until loaded or initialised) with the given
-    backbone; a ``"random"`` backbone is the seeded init of ``random_seed``. The official
-    linear-weight files are not needed (nothing is silently taken from them).
+def build_lpips(net: str, version: str, backbone_weights: BackboneWeights, random_seed: int, *,
+                quiet_random: bool = True) -> LPIPS:
+    """An LPIPS metric to train or to load a checkpoint into: linear layers on, all zero.
 
-    ``quiet_random`` silences the random-backbone warning of
-    :func:`~bapps_toolkit.metrics.backbones.resolve_backbone` (for callers that issue their own,
-    as training does); no other warning is touched."""
+    The official linear-weight files are not needed (nothing is silently taken from them). A
+    ``"random"`` backbone is the seeded init of ``random_seed``; the metric is then marked
+    uncalibrated (its label says so) either way.
+
+    Args:
+        net: ``alex``, ``vgg`` or ``squeeze``.
+        version: ``"0.1"`` or ``"0.0"``.
+        backbone_weights: As :class:`~bapps_toolkit.metrics.lpips.LPIPS` takes them.
+        random_seed: Seed of a random backbone.
+        quiet_random: Silence the random-backbone warning of
+            :func:`~bapps_toolkit.metrics.backbones.resolve_backbone`, for callers that issue
+            their own (training, checkpoint loading); no other warning is touched.
+
+    Returns:
+        The metric.
+    """
     zeros = {f"lin{k}.model.1.weight": torch.zeros(1, c, 1, 1) for k, c in enumerate(LPIPS_CHANNELS[net])}
     with warnings.catch_warnings():
         if quiet_random:
