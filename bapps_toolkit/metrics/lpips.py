@@ -89,18 +89,6 @@ def normalize_channels(f: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
     return f / (torch.sqrt(torch.sum(f * f, dim=1, keepdim=True)) + eps)
 
 
-def _private(taps: Sequence[torch.Tensor], x: torch.Tensor) -> bool:
-    """Whether every tap has its own storage, shared with no other tap and not with ``x``."""
-    ptrs = [t.untyped_storage().data_ptr() for t in taps]
-    return len(set(ptrs)) == len(ptrs) and x.untyped_storage().data_ptr() not in ptrs
-
-
-def _disjoint_targets(pairs: Sequence[tuple[int, int]]) -> bool:
-    """Whether the ``j`` blocks of ``pairs`` are distinct and none of them is an ``i`` block."""
-    js = [j for _, j in pairs]
-    return len(set(js)) == len(js) and not set(js) & {i for i, _ in pairs}
-
-
 class LPIPS(Metric):
     """LPIPS distance (Zhang et al. 2018) on AlexNet, VGG16 or SqueezeNet 1.1; see module doc.
 
@@ -228,37 +216,6 @@ class LPIPS(Metric):
             taps = [f.float() for f in taps]
         return list(taps)
 
-    def _inference_distances(self, x: torch.Tensor, n: int, pairs: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
-        """Distances ``[N]`` of the ``n``-image blocks ``(i, j)`` of ``x`` without autograd: the same
-        arithmetic as :meth:`features` + :meth:`distance_from_features` (up to float rounding) in
-        fewer passes over the taps: the taps are normalised by multiplying with their inverse channel
-        norms, and ``(f̂_j − f̂_i)²`` is formed in place in block ``j`` (identical images still give
-        exactly 0; the square of ``a − b`` and of ``b − a`` are the same float). In place only where
-        nothing else can see it: taps that share no storage with each other or with ``x`` (a
-        researcher's backbone may return views), and pairs whose ``j`` blocks are distinct and are
-        never an ``i``; otherwise the same values out of place."""
-        out: list[torch.Tensor | None] = [None] * len(pairs)
-        weights = self.lin_weights()
-        taps = self._taps(x)  # under the caller's autocast, if any; the head below in float32
-        # under torch.compile the buffers are the compiler's to plan (and data_ptr checks would force recompiles)
-        inplace = not torch.compiler.is_compiling() and _private(taps, x) and _disjoint_targets(pairs)
-        with torch.autocast(x.device.type, enabled=False):
-            for k, f in enumerate(taps):
-                inv = torch.linalg.vector_norm(f, dim=1, keepdim=True).add_(NORM_EPS).reciprocal_()
-                unit = f.mul_(inv) if inplace else f * inv
-                for p, (i, j) in enumerate(pairs):
-                    a, b = unit[i * n:(i + 1) * n], unit[j * n:(j + 1) * n]
-                    diff = b.sub_(a) if inplace else torch.sub(b, a)
-                    layer = self._layer(diff.square_().mean(dim=(2, 3)), weights, k)
-                    prev = out[p]
-                    out[p] = layer if prev is None else prev + layer
-        return [d for d in out if d is not None]
-
-    def _fused(self, *xs: torch.Tensor) -> bool:
-        """Whether :meth:`_inference_distances` applies: no map wanted and no gradient needed."""
-        return not self.spatial and not (torch.is_grad_enabled() and (
-            any(x.requires_grad for x in xs) or any(p.requires_grad for p in self.parameters())))
-
     def distance_from_features(
         self,
         f0: Sequence[torch.Tensor],
@@ -297,8 +254,6 @@ class LPIPS(Metric):
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         n = x0.shape[0]
-        if self._fused(x0, x1):
-            return self._inference_distances(torch.cat([x0, x1], dim=0), n, [(0, 1)])[0].to(x0.dtype)
         feats = self.features(torch.cat([x0, x1], dim=0))
         size = (x0.shape[-2], x0.shape[-1]) if self.spatial else None
         d = self.distance_from_features([f[:n] for f in feats], [f[n:] for f in feats], size=size)
@@ -309,9 +264,6 @@ class LPIPS(Metric):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with one backbone pass over ``[ref; p0; p1]``."""
         n = ref.shape[0]
-        if self._fused(ref, p0, p1):
-            d0, d1 = self._inference_distances(torch.cat([ref, p0, p1], dim=0), n, [(0, 1), (0, 2)])
-            return d0.to(ref.dtype), d1.to(ref.dtype)
         feats = self.features(torch.cat([ref, p0, p1], dim=0))
         size = (ref.shape[-2], ref.shape[-1]) if self.spatial else None
         fr = [f[:n] for f in feats]
