@@ -236,7 +236,8 @@ def _resolve_batched(score_fn: Callable[..., float]):
 def _prepare(score_fn: Callable[..., float], arrays: Sequence[Any], device: Any = None):
     """Validate once; returns (n_items, function mapping an index matrix [B, N] -> scores [B]).
 
-    With a torch ``device`` the known scores are computed there (same resamples, float64)."""
+    With a torch ``device`` the known scores are computed there (same resamples, float64).
+    """
     if not arrays:
         raise ValueError("bootstrap: give the arrays the score is computed from")
     per_item, batched = _resolve_batched(score_fn)
@@ -334,7 +335,8 @@ def bootstrap_ci(
 
 class PairedResult(NamedTuple):
     """``diff = score(A) - score(B)``, its ``1 - alpha`` interval ``ci = (low, high)`` and the
-    two-sided ``p_value`` for "no difference"; unpacks as ``diff, (low, high), p``."""
+    two-sided ``p_value`` for "no difference"; unpacks as ``diff, (low, high), p``.
+    """
 
     diff: float
     ci: tuple[float, float]
@@ -367,7 +369,8 @@ def paired_distribution(
 def paired_result(diff: float, boot: np.ndarray, alpha: float = 0.05, tie_tol: float = TIE_TOL) -> PairedResult:
     """:class:`PairedResult` of a difference and its resampled values, by
     :func:`bapps_toolkit._bootstrap.percentile_test` (``p < alpha`` iff 0 is outside the interval;
-    resampled differences within ``tie_tol`` of 0 are ties)."""
+    resampled differences within ``tie_tol`` of 0 are ties).
+    """
     low, high, p = percentile_test(boot, float(alpha), tie_tol)
     return PairedResult(float(diff), (low, high), p)
 

@@ -132,7 +132,8 @@ class Metric(nn.Module):
     def compiled_calls(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
         """``(pair_distances, distance)`` without validation, like :meth:`_pair_distances` and
         :meth:`_distance`, through :func:`torch.compile` (evaluate's ``compile``). A metric that
-        torch.compile handles badly as a whole overrides this and compiles a part of it."""
+        torch.compile handles badly as a whole overrides this and compiles a part of it.
+        """
         return torch.compile(self._pair_distances), torch.compile(self._distance)
 
     def extra_repr(self) -> str:

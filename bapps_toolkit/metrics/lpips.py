@@ -146,7 +146,8 @@ class LPIPS(Metric):
     # -- weights ------------------------------------------------------------------------------
     def load_lin_weights(self, lin_weights: LinWeights = None) -> None:
         """Load official-layout linear weights: ``None`` (shipped official file, else an
-        installed ``lpips`` package's), a path, or a mapping ``lin{k}.model.1.weight → [1, C, 1, 1]``."""
+        installed ``lpips`` package's), a path, or a mapping ``lin{k}.model.1.weight → [1, C, 1, 1]``.
+        """
         if not self.lpips:
             raise ValueError(f"{self.name}: the baseline has no linear layers")
         if lin_weights is None:
@@ -223,7 +224,8 @@ class LPIPS(Metric):
         size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Distance ``[N]`` from two lists of :meth:`features`; with ``size=(H, W)`` the map
-        ``[N, 1, H, W]`` (each layer's map bilinearly upsampled, ``align_corners=False``)."""
+        ``[N, 1, H, W]`` (each layer's map bilinearly upsampled, ``align_corners=False``).
+        """
         if len(f0) != len(self.channels) or len(f1) != len(self.channels):
             raise ValueError(f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
         with torch.autocast(f0[0].device.type, enabled=False):  # the head runs in the features' dtype
@@ -247,7 +249,8 @@ class LPIPS(Metric):
 
     def _layer(self, per_channel: torch.Tensor, weights: Sequence[torch.Tensor], k: int) -> torch.Tensor:
         """Tap ``k``'s distance ``[N]`` from its spatial means ``[N, C_k]`` of ``(f̂0 − f̂1)²``: the
-        mean over positions commutes with the 1×1 linear layer (the baseline sums the channels)."""
+        mean over positions commutes with the 1×1 linear layer (the baseline sums the channels).
+        """
         if self.lpips:
             return per_channel @ weights[k].view(-1).to(per_channel.dtype)
         return per_channel.sum(dim=1)

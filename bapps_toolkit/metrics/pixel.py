@@ -92,7 +92,8 @@ def _psnr_deficit(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float, max_
 
 def _l2_from_lab(lab0: torch.Tensor, lab1: torch.Tensor, spatial: bool) -> torch.Tensor:
     """``0.5 · mean(((lab0 − lab1)/100)²)`` per image (or the channel-mean map), in the inputs'
-    dtype; accumulated in float32 at least (squared Lab differences overflow float16)."""
+    dtype; accumulated in float32 at least (squared Lab differences overflow float16).
+    """
     work = torch.promote_types(lab0.dtype, torch.float32)
     d = lab0.to(work) - lab1.to(work)
     if spatial:
@@ -117,7 +118,8 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
 
 def triplet_pieces(n: int, image_values: int):
     """``(start, stop)`` pieces of a batch of ``n`` triplets sized so that the Lab temporaries of
-    one piece stay in the CPU cache (:data:`~.functional.color.LAB_CHUNK_VALUES` values per image batch)."""
+    one piece stay in the CPU cache (:data:`~.functional.color.LAB_CHUNK_VALUES` values per image batch).
+    """
     step = max(1, LAB_CHUNK_VALUES // max(1, image_values))
     for i in range(0, n, step):
         yield i, min(n, i + step)

@@ -102,7 +102,8 @@ def _load_file(path_text: str, spec: str, what: str = "metric plugin") -> Any:
 
 def load_object(spec: str, what: str = "metric plugin") -> tuple[Any, str]:
     """``(object, origin)`` that ``spec`` names (``module:attr``, ``file.py:attr``, entry point);
-    :class:`PluginError` messages begin ``{what} {spec!r}``."""
+    :class:`PluginError` messages begin ``{what} {spec!r}``.
+    """
     ep = entry_points().get(spec.lower())
     if ep is not None:
         try:
@@ -165,11 +166,11 @@ def metric_from_object(obj: Any, spec: str, origin: str, options: Mapping[str, A
         raise PluginError(f"metric plugin {spec!r} is a {type(obj).__name__}, not a metric: give a "
                           "Metric subclass, a factory returning one, or a callable f(x0, x1) -> [N]")
     if isinstance(obj, type) and issubclass(obj, nn.Module) and not issubclass(obj, Metric):
-        obj = _call_factory(obj, spec, options)
+        obj = call_factory(obj, spec, options)
         return _wrap(obj, spec, origin, {})
     if _is_distance_fn(obj) and not (isinstance(obj, type) and issubclass(obj, Metric)):
         return _wrap(obj, spec, origin, options)
-    made = _call_factory(obj, spec, options)
+    made = call_factory(obj, spec, options)
     if isinstance(made, Metric):
         return made
     if callable(made):
@@ -178,8 +179,22 @@ def metric_from_object(obj: Any, spec: str, origin: str, options: Mapping[str, A
                       "Metric or a callable f(x0, x1) -> [N]")
 
 
-def _call_factory(factory: Callable[..., Any], spec: str, options: Mapping[str, Any],
-                  what: str = "metric plugin") -> Any:
+def call_factory(factory: Callable[..., Any], spec: str, options: Mapping[str, Any],
+                 what: str = "metric plugin") -> Any:
+    """Call ``factory(**options)`` after checking that its signature takes them.
+
+    Args:
+        factory: A plugin's factory.
+        spec: The plugin spec, for messages.
+        options: Keyword options.
+        what: What the plugin is, for messages (``"metric plugin"``, ``"net plugin"``).
+
+    Returns:
+        Whatever the factory returns.
+
+    Raises:
+        PluginError: the options do not fit the factory's signature.
+    """
     try:
         inspect.signature(factory).bind(**options)
     except TypeError as exc:
@@ -208,7 +223,8 @@ def _fits(value: Any, kind: Any) -> bool:
 def check_option_types(factory: Any, spec: str, options: Mapping[str, Any], what: str = "metric plugin") -> None:
     """Each option of ``options`` has the type ``factory`` annotates for it where that is
     ``bool``/``int``/``float``/``str`` (or ``Optional`` of one); :class:`PluginError` naming the
-    spec and the option otherwise. For options read from a file, before the factory sees them."""
+    spec and the option otherwise. For options read from a file, before the factory sees them.
+    """
     if isinstance(factory, nn.Module) or not callable(factory):
         return
     target = factory
@@ -273,7 +289,8 @@ def list_metrics() -> list[str]:
 
 def describe_metrics() -> dict[str, str]:
     """``{name: description}``, sorted: the registry, the entry points with where each came from, and
-    one ``LIB:<name>`` line per adapter library (its version and names, or how to install it)."""
+    one ``LIB:<name>`` line per adapter library (its version and names, or how to install it).
+    """
     out = base.describe_metrics()
     for name, ep in sorted(entry_points().items()):
         out.setdefault(name, f"plugin {_origin(ep)}")
@@ -337,7 +354,8 @@ def _param_types(factory: Any) -> dict[str, Any]:
 
 def typed_options(spec: str, raw: Mapping[str, str], kind: str = "metric") -> dict[str, Any]:
     """String options for ``spec`` typed by its factory's signature (wrap options for callables);
-    ``kind`` names the plugin in messages (``"net"`` for :mod:`.plugin_net`)."""
+    ``kind`` names the plugin in messages (``"net"`` for :mod:`.plugin_net`).
+    """
     if not raw:
         return {}
     if adapters.is_adapter_spec(spec):

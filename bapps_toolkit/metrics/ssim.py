@@ -291,7 +291,8 @@ class SSIM(Metric):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with the reference converted (Lab / quantised) and its local
         moments filtered once per triplet (:func:`ssim_triplet`). Without gradients the batch is
-        processed in cache-sized pieces of triplets."""
+        processed in cache-sized pieces of triplets.
+        """
         if torch.is_grad_enabled() and any(t.requires_grad for t in (ref, p0, p1)):
             return self._triplet(ref, p0, p1)
         d0s, d1s = [], []

@@ -87,7 +87,8 @@ def split_model_tensors(
 ) -> tuple[list[_T], dict[str, _T], dict[str, _T]]:
     """``(lin weights in order, G state, backbone state)`` from a checkpoint's tensors (or from
     anything keyed by tensor name, e.g. a header's declarations); a :class:`CheckpointError`
-    naming ``where`` for any other key or linear layers not numbered ``0..n-1``."""
+    naming ``where`` for any other key or linear layers not numbered ``0..n-1``.
+    """
     lins: dict[int, _T] = {}
     G: dict[str, _T] = {}
     bb: dict[str, _T] = {}
@@ -177,7 +178,8 @@ def _read_lins(model: LPIPS, head: SafetensorsHeader, names: list[str], net: str
 
 def _load_backbone(model: LPIPS, head: SafetensorsHeader, names: Mapping[str, str]) -> None:
     """The stored backbone ``{state name: tensor name}`` checked against ``model``'s (names,
-    shapes, dtypes) before it is read, then loaded."""
+    shapes, dtypes) before it is read, then loaded.
+    """
     check_declared(head.path, {k: head.tensors[n] for k, n in names.items()}, model.backbone.state_dict(),
                    "backbone")
     read = read_tensors(head, names.values())
@@ -208,7 +210,8 @@ def _recorded_backbone(p: Path, meta: Mapping[str, str], net: str, ver: str) -> 
     """The model on the backbone recorded at training time (a weights file checked by SHA-256,
     or the torchvision ImageNet weights). The recorded path must be an absolute path to a
     non-empty regular file with a weights suffix (:data:`WEIGHTS_SUFFIXES`): the checkpoint
-    cannot send the reader to a device, a pipe or a pseudo-file."""
+    cannot send the reader to a device, a pipe or a pseudo-file.
+    """
     src = meta.get("backbone_source", "")
     sha = meta.get("backbone_sha256", "")
     if not sha:
