@@ -30,8 +30,9 @@ the official code. There is no dropout on the inference path; training code adds
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -278,8 +279,8 @@ class LPIPS(Metric):
         return f"net={self.net!r}, version={self.version!r}, lpips={self.lpips}, " + super().extra_repr()
 
 
-def _factory(net: str, lpips: bool):
-    def make(**options) -> LPIPS:
+def _factory(net: str, lpips: bool) -> Callable[..., LPIPS]:
+    def make(**options: Any) -> LPIPS:
         for fixed in ("net", "lpips"):
             if fixed in options:
                 raise ValueError(

@@ -39,6 +39,8 @@ over channels, with the same scaling, ``[N, 1, H, W]``; its spatial mean is the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -209,7 +211,7 @@ class PSNR(Metric):
     min_size = 1
     supports_spatial = False
 
-    def __init__(self, *, max_db: float = 100.0, input_range=(-1.0, 1.0), spatial: bool = False):
+    def __init__(self, *, max_db: float = 100.0, input_range: Sequence[float] = (-1.0, 1.0), spatial: bool = False):
         super().__init__(input_range=input_range, spatial=spatial)
         if not max_db > 0:
             raise ValueError(f"psnr: max_db must be > 0, got {max_db}")
@@ -222,11 +224,11 @@ class PSNR(Metric):
         return f"max_db={self.max_db:g}, " + super().extra_repr()
 
 
-def _make_l2(**opts) -> L2:
+def _make_l2(**opts: Any) -> L2:
     return L2(colorspace="rgb", **opts)
 
 
-def _make_l2_lab(**opts) -> L2:
+def _make_l2_lab(**opts: Any) -> L2:
     return L2(colorspace="lab", **opts)
 
 

@@ -48,6 +48,7 @@ per-channel mean — mathematically the same statistics, but without the cancell
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -336,11 +337,11 @@ class SSIM(Metric):
         )
 
 
-def _make_ssim(**opts) -> SSIM:
+def _make_ssim(**opts: Any) -> SSIM:
     return SSIM(colorspace="rgb", **opts)
 
 
-def _make_ssim_lab(**opts) -> SSIM:
+def _make_ssim_lab(**opts: Any) -> SSIM:
     return SSIM(colorspace="lab", **opts)
 
 
