@@ -27,11 +27,14 @@ replacement, seeded, vectorised over resamples). A paired comparison of two metr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from ._bootstrap import TIE_TOL, percentile_test
+
+if TYPE_CHECKING:  # torch is imported where it is used: the score definitions load without it
+    import torch
 
 #: Category name of the 2AFC summary rows.
 MEAN_CATEGORY = "mean(traditional,cnn)"
@@ -156,43 +159,57 @@ def _jnd_checked(d: Any, same: Any) -> tuple[np.ndarray, np.ndarray]:
     return x, s
 
 
-def _pr_batched(d: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pr_batched(d: torch.Tensor, same: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Precision and recall along the last axis (rows are independent data sets)."""
-    order = np.argsort(d, axis=-1, kind="stable")
-    s = np.take_along_axis(same, order, axis=-1)
-    tp = np.cumsum(s, axis=-1)
-    fp = np.cumsum(1.0 - s, axis=-1)
-    total = tp[..., -1:]
-    fn = total - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = tp / (tp + fp)
-        recall = tp / (tp + fn)
-    return precision, recall
+    import torch
+
+    order = torch.sort(d, dim=-1, stable=True).indices
+    s = torch.gather(same, -1, order)
+    tp = torch.cumsum(s, dim=-1)
+    fp = torch.cumsum(1.0 - s, dim=-1)
+    fn = tp[..., -1:] - tp
+    return tp / (tp + fp), tp / (tp + fn)
 
 
-def _voc_ap_batched(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
+def _voc_ap_batched(precision: torch.Tensor, recall: torch.Tensor) -> torch.Tensor:
     """VOC continuous AP along the last axis.
 
     Terms where recall does not change have ``Δrecall = 0`` and add nothing, so the sum over
     "points where recall changes" is the plain sum of ``Δrecall · envelope``.
     """
-    lead = precision.shape[:-1]
-    mrec = np.concatenate([np.zeros(lead + (1,)), recall, np.ones(lead + (1,))], axis=-1)
-    mpre = np.concatenate([np.zeros(lead + (1,)), precision, np.zeros(lead + (1,))], axis=-1)
-    envelope = np.flip(np.maximum.accumulate(np.flip(mpre, axis=-1), axis=-1), axis=-1)
-    return np.sum((mrec[..., 1:] - mrec[..., :-1]) * envelope[..., 1:], axis=-1)
+    import torch
+
+    zeros = torch.zeros(precision.shape[:-1] + (1,), dtype=precision.dtype, device=precision.device)
+    mrec = torch.cat([zeros, recall, torch.ones_like(zeros)], dim=-1)
+    mpre = torch.cat([zeros, precision, zeros], dim=-1)
+    envelope = torch.flip(torch.cummax(torch.flip(mpre, dims=[-1]), dim=-1).values, dims=[-1])
+    return torch.sum((mrec[..., 1:] - mrec[..., :-1]) * envelope[..., 1:], dim=-1)
 
 
-def _jnd_map_batched(d: np.ndarray, same: np.ndarray) -> np.ndarray:
-    precision, recall = _pr_batched(d, same)
-    ap = _voc_ap_batched(precision, recall)
-    return np.where(same.sum(axis=-1) > 0, ap, np.nan)
+def _jnd_map_batched(d: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    """JND AP of each row of ``d``/``same`` (float64, any device); ``nan`` where no label is set."""
+    import torch
+
+    ap = _voc_ap_batched(*_pr_batched(d, same))
+    return torch.where(same.sum(dim=-1) > 0, ap, torch.full_like(ap, float("nan")))
+
+
+def _jnd_map_rows(d: np.ndarray, same: np.ndarray, device: torch.device | None = None) -> np.ndarray:
+    """:func:`_jnd_map_batched` of numpy rows, computed on ``device`` (default the CPU)."""
+    import torch
+
+    td = torch.as_tensor(d, dtype=torch.float64, device=device)
+    ts = torch.as_tensor(same, dtype=torch.float64, device=device)
+    return _jnd_map_batched(td, ts).cpu().numpy()
 
 
 def jnd_pr_curve(d: Any, same: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(precision, recall)`` after sorting pairs by increasing distance (stable), for plots."""
+    import torch
+
     x, s = _jnd_checked(d, same)
-    return _pr_batched(x, s)
+    precision, recall = _pr_batched(torch.from_numpy(x), torch.from_numpy(s))
+    return precision.numpy(), recall.numpy()
 
 
 def jnd_map(d: Any, same: Any) -> float:
@@ -202,7 +219,7 @@ def jnd_map(d: Any, same: Any) -> float:
     ``same`` = fraction of raters who said the pair looked the same.
     """
     x, s = _jnd_checked(d, same)
-    return float(_jnd_map_batched(x, s))
+    return float(_jnd_map_rows(x, s))
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,35 +228,16 @@ def jnd_map(d: Any, same: Any) -> float:
 def _resolve_batched(score_fn: Callable[..., float]):
     """``(per_item_fn | None, batched_fn | None)`` for the known scores."""
     if score_fn is jnd_map:
-        return None, _jnd_map_batched
+        return None, _jnd_map_rows
     per_item = getattr(score_fn, "per_item", None)
     return per_item, None
-
-
-def _jnd_map_batched_torch(d, same):
-    """:func:`_jnd_map_batched` in torch (float64, any device); same arithmetic, same order."""
-    import torch
-
-    order = torch.sort(d, dim=-1, stable=True).indices
-    s = torch.gather(same, -1, order)
-    tp = torch.cumsum(s, dim=-1)
-    fp = torch.cumsum(1.0 - s, dim=-1)
-    total = tp[..., -1:]
-    precision = tp / (tp + fp)
-    recall = tp / total
-    lead = precision.shape[:-1]
-    zeros = torch.zeros(lead + (1,), dtype=d.dtype, device=d.device)
-    mrec = torch.cat([zeros, recall, torch.ones_like(zeros)], dim=-1)
-    mpre = torch.cat([zeros, precision, zeros], dim=-1)
-    envelope = torch.flip(torch.cummax(torch.flip(mpre, dims=[-1]), dim=-1).values, dims=[-1])
-    ap = torch.sum((mrec[..., 1:] - mrec[..., :-1]) * envelope[..., 1:], dim=-1)
-    return torch.where(total[..., 0] > 0, ap, torch.full_like(ap, float("nan")))
 
 
 def _prepare(score_fn: Callable[..., float], arrays: Sequence[Any], device: Any = None):
     """Validate once; returns (n_items, function mapping an index matrix [B, N] -> scores [B]).
 
-    With a torch ``device`` the known scores are computed there (same resamples, float64)."""
+    With a torch ``device`` the known scores are computed there (same resamples, float64).
+    """
     if not arrays:
         raise ValueError("bootstrap: give the arrays the score is computed from")
     per_item, batched = _resolve_batched(score_fn)
@@ -256,7 +254,7 @@ def _prepare(score_fn: Callable[..., float], arrays: Sequence[Any], device: Any 
 
         def on_device(idx):
             ti = torch.as_tensor(idx, device=dev)
-            return _jnd_map_batched_torch(tx[ti], ts[ti]).cpu().numpy()
+            return _jnd_map_batched(tx[ti], ts[ti]).cpu().numpy()
 
         return len(x), on_device
     if per_item is not None:
@@ -337,7 +335,8 @@ def bootstrap_ci(
 
 class PairedResult(NamedTuple):
     """``diff = score(A) - score(B)``, its ``1 - alpha`` interval ``ci = (low, high)`` and the
-    two-sided ``p_value`` for "no difference"; unpacks as ``diff, (low, high), p``."""
+    two-sided ``p_value`` for "no difference"; unpacks as ``diff, (low, high), p``.
+    """
 
     diff: float
     ci: tuple[float, float]
@@ -370,7 +369,8 @@ def paired_distribution(
 def paired_result(diff: float, boot: np.ndarray, alpha: float = 0.05, tie_tol: float = TIE_TOL) -> PairedResult:
     """:class:`PairedResult` of a difference and its resampled values, by
     :func:`bapps_toolkit._bootstrap.percentile_test` (``p < alpha`` iff 0 is outside the interval;
-    resampled differences within ``tie_tol`` of 0 are ties)."""
+    resampled differences within ``tie_tol`` of 0 are ties).
+    """
     low, high, p = percentile_test(boot, float(alpha), tie_tol)
     return PairedResult(float(diff), (low, high), p)
 

@@ -19,7 +19,7 @@ from bapps_toolkit.losses import (
     parse_loss_spec,
 )
 from bapps_toolkit.metrics import Metric, register_metric
-from bapps_toolkit.metrics.base import _REGISTRY
+from bapps_toolkit.metrics.base import unregister_metric
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*UNCALIBRATED:UserWarning")
 
@@ -214,4 +214,4 @@ def test_plugin_metric_is_a_loss_too():
         v.backward()
         assert x.grad is not None and isinstance(loss.losses["test-plugin-abs"], MetricLoss)
     finally:
-        _REGISTRY.pop("test-plugin-abs")
+        unregister_metric("test-plugin-abs")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -126,7 +127,7 @@ class CombinedLoss(Loss):
                 for n, m in zip(self.weights, self._modules_list(), strict=True)}
 
 
-def _single(name: str, reduction: str, input_range: Sequence[float], options: dict) -> Loss:
+def _single(name: str, reduction: str, input_range: Sequence[float], options: dict[str, Any]) -> Loss:
     if name == "l1":
         if options:
             raise ValueError(f"l1 takes no options, got {sorted(options)}")

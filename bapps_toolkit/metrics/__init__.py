@@ -3,7 +3,7 @@
 Importing this package registers every metric; it never imports torchvision.
 """
 # Importing the metric modules registers their names.
-from . import dists, fsim, lpips, ms_ssim, official, pdl, pixel, ssim  # noqa: E402,F401
+from . import dists, fsim, lpips, ms_ssim, official, pdl, pixel, ssim  # noqa: F401
 from .base import Metric, register_metric
 
 # Plugin-aware front ends: registry names, plugin specs (module:attr, file.py:attr), entry points.

@@ -207,7 +207,8 @@ class Backbone(nn.Module):
 
 def build_backbone(net: str, taps: Sequence[int] | None = None) -> Backbone:
     """A backbone whose parameters are all zero; give it weights with
-    :func:`load_backbone_state_dict` or :func:`random_init_` (or use :func:`resolve_backbone`)."""
+    :func:`load_backbone_state_dict` or :func:`random_init_` (or use :func:`resolve_backbone`).
+    """
     return Backbone(net, taps)
 
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import re
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..errors import MetricOptionError, UnknownMetricError
 from ._validate import Range, check_range_option, to_symmetric, to_unit, validate_pair
 
 UNCALIBRATED_TAG = "UNCALIBRATED"
@@ -131,7 +132,8 @@ class Metric(nn.Module):
     def compiled_calls(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
         """``(pair_distances, distance)`` without validation, like :meth:`_pair_distances` and
         :meth:`_distance`, through :func:`torch.compile` (evaluate's ``compile``). A metric that
-        torch.compile handles badly as a whole overrides this and compiles a part of it."""
+        torch.compile handles badly as a whole overrides this and compiles a part of it.
+        """
         return torch.compile(self._pair_distances), torch.compile(self._distance)
 
     def extra_repr(self) -> str:
@@ -143,69 +145,155 @@ class Metric(nn.Module):
         return s
 
 
-_REGISTRY: dict[str, tuple[Callable[..., Metric], str]] = {}
-_BACKBONES: dict[str, str] = {}
+@dataclass(frozen=True)
+class MetricEntry:
+    """One registered metric.
+
+    Attributes:
+        factory: ``factory(**options) -> Metric``.
+        description: One line for listings.
+        backbone: The ImageNet network the metric is built on when its name does not say it.
+        signature_of: The callable whose signature lists the options: the factory, or the class
+            that a ``**options`` factory forwards them to.
+        options: The options that signature lists, or ``None`` when it does not say (it takes
+            ``**kwargs``).
+    """
+
+    factory: Callable[..., Metric]
+    description: str
+    backbone: str | None
+    signature_of: Callable[..., Any]
+    options: tuple[str, ...] | None
+
+
+_REGISTRY: dict[str, MetricEntry] = {}
+
+
+def _signature_options(target: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The keyword options ``target`` accepts, or ``None`` when it takes ``**kwargs``."""
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):  # no signature (a builtin): cannot tell
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params
+                 if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def register_metric(name: str, factory: Callable[..., Metric], description: str, *,
-                    backbone: str | None = None) -> None:
+                    backbone: str | None = None, options_of: Callable[..., Any] | None = None) -> None:
     """Register ``factory(**options) -> Metric`` under ``name`` (lower-case, unique).
 
-    ``backbone`` declares the ImageNet network (``alex``, ``vgg``, ``squeeze``) the metric is built
-    on when its name does not say it (``dists`` is on ``vgg``), so that weight specs such as
-    ``vgg=PATH`` reach it (see :func:`metric_backbone`).
+    Args:
+        name: The registry name.
+        factory: Builds the metric from keyword options (a :class:`Metric` subclass or a function).
+        description: One line for :func:`describe_metrics`.
+        backbone: The ImageNet network (``alex``, ``vgg``, ``squeeze``) the metric is built on when
+            its name does not say it (``dists`` is on ``vgg``), so that weight specs such as
+            ``vgg=PATH`` reach it (see :func:`metric_backbone`).
+        options_of: For a factory that forwards ``**options`` to a class, that class: its
+            signature lists the options the metric takes (default: the factory's own).
+
+    Raises:
+        ValueError: ``name`` is already registered.
     """
     if name in _REGISTRY:
         raise ValueError(f"metric {name!r} is already registered")
-    _REGISTRY[name] = (factory, description)
-    if backbone is not None:
-        _BACKBONES[name] = backbone
+    target = factory if options_of is None else options_of
+    _REGISTRY[name] = MetricEntry(factory, description, backbone, target, _signature_options(target))
+
+
+def unregister_metric(name: str) -> None:
+    """Remove ``name`` from the registry (for plug-ins and tests that register temporarily).
+
+    Args:
+        name: A registered name.
+
+    Raises:
+        KeyError: ``name`` is not registered.
+    """
+    del _REGISTRY[name]
+
+
+def registered_entry(name: str) -> MetricEntry | None:
+    """The registry entry of ``name`` (any case), or ``None`` when it is not registered.
+
+    Args:
+        name: A metric name.
+
+    Returns:
+        The entry, or ``None``.
+    """
+    return _REGISTRY.get(str(name).lower())
 
 
 def metric_backbone(name: str) -> str | None:
-    """The backbone a registered metric declared with ``register_metric(..., backbone=)``, else None."""
-    return _BACKBONES.get(str(name).lower())
+    """The backbone a registered metric declared with ``register_metric(..., backbone=)``.
+
+    Args:
+        name: A metric name (any case).
+
+    Returns:
+        The backbone's name, or ``None`` when the metric declared none or is not registered.
+    """
+    entry = registered_entry(name)
+    return None if entry is None else entry.backbone
 
 
 def list_metrics() -> list[str]:
-    """Names accepted by :func:`create_metric`, sorted."""
+    """Names of the registered metrics, sorted.
+
+    Returns:
+        The names.
+    """
     return sorted(_REGISTRY)
 
 
 def describe_metrics() -> dict[str, str]:
-    """``{name: one-line description}`` for every registered metric."""
-    return {k: v[1] for k, v in sorted(_REGISTRY.items())}
+    """One-line descriptions of the registered metrics.
+
+    Returns:
+        ``{name: description}``, sorted by name.
+    """
+    return {k: v.description for k, v in sorted(_REGISTRY.items())}
 
 
-def create_metric(name: str, **options) -> Metric:
-    """Build a registered metric, e.g. ``create_metric("lpips-alex", backbone_weights=path)``.
+def unknown_metric(name: str) -> UnknownMetricError:
+    """The error for a name that is not registered, with "did you mean" and the known names.
 
-    Raises ``ValueError`` for an unknown name (listing the known ones).
+    Args:
+        name: The name as given.
+
+    Returns:
+        The error to raise.
+    """
+    known = list_metrics()
+    close = difflib.get_close_matches(str(name).lower(), known, n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return UnknownMetricError(f"unknown metric {name!r}; {hint}known metrics: {', '.join(known)}")
+
+
+def create_registered_metric(name: str, **options: Any) -> Metric:
+    """Build a registered metric in eval mode, its options checked against its signature first.
+
+    Args:
+        name: A registered name (any case), e.g. ``"lpips-alex"``.
+        **options: The factory's keyword options, e.g. ``backbone_weights=path``.
+
+    Returns:
+        The metric.
+
+    Raises:
+        UnknownMetricError: ``name`` is not registered.
+        MetricOptionError: an option the metric's signature does not list.
     """
     key = str(name).lower()
-    if key not in _REGISTRY:
-        close = difflib.get_close_matches(key, list(_REGISTRY), n=3)
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise ValueError(f"unknown metric {name!r}; {hint}known metrics: {', '.join(list_metrics())}")
-    factory = _REGISTRY[key][0]
-    try:
-        metric = factory(**options)
-    except TypeError as exc:
-        m = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(exc))
-        if m is None or m.group(2) not in options:
-            raise
-        raise ValueError(_unknown_option(key, factory, m.group(1), m.group(2))) from None
-    return metric.eval()
-
-
-def _unknown_option(key: str, factory: Callable[..., Metric], cls_name: str, opt: str) -> str:
-    """The message for an unknown keyword option ``opt``, with a "did you mean"."""
-    cls = getattr(factory, "__globals__", {}).get(cls_name)
-    known: list[str] = []
-    if isinstance(cls, type):
-        params = inspect.signature(cls).parameters
-        known = [n for n, p in params.items() if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    close = difflib.get_close_matches(opt, known, n=1)
-    hint = f"; did you mean {close[0]}?" if close else ""
-    listing = f" Its options: {', '.join(known)}." if known else ""
-    return f"metric {key} has no option {opt}{hint}{listing}"
+    entry = _REGISTRY.get(key)
+    if entry is None:
+        raise unknown_metric(name)
+    if entry.options is not None:
+        for option in options:
+            if option not in entry.options:
+                raise MetricOptionError(key, option, entry.options)
+    return entry.factory(**options).eval()

@@ -139,7 +139,8 @@ def _from_features(fa: _Features, fb: _Features, chromatic: bool) -> torch.Tenso
 
 class _Steps(NamedTuple):
     """FSIM's real-valued steps; :meth:`FSIM.compiled_calls` replaces each by its torch.compile form
-    (the FFTs of phase congruency stay eager: ``pc`` is only the part after them)."""
+    (the FFTs of phase congruency stay eager: ``pc`` is only the part after them).
+    """
 
     planes: Callable[[torch.Tensor, bool, int], torch.Tensor] = _planes
     gradient: Callable[[torch.Tensor], torch.Tensor] = _gradient_magnitude
@@ -254,7 +255,8 @@ class FSIM(Metric):
         """torch.compile cannot generate code for the complex FFTs (it would split the graph at each of
         them, several times slower than eager mode), so the real-valued steps are compiled one by
         one, once per shape (:class:`_Steps`: colour and downsampling, the gradient, phase
-        congruency after its FFTs, and the similarity maps with their pooling); the FFTs run eagerly."""
+        congruency after its FFTs, and the similarity maps with their pooling); the FFTs run eagerly.
+        """
         steps = _Steps(*(torch.compile(f, dynamic=False) for f in (_planes, _gradient_magnitude, _from_features,
                                                                     pc_from_responses)))
         return (functools.partial(self._pair_distances, steps=steps),
@@ -266,7 +268,8 @@ class FSIM(Metric):
 
 class FSIMc(FSIM):
     """Distance ``1 − FSIMc`` (FSIM with the YIQ chroma term, Zhang et al. 2011) on RGB
-    ``[N, 3, H, W]`` input in ``input_range`` (default ``(-1, 1)``), 0..255 scale inside."""
+    ``[N, 3, H, W]`` input in ``input_range`` (default ``(-1, 1)``), 0..255 scale inside.
+    """
 
     name = "fsimc"
     channels_in = (3,)

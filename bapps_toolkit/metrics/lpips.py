@@ -30,8 +30,9 @@ the official code. There is no dropout on the inference path; training code adds
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -87,18 +88,6 @@ class ScalingLayer(nn.Module):
 def normalize_channels(f: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
     """``f / (‖f‖₂ over channels + eps)`` for ``f`` of shape [N, C, H, W]."""
     return f / (torch.sqrt(torch.sum(f * f, dim=1, keepdim=True)) + eps)
-
-
-def _private(taps: Sequence[torch.Tensor], x: torch.Tensor) -> bool:
-    """Whether every tap has its own storage, shared with no other tap and not with ``x``."""
-    ptrs = [t.untyped_storage().data_ptr() for t in taps]
-    return len(set(ptrs)) == len(ptrs) and x.untyped_storage().data_ptr() not in ptrs
-
-
-def _disjoint_targets(pairs: Sequence[tuple[int, int]]) -> bool:
-    """Whether the ``j`` blocks of ``pairs`` are distinct and none of them is an ``i`` block."""
-    js = [j for _, j in pairs]
-    return len(set(js)) == len(js) and not set(js) & {i for i, _ in pairs}
 
 
 class LPIPS(Metric):
@@ -162,7 +151,8 @@ class LPIPS(Metric):
     # -- weights ------------------------------------------------------------------------------
     def load_lin_weights(self, lin_weights: LinWeights = None) -> None:
         """Load official-layout linear weights: ``None`` (shipped official file, else an
-        installed ``lpips`` package's), a path, or a mapping ``lin{k}.model.1.weight → [1, C, 1, 1]``."""
+        installed ``lpips`` package's), a path, or a mapping ``lin{k}.model.1.weight → [1, C, 1, 1]``.
+        """
         if not self.lpips:
             raise ValueError(f"{self.name}: the baseline has no linear layers")
         if lin_weights is None:
@@ -232,37 +222,6 @@ class LPIPS(Metric):
             taps = [f.float() for f in taps]
         return list(taps)
 
-    def _inference_distances(self, x: torch.Tensor, n: int, pairs: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
-        """Distances ``[N]`` of the ``n``-image blocks ``(i, j)`` of ``x`` without autograd: the same
-        arithmetic as :meth:`features` + :meth:`distance_from_features` (up to float rounding) in
-        fewer passes over the taps: the taps are normalised by multiplying with their inverse channel
-        norms, and ``(f̂_j − f̂_i)²`` is formed in place in block ``j`` (identical images still give
-        exactly 0; the square of ``a − b`` and of ``b − a`` are the same float). In place only where
-        nothing else can see it: taps that share no storage with each other or with ``x`` (a
-        researcher's backbone may return views), and pairs whose ``j`` blocks are distinct and are
-        never an ``i``; otherwise the same values out of place."""
-        out: list[torch.Tensor | None] = [None] * len(pairs)
-        weights = self.lin_weights()
-        taps = self._taps(x)  # under the caller's autocast, if any; the head below in float32
-        # under torch.compile the buffers are the compiler's to plan (and data_ptr checks would force recompiles)
-        inplace = not torch.compiler.is_compiling() and _private(taps, x) and _disjoint_targets(pairs)
-        with torch.autocast(x.device.type, enabled=False):
-            for k, f in enumerate(taps):
-                inv = torch.linalg.vector_norm(f, dim=1, keepdim=True).add_(NORM_EPS).reciprocal_()
-                unit = f.mul_(inv) if inplace else f * inv
-                for p, (i, j) in enumerate(pairs):
-                    a, b = unit[i * n:(i + 1) * n], unit[j * n:(j + 1) * n]
-                    diff = b.sub_(a) if inplace else torch.sub(b, a)
-                    layer = self._layer(diff.square_().mean(dim=(2, 3)), weights, k)
-                    prev = out[p]
-                    out[p] = layer if prev is None else prev + layer
-        return [d for d in out if d is not None]
-
-    def _fused(self, *xs: torch.Tensor) -> bool:
-        """Whether :meth:`_inference_distances` applies: no map wanted and no gradient needed."""
-        return not self.spatial and not (torch.is_grad_enabled() and (
-            any(x.requires_grad for x in xs) or any(p.requires_grad for p in self.parameters())))
-
     def distance_from_features(
         self,
         f0: Sequence[torch.Tensor],
@@ -270,7 +229,8 @@ class LPIPS(Metric):
         size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Distance ``[N]`` from two lists of :meth:`features`; with ``size=(H, W)`` the map
-        ``[N, 1, H, W]`` (each layer's map bilinearly upsampled, ``align_corners=False``)."""
+        ``[N, 1, H, W]`` (each layer's map bilinearly upsampled, ``align_corners=False``).
+        """
         if len(f0) != len(self.channels) or len(f1) != len(self.channels):
             raise ValueError(f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
         with torch.autocast(f0[0].device.type, enabled=False):  # the head runs in the features' dtype
@@ -294,15 +254,14 @@ class LPIPS(Metric):
 
     def _layer(self, per_channel: torch.Tensor, weights: Sequence[torch.Tensor], k: int) -> torch.Tensor:
         """Tap ``k``'s distance ``[N]`` from its spatial means ``[N, C_k]`` of ``(f̂0 − f̂1)²``: the
-        mean over positions commutes with the 1×1 linear layer (the baseline sums the channels)."""
+        mean over positions commutes with the 1×1 linear layer (the baseline sums the channels).
+        """
         if self.lpips:
             return per_channel @ weights[k].view(-1).to(per_channel.dtype)
         return per_channel.sum(dim=1)
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         n = x0.shape[0]
-        if self._fused(x0, x1):
-            return self._inference_distances(torch.cat([x0, x1], dim=0), n, [(0, 1)])[0].to(x0.dtype)
         feats = self.features(torch.cat([x0, x1], dim=0))
         size = (x0.shape[-2], x0.shape[-1]) if self.spatial else None
         d = self.distance_from_features([f[:n] for f in feats], [f[n:] for f in feats], size=size)
@@ -313,9 +272,6 @@ class LPIPS(Metric):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with one backbone pass over ``[ref; p0; p1]``."""
         n = ref.shape[0]
-        if self._fused(ref, p0, p1):
-            d0, d1 = self._inference_distances(torch.cat([ref, p0, p1], dim=0), n, [(0, 1), (0, 2)])
-            return d0.to(ref.dtype), d1.to(ref.dtype)
         feats = self.features(torch.cat([ref, p0, p1], dim=0))
         size = (ref.shape[-2], ref.shape[-1]) if self.spatial else None
         fr = [f[:n] for f in feats]
@@ -327,8 +283,8 @@ class LPIPS(Metric):
         return f"net={self.net!r}, version={self.version!r}, lpips={self.lpips}, " + super().extra_repr()
 
 
-def _factory(net: str, lpips: bool):
-    def make(**options) -> LPIPS:
+def _factory(net: str, lpips: bool) -> Callable[..., LPIPS]:
+    def make(**options: Any) -> LPIPS:
         for fixed in ("net", "lpips"):
             if fixed in options:
                 raise ValueError(
@@ -343,9 +299,11 @@ def _factory(net: str, lpips: bool):
 _TRUNK = {"alex": "AlexNet", "vgg": "VGG16", "squeeze": "SqueezeNet 1.1"}
 for _net in NETS:
     register_metric(f"lpips-{_net}", _factory(_net, True),
-                    f"LPIPS on {_TRUNK[_net]} with the official linear layers (version='0.1'|'0.0')")
+                    f"LPIPS on {_TRUNK[_net]} with the official linear layers (version='0.1'|'0.0')",
+                    options_of=LPIPS)
     register_metric(f"lpips-{_net}-baseline", _factory(_net, False),
-                    f"LPIPS baseline on {_TRUNK[_net]}: all channels weighted equally, no linear layer")
+                    f"LPIPS baseline on {_TRUNK[_net]}: all channels weighted equally, no linear layer",
+                    options_of=LPIPS)
 
 
 __all__ = ["LPIPS", "ScalingLayer", "normalize_channels", "NORM_EPS", "SCALING_SHIFT", "SCALING_SCALE", "VERSIONS",

@@ -1,6 +1,7 @@
 """The official LPIPS linear-weight files: where they are (shipped with the toolkit, or in an
 installed ``lpips`` package) and how they are read and written (``lin{k}.model.1.weight``,
-``[1, C, 1, 1]``; the layout of the official ``lpips/weights/v{version}/{net}.pth``)."""
+``[1, C, 1, 1]``; the layout of the official ``lpips/weights/v{version}/{net}.pth``).
+"""
 from __future__ import annotations
 
 import importlib.util
@@ -32,7 +33,8 @@ def check_version(version: str | float) -> str:
 
 def shipped_lin_weights(net: str, version: str = "0.1") -> Path:
     """Path of the official linear weights shipped inside the toolkit (may be absent in a
-    trimmed install)."""
+    trimmed install).
+    """
     return WEIGHTS_DIR / f"v{check_version(version)}" / f"{check_net(net)}.pth"
 
 
@@ -109,7 +111,8 @@ def load_official_lin_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 def official_lin_state_dict(model: Any) -> dict[str, torch.Tensor]:
     """The model's linear layers in the official layout (``lin{k}.model.1.weight``,
-    [1, C, 1, 1], detached CPU copies), loadable by the ``lpips`` package and by ``lin_weights=``."""
+    [1, C, 1, 1], detached CPU copies), loadable by the ``lpips`` package and by ``lin_weights=``.
+    """
     return {f"lin{k}.model.1.weight": w.detach().to("cpu", copy=True) for k, w in enumerate(model.lin_weights())}
 
 

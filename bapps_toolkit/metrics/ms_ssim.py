@@ -77,7 +77,8 @@ def halve(x: torch.Tensor) -> torch.Tensor:
 
 def ms_ssim_scales(height: int, width: int, win_size: int = 11, max_scales: int = 5) -> int:
     """How many scales fit: the largest M ≤ ``max_scales`` with every scale's min side ≥
-    ``win_size`` (sides shrink as ``ceil(s/2)``); 0 if not even one fits."""
+    ``win_size`` (sides shrink as ``ceil(s/2)``); 0 if not even one fits.
+    """
     s, m = min(height, width), 0
     while m < max_scales and s >= win_size:
         m += 1

@@ -27,6 +27,7 @@ gradients through the quantisation are straight-through surrogates, so train wit
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .base import Metric, register_metric
 from .pixel import L2
@@ -51,7 +52,7 @@ OFFICIAL_METRICS: dict[str, tuple[type[L2] | type[SSIM], str, str]] = {
 
 
 def _factory(name: str, cls: type[L2] | type[SSIM], colorspace: str) -> Callable[..., Metric]:
-    def make(**options) -> Metric:
+    def make(**options: Any) -> Metric:
         for fixed in ("official", "colorspace"):
             if fixed in options:
                 raise ValueError(f"{name}: {fixed}= is fixed by the metric name; use "
@@ -64,4 +65,4 @@ def _factory(name: str, cls: type[L2] | type[SSIM], colorspace: str) -> Callable
 
 
 for _name, (_cls, _space, _text) in OFFICIAL_METRICS.items():
-    register_metric(_name, _factory(_name, _cls, _space), _text)
+    register_metric(_name, _factory(_name, _cls, _space), _text, options_of=_cls)

@@ -62,7 +62,8 @@ def wasserstein_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def projected_distribution_loss(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
     """Per-channel W1 between the spatial activations of ``fx`` and ``fy`` ([N, C, H, W]),
-    averaged over channels → ``[N]``."""
+    averaged over channels → ``[N]``.
+    """
     if fx.dim() != 4 or fx.shape != fy.shape:
         raise ValueError(
             f"projected_distribution_loss: need two [N, C, H, W] tensors of one shape, got "

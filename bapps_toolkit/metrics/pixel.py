@@ -39,6 +39,8 @@ over channels, with the same scaling, ``[N, 1, H, W]``; its spatial mean is the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -92,7 +94,8 @@ def _psnr_deficit(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float, max_
 
 def _l2_from_lab(lab0: torch.Tensor, lab1: torch.Tensor, spatial: bool) -> torch.Tensor:
     """``0.5 · mean(((lab0 − lab1)/100)²)`` per image (or the channel-mean map), in the inputs'
-    dtype; accumulated in float32 at least (squared Lab differences overflow float16)."""
+    dtype; accumulated in float32 at least (squared Lab differences overflow float16).
+    """
     work = torch.promote_types(lab0.dtype, torch.float32)
     d = lab0.to(work) - lab1.to(work)
     if spatial:
@@ -117,7 +120,8 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
 
 def triplet_pieces(n: int, image_values: int):
     """``(start, stop)`` pieces of a batch of ``n`` triplets sized so that the Lab temporaries of
-    one piece stay in the CPU cache (:data:`~.functional.color.LAB_CHUNK_VALUES` values per image batch)."""
+    one piece stay in the CPU cache (:data:`~.functional.color.LAB_CHUNK_VALUES` values per image batch).
+    """
     step = max(1, LAB_CHUNK_VALUES // max(1, image_values))
     for i in range(0, n, step):
         yield i, min(n, i + step)
@@ -207,7 +211,7 @@ class PSNR(Metric):
     min_size = 1
     supports_spatial = False
 
-    def __init__(self, *, max_db: float = 100.0, input_range=(-1.0, 1.0), spatial: bool = False):
+    def __init__(self, *, max_db: float = 100.0, input_range: Sequence[float] = (-1.0, 1.0), spatial: bool = False):
         super().__init__(input_range=input_range, spatial=spatial)
         if not max_db > 0:
             raise ValueError(f"psnr: max_db must be > 0, got {max_db}")
@@ -220,16 +224,17 @@ class PSNR(Metric):
         return f"max_db={self.max_db:g}, " + super().extra_repr()
 
 
-def _make_l2(**opts) -> L2:
+def _make_l2(**opts: Any) -> L2:
     return L2(colorspace="rgb", **opts)
 
 
-def _make_l2_lab(**opts) -> L2:
+def _make_l2_lab(**opts: Any) -> L2:
     return L2(colorspace="lab", **opts)
 
 
-register_metric("l2", _make_l2, "mean squared error on RGB in [0, 1] (l2-rgb-official: the LPIPS repo's RGB L2)")
+register_metric("l2", _make_l2, "mean squared error on RGB in [0, 1] (l2-rgb-official: the LPIPS repo's RGB L2)",
+                options_of=L2)
 register_metric("l2-lab", _make_l2_lab,
                 "0.5*mean(((Lab0-Lab1)/100)^2) on Lab of the float image (l2-lab-official: the LPIPS "
-                "repo's code path, via truncated uint8)")
+                "repo's code path, via truncated uint8)", options_of=L2)
 register_metric("psnr", PSNR, "PSNR deficit below max_db (100 dB): 10*log10(1 + MSE/eps), 0 when identical")

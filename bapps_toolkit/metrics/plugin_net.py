@@ -56,7 +56,7 @@ from .base import Metric
 from .lpips import LPIPS, LinWeights, ScalingLayer
 from .plugin_specs import short_plugin_name
 from .plugin_trust import PluginNotFound, PluginOrigin, check_plugin_allowed, code_origin
-from .plugins import PluginError, _call_factory, check_option_types, load_object
+from .plugins import PluginError, call_factory, check_option_types, load_object
 from .safetensors_io import json_field
 
 #: Probe side when the object declares no ``min_size``.
@@ -82,7 +82,8 @@ class PluginLPIPS(LPIPS):
     :class:`~.lpips.LPIPS` (``backbone``, ``scaling``, ``lins``, ``channels``, :meth:`features`);
     ``net`` is the plugin spec, ``name`` ``lpips[<short spec>]``; ``spec``, ``options``,
     ``origin`` (dict) and ``kind`` (``"module"`` or ``"lpips"``) say where it came from. The
-    linear layers start at zero: train them, or load them from a checkpoint."""
+    linear layers start at zero: train them, or load them from a checkpoint.
+    """
 
     def __init__(self, spec: str, backbone: nn.Module, *, channels: Sequence[int], scaling: nn.Module,
                  version: str, min_size: int = 1, options: Mapping[str, Any] | None = None,
@@ -131,7 +132,7 @@ def _instantiate(obj: Any, spec: str, options: Mapping[str, Any]) -> Any:
                           "whose forward returns a list of feature maps, a class or factory returning one, "
                           "or an LPIPS")
     try:
-        return _call_factory(obj, spec, options, "net plugin")
+        return call_factory(obj, spec, options, "net plugin")
     except PluginError:
         raise
     except Exception as exc:
@@ -237,7 +238,8 @@ def plugin_origin(spec: str) -> PluginOrigin:
     nothing imported): ``{"kind": "file", "path", "sha256"}``, ``{"kind": "module", "module",
     "file", "sha256", "distribution", "version"}`` or ``{"kind": "entry-point", "value", "module",
     "file", "sha256", "distribution", "version"}`` (what is known). :class:`~.plugins.PluginError`
-    naming the spec when its code cannot be found."""
+    naming the spec when its code cannot be found.
+    """
     try:
         return code_origin(spec)
     except PluginNotFound as exc:
@@ -246,7 +248,8 @@ def plugin_origin(spec: str) -> PluginOrigin:
 
 def check_recorded_options(where: Path, spec: str, options: Mapping[str, Any]) -> None:
     """Options a file records for a factory: identifier keys, JSON scalars or flat lists of them;
-    a :class:`CheckpointError` naming the file, the spec and the option otherwise."""
+    a :class:`CheckpointError` naming the file, the spec and the option otherwise.
+    """
     for key, value in options.items():
         items = value if isinstance(value, list) else [value]
         if not str(key).isidentifier() or any(isinstance(v, (dict, list)) for v in items):

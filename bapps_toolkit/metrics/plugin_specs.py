@@ -36,14 +36,16 @@ def is_file_spec(spec: str) -> bool:
 
 def is_plugin_net(net: str) -> bool:
     """True when ``net`` is not one of the LPIPS backbones (:data:`~.nets.NETS` or an alias) but
-    a plugin spec naming your own network (:mod:`.plugin_net`)."""
+    a plugin spec naming your own network (:mod:`.plugin_net`).
+    """
     key = str(net).lower()
     return _ALIASES.get(key, key) not in NETS and is_plugin_spec(str(net))
 
 
 def normalise_plugin_net(spec: str) -> str:
     """A ``file.py:attr`` spec with its file made absolute (so a run resumes, and its checkpoint
-    loads, from another working directory); other specs unchanged."""
+    loads, from another working directory); other specs unchanged.
+    """
     if not is_file_spec(spec):
         return str(spec)
     where, _, attr = str(spec).rpartition(":")

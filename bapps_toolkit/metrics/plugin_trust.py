@@ -55,7 +55,8 @@ class PluginOrigin(TypedDict, total=False):
 class CodeLocation:
     """The code a spec names, found without importing it: ``kind`` (``file``, ``module``,
     ``entry-point``), the module's dotted name (empty for a file spec), its file (``None`` for a
-    module built into the interpreter) and, for an entry point, its value."""
+    module built into the interpreter) and, for an entry point, its value.
+    """
 
     kind: str
     module: str
@@ -95,7 +96,8 @@ def _module_spec(name: str) -> importlib.machinery.ModuleSpec | None:
 
 def module_file(name: str) -> Path | None:
     """The file module ``name`` is (or would be) imported from, found without importing it;
-    ``None`` for a module built into the interpreter. :class:`PluginNotFound` when there is none."""
+    ``None`` for a module built into the interpreter. :class:`PluginNotFound` when there is none.
+    """
     if not _dotted(name):
         raise PluginNotFound(f"{name!r} is not a module name (dotted Python identifiers)")
     known = sys.modules.get(name)
@@ -141,7 +143,8 @@ def _distribution_of(module_name: str) -> dict[str, str]:
 def code_origin(spec: str) -> PluginOrigin:
     """What a checkpoint records of ``spec``'s code (no import): its kind, file and SHA-256, and
     the distribution and version of a module or entry point where known.
-    :class:`PluginNotFound` when the code cannot be found."""
+    :class:`PluginNotFound` when the code cannot be found.
+    """
     loc = locate(spec)
     if loc.kind == "file":
         if loc.file is None or not loc.file.is_file():
@@ -244,7 +247,8 @@ MAX_SPEC_CHARS = 1024
 def check_spec_text(where: str, spec: Any) -> str:
     """``spec`` as text fit for a message: a printable string of at most :data:`MAX_SPEC_CHARS`
     characters (a file could otherwise put terminal escape sequences into the error); a
-    :class:`CheckpointError` naming ``where`` otherwise."""
+    :class:`CheckpointError` naming ``where`` otherwise.
+    """
     if not isinstance(spec, str) or not spec.isprintable() or not 0 < len(spec) <= MAX_SPEC_CHARS:
         shown = repr(spec)[:80] if isinstance(spec, str) else type(spec).__name__
         raise CheckpointError(f"{where}: names the plugin network {shown}, which is not a plugin spec (a printable "

@@ -102,7 +102,8 @@ def _load_file(path_text: str, spec: str, what: str = "metric plugin") -> Any:
 
 def load_object(spec: str, what: str = "metric plugin") -> tuple[Any, str]:
     """``(object, origin)`` that ``spec`` names (``module:attr``, ``file.py:attr``, entry point);
-    :class:`PluginError` messages begin ``{what} {spec!r}``."""
+    :class:`PluginError` messages begin ``{what} {spec!r}``.
+    """
     ep = entry_points().get(spec.lower())
     if ep is not None:
         try:
@@ -165,11 +166,11 @@ def metric_from_object(obj: Any, spec: str, origin: str, options: Mapping[str, A
         raise PluginError(f"metric plugin {spec!r} is a {type(obj).__name__}, not a metric: give a "
                           "Metric subclass, a factory returning one, or a callable f(x0, x1) -> [N]")
     if isinstance(obj, type) and issubclass(obj, nn.Module) and not issubclass(obj, Metric):
-        obj = _call_factory(obj, spec, options)
+        obj = call_factory(obj, spec, options)
         return _wrap(obj, spec, origin, {})
     if _is_distance_fn(obj) and not (isinstance(obj, type) and issubclass(obj, Metric)):
         return _wrap(obj, spec, origin, options)
-    made = _call_factory(obj, spec, options)
+    made = call_factory(obj, spec, options)
     if isinstance(made, Metric):
         return made
     if callable(made):
@@ -178,8 +179,22 @@ def metric_from_object(obj: Any, spec: str, origin: str, options: Mapping[str, A
                       "Metric or a callable f(x0, x1) -> [N]")
 
 
-def _call_factory(factory: Callable[..., Any], spec: str, options: Mapping[str, Any],
-                  what: str = "metric plugin") -> Any:
+def call_factory(factory: Callable[..., Any], spec: str, options: Mapping[str, Any],
+                 what: str = "metric plugin") -> Any:
+    """Call ``factory(**options)`` after checking that its signature takes them.
+
+    Args:
+        factory: A plugin's factory.
+        spec: The plugin spec, for messages.
+        options: Keyword options.
+        what: What the plugin is, for messages (``"metric plugin"``, ``"net plugin"``).
+
+    Returns:
+        Whatever the factory returns.
+
+    Raises:
+        PluginError: the options do not fit the factory's signature.
+    """
     try:
         inspect.signature(factory).bind(**options)
     except TypeError as exc:
@@ -208,7 +223,8 @@ def _fits(value: Any, kind: Any) -> bool:
 def check_option_types(factory: Any, spec: str, options: Mapping[str, Any], what: str = "metric plugin") -> None:
     """Each option of ``options`` has the type ``factory`` annotates for it where that is
     ``bool``/``int``/``float``/``str`` (or ``Optional`` of one); :class:`PluginError` naming the
-    spec and the option otherwise. For options read from a file, before the factory sees them."""
+    spec and the option otherwise. For options read from a file, before the factory sees them.
+    """
     if isinstance(factory, nn.Module) or not callable(factory):
         return
     target = factory
@@ -241,12 +257,28 @@ def create_plugin_metric(spec: str, **options: Any) -> Metric:
 
 
 def create_metric(name: str, **options: Any) -> Metric:
-    """:func:`~.base.create_metric` for registry names, :func:`~.adapters.create_adapter_metric` for
-    ``piq:``/``pyiqa:``/``torchmetrics:`` names, :func:`create_plugin_metric` for plugin specs."""
+    """Build a metric by name, e.g. ``create_metric("lpips-alex", backbone_weights=path)``.
+
+    Registry names go to :func:`~.base.create_registered_metric`, ``piq:``/``pyiqa:``/
+    ``torchmetrics:`` names to :func:`~.adapters.create_adapter_metric`, plugin specs to
+    :func:`create_plugin_metric`.
+
+    Args:
+        name: A registry name, an adapter name or a plugin spec.
+        **options: Keyword options of the metric's factory.
+
+    Returns:
+        The metric, in eval mode.
+
+    Raises:
+        UnknownMetricError: ``name`` is none of these (the message lists the known names).
+        MetricOptionError: a registered metric does not take one of ``options``.
+        PluginError: a plugin spec that does not give a metric.
+    """
     if adapters.is_adapter_spec(str(name)):
         return adapters.create_adapter_metric(str(name), **options)
-    if str(name).lower() in base.list_metrics() or not is_plugin_spec(str(name)):
-        return base.create_metric(name, **options)
+    if base.registered_entry(name) is not None or not is_plugin_spec(str(name)):
+        return base.create_registered_metric(name, **options)
     return create_plugin_metric(str(name), **options)
 
 
@@ -257,7 +289,8 @@ def list_metrics() -> list[str]:
 
 def describe_metrics() -> dict[str, str]:
     """``{name: description}``, sorted: the registry, the entry points with where each came from, and
-    one ``LIB:<name>`` line per adapter library (its version and names, or how to install it)."""
+    one ``LIB:<name>`` line per adapter library (its version and names, or how to install it).
+    """
     out = base.describe_metrics()
     for name, ep in sorted(entry_points().items()):
         out.setdefault(name, f"plugin {_origin(ep)}")
@@ -321,13 +354,15 @@ def _param_types(factory: Any) -> dict[str, Any]:
 
 def typed_options(spec: str, raw: Mapping[str, str], kind: str = "metric") -> dict[str, Any]:
     """String options for ``spec`` typed by its factory's signature (wrap options for callables);
-    ``kind`` names the plugin in messages (``"net"`` for :mod:`.plugin_net`)."""
+    ``kind`` names the plugin in messages (``"net"`` for :mod:`.plugin_net`).
+    """
     if not raw:
         return {}
     if adapters.is_adapter_spec(spec):
         return adapters.typed_adapter_options(raw)
     if not is_plugin_spec(spec):
-        factory: Any = base._REGISTRY[spec.lower()][0] if spec.lower() in base.list_metrics() else None
+        entry = base.registered_entry(spec)
+        factory: Any = None if entry is None else entry.signature_of
     else:
         factory, _ = load_object(spec, f"{kind} plugin")
         if isinstance(factory, Metric) or _is_distance_fn(factory):

@@ -54,7 +54,8 @@ def safetensors_metadata(path: PathLike) -> dict[str, str]:
 
 def printable_note(text: str, limit: int = 500) -> str:
     """``text`` cut to ``limit`` characters, every non-printable character (a terminal escape
-    sequence, a newline) shown as ``?``: a note read from a file goes into labels and messages."""
+    sequence, a newline) shown as ``?``: a note read from a file goes into labels and messages.
+    """
     return "".join(ch if ch.isprintable() else "?" for ch in str(text)[:limit])
 
 
@@ -63,7 +64,8 @@ def calibration_from_metadata(meta: Mapping[str, str]) -> tuple[bool, str]:
 
     Reads :data:`PROVENANCE_KEY`; files written before it existed are judged by their older keys
     (``calibrated`` = ``"0"``, or ``source`` = ``"random"`` on a backbone file). A file without
-    any such record is taken as calibrated (torchvision's and other foreign files)."""
+    any such record is taken as calibrated (torchvision's and other foreign files).
+    """
     raw = meta.get(PROVENANCE_KEY)
     if raw:
         try:
@@ -89,7 +91,8 @@ def file_calibration(path: PathLike) -> tuple[bool, str]:
 
 def merge_notes(*notes: str) -> str:
     """Distinct non-empty notes joined with ``"; "`` (order kept); a part that begins another,
-    longer part (``random backbone`` and ``random backbone (seed 3)``) is said once, the longer way."""
+    longer part (``random backbone`` and ``random backbone (seed 3)``) is said once, the longer way.
+    """
     out: list[str] = []
     for n in notes:
         for part in (n or "").split("; "):

@@ -59,7 +59,8 @@ class SafetensorsHeader:
 def sniff(path: Path) -> str:
     """``"safetensors"`` (an 8-byte header length that fits the file, then ``{``), else ``"zip"``
     (``torch.save``), ``"pickle"`` or ``"other"``, from the first bytes. The safetensors test
-    comes first: a header length whose low byte is ``0x80`` is not a pickle."""
+    comes first: a header length whose low byte is ``0x80`` is not a pickle.
+    """
     with open(path, "rb") as fh:
         head = fh.read(9)
         size = os.fstat(fh.fileno()).st_size
@@ -89,7 +90,7 @@ def read_header(path: PathLike) -> SafetensorsHeader:
         with safe_open(str(p), framework="pt", device="cpu") as f:
             meta = dict(f.metadata() or {})
             declared = {}
-            for k in f.keys():  # noqa: SIM118 — safe_open has no iterator
+            for k in f.keys():  # safe_open has no iterator
                 piece = f.get_slice(k)
                 declared[str(k)] = TensorInfo(str(piece.get_dtype()), tuple(int(n) for n in piece.get_shape()))
     except Exception as exc:  # safetensors raises SafetensorError / OSError / ValueError
@@ -99,7 +100,8 @@ def read_header(path: PathLike) -> SafetensorsHeader:
 
 def read_tensors(header: SafetensorsHeader, names: Iterable[str]) -> dict[str, torch.Tensor]:
     """The tensors ``names`` of the file of ``header`` (on CPU); a :class:`CheckpointError`
-    naming the file if one cannot be read."""
+    naming the file if one cannot be read.
+    """
     wanted = list(names)
     unknown = [n for n in wanted if n not in header.tensors]
     if unknown:
@@ -113,7 +115,8 @@ def read_tensors(header: SafetensorsHeader, names: Iterable[str]) -> dict[str, t
 
 def read_safetensors(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """``(tensors, metadata)`` of a safetensors file on CPU, every tensor read (for files whose
-    size the caller bounds, or whose declared shapes it checked with :func:`read_header`)."""
+    size the caller bounds, or whose declared shapes it checked with :func:`read_header`).
+    """
     header = read_header(path)
     return read_tensors(header, header.tensors), dict(header.metadata)
 
@@ -130,7 +133,8 @@ def _kind_fits(declared: str, want: torch.dtype) -> bool:
 def check_declared(where: Path, declared: Mapping[str, TensorInfo], expected: Mapping[str, torch.Tensor],
                    what: str) -> None:
     """Refuse (before any read) declared tensors that are not exactly ``expected``: the same
-    names, shapes and dtype kinds. ``what`` names the part in the message (``"backbone"``)."""
+    names, shapes and dtype kinds. ``what`` names the part in the message (``"backbone"``).
+    """
     missing = sorted(set(expected) - set(declared))
     extra = sorted(set(declared) - set(expected))
     if missing or extra:
@@ -147,7 +151,8 @@ def json_field(meta: Mapping[str, str], key: str, where: Path, default: Any, kin
                limit: int = MAX_JSON_CHARS) -> Any:
     """The JSON metadata value ``key`` parsed (``default`` when absent or empty), which must be a
     ``kind``; a :class:`CheckpointError` naming the file and the key when it is longer than
-    ``limit`` characters, not JSON, nested too deep or of another type."""
+    ``limit`` characters, not JSON, nested too deep or of another type.
+    """
     raw = meta.get(key)
     if raw is None or raw == "":
         return default

@@ -48,6 +48,7 @@ per-channel mean — mathematically the same statistics, but without the cancell
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -291,7 +292,8 @@ class SSIM(Metric):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d(ref, p0), d(ref, p1))`` with the reference converted (Lab / quantised) and its local
         moments filtered once per triplet (:func:`ssim_triplet`). Without gradients the batch is
-        processed in cache-sized pieces of triplets."""
+        processed in cache-sized pieces of triplets.
+        """
         if torch.is_grad_enabled() and any(t.requires_grad for t in (ref, p0, p1)):
             return self._triplet(ref, p0, p1)
         d0s, d1s = [], []
@@ -335,11 +337,11 @@ class SSIM(Metric):
         )
 
 
-def _make_ssim(**opts) -> SSIM:
+def _make_ssim(**opts: Any) -> SSIM:
     return SSIM(colorspace="rgb", **opts)
 
 
-def _make_ssim_lab(**opts) -> SSIM:
+def _make_ssim_lab(**opts: Any) -> SSIM:
     return SSIM(colorspace="lab", **opts)
 
 
@@ -347,9 +349,11 @@ register_metric(
     "ssim", _make_ssim,
     "DSSIM = (1 - SSIM)/2 on RGB; Wang 2004 Gaussian 11/1.5, valid, population stats "
     "(ssim-rgb-official: the LPIPS repo's DSSIM)",
+    options_of=SSIM,
 )
 register_metric(
     "ssim-lab", _make_ssim_lab,
     "DSSIM = (1 - SSIM)/2 on Lab of the float image, Wang 2004 window (ssim-lab-official: the "
     "LPIPS repo's DSSIM-Lab)",
+    options_of=SSIM,
 )

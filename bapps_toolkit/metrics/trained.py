@@ -28,7 +28,7 @@ import torch
 
 from .._io import PathLike, sha256_file
 from ..errors import CheckpointError, WeightsError
-from .backbones import LPIPS_CHANNELS
+from .backbones import LPIPS_CHANNELS, BackboneWeights
 from .lpips import LPIPS
 from .nets import NETS
 from .plugin_net import plugin_from_checkpoint
@@ -87,7 +87,8 @@ def split_model_tensors(
 ) -> tuple[list[_T], dict[str, _T], dict[str, _T]]:
     """``(lin weights in order, G state, backbone state)`` from a checkpoint's tensors (or from
     anything keyed by tensor name, e.g. a header's declarations); a :class:`CheckpointError`
-    naming ``where`` for any other key or linear layers not numbered ``0..n-1``."""
+    naming ``where`` for any other key or linear layers not numbered ``0..n-1``.
+    """
     lins: dict[int, _T] = {}
     G: dict[str, _T] = {}
     bb: dict[str, _T] = {}
@@ -106,15 +107,26 @@ def split_model_tensors(
     return [lins[i] for i in range(len(lins))], G, bb
 
 
-def build_lpips(net: str, version: str, backbone_weights: Any, random_seed: int, *,
-                quiet_random: bool = False) -> LPIPS:
-    """An LPIPS metric (linear layers on, all zero until loaded or initialised) with the given
-    backbone; a ``"random"`` backbone is the seeded init of ``random_seed``. The official
-    linear-weight files are not needed (nothing is silently taken from them).
+def build_lpips(net: str, version: str, backbone_weights: BackboneWeights, random_seed: int, *,
+                quiet_random: bool = True) -> LPIPS:
+    """An LPIPS metric to train or to load a checkpoint into: linear layers on, all zero.
 
-    ``quiet_random`` silences the random-backbone warning of
-    :func:`~bapps_toolkit.metrics.backbones.resolve_backbone` (for callers that issue their own,
-    as training does); no other warning is touched."""
+    The official linear-weight files are not needed (nothing is silently taken from them). A
+    ``"random"`` backbone is the seeded init of ``random_seed``; the metric is then marked
+    uncalibrated (its label says so) either way.
+
+    Args:
+        net: ``alex``, ``vgg`` or ``squeeze``.
+        version: ``"0.1"`` or ``"0.0"``.
+        backbone_weights: As :class:`~bapps_toolkit.metrics.lpips.LPIPS` takes them.
+        random_seed: Seed of a random backbone.
+        quiet_random: Silence the random-backbone warning of
+            :func:`~bapps_toolkit.metrics.backbones.resolve_backbone`, for callers that issue
+            their own (training, checkpoint loading); no other warning is touched.
+
+    Returns:
+        The metric.
+    """
     zeros = {f"lin{k}.model.1.weight": torch.zeros(1, c, 1, 1) for k, c in enumerate(LPIPS_CHANNELS[net])}
     with warnings.catch_warnings():
         if quiet_random:
@@ -191,7 +203,8 @@ def _read_ranking_net(head: SafetensorsHeader, names: Mapping[str, str]) -> dict
 
 def _load_backbone(model: LPIPS, head: SafetensorsHeader, names: Mapping[str, str]) -> None:
     """The stored backbone ``{state name: tensor name}`` checked against ``model``'s (names,
-    shapes, dtypes) before it is read, then loaded."""
+    shapes, dtypes) before it is read, then loaded.
+    """
     check_declared(head.path, {k: head.tensors[n] for k, n in names.items()}, model.backbone.state_dict(),
                    "backbone")
     read = read_tensors(head, names.values())
@@ -222,7 +235,8 @@ def _recorded_backbone(p: Path, meta: Mapping[str, str], net: str, ver: str) -> 
     """The model on the backbone recorded at training time (a weights file checked by SHA-256,
     or the torchvision ImageNet weights). The recorded path must be an absolute path to a
     non-empty regular file with a weights suffix (:data:`WEIGHTS_SUFFIXES`): the checkpoint
-    cannot send the reader to a device, a pipe or a pseudo-file."""
+    cannot send the reader to a device, a pipe or a pseudo-file.
+    """
     src = meta.get("backbone_source", "")
     sha = meta.get("backbone_sha256", "")
     if not sha:

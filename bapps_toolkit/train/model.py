@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..metrics.lpips import LPIPS
-from ..metrics.trained import build_lpips as _build_metric_lpips
+from ..metrics.trained import build_lpips  # re-exported: the one LPIPS builder
 
 #: G's epsilon in the ratio features, as in the official ``Dist2LogitLayer``.
 G_EPS = 0.1
@@ -265,13 +265,6 @@ def derive_seed(seed: int, *parts: int) -> int:
     """A 63-bit seed from the run's seed and integer parts (epoch, stream), via SeedSequence."""
     state = np.random.SeedSequence([int(seed), *[int(p) for p in parts]]).generate_state(2, dtype=np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
-
-
-def build_lpips(net: str, version: str, backbone_weights: Any, random_seed: int) -> LPIPS:
-    """The LPIPS metric that training starts from (linear layers all zero until initialised);
-    the random-backbone warning is silenced because :func:`~bapps_toolkit.train.train` issues
-    its own ``UNCALIBRATED`` warning for the trained metric."""
-    return _build_metric_lpips(net, version, backbone_weights, random_seed, quiet_random=True)
 
 
 #: Streams of derived seeds.

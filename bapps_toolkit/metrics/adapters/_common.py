@@ -18,7 +18,7 @@ import difflib
 import importlib
 import importlib.metadata
 import types
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +99,8 @@ def unknown_name(lib: Library, spec: str, name: str, known: Iterable[str]) -> Ad
 
 def guard_weights(spec: str, lib: Library, what: str, build: Callable[[], Any]) -> Any:
     """``build()``; a download/read failure of the weights becomes :class:`WeightsUnavailableError`,
-    a missing dependency of the library an :class:`AdapterError` naming it."""
+    a missing dependency of the library an :class:`AdapterError` naming it.
+    """
     try:
         return build()
     except ImportError as exc:  # e.g. torchmetrics' LPIPS without torchvision
@@ -111,14 +112,6 @@ def guard_weights(spec: str, lib: Library, what: str, build: Callable[[], Any]) 
             f"({type(exc).__name__}: {exc}); {lib.name} downloads them on first use, so run it once "
             f"where the weight host can be reached (or copy the library's weight cache, e.g. "
             f"TORCH_HOME / HF_HOME, to this machine). No substitute weights are used.") from exc
-
-
-def reject_options(spec: str, options: Mapping[str, Any], allowed: Sequence[str] = ()) -> None:
-    """:class:`AdapterError` for options the adapter does not forward."""
-    bad = sorted(set(options) - set(allowed))
-    if bad:
-        also = f"; it accepts {', '.join(allowed)}" if allowed else ""
-        raise AdapterError(f"metric {spec!r} has no option {', '.join(bad)}{also} (besides input_range)")
 
 
 class AdapterMetric(Metric):
@@ -160,7 +153,8 @@ class AdapterMetric(Metric):
 
     def _to_library(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` mapped to the library's range, clamped to it: the toolkit's validation lets
-        round-off of up to ``RANGE_TOLERANCE`` through, which piq and pyiqa reject."""
+        round-off of up to ``RANGE_TOLERANCE`` through, which piq and pyiqa reject.
+        """
         lo, hi = self.spec.library_range
         if (lo, hi) == (0.0, 1.0):
             y = self.unit(x)

@@ -28,7 +28,7 @@ BOUNDED_SIMILARITIES = frozenset({"ssim", "ssimc", "ms_ssim", "cw_ssim", "fsim"}
 
 
 def known_names(module: types.ModuleType) -> list[str]:
-    """pyiqa's full-reference metric names."""
+    """Full-reference metric names of pyiqa."""
     return sorted(module.list_models(metric_mode="FR"))
 
 
