@@ -23,9 +23,10 @@ Other patch sizes (``bapps pack --size N``, ``size=N``; the researcher's own set
 rule with ``N`` for 64, except that a non-square image is **centre-cropped** to a square of its
 shorter side first (the crop's top-left corner at ``((W − s) // 2, (H − s) // 2)``, ``s =
 min(W, H)``) and then resized bilinearly to N×N when ``s ≠ N``. An image already N×N is kept
-byte for byte. Without ``--size`` a CSV-defined set keeps its images' own size, which must be
-square and the same for every image (:mod:`.manifest`); a folder in the BAPPS layout is
-always brought to 64×64 by the official rule above.
+byte for byte. Without ``--size`` a set keeps its images' own size, which must be square and
+the same for every image (:mod:`.manifest` for a CSV-defined set,
+:func:`~.pack.folder_side` for a folder in the BAPPS layout, whose official patches are 64×64):
+``bapps pack`` never resizes unless asked.
 
 Judgment files (``judge/*.npy``, ``same/*.npy``) hold one float: shape ``()``, ``(1,)`` or
 ``(1, 1)``, a finite value in [0, 1]. Anything else is a DataError naming the file.

@@ -7,8 +7,10 @@ fraction who said "same". Or (``fmt="csv"``) ``images/`` plus ``manifest_2afc.cs
 Both add ``raters.csv`` (answers per kind, median response time, sentinel accuracy, 2AFC and
 JND agreement with the other raters, kept or dropped) and ``summary.json``: the pairwise rater
 agreement per kind (the share of pairs of kept raters answering one item alike, over items
-with two or more votes) and the human 2AFC ceiling of BAPPS, ``mean(p² + (1 − p)²)`` over the
-judged items (Zhang et al., CVPR 2018), which is the same agreement counted with replacement.
+with two or more votes), the human 2AFC ceiling of BAPPS, ``mean(p² + (1 − p)²)`` over the
+judged items (Zhang et al., CVPR 2018), which is the same agreement counted with replacement,
+and what the raters saw: ``image_sizes`` (the images' own ``WxH``, which ``bapps pack`` keeps),
+``display_px`` and ``scaling`` (the study's on-screen width and upscaling filter).
 ``min_sentinel_accuracy`` drops raters below it (and raters who met no sentinel) from votes,
 agreement and ceiling. Sentinel
 trials are never exported. The whole folder is written under a temporary name and renamed.
@@ -24,6 +26,7 @@ to read the raw value).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .._io import PathLike, csv_row, path_inside
 from ..data.ids import shown
@@ -212,8 +216,9 @@ def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_
     try:
         (_write_bapps if fmt == "bapps" else _write_csv)(tmp, con, db, items)
         _write_raters(tmp / "raters.csv", t["raters"])
+        shown_as = _display(con, db, items)
         summary = {k: (None if isinstance(v, float) and v != v else v)  # NaN (undefined) -> null
-                   for k, v in {**t["summary"], "items_exported": len(items), "format": fmt}.items()}
+                   for k, v in {**t["summary"], "items_exported": len(items), "format": fmt, **shown_as}.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -224,6 +229,37 @@ def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_
         shutil.rmtree(out)
     os.replace(tmp, out)
     return summary
+
+
+def _display(con: Any, db: PathLike, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the raters saw, for the export's summary.
+
+    ``image_sizes``: the distinct ``WxH`` of the exported images, read from their headers;
+    ``display_px`` and ``scaling``: the study's settings (each image was shown ``display_px``
+    wide, scaled by ``scaling``; None where the stored setting is not valid).
+
+    Raises:
+        DataError: an image blob PIL cannot read, naming the row and field.
+    """
+    sizes: set[str] = set()
+    for it in items:
+        for role, blob in _images(con, db, it):
+            try:
+                with Image.open(io.BytesIO(blob)) as im:
+                    sizes.add(f"{im.size[0]}x{im.size[1]}")
+            except Exception as exc:  # PIL raises many kinds for a bad blob
+                raise DataError(f"study database {db}: items row id={it['id']}, field {role!r}: "
+                                f"not an image PIL can read ({type(exc).__name__})") from None
+    out: dict[str, Any] = {"image_sizes": sorted(sizes)}
+    for name in ("display_px", "scaling"):
+        row = con.execute("SELECT value FROM config WHERE name=?", (name,)).fetchone()
+        try:
+            value = json.loads(row[0]) if row and isinstance(row[0], str) else None
+        except ValueError:  # not JSON: recorded as unknown, the export itself does not need it
+            value = None
+        ok = (type(value) is int and value > 0) if name == "display_px" else value in ("nearest", "bilinear")
+        out[name] = value if ok else None
+    return out
 
 
 def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:
