@@ -33,7 +33,7 @@ import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from PIL import Image
@@ -231,7 +231,15 @@ def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_
     return summary
 
 
-def _display(con: Any, db: PathLike, items: list[dict[str, Any]]) -> dict[str, Any]:
+class Displayed(TypedDict):
+    """What the raters saw, as recorded in an export's ``summary.json``."""
+
+    image_sizes: list[str]
+    display_px: int | None
+    scaling: str | None
+
+
+def _display(con: Any, db: PathLike, items: list[dict[str, Any]]) -> Displayed:
     """What the raters saw, for the export's summary.
 
     ``image_sizes``: the distinct ``WxH`` of the exported images, read from their headers;
@@ -250,16 +258,18 @@ def _display(con: Any, db: PathLike, items: list[dict[str, Any]]) -> dict[str, A
             except Exception as exc:  # PIL raises many kinds for a bad blob
                 raise DataError(f"study database {db}: items row id={it['id']}, field {role!r}: "
                                 f"not an image PIL can read ({type(exc).__name__})") from None
-    out: dict[str, Any] = {"image_sizes": sorted(sizes)}
-    for name in ("display_px", "scaling"):
-        row = con.execute("SELECT value FROM config WHERE name=?", (name,)).fetchone()
-        try:
-            value = json.loads(row[0]) if row and isinstance(row[0], str) else None
-        except ValueError:  # not JSON: recorded as unknown, the export itself does not need it
-            value = None
-        ok = (type(value) is int and value > 0) if name == "display_px" else value in ("nearest", "bilinear")
-        out[name] = value if ok else None
-    return out
+    px, scaling = _setting(con, "display_px"), _setting(con, "scaling")
+    return Displayed(image_sizes=sorted(sizes), display_px=px if type(px) is int and px > 0 else None,
+                     scaling=scaling if scaling in ("nearest", "bilinear") else None)
+
+
+def _setting(con: Any, name: str) -> object:
+    """A study setting as stored (JSON), or None when it is missing or not JSON."""
+    row = con.execute("SELECT value FROM config WHERE name=?", (name,)).fetchone()
+    try:
+        return json.loads(row[0]) if row and isinstance(row[0], str) else None
+    except ValueError:  # not JSON: recorded as unknown, the export itself does not need it
+        return None
 
 
 def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:
