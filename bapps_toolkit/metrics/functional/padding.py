@@ -24,8 +24,11 @@ def check_padding(padding: str, metric: str) -> str:
 
 
 def window_pad(ts: Sequence[torch.Tensor], padding: str, win_size: int) -> list[torch.Tensor]:
-    """The images reflect-padded by ``(win_size − 1)/2`` on each side (torch ``'reflect'``, as
-    torchmetrics pads) for ``padding="reflect"``; as given for ``"valid"``."""
+    """The images padded for SSIM's border rule ``padding``.
+
+    ``"reflect"``: reflect-padded by ``(win_size − 1)/2`` on each side (torch ``'reflect'``, as
+    torchmetrics pads); ``"valid"``: as given.
+    """
     if padding == "valid":
         return list(ts)
     p = (win_size - 1) // 2
