@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageFile
 
 import bapps_toolkit.data.fast_png as fast_png
-from bapps_toolkit.data.images import decode_image, read_rgb
+from bapps_toolkit.data.images import ImageFileError, decode_image, has_alpha, read_rgb
 from bapps_toolkit.errors import DataError
 from bapps_toolkit.evaluate.pair_stream import read_image
 
@@ -114,6 +114,14 @@ CORPUS = _corpus()
 NOT_FAST = {"LA", "16-bit L", "16-bit RGB", "16-bit RGBA", "16-bit LA", "16-bit RGB interlaced"}
 
 
+def _transparent(data: bytes) -> bool:
+    """Whether a file has a pixel with alpha < 255 (refused by the readers' alpha rule)."""
+    with Image.open(io.BytesIO(data)) as im:
+        if not has_alpha(im):
+            return False
+        return bool((np.asarray(im.convert("RGBA").getchannel("A")) < 255).any())
+
+
 def _pil_rgb(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
         return np.array(im.convert("RGB"), dtype=np.uint8)
@@ -140,6 +148,12 @@ def test_fast_decoder_gives_pils_pixels(tmp_path, monkeypatch, name):
         size, fmt, mode = im.size, im.format, im.mode
     reference = _pil_rgb(data)
     direct = fast_png.decode_png_rgb(data, size)
+    if _transparent(data):  # the alpha rule: refused by both decoders, naming the file
+        for which in ("auto", "pil"):
+            monkeypatch.setenv(fast_png.DECODER_ENV, which)
+            with pytest.raises(ImageFileError, match="transparent pixel"):
+                read_rgb(path)
+        return
     if name in NOT_FAST:
         assert direct is None or not fast_png.fast_png_eligible(fmt, mode, size, len(data))
     else:

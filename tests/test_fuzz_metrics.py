@@ -4,8 +4,10 @@ Each example draws a pair of inputs from a wide space — tensors or not, 3/4/5-
 1–5 channels, sizes around the metric's ``min_size``, float32 or integer/bool dtypes,
 mismatched shapes, values inside or outside the declared ``input_range``, NaN and ±Inf at
 random places — and decides *independently of the validator* whether the pair is valid
-(the contract in ``bapps_toolkit/metrics/base.py``: floating ``[N, C, H, W]``, N ≥ 1, equal
-shapes, C accepted, ``min(H, W) >= min_size``, finite, inside ``input_range`` ± 1e-4).
+(the contract in ``bapps_toolkit/metrics/base.py``: floating or uint8 ``[N, C, H, W]``, N ≥ 1,
+equal shapes, C accepted (grey also where RGB is; four channels where only RGB is are RGBA and
+valid only with an opaque alpha, never the case for random values), ``min(H, W) >= min_size``,
+finite, inside ``input_range`` ± 1e-4).
 
 * invalid → ``ValueError`` (never another exception type);
 * valid → a finite distance of shape ``[N]``, ≥ 0, and 0 (|d| ≤ 1e-5) for identical inputs.
@@ -49,8 +51,8 @@ def metric_for(name: str) -> Metric:
 
 
 def accepted_channels(m: Metric):
-    ch = getattr(m, "channels_in", None)
-    return tuple(ch if ch is not None else m.channels)
+    ch = tuple(getattr(m, "channels_in", None) or m.channels)
+    return ch if 1 in ch or 3 not in ch else (1, *ch)  # grey is replicated where RGB is taken
 
 
 OTHER_DTYPES = [torch.uint8, torch.int64, torch.bool]
@@ -73,7 +75,7 @@ def cases(draw, m: Metric):
     valid = True
     if kind == "dtype":
         dtype = draw(st.sampled_from(OTHER_DTYPES))
-        valid = False
+        valid = dtype == torch.uint8  # read as value/255; other integer dtypes have no known scale
     elif kind == "ndim":
         shape = draw(st.sampled_from([shape[1:], [1] + shape, shape[:2] + [h * w]]))
         valid = False

@@ -33,10 +33,13 @@ def test_grayscale_replicated(tmp_path):
         np.testing.assert_array_equal(out[..., c], g)
 
 
-def test_rgba_alpha_dropped_not_composited(tmp_path):
+def test_rgba_transparent_refused_opaque_dropped(tmp_path):
     a = np.zeros((64, 64, 4), np.uint8)
     a[..., 0], a[..., 1], a[..., 2] = 200, 100, 50
-    a[..., 3] = 0  # fully transparent: PIL's convert('RGB') keeps the colour anyway
+    a[..., 3] = 0  # fully transparent: no longer decoded to its hidden colour (the alpha rule)
+    with pytest.raises(DataError, match="4096 transparent pixel"):
+        decode_image(_save(tmp_path, a))
+    a[..., 3] = 255  # fully opaque: the alpha is dropped, which changes nothing
     out = decode_image(_save(tmp_path, a))
     assert (out == np.array([200, 100, 50], np.uint8)).all()
 

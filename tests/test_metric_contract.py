@@ -31,8 +31,10 @@ def make_test_metric(name: str, **options) -> Metric:
 
 def _input_channels(m: Metric) -> Sequence[int]:
     # LPIPS keeps its tap channel list in ``channels`` and the accepted input counts in
-    # ``channels_in`` (see bapps_toolkit/metrics/lpips.py).
-    return tuple(m.channels_in)
+    # ``channels_in`` (see bapps_toolkit/metrics/lpips.py). Grey is replicated for a metric
+    # that takes RGB only (the input conventions of bapps_toolkit/metrics/_validate.py).
+    ch = tuple(m.channels_in)
+    return ch if 1 in ch or 3 not in ch else (1, *ch)
 
 
 def _size(m: Metric, floor: int = 16) -> int:
@@ -133,11 +135,13 @@ def test_official_metrics_have_finite_surrogate_gradients(name):
 
 @pytest.mark.parametrize(
     "case",
-    ["3d", "shapes", "channels2", "channels4", "nan", "inf", "range", "uint8", "small", "empty"],
+    ["3d", "shapes", "channels2", "channels4", "nan", "inf", "range", "int64", "small", "empty"],
 )
 def test_bad_inputs_raise_value_error(metric, case):
     s = _size(metric)
     x, y = _pair(1, 3, s)
+    if case.startswith("channels") and int(case[-1]) in _input_channels(metric):
+        pytest.skip(f"{metric.name} computes per channel on {case[-1]} channels")
     if case == "3d":
         x, y = x[0], y[0]
     elif case == "shapes":
@@ -154,8 +158,8 @@ def test_bad_inputs_raise_value_error(metric, case):
         y[0, 1, 1, 1] = float("inf")
     elif case == "range":
         x = x * 2.0  # [-2, 2] outside the default (-1, 1)
-    elif case == "uint8":
-        x, y = ((x + 1) * 127.5).to(torch.uint8), ((y + 1) * 127.5).to(torch.uint8)
+    elif case == "int64":  # integer images other than uint8/uint16 have no known scale
+        x, y = ((x + 1) * 127.5).to(torch.int64), ((y + 1) * 127.5).to(torch.int64)
     elif case == "small":
         if metric.min_size <= 1:
             pytest.skip(f"{metric.name} accepts 1×1 images")
@@ -165,6 +169,18 @@ def test_bad_inputs_raise_value_error(metric, case):
         x, y = x[:0], y[:0]
     with pytest.raises(ValueError):
         metric(x, y)
+
+
+def test_uint8_input_reads_value_over_255(metric):
+    """uint8 images are read as value/255 and mapped into ``input_range`` (piq, torchmetrics and
+    scikit-image read 8-bit images so), for every metric."""
+    s = _size(metric)
+    x, y = _pair(2, 3, s, seed=4)
+    x8, y8 = ((x + 1) * 127.5).round().to(torch.uint8), ((y + 1) * 127.5).round().to(torch.uint8)
+    with torch.no_grad():
+        d8 = metric(x8, y8)
+        df = metric(x8.float() / 255 * 2 - 1, y8.float() / 255 * 2 - 1)
+    torch.testing.assert_close(d8, df, rtol=1e-5, atol=1e-6)
 
 
 def test_one_channel_input(metric):

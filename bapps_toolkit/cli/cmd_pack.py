@@ -28,9 +28,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT.h5", help="output file")
     p.add_argument("--size", type=int, default=None, metavar="N",
                    help="patch side of the packed sets: square images resized bilinearly to NxN, "
-                        "non-square ones centre-cropped to their shorter side first (default: 64 "
-                        "by the official rule for a folder; the images' own size, which must be "
-                        "square and shared, for CSV manifests)")
+                        "non-square ones centre-cropped to their shorter side first (default: the "
+                        "images' own size, which must be square and shared: nothing is resized "
+                        "unless asked; BAPPS's patches are 64x64)")
     p.add_argument("--format", default=None, choices=IQA_FORMATS,
                    help="the IQA benchmark ROOT holds (default: detected). NIGHTS is packed in the BAPPS "
                         "format at --size (default 224, bicubic, DreamSim's rule) for training and "

@@ -6,10 +6,15 @@ CVPR 2018 — PIL ``convert('RGB')`` then torchvision ``Resize(64)``):
 1. PIL opens the file; its header size is checked first: a side above :data:`MAX_SIDE` or more
    than :data:`MAX_PIXELS` pixels is refused (decompression-bomb guard) with a
    :class:`~bapps_toolkit.errors.DataError` naming the file.
-2. ``convert('RGB')``: grayscale is replicated to three channels, an alpha channel is dropped
-   (not composited), palettes are expanded — exactly PIL's conversion. (With the
-   ``fast-decode`` extra most PNGs are decoded by libspng instead, to the same pixels:
-   :mod:`.fast_png`.)
+2. ``convert('RGB')``: grayscale is replicated to three channels, palettes are expanded —
+   exactly PIL's conversion. (With the ``fast-decode`` extra most PNGs are decoded by libspng
+   instead, to the same pixels: :mod:`.fast_png`.) **Alpha rule**: an image with an alpha
+   channel (or a transparent palette entry or colour key) is accepted only when every pixel is
+   fully opaque (alpha 255), and its alpha is then dropped, which changes nothing; any
+   transparency is refused with a :class:`~bapps_toolkit.errors.DataError` naming the file and
+   the count of transparent pixels, because the colour a transparent pixel was seen as depends
+   on a background the file does not record (composite it on the background you showed and
+   save it without alpha). The official loader dropped alpha silently; BAPPS has no such files.
 3. A 64×64 image is returned as is. A square image of another size is resized to 64×64 with
    PIL's bilinear filter (which is what ``Resize(64)`` does to a PIL image: shorter side to 64,
    bilinear, antialiased by PIL).
@@ -23,9 +28,10 @@ Other patch sizes (``bapps pack --size N``, ``size=N``; the researcher's own set
 rule with ``N`` for 64, except that a non-square image is **centre-cropped** to a square of its
 shorter side first (the crop's top-left corner at ``((W − s) // 2, (H − s) // 2)``, ``s =
 min(W, H)``) and then resized bilinearly to N×N when ``s ≠ N``. An image already N×N is kept
-byte for byte. Without ``--size`` a CSV-defined set keeps its images' own size, which must be
-square and the same for every image (:mod:`.manifest`); a folder in the BAPPS layout is
-always brought to 64×64 by the official rule above.
+byte for byte. Without ``--size`` a set keeps its images' own size, which must be square and
+the same for every image (:mod:`.manifest` for a CSV-defined set,
+:func:`~.pack.folder_side` for a folder in the BAPPS layout, whose official patches are 64×64):
+``bapps pack`` never resizes unless asked.
 
 Judgment files (``judge/*.npy``, ``same/*.npy``) hold one float: shape ``()``, ``(1,)`` or
 ``(1, 1)``, a finite value in [0, 1]. Anything else is a DataError naming the file.
@@ -93,6 +99,36 @@ def _fast_png(im: Image.Image, fh: BinaryIO) -> np.ndarray | None:
     return decode_png_rgb(fh.read(size), im.size)  # no more than the size checked, should the file grow
 
 
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def has_alpha(im: Image.Image) -> bool:
+    """Whether an opened image carries transparency.
+
+    That is an alpha band, or a transparent palette entry or colour key (``transparency`` in
+    its info).
+
+    Args:
+        im: an image PIL has opened (the header is enough).
+
+    Returns:
+        True when the alpha rule of the module docstring applies to it.
+    """
+    return im.mode in _ALPHA_MODES or "transparency" in im.info
+
+
+def _opaque(im: Image.Image, path: PathLike) -> Image.Image:
+    """The image without its alpha when every pixel is opaque; an ImageFileError otherwise."""
+    alpha = np.asarray(im.convert("RGBA").getchannel("A"))
+    clear = int(np.count_nonzero(alpha < 255))
+    if clear:
+        raise ImageFileError(
+            f"image {path} has {clear} transparent pixel(s) (alpha < 255): the colour they were seen "
+            "as depends on a background the file does not record, so it is refused rather than "
+            "guessed; composite it on the background you showed and save it without alpha", path)
+    return im.convert("RGB")
+
+
 def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
              square: bool = False, scale_16bit: bool = False) -> np.ndarray:
     """Decode any image file to ``uint8 [H, W, 3]`` RGB, with the checks every reader shares.
@@ -117,10 +153,13 @@ def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_
                     raise ImageFileError(f"image {path} is {w}x{h}, not square: the official loader's "
                                          "Resize(64) would keep the aspect ratio and give a patch that "
                                          "cannot be batched; crop it square first", path)
-                decoded = _fast_png(im, fh) if fast else None
+                alpha = has_alpha(im)
+                decoded = _fast_png(im, fh) if fast and not alpha else None
                 if decoded is not None:
                     return decoded
                 im.load()
+                if alpha:
+                    im = _opaque(im, path)
                 if scale_16bit and im.mode in _MODES_16BIT:
                     grey = np.asarray(im, dtype=np.float64) / 257.0
                     im = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8), mode="L")

@@ -24,7 +24,7 @@ from .decode import decode_pool, iter_decoded, make_bar
 from .h5format import FORMAT, FORMAT_ATTR, decode_stems, judgments_digest, open_h5, read_stems, stems_digest
 from .h5safe import attr_text, iter_blocks, read_rows
 from .ids import check_ids
-from .images import PATCH
+from .images import PATCH, image_size
 from .layout import SetFiles, discover, folders_of, is_synthetic_root, order_keys, resolve_root, scan_set, split_key
 
 #: Items per HDF5 chunk of an image array (1024 × 12 KiB = 12 MiB). Measured on 20k patches:
@@ -68,9 +68,11 @@ def pack(root: PathLike | Sequence[PathLike], out_h5: PathLike, *, size: int | N
     :mod:`.layout`), or one or more CSV manifests (a ``.csv`` path or a list of them; format in
     :mod:`.manifest`). ``size``: the patch side of the packed sets, by the rule of
     :mod:`.images` (square images resized bilinearly to ``size``×``size``, non-square ones
-    centre-cropped to their shorter side first). Without it a folder is packed at 64×64 by the
-    official rule (unchanged BAPPS results) and a CSV-defined set at its images' own size (they
-    must then be square and all of one size, or the error names two that differ).
+    centre-cropped to their shorter side first). Without it every set keeps its images' own
+    size, a folder as a CSV-defined set: they must then be square and all of one size, or the
+    error names two that differ and asks for ``size`` (nothing is resized unless asked, so a
+    judged 128 px study exported by ``bapps judge export`` packs at 128 px; BAPPS's own
+    patches are 64×64 and pack at 64 as before).
 
     Everything is listed and checked first (a layout or manifest error stops before anything
     is written); images are decoded by ``workers`` processes (default: every core this process
@@ -99,7 +101,8 @@ def pack(root: PathLike | Sequence[PathLike], out_h5: PathLike, *, size: int | N
             sets, side, synthetic, source = man.sets, man.size, man.synthetic, man.source
         else:
             sets = [scan_set(base, k) for k in discover(base)]
-            side, synthetic, source = size or PATCH, is_synthetic_root(base), str(base.resolve())
+            side = size if size is not None else folder_side(sets)
+            synthetic, source = is_synthetic_root(base), str(base.resolve())
         try:
             _write_file(out, sets, source=source, synthetic=synthetic, size=side, crop=size is not None,
                         workers=workers, progress=progress)
@@ -108,6 +111,36 @@ def pack(root: PathLike | Sequence[PathLike], out_h5: PathLike, *, size: int | N
                 raise
             raise man.blame(exc) from None
     return out
+
+
+def folder_side(sets: Sequence[SetFiles]) -> int:
+    """The common side of every image of ``sets`` (read from the file headers, nothing decoded).
+
+    Args:
+        sets: the sets of a folder in the BAPPS layout.
+
+    Returns:
+        The side ``S`` when every image is ``S``×``S`` (:data:`~.images.PATCH` for no image).
+
+    Raises:
+        DataError: an image that is not square, or two of different sizes, naming the files,
+            their sizes and the ``--size`` option that packs them at one size.
+    """
+    first: tuple[Path, tuple[int, int]] | None = None
+    for sf in sets:
+        for folder in folders_of(sf.key)[:-1]:
+            for f in sf.files[folder]:
+                wh = image_size(f)
+                if wh[0] != wh[1]:
+                    raise DataError(f"set {sf.key}: image {f} is {wh[0]}x{wh[1]}, not square; pass "
+                                    "--size N (size=N) to centre-crop and resize every image to N x N")
+                if first is None:
+                    first = (f, wh)
+                elif wh != first[1]:
+                    raise DataError(f"set {sf.key}: images of mixed sizes: {f} is {wh[0]}x{wh[1]} but "
+                                    f"{first[0]} is {first[1][0]}x{first[1][1]}; nothing is resized unless "
+                                    "asked: pass --size N (size=N) to bring them all to N x N")
+    return PATCH if first is None else first[1][0]
 
 
 def _manifest_paths(root: PathLike | Sequence[PathLike]) -> list[Path]:

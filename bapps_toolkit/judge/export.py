@@ -8,8 +8,10 @@ Both add ``raters.csv`` (answers per kind, median response time, sentinel accura
 JND agreement with the other raters, kept or dropped; for raters who came through a crowd
 platform's study link its platform, study and session ids and their outcome) and ``summary.json``: the pairwise rater
 agreement per kind (the share of pairs of kept raters answering one item alike, over items
-with two or more votes) and the human 2AFC ceiling of BAPPS, ``mean(p² + (1 − p)²)`` over the
-judged items (Zhang et al., CVPR 2018), which is the same agreement counted with replacement.
+with two or more votes), the human 2AFC ceiling of BAPPS, ``mean(p² + (1 − p)²)`` over the
+judged items (Zhang et al., CVPR 2018), which is the same agreement counted with replacement,
+and what the raters saw: ``image_sizes`` (the images' own ``WxH``, which ``bapps pack`` keeps),
+``display_px`` and ``scaling`` (the study's on-screen width and upscaling filter).
 ``min_sentinel_accuracy`` drops raters below it (and raters who met no sentinel) from votes,
 agreement and ceiling. Sentinel
 trials are never exported. The whole folder is written under a temporary name and renamed.
@@ -25,15 +27,17 @@ to read the raw value).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
+from PIL import Image
 
 from .._io import PathLike, csv_row, path_inside
 from ..data.ids import shown
@@ -244,8 +248,9 @@ def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_
     try:
         (_write_bapps if fmt == "bapps" else _write_csv)(tmp, con, db, items)
         _write_raters(tmp / "raters.csv", t["raters"])
+        shown_as = _display(con, db, items)
         summary = {k: (None if isinstance(v, float) and v != v else v)  # NaN (undefined) -> null
-                   for k, v in {**t["summary"], "items_exported": len(items), "format": fmt}.items()}
+                   for k, v in {**t["summary"], "items_exported": len(items), "format": fmt, **shown_as}.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -256,6 +261,47 @@ def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_
         shutil.rmtree(out)
     os.replace(tmp, out)
     return summary
+
+
+class Displayed(TypedDict):
+    """What the raters saw, as recorded in an export's ``summary.json``."""
+
+    image_sizes: list[str]
+    display_px: int | None
+    scaling: str | None
+
+
+def _display(con: Any, db: PathLike, items: list[dict[str, Any]]) -> Displayed:
+    """What the raters saw, for the export's summary.
+
+    ``image_sizes``: the distinct ``WxH`` of the exported images, read from their headers;
+    ``display_px`` and ``scaling``: the study's settings (each image was shown ``display_px``
+    wide, scaled by ``scaling``; None where the stored setting is not valid).
+
+    Raises:
+        DataError: an image blob PIL cannot read, naming the row and field.
+    """
+    sizes: set[str] = set()
+    for it in items:
+        for role, blob in _images(con, db, it):
+            try:
+                with Image.open(io.BytesIO(blob)) as im:
+                    sizes.add(f"{im.size[0]}x{im.size[1]}")
+            except Exception as exc:  # PIL raises many kinds for a bad blob
+                raise DataError(f"study database {db}: items row id={it['id']}, field {role!r}: "
+                                f"not an image PIL can read ({type(exc).__name__})") from None
+    px, scaling = _setting(con, "display_px"), _setting(con, "scaling")
+    return Displayed(image_sizes=sorted(sizes), display_px=px if type(px) is int and px > 0 else None,
+                     scaling=scaling if scaling in ("nearest", "bilinear") else None)
+
+
+def _setting(con: Any, name: str) -> object:
+    """A study setting as stored (JSON), or None when it is missing or not JSON."""
+    row = con.execute("SELECT value FROM config WHERE name=?", (name,)).fetchone()
+    try:
+        return json.loads(row[0]) if row and isinstance(row[0], str) else None
+    except ValueError:  # not JSON: recorded as unknown, the export itself does not need it
+        return None
 
 
 def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:

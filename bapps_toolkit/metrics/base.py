@@ -4,8 +4,13 @@ Contract (tested for every registered name):
 
 * ``metric(x0, x1)`` takes NCHW floating tensors in ``input_range`` (default ``(-1, 1)``) and
   returns a distance of shape ``[N]`` (lower = more similar), or a map ``[N, 1, H', W']`` when the
-  metric was created with ``spatial=True`` and supports it.
-* Inputs go through :func:`~bapps_toolkit.metrics._validate.validate_pair` first.
+  metric was created with ``spatial=True`` and supports it; ``reduction="mean"``/``"sum"``
+  (an option, or the attribute) reduces that to a 0-d tensor. ``pair_distances`` never reduces.
+* Inputs go through the conventions of :func:`~bapps_toolkit.metrics._validate.accept_pair`
+  (``uint8``/``uint16`` images read as value/255 or value/65535, grey replicated for
+  three-channel metrics, RGBA only with an opaque alpha) and then
+  :func:`~bapps_toolkit.metrics._validate.validate_pair` (values outside ``input_range`` are an
+  error without gradients, a warning when gradients flow: the loss rule).
 * The result never depends on ``train()``/``eval()``: metrics contain no dropout or batch-norm
   on their inference path.
 * ``metric.calibrated`` is ``False`` when the result is not the published metric (for instance
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +31,16 @@ import torch
 from torch import nn
 
 from ..errors import MetricOptionError, UnknownMetricError
-from ._validate import Range, check_range_option, to_symmetric, to_unit, validate_pair
+from ._validate import (
+    Range,
+    accept_pair,
+    check_range_option,
+    check_reduction,
+    reduce,
+    to_symmetric,
+    to_unit,
+    validate_pair,
+)
 
 UNCALIBRATED_TAG = "UNCALIBRATED"
 
@@ -44,9 +59,11 @@ class Metric(nn.Module):
     min_size: int = 1
     supports_spatial: bool = False
 
-    def __init__(self, *, input_range: Sequence[float] = (-1.0, 1.0), spatial: bool = False):
+    def __init__(self, *, input_range: Sequence[float] = (-1.0, 1.0), spatial: bool = False,
+                 reduction: str = "none"):
         super().__init__()
         self.input_range: Range = check_range_option(input_range)
+        self.reduction = reduction
         if spatial and not self.supports_spatial:
             raise ValueError(f"{self.name}: spatial=True is not supported (this metric has no map)")
         self.spatial = bool(spatial)
@@ -71,13 +88,33 @@ class Metric(nn.Module):
             return self.name
         return f"{self.name} [{UNCALIBRATED_TAG}: {self.calibration_note}]"
 
+    @property
+    def reduction(self) -> str:
+        """``"none"`` (default: ``[N]``), ``"mean"`` or ``"sum"`` over the output of :meth:`distance`."""
+        return self._reduction
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:
+        self._reduction = check_reduction(value, self.name)
+
     def validate(self, x0: torch.Tensor, x1: torch.Tensor) -> None:
-        validate_pair(
-            x0, x1, metric=self.name, input_range=self.input_range,
-            channels=self.channels_in, min_size=self.min_size,
-        )
-        if self.input_range == (-1.0, 1.0) and not getattr(self, "_unit_range_warned", False):
-            self._warn_if_unit_range(x0, x1)
+        """Raise a ValueError naming what is wrong with the pair (see the module docstring)."""
+        self._inputs(x0, x1, True)
+
+    def _inputs(self, x0: torch.Tensor, x1: torch.Tensor, check: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair after the input conventions, checked when ``check``."""
+        raw = getattr(self, "data_range", None) is not None
+        a, b, integer = accept_pair(x0, x1, metric=self.name, input_range=self.input_range,
+                                    channels=self.channels_in, raw_integers=raw, check=check)
+        if check:
+            grad = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (a, b))
+            validate_pair(
+                a, b, metric=self.name, input_range=(-math.inf, math.inf) if integer else self.input_range,
+                channels=self.channels_in, min_size=self.min_size, lenient=grad,
+            )
+            if not integer and self.input_range == (-1.0, 1.0) and not getattr(self, "_unit_range_warned", False):
+                self._warn_if_unit_range(a, b)
+        return a, b
 
     def _warn_if_unit_range(self, x0: torch.Tensor, x1: torch.Tensor) -> None:
         """Warn once per metric when a whole batch lies in [0, 1] although [-1, 1] is expected."""
@@ -104,9 +141,8 @@ class Metric(nn.Module):
         patches by :func:`bapps_toolkit.data.to_model_input` after the first batch of a set was
         checked): the checks are full scans of the batch.
         """
-        if validate:
-            self.validate(x0, x1)
-        return self._distance(x0, x1)
+        a, b = self._inputs(x0, x1, validate)
+        return reduce(self._distance(a, b), self._reduction)
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -119,10 +155,9 @@ class Metric(nn.Module):
         Metrics that can share work across a triplet (the reference through a network, or
         converted, once) override :meth:`_pair_distances`.
         """
-        if validate:
-            self.validate(ref, p0)
-            self.validate(ref, p1)
-        return self._pair_distances(ref, p0, p1)
+        r, a = self._inputs(ref, p0, validate)
+        _, b = self._inputs(ref, p1, validate)
+        return self._pair_distances(r, a, b)
 
     def _pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
@@ -140,6 +175,8 @@ class Metric(nn.Module):
         s = f"input_range={self.input_range}"
         if self.spatial:
             s += ", spatial=True"
+        if self._reduction != "none":
+            s += f", reduction={self._reduction}"
         if not self.calibrated:
             s += f", {UNCALIBRATED_TAG}: {self.calibration_note}"
         return s
@@ -292,8 +329,12 @@ def create_registered_metric(name: str, **options: Any) -> Metric:
     entry = _REGISTRY.get(key)
     if entry is None:
         raise unknown_metric(name)
+    reduction = options.pop("reduction", None)
     if entry.options is not None:
         for option in options:
             if option not in entry.options:
                 raise MetricOptionError(key, option, entry.options)
-    return entry.factory(**options).eval()
+    metric = entry.factory(**options)
+    if reduction is not None:
+        metric.reduction = reduction
+    return metric.eval()

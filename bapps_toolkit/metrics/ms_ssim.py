@@ -47,7 +47,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ._validate import validate_functional
+from ._validate import check_constants, check_data_range, validate_functional, work_dtype
 from .base import Metric, register_metric
 from .functional.padding import symmetric_pad
 from .functional.windows import check_window, gaussian_window
@@ -107,7 +107,8 @@ def ms_ssim(
     Differentiable (the gradient is infinite where a cs term is exactly 0, as for every
     implementation using fractional powers).
     """
-    validate_functional(x, y, metric="ms_ssim", data_range=data_range, names=("x", "y"))
+    x, y = validate_functional(x, y, metric="ms_ssim", data_range=data_range, names=("x", "y"))
+    k1, k2 = check_constants(k1, k2, "ms_ssim")
     return _ms_ssim(
         x, y, data_range=data_range, win_size=win_size, sigma=sigma, k1=k1, k2=k2, weights=weights, scales=scales,
         pooling=pooling,
@@ -173,11 +174,22 @@ class MSSSIM(Metric):
         win_size, sigma, k1, k2, weights: the usual constants (defaults: Wang et al. 2003).
         pooling: ``"product"`` (default, Wang 2003) or ``"weighted_sum"`` (``msssim.m``'s
             ``'wtd_sum'``: normalised weights, ``Σ w_j cs_j + w_M ssim_M``).
-        input_range: value range of the inputs (default ``(-1, 1)``).
+        data_range: the value span in the constants, in the units of the values passed, as the
+            peers mean it (see :class:`~.ssim.SSIM`); ``None``: the span of ``input_range``.
+        input_range: value range of the inputs (default ``(-1, 1)``), checked (not rescaled
+            when ``data_range`` is given).
+        reduction: ``"none"`` (default, ``[N]``), ``"mean"`` or ``"sum"``.
+
+    Per channel for 1–4 channels, averaged; ``uint8`` input read as value/255 (or its values
+    with ``data_range``); statistics in float32 at least (float64 for float64 input).
+
+    Raises:
+        ValueError: a bad window, pooling, weights or scales, K1/K2 outside (0, 1), or
+            ``data_range`` not > 0.
     """
 
     name = "ms-ssim"
-    channels_in = (1, 3)
+    channels_in = (1, 2, 3, 4)
     min_size = 11
     supports_spatial = False
 
@@ -191,14 +203,18 @@ class MSSSIM(Metric):
         k2: float = 0.03,
         weights: Sequence[float] = WANG_WEIGHTS,
         pooling: str = "product",
-        input_range=(-1.0, 1.0),
+        data_range: float | None = None,
+        input_range: Sequence[float] = (-1.0, 1.0),
         spatial: bool = False,
+        reduction: str = "none",
     ):
-        super().__init__(input_range=input_range, spatial=spatial)
+        super().__init__(input_range=input_range, spatial=spatial, reduction=reduction)
         check_window(win_size)
         self.pooling = _check_pooling(pooling, "ms-ssim")
         self.win_size = int(win_size)
-        self.sigma, self.k1, self.k2 = float(sigma), float(k1), float(k2)
+        self.sigma = float(sigma)
+        self.k1, self.k2 = check_constants(k1, k2, self.name)
+        self.data_range = check_data_range(data_range, self.name, True)
         self.weights = tuple(float(v) for v in weights)
         if not self.weights:
             raise ValueError("ms-ssim: weights must not be empty")
@@ -211,8 +227,9 @@ class MSSSIM(Metric):
         self.min_size = need
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        a, b = (self.unit(t) if self.data_range is None else t / self.data_range for t in (x0, x1))
         v = _ms_ssim(
-            self.unit(x0), self.unit(x1), data_range=1.0, win_size=self.win_size, sigma=self.sigma,
+            a.to(work_dtype(a)), b.to(work_dtype(b)), data_range=1.0, win_size=self.win_size, sigma=self.sigma,
             k1=self.k1, k2=self.k2, weights=self.weights, scales=self.scales, pooling=self.pooling,
         )
         return (1.0 - v).clamp_min(0.0)

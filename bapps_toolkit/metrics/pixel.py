@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from ._validate import validate_functional, validate_pair
+from ._validate import check_data_range, validate_functional, validate_pair, work_dtype
 from .base import Metric, register_metric
 from .functional.color import LAB_CHUNK_VALUES, official_float32, rgb_to_lab
 
@@ -57,16 +57,19 @@ def _mse(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
 
 def mse(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
     """Mean squared error per image: ``mean((x0 − x1)²)`` over all but the batch dim → ``[N]``."""
-    validate_functional(x0, x1, metric="mse", data_range=None)
+    x0, x1 = validate_functional(x0, x1, metric="mse", data_range=None)
     return _mse(x0, x1)
 
 
 def psnr(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
     """PSNR in dB per image, ``10 log10(data_range² / MSE)`` → ``[N]``; ``+inf`` where identical.
 
-    Matches ``skimage.metrics.peak_signal_noise_ratio`` (which pools over the whole image).
+    Matches ``skimage.metrics.peak_signal_noise_ratio`` (which pools over the whole image) and
+    piq/torchmetrics with ``reduction="none"``. Inputs: any 1–4 channels (pooled over them),
+    floating or ``uint8``/``uint16`` values spanning ``data_range`` (255 for 8-bit values);
+    computed in float32 at least (float64 for float64 input).
     """
-    validate_functional(x0, x1, metric="psnr", data_range=data_range)
+    x0, x1 = validate_functional(x0, x1, metric="psnr", data_range=data_range)
     return 10.0 * torch.log10(data_range**2 / _mse(x0, x1))
 
 
@@ -76,10 +79,11 @@ def psnr_deficit(
     """The ``psnr`` distance: ``10 log10(1 + MSE / ε)``, ``ε = data_range² · 10^(−max_db/10)``.
 
     Equals ``max_db − PSNR`` computed with MSE + ε; ≥ 0, 0 for identical inputs, monotone
-    decreasing in PSNR. → ``[N]`` in the input's dtype. Half-precision inputs are computed in
-    float32 (ε = 1e-10 underflows in float16).
+    decreasing in PSNR. → ``[N]`` in float32 at least (float64 for float64 input): half-precision
+    inputs are computed and returned in float32 (ε = 1e-10 underflows in float16, and PSNR in
+    float16 is quantised to 1/32 dB).
     """
-    validate_functional(x0, x1, metric="psnr_deficit", data_range=data_range)
+    x0, x1 = validate_functional(x0, x1, metric="psnr_deficit", data_range=data_range)
     return _psnr_deficit(x0, x1, data_range=data_range, max_db=max_db)
 
 
@@ -89,7 +93,7 @@ def _psnr_deficit(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float, max_
     eps = data_range**2 * 10.0 ** (-max_db / 10.0)
     work = torch.promote_types(x0.dtype, torch.float32)
     err = _mse(x0.to(work), x1.to(work))
-    return ((10.0 / math.log(10.0)) * torch.log1p(err / eps)).to(x0.dtype)
+    return (10.0 / math.log(10.0)) * torch.log1p(err / eps)
 
 
 def _l2_from_lab(lab0: torch.Tensor, lab1: torch.Tensor, spatial: bool) -> torch.Tensor:
@@ -137,20 +141,27 @@ class L2(Metric):
             (official ``tensor2tensorlab``). See also the ``*-official`` registry names.
         input_range: value range of the inputs (default ``(-1, 1)``).
         spatial: return the per-pixel map ``[N, 1, H, W]``.
+        reduction: ``"none"`` (default, ``[N]``), ``"mean"`` or ``"sum"``.
+
+    ``l2`` averages over 1–4 channels (as the peers' MSE); ``l2-lab`` takes grey or RGB (RGBA by
+    the alpha rule of :mod:`._validate`). ``uint8`` input is read as value/255. Computed in
+    float32 at least (float64 for float64 input) and returned in that dtype.
     """
 
     name = "l2"
-    channels_in = (1, 3)
+    channels_in: tuple[int, ...] = (1, 3)
     min_size = 1
     supports_spatial = True
 
     def __init__(
-        self, *, colorspace: str = "rgb", official: bool = False, input_range=(-1.0, 1.0), spatial: bool = False
-    ):
-        super().__init__(input_range=input_range, spatial=spatial)
+        self, *, colorspace: str = "rgb", official: bool = False, input_range: Sequence[float] = (-1.0, 1.0),
+        spatial: bool = False, reduction: str = "none",
+    ) -> None:
+        super().__init__(input_range=input_range, spatial=spatial, reduction=reduction)
         if colorspace not in ("rgb", "lab"):
             raise ValueError(f"l2: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
         self.colorspace = colorspace
+        self.channels_in = (1, 2, 3, 4) if colorspace == "rgb" else (1, 3)
         self.name = "l2" if colorspace == "rgb" else "l2-lab"
         self.official = bool(official)
 
@@ -168,9 +179,10 @@ class L2(Metric):
             a, b = official_float32(self.symmetric(x0)), official_float32(self.symmetric(x1))
         else:
             a, b = self.unit(x0), self.unit(x1)
+        a, b = a.to(work_dtype(a)), b.to(work_dtype(b))
         if self.spatial:
-            return (a - b).pow(2).mean(dim=1, keepdim=True).to(x0.dtype)
-        return _mse(a, b).to(x0.dtype)
+            return (a - b).pow(2).mean(dim=1, keepdim=True)
+        return _mse(a, b)
 
     def _pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
@@ -203,21 +215,35 @@ class PSNR(Metric):
 
     Args:
         max_db: the cap (default 100 dB); the distance is ``max_db − PSNR`` with MSE + ε.
+        data_range: the peak ``R`` of PSNR in the units of the values passed (255 for ``uint8``
+            values), as piq, torchmetrics and scikit-image mean it; ``None`` (default): the
+            span of ``input_range``. Separate from ``input_range``, which only checks values.
         input_range: value range of the inputs (default ``(-1, 1)``).
+        reduction: ``"none"`` (default, ``[N]``), ``"mean"`` or ``"sum"``.
+
+    Pooled over 1–4 channels; ``uint8`` input is read as value/255 (or as its values with
+    ``data_range``); computed in float32 at least (float64 for float64 input).
+
+    Raises:
+        ValueError: ``max_db`` or ``data_range`` not > 0.
     """
 
     name = "psnr"
-    channels_in = (1, 3)
+    channels_in = (1, 2, 3, 4)
     min_size = 1
     supports_spatial = False
 
-    def __init__(self, *, max_db: float = 100.0, input_range: Sequence[float] = (-1.0, 1.0), spatial: bool = False):
-        super().__init__(input_range=input_range, spatial=spatial)
+    def __init__(self, *, max_db: float = 100.0, data_range: float | None = None,
+                 input_range: Sequence[float] = (-1.0, 1.0), spatial: bool = False, reduction: str = "none") -> None:
+        super().__init__(input_range=input_range, spatial=spatial, reduction=reduction)
         if not max_db > 0:
             raise ValueError(f"psnr: max_db must be > 0, got {max_db}")
         self.max_db = float(max_db)
+        self.data_range = check_data_range(data_range, "psnr", True)
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        if self.data_range is not None:
+            return _psnr_deficit(x0, x1, data_range=self.data_range, max_db=self.max_db)
         return _psnr_deficit(self.unit(x0), self.unit(x1), data_range=1.0, max_db=self.max_db)
 
     def extra_repr(self) -> str:

@@ -52,10 +52,10 @@ from typing import Any
 
 import torch
 
-from ._validate import validate_functional
+from ._validate import check_constants, check_data_range, validate_functional, work_dtype
 from .base import Metric, register_metric
 from .functional.color import quantize_official, rgb_to_lab
-from .functional.padding import symmetric_pad
+from .functional.padding import check_padding, symmetric_pad, window_pad
 from .functional.resize import matlab_box_downsample_symmetric as matlab_downsample
 from .functional.resize import matlab_downsample_factor, matlab_round
 from .functional.windows import check_window, filter_valid, gaussian_window, uniform_window
@@ -182,6 +182,7 @@ def ssim(
     sample_covariance: bool = False,
     downsample: bool = False,
     spatial: bool = False,
+    padding: str = "valid",
 ) -> torch.Tensor:
     """SSIM of image batches ``x``, ``y`` [N, C, H, W] with values spanning ``data_range``.
 
@@ -189,23 +190,37 @@ def ssim(
     ``spatial=True`` the channel-averaged SSIM map ``[N, 1, H', W']``. Defaults are Wang et al.'s
     (``ssim_index.m``): Gaussian 11 taps, σ 1.5, K1 0.01, K2 0.03, population statistics.
     ``gaussian=False`` uses a uniform ``win_size`` box; ``downsample=True`` applies MATLAB
-    ``ssim.m``'s ``f × f`` pre-filter (see the module docstring). Differentiable.
+    ``ssim.m``'s ``f × f`` pre-filter (see the module docstring); ``padding="reflect"``
+    reflect-pads the images by ``(win_size − 1)/2`` first, so the map covers the whole image
+    (torchmetrics' border rule; ``"valid"``, the default, is Wang's, scikit-image's and piq's).
+    Differentiable.
+
+    Conventions (as piq, torchmetrics and scikit-image): any 1–4 channels, SSIM per channel then
+    the channel mean; ``uint8``/``uint16`` tensors taken as their values (``data_range=255``
+    for 8-bit values); statistics in float32 at least, float64 for float64 input (half
+    precision is upcast, and the result is in that dtype); ``0 < k1, k2 < 1``.
+
+    Raises:
+        ValueError: bad inputs (named), ``data_range <= 0``, or K1/K2 outside (0, 1).
     """
-    validate_functional(x, y, metric="ssim", data_range=data_range, names=("x", "y"))
+    x, y = validate_functional(x, y, metric="ssim", data_range=data_range, names=("x", "y"))
+    k1, k2 = check_constants(k1, k2, "ssim")
     return _ssim(
         x, y, data_range=data_range, gaussian=gaussian, win_size=win_size, sigma=sigma, k1=k1, k2=k2,
         sample_covariance=sample_covariance, downsample=downsample, spatial=spatial,
+        padding=check_padding(padding, "ssim"),
     )
 
 
 def _ssim(
     x: torch.Tensor, y: torch.Tensor, *, data_range: float, gaussian: bool, win_size: int, sigma: float,
-    k1: float, k2: float, sample_covariance: bool, downsample: bool, spatial: bool,
+    k1: float, k2: float, sample_covariance: bool, downsample: bool, spatial: bool, padding: str = "valid",
 ) -> torch.Tensor:
     """:func:`ssim` on inputs already validated (the module validates its own input range)."""
     if downsample:
         f = matlab_downsample_factor(*x.shape[-2:])
         x, y = matlab_downsample(x, f), matlab_downsample(y, f)
+    x, y = window_pad((x, y), padding, win_size)
     taps = _window(gaussian, win_size, sigma, x)
     s_map, _ = ssim_components(
         x, y, taps, data_range=data_range, k1=k1, k2=k2, sample_covariance=sample_covariance
@@ -231,12 +246,32 @@ class SSIM(Metric):
             (``None`` = the flavour's default).
         downsample: MATLAB ``ssim.m`` pre-downsampling (default False: BAPPS patches are 64 px,
             where it is a no-op anyway).
-        input_range: value range of the inputs (default ``(-1, 1)``).
+        data_range: the value span ``R`` of the constants ``C1 = (K1 R)²``, ``C2 = (K2 R)²``, in
+            the units of the values passed (255 for ``uint8`` values), as piq, torchmetrics and
+            scikit-image mean it: SSIM is then computed on the values as given (no shift). ``None``
+            (default): the span of ``input_range``, on the image mapped to [0, 1]. RGB only, not
+            with ``official`` (whose data range is fixed). Separate from ``input_range``, which
+            only checks the values.
+        padding: ``"valid"`` (default: Wang, scikit-image, piq; the map is ``win_size − 1``
+            smaller) or ``"reflect"`` (torchmetrics: reflect-padded, a map of the image's size).
+        input_range: value range of the inputs (default ``(-1, 1)``), checked on every call
+            without gradients (the loss rule of :mod:`._validate` with gradients).
         spatial: return the DSSIM map ``[N, 1, H', W']`` instead of ``[N]``.
+        reduction: ``"none"`` (default, ``[N]``), ``"mean"`` or ``"sum"``.
+
+    Channels: ``ssim`` computes per channel for 1–4 channels (as the peers do) and averages;
+    ``ssim-lab`` and the official flavours take grey or RGB (RGBA by the alpha rule of
+    :mod:`._validate`). ``uint8`` input is read as value/255 (or as its values with
+    ``data_range``). Statistics are accumulated in float32 at least (float64 for float64
+    input); the distance is returned in that dtype. Wang et al., IEEE TIP 2004.
+
+    Raises:
+        ValueError: an unknown colorspace, a bad window, K1/K2 outside (0, 1), ``data_range``
+            not > 0 or given with Lab/official.
     """
 
     name = "ssim"
-    channels_in = (1, 3)
+    channels_in: tuple[int, ...] = (1, 3)
     min_size = 11
     supports_spatial = True
 
@@ -252,10 +287,14 @@ class SSIM(Metric):
         k2: float = 0.03,
         sample_covariance: bool | None = None,
         downsample: bool = False,
-        input_range=(-1.0, 1.0),
+        data_range: float | None = None,
+        padding: str = "valid",
+        input_range: Sequence[float] = (-1.0, 1.0),
         spatial: bool = False,
+        reduction: str = "none",
     ):
-        super().__init__(input_range=input_range, spatial=spatial)
+        super().__init__(input_range=input_range, spatial=spatial, reduction=reduction)
+        self.padding = check_padding(padding, "ssim")
         if colorspace not in ("rgb", "lab"):
             raise ValueError(f"ssim: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
         self.colorspace = colorspace
@@ -269,10 +308,12 @@ class SSIM(Metric):
         if not sigma > 0:
             raise ValueError(f"ssim: sigma must be > 0, got {sigma}")
         self.sigma = float(sigma)
-        self.k1, self.k2 = float(k1), float(k2)
+        self.k1, self.k2 = check_constants(k1, k2, self.name)
         self.sample_covariance = self.official if sample_covariance is None else bool(sample_covariance)
         self.downsample = bool(downsample)
-        self.min_size = self.win_size
+        self.min_size = self.win_size if self.padding == "valid" else (self.win_size + 1) // 2
+        self.data_range = check_data_range(data_range, self.name, colorspace == "rgb" and not self.official)
+        self.channels_in = (1, 2, 3, 4) if colorspace == "rgb" and not self.official else (1, 3)
 
     def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         if x.shape[1] == 1 and self.colorspace == "lab":
@@ -282,7 +323,8 @@ class SSIM(Metric):
             if self.colorspace == "lab":
                 return rgb_to_lab(sym, official=True), 100.0
             return quantize_official(sym), 255.0
-        u = self.unit(x)
+        u = self.unit(x) if self.data_range is None else x / self.data_range
+        u = u.to(work_dtype(u))
         if self.colorspace == "lab":
             return rgb_to_lab(u), 100.0
         return u, 1.0
@@ -312,6 +354,7 @@ class SSIM(Metric):
         if self.downsample:
             f = matlab_downsample_factor(*r.shape[-2:])
             r, a, b = (matlab_downsample(t, f) for t in (r, a, b))
+        r, a, b = window_pad((r, a, b), self.padding, self.win_size)
         s0, s1 = ssim_triplet(
             r, a, b, _window(self.gaussian, self.win_size, self.sigma, r), data_range=data_range,
             k1=self.k1, k2=self.k2, sample_covariance=self.sample_covariance, spatial=self.spatial,
@@ -324,7 +367,7 @@ class SSIM(Metric):
         s = _ssim(
             a, b, data_range=data_range, gaussian=self.gaussian, win_size=self.win_size,
             sigma=self.sigma, k1=self.k1, k2=self.k2, sample_covariance=self.sample_covariance,
-            downsample=self.downsample, spatial=self.spatial,
+            downsample=self.downsample, spatial=self.spatial, padding=self.padding,
         )
         return ((1.0 - s) / 2.0).clamp_min(0.0)
 
@@ -333,6 +376,8 @@ class SSIM(Metric):
         return (
             f"colorspace={self.colorspace}, official={self.official}, window={win}, "
             f"sample_covariance={self.sample_covariance}, downsample={self.downsample}, "
+            + (f"padding={self.padding}, " if self.padding != "valid" else "")
+            + (f"data_range={self.data_range:g}, " if self.data_range is not None else "")
             + super().extra_repr()
         )
 

@@ -1,9 +1,38 @@
-"""MATLAB/numpy ``'symmetric'`` padding (mirror including the edge pixel)."""
+"""MATLAB/numpy ``'symmetric'`` padding (mirror including the edge pixel), and SSIM's border rules."""
 from __future__ import annotations
 
-import torch
+from collections.abc import Sequence
 
-__all__ = ["symmetric_pad"]
+import torch
+import torch.nn.functional as F
+
+__all__ = ["symmetric_pad", "PADDINGS", "check_padding", "window_pad"]
+
+#: Border rules of SSIM's local statistics: ``valid`` (no padding) or ``reflect`` (torchmetrics).
+PADDINGS = ("valid", "reflect")
+
+
+def check_padding(padding: str, metric: str) -> str:
+    """``padding`` if it is one of :data:`PADDINGS`.
+
+    Raises:
+        ValueError: any other value, naming ``metric``.
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f"{metric}: padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
+    return padding
+
+
+def window_pad(ts: Sequence[torch.Tensor], padding: str, win_size: int) -> list[torch.Tensor]:
+    """The images padded for SSIM's border rule ``padding``.
+
+    ``"reflect"``: reflect-padded by ``(win_size − 1)/2`` on each side (torch ``'reflect'``, as
+    torchmetrics pads); ``"valid"``: as given.
+    """
+    if padding == "valid":
+        return list(ts)
+    p = (win_size - 1) // 2
+    return [F.pad(t, (p, p, p, p), mode="reflect") for t in ts]
 
 
 def _symmetric_index(size: int, before: int, after: int, device) -> torch.Tensor:
