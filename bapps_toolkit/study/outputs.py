@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .._io import atomic_path, csv_cell, csv_row, temp_name_for, write_text_atomic
+from .curves import curves_panel
 
 GRID_SCALE = 2
 
@@ -37,6 +39,9 @@ def matrix_markdown(mx: dict) -> str:
     for i, row in enumerate(mx["rows"]):
         cells = [_cell(mx["mean"][i][j], mx["ci_low"][i][j], mx["ci_high"][i][j]) for j in range(len(mx["cols"]))]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    if mx.get("convergence"):
+        lines += ["", "Convergence (training curves in grid.png; rule in bapps_toolkit.study.convergence):", ""]
+        lines += [f"- {c['text']}" for c in mx["convergence"]]
     return "\n".join(lines) + "\n"
 
 
@@ -71,13 +76,22 @@ def matrix_csv(mx: dict) -> str:
     return buf.getvalue()
 
 
-def _u8(x: torch.Tensor) -> np.ndarray:
+def to_uint8_hwc(x: torch.Tensor) -> np.ndarray:
     """[3, H, W] float on [0, 1] → uint8 [H, W, 3]."""
     return np.round(x.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
 
 
-def grid_png(path: Path, columns: list[tuple[str, torch.Tensor]], picks: list[int], note: str) -> None:
-    """Rows = test crops ``picks``; columns = ``(title, images [N, 3, s, s])``; note at the bottom."""
+def grid_png(path: Path, columns: list[tuple[str, torch.Tensor]], picks: list[int], note: str,
+             curves: Mapping[str, Sequence[Sequence[float]]] | None = None) -> None:
+    """The study's figure: the image grid, the note and the training curves.
+
+    Args:
+        path: the PNG file to write (atomically).
+        columns: ``(title, images [N, 3, s, s])`` per column; one row per test crop in ``picks``.
+        picks: the test crops shown.
+        note: the study's note, written under the grid.
+        curves: each loss's training curve, drawn under the note (:mod:`.curves`).
+    """
     font = ImageFont.load_default()
     s = columns[0][1].shape[-1] * GRID_SCALE
     pad, head = 4, 28
@@ -93,12 +107,18 @@ def grid_png(path: Path, columns: list[tuple[str, torch.Tensor]], picks: list[in
         if len(title) > s // 6:
             draw.text((x0, 14), title[s // 6 - 1: 2 * (s // 6) - 2], fill=(0, 0, 0), font=font)
         for r, k in enumerate(picks):
-            tile = Image.fromarray(_u8(imgs[k])).resize((s, s), Image.Resampling.NEAREST)
+            tile = Image.fromarray(to_uint8_hwc(imgs[k])).resize((s, s), Image.Resampling.NEAREST)
             canvas.paste(tile, (x0, head + r * (s + pad)))
     y = head + len(picks) * (s + pad) + pad
     for line in note_lines:
         draw.text((pad, y), line, fill=(120, 0, 0), font=font)
         y += 12
+    if curves:
+        panel = curves_panel(curves, width)
+        figure = Image.new("RGB", (max(width, panel.width), height + panel.height), (255, 255, 255))
+        figure.paste(canvas, (0, 0))
+        figure.paste(panel, (0, height))
+        canvas = figure
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
 
@@ -119,7 +139,7 @@ def write_afc_set(out: Path, task: str, clean: torch.Tensor, outputs: dict[str, 
                 a, b = b, a
             stem = f"{k:06d}"
             for sub, img in (("ref", clean[i]), ("p0", outputs[a][i]), ("p1", outputs[b][i])):
-                Image.fromarray(_u8(img)).save(tmp / sub / f"{stem}.png", format="PNG")
+                Image.fromarray(to_uint8_hwc(img)).save(tmp / sub / f"{stem}.png", format="PNG")
             rows.append({"stem": stem, "image": where[i][0], "top": where[i][1], "left": where[i][2],
                          "p0_loss": a, "p1_loss": b})
             k += 1
@@ -151,7 +171,7 @@ def write_outputs(cfg, mx: dict, data, outputs: dict[str, torch.Tensor]) -> tupl
     picks = sorted({int(round(v)) for v in np.linspace(0, n - 1, max(1, min(cfg.grid_crops, n)))})
     columns = [("input", data.test_in)] + [(s, o) for s, o in outputs.items()]
     columns.append(("target", data.test_out))
-    grid_png(paths["grid"], columns, picks, mx["note"])
+    grid_png(paths["grid"], columns, picks, mx["note"], mx.get("training_history"))
     paths["afc_manifest"], paths["afc_set"] = write_afc_set(out, cfg.task, data.test_out, outputs,
                                                            data.test_where, cfg.seed, mx["note"])
     return paths, md

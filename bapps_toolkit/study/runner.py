@@ -13,10 +13,12 @@ from ..losses import parse_loss_spec
 from ..metrics import create_metric, list_metrics
 from ..scores import bootstrap_ci
 from .config import DEEP_PREFIXES, LossStudyConfig
+from .convergence import convergence_lines
 from .model import build_model, count_parameters
 from .outputs import write_outputs
 from .tasks import ImageSet, degrade, grid_crops, load_images, random_patches, split_images
 from .train import CheckpointCallback, build_loss, train_one
+from .weights import check_backbones
 
 INPUT_ROW = "(input, no network)"
 
@@ -116,6 +118,7 @@ def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,
     unjudged 2AFC set. ``on_checkpoint(loss, step, finished)`` is called after each checkpoint."""
     cfg.validate()
     check_names(cfg)
+    check_backbones(cfg)
     device = pick_device(cfg.device)
     data = prepare_data(cfg)
     metrics = {m: create_metric(m, input_range=(0.0, 1.0), **cfg.deep_options(m)).to(device).eval()
@@ -148,6 +151,9 @@ def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,
         "model_parameters": n_params, "config": cfg.to_dict(), "training_history": histories,
         "losses": loss_labels, "lower_is_better": True,
     })
+    means = dict(zip(matrix["rows"], matrix["mean"], strict=True))
+    matrix["convergence"] = [line.to_json() for line in convergence_lines(
+        list(cfg.losses), loss_labels, list(cfg.eval_metrics), means, histories)]
     paths, markdown = write_outputs(cfg, matrix, data, outputs)
     return StudyResult(matrix, markdown, paths)
 
@@ -163,7 +169,7 @@ def study_note(cfg: LossStudyConfig, n_params: int, data: StudyData) -> str:
         f"({cfg.n_boot} resamples). Indicative only, not a benchmark.",
         "Every column is a distance: lower is better.",
     ]
-    if deep and cfg.backbone_weights == "random":
+    if deep and "random" in cfg.backbone_choice().values():
         parts.append("LPIPS/PDL use RANDOM backbones here (no ImageNet weights): UNCALIBRATED, "
                      "not the published metrics.")
     return " ".join(parts)

@@ -67,8 +67,10 @@ def train_one(spec: str, cfg: LossStudyConfig, inputs: torch.Tensor, targets: to
               *, progress: bool = True, on_checkpoint: CheckpointCallback | None = None) -> tuple[StudyNet, list]:
     """Train (or resume, or load) the network for loss ``spec``; returns ``(model, history)``.
 
-    ``inputs`` / ``targets``: float ``[P, 3, s, s]`` training patches on [0, 1]. History is a
-    list of ``[step, loss value]`` every ``checkpoint_every`` steps.
+    ``inputs`` / ``targets``: float ``[P, 3, s, s]`` training patches on [0, 1]. The history
+    (the training curve) is a list of ``[step, mean loss]``, one per checkpoint: the mean of the
+    loss over the steps since the previous checkpoint (every ``checkpoint_every`` steps and the
+    last step), so a resumed run records the same curve as an uninterrupted one.
     """
     path = cfg.out / "checkpoints" / f"{slug(spec)}.pt"
     fingerprint = {**cfg.training_fingerprint(), "loss": spec}
@@ -85,6 +87,7 @@ def train_one(spec: str, cfg: LossStudyConfig, inputs: torch.Tensor, targets: to
     loss_fn = build_loss(spec, cfg).to(device)
     bar = _bar(progress, cfg.steps, step, spec)
     model.train()
+    interval_sum, interval_steps = 0.0, 0
     with deterministic():
         while step < cfg.steps:
             idx = np.random.default_rng([cfg.seed, step]).integers(0, inputs.shape[0], size=cfg.batch_size)
@@ -95,11 +98,13 @@ def train_one(spec: str, cfg: LossStudyConfig, inputs: torch.Tensor, targets: to
             value.backward()
             opt.step()
             step += 1
+            interval_sum, interval_steps = interval_sum + float(value.detach()), interval_steps + 1
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(value.detach()):.4g}")
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                history.append([step, float(value.detach())])
+                history.append([step, interval_sum / interval_steps])
+                interval_sum, interval_steps = 0.0, 0
                 _save(path, model, opt, step, history, step == cfg.steps, fingerprint)
                 if on_checkpoint is not None:
                     on_checkpoint(spec, step, step == cfg.steps)
