@@ -12,7 +12,7 @@ import os
 import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -219,7 +219,7 @@ def share_from_main(ctx: DistContext, fn: Callable[[], T]) -> T:
     kind, value = broadcast_object(ctx, outcome)
     if kind == "err":
         raise own if own is not None else value.exc
-    return value
+    return cast(T, value)
 
 
 def sharded(ctx: DistContext, work: Sequence[W], run: Callable[[Sequence[W]], Iterator[T]]) -> Iterator[T]:

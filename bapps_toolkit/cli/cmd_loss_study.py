@@ -34,7 +34,7 @@ _HELP = {
 }
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     from ..study.config import TASKS, LossStudyConfig  # torch-free: keeps `bapps --help` fast
 
     d = LossStudyConfig()
@@ -63,7 +63,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..study import LossStudyConfig, run_loss_study
 
     cfg = LossStudyConfig(

@@ -17,6 +17,7 @@ import shutil
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .._io import atomic_path, csv_cell, csv_row, temp_name_for, write_text_atomic
 from .curves import curves_panel
+from .records import StudyMatrix
+
+if TYPE_CHECKING:
+    from .config import LossStudyConfig
+    from .runner import StudyData
 
 GRID_SCALE = 2
 
@@ -32,7 +38,7 @@ def _cell(m: float, lo: float, hi: float) -> str:
     return f"{m:.4g} [{lo:.4g}, {hi:.4g}]"
 
 
-def matrix_markdown(mx: dict) -> str:
+def matrix_markdown(mx: StudyMatrix) -> str:
     head = "| training loss | " + " | ".join(mx["cols"]) + " |"
     sep = "|" + "---|" * (len(mx["cols"]) + 1)
     lines = [f"**{mx['note']}**", "", head, sep]
@@ -52,7 +58,7 @@ def _tex(s: str) -> str:
     return s.replace("\x00", r"\textbackslash{}")
 
 
-def matrix_latex(mx: dict) -> str:
+def matrix_latex(mx: StudyMatrix) -> str:
     cols = "l" + "c" * len(mx["cols"])
     lines = [f"% {mx['note']}", r"\begin{tabular}{" + cols + "}", r"\hline",
              "training loss & " + " & ".join(_tex(c) for c in mx["cols"]) + r" \\", r"\hline"]
@@ -64,7 +70,7 @@ def matrix_latex(mx: dict) -> str:
     return "\n".join(lines)
 
 
-def matrix_csv(mx: dict) -> str:
+def matrix_csv(mx: StudyMatrix) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["# " + mx["note"]])
@@ -123,7 +129,8 @@ def grid_png(path: Path, columns: list[tuple[str, torch.Tensor]], picks: list[in
         canvas.save(tmp, format="PNG")
 
 
-def write_afc_set(out: Path, task: str, clean: torch.Tensor, outputs: dict[str, torch.Tensor], where, seed: int,
+def write_afc_set(out: Path, task: str, clean: torch.Tensor, outputs: dict[str, torch.Tensor],
+                  where: Sequence[tuple[str, int, int]], seed: int,
                   note: str) -> tuple[Path, Path]:
     """The unjudged 2AFC set (see the module docstring) built in a temporary folder, then renamed."""
     final = out / "2afc" / "val" / task
@@ -158,7 +165,19 @@ def write_afc_set(out: Path, task: str, clean: torch.Tensor, outputs: dict[str, 
     return csv_path, final
 
 
-def write_outputs(cfg, mx: dict, data, outputs: dict[str, torch.Tensor]) -> tuple[dict[str, Path], str]:
+def write_outputs(cfg: LossStudyConfig, mx: StudyMatrix, data: StudyData,
+                  outputs: dict[str, torch.Tensor]) -> tuple[dict[str, Path], str]:
+    """Write the matrix (Markdown, LaTeX, CSV, JSON), the figure and the unjudged 2AFC set.
+
+    Args:
+        cfg: the study's settings.
+        mx: the matrix document.
+        data: the study's patches and crops.
+        outputs: each loss's restored test crops.
+
+    Returns:
+        ``(paths written, the Markdown report)``.
+    """
     out = cfg.out
     md = matrix_markdown(mx)
     paths = {"markdown": out / "matrix.md", "latex": out / "matrix.tex", "csv": out / "matrix.csv",

@@ -16,6 +16,7 @@ from .config import DEEP_PREFIXES, LossStudyConfig
 from .convergence import convergence_lines
 from .model import build_model, count_parameters
 from .outputs import write_outputs
+from .records import Curve, StudyMatrix
 from .tasks import ImageSet, degrade, grid_crops, load_images, random_patches, split_images
 from .train import CheckpointCallback, build_loss, train_one
 from .weights import check_backbones
@@ -36,7 +37,7 @@ class StudyData:
 
 @dataclass
 class StudyResult:
-    matrix: dict  # the JSON document (rows, cols, mean, ci_low, ci_high, per_image, note, ...)
+    matrix: StudyMatrix
     markdown: str
     paths: dict[str, Path]
 
@@ -74,22 +75,23 @@ def restore(model: torch.nn.Module, x: torch.Tensor, device: torch.device, batch
 class _Mean:
     """Mean over items, with the per-item hook :func:`bapps_toolkit.scores.bootstrap_ci` vectorises."""
 
-    def __call__(self, values) -> float:
+    def __call__(self, values: Sequence[float] | np.ndarray) -> float:
         return float(np.mean(values))
 
-    def per_item(self, values) -> np.ndarray:
+    def per_item(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
 
 
 @torch.no_grad()
-def per_image_values(metric, out: torch.Tensor, target: torch.Tensor, where, images: Sequence[str]) -> np.ndarray:
+def per_image_values(metric: torch.nn.Module, out: torch.Tensor, target: torch.Tensor,
+                     where: Sequence[tuple[str, int, int]], images: Sequence[str]) -> np.ndarray:
     """Metric per crop, then the mean over each test image's crops → ``[len(images)]``."""
     d = torch.cat([metric(out[i:i + 16], target[i:i + 16]).double() for i in range(0, out.shape[0], 16)]).numpy()
     names = np.array([w[0] for w in where])
     return np.array([d[names == n].mean() for n in images])
 
 
-def _matrix(rows: dict[str, np.ndarray], cols: list[str], n_boot: int, seed: int) -> dict:
+def _matrix(rows: dict[str, np.ndarray], cols: list[str], n_boot: int, seed: int) -> StudyMatrix:
     mean, lo, hi = [], [], []
     for values in rows.values():
         mean.append([float(v.mean()) for v in values])
@@ -132,7 +134,7 @@ def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,
 
     rows: dict[str, np.ndarray] = {}
     outputs: dict[str, torch.Tensor] = {}
-    histories: dict[str, list] = {}
+    histories: dict[str, Curve] = {}
     loss_labels: dict[str, str] = {}
     if cfg.task != "autoencode":
         rows[INPUT_ROW] = evaluate(quantize(data.test_in))

@@ -31,14 +31,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors.torch import save as safetensors_bytes
 
-from .._io import atomic_path, atomic_write, write_text_atomic
+from .._io import PathLike, atomic_path, atomic_write, write_text_atomic
 from ..errors import CheckpointError
 from ..metrics.safetensors_io import FLOAT_DTYPES, json_field, read_header, read_tensors
 from ..metrics.trained import (
@@ -46,7 +46,6 @@ from ..metrics.trained import (
     FORMAT,
     FORMAT_VERSION,
     LATEST,
-    PathLike,
     load_metric_from_checkpoint,
     read_safetensors,
     read_tensor_dict_pth,
@@ -134,10 +133,21 @@ def write_json(path: PathLike, obj: Any) -> None:
 # ------------------------------------------------------------------------------------------
 # model / optimizer state
 
-def model_tensors(lins, G, backbone: torch.nn.Module | None) -> dict[str, torch.Tensor]:
+def model_tensors(lins: Iterable[torch.nn.Module], G: torch.nn.Module,
+                  backbone: torch.nn.Module | None) -> dict[str, torch.Tensor]:
+    """The tensors of an epoch's weights file: the linear layers, G and (when given) the backbone.
+
+    Args:
+        lins: the LPIPS linear layers.
+        G: the ranking network.
+        backbone: the backbone when the file holds it.
+
+    Returns:
+        ``{name: tensor}`` in the file's key layout.
+    """
     t: dict[str, torch.Tensor] = {}
     for k, lin in enumerate(lins):
-        t[f"lin.{k}.weight"] = lin.weight.detach()
+        t[f"lin.{k}.weight"] = cast(torch.Tensor, lin.weight).detach()
     for name, v in G.state_dict().items():
         t[f"G.{name}"] = v.detach()
     if backbone is not None:

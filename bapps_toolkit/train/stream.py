@@ -40,7 +40,7 @@ card by :func:`~bapps_toolkit.train.resume_config`).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -150,7 +150,7 @@ def plan_mismatch(saved: dict[str, Any] | None, plan: DataPlan) -> str:
     return ""
 
 
-def check_resume_plan(card: dict[str, Any] | None, plan: DataPlan, out: str) -> None:
+def check_resume_plan(card: Mapping[str, Any] | None, plan: DataPlan, out: str) -> None:
     """Refuse to resume the run of ``card`` when ``plan`` would draw another order than it did."""
     if card is None:
         return
