@@ -1,7 +1,8 @@
 """``bapps loss-study``: train one small restoration network per loss (L1, L2, SSIM, MS-SSIM,
 LPIPS, PDL, plugins, mixtures such as "0.16*l1+0.84*ms-ssim"), then cross-evaluate every trained
 network on held-out images with every chosen metric. Writes matrix.{md,tex,csv,json}, grid.png
-and an unjudged BAPPS-layout 2AFC set under --out; a rerun resumes from the checkpoints there."""
+and an unjudged BAPPS-layout 2AFC set under --out; a rerun resumes from the checkpoints there.
+"""
 from __future__ import annotations
 
 import argparse

@@ -104,7 +104,8 @@ def _matrix(rows: dict[str, np.ndarray], cols: list[str], n_boot: int, seed: int
 
 def check_names(cfg: LossStudyConfig) -> None:
     """Every loss specification parses and every evaluation metric is registered (ValueError);
-    plugin and adapter specifications (``module:attr``, ``piq:NAME`` …) are resolved when used."""
+    plugin and adapter specifications (``module:attr``, ``piq:NAME`` …) are resolved when used.
+    """
     for spec in cfg.losses:
         parse_loss_spec(spec)
     unknown = [m for m in cfg.eval_metrics if ":" not in m and m not in list_metrics()]
@@ -117,7 +118,8 @@ def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,
     """Train the study network once per loss in ``cfg.losses`` (resuming finished or partial
     losses from ``cfg.out_dir/checkpoints``), evaluate each on the held-out images with every
     ``cfg.eval_metrics``, write the matrix (Markdown, LaTeX, CSV, JSON), the image grid and the
-    unjudged 2AFC set. ``on_checkpoint(loss, step, finished)`` is called after each checkpoint."""
+    unjudged 2AFC set. ``on_checkpoint(loss, step, finished)`` is called after each checkpoint.
+    """
     cfg.validate()
     check_names(cfg)
     check_backbones(cfg)

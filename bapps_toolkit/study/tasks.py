@@ -91,7 +91,8 @@ def random_patches(images: ImageSet, count: int, size: int, rng: np.random.Gener
 
 def grid_crops(images: ImageSet, per_image: int, size: int) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
     """Up to ``per_image`` crops per image on a regular grid (deterministic): uint8 crops and
-    ``(image name, top, left)`` for each."""
+    ``(image name, top, left)`` for each.
+    """
     check_sizes(images, size, "test")
     crops, where = [], []
     for name, im in zip(images.names, images.images, strict=True):

@@ -1,5 +1,6 @@
 """Building what a run trains: the LPIPS metric, the ranking network G, the module training both
-and its Adam optimizer — from the seeded init, or from the state of the epoch a run resumes at."""
+and its Adam optimizer — from the seeded init, or from the state of the epoch a run resumes at.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -29,7 +30,8 @@ from .records import BackboneSource
 def build_model(cfg: TrainConfig, ctx: DistContext, backbone: BackboneSource, resuming: bool,
                 done: int) -> tuple[Any, RankingNet, TrainModule, torch.optim.Optimizer, list[str]]:
     """The metric, G, the module training both and its Adam optimizer; seeded init, or the
-    state of epoch ``done`` when resuming."""
+    state of epoch ``done`` when resuming.
+    """
     out = Path(cfg.out)
     dev = ctx.device
     bb_arg: Any = "random" if backbone["source"] == "random" else cfg.backbone_weights
@@ -78,7 +80,8 @@ def build_model(cfg: TrainConfig, ctx: DistContext, backbone: BackboneSource, re
 def _restore(path: Path, expected: dict[str, torch.Tensor], what: str, cfg: TrainConfig | None = None) -> None:
     """Copy the tensors of ``path`` into ``expected`` (name -> the model's tensor), after checking
     the file's metadata against ``cfg`` (an epoch file) and its declared names, shapes and dtypes
-    against ``expected``, before any tensor data is read."""
+    against ``expected``, before any tensor data is read.
+    """
     head = read_header(path)
     if cfg is not None:
         run_dir.check_meta(head.metadata, cfg, path)

@@ -106,7 +106,8 @@ def write_official_lin(path: PathLike, lin_weights: list[torch.Tensor]) -> None:
 def read_json(path: PathLike, what: str = "file") -> dict[str, Any]:
     """A JSON object read from ``path`` (at most :data:`MAX_JSON_BYTES`); a :class:`CheckpointError`
     naming ``what`` and the file when it is missing, too large, not JSON, nested too deep or not
-    an object."""
+    an object.
+    """
     p = Path(path)
     try:
         with open(p, "rb") as fh:
@@ -178,7 +179,8 @@ def optimizer_tensors(opt: torch.optim.Optimizer, names: list[str]) -> tuple[dic
 
 def _optimizer_state(path: PathLike, opt: torch.optim.Optimizer) -> dict[int, dict[str, Any]]:
     """The per-parameter state of an optimizer file, each declared tensor checked against the
-    parameter it belongs to (a scalar or the parameter's shape, floating point) before any is read."""
+    parameter it belongs to (a scalar or the parameter's shape, floating point) before any is read.
+    """
     head = read_header(path)
     params = [p for group in opt.param_groups for p in group["params"]]
     for k, info in head.tensors.items():
@@ -203,7 +205,8 @@ def _optimizer_state(path: PathLike, opt: torch.optim.Optimizer) -> dict[int, di
 def load_optimizer_(opt: torch.optim.Optimizer, names: list[str], path: PathLike) -> None:
     """Load the Adam state of ``path`` into ``opt`` (whose parameters are ``names``); a
     :class:`CheckpointError` naming the file when it is not one, is for other parameters or
-    does not fit."""
+    does not fit.
+    """
     meta = read_header(path).metadata
     if meta.get("format") != OPTIM_FORMAT:
         raise CheckpointError(f"{path}: not a bapps-toolkit optimizer state (format {meta.get('format', '')[:80]!r})")

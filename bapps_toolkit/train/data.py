@@ -1,5 +1,6 @@
 """The inputs of a training run: which 2AFC sets it trains and validates on, where its backbone
-comes from, whether the result is calibrated, and the full path's triplets held whole."""
+comes from, whether the result is calibrated, and the full path's triplets held whole.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -123,7 +124,8 @@ def same_size(sizes: dict[str, int]) -> int:
 def calibration(synthetic: bool, backbone: BackboneSource, model: Any = None) -> tuple[bool, str]:
     """``(calibrated, note)``: a run on synthetic data, on a random (not trained) backbone or on a
     plugin network ``model`` that is itself uncalibrated (it declares so, or is an LPIPS on a
-    random backbone) is not."""
+    random backbone) is not.
+    """
     notes = []
     if "plugin" in backbone and model is not None and not getattr(model, "calibrated", True):
         notes.append(str(getattr(model, "calibration_note", "") or "uncalibrated backbone"))
@@ -139,7 +141,8 @@ def calibration(synthetic: bool, backbone: BackboneSource, model: Any = None) ->
 class FullData:
     """Training triplets held whole (uint8), indexed per batch (the full path within the memory
     budget, :mod:`.stream`). On CPU the sets are read one at a time into tensors allocated once
-    (peak: the sets plus the largest one); on CUDA they stream into device memory."""
+    (peak: the sets plus the largest one); on CUDA they stream into device memory.
+    """
 
     def __init__(self, cfg: TrainConfig, keys: Sequence[str], device: torch.device):
         dev = device if device.type == "cuda" else None

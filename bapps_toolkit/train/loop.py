@@ -220,7 +220,8 @@ def _run(cfg: TrainConfig, ctx: distributed.DistContext, start: RunStart, on_ste
 
 def _data_phase(run: _Run, keys: list[str], val_keys: list[str], plan: DataPlan) -> _Feed:
     """Fast path: the cached vectors of the training (and validation) sets; else the images,
-    held whole or streamed as ``plan`` says (:mod:`.stream`)."""
+    held whole or streamed as ``plan`` says (:mod:`.stream`).
+    """
     cfg, ctx = run.cfg, run.ctx
     val_vecs = None
     if cfg.fast:
@@ -374,7 +375,8 @@ def run_epoch(wrapped: torch.nn.Module, opt: torch.optim.Optimizer, lins: torch.
     is given, else the full network on ``data``), the loss (``loss_fn``, :mod:`.hinge`; default
     the BCE of G against the judge), Adam step, clamp of
     the linear layers. Returns the summed BCE and summed training accuracy of this rank's items
-    (device tensors; no host sync inside the loop)."""
+    (device tensors; no host sync inside the loop).
+    """
     dev = perm.device
     loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
     acc_sum = torch.zeros((), dtype=torch.float64, device=dev)

@@ -265,7 +265,8 @@ def derive_seed(seed: int, *parts: int) -> int:
 def build_lpips(net: str, version: str, backbone_weights: Any, random_seed: int) -> LPIPS:
     """The LPIPS metric that training starts from (linear layers all zero until initialised);
     the random-backbone warning is silenced because :func:`~bapps_toolkit.train.train` issues
-    its own ``UNCALIBRATED`` warning for the trained metric."""
+    its own ``UNCALIBRATED`` warning for the trained metric.
+    """
     return _build_metric_lpips(net, version, backbone_weights, random_seed, quiet_random=True)
 
 

@@ -1,6 +1,6 @@
 """Typed records a training run passes between its modules and writes to its files.
 
-JSON documents (the run card ``card.json`` and its parts) are :class:`~typing.TypedDict`\\ s;
+JSON documents (the run card ``card.json`` and its parts) are typed dictionaries (:class:`~typing.TypedDict`);
 what stays in memory is a dataclass. The weights files' metadata is strings only (safetensors),
 so :class:`ModelMeta` holds real values and writes and reads the string form.
 """

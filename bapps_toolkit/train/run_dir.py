@@ -1,5 +1,6 @@
 """The run folder of a training run: checking it against resume/overwrite, its card, the
-metadata of its weights files and its ``log.csv`` (the file layout is in :mod:`.checkpoint`)."""
+metadata of its weights files and its ``log.csv`` (the file layout is in :mod:`.checkpoint`).
+"""
 from __future__ import annotations
 
 import csv
@@ -54,7 +55,8 @@ def write_log(out: Path, history: Sequence[Mapping[str, Any]]) -> None:
 
 def _dict_at(card: Mapping[str, Any], path: Path, *keys: str) -> dict[str, Any]:
     """``card[k0][k1]…`` as a dict (``{}`` when absent); a :class:`CheckpointError` naming the card
-    and the entry when it is something else."""
+    and the entry when it is something else.
+    """
     here: Any = card
     for depth, key in enumerate(keys):
         here = here.get(key) if isinstance(here, Mapping) else None
@@ -68,7 +70,8 @@ def _dict_at(card: Mapping[str, Any], path: Path, *keys: str) -> dict[str, Any]:
 
 def check_card(card: Mapping[str, Any], path: Path) -> dict[str, Any]:
     """The card's saved ``config``, after checking the shape of every entry a resumed run uses
-    (nothing imported); a :class:`CheckpointError` naming the card and the entry otherwise."""
+    (nothing imported); a :class:`CheckpointError` naming the card and the entry otherwise.
+    """
     if card.get("format") != checkpoint.CARD_FORMAT or not isinstance(card.get("config"), dict):
         raise CheckpointError(f"{path}: not a bapps-toolkit training card")
     saved: dict[str, Any] = card["config"]
@@ -121,7 +124,8 @@ def allow_card_plugin(card: Mapping[str, Any], path: Path, given_net: str | None
     """A card whose run trained a plugin network resumes only when the user names that spec
     (``net=``/``--net`` or ``trust_plugin=``/``--trust-plugin``) and its code's SHA-256 is the one
     recorded in the card (:func:`~bapps_toolkit.metrics.plugin_trust.check_plugin_allowed`);
-    decided before anything is imported. Call it with a card :func:`check_card` accepted."""
+    decided before anything is imported. Call it with a card :func:`check_card` accepted.
+    """
     saved = card["config"]
     net = str(saved.get("net", "alex"))
     if not is_plugin_net(net):
@@ -230,7 +234,8 @@ def prepare_out(cfg: TrainConfig) -> tuple[RunCard | None, int]:
 
     Called under the run's lock: once the run may go ahead, the temporaries ``.<name>.tmp-*``
     that a killed run left in the folder (every file of a run is written through a temporary
-    name and renamed) are removed."""
+    name and renamed) are removed.
+    """
     card, done = check_out(cfg)
     remove_stale_temps(Path(cfg.out))
     return card, done
@@ -282,7 +287,8 @@ def check_meta(meta: dict[str, str], cfg: TrainConfig, path: Path) -> None:
 
 def run_label(cfg: TrainConfig) -> str:
     """The trained metric's name: ``lpips-alex`` …, ``lpips[my_net.py:Net]`` for a plugin network
-    (the name :class:`~bapps_toolkit.metrics.plugin_net.PluginLPIPS` carries)."""
+    (the name :class:`~bapps_toolkit.metrics.plugin_net.PluginLPIPS` carries).
+    """
     return f"lpips[{short_plugin_name(cfg.net)}]" if is_plugin_net(cfg.net) else f"lpips-{cfg.net}"
 
 
@@ -327,7 +333,8 @@ def model_meta(cfg: TrainConfig, lpips: Any, backbone: BackboneSource, calibrate
 
 def start_card(resume_card: RunCard | None, done: int, cfg: TrainConfig, *args: Any) -> RunCard:
     """The card a run starts from: the resumed card (history cut at epoch ``done``, the resume
-    recorded), or :func:`new_card` ``(cfg, *args)``."""
+    recorded), or :func:`new_card` ``(cfg, *args)``.
+    """
     if resume_card is None:
         return new_card(cfg, *args)
     card = resume_card
@@ -339,7 +346,8 @@ def start_card(resume_card: RunCard | None, done: int, cfg: TrainConfig, *args: 
 def open_out(out: Path, cfg: TrainConfig, lpips: Any, backbone: BackboneSource, train_backbone: bool) -> None:
     """Make the out folder ready on rank 0: with ``overwrite``, the old run's files go — only now
     that the model and data are ready, so a failing run does not destroy the old one; a random
-    frozen backbone is written once, next to the weights that need it."""
+    frozen backbone is written once, next to the weights that need it.
+    """
     out.mkdir(parents=True, exist_ok=True)
     if cfg.overwrite:
         for p in checkpoint.run_files(out):

@@ -1,5 +1,6 @@
 """Validation 2AFC scores of the metric being trained, per set: from the fast path's cached
-vectors, or through the full network."""
+vectors, or through the full network.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
