@@ -12,7 +12,7 @@ import os
 import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -50,7 +50,8 @@ class DistContext:
 
 def _pick_device(device: str | None, local_rank: int, world: int) -> torch.device:
     """:func:`~bapps_toolkit._device.pick_device`, with a bare ``cuda`` (or the automatic choice)
-    pinned to this rank's GPU and CUDA asked for where there is none refused."""
+    pinned to this rank's GPU and CUDA asked for where there is none refused.
+    """
     dev = pick_device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
@@ -68,7 +69,8 @@ def _import_dynamo_first() -> None:
     ``destroy_process_group()`` does not drop; the group then outlives teardown and is destroyed
     during interpreter shutdown, where gloo can abort the process ("terminate called without an
     active exception", exit -6, after a finished run). Imported first, the group is freed by
-    :func:`teardown` (``tests/test_distributed_teardown.py``)."""
+    :func:`teardown` (``tests/test_distributed_teardown.py``).
+    """
     import torch._dynamo  # noqa: F401
 
 
@@ -94,7 +96,8 @@ def setup(device: str | None = None) -> DistContext:
 def teardown(ctx: DistContext, *, sync: bool = True) -> None:
     """Leave the process group set up by :func:`setup`. ``sync`` waits for every rank first
     (a rank that destroys gloo's group while another still talks to it can abort the process);
-    pass ``sync=False`` on an error path, where another rank may never arrive."""
+    pass ``sync=False`` on an error path, where another rank may never arrive.
+    """
     if ctx.initialized_here and dist.is_initialized():
         if sync:
             barrier(ctx)
@@ -177,7 +180,8 @@ def current_context() -> DistContext:
 
 def gather_rows(ctx: DistContext, t: torch.Tensor) -> torch.Tensor:
     """Every rank's rows of ``t`` concatenated in rank order (``t`` itself in one process); on the
-    device of ``t``."""
+    device of ``t``.
+    """
     if not ctx.distributed:
         return t
     return torch.cat(all_gather_rows(ctx, t.to(ctx.device))).to(t.device)
@@ -206,7 +210,8 @@ def all_gather_objects(ctx: DistContext, obj: Any) -> list[Any]:
 def share_from_main(ctx: DistContext, fn: Callable[[], T]) -> T:
     """``fn()`` run on rank 0 alone, its result (or its exception) on every rank: a step that
     only rank 0 may do (take the output's lock, read or write the output) without leaving the
-    other ranks waiting on a rank that failed. Also a barrier."""
+    other ranks waiting on a rank that failed. Also a barrier.
+    """
     if not ctx.distributed:
         return fn()
     outcome: Any = None
@@ -219,7 +224,7 @@ def share_from_main(ctx: DistContext, fn: Callable[[], T]) -> T:
     kind, value = broadcast_object(ctx, outcome)
     if kind == "err":
         raise own if own is not None else value.exc
-    return value
+    return cast(T, value)
 
 
 def sharded(ctx: DistContext, work: Sequence[W], run: Callable[[Sequence[W]], Iterator[T]]) -> Iterator[T]:

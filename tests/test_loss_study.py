@@ -19,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*UNCALIBRATED:UserWarning")
 
 TINY = dict(task="denoise", losses=("l1", "ssim", "0.5*l1+lpips-alex"), eval_metrics=("psnr", "ssim", "lpips-alex"),
             patch_size=32, train_patches=16, batch_size=2, steps=6, checkpoint_every=2, width=8, blocks=1,
-            eval_size=32, eval_crops=1, grid_crops=2, n_boot=50, device="cpu")
+            eval_size=32, eval_crops=1, grid_crops=2, n_boot=50, device="cpu", backbone_weights="random")
 NUMBERS = ("rows", "cols", "mean", "ci_low", "ci_high", "per_image", "training_history")
 
 
@@ -44,6 +44,10 @@ def test_outputs_and_labels(first_run):
     for name in ("matrix.md", "matrix.tex", "matrix.csv", "matrix.json", "grid.png", "afc_manifest.csv"):
         assert (out / name).stat().st_size > 0
     assert "SMALL STUDY" in (out / "matrix.md").read_text() and "SMALL STUDY" in (out / "matrix.csv").read_text()
+    # one convergence line per loss, in the JSON and the report; curves drawn under the grid
+    assert [c["loss"] for c in mx["convergence"]] == list(TINY["losses"])
+    assert all(c["text"] in result.markdown for c in mx["convergence"])
+    assert [p[0] for p in mx["training_history"]["l1"]] == [2, 4, 6]
     n_test = len(mx["test_images"])
     for i in range(len(mx["rows"])):
         for j in range(len(mx["cols"])):
@@ -152,3 +156,67 @@ def test_losses_notebook_executes(tmp_path, monkeypatch):
     assert "SMALL STUDY" in shown and "UNCALIBRATED" in shown
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert (tmp_path / "work" / "grid.png").stat().st_size > 0
+
+
+def test_refuses_without_backbone_weights(tmp_path, monkeypatch):
+    """No ImageNet weights cached and none downloadable: refused before training, CLI form in the message."""
+    from bapps_toolkit.errors import WeightsError
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("BAPPS_WEIGHTS_BASE_URL", "http://127.0.0.1:9/")
+    cfg = LossStudyConfig(out_dir=str(tmp_path / "x"), **{**TINY, "backbone_weights": ()})
+    with pytest.raises(WeightsError, match=r"lpips-alex.*--backbone-weights NET=PATH.*--backbone-weights random"):
+        run_loss_study(cfg, progress=False)
+    assert not (tmp_path / "x" / "checkpoints").exists()
+    missing = LossStudyConfig(out_dir=str(tmp_path / "y"), **{**TINY, "backbone_weights": ("alex=nope.pth",)})
+    with pytest.raises(WeightsError, match="alex=nope.pth"):
+        run_loss_study(missing, progress=False)
+    # without deep metrics nothing is needed
+    plain = {**TINY, "losses": ("l1",), "eval_metrics": ("psnr",), "backbone_weights": (), "steps": 2}
+    run_loss_study(LossStudyConfig(out_dir=str(tmp_path / "z"), **plain), progress=False)
+
+
+def test_cli_refuses_random_backbones_unless_asked(tmp_path, monkeypatch, capsys):
+    from bapps_toolkit.cli.main import main
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("BAPPS_WEIGHTS_BASE_URL", "http://127.0.0.1:9/")
+    args = ["loss-study", "--out", str(tmp_path / "s"), "--losses", "l1", "--eval-metrics", "psnr,lpips-alex",
+            "--steps", "2", "--train-patches", "4", "--batch-size", "2", "--width", "8", "--blocks", "0",
+            "--eval-crops", "1", "--grid-crops", "1", "--n-boot", "20", "--no-progress", "--device", "cpu"]
+    assert main(args) != 0
+    assert "--backbone-weights random" in capsys.readouterr().err
+    assert main(args + ["--backbone-weights", "random"]) == 0
+    assert "UNCALIBRATED" in capsys.readouterr().out
+
+
+def test_backbone_weights_forms():
+    cfg = LossStudyConfig(backbone_weights="random").validate()
+    assert cfg.training_fingerprint()["backbone_weights"] == "random"  # earlier checkpoints still resume
+    assert cfg.deep_options("lpips-vgg") == {"backbone_weights": "random"} and cfg.deep_options("psnr") == {}
+    assert LossStudyConfig(backbone_weights="imagenet").validate().training_fingerprint()["backbone_weights"] == \
+        "imagenet"
+    mixed = LossStudyConfig(backbone_weights=("alex=w.pth", "vgg=random")).validate()
+    assert mixed.deep_options("lpips-alex") == {"backbone_weights": "w.pth"}
+    assert mixed.deep_options("dists") == {"backbone_weights": "random"}
+    assert mixed.deep_options("lpips-squeeze") == {"backbone_weights": None}
+    for bad in (("random", "alex=w.pth"), ("alex",), ("resnet=w.pth",), ("alex=a", "alex=b")):
+        with pytest.raises(ValueError, match="backbone_weights"):
+            LossStudyConfig(backbone_weights=bad).validate()
+
+
+def test_convergence_rule():
+    from bapps_toolkit.study.convergence import convergence_lines, curve_trend
+    falling = [[s, 1.0 - 0.001 * s] for s in range(10, 110, 10)]
+    flat = [[s, 0.5 + (0.001 if s % 20 else -0.001)] for s in range(10, 110, 10)]
+    assert curve_trend(falling).improving and abs(curve_trend(falling).change_per_100 + 0.1) < 1e-9
+    assert not curve_trend(flat).improving
+    assert curve_trend([[10, 1.0], [20, 0.5]]).points == 0
+    cols = ["ssim", "l2"]
+    means = {"SSIM": [0.30, 0.010], "L2": [0.25, 0.008]}
+    labels = {"ssim": "SSIM", "l2": "L2"}
+    lines = convergence_lines(["ssim", "l2"], labels, cols, means, {"ssim": falling, "l2": flat})
+    ssim, l2 = lines
+    assert not ssim.wins and abs(ssim.gap - 0.05) < 1e-12
+    assert ssim.steps_needed == 50 and "would need about 50 more steps" in ssim.text  # 0.05 / (0.1 per 100)
+    assert l2.wins and "levelled off" in l2.text and l2.steps_needed is None
+    stuck = convergence_lines(["ssim", "l2"], labels, cols, means, {"ssim": flat, "l2": flat})[0]
+    assert not stuck.wins and stuck.steps_needed is None and "unlikely to close" in stuck.text

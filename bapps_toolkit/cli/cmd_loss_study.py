@@ -1,7 +1,8 @@
 """``bapps loss-study``: train one small restoration network per loss (L1, L2, SSIM, MS-SSIM,
 LPIPS, PDL, plugins, mixtures such as "0.16*l1+0.84*ms-ssim"), then cross-evaluate every trained
 network on held-out images with every chosen metric. Writes matrix.{md,tex,csv,json}, grid.png
-and an unjudged BAPPS-layout 2AFC set under --out; a rerun resumes from the checkpoints there."""
+and an unjudged BAPPS-layout 2AFC set under --out; a rerun resumes from the checkpoints there.
+"""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ _HELP = {
 }
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     from ..study.config import TASKS, LossStudyConfig  # torch-free: keeps `bapps --help` fast
 
     d = LossStudyConfig()
@@ -42,15 +43,18 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, epilog=examples(
                                   "bapps loss-study --out study --steps 400 --patch-size 48",
                                   "bapps loss-study --task deblur --losses l1,lpips-alex,0.16*l1+0.84*ms-ssim "
-                                  "--backbone-weights imagenet"))
+                                  "--backbone-weights alex=alexnet-owt-7be5be79.pth",
+                                  "bapps loss-study --steps 100 --backbone-weights random"))
     p.add_argument("--out", default=d.out_dir, help="output folder (default %(default)s)")
     p.add_argument("--task", default=d.task, choices=TASKS, help="degradation the networks learn to undo "
                    "(sr2/sr4 = 2x/4x super-resolution; default %(default)s)")
     p.add_argument("--losses", default=",".join(d.losses), help="comma-separated losses (default %(default)s)")
     p.add_argument("--eval-metrics", default=",".join(d.eval_metrics), help="comma-separated metrics")
     p.add_argument("--images", default=None, help="folder of images (default: scikit-image's photos)")
-    p.add_argument("--backbone-weights", default=d.backbone_weights, choices=("random", "imagenet"),
-                   help="LPIPS/PDL backbones: seeded random (UNCALIBRATED) or torchvision ImageNet weights")
+    p.add_argument("--backbone-weights", action="extend", nargs="+", default=[], metavar="NET=PATH|NET=random|random",
+                   help="backbones of the LPIPS/PDL/DISTS metrics and losses: a torchvision-layout weights file per "
+                        "network (NET=PATH), NET=random, or random for every network (UNCALIBRATED, labelled so); "
+                        "default: torchvision's ImageNet weights, and the study refuses to start without them")
     p.add_argument("--device", default=d.device, help="auto (GPU when present), cpu, cuda, cuda:1 ...")
     for name in _INT + _FLOAT:
         p.add_argument("--" + name.replace("_", "-"), type=int if name in _INT else float,
@@ -60,13 +64,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..study import LossStudyConfig, run_loss_study
 
     cfg = LossStudyConfig(
         out_dir=args.out, task=args.task, losses=tuple(s for s in args.losses.split(",") if s.strip()),
         eval_metrics=tuple(s for s in args.eval_metrics.split(",") if s.strip()), images=args.images,
-        backbone_weights=args.backbone_weights, device=args.device,
+        backbone_weights=tuple(args.backbone_weights), device=args.device,
         **{n: getattr(args, n) for n in _INT + _FLOAT})
     result = run_loss_study(cfg, progress=not args.no_progress)
     print(result.markdown)

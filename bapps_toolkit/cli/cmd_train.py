@@ -126,10 +126,11 @@ def run(args: argparse.Namespace) -> int:
     if res.is_main:
         card = res.card
         tag = "" if card.get("calibrated") else f"  [UNCALIBRATED: {card.get('calibration_note')}]"
-        last = (card.get("history") or [{}])[-1]
+        history = card.get("history") or []
         print(f"checkpoint: {res.checkpoint_path}{tag}")
         print(f"official lin weights: {res.out_dir / 'latest.lin.pth'}")
         print(f"card: {res.out_dir / 'card.json'}")
-        if last.get("val_2afc") is not None:
-            print(f"val 2AFC after epoch {last['epoch']}: {100 * last['val_2afc']:.2f}%{tag}")
+        last_val = history[-1].get("val_2afc") if history else None
+        if last_val is not None:
+            print(f"val 2AFC after epoch {history[-1]['epoch']}: {100 * last_val:.2f}%{tag}")
     return 0

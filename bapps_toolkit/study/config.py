@@ -13,8 +13,9 @@ TASKS: tuple[str, ...] = ("denoise", "deblur", "sr2", "sr4", "jpeg", "autoencode
 
 DEFAULT_LOSSES: tuple[str, ...] = ("l1", "l2", "ssim", "ms-ssim", "lpips-alex", "pdl-vgg", "0.16*l1+0.84*ms-ssim")
 DEFAULT_EVAL: tuple[str, ...] = ("psnr", "ssim", "ms-ssim", "lpips-alex", "lpips-vgg", "pdl-vgg")
-BACKBONES = ("random", "imagenet")
 DEEP_PREFIXES = ("lpips", "pdl", "dists")
+#: Networks a deep metric's backbone can be (the ``NET`` of ``NET=PATH``).
+BACKBONE_NETS = ("alex", "vgg", "squeeze")
 
 #: Fields that decide what a per-loss checkpoint contains (a resumed run must match them).
 TRAINING_FIELDS = ("task", "sigma", "blur_sigma", "jpeg_quality", "images", "test_fraction", "split_seed",
@@ -50,7 +51,10 @@ class LossStudyConfig:
     n_boot: int = 1000
     seed: int = 0
     checkpoint_every: int = 20
-    backbone_weights: str = "random"  # or "imagenet" (torch hub cache / download)
+    #: Backbones of the deep metrics and losses: empty = torchvision's ImageNet weights (torch hub
+    #: cache, downloaded when missing; refused when they cannot be had), ``"random"`` = seeded random
+    #: backbones for every network (UNCALIBRATED), or ``NET=PATH`` / ``NET=random`` per network.
+    backbone_weights: str | tuple[str, ...] = ()
     device: str = "auto"
 
     def validate(self) -> LossStudyConfig:
@@ -79,25 +83,101 @@ class LossStudyConfig:
             if int(getattr(self, name)) % 4:
                 raise ValueError(f"{name} must be a multiple of 4 (the network halves it twice), "
                                  f"got {getattr(self, name)}")
-        if self.backbone_weights not in BACKBONES:
-            raise ValueError(f"backbone_weights must be one of {', '.join(BACKBONES)}, got {self.backbone_weights!r}")
+        self.backbone_weights = _backbone_specs(self.backbone_weights)
         return self
 
-    def training_fingerprint(self) -> dict:
+    def backbone_choice(self) -> dict[str, str]:
+        """``{net: "random" | PATH}`` for the networks given in :attr:`backbone_weights`.
+
+        Returns:
+            The per-network choice; ``{"*": "random"}`` when every backbone is random; empty
+            when every backbone takes torchvision's ImageNet weights.
+        """
+        specs = _backbone_specs(self.backbone_weights)
+        if specs == ("random",):
+            return {"*": "random"}
+        return {net: where for net, _, where in (item.partition("=") for item in specs)}
+
+    def training_fingerprint(self) -> dict[str, object]:
+        """The fields that decide what a per-loss checkpoint holds (a resumed run must match).
+
+        Returns:
+            ``{field: value}``; the backbones as the earlier string form (``"random"``,
+            ``"imagenet"``) where one applies, so checkpoints of earlier runs still resume.
+        """
         d = asdict(self)
+        d["backbone_weights"] = _fingerprint_backbones(_backbone_specs(self.backbone_weights))
         return {k: d[k] for k in TRAINING_FIELDS}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
+        """The settings as JSON values (tuples as lists).
+
+        Returns:
+            ``{field: value}`` for every field.
+        """
         d = asdict(self)
         d["losses"], d["eval_metrics"] = list(self.losses), list(self.eval_metrics)
+        d["backbone_weights"] = list(_backbone_specs(self.backbone_weights))
         return {f.name: d[f.name] for f in fields(self)}
 
     @property
     def out(self) -> Path:
+        """The output folder as a path."""
         return Path(self.out_dir)
 
-    def deep_options(self, name: str) -> dict:
-        """Options for a deep metric named ``name`` (``backbone_weights``), {} for others."""
-        if not name.startswith(DEEP_PREFIXES):
+    def deep_options(self, name: str) -> dict[str, str | None]:
+        """Options of a deep metric or loss term named ``name``; ``{}`` for the others.
+
+        Args:
+            name: a metric name (``lpips-alex``, ``pdl-vgg``, ``dists`` …).
+
+        Returns:
+            ``{"backbone_weights": "random" | PATH | None}`` (``None``: ImageNet weights).
+        """
+        net = backbone_net(name)
+        if net is None:
             return {}
-        return {"backbone_weights": "random" if self.backbone_weights == "random" else None}
+        choice = self.backbone_choice()
+        return {"backbone_weights": choice.get("*", choice.get(net))}
+
+
+def backbone_net(name: str) -> str | None:
+    """The backbone network of a deep metric name (``lpips-alex`` → ``alex``, ``dists`` → ``vgg``).
+
+    Args:
+        name: a metric or loss-term name.
+
+    Returns:
+        The network, or ``None`` for a metric without a backbone.
+    """
+    if not name.startswith(DEEP_PREFIXES):
+        return None
+    parts = name.split("-")
+    return parts[1] if len(parts) > 1 and parts[1] in BACKBONE_NETS else "vgg"
+
+
+def _backbone_specs(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``backbone_weights`` in its checked tuple form (see :class:`LossStudyConfig`)."""
+    items = [value] if isinstance(value, str) else list(value)
+    items = [str(v).strip() for v in items if str(v).strip() and str(v).strip() != "imagenet"]
+    if "random" in items:
+        if len(items) > 1:
+            raise ValueError("backbone_weights: 'random' makes every backbone random; "
+                             "give it alone, or NET=random for one network")
+        return ("random",)
+    seen: set[str] = set()
+    for item in items:
+        net, sep, where = item.partition("=")
+        if not sep or net not in BACKBONE_NETS or not where:
+            raise ValueError(f"backbone_weights {item!r}: expected NET=PATH or NET=random (NET one of "
+                             f"{', '.join(BACKBONE_NETS)}), or random for every network")
+        if net in seen:
+            raise ValueError(f"backbone_weights: network {net} given twice")
+        seen.add(net)
+    return tuple(items)
+
+
+def _fingerprint_backbones(specs: tuple[str, ...]) -> str | list[str]:
+    if specs == ("random",):
+        return "random"
+    return "imagenet" if not specs else list(specs)

@@ -34,7 +34,8 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(c, c, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(torch.relu(self.conv1(x)))
+        out: torch.Tensor = self.conv2(torch.relu(self.conv1(x)))
+        return x + out
 
 
 class StudyNet(nn.Module):
@@ -66,7 +67,7 @@ class StudyNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.head(x))
         h = self.up(self.body(torch.relu(self.down(h))))
-        out = self.tail(h)
+        out: torch.Tensor = self.tail(h)
         return x + out if self.residual else out
 
 

@@ -15,13 +15,21 @@ import json
 import os
 import shutil
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .._io import atomic_path, csv_cell, csv_row, temp_name_for, write_text_atomic
+from .curves import curves_panel
+from .records import StudyMatrix
+
+if TYPE_CHECKING:
+    from .config import LossStudyConfig
+    from .runner import StudyData
 
 GRID_SCALE = 2
 
@@ -30,13 +38,16 @@ def _cell(m: float, lo: float, hi: float) -> str:
     return f"{m:.4g} [{lo:.4g}, {hi:.4g}]"
 
 
-def matrix_markdown(mx: dict) -> str:
+def matrix_markdown(mx: StudyMatrix) -> str:
     head = "| training loss | " + " | ".join(mx["cols"]) + " |"
     sep = "|" + "---|" * (len(mx["cols"]) + 1)
     lines = [f"**{mx['note']}**", "", head, sep]
     for i, row in enumerate(mx["rows"]):
         cells = [_cell(mx["mean"][i][j], mx["ci_low"][i][j], mx["ci_high"][i][j]) for j in range(len(mx["cols"]))]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    if mx.get("convergence"):
+        lines += ["", "Convergence (training curves in grid.png; rule in bapps_toolkit.study.convergence):", ""]
+        lines += [f"- {c['text']}" for c in mx["convergence"]]
     return "\n".join(lines) + "\n"
 
 
@@ -47,7 +58,7 @@ def _tex(s: str) -> str:
     return s.replace("\x00", r"\textbackslash{}")
 
 
-def matrix_latex(mx: dict) -> str:
+def matrix_latex(mx: StudyMatrix) -> str:
     cols = "l" + "c" * len(mx["cols"])
     lines = [f"% {mx['note']}", r"\begin{tabular}{" + cols + "}", r"\hline",
              "training loss & " + " & ".join(_tex(c) for c in mx["cols"]) + r" \\", r"\hline"]
@@ -59,7 +70,7 @@ def matrix_latex(mx: dict) -> str:
     return "\n".join(lines)
 
 
-def matrix_csv(mx: dict) -> str:
+def matrix_csv(mx: StudyMatrix) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["# " + mx["note"]])
@@ -71,13 +82,22 @@ def matrix_csv(mx: dict) -> str:
     return buf.getvalue()
 
 
-def _u8(x: torch.Tensor) -> np.ndarray:
+def to_uint8_hwc(x: torch.Tensor) -> np.ndarray:
     """[3, H, W] float on [0, 1] → uint8 [H, W, 3]."""
     return np.round(x.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
 
 
-def grid_png(path: Path, columns: list[tuple[str, torch.Tensor]], picks: list[int], note: str) -> None:
-    """Rows = test crops ``picks``; columns = ``(title, images [N, 3, s, s])``; note at the bottom."""
+def grid_png(path: Path, columns: list[tuple[str, torch.Tensor]], picks: list[int], note: str,
+             curves: Mapping[str, Sequence[Sequence[float]]] | None = None) -> None:
+    """The study's figure: the image grid, the note and the training curves.
+
+    Args:
+        path: the PNG file to write (atomically).
+        columns: ``(title, images [N, 3, s, s])`` per column; one row per test crop in ``picks``.
+        picks: the test crops shown.
+        note: the study's note, written under the grid.
+        curves: each loss's training curve, drawn under the note (:mod:`.curves`).
+    """
     font = ImageFont.load_default()
     s = columns[0][1].shape[-1] * GRID_SCALE
     pad, head = 4, 28
@@ -93,17 +113,24 @@ def grid_png(path: Path, columns: list[tuple[str, torch.Tensor]], picks: list[in
         if len(title) > s // 6:
             draw.text((x0, 14), title[s // 6 - 1: 2 * (s // 6) - 2], fill=(0, 0, 0), font=font)
         for r, k in enumerate(picks):
-            tile = Image.fromarray(_u8(imgs[k])).resize((s, s), Image.Resampling.NEAREST)
+            tile = Image.fromarray(to_uint8_hwc(imgs[k])).resize((s, s), Image.Resampling.NEAREST)
             canvas.paste(tile, (x0, head + r * (s + pad)))
     y = head + len(picks) * (s + pad) + pad
     for line in note_lines:
         draw.text((pad, y), line, fill=(120, 0, 0), font=font)
         y += 12
+    if curves:
+        panel = curves_panel(curves, width)
+        figure = Image.new("RGB", (max(width, panel.width), height + panel.height), (255, 255, 255))
+        figure.paste(canvas, (0, 0))
+        figure.paste(panel, (0, height))
+        canvas = figure
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
 
 
-def write_afc_set(out: Path, task: str, clean: torch.Tensor, outputs: dict[str, torch.Tensor], where, seed: int,
+def write_afc_set(out: Path, task: str, clean: torch.Tensor, outputs: dict[str, torch.Tensor],
+                  where: Sequence[tuple[str, int, int]], seed: int,
                   note: str) -> tuple[Path, Path]:
     """The unjudged 2AFC set (see the module docstring) built in a temporary folder, then renamed."""
     final = out / "2afc" / "val" / task
@@ -119,7 +146,7 @@ def write_afc_set(out: Path, task: str, clean: torch.Tensor, outputs: dict[str, 
                 a, b = b, a
             stem = f"{k:06d}"
             for sub, img in (("ref", clean[i]), ("p0", outputs[a][i]), ("p1", outputs[b][i])):
-                Image.fromarray(_u8(img)).save(tmp / sub / f"{stem}.png", format="PNG")
+                Image.fromarray(to_uint8_hwc(img)).save(tmp / sub / f"{stem}.png", format="PNG")
             rows.append({"stem": stem, "image": where[i][0], "top": where[i][1], "left": where[i][2],
                          "p0_loss": a, "p1_loss": b})
             k += 1
@@ -138,7 +165,19 @@ def write_afc_set(out: Path, task: str, clean: torch.Tensor, outputs: dict[str, 
     return csv_path, final
 
 
-def write_outputs(cfg, mx: dict, data, outputs: dict[str, torch.Tensor]) -> tuple[dict[str, Path], str]:
+def write_outputs(cfg: LossStudyConfig, mx: StudyMatrix, data: StudyData,
+                  outputs: dict[str, torch.Tensor]) -> tuple[dict[str, Path], str]:
+    """Write the matrix (Markdown, LaTeX, CSV, JSON), the figure and the unjudged 2AFC set.
+
+    Args:
+        cfg: the study's settings.
+        mx: the matrix document.
+        data: the study's patches and crops.
+        outputs: each loss's restored test crops.
+
+    Returns:
+        ``(paths written, the Markdown report)``.
+    """
     out = cfg.out
     md = matrix_markdown(mx)
     paths = {"markdown": out / "matrix.md", "latex": out / "matrix.tex", "csv": out / "matrix.csv",
@@ -151,7 +190,7 @@ def write_outputs(cfg, mx: dict, data, outputs: dict[str, torch.Tensor]) -> tupl
     picks = sorted({int(round(v)) for v in np.linspace(0, n - 1, max(1, min(cfg.grid_crops, n)))})
     columns = [("input", data.test_in)] + [(s, o) for s, o in outputs.items()]
     columns.append(("target", data.test_out))
-    grid_png(paths["grid"], columns, picks, mx["note"])
+    grid_png(paths["grid"], columns, picks, mx["note"], mx.get("training_history"))
     paths["afc_manifest"], paths["afc_set"] = write_afc_set(out, cfg.task, data.test_out, outputs,
                                                            data.test_where, cfg.seed, mx["note"])
     return paths, md

@@ -13,10 +13,13 @@ from ..losses import parse_loss_spec
 from ..metrics import create_metric, list_metrics
 from ..scores import bootstrap_ci
 from .config import DEEP_PREFIXES, LossStudyConfig
+from .convergence import convergence_lines
 from .model import build_model, count_parameters
 from .outputs import write_outputs
+from .records import Curve, StudyMatrix
 from .tasks import ImageSet, degrade, grid_crops, load_images, random_patches, split_images
 from .train import CheckpointCallback, build_loss, train_one
+from .weights import check_backbones
 
 INPUT_ROW = "(input, no network)"
 
@@ -34,7 +37,7 @@ class StudyData:
 
 @dataclass
 class StudyResult:
-    matrix: dict  # the JSON document (rows, cols, mean, ci_low, ci_high, per_image, note, ...)
+    matrix: StudyMatrix
     markdown: str
     paths: dict[str, Path]
 
@@ -72,22 +75,23 @@ def restore(model: torch.nn.Module, x: torch.Tensor, device: torch.device, batch
 class _Mean:
     """Mean over items, with the per-item hook :func:`bapps_toolkit.scores.bootstrap_ci` vectorises."""
 
-    def __call__(self, values) -> float:
+    def __call__(self, values: Sequence[float] | np.ndarray) -> float:
         return float(np.mean(values))
 
-    def per_item(self, values) -> np.ndarray:
+    def per_item(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
 
 
 @torch.no_grad()
-def per_image_values(metric, out: torch.Tensor, target: torch.Tensor, where, images: Sequence[str]) -> np.ndarray:
+def per_image_values(metric: torch.nn.Module, out: torch.Tensor, target: torch.Tensor,
+                     where: Sequence[tuple[str, int, int]], images: Sequence[str]) -> np.ndarray:
     """Metric per crop, then the mean over each test image's crops → ``[len(images)]``."""
     d = torch.cat([metric(out[i:i + 16], target[i:i + 16]).double() for i in range(0, out.shape[0], 16)]).numpy()
     names = np.array([w[0] for w in where])
     return np.array([d[names == n].mean() for n in images])
 
 
-def _matrix(rows: dict[str, np.ndarray], cols: list[str], n_boot: int, seed: int) -> dict:
+def _matrix(rows: dict[str, np.ndarray], cols: list[str], n_boot: int, seed: int) -> StudyMatrix:
     mean, lo, hi = [], [], []
     for values in rows.values():
         mean.append([float(v.mean()) for v in values])
@@ -100,7 +104,8 @@ def _matrix(rows: dict[str, np.ndarray], cols: list[str], n_boot: int, seed: int
 
 def check_names(cfg: LossStudyConfig) -> None:
     """Every loss specification parses and every evaluation metric is registered (ValueError);
-    plugin and adapter specifications (``module:attr``, ``piq:NAME`` …) are resolved when used."""
+    plugin and adapter specifications (``module:attr``, ``piq:NAME`` …) are resolved when used.
+    """
     for spec in cfg.losses:
         parse_loss_spec(spec)
     unknown = [m for m in cfg.eval_metrics if ":" not in m and m not in list_metrics()]
@@ -113,9 +118,11 @@ def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,
     """Train the study network once per loss in ``cfg.losses`` (resuming finished or partial
     losses from ``cfg.out_dir/checkpoints``), evaluate each on the held-out images with every
     ``cfg.eval_metrics``, write the matrix (Markdown, LaTeX, CSV, JSON), the image grid and the
-    unjudged 2AFC set. ``on_checkpoint(loss, step, finished)`` is called after each checkpoint."""
+    unjudged 2AFC set. ``on_checkpoint(loss, step, finished)`` is called after each checkpoint.
+    """
     cfg.validate()
     check_names(cfg)
+    check_backbones(cfg)
     device = pick_device(cfg.device)
     data = prepare_data(cfg)
     metrics = {m: create_metric(m, input_range=(0.0, 1.0), **cfg.deep_options(m)).to(device).eval()
@@ -129,7 +136,7 @@ def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,
 
     rows: dict[str, np.ndarray] = {}
     outputs: dict[str, torch.Tensor] = {}
-    histories: dict[str, list] = {}
+    histories: dict[str, Curve] = {}
     loss_labels: dict[str, str] = {}
     if cfg.task != "autoencode":
         rows[INPUT_ROW] = evaluate(quantize(data.test_in))
@@ -148,6 +155,9 @@ def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,
         "model_parameters": n_params, "config": cfg.to_dict(), "training_history": histories,
         "losses": loss_labels, "lower_is_better": True,
     })
+    means = dict(zip(matrix["rows"], matrix["mean"], strict=True))
+    matrix["convergence"] = [line.to_json() for line in convergence_lines(
+        list(cfg.losses), loss_labels, list(cfg.eval_metrics), means, histories)]
     paths, markdown = write_outputs(cfg, matrix, data, outputs)
     return StudyResult(matrix, markdown, paths)
 
@@ -163,7 +173,7 @@ def study_note(cfg: LossStudyConfig, n_params: int, data: StudyData) -> str:
         f"({cfg.n_boot} resamples). Indicative only, not a benchmark.",
         "Every column is a distance: lower is better.",
     ]
-    if deep and cfg.backbone_weights == "random":
+    if deep and "random" in cfg.backbone_choice().values():
         parts.append("LPIPS/PDL use RANDOM backbones here (no ImageNet weights): UNCALIBRATED, "
                      "not the published metrics.")
     return " ".join(parts)

@@ -91,7 +91,8 @@ def random_patches(images: ImageSet, count: int, size: int, rng: np.random.Gener
 
 def grid_crops(images: ImageSet, per_image: int, size: int) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
     """Up to ``per_image`` crops per image on a regular grid (deterministic): uint8 crops and
-    ``(image name, top, left)`` for each."""
+    ``(image name, top, left)`` for each.
+    """
     check_sizes(images, size, "test")
     crops, where = [], []
     for name, im in zip(images.names, images.images, strict=True):
@@ -116,10 +117,12 @@ def degrade(clean: np.ndarray, task: str, *, sigma: float, blur_sigma: float, jp
     """Degraded versions of uint8 patches ``[N, s, s, 3]`` → float32 ``[N, s, s, 3]`` (≈ [0, 1])."""
     x = clean.astype(np.float32) / 255.0
     if task == "denoise":
-        return x + np.float32(sigma) * rng.standard_normal(x.shape, dtype=np.float32)
+        noisy: np.ndarray = x + np.float32(sigma) * rng.standard_normal(x.shape, dtype=np.float32)
+        return noisy
     if task == "deblur":
         blurred = ndimage.gaussian_filter(x, sigma=(0, blur_sigma, blur_sigma, 0), mode="reflect")
-        return blurred + np.float32(DEBLUR_NOISE) * rng.standard_normal(x.shape, dtype=np.float32)
+        degraded: np.ndarray = blurred + np.float32(DEBLUR_NOISE) * rng.standard_normal(x.shape, dtype=np.float32)
+        return degraded
     if task in ("sr2", "sr4"):
         f = 2 if task == "sr2" else 4
         s = clean.shape[1]

@@ -11,6 +11,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from ..errors import CheckpointError
 from ..losses import Loss, create_loss, parse_loss_spec
 from .config import LossStudyConfig
 from .model import StudyNet, build_model
+from .records import Curve, LossCheckpoint
 
 CheckpointCallback = Callable[[str, int, bool], None]
 
@@ -30,6 +32,15 @@ def slug(spec: str) -> str:
 
 
 def build_loss(spec: str, cfg: LossStudyConfig) -> Loss:
+    """The loss ``spec`` on [0, 1] images, its deep terms on the study's backbones.
+
+    Args:
+        spec: a loss specification (``l1``, ``0.16*l1+0.84*ms-ssim`` …).
+        cfg: the study's settings.
+
+    Returns:
+        The loss module.
+    """
     per_term = {n: cfg.deep_options(n) for n in parse_loss_spec(spec)}
     per_term = {k: v for k, v in per_term.items() if v}
     return create_loss(spec, input_range=(0.0, 1.0), per_term=per_term or None)
@@ -47,7 +58,7 @@ def deterministic() -> Iterator[None]:
         torch.use_deterministic_algorithms(before, warn_only=warn_before)
 
 
-def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
+def _load_checkpoint(path: Path, fingerprint: dict[str, object]) -> LossCheckpoint | None:
     if not path.exists():
         return None
     try:
@@ -60,22 +71,24 @@ def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
         raise CheckpointError(
             f"loss-study checkpoint {path} was made with other settings ({', '.join(diff) or 'unknown'} "
             f"differ); use another output folder or delete {path.parent} to start afresh")
-    return state
+    return cast(LossCheckpoint, state)
 
 
 def train_one(spec: str, cfg: LossStudyConfig, inputs: torch.Tensor, targets: torch.Tensor, device: torch.device,
-              *, progress: bool = True, on_checkpoint: CheckpointCallback | None = None) -> tuple[StudyNet, list]:
+              *, progress: bool = True, on_checkpoint: CheckpointCallback | None = None) -> tuple[StudyNet, Curve]:
     """Train (or resume, or load) the network for loss ``spec``; returns ``(model, history)``.
 
-    ``inputs`` / ``targets``: float ``[P, 3, s, s]`` training patches on [0, 1]. History is a
-    list of ``[step, loss value]`` every ``checkpoint_every`` steps.
+    ``inputs`` / ``targets``: float ``[P, 3, s, s]`` training patches on [0, 1]. The history
+    (the training curve) is a list of ``[step, mean loss]``, one per checkpoint: the mean of the
+    loss over the steps since the previous checkpoint (every ``checkpoint_every`` steps and the
+    last step), so a resumed run records the same curve as an uninterrupted one.
     """
     path = cfg.out / "checkpoints" / f"{slug(spec)}.pt"
     fingerprint = {**cfg.training_fingerprint(), "loss": spec}
     model = build_model(cfg.task, cfg.width, cfg.blocks, cfg.bottleneck, cfg.seed).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     state = _load_checkpoint(path, fingerprint)
-    step, history = 0, []
+    step, history = 0, cast(Curve, [])
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
@@ -85,6 +98,7 @@ def train_one(spec: str, cfg: LossStudyConfig, inputs: torch.Tensor, targets: to
     loss_fn = build_loss(spec, cfg).to(device)
     bar = _bar(progress, cfg.steps, step, spec)
     model.train()
+    interval_sum, interval_steps = 0.0, 0
     with deterministic():
         while step < cfg.steps:
             idx = np.random.default_rng([cfg.seed, step]).integers(0, inputs.shape[0], size=cfg.batch_size)
@@ -95,11 +109,13 @@ def train_one(spec: str, cfg: LossStudyConfig, inputs: torch.Tensor, targets: to
             value.backward()
             opt.step()
             step += 1
+            interval_sum, interval_steps = interval_sum + float(value.detach()), interval_steps + 1
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(value.detach()):.4g}")
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                history.append([step, float(value.detach())])
+                history.append([step, interval_sum / interval_steps])
+                interval_sum, interval_steps = 0.0, 0
                 _save(path, model, opt, step, history, step == cfg.steps, fingerprint)
                 if on_checkpoint is not None:
                     on_checkpoint(spec, step, step == cfg.steps)
@@ -108,15 +124,16 @@ def train_one(spec: str, cfg: LossStudyConfig, inputs: torch.Tensor, targets: to
     return model.eval(), history
 
 
-def _save(path: Path, model, opt, step: int, history: list, finished: bool, fingerprint: dict) -> None:
-    state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+def _save(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, history: Curve,
+          finished: bool, fingerprint: dict[str, object]) -> None:
+    state: LossCheckpoint = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              "optim": opt.state_dict(), "step": step, "history": history, "finished": finished,
              "fingerprint": fingerprint}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def _bar(progress: bool, total: int, initial: int, desc: str):
+def _bar(progress: bool, total: int, initial: int, desc: str) -> Any:
     if not progress:
         return None
     from tqdm.auto import tqdm  # optional nicety; imported only when progress is shown

@@ -31,14 +31,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors.torch import save as safetensors_bytes
 
-from .._io import atomic_path, atomic_write, write_text_atomic
+from .._io import PathLike, atomic_path, atomic_write, write_text_atomic
 from ..errors import CheckpointError
 from ..metrics.safetensors_io import FLOAT_DTYPES, json_field, read_header, read_tensors
 from ..metrics.trained import (
@@ -46,7 +46,6 @@ from ..metrics.trained import (
     FORMAT,
     FORMAT_VERSION,
     LATEST,
-    PathLike,
     load_metric_from_checkpoint,
     read_safetensors,
     read_tensor_dict_pth,
@@ -107,7 +106,8 @@ def write_official_lin(path: PathLike, lin_weights: list[torch.Tensor]) -> None:
 def read_json(path: PathLike, what: str = "file") -> dict[str, Any]:
     """A JSON object read from ``path`` (at most :data:`MAX_JSON_BYTES`); a :class:`CheckpointError`
     naming ``what`` and the file when it is missing, too large, not JSON, nested too deep or not
-    an object."""
+    an object.
+    """
     p = Path(path)
     try:
         with open(p, "rb") as fh:
@@ -134,10 +134,21 @@ def write_json(path: PathLike, obj: Any) -> None:
 # ------------------------------------------------------------------------------------------
 # model / optimizer state
 
-def model_tensors(lins, G, backbone: torch.nn.Module | None) -> dict[str, torch.Tensor]:
+def model_tensors(lins: Iterable[torch.nn.Module], G: torch.nn.Module,
+                  backbone: torch.nn.Module | None) -> dict[str, torch.Tensor]:
+    """The tensors of an epoch's weights file: the linear layers, G and (when given) the backbone.
+
+    Args:
+        lins: the LPIPS linear layers.
+        G: the ranking network.
+        backbone: the backbone when the file holds it.
+
+    Returns:
+        ``{name: tensor}`` in the file's key layout.
+    """
     t: dict[str, torch.Tensor] = {}
     for k, lin in enumerate(lins):
-        t[f"lin.{k}.weight"] = lin.weight.detach()
+        t[f"lin.{k}.weight"] = cast(torch.Tensor, lin.weight).detach()
     for name, v in G.state_dict().items():
         t[f"G.{name}"] = v.detach()
     if backbone is not None:
@@ -168,7 +179,8 @@ def optimizer_tensors(opt: torch.optim.Optimizer, names: list[str]) -> tuple[dic
 
 def _optimizer_state(path: PathLike, opt: torch.optim.Optimizer) -> dict[int, dict[str, Any]]:
     """The per-parameter state of an optimizer file, each declared tensor checked against the
-    parameter it belongs to (a scalar or the parameter's shape, floating point) before any is read."""
+    parameter it belongs to (a scalar or the parameter's shape, floating point) before any is read.
+    """
     head = read_header(path)
     params = [p for group in opt.param_groups for p in group["params"]]
     for k, info in head.tensors.items():
@@ -193,7 +205,8 @@ def _optimizer_state(path: PathLike, opt: torch.optim.Optimizer) -> dict[int, di
 def load_optimizer_(opt: torch.optim.Optimizer, names: list[str], path: PathLike) -> None:
     """Load the Adam state of ``path`` into ``opt`` (whose parameters are ``names``); a
     :class:`CheckpointError` naming the file when it is not one, is for other parameters or
-    does not fit."""
+    does not fit.
+    """
     meta = read_header(path).metadata
     if meta.get("format") != OPTIM_FORMAT:
         raise CheckpointError(f"{path}: not a bapps-toolkit optimizer state (format {meta.get('format', '')[:80]!r})")

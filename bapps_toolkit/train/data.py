@@ -1,5 +1,6 @@
 """The inputs of a training run: which 2AFC sets it trains and validates on, where its backbone
-comes from, whether the result is calibrated, and the full path's triplets held whole."""
+comes from, whether the result is calibrated, and the full path's triplets held whole.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from ..metrics.plugin_specs import is_plugin_net
 from ..metrics.provenance import file_calibration
 from .config import TrainConfig
 from .model import STREAM_BACKBONE, derive_seed
+from .records import BackboneSource
 
 
 def select_train_keys(cfg: TrainConfig) -> list[str]:
@@ -59,7 +61,18 @@ def is_synthetic(cfg: TrainConfig, keys: Sequence[str]) -> bool:
     return False
 
 
-def backbone_source(cfg: TrainConfig) -> dict[str, Any]:
+def backbone_source(cfg: TrainConfig) -> BackboneSource:
+    """Where the run's backbone comes from (the card's ``backbone`` entry).
+
+    Args:
+        cfg: the validated settings.
+
+    Returns:
+        The record.
+
+    Raises:
+        BappsError: a named weights file does not exist.
+    """
     if is_plugin_net(cfg.net):
         # the plugin's code and options; its weights are stored in every checkpoint
         origin = plugin_origin(cfg.net)  # a PluginError (ValueError) names the spec
@@ -108,26 +121,28 @@ def same_size(sizes: dict[str, int]) -> int:
     return next(iter(sizes.values()), 64)
 
 
-def calibration(synthetic: bool, bsrc: dict[str, Any], model: Any = None) -> tuple[bool, str]:
+def calibration(synthetic: bool, backbone: BackboneSource, model: Any = None) -> tuple[bool, str]:
     """``(calibrated, note)``: a run on synthetic data, on a random (not trained) backbone or on a
     plugin network ``model`` that is itself uncalibrated (it declares so, or is an LPIPS on a
-    random backbone) is not."""
+    random backbone) is not.
+    """
     notes = []
-    if "plugin" in bsrc and model is not None and not getattr(model, "calibrated", True):
+    if "plugin" in backbone and model is not None and not getattr(model, "calibrated", True):
         notes.append(str(getattr(model, "calibration_note", "") or "uncalibrated backbone"))
     if synthetic:
         notes.append("trained on SYNTHETIC data, not human judgments")
-    if bsrc["source"] == "random" and not bsrc["started_from_scratch"]:
+    if backbone["source"] == "random" and not backbone["started_from_scratch"]:
         notes.append("random backbone")
-    if bsrc.get("file_calibrated") is False:
-        notes.append(str(bsrc.get("file_note") or "uncalibrated backbone file"))
+    if backbone.get("file_calibrated") is False:
+        notes.append(str(backbone.get("file_note") or "uncalibrated backbone file"))
     return (not notes), "; ".join(notes)
 
 
 class FullData:
     """Training triplets held whole (uint8), indexed per batch (the full path within the memory
     budget, :mod:`.stream`). On CPU the sets are read one at a time into tensors allocated once
-    (peak: the sets plus the largest one); on CUDA they stream into device memory."""
+    (peak: the sets plus the largest one); on CUDA they stream into device memory.
+    """
 
     def __init__(self, cfg: TrainConfig, keys: Sequence[str], device: torch.device):
         dev = device if device.type == "cuda" else None

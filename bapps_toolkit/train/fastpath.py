@@ -62,18 +62,20 @@ class TripletVectors:
     def __len__(self) -> int:
         return int(self.judge.shape[0])
 
-    def offsets(self) -> dict[str, tuple]:
+    def offsets(self) -> dict[str, tuple[int, int]]:
         """``{key: (start, stop)}`` rows of each set."""
-        out, s = {}, 0
+        out: dict[str, tuple[int, int]] = {}
+        s = 0
         for k, n in self.counts.items():
             out[k] = (s, s + n)
             s += n
         return out
 
 
-def mean_sq_diff(feats: Sequence[torch.Tensor], n: int) -> tuple:
+def mean_sq_diff(feats: Sequence[torch.Tensor], n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """From the features of ``cat([ref, p0, p1])`` (``3n`` rows per tap), the vectors
-    ``v0 = [mean_hw (f̂_ref − f̂_p0)²]_k`` and ``v1`` likewise, concatenated over taps."""
+    ``v0 = [mean_hw (f̂_ref − f̂_p0)²]_k`` and ``v1`` likewise, concatenated over taps.
+    """
     a, b = [], []
     for f in feats:
         f = f.float()

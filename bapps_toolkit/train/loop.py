@@ -40,9 +40,7 @@ from tqdm.auto import tqdm
 
 from .._io import FileLock
 from ..errors import BappsError, DataError
-from . import checkpoint as ck
-from . import distributed as dd
-from . import run_dir as rd
+from . import checkpoint, distributed, run_dir
 from .build import build_model
 from .config import TrainConfig, lr_for_epoch
 from .data import FullData, backbone_source, calibration, is_synthetic, select_train_keys, select_val_keys
@@ -59,6 +57,7 @@ from .model import (
     make_generator,
     train_accuracy,
 )
+from .records import EpochRow, ModelMeta, RunCard, RunRefusal, RunStart
 from .stream import DataPlan, StreamedData, check_resume_plan, epoch_order, plan_data
 from .validate import Validator, mean_score
 
@@ -72,7 +71,7 @@ class TrainResult:
 
     out_dir: Path
     checkpoint_path: Path
-    card: dict[str, Any]
+    card: RunCard
     #: False on the other ranks of a distributed run (only rank 0 reports).
     is_main: bool = True
 
@@ -84,7 +83,7 @@ class TrainResult:
 # ------------------------------------------------------------------------------------------
 # helpers
 
-def _say(ctx: dd.DistContext, cfg: TrainConfig, msg: str, *, always: bool = False) -> None:
+def _say(ctx: distributed.DistContext, cfg: TrainConfig, msg: str, *, always: bool = False) -> None:
     if ctx.is_main and (cfg.progress or always):
         print(f"bapps train: {msg}", file=sys.stderr, flush=True)
 
@@ -94,7 +93,7 @@ class _Run:
     """What every phase of one run works with."""
 
     cfg: TrainConfig
-    ctx: dd.DistContext
+    ctx: distributed.DistContext
     out: Path
     lpips: Any
     G: RankingNet
@@ -110,15 +109,15 @@ class _Run:
 class _Feed:
     """The training triplets of a run: cached vectors (fast path) or images (full path)."""
 
-    vecs: TripletVectors | None
+    vectors: TripletVectors | None
     data: FullData | StreamedData | None
     plan: DataPlan
     n_train: int
     counts: dict[str, int]
     judge: torch.Tensor
-    pre_seconds: float
-    pre_images: int
-    val_vecs: TripletVectors | None
+    precompute_seconds: float
+    precompute_images: int
+    val_vectors: TripletVectors | None
 
 
 # ------------------------------------------------------------------------------------------
@@ -136,9 +135,9 @@ def train(config: TrainConfig, *, on_step: StepHook | None = None) -> TrainResul
     (``step`` counts from 1 within the epoch) — a place to watch or slow down a run.
     """
     cfg = config.validated()
-    ctx = dd.setup(cfg.device)
+    ctx = distributed.setup(cfg.device)
     if cfg.bf16 and ctx.device.type != "cuda":
-        dd.teardown(ctx, sync=False)
+        distributed.teardown(ctx, sync=False)
         raise ValueError("bf16: bfloat16 autocast is only offered on CUDA devices; drop bf16=True on CPU")
     prev_det = torch.are_deterministic_algorithms_enabled()
     lock: FileLock | None = None
@@ -146,58 +145,73 @@ def train(config: TrainConfig, *, on_step: StepHook | None = None) -> TrainResul
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
         # --- checks on rank 0, outcome shared so every rank stops together -------------------
-        status: dict[str, Any] = {}
-        if ctx.is_main:
-            try:
-                keys = select_train_keys(cfg)
-                lock = FileLock(Path(cfg.out), "training run")
-                lock.acquire()
-                card, done = rd.prepare_out(cfg)
-                val_keys = select_val_keys(cfg) if cfg.val_every_epoch else []
-                plan = plan_data(str(cfg.data), keys, cfg.memory_budget_mb, fast=bool(cfg.fast))
-                check_resume_plan(card, plan, str(cfg.out))
-                status = {"ok": True, "keys": keys, "card": card, "done": done, "val_keys": val_keys,
-                          "synthetic": is_synthetic(cfg, keys), "bsrc": backbone_source(cfg),
-                          "plan": plan.to_dict()}
-            except (BappsError, ValueError, FileNotFoundError) as exc:
-                status = {"ok": False, "type": type(exc).__name__, "msg": str(exc), "exc": exc}
-        shared = dd.broadcast_object(ctx, {k: v for k, v in status.items() if k != "exc"})
-        if not shared["ok"]:
-            if ctx.is_main:
-                raise status["exc"]
-            raise BappsError(f"rank {ctx.rank}: rank 0 stopped: {shared['msg']}")
+        found, refusal = _check_start(cfg) if ctx.is_main else (None, None)
+        outcome: RunStart | RunRefusal | None = None
+        if found is not None:
+            outcome, lock = found
+        elif refusal is not None:
+            outcome = RunRefusal(type(refusal).__name__, str(refusal))
+        shared = distributed.broadcast_object(ctx, outcome)
+        if isinstance(shared, RunRefusal):
+            if refusal is not None:
+                raise refusal
+            raise BappsError(f"rank {ctx.rank}: rank 0 stopped: {shared.message}")
         return _run(cfg, ctx, shared, on_step)
     finally:
         if lock is not None:
             lock.release()
         if cfg.deterministic:
             torch.use_deterministic_algorithms(prev_det)
-        dd.teardown(ctx, sync=sys.exc_info()[1] is None)
+        distributed.teardown(ctx, sync=sys.exc_info()[1] is None)
 
 
-def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any], on_step: StepHook | None) -> TrainResult:
+def _check_start(cfg: TrainConfig) -> tuple[tuple[RunStart, FileLock] | None, Exception | None]:
+    """Rank 0's checks before a run: the data, the out folder (locked) and the resumed card.
+
+    Returns:
+        ``((what was found, the held lock), None)``, or ``(None, the error)`` to stop every rank.
+    """
+    lock: FileLock | None = None
+    try:
+        keys = select_train_keys(cfg)
+        lock = FileLock(Path(cfg.out), "training run")
+        lock.acquire()
+        card, done = run_dir.prepare_out(cfg)
+        val_keys = select_val_keys(cfg) if cfg.val_every_epoch else []
+        plan = plan_data(str(cfg.data), keys, cfg.memory_budget_mb, fast=bool(cfg.fast))
+        check_resume_plan(card, plan, str(cfg.out))
+        start = RunStart(keys=keys, card=card, done=done, val_keys=val_keys, synthetic=is_synthetic(cfg, keys),
+                         backbone=backbone_source(cfg), plan=plan)
+        return (start, lock), None
+    except (BappsError, ValueError, FileNotFoundError) as exc:
+        if lock is not None:
+            lock.release()
+        return None, exc
+
+
+def _run(cfg: TrainConfig, ctx: distributed.DistContext, start: RunStart, on_step: StepHook | None) -> TrainResult:
     out = Path(cfg.out)
-    resume_card: dict[str, Any] | None = st["card"]
-    done: int = st["done"]
+    resume_card = start.card
+    done = start.done
     if resume_card is not None and done >= cfg.total_epochs:
         _say(ctx, cfg, f"{out}: the run already finished all {cfg.total_epochs} epochs; nothing to resume",
              always=True)
-        return TrainResult(out_dir=out, checkpoint_path=ck.weights_path(out, ck.LATEST), card=resume_card,
-                           is_main=ctx.is_main)
-    lpips, G, module, opt, param_names = build_model(cfg, ctx, st["bsrc"], resume_card is not None, done)
-    calibrated, cal_note = calibration(st["synthetic"], st["bsrc"], lpips)
-    run = _Run(cfg, ctx, out, lpips, G, module, opt, param_names, dd.wrap(module, ctx), calibrated, cal_note)
-    feed = _data_phase(run, st["keys"], st["val_keys"], DataPlan.from_dict(st["plan"]))
+        return TrainResult(out_dir=out, checkpoint_path=checkpoint.weights_path(out, checkpoint.LATEST),
+                           card=resume_card, is_main=ctx.is_main)
+    lpips, G, module, opt, param_names = build_model(cfg, ctx, start.backbone, resume_card is not None, done)
+    calibrated, cal_note = calibration(start.synthetic, start.backbone, lpips)
+    run = _Run(cfg, ctx, out, lpips, G, module, opt, param_names, distributed.wrap(module, ctx), calibrated, cal_note)
+    feed = _data_phase(run, start.keys, start.val_keys, start.plan)
     try:
-        validator = Validator(module, cfg, st["val_keys"], feed.val_vecs, ctx.device, ctx.is_main)
-        card = _card_phase(run, st, feed, validator)
-        model_meta = rd.model_meta(cfg, lpips, st["bsrc"], calibrated, cal_note)
-        history: list[dict[str, Any]] = list(card.get("history", []))
+        validator = Validator(module, cfg, start.val_keys, feed.val_vectors, ctx.device, ctx.is_main)
+        card = _card_phase(run, start, feed, validator)
+        model_meta = run_dir.model_meta(cfg, lpips, start.backbone, calibrated, cal_note)
+        history: list[EpochRow] = list(card.get("history", []))
         for epoch in range(done + 1, cfg.total_epochs + 1):
             row = _one_epoch(run, feed, epoch, on_step)
             if ctx.is_main:
                 _record_epoch(run, card, history, row, validator, model_meta)
-            dd.barrier(ctx)
+            distributed.barrier(ctx)
     finally:
         if isinstance(feed.data, StreamedData):
             feed.data.close()
@@ -206,58 +220,65 @@ def _run(cfg: TrainConfig, ctx: dd.DistContext, st: dict[str, Any], on_step: Ste
 
 def _data_phase(run: _Run, keys: list[str], val_keys: list[str], plan: DataPlan) -> _Feed:
     """Fast path: the cached vectors of the training (and validation) sets; else the images,
-    held whole or streamed as ``plan`` says (:mod:`.stream`)."""
+    held whole or streamed as ``plan`` says (:mod:`.stream`).
+    """
     cfg, ctx = run.cfg, run.ctx
     val_vecs = None
     if cfg.fast:
         _say(ctx, cfg, f"precomputing fast-path features of {', '.join(keys)} on {ctx.device} …")
         vecs = _precompute(run, keys, "train features")
-        feed = _Feed(vecs, None, plan, len(vecs), dict(vecs.counts), vecs.judge, vecs.seconds, vecs.images, None)
+        feed = _Feed(vectors=vecs, data=None, plan=plan, n_train=len(vecs), counts=dict(vecs.counts),
+                     judge=vecs.judge, precompute_seconds=vecs.seconds, precompute_images=vecs.images,
+                     val_vectors=None)
     else:
         data: FullData | StreamedData = (FullData(cfg, keys, ctx.device) if plan.mode == "exact"
                                          else StreamedData(str(cfg.data), keys, plan, ctx.device))
-        feed = _Feed(None, data, plan, len(data), dict(data.counts), data.judge, 0.0, 0, None)
+        feed = _Feed(vectors=None, data=data, plan=plan, n_train=len(data), counts=dict(data.counts),
+                     judge=data.judge, precompute_seconds=0.0, precompute_images=0, val_vectors=None)
     if feed.n_train == 0:
         raise DataError(f"no training data found in {cfg.data}: the selected sets ({', '.join(keys)}) are empty")
     if val_keys and cfg.fast:
         val_vecs = _precompute(run, val_keys, "val features")
-    feed.val_vecs = val_vecs
+    feed.val_vectors = val_vecs
     return feed
 
 
-def _card_phase(run: _Run, st: dict[str, Any], feed: _Feed, validator: Validator) -> dict[str, Any]:
+def _card_phase(run: _Run, start: RunStart, feed: _Feed, validator: Validator) -> RunCard:
     """The run card (new or resumed), the out folder made ready and the card written (rank 0)."""
     cfg, ctx, out = run.cfg, run.ctx, run.out
-    label = f"{rd.run_label(cfg)} {cfg.variant}"
+    label = f"{run_dir.run_label(cfg)} {cfg.variant}"
     if not run.calibrated:
         label += f" [UNCALIBRATED: {run.cal_note}]"
         if ctx.is_main:
             warnings.warn(f"bapps train: {label}: the trained metric is not a calibrated LPIPS", UserWarning,
                           stacklevel=4)
-    card = rd.start_card(st["card"], st["done"], cfg, st["keys"], feed.counts, st["synthetic"], st["bsrc"],
-                         run.calibrated, run.cal_note, st["val_keys"])
+    card = run_dir.start_card(start.card, start.done, cfg, start.keys, feed.counts, start.synthetic,
+                              start.backbone, run.calibrated, run.cal_note, start.val_keys)
     card.update({"device": str(ctx.device), "world_size": ctx.world, "bf16": cfg.bf16,
-                 "precompute": ({"seconds": round(feed.pre_seconds, 3), "images": feed.pre_images}
+                 "precompute": ({"seconds": round(feed.precompute_seconds, 3), "images": feed.precompute_images}
                                 if cfg.fast else None),
                  "shuffle": feed.plan.card()})
     if ctx.is_main:
-        rd.open_out(out, cfg, run.lpips, st["bsrc"], run.module.train_backbone)
-        if st["val_keys"] and "initial_val" not in card:
-            card.update(validator.initial())
-        ck.write_json(out / ck.CARD, card)
+        run_dir.open_out(out, cfg, run.lpips, start.backbone, run.module.train_backbone)
+        if start.val_keys and "initial_val" not in card:
+            initial = validator.initial()
+            card["initial_val"] = initial["initial_val"]
+            if "baseline_val" in initial:
+                card["baseline_val"] = initial["baseline_val"]
+        checkpoint.write_json(out / checkpoint.CARD, card)
         counts = ", ".join(f"{k} {v}" for k, v in feed.counts.items())
         _say(ctx, cfg, f"{label}: {feed.n_train} triplets ({counts}), "
                        f"{'fast cached-feature path' if cfg.fast else feed.plan.describe()}, device {ctx.device}"
                        f"{f' x{ctx.world} ranks' if ctx.distributed else ''}; "
-                       f"epochs {st['done'] + 1}..{cfg.total_epochs}",
+                       f"epochs {start.done + 1}..{cfg.total_epochs}",
              always=True)
         if not run.calibrated:
             _say(ctx, cfg, f"UNCALIBRATED: {run.cal_note}", always=True)
-    dd.barrier(ctx)
+    distributed.barrier(ctx)
     return card
 
 
-def _one_epoch(run: _Run, feed: _Feed, epoch: int, on_step: StepHook | None) -> dict[str, Any]:
+def _one_epoch(run: _Run, feed: _Feed, epoch: int, on_step: StepHook | None) -> EpochRow:
     """Train one epoch (its lr, shuffle and dropout stream); the row of its statistics."""
     cfg, ctx, dev = run.cfg, run.ctx, run.ctx.device
     lr = lr_for_epoch(epoch, cfg.lr, cfg.epochs, cfg.decay_epochs)
@@ -275,7 +296,7 @@ def _one_epoch(run: _Run, feed: _Feed, epoch: int, on_step: StepHook | None) -> 
     t0 = time.perf_counter()
     loss_sum, acc_sum = run_epoch(
         run.wrapped, run.opt, run.lpips.lins, perm=perm.to(dev), judge=feed.judge, batch_size=cfg.batch_size,
-        dropout=cfg.dropout, drop_gen=drop_gen, ctx=ctx, vecs=feed.vecs, data=feed.data, bar=bar,
+        dropout=cfg.dropout, drop_gen=drop_gen, ctx=ctx, vecs=feed.vectors, data=feed.data, bar=bar,
         hook=functools.partial(on_step, epoch) if on_step is not None else None,
         loss_fn=criterion(cfg.loss, cfg.margin),
     )
@@ -286,7 +307,7 @@ def _one_epoch(run: _Run, feed: _Feed, epoch: int, on_step: StepHook | None) -> 
         feed.data.end_epoch()
     if bar is not None:
         bar.close()
-    stats = dd.all_reduce_sum(ctx, torch.stack([loss_sum, acc_sum]))
+    stats = distributed.all_reduce_sum(ctx, torch.stack([loss_sum, acc_sum]))
     n = feed.n_train
     return {
         "epoch": epoch, "lr": lr,
@@ -296,8 +317,8 @@ def _one_epoch(run: _Run, feed: _Feed, epoch: int, on_step: StepHook | None) -> 
     }
 
 
-def _record_epoch(run: _Run, card: dict[str, Any], history: list[dict[str, Any]], row: dict[str, Any],
-                  validator: Validator, model_meta: dict[str, str]) -> None:
+def _record_epoch(run: _Run, card: RunCard, history: list[EpochRow], row: EpochRow,
+                  validator: Validator, model_meta: ModelMeta) -> None:
     """Rank 0 after an epoch: validation, the epoch's files, the log and the card."""
     cfg, out, epoch = run.cfg, run.out, row["epoch"]
     vs = validator.scores()
@@ -305,11 +326,11 @@ def _record_epoch(run: _Run, card: dict[str, Any], history: list[dict[str, Any]]
         row["val_2afc"] = mean_score(vs)
         row["val"] = vs
     lpips = run.lpips
-    row["files"] = ck.save_epoch(
+    row["files"] = checkpoint.save_epoch(
         out, epoch,
-        model=ck.model_tensors(lpips.lins, run.G, lpips.backbone if model_meta["backbone_in_file"] == "1" else None),
-        meta=model_meta,
-        optim=ck.optimizer_tensors(run.opt, run.param_names),
+        model=checkpoint.model_tensors(lpips.lins, run.G, lpips.backbone if model_meta.backbone_in_file else None),
+        meta=model_meta.to_metadata(),
+        optim=checkpoint.optimizer_tensors(run.opt, run.param_names),
         lin_weights=[lin.weight.detach() for lin in lpips.lins],
     )
     history.append(row)
@@ -317,8 +338,8 @@ def _record_epoch(run: _Run, card: dict[str, Any], history: list[dict[str, Any]]
     card["epochs_done"] = epoch
     card["finished"] = epoch == cfg.total_epochs
     card["calibrated"] = run.calibrated
-    rd.write_log(out, history)
-    ck.write_json(out / ck.CARD, card)
+    run_dir.write_log(out, history)
+    checkpoint.write_json(out / checkpoint.CARD, card)
     msg = (f"epoch {epoch}/{cfg.total_epochs}: lr {row['lr']:.3g} loss {row['loss']:.4f} "
            f"train 2AFC {100 * row['train_2afc']:.2f}% ({row['items_per_s']:.0f} triplets/s)")
     if row["val_2afc"] is not None:
@@ -326,25 +347,27 @@ def _record_epoch(run: _Run, card: dict[str, Any], history: list[dict[str, Any]]
     _say(run.ctx, cfg, msg + (" [UNCALIBRATED]" if not run.calibrated else ""))
 
 
-def _finish(run: _Run, card: dict[str, Any], history: list[dict[str, Any]]) -> TrainResult:
+def _finish(run: _Run, card: RunCard, history: list[EpochRow]) -> TrainResult:
     """The final card on rank 0, broadcast to every rank; the closing line."""
     cfg, ctx, out = run.cfg, run.ctx, run.out
     if ctx.is_main and not card.get("finished"):
         # e.g. resume of an already-finished schedule: nothing left to train
         card["finished"] = card.get("epochs_done", 0) == cfg.total_epochs
-        ck.write_json(out / ck.CARD, card)
-    card = dd.broadcast_object(ctx, card if ctx.is_main else None)
+        checkpoint.write_json(out / checkpoint.CARD, card)
+    card = distributed.broadcast_object(ctx, card if ctx.is_main else None)
     if ctx.is_main:
-        final = history[-1] if history else {}
-        tail = "" if final.get("val_2afc") is None else " (val 2AFC {:.2f}%)".format(100 * final["val_2afc"])
+        final_val = history[-1]["val_2afc"] if history else None
+        tail = "" if final_val is None else f" (val 2AFC {100 * final_val:.2f}%)"
         if not run.calibrated:
             tail += f" [UNCALIBRATED: {run.cal_note}]"
         _say(ctx, cfg, f"done: {out / 'latest.safetensors'}{tail}", always=True)
-    return TrainResult(out_dir=out, checkpoint_path=ck.weights_path(out, ck.LATEST), card=card, is_main=ctx.is_main)
+    return TrainResult(out_dir=out, checkpoint_path=checkpoint.weights_path(out, checkpoint.LATEST), card=card,
+                       is_main=ctx.is_main)
 
 
-def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, judge: torch.Tensor,
-              batch_size: int, dropout: float, drop_gen: torch.Generator | None, ctx: dd.DistContext,
+def run_epoch(wrapped: torch.nn.Module, opt: torch.optim.Optimizer, lins: torch.nn.ModuleList, *,
+              perm: torch.Tensor, judge: torch.Tensor,
+              batch_size: int, dropout: float, drop_gen: torch.Generator | None, ctx: distributed.DistContext,
               vecs: TripletVectors | None = None, data: FullData | StreamedData | None = None, bar: Any = None,
               hook: Callable[[int], None] | None = None,
               loss_fn: Criterion | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,7 +375,8 @@ def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, 
     is given, else the full network on ``data``), the loss (``loss_fn``, :mod:`.hinge`; default
     the BCE of G against the judge), Adam step, clamp of
     the linear layers. Returns the summed BCE and summed training accuracy of this rank's items
-    (device tensors; no host sync inside the loop)."""
+    (device tensors; no host sync inside the loop).
+    """
     dev = perm.device
     loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
     acc_sum = torch.zeros((), dtype=torch.float64, device=dev)
@@ -360,7 +384,7 @@ def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, 
     for step, b in enumerate(range(0, n, batch_size), start=1):
         idx = perm[b:b + batch_size]
         gn = int(idx.shape[0])
-        lo, hi = dd.slice_for_rank(gn, ctx.rank, ctx.world)
+        lo, hi = distributed.slice_for_rank(gn, ctx.rank, ctx.world)
         local = idx[lo:hi]
         masks = MaskSource(dropout, drop_gen, gn, lo, hi)
         j = judge[local]
@@ -374,7 +398,7 @@ def run_epoch(wrapped, opt: torch.optim.Optimizer, lins, *, perm: torch.Tensor, 
         lsum = bce_sum(prob, j) if loss_fn is None else loss_fn(prob, d0, d1, j)
         loss = lsum * (ctx.world / gn)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward([loss])
         opt.step()
         clamp_linear_(lins)
         with torch.no_grad():

@@ -36,6 +36,7 @@ element keeps its input with probability ``1 − p`` and scales it by ``1 / (1 �
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
@@ -75,7 +76,8 @@ class RankingNet(nn.Module):
         d0 = d0.reshape(-1, 1, 1, 1)
         d1 = d1.reshape(-1, 1, 1, 1)
         x = torch.cat((d0, d1, d0 - d1, d0 / (d1 + G_EPS), d1 / (d0 + G_EPS)), dim=1)
-        return self.model(x).reshape(-1)
+        out: torch.Tensor = self.model(x)
+        return out.reshape(-1)
 
 
 def bce_sum(prob: torch.Tensor, judge: torch.Tensor) -> torch.Tensor:
@@ -186,7 +188,7 @@ class TrainModule(nn.Module):
     def lins(self) -> nn.ModuleList:
         return self.lpips.lins
 
-    def forward(self, mode: str, *args, **kwargs):  # noqa: D401 — dispatch for DDP
+    def forward(self, mode: str, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if mode == "full":
             return self.forward_full(*args, **kwargs)
         if mode == "fast":
@@ -195,7 +197,8 @@ class TrainModule(nn.Module):
 
     # -- full path ---------------------------------------------------------------------------
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (self.bf16 and x.is_cuda) else _null()
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if (self.bf16 and x.is_cuda)
+                    else contextlib.nullcontext())
         with autocast:
             if self.train_backbone:
                 feats = self.lpips.features(x)
@@ -244,14 +247,6 @@ class TrainModule(nn.Module):
         d0 = v0 @ w
         d1 = v1 @ w
         return d0, d1, self.G(d0, d1)
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def make_generator(seed: int, device: torch.device | None = None) -> torch.Generator:

@@ -1,15 +1,16 @@
 """The run folder of a training run: checking it against resume/overwrite, its card, the
-metadata of its weights files and its ``log.csv`` (the file layout is in :mod:`.checkpoint`)."""
+metadata of its weights files and its ``log.csv`` (the file layout is in :mod:`.checkpoint`).
+"""
 from __future__ import annotations
 
 import csv
 import io
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .._io import remove_stale_temps, write_text_atomic
 from .._version import __version__
@@ -17,9 +18,10 @@ from ..errors import BappsError, CheckpointError
 from ..metrics.plugin_specs import is_plugin_net, short_plugin_name
 from ..metrics.plugin_trust import TrustArg, check_plugin_allowed, check_spec_text, is_trusted, trusted_specs
 from ..metrics.provenance import PROVENANCE_KEY, provenance_json
-from . import checkpoint as ck
+from . import checkpoint
 from .config import RESULT_FIELDS, ConfigError, TrainConfig, config_from_dict
 from .hinge import describe as describe_loss
+from .records import BackboneSource, ModelMeta, RunCard
 
 LIN_INIT_NOTE = ("nn.Conv2d default init, as the official trainer (pretrained=False): "
                  "w ~ U(-1/sqrt(C), 1/sqrt(C)), drawn from a generator seeded from the run seed; "
@@ -30,7 +32,13 @@ FAST_DROPOUT_NOTE = ("dropout on the per-channel spatial-mean vectors (one mask 
 LOG_FIELDS = ["epoch", "lr", "loss", "train_2afc", "seconds", "items_per_s", "val_2afc"]
 
 
-def write_log(out: Path, history: list[dict[str, Any]]) -> None:
+def write_log(out: Path, history: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``log.csv``: one row per finished epoch.
+
+    Args:
+        out: the run folder.
+        history: the card's epochs.
+    """
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
     w.writeheader()
@@ -39,7 +47,7 @@ def write_log(out: Path, history: list[dict[str, Any]]) -> None:
         if row["val_2afc"] is None:
             row["val_2afc"] = ""
         w.writerow(row)
-    write_text_atomic(out / ck.LOG, buf.getvalue())
+    write_text_atomic(out / checkpoint.LOG, buf.getvalue())
 
 
 # ------------------------------------------------------------------------------------------
@@ -47,7 +55,8 @@ def write_log(out: Path, history: list[dict[str, Any]]) -> None:
 
 def _dict_at(card: Mapping[str, Any], path: Path, *keys: str) -> dict[str, Any]:
     """``card[k0][k1]…`` as a dict (``{}`` when absent); a :class:`CheckpointError` naming the card
-    and the entry when it is something else."""
+    and the entry when it is something else.
+    """
     here: Any = card
     for depth, key in enumerate(keys):
         here = here.get(key) if isinstance(here, Mapping) else None
@@ -56,13 +65,14 @@ def _dict_at(card: Mapping[str, Any], path: Path, *keys: str) -> dict[str, Any]:
         if not isinstance(here, dict):
             raise CheckpointError(f"{path}: damaged run card: {'.'.join(keys[:depth + 1])} is a "
                                   f"{type(here).__name__}, not an object")
-    return here
+    return cast(dict[str, Any], here)
 
 
 def check_card(card: Mapping[str, Any], path: Path) -> dict[str, Any]:
     """The card's saved ``config``, after checking the shape of every entry a resumed run uses
-    (nothing imported); a :class:`CheckpointError` naming the card and the entry otherwise."""
-    if card.get("format") != ck.CARD_FORMAT or not isinstance(card.get("config"), dict):
+    (nothing imported); a :class:`CheckpointError` naming the card and the entry otherwise.
+    """
+    if card.get("format") != checkpoint.CARD_FORMAT or not isinstance(card.get("config"), dict):
         raise CheckpointError(f"{path}: not a bapps-toolkit training card")
     saved: dict[str, Any] = card["config"]
     if not isinstance(saved.get("net", "alex"), str):
@@ -84,6 +94,23 @@ def check_card(card: Mapping[str, Any], path: Path) -> dict[str, Any]:
     return saved
 
 
+def read_card(path: Path) -> RunCard:
+    """Read a run card, checking every entry a resumed run uses.
+
+    Args:
+        path: the ``card.json`` file.
+
+    Returns:
+        The card.
+
+    Raises:
+        CheckpointError: naming the file and the entry when it is not a run card or is damaged.
+    """
+    card = checkpoint.read_json(path, "run card")
+    check_card(card, path)
+    return cast(RunCard, card)
+
+
 def _card_config(saved: dict[str, Any], path: Path) -> TrainConfig:
     """The validated config a card saved; a :class:`CheckpointError` naming the card otherwise."""
     try:
@@ -97,7 +124,8 @@ def allow_card_plugin(card: Mapping[str, Any], path: Path, given_net: str | None
     """A card whose run trained a plugin network resumes only when the user names that spec
     (``net=``/``--net`` or ``trust_plugin=``/``--trust-plugin``) and its code's SHA-256 is the one
     recorded in the card (:func:`~bapps_toolkit.metrics.plugin_trust.check_plugin_allowed`);
-    decided before anything is imported. Call it with a card :func:`check_card` accepted."""
+    decided before anything is imported. Call it with a card :func:`check_card` accepted.
+    """
     saved = card["config"]
     net = str(saved.get("net", "alex"))
     if not is_plugin_net(net):
@@ -116,8 +144,8 @@ def allow_card_plugin(card: Mapping[str, Any], path: Path, given_net: str | None
                          resume=True)
 
 
-def check_card_config(card: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
-    path = out / ck.CARD
+def check_card_config(card: Mapping[str, Any], cfg: TrainConfig, out: Path) -> None:
+    path = out / checkpoint.CARD
     saved = check_card(card, path)
     if saved.get("net") != cfg.net:
         raise CheckpointError(
@@ -178,11 +206,11 @@ def resume_config(out: str | Path, *, names: Mapping[str, str] | None = None, tr
         raise ConfigError(f"{unknown[0]}: not an option of TrainConfig")
     given = {k: v for k, v in given.items() if v is not None and k not in ("out", "resume")}
     cfg = TrainConfig(data=given.get("data", "."), out=out, resume=True)
-    card_path = Path(cfg.validated().out) / ck.CARD
+    card_path = Path(cfg.validated().out) / checkpoint.CARD
     if not card_path.is_file():
-        raise CheckpointError(f"resume: nothing to resume in {card_path.parent} (no {ck.CARD}); "
+        raise CheckpointError(f"resume: nothing to resume in {card_path.parent} (no {checkpoint.CARD}); "
                               "start a new run without resume")
-    card = ck.read_json(card_path, "run card")
+    card = checkpoint.read_json(card_path, "run card")
     saved = check_card(card, card_path)
     label = dict(names or {})
     allow_card_plugin(card, card_path, given.get("net"), trust_plugin, flag=label.get("net", "net"))
@@ -201,34 +229,34 @@ def resume_config(out: str | Path, *, names: Mapping[str, str] | None = None, tr
     return TrainConfig(**merged)
 
 
-def prepare_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
+def prepare_out(cfg: TrainConfig) -> tuple[RunCard | None, int]:
     """Check the out folder against resume/overwrite; return ``(card to resume or None, epochs done)``.
 
     Called under the run's lock: once the run may go ahead, the temporaries ``.<name>.tmp-*``
     that a killed run left in the folder (every file of a run is written through a temporary
-    name and renamed) are removed."""
+    name and renamed) are removed.
+    """
     card, done = check_out(cfg)
     remove_stale_temps(Path(cfg.out))
     return card, done
 
 
-def check_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
+def check_out(cfg: TrainConfig) -> tuple[RunCard | None, int]:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise BappsError(f"out: {out} exists and is not a folder")
-    card_path = out / ck.CARD
-    card = ck.read_json(card_path, "run card") if card_path.exists() else None
-    if card is not None:
-        check_card(card, card_path)
+    card_path = out / checkpoint.CARD
+    card = read_card(card_path) if card_path.exists() else None
     if cfg.resume:
         if card is None:
             raise CheckpointError(
-                f"resume=True: nothing to resume in {out} (no {ck.CARD}); start a new run without resume"
+                f"resume=True: nothing to resume in {out} (no {checkpoint.CARD}); start a new run without resume"
             )
         check_card_config(card, cfg, out)
         done = int(card.get("epochs_done", 0))
         if done > 0:
-            for p in (ck.weights_path(out, ck.epoch_stem(done)), ck.optim_path(out, ck.epoch_stem(done))):
+            stem = checkpoint.epoch_stem(done)
+            for p in (checkpoint.weights_path(out, stem), checkpoint.optim_path(out, stem)):
                 if not p.is_file():
                     raise CheckpointError(f"resume=True: {p} is missing (the card says epoch {done} finished)")
         return card, done
@@ -247,7 +275,7 @@ def check_out(cfg: TrainConfig) -> tuple[dict[str, Any] | None, int]:
 
 
 def check_meta(meta: dict[str, str], cfg: TrainConfig, path: Path) -> None:
-    if meta.get("format") != ck.FORMAT:
+    if meta.get("format") != checkpoint.FORMAT:
         raise CheckpointError(f"{path}: not a bapps-toolkit LPIPS checkpoint")
     if meta.get("net") != cfg.net:
         raise CheckpointError(f"{path}: checkpoint of net {meta.get('net', '')[:200]!r}, not {cfg.net!r}")
@@ -259,40 +287,54 @@ def check_meta(meta: dict[str, str], cfg: TrainConfig, path: Path) -> None:
 
 def run_label(cfg: TrainConfig) -> str:
     """The trained metric's name: ``lpips-alex`` …, ``lpips[my_net.py:Net]`` for a plugin network
-    (the name :class:`~bapps_toolkit.metrics.plugin_net.PluginLPIPS` carries)."""
+    (the name :class:`~bapps_toolkit.metrics.plugin_net.PluginLPIPS` carries).
+    """
     return f"lpips[{short_plugin_name(cfg.net)}]" if is_plugin_net(cfg.net) else f"lpips-{cfg.net}"
 
 
-def model_meta(cfg: TrainConfig, lpips, bsrc: dict[str, Any], calibrated: bool, note: str) -> dict[str, str]:
+def model_meta(cfg: TrainConfig, lpips: Any, backbone: BackboneSource, calibrated: bool, note: str) -> ModelMeta:
+    """The metadata of the run's weights files.
+
+    Args:
+        cfg: the run's settings.
+        lpips: the metric being trained.
+        backbone: where its backbone comes from.
+        calibrated: the trained metric is a calibrated LPIPS.
+        note: why not, when it is not.
+
+    Returns:
+        The record (:meth:`ModelMeta.to_metadata` gives the file's strings).
+    """
     trained_bb = cfg.variant in ("tune", "scratch")
-    plugin = bsrc.get("plugin")
+    plugin = backbone.get("plugin")
     extra = {} if plugin is None else {  # what rebuilds a plugin net (metrics.plugin_net.plugin_from_checkpoint)
         "plugin_spec": plugin["spec"], "plugin_options": json.dumps(plugin["options"], sort_keys=True),
         "plugin_origin": json.dumps(plugin["origin"], sort_keys=True), "plugin_kind": lpips.kind,
         "plugin_scaling": type(lpips.scaling).__name__, "label": lpips.name}
-    return {
-        "format": ck.FORMAT, "format_version": str(ck.FORMAT_VERSION),
+    text = {
+        "format": checkpoint.FORMAT, "format_version": str(checkpoint.FORMAT_VERSION),
         "toolkit_version": __version__,
         "net": cfg.net, "version": lpips.version, "variant": cfg.variant,
         "channels": json.dumps([int(c) for c in lpips.channels]),
         **extra,
-        "backbone_in_file": "1" if trained_bb or plugin is not None else "0",
-        "backbone_file": ck.BACKBONE_FILE if (bsrc["source"] == "random" and not trained_bb) else "",
-        "backbone_source": str(bsrc["source"]),
-        "backbone_sha256": str(bsrc.get("sha256", "")),
-        "started_from_scratch": "1" if bsrc.get("started_from_scratch") else "0",
-        "calibrated": "1" if calibrated else "0",
+        "backbone_file": checkpoint.BACKBONE_FILE if (backbone["source"] == "random" and not trained_bb) else "",
+        "backbone_source": str(backbone["source"]),
+        "backbone_sha256": str(backbone.get("sha256", "")),
         "calibration_note": note,
         PROVENANCE_KEY: provenance_json(
             "trained", calibrated=calibrated, note=note, variant=cfg.variant,
             data=str(Path(cfg.data).resolve()), synthetic="trained on SYNTHETIC" in note,
-            backbone=str(bsrc["source"]), backbone_sha256=bsrc.get("sha256")),
+            backbone=str(backbone["source"]), backbone_sha256=backbone.get("sha256")),
     }
+    return ModelMeta(backbone_in_file=trained_bb or plugin is not None,
+                     started_from_scratch=bool(backbone.get("started_from_scratch")), calibrated=calibrated,
+                     text=text)
 
 
-def start_card(resume_card: dict[str, Any] | None, done: int, cfg: TrainConfig, *args: Any) -> dict[str, Any]:
+def start_card(resume_card: RunCard | None, done: int, cfg: TrainConfig, *args: Any) -> RunCard:
     """The card a run starts from: the resumed card (history cut at epoch ``done``, the resume
-    recorded), or :func:`new_card` ``(cfg, *args)``."""
+    recorded), or :func:`new_card` ``(cfg, *args)``.
+    """
     if resume_card is None:
         return new_card(cfg, *args)
     card = resume_card
@@ -301,34 +343,51 @@ def start_card(resume_card: dict[str, Any] | None, done: int, cfg: TrainConfig, 
     return card
 
 
-def open_out(out: Path, cfg: TrainConfig, lpips: Any, bsrc: dict[str, Any], train_backbone: bool) -> None:
+def open_out(out: Path, cfg: TrainConfig, lpips: Any, backbone: BackboneSource, train_backbone: bool) -> None:
     """Make the out folder ready on rank 0: with ``overwrite``, the old run's files go — only now
     that the model and data are ready, so a failing run does not destroy the old one; a random
-    frozen backbone is written once, next to the weights that need it."""
+    frozen backbone is written once, next to the weights that need it.
+    """
     out.mkdir(parents=True, exist_ok=True)
     if cfg.overwrite:
-        for p in ck.run_files(out):
+        for p in checkpoint.run_files(out):
             p.unlink()
-    if bsrc["source"] == "random" and not train_backbone and not (out / ck.BACKBONE_FILE).is_file():
-        ck.write_safetensors(out / ck.BACKBONE_FILE, dict(lpips.backbone.state_dict().items()),
+    if backbone["source"] == "random" and not train_backbone and not (out / checkpoint.BACKBONE_FILE).is_file():
+        checkpoint.write_safetensors(out / checkpoint.BACKBONE_FILE, dict(lpips.backbone.state_dict().items()),
                              {"format": "bapps-toolkit/backbone", "net": cfg.net,
-                              "source": "random", "seed": str(bsrc.get("seed")),
+                              "source": "random", "seed": str(backbone.get("seed")),
                               PROVENANCE_KEY: provenance_json(
-                                  "random", calibrated=False, seed=bsrc.get("seed"),
-                                  note=f"random backbone (seed {bsrc.get('seed')})")})
+                                  "random", calibrated=False, seed=backbone.get("seed"),
+                                  note=f"random backbone (seed {backbone.get('seed')})")})
 
 
-def new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, val_keys) -> dict[str, Any]:
+def new_card(cfg: TrainConfig, keys: list[str], counts: Mapping[str, int], synthetic: bool,
+             backbone: BackboneSource, calibrated: bool, note: str, val_keys: list[str]) -> RunCard:
+    """The card of a new run (nothing trained yet).
+
+    Args:
+        cfg: the run's settings.
+        keys: the training sets.
+        counts: triplets per training set.
+        synthetic: the data is synthetic.
+        backbone: where the backbone comes from.
+        calibrated: the trained metric will be a calibrated LPIPS.
+        note: why not, when it is not.
+        val_keys: the validation sets.
+
+    Returns:
+        The card.
+    """
     cfgd = asdict(cfg)
     return {
-        "format": ck.CARD_FORMAT, "format_version": ck.FORMAT_VERSION,
+        "format": checkpoint.CARD_FORMAT, "format_version": checkpoint.FORMAT_VERSION,
         "toolkit_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "net": cfg.net, "variant": cfg.variant, "version": cfg.version,
         "calibrated": calibrated, "calibration_note": note,
         "data": {"source": str(Path(cfg.data).resolve()), "synthetic": synthetic,
                  "datasets": dict(counts), "n_train": int(sum(counts.values())), "val_datasets": list(val_keys)},
-        "backbone": dict(bsrc),
+        "backbone": backbone,
         "schedule": {"optimizer": "Adam", "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2],
                      "batch_size": cfg.batch_size, "epochs": cfg.epochs, "decay_epochs": cfg.decay_epochs,
                      "lr_per_epoch": cfg.lr_schedule(), "shuffle": True, "dropout": cfg.dropout,
@@ -336,7 +395,7 @@ def new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, 
                               "after each later epoch")},
         "seed": cfg.seed,
         "loss": {"name": cfg.loss, "margin": cfg.margin, "formula": describe_loss(cfg.loss, cfg.margin)},
-        "fast_path": cfg.fast,
+        "fast_path": bool(cfg.fast),
         "fast_path_dropout": FAST_DROPOUT_NOTE if cfg.fast else None,
         "lin_init": LIN_INIT_NOTE,
         "clamp": "LPIPS linear layers only, after every optimizer step",
@@ -344,5 +403,5 @@ def new_card(cfg: TrainConfig, keys, counts, synthetic, bsrc, calibrated, note, 
         "total_epochs": cfg.total_epochs,
         "epochs_done": 0, "finished": False,
         "history": [],
-        "files": {"latest": "latest.safetensors", "official_lin": "latest.lin.pth", "log": ck.LOG},
+        "files": {"latest": "latest.safetensors", "official_lin": "latest.lin.pth", "log": checkpoint.LOG},
     }

@@ -40,7 +40,7 @@ card by :func:`~bapps_toolkit.train.resume_config`).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -72,7 +72,8 @@ STREAMED_RULE = ("per epoch, from one generator seeded from (seed, epoch): randp
 @dataclass(frozen=True)
 class DataPlan:
     """How a run's training triplets are read: ``mode`` :data:`EXACT` (held whole) or
-    :data:`STREAMED`; the chunks ``(key, start, stop)`` and the window of ``window`` chunks."""
+    :data:`STREAMED`; the chunks ``(key, start, stop)`` and the window of ``window`` chunks.
+    """
 
     mode: str
     n: int
@@ -115,7 +116,8 @@ class DataPlan:
 def plan_data(source: str, keys: Sequence[str], budget_mb: int, *, fast: bool) -> DataPlan:
     """The :class:`DataPlan` of a run (the fast path's cached vectors are always :data:`EXACT`).
 
-    Raises :class:`~bapps_toolkit.errors.DataError` when the sets have different patch sizes."""
+    Raises :class:`~bapps_toolkit.errors.DataError` when the sets have different patch sizes.
+    """
     shapes = set_shapes(source, keys)
     sizes = {k: s for k, _, s in shapes}
     side = next(iter(sizes.values()), 64) if fast else same_size(sizes)
@@ -140,7 +142,8 @@ def _way(d: dict[str, Any]) -> str:
 
 def plan_mismatch(saved: dict[str, Any] | None, plan: DataPlan) -> str:
     """Why a resumed run's ``plan`` would not draw the order its card's ``shuffle`` entry did
-    (``""`` when it would; a card without the entry was trained with the exact shuffle)."""
+    (``""`` when it would; a card without the entry was trained with the exact shuffle).
+    """
     saved = saved or {"mode": EXACT}
     now = plan.card()
     if any(saved.get(k) != now.get(k) for k in ("mode", "chunk_rows", "window_chunks")):
@@ -150,7 +153,7 @@ def plan_mismatch(saved: dict[str, Any] | None, plan: DataPlan) -> str:
     return ""
 
 
-def check_resume_plan(card: dict[str, Any] | None, plan: DataPlan, out: str) -> None:
+def check_resume_plan(card: Mapping[str, Any] | None, plan: DataPlan, out: str) -> None:
     """Refuse to resume the run of ``card`` when ``plan`` would draw another order than it did."""
     if card is None:
         return
@@ -166,7 +169,8 @@ def check_resume_plan(card: dict[str, Any] | None, plan: DataPlan, out: str) -> 
 
 def epoch_order(plan: DataPlan, seed: int, epoch: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The order of epoch ``epoch`` (int64 ``[N]`` of global indices) and the windows (chunk ids
-    of each, in order; ``[]`` for :data:`EXACT`). See the module docstring for the rule."""
+    of each, in order; ``[]`` for :data:`EXACT`). See the module docstring for the rule.
+    """
     g = make_generator(derive_seed(seed, epoch, STREAM_SHUFFLE))
     if plan.mode == EXACT:
         return torch.randperm(plan.n, generator=g), []
@@ -184,7 +188,8 @@ def epoch_order(plan: DataPlan, seed: int, epoch: int) -> tuple[torch.Tensor, li
 
 class _ChunkReader:
     """Random access to chunks ``(key, start, stop)`` of a packed file (one open handle) or of a
-    folder root (the chunk's PNGs decoded in this process)."""
+    folder root (the chunk's PNGs decoded in this process).
+    """
 
     def __init__(self, source: str, keys: Sequence[str]):
         self.source = source
@@ -230,7 +235,8 @@ class _ChunkReader:
 class StreamedData:
     """The streamed full path's triplets: the judgments held whole (4 bytes a triplet), the
     images read a window of chunks at a time as the epoch's order reaches them (see the module
-    docstring). Call :meth:`start_epoch` with the windows of :func:`epoch_order` first."""
+    docstring). Call :meth:`start_epoch` with the windows of :func:`epoch_order` first.
+    """
 
     def __init__(self, source: str, keys: Sequence[str], plan: DataPlan, device: torch.device):
         self.plan, self.device = plan, device

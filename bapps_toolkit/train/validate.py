@@ -1,8 +1,10 @@
 """Validation 2AFC scores of the metric being trained, per set: from the fast path's cached
-vectors, or through the full network."""
+vectors, or through the full network.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +70,7 @@ class Validator:
             return val_scores_fast(self.module, self.vecs)
         return val_scores_full(self.module, self.cfg, self.keys, self.device)
 
-    def initial(self) -> dict[str, dict]:
+    def initial(self) -> dict[str, dict[str, Any]]:
         """Card entries before training: the seeded init, and (fast path) the equal-weight baseline."""
         iv = self.scores()
         out = {"initial_val": {"val_2afc": mean_score(iv), "per_set": iv,

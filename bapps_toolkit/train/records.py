@@ -1,0 +1,206 @@
+"""Typed records a training run passes between its modules and writes to its files.
+
+JSON documents (the run card ``card.json`` and its parts) are typed dictionaries (:class:`~typing.TypedDict`);
+what stays in memory is a dataclass. The weights files' metadata is strings only (safetensors),
+so :class:`ModelMeta` holds real values and writes and reads the string form.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from typing_extensions import NotRequired
+
+from ..errors import CheckpointError
+
+if TYPE_CHECKING:
+    from .stream import DataPlan
+
+
+class PluginSource(TypedDict):
+    """A plugin network: its spec, options and where its code comes from (SHA-256, distribution)."""
+
+    spec: str
+    options: dict[str, Any]
+    origin: Mapping[str, Any]
+
+
+class BackboneSource(TypedDict):
+    """Where a run's backbone comes from (the card's ``backbone`` entry)."""
+
+    source: str
+    started_from_scratch: bool
+    trained: bool
+    seed: NotRequired[int]
+    sha256: NotRequired[str]
+    file_calibrated: NotRequired[bool]
+    file_note: NotRequired[str]
+    plugin: NotRequired[PluginSource]
+
+
+class EpochRow(TypedDict):
+    """One finished epoch in the card's ``history`` (and a row of ``log.csv``)."""
+
+    epoch: int
+    lr: float
+    loss: float
+    train_2afc: float
+    seconds: float
+    items_per_s: float
+    val_2afc: float | None
+    val: NotRequired[dict[str, float]]
+    files: NotRequired[dict[str, str]]
+
+
+class RunCard(TypedDict, total=False):
+    """The run card ``card.json``: what a run trained, on what, how far it got.
+
+    Read back only through :func:`bapps_toolkit.train.run_dir.read_card`, which checks every
+    entry a resumed run uses.
+    """
+
+    format: str
+    format_version: int
+    toolkit_version: str
+    created: str
+    net: str
+    variant: str
+    version: str
+    calibrated: bool
+    calibration_note: str
+    data: dict[str, Any]
+    backbone: BackboneSource
+    schedule: dict[str, Any]
+    seed: int
+    loss: dict[str, Any]
+    fast_path: bool
+    fast_path_dropout: str | None
+    lin_init: str
+    clamp: str
+    config: dict[str, Any]
+    total_epochs: int
+    epochs_done: int
+    finished: bool
+    history: list[EpochRow]
+    files: dict[str, str]
+    resumed: list[dict[str, Any]]
+    device: str
+    world_size: int
+    bf16: bool
+    precompute: dict[str, Any] | None
+    shuffle: dict[str, Any]
+    initial_val: dict[str, Any]
+    baseline_val: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What rank 0 found before a run starts, shared with every rank.
+
+    Attributes:
+        keys: the training sets.
+        card: the card of the run to resume, ``None`` for a new run.
+        done: epochs the resumed run finished (0 for a new run).
+        val_keys: the validation sets.
+        synthetic: the training data is synthetic.
+        backbone: where the backbone comes from.
+        plan: how the training triplets are read.
+    """
+
+    keys: list[str]
+    card: RunCard | None
+    done: int
+    val_keys: list[str]
+    synthetic: bool
+    backbone: BackboneSource
+    plan: DataPlan
+
+
+@dataclass(frozen=True)
+class RunRefusal:
+    """Why rank 0 refused to start a run (the other ranks stop with this message).
+
+    Attributes:
+        kind: the exception's class name.
+        message: its message.
+    """
+
+    kind: str
+    message: str
+
+
+#: Metadata keys of a weights file whose values are booleans written as ``"1"``/``"0"``.
+FLAG_KEYS = ("backbone_in_file", "started_from_scratch", "calibrated")
+_TRUE, _FALSE = ("1", "true", "True"), ("0", "false", "False", "")
+
+
+def read_flag(metadata: Mapping[str, str], key: str, where: str) -> bool:
+    """A boolean of a weights file's metadata (``"1"``/``"0"``, as every version wrote them).
+
+    Args:
+        metadata: the safetensors metadata.
+        key: the entry.
+        where: the file, for the message.
+
+    Returns:
+        The value (``False`` when the entry is absent).
+
+    Raises:
+        CheckpointError: the entry is neither form of a boolean.
+    """
+    text = metadata.get(key, "0")
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise CheckpointError(f"{where}: metadata {key} {text[:40]!r} is not a boolean (1 or 0)")
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """The metadata of an epoch's weights file.
+
+    Attributes:
+        backbone_in_file: the file holds the backbone's weights (a trained backbone or a plugin net).
+        started_from_scratch: the backbone started from random weights and was trained.
+        calibrated: the trained metric is a calibrated LPIPS.
+        text: every other entry, already strings.
+    """
+
+    backbone_in_file: bool
+    started_from_scratch: bool
+    calibrated: bool
+    text: dict[str, str] = field(default_factory=dict)
+
+    def to_metadata(self) -> dict[str, str]:
+        """The safetensors metadata (booleans as ``"1"``/``"0"``, the form earlier files use).
+
+        Returns:
+            ``{key: string}``.
+        """
+        flags = {"backbone_in_file": self.backbone_in_file, "started_from_scratch": self.started_from_scratch,
+                 "calibrated": self.calibrated}
+        return {**self.text, **{k: "1" if v else "0" for k, v in flags.items()}}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str], where: str) -> ModelMeta:
+        """Read the record back from a file's metadata.
+
+        Args:
+            metadata: the safetensors metadata.
+            where: the file, for messages.
+
+        Returns:
+            The record.
+
+        Raises:
+            CheckpointError: a boolean entry is malformed.
+        """
+        flags = {k: read_flag(metadata, k, where) for k in FLAG_KEYS}
+        return cls(flags["backbone_in_file"], flags["started_from_scratch"], flags["calibrated"],
+                   {k: str(v) for k, v in metadata.items() if k not in FLAG_KEYS})
+
+
+__all__ = ["PluginSource", "BackboneSource", "EpochRow", "RunCard", "RunStart", "RunRefusal", "ModelMeta",
+           "read_flag", "FLAG_KEYS"]
