@@ -24,16 +24,17 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import correlation as corr
 from .._device import pick_device
 from .._io import PathLike
-from ..data.iqa import TwoAFCFileSet, find_benchmarks, loader
-from ..data.iqa.pack_2afc import nights_sets, packed_parts, read_resized
+from ..data.iqa import CorrelationSet, TwoAFCFileSet, find_benchmarks
+from ..data.iqa.pack_2afc import packed_parts, read_resized, two_afc_sets
 from ..data.iqa.pack_iqa import PackedCorrelationSet
+from ..data.iqa.registry import Benchmark, benchmarks, get_benchmark, load_correlation
 from ..errors import DataError
 from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
@@ -197,8 +198,8 @@ class _Part:
     pairs: Callable[[Any], tuple[np.ndarray, np.ndarray]]
 
 
-def _nights_folder(root: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
-    sets, notes = nights_sets(root, NIGHTS_PARTS[:3])
+def _two_afc_folder(bench: Benchmark, root: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
+    sets, notes = two_afc_sets(bench, root, bench.parts)
 
     def pairs(t: TwoAFCFileSet) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
         kw = dict(device=opt.device, batch_size=opt.batch_size, size=opt.nights_size)
@@ -207,56 +208,83 @@ def _nights_folder(root: Path, opt: _Options) -> tuple[dict[str, _Part], list[st
     return {p: _Part(t.judge, t.synthetic, pairs(t)) for p, t in sets.items()}, notes
 
 
-def _nights_packed(path: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
+def _two_afc_packed(bench: Benchmark, path: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
     from ..data import load_2afc
 
     keys, rule, _, _ = packed_parts(path)
+
     def pairs(s: Any) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
         kw = dict(device=opt.device, batch_size=opt.batch_size)
         return lambda m: (_array_pairs(m, s.ref, s.p0, **kw), _array_pairs(m, s.ref, s.p1, **kw))
 
     out = {}
-    for part in NIGHTS_PARTS[:3]:
+    for part in bench.parts:
         if part in keys:
             s = load_2afc(path, [keys[part]])[0]
             out[part] = _Part(np.asarray(s.judge, dtype=np.float64), bool(s.synthetic), pairs(s))
     if not out:
-        raise DataError(f"{path}: a packed NIGHTS file without a val or test part")
-    return out, [f"nights: {path.name} scored as packed ({rule})"]
+        raise DataError(f"{path}: a packed {bench.title} file without any of its parts ({', '.join(bench.parts)})")
+    return out, [f"{bench.name}: {path.name} scored as packed ({rule})"]
 
 
-def _nights(root: Path, metrics, opt: _Options, result: BenchmarkResult, keep: dict) -> None:
-    """val, the two test parts and their count-weighted total (``test``: the two parts joined)."""
-    parts, notes = _nights_packed(root, opt) if root.is_file() else _nights_folder(root, opt)
+def _two_afc(bench: Benchmark, root: Path, metrics: Sequence[tuple[str, Any]], opt: _Options,
+             result: BenchmarkResult, keep: dict[tuple[str, str], Any]) -> None:
+    """Each part of a 2AFC set (NIGHTS: val and the two test parts) and each joined part
+    (NIGHTS: ``test``, the two test parts joined: their count-weighted total)."""
+    parts, notes = _two_afc_packed(bench, root, opt) if root.is_file() else _two_afc_folder(bench, root, opt)
     result.notes += notes
     for mid, metric in metrics:
         got: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {
             p: (*part.pairs(metric), part.judge) for p, part in parts.items()}
-        tests = [got[p] for p in ("test_imagenet", "test_no_imagenet") if p in got]
-        if tests:
-            got["test"] = (np.concatenate([t[0] for t in tests]), np.concatenate([t[1] for t in tests]),
-                           np.concatenate([t[2] for t in tests]))
+        for joined, members in bench.joined.items():
+            tests = [got[p] for p in members if p in got]
+            if tests:
+                got[joined] = (np.concatenate([t[0] for t in tests]), np.concatenate([t[1] for t in tests]),
+                               np.concatenate([t[2] for t in tests]))
         syn = any(part.synthetic for part in parts.values())
         for p, (d0, d1, judge) in got.items():
-            result.rows.append(score_2afc_part("nights", judge, syn, mid, metric, d0, d1, part=p,
+            result.rows.append(score_2afc_part(bench.name, judge, syn, mid, metric, d0, d1, part=p,
                                                n_boot=opt.n_boot, seed=opt.seed))
-            keep[(mid, f"nights/{p}")] = (d0, d1, judge)
+            keep[(mid, f"{bench.name}/{p}")] = _TwoAFCKept(d0, d1, judge)
+
+
+class _TwoAFCKept(NamedTuple):
+    """The distances and judgments of one 2AFC part, kept for a paired comparison."""
+
+    d0: np.ndarray
+    d1: np.ndarray
+    judge: np.ndarray
+
+
+def _headline_part(name: str) -> str | None:
+    """The part of a 2AFC set that the cross table shows: its first joined part, else its last part."""
+    bench = benchmarks().get(name)
+    if bench is None:
+        return None
+    return next(iter(bench.joined), bench.parts[-1] if bench.parts else None)
+
+
+def _title(name: str) -> str:
+    bench = benchmarks().get(name)
+    return bench.title if bench is not None else name
 
 
 def _packed_decoder(cset: PackedCorrelationSet) -> Callable[[Any, int | None], np.ndarray]:
     return lambda k, size: cset.image(int(k))
 
 
-def _correlation(fmt: str, root: Path, metrics, opt: _Options, result: BenchmarkResult, keep: dict) -> None:
-    cset: Any
+def _correlation(bench: Benchmark, root: Path, metrics: Sequence[tuple[str, Any]], opt: _Options,
+                 result: BenchmarkResult, keep: dict[tuple[str, str], Any]) -> None:
+    cset: CorrelationSet | PackedCorrelationSet
     decode: Callable[[Any, int | None], np.ndarray] = _decode
+    a: Sequence[Hashable]
+    b: Sequence[Hashable]
     if root.is_file():
         cset = PackedCorrelationSet(root)
         a, b = [int(k) for k in cset.data["ref_index"]], [int(k) for k in cset.data["dist_index"]]
-
         decode = _packed_decoder(cset)
     else:
-        cset = loader(fmt)(root, scores=opt.live_scores) if fmt == "live" else loader(fmt)(root)
+        cset = load_correlation(bench, root, {"live_scores": opt.live_scores})
         a, b = cset.ref, cset.dist
     result.notes += [n for n in cset.notes if n not in result.notes]
     for mid, metric in metrics:
@@ -323,10 +351,12 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
     for fmt, root in find_benchmarks(source, format):
         if fmt == "bapps":
             _bapps(root, list(metrics), opt, result, keep, weights, pair)
-        elif fmt == "nights":
-            _nights(root, resolved, opt, result, keep)
+            continue
+        bench = get_benchmark(fmt)
+        if bench.kind == "2afc":
+            _two_afc(bench, root, resolved, opt, result, keep)
         else:
-            _correlation(fmt, root, resolved, opt, result, keep)
+            _correlation(bench, root, resolved, opt, result, keep)
     if pair is not None:
         result.comparisons += _compare(keep, pair[0], pair[1], opt)
     return result
@@ -338,8 +368,8 @@ def _compare(keep: dict, a: str, b: str, opt: _Options) -> list[dict[str, Any]]:
         if mid != a or (b, key) not in keep or key.startswith("bapps/"):
             continue
         vb = keep[(b, key)]
-        if key.startswith("nights/"):
-            diff, (lo, hi), p = paired_bootstrap(score_2afc, va, vb, n_boot=opt.n_boot, seed=opt.seed)
+        if isinstance(va, _TwoAFCKept):
+            diff, (lo, hi), p = paired_bootstrap(score_2afc, tuple(va), tuple(vb), n_boot=opt.n_boot, seed=opt.seed)
             figure = "2afc"
         else:
             diff, (lo, hi), p = corr.paired_correlation_difference(va[0], vb[0], va[1], va[2], n_boot=opt.n_boot,
@@ -373,8 +403,8 @@ def cross_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]
             put(lab, "BAPPS 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
         elif r["benchmark"] == "bapps" and r["kind"] == "jnd":
             jnd.setdefault(lab, []).append(r["value"])
-        elif r["benchmark"] == "nights" and r["part"] == "test":
-            put(lab, "NIGHTS 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
+        elif r["kind"] == "2afc" and r["part"] == _headline_part(r["benchmark"]):
+            put(lab, f"{_title(r['benchmark'])} 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
         elif r["kind"] == "correlation" and r["part"] == "all" and r["figure"] == "srcc":
             put(lab, f"{r['benchmark']} SRCC", (r["value"], r["ci_low"], r["ci_high"]))
     for lab, vals in jnd.items():

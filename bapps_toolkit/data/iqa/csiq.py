@@ -15,6 +15,7 @@ searched for in the first 20 rows of the sheet (its exact row is unconfirmed ⚠
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, CorrelationSet, is_synthetic, parse_float
+from .registry import CorrelationBenchmark, Remote, register_benchmark
 
 NAME = "csiq"
 SIGNATURE = ("csiq.DMOS.xlsx", "dst_imgs")
@@ -80,3 +82,25 @@ def load(root: PathLike) -> CorrelationSet:
     return CorrelationSet(NAME, r.root, dist, ref, ref_id, np.array(score), types, np.array(levels),
                           higher_is_better=False, score_name="DMOS (csiq.DMOS.xlsx)",
                           synthetic=is_synthetic(r.root)).check()
+
+
+@register_benchmark
+class CSIQBenchmark(CorrelationBenchmark):
+    """CSIQ in the benchmark registry (:mod:`.registry`)."""
+
+    name = NAME
+    title = "CSIQ"
+    description = "866 distorted images of 30 references, DMOS (higher = worse)"
+    citation = ("Larson & Chandler, Most apparent distortion: full-reference image quality assessment and "
+                "the role of strategy, Journal of Electronic Imaging 2010")
+    signature = SIGNATURE
+    nested: tuple[str, ...] = ()
+    sources: tuple[Remote, ...] = (Remote("https://s2.smu.edu/~eclarson/csiq/csiq.DMOS.xlsx", "csiq.DMOS.xlsx", False),
+               Remote("https://s2.smu.edu/~eclarson/csiq/src_imgs.zip", "src_imgs.zip", True),
+               Remote("https://s2.smu.edu/~eclarson/csiq/dst_imgs.zip", "dst_imgs.zip", True))
+    manual = ""
+    after_download = ""
+
+    def load(self, root: Path, options: Mapping[str, str]) -> CorrelationSet:
+        """Read the set (:func:`load`)."""
+        return load(root)

@@ -39,6 +39,7 @@ from ..decode import decode_pool, make_bar
 from ..h5format import FORMAT, FORMAT_ATTR
 from ..ids import id_key, id_problem
 from .base import TwoAFCFileSet
+from .registry import Benchmark, PackSummary
 
 NIGHTS_SIZE = 224
 #: NIGHTS part -> set key of the packed file.
@@ -144,22 +145,44 @@ def write_2afc_file_sets(out_h5: PathLike, sets: dict[str, TwoAFCFileSet], *, si
     return out
 
 
-def nights_sets(root: PathLike, parts: Sequence[str] = tuple(NIGHTS_KEYS)
-                ) -> tuple[dict[str, TwoAFCFileSet], list[str]]:
-    """``({part: set}, notes)``: the NIGHTS ``parts`` present in ``root`` (a part without rows is a note)."""
-    from .nights import load
+def two_afc_sets(bench: Benchmark, root: PathLike, parts: Sequence[str]
+                 ) -> tuple[dict[str, TwoAFCFileSet], list[str]]:
+    """``({part: set}, notes)``: the ``parts`` of the 2AFC set ``bench`` present in ``root``.
 
+    A part without rows is left out with a note; any other error is raised.
+
+    Raises:
+        DataError: no part has rows, or a part is unsound.
+    """
     sets, notes = {}, []
     for part in parts:
         try:
-            sets[part] = load(root, part)
+            tset = bench.load(Path(root), {"split": part})
         except DataError as exc:
             if "no rows of split" not in str(exc):
                 raise
-            notes.append(f"nights: {exc}; left out")
+            notes.append(f"{bench.name}: {exc}; left out")
+            continue
+        if not isinstance(tset, TwoAFCFileSet):
+            raise DataError(f"benchmark {bench.name!r}: load() returned {type(tset).__name__}, "
+                            "expected a TwoAFCFileSet")
+        sets[part] = tset
     if not sets:
-        raise DataError(f"nights: no split of {root} has rows with votes >= 6; nothing to pack")
+        raise DataError(f"{bench.name}: no split of {root} has rows; nothing to use")
     return sets, notes
+
+
+def nights_sets(root: PathLike, parts: Sequence[str] = tuple(NIGHTS_KEYS)
+                ) -> tuple[dict[str, TwoAFCFileSet], list[str]]:
+    """``({part: set}, notes)``: the NIGHTS ``parts`` present in ``root`` (a part without rows is a note)."""
+    from .registry import get_benchmark
+
+    try:
+        return two_afc_sets(get_benchmark("nights"), root, parts)
+    except DataError as exc:
+        if "nothing to use" in str(exc):
+            raise DataError(f"nights: no split of {root} has rows with votes >= 6; nothing to pack") from None
+        raise
 
 
 def pack_nights(root: PathLike, out_h5: PathLike, *, size: int = NIGHTS_SIZE, force: bool = False,
@@ -230,3 +253,10 @@ def pack_pieapp_pairs(root: PathLike, out_h5: PathLike, *, size: int | None = No
     out = write_2afc_file_sets(out_h5, sets, size=size, force=force, workers=workers, progress=progress,
                                attrs={"benchmark": "pieapp-pairs"})
     return out, notes
+
+
+def summary_of(name: str, path: Path, notes: list[str]) -> PackSummary:
+    """The :class:`~.registry.PackSummary` of a packed 2AFC file of benchmark ``name``."""
+    _, rule, counts, synthetic = packed_parts(path)
+    return PackSummary(format=name, path=path, items=sum(counts.values()), size_rule=rule, synthetic=synthetic,
+                       sets=counts, notes=list(notes))

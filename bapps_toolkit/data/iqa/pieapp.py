@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, CorrelationSet, TwoAFCFileSet, is_synthetic, parse_float
+from .registry import CorrelationBenchmark, PackRequest, PackSummary, Remote, register_benchmark
 
 NAME = "pieapp"
 SIGNATURE = ("labels", "reference_images", "distorted_images")
@@ -122,3 +124,36 @@ def load_pairs(root: PathLike, split: str) -> TwoAFCFileSet:
             p1.append(_image(r, split, row[0], row[2]))
             judge.append(1.0 - prob)
     return TwoAFCFileSet(NAME, split, r.root, refs, p0, p1, np.array(judge), synthetic=is_synthetic(r.root))
+
+
+@register_benchmark
+class PieAPPBenchmark(CorrelationBenchmark):
+    """PieAPP in the benchmark registry (:mod:`.registry`)."""
+
+    name = NAME
+    title = "PieAPP"
+    description = "test set, per-image preference scores (higher = worse), and labelled pairs"
+    citation = "Prashnani et al., PieAPP: perceptual image-error assessment through pairwise preference, CVPR 2018"
+    signature = SIGNATURE
+    nested: tuple[str, ...] = ("PieAPP_dataset_CVPR_2018",)
+    sources: tuple[Remote, ...] = ()
+    manual = ("PieAPP may be used for non-commercial, educational purposes only (TERMS_OF_USE.pdf). After "
+              "reading the terms, download all_data_PieAPP_dataset_CVPR_2018.zip from "
+              "https://web.ece.ucsb.edu/~ekta/projects/PieAPPv0.1/ and unpack it so that "
+              "{dest}/PieAPP_dataset_CVPR_2018/ holds reference_images/ distorted_images/ labels/.")
+    after_download = ""
+
+    def load(self, root: Path, options: Mapping[str, str]) -> CorrelationSet:
+        """Read the set (:func:`load`)."""
+        return load(root)
+
+    def pack(self, root: Path, out: Path, request: PackRequest) -> PackSummary:
+        """The test set's scores (as any correlation set), or with ``request.pairs`` the labelled
+        pairs as 2AFC sets in the BAPPS format (:func:`.pack_2afc.pack_pieapp_pairs`)."""
+        if not request.pairs:
+            return super().pack(root, out, request)
+        from .pack_2afc import pack_pieapp_pairs, summary_of
+
+        path, notes = pack_pieapp_pairs(root, out, size=request.size, force=request.force,
+                                        workers=request.workers, progress=request.progress)
+        return summary_of(self.name, path, notes)
