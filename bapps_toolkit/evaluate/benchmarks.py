@@ -34,7 +34,7 @@ from .._io import PathLike
 from ..data.iqa import CorrelationSet, TwoAFCFileSet, find_benchmarks
 from ..data.iqa.pack_2afc import packed_parts, read_resized, two_afc_sets
 from ..data.iqa.pack_iqa import PackedCorrelationSet
-from ..data.iqa.registry import Benchmark, benchmarks, get_benchmark, load_correlation
+from ..data.iqa.registry import Benchmark, get_benchmark, headline_part, load_correlation, title_of
 from ..errors import DataError
 from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
@@ -64,12 +64,8 @@ class BenchmarkResult:
         return any(r["synthetic"] for r in self.rows)
 
 
-def _decode(path: Path, size: int | None) -> np.ndarray:
-    return read_resized(path, size)
-
-
 def _run_pairs(metric: Any, a: Sequence[Hashable], b: Sequence[Hashable], *, device: Any, batch_size: int,
-               size: int | None = None, decode: Callable[[Any, int | None], np.ndarray] = _decode) -> np.ndarray:
+               size: int | None = None, decode: Callable[[Any, int | None], np.ndarray] = read_resized) -> np.ndarray:
     """``D(a[i], b[i])`` for every pair, batched by image size; ``decode(key, size)`` gives an
     image (a path on disk, or an index into a packed file); decoded images of ``a`` are cached."""
     import torch
@@ -256,19 +252,6 @@ class _TwoAFCKept(NamedTuple):
     judge: np.ndarray
 
 
-def _headline_part(name: str) -> str | None:
-    """The part of a 2AFC set that the cross table shows: its first joined part, else its last part."""
-    bench = benchmarks().get(name)
-    if bench is None:
-        return None
-    return next(iter(bench.joined), bench.parts[-1] if bench.parts else None)
-
-
-def _title(name: str) -> str:
-    bench = benchmarks().get(name)
-    return bench.title if bench is not None else name
-
-
 def _packed_decoder(cset: PackedCorrelationSet) -> Callable[[Any, int | None], np.ndarray]:
     return lambda k, size: cset.image(int(k))
 
@@ -276,7 +259,7 @@ def _packed_decoder(cset: PackedCorrelationSet) -> Callable[[Any, int | None], n
 def _correlation(bench: Benchmark, root: Path, metrics: Sequence[tuple[str, Any]], opt: _Options,
                  result: BenchmarkResult, keep: dict[tuple[str, str], Any]) -> None:
     cset: CorrelationSet | PackedCorrelationSet
-    decode: Callable[[Any, int | None], np.ndarray] = _decode
+    decode: Callable[[Any, int | None], np.ndarray] = read_resized
     a: Sequence[Hashable]
     b: Sequence[Hashable]
     if root.is_file():
@@ -403,8 +386,8 @@ def cross_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]
             put(lab, "BAPPS 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
         elif r["benchmark"] == "bapps" and r["kind"] == "jnd":
             jnd.setdefault(lab, []).append(r["value"])
-        elif r["kind"] == "2afc" and r["part"] == _headline_part(r["benchmark"]):
-            put(lab, f"{_title(r['benchmark'])} 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
+        elif r["kind"] == "2afc" and r["part"] == headline_part(r["benchmark"]):
+            put(lab, f"{title_of(r['benchmark'])} 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
         elif r["kind"] == "correlation" and r["part"] == "all" and r["figure"] == "srcc":
             put(lab, f"{r['benchmark']} SRCC", (r["value"], r["ci_low"], r["ci_high"]))
     for lab, vals in jnd.items():

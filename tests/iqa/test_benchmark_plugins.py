@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from bapps_toolkit.cli.main import main
-from bapps_toolkit.data.iqa import registry
+from bapps_toolkit.data.iqa import CorrelationBenchmark, registry
 from bapps_toolkit.errors import DataError
 
 from .toy_benchmark import build_toy, toy_source
@@ -145,7 +145,7 @@ def test_bad_plugin_specs_are_named(tmp_path, monkeypatch, spec, message, forget
     ("signature", (), "empty signature"),
 ])
 def test_invalid_benchmarks_are_refused(attr, value, message):
-    class Bad(registry.CorrelationBenchmark):
+    class Bad(CorrelationBenchmark):
         name = "bad"
         title = "Bad"
         signature = ("x.csv",)

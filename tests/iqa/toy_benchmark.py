@@ -21,9 +21,8 @@ import csv
 
 import numpy as np
 
-from bapps_toolkit.data.iqa import CaseResolver, CorrelationSet
+from bapps_toolkit.data.iqa import CaseResolver, CorrelationBenchmark, CorrelationSet
 from bapps_toolkit.data.iqa.base import is_synthetic
-from bapps_toolkit.data.iqa.registry import CorrelationBenchmark
 
 
 class Toy(CorrelationBenchmark):

@@ -6,11 +6,10 @@ plugin file or an installed package adds its own); :mod:`.detect` tells which se
 :mod:`.pack_iqa` packs them into HDF5.
 """
 from .base import CaseResolver, CorrelationSet, TwoAFCFileSet
+from .defaults import CorrelationBenchmark, TwoAFCBenchmark
 from .detect import detect_format, find_benchmarks, is_bapps_source, loader
 from .registry import (
     Benchmark,
-    CorrelationBenchmark,
-    TwoAFCBenchmark,
     benchmarks,
     get_benchmark,
     load_benchmark_plugin,

@@ -23,7 +23,8 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, CorrelationSet, is_synthetic, parse_float
-from .registry import CorrelationBenchmark, Remote, register_benchmark
+from .defaults import CorrelationBenchmark
+from .registry import Remote, register_benchmark
 
 NAME = "csiq"
 SIGNATURE = ("csiq.DMOS.xlsx", "dst_imgs")

@@ -28,7 +28,8 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, TwoAFCFileSet, is_synthetic, parse_float
-from .registry import PackRequest, PackSummary, Remote, TwoAFCBenchmark, register_benchmark
+from .defaults import TwoAFCBenchmark
+from .registry import PackRequest, PackSummary, Remote, register_benchmark
 
 NAME = "nights"
 SIGNATURE = ("data.csv", "ref", "distort")

@@ -223,38 +223,6 @@ def packed_parts(path: PathLike) -> tuple[dict[str, str], str, dict[str, int], b
     return dict(parts), rule, dict(info["counts"]), bool(info["synthetic"])
 
 
-#: PieAPP split -> set key of a packed file of its labelled pairs.
-PIEAPP_KEYS = {"train": "2afc/train/pieapp", "val": "2afc/val/pieapp", "test": "2afc/val/pieapp-test"}
-
-
-def pack_pieapp_pairs(root: PathLike, out_h5: PathLike, *, size: int | None = None, force: bool = False,
-                      workers: int | None = None, progress: bool = True) -> tuple[Path, list[str]]:
-    """Pack PieAPP's labelled pairs (:func:`.pieapp.load_pairs`: ``p0 = A``, ``p1 = B``, ``judge =
-    1 - P(A preferred)``) of every split present as 2AFC sets (:data:`PIEAPP_KEYS`; the test pairs
-    as a ``val``-split category named *test*). ``size``: the module's bicubic rule; ``None`` keeps
-    the images' own size, which must then be square and shared (PieAPP: 256×256 ⚠)."""
-    from ..images import image_size
-    from .pieapp import load_pairs
-
-    sets, notes = {}, []
-    for split, key in PIEAPP_KEYS.items():
-        try:
-            sets[key] = load_pairs(root, split)
-        except DataError as exc:
-            notes.append(f"pieapp: {split} pairs left out ({exc})")
-    if not sets:
-        raise DataError(f"pieapp: no labelled pairs in {root}: " + "; ".join(notes))
-    if size is None:
-        sizes = {p: image_size(p) for s in sets.values() for p in (s.ref[0], s.p0[0], s.p1[0])}
-        if len(set(sizes.values())) != 1 or next(iter(sizes.values()))[0] != next(iter(sizes.values()))[1]:
-            shown = ", ".join(f"{p.name} {w}x{h}" for p, (w, h) in list(sizes.items())[:3])
-            raise DataError(f"pieapp: images are not of one square size ({shown}); give --size N")
-        size = next(iter(sizes.values()))[0]
-    out = write_2afc_file_sets(out_h5, sets, size=size, force=force, workers=workers, progress=progress,
-                               attrs={"benchmark": "pieapp-pairs"})
-    return out, notes
-
-
 def summary_of(name: str, path: Path, notes: list[str]) -> PackSummary:
     """The :class:`~.registry.PackSummary` of a packed 2AFC file of benchmark ``name``."""
     _, rule, counts, synthetic = packed_parts(path)

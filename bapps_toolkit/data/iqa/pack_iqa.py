@@ -323,7 +323,7 @@ def pack_benchmark(root: PathLike, out_h5: PathLike, *, format: str | None = Non
     Correlation sets keep their images' original sizes (``size`` must be ``None``) in
     ``bapps-iqa-h5/1``; NIGHTS goes to the BAPPS format at ``size`` (default 224, bicubic; see
     :mod:`.pack_2afc`); ``pairs=True`` packs PieAPP's labelled pairs instead of its test scores
-    (BAPPS format, :func:`.pack_2afc.pack_pieapp_pairs`). Each set packs by its registry entry
+    (BAPPS format, :func:`.pieapp.pack_pieapp_pairs`). Each set packs by its registry entry
     (:meth:`.registry.Benchmark.pack`).
 
     Args:

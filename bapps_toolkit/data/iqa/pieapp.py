@@ -33,7 +33,8 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, CorrelationSet, TwoAFCFileSet, is_synthetic, parse_float
-from .registry import CorrelationBenchmark, PackRequest, PackSummary, Remote, register_benchmark
+from .defaults import CorrelationBenchmark
+from .registry import PackRequest, PackSummary, Remote, register_benchmark
 
 NAME = "pieapp"
 SIGNATURE = ("labels", "reference_images", "distorted_images")
@@ -126,6 +127,38 @@ def load_pairs(root: PathLike, split: str) -> TwoAFCFileSet:
     return TwoAFCFileSet(NAME, split, r.root, refs, p0, p1, np.array(judge), synthetic=is_synthetic(r.root))
 
 
+#: PieAPP split -> set key of a packed file of its labelled pairs.
+PIEAPP_KEYS = {"train": "2afc/train/pieapp", "val": "2afc/val/pieapp", "test": "2afc/val/pieapp-test"}
+
+
+def pack_pieapp_pairs(root: PathLike, out_h5: PathLike, *, size: int | None = None, force: bool = False,
+                      workers: int | None = None, progress: bool = True) -> tuple[Path, list[str]]:
+    """Pack PieAPP's labelled pairs (:func:`.pieapp.load_pairs`: ``p0 = A``, ``p1 = B``, ``judge =
+    1 - P(A preferred)``) of every split present as 2AFC sets (:data:`PIEAPP_KEYS`; the test pairs
+    as a ``val``-split category named *test*). ``size``: the module's bicubic rule; ``None`` keeps
+    the images' own size, which must then be square and shared (PieAPP: 256×256 ⚠)."""
+    from ..images import image_size
+    from .pack_2afc import write_2afc_file_sets
+
+    sets, notes = {}, []
+    for split, key in PIEAPP_KEYS.items():
+        try:
+            sets[key] = load_pairs(root, split)
+        except DataError as exc:
+            notes.append(f"pieapp: {split} pairs left out ({exc})")
+    if not sets:
+        raise DataError(f"pieapp: no labelled pairs in {root}: " + "; ".join(notes))
+    if size is None:
+        sizes = {p: image_size(p) for s in sets.values() for p in (s.ref[0], s.p0[0], s.p1[0])}
+        if len(set(sizes.values())) != 1 or next(iter(sizes.values()))[0] != next(iter(sizes.values()))[1]:
+            shown = ", ".join(f"{p.name} {w}x{h}" for p, (w, h) in list(sizes.items())[:3])
+            raise DataError(f"pieapp: images are not of one square size ({shown}); give --size N")
+        size = next(iter(sizes.values()))[0]
+    out = write_2afc_file_sets(out_h5, sets, size=size, force=force, workers=workers, progress=progress,
+                               attrs={"benchmark": "pieapp-pairs"})
+    return out, notes
+
+
 @register_benchmark
 class PieAPPBenchmark(CorrelationBenchmark):
     """PieAPP in the benchmark registry (:mod:`.registry`)."""
@@ -149,10 +182,10 @@ class PieAPPBenchmark(CorrelationBenchmark):
 
     def pack(self, root: Path, out: Path, request: PackRequest) -> PackSummary:
         """The test set's scores (as any correlation set), or with ``request.pairs`` the labelled
-        pairs as 2AFC sets in the BAPPS format (:func:`.pack_2afc.pack_pieapp_pairs`)."""
+        pairs as 2AFC sets in the BAPPS format (:func:`pack_pieapp_pairs`)."""
         if not request.pairs:
             return super().pack(root, out, request)
-        from .pack_2afc import pack_pieapp_pairs, summary_of
+        from .pack_2afc import summary_of
 
         path, notes = pack_pieapp_pairs(root, out, size=request.size, force=request.force,
                                         workers=request.workers, progress=request.progress)

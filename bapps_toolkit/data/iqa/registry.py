@@ -13,8 +13,8 @@ pack it). ``bapps download``, ``bapps pack``, ``bapps verify`` and ``bapps evalu
   ``my_pkg.bench:MySet``) is loaded by :func:`load_benchmark_plugin`. Like a metric plugin spec,
   such a spec is code the user chose to run; no data file ever names one.
 
-Most sets subclass :class:`CorrelationBenchmark` or :class:`TwoAFCBenchmark`, which hold the
-defaults, and implement :meth:`Benchmark.load` only.
+Most sets subclass :class:`~.defaults.CorrelationBenchmark` or :class:`~.defaults.TwoAFCBenchmark`,
+which hold the defaults, and implement :meth:`Benchmark.load` only.
 
 Example:
     >>> from bapps_toolkit.data.iqa.registry import get_benchmark
@@ -156,68 +156,6 @@ class Benchmark(Protocol):
             What was written.
         """
         ...
-
-
-class CorrelationBenchmark:
-    """Defaults of a correlation set: subclass it, set the attributes and write :meth:`load`.
-
-    Packing stores the images at their own size in ``bapps-iqa-h5/1``
-    (:mod:`~bapps_toolkit.data.iqa.pack_iqa`).
-    """
-
-    name = ""
-    title = ""
-    kind: BenchmarkKind = "correlation"
-    description = ""
-    citation = ""
-    signature: tuple[str, ...] = ()
-    nested: tuple[str, ...] = ()
-    sources: tuple[Remote, ...] = ()
-    manual = ""
-    after_download = ""
-    parts: tuple[str, ...] = ()
-    joined: Mapping[str, tuple[str, ...]] = {}
-
-    def load(self, root: Path, options: Mapping[str, str]) -> CorrelationSet | TwoAFCFileSet:
-        """Read the set (to be written by the subclass).
-
-        Raises:
-            NotImplementedError: always.
-        """
-        raise NotImplementedError(f"benchmark {self.name!r} has no load()")
-
-    def pack(self, root: Path, out: Path, request: PackRequest) -> PackSummary:
-        """Pack the loaded set at its images' own sizes (see the class).
-
-        Raises:
-            DataError: ``request`` asks for a size or for pairs, or the set is unsound.
-        """
-        from .pack_iqa import pack_loaded_set
-
-        if request.pairs:
-            raise DataError(f"--pairs: only PieAPP has labelled pairs to pack as 2AFC, not {self.name}")
-        if request.size is not None:
-            raise DataError(f"--size {request.size}: {self.name} is a correlation set, packed at its images' "
-                            "original sizes (the correlation protocol scores images at native size); drop --size")
-        if out.exists() and not request.force:
-            raise FileExistsError(f"{out} already exists; pass --force (force=True) to overwrite it")
-        return pack_loaded_set(self.name, load_correlation(self, root, request.options), out)
-
-
-class TwoAFCBenchmark(CorrelationBenchmark):
-    """Defaults of a 2AFC set: :meth:`load` reads the part ``options["split"]``; packing is
-    the set's own (NIGHTS overrides :meth:`pack`)."""
-
-    kind: BenchmarkKind = "2afc"
-
-    def pack(self, root: Path, out: Path, request: PackRequest) -> PackSummary:
-        """Refuse: a 2AFC set packs only where its class says how.
-
-        Raises:
-            DataError: always.
-        """
-        raise DataError(f"benchmark {self.name!r}: packing this 2AFC set is not supported; "
-                        "evaluate its folder instead")
 
 
 _MEMBERS = ("name", "title", "kind", "description", "citation", "signature", "nested", "sources", "manual",
@@ -381,6 +319,21 @@ def load_benchmark_plugin(spec: str) -> Benchmark:
     return get_benchmark(_check(getattr(module, attr), f"benchmark plugin {spec!r}").name)
 
 
+def headline_part(name: str) -> str | None:
+    """The part of the 2AFC set ``name`` that a cross-benchmark table shows: its first joined part
+    (NIGHTS: ``test``), else its last part; ``None`` for a set not registered here."""
+    bench = benchmarks().get(name)
+    if bench is None:
+        return None
+    return next(iter(bench.joined), bench.parts[-1] if bench.parts else None)
+
+
+def title_of(name: str) -> str:
+    """The usual spelling of the set ``name`` (``name`` itself for a set not registered here)."""
+    bench = benchmarks().get(name)
+    return bench.title if bench is not None else name
+
+
 def load_correlation(bench: Benchmark, root: Path, options: Mapping[str, str]) -> CorrelationSet:
     """``bench.load(root, options)``, checked to be a correlation set.
 
@@ -412,7 +365,6 @@ PLUGIN_HELP = ("a benchmark of your own: path/to/file.py:CLASS or package.module
 
 
 __all__ = ["ENTRY_POINT_GROUP", "BUILTIN_MODULES", "KINDS", "PLUGIN_HELP", "Benchmark", "BenchmarkKind",
-           "CorrelationBenchmark", "TwoAFCBenchmark", "PackRequest", "PackSummary", "Remote", "benchmark_names",
-           "benchmarks", "get_benchmark", "help_list", "load_correlation", "load_benchmark_plugin",
-           "load_benchmark_plugins", "register_benchmark",
-           "unregister_benchmark"]
+           "PackRequest", "PackSummary", "Remote", "benchmark_names", "benchmarks", "get_benchmark", "headline_part",
+           "help_list", "load_correlation", "load_benchmark_plugin", "load_benchmark_plugins", "register_benchmark",
+           "title_of", "unregister_benchmark"]
