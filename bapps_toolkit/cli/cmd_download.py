@@ -1,6 +1,6 @@
 """``bapps download``: fetch and unpack the official BAPPS archives (resumable, verified, safe).
 
-    bapps download --root DIR [--val-only] [--base-url URL] [--from-archive PATH] [--no-progress]
+bapps download --root DIR [--val-only] [--base-url URL] [--from-archive PATH] [--no-progress]
 """
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from ..data.iqa.registry import PLUGIN_HELP, help_list
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the command to ``subparsers``; returns its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "download",
         help="download and unpack the BAPPS archives (jnd, 2AFC val, 2AFC train)",
         description=(

@@ -1,6 +1,7 @@
 """``bapps pack ROOT OUT.h5`` / ``bapps pack A.csv [B.csv ...] OUT.h5``: pack every set of a
 BAPPS folder tree, or of CSV manifests, into one HDF5 file; or one IQA benchmark folder (NIGHTS,
-TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP; detected or named by --format)."""
+TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP; detected or named by --format).
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,9 @@ from ..data.iqa.registry import PLUGIN_HELP, help_list
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the command to ``subparsers``; returns its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "pack", help="pack a BAPPS folder tree or CSV manifests into one HDF5 file",
         description="Decode every image of a BAPPS folder tree (or of the CSV manifests of your "
                     "own 2AFC triplets / JND pairs: columns ref,p0,p1,judge or votes_p0,votes_p1; "

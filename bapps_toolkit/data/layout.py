@@ -73,12 +73,7 @@ def is_set_key(key: str) -> bool:
             and valid_category(parts[2]))
 
 
-def is_bapps_key(key: str) -> bool:
-    """True for one of BAPPS's own set keys (:data:`ALL_KEYS`)."""
-    return key in ALL_KEYS
-
-
-def _key_rank(key: str) -> tuple:
+def _key_rank(key: str) -> tuple[int, int, int, int, str]:
     kind, split, cat = key.split("/")
     cats = _BAPPS_CATEGORIES[kind].get(split, ())
     split_rank = SPLITS[kind].index(split)
@@ -89,7 +84,8 @@ def _key_rank(key: str) -> tuple:
 
 def order_keys(keys: Iterable[str]) -> list[str]:
     """Valid set keys without duplicates, in the canonical order of the module docstring
-    (for BAPPS's keys alone: the order of :data:`ALL_KEYS`)."""
+    (for BAPPS's keys alone: the order of :data:`ALL_KEYS`).
+    """
     return sorted({k for k in keys if is_set_key(k)}, key=_key_rank)
 
 
@@ -211,7 +207,8 @@ class SetFiles:
     """The paired files of one set: ``files[folder][i]`` all share ``stems[i]``.
 
     A set defined by a CSV manifest (:mod:`.manifest`) has no judgment files: ``judgments``
-    holds its values (float32 ``[N]``) and ``n_votes`` its raters per item (or ``None``)."""
+    holds its values (float32 ``[N]``) and ``n_votes`` its raters per item (or ``None``).
+    """
 
     key: str
     folder: Path
@@ -227,7 +224,8 @@ class SetFiles:
 def list_folder(folder: Path, exts: Iterable[str]) -> dict[str, Path]:
     """``{stem: path}`` of the files of ``folder`` with one of the extensions ``exts`` (any
     case); hidden files are skipped. Every stem must be a valid item id (:mod:`.ids`) and unique
-    ignoring case, or a :class:`DataError` names the folder and the file."""
+    ignoring case, or a :class:`DataError` names the folder and the file.
+    """
     exts = tuple(exts)
     by_stem: dict[str, Path] = {}
     keys: dict[str, str] = {}

@@ -98,7 +98,7 @@ def select_keys(present: Sequence[str], selectors: str | Sequence[str] | None, *
         chosen = [k for k in avail if default_split is None or k.split("/")[1:2] == [default_split]]
         if not chosen:
             which = f"{default_split} " if default_split else ""
-            raise DataError(f"no {shown} {which}sets in {where} (present: {', '.join(present) or 'none'})"
+            raise DataError(f"no {shown} {which}sets in {where} (found: {', '.join(present) or 'none'})"
                             + ("; train sets are used only when named, e.g. datasets=['train']"
                                if default_split == "val" else ""))
         return Selection(chosen)

@@ -40,13 +40,15 @@ from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
 from ..scores import HUMAN, MEAN_CATEGORY, bootstrap_distribution, paired_bootstrap, score_2afc
 from .compare import check_compare
-from .resolve import WeightSpecs, trusted_with_metrics
-from .runner import metric_label, resolve_metric, run_evaluation
+from .resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
+from .runner import run_evaluation
 
 ROW_KEYS = ("metric", "label", "calibrated", "benchmark", "kind", "part", "figure", "n", "value",
             "ci_low", "ci_high", "synthetic", "direction")
 NIGHTS_PARTS = ("val", "test_imagenet", "test_no_imagenet", "test")
 NIGHTS_SIZE = 224
+#: A cell of :func:`cross_table`: ``(value, ci_low, ci_high)``.
+Cell = tuple[float, float, float]
 
 
 @dataclass
@@ -67,7 +69,8 @@ class BenchmarkResult:
 def _run_pairs(metric: Any, a: Sequence[Hashable], b: Sequence[Hashable], *, device: Any, batch_size: int,
                size: int | None = None, decode: Callable[[Any, int | None], np.ndarray] = read_resized) -> np.ndarray:
     """``D(a[i], b[i])`` for every pair, batched by image size; ``decode(key, size)`` gives an
-    image (a path on disk, or an index into a packed file); decoded images of ``a`` are cached."""
+    image (a path on disk, or an index into a packed file); decoded images of ``a`` are cached.
+    """
     import torch
 
     from ..data import to_model_input
@@ -127,7 +130,8 @@ def _row(mid: str, metric: Any, bench: str, kind: str, part: str, figure: str, n
 @dataclass(frozen=True)
 class FitNote:
     """Resamples of one set whose logistic fit (PLCC/RMSE) did not converge within its budget:
-    ``parts`` lists ``part non-converged/fitted`` for each part (``all``, ``type:…``) that had any."""
+    ``parts`` lists ``part non-converged/fitted`` for each part (``all``, ``type:…``) that had any.
+    """
 
     metric: str
     benchmark: str
@@ -143,7 +147,8 @@ def score_correlation_set(cset: Any, mid: str, metric: Any, distances: np.ndarra
                           notes: list[FitNote] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows (overall and per distortion type, each with reference-resampling intervals) and the
     scatter data of one set (a :class:`CorrelationSet` or a packed one); a :class:`FitNote` is
-    appended to ``notes`` when resampled logistic fits did not converge."""
+    appended to ``notes`` when resampled logistic fits did not converge.
+    """
     notes = notes if notes is not None else []
     direction = ("distance vs MOS (higher = better): prediction = -distance" if cset.higher_is_better
                  else "distance vs DMOS (higher = worse): prediction = distance")
@@ -226,7 +231,8 @@ def _two_afc_packed(bench: Benchmark, path: Path, opt: _Options) -> tuple[dict[s
 def _two_afc(bench: Benchmark, root: Path, metrics: Sequence[tuple[str, Any]], opt: _Options,
              result: BenchmarkResult, keep: dict[tuple[str, str], Any]) -> None:
     """Each part of a 2AFC set (NIGHTS: val and the two test parts) and each joined part
-    (NIGHTS: ``test``, the two test parts joined: their count-weighted total)."""
+    (NIGHTS: ``test``, the two test parts joined: their count-weighted total).
+    """
     parts, notes = _two_afc_packed(bench, root, opt) if root.is_file() else _two_afc_folder(bench, root, opt)
     result.notes += notes
     for mid, metric in metrics:
@@ -279,7 +285,8 @@ def _correlation(bench: Benchmark, root: Path, metrics: Sequence[tuple[str, Any]
         keep[(mid, cset.name)] = (scatter["s"], cset.score, cset.ref_id)
 
 
-def _bapps(root: Path, specs, opt: _Options, result: BenchmarkResult, keep: dict, weights: dict,
+def _bapps(root: Path, specs: list[Any], opt: _Options, result: BenchmarkResult, keep: dict[tuple[str, str], Any],
+           weights: dict[str, Any],
            pair: tuple[str, str] | None) -> None:
     ev = run_evaluation(root, specs, device=opt.device, n_boot=opt.n_boot, seed=opt.seed, progress=False,
                         compare=pair, **weights)
@@ -345,7 +352,7 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
     return result
 
 
-def _compare(keep: dict, a: str, b: str, opt: _Options) -> list[dict[str, Any]]:
+def _compare(keep: dict[tuple[str, str], Any], a: str, b: str, opt: _Options) -> list[dict[str, Any]]:
     out = []
     for (mid, key), va in keep.items():
         if mid != a or (b, key) not in keep or key.startswith("bapps/"):
@@ -362,16 +369,17 @@ def _compare(keep: dict, a: str, b: str, opt: _Options) -> list[dict[str, Any]]:
     return out
 
 
-def cross_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], tuple]]:
+def cross_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], Cell]]:
     """``(metric labels, column names, cells)``: BAPPS 2AFC mean, BAPPS JND mAP (mean of its
     categories), NIGHTS 2AFC (test total), then SRCC per correlation set; a cell is
-    ``(value, ci_low, ci_high)`` (``nan`` bounds where no interval is defined)."""
-    cells: dict[tuple[str, str], tuple] = {}
+    ``(value, ci_low, ci_high)`` (``nan`` bounds where no interval is defined).
+    """
+    cells: dict[tuple[str, str], Cell] = {}
     labels: list[str] = []
     cols: list[str] = []
     jnd: dict[str, list[float]] = {}
 
-    def put(label: str, col: str, cell: tuple) -> None:
+    def put(label: str, col: str, cell: Cell) -> None:
         if label not in labels:
             labels.append(label)
         if col not in cols:

@@ -90,7 +90,8 @@ class EvaluationResult:
 def default_batch_size(device: torch.device) -> int:
     """Triplets per batch: 1000 on a GPU; 50 on a CPU, where a batch of 150 64² images keeps the
     AlexNet activations in the cache (issue 15: lpips-alex 792–840 items/s at 50 against 650–700
-    at 250 on a 2-core AVX-512 CPU)."""
+    at 250 on a 2-core AVX-512 CPU).
+    """
     return 1000 if device.type == "cuda" else 50
 
 
@@ -250,7 +251,8 @@ def run_evaluation(
 
 class SelectionNote(UserWarning):
     """A short form of ``datasets`` that names no mode selected sets of both modes (``val/cnn``:
-    ``2afc/val/cnn`` and ``jnd/val/cnn``); the message says which (``bapps evaluate`` prints it)."""
+    ``2afc/val/cnn`` and ``jnd/val/cnn``); the message says which (``bapps evaluate`` prints it).
+    """
 
 
 def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> list[str]:

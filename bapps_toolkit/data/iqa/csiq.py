@@ -34,7 +34,7 @@ TYPES = {"noise": ("awgn", "AWGN"), "blur": ("blur", "BLUR"), "contrast": ("cont
 _NEEDED = ("image", "dst_type", "dst_lev", "dmos")
 
 
-def _text(v) -> str:
+def _text(v: object) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return "" if v is None else str(v).strip()

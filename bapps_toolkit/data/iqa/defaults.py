@@ -70,7 +70,8 @@ class CorrelationBenchmark:
 
 class TwoAFCBenchmark(CorrelationBenchmark):
     """Defaults of a 2AFC set: :meth:`load` reads the part ``options["split"]``; packing is
-    the set's own (NIGHTS overrides :meth:`pack`)."""
+    the set's own (NIGHTS overrides :meth:`pack`).
+    """
 
     kind: BenchmarkKind = "2afc"
 

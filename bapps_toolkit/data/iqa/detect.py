@@ -21,7 +21,8 @@ from .registry import benchmark_names, benchmarks, get_benchmark
 
 def __getattr__(name: str) -> tuple[str, ...]:
     """The format lists, read from the registry when asked (so plugins count):
-    ``FORMATS`` (``bapps`` and every registered set), ``CORRELATION_FORMATS``, ``TWOAFC_FORMATS``."""
+    ``FORMATS`` (``bapps`` and every registered set), ``CORRELATION_FORMATS``, ``TWOAFC_FORMATS``.
+    """
     if name == "FORMATS":
         return ("bapps", *benchmark_names())
     if name == "CORRELATION_FORMATS":
@@ -39,7 +40,8 @@ def _has(folder: Path, names: tuple[str, ...]) -> bool:
 def _root_attrs(path: PathLike, names: tuple[str, ...]) -> dict[str, str] | None:
     """The root attributes ``names`` of an HDF5 file that hold text (others are left out), or
     ``None`` when the file cannot be opened; a damaged attribute is left for the readers (which
-    name it) to report."""
+    name it) to report.
+    """
     import h5py
 
     from ..h5safe import H5_ERRORS, attr_text
@@ -68,7 +70,8 @@ def packed_marker(path: PathLike) -> str | None:
 def packed_format(path: PathLike) -> str | None:
     """The benchmark a packed ``.h5`` holds: a correlation set's name (``bapps-iqa-h5/1``),
     ``"nights"`` (``bapps-h5/1`` with ``benchmark = "nights"``, :mod:`.pack_2afc`), ``"bapps"``
-    (any other ``bapps-h5/1`` file), or ``None`` (not a readable file of ours)."""
+    (any other ``bapps-h5/1`` file), or ``None`` (not a readable file of ours).
+    """
     attrs = _root_attrs(path, ("bapps_toolkit_format", "benchmark", "set_name"))
     if attrs is None:
         return None
@@ -139,7 +142,8 @@ def find_benchmarks(folder: PathLike, format: str | None = None) -> list[tuple[s
 
 def iqa_format(source: PathLike) -> str | None:
     """The one non-BAPPS benchmark layout the folder ``source`` holds, else ``None`` (a BAPPS
-    folder, a file, several layouts or none)."""
+    folder, a file, several layouts or none).
+    """
     p = Path(source)
     if not p.is_dir():
         return None
@@ -167,7 +171,8 @@ def loader(format: str) -> Callable[..., CorrelationSet | TwoAFCFileSet]:
 def is_bapps_source(source: PathLike) -> bool:
     """``True`` when ``source`` is a BAPPS folder root (``2afc/`` or ``jnd/``) or a packed BAPPS
     ``.h5`` (not a packed IQA set or NIGHTS file; a missing or foreign ``.h5`` counts as BAPPS, so
-    the BAPPS reader names what is wrong with it)."""
+    the BAPPS reader names what is wrong with it).
+    """
     p = Path(source)
     if p.suffix.lower() in (".h5", ".hdf5"):
         return not p.is_file() or packed_format(p) in ("bapps", None)

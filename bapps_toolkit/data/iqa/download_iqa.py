@@ -82,7 +82,8 @@ def check_zip_members(archive: PathLike, infos: list[zipfile.ZipInfo]) -> None:
 
 def safe_extract_zip(archive: PathLike, dest: PathLike) -> list[Path]:
     """Check every member, unpack into a temporary folder inside ``dest``, rename each top-level
-    entry into place (an existing entry of that name is replaced whole); return those entries."""
+    entry into place (an existing entry of that name is replaced whole); return those entries.
+    """
     archive, dest = Path(archive), Path(dest)
     try:
         zf = zipfile.ZipFile(archive)

@@ -55,7 +55,7 @@ def _mat(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     return out
 
 
-def _refname(cell) -> str:
+def _refname(cell: object) -> str:
     v = np.asarray(cell).reshape(-1)
     return str(v[0]) if v.size else ""
 

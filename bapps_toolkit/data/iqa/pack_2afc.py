@@ -74,7 +74,8 @@ def _decode_chunk(paths: tuple[str, ...], size: int) -> np.ndarray:
 
 def _stems(tset: TwoAFCFileSet) -> list[str]:
     """The items' stems: the p0 files' paths below the root with ``/`` as ``_``, or the item
-    numbers (``000000``…) when those are not all valid, unique item ids (:mod:`..ids`)."""
+    numbers (``000000``…) when those are not all valid, unique item ids (:mod:`..ids`).
+    """
     stems = []
     for p in tset.p0:
         try:
@@ -113,7 +114,8 @@ def write_2afc_file_sets(out_h5: PathLike, sets: dict[str, TwoAFCFileSet], *, si
                          attrs: dict[str, Any] | None = None, force: bool = False,
                          workers: int | None = None, progress: bool = True) -> Path:
     """Write ``sets`` (key -> triplets on disk) as one ``bapps-h5/1`` file at ``size`` (rule in
-    the module docstring), atomically, under a lock; ``attrs`` are added to the file's."""
+    the module docstring), atomically, under a lock; ``attrs`` are added to the file's.
+    """
     import h5py
 
     from ..layout import order_keys, split_key

@@ -128,7 +128,8 @@ def _fits(ds: Any, holds: str, shape: tuple[int | None, ...]) -> bool:
 def _open(path: Path) -> tuple[Any, IqaAttrs, dict[str, Any]]:
     """Open ``path`` read-only and check its marker, attributes and every array's dtype, shape
     and storage against the schema and the file's size (nothing of the arrays is read);
-    returns ``(file, attributes, {name: dataset})``. The caller closes the file."""
+    returns ``(file, attributes, {name: dataset})``. The caller closes the file.
+    """
     import h5py
 
     from ..h5safe import H5_ERRORS

@@ -136,7 +136,8 @@ def pack_pieapp_pairs(root: PathLike, out_h5: PathLike, *, size: int | None = No
     """Pack PieAPP's labelled pairs (:func:`.pieapp.load_pairs`: ``p0 = A``, ``p1 = B``, ``judge =
     1 - P(A preferred)``) of every split present as 2AFC sets (:data:`PIEAPP_KEYS`; the test pairs
     as a ``val``-split category named *test*). ``size``: the module's bicubic rule; ``None`` keeps
-    the images' own size, which must then be square and shared (PieAPP: 256×256 ⚠)."""
+    the images' own size, which must then be square and shared (PieAPP: 256×256 ⚠).
+    """
     from ..images import image_size
     from .pack_2afc import write_2afc_file_sets
 
@@ -182,7 +183,8 @@ class PieAPPBenchmark(CorrelationBenchmark):
 
     def pack(self, root: Path, out: Path, request: PackRequest) -> PackSummary:
         """The test set's scores (as any correlation set), or with ``request.pairs`` the labelled
-        pairs as 2AFC sets in the BAPPS format (:func:`pack_pieapp_pairs`)."""
+        pairs as 2AFC sets in the BAPPS format (:func:`pack_pieapp_pairs`).
+        """
         if not request.pairs:
             return super().pack(root, out, request)
         from .pack_2afc import summary_of
