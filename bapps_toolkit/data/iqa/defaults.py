@@ -69,8 +69,10 @@ class CorrelationBenchmark:
 
 
 class TwoAFCBenchmark(CorrelationBenchmark):
-    """Defaults of a 2AFC set: :meth:`load` reads the part ``options["split"]``; packing is
-    the set's own (NIGHTS overrides :meth:`pack`).
+    """Defaults of a 2AFC set.
+
+    :meth:`load` reads the part ``options["split"]``; packing is the set's own (NIGHTS overrides
+    :meth:`pack`).
     """
 
     kind: BenchmarkKind = "2afc"

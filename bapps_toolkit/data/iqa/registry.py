@@ -320,8 +320,9 @@ def load_benchmark_plugin(spec: str) -> Benchmark:
 
 
 def headline_part(name: str) -> str | None:
-    """The part of the 2AFC set ``name`` that a cross-benchmark table shows: its first joined part
-    (NIGHTS: ``test``), else its last part; ``None`` for a set not registered here.
+    """The part of the 2AFC set ``name`` that a cross-benchmark table shows.
+
+    Its first joined part (NIGHTS: ``test``), else its last part; ``None`` for a set not registered here.
     """
     bench = benchmarks().get(name)
     if bench is None:
