@@ -243,7 +243,8 @@ def _load_all() -> None:
 def benchmarks() -> dict[str, Benchmark]:
     """``{name: benchmark}`` of every registered set: built-ins first, then entry points and plugins."""
     _load_all()
-    return dict(_REGISTRY)
+    order = [n for n in BUILTIN_MODULES if n in _REGISTRY] + [n for n in _REGISTRY if n not in BUILTIN_MODULES]
+    return {n: _REGISTRY[n] for n in order}
 
 
 def benchmark_names(kind: BenchmarkKind | None = None) -> tuple[str, ...]:
