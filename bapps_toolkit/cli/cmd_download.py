@@ -1,17 +1,18 @@
 """``bapps download``: fetch and unpack the official BAPPS archives (resumable, verified, safe).
 
-    bapps download --root DIR [--val-only] [--base-url URL] [--from-archive PATH] [--no-progress]
+bapps download --root DIR [--val-only] [--base-url URL] [--from-archive PATH] [--no-progress]
 """
 from __future__ import annotations
 
 import argparse
 
-from ..data.iqa.download_iqa import DATASETS
+from ..data.iqa.registry import PLUGIN_HELP, help_list
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the command to ``subparsers``; returns its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "download",
         help="download and unpack the BAPPS archives (jnd, 2AFC val, 2AFC train)",
         description=(
@@ -34,13 +35,16 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--keep-archives", action="store_true",
                    help="keep the .tar.gz files after unpacking (default: delete them)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or messages")
-    p.add_argument("--dataset", default="bapps", choices=("bapps", *DATASETS),
-                   help="which data set (default bapps); sets that need registration print what to do")
+    p.add_argument("--dataset", default="bapps", metavar="NAME",
+                   help="which data set (default bapps); sets that need registration print what to do: "
+                        + help_list(with_bapps=True))
+    p.add_argument("--benchmark-plugin", action="append", default=[], metavar="SPEC", help=PLUGIN_HELP)
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    """Download BAPPS, or the benchmark ``--dataset`` names."""
     if args.dataset != "bapps":
         return _run_benchmark(args)
     from ..data.download import download_bapps
@@ -55,9 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_benchmark(args: argparse.Namespace) -> int:
-    from ..data.iqa.download_iqa import MANUAL, download_benchmark, instructions
+    from ..data.iqa.download_iqa import download_benchmark, instructions
+    from ..data.iqa.registry import get_benchmark, load_benchmark_plugins
 
-    if args.dataset in MANUAL:
+    load_benchmark_plugins(args.benchmark_plugin)
+    if not get_benchmark(args.dataset).sources:
         print(instructions(args.dataset, args.root))
         return 1
     results = download_benchmark(args.dataset, args.root, base_url=args.base_url,

@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..data.iqa.detect import FORMATS  # torch-free: `bapps evaluate --help` imports neither torch nor pandas
+from ..data.iqa.registry import PLUGIN_HELP, help_list  # torch-free: `--help` imports neither torch nor pandas
 from ..errors import BappsError
 from ._parser import examples
 
@@ -31,8 +31,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                                   "--out results.csv --markdown results.md",
                                   "bapps evaluate bapps.h5 --metrics lpips-alex --precision bf16 --compile"))
     p.add_argument("data", metavar="DATA", help="BAPPS folder root or packed .h5 file; an IQA benchmark "
-                                                "(NIGHTS, TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP) folder or "
-                                                "packed .h5; or a folder holding several of them")
+                                                "folder or packed .h5 (see --format); or a folder holding several")
     p.add_argument("--metrics", nargs="+", default=[], metavar="NAME",
                    help="metric names (see `bapps metrics`), e.g. l2-lab ssim lpips-alex; the preset paper "
                         "(the paper's Table 5 metrics); or plugins: package.module:attr, path/to/file.py:attr")
@@ -84,8 +83,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "the images, distances, calibrated probability and spatial maps")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", help="do not print the table")
-    p.add_argument("--format", default=None, choices=FORMATS,
-                   help="the benchmark DATA holds (default: detected; a folder may hold several)")
+    p.add_argument("--format", default=None, metavar="NAME",
+                   help="the benchmark DATA holds (default: detected; a folder may hold several): "
+                        + help_list(with_bapps=True))
+    p.add_argument("--benchmark-plugin", action="append", default=[], metavar="SPEC", help=PLUGIN_HELP)
     p.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"),
                    help="paired difference of metric A minus metric B (two of the evaluated metric ids) "
                         "on each set, and on the BAPPS 2AFC mean, with its interval and p-value, in every report")
@@ -119,11 +120,13 @@ def _selection_notes():
 def run(args) -> int:
     from .._distributed import is_main_process
     from ..data.iqa import is_bapps_source
+    from ..data.iqa.registry import load_benchmark_plugins
     from ..report import ReportFiles, evaluate_to_reports, to_markdown
     from . import cmd_benchmarks
 
     if not args.metrics and not args.checkpoint:
         raise BappsError("nothing to evaluate: give --metrics NAME... and/or --checkpoint PATH")
+    load_benchmark_plugins(args.benchmark_plugin)
     if args.format != "bapps" and (args.format is not None or not is_bapps_source(args.data)):
         if args.precision != "fp32" or args.compile:
             raise BappsError("--precision and --compile apply to BAPPS data; the other benchmarks run in fp32")

@@ -1,18 +1,18 @@
 """``bapps pack ROOT OUT.h5`` / ``bapps pack A.csv [B.csv ...] OUT.h5``: pack every set of a
 BAPPS folder tree, or of CSV manifests, into one HDF5 file; or one IQA benchmark folder (NIGHTS,
-TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP; detected or named by --format)."""
+TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP; detected or named by --format).
+"""
 from __future__ import annotations
 
 import argparse
 
-from ..data.iqa.detect import MODULES
+from ..data.iqa.registry import PLUGIN_HELP, help_list
 from ._parser import examples
 
-IQA_FORMATS = tuple(MODULES)
 
-
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the command to ``subparsers``; returns its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "pack", help="pack a BAPPS folder tree or CSV manifests into one HDF5 file",
         description="Decode every image of a BAPPS folder tree (or of the CSV manifests of your "
                     "own 2AFC triplets / JND pairs: columns ref,p0,p1,judge or votes_p0,votes_p1; "
@@ -31,15 +31,16 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "non-square ones centre-cropped to their shorter side first (default: the "
                         "images' own size, which must be square and shared: nothing is resized "
                         "unless asked; BAPPS's patches are 64x64)")
-    p.add_argument("--format", default=None, choices=IQA_FORMATS,
-                   help="the IQA benchmark ROOT holds (default: detected). NIGHTS is packed in the BAPPS "
-                        "format at --size (default 224, bicubic, DreamSim's rule) for training and "
-                        "evaluation; correlation sets keep their images' original sizes")
+    p.add_argument("--format", default=None, metavar="NAME",
+                   help="the IQA benchmark ROOT holds (default: detected): " + help_list()
+                        + ". NIGHTS is packed in the BAPPS format at --size (default 224, bicubic, DreamSim's rule) "
+                          "for training and evaluation; correlation sets keep their images' original sizes")
     p.add_argument("--live-scores", default="realigned", choices=("realigned", "dmos"),
                    help="LIVE: pack dmos_new of dmos_realigned.mat (default) or dmos.mat")
     p.add_argument("--pairs", action="store_true",
                    help="PieAPP: pack its labelled pairs (train/val/test) as 2AFC sets in the BAPPS format "
                         "(for training) instead of the test set's per-image scores")
+    p.add_argument("--benchmark-plugin", action="append", default=[], metavar="SPEC", help=PLUGIN_HELP)
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT.h5")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -50,7 +51,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 def _iqa(args: argparse.Namespace) -> bool:
     """True when the one source is an IQA benchmark folder (named by --format or detected)."""
     from ..data.iqa.detect import iqa_format
+    from ..data.iqa.registry import load_benchmark_plugins
 
+    load_benchmark_plugins(args.benchmark_plugin)
     return args.format is not None or (len(args.sources) == 1 and iqa_format(args.sources[0]) is not None)
 
 
@@ -62,10 +65,10 @@ def _run_iqa(args: argparse.Namespace) -> int:
     info = pack_benchmark(args.sources[0], args.out, format=args.format, size=args.size,
                           live_scores=args.live_scores, pairs=args.pairs, force=args.force, workers=args.workers,
                           progress=not args.no_progress)
-    sets = ", ".join(f"{k} {n}" for k, n in info["sets"].items())
-    print(f"packed {info['format']} ({info['items']} items: {sets}) into {info['path']}; {info['size_rule']}"
-          + (" [SYNTHETIC data]" if info["synthetic"] else ""))
-    for note in info["notes"]:
+    sets = ", ".join(f"{k} {n}" for k, n in info.sets.items())
+    print(f"packed {info.format} ({info.items} items: {sets}) into {info.path}; {info.size_rule}"
+          + (" [SYNTHETIC data]" if info.synthetic else ""))
+    for note in info.notes:
         print(f"note: {note}")
     return 0
 

@@ -6,8 +6,9 @@ import argparse
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the command to ``subparsers``; returns its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "verify", help="re-check a packed HDF5 file (schema, counts, SHA-256 of every array)",
         description="Exit 0 with a summary when the file is sound; exit 2 naming the file and "
                     "array otherwise.",

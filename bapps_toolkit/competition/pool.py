@@ -74,14 +74,15 @@ def _packed(path: Path) -> Pool:
 
 
 def _benchmark(folder: Path, format: str | None) -> Pool:
-    from ..data.iqa import detect_format, loader
+    from ..data.iqa import detect_format
     from ..data.iqa.detect import CORRELATION_FORMATS
+    from ..data.iqa.registry import get_benchmark, load_correlation
 
     fmt = detect_format(folder, format)
     if fmt not in CORRELATION_FORMATS:
         raise DataError(f"{folder}: a gMAD pool needs a correlation benchmark ({', '.join(CORRELATION_FORMATS)}) "
                         f"or a folder with ref/ and dist/, not {fmt}")
-    cset = loader(fmt)(folder)
+    cset = load_correlation(get_benchmark(fmt), folder, {})
     keep = [i for i in range(len(cset)) if cset.dist[i] != cset.ref[i]]
     refs = {f"r{k:06d}": p for k, p in enumerate(dict.fromkeys(cset.ref[i] for i in keep))}
     ids = {p: rid for rid, p in refs.items()}

@@ -43,7 +43,8 @@ class TwoAFCSet:
     """One 2AFC split/category: ``ref``, ``p0``, ``p1`` uint8 ``[N, S, S, 3]`` (numpy, or torch
     on a device; ``S`` = :attr:`size`), ``judge`` float32 ``[N]`` = fraction of raters who
     preferred ``p1``; ``n_votes`` int64 ``[N]`` raters per triplet where the set was packed from
-    vote counts, else ``None``."""
+    vote counts, else ``None``.
+    """
 
     split: str
     category: str
@@ -72,7 +73,8 @@ class TwoAFCSet:
 class JNDSet:
     """One JND split/category: ``p0``, ``p1`` uint8 ``[N, S, S, 3]``, ``same`` float32 ``[N]`` =
     fraction of raters who said the two patches look the same; ``n_votes`` as in
-    :class:`TwoAFCSet`."""
+    :class:`TwoAFCSet`.
+    """
 
     split: str
     category: str
@@ -124,7 +126,8 @@ def _h5_array(ds: Any, device: torch.device | None, start: int = 0, stop: int | 
     ``ds`` belongs to a file checked by :func:`~.h5format.open_h5`, so its rows are stored in
     the file and the buffer is no larger than what the file holds. On a non-CPU device the
     rows stream through a bounded host buffer, so host memory stays small however large the
-    set."""
+    set.
+    """
     stop = ds.shape[0] if stop is None else stop
     n = stop - start
     shape = (n,) + tuple(ds.shape[1:])
@@ -259,7 +262,8 @@ def _single(keys: list[str], asked: str) -> str:
 def iter_2afc_chunks(source: PathLike, key: str, chunk_size: int = 1024, *,
                      device: DeviceLike = None) -> Iterator[TwoAFCSet]:
     """Yield consecutive pieces (at most ``chunk_size`` triplets) of one 2AFC set; memory stays
-    bounded by the chunk size. ``key``: ``"2afc/val/cnn"`` or ``"val/cnn"``."""
+    bounded by the chunk size. ``key``: ``"2afc/val/cnn"`` or ``"val/cnn"``.
+    """
     return _iter_chunks(source, key, chunk_size, "2afc", device)
 
 

@@ -57,7 +57,8 @@ def _decode_task(image_lists: tuple[tuple[str, ...], ...], judgment_list: tuple[
 
 def _tasks(sf: SetFiles) -> Iterator[tuple[int, tuple[tuple[str, ...], ...], tuple[str, ...]]]:
     """Slices of a set; the judgment files of a slice are empty when ``sf.judgments`` holds
-    the values already (a CSV-defined set)."""
+    the values already (a CSV-defined set).
+    """
     folders = folders_of(sf.key)
     img_folders, jfolder = folders[:-1], folders[-1]
     for start in range(0, len(sf), TASK_ITEMS):
@@ -70,7 +71,8 @@ def _tasks(sf: SetFiles) -> Iterator[tuple[int, tuple[tuple[str, ...], ...], tup
 @contextlib.contextmanager
 def decode_pool(workers: int | None, n_images: int) -> Iterator[cf.Executor | None]:
     """A process pool for decoding, or ``None`` when one worker (or a small job) suffices; its
-    workers end with this process, even when it is killed (:func:`~bapps_toolkit._workers.process_pool`)."""
+    workers end with this process, even when it is killed (:func:`~bapps_toolkit._workers.process_pool`).
+    """
     w = default_workers() if workers is None else int(workers)
     if w < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -88,7 +90,8 @@ def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar=None, size: int = P
                  crop: bool = False) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
     """Yield ``(start, [images per image folder], judgments)`` for consecutive slices, in order;
     images are decoded to ``size`` by the rule of :mod:`.images` (``crop``: centre-crop a
-    non-square image instead of refusing it)."""
+    non-square image instead of refusing it).
+    """
     for start, arrays, j in _iter_raw(sf, pool, bar, size, crop):
         if sf.judgments is not None:
             j = np.asarray(sf.judgments[start:start + len(arrays[0])], dtype=np.float32)

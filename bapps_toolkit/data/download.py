@@ -154,7 +154,8 @@ def _clean_stale_temps(root: Path) -> None:
     """Remove what killed runs of :func:`download_bapps` left in ``root`` (call under its lock):
     extraction folders ``.bapps_extract-*`` (in ``root`` and ``root/2afc``) and the atomic-write
     temporaries of the manifest and the completion markers. Other files' temporaries are left
-    alone: ``root`` may also receive, say, a packed file written under a lock of its own."""
+    alone: ``root`` may also receive, say, a packed file written under a lock of its own.
+    """
     for folder in (root, root / "2afc"):
         remove_stale_temps(folder, EXTRACT_TMP_PREFIX + "*")
     remove_stale_temps(root, f".{MANIFEST_NAME}{TMP_MARK}*")
@@ -164,7 +165,8 @@ def _clean_stale_temps(root: Path) -> None:
 def _drop_download_leftovers(root: Path, spec: ArchiveSpec, keep_archive: bool) -> None:
     """Once ``spec`` is extracted: delete its ``.part``/``.part.json`` (a run killed between
     publishing the archive and removing its side file leaves the latter) and, unless
-    ``keep_archive``, the archive itself."""
+    ``keep_archive``, the archive itself.
+    """
     archive = root / spec.name
     leftovers = [part_path(archive), info_path(archive)] + ([] if keep_archive else [archive])
     for leftover in leftovers:
@@ -243,7 +245,8 @@ def _unpack_local(root: Path, archive: Path, manifest: dict, progress: bool) -> 
 
 def _check_room(root: Path, todo: list[ArchiveSpec]) -> None:
     """Refuse up front when ``root``'s disk cannot hold what ``todo`` still needs (the rest of
-    each download, from a kept archive or ``.part``, plus its unpacked files)."""
+    each download, from a kept archive or ``.part``, plus its unpacked files).
+    """
     if not todo:
         return
     need = 0
@@ -292,7 +295,8 @@ def _fetch_and_install(root: Path, spec: ArchiveSpec, base: str, manifest: dict,
 def _download_archive(url: str, archive: Path, entry: dict, known_sha: str | None,
                       manifest_path: Path, progress: bool) -> None:
     """Fetch ``url`` to ``archive`` against the size and SHA-256 recorded in the manifest entry;
-    a mismatch with a recorded entry says where the record lives."""
+    a mismatch with a recorded entry says where the record lives.
+    """
     try:
         download_file(url, archive, expected_size=entry.get("size"), sha256=known_sha,
                       progress=progress)

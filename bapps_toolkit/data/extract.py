@@ -1,7 +1,8 @@
 """Safe extraction of untrusted tar archives: every member is checked before anything is
 written (absolute paths, ``..``, links leaving the destination, device files and FIFOs refuse the
 whole archive), extraction uses tarfile's ``data`` filter where Python has it, into a temporary
-folder inside the destination whose finished entries are renamed into place."""
+folder inside the destination whose finished entries are renamed into place.
+"""
 from __future__ import annotations
 
 import os
@@ -101,7 +102,8 @@ def check_members(archive: PathLike, members: Sequence[tarfile.TarInfo]) -> None
 def _link_problem(m: tarfile.TarInfo, symlinks: set[tuple[str, ...]],
                   through_symlink: Callable[[tuple[str, ...]], bool]) -> str | None:
     """Why link member ``m`` is unsafe (its target leaves the archive or goes through a
-    symbolic link of the archive), or ``None`` when it is safe."""
+    symbolic link of the archive), or ``None`` when it is safe.
+    """
     kind = "symbolic link" if m.issym() else "hard link"
     target = _link_target_parts(m)
     if target is None:

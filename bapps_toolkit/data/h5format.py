@@ -63,7 +63,8 @@ _MAX_SETS = 10_000
 
 class SchemaInfo(TypedDict):
     """What :func:`check_schema` found: set keys in file order, items and patch side per set,
-    and the file's provenance attributes."""
+    and the file's provenance attributes.
+    """
 
     keys: list[str]
     counts: dict[str, int]
@@ -184,7 +185,8 @@ def _arrays(f: Any, path: PathLike, key: str) -> dict[str, Any]:
 def _check_set(f: Any, path: PathLike, key: str, n: int, disk: int) -> int:
     """The group of set ``key`` and its arrays: present, stored in the file, of the right
     dtypes and shapes for ``n`` items (as the header lists them) and stored whole within the
-    file's ``disk`` bytes; returns the patch side."""
+    file's ``disk`` bytes; returns the patch side.
+    """
     g = _set_group(f, path, key, n)
     arrays = _arrays(f, path, key)
     folders = folders_of(key)
@@ -247,7 +249,8 @@ def open_h5(path: PathLike) -> tuple[h5py.File, SchemaInfo]:
 
 def decode_stems(raw: Any, ds: Any, start: int = 0) -> list[str]:
     """Stems read from ``ds`` (bytes or str), as text; a :class:`DataError` names the first
-    that is not UTF-8."""
+    that is not UTF-8.
+    """
     out = []
     for i, s in enumerate(raw):
         try:
@@ -259,7 +262,8 @@ def decode_stems(raw: Any, ds: Any, start: int = 0) -> list[str]:
 
 def read_stems(ds: Any) -> list[str]:
     """Every stem of a ``stems`` array (of a file checked by :func:`check_schema`), each checked
-    to be a valid, unique item id (:mod:`.ids`)."""
+    to be a valid, unique item id (:mod:`.ids`).
+    """
     return check_ids(decode_stems(read_rows(ds, ds.file.filename), ds),
                      f"packed file {ds.file.filename}: array {ds.name}")
 

@@ -249,7 +249,8 @@ def read_rows(ds: Any, path: PathLike, start: int = 0, stop: int | None = None,
 def iter_blocks(ds: Any, path: PathLike, budget: int = BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, rows)`` for consecutive blocks of ``ds`` of at most ``budget`` bytes each
     (at least one row); a block's array is reused by the next for numeric types, so copy what
-    must outlive the step."""
+    must outlive the step.
+    """
     n = int(ds.shape[0])
     row_bytes = max(1, declared_bytes(ds) // max(1, n))
     step = max(1, budget // row_bytes)

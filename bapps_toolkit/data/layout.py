@@ -33,6 +33,7 @@ from typing import Any
 from .._io import PathLike
 from ..errors import DataError
 from .ids import check_id, id_key, shown
+from .selection import select_keys
 
 TWOAFC_CATEGORIES: dict[str, tuple[str, ...]] = {
     "train": ("traditional", "cnn", "mix"),
@@ -72,12 +73,7 @@ def is_set_key(key: str) -> bool:
             and valid_category(parts[2]))
 
 
-def is_bapps_key(key: str) -> bool:
-    """True for one of BAPPS's own set keys (:data:`ALL_KEYS`)."""
-    return key in ALL_KEYS
-
-
-def _key_rank(key: str) -> tuple:
+def _key_rank(key: str) -> tuple[int, int, int, int, str]:
     kind, split, cat = key.split("/")
     cats = _BAPPS_CATEGORIES[kind].get(split, ())
     split_rank = SPLITS[kind].index(split)
@@ -88,7 +84,8 @@ def _key_rank(key: str) -> tuple:
 
 def order_keys(keys: Iterable[str]) -> list[str]:
     """Valid set keys without duplicates, in the canonical order of the module docstring
-    (for BAPPS's keys alone: the order of :data:`ALL_KEYS`)."""
+    (for BAPPS's keys alone: the order of :data:`ALL_KEYS`).
+    """
     return sorted({k for k in keys if is_set_key(k)}, key=_key_rank)
 
 
@@ -113,40 +110,27 @@ def split_key(key: str) -> tuple[str, str, str]:
 
 def expand_datasets(datasets: None | str | Sequence[str], available: Sequence[str],
                     kind: str, *, where: str = "") -> list[str]:
-    """Resolve a user's dataset selection to full keys of ``kind`` (``"2afc"`` or ``"jnd"``).
+    """Resolve a dataset selection to full keys of ``kind`` (``"2afc"`` or ``"jnd"``).
 
-    Accepted forms: ``None`` (every ``kind`` set in ``available``), a full key
-    (``"2afc/val/cnn"``), ``"val/cnn"``, a split (``"val"``, ``"train"``), ``"2afc/val"``, or a
-    list of those. A name that matches no available set raises ``ValueError`` listing what
-    exists. Keys come back in canonical order (:func:`order_keys`) without duplicates.
+    The rule is :func:`~bapps_toolkit.data.selection.select_keys`' (the one ``bapps evaluate``
+    uses), restricted to ``kind``; ``None`` chooses every ``kind`` set in ``available``.
+
+    Args:
+        datasets: a selector (``"2afc/val/cnn"``, ``"val/cnn"``, ``"val"``, ``"train"``,
+            ``"2afc/val"``), a list of them, or ``None``.
+        available: the keys present.
+        kind: ``"2afc"`` or ``"jnd"``.
+        where: the source, for messages.
+
+    Returns:
+        The chosen keys in canonical order (:func:`order_keys`), without duplicates.
+
+    Raises:
+        DataError: a selector names no present set (unknown names say what is valid), or
+            nothing of ``kind`` is present.
     """
-    avail = [k for k in order_keys(available) if kind_of(k) == kind]
-    if datasets is None:
-        if not avail:
-            raise DataError(f"no {kind.upper()} sets in {where or 'the source'} "
-                            f"(found: {', '.join(available) or 'none'})")
-        return avail
-    items = [datasets] if isinstance(datasets, str) else list(datasets)
-    if not items:
-        raise ValueError("datasets is an empty list; pass None for every set")
-    chosen = set()
-    for item in items:
-        if not isinstance(item, str):
-            raise TypeError(f"datasets entries must be strings, got {type(item).__name__}")
-        name = item.strip("/")
-        full = name if name.startswith(kind + "/") else f"{kind}/{name}"
-        hits = [k for k in avail if k == full or k.startswith(full + "/")]
-        if not hits:
-            valid = order_keys([*ALL_KEYS, *avail])
-            known = [k for k in valid if kind_of(k) == kind and (k == full or k.startswith(full + "/"))]
-            if not known:
-                raise ValueError(f"unknown {kind.upper()} dataset {item!r}; valid: "
-                                 f"{', '.join(k for k in valid if kind_of(k) == kind)} "
-                                 "(or short forms like 'val/cnn', 'val')")
-            raise DataError(f"dataset {item!r} is not present in {where or 'the source'} "
-                            f"(present: {', '.join(avail) or 'none'})")
-        chosen.update(hits)
-    return [k for k in avail if k in chosen]
+    return select_keys(order_keys(available), datasets, kinds=(kind,), default_split=None,
+                       known=order_keys([*ALL_KEYS, *available]), where=where or "the source").keys
 
 
 def resolve_root(root: PathLike) -> Path:
@@ -223,7 +207,8 @@ class SetFiles:
     """The paired files of one set: ``files[folder][i]`` all share ``stems[i]``.
 
     A set defined by a CSV manifest (:mod:`.manifest`) has no judgment files: ``judgments``
-    holds its values (float32 ``[N]``) and ``n_votes`` its raters per item (or ``None``)."""
+    holds its values (float32 ``[N]``) and ``n_votes`` its raters per item (or ``None``).
+    """
 
     key: str
     folder: Path
@@ -239,7 +224,8 @@ class SetFiles:
 def list_folder(folder: Path, exts: Iterable[str]) -> dict[str, Path]:
     """``{stem: path}`` of the files of ``folder`` with one of the extensions ``exts`` (any
     case); hidden files are skipped. Every stem must be a valid item id (:mod:`.ids`) and unique
-    ignoring case, or a :class:`DataError` names the folder and the file."""
+    ignoring case, or a :class:`DataError` names the folder and the file.
+    """
     exts = tuple(exts)
     by_stem: dict[str, Path] = {}
     keys: dict[str, str] = {}

@@ -92,7 +92,6 @@ class Manifest:
     size: int
     synthetic: bool
     source: str
-    image_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)
     #: Per image path (as in :attr:`sets`): the first row and field naming it.
     used_at: dict[Path, str] = field(default_factory=dict)
 
@@ -120,7 +119,7 @@ class _Rows:
     files: dict[str, list[Path]] = field(default_factory=dict)
     judgments: list[float] = field(default_factory=list)
     votes: list[int] = field(default_factory=list)
-    seen: dict[tuple, int] = field(default_factory=dict)
+    seen: dict[tuple[str | Path, ...], int] = field(default_factory=dict)
     where: list[str] = field(default_factory=list)
 
 
@@ -129,7 +128,8 @@ def read_manifests(paths: Sequence[PathLike], *, size: int | None = None, judged
     read (existence, size) but nothing is decoded. ``size=None``: every image must be square and
     of one size, which becomes the sets' patch side; otherwise the sets get ``size`` and the
     resize/crop rule of :mod:`.images` applies at packing. ``judged=False``: image columns only
-    (an unjudged set, see the module docstring)."""
+    (an unjudged set, see the module docstring).
+    """
     sets: dict[str, _Rows] = {}
     synthetic = False
     csvs = [Path(p) for p in paths]
@@ -154,7 +154,7 @@ def read_manifests(paths: Sequence[PathLike], *, size: int | None = None, judged
         for col, files in r.files.items():
             for where, f in zip(r.where, files, strict=True):
                 used_at.setdefault(f, f"{where}, field {col!r}")
-    return Manifest(out, int(side), synthetic, ", ".join(str(p.resolve()) for p in csvs), sizes, used_at)
+    return Manifest(out, int(side), synthetic, ", ".join(str(p.resolve()) for p in csvs), used_at)
 
 
 def _open_rows(path: Path) -> tuple[list[str], list[tuple[int, int, dict[str, str]]]]:
@@ -191,7 +191,8 @@ def _open_rows(path: Path) -> tuple[list[str], list[tuple[int, int, dict[str, st
 
 def detect_kind(path: PathLike, columns: Sequence[str], judged: bool = True) -> str:
     """``"2afc"`` or ``"jnd"`` from a manifest's header; an error lists the columns present.
-    ``judged=False`` needs the image columns only."""
+    ``judged=False`` needs the image columns only.
+    """
     cols = set(columns)
     kind = "2afc" if "ref" in cols else "jnd"
     if not judged:
@@ -273,7 +274,8 @@ def _split_category(where: str, kind: str, rec: dict[str, str]) -> tuple[str, st
 
 def _image_path(csv_path: Path, where: str, rec: dict[str, str], col: str) -> tuple[Path, Path]:
     """The image a row's field names (as written, joined to the CSV's folder) and its resolved
-    form (symbolic links followed), which is what duplicates are compared by."""
+    form (symbolic links followed), which is what duplicates are compared by.
+    """
     text = rec.get(col, "")
     if not text:
         raise DataError(f"{where}, field {col!r}: empty (an image path is required)")

@@ -150,6 +150,7 @@ class TwoAFCDataset(_BappsDataset):
 class JNDDataset(_BappsDataset):
     """JND pairs as a ``torch.utils.data.Dataset``: items carry ``p0``, ``p1`` (as in
     :class:`TwoAFCDataset`, per ``output``), ``same`` (float32 in [0, 1], fraction of raters who
-    said "same"), ``split``, ``category``, ``key``, ``stem``, ``index``."""
+    said "same"), ``split``, ``category``, ``key``, ``stem``, ``index``.
+    """
 
     kind = "jnd"

@@ -24,28 +24,31 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import correlation as corr
 from .._device import pick_device
 from .._io import PathLike
-from ..data.iqa import TwoAFCFileSet, find_benchmarks, loader
-from ..data.iqa.pack_2afc import nights_sets, packed_parts, read_resized
+from ..data.iqa import CorrelationSet, TwoAFCFileSet, find_benchmarks
+from ..data.iqa.pack_2afc import packed_parts, read_resized, two_afc_sets
 from ..data.iqa.pack_iqa import PackedCorrelationSet
+from ..data.iqa.registry import Benchmark, get_benchmark, headline_part, load_correlation, title_of
 from ..errors import DataError
 from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
 from ..scores import HUMAN, MEAN_CATEGORY, bootstrap_distribution, paired_bootstrap, score_2afc
 from .compare import check_compare
-from .resolve import WeightSpecs, trusted_with_metrics
-from .runner import metric_label, resolve_metric, run_evaluation
+from .resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
+from .runner import run_evaluation
 
 ROW_KEYS = ("metric", "label", "calibrated", "benchmark", "kind", "part", "figure", "n", "value",
             "ci_low", "ci_high", "synthetic", "direction")
 NIGHTS_PARTS = ("val", "test_imagenet", "test_no_imagenet", "test")
 NIGHTS_SIZE = 224
+#: A cell of :func:`cross_table`: ``(value, ci_low, ci_high)``.
+Cell = tuple[float, float, float]
 
 
 @dataclass
@@ -63,14 +66,11 @@ class BenchmarkResult:
         return any(r["synthetic"] for r in self.rows)
 
 
-def _decode(path: Path, size: int | None) -> np.ndarray:
-    return read_resized(path, size)
-
-
 def _run_pairs(metric: Any, a: Sequence[Hashable], b: Sequence[Hashable], *, device: Any, batch_size: int,
-               size: int | None = None, decode: Callable[[Any, int | None], np.ndarray] = _decode) -> np.ndarray:
+               size: int | None = None, decode: Callable[[Any, int | None], np.ndarray] = read_resized) -> np.ndarray:
     """``D(a[i], b[i])`` for every pair, batched by image size; ``decode(key, size)`` gives an
-    image (a path on disk, or an index into a packed file); decoded images of ``a`` are cached."""
+    image (a path on disk, or an index into a packed file); decoded images of ``a`` are cached.
+    """
     import torch
 
     from ..data import to_model_input
@@ -130,7 +130,8 @@ def _row(mid: str, metric: Any, bench: str, kind: str, part: str, figure: str, n
 @dataclass(frozen=True)
 class FitNote:
     """Resamples of one set whose logistic fit (PLCC/RMSE) did not converge within its budget:
-    ``parts`` lists ``part non-converged/fitted`` for each part (``all``, ``type:…``) that had any."""
+    ``parts`` lists ``part non-converged/fitted`` for each part (``all``, ``type:…``) that had any.
+    """
 
     metric: str
     benchmark: str
@@ -146,7 +147,8 @@ def score_correlation_set(cset: Any, mid: str, metric: Any, distances: np.ndarra
                           notes: list[FitNote] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows (overall and per distortion type, each with reference-resampling intervals) and the
     scatter data of one set (a :class:`CorrelationSet` or a packed one); a :class:`FitNote` is
-    appended to ``notes`` when resampled logistic fits did not converge."""
+    appended to ``notes`` when resampled logistic fits did not converge.
+    """
     notes = notes if notes is not None else []
     direction = ("distance vs MOS (higher = better): prediction = -distance" if cset.higher_is_better
                  else "distance vs DMOS (higher = worse): prediction = distance")
@@ -197,8 +199,8 @@ class _Part:
     pairs: Callable[[Any], tuple[np.ndarray, np.ndarray]]
 
 
-def _nights_folder(root: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
-    sets, notes = nights_sets(root, NIGHTS_PARTS[:3])
+def _two_afc_folder(bench: Benchmark, root: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
+    sets, notes = two_afc_sets(bench, root, bench.parts)
 
     def pairs(t: TwoAFCFileSet) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
         kw = dict(device=opt.device, batch_size=opt.batch_size, size=opt.nights_size)
@@ -207,56 +209,71 @@ def _nights_folder(root: Path, opt: _Options) -> tuple[dict[str, _Part], list[st
     return {p: _Part(t.judge, t.synthetic, pairs(t)) for p, t in sets.items()}, notes
 
 
-def _nights_packed(path: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
+def _two_afc_packed(bench: Benchmark, path: Path, opt: _Options) -> tuple[dict[str, _Part], list[str]]:
     from ..data import load_2afc
 
     keys, rule, _, _ = packed_parts(path)
+
     def pairs(s: Any) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
         kw = dict(device=opt.device, batch_size=opt.batch_size)
         return lambda m: (_array_pairs(m, s.ref, s.p0, **kw), _array_pairs(m, s.ref, s.p1, **kw))
 
     out = {}
-    for part in NIGHTS_PARTS[:3]:
+    for part in bench.parts:
         if part in keys:
             s = load_2afc(path, [keys[part]])[0]
             out[part] = _Part(np.asarray(s.judge, dtype=np.float64), bool(s.synthetic), pairs(s))
     if not out:
-        raise DataError(f"{path}: a packed NIGHTS file without a val or test part")
-    return out, [f"nights: {path.name} scored as packed ({rule})"]
+        raise DataError(f"{path}: a packed {bench.title} file without any of its parts ({', '.join(bench.parts)})")
+    return out, [f"{bench.name}: {path.name} scored as packed ({rule})"]
 
 
-def _nights(root: Path, metrics, opt: _Options, result: BenchmarkResult, keep: dict) -> None:
-    """val, the two test parts and their count-weighted total (``test``: the two parts joined)."""
-    parts, notes = _nights_packed(root, opt) if root.is_file() else _nights_folder(root, opt)
+def _two_afc(bench: Benchmark, root: Path, metrics: Sequence[tuple[str, Any]], opt: _Options,
+             result: BenchmarkResult, keep: dict[tuple[str, str], Any]) -> None:
+    """Each part of a 2AFC set (NIGHTS: val and the two test parts) and each joined part
+    (NIGHTS: ``test``, the two test parts joined: their count-weighted total).
+    """
+    parts, notes = _two_afc_packed(bench, root, opt) if root.is_file() else _two_afc_folder(bench, root, opt)
     result.notes += notes
     for mid, metric in metrics:
         got: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {
             p: (*part.pairs(metric), part.judge) for p, part in parts.items()}
-        tests = [got[p] for p in ("test_imagenet", "test_no_imagenet") if p in got]
-        if tests:
-            got["test"] = (np.concatenate([t[0] for t in tests]), np.concatenate([t[1] for t in tests]),
-                           np.concatenate([t[2] for t in tests]))
+        for joined, members in bench.joined.items():
+            tests = [got[p] for p in members if p in got]
+            if tests:
+                got[joined] = (np.concatenate([t[0] for t in tests]), np.concatenate([t[1] for t in tests]),
+                               np.concatenate([t[2] for t in tests]))
         syn = any(part.synthetic for part in parts.values())
         for p, (d0, d1, judge) in got.items():
-            result.rows.append(score_2afc_part("nights", judge, syn, mid, metric, d0, d1, part=p,
+            result.rows.append(score_2afc_part(bench.name, judge, syn, mid, metric, d0, d1, part=p,
                                                n_boot=opt.n_boot, seed=opt.seed))
-            keep[(mid, f"nights/{p}")] = (d0, d1, judge)
+            keep[(mid, f"{bench.name}/{p}")] = _TwoAFCKept(d0, d1, judge)
+
+
+class _TwoAFCKept(NamedTuple):
+    """The distances and judgments of one 2AFC part, kept for a paired comparison."""
+
+    d0: np.ndarray
+    d1: np.ndarray
+    judge: np.ndarray
 
 
 def _packed_decoder(cset: PackedCorrelationSet) -> Callable[[Any, int | None], np.ndarray]:
     return lambda k, size: cset.image(int(k))
 
 
-def _correlation(fmt: str, root: Path, metrics, opt: _Options, result: BenchmarkResult, keep: dict) -> None:
-    cset: Any
-    decode: Callable[[Any, int | None], np.ndarray] = _decode
+def _correlation(bench: Benchmark, root: Path, metrics: Sequence[tuple[str, Any]], opt: _Options,
+                 result: BenchmarkResult, keep: dict[tuple[str, str], Any]) -> None:
+    cset: CorrelationSet | PackedCorrelationSet
+    decode: Callable[[Any, int | None], np.ndarray] = read_resized
+    a: Sequence[Hashable]
+    b: Sequence[Hashable]
     if root.is_file():
         cset = PackedCorrelationSet(root)
         a, b = [int(k) for k in cset.data["ref_index"]], [int(k) for k in cset.data["dist_index"]]
-
         decode = _packed_decoder(cset)
     else:
-        cset = loader(fmt)(root, scores=opt.live_scores) if fmt == "live" else loader(fmt)(root)
+        cset = load_correlation(bench, root, {"live_scores": opt.live_scores})
         a, b = cset.ref, cset.dist
     result.notes += [n for n in cset.notes if n not in result.notes]
     for mid, metric in metrics:
@@ -268,7 +285,8 @@ def _correlation(fmt: str, root: Path, metrics, opt: _Options, result: Benchmark
         keep[(mid, cset.name)] = (scatter["s"], cset.score, cset.ref_id)
 
 
-def _bapps(root: Path, specs, opt: _Options, result: BenchmarkResult, keep: dict, weights: dict,
+def _bapps(root: Path, specs: list[Any], opt: _Options, result: BenchmarkResult, keep: dict[tuple[str, str], Any],
+           weights: dict[str, Any],
            pair: tuple[str, str] | None) -> None:
     ev = run_evaluation(root, specs, device=opt.device, n_boot=opt.n_boot, seed=opt.seed, progress=False,
                         compare=pair, **weights)
@@ -323,23 +341,25 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
     for fmt, root in find_benchmarks(source, format):
         if fmt == "bapps":
             _bapps(root, list(metrics), opt, result, keep, weights, pair)
-        elif fmt == "nights":
-            _nights(root, resolved, opt, result, keep)
+            continue
+        bench = get_benchmark(fmt)
+        if bench.kind == "2afc":
+            _two_afc(bench, root, resolved, opt, result, keep)
         else:
-            _correlation(fmt, root, resolved, opt, result, keep)
+            _correlation(bench, root, resolved, opt, result, keep)
     if pair is not None:
         result.comparisons += _compare(keep, pair[0], pair[1], opt)
     return result
 
 
-def _compare(keep: dict, a: str, b: str, opt: _Options) -> list[dict[str, Any]]:
+def _compare(keep: dict[tuple[str, str], Any], a: str, b: str, opt: _Options) -> list[dict[str, Any]]:
     out = []
     for (mid, key), va in keep.items():
         if mid != a or (b, key) not in keep or key.startswith("bapps/"):
             continue
         vb = keep[(b, key)]
-        if key.startswith("nights/"):
-            diff, (lo, hi), p = paired_bootstrap(score_2afc, va, vb, n_boot=opt.n_boot, seed=opt.seed)
+        if isinstance(va, _TwoAFCKept):
+            diff, (lo, hi), p = paired_bootstrap(score_2afc, tuple(va), tuple(vb), n_boot=opt.n_boot, seed=opt.seed)
             figure = "2afc"
         else:
             diff, (lo, hi), p = corr.paired_correlation_difference(va[0], vb[0], va[1], va[2], n_boot=opt.n_boot,
@@ -349,16 +369,17 @@ def _compare(keep: dict, a: str, b: str, opt: _Options) -> list[dict[str, Any]]:
     return out
 
 
-def cross_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], tuple]]:
+def cross_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], Cell]]:
     """``(metric labels, column names, cells)``: BAPPS 2AFC mean, BAPPS JND mAP (mean of its
     categories), NIGHTS 2AFC (test total), then SRCC per correlation set; a cell is
-    ``(value, ci_low, ci_high)`` (``nan`` bounds where no interval is defined)."""
-    cells: dict[tuple[str, str], tuple] = {}
+    ``(value, ci_low, ci_high)`` (``nan`` bounds where no interval is defined).
+    """
+    cells: dict[tuple[str, str], Cell] = {}
     labels: list[str] = []
     cols: list[str] = []
     jnd: dict[str, list[float]] = {}
 
-    def put(label: str, col: str, cell: tuple) -> None:
+    def put(label: str, col: str, cell: Cell) -> None:
         if label not in labels:
             labels.append(label)
         if col not in cols:
@@ -373,8 +394,8 @@ def cross_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]
             put(lab, "BAPPS 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
         elif r["benchmark"] == "bapps" and r["kind"] == "jnd":
             jnd.setdefault(lab, []).append(r["value"])
-        elif r["benchmark"] == "nights" and r["part"] == "test":
-            put(lab, "NIGHTS 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
+        elif r["kind"] == "2afc" and r["part"] == headline_part(r["benchmark"]):
+            put(lab, f"{title_of(r['benchmark'])} 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
         elif r["kind"] == "correlation" and r["part"] == "all" and r["figure"] == "srcc":
             put(lab, f"{r['benchmark']} SRCC", (r["value"], r["ci_low"], r["ci_high"]))
     for lab, vals in jnd.items():

@@ -41,6 +41,8 @@ from .._distributed import is_main_process, join_process_group
 from .._io import PathLike
 from ..calibration import CalibrationResult
 from ..data import find_sets
+from ..data.layout import ALL_KEYS
+from ..data.selection import select_keys
 from ..errors import DataError
 from ..metrics import Metric
 from ..metrics.plugin_trust import TrustArg
@@ -95,7 +97,8 @@ class EvaluationResult:
 def default_batch_size(device: torch.device) -> int:
     """Triplets per batch: 1000 on a GPU; 50 on a CPU, where a batch of 150 64² images keeps the
     AlexNet activations in the cache (issue 15: lpips-alex 792–840 items/s at 50 against 650–700
-    at 250 on a 2-core AVX-512 CPU)."""
+    at 250 on a 2-core AVX-512 CPU).
+    """
     return 1000 if device.type == "cuda" else 50
 
 
@@ -258,36 +261,30 @@ def run_evaluation(
 
 class SelectionNote(UserWarning):
     """A short form of ``datasets`` that names no mode selected sets of both modes (``val/cnn``:
-    ``2afc/val/cnn`` and ``jnd/val/cnn``); the message says which (``bapps evaluate`` prints it)."""
+    ``2afc/val/cnn`` and ``jnd/val/cnn``); the message says which (``bapps evaluate`` prints it).
+    """
 
 
 def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> list[str]:
-    """Keys of ``present`` chosen by ``datasets`` (None = every val set: the 2AFC and JND val
-    sets, as in the paper's Table 5; train sets only when named).
+    """Keys of ``present`` chosen by ``datasets`` (``None``: every val set, 2AFC and JND, as in the
+    paper's Table 5; train sets only when named).
 
-    A spec matches a key ``mode/split/category`` when its parts equal the key's leading parts
-    (``2afc``, ``jnd/val``, ``2afc/val/cnn``) or the parts after the mode (``val``, ``val/cnn``
-    — which selects both the 2AFC and the JND set of that name: then a :class:`SelectionNote`
-    warning says what it selected, ``"val/cnn selected 2afc/val/cnn, jnd/val/cnn"``; give the full
-    keys to choose one). A spec matching nothing is an error naming the sets present.
+    The rule is :func:`~bapps_toolkit.data.selection.select_keys`' (the one ``bapps train``
+    uses); a selector naming sets of both kinds (``val/cnn``) is announced by a
+    :class:`SelectionNote` warning, ``"val/cnn selected 2afc/val/cnn, jnd/val/cnn"``.
+
+    Args:
+        present: the keys the source holds.
+        datasets: selectors, or ``None``.
+        source: the source, for messages.
+
+    Returns:
+        The chosen keys, in the order of ``present``.
     """
-    if not datasets:
-        val = [k for k in present if k.split("/")[1:2] == ["val"]]
-        if not val:
-            raise DataError(f"no val sets in {source} (present: {', '.join(present)}); train sets are "
-                            f"scored only when named, e.g. datasets=['train']")
-        return val
-    chosen: list[str] = []
-    for spec in datasets:
-        parts = [p for p in str(spec).strip().lower().split("/") if p]
-        hits = [k for k in present
-                if parts and (k.split("/")[:len(parts)] == parts or k.split("/")[1:1 + len(parts)] == parts)]
-        if not hits:
-            raise DataError(f"dataset {spec!r} is not in {source}; present: {', '.join(present)}")
-        if len({k.split("/")[0] for k in hits}) > 1:
-            warnings.warn(f"{spec} selected {', '.join(hits)}", SelectionNote, stacklevel=2)
-        chosen.extend(k for k in hits if k not in chosen)
-    return [k for k in present if k in chosen]
+    chosen = select_keys(present, datasets, known=ALL_KEYS, where=str(source) or "the source")
+    for note in chosen.notes:
+        warnings.warn(note, SelectionNote, stacklevel=2)
+    return chosen.keys
 
 
 def evaluate(

@@ -15,6 +15,7 @@ searched for in the first 20 rows of the sheet (its exact row is unconfirmed ⚠
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, CorrelationSet, is_synthetic, parse_float
+from .defaults import CorrelationBenchmark
+from .registry import Remote, register_benchmark
 
 NAME = "csiq"
 SIGNATURE = ("csiq.DMOS.xlsx", "dst_imgs")
@@ -31,7 +34,7 @@ TYPES = {"noise": ("awgn", "AWGN"), "blur": ("blur", "BLUR"), "contrast": ("cont
 _NEEDED = ("image", "dst_type", "dst_lev", "dmos")
 
 
-def _text(v) -> str:
+def _text(v: object) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return "" if v is None else str(v).strip()
@@ -80,3 +83,25 @@ def load(root: PathLike) -> CorrelationSet:
     return CorrelationSet(NAME, r.root, dist, ref, ref_id, np.array(score), types, np.array(levels),
                           higher_is_better=False, score_name="DMOS (csiq.DMOS.xlsx)",
                           synthetic=is_synthetic(r.root)).check()
+
+
+@register_benchmark
+class CSIQBenchmark(CorrelationBenchmark):
+    """CSIQ in the benchmark registry (:mod:`.registry`)."""
+
+    name = NAME
+    title = "CSIQ"
+    description = "866 distorted images of 30 references, DMOS (higher = worse)"
+    citation = ("Larson & Chandler, Most apparent distortion: full-reference image quality assessment and "
+                "the role of strategy, Journal of Electronic Imaging 2010")
+    signature = SIGNATURE
+    nested: tuple[str, ...] = ()
+    sources: tuple[Remote, ...] = (Remote("https://s2.smu.edu/~eclarson/csiq/csiq.DMOS.xlsx", "csiq.DMOS.xlsx", False),
+               Remote("https://s2.smu.edu/~eclarson/csiq/src_imgs.zip", "src_imgs.zip", True),
+               Remote("https://s2.smu.edu/~eclarson/csiq/dst_imgs.zip", "dst_imgs.zip", True))
+    manual = ""
+    after_download = ""
+
+    def load(self, root: Path, options: Mapping[str, str]) -> CorrelationSet:
+        """Read the set (:func:`load`)."""
+        return load(root)

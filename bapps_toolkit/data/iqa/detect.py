@@ -12,18 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..._io import PathLike
 from ...errors import DataError
-from . import csiq, kadid10k, live, nights, pieapp, pipal, tid2013
-from .base import CaseResolver
+from .base import CaseResolver, CorrelationSet, TwoAFCFileSet
+from .registry import benchmark_names, benchmarks, get_benchmark
 
-#: format name -> loader module (``load(root, ...)``)
-MODULES: dict[str, Any] = {m.NAME: m for m in (tid2013, kadid10k, pipal, live, csiq, pieapp, nights)}
-FORMATS = ("bapps", *MODULES)
-CORRELATION_FORMATS = ("tid2013", "kadid10k", "pipal", "live", "csiq", "pieapp")
-TWOAFC_FORMATS = ("bapps", "nights")
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    """The format lists, read from the registry when asked (so plugins count):
+    ``FORMATS`` (``bapps`` and every registered set), ``CORRELATION_FORMATS``, ``TWOAFC_FORMATS``.
+    """
+    if name == "FORMATS":
+        return ("bapps", *benchmark_names())
+    if name == "CORRELATION_FORMATS":
+        return benchmark_names("correlation")
+    if name == "TWOAFC_FORMATS":
+        return ("bapps", *benchmark_names("2afc"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _has(folder: Path, names: tuple[str, ...]) -> bool:
@@ -34,7 +40,8 @@ def _has(folder: Path, names: tuple[str, ...]) -> bool:
 def _root_attrs(path: PathLike, names: tuple[str, ...]) -> dict[str, str] | None:
     """The root attributes ``names`` of an HDF5 file that hold text (others are left out), or
     ``None`` when the file cannot be opened; a damaged attribute is left for the readers (which
-    name it) to report."""
+    name it) to report.
+    """
     import h5py
 
     from ..h5safe import H5_ERRORS, attr_text
@@ -63,7 +70,8 @@ def packed_marker(path: PathLike) -> str | None:
 def packed_format(path: PathLike) -> str | None:
     """The benchmark a packed ``.h5`` holds: a correlation set's name (``bapps-iqa-h5/1``),
     ``"nights"`` (``bapps-h5/1`` with ``benchmark = "nights"``, :mod:`.pack_2afc`), ``"bapps"``
-    (any other ``bapps-h5/1`` file), or ``None`` (not a readable file of ours)."""
+    (any other ``bapps-h5/1`` file), or ``None`` (not a readable file of ours).
+    """
     attrs = _root_attrs(path, ("bapps_toolkit_format", "benchmark", "set_name"))
     if attrs is None:
         return None
@@ -71,7 +79,8 @@ def packed_format(path: PathLike) -> str | None:
     if text == "bapps-iqa-h5/1" and "set_name" in attrs:
         return attrs["set_name"]
     if text == "bapps-h5/1":
-        return "nights" if attrs.get("benchmark") == "nights" else "bapps"
+        name = attrs.get("benchmark", "")
+        return name if name in benchmark_names("2afc") else "bapps"
     return None
 
 
@@ -84,10 +93,9 @@ def _matches(folder: Path) -> list[str]:
     if folder.is_file():
         fmt = packed_format(folder) if is_packed(folder) else None
         return [fmt] if fmt is not None else []
-    found = [name for name, mod in MODULES.items() if _has(folder, mod.SIGNATURE)]
-    for name, sub in (("kadid10k", "kadid10k"), ("live", "databaserelease2"), ("nights", "nights"),
-                      ("pieapp", "PieAPP_dataset_CVPR_2018")):
-        if name not in found and _has(folder / sub, MODULES[name].SIGNATURE):
+    found = []
+    for name, bench in benchmarks().items():
+        if any(_has(where, bench.signature) for where in (folder, *(folder / sub for sub in bench.nested))):
             found.append(name)
     if (folder / "2afc").is_dir() or (folder / "jnd").is_dir():
         found.append("bapps")
@@ -98,8 +106,10 @@ def detect_format(folder: PathLike, format: str | None = None) -> str:
     """The format of ``folder`` (``format`` overrides detection, after a name check)."""
     folder = Path(folder)
     if format is not None:
-        if format not in FORMATS:
-            raise DataError(f"unknown benchmark format {format!r}; known: {', '.join(FORMATS)}")
+        known = ("bapps", *benchmark_names())
+        if format not in known:
+            raise DataError(f"unknown benchmark format {format!r}; known: {', '.join(known)} "
+                            "(add your own with --benchmark-plugin FILE.py:CLASS)")
         return format
     if not folder.exists():
         raise DataError(f"{folder} does not exist")
@@ -108,7 +118,7 @@ def detect_format(folder: PathLike, format: str | None = None) -> str:
         return found[0]
     if not found:
         raise DataError(f"{folder}: no known benchmark layout found (looked for "
-                        + "; ".join(f"{n}: {', '.join(m.SIGNATURE)}" for n, m in MODULES.items())
+                        + "; ".join(f"{n}: {', '.join(b.signature)}" for n, b in benchmarks().items())
                         + "; bapps: 2afc/ or jnd/); name the format explicitly")
     raise DataError(f"{folder} matches several layouts ({', '.join(found)}); name the format explicitly")
 
@@ -132,7 +142,8 @@ def find_benchmarks(folder: PathLike, format: str | None = None) -> list[tuple[s
 
 def iqa_format(source: PathLike) -> str | None:
     """The one non-BAPPS benchmark layout the folder ``source`` holds, else ``None`` (a BAPPS
-    folder, a file, several layouts or none)."""
+    folder, a file, several layouts or none).
+    """
     p = Path(source)
     if not p.is_dir():
         return None
@@ -140,17 +151,28 @@ def iqa_format(source: PathLike) -> str | None:
     return found[0] if len(found) == 1 and found[0] != "bapps" else None
 
 
-def loader(format: str) -> Callable[..., Any]:
-    """The ``load`` function of a non-BAPPS format."""
-    if format not in MODULES:
-        raise DataError(f"no loader for format {format!r}; known: {', '.join(MODULES)}")
-    return MODULES[format].load
+def loader(format: str) -> Callable[..., CorrelationSet | TwoAFCFileSet]:
+    """The ``load(root, **options)`` of a registered set (options: ``scores`` for LIVE, ``split``
+    for a 2AFC set).
+
+    Raises:
+        DataError: ``format`` is not a registered set.
+    """
+    bench = get_benchmark(format)
+
+    def load(root: PathLike, **options: str) -> CorrelationSet | TwoAFCFileSet:
+        if "scores" in options:
+            options["live_scores"] = options.pop("scores")
+        return bench.load(Path(root), options)
+
+    return load
 
 
 def is_bapps_source(source: PathLike) -> bool:
     """``True`` when ``source`` is a BAPPS folder root (``2afc/`` or ``jnd/``) or a packed BAPPS
     ``.h5`` (not a packed IQA set or NIGHTS file; a missing or foreign ``.h5`` counts as BAPPS, so
-    the BAPPS reader names what is wrong with it)."""
+    the BAPPS reader names what is wrong with it).
+    """
     p = Path(source)
     if p.suffix.lower() in (".h5", ".hdf5"):
         return not p.is_file() or packed_format(p) in ("bapps", None)

@@ -26,57 +26,34 @@ import secrets
 import shutil
 import stat
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..._download import check_free_space, download_file
 from ..._io import PathLike, sha256_file, write_text_atomic
-from ...errors import DownloadError
+from ...errors import DataError, DownloadError
+from .registry import Benchmark, Remote, benchmarks, get_benchmark
 
 EXTRACT_TMP_PREFIX = ".bapps_extract-"
 
 
-@dataclass(frozen=True)
-class Remote:
-    """A file to fetch: ``url`` into ``<root>/<set>/<name>``; ``unpack``: a .zip to extract there."""
-
-    url: str
-    name: str
-    unpack: bool
-
-
-PUBLIC: dict[str, tuple[Remote, ...]] = {
-    "kadid10k": (Remote("https://datasets.vqa.mmsp-kn.de/archives/kadid10k.zip", "kadid10k.zip", True),),
-    "csiq": (Remote("https://s2.smu.edu/~eclarson/csiq/csiq.DMOS.xlsx", "csiq.DMOS.xlsx", False),
-             Remote("https://s2.smu.edu/~eclarson/csiq/src_imgs.zip", "src_imgs.zip", True),
-             Remote("https://s2.smu.edu/~eclarson/csiq/dst_imgs.zip", "dst_imgs.zip", True)),
-    "nights": (Remote("https://data.csail.mit.edu/nights/nights.zip", "nights.zip", True),),
-    "tid2013": (Remote("http://www.ponomarenko.info/tid2013/tid2013.rar", "tid2013.rar", False),),
-}
-
-MANUAL: dict[str, str] = {
-    "live": ("LIVE Release 2 needs the registration form at https://live.ece.utexas.edu/research/quality/ ; "
-             "you receive the password of databaserelease2.zip. Unpack it so that {dest}/databaserelease2/ "
-             "holds jp2k/ jpeg/ wn/ gblur/ fastfading/ refimgs/ dmos.mat dmos_realigned.mat refnames_all.mat."),
-    "pieapp": ("PieAPP may be used for non-commercial, educational purposes only (TERMS_OF_USE.pdf). After "
-               "reading the terms, download all_data_PieAPP_dataset_CVPR_2018.zip from "
-               "https://web.ece.ucsb.edu/~ekta/projects/PieAPPv0.1/ and unpack it so that "
-               "{dest}/PieAPP_dataset_CVPR_2018/ holds reference_images/ distorted_images/ labels/."),
-    "pipal": ("PIPAL is distributed through the Google Drive links of https://github.com/HaomingCai/PIPAL-dataset ; "
-              "download the training part and put Train_Ref/, Distortion_1..4/ (or Train_Dist/) and "
-              "Train_Label/ into {dest}/."),
-}
-TID_UNPACK = ("TID2013 is a .rar archive, which this toolkit does not unpack (no well-kept pure-Python "
-              "extractor). Unpack {archive} with `bsdtar -xf` (Debian package libarchive-tools) or `unar` "
-              "into {dest}/ so that it holds reference_images/ distorted_images/ mos_with_names.txt.")
-DATASETS = (*PUBLIC, *MANUAL)
-
-
 def instructions(name: str, root: PathLike) -> str:
-    """What to do by hand for a set that cannot be fetched (registration, terms, Google Drive)."""
-    if name not in MANUAL:
-        raise DownloadError(f"no manual instructions for {name!r}; known: {', '.join(MANUAL)}")
-    return MANUAL[name].format(dest=Path(root) / name)
+    """What to do by hand for a set that cannot be fetched (registration, terms, Google Drive).
+
+    Raises:
+        DownloadError: the set has no such instructions (it is fetched, or unknown).
+    """
+    bench = _benchmark(name)
+    if not bench.manual:
+        manual = [n for n, b in benchmarks().items() if b.manual]
+        raise DownloadError(f"no manual instructions for {name!r}; known: {', '.join(manual)}")
+    return bench.manual.format(dest=Path(root) / name)
+
+
+def _benchmark(name: str) -> Benchmark:
+    try:
+        return get_benchmark(name)
+    except DataError:
+        raise DownloadError(f"unknown data set {name!r}; known: {', '.join(benchmarks())}") from None
 
 
 def _zip_is_symlink(info: zipfile.ZipInfo) -> bool:
@@ -105,7 +82,8 @@ def check_zip_members(archive: PathLike, infos: list[zipfile.ZipInfo]) -> None:
 
 def safe_extract_zip(archive: PathLike, dest: PathLike) -> list[Path]:
     """Check every member, unpack into a temporary folder inside ``dest``, rename each top-level
-    entry into place (an existing entry of that name is replaced whole); return those entries."""
+    entry into place (an existing entry of that name is replaced whole); return those entries.
+    """
     archive, dest = Path(archive), Path(dest)
     try:
         zf = zipfile.ZipFile(archive)
@@ -149,14 +127,13 @@ def download_benchmark(name: str, root: PathLike, *, base_url: str | None = None
     ``base_url``: a mirror holding the same file names (the tests use a 127.0.0.1 server). A set
     that needs registration raises :class:`DownloadError` carrying :func:`instructions`.
     """
-    if name in MANUAL:
+    bench = _benchmark(name)
+    if not bench.sources:
         raise DownloadError(instructions(name, root))
-    if name not in PUBLIC:
-        raise DownloadError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
     dest = Path(root) / name
     dest.mkdir(parents=True, exist_ok=True)
     out: dict[str, dict[str, str]] = {}
-    for remote in PUBLIC[name]:
+    for remote in bench.sources:
         url = base_url.rstrip("/") + "/" + remote.name if base_url else remote.url
         marker = _marker(dest, remote)
         if remote.unpack and marker.exists():
@@ -172,6 +149,6 @@ def download_benchmark(name: str, root: PathLike, *, base_url: str | None = None
             out[remote.name] = {"status": "unpacked", "dest": str(dest), "sha256": sha}
         else:
             out[remote.name] = {"status": "downloaded", "dest": str(path), "sha256": sha}
-    if name == "tid2013":
-        out["tid2013.rar"]["todo"] = TID_UNPACK.format(archive=dest / "tid2013.rar", dest=dest)
+    if bench.after_download:
+        out[bench.sources[-1].name]["todo"] = bench.after_download.format(dest=dest)
     return out

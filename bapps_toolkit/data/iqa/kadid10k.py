@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, CorrelationSet, is_synthetic, parse_float
+from .defaults import CorrelationBenchmark
+from .registry import Remote, register_benchmark
 
 NAME = "kadid10k"
 SIGNATURE = ("dmos.csv", "images")
@@ -60,3 +63,23 @@ def load(root: PathLike) -> CorrelationSet:
     return CorrelationSet(NAME, r.root, dist, ref, ref_id, np.array(score), types, np.array(levels),
                           higher_is_better=True, score_name="dmos column (a quality score, higher = better)",
                           synthetic=is_synthetic(r.root)).check()
+
+
+@register_benchmark
+class KADID10kBenchmark(CorrelationBenchmark):
+    """KADID-10k in the benchmark registry (:mod:`.registry`)."""
+
+    name = NAME
+    title = "KADID-10k"
+    description = "10,125 distorted images of 81 references, DMOS column = quality (higher = better)"
+    citation = "Lin, Hosu & Saupe, KADID-10k: a large-scale artificially distorted IQA database, QoMEX 2019"
+    signature = SIGNATURE
+    nested: tuple[str, ...] = ("kadid10k",)
+    sources: tuple[Remote, ...] = (
+        Remote("https://datasets.vqa.mmsp-kn.de/archives/kadid10k.zip", "kadid10k.zip", True),)
+    manual = ""
+    after_download = ""
+
+    def load(self, root: Path, options: Mapping[str, str]) -> CorrelationSet:
+        """Read the set (:func:`load`)."""
+        return load(root)

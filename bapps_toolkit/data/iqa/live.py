@@ -20,6 +20,7 @@ The score is chosen explicitly: ``scores="realigned"`` (default; ``dmos_new`` of
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, CorrelationSet, is_synthetic
+from .defaults import CorrelationBenchmark
+from .registry import Remote, register_benchmark
 
 NAME = "live"
 SIGNATURE = ("refnames_all.mat", "refimgs")
@@ -52,7 +55,7 @@ def _mat(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     return out
 
 
-def _refname(cell) -> str:
+def _refname(cell: object) -> str:
     v = np.asarray(cell).reshape(-1)
     return str(v[0]) if v.size else ""
 
@@ -93,3 +96,25 @@ def load(root: PathLike, scores: str = "realigned") -> CorrelationSet:
                           np.array(score), types, np.full(len(dist), -1), higher_is_better=False,
                           score_name=f"{key} ({file})", synthetic=is_synthetic(r.root),
                           notes=[f"LIVE: {key} from {file}; orgs==1 reference copies dropped"]).check()
+
+
+@register_benchmark
+class LIVEBenchmark(CorrelationBenchmark):
+    """LIVE in the benchmark registry (:mod:`.registry`)."""
+
+    name = NAME
+    title = "LIVE"
+    description = "Release 2, 779 distorted images of 29 references, DMOS (higher = worse)"
+    citation = ("Sheikh, Sabir & Bovik, A statistical evaluation of recent full reference image quality "
+                "assessment algorithms, IEEE TIP 2006")
+    signature = SIGNATURE
+    nested: tuple[str, ...] = ("databaserelease2",)
+    sources: tuple[Remote, ...] = ()
+    manual = ("LIVE Release 2 needs the registration form at https://live.ece.utexas.edu/research/quality/ ; "
+              "you receive the password of databaserelease2.zip. Unpack it so that {dest}/databaserelease2/ "
+              "holds jp2k/ jpeg/ wn/ gblur/ fastfading/ refimgs/ dmos.mat dmos_realigned.mat refnames_all.mat.")
+    after_download = ""
+
+    def load(self, root: Path, options: Mapping[str, str]) -> CorrelationSet:
+        """Read the set (:func:`load`)."""
+        return load(root, scores=options.get("live_scores", "realigned"))

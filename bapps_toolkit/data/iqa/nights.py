@@ -20,6 +20,7 @@ their format is unconfirmed ⚠.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, TwoAFCFileSet, is_synthetic, parse_float
+from .defaults import TwoAFCBenchmark
+from .registry import PackRequest, PackSummary, Remote, register_benchmark
 
 NAME = "nights"
 SIGNATURE = ("data.csv", "ref", "distort")
@@ -88,3 +91,33 @@ def load(root: PathLike, split: str = "test") -> TwoAFCFileSet:
     if not refs:
         raise DataError(f"{NAME}: no rows of split {split} with votes >= {MIN_VOTES} in {labels}")
     return TwoAFCFileSet(NAME, split, r.root, refs, p0, p1, np.array(judge), synthetic=is_synthetic(r.root))
+
+
+@register_benchmark
+class NIGHTSBenchmark(TwoAFCBenchmark):
+    """NIGHTS in the benchmark registry (:mod:`.registry`): val, the two test parts and their total."""
+
+    name = NAME
+    title = "NIGHTS"
+    description = "2AFC triplets of synthetic images (DreamSim), scored at 224x224"
+    citation = ("Fu, Tamir, Sundaram et al., DreamSim: learning new dimensions of human visual "
+                "similarity using synthetic data, NeurIPS 2023")
+    signature = SIGNATURE
+    nested: tuple[str, ...] = ("nights",)
+    sources: tuple[Remote, ...] = (Remote("https://data.csail.mit.edu/nights/nights.zip", "nights.zip", True),)
+    parts: tuple[str, ...] = ("val", "test_imagenet", "test_no_imagenet")
+    joined: Mapping[str, tuple[str, ...]] = {"test": ("test_imagenet", "test_no_imagenet")}
+
+    def load(self, root: Path, options: Mapping[str, str]) -> TwoAFCFileSet:
+        """Read the part ``options["split"]`` (default ``test``; :func:`load`)."""
+        return load(root, options.get("split", "test"))
+
+    def pack(self, root: Path, out: Path, request: PackRequest) -> PackSummary:
+        """Pack every part in the BAPPS format at ``request.size`` (default 224; :mod:`.pack_2afc`)."""
+        from .pack_2afc import NIGHTS_SIZE, pack_nights, summary_of
+
+        if request.pairs:
+            raise DataError(f"--pairs: only PieAPP has labelled pairs to pack as 2AFC, not {self.name}")
+        path, notes = pack_nights(root, out, size=NIGHTS_SIZE if request.size is None else request.size,
+                                  force=request.force, workers=request.workers, progress=request.progress)
+        return summary_of(self.name, path, notes)

@@ -39,6 +39,7 @@ from ..decode import decode_pool, make_bar
 from ..h5format import FORMAT, FORMAT_ATTR
 from ..ids import id_key, id_problem
 from .base import TwoAFCFileSet
+from .registry import Benchmark, PackSummary
 
 NIGHTS_SIZE = 224
 #: NIGHTS part -> set key of the packed file.
@@ -73,7 +74,8 @@ def _decode_chunk(paths: tuple[str, ...], size: int) -> np.ndarray:
 
 def _stems(tset: TwoAFCFileSet) -> list[str]:
     """The items' stems: the p0 files' paths below the root with ``/`` as ``_``, or the item
-    numbers (``000000``…) when those are not all valid, unique item ids (:mod:`..ids`)."""
+    numbers (``000000``…) when those are not all valid, unique item ids (:mod:`..ids`).
+    """
     stems = []
     for p in tset.p0:
         try:
@@ -112,7 +114,8 @@ def write_2afc_file_sets(out_h5: PathLike, sets: dict[str, TwoAFCFileSet], *, si
                          attrs: dict[str, Any] | None = None, force: bool = False,
                          workers: int | None = None, progress: bool = True) -> Path:
     """Write ``sets`` (key -> triplets on disk) as one ``bapps-h5/1`` file at ``size`` (rule in
-    the module docstring), atomically, under a lock; ``attrs`` are added to the file's."""
+    the module docstring), atomically, under a lock; ``attrs`` are added to the file's.
+    """
     import h5py
 
     from ..layout import order_keys, split_key
@@ -144,22 +147,44 @@ def write_2afc_file_sets(out_h5: PathLike, sets: dict[str, TwoAFCFileSet], *, si
     return out
 
 
-def nights_sets(root: PathLike, parts: Sequence[str] = tuple(NIGHTS_KEYS)
-                ) -> tuple[dict[str, TwoAFCFileSet], list[str]]:
-    """``({part: set}, notes)``: the NIGHTS ``parts`` present in ``root`` (a part without rows is a note)."""
-    from .nights import load
+def two_afc_sets(bench: Benchmark, root: PathLike, parts: Sequence[str]
+                 ) -> tuple[dict[str, TwoAFCFileSet], list[str]]:
+    """``({part: set}, notes)``: the ``parts`` of the 2AFC set ``bench`` present in ``root``.
 
+    A part without rows is left out with a note; any other error is raised.
+
+    Raises:
+        DataError: no part has rows, or a part is unsound.
+    """
     sets, notes = {}, []
     for part in parts:
         try:
-            sets[part] = load(root, part)
+            tset = bench.load(Path(root), {"split": part})
         except DataError as exc:
             if "no rows of split" not in str(exc):
                 raise
-            notes.append(f"nights: {exc}; left out")
+            notes.append(f"{bench.name}: {exc}; left out")
+            continue
+        if not isinstance(tset, TwoAFCFileSet):
+            raise DataError(f"benchmark {bench.name!r}: load() returned {type(tset).__name__}, "
+                            "expected a TwoAFCFileSet")
+        sets[part] = tset
     if not sets:
-        raise DataError(f"nights: no split of {root} has rows with votes >= 6; nothing to pack")
+        raise DataError(f"{bench.name}: no split of {root} has rows; nothing to use")
     return sets, notes
+
+
+def nights_sets(root: PathLike, parts: Sequence[str] = tuple(NIGHTS_KEYS)
+                ) -> tuple[dict[str, TwoAFCFileSet], list[str]]:
+    """``({part: set}, notes)``: the NIGHTS ``parts`` present in ``root`` (a part without rows is a note)."""
+    from .registry import get_benchmark
+
+    try:
+        return two_afc_sets(get_benchmark("nights"), root, parts)
+    except DataError as exc:
+        if "nothing to use" in str(exc):
+            raise DataError(f"nights: no split of {root} has rows with votes >= 6; nothing to pack") from None
+        raise
 
 
 def pack_nights(root: PathLike, out_h5: PathLike, *, size: int = NIGHTS_SIZE, force: bool = False,
@@ -200,33 +225,8 @@ def packed_parts(path: PathLike) -> tuple[dict[str, str], str, dict[str, int], b
     return dict(parts), rule, dict(info["counts"]), bool(info["synthetic"])
 
 
-#: PieAPP split -> set key of a packed file of its labelled pairs.
-PIEAPP_KEYS = {"train": "2afc/train/pieapp", "val": "2afc/val/pieapp", "test": "2afc/val/pieapp-test"}
-
-
-def pack_pieapp_pairs(root: PathLike, out_h5: PathLike, *, size: int | None = None, force: bool = False,
-                      workers: int | None = None, progress: bool = True) -> tuple[Path, list[str]]:
-    """Pack PieAPP's labelled pairs (:func:`.pieapp.load_pairs`: ``p0 = A``, ``p1 = B``, ``judge =
-    1 - P(A preferred)``) of every split present as 2AFC sets (:data:`PIEAPP_KEYS`; the test pairs
-    as a ``val``-split category named *test*). ``size``: the module's bicubic rule; ``None`` keeps
-    the images' own size, which must then be square and shared (PieAPP: 256×256 ⚠)."""
-    from ..images import image_size
-    from .pieapp import load_pairs
-
-    sets, notes = {}, []
-    for split, key in PIEAPP_KEYS.items():
-        try:
-            sets[key] = load_pairs(root, split)
-        except DataError as exc:
-            notes.append(f"pieapp: {split} pairs left out ({exc})")
-    if not sets:
-        raise DataError(f"pieapp: no labelled pairs in {root}: " + "; ".join(notes))
-    if size is None:
-        sizes = {p: image_size(p) for s in sets.values() for p in (s.ref[0], s.p0[0], s.p1[0])}
-        if len(set(sizes.values())) != 1 or next(iter(sizes.values()))[0] != next(iter(sizes.values()))[1]:
-            shown = ", ".join(f"{p.name} {w}x{h}" for p, (w, h) in list(sizes.items())[:3])
-            raise DataError(f"pieapp: images are not of one square size ({shown}); give --size N")
-        size = next(iter(sizes.values()))[0]
-    out = write_2afc_file_sets(out_h5, sets, size=size, force=force, workers=workers, progress=progress,
-                               attrs={"benchmark": "pieapp-pairs"})
-    return out, notes
+def summary_of(name: str, path: Path, notes: list[str]) -> PackSummary:
+    """The :class:`~.registry.PackSummary` of a packed 2AFC file of benchmark ``name``."""
+    _, rule, counts, synthetic = packed_parts(path)
+    return PackSummary(format=name, path=path, items=sum(counts.values()), size_rule=rule, synthetic=synthetic,
+                       sets=counts, notes=list(notes))

@@ -29,6 +29,7 @@ from ..._version import __version__
 from ...errors import DataError
 from ..images import read_rgb
 from .base import CorrelationSet
+from .registry import PackRequest, PackSummary
 
 FORMAT_ATTR = "bapps_toolkit_format"
 FORMAT = "bapps-iqa-h5/1"
@@ -127,7 +128,8 @@ def _fits(ds: Any, holds: str, shape: tuple[int | None, ...]) -> bool:
 def _open(path: Path) -> tuple[Any, IqaAttrs, dict[str, Any]]:
     """Open ``path`` read-only and check its marker, attributes and every array's dtype, shape
     and storage against the schema and the file's size (nothing of the arrays is read);
-    returns ``(file, attributes, {name: dataset})``. The caller closes the file."""
+    returns ``(file, attributes, {name: dataset})``. The caller closes the file.
+    """
     import h5py
 
     from ..h5safe import H5_ERRORS
@@ -297,44 +299,58 @@ class PackedCorrelationSet:
         return []
 
 
+def pack_loaded_set(name: str, cset: CorrelationSet, out: PathLike) -> PackSummary:
+    """Pack a loaded correlation set into ``out`` and verify the file.
+
+    Args:
+        name: the benchmark's registry name.
+        cset: the loaded set.
+        out: the file to write.
+
+    Returns:
+        What was written.
+    """
+    path = pack_correlation_set(cset, out)
+    attrs = verify_iqa(path)
+    return PackSummary(format=name, path=path, items=int(attrs["n_items"]), size_rule=str(attrs["size_rule"]),
+                       synthetic=bool(attrs["synthetic"]), sets={name: int(attrs["n_items"])}, notes=list(cset.notes))
+
+
 def pack_benchmark(root: PathLike, out_h5: PathLike, *, format: str | None = None, size: int | None = None,
                    live_scores: str = "realigned", pairs: bool = False, force: bool = False,
-                   workers: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Pack the benchmark in ``root`` (detected, or ``format``) into ``out_h5``; returns a summary
-    ``{"format", "path", "items", "size_rule", "synthetic", "sets", "notes"}``.
+                   workers: int | None = None, progress: bool = True) -> PackSummary:
+    """Pack the benchmark in ``root`` (detected, or ``format``) into ``out_h5``.
 
     Correlation sets keep their images' original sizes (``size`` must be ``None``) in
     ``bapps-iqa-h5/1``; NIGHTS goes to the BAPPS format at ``size`` (default 224, bicubic; see
     :mod:`.pack_2afc`); ``pairs=True`` packs PieAPP's labelled pairs instead of its test scores
-    (BAPPS format, :func:`.pack_2afc.pack_pieapp_pairs`). An existing ``out_h5`` is refused
-    unless ``force``.
+    (BAPPS format, :func:`.pieapp.pack_pieapp_pairs`). Each set packs by its registry entry
+    (:meth:`.registry.Benchmark.pack`).
+
+    Args:
+        root: the benchmark folder.
+        out_h5: the file to write; an existing one is refused unless ``force``.
+        format: the benchmark's registry name (default: detected).
+        size: image side (2AFC sets), ``None`` for the set's rule.
+        live_scores: LIVE's score file (``realigned`` or ``dmos``).
+        pairs: PieAPP: pack the labelled pairs.
+        force: overwrite ``out_h5``.
+        workers: decode processes.
+        progress: show a progress bar.
+
+    Returns:
+        What was written.
+
+    Raises:
+        DataError: ``root`` holds no known set, or ``format`` names BAPPS or an unknown set.
     """
-    from .detect import CORRELATION_FORMATS, detect_format, loader
-    from .pack_2afc import NIGHTS_SIZE, pack_nights, pack_pieapp_pairs, packed_parts
+    from .detect import detect_format
+    from .registry import get_benchmark
 
     fmt = detect_format(root, format)
-    out = Path(out_h5)
-    if pairs and fmt != "pieapp":
-        raise DataError(f"--pairs: only PieAPP has labelled pairs to pack as 2AFC, not {fmt}")
-    if fmt == "nights" or pairs:
-        if fmt == "nights":
-            path, notes = pack_nights(root, out, size=NIGHTS_SIZE if size is None else size, force=force,
-                                      workers=workers, progress=progress)
-        else:
-            path, notes = pack_pieapp_pairs(root, out, size=size, force=force, workers=workers, progress=progress)
-        _, rule, counts, synthetic = packed_parts(path)
-        return dict(format=fmt, path=path, items=sum(counts.values()), size_rule=rule,
-                    synthetic=synthetic, sets=counts, notes=notes)
-    if fmt not in CORRELATION_FORMATS:
+    if fmt == "bapps":
         raise DataError(f"{root}: format {fmt!r} is not an IQA benchmark; pack BAPPS folders with "
                         "`bapps pack ROOT OUT.h5`")
-    if size is not None:
-        raise DataError(f"--size {size}: {fmt} is a correlation set, packed at its images' original sizes "
-                        "(the correlation protocol scores images at native size); drop --size")
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass --force (force=True) to overwrite it")
-    cset = loader(fmt)(root, scores=live_scores) if fmt == "live" else loader(fmt)(root)
-    path = pack_correlation_set(cset, out)
-    attrs = verify_iqa(path)
-    return dict(format=fmt, path=path, items=int(attrs["n_items"]), size_rule=str(attrs["size_rule"]),
-                synthetic=bool(attrs["synthetic"]), sets={fmt: int(attrs["n_items"])}, notes=list(cset.notes))
+    request = PackRequest(size=size, options={"live_scores": live_scores}, pairs=pairs, force=force,
+                          workers=workers, progress=progress)
+    return get_benchmark(fmt).pack(Path(root), Path(out_h5), request)

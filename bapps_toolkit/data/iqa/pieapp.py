@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, CorrelationSet, TwoAFCFileSet, is_synthetic, parse_float
+from .defaults import CorrelationBenchmark
+from .registry import PackRequest, PackSummary, Remote, register_benchmark
 
 NAME = "pieapp"
 SIGNATURE = ("labels", "reference_images", "distorted_images")
@@ -122,3 +125,70 @@ def load_pairs(root: PathLike, split: str) -> TwoAFCFileSet:
             p1.append(_image(r, split, row[0], row[2]))
             judge.append(1.0 - prob)
     return TwoAFCFileSet(NAME, split, r.root, refs, p0, p1, np.array(judge), synthetic=is_synthetic(r.root))
+
+
+#: PieAPP split -> set key of a packed file of its labelled pairs.
+PIEAPP_KEYS = {"train": "2afc/train/pieapp", "val": "2afc/val/pieapp", "test": "2afc/val/pieapp-test"}
+
+
+def pack_pieapp_pairs(root: PathLike, out_h5: PathLike, *, size: int | None = None, force: bool = False,
+                      workers: int | None = None, progress: bool = True) -> tuple[Path, list[str]]:
+    """Pack PieAPP's labelled pairs (:func:`.pieapp.load_pairs`: ``p0 = A``, ``p1 = B``, ``judge =
+    1 - P(A preferred)``) of every split present as 2AFC sets (:data:`PIEAPP_KEYS`; the test pairs
+    as a ``val``-split category named *test*). ``size``: the module's bicubic rule; ``None`` keeps
+    the images' own size, which must then be square and shared (PieAPP: 256×256 ⚠).
+    """
+    from ..images import image_size
+    from .pack_2afc import write_2afc_file_sets
+
+    sets, notes = {}, []
+    for split, key in PIEAPP_KEYS.items():
+        try:
+            sets[key] = load_pairs(root, split)
+        except DataError as exc:
+            notes.append(f"pieapp: {split} pairs left out ({exc})")
+    if not sets:
+        raise DataError(f"pieapp: no labelled pairs in {root}: " + "; ".join(notes))
+    if size is None:
+        sizes = {p: image_size(p) for s in sets.values() for p in (s.ref[0], s.p0[0], s.p1[0])}
+        if len(set(sizes.values())) != 1 or next(iter(sizes.values()))[0] != next(iter(sizes.values()))[1]:
+            shown = ", ".join(f"{p.name} {w}x{h}" for p, (w, h) in list(sizes.items())[:3])
+            raise DataError(f"pieapp: images are not of one square size ({shown}); give --size N")
+        size = next(iter(sizes.values()))[0]
+    out = write_2afc_file_sets(out_h5, sets, size=size, force=force, workers=workers, progress=progress,
+                               attrs={"benchmark": "pieapp-pairs"})
+    return out, notes
+
+
+@register_benchmark
+class PieAPPBenchmark(CorrelationBenchmark):
+    """PieAPP in the benchmark registry (:mod:`.registry`)."""
+
+    name = NAME
+    title = "PieAPP"
+    description = "test set, per-image preference scores (higher = worse), and labelled pairs"
+    citation = "Prashnani et al., PieAPP: perceptual image-error assessment through pairwise preference, CVPR 2018"
+    signature = SIGNATURE
+    nested: tuple[str, ...] = ("PieAPP_dataset_CVPR_2018",)
+    sources: tuple[Remote, ...] = ()
+    manual = ("PieAPP may be used for non-commercial, educational purposes only (TERMS_OF_USE.pdf). After "
+              "reading the terms, download all_data_PieAPP_dataset_CVPR_2018.zip from "
+              "https://web.ece.ucsb.edu/~ekta/projects/PieAPPv0.1/ and unpack it so that "
+              "{dest}/PieAPP_dataset_CVPR_2018/ holds reference_images/ distorted_images/ labels/.")
+    after_download = ""
+
+    def load(self, root: Path, options: Mapping[str, str]) -> CorrelationSet:
+        """Read the set (:func:`load`)."""
+        return load(root)
+
+    def pack(self, root: Path, out: Path, request: PackRequest) -> PackSummary:
+        """The test set's scores (as any correlation set), or with ``request.pairs`` the labelled
+        pairs as 2AFC sets in the BAPPS format (:func:`pack_pieapp_pairs`).
+        """
+        if not request.pairs:
+            return super().pack(root, out, request)
+        from .pack_2afc import summary_of
+
+        path, notes = pack_pieapp_pairs(root, out, size=request.size, force=request.force,
+                                        workers=request.workers, progress=request.progress)
+        return summary_of(self.name, path, notes)

@@ -14,6 +14,7 @@ unpublished ⚠ (PIPAL issue #3), so per-type figures on PIPAL are per *group*.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ import numpy as np
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, CorrelationSet, is_synthetic, parse_float, read_lines
+from .defaults import CorrelationBenchmark
+from .registry import Remote, register_benchmark
 
 NAME = "pipal"
 SIGNATURE = ("Train_Label",)
@@ -84,3 +87,25 @@ def load(root: PathLike) -> CorrelationSet:
                           synthetic=is_synthetic(r.root),
                           notes=["PIPAL: public training labels only; 'type' = name group 00-06 (meaning unpublished)"]
                           ).check()
+
+
+@register_benchmark
+class PIPALBenchmark(CorrelationBenchmark):
+    """PIPAL in the benchmark registry (:mod:`.registry`)."""
+
+    name = NAME
+    title = "PIPAL"
+    description = "public training set, 23,200 distorted images of 200 references, Elo (higher = better)"
+    citation = ("Jinjin et al., PIPAL: a large-scale image quality assessment dataset for perceptual image "
+                "restoration, ECCV 2020")
+    signature = SIGNATURE
+    nested: tuple[str, ...] = ()
+    sources: tuple[Remote, ...] = ()
+    manual = ("PIPAL is distributed through the Google Drive links of https://github.com/HaomingCai/PIPAL-dataset ; "
+              "download the training part and put Train_Ref/, Distortion_1..4/ (or Train_Dist/) and "
+              "Train_Label/ into {dest}/.")
+    after_download = ""
+
+    def load(self, root: Path, options: Mapping[str, str]) -> CorrelationSet:
+        """Read the set (:func:`load`)."""
+        return load(root)

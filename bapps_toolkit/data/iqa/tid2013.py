@@ -14,12 +14,16 @@ read when present (one value per line, aligned with ``mos_with_names.txt``) but 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
 from ..._io import PathLike
 from ...errors import DataError
 from .base import CaseResolver, CorrelationSet, is_synthetic, parse_float, read_lines
+from .defaults import CorrelationBenchmark
+from .registry import Remote, register_benchmark
 
 NAME = "tid2013"
 SIGNATURE = ("mos_with_names.txt", "distorted_images", "reference_images")
@@ -50,3 +54,24 @@ def load(root: PathLike) -> CorrelationSet:
     return CorrelationSet(NAME, r.root, dist, ref, ref_id, np.array(score), types, np.array(levels),
                           higher_is_better=True, score_name="MOS (mos_with_names.txt)",
                           synthetic=is_synthetic(r.root)).check()
+
+
+@register_benchmark
+class TID2013Benchmark(CorrelationBenchmark):
+    """TID2013 in the benchmark registry (:mod:`.registry`)."""
+
+    name = NAME
+    title = "TID2013"
+    description = "3,000 distorted images of 25 references, MOS (higher = better)"
+    citation = "Ponomarenko et al., Image database TID2013, Signal Processing: Image Communication 2015"
+    signature = SIGNATURE
+    nested: tuple[str, ...] = ()
+    sources: tuple[Remote, ...] = (Remote("http://www.ponomarenko.info/tid2013/tid2013.rar", "tid2013.rar", False),)
+    manual = ""
+    after_download = ("TID2013 is a .rar archive, which this toolkit does not unpack (no well-kept pure-Python "
+                      "extractor). Unpack {dest}/tid2013.rar with `bsdtar -xf` (Debian package libarchive-tools) or "
+                      "`unar` into {dest}/ so that it holds reference_images/ distorted_images/ mos_with_names.txt.")
+
+    def load(self, root: Path, options: Mapping[str, str]) -> CorrelationSet:
+        """Read the set (:func:`load`)."""
+        return load(root)

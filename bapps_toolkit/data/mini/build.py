@@ -1,5 +1,6 @@
 """Building the mini set: patches from scikit-image's photos, one set per worker task, the
-``SYNTHETIC.txt`` note, and :func:`make_mini` (atomic, locked, deterministic)."""
+``SYNTHETIC.txt`` note, and :func:`make_mini` (atomic, locked, deterministic).
+"""
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """Synthetic distortions of the mini set (float RGB ``[64, 64, 3]`` in [0, 1]): the
 *traditional* operations, the random *cnn*-like network, and the paired val flavours (see the
-package docstring of :mod:`bapps_toolkit.data.mini`)."""
+package docstring of :mod:`bapps_toolkit.data.mini`).
+"""
 from __future__ import annotations
 
 import io
@@ -168,7 +169,8 @@ def traditional(x: Img, rng: np.random.Generator, tmax: float = 1.0) -> Img:
 
 def cnn_like(x: Img, rng: np.random.Generator, tmax: float = 1.0) -> Img:
     """A random "autoencoder": pool, random 3×3 channel-mixing conv, leaky ReLU, zero-insertion
-    upsampling with a random kernel, random 1×1 colour mix, optional noise."""
+    upsampling with a random kernel, random 1×1 colour mix, optional noise.
+    """
     t = float(rng.uniform(0.1 * tmax, tmax))
     f = int(rng.choice([1, 2, 4], p=[0.3, 0.5, 0.2] if tmax > 0.5 else [0.6, 0.4, 0.0]))
     h = x.reshape(64 // f, f, 64 // f, f, 3).mean(axis=(1, 3)) if f > 1 else x.copy()

@@ -1,6 +1,7 @@
 """The simulated observer of the mini set: a hidden distance (Lab colour error after a blur plus
 a gradient-magnitude structure term) that no metric of the toolkit computes; see the package
-docstring of :mod:`bapps_toolkit.data.mini`."""
+docstring of :mod:`bapps_toolkit.data.mini`.
+"""
 from __future__ import annotations
 
 import numpy as np
