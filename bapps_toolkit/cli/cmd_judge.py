@@ -42,7 +42,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                                               "bapps judge serve --db study.sqlite --port 8765",
                                               "bapps judge export --db study.sqlite --out judged"))
     sub = p.add_subparsers(dest="judge_command", metavar="ACTION", required=True)
-    c = sub.add_parser("create", help="create a study database from an unjudged SET", epilog=examples(
+    c = sub.add_parser("create", help="create a study database from an unjudged SET", description=(
+        "Create the SQLite study database --db from SET (an unjudged BAPPS folder, packed .h5 or CSV manifest): "
+        "its items, the study settings below, and the order in which raters see them."),
+        epilog=examples(
         "bapps judge create unjudged --db study.sqlite",
         "bapps judge create items.csv --db study.sqlite --judgments-per-item 3 --sentinel-share 0.2"))
     c.add_argument("set", metavar="SET", help="unjudged BAPPS folder, packed .h5 or CSV manifest")
@@ -50,6 +53,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     _study_options(c)
     c.set_defaults(func=run_create)
     s = sub.add_parser("serve", help="serve the study page (creates the database from SET if missing)",
+                       description="Serve the judging page of --db on --host:--port until interrupted "
+                                   "(creating --db from SET first if it does not exist). Raters open "
+                                   "/?rater=ID (and &token=T when added with add-rater).",
                        epilog=examples("bapps judge serve --db study.sqlite",
                                        "bapps judge serve unjudged --db study.sqlite --host 0.0.0.0 --port 8000",
                                        "bapps judge serve items.csv --db study.sqlite --reassign-after-s 600"))
@@ -69,15 +75,23 @@ def register(subparsers) -> argparse.ArgumentParser:
     _study_options(s)
     s.set_defaults(func=run_serve)
     a = sub.add_parser("add-rater", help="register a rater and print their token",
+                       description="Register RATER in --db and print their secret token and URL; a server bound "
+                                   "to an address other than loopback admits only raters added this way.",
                        epilog=examples("bapps judge add-rater alice --db study.sqlite"))
     a.add_argument("rater", help="rater id")
     a.add_argument("--db", required=True, help="study database (SQLite)")
     a.set_defaults(func=run_add_rater)
     st = sub.add_parser("status", help="progress per rater and per item",
+                        description="Print the progress of the study in --db: per rater, answered of "
+                                    "assigned items and sentinels (catch trials) answered right; per item, "
+                                    "answers of the wanted judgments.",
                         epilog=examples("bapps judge status --db study.sqlite"))
     st.add_argument("--db", required=True, help="study database (SQLite)")
     st.set_defaults(func=run_status)
-    e = sub.add_parser("export", help="export judgments as a data set", epilog=examples(
+    e = sub.add_parser("export", help="export judgments as a data set", description=(
+        "Write the judgments of --db to --out as a data set (atomically): the BAPPS layout that 'bapps pack' "
+        "and 'bapps evaluate' read, or a CSV manifest; optionally without raters whose sentinel accuracy is low."),
+        epilog=examples(
         "bapps judge export --db study.sqlite --out judged",
         "bapps judge export --db study.sqlite --out judged-csv --format csv --min-sentinel-accuracy 0.8"))
     e.add_argument("--db", required=True, help="study database (SQLite)")

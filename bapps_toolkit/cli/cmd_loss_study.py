@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
+from ._options import add_backbone_weights, space_list
 from ._parser import examples
 
 _INT = ("patch_size", "train_patches", "batch_size", "steps", "width", "blocks", "bottleneck", "eval_size",
@@ -41,16 +43,21 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("loss-study", help="train one network per loss and cross-evaluate them",
                               description=__doc__, epilog=examples(
                                   "bapps loss-study --out study --steps 400 --patch-size 48",
-                                  "bapps loss-study --task deblur --losses l1,lpips-alex,0.16*l1+0.84*ms-ssim "
-                                  "--backbone-weights imagenet"))
+                                  "bapps loss-study --task deblur --losses l1 lpips-alex 0.16*l1+0.84*ms-ssim "
+                                  "--eval-metrics l2 ssim lpips-alex --backbone-weights alex=random"))
     p.add_argument("--out", default=d.out_dir, help="output folder (default %(default)s)")
     p.add_argument("--task", default=d.task, choices=TASKS, help="degradation the networks learn to undo "
                    "(sr2/sr4 = 2x/4x super-resolution; default %(default)s)")
-    p.add_argument("--losses", default=",".join(d.losses), help="comma-separated losses (default %(default)s)")
-    p.add_argument("--eval-metrics", default=",".join(d.eval_metrics), help="comma-separated metrics")
+    p.add_argument("--losses", nargs="+", default=list(d.losses), metavar="LOSS",
+                   help=f"losses, space-separated (default {' '.join(d.losses)})")
+    p.add_argument("--eval-metrics", nargs="+", default=list(d.eval_metrics), metavar="NAME",
+                   help=f"metrics of the cross-evaluation, space-separated (default {' '.join(d.eval_metrics)})")
     p.add_argument("--images", default=None, help="folder of images (default: scikit-image's photos)")
-    p.add_argument("--backbone-weights", default=d.backbone_weights, choices=("random", "imagenet"),
-                   help="LPIPS/PDL backbones: seeded random (UNCALIBRATED) or torchvision ImageNet weights")
+    add_backbone_weights(p, "LPIPS/PDL backbones: NET=random for seeded random ones (UNCALIBRATED), for every "
+                            "network; without the flag: "
+                            + ("seeded random (UNCALIBRATED)" if d.backbone_weights == "random" else
+                               "torchvision's ImageNet weights from the torch hub cache")
+                            + "; the old words random / imagenet are still accepted")
     p.add_argument("--device", default=d.device, help="auto (GPU when present), cpu, cuda, cuda:1 ...")
     for name in _INT + _FLOAT:
         p.add_argument("--" + name.replace("_", "-"), type=int if name in _INT else float,
@@ -60,13 +67,26 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _backbones(given: list[str], default: str) -> str:
+    """The study's backbone setting (``random`` / ``imagenet``) from ``--backbone-weights``."""
+    if not given:
+        return default
+    if given in (["random"], ["imagenet"]):
+        return given[0]
+    if all(g.partition("=")[2] == "random" for g in given):
+        return "random"
+    raise UsageError(f"--backbone-weights {' '.join(given)}: loss-study takes NET=random (seeded random backbones, "
+                     "UNCALIBRATED), imagenet (torchvision's weights from the torch hub cache) or no flag (the "
+                     "default); a weights file per network (NET=PATH) is not supported by loss-study")
+
+
 def run(args) -> int:
     from ..study import LossStudyConfig, run_loss_study
 
     cfg = LossStudyConfig(
-        out_dir=args.out, task=args.task, losses=tuple(s for s in args.losses.split(",") if s.strip()),
-        eval_metrics=tuple(s for s in args.eval_metrics.split(",") if s.strip()), images=args.images,
-        backbone_weights=args.backbone_weights, device=args.device,
+        out_dir=args.out, task=args.task, losses=tuple(space_list(args.losses, "--losses", "loss-study")),
+        eval_metrics=tuple(space_list(args.eval_metrics, "--eval-metrics", "loss-study")), images=args.images,
+        backbone_weights=_backbones(args.backbone_weights, LossStudyConfig().backbone_weights), device=args.device,
         **{n: getattr(args, n) for n in _INT + _FLOAT})
     result = run_loss_study(cfg, progress=not args.no_progress)
     print(result.markdown)

@@ -15,7 +15,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         epilog=examples("bapps make-mini mini", "bapps make-mini mini --seed 1 --force"))
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder to create (must be absent or empty)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT_DIR")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)

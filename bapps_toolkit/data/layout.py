@@ -104,7 +104,7 @@ def folders_of(key: str) -> tuple[str, ...]:
 def split_key(key: str) -> tuple[str, str, str]:
     """``"2afc/val/cnn"`` -> ``("2afc", "val", "cnn")``."""
     if not is_set_key(key):
-        raise ValueError(f"not a set key: {key!r} (expected KIND/SPLIT/CATEGORY with KIND/SPLIT "
+        raise DataError(f"not a set key: {key!r} (expected KIND/SPLIT/CATEGORY with KIND/SPLIT "
                          "one of 2afc/train, 2afc/val, jnd/val, e.g. '2afc/val/cnn' or "
                          "'jnd/val/own'; a category is 1-64 of A-Z a-z 0-9 _ -)")
     parts = key.split("/")
@@ -128,7 +128,7 @@ def expand_datasets(datasets: None | str | Sequence[str], available: Sequence[st
         return avail
     items = [datasets] if isinstance(datasets, str) else list(datasets)
     if not items:
-        raise ValueError("datasets is an empty list; pass None for every set")
+        raise DataError("datasets is an empty list; pass None for every set")
     chosen = set()
     for item in items:
         if not isinstance(item, str):
@@ -140,7 +140,7 @@ def expand_datasets(datasets: None | str | Sequence[str], available: Sequence[st
             valid = order_keys([*ALL_KEYS, *avail])
             known = [k for k in valid if kind_of(k) == kind and (k == full or k.startswith(full + "/"))]
             if not known:
-                raise ValueError(f"unknown {kind.upper()} dataset {item!r}; valid: "
+                raise DataError(f"unknown {kind.upper()} dataset {item!r}; valid: "
                                  f"{', '.join(k for k in valid if kind_of(k) == kind)} "
                                  "(or short forms like 'val/cnn', 'val')")
             raise DataError(f"dataset {item!r} is not present in {where or 'the source'} "

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from .._distributed import is_main_process, join_process_group
 from .._io import PathLike
 from ..data import find_sets
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..metrics import Metric
 from ..metrics.plugin_trust import TrustArg
 from ..metrics.plugins import parse_metric_options
@@ -57,6 +57,7 @@ from ..scores import (
 )
 from .compare import check_compare, compare_metrics
 from .distances import EvalSet, SetDistances, check_distances_path, open_sets, set_distances, write_distances
+from .notes import Note, Selection
 from .resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
 from .speed import Execution, PreparedMetric, check_execution
 
@@ -83,6 +84,8 @@ class EvaluationResult:
     seed: int
     #: ``compare=(A, B)``: records of A − B per set and for the 2AFC mean (:mod:`.compare`).
     comparisons: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: What the caller should know about how the request was read (e.g. what a short form selected).
+    notes: list[Note] = dataclasses.field(default_factory=list)
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -100,13 +103,13 @@ def _check_options(metrics: Sequence[Any], n_boot: int, batch_size: int | None, 
                    save_distances: PathLike | None, source: Path) -> None:
     """Every argument check that needs no data, before anything is read."""
     if not metrics:
-        raise ValueError("no metrics to evaluate: give at least one metric name or checkpoint")
+        raise UsageError("no metrics to evaluate: give at least one metric name or checkpoint")
     if int(n_boot) < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+        raise UsageError(f"n_boot must be >= 1, got {n_boot}")
     if batch_size is not None and int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        raise UsageError(f"chunk_size must be >= 1, got {chunk_size}")
     if save_distances is not None:
         check_distances_path(save_distances)
     if not source.exists():
@@ -129,10 +132,10 @@ def _resolve_all(specs: Sequence[Any], backbone_weights: WeightSpecs, lin_weight
         if isinstance(spec, str) and spec in preset_options:
             mid = metric.name  # e.g. lpips-alex-v0.0: the id says which options the preset chose
         if getattr(metric, "spatial", False):
-            raise ValueError(f"metric {mid!r} was created with spatial=True; evaluation needs one "
+            raise UsageError(f"metric {mid!r} was created with spatial=True; evaluation needs one "
                              "distance per item (create it without spatial=True)")
         if any(mid == other for other, _ in resolved):
-            raise ValueError(f"metric {mid!r} given twice")
+            raise UsageError(f"metric {mid!r} given twice")
         resolved.append((mid, metric.to(device).eval()))
     return resolved
 
@@ -217,8 +220,8 @@ def run_evaluation(
     present = find_sets(src)
     if not present:
         raise DataError(f"no 2AFC or JND sets found in {src}")
-    keys = select_sets(present, datasets, source=src)
-    keys = [k for k in keys if k.startswith("2afc/")] + [k for k in keys if k.startswith("jnd/")]
+    selection = choose_sets(present, datasets, source=src)
+    keys = [k for k in selection.keys if k.startswith("2afc/")] + [k for k in selection.keys if k.startswith("jnd/")]
     sets = open_sets(src, keys, stream=stream, chunk_size=int(chunk_size), device=dev)
     table = _Table(n_boot, seed, alpha, dev)
     distances: list[SetDistances] = []
@@ -240,7 +243,7 @@ def run_evaluation(
     if pair is not None:
         frame.attrs["comparisons"] = comparisons
     result = EvaluationResult(table=frame, distances=distances, n_boot=int(n_boot), seed=int(seed),
-                              comparisons=comparisons)
+                              comparisons=comparisons, notes=list(selection.notes))
     if save_distances is not None and is_main_process():
         write_distances(result.distances, save_distances)
     return result
@@ -251,23 +254,27 @@ class SelectionNote(UserWarning):
     ``2afc/val/cnn`` and ``jnd/val/cnn``); the message says which (``bapps evaluate`` prints it)."""
 
 
-def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> list[str]:
+def choose_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> Selection:
     """Keys of ``present`` chosen by ``datasets`` (None = every val set: the 2AFC and JND val
-    sets, as in the paper's Table 5; train sets only when named).
+    sets, as in the paper's Table 5; train sets only when named), with notes on the choice.
 
     A spec matches a key ``mode/split/category`` when its parts equal the key's leading parts
     (``2afc``, ``jnd/val``, ``2afc/val/cnn``) or the parts after the mode (``val``, ``val/cnn``
-    — which selects both the 2AFC and the JND set of that name: then a :class:`SelectionNote`
-    warning says what it selected, ``"val/cnn selected 2afc/val/cnn, jnd/val/cnn"``; give the full
-    keys to choose one). A spec matching nothing is an error naming the sets present.
+    — which selects both the 2AFC and the JND set of that name: then a :class:`.notes.Note` says
+    what it selected, ``"val/cnn selected 2afc/val/cnn, jnd/val/cnn"``; give the full keys to
+    choose one). A spec matching nothing is an error naming the sets present.
+
+    Raises:
+        DataError: no val set present (``datasets`` None), or a spec that matches nothing.
     """
     if not datasets:
         val = [k for k in present if k.split("/")[1:2] == ["val"]]
         if not val:
             raise DataError(f"no val sets in {source} (present: {', '.join(present)}); train sets are "
                             f"scored only when named, e.g. datasets=['train']")
-        return val
+        return Selection(val)
     chosen: list[str] = []
+    notes: list[Note] = []
     for spec in datasets:
         parts = [p for p in str(spec).strip().lower().split("/") if p]
         hits = [k for k in present
@@ -275,9 +282,18 @@ def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, sourc
         if not hits:
             raise DataError(f"dataset {spec!r} is not in {source}; present: {', '.join(present)}")
         if len({k.split("/")[0] for k in hits}) > 1:
-            warnings.warn(f"{spec} selected {', '.join(hits)}", SelectionNote, stacklevel=2)
+            notes.append(Note("datasets", f"{spec} selected {', '.join(hits)}"))
         chosen.extend(k for k in hits if k not in chosen)
-    return [k for k in present if k in chosen]
+    return Selection([k for k in present if k in chosen], notes)
+
+
+def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> list[str]:
+    """The keys of :func:`choose_sets`; each of its notes is also issued as a :class:`SelectionNote`
+    warning, for callers that only take the keys."""
+    selection = choose_sets(present, datasets, source=source)
+    for note in selection.notes:
+        warnings.warn(note.text, SelectionNote, stacklevel=2)
+    return selection.keys
 
 
 def evaluate(

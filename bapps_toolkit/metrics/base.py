@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from ._validate import Range, check_range_option, to_symmetric, to_unit, validate_pair
 
 UNCALIBRATED_TAG = "UNCALIBRATED"
@@ -47,7 +48,7 @@ class Metric(nn.Module):
         super().__init__()
         self.input_range: Range = check_range_option(input_range)
         if spatial and not self.supports_spatial:
-            raise ValueError(f"{self.name}: spatial=True is not supported (this metric has no map)")
+            raise UsageError(f"{self.name}: spatial=True is not supported (this metric has no map)")
         self.spatial = bool(spatial)
         #: False when the numbers are not the published metric (e.g. random backbone).
         self.calibrated: bool = True
@@ -156,7 +157,7 @@ def register_metric(name: str, factory: Callable[..., Metric], description: str,
     ``vgg=PATH`` reach it (see :func:`metric_backbone`).
     """
     if name in _REGISTRY:
-        raise ValueError(f"metric {name!r} is already registered")
+        raise UsageError(f"metric {name!r} is already registered")
     _REGISTRY[name] = (factory, description)
     if backbone is not None:
         _BACKBONES[name] = backbone
@@ -186,7 +187,7 @@ def create_metric(name: str, **options) -> Metric:
     if key not in _REGISTRY:
         close = difflib.get_close_matches(key, list(_REGISTRY), n=3)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise ValueError(f"unknown metric {name!r}; {hint}known metrics: {', '.join(list_metrics())}")
+        raise UsageError(f"unknown metric {name!r}; {hint}known metrics: {', '.join(list_metrics())}")
     factory = _REGISTRY[key][0]
     try:
         metric = factory(**options)
@@ -194,7 +195,7 @@ def create_metric(name: str, **options) -> Metric:
         m = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(exc))
         if m is None or m.group(2) not in options:
             raise
-        raise ValueError(_unknown_option(key, factory, m.group(1), m.group(2))) from None
+        raise UsageError(_unknown_option(key, factory, m.group(1), m.group(2))) from None
     return metric.eval()
 
 

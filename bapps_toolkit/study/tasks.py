@@ -30,7 +30,7 @@ from scipy import ndimage
 from ..data.images import read_rgb
 from ..data.layout import IMAGE_EXTENSIONS
 from ..data.mini import PHOTOS, load_photos
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .config import TASKS
 
 DEBLUR_NOISE = 0.01
@@ -124,7 +124,7 @@ def degrade(clean: np.ndarray, task: str, *, sigma: float, blur_sigma: float, jp
         f = 2 if task == "sr2" else 4
         s = clean.shape[1]
         if s % f:
-            raise ValueError(f"{task}: crop size {s} is not divisible by {f}")
+            raise UsageError(f"{task}: crop size {s} is not divisible by {f}")
         return np.stack([_resize(_resize(p, s // f), s) for p in clean]).astype(np.float32) / 255.0
     if task == "jpeg":
         out = []
@@ -135,4 +135,4 @@ def degrade(clean: np.ndarray, task: str, *, sigma: float, blur_sigma: float, jp
         return np.stack(out).astype(np.float32) / 255.0
     if task == "autoencode":
         return x
-    raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    raise UsageError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
