@@ -5,12 +5,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..data.iqa.download_iqa import DATASETS
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "download",
         help="download and unpack the BAPPS archives (jnd, 2AFC val, 2AFC train)",

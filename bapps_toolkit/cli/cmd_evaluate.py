@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..data.iqa.detect import FORMATS  # torch-free: `bapps evaluate --help` imports neither torch nor pandas
 from ..errors import BappsError
@@ -19,7 +20,7 @@ from ._options import add_backbone_weights, add_metric_option, add_metrics, add_
 from ._parser import at_least, examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("evaluate", help="score metrics against the human judgments (2AFC, JND)",
                               description=__doc__, epilog=examples(
                                   "bapps evaluate bapps.h5 --metrics l2-lab ssim-lab lpips-alex",
@@ -85,7 +86,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from .._distributed import is_main_process
     from ..data.iqa import is_bapps_source
     from ..report import ReportFiles, evaluate_to_reports, to_markdown

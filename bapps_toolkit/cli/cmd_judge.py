@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from ._parser import examples
 
@@ -34,7 +35,7 @@ def _settings(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("judge", help="collect human 2AFC/JND judgments in a browser",
                               description="Run a BAPPS-protocol judgment study: a local web page, an "
                                           "SQLite database, export to the BAPPS layout.",

@@ -5,6 +5,7 @@ and an unjudged BAPPS-layout 2AFC set under --out; a rerun resumes from the chec
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..errors import UsageError
 from ._options import add_backbone_weights, space_list
@@ -36,7 +37,7 @@ _HELP = {
 }
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     from ..study.config import TASKS, LossStudyConfig  # torch-free: keeps `bapps --help` fast
 
     d = LossStudyConfig()
@@ -80,7 +81,7 @@ def _backbones(given: list[str], default: str) -> str:
                      "default); a weights file per network (NET=PATH) is not supported by loss-study")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..study import LossStudyConfig, run_loss_study
 
     cfg = LossStudyConfig(

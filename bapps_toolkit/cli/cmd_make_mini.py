@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "make-mini", help="build the synthetic BAPPS-layout mini set (offline, deterministic)",
         description="Build a small BAPPS-layout data set from photos shipped with scikit-image, "

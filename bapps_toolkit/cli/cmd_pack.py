@@ -4,6 +4,7 @@ TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP; detected or named by --format).""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..data.iqa.detect import MODULES
 from ..errors import UsageError
@@ -12,7 +13,7 @@ from ._parser import examples
 IQA_FORMATS = tuple(MODULES)
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "pack", help="pack a BAPPS folder tree or CSV manifests into one HDF5 file",
         description="Decode every image of a BAPPS folder tree (or of the CSV manifests of your "

@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import BappsError, UsageError
 from ._options import add_backbone_weights, add_metric_option, add_metrics, add_precision
@@ -57,7 +58,7 @@ EXAMPLES = examples(
 )
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "score", help="distance between two images, two folders of images, or all pairs of a folder",
         description=__doc__, epilog=EXAMPLES,
@@ -107,7 +108,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _form(args) -> str:
+def _form(args: argparse.Namespace) -> str:
     """Which form the arguments ask for: ``pair``, ``dirs`` or ``all``."""
     has_pair, has_dirs, has_all = bool(args.images), bool(args.dir0 or args.dir1), bool(args.dir or args.all_pairs)
     if sum((has_pair, has_dirs, has_all)) != 1:
@@ -129,7 +130,7 @@ def _note(message: str) -> None:
     print(f"bapps score: note: {message}", file=sys.stderr)
 
 
-def _metric_specs(args: argparse.Namespace) -> tuple[list, dict]:
+def _metric_specs(args: argparse.Namespace) -> tuple[list[str | Path], dict[str, dict[str, Any]]]:
     """The metrics to score (the checkpoint, or the names) and their --metric-option values."""
     from ..metrics.plugins import parse_metric_options
 
@@ -141,7 +142,7 @@ def _metric_specs(args: argparse.Namespace) -> tuple[list, dict]:
     return names, parse_metric_options(args.metric_option, names)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     form = _form(args)
 
     from .._distributed import is_main_process

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from ..errors import BappsError, UsageError
 from ..train.config import DEFAULT_MARGIN, LOSSES, TrainConfig  # torch-free: keeps `bapps train --help` fast
@@ -13,7 +14,7 @@ from ._options import add_backbone_weights, add_precision
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train",
         help="train calibrated LPIPS linear layers (lin), a tuned (tune) or scratch network",

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "verify", help="re-check a packed HDF5 file (schema, counts, SHA-256 of every array)",
         description="Exit 0 with a summary when the file is sound; exit 2 naming the file and "
