@@ -48,7 +48,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="2AFC sets to train on (default: every 2afc/train/* present), e.g. train/mix")
     add_backbone_weights(p, "backbone weights of --net: a torchvision-layout weights file (NET=PATH) or a seeded "
                             "random backbone (NET=random, UNCALIBRATED); default: ImageNet weights from the torch "
-                            "hub cache", default=None)
+                            "hub cache")
+    p.set_defaults(backbone_weights=None)  # None = not given (a resumed run takes the card's)
     p.add_argument("--lpips-version", dest="version", default=None, choices=["0.1", "0.0"],
                    help=f"LPIPS version (default {d.version})")
     p.add_argument("--seed", type=int, default=None,
