@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from .errors import UsageError
+
 __all__ = ["percentile_test", "interval_rank", "TIE_TOL"]
 
 
@@ -27,9 +29,9 @@ def interval_rank(n: int, alpha: float) -> int:
     Mathematically ``k = ceil(alpha · n / 2)``; ``1 <= k <= (n + 1) / 2``.
     """
     if n < 1:
-        raise ValueError(f"need at least one resample, got {n}")
+        raise UsageError(f"need at least one resample, got {n}")
     if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+        raise UsageError(f"alpha must lie in (0, 1), got {alpha}")
     k = max(1, math.ceil(alpha * n / 2.0))
     while k > 1 and 2 * (k - 1) / n >= alpha:
         k -= 1
@@ -74,7 +76,7 @@ def percentile_test(boot: np.ndarray, alpha: float, tie_tol: float = TIE_TOL) ->
     reached 0 (read it as ``p < 2/n``). An empty or all-non-finite ``boot`` gives ``nan`` thrice.
     """
     if not tie_tol >= 0.0:
-        raise ValueError(f"tie_tol must be >= 0, got {tie_tol}")
+        raise UsageError(f"tie_tol must be >= 0, got {tie_tol}")
     values = np.asarray(boot, dtype=np.float64).reshape(-1)
     finite = np.sort(values[np.isfinite(values)])
     finite[np.abs(finite) <= tie_tol] = 0.0

@@ -51,7 +51,7 @@ HUMAN = "human"
 __all__ = [
     "as_items", "per_item_2afc", "score_2afc", "jnd_pr_curve", "jnd_map",
     "per_item_human_ceiling", "human_ceiling_2afc", "bootstrap_ci", "bootstrap_distribution",
-    "paired_bootstrap", "paired_distribution", "paired_result", "PairedResult",
+    "paired_bootstrap", "paired_distribution", "paired_result", "PairedResult", "register_item_mean",
 ]
 
 #: Largest number of resample × item values held at once by the vectorised bootstrap.
@@ -102,9 +102,6 @@ def _check_fraction(name: str, x: np.ndarray) -> None:
         raise ValueError(f"{name}: fractions must lie in [0, 1]; got range [{x.min():g}, {x.max():g}]")
 
 
-# --------------------------------------------------------------------------------------------
-# 2AFC
-# --------------------------------------------------------------------------------------------
 def _2afc_from_items(d0: np.ndarray, d1: np.ndarray, g: np.ndarray) -> np.ndarray:
     return (d0 < d1) * (1.0 - g) + (d1 < d0) * g + 0.5 * (d0 == d1)
 
@@ -127,9 +124,6 @@ def score_2afc(d0: Any, d1: Any, judge: Any) -> float:
     return float(per_item_2afc(d0, d1, judge).mean())
 
 
-score_2afc.per_item = per_item_2afc  # type: ignore[attr-defined]
-
-
 def per_item_human_ceiling(judge: Any) -> np.ndarray:
     """Per-triplet probability that two random raters agree: ``p² + (1 - p)²``."""
     g = as_items(judge, "judge")
@@ -143,12 +137,20 @@ def human_ceiling_2afc(judge: Any) -> float:
     return float(per_item_human_ceiling(judge).mean())
 
 
-human_ceiling_2afc.per_item = per_item_human_ceiling  # type: ignore[attr-defined]
+#: Scores that are the mean of per-item values -> that per-item function (the bootstrap's fast path).
+ITEM_MEANS: dict[Callable[..., float], Callable[..., np.ndarray]] = {
+    score_2afc: per_item_2afc, human_ceiling_2afc: per_item_human_ceiling}
 
 
-# --------------------------------------------------------------------------------------------
-# JND
-# --------------------------------------------------------------------------------------------
+def register_item_mean(score_fn: Callable[..., float], per_item: Callable[..., np.ndarray]) -> None:
+    """Declare ``score_fn(*a) == per_item(*a).mean()``: the bootstrap then resamples per-item values.
+
+    Args:
+        score_fn: the score, as passed to the bootstrap functions; per_item: its float64 ``[N]`` values.
+    """
+    ITEM_MEANS[score_fn] = per_item
+
+
 def _jnd_checked(d: Any, same: Any) -> tuple[np.ndarray, np.ndarray]:
     x, s = as_items(d, "d"), as_items(same, "same")
     _check_same_length(d=x, same=s)
@@ -222,15 +224,13 @@ def jnd_map(d: Any, same: Any) -> float:
     return float(_jnd_map_rows(x, s))
 
 
-# --------------------------------------------------------------------------------------------
-# Bootstrap
-# --------------------------------------------------------------------------------------------
+#: Scores computed for a whole matrix of resamples at once.
+BATCHED: dict[Callable[..., float], Callable[..., np.ndarray]] = {jnd_map: _jnd_map_rows}
+
+
 def _resolve_batched(score_fn: Callable[..., float]):
-    """``(per_item_fn | None, batched_fn | None)`` for the known scores."""
-    if score_fn is jnd_map:
-        return None, _jnd_map_rows
-    per_item = getattr(score_fn, "per_item", None)
-    return per_item, None
+    """``(per_item | None, batched | None)`` from :data:`ITEM_MEANS` / :data:`BATCHED`."""
+    return ITEM_MEANS.get(score_fn), BATCHED.get(score_fn)
 
 
 def _prepare(score_fn: Callable[..., float], arrays: Sequence[Any], device: Any = None):

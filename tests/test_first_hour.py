@@ -31,13 +31,15 @@ def test_no_abbreviated_flags_on_any_parser(capsys):
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     assert all(p.allow_abbrev is False for p in sub.choices.values())
     with pytest.raises(SystemExit):
-        main(["evaluate", "x.h5", "--metric", "l2"])  # --metric is not taken as --metrics
-    assert "unrecognized arguments: --metric" in capsys.readouterr().err
+        main(["evaluate", "x.h5", "--metrics", "l2", "--metric-opt", "l2.x=1"])  # not taken as --metric-option
+    assert "unrecognized arguments: --metric-opt" in capsys.readouterr().err
 
 
 def test_score_takes_metrics_too():
     args = build_parser().parse_args(["score", "a.png", "b.png", "--metrics", "psnr"])
-    assert args.metric == "psnr"
+    assert args.metrics == ["psnr"]
+    args = build_parser().parse_args(["score", "a.png", "b.png", "--metric", "psnr", "ssim"])
+    assert args.metrics == ["psnr", "ssim"]
 
 
 def test_bare_random_names_the_net_random_form():

@@ -19,6 +19,7 @@ from bapps_toolkit.scores import (
     jnd_map,
     paired_bootstrap,
     paired_distribution,
+    register_item_mean,
     score_2afc,
 )
 
@@ -28,7 +29,7 @@ def mean_loss(x):
     return float(np.mean(x))
 
 
-mean_loss.per_item = lambda x: as_items(x)  # type: ignore[attr-defined]
+register_item_mean(mean_loss, lambda x: as_items(x))
 
 
 def _skewed_set(seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ from PIL import Image
 from bapps_toolkit.cli.main import build_parser, main
 from bapps_toolkit.data import to_model_input
 from bapps_toolkit.errors import DataError
-from bapps_toolkit.evaluate import pairs as pairs_mod
+from bapps_toolkit.evaluate import pair_run as pairs_mod  # where the batches are read
 from bapps_toolkit.evaluate.pair_output import journal_path
 from bapps_toolkit.evaluate.pair_stream import plan_batches
 from bapps_toolkit.evaluate.pairs import all_pairs_matrix, score_all_pairs, score_files, score_folders

@@ -76,13 +76,82 @@ class HelpFormatter(argparse.HelpFormatter):
         return super()._split_lines(plain(text), width)
 
 
+#: Namespace attribute naming the deepest parser that parsed the command line.
+PARSER_DEST = "bapps_parser"
+
+
 class BappsParser(argparse.ArgumentParser):
-    """``ArgumentParser`` with ``allow_abbrev=False`` and :class:`HelpFormatter` by default."""
+    """``ArgumentParser`` with ``allow_abbrev=False`` and :class:`HelpFormatter` by default.
+
+    Each parser records itself as the default of :data:`PARSER_DEST`, so the namespace of a
+    parsed command line names the sub-command parser it reached (:func:`parser_of`).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        self.set_defaults(**{PARSER_DEST: self})
+
+
+def parser_of(args: argparse.Namespace, default: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The deepest (sub-)command parser that parsed ``args`` (``default`` when none recorded).
+
+    Args:
+        args: a namespace returned by a :class:`BappsParser`.
+        default: the parser to use when ``args`` names none.
+
+    Returns:
+        The parser whose usage an error about ``args`` should print.
+    """
+    found = getattr(args, PARSER_DEST, None)
+    return found if isinstance(found, argparse.ArgumentParser) else default
+
+
+def at_least(low: float, kind: type[int] | type[float] = int) -> Any:
+    """An argparse ``type`` that reads a number of ``kind`` and refuses one below ``low``.
+
+    Args:
+        low: the smallest value accepted.
+        kind: ``int`` or ``float``.
+
+    Returns:
+        The converter (its errors read ``argument --flag: must be >= low, got X``).
+    """
+    def convert(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low:g}, got {text}")
+        return value
+
+    convert.__name__ = f"{kind.__name__} >= {low:g}"
+    return convert
+
+
+def in_range(low: float, high: float) -> Any:
+    """An argparse ``type``: a float in ``(low, high]``.
+
+    Args:
+        low: the bound the value must exceed.
+        high: the largest value accepted.
+
+    Returns:
+        The converter (its errors read ``argument --flag: must lie in (low, high], got X``).
+    """
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low < value <= high:
+            raise argparse.ArgumentTypeError(f"must lie in ({low:g}, {high:g}], got {text}")
+        return value
+
+    convert.__name__ = f"float in ({low:g}, {high:g}]"
+    return convert
 
 
 def examples(*lines: str) -> str:
@@ -91,4 +160,4 @@ def examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-__all__ = ["BappsParser", "HelpFormatter", "examples", "plain"]
+__all__ = ["PARSER_DEST", "BappsParser", "HelpFormatter", "at_least", "examples", "in_range", "parser_of", "plain"]

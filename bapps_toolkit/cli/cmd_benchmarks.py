@@ -3,12 +3,13 @@
 table (routed from cmd_evaluate)."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 from ..report.benchmark_tables import benchmarks_to_reports, cross_markdown
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     result, written = benchmarks_to_reports(
         args.data, list(args.metrics) + list(args.checkpoint), markdown=args.markdown, latex=args.latex,
         csv_path=args.out, json_path=args.json, per_type=args.per_type, plot=args.plot,

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..report import demo as demo_lib  # torch-free at import: keeps `bapps demo --help` fast
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("demo", help="build the mini set, evaluate and train metrics, print the table",
                               description=demo_lib.__doc__,
                               epilog=examples("bapps demo", "bapps demo --out /tmp/bapps_demo --no-train",
@@ -26,7 +27,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     demo_lib.run_demo(args.out, seed=args.seed, n_boot=args.n_boot, device=args.device, train_lpips=not args.no_train,
                       progress=args.progress, backbone_weights=args.backbone_weights)
     return 0

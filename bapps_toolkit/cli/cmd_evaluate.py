@@ -10,20 +10,17 @@ printed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import warnings
 from pathlib import Path
+from typing import Any
 
 from ..data.iqa.registry import PLUGIN_HELP, help_list  # torch-free: `--help` imports neither torch nor pandas
 from ..errors import BappsError
-from ._parser import examples
-
-#: ``--precision`` choices (as :data:`bapps_toolkit.evaluate.speed.PRECISIONS`, which imports torch).
-PRECISIONS = ("fp32", "bf16", "fp16")
+from ._options import add_backbone_weights, add_metric_option, add_metrics, add_precision
+from ._parser import at_least, examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("evaluate", help="score metrics against the human judgments (2AFC, JND)",
                               description=__doc__, epilog=examples(
                                   "bapps evaluate bapps.h5 --metrics l2-lab ssim-lab lpips-alex --browse failures/",
@@ -31,12 +28,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                                   "--out results.csv --markdown results.md",
                                   "bapps evaluate bapps.h5 --metrics lpips-alex --precision bf16 --compile"))
     p.add_argument("data", metavar="DATA", help="BAPPS folder root or packed .h5 file; an IQA benchmark "
-                                                "folder or packed .h5 (see --format); or a folder holding several")
-    p.add_argument("--metrics", nargs="+", default=[], metavar="NAME",
-                   help="metric names (see `bapps metrics`), e.g. l2-lab ssim lpips-alex; the preset paper "
-                        "(the paper's Table 5 metrics); or plugins: package.module:attr, path/to/file.py:attr")
-    p.add_argument("--metric-option", action="append", default=[], metavar="NAME.KEY=VALUE",
-                   help="an option of a metric's factory, typed by its signature (repeatable)")
+                                                "(NIGHTS, TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP) folder or "
+                                                "packed .h5; or a folder holding several of them")
+    add_metrics(p, None, "metric names (see `bapps metrics`), e.g. l2-lab ssim lpips-alex; the preset paper "
+                         "(the paper's Table 5 metrics); or plugins: package.module:attr, path/to/file.py:attr")
+    add_metric_option(p)
     p.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
                    help="also evaluate a metric trained by `bapps train` (repeatable)")
     p.add_argument("--trust-plugin", action="append", default=[], metavar="SPEC",
@@ -48,17 +44,15 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--datasets", nargs="+", default=None, metavar="SET",
                    help="sets to score: keys or short forms (2afc/val/cnn, val/cnn, jnd, train); "
                         "default: every val set")
-    p.add_argument("--backbone-weights", action="extend", nargs="+", default=[], metavar="NET=PATH|NET=random",
-                   help="backbone weights of a network (alex, vgg, squeeze);"
-                        " NET=random = UNCALIBRATED; several in one flag")
+    add_backbone_weights(p, "backbone weights of a network (alex, vgg, squeeze); NET=random = UNCALIBRATED; "
+                            "several in one flag")
     p.add_argument("--lin-weights", action="append", default=[], metavar="NET=PATH",
                    help="LPIPS linear-layer weights of a network (repeatable)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=at_least(1), default=None,
                    help="triplets per batch (default: 1000 on GPU, 50 on CPU, the fastest there)")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="numeric precision of the metrics: fp32 (default, the published numbers), bf16 "
-                        "(CPU or GPU autocast) or fp16 (GPU only); bf16/fp16 move the distances slightly and "
-                        "every row computed so is labelled [bf16] / [fp16]")
+    add_precision(p, "numeric precision of the metrics: fp32 (default, the published numbers), bf16 "
+                     "(CPU or GPU autocast) or fp16 (GPU only); bf16/fp16 move the distances slightly and "
+                     "every row computed so is labelled [bf16] / [fp16]")
     p.add_argument("--compile", action="store_true",
                    help="run the metrics through torch.compile: pays off on large sets (the first batches "
                         "pay the compile time); a compile failure is an error, never a silent fallback")
@@ -67,10 +61,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "default: on (faster here in fp32 and bf16); the same distances up to float noise either way")
     p.add_argument("--stream", action="store_true",
                    help="read each set in pieces instead of loading it whole (bounded memory for sets larger than RAM)")
-    p.add_argument("--chunk-size", type=int, default=1024, metavar="N",
+    p.add_argument("--chunk-size", type=at_least(1), default=1024, metavar="N",
                    help="items per piece with --stream (default 1024)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
+    p.add_argument("--n-boot", type=at_least(1), default=1000,
+                   help="bootstrap resamples for the intervals (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--markdown", metavar="F", help="write the Table-5-style Markdown table")
     p.add_argument("--latex", metavar="F", help="write the Table-5-style LaTeX table")
@@ -97,27 +92,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-@contextlib.contextmanager
-def _selection_notes():
-    """Each :class:`SelectionNote` (what a short --datasets form selected) as one line on stderr,
-    ``bapps evaluate: note: val/cnn selected 2afc/val/cnn, jnd/val/cnn``; other warnings as usual."""
-    from ..evaluate import SelectionNote
-
-    with warnings.catch_warnings():
-        show = warnings.showwarning
-
-        def note(message, category, filename, lineno, file=None, line=None):
-            if issubclass(category, SelectionNote):
-                print(f"bapps evaluate: note: {message}", file=sys.stderr, flush=True)
-            else:
-                show(message, category, filename, lineno, file, line)
-
-        warnings.showwarning = note
-        warnings.simplefilter("always", SelectionNote)
-        yield
-
-
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from .._distributed import is_main_process
     from ..data.iqa import is_bapps_source
     from ..data.iqa.registry import load_benchmark_plugins
@@ -135,18 +110,19 @@ def run(args) -> int:
         return cmd_benchmarks.run(args)
     files = ReportFiles(csv=args.out, markdown=args.markdown, latex=args.latex, json=args.json,
                         plot=args.plot, distances=args.save_distances, browse=args.browse)
-    with _selection_notes():
-        result = evaluate_to_reports(
-            args.data, list(args.metrics) + [Path(c) for c in args.checkpoint], files,
-            datasets=args.datasets, batch_size=args.batch_size, device=args.device, n_boot=args.n_boot,
-            seed=args.seed, progress=not args.no_progress, backbone_weights=args.backbone_weights,
-            lin_weights=args.lin_weights, stream=args.stream, chunk_size=args.chunk_size,
-            metric_options=args.metric_option, compare=args.compare, precision=args.precision,
-            compile=args.compile, channels_last=None if args.channels_last is None else args.channels_last == "on",
-            trust_plugin=args.trust_plugin,
-        )
+    result = evaluate_to_reports(
+        args.data, list(args.metrics) + [Path(c) for c in args.checkpoint], files,
+        datasets=args.datasets, batch_size=args.batch_size, device=args.device, n_boot=args.n_boot,
+        seed=args.seed, progress=not args.no_progress, backbone_weights=args.backbone_weights,
+        lin_weights=args.lin_weights, stream=args.stream, chunk_size=args.chunk_size,
+        metric_options=args.metric_option, compare=args.compare, precision=args.precision,
+        compile=args.compile, channels_last=None if args.channels_last is None else args.channels_last == "on",
+        trust_plugin=args.trust_plugin,
+    )
     if not is_main_process():
         return 0
+    for note in result.notes:
+        print(f"bapps evaluate: note: {note.text}", file=sys.stderr)
     if not args.quiet:
         print(to_markdown(result.table))
     if files.paths():

@@ -65,7 +65,11 @@ def _settings(args: argparse.Namespace) -> dict:
 
 
 def _add_create_serve(sub: argparse._SubParsersAction) -> None:
-    c = sub.add_parser("create", help="create a study database from an unjudged SET", epilog=examples(
+    c = sub.add_parser("create", help="create a study database from an unjudged SET",
+        description=(
+        "Create the SQLite study database --db from SET (an unjudged BAPPS folder, packed .h5 or CSV manifest): "
+        "its items, the study settings below (assignment policy, platform), and the order in which raters "
+        "see them."), epilog=examples(
         "bapps judge create unjudged --db study.sqlite",
         "bapps judge create items.csv --db study.sqlite --judgments-per-item 3 --sentinel-share 0.2",
         "bapps judge create unjudged --db study.sqlite --assignment adaptive --items-per-rater 40 "
@@ -77,6 +81,9 @@ def _add_create_serve(sub: argparse._SubParsersAction) -> None:
     _study_options(c)
     c.set_defaults(func=run_create)
     s = sub.add_parser("serve", help="serve the study page (creates the database from SET if missing)",
+                       description="Serve the judging page of --db on --host:--port until interrupted "
+                                   "(creating --db from SET first if it does not exist). Raters open "
+                                   "/?rater=ID (and &token=T when added with add-rater).",
                        epilog=examples("bapps judge serve --db study.sqlite",
                                        "bapps judge serve unjudged --db study.sqlite --host 0.0.0.0 --port 8000",
                                        "bapps judge serve items.csv --db study.sqlite --reassign-after-s 600"))
@@ -99,24 +106,35 @@ def _add_create_serve(sub: argparse._SubParsersAction) -> None:
 
 def _add_admin(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("add-rater", help="register a rater and print their token",
+                       description="Register RATER in --db and print their secret token and URL; a server bound "
+                                   "to an address other than loopback admits only raters added this way.",
                        epilog=examples("bapps judge add-rater alice --db study.sqlite"))
     a.add_argument("rater", help="rater id")
     a.add_argument("--db", required=True, help="study database (SQLite)")
     a.set_defaults(func=run_add_rater)
     lk = sub.add_parser("link", help="print the study link to paste into the crowd platform, and the codes",
+        description=(
+        "Print the signed study link of --db for the crowd platform (Prolific or a generic ?rater= template) "
+        "and the completion codes; a link not issued for the study is refused by the server."),
                         epilog=examples("bapps judge link --db study.sqlite --base-url https://study.example.org/",
                                         "bapps judge link --db study.sqlite --placeholder '${workerId}'"))
     lk.add_argument("--db", required=True, help="study database (SQLite)")
-    lk.add_argument("--base-url", default="http://127.0.0.1:8765/", help="the address raters reach the "
+    lk.add_argument("--base-url", default="http://127.0.0.1:8765/", metavar="URL", help="the address raters reach the "
                     "server by (default http://127.0.0.1:8765/)")
     lk.add_argument("--placeholder", default="{{RATER_ID}}", help="generic platform: what goes after rater= "
                     "(the platform's own placeholder for the participant id)")
     lk.set_defaults(func=run_link)
     t = sub.add_parser("admin-token", help="issue a new admin token for the dashboard (the old one stops working)",
+        description=(
+        "Issue a new admin token for the study dashboard (/admin) of --db and print it once; it is stored "
+        "hashed and the previous token stops working."),
                        epilog=examples("bapps judge admin-token --db study.sqlite"))
     t.add_argument("--db", required=True, help="study database (SQLite)")
     t.set_defaults(func=run_admin_token)
     st = sub.add_parser("status", help="the study's progress in a few lines (what the dashboard shows)",
+        description=(
+        "Print the progress of the study in --db in a few lines, as the dashboard shows it; with --items, "
+        "per rater and per item."),
                         epilog=examples("bapps judge status --db study.sqlite",
                                         "bapps judge status --db study.sqlite --items"))
     st.add_argument("--db", required=True, help="study database (SQLite)")
@@ -125,7 +143,11 @@ def _add_admin(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_export_simulate(sub: argparse._SubParsersAction) -> None:
-    e = sub.add_parser("export", help="export judgments as a data set", epilog=examples(
+    e = sub.add_parser("export", help="export judgments as a data set",
+        description=(
+        "Write the judgments of --db to --out as a data set (atomically): the BAPPS layout that 'bapps pack' "
+        "and 'bapps evaluate' read, or a CSV manifest; optionally without raters whose sentinel accuracy is "
+        "low."), epilog=examples(
         "bapps judge export --db study.sqlite --out judged",
         "bapps judge export --db study.sqlite --out judged-csv --format csv --min-sentinel-accuracy 0.8"))
     e.add_argument("--db", required=True, help="study database (SQLite)")
@@ -136,7 +158,10 @@ def _add_export_simulate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--force", action="store_true", help="replace an existing output folder")
     e.set_defaults(func=run_export)
     m = sub.add_parser("simulate", help="compare balanced and adaptive assignment with the mini set's simulated "
-                       "observer (synthetic raters)", epilog=examples(
+                       "observer (synthetic raters)", description=(
+        "Run simulated studies on the mini set with its simulated observer as raters (synthetic), once with "
+        "balanced and once with adaptive assignment per seed and target width, and print the answers each "
+        "policy needed for the same per-item error."), epilog=examples(
                            "bapps judge simulate mini --seeds 0 1 2 3 4",
                            "bapps judge simulate mini --items 200 --target-width 0.2 0.3 0.4 --judgments-per-item 60"))
     m.add_argument("set", metavar="SET", help="the mini set (bapps make-mini) or another set with images")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from ._options import add_backbone_weights, space_list
 from ._parser import examples
 
 _INT = ("patch_size", "train_patches", "batch_size", "steps", "width", "blocks", "bottleneck", "eval_size",
@@ -42,19 +43,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("loss-study", help="train one network per loss and cross-evaluate them",
                               description=__doc__, epilog=examples(
                                   "bapps loss-study --out study --steps 400 --patch-size 48",
-                                  "bapps loss-study --task deblur --losses l1,lpips-alex,0.16*l1+0.84*ms-ssim "
+                                  "bapps loss-study --task deblur --losses l1 lpips-alex 0.16*l1+0.84*ms-ssim "
                                   "--backbone-weights alex=alexnet-owt-7be5be79.pth",
                                   "bapps loss-study --steps 100 --backbone-weights random"))
     p.add_argument("--out", default=d.out_dir, help="output folder (default %(default)s)")
     p.add_argument("--task", default=d.task, choices=TASKS, help="degradation the networks learn to undo "
                    "(sr2/sr4 = 2x/4x super-resolution; default %(default)s)")
-    p.add_argument("--losses", default=",".join(d.losses), help="comma-separated losses (default %(default)s)")
-    p.add_argument("--eval-metrics", default=",".join(d.eval_metrics), help="comma-separated metrics")
+    p.add_argument("--losses", nargs="+", default=list(d.losses), metavar="LOSS",
+                   help=f"losses, space-separated (default {' '.join(d.losses)})")
+    p.add_argument("--eval-metrics", nargs="+", default=list(d.eval_metrics), metavar="NAME",
+                   help=f"metrics of the cross-evaluation, space-separated (default {' '.join(d.eval_metrics)})")
     p.add_argument("--images", default=None, help="folder of images (default: scikit-image's photos)")
-    p.add_argument("--backbone-weights", action="extend", nargs="+", default=[], metavar="NET=PATH|NET=random|random",
-                   help="backbones of the LPIPS/PDL/DISTS metrics and losses: a torchvision-layout weights file per "
-                        "network (NET=PATH), NET=random, or random for every network (UNCALIBRATED, labelled so); "
-                        "default: torchvision's ImageNet weights, and the study refuses to start without them")
+    add_backbone_weights(p, "backbones of the LPIPS/PDL/DISTS metrics and losses: a torchvision-layout weights "
+                         "file per network (NET=PATH), NET=random, or random for every network (UNCALIBRATED, "
+                         "labelled so); "
+                         "default: torchvision's ImageNet weights, and the study refuses to start without them")
     p.add_argument("--device", default=d.device, help="auto (GPU when present), cpu, cuda, cuda:1 ...")
     for name in _INT + _FLOAT:
         p.add_argument("--" + name.replace("_", "-"), type=int if name in _INT else float,
@@ -68,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from ..study import LossStudyConfig, run_loss_study
 
     cfg = LossStudyConfig(
-        out_dir=args.out, task=args.task, losses=tuple(s for s in args.losses.split(",") if s.strip()),
-        eval_metrics=tuple(s for s in args.eval_metrics.split(",") if s.strip()), images=args.images,
+        out_dir=args.out, task=args.task, losses=tuple(space_list(args.losses, "--losses", "loss-study")),
+        eval_metrics=tuple(space_list(args.eval_metrics, "--eval-metrics", "loss-study")), images=args.images,
         backbone_weights=tuple(args.backbone_weights), device=args.device,
         **{n: getattr(args, n) for n in _INT + _FLOAT})
     result = run_loss_study(cfg, progress=not args.no_progress)

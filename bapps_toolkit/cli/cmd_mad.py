@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._parser import examples
+from ._parser import examples, in_range
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -34,9 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--references", default=None, help="folder of reference images (default: the mini set's photos)")
     p.add_argument("--start", default=None, help="folder of distorted start images named like the references "
                    "(default: white noise of --noise-mse)")
-    p.add_argument("--noise-mse", type=float, default=256.0,
+    p.add_argument("--noise-mse", type=in_range(0, 65025), default=256.0,
                    help="MSE of the start noise on the 0-255 scale (default 256; the paper used 8 to 1024)")
-    p.add_argument("--size", type=int, default=128, help="side of the square images in pixels (default 128)")
+    p.add_argument("--size", type=int, default=128, metavar="N",
+                   help="side of the square images in pixels (default 128)")
     p.add_argument("--steps", type=int, default=200, help="iteration budget per image (default 200)")
     p.add_argument("--step", type=float, default=0.1,
                    help="first step as a fraction of the start noise's RMS (default 0.1)")

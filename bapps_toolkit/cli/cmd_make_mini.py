@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "make-mini", help="build the synthetic BAPPS-layout mini set (offline, deterministic)",
         description="Build a small BAPPS-layout data set from photos shipped with scikit-image, "
@@ -15,7 +16,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         epilog=examples("bapps make-mini mini", "bapps make-mini mini --seed 1 --force"))
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder to create (must be absent or empty)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT_DIR")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)

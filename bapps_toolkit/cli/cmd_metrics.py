@@ -3,11 +3,12 @@ one-line description of each."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("metrics", help="list the available metrics with descriptions",
                               description=__doc__,
                               epilog=examples("bapps metrics", "bapps metrics --names-only"))
@@ -16,7 +17,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..metrics import describe_metrics  # imports torch: not at `bapps metrics --help`
     from ..metrics.presets import PRESET_DESCRIPTIONS
 

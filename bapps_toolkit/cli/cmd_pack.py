@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from ..data.iqa.registry import PLUGIN_HELP, help_list
+from ..errors import UsageError
 from ._parser import examples
 
 
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="PieAPP: pack its labelled pairs (train/val/test) as 2AFC sets in the BAPPS format "
                         "(for training) instead of the test set's per-image scores")
     p.add_argument("--benchmark-plugin", action="append", default=[], metavar="SPEC", help=PLUGIN_HELP)
-    p.add_argument("--workers", type=int, default=None, help="decode processes (default: all cores)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="decode processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT.h5")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -61,7 +62,7 @@ def _run_iqa(args: argparse.Namespace) -> int:
     from ..data.iqa.pack_iqa import pack_benchmark
 
     if len(args.sources) != 1:
-        raise ValueError("--format: give one benchmark folder and OUT.h5")
+        raise UsageError("--format: give one benchmark folder and OUT.h5")
     info = pack_benchmark(args.sources[0], args.out, format=args.format, size=args.size,
                           live_scores=args.live_scores, pairs=args.pairs, force=args.force, workers=args.workers,
                           progress=not args.no_progress)

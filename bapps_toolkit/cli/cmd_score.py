@@ -3,7 +3,7 @@ lpips_2dirs / lpips_1dir_allpairs scripts do), streamed in bounded memory.
 
 Forms::
 
-    bapps score IMG0 IMG1 [--metric NAME]                 # prints one value, its unit and direction
+    bapps score IMG0 IMG1 [--metrics NAME...]             # prints each value, its unit and direction
     bapps score --dir0 D0 --dir1 D1 [--out dists.csv]    # pairs files with the same name
     bapps score --dir D --all-pairs [--out pairs.csv | --out matrix.npy]
 
@@ -17,12 +17,18 @@ both files unless --resize first (second image to the first's size) or --resize 
 to W x H), bilinear. Files are decoded by --workers processes while the metric runs; batches of
 one size within --max-batch-pixels.
 
+Metrics: --metrics takes one or several names (--metric is the same option); several are
+computed on one decode pass of the images (IMG0 IMG1 and --dir0/--dir1; --all-pairs takes one).
+--metric-option NAME.KEY=VALUE sets an option of a metric's factory, as in evaluate.
+
 Output of the folder forms: CSV columns file (or file0,file1), distance (or similarity), unit,
-direction, resized, metric. With --out the rows are appended to OUT.partial as they are scored
-and OUT is written atomically at the end; running the same command again skips the pairs already
-in OUT or OUT.partial (resume after an interruption). Without --out the rows go to stdout as they
-are scored. --all-pairs --out M.npy writes the n x n matrix (float64, files sorted by name) and
-M.npy.json (file order, metric, unit, direction); each image goes through the network once.
+direction, resized, metric. With several metrics: file (or file0,file1), one column per metric
+named "LABEL [UNIT; DIRECTION]" (the label says UNCALIBRATED where it applies), resized.
+With --out the rows are appended to OUT.partial as they are scored and OUT is written atomically
+at the end; running the same command again skips the pairs already in OUT or OUT.partial (resume
+after an interruption). Without --out the rows go to stdout as they are scored. --all-pairs --out
+M.npy writes the n x n matrix (float64, files sorted by name) and M.npy.json (file order, metric,
+unit, direction); each image goes through the network once.
 
 Several processes: ``torchrun --nproc_per_node=N -m bapps_toolkit score --dir0 D0 --dir1 D1 --out
 dists.csv`` (and ``--dir D --all-pairs``) shares the work out and writes the same output as one
@@ -39,18 +45,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from ..errors import BappsError
-from ._parser import examples
+from ..errors import BappsError, UsageError
+from ._options import add_backbone_weights, add_metric_option, add_metrics, add_precision
+from ._parser import at_least, examples
 
 EXAMPLES = examples(
-    "bapps score ref.png out.png --metric psnr --as-similarity",
-    "bapps score --dir0 outputs/ --dir1 targets/ --metric lpips-alex --out dists.csv",
+    "bapps score ref.png out.png --metrics psnr --as-similarity",
+    "bapps score --dir0 outputs/ --dir1 targets/ --metrics ssim psnr lpips-alex --out dists.csv",
     "bapps score --dir photos/ --all-pairs --resize 256x256 --out dup.npy --workers 4",
 )
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "score", help="distance between two images, two folders of images, or all pairs of a folder",
         description=__doc__, epilog=EXAMPLES,
@@ -60,16 +68,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dir1", help="folder of second images")
     p.add_argument("--dir", help="folder for --all-pairs")
     p.add_argument("--all-pairs", action="store_true", help="score every unordered pair of --dir")
-    p.add_argument("--metric", "--metrics", dest="metric", default="lpips-alex",
-                   help="metric name (default lpips-alex; see 'bapps metrics'); --metrics is the same flag")
-    p.add_argument("--checkpoint", help="use a metric trained by 'bapps train' (checkpoint file) instead of --metric")
+    add_metrics(p, ["lpips-alex"], "metric names (default lpips-alex; see 'bapps metrics'); several are scored on "
+                "one decode pass, one column each; plugins: package.module:attr, path/to/file.py:attr")
+    add_metric_option(p)
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="use a metric trained by 'bapps train' (checkpoint file) instead of --metrics")
     p.add_argument("--trust-plugin", action="append", default=[], metavar="SPEC",
                    help="a plugin spec that a checkpoint or run folder may import (it names the code its network was "
                         "trained on; a file never decides that by itself, and the code's SHA-256 must match the one "
                         "recorded at training time); repeatable")
-    p.add_argument("--backbone-weights", action="extend", nargs="+", default=[], metavar="NET=PATH|NET=random",
-                   help="backbone weights for a network (alex, vgg, squeeze);"
-                        " NET=random = UNCALIBRATED; several in one flag")
+    add_backbone_weights(p, "backbone weights for a network (alex, vgg, squeeze); NET=random = UNCALIBRATED; "
+                            "several in one flag")
     p.add_argument("--lin-weights", action="append", default=[], metavar="NET=PATH",
                    help="LPIPS linear-layer weights for a network (repeatable)")
     p.add_argument("--out", metavar="F.csv|F.npy",
@@ -81,12 +90,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resize", metavar="first|WxH", default=None,
                    help="allow pairs of two sizes: 'first' resizes the second image to the first's size, "
                         "WxH (e.g. 256x256) every image to W x H (bilinear); default: two sizes are an error")
+    add_precision(p, "numeric precision of the metrics: fp32 (default), bf16 (CPU or GPU autocast) or fp16 (GPU "
+                     "only); bf16/fp16 move the distances slightly and the metric's label says [bf16] / [fp16]")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=at_least(0), default=None, metavar="N",
                    help="decoding worker processes (default: half the cores, at most 8, and 0 on a machine with "
                         "one or two cores; 0 = decode in the main process)")
-    p.add_argument("--batch-size", type=int, default=None, help="most pairs per batch (default 64)")
-    p.add_argument("--max-batch-pixels", type=int, default=None,
+    p.add_argument("--batch-size", type=at_least(1), default=None, help="most pairs per batch (default 64)")
+    p.add_argument("--max-batch-pixels", type=at_least(1), default=None,
                    help="pixel budget of one batch: sum of H*W over its pairs (default 262144 = 256 KPix, "
                         "4 pairs at 256x256); a larger pair runs alone")
     p.add_argument("--channels-last", dest="channels_last", default=None, choices=("on", "off"),
@@ -97,7 +108,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _form(args) -> str:
+def _form(args: argparse.Namespace) -> str:
     """Which form the arguments ask for: ``pair``, ``dirs`` or ``all``."""
     has_pair, has_dirs, has_all = bool(args.images), bool(args.dir0 or args.dir1), bool(args.dir or args.all_pairs)
     if sum((has_pair, has_dirs, has_all)) != 1:
@@ -119,16 +130,35 @@ def _note(message: str) -> None:
     print(f"bapps score: note: {message}", file=sys.stderr)
 
 
-def run(args) -> int:
+def _metric_specs(args: argparse.Namespace) -> tuple[list[str | Path], dict[str, dict[str, Any]]]:
+    """The metrics to score (the checkpoint, or the names) and their --metric-option values."""
+    from ..metrics.plugins import parse_metric_options
+
+    if args.checkpoint:
+        if args.metric_option:
+            raise UsageError("--metric-option applies to --metrics, not to --checkpoint")
+        return [Path(args.checkpoint)], {}
+    names = list(args.metrics)
+    return names, parse_metric_options(args.metric_option, names)
+
+
+def run(args: argparse.Namespace) -> int:
     form = _form(args)
 
     from .._distributed import is_main_process
-    from ..evaluate.pairs import all_pairs_matrix, score_all_pairs, score_folders, score_image_pair
+    from ..evaluate.pairs import (
+        all_pairs_matrix,
+        score_all_pairs,
+        score_files_many,
+        score_folders,
+        score_folders_many,
+    )
 
+    specs, metric_options = _metric_specs(args)
     options = dict(
-        metric=Path(args.checkpoint) if args.checkpoint else args.metric,
-        backbone_weights=args.backbone_weights, lin_weights=args.lin_weights, device=args.device,
-        resize=args.resize, as_similarity=args.as_similarity, notes=_note, progress=not args.no_progress,
+        metric_options=metric_options, backbone_weights=args.backbone_weights, lin_weights=args.lin_weights,
+        device=args.device, precision=args.precision, resize=args.resize, as_similarity=args.as_similarity, notes=_note,
+        progress=not args.no_progress,
     )
     options.update({k: v for k, v in (("batch_size", args.batch_size), ("max_batch_pixels", args.max_batch_pixels),
                                       ("num_workers", args.workers)) if v is not None})
@@ -137,21 +167,30 @@ def run(args) -> int:
     if args.trust_plugin:
         options["trust_plugin"] = list(args.trust_plugin)
     if form == "pair":
-        res = score_image_pair(args.images[0], args.images[1], **options)
+        results = score_files_many([(args.images[0], args.images[1])], metrics=specs, **options)
         if is_main_process():
-            print(res.summary())
+            print("\n".join(r.summary() for r in results))
         return 0
     echo = sys.stdout if args.out is None else None
     if form == "dirs":
-        res = score_folders(args.dir0, args.dir1, out=args.out, echo=echo, **options)
+        if len(specs) > 1:
+            many = score_folders_many(args.dir0, args.dir1, metrics=specs, out=args.out, echo=echo, **options)
+            if args.out is not None and is_main_process():
+                cols = "; ".join(f"{r.label}: {r.table().unit}, {r.table().direction}" for r in many)
+                print(f"wrote {len(many[0].distances)} rows to {args.out}, one column per metric: {cols}",
+                      file=sys.stderr)
+            return 0
+        res = score_folders(args.dir0, args.dir1, metric=specs[0], out=args.out, echo=echo, **options)
+    elif len(specs) > 1:
+        raise UsageError("--all-pairs takes one metric (give --metrics NAME once per run)")
     elif args.out is not None and Path(args.out).suffix.lower() == ".npy":
-        mat = all_pairs_matrix(args.dir, out=args.out, **options)
+        mat = all_pairs_matrix(args.dir, metric=specs[0], out=args.out, **options)
         if is_main_process():
             print(f"wrote the {len(mat.files)}x{len(mat.files)} matrix to {args.out} and {args.out}.json: "
                   f"{mat.label}, {mat.unit}, {mat.direction}", file=sys.stderr)
         return 0
     else:
-        res = score_all_pairs(args.dir, out=args.out, echo=echo, **options)
+        res = score_all_pairs(args.dir, metric=specs[0], out=args.out, echo=echo, **options)
     if args.out is not None and is_main_process():
         t = res.table()
         print(f"wrote {len(res.distances)} rows to {args.out}: {t.label}, {t.unit}, {t.direction}", file=sys.stderr)

@@ -5,13 +5,16 @@ Runs unchanged under ``torchrun --nproc_per_node=N bapps train …`` (Distribute
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
-from ..errors import BappsError
+from ..errors import BappsError, UsageError
 from ..train.config import DEFAULT_MARGIN, LOSSES, TrainConfig  # torch-free: keeps `bapps train --help` fast
+from ._options import add_backbone_weights, add_precision
 from ._parser import examples
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train",
         help="train calibrated LPIPS linear layers (lin), a tuned (tune) or scratch network",
@@ -37,16 +40,16 @@ def register(subparsers) -> argparse.ArgumentParser:
                    "factory) whose forward returns a list of feature maps, or an LPIPS; lin or tune only")
     p.add_argument("--net-option", dest="net_options", action="append", default=None, metavar="KEY=VALUE",
                    help="option of a plugin --net's factory, typed by its signature (repeatable)")
-    p.add_argument("--variant", default=None,
+    p.add_argument("--variant", default=None, choices=("lin", "tune", "scratch"),
                    help="lin (frozen backbone) | tune (backbone trained from weights) | "
                         f"scratch (random backbone, trained) (default {d.variant})")
     p.add_argument("--out", required=True, help="output folder of the run")
-    p.add_argument("--datasets", nargs="+", default=None,
+    p.add_argument("--datasets", nargs="+", default=None, metavar="SET",
                    help="2AFC sets to train on (default: every 2afc/train/* present), e.g. train/mix")
-    p.add_argument("--backbone-weights", nargs="+", default=None, metavar="NET=PATH|NET=random",
-                   help="backbone weights of --net: a torchvision-layout weights file (NET=PATH) or a seeded "
-                        "random backbone (NET=random, UNCALIBRATED); default: ImageNet weights from the torch "
-                        "hub cache")
+    add_backbone_weights(p, "backbone weights of --net: a torchvision-layout weights file (NET=PATH) or a seeded "
+                            "random backbone (NET=random, UNCALIBRATED); default: ImageNet weights from the torch "
+                            "hub cache")
+    p.set_defaults(backbone_weights=None)  # None = not given (a resumed run takes the card's)
     p.add_argument("--lpips-version", dest="version", default=None, choices=["0.1", "0.0"],
                    help=f"LPIPS version (default {d.version})")
     p.add_argument("--seed", type=int, default=None,
@@ -71,7 +74,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="score val 2AFC after every epoch (2afc/val/* sets)")
     p.add_argument("--val-datasets", nargs="+", default=None, help="sets for --val (default every 2afc/val/*)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
-    p.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast for the backbone (CUDA only)")
+    add_precision(p, "numeric precision of the backbone: fp32 (default) or bf16 (bfloat16 autocast, CUDA only); "
+                     "fp16 is not supported", default=None)
+    p.add_argument("--bf16", dest="bf16_flag", action="store_true",
+                   help="deprecated: the same as --precision bf16")
     p.add_argument("--deterministic", action="store_true", default=None,
                    help="use deterministic algorithms only (torch.use_deterministic_algorithms)")
     p.add_argument("--precompute-batch", type=int, default=None,
@@ -107,11 +113,26 @@ _OPTIONS = ("net", "net_options", "variant", "datasets", "backbone_weights", "ve
             "lr", "beta1", "beta2", "batch_size", "dropout", "seed", "fast", "val_every_epoch", "val_datasets",
             "device", "bf16", "deterministic", "precompute_batch", "loss", "margin", "memory_budget_mb")
 _FLAGS = {"version": "--lpips-version", "net_options": "--net-option", "val_every_epoch": "--val",
-          "memory_budget_mb": "--memory-budget"}
+          "memory_budget_mb": "--memory-budget", "bf16": "--precision"}
+
+
+def _bf16(args: argparse.Namespace) -> bool | None:
+    """``TrainConfig.bf16`` from --precision (and the deprecated --bf16); None when neither is given."""
+    if args.bf16_flag:
+        print("bapps train: note: --bf16 is deprecated; use --precision bf16", file=sys.stderr)
+        if args.precision not in (None, "bf16"):
+            raise UsageError(f"--bf16 and --precision {args.precision} disagree; give --precision only")
+        return True
+    if args.precision == "fp16":
+        raise UsageError("--precision fp16: bapps train runs in fp32 or bf16 (bfloat16 autocast on CUDA); fp16 is not "
+                         "supported")
+    return None if args.precision is None else args.precision == "bf16"
 
 
 def run(args: argparse.Namespace) -> int:
     from ..train import resume_config, train
+
+    args.bf16 = _bf16(args)
 
     given = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
     if args.trust_plugin and not args.resume:

@@ -1,4 +1,4 @@
-"""``bapps verify OUT.h5``: re-check a packed file's schema, counts and checksums."""
+"""``bapps verify DATA.h5``: re-check a packed file's schema, counts and checksums."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Exit 0 with a summary when the file is sound; exit 2 naming the file and "
                     "array otherwise.",
         epilog=examples("bapps verify bapps.h5", "bapps verify mini.h5 --no-progress"))
-    p.add_argument("h5", metavar="OUT.h5", help="file written by `bapps pack` (BAPPS, NIGHTS or a packed IQA set)")
+    p.add_argument("h5", metavar="DATA.h5", help="file written by `bapps pack` (BAPPS, NIGHTS or a packed IQA set)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
     return p

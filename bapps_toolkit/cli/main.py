@@ -7,22 +7,44 @@ imports only the module of the command it runs (:data:`COMMANDS` lists the other
 help), and the command modules import the library inside ``run()`` where they can, so that
 ``bapps --help``, ``bapps COMMAND --help`` and argument errors do not import torch or pandas. Every parser is a
 :class:`~bapps_toolkit.cli._parser.BappsParser` (no abbreviated flags, plain-words help); each
-sub-command's ``--help`` ends with examples (:func:`~bapps_toolkit.cli._parser.examples`).
-Errors derived from :class:`~bapps_toolkit.errors.BappsError` (and ``ValueError`` /
-``FileNotFoundError`` raised on user input) are printed as one line, exit status 2. Library
-messages name parameters (``chunk_size must be >= 1``); a message that starts with the parameter
-of an option of the command is shown with the option's flag (``--chunk-size must be >= 1``).
+sub-command's ``--help`` ends with examples (:func:`~bapps_toolkit.cli._parser.examples`), and an
+argument error prints the usage of the sub-command it belongs to.
+
+Exit status (:mod:`bapps_toolkit.errors`):
+
+* 0 -- success.
+* 1 -- an unexpected error (a bug): one line naming the exception; ``bapps --debug COMMAND …`` or
+  the environment variable ``BAPPS_DEBUG=1`` prints its traceback.
+* 2 -- the input was refused: an argument error, or a
+  :class:`~bapps_toolkit.errors.BappsError` (usage, data, weights, checkpoint, download, lock),
+  printed as one line that names the file, row, field or argument; a file that does not exist,
+  already exists or cannot be opened is refused the same way.
+* 130 -- interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Iterable, Sequence
 
 from .._version import __version__
-from ..errors import BappsError
-from ._parser import BappsParser
+from ..errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNEXPECTED, BappsError, MissingWeightsError
+from ._parser import BappsParser, parser_of
+
+#: The environment variable that, set to 1, shows the traceback of an unexpected error.
+DEBUG_ENV = "BAPPS_DEBUG"
+
+EPILOG = """Run 'bapps COMMAND --help' for a command's options and examples.
+
+exit status: 0 success; 1 unexpected error (a bug: --debug or BAPPS_DEBUG=1 shows the traceback);
+2 the input was refused (argument, data, weights, checkpoint, lock: the message names it);
+130 interrupted."""
+
+#: Errors of the operating system on a path the user gave: refused like a BappsError.
+PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 #: Sub-commands, in the order ``bapps --help`` lists them: name -> (module, the one-line help its
 #: ``register`` gives; tests/test_cli_imports.py checks that the two agree).
@@ -52,9 +74,11 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
     parser = BappsParser(
         prog="bapps",
         description="Train and evaluate perceptual image-similarity metrics against BAPPS human judgments.",
-        epilog="Run 'bapps COMMAND --help' for a command's options and examples.",
+        epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"bapps-toolkit {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of an unexpected error (also: {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # sub-parsers are BappsParsers too
     for name, (module, text) in COMMANDS.items():
         if name in wanted:
@@ -66,39 +90,67 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
 
 def _command_of(argv: Sequence[str]) -> str | None:
     """The sub-command ``argv`` names: its first word that is not an option (the top-level parser
-    has only ``--help`` and ``--version``, which take no value)."""
+    has only ``--help``, ``--version`` and ``--debug``, which take no value)."""
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def _flag_message(parser: argparse.ArgumentParser, command: str, message: str) -> str:
-    """``message`` with a leading parameter name of ``command``'s options replaced by its flag."""
-    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-    cmd = sub.choices.get(command) if sub is not None else None
-    head = message.split(" ", 1)[0]
-    for action in cmd._actions if cmd is not None else []:
-        flags = [o for o in action.option_strings if o.startswith("--")]
-        if flags and action.dest == head:
-            return flags[0] + message[len(head):]
-    return message
+def _debug(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    command = _command_of(argv)
-    parser = build_parser([command] if command in COMMANDS else [])
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+def _refused(command: str, exc: BaseException) -> str:
+    """The one line that reports a refused input."""
+    text = exc.cli_message() if isinstance(exc, MissingWeightsError) else str(exc)
+    return f"bapps {command}: error: {text}"
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; map its errors to a message and an exit status."""
     try:
         rc = args.func(args)
     except KeyboardInterrupt:
         print("bapps: interrupted", file=sys.stderr)
-        return 130
-    except (BappsError, ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"bapps {args.command}: error: {_flag_message(parser, args.command, str(exc))}", file=sys.stderr)
-        return 2
-    return int(rc or 0)
+        return EXIT_INTERRUPTED
+    except BappsError as exc:
+        if _debug(args):
+            traceback.print_exc()
+        print(_refused(args.command, exc), file=sys.stderr)
+        return exc.exit_code
+    except PATH_ERRORS as exc:
+        if _debug(args):
+            traceback.print_exc()
+        print(_refused(args.command, exc), file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as exc:  # a bug: say so, and keep the traceback for --debug
+        if _debug(args):
+            traceback.print_exc()
+            hint = ""
+        else:
+            hint = f" (run 'bapps --debug {args.command} ...' or set {DEBUG_ENV}=1 for the traceback)"
+        print(f"bapps {args.command}: unexpected error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    return int(rc or EXIT_OK)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``bapps`` with ``argv`` (default: ``sys.argv[1:]``).
+
+    Args:
+        argv: the command line after ``bapps``.
+
+    Returns:
+        The exit status (see the module doc).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    parser = build_parser([command] if command in COMMANDS else [])
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the (sub-)command they were given to, with its usage
+        parser_of(args, parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_OK
+    return _run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

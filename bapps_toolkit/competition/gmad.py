@@ -36,7 +36,7 @@ import torch
 
 from .._device import pick_device
 from .._io import atomic_write, write_text_atomic
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .mad_run import default_category
 from .metricspec import CompetitionMetric, build_metrics
 from .output import SetWriter
@@ -154,7 +154,7 @@ def select_pairs(scores: np.ndarray, refs: Sequence[str], levels: int, tolerance
         The selections, and ``(defender, attacker, level)`` of each level without a pair.
     """
     if levels < 1 or not 0.0 < tolerance < 1.0:
-        raise ValueError(f"levels must be >= 1 and tolerance in (0, 1), got {levels} and {tolerance}")
+        raise UsageError(f"levels must be >= 1 and tolerance in (0, 1), got {levels} and {tolerance}")
     m_count = scores.shape[0]
     out: list[Selection] = []
     skipped: list[tuple[int, int, int]] = []
@@ -244,7 +244,7 @@ def run_gmad(cfg: GmadConfig, *, progress: Callable[[str], None] | None = None) 
         ValueError / DataError: bad metrics, options or pool (the message names it).
     """
     if len(cfg.metrics) < 2:
-        raise ValueError("a gMAD competition needs at least two metrics")
+        raise UsageError("a gMAD competition needs at least two metrics")
     device = pick_device(cfg.device)
     metrics = [m.to(device) for m in build_metrics(list(cfg.metrics), backbone_weights=cfg.backbone_weights,
                                                    options=cfg.metric_options)]

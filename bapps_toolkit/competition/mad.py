@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import UsageError
+
 #: ``f(ref, y) -> [N]`` distances of images in [0, 1].
 DistanceFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -69,11 +71,11 @@ class MadSettings:
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.window < 1 or self.search_iters < 1:
-            raise ValueError("max_steps, window and search_iters must be >= 1")
+            raise UsageError("max_steps, window and search_iters must be >= 1")
         for name in ("step", "held_tolerance", "converge_tol"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 < float(v) < 1.0):
-                raise ValueError(f"{name} must lie in (0, 1), got {v!r}")
+                raise UsageError(f"{name} must lie in (0, 1), got {v!r}")
 
 
 @dataclass
@@ -210,13 +212,13 @@ def push(held: DistanceFn, pushed: DistanceFn, ref: torch.Tensor, start: torch.T
         ValueError: shapes disagree, values outside [0, 1], a start equal to its reference.
     """
     if ref.shape != start.shape or sign.shape != (ref.shape[0],):
-        raise ValueError(f"push: ref {tuple(ref.shape)}, start {tuple(start.shape)} and sign "
+        raise UsageError(f"push: ref {tuple(ref.shape)}, start {tuple(start.shape)} and sign "
                          f"{tuple(sign.shape)} do not fit")
     if float(start.min()) < 0.0 or float(start.max()) > 1.0:
-        raise ValueError("push: start images must lie in [0, 1]")
+        raise UsageError("push: start images must lie in [0, 1]")
     rms = ((start - ref) ** 2).flatten(1).mean(1).sqrt()
     if bool((rms == 0).any()):
-        raise ValueError("push: a start image equals its reference (no distortion to move along)")
+        raise UsageError("push: a start image equals its reference (no distortion to move along)")
     sign = sign.to(start.dtype)
     with torch.no_grad():
         held0 = held(ref, start)

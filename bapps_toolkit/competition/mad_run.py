@@ -30,6 +30,7 @@ import torch
 
 from .._device import pick_device
 from ..data.layout import valid_category
+from ..errors import UsageError
 from .mad import MadSettings, push
 from .metricspec import CompetitionMetric, build_metrics
 from .output import SetWriter, to_uint8
@@ -88,7 +89,7 @@ class MadConfig:
         """
         cat = self.category or default_category("mad", [self.metric_a, self.metric_b])
         if not valid_category(cat):
-            raise ValueError(f"category {cat!r}: use 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit")
+            raise UsageError(f"category {cat!r}: use 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit")
         return f"2afc/val/{cat}"
 
     def resume_settings(self) -> dict[str, Any]:
@@ -202,9 +203,9 @@ def run_mad(cfg: MadConfig, *, progress: Callable[[str], None] | None = None) ->
             a resume with other settings.
     """
     if cfg.metric_a == cfg.metric_b:
-        raise ValueError("a MAD competition needs two different metrics")
+        raise UsageError("a MAD competition needs two different metrics")
     if cfg.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+        raise UsageError(f"batch_size must be >= 1, got {cfg.batch_size}")
     device = pick_device(cfg.device)
     a, b = (m.to(device) for m in build_metrics([cfg.metric_a, cfg.metric_b], backbone_weights=cfg.backbone_weights,
                                                 options=cfg.metric_options))

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ..errors import UsageError
 from ..metrics import Metric, create_metric
 from ..metrics.nets import NETS
 from ..metrics.weight_specs import parse_weight_specs
@@ -73,7 +74,7 @@ class CompetitionMetric:
             a, b = self._lo + self._scale * ref, self._lo + self._scale * y
         out = self.metric.distance(a, b, validate=validate)
         if tuple(out.shape) != (ref.shape[0],):
-            raise ValueError(f"metric {self.name}: returned shape {tuple(out.shape)} for {ref.shape[0]} "
+            raise UsageError(f"metric {self.name}: returned shape {tuple(out.shape)} for {ref.shape[0]} "
                              "images; a competition needs one distance per image (not a map)")
         return out
 
@@ -103,9 +104,9 @@ def build_metric(name: str, *, backbone_weights: Sequence[str] | Mapping[str, st
     try:
         metric = create_metric(name, **opts)
     except TypeError as exc:
-        raise ValueError(f"metric {name!r} does not accept the options {sorted(opts)}: {exc}") from None
+        raise UsageError(f"metric {name!r} does not accept the options {sorted(opts)}: {exc}") from None
     if getattr(metric, "spatial", False):
-        raise ValueError(f"metric {name!r}: a competition needs one distance per image, not a map")
+        raise UsageError(f"metric {name!r}: a competition needs one distance per image, not a map")
     return CompetitionMetric(name, metric)
 
 
@@ -113,7 +114,7 @@ def build_metrics(names: Sequence[str], *, backbone_weights: Sequence[str] | Map
                   options: Mapping[str, Mapping[str, Any]] | None = None) -> list[CompetitionMetric]:
     """:func:`build_metric` for each name (``options`` keyed by name); names must differ."""
     if len(set(names)) != len(names):
-        raise ValueError(f"metrics: each metric may be named once, got {list(names)}")
+        raise UsageError(f"metrics: each metric may be named once, got {list(names)}")
     opts = options or {}
     return [build_metric(n, backbone_weights=backbone_weights, options=opts.get(n)) for n in names]
 

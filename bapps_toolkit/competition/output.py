@@ -27,7 +27,7 @@ import numpy as np
 from .._io import FileLock, PathLike, atomic_write, remove_stale_temps, write_text_atomic
 from ..data.layout import split_key
 from ..data.png import png_bytes
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .records import STEM_PATTERN, CompetitionItem, Manifest, item_json, parse_item, write_manifest
 
 STATE = ".competition"
@@ -52,7 +52,7 @@ def to_uint8(x: Any, rng: np.random.Generator | None = None) -> np.ndarray:
     """
     arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
     if arr.ndim != 3:
-        raise ValueError(f"expected a [C, H, W] image, got shape {arr.shape}")
+        raise UsageError(f"expected a [C, H, W] image, got shape {arr.shape}")
     if arr.shape[0] == 1:
         arr = np.repeat(arr, 3, axis=0)
     scaled = arr.transpose(1, 2, 0) * 255.0
@@ -76,7 +76,7 @@ class SetWriter:
     def __init__(self, out: PathLike, key: str, settings: Mapping[str, Any]) -> None:
         kind, _, _ = split_key(key)
         if kind != "2afc":
-            raise ValueError(f"a competition writes a 2AFC set, not {key}")
+            raise UsageError(f"a competition writes a 2AFC set, not {key}")
         self.root = Path(out)
         self.key = key
         self.settings = dict(settings)
@@ -109,7 +109,7 @@ class SetWriter:
             raise DataError(f"{stored} does not hold a settings object; delete {self.root} to start afresh")
         differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if differ:
-            raise ValueError(f"{self.root} holds a run with other settings ({', '.join(differ)}); "
+            raise UsageError(f"{self.root} holds a run with other settings ({', '.join(differ)}); "
                              "resume with the same settings or choose another output folder")
 
     def finished(self) -> set[str]:
@@ -122,7 +122,7 @@ class SetWriter:
         item with the pixel digests filled in.
         """
         if item.key != self.key or STEM_PATTERN.fullmatch(item.stem) is None:
-            raise ValueError(f"item {item.key}/{item.stem} does not belong to set {self.key}")
+            raise UsageError(f"item {item.key}/{item.stem} does not belong to set {self.key}")
         digests = {}
         for role in ("ref", "p0", "p1"):
             arr = images[role]

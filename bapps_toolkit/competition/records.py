@@ -287,7 +287,7 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 
 def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number this manifest may hold")
+    raise DataError(f"{name} is not a number this manifest may hold")
 
 
 def read_manifest(path: PathLike) -> Manifest:
@@ -328,7 +328,7 @@ def check_stems(stems: Sequence[str]) -> None:
     """Raise ValueError unless every stem is a safe, unique name (:data:`STEM_PATTERN`)."""
     bad = [s for s in stems if STEM_PATTERN.fullmatch(s) is None]
     if bad or len(set(stems)) != len(stems):
-        raise ValueError(f"item stems must be unique safe names, got {bad[:3] or 'duplicates'}")
+        raise DataError(f"item stems must be unique safe names, got {bad[:3] or 'duplicates'}")
 
 
 __all__ = ["FORMAT", "MANIFEST_JSON", "MANIFEST_CSV", "STEM_PATTERN", "MetricRecord", "CompetitionItem", "Manifest",

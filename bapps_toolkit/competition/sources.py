@@ -22,7 +22,7 @@ from PIL import Image
 from .._io import PathLike
 from ..data.images import centre_crop, read_rgb
 from ..data.layout import IMAGE_EXTENSIONS
-from ..errors import DataError
+from ..errors import DataError, UsageError
 
 #: Largest accepted reference/start count of one run.
 MAX_REFERENCES = 100_000
@@ -64,7 +64,7 @@ def _image_files(folder: Path) -> dict[str, Path]:
 def load_references(folder: PathLike | None, size: int, limit: int | None = None) -> list[Reference]:
     """The references: ``folder``'s images, or the mini set's photos when ``folder`` is None."""
     if size < 16 or size > 4096:
-        raise ValueError(f"size must lie in [16, 4096], got {size}")
+        raise UsageError(f"size must lie in [16, 4096], got {size}")
     if folder is None:
         from ..data.mini import PHOTOS, load_photos
 
@@ -77,7 +77,7 @@ def load_references(folder: PathLike | None, size: int, limit: int | None = None
 def noise_start(ref: np.ndarray, noise_mse: float, seed: int, index: int) -> np.ndarray:
     """The reference plus white Gaussian noise of MSE ``noise_mse`` ([0, 255] scale), rounded."""
     if not 0.0 < noise_mse <= 255.0 ** 2:
-        raise ValueError(f"noise_mse must lie in (0, 65025] (MSE on the 0-255 scale), got {noise_mse}")
+        raise UsageError(f"noise_mse must lie in (0, 65025] (MSE on the 0-255 scale), got {noise_mse}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
     n = rng.standard_normal(ref.shape)
     n -= n.mean()

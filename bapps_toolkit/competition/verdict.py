@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._bootstrap import percentile_test
+from ..errors import UsageError
 from .records import CompetitionItem, Manifest
 
 CHANCE = 0.5
@@ -234,7 +235,7 @@ def verdict(manifest: Manifest, judgments: Mapping[tuple[str, str], tuple[float,
         ValueError: bad ``n_boot``/``alpha``, a fraction outside [0, 1], or no judged item.
     """
     if n_boot < 100 or not 0.0 < alpha < 1.0:
-        raise ValueError(f"n_boot must be >= 100 and alpha in (0, 1), got {n_boot} and {alpha}")
+        raise UsageError(f"n_boot must be >= 100 and alpha in (0, 1), got {n_boot} and {alpha}")
     judged = []
     for it in manifest.items:
         got = judgments.get((it.key, it.stem))
@@ -242,10 +243,10 @@ def verdict(manifest: Manifest, judgments: Mapping[tuple[str, str], tuple[float,
             continue
         frac, votes = got
         if not (math.isfinite(frac) and 0.0 <= frac <= 1.0):
-            raise ValueError(f"item {it.key}/{it.stem}: judgment {frac} outside [0, 1]")
+            raise UsageError(f"item {it.key}/{it.stem}: judgment {frac} outside [0, 1]")
         judged.append(Judged(it, float(frac), int(votes)))
     if not judged:
-        raise ValueError("no item of the manifest has a judgment (is this the judged set of this competition?)")
+        raise UsageError("no item of the manifest has a judgment (is this the judged set of this competition?)")
     names = [m["name"] for m in manifest.metrics]
     pairs = [v for x_i, x in enumerate(names) for y in names[x_i + 1:]
              if (v := pair_verdict(x, y, judged, n_boot=n_boot, alpha=alpha, seed=seed)) is not None]

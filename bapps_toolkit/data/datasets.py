@@ -223,7 +223,7 @@ def load_jnd(source: PathLike, datasets: Datasets = None, *, device: DeviceLike 
 def _iter_chunks(source: PathLike, key: str, chunk_size: int, kind: str,
                  device: DeviceLike) -> Iterator[Any]:
     if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        raise DataError(f"chunk_size must be >= 1, got {chunk_size}")
     chunk_size = int(chunk_size)
     dev = _device(device)
     if is_h5(source):
@@ -255,7 +255,7 @@ def _iter_chunks(source: PathLike, key: str, chunk_size: int, kind: str,
 
 def _single(keys: list[str], asked: str) -> str:
     if len(keys) != 1:
-        raise ValueError(f"{asked!r} names {len(keys)} sets ({', '.join(keys)}); give one, e.g. {keys[0]!r}")
+        raise DataError(f"{asked!r} names {len(keys)} sets ({', '.join(keys)}); give one, e.g. {keys[0]!r}")
     return keys[0]
 
 
@@ -286,11 +286,11 @@ def to_model_input(x_uint8_nhwc: Array, *, device: DeviceLike = None,
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"to_model_input expects a numpy array or torch tensor, got {type(x).__name__}")
     if x.dtype != torch.uint8:
-        raise ValueError(f"to_model_input expects uint8 images, got {x.dtype}")
+        raise DataError(f"to_model_input expects uint8 images, got {x.dtype}")
     if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"to_model_input expects NHWC images with 3 channels, got shape {tuple(x.shape)}")
+        raise DataError(f"to_model_input expects NHWC images with 3 channels, got shape {tuple(x.shape)}")
     if not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating type, got {dtype}")
+        raise DataError(f"dtype must be a floating type, got {dtype}")
     if device is not None:
         x = x.to(device)
     # Re-layout while still uint8 (a quarter of the bytes), then convert and scale in place.

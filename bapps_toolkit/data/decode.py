@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._workers import process_pool
+from ..errors import DataError
 from .images import PATCH, decode_images, load_judgments
 from .layout import SetFiles, folders_of
 
@@ -75,7 +76,7 @@ def decode_pool(workers: int | None, n_images: int) -> Iterator[cf.Executor | No
     """
     w = default_workers() if workers is None else int(workers)
     if w < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise DataError(f"workers must be >= 1, got {workers}")
     if w == 1 or n_images < POOL_MIN_IMAGES:
         yield None
         return

@@ -204,7 +204,7 @@ def decode_image(path: PathLike, size: int = PATCH, *, crop: bool = False) -> np
     ``crop=False`` refuses a non-square image (the official rule); ``crop=True`` centre-crops it.
     """
     if int(size) < 1:
-        raise ValueError(f"patch size must be >= 1, got {size}")
+        raise DataError(f"patch size must be >= 1, got {size}")
     arr = read_rgb(path, square=not crop)
     arr = centre_crop(arr)
     if arr.shape[0] != size:

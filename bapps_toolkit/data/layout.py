@@ -101,7 +101,7 @@ def folders_of(key: str) -> tuple[str, ...]:
 def split_key(key: str) -> tuple[str, str, str]:
     """``"2afc/val/cnn"`` -> ``("2afc", "val", "cnn")``."""
     if not is_set_key(key):
-        raise ValueError(f"not a set key: {key!r} (expected KIND/SPLIT/CATEGORY with KIND/SPLIT "
+        raise DataError(f"not a set key: {key!r} (expected KIND/SPLIT/CATEGORY with KIND/SPLIT "
                          "one of 2afc/train, 2afc/val, jnd/val, e.g. '2afc/val/cnn' or "
                          "'jnd/val/own'; a category is 1-64 of A-Z a-z 0-9 _ -)")
     parts = key.split("/")

@@ -134,7 +134,7 @@ def read_manifests(paths: Sequence[PathLike], *, size: int | None = None, judged
     synthetic = False
     csvs = [Path(p) for p in paths]
     if not csvs:
-        raise ValueError("no CSV manifest given")
+        raise DataError("no CSV manifest given")
     for path in csvs:
         for key, rows in _read_csv(path, judged).items():
             if key in sets:

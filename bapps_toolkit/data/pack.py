@@ -83,7 +83,7 @@ def pack(root: PathLike | Sequence[PathLike], out_h5: PathLike, *, size: int | N
     """
     out = Path(out_h5)
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+        raise DataError(f"size must be a positive number of pixels, got {size!r}")
     csvs = _manifest_paths(root)
     base = None if csvs else resolve_root(root)  # type: ignore[arg-type]
     if out.exists() and out.is_dir():
@@ -147,14 +147,14 @@ def _manifest_paths(root: PathLike | Sequence[PathLike]) -> list[Path]:
     """The CSV manifests ``root`` names (empty for a folder); a mix is an error."""
     items = [root] if isinstance(root, (str, os.PathLike)) else list(root)
     if not items:
-        raise ValueError("nothing to pack: give a BAPPS folder or one or more .csv manifests")
+        raise DataError("nothing to pack: give a BAPPS folder or one or more .csv manifests")
     paths = [Path(p) for p in items]
     csv = [p.suffix.lower() == ".csv" for p in paths]
     if all(csv):
         return paths
     if len(paths) == 1:
         return []
-    raise ValueError(f"pack takes one BAPPS folder or any number of .csv manifests, not "
+    raise DataError(f"pack takes one BAPPS folder or any number of .csv manifests, not "
                      f"{', '.join(str(p) for p in paths)}")
 
 
@@ -227,7 +227,7 @@ def write_packed(out_h5: PathLike, sets: dict[str, tuple[dict[str, np.ndarray], 
             for name in folders[:-1]:
                 a = np.ascontiguousarray(arrays[name], dtype=np.uint8)
                 if a.shape != (n, side, side, 3):
-                    raise ValueError(f"{key}/{name} has shape {a.shape}, expected {(n, side, side, 3)}")
+                    raise DataError(f"{key}/{name} has shape {a.shape}, expected {(n, side, side, 3)}")
                 ds = g.create_dataset(name, data=a, chunks=(chunk_rows(n), side, side, 3))
                 ds.attrs["sha256"] = hashlib.sha256(a.data).hexdigest()
             _write_judgments_and_stems(g, folders[-1], np.ascontiguousarray(arrays[folders[-1]], dtype=np.float32),

@@ -24,14 +24,26 @@ from ..scores import (
     score_2afc,
 )
 from .distances import SetDistances, write_distances
-from .pairs import DistanceMatrix, ScoredPairs, all_pairs_matrix, score_all_pairs, score_folders, score_image_pair
+from .notes import Note, Selection
+from .pairs import (
+    DistanceMatrix,
+    ScoredPairs,
+    all_pairs_matrix,
+    score_all_pairs,
+    score_files_many,
+    score_folders,
+    score_folders_many,
+    score_image_pair,
+)
 from .resolve import metric_label, resolve_metric
-from .runner import COLUMNS, EvaluationResult, SelectionNote, evaluate, run_evaluation, select_sets
+from .runner import COLUMNS, EvaluationResult, SelectionNote, choose_sets, evaluate, run_evaluation, select_sets
 
 __all__ = [
     "evaluate", "run_evaluation", "EvaluationResult", "SetDistances", "COLUMNS", "select_sets", "SelectionNote",
+    "choose_sets", "Note", "Selection",
     "write_distances", "resolve_metric", "metric_label",
-    "score_image_pair", "score_folders", "score_all_pairs", "ScoredPairs", "all_pairs_matrix", "DistanceMatrix",
+    "score_image_pair", "score_folders",
+    "score_files_many", "score_folders_many", "score_all_pairs", "ScoredPairs", "all_pairs_matrix", "DistanceMatrix",
     "score_2afc", "per_item_2afc", "jnd_map", "jnd_pr_curve", "human_ceiling_2afc", "bootstrap_ci",
     "bootstrap_distribution", "paired_bootstrap",
 ]

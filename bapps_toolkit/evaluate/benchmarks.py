@@ -21,7 +21,7 @@ Rows are tidy dicts (:data:`ROW_KEYS`); :func:`cross_table` pivots them into met
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,23 +32,21 @@ from .. import correlation as corr
 from .._device import pick_device
 from .._io import PathLike
 from ..data.iqa import CorrelationSet, TwoAFCFileSet, find_benchmarks
-from ..data.iqa.pack_2afc import packed_parts, read_resized, two_afc_sets
+from ..data.iqa.pack_2afc import NIGHTS_SIZE, packed_parts, read_resized, two_afc_sets
 from ..data.iqa.pack_iqa import PackedCorrelationSet
-from ..data.iqa.registry import Benchmark, get_benchmark, headline_part, load_correlation, title_of
+from ..data.iqa.registry import Benchmark, get_benchmark, load_correlation
 from ..errors import DataError
 from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
-from ..scores import HUMAN, MEAN_CATEGORY, bootstrap_distribution, paired_bootstrap, score_2afc
+from ..scores import bootstrap_distribution, paired_bootstrap, score_2afc
 from .compare import check_compare
+from .cross_table import Cell as Cell
+from .cross_table import cross_table as cross_table
 from .resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
 from .runner import run_evaluation
 
 ROW_KEYS = ("metric", "label", "calibrated", "benchmark", "kind", "part", "figure", "n", "value",
             "ci_low", "ci_high", "synthetic", "direction")
-NIGHTS_PARTS = ("val", "test_imagenet", "test_no_imagenet", "test")
-NIGHTS_SIZE = 224
-#: A cell of :func:`cross_table`: ``(value, ci_low, ci_high)``.
-Cell = tuple[float, float, float]
 
 
 @dataclass
@@ -63,6 +61,7 @@ class BenchmarkResult:
 
     @property
     def synthetic(self) -> bool:
+        """Whether any row comes from a synthetic replica (then every report says so)."""
         return any(r["synthetic"] for r in self.rows)
 
 
@@ -369,37 +368,3 @@ def _compare(keep: dict[tuple[str, str], Any], a: str, b: str, opt: _Options) ->
     return out
 
 
-def cross_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], Cell]]:
-    """``(metric labels, column names, cells)``: BAPPS 2AFC mean, BAPPS JND mAP (mean of its
-    categories), NIGHTS 2AFC (test total), then SRCC per correlation set; a cell is
-    ``(value, ci_low, ci_high)`` (``nan`` bounds where no interval is defined).
-    """
-    cells: dict[tuple[str, str], Cell] = {}
-    labels: list[str] = []
-    cols: list[str] = []
-    jnd: dict[str, list[float]] = {}
-
-    def put(label: str, col: str, cell: Cell) -> None:
-        if label not in labels:
-            labels.append(label)
-        if col not in cols:
-            cols.append(col)
-        cells[(label, col)] = cell
-
-    for r in rows:
-        lab = r["label"]
-        if r["metric"] == HUMAN:
-            continue
-        if r["benchmark"] == "bapps" and r["kind"] == "2afc" and r["part"].endswith(MEAN_CATEGORY):
-            put(lab, "BAPPS 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
-        elif r["benchmark"] == "bapps" and r["kind"] == "jnd":
-            jnd.setdefault(lab, []).append(r["value"])
-        elif r["kind"] == "2afc" and r["part"] == headline_part(r["benchmark"]):
-            put(lab, f"{title_of(r['benchmark'])} 2AFC", (r["value"], r["ci_low"], r["ci_high"]))
-        elif r["kind"] == "correlation" and r["part"] == "all" and r["figure"] == "srcc":
-            put(lab, f"{r['benchmark']} SRCC", (r["value"], r["ci_low"], r["ci_high"]))
-    for lab, vals in jnd.items():
-        put(lab, "BAPPS JND mAP", (float(np.mean(vals)), np.nan, np.nan))
-    order = ["BAPPS 2AFC", "BAPPS JND mAP", "NIGHTS 2AFC"]
-    cols = [c for c in order if c in cols] + sorted(c for c in cols if c not in order)
-    return labels, cols, cells

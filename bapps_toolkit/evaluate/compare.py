@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from ..scores import MEAN_CATEGORY, MEAN_OF, jnd_map, paired_distribution, paired_result, score_2afc
 from .distances import SetDistances
 
@@ -32,7 +33,7 @@ def check_compare(compare: Sequence[str] | None, ids: Sequence[str]) -> tuple[st
     pair = [compare] if isinstance(compare, str) else list(compare)
     listed = ", ".join(ids)
     if len(pair) != 2:
-        raise ValueError(f"compare: give two metrics A B (A minus B is reported), got {pair}; "
+        raise UsageError(f"compare: give two metrics A B (A minus B is reported), got {pair}; "
                          f"evaluated metrics: {listed}")
     found = []
     for name in (str(p) for p in pair):
@@ -41,12 +42,12 @@ def check_compare(compare: Sequence[str] | None, ids: Sequence[str]) -> tuple[st
     missing = [name for name, hit in found if hit is None]
     if missing:
         what = " and ".join(repr(m) for m in missing)
-        raise ValueError(f"compare: {what} {'is' if len(missing) == 1 else 'are'} not among the evaluated "
+        raise UsageError(f"compare: {what} {'is' if len(missing) == 1 else 'are'} not among the evaluated "
                          f"metrics ({listed}); add {'it' if len(missing) == 1 else 'them'} to the metrics "
                          f"or compare two of those")
     a, b = (str(hit) for _, hit in found)
     if a == b:
-        raise ValueError(f"compare: A and B are the same metric ({a!r}); give two different ones of: {listed}")
+        raise UsageError(f"compare: A and B are the same metric ({a!r}); give two different ones of: {listed}")
     return a, b
 
 

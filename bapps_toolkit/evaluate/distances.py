@@ -34,6 +34,7 @@ from ..data import (
     load_jnd,
     to_model_input,
 )
+from ..errors import UsageError
 from ..metrics import Metric
 from .speed import PreparedMetric
 
@@ -195,7 +196,7 @@ def check_distances_path(path: PathLike, what: str = "save_distances") -> Path:
     """``path`` as a Path when its suffix is ``.npz`` or ``.csv``; otherwise an error naming ``what``."""
     out = Path(path)
     if out.suffix.lower() not in DISTANCE_SUFFIXES:
-        raise ValueError(f"{what} {out}: use a .npz or .csv file name")
+        raise UsageError(f"{what} {out}: use a .npz or .csv file name")
     return out
 
 

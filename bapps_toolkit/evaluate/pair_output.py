@@ -38,7 +38,7 @@ from typing import IO, Any
 import numpy as np
 
 from .._io import PathLike, atomic_write, csv_raw, csv_row
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .scale import Scale
 
 Key = tuple[str, ...]
@@ -49,14 +49,30 @@ def journal_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-class PairTable:
+class _CsvText:
+    """Header and row text of a CSV table (cells neutralised against spreadsheet formulas)."""
+
+    columns: list[str]
+
+    def header_line(self) -> str:
+        """The header row as CSV text."""
+        return _csv_line(self.columns)
+
+    def lines(self, rows: Iterable[list[str]]) -> str:
+        """CSV text of ``rows``, each cell neutralised (:func:`~bapps_toolkit._io.csv_cell`)."""
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(csv_row(r) for r in rows)
+        return buf.getvalue()
+
+
+class PairTable(_CsvText):
     """Column layout and row text of one run."""
 
     def __init__(self, by_name: bool, label: str, scale: Scale, as_similarity: bool = False):
         if as_similarity and scale.to_similarity is None:
             from .scale import similarity_names
 
-            raise ValueError(f"as_similarity: metric {label} has no similarity form; those that have one: "
+            raise UsageError(f"as_similarity: metric {label} has no similarity form; those that have one: "
                              f"{similarity_names()}")
         self.key_columns = ["file"] if by_name else ["file0", "file1"]
         self.value_column = "similarity" if as_similarity else "distance"
@@ -68,21 +84,21 @@ class PairTable:
         """The number written for ``distance`` (its similarity form with ``as_similarity``)."""
         if self.as_similarity:
             if self.scale.to_similarity is None:
-                raise ValueError("as_similarity: this metric has no similarity form")
+                raise UsageError("as_similarity: this metric has no similarity form")
             return float(self.scale.to_similarity(distance))
         return float(distance)
 
     def row(self, key: Key, distance: float, resized: bool) -> list[str]:
+        """The cells of one pair's row."""
         return [*key, f"{self.value(distance):.8g}", self.unit, self.direction, str(int(resized)), self.label]
 
-    def header_line(self) -> str:
-        return _csv_line(self.columns)
+    def row_values(self, key: Key, values: Sequence[float], resized: bool) -> list[str]:
+        """:meth:`row` of the one value in ``values`` (the interface :class:`WideTable` shares)."""
+        return self.row(key, float(values[0]), resized)
 
-    def lines(self, rows: Iterable[list[str]]) -> str:
-        """CSV text of ``rows``, each cell neutralised (:func:`~bapps_toolkit._io.csv_cell`)."""
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(csv_row(r) for r in rows)
-        return buf.getvalue()
+    def read_values(self, path: Path, truncate: bool) -> dict[Key, list[float]]:
+        """``{key: [distance]}`` of the rows of an earlier run's ``path``."""
+        return {k: [d] for k, (d, _) in read_done(path, self, truncate=truncate).items()}
 
     def distance_of(self, text: str, where: str) -> float:
         try:
@@ -91,9 +107,62 @@ class PairTable:
             raise DataError(f"{where}: {self.value_column} {text!r} is not a number") from None
         if self.as_similarity:
             if self.scale.from_similarity is None:
-                raise ValueError("as_similarity: this metric has no similarity form")
+                raise UsageError("as_similarity: this metric has no similarity form")
             return float(self.scale.from_similarity(v))
         return v
+
+
+class WideTable(_CsvText):
+    """Column layout of a run of several metrics on one decode pass: the key column(s), one value
+    column per metric, then ``resized``.
+
+    Each value column is named ``LABEL [UNIT; DIRECTION]`` (the label carries the
+    ``[UNCALIBRATED: …]`` tag when it applies), so every number says what it is. Resuming reads
+    the rows back only when the columns are the same (same metrics, same order, same value kind).
+
+    Args:
+        by_name: pairs of two folders matched by file name (column ``file``; else ``file0, file1``).
+        parts: one :class:`PairTable` per metric, in column order.
+    """
+
+    def __init__(self, by_name: bool, parts: Sequence[PairTable]) -> None:
+        self.parts = list(parts)
+        self.key_columns = ["file"] if by_name else ["file0", "file1"]
+        self.value_columns = [f"{t.label} [{t.unit}; {t.direction}]" for t in self.parts]
+        self.columns = self.key_columns + self.value_columns + ["resized"]
+
+    def row_values(self, key: Key, values: Sequence[float], resized: bool) -> list[str]:
+        """The cells of one pair's row: its key, one value per metric, resized."""
+        cells = [f"{t.value(float(v)):.8g}" for t, v in zip(self.parts, values, strict=True)]
+        return [*key, *cells, str(int(resized))]
+
+    def read_values(self, path: Path, truncate: bool) -> dict[Key, list[float]]:
+        """``{key: distances}`` of the rows of an earlier run's ``path``; errors name the line.
+
+        Raises:
+            DataError: other columns (other metrics or value kind), a short row, a cell that is
+                not a number.
+        """
+        text = _complete_text(path, truncate)
+        if not text:
+            return {}
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader)
+        if header != self.columns:
+            raise DataError(f"{path}: columns {','.join(header)}, but this run writes {','.join(self.columns)} "
+                            f"(other metrics or value kind): pass another output file or delete {path}")
+        nk, done = len(self.key_columns), {}
+        for line_no, cells in enumerate(reader, start=2):
+            where = f"{path} line {line_no}"
+            row = [csv_raw(c) for c in cells]
+            if len(row) != len(self.columns):
+                raise DataError(f"{where}: {len(row)} fields, expected {len(self.columns)}")
+            done[tuple(row[:nk])] = [t.distance_of(v, where) for t, v in zip(self.parts, row[nk:-1], strict=True)]
+        return done
+
+
+#: A table of either kind: one metric (long rows) or several (one column each).
+Table = PairTable | WideTable
 
 
 def _csv_line(cells: Sequence[str]) -> str:
@@ -142,7 +211,7 @@ def read_done(path: Path, table: PairTable, *, truncate: bool = False) -> dict[K
 class Journal:
     """Append-only rows of an unfinished run, flushed after every batch."""
 
-    def __init__(self, path: Path, table: PairTable):
+    def __init__(self, path: Path, table: Table):
         self.path, self.table = path, table
         self.fh: IO[str] | None = None
 
@@ -265,24 +334,25 @@ def check_keys(keys: Sequence[tuple[str, ...]], out: Path | None) -> None:
                         "occurs twice: rename the files or score without an output file")
 
 
-def load_done(out: Path, table: PairTable, keys: Sequence[tuple[str, ...]], dist: np.ndarray,
+def load_done(out: Path, table: Table, keys: Sequence[tuple[str, ...]], dist: np.ndarray,
               have: np.ndarray) -> None:
-    """Fill ``dist`` / ``have`` from the rows of an earlier run (``out``, then its journal)."""
+    """Fill ``dist`` (``[n, metrics]``) / ``have`` from the rows of an earlier run (``out``, then
+    its journal)."""
     index = {k: i for i, k in enumerate(keys)}
     for f, journal in ((out, False), (journal_path(out), True)):
         if f.exists():
-            for key, (value, _) in read_done(f, table, truncate=journal).items():
+            for key, values in table.read_values(f, journal).items():
                 if key in index:
-                    dist[index[key]], have[index[key]] = value, True
+                    dist[index[key]], have[index[key]] = values, True
 
 
-def write_table(out: Path, table: PairTable, keys: Sequence[tuple[str, ...]], dist: np.ndarray,
+def write_table(out: Path, table: Table, keys: Sequence[tuple[str, ...]], dist: np.ndarray,
                 resized: np.ndarray, sink: Journal | None) -> None:
     """The whole table to ``out`` atomically, in pair order; then the journal goes."""
     with atomic_write(out, "w", encoding="utf-8", newline="") as fh:
         fh.write(table.header_line())
         for s in range(0, len(keys), 4096):
             part = range(s, min(len(keys), s + 4096))
-            fh.write(table.lines(table.row(keys[k], float(dist[k]), bool(resized[k])) for k in part))
+            fh.write(table.lines(table.row_values(keys[k], dist[k].tolist(), bool(resized[k])) for k in part))
     if sink is not None:
         sink.remove()

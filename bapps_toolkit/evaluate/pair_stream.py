@@ -38,7 +38,7 @@ from .._io import PathLike
 from .._workers import loader_worker_init
 from ..data.decode import usable_cores
 from ..data.images import image_size, read_rgb
-from ..errors import DataError
+from ..errors import DataError, UsageError
 
 Resize = str | tuple[int, int] | None
 
@@ -84,12 +84,12 @@ def parse_resize(resize: Resize) -> None | str | tuple[int, int]:
     if isinstance(resize, str):
         m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", resize)
         if not m:
-            raise ValueError(f"resize must be 'first' or WxH (e.g. 256x256), got {resize!r}")
+            raise UsageError(f"resize must be 'first' or WxH (e.g. 256x256), got {resize!r}")
         w, h = int(m.group(1)), int(m.group(2))
     else:
         h, w = (int(v) for v in resize)
     if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
-        raise ValueError(f"resize {w}x{h}: each side must be 1…{MAX_SIDE}")
+        raise UsageError(f"resize {w}x{h}: each side must be 1…{MAX_SIDE}")
     return h, w
 
 
@@ -124,9 +124,9 @@ def plan_batches(targets: np.ndarray, todo: Sequence[int], batch_size: int, max_
     """Indices ``todo`` in batches of one size: sizes in order of first appearance, at most
     ``batch_size`` items and, unless one item is larger, ``max_batch_pixels`` pixels (H*W)."""
     if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     if int(max_batch_pixels) < 1:
-        raise ValueError(f"max_batch_pixels must be >= 1, got {max_batch_pixels}")
+        raise UsageError(f"max_batch_pixels must be >= 1, got {max_batch_pixels}")
     by_size: dict[tuple[int, int], list[int]] = {}
     for k in todo:
         by_size.setdefault((int(targets[k, 0]), int(targets[k, 1])), []).append(int(k))
@@ -193,7 +193,7 @@ def iter_batches(items: Sequence[tuple[Path, ...]], targets: np.ndarray, batches
     """
     nw = default_workers() if num_workers is None else int(num_workers)
     if nw < 0:
-        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        raise UsageError(f"num_workers must be >= 0, got {num_workers}")
     if not batches:
         return
     nw = min(nw, len(batches))

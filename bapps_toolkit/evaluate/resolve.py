@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import BappsError, OptionError, UsageError
 from ..metrics import Metric, create_metric, list_metrics
 from ..metrics.base import metric_backbone
 from ..metrics.nets import NETS
@@ -47,7 +48,7 @@ def weight_map(given: WeightSpecs, option: str, *, allow_random: bool) -> dict[s
     if isinstance(given, Mapping):
         for net in given:
             if net not in NETS:
-                raise ValueError(f"{option} {net}=…: unknown network {net}; use one of {_nets()}")
+                raise UsageError(f"{option} {net}=…: unknown network {net}; use one of {_nets()}")
         return dict(given)
     if isinstance(given, str):
         given = [given]
@@ -104,7 +105,7 @@ def resolve_metric(
     if isinstance(spec, Metric):
         return spec.name, spec
     if not isinstance(spec, (str, os.PathLike)):
-        raise ValueError(f"metric {spec!r}: give a metric name, a Metric object or a checkpoint path")
+        raise UsageError(f"metric {spec!r}: give a metric name, a Metric object or a checkpoint path")
     backbone = weight_map(backbone_weights, "backbone_weights", allow_random=True)
     lin = weight_map(lin_weights, "lin_weights", allow_random=False)
     if _is_checkpoint(spec):
@@ -119,7 +120,11 @@ def resolve_metric(
     try:
         metric = create_metric(text, **options)
     except TypeError as exc:
-        raise ValueError(f"metric {text!r} does not accept the options {sorted(options)}: {exc}") from None
+        raise OptionError(f"metric {text!r} does not accept the options {sorted(options)}: {exc}", text) from None
+    except ValueError as exc:
+        if isinstance(exc, BappsError) or not options:
+            raise  # a refusal already, or (no options given) a bug
+        raise OptionError(f"metric {text!r} with options {options}: {exc}", text) from exc
     return (text if ":" in text else text.lower()), metric
 
 

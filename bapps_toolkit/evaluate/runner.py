@@ -43,7 +43,7 @@ from ..calibration import CalibrationResult
 from ..data import find_sets
 from ..data.layout import ALL_KEYS
 from ..data.selection import select_keys
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..metrics import Metric
 from ..metrics.plugin_trust import TrustArg
 from ..metrics.plugins import parse_metric_options
@@ -61,6 +61,7 @@ from ..scores import (
 from .calibrate import calibrate_distances
 from .compare import check_compare, compare_metrics
 from .distances import EvalSet, SetDistances, check_distances_path, open_sets, set_distances, write_distances
+from .notes import Note, Selection
 from .resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
 from .speed import Execution, PreparedMetric, check_execution
 
@@ -92,6 +93,8 @@ class EvaluationResult:
     calibration: CalibrationResult | None = None
     #: The evaluated metrics by id (for the spatial maps of the failure browser).
     metrics: dict[str, Metric] = dataclasses.field(default_factory=dict, repr=False)
+    #: What the caller should know about how the request was read (e.g. what a short form selected).
+    notes: list[Note] = dataclasses.field(default_factory=list)
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -110,13 +113,13 @@ def _check_options(metrics: Sequence[Any], n_boot: int, batch_size: int | None, 
                    save_distances: PathLike | None, source: Path) -> None:
     """Every argument check that needs no data, before anything is read."""
     if not metrics:
-        raise ValueError("no metrics to evaluate: give at least one metric name or checkpoint")
+        raise UsageError("no metrics to evaluate: give at least one metric name or checkpoint")
     if int(n_boot) < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+        raise UsageError(f"n_boot must be >= 1, got {n_boot}")
     if batch_size is not None and int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        raise UsageError(f"chunk_size must be >= 1, got {chunk_size}")
     if save_distances is not None:
         check_distances_path(save_distances)
     if not source.exists():
@@ -139,10 +142,10 @@ def _resolve_all(specs: Sequence[Any], backbone_weights: WeightSpecs, lin_weight
         if isinstance(spec, str) and spec in preset_options:
             mid = metric.name  # e.g. lpips-alex-v0.0: the id says which options the preset chose
         if getattr(metric, "spatial", False):
-            raise ValueError(f"metric {mid!r} was created with spatial=True; evaluation needs one "
+            raise UsageError(f"metric {mid!r} was created with spatial=True; evaluation needs one "
                              "distance per item (create it without spatial=True)")
         if any(mid == other for other, _ in resolved):
-            raise ValueError(f"metric {mid!r} given twice")
+            raise UsageError(f"metric {mid!r} given twice")
         resolved.append((mid, metric.to(device).eval()))
     return resolved
 
@@ -227,8 +230,8 @@ def run_evaluation(
     present = find_sets(src)
     if not present:
         raise DataError(f"no 2AFC or JND sets found in {src}")
-    keys = select_sets(present, datasets, source=src)
-    keys = [k for k in keys if k.startswith("2afc/")] + [k for k in keys if k.startswith("jnd/")]
+    selection = choose_sets(present, datasets, source=src)
+    keys = [k for k in selection.keys if k.startswith("2afc/")] + [k for k in selection.keys if k.startswith("jnd/")]
     sets = open_sets(src, keys, stream=stream, chunk_size=int(chunk_size), device=dev)
     table = _Table(n_boot, seed, alpha, dev)
     distances: list[SetDistances] = []
@@ -253,7 +256,8 @@ def run_evaluation(
     if pair is not None:
         frame.attrs["comparisons"] = comparisons
     result = EvaluationResult(table=frame, distances=distances, n_boot=int(n_boot), seed=int(seed),
-                              comparisons=comparisons, calibration=calibration, metrics=dict(resolved))
+                              comparisons=comparisons, calibration=calibration, metrics=dict(resolved),
+                              notes=list(selection.notes))
     if save_distances is not None and is_main_process():
         write_distances(result.distances, save_distances)
     return result
@@ -265,13 +269,32 @@ class SelectionNote(UserWarning):
     """
 
 
-def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> list[str]:
-    """Keys of ``present`` chosen by ``datasets`` (``None``: every val set, 2AFC and JND, as in the
-    paper's Table 5; train sets only when named).
+def choose_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> Selection:
+    """Keys of ``present`` chosen by ``datasets``, with notes on the choice, by the one rule of
+    :func:`~bapps_toolkit.data.selection.select_keys` (the one ``bapps train`` uses).
 
-    The rule is :func:`~bapps_toolkit.data.selection.select_keys`' (the one ``bapps train``
-    uses); a selector naming sets of both kinds (``val/cnn``) is announced by a
-    :class:`SelectionNote` warning, ``"val/cnn selected 2afc/val/cnn, jnd/val/cnn"``.
+    ``None`` chooses every val set, 2AFC and JND, as in the paper's Table 5 (train sets only when
+    named); a selector naming sets of both kinds (``val/cnn``) gets a :class:`.notes.Note`,
+    ``"val/cnn selected 2afc/val/cnn, jnd/val/cnn"``.
+
+    Args:
+        present: the keys the source holds.
+        datasets: selectors, or ``None``.
+        source: the source, for messages.
+
+    Returns:
+        The chosen keys in the order of ``present``, and the notes.
+
+    Raises:
+        DataError: no set chosen, or a selector that matches nothing present.
+    """
+    chosen = select_keys(present, datasets, known=ALL_KEYS, where=str(source) or "the source")
+    return Selection(list(chosen.keys), [Note("datasets", text) for text in chosen.notes])
+
+
+def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> list[str]:
+    """The keys of :func:`choose_sets`; each of its notes is also issued as a :class:`SelectionNote`
+    warning, for callers that only take the keys.
 
     Args:
         present: the keys the source holds.
@@ -281,10 +304,10 @@ def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, sourc
     Returns:
         The chosen keys, in the order of ``present``.
     """
-    chosen = select_keys(present, datasets, known=ALL_KEYS, where=str(source) or "the source")
-    for note in chosen.notes:
-        warnings.warn(note, SelectionNote, stacklevel=2)
-    return chosen.keys
+    selection = choose_sets(present, datasets, source=source)
+    for note in selection.notes:
+        warnings.warn(note.text, SelectionNote, stacklevel=2)
+    return selection.keys
 
 
 def evaluate(

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ..errors import BappsError
+from ..errors import BappsError, UsageError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -58,15 +58,15 @@ def check_execution(precision: str, compile: bool, channels_last: bool | None, d
     """The :class:`Execution` for ``device``; errors name the argument (``precision …``)."""
     p = str(precision).strip().lower()
     if p not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if p == "fp16" and device.type != "cuda":
-        raise ValueError(f"precision fp16 needs a CUDA device (device is {device}); on a CPU use bf16, "
+        raise UsageError(f"precision fp16 needs a CUDA device (device is {device}); on a CPU use bf16, "
                          "which autocast supports there")
     if p == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"precision bf16 is not supported by the GPU {torch.cuda.get_device_name(device)}; "
+        raise UsageError(f"precision bf16 is not supported by the GPU {torch.cuda.get_device_name(device)}; "
                          "use fp16")
     if p != "fp32" and device.type not in ("cpu", "cuda"):
-        raise ValueError(f"precision {p} is supported on cpu and cuda devices, not {device.type}")
+        raise UsageError(f"precision {p} is supported on cpu and cuda devices, not {device.type}")
     return Execution(precision=p, compile=bool(compile), channels_last=channels_last)
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._io import PathLike
-from ..errors import BappsError
+from ..errors import BappsError, UsageError
 from .answers import parse_answer
 from .arrivals import arrive
 from .db import BUSY_TIMEOUT_S, db_errors, log
@@ -335,7 +335,7 @@ def _check_settings(db: PathLike, source: PathLike | None, settings: dict[str, A
         con.close()
         differ = sorted(k for k, v in settings.items() if stored.get(k) != v)
         if differ:
-            raise ValueError(f"study {db} already exists with other settings ({', '.join(differ)}); "
+            raise UsageError(f"study {db} already exists with other settings ({', '.join(differ)}); "
                              "its settings are fixed when it is created")
 
 
@@ -357,7 +357,7 @@ def serve(db: PathLike, source: PathLike | None = None, *, host: str = "127.0.0.
     from .transport import json_errors
 
     if new_raters_per_minute < 0:
-        raise ValueError(f"new_raters_per_minute must be >= 0 (0 = no cap), got {new_raters_per_minute}")
+        raise UsageError(f"new_raters_per_minute must be >= 0 (0 = no cap), got {new_raters_per_minute}")
     access = Access.for_bind(host, allowed_hosts)
     _check_settings(db, source, settings)
     app = create_app(db, require_token=not is_loopback(host), access=access,

@@ -231,14 +231,14 @@ def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_
            force: bool = False) -> dict[str, Any]:
     """Write the judged data set to ``out_dir`` (atomically); returns the summary."""
     if fmt not in ("bapps", "csv"):
-        raise ValueError(f"export format must be 'bapps' or 'csv', got {fmt!r}")
+        raise DataError(f"export format must be 'bapps' or 'csv', got {fmt!r}")
     out = Path(out_dir)
     if out.exists() and not force:
         raise FileExistsError(f"export folder {out} already exists")
     t = tally(db, min_sentinel_accuracy)
     items = [it for it in t["items"].values() if it["votes"]]
     if not items:
-        raise ValueError(f"{db}: no item has an answer from a kept rater; nothing to export")
+        raise DataError(f"{db}: no item has an answer from a kept rater; nothing to export")
     for it in items:
         it["fraction"] = float(np.mean([v for _, v in it["votes"]]))
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")

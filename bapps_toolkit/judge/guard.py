@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from .refusals import InvalidRequest, NotAllowed
 
 _NETLOC = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]{2,45})\]|(?P<name>[A-Za-z0-9.-]{1,253}))(?::(?P<port>[0-9]{1,5}))?")
@@ -94,7 +95,7 @@ def parse_allowed_host(text: str) -> HostRule:
     if parsed is None and is_ip(text.strip()):  # a bare IPv6 address
         parsed = (ipaddress.ip_address(text.strip()).compressed, None)
     if parsed is None:
-        raise ValueError(f"allowed host {text!r}: expected NAME, NAME:PORT or [IPv6]:PORT")
+        raise UsageError(f"allowed host {text!r}: expected NAME, NAME:PORT or [IPv6]:PORT")
     return HostRule(*parsed)
 
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 
 #: Completion codes: what the platforms accept (letters and digits, as Prolific's codes).
 CODE_RE = re.compile(r"[A-Za-z0-9]{4,32}")
@@ -53,65 +53,65 @@ def _number(v: object) -> bool:
 def _check_trials(out: dict[str, Any]) -> None:
     for k in ("judgments_per_item", "break_every", "display_px", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms"):
         if isinstance(out[k], bool) or not isinstance(out[k], int) or out[k] < 1:
-            raise ValueError(f"{k} must be a positive integer, got {out[k]!r}")
+            raise UsageError(f"{k} must be a positive integer, got {out[k]!r}")
     if isinstance(out["items_per_rater"], bool) or not isinstance(out["items_per_rater"], int) \
             or out["items_per_rater"] < 0:
-        raise ValueError(f"items_per_rater must be >= 0 (0 = every item), got {out['items_per_rater']!r}")
+        raise UsageError(f"items_per_rater must be >= 0 (0 = every item), got {out['items_per_rater']!r}")
     if not _number(out["sentinel_share"]) or not 0.0 <= float(out["sentinel_share"]) < 0.5:
-        raise ValueError(f"sentinel_share must be in [0, 0.5), got {out['sentinel_share']!r}")
+        raise UsageError(f"sentinel_share must be in [0, 0.5), got {out['sentinel_share']!r}")
     r = out["reassign_after_s"]
     if not _number(r) or not 0 <= r < 1e9:
-        raise ValueError(f"reassign_after_s must be seconds >= 0 (0 = never reassign), got {r!r}")
+        raise UsageError(f"reassign_after_s must be seconds >= 0 (0 = never reassign), got {r!r}")
     if out["scaling"] not in ("nearest", "bilinear"):
-        raise ValueError(f"scaling must be 'nearest' or 'bilinear', got {out['scaling']!r}")
+        raise UsageError(f"scaling must be 'nearest' or 'bilinear', got {out['scaling']!r}")
 
 
 def _check_adaptive(out: dict[str, Any]) -> None:
     if out["assignment"] not in ("balanced", "adaptive"):
-        raise ValueError(f"assignment must be 'balanced' or 'adaptive', got {out['assignment']!r}")
+        raise UsageError(f"assignment must be 'balanced' or 'adaptive', got {out['assignment']!r}")
     if not _number(out["target_width"]) or not 0.0 < out["target_width"] < 1.0:
-        raise ValueError(f"target_width must be in (0, 1), got {out['target_width']!r}")
+        raise UsageError(f"target_width must be in (0, 1), got {out['target_width']!r}")
     if not _number(out["credible_level"]) or not 0.5 <= out["credible_level"] < 1.0:
-        raise ValueError(f"credible_level must be in [0.5, 1), got {out['credible_level']!r}")
+        raise UsageError(f"credible_level must be in [0.5, 1), got {out['credible_level']!r}")
     prior = out["prior"]
     if not isinstance(prior, (list, tuple)) or len(prior) != 2 or \
             not all(_number(v) and 0.0 < v <= 1000.0 for v in prior):
-        raise ValueError(f"prior must be two numbers a, b in (0, 1000] (Beta(a, b)), got {prior!r}")
+        raise UsageError(f"prior must be two numbers a, b in (0, 1000] (Beta(a, b)), got {prior!r}")
     out["prior"] = [float(prior[0]), float(prior[1])]
     w = out["disagreement_weight"]
     if not _number(w) or not 0.0 <= w <= 100.0:
-        raise ValueError(f"disagreement_weight must be in [0, 100], got {w!r}")
+        raise UsageError(f"disagreement_weight must be in [0, 100], got {w!r}")
 
 
 def _check_code(name: str, code: object) -> None:
     if code is not None and (not isinstance(code, str) or CODE_RE.fullmatch(code) is None):
-        raise ValueError(f"{name} must be 4-32 letters and digits, got {code!r}")
+        raise UsageError(f"{name} must be 4-32 letters and digits, got {code!r}")
 
 
 def _check_platform(out: dict[str, Any]) -> None:
     if out["platform"] not in PLATFORMS:
-        raise ValueError(f"platform must be one of {', '.join(PLATFORMS)}, got {out['platform']!r}")
+        raise UsageError(f"platform must be one of {', '.join(PLATFORMS)}, got {out['platform']!r}")
     _check_code("completion_code", out["completion_code"])
     _check_code("screened_code", out["screened_code"])
     url = out["completion_url"]
     if url is not None and (not isinstance(url, str) or re.fullmatch(r"https?://[^\s<>\"']{1,500}", url) is None
                             or url.count("{code}") > 1 or re.search(r"\{(?!code\})", url)):
-        raise ValueError(f"completion_url must be an http(s) URL of at most 500 characters, with {{code}} "
+        raise UsageError(f"completion_url must be an http(s) URL of at most 500 characters, with {{code}} "
                          f"at most once where the completion code goes, got {url!r}")
     r = out["redirect_after_s"]
     if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 600:
-        raise ValueError(f"redirect_after_s must be whole seconds in [0, 600], got {r!r}")
+        raise UsageError(f"redirect_after_s must be whole seconds in [0, 600], got {r!r}")
     acc = out["min_sentinel_accuracy"]
     if acc is not None and (not _number(acc) or not 0.0 < acc <= 1.0):
-        raise ValueError(f"min_sentinel_accuracy must be in (0, 1] or unset, got {acc!r}")
+        raise UsageError(f"min_sentinel_accuracy must be in (0, 1] or unset, got {acc!r}")
     f = out["min_sentinel_failures"]
     if isinstance(f, bool) or not isinstance(f, int) or not 1 <= f <= 1000:
-        raise ValueError(f"min_sentinel_failures must be an integer in [1, 1000], got {f!r}")
+        raise UsageError(f"min_sentinel_failures must be an integer in [1, 1000], got {f!r}")
     if out["screen_out"] not in ("code", "return"):
-        raise ValueError(f"screen_out must be 'code' or 'return', got {out['screen_out']!r}")
+        raise UsageError(f"screen_out must be 'code' or 'return', got {out['screen_out']!r}")
     codes = [out["completion_code"], out["screened_code"]]
     if codes[0] is not None and codes[0] == codes[1]:
-        raise ValueError("screened_code must differ from completion_code")
+        raise UsageError("screened_code must differ from completion_code")
 
 
 def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
-        raise ValueError(f"unknown study settings: {', '.join(sorted(unknown))}")
+        raise UsageError(f"unknown study settings: {', '.join(sorted(unknown))}")
     out = {**DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
     _check_trials(out)
     _check_adaptive(out)

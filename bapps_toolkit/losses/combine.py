@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from ..metrics import list_metrics
 from .base import L1Loss, Loss, MetricLoss, check_reduction, reduce
 
@@ -41,22 +42,22 @@ def parse_loss_spec(spec: str) -> dict[str, float]:
     name (the message lists the known ones), duplicate name, weight not finite and > 0.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"loss specification must be a non-empty string, got {spec!r}")
+        raise UsageError(f"loss specification must be a non-empty string, got {spec!r}")
     known = set(list_losses())
     terms: dict[str, float] = {}
     for raw in spec.lower().replace(" ", "").split("+"):
         m = _TERM.match(raw)
         if not m:
-            raise ValueError(f"loss specification {spec!r}: cannot read term {raw!r} "
+            raise UsageError(f"loss specification {spec!r}: cannot read term {raw!r} "
                              f"(expected NAME or WEIGHT*NAME, e.g. 0.1*lpips-vgg)")
         name = m.group("name")
         weight = float(m.group("w")) if m.group("w") else 1.0
         if name not in known:
-            raise ValueError(f"loss specification {spec!r}: unknown loss {name!r}; known: {', '.join(sorted(known))}")
+            raise UsageError(f"loss specification {spec!r}: unknown loss {name!r}; known: {', '.join(sorted(known))}")
         if name in terms:
-            raise ValueError(f"loss specification {spec!r}: {name!r} appears twice")
+            raise UsageError(f"loss specification {spec!r}: {name!r} appears twice")
         if not (math.isfinite(weight) and weight > 0):
-            raise ValueError(f"loss specification {spec!r}: weight of {name!r} must be finite and > 0, got {weight}")
+            raise UsageError(f"loss specification {spec!r}: weight of {name!r} must be finite and > 0, got {weight}")
         terms[name] = weight
     return terms
 
@@ -79,17 +80,17 @@ class CombinedLoss(Loss):
                  options: Mapping[str, Mapping[str, object]] | None = None):
         super().__init__(reduction=reduction, input_range=input_range)
         if not terms:
-            raise ValueError("CombinedLoss needs at least one term")
+            raise UsageError("CombinedLoss needs at least one term")
         options = dict(options or {})
         unused = sorted(set(options) - set(terms))
         if unused:
-            raise ValueError(f"options given for {unused}, which are not terms of the loss ({sorted(terms)})")
+            raise UsageError(f"options given for {unused}, which are not terms of the loss ({sorted(terms)})")
         self.weights: dict[str, float] = {}
         self.losses = nn.ModuleDict()
         for name, w in terms.items():
             weight = float(w)
             if not (math.isfinite(weight) and weight > 0):
-                raise ValueError(f"weight of {name!r} must be finite and > 0, got {w!r}")
+                raise UsageError(f"weight of {name!r} must be finite and > 0, got {w!r}")
             self.weights[name] = weight
             self.losses[name.replace(".", "_")] = _single(name, "none", self.input_range, dict(options.get(name, {})))
         parts = [n if w == 1.0 else f"{_format_weight(w)}*{n}" for n, w in self.weights.items()]
@@ -117,7 +118,7 @@ class CombinedLoss(Loss):
             term = w * mod.per_image(x, target)
             total = term if total is None else total + term
         if total is None:
-            raise ValueError("a combined loss needs at least one term")
+            raise UsageError("a combined loss needs at least one term")
         return total
 
     def terms(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -130,7 +131,7 @@ class CombinedLoss(Loss):
 def _single(name: str, reduction: str, input_range: Sequence[float], options: dict[str, Any]) -> Loss:
     if name == "l1":
         if options:
-            raise ValueError(f"l1 takes no options, got {sorted(options)}")
+            raise UsageError(f"l1 takes no options, got {sorted(options)}")
         return L1Loss(reduction=reduction, input_range=input_range)
     return MetricLoss(name, reduction=reduction, input_range=input_range, **options)
 
@@ -152,9 +153,9 @@ def create_loss(name: str, *, reduction: str = "mean", input_range: Sequence[flo
         extra = dict((per_term or {}).get(only, {}))
         unused = sorted(set(per_term or {}) - {only})
         if unused:
-            raise ValueError(f"per_term names {unused}, which are not terms of {name!r}")
+            raise UsageError(f"per_term names {unused}, which are not terms of {name!r}")
         return _single(only, reduction, input_range, {**extra, **options})
     if options:
-        raise ValueError(f"options {sorted(options)} are ambiguous for the combined loss {name!r}; "
+        raise UsageError(f"options {sorted(options)} are ambiguous for the combined loss {name!r}; "
                          f"pass them per term with per_term={{'<name>': {{...}}}}")
     return CombinedLoss(terms, reduction=reduction, input_range=input_range, options=per_term)

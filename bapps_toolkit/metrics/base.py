@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import MetricOptionError, UnknownMetricError
+from ..errors import MetricOptionError, UnknownMetricError, UsageError
 from ._validate import (
     Range,
     accept_pair,
@@ -65,7 +65,7 @@ class Metric(nn.Module):
         self.input_range: Range = check_range_option(input_range)
         self.reduction = reduction
         if spatial and not self.supports_spatial:
-            raise ValueError(f"{self.name}: spatial=True is not supported (this metric has no map)")
+            raise UsageError(f"{self.name}: spatial=True is not supported (this metric has no map)")
         self.spatial = bool(spatial)
         #: False when the numbers are not the published metric (e.g. random backbone).
         self.calibrated: bool = True
@@ -236,7 +236,7 @@ def register_metric(name: str, factory: Callable[..., Metric], description: str,
         ValueError: ``name`` is already registered.
     """
     if name in _REGISTRY:
-        raise ValueError(f"metric {name!r} is already registered")
+        raise UsageError(f"metric {name!r} is already registered")
     target = factory if options_of is None else options_of
     _REGISTRY[name] = MetricEntry(factory, description, backbone, target, _signature_options(target))
 

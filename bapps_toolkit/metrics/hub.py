@@ -23,7 +23,7 @@ import torch
 
 from .._download import download_file
 from .._io import PathLike, sha256_file
-from ..errors import DownloadError, WeightsError
+from ..errors import DownloadError, MissingWeightsError, WeightsError
 from .nets import check_net
 
 #: torchvision's published ImageNet weights for the three LPIPS backbones.
@@ -72,11 +72,14 @@ def weights_url(net: str, base_url: str | None = None) -> str:
     return TORCHVISION_WEIGHTS[check_net(net)]
 
 
-def _how_to_get(net: str, path: Path, url: str) -> str:
+def _how_to_get(net: str, path: Path, url: str, cli: bool = False) -> str:
+    """How to get ``net``'s weights, in Python keywords or (``cli``) in ``bapps`` flags."""
+    given, rand = ((f"--backbone-weights {net}=PATH", f"--backbone-weights {net}=random") if cli
+                   else ("backbone_weights=PATH", 'backbone_weights="random"'))
     return (f"To use the ImageNet {net} backbone, either download {url} and save it as {path} "
             f"(or set TORCH_HOME / {BASE_URL_ENV} to a cache or mirror that has it), or pass "
-            f"backbone_weights=PATH to a file with torchvision's parameter names, or pass "
-            f"backbone_weights=\"random\" for an explicitly UNCALIBRATED metric on a random "
+            f"{given} to a file with torchvision's parameter names, or pass "
+            f"{rand} for an explicitly UNCALIBRATED metric on a random "
             f"backbone")
 
 
@@ -106,13 +109,15 @@ def backbone_weights_file(net: str, *, download: bool = True, base_url: str | No
                     f"and run again to download it afresh from {url}")
         return path
     if not download:
-        raise WeightsError(f"ImageNet weights for {net} not found at {path} (download=False). "
-                           + _how_to_get(net, path, url))
+        head = f"ImageNet weights for {net} not found at {path} (download=False). "
+        raise MissingWeightsError(head + _how_to_get(net, path, url), net=net,
+                                  cli_hint=head + _how_to_get(net, path, url, cli=True))
     try:
         return download_file(url, path, sha256_prefix=prefix, progress=progress)
     except DownloadError as exc:
-        raise WeightsError(f"ImageNet weights for {net} are not in the cache ({path}) and the "
-                           f"download failed: {exc}. " + _how_to_get(net, path, url)) from None
+        head = f"ImageNet weights for {net} are not in the cache ({path}) and the download failed: {exc}. "
+        raise MissingWeightsError(head + _how_to_get(net, path, url), net=net,
+                                  cli_hint=head + _how_to_get(net, path, url, cli=True)) from None
 
 
 def _is_safetensors(path: Path) -> bool:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from .._io import sha256_file
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UsageError
 from .plugin_specs import entry_points, is_file_spec, normalise_plugin_net
 
 #: What ``trust_plugin=`` takes: one spec, several, or ``None`` (trust nothing).
@@ -64,7 +64,7 @@ class CodeLocation:
     value: str = ""
 
 
-class PluginNotFound(ValueError):
+class PluginNotFound(UsageError):
     """The code a spec names cannot be found (the message names the spec)."""
 
 

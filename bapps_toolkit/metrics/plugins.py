@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from . import adapters, base
 from .base import Metric
 from .plugin_specs import ENTRY_POINT_GROUP, entry_points, is_file_spec, is_plugin_spec  # noqa: F401 (re-exported)
@@ -44,7 +45,7 @@ from .plugin_specs import ENTRY_POINT_GROUP, entry_points, is_file_spec, is_plug
 WRAP_OPTIONS = ("input_range", "higher_is_better")
 
 
-class PluginError(ValueError):
+class PluginError(UsageError):
     """A plugin spec that cannot be turned into a metric; the message names the spec."""
 
 

@@ -47,8 +47,8 @@ per-channel mean — mathematically the same statistics, but without the cancell
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
@@ -382,22 +382,14 @@ class SSIM(Metric):
         )
 
 
-def _make_ssim(**opts: Any) -> SSIM:
-    return SSIM(colorspace="rgb", **opts)
-
-
-def _make_ssim_lab(**opts: Any) -> SSIM:
-    return SSIM(colorspace="lab", **opts)
-
-
 register_metric(
-    "ssim", _make_ssim,
+    "ssim", functools.partial(SSIM, colorspace="rgb"),
     "DSSIM = (1 - SSIM)/2 on RGB; Wang 2004 Gaussian 11/1.5, valid, population stats "
     "(ssim-rgb-official: the LPIPS repo's DSSIM)",
     options_of=SSIM,
 )
 register_metric(
-    "ssim-lab", _make_ssim_lab,
+    "ssim-lab", functools.partial(SSIM, colorspace="lab"),
     "DSSIM = (1 - SSIM)/2 on Lab of the float image, Wang 2004 window (ssim-lab-official: the "
     "LPIPS repo's DSSIM-Lab)",
     options_of=SSIM,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import UsageError
 from .nets import NETS
 
 
@@ -32,18 +33,18 @@ def parse_weight_specs(items: Sequence[str], option: str, *, allow_random: bool)
         net, sep, value = str(item).partition("=")
         net = net.strip().lower()
         if not sep and net == "random" and allow_random:
-            raise ValueError(f"{option} {item}: name the network, as NET=random (e.g. alex=random); "
+            raise UsageError(f"{option} {item}: name the network, as NET=random (e.g. alex=random); "
                              f"NET is one of {_nets()}")
         if not sep or not net or not value:
-            raise ValueError(f"{option} {item}: expected {_form(allow_random)} (NET one of {_nets()}), "
+            raise UsageError(f"{option} {item}: expected {_form(allow_random)} (NET one of {_nets()}), "
                              f"e.g. alex=weights.pth")
         if net not in NETS:
-            raise ValueError(f"{option} {item}: unknown network {net}; use one of {_nets()}")
+            raise UsageError(f"{option} {item}: unknown network {net}; use one of {_nets()}")
         if net in out:
-            raise ValueError(f"{option}: network {net} given twice")
+            raise UsageError(f"{option}: network {net} given twice")
         if value == "random":
             if not allow_random:
-                raise ValueError(f"{option} {item}: random is only allowed for backbone weights")
+                raise UsageError(f"{option} {item}: random is only allowed for backbone weights")
         elif not Path(value).is_file():
             raise FileNotFoundError(f"{option} {item}: weight file {value} does not exist")
         out[net] = value

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._io import PathLike, atomic_path
+from ..errors import UsageError
 from ..evaluate.benchmarks import BenchmarkResult
 from .plots import _pyplot, _short_label
 
@@ -57,10 +58,10 @@ def save_benchmark_plot(result: BenchmarkResult, path: PathLike) -> Path:
     """One PNG: per correlation set, the scatter of its first metric and the per-type bars."""
     out = Path(path)
     if out.suffix.lower() != ".png":
-        raise ValueError(f"{out}: the figure is written as PNG; use a .png file name")
+        raise UsageError(f"{out}: the figure is written as PNG; use a .png file name")
     sets = list(dict.fromkeys(b for (_, b) in result.scatter))
     if not sets:
-        raise ValueError("no correlation sets in this result: nothing to plot")
+        raise UsageError("no correlation sets in this result: nothing to plot")
     plt = _pyplot()
     fig, axes = plt.subplots(len(sets), 2, figsize=(10, 3.6 * len(sets)), squeeze=False)
     for i, bench in enumerate(sets):

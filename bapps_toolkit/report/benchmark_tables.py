@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._io import csv_cell, write_text_atomic
+from ..errors import UsageError
 from ..evaluate.benchmarks import BenchmarkResult, cross_table
 
 SYNTHETIC_NOTE = ("SYNTHETIC DATA: replica sets with simulated subjective scores; the numbers test "
@@ -183,7 +184,7 @@ def per_type_markdown(result: BenchmarkResult, benchmark: str, *, with_ci: bool 
     """
     rows = [r for r in result.rows if r["benchmark"] == benchmark and r["kind"] == "correlation"]
     if not rows:
-        raise ValueError(f"no correlation results for {benchmark!r}")
+        raise UsageError(f"no correlation results for {benchmark!r}")
     syn = " — SYNTHETIC DATA" if any(r["synthetic"] for r in rows) else ""
     fits = [f"> {n}" for n in result.fit_notes if n.benchmark == benchmark]
     out = [f"### {benchmark}: per distortion type{syn}", "", f"> {SIGN_NOTE}",
@@ -231,9 +232,9 @@ def benchmarks_to_reports(source: Any, metrics: Sequence[Any], *, markdown: Any 
     outs = [str(p) for p in (markdown, latex, csv_path, json_path, per_type, plot) if p is not None]
     dup = sorted({o for o in outs if outs.count(o) > 1})
     if dup:
-        raise ValueError(f"the same output file is given twice: {', '.join(dup)}")
+        raise UsageError(f"the same output file is given twice: {', '.join(dup)}")
     if plot is not None and not str(plot).lower().endswith(".png"):
-        raise ValueError(f"plot {plot}: the figure is written as PNG; use a .png file name")
+        raise UsageError(f"plot {plot}: the figure is written as PNG; use a .png file name")
     result = evaluate_benchmarks(source, metrics, **options)
     written = write_cross_reports(result, markdown=markdown, latex=latex, csv_path=csv_path,
                                   json_path=json_path, per_type=per_type)

@@ -36,7 +36,7 @@ from ..competition.records import STEM_PATTERN, CompetitionItem, Manifest, read_
 from ..competition.verdict import verdict
 from ..data.images import MAX_PIXELS, MAX_SIDE, load_judgment, read_rgb
 from ..data.layout import scan_set
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .competition_tables import CompetitionReport, report_tables, report_text, write_report
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -136,7 +136,7 @@ def read_judgments(judged: PathLike, manifest: Manifest, *, min_sentinel_accurac
         raise DataError(f"judged set {p} does not exist")
     if p.is_dir():
         if min_sentinel_accuracy is not None:
-            raise ValueError("min_sentinel_accuracy applies to a study database; an exported set was filtered "
+            raise UsageError("min_sentinel_accuracy applies to a study database; an exported set was filtered "
                              "when it was exported")
         return _folder_judgments(p, manifest)
     if not is_study_db(p):

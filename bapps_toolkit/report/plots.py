@@ -20,7 +20,7 @@ import numpy as np
 
 from .._io import PathLike, atomic_path
 from ..data.layout import ALL_KEYS
-from ..errors import BappsError
+from ..errors import BappsError, UsageError
 from ..scores import HUMAN, MEAN_CATEGORY, jnd_map, jnd_pr_curve
 from .tables import column_title, report_columns, report_rows
 
@@ -122,7 +122,7 @@ def save_evaluation_plot(result: Any, path: PathLike, *, title: str | None = Non
     table = result.table
     out = Path(path)
     if out.suffix.lower() != ".png":
-        raise ValueError(f"figure file {out}: the figure is written as PNG; use a .png file name")
+        raise UsageError(f"figure file {out}: the figure is written as PNG; use a .png file name")
     present = {sd.key for sd in result.distances if sd.key.startswith("jnd/")}
     jnd_keys = [k for k in ALL_KEYS if k in present] + sorted(present - set(ALL_KEYS))  # table order
     ncols = max(1, len(jnd_keys))

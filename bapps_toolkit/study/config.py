@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..errors import UsageError
+
 TASKS: tuple[str, ...] = ("denoise", "deblur", "sr2", "sr4", "jpeg", "autoencode")
 
 DEFAULT_LOSSES: tuple[str, ...] = ("l1", "l2", "ssim", "ms-ssim", "lpips-alex", "pdl-vgg", "0.16*l1+0.84*ms-ssim")
@@ -60,28 +62,28 @@ class LossStudyConfig:
     def validate(self) -> LossStudyConfig:
         """Check every field; raise ``ValueError`` naming the field. Returns ``self``."""
         if self.task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+            raise UsageError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         self.losses = tuple(str(s).strip() for s in self.losses)
         self.eval_metrics = tuple(str(s).strip().lower() for s in self.eval_metrics)
         if not self.losses or len(set(self.losses)) != len(self.losses):
-            raise ValueError(f"losses must be a non-empty list without repeats, got {list(self.losses)}")
+            raise UsageError(f"losses must be a non-empty list without repeats, got {list(self.losses)}")
         if not self.eval_metrics or len(set(self.eval_metrics)) != len(self.eval_metrics):
-            raise ValueError(f"eval_metrics must be a non-empty list without repeats, got {list(self.eval_metrics)}")
+            raise UsageError(f"eval_metrics must be a non-empty list without repeats, got {list(self.eval_metrics)}")
         for name in ("train_patches", "batch_size", "steps", "width", "blocks", "eval_crops", "grid_crops",
                      "n_boot", "checkpoint_every", "patch_size", "eval_size"):
             if int(getattr(self, name)) < (0 if name in ("blocks", "grid_crops") else 1):
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
+            raise UsageError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
         for name in ("sigma", "blur_sigma", "lr"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be > 0, got {v}")
+                raise UsageError(f"{name} must be > 0, got {v}")
         if not 1 <= int(self.jpeg_quality) <= 95:
-            raise ValueError(f"jpeg_quality must lie in 1..95, got {self.jpeg_quality}")
+            raise UsageError(f"jpeg_quality must lie in 1..95, got {self.jpeg_quality}")
         for name in ("patch_size", "eval_size"):
             if int(getattr(self, name)) % 4:
-                raise ValueError(f"{name} must be a multiple of 4 (the network halves it twice), "
+                raise UsageError(f"{name} must be a multiple of 4 (the network halves it twice), "
                                  f"got {getattr(self, name)}")
         self.backbone_weights = _backbone_specs(self.backbone_weights)
         return self

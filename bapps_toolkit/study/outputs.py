@@ -29,7 +29,7 @@ from .records import StudyMatrix
 
 if TYPE_CHECKING:
     from .config import LossStudyConfig
-    from .runner import StudyData
+    from .tasks import StudyData
 
 GRID_SCALE = 2
 

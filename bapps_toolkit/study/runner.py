@@ -17,22 +17,13 @@ from .convergence import convergence_lines
 from .model import build_model, count_parameters
 from .outputs import write_outputs
 from .records import Curve, StudyMatrix
-from .tasks import ImageSet, degrade, grid_crops, load_images, random_patches, split_images
+from .tasks import StudyData, degrade, grid_crops, load_images, random_patches, split_images
 from .train import CheckpointCallback, build_loss, train_one
 from .weights import check_backbones
 
 INPUT_ROW = "(input, no network)"
 
 
-@dataclass
-class StudyData:
-    train_in: torch.Tensor  # [P, 3, s, s] float on [0, 1] (degraded)
-    train_out: torch.Tensor  # clean
-    test_in: torch.Tensor
-    test_out: torch.Tensor
-    test_where: list[tuple[str, int, int]]
-    train_set: ImageSet
-    test_set: ImageSet
 
 
 @dataclass

@@ -22,6 +22,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -29,8 +30,11 @@ from scipy import ndimage
 
 from ..data.images import read_rgb
 from ..data.layout import IMAGE_EXTENSIONS
+
+if TYPE_CHECKING:
+    import torch
 from ..data.mini import PHOTOS, load_photos
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .config import TASKS
 
 DEBLUR_NOISE = 0.01
@@ -127,7 +131,7 @@ def degrade(clean: np.ndarray, task: str, *, sigma: float, blur_sigma: float, jp
         f = 2 if task == "sr2" else 4
         s = clean.shape[1]
         if s % f:
-            raise ValueError(f"{task}: crop size {s} is not divisible by {f}")
+            raise UsageError(f"{task}: crop size {s} is not divisible by {f}")
         return np.stack([_resize(_resize(p, s // f), s) for p in clean]).astype(np.float32) / 255.0
     if task == "jpeg":
         out = []
@@ -138,4 +142,17 @@ def degrade(clean: np.ndarray, task: str, *, sigma: float, blur_sigma: float, jp
         return np.stack(out).astype(np.float32) / 255.0
     if task == "autoencode":
         return x
-    raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    raise UsageError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+
+
+@dataclass
+class StudyData:
+    """The degraded/clean patches a loss study trains and tests on, and where the test crops come from."""
+
+    train_in: torch.Tensor  # [P, 3, s, s] float on [0, 1] (degraded)
+    train_out: torch.Tensor  # clean
+    test_in: torch.Tensor
+    test_out: torch.Tensor
+    test_where: list[tuple[str, int, int]]
+    train_set: ImageSet
+    test_set: ImageSet

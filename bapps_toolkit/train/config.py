@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import PathLike
-from ..errors import BappsError
+from ..errors import BappsError, UsageError
 
 VARIANTS = ("lin", "tune", "scratch")
 #: Training objectives (:mod:`.hinge`): the official ranking BCE, DreamSim's hinge.
@@ -354,7 +354,7 @@ def lr_for_epoch(epoch: int, lr0: float, epochs: int, decay_epochs: int) -> floa
     ``nepoch``; the first subtraction happens after epoch ``nepoch + 1``.)
     """
     if epoch < 1:
-        raise ValueError(f"epoch is 1-based, got {epoch}")
+        raise UsageError(f"epoch is 1-based, got {epoch}")
     if decay_epochs <= 0 or epoch <= epochs + 1:
         return float(lr0)
     # Subtract step by step, as the official trainer does, so the floats match it exactly.

@@ -40,22 +40,19 @@ from tqdm.auto import tqdm
 
 from .._io import FileLock
 from ..errors import BappsError, DataError
-from . import checkpoint, distributed, run_dir
+from . import checkpoint, distributed, meta, run_dir
 from .build import build_model
 from .config import TrainConfig, lr_for_epoch
 from .data import FullData, backbone_source, calibration, is_synthetic, select_train_keys, select_val_keys
+from .epoch import run_epoch
 from .fastpath import TripletVectors, precompute
-from .hinge import Criterion, criterion
+from .hinge import criterion
 from .model import (
     STREAM_DROPOUT,
-    MaskSource,
     RankingNet,
     TrainModule,
-    bce_sum,
-    clamp_linear_,
     derive_seed,
     make_generator,
-    train_accuracy,
 )
 from .records import EpochRow, ModelMeta, RunCard, RunRefusal, RunStart
 from .stream import DataPlan, StreamedData, check_resume_plan, epoch_order, plan_data
@@ -205,7 +202,7 @@ def _run(cfg: TrainConfig, ctx: distributed.DistContext, start: RunStart, on_ste
     try:
         validator = Validator(module, cfg, start.val_keys, feed.val_vectors, ctx.device, ctx.is_main)
         card = _card_phase(run, start, feed, validator)
-        model_meta = run_dir.model_meta(cfg, lpips, start.backbone, calibrated, cal_note)
+        model_meta = meta.model_meta(cfg, lpips, start.backbone, calibrated, cal_note)
         history: list[EpochRow] = list(card.get("history", []))
         for epoch in range(done + 1, cfg.total_epochs + 1):
             row = _one_epoch(run, feed, epoch, on_step)
@@ -363,52 +360,6 @@ def _finish(run: _Run, card: RunCard, history: list[EpochRow]) -> TrainResult:
         _say(ctx, cfg, f"done: {out / 'latest.safetensors'}{tail}", always=True)
     return TrainResult(out_dir=out, checkpoint_path=checkpoint.weights_path(out, checkpoint.LATEST), card=card,
                        is_main=ctx.is_main)
-
-
-def run_epoch(wrapped: torch.nn.Module, opt: torch.optim.Optimizer, lins: torch.nn.ModuleList, *,
-              perm: torch.Tensor, judge: torch.Tensor,
-              batch_size: int, dropout: float, drop_gen: torch.Generator | None, ctx: distributed.DistContext,
-              vecs: TripletVectors | None = None, data: FullData | StreamedData | None = None, bar: Any = None,
-              hook: Callable[[int], None] | None = None,
-              loss_fn: Criterion | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass over ``perm`` in global batches of ``batch_size``: forward (fast path when ``vecs``
-    is given, else the full network on ``data``), the loss (``loss_fn``, :mod:`.hinge`; default
-    the BCE of G against the judge), Adam step, clamp of
-    the linear layers. Returns the summed BCE and summed training accuracy of this rank's items
-    (device tensors; no host sync inside the loop).
-    """
-    dev = perm.device
-    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-    acc_sum = torch.zeros((), dtype=torch.float64, device=dev)
-    n = int(perm.shape[0])
-    for step, b in enumerate(range(0, n, batch_size), start=1):
-        idx = perm[b:b + batch_size]
-        gn = int(idx.shape[0])
-        lo, hi = distributed.slice_for_rank(gn, ctx.rank, ctx.world)
-        local = idx[lo:hi]
-        masks = MaskSource(dropout, drop_gen, gn, lo, hi)
-        j = judge[local]
-        if vecs is not None:
-            d0, d1, prob = wrapped("fast", vecs.v0[local], vecs.v1[local], masks)
-        else:
-            if data is None:
-                raise ValueError("run_epoch: give vecs (fast path) or data (full path)")
-            ref, p0, p1 = data.batch(local)
-            d0, d1, prob = wrapped("full", ref, p0, p1, masks)
-        lsum = bce_sum(prob, j) if loss_fn is None else loss_fn(prob, d0, d1, j)
-        loss = lsum * (ctx.world / gn)
-        opt.zero_grad(set_to_none=True)
-        torch.autograd.backward([loss])
-        opt.step()
-        clamp_linear_(lins)
-        with torch.no_grad():
-            loss_sum += lsum.detach().double()
-            acc_sum += train_accuracy(d0.detach(), d1.detach(), j).double().sum()
-        if bar is not None:
-            bar.update(gn)
-        if hook is not None:
-            hook(step)
-    return loss_sum, acc_sum
 
 
 def _precompute(run: _Run, keys: list[str], desc: str) -> TripletVectors:

@@ -7,15 +7,65 @@ so :class:`ModelMeta` holds real values and writes and reads the string form.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypedDict
 
 from typing_extensions import NotRequired
 
 from ..errors import CheckpointError
 
-if TYPE_CHECKING:
-    from .stream import DataPlan
+EXACT = "exact"
+STREAMED = "streamed"
+
+EXACT_RULE = "torch.randperm(N) per epoch, generator seeded from (seed, epoch): the sets held whole"
+STREAMED_RULE = ("per epoch, from one generator seeded from (seed, epoch): randperm of the chunks "
+                 "(chunk_rows(n) consecutive triplets of one set, <= 1024), grouped into windows of "
+                 "window_chunks chunks; then randperm of the rows of each window in turn")
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """How a run's training triplets are read: ``mode`` :data:`EXACT` (held whole) or
+    :data:`STREAMED`; the chunks ``(key, start, stop)`` and the window of ``window`` chunks.
+    """
+
+    mode: str
+    n: int
+    triplet_bytes: int
+    budget_mb: int
+    chunks: tuple[tuple[str, int, int], ...]
+    window: int
+
+    @property
+    def data_mb(self) -> float:
+        return self.n * self.triplet_bytes / 2 ** 20
+
+    def card(self) -> dict[str, Any]:
+        """The card's ``shuffle`` entry (compared on resume: ``mode``, ``chunk_rows``, ``window_chunks``)."""
+        out: dict[str, Any] = {"mode": self.mode, "memory_budget_mb": self.budget_mb,
+                               "data_mb": round(self.data_mb, 1)}
+        if self.mode == STREAMED:
+            out.update(chunk_rows=max(e - s for _, s, e in self.chunks), n_chunks=len(self.chunks),
+                       window_chunks=self.window, rule=STREAMED_RULE)
+        else:
+            out["rule"] = EXACT_RULE
+        return out
+
+    def describe(self) -> str:
+        """The full path's way, for the run's opening line."""
+        if self.mode == EXACT:
+            return f"full path, sets held whole ({self.data_mb:.0f} MiB <= memory budget {self.budget_mb} MiB)"
+        return (f"full path STREAMED ({self.data_mb:.0f} MiB > memory budget {self.budget_mb} MiB): "
+                f"{len(self.chunks)} chunks, shuffled in windows of {self.window}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataPlan:
+        return cls(d["mode"], int(d["n"]), int(d["triplet_bytes"]), int(d["budget_mb"]),
+                   tuple((str(k), int(s), int(e)) for k, s, e in d["chunks"]), int(d["window"]))
+
 
 
 class PluginSource(TypedDict):

@@ -149,6 +149,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "two different metrics" in capsys.readouterr().err
     assert main(["mad", "l2", "nosuchmetric", "--out", str(tmp_path / "x")]) == 2
     assert "unknown metric" in capsys.readouterr().err
-    assert main(["mad", "l2", "ssim", "--out", str(tmp_path / "x"), "--noise-mse", "0"]) == 2
-    assert "--noise-mse must lie in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["mad", "l2", "ssim", "--out", str(tmp_path / "x"), "--noise-mse", "0"])
+    assert "argument --noise-mse: must lie in" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # nothing written before the inputs are checked

@@ -36,7 +36,8 @@ def test_cli_stream_and_bad_chunk_size(rel_h5, tmp_path, capsys):
     assert main(common + ["--out", str(a)]) == 0
     assert main(common + ["--out", str(b), "--stream", "--chunk-size", "9"]) == 0
     assert a.read_text() == b.read_text()
-    assert main(common + ["--stream", "--chunk-size", "0"]) == 2
-    assert "--chunk-size must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(common + ["--stream", "--chunk-size", "0"])
+    assert "argument --chunk-size: must be >= 1" in capsys.readouterr().err
     with pytest.raises(ValueError, match="chunk_size"):
         run_evaluation(rel_h5, ["l2"], stream=True, chunk_size=0, progress=False)

@@ -121,7 +121,7 @@ def write_2afc_file_sets(out_h5: PathLike, sets: dict[str, TwoAFCFileSet], *, si
     from ..layout import order_keys, split_key
 
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+        raise DataError(f"size must be a positive number of pixels, got {size!r}")
     for key in sets:
         split_key(key)
     keys = order_keys(sets)

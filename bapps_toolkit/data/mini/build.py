@@ -182,7 +182,7 @@ def make_mini(out_dir: PathLike, seed: int = 0, *, force: bool = False,
     sets in parallel (default: every usable core); the files do not depend on it.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out_dir)
     note = synthetic_note(int(seed))
     if out.exists() and not out.is_dir():
@@ -204,7 +204,7 @@ def make_mini(out_dir: PathLike, seed: int = 0, *, force: bool = False,
             jobs = [(str(tmp), key, int(seed), n) for key, n in MINI_COUNTS.items()]
             w = default_workers() if workers is None else int(workers)
             if w < 1:
-                raise ValueError(f"workers must be >= 1, got {workers}")
+                raise DataError(f"workers must be >= 1, got {workers}")
             bar = make_bar(len(jobs), f"make-mini {out.name}", progress, unit="set")
             try:
                 if w == 1:

@@ -25,13 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...errors import UsageError
 from ..base import Metric
 
 #: Ways a similarity becomes a distance: ``1 - s`` (s <= 1) or ``-s`` (unbounded).
 FLIPS = ("1-x", "-x")
 
 
-class AdapterError(ValueError):
+class AdapterError(UsageError):
     """An adapter spec that cannot be built; the message names the spec and the library."""
 
 
