@@ -26,7 +26,7 @@ replacement, seeded, vectorised over resamples). A paired comparison of two metr
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -228,12 +228,14 @@ def jnd_map(d: Any, same: Any) -> float:
 BATCHED: dict[Callable[..., float], Callable[..., np.ndarray]] = {jnd_map: _jnd_map_rows}
 
 
-def _resolve_batched(score_fn: Callable[..., float]):
+def _resolve_batched(score_fn: Callable[..., float]
+                     ) -> tuple[Callable[..., Any] | None, Callable[..., np.ndarray] | None]:
     """``(per_item | None, batched | None)`` from :data:`ITEM_MEANS` / :data:`BATCHED`."""
     return ITEM_MEANS.get(score_fn), BATCHED.get(score_fn)
 
 
-def _prepare(score_fn: Callable[..., float], arrays: Sequence[Any], device: Any = None):
+def _prepare(score_fn: Callable[..., float], arrays: Sequence[Any],
+             device: Any = None) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
     """Validate once; returns (n_items, function mapping an index matrix [B, N] -> scores [B]).
 
     With a torch ``device`` the known scores are computed there (same resamples, float64).
@@ -252,7 +254,7 @@ def _prepare(score_fn: Callable[..., float], arrays: Sequence[Any], device: Any 
         tx = torch.as_tensor(x, dtype=torch.float64, device=dev)
         ts = torch.as_tensor(s, dtype=torch.float64, device=dev)
 
-        def on_device(idx):
+        def on_device(idx: np.ndarray) -> np.ndarray:
             ti = torch.as_tensor(idx, device=dev)
             return _jnd_map_batched(tx[ti], ts[ti]).cpu().numpy()
 
@@ -274,7 +276,7 @@ def _prepare(score_fn: Callable[..., float], arrays: Sequence[Any], device: Any 
     return n, looped
 
 
-def _resample_blocks(n: int, n_boot: int, seed: int):
+def _resample_blocks(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
     rng = np.random.default_rng(seed)
     rows = max(1, _BOOT_BLOCK_ELEMENTS // max(n, 1))
     done = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from ._parser import examples
 
@@ -176,7 +177,7 @@ def _add_export_simulate(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=run_simulate)
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("judge", help="collect human 2AFC/JND judgments in a browser",
                               description="Run a BAPPS-protocol judgment study: a local web page, an "
                                           "SQLite database, export to the BAPPS layout.",
@@ -204,7 +205,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..judge.app import serve
     from ..judge.transport import served_port
 
-    def ready(server) -> None:
+    def ready(server: Any) -> None:
         print(f"bapps judge: serving {args.db} on http://{args.host}:{served_port(server)}/?rater=ID "
               "(dashboard: /admin)", flush=True)
 

@@ -155,7 +155,7 @@ def _to_device(arr: np.ndarray, device: torch.device | None) -> Array:
     return t if device.type == "cpu" else t.to(device)
 
 
-def _build(key: str, arrays: dict[str, Array], stems: list[str], synthetic: bool):
+def _build(key: str, arrays: dict[str, Array], stems: list[str], synthetic: bool) -> Any:
     kind, split, cat = split_key(key)
     if kind == "2afc":
         return TwoAFCSet(split, cat, arrays["ref"], arrays["p0"], arrays["p1"], arrays["judge"],

@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -44,7 +45,7 @@ def _progress_enabled(progress: bool) -> bool:
     return bool(progress) and sys.stderr.isatty()
 
 
-def make_bar(total: int, desc: str, progress: bool, unit: str = "img"):
+def make_bar(total: int, desc: str, progress: bool, unit: str = "img") -> tqdm[Any]:
     return tqdm(total=total, desc=desc, unit=unit, disable=not _progress_enabled(progress),
                 dynamic_ncols=True, leave=False)
 
@@ -87,7 +88,7 @@ def decode_pool(workers: int | None, n_images: int) -> Iterator[cf.Executor | No
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar=None, size: int = PATCH,
+def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar: Any = None, size: int = PATCH,
                  crop: bool = False) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
     """Yield ``(start, [images per image folder], judgments)`` for consecutive slices, in order;
     images are decoded to ``size`` by the rule of :mod:`.images` (``crop``: centre-crop a
@@ -99,7 +100,7 @@ def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar=None, size: int = P
         yield start, arrays, j
 
 
-def _iter_raw(sf: SetFiles, pool: cf.Executor | None, bar, size: int, crop: bool
+def _iter_raw(sf: SetFiles, pool: cf.Executor | None, bar: Any, size: int, crop: bool
               ) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
     n_img_folders = len(folders_of(sf.key)) - 1
     if pool is None:
@@ -132,7 +133,7 @@ def _iter_raw(sf: SetFiles, pool: cf.Executor | None, bar, size: int, crop: bool
             fut.cancel()
 
 
-def decode_set(sf: SetFiles, pool: cf.Executor | None = None, bar=None, size: int = PATCH,
+def decode_set(sf: SetFiles, pool: cf.Executor | None = None, bar: Any = None, size: int = PATCH,
                crop: bool = False) -> dict[str, np.ndarray]:
     """Decode a whole set into memory: ``{"ref": ..., "p0": ..., "judge": ...}``."""
     folders = folders_of(sf.key)

@@ -35,7 +35,7 @@ CHUNK_ITEMS = 1024
 
 # --------------------------------------------------------------------------- writing
 
-def _create_set_group(f, key: str, n: int):
+def _create_set_group(f: h5py.File, key: str, n: int) -> h5py.Group:
     """The group of one set, with its kind/split/category/count attributes."""
     kind, split, cat = split_key(key)
     g = f.create_group(key)
@@ -43,7 +43,7 @@ def _create_set_group(f, key: str, n: int):
     return g
 
 
-def _write_judgments_and_stems(g, name: str, judgments: np.ndarray, stems: Sequence[str],
+def _write_judgments_and_stems(g: h5py.Group, name: str, judgments: np.ndarray, stems: Sequence[str],
                                n_votes: np.ndarray | None = None) -> None:
     """The judgment array (``judge``/``same``), the stems and (when given) the vote counts of a
     set, each with its SHA-256. The stems must be valid, unique item ids (:mod:`.ids`)."""
@@ -185,7 +185,7 @@ def chunk_rows(n: int) -> int:
     return max(1, -(-n // n_chunks))
 
 
-def _write_set(f, sf: SetFiles, pool, bar, size: int = PATCH, crop: bool = False) -> None:
+def _write_set(f: h5py.File, sf: SetFiles, pool: Any, bar: Any, size: int = PATCH, crop: bool = False) -> None:
     folders = folders_of(sf.key)
     n = len(sf)
     g = _create_set_group(f, sf.key, n)

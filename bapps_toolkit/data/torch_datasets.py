@@ -75,7 +75,7 @@ class _BappsDataset(torch.utils.data.Dataset):
         s = int(np.searchsorted(self._offsets, i, side="right") - 1)
         return s, i - int(self._offsets[s])
 
-    def _h5file(self):
+    def _h5file(self) -> Any:
         if self._h5 is None or self._h5_pid != os.getpid():
             f, _ = open_h5(self.source)
             self._h5, self._h5_pid = f, os.getpid()
@@ -113,7 +113,7 @@ class _BappsDataset(torch.utils.data.Dataset):
                      "index": j})
         return item
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_h5"] = None
         state["_h5_pid"] = -1
@@ -124,7 +124,7 @@ class _BappsDataset(torch.utils.data.Dataset):
             self._h5.close()
             self._h5 = None
 
-    def __del__(self):
+    def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
 

@@ -6,8 +6,8 @@
 
 See :mod:`.base` for the contract (no range error, frozen networks, reductions, direction).
 """
+from ..metrics import REDUCTIONS
 from .base import (
-    REDUCTIONS,
     DISTSLoss,
     FSIMLoss,
     L1Loss,

@@ -32,27 +32,13 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from ..metrics import Metric, create_metric
+from ..metrics import Metric, check_reduction, create_metric, reduce
 from ..metrics._validate import Range, check_range_option, to_unit, validate_pair
 
-REDUCTIONS = ("mean", "sum", "none")
 #: Range handed to the metrics' validator: every finite value is accepted.
 UNBOUNDED: Range = (-math.inf, math.inf)
 
 
-def check_reduction(reduction: str) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
-    return reduction
-
-
-def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Per-image values ``[N]`` → scalar (``mean`` / ``sum``) or ``[N]`` (``none``)."""
-    if reduction == "mean":
-        return values.mean()
-    if reduction == "sum":
-        return values.sum()
-    return values
 
 
 class Loss(nn.Module):
@@ -64,7 +50,7 @@ class Loss(nn.Module):
 
     def __init__(self, *, reduction: str = "mean", input_range: Sequence[float] = (-1.0, 1.0)):
         super().__init__()
-        self.reduction = check_reduction(reduction)
+        self.reduction = check_reduction(reduction, type(self).__name__)
         self.input_range: Range = check_range_option(input_range)
 
     @property
@@ -121,7 +107,7 @@ class MetricLoss(Loss):
     metric_name: str | None = None
 
     def __init__(self, metric: str | Metric | None = None, *, reduction: str = "mean",
-                 input_range: Sequence[float] = (-1.0, 1.0), **options):
+                 input_range: Sequence[float] = (-1.0, 1.0), **options: Any) -> None:
         super().__init__(reduction=reduction, input_range=input_range)
         if options.get("spatial"):
             raise ValueError("losses reduce per image; spatial=True is not available for a loss")
@@ -216,5 +202,5 @@ class DISTSLoss(MetricLoss):
 class LPIPSLoss(MetricLoss):
     """LPIPS with ``net`` = ``"alex"`` (default), ``"vgg"`` or ``"squeeze"`` (metric ``lpips-<net>``)."""
 
-    def __init__(self, net: str = "alex", **kwargs):
+    def __init__(self, net: str = "alex", **kwargs: Any) -> None:
         super().__init__(f"lpips-{str(net).lower()}", **kwargs)

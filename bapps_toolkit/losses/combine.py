@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from ..metrics import list_metrics
-from .base import L1Loss, Loss, MetricLoss, check_reduction, reduce
+from ..metrics import check_reduction, list_metrics, reduce
+from .base import L1Loss, Loss, MetricLoss
 
 _NAME = r"[a-z0-9][a-z0-9._-]*"
 _WEIGHT = r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?"
@@ -137,7 +137,7 @@ def _single(name: str, reduction: str, input_range: Sequence[float], options: di
 
 
 def create_loss(name: str, *, reduction: str = "mean", input_range: Sequence[float] = (-1.0, 1.0),
-                per_term: Mapping[str, Mapping[str, object]] | None = None, **options) -> Loss:
+                per_term: Mapping[str, Mapping[str, object]] | None = None, **options: Any) -> Loss:
     """Build a loss: ``create_loss("ms-ssim")``, ``create_loss("lpips-vgg", backbone_weights=p)``,
     ``create_loss("l1+0.1*lpips-vgg", per_term={"lpips-vgg": {"backbone_weights": p}})``.
 

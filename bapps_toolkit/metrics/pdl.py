@@ -32,6 +32,7 @@ Output: ``[N]`` distances (0 for identical images, symmetric, ≥ 0).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -144,7 +145,7 @@ class PDL(Metric):
             feats = [normalize_channels(f) for f in feats]
         return u, feats
 
-    def distance_from_features(self, feats0, feats1) -> torch.Tensor:
+    def distance_from_features(self, feats0: Any, feats1: Any) -> torch.Tensor:
         """PDL ``[N]`` from two :meth:`features` results (in the network's dtype)."""
         return self._from_features(*feats0, *feats1)
 

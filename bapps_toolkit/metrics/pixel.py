@@ -39,7 +39,7 @@ over channels, with the same scaling, ``[N, 1, H, W]``; its spatial mean is the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -122,7 +122,7 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-def triplet_pieces(n: int, image_values: int):
+def triplet_pieces(n: int, image_values: int) -> Iterator[tuple[int, int]]:
     """``(start, stop)`` pieces of a batch of ``n`` triplets sized so that the Lab temporaries of
     one piece stay in the CPU cache (:data:`~.functional.color.LAB_CHUNK_VALUES` values per image batch).
     """

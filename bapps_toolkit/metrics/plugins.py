@@ -26,7 +26,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
-import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._plugin_files import PluginFileError, import_python_file
 from ..errors import UsageError
 from . import adapters, base
 from .base import Metric
@@ -83,22 +83,10 @@ def _origin(ep: importlib.metadata.EntryPoint) -> str:
 
 
 def _load_file(path_text: str, spec: str, what: str = "metric plugin") -> Any:
-    path = Path(path_text)
-    if not path.is_file():
-        raise PluginError(f"{what} {spec!r}: file {path} does not exist")
-    mod_name = f"_bapps_plugin_{abs(hash(str(path.resolve())))}"
-    module_spec = importlib.util.spec_from_file_location(mod_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise PluginError(f"{what} {spec!r}: {path} cannot be loaded as a Python file")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[mod_name] = module
     try:
-        module_spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[mod_name]
-        raise PluginError(f"{what} {spec!r}: importing {path} failed: "
-                          f"{type(exc).__name__}: {exc}") from exc
-    return module
+        return import_python_file(Path(path_text), "_bapps_plugin")
+    except PluginFileError as exc:
+        raise PluginError(f"{what} {spec!r}: {exc}") from exc.__cause__
 
 
 def load_object(spec: str, what: str = "metric plugin") -> tuple[Any, str]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
+from ..._plugin_files import PluginFileError, import_python_file
 from ...errors import DataError
 from .base import CorrelationSet, TwoAFCFileSet
 
@@ -266,22 +267,10 @@ def get_benchmark(name: str) -> Benchmark:
 
 
 def _import_file(path: Path, spec: str) -> object:
-    if not path.is_file():
-        raise DataError(f"benchmark plugin {spec!r}: file {path} does not exist")
-    mod_name = f"_bapps_benchmark_{abs(hash(str(path.resolve())))}"
-    if mod_name in sys.modules:
-        return sys.modules[mod_name]
-    module_spec = importlib.util.spec_from_file_location(mod_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise DataError(f"benchmark plugin {spec!r}: {path} cannot be loaded as a Python file")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[mod_name] = module
     try:
-        module_spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[mod_name]
-        raise DataError(f"benchmark plugin {spec!r}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
-    return module
+        return import_python_file(path, "_bapps_benchmark", reuse=True)
+    except PluginFileError as exc:
+        raise DataError(f"benchmark plugin {spec!r}: {exc}") from exc.__cause__
 
 
 def load_benchmark_plugin(spec: str) -> Benchmark:

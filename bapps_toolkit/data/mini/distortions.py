@@ -59,15 +59,15 @@ _YIQ_INV = np.linalg.inv(_YIQ).astype(np.float32)
 
 # --------------------------------------------------------------------------- traditional ops
 
-def op_blur(x, t, rng):
+def op_blur(x: Img, t: float, rng: np.random.Generator) -> Img:
     return _blur(x, 0.4 + 2.0 * t)
 
 
-def op_noise(x, t, rng):
+def op_noise(x: Img, t: float, rng: np.random.Generator) -> Img:
     return x + rng.normal(0, 0.01 + 0.10 * t, x.shape).astype(np.float32)
 
 
-def op_jpeg(x, t, rng):
+def op_jpeg(x: Img, t: float, rng: np.random.Generator) -> Img:
     buf = io.BytesIO()
     _pil(x).save(buf, format="JPEG", quality=int(round(90 - 85 * t)))
     buf.seek(0)
@@ -75,29 +75,29 @@ def op_jpeg(x, t, rng):
         return _unpil(im)
 
 
-def op_color_gain(x, t, rng):
+def op_color_gain(x: Img, t: float, rng: np.random.Generator) -> Img:
     gain = 1 + rng.normal(0, 0.25 * t, 3)
     off = rng.normal(0, 0.06 * t, 3)
     return x * gain.astype(np.float32) + off.astype(np.float32)
 
 
-def op_contrast(x, t, rng):
+def op_contrast(x: Img, t: float, rng: np.random.Generator) -> Img:
     c = math.exp(rng.normal(0, 0.5 * t + 0.05))
     m = x.mean()
     return (x - m) * c + m
 
 
-def op_gamma(x, t, rng):
+def op_gamma(x: Img, t: float, rng: np.random.Generator) -> Img:
     return np.clip(x, 0, 1) ** math.exp(rng.normal(0, 0.5 * t + 0.05))
 
 
-def op_saturation(x, t, rng):
+def op_saturation(x: Img, t: float, rng: np.random.Generator) -> Img:
     s = max(0.0, 1 + rng.normal(0, 0.8 * t + 0.05))
     y = _luma(x)[..., None]
     return y + (x - y) * s
 
 
-def op_hue(x, t, rng):
+def op_hue(x: Img, t: float, rng: np.random.Generator) -> Img:
     a = rng.normal(0, 0.9 * t + 0.05)
     yiq = x @ _YIQ.T
     c, s = math.cos(a), math.sin(a)
@@ -106,24 +106,24 @@ def op_hue(x, t, rng):
     return yiq @ _YIQ_INV.T
 
 
-def op_shift(x, t, rng):
+def op_shift(x: Img, t: float, rng: np.random.Generator) -> Img:
     k = 1 + int(3 * t)
     dy, dx = [(k, 0), (-k, 0), (0, k), (0, -k), (k, k), (-k, k)][int(rng.integers(6))]
     return _shift_int(x, dy, dx)
 
 
-def op_pixelate(x, t, rng):
+def op_pixelate(x: Img, t: float, rng: np.random.Generator) -> Img:
     f = 2 + int(round(6 * t))
     small = _pil(x).resize((max(1, 64 // f), max(1, 64 // f)), Image.Resampling.BOX)
     return _unpil(small.resize((64, 64), Image.Resampling.NEAREST))
 
 
-def op_quantize(x, t, rng):
+def op_quantize(x: Img, t: float, rng: np.random.Generator) -> Img:
     levels = max(3, int(round(32 - 29 * t)))
     return np.round(np.clip(x, 0, 1) * (levels - 1)) / (levels - 1)
 
 
-def op_salt_pepper(x, t, rng):
+def op_salt_pepper(x: Img, t: float, rng: np.random.Generator) -> Img:
     frac = 0.002 + 0.05 * t
     m = rng.random(x.shape[:2])
     y = x.copy()
@@ -132,7 +132,7 @@ def op_salt_pepper(x, t, rng):
     return y
 
 
-def op_motion_blur(x, t, rng):
+def op_motion_blur(x: Img, t: float, rng: np.random.Generator) -> Img:
     n = 3 + int(8 * t)
     k = np.zeros((n, n), np.float32)
     kind = int(rng.integers(4))
@@ -148,7 +148,7 @@ def op_motion_blur(x, t, rng):
     return ndimage.correlate(x, k[..., None], mode="reflect")
 
 
-def op_sharpen(x, t, rng):
+def op_sharpen(x: Img, t: float, rng: np.random.Generator) -> Img:
     return x + (1.0 + 3.0 * t) * (x - _blur(x, 1.0))
 
 
@@ -207,7 +207,7 @@ _KERNELS = (Image.Resampling.BOX, Image.Resampling.BILINEAR, Image.Resampling.BI
 _UPS = (Image.Resampling.NEAREST, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS)
 
 
-def superres_pair(x: Img, rng) -> tuple[Img, Img]:
+def superres_pair(x: Img, rng: np.random.Generator) -> tuple[Img, Img]:
     f = float(rng.choice([2, 3, 4]))
     small = _pil(x).resize((int(64 / f), int(64 / f)), _KERNELS[int(rng.integers(4))])
     outs = []
@@ -224,7 +224,7 @@ def superres_pair(x: Img, rng) -> tuple[Img, Img]:
     return outs[0], outs[1]
 
 
-def deblur_pair(x: Img, rng) -> tuple[Img, Img]:
+def deblur_pair(x: Img, rng: np.random.Generator) -> tuple[Img, Img]:
     t = float(rng.uniform(0.2, 1.0))
     blurred = op_motion_blur(x, t, rng) if rng.random() < 0.4 else _blur(x, 0.8 + 1.7 * t)
     blurred = blurred + rng.normal(0, float(rng.uniform(0.0, 0.02)), x.shape).astype(np.float32)
@@ -246,13 +246,13 @@ def deblur_pair(x: Img, rng) -> tuple[Img, Img]:
     return outs[0], outs[1]
 
 
-def _smooth_field(rng, scale: float) -> np.ndarray:
+def _smooth_field(rng: np.random.Generator, scale: float) -> np.ndarray:
     f = rng.normal(0, 1, (8, 8, 2)).astype(np.float32)
     f = np.asarray(ndimage.zoom(f, (8, 8, 1), order=3), np.float32)
     return f * scale
 
 
-def color_pair(x: Img, rng) -> tuple[Img, Img]:
+def color_pair(x: Img, rng: np.random.Generator) -> tuple[Img, Img]:
     yiq = x @ _YIQ.T
     outs = []
     for _ in range(2):
@@ -265,7 +265,7 @@ def color_pair(x: Img, rng) -> tuple[Img, Img]:
     return outs[0], outs[1]
 
 
-def frameinterp_pair(x: Img, rng) -> tuple[Img, Img]:
+def frameinterp_pair(x: Img, rng: np.random.Generator) -> tuple[Img, Img]:
     vy, vx = rng.uniform(-3.5, 3.5, 2)
     a = _shift_sub(x, -vy, -vx) + rng.normal(0, 0.005, x.shape).astype(np.float32)
     b = _shift_sub(x, vy, vx) + rng.normal(0, 0.005, x.shape).astype(np.float32)
@@ -286,12 +286,12 @@ def frameinterp_pair(x: Img, rng) -> tuple[Img, Img]:
 
 
 def _independent(fn: Callable) -> Callable:
-    def pair(x: Img, rng) -> tuple[Img, Img]:
+    def pair(x: Img, rng: np.random.Generator) -> tuple[Img, Img]:
         return fn(x, rng), fn(x, rng)
     return pair
 
 
-def _mix(x: Img, rng) -> Img:
+def _mix(x: Img, rng: np.random.Generator) -> Img:
     return traditional(x, rng) if rng.random() < 0.5 else cnn_like(x, rng)
 
 

@@ -46,7 +46,7 @@ def _observer_features(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return blurred, np.sqrt(gx * gx + gy * gy)
 
 
-def _observer_from_features(fx, fy) -> np.ndarray:
+def _observer_from_features(fx: tuple[np.ndarray, np.ndarray], fy: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     (bx, gx), (by, gy) = fx, fy
     e = np.sqrt(((bx - by) ** 2).sum(-1)).mean(axis=(1, 2), dtype=np.float64)
     gms = (2 * gx * gy + OBS_C) / (gx * gx + gy * gy + OBS_C)

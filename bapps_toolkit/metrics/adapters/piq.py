@@ -89,7 +89,7 @@ def build(module: types.ModuleType, name: str, spec: str, options: dict[str, Any
     fn = getattr(module, entry.attr)
     _check_options(fn, spec, options, ("data_range", "reduction"))
 
-    def call(x, y):
+    def call(x: Any, y: Any) -> Any:
         return fn(x, y, data_range=1.0, reduction="none", **options)
 
     return AdapterSpec(short=name, call=call, flip=entry.flip, min_size=entry.min_size)

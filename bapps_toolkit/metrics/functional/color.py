@@ -43,6 +43,7 @@ in pieces of :data:`LAB_CHUNK_VALUES` values so the temporaries stay in the CPU 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 
@@ -96,7 +97,7 @@ def _check_rgb(x: torch.Tensor, fn: str) -> None:
         raise ValueError(f"{fn}: expected colour channels (3) on dim -3, got shape {tuple(x.shape)}")
 
 
-def _matmul_channels(matrix, x: torch.Tensor) -> torch.Tensor:
+def _matmul_channels(matrix: Any, x: torch.Tensor) -> torch.Tensor:
     m = torch.tensor(matrix, dtype=x.dtype, device=x.device)
     return torch.einsum("ij,...jhw->...ihw", m, x)
 
@@ -180,7 +181,7 @@ def _official_tables(dtype: torch.dtype, device: str) -> tuple[torch.Tensor, tor
     return lut.to(dtype=dtype, device=device), xyz_n.to(dtype=dtype, device=device), lab.to(dtype=dtype, device=device)
 
 
-def _official_lab_piece(x: torch.Tensor, out: torch.Tensor, tables) -> None:
+def _official_lab_piece(x: torch.Tensor, out: torch.Tensor, tables: Any) -> None:
     """Lab of one piece ``x`` [n, 3, H, W] in [-1, 1] (no grad) into ``out`` (same shape)."""
     lut, xyz_n, lab_m = tables
     n = x.shape[0]

@@ -35,7 +35,7 @@ def window_pad(ts: Sequence[torch.Tensor], padding: str, win_size: int) -> list[
     return [F.pad(t, (p, p, p, p), mode="reflect") for t in ts]
 
 
-def _symmetric_index(size: int, before: int, after: int, device) -> torch.Tensor:
+def _symmetric_index(size: int, before: int, after: int, device: torch.device) -> torch.Tensor:
     if before > size or after > size:
         raise ValueError(f"symmetric padding of {before}/{after} exceeds the size {size}")
     idx = torch.arange(-before, size + after, device=device)

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 __all__ = ["gaussian_window", "uniform_window", "check_window", "filter_valid", "MATMUL_MAX_SIDE"]
 
 
-def gaussian_window(win_size: int, sigma: float, *, dtype=torch.float64, device=None) -> torch.Tensor:
+def gaussian_window(win_size: int, sigma: float, *, dtype: torch.dtype = torch.float64,
+                    device: torch.device | str | None = None) -> torch.Tensor:
     """1-D Gaussian taps ``exp(−d²/(2σ²))``, ``d = −(n−1)/2 … (n−1)/2``, normalised to sum 1."""
     check_window(win_size)
     if not sigma > 0:
@@ -17,7 +18,8 @@ def gaussian_window(win_size: int, sigma: float, *, dtype=torch.float64, device=
     return (g / g.sum()).to(dtype=dtype, device=device)
 
 
-def uniform_window(win_size: int, *, dtype=torch.float64, device=None) -> torch.Tensor:
+def uniform_window(win_size: int, *, dtype: torch.dtype = torch.float64,
+                    device: torch.device | str | None = None) -> torch.Tensor:
     """1-D box taps ``1/n`` (scikit-image's default ``uniform_filter`` window)."""
     check_window(win_size)
     return torch.full((win_size,), 1.0 / win_size, dtype=dtype, device=device)
