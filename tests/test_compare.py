@@ -82,7 +82,7 @@ def test_every_report_format_has_the_comparison(mini_h5, tmp_path):
            f"{100 * cnn['diff']:+.1f} [" in md
     assert "| 2AFC mean | " in md.split("Paired comparison")[1] and "| JND trad | " in md.split("Paired comparison")[1]
     tex = (tmp_path / "r.tex").read_text()
-    assert r"\label{tab:bapps-compare}" in tex and tex.count(r"\begin{table}") == 2
+    assert r"\label{tab:bapps-compare}" in tex and tex.count(r"\begin{table}") == 3  # scores, calibration, comparison
     assert f"{100 * cnn['diff']:+.1f}" + r"\,{\scriptsize[" in tex
     doc = json.loads((tmp_path / "r.json").read_text())
     assert [c["diff"] for c in doc["comparisons"]] == pytest.approx([c["diff"] for c in recs])

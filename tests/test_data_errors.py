@@ -94,7 +94,7 @@ def test_corrupt_png(tiny_tree, tmp_path, damage):
     p = root / "2afc/val/deblur/p0/000001.png"
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
-    _fails_everywhere(root, tmp_path / "o.h5", r"p0/000001\.png.*corrupt or truncated")
+    _fails_everywhere(root, tmp_path / "o.h5", r"p0/000001\.png.*(corrupt or truncated|not an image file)")
 
 
 def test_corrupt_png_in_worker_process(tiny_tree, tmp_path, monkeypatch):

@@ -38,7 +38,7 @@ def test_torchrun_two_cpu_processes_equal_one_process(mini_h5, tmp_path, stream)
     two_csv, two_npz = tmp_path / "two.csv", tmp_path / "two.npz"
     proc = run_two_ranks("-m", "bapps_toolkit", "evaluate", str(mini_h5), *_COMMON, *extra, "--out", str(two_csv),
                          "--save-distances", str(two_npz))
-    assert proc.stdout.count("| metric") == 1, proc.stdout   # rank 0 alone prints the table
+    assert proc.stdout.count("| metric | 2AFC trad") == 1, proc.stdout   # rank 0 alone prints the table
     a, b = pd.read_csv(one_csv), pd.read_csv(two_csv)
     assert list(a.columns) == list(b.columns) and len(a) == len(b)
     for col in a.columns:

@@ -379,8 +379,8 @@ def test_bad_values():
         fsim(x * 2, x)
     with pytest.raises(ValueError, match="data_range"):
         fsim(x, x, data_range=0)
-    with pytest.raises(ValueError, match="fsimc: expected 3 channels"):
-        create_metric("fsimc")(x[:, :1], x[:, :1])
+    grey = create_metric("fsimc")(x[:, :1], x[:, 1:2])  # grey input is replicated to RGB (peers' rule)
+    assert torch.allclose(grey, create_metric("fsimc")(x[:, :1].expand(-1, 3, -1, -1), x[:, 1:2].expand(-1, 3, -1, -1)))
     with pytest.raises(ValueError, match="outside the declared"):
         create_metric("fsim")(x - 2, x)  # default input_range (-1, 1)
 

@@ -4,6 +4,7 @@ link and codes to give the platform, a new admin token, the status summary.
 from __future__ import annotations
 
 from .._io import PathLike
+from ..errors import UsageError
 from .keys import ensure_keys, issue_admin_token, link_key
 from .platform import study_link
 from .settings import completion_url
@@ -15,13 +16,13 @@ def study_link_info(db: PathLike, base_url: str, placeholder: str = "{{RATER_ID}
     """The study link to paste into the platform, and the completion codes to register there.
 
     Raises:
-        ValueError: the study has no platform, or ``base_url`` is not an http(s) URL.
+        UsageError: the study has no platform, or ``base_url`` is not an http(s) URL.
     """
     con = open_study(db)
     try:
         cfg = load_config(con)
         if cfg["platform"] == "none":
-            raise ValueError(f"study {db} was created without --platform: raters open /?rater=ID, "
+            raise UsageError(f"study {db} was created without --platform: raters open /?rater=ID, "
                              "there is no study link")
         link = study_link(base_url, cfg["platform"], link_key(ensure_keys(con)), placeholder)
     finally:

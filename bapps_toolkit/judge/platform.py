@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from ..errors import UsageError
 from .answers import RATER_RULE, short, valid_rater
 from .keys import MAX_KEY_CHARS
 from .refusals import InvalidRequest
@@ -164,13 +165,13 @@ def study_link(base_url: str, platform: str, key: str, placeholder: str = "{{RAT
     """The link to paste into the platform: ``base_url`` with the platform's parameters and ``key``.
 
     Raises:
-        ValueError: ``base_url`` is not an http(s) URL without a query, or the platform is ``none``.
+        UsageError: ``base_url`` is not an http(s) URL without a query, or the platform is ``none``.
     """
     if re.fullmatch(r"https?://[^\s?#<>\"']+", base_url) is None:
-        raise ValueError(f"base URL {base_url!r}: expected http(s)://host[:port][/path] without a query")
+        raise UsageError(f"base URL {base_url!r}: expected http(s)://host[:port][/path] without a query")
     base = base_url if base_url.endswith("/") else base_url + "/"
     if platform == "prolific":
         return f"{base}?{PROLIFIC_PARAMS}&key={key}"
     if platform == "generic":
         return f"{base}?rater={placeholder}&key={key}"
-    raise ValueError("this study has platform 'none': it has no study link (create it with --platform)")
+    raise UsageError("this study has platform 'none': it has no study link (create it with --platform)")
