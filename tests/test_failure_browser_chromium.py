@@ -12,17 +12,11 @@ import shutil
 import time
 
 import pytest
+from chromium import NEEDS_CHROMIUM, start_chromium
 
 from bapps_toolkit.report.browser import write_browser
 
-CHROMIUM = "/usr/bin/chromium"
-DRIVER = "/usr/bin/chromedriver"
-
-pytestmark = [
-    pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
-                       reason="needs Debian chromium and chromium-driver"),
-    pytest.mark.timeout(300),
-]
+pytestmark = NEEDS_CHROMIUM
 webdriver = pytest.importorskip("selenium.webdriver")
 
 
@@ -37,15 +31,7 @@ def page_dir(mini_h5, tmp_path_factory):
 
 @pytest.fixture()
 def driver():
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1500,1000",
-              "--disable-dev-shm-usage"):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    d = start_chromium("1500,1000", console_log=True, throttle_timers=True)
     yield d
     d.quit()
 

@@ -24,31 +24,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chromium import NEEDS_CHROMIUM, start_chromium
 
 from .helpers import build_unjudged
 
-CHROMIUM = "/usr/bin/chromium"
-DRIVER = "/usr/bin/chromedriver"
 PID = "5f3c9b2e8d1a4b0012ab34cd"
 
-pytestmark = [
-    pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
-                       reason="needs Debian chromium and chromium-driver"),
-    pytest.mark.timeout(300),
-]
+pytestmark = NEEDS_CHROMIUM
 webdriver = pytest.importorskip("selenium.webdriver")
 
 
 @pytest.fixture()
 def browser():
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
-              "--disable-dev-shm-usage", "--disable-background-timer-throttling"):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    d = start_chromium("1400,1000", console_log=True)
     yield d
     d.quit()
 

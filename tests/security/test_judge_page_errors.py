@@ -22,27 +22,15 @@ import time
 from pathlib import Path
 
 import pytest
+from chromium import NEEDS_CHROMIUM, start_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-DRIVER = "/usr/bin/chromedriver"
-
-pytestmark = [
-    pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
-                       reason="needs Debian chromium and chromium-driver"),
-    pytest.mark.timeout(300),
-]
+pytestmark = NEEDS_CHROMIUM
 webdriver = pytest.importorskip("selenium.webdriver")
 
 
 @pytest.fixture()
 def browser():
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,760",
-              "--disable-dev-shm-usage", "--disable-background-timer-throttling"):
-        opts.add_argument(a)
-    d = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    d = start_chromium("1100,760")
     yield d
     d.quit()
 
