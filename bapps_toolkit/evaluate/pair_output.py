@@ -31,7 +31,7 @@ import csv
 import dataclasses
 import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -143,20 +143,8 @@ class WideTable(_CsvText):
             DataError: other columns (other metrics or value kind), a short row, a cell that is
                 not a number.
         """
-        text = _complete_text(path, truncate)
-        if not text:
-            return {}
-        reader = csv.reader(io.StringIO(text))
-        header = next(reader)
-        if header != self.columns:
-            raise DataError(f"{path}: columns {','.join(header)}, but this run writes {','.join(self.columns)} "
-                            f"(other metrics or value kind): pass another output file or delete {path}")
         nk, done = len(self.key_columns), {}
-        for line_no, cells in enumerate(reader, start=2):
-            where = f"{path} line {line_no}"
-            row = [csv_raw(c) for c in cells]
-            if len(row) != len(self.columns):
-                raise DataError(f"{where}: {len(row)} fields, expected {len(self.columns)}")
+        for where, row in _earlier_rows(path, truncate, self.columns, "other metrics or value kind"):
             done[tuple(row[:nk])] = [t.distance_of(v, where) for t, v in zip(self.parts, row[nk:-1], strict=True)]
         return done
 
@@ -185,22 +173,30 @@ def _complete_text(path: Path, truncate: bool) -> str:
         raise DataError(f"{path} is not a CSV written by bapps score (not UTF-8 text)") from None
 
 
-def read_done(path: Path, table: PairTable, *, truncate: bool = False) -> dict[Key, tuple[float, bool]]:
-    """``{key: (distance, resized)}`` of the rows of an earlier run's ``path``; errors name the line."""
+def _earlier_rows(path: Path, truncate: bool, columns: list[str], other: str) -> Iterator[tuple[str, list[str]]]:
+    """``(where, cells)`` of each data row of an earlier run's ``path`` (cells un-neutralised), after
+    checking its header is ``columns`` (``other`` says what a different header means) and each row's
+    length; a torn last line is dropped (:func:`_complete_text`)."""
     text = _complete_text(path, truncate)
     if not text:
-        return {}
+        return
     reader = csv.reader(io.StringIO(text))
     header = next(reader)
-    if header != table.columns:
-        raise DataError(f"{path}: columns {','.join(header)}, but this run writes {','.join(table.columns)} "
-                        f"(another form or value kind): pass another output file or delete {path}")
-    nk, done = len(table.key_columns), {}
+    if header != columns:
+        raise DataError(f"{path}: columns {','.join(header)}, but this run writes {','.join(columns)} "
+                        f"({other}): pass another output file or delete {path}")
     for line_no, cells in enumerate(reader, start=2):
         where = f"{path} line {line_no}"
         row = [csv_raw(c) for c in cells]
-        if len(row) != len(table.columns):
-            raise DataError(f"{where}: {len(row)} fields, expected {len(table.columns)}")
+        if len(row) != len(columns):
+            raise DataError(f"{where}: {len(row)} fields, expected {len(columns)}")
+        yield where, row
+
+
+def read_done(path: Path, table: PairTable, *, truncate: bool = False) -> dict[Key, tuple[float, bool]]:
+    """``{key: (distance, resized)}`` of the rows of an earlier run's ``path``; errors name the line."""
+    nk, done = len(table.key_columns), {}
+    for where, row in _earlier_rows(path, truncate, table.columns, "another form or value kind"):
         if row[-1] != table.label:
             raise DataError(f"{where}: distances of metric {row[-1]!r}, but this run computes {table.label!r}: "
                             f"pass another output file or delete {path}")
