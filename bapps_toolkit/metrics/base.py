@@ -45,6 +45,30 @@ from ._validate import (
 UNCALIBRATED_TAG = "UNCALIBRATED"
 
 
+def features_apart(features: Callable[[torch.Tensor], Any], x0: torch.Tensor, x1: torch.Tensor
+                   ) -> tuple[Any, Any] | None:
+    """``(features(x0), features(x1))`` computed apart when exactly one side needs a gradient (a
+    loss against a fixed target): that side's pass runs under ``no_grad``, so it builds no autograd
+    graph. ``None`` otherwise, when one batched pass over both is cheaper.
+
+    Args:
+        features: the network's feature extractor.
+        x0: first images.
+        x1: second images.
+
+    Returns:
+        The two feature sets, or ``None``.
+    """
+    grads = [torch.is_grad_enabled() and t.requires_grad for t in (x0, x1)]
+    if grads[0] == grads[1]:
+        return None
+    fixed = 1 if grads[0] else 0
+    with torch.no_grad():
+        f_fixed = features((x0, x1)[fixed])
+    f_free = features((x0, x1)[1 - fixed])
+    return (f_free, f_fixed) if fixed == 1 else (f_fixed, f_free)
+
+
 class Metric(nn.Module):
     """Base class: subclasses implement :meth:`_distance` on validated inputs.
 

@@ -54,7 +54,7 @@ from .._io import sha256_file
 from ..errors import WeightsError
 from . import hub
 from .backbones import DEFAULT_RANDOM_SEED, LPIPS_CHANNELS, LPIPS_TAPS, BackboneWeights, resolve_backbone
-from .base import Metric, register_metric
+from .base import Metric, features_apart, register_metric
 from .functional.dists import dists_from_stages, l2_pool, normalise_weights
 from .lpips_weights import WEIGHTS_DIR
 
@@ -185,14 +185,8 @@ class DISTS(Metric):
             return dists_from_stages(f0, f1, alpha, beta)
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        grads = [torch.is_grad_enabled() and t.requires_grad for t in (x0, x1)]
-        if grads[0] != grads[1]:
-            # one side is a fixed target (a loss): its pass needs no autograd graph
-            fixed = 1 if grads[0] else 0
-            with torch.no_grad():
-                f_fixed = self.features((x0, x1)[fixed])
-            f_free = self.features((x0, x1)[1 - fixed])
-            pair = (f_free, f_fixed) if fixed == 1 else (f_fixed, f_free)
+        pair = features_apart(self.features, x0, x1)
+        if pair is not None:
             return self.distance_from_features(*pair).to(x0.dtype)
         n = x0.shape[0]
         feats = self.features(torch.cat([x0, x1], dim=0))

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from .backbones import DEFAULT_RANDOM_SEED, VGG16_RELUS, BackboneWeights, resolve_backbone
-from .base import Metric, register_metric
+from .base import Metric, features_apart, register_metric
 from .functional.sorting import sorted_values
 from .lpips import normalize_channels
 
@@ -161,14 +161,8 @@ class PDL(Metric):
         return total
 
     def _distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        grads = [torch.is_grad_enabled() and t.requires_grad for t in (x0, x1)]
-        if grads[0] != grads[1]:
-            # one side is a fixed target (training): its pass and sort need no autograd graph
-            fixed = 1 if grads[0] else 0
-            with torch.no_grad():
-                f_fixed = self.features((x0, x1)[fixed])
-            f_free = self.features((x0, x1)[1 - fixed])
-            pair = (f_free, f_fixed) if fixed == 1 else (f_fixed, f_free)
+        pair = features_apart(self.features, x0, x1)
+        if pair is not None:
             return self.distance_from_features(*pair).to(x0.dtype)
         n = x0.shape[0]
         u, feats = self.features(torch.cat([x0, x1], dim=0))

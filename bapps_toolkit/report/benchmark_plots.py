@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from .._io import PathLike, atomic_path
+from .._io import PathLike
 from ..errors import UsageError
 from ..evaluate.benchmarks import BenchmarkResult
-from .plots import _pyplot, _short_label
+from .plots import _pyplot, _short_label, save_figure
 
 
 def plot_scatter(data: dict[str, Any], benchmark: str, ax: Any) -> Any:
@@ -73,9 +73,4 @@ def save_benchmark_plot(result: BenchmarkResult, path: PathLike) -> Path:
         head += " — SYNTHETIC DATA (replica sets, simulated scores)"
     fig.suptitle(head, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / (3.6 * len(sets))))
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .._io import PathLike, atomic_path
+from .._io import PathLike
 from ..calibration import POOLED_CATEGORY, CalibrationResult, CalibrationRow
-from .plots import _pyplot
+from .plots import _pyplot, save_figure
 
 __all__ = ["plot_reliability", "save_calibration_plot", "figure_title"]
 
@@ -86,9 +86,4 @@ def save_calibration_plot(cal: CalibrationResult, path: PathLike, *, title: str 
         ax.set_title(_panel_title(rows[0]), fontsize=8)
     fig.suptitle("\n".join(textwrap.wrap(figure_title(cal, title), 110)), fontsize=9)
     fig.tight_layout()
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)

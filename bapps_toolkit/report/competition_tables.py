@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path, write_text_atomic
+from .._io import write_text_atomic
 from ..competition.records import Manifest
 from ..competition.verdict import Matrices, PairVerdict, Share, Verdict
-from ..errors import BappsError
+from .plots import _pyplot, save_figure
 
 
 @dataclass
@@ -132,16 +132,6 @@ def report_text(v: Verdict, man: Manifest, tables: dict[str, Any] | None = None)
     return "\n".join(lines) + "\n"
 
 
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError:
-        raise BappsError("plotting needs matplotlib: pip install 'bapps-toolkit[plot]'") from None
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def _short(label: str) -> str:
     """A label cut for an axis; an UNCALIBRATED tag is kept whole."""
@@ -172,10 +162,7 @@ def plot_matrices(m: Matrices, man: Manifest, path: Path) -> Path:
     tags += ["SYNTHETIC pool"] if any("SYNTHETIC" in n for n in man.notes) else []
     fig.suptitle("gMAD" + (f" — {', '.join(tags)}" if tags else "") + "\n0.5 = chance", fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _json_safe(v: Any) -> Any:

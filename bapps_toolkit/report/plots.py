@@ -41,6 +41,27 @@ def _pyplot() -> ModuleType:
     return plt
 
 
+
+def save_figure(fig: Any, out: PathLike, *, dpi: int) -> Path:
+    """Write ``fig`` as a PNG to ``out`` (under a temporary name, then renamed) and close it,
+    also when writing fails.
+
+    Args:
+        fig: a matplotlib figure.
+        out: the PNG's path.
+        dpi: its resolution.
+
+    Returns:
+        ``out`` as a :class:`~pathlib.Path`.
+    """
+    out = Path(out)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        _pyplot().close(fig)
+    return out
+
 def _short_label(label: str, width: int = 48) -> str:
     """``label`` cut to ``width`` characters; an UNCALIBRATED tag is never cut off."""
     if len(label) <= width:
@@ -138,12 +159,7 @@ def save_evaluation_plot(result: Any, path: PathLike, *, title: str | None = Non
         head += " — includes UNCALIBRATED metrics"
     fig.suptitle(head, fontsize=10)
     fig.tight_layout()
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 __all__ = ["plot_2afc_bars", "plot_jnd_pr", "save_evaluation_plot", "MEAN_CATEGORY"]
