@@ -443,8 +443,10 @@ def test_sigkill_then_resume_is_bit_identical(subset, tmp_path, path):
     ref = train(cfg(subset, tmp_path / "ref", **common))
     out = tmp_path / "killed"
     marker = tmp_path / "paused"
+    # The child computes on as many threads as this process (reduction order follows the count).
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(subset), str(out), path, str(marker)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads())))
     try:
         deadline = time.time() + 120
         while not marker.exists():

@@ -9,7 +9,16 @@ import torch
 from bapps_toolkit.competition.mad import MadSettings, correct_level, push
 from bapps_toolkit.competition.metricspec import build_metric
 
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tests run on one thread (their tolerances were set so); the count is restored after
+    each, so other tests in the same worker keep torch's default."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _mse(ref: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

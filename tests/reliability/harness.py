@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 _TESTS = Path(__file__).resolve().parents[1]
 if str(_TESTS) not in sys.path:
@@ -146,7 +147,8 @@ def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: float | 
     count = tmp / f"count-{tag}"
     log = tmp / f"log-{tag}.txt"
     plan = {"started": str(started), "count_file": str(count), "kill_at_replace": kill_at_replace}
-    full_env = dict(os.environ, BAPPS_REL_PLAN=json.dumps(plan), PYTHONWARNINGS="ignore")
+    full_env = dict(os.environ, BAPPS_REL_PLAN=json.dumps(plan), PYTHONWARNINGS="ignore",
+                    OMP_NUM_THREADS=str(torch.get_num_threads()))
     full_env.update(env or {})
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", _PRELUDE + textwrap.dedent(body), *map(str, args)],
