@@ -30,6 +30,24 @@ from PIL import Image
 _TIMES: dict[str, float] = {}
 
 
+def _share_the_cores() -> None:
+    """Give each pytest-xdist worker its share of the cores (torch threads and, through
+    ``OMP_NUM_THREADS``, the subprocesses it starts). Two workers each running torch's default of
+    one thread per core oversubscribe the machine, and OpenMP's waiting threads then slow small
+    tensor operations several-fold. An ``OMP_NUM_THREADS`` the user set is kept."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers:
+        return
+    share = max(1, len(os.sched_getaffinity(0)) // max(1, int(workers)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(share))
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+_share_the_cores()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _offline_weights(tmp_path_factory):
     import os
