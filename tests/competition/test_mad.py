@@ -10,7 +10,6 @@ from bapps_toolkit.competition.mad import MadSettings, correct_level, push
 from bapps_toolkit.competition.metricspec import build_metric
 
 
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     """These tests run on one thread (their tolerances were set so); the count is restored after
