@@ -80,8 +80,10 @@ def _linear(s: np.ndarray, y: np.ndarray) -> LogisticFit:
 
 
 def _model(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
-    """:func:`logistic5` for ``curve_fit`` inside :func:`_fit_z`: the same operations in the same
-    order (the same numbers), without its per-call set-up (warnings are silenced by the caller).
+    """:func:`logistic5` for ``curve_fit`` inside :func:`_fit_z`, without its per-call set-up.
+
+    The same operations run in the same order (the same numbers); warnings are silenced by the
+    caller.
     """
     return b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (s - b3)))) + b4 * s + b5
 

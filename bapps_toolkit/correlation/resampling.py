@@ -155,8 +155,9 @@ def per_type_figures(s: Any, y: Any, types: Any) -> dict[str, dict[str, Any]]:
 
 def per_type_bootstrap(s: Any, y: Any, types: Any, groups: Any, *, n_boot: int = 1000, seed: int = 0,
                        alpha: float = 0.05) -> dict[str, tuple[int, BootstrapResult]]:
-    """``{type: (n, result)}``: :func:`bootstrap_correlation` on the items of each distortion type,
-    resampling that type's reference images (types with fewer than 3 items are skipped), every
+    """``{type: (n, result)}``: :func:`bootstrap_correlation` on the items of each distortion type.
+
+    Each type resamples its own reference images (types with fewer than 3 items are skipped), every
     type in one batched pass. Each type draws from its own generator, seeded ``(seed, type index)``
     in sorted type order.
     """
