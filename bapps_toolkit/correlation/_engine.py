@@ -203,7 +203,8 @@ def _batch(jobs: list[_Job]) -> tuple[np.ndarray, np.ndarray]:
 class _Queue:
     """Logistic fits waiting for a batch, per class of row length (4 % wide).
 
-    A batch runs :data:`PAUSE_AFTER` steps; its rows still iterating then wait in ``tail`` for one last batch.
+    A batch runs :data:`PAUSE_AFTER` steps; its rows still iterating then wait in ``tail`` for one
+    last batch.
     """
 
     sets: list[_Set]

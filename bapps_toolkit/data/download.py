@@ -180,9 +180,9 @@ def _install(spec: ArchiveSpec, archive: Path, root: Path, sha: str, source: str
 def _clean_stale_temps(root: Path) -> None:
     """Remove what killed runs of :func:`download_bapps` left in ``root`` (call under its lock).
 
-    That is: extraction folders ``.bapps_extract-*`` (in ``root`` and ``root/2afc``) and the atomic-write
-    temporaries of the manifest and the completion markers. Other files' temporaries are left
-    alone: ``root`` may also receive, say, a packed file written under a lock of its own.
+    That is: extraction folders ``.bapps_extract-*`` (in ``root`` and ``root/2afc``) and the
+    atomic-write temporaries of the manifest and the completion markers. Other files' temporaries
+    are left alone: ``root`` may also receive, say, a packed file written under a lock of its own.
     """
     for folder in (root, root / "2afc"):
         remove_stale_temps(folder, EXTRACT_TMP_PREFIX + "*")

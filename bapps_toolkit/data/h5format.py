@@ -170,10 +170,10 @@ def _set_group(f: Any, path: PathLike, key: str, n: int) -> Any:
     return g
 
 
-def _arrays(f: Any, path: PathLike, key: str) -> dict[str, Any]:
+def _arrays(f: Any, path: PathLike, key: str) -> dict[str, h5py.Dataset]:
     """The arrays of set ``key`` by name: its folders, ``stems`` and ``n_votes`` where present."""
     optional = ("n_votes",) if member(f, path, f"{key}/n_votes", "array") is not None else ()
-    arrays: dict[str, Any] = {}
+    arrays: dict[str, h5py.Dataset] = {}
     for name in (*folders_of(key), "stems", *optional):
         ds = member(f, path, f"{key}/{name}", "array")
         if not isinstance(ds, h5py.Dataset):

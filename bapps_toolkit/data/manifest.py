@@ -127,10 +127,10 @@ class _Rows:
 def read_manifests(paths: Sequence[PathLike], *, size: int | None = None, judged: bool = True) -> Manifest:
     """Read and check CSV manifests (format in the module docstring).
 
-    Every image header is read (existence, size) but nothing is decoded. ``size=None``: every image must be square and
-    of one size, which becomes the sets' patch side; otherwise the sets get ``size`` and the
-    resize/crop rule of :mod:`.images` applies at packing. ``judged=False``: image columns only
-    (an unjudged set, see the module docstring).
+    Every image header is read (existence, size) but nothing is decoded. ``size=None``: every image
+    must be square and of one size, which becomes the sets' patch side; otherwise the sets get
+    ``size`` and the resize/crop rule of :mod:`.images` applies at packing. ``judged=False``: image
+    columns only (an unjudged set, see the module docstring).
     """
     sets: dict[str, _Rows] = {}
     synthetic = False

@@ -22,7 +22,8 @@ from .registry import benchmark_names, benchmarks, get_benchmark
 def __getattr__(name: str) -> tuple[str, ...]:
     """The format lists, read from the registry when asked (so plugins count).
 
-    They are ``FORMATS`` (``bapps`` and every registered set), ``CORRELATION_FORMATS``, ``TWOAFC_FORMATS``.
+    They are ``FORMATS`` (``bapps`` and every registered set), ``CORRELATION_FORMATS``,
+    ``TWOAFC_FORMATS``.
     """
     if name == "FORMATS":
         return ("bapps", *benchmark_names())
