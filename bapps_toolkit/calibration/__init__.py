@@ -1,6 +1,7 @@
-"""Calibration of 2AFC predictors: log-likelihood, Brier score and ECE of ``q = P(p1 closer)``
-against the judge fractions, the cross-fitted logistic link and the ranking net G
-(:mod:`.stats`), and the typed records an evaluation stores (:mod:`.records`). numpy only.
+"""Calibration of 2AFC predictors ``q = P(p1 closer)`` against the judge fractions. numpy only.
+
+:mod:`.stats` has the log-likelihood, Brier score and ECE of ``q``, the cross-fitted logistic
+link and the ranking net G; :mod:`.records` has the typed records an evaluation stores.
 """
 from .records import (
     LINK_G,

@@ -59,8 +59,10 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class ReliabilityBins:
-    """Equal-width bins of ``q``: ``edges`` (``n_bins + 1``), per bin ``count``, ``mean_q`` and
-    ``mean_h`` (NaN in an empty bin).
+    """Equal-width bins of ``q`` with the mean prediction and mean judge fraction of each.
+
+    ``edges`` has ``n_bins + 1`` entries; per bin ``count``, ``mean_q`` and ``mean_h`` (NaN in an
+    empty bin).
     """
 
     edges: tuple[float, ...]
@@ -96,8 +98,9 @@ class LogisticLink:
 
 @dataclasses.dataclass(frozen=True)
 class CrossFit:
-    """A cross-fitted prediction: ``q`` per item, the ``fold`` each item was scored in, and the
-    ``links`` (link ``f`` was fitted on every fold but ``f``).
+    """A cross-fitted prediction: ``q`` per item, the ``fold`` each item was scored in, the ``links``.
+
+    Link ``f`` was fitted on every fold but ``f``.
     """
 
     q: np.ndarray
@@ -150,8 +153,9 @@ def log_likelihood(q: Any, h: Any) -> float:
 
 
 def log_likelihood_ceiling(h: Any) -> float:
-    """The log-likelihood of ``q = h`` (minus the mean entropy of the judge fractions): the best
-    any predictor can reach on these items.
+    """The log-likelihood of ``q = h``: the best any predictor can reach on these items.
+
+    It is minus the mean entropy of the judge fractions.
     """
     ha = _fractions(h, "h")
     return float(_bernoulli_ll(ha, ha).mean())
@@ -205,8 +209,10 @@ def calibration_scores(q: Any, h: Any, n_bins: int = N_BINS) -> CalibrationScore
 
 
 def fit_logistic(x: Any, h: Any, *, penalty: float = L2_PENALTY, max_iter: int = 100) -> LogisticLink:
-    """Fit ``q = σ(a + b·x/s)`` to the fractions ``h`` by Newton's method on the mean binary
-    cross-entropy plus ``penalty/2·(a² + b²)``; ``s`` = root mean square of ``x`` (1 when all zero).
+    """Fit ``q = σ(a + b·x/s)`` to the fractions ``h`` by Newton's method.
+
+    The objective is the mean binary cross-entropy plus ``penalty/2·(a² + b²)``; ``s`` = root
+    mean square of ``x`` (1 when all zero).
 
     Raises:
         ValueError: lengths differ, no items, values not finite, ``h`` outside ``[0, 1]``.
@@ -231,8 +237,10 @@ def fit_logistic(x: Any, h: Any, *, penalty: float = L2_PENALTY, max_iter: int =
 
 
 def fold_of_groups(groups: Sequence[Any], k: int = N_FOLDS, seed: int = 0) -> np.ndarray:
-    """Fold (``0 … k'−1``) of every item: its group's position in a seeded shuffle of the distinct
-    groups (in sorted order), dealt round-robin, so every item of a group lands in one fold and the
+    """Fold (``0 … k'−1``) of every item, whole groups to a fold, group counts balanced.
+
+    An item's fold comes from its group's position in a seeded shuffle of the distinct groups (in
+    sorted order), dealt round-robin, so every item of a group lands in one fold and the
     folds' group counts differ by at most one. ``k' = min(k, number of groups)``.
 
     Raises:
@@ -307,8 +315,10 @@ def _leaky(z: np.ndarray) -> np.ndarray:
 
 
 def ranking_net_probability(state: Mapping[str, Any], d0: Any, d1: Any) -> np.ndarray:
-    """G's predicted fraction of raters preferring ``p1``, from its stored tensors (``model.0/2/4``
-    weights and biases, as in the checkpoint's ``G.*`` entries without the prefix).
+    """G's predicted fraction of raters preferring ``p1``, from its stored tensors.
+
+    The tensors are the ``model.0/2/4`` weights and biases, as in the checkpoint's ``G.*`` entries
+    without the prefix.
 
     Features ``[d0, d1, d0 − d1, d0/(d1 + 0.1), d1/(d0 + 0.1)]``, two 1×1 layers with
     LeakyReLU(0.2), a 1×1 layer to one channel and a sigmoid (Zhang et al. 2018, §3.3).

@@ -104,8 +104,9 @@ def _to_tensor(arrs: Sequence[np.ndarray], device: torch.device) -> torch.Tensor
 
 def score_pool(pool: Pool, metrics: Sequence[CompetitionMetric], device: torch.device, batch_size: int,
                ) -> np.ndarray:
-    """``[len(metrics), len(pool.entries)]`` distances ``d(reference, image)``; an image equal
-    to its reference scores NaN (left out of the competition).
+    """``[len(metrics), len(pool.entries)]`` distances ``d(reference, image)``.
+
+    An image equal to its reference scores NaN (left out of the competition).
     """
     scores = np.full((len(metrics), len(pool.entries)), np.nan)
     for rid, idx in pool.by_ref().items():

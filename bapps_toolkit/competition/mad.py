@@ -1,6 +1,8 @@
-"""MAD synthesis: hold one metric at its starting value and drive the other to its minimum or
-maximum (Wang & Simoncelli, "Maximum differentiation (MAD) competition: a methodology for
-comparing computational models of perceptual quantities", *Journal of Vision* 8(12):8, 2008).
+"""MAD synthesis: hold one metric at its starting value and drive the other to its minimum or maximum.
+
+The method is that of Wang & Simoncelli, "Maximum differentiation (MAD) competition: a
+methodology for comparing computational models of perceptual quantities", *Journal of Vision*
+8(12):8, 2008.
 
 The paper's iteration (its Fig. 7 and the authors' MATLAB code, LabForComputationalVision/
 MAD_Competition, ``fungds_mse_ssimweighted.m``): from the start image ``Y`` move along the
@@ -193,8 +195,9 @@ def _check_stops(st: _State, cfg: MadSettings) -> None:
 
 def push(held: DistanceFn, pushed: DistanceFn, ref: torch.Tensor, start: torch.Tensor, sign: torch.Tensor,
          settings: MadSettings = MadSettings()) -> PushResult:
-    """Hold ``held`` at its value on ``start`` and push ``pushed`` (per image, ``sign`` = +1 to
-    maximise, −1 to minimise), keeping the images in [0, 1].
+    """Hold ``held`` at its value on ``start`` and push ``pushed``, keeping the images in [0, 1].
+
+    Per image, ``sign`` = +1 maximises the pushed metric, −1 minimises it.
 
     Args:
         held: the metric held, ``f(ref, y) -> [N]`` distances on [0, 1] images (differentiable in ``y``).

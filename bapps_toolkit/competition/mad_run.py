@@ -134,8 +134,9 @@ ROUNDINGS = 8
 
 def _rounded(x: torch.Tensor, ref: torch.Tensor, held: CompetitionMetric, h0: float,
              rng: np.random.Generator) -> np.ndarray:
-    """The 8-bit image among :data:`ROUNDINGS` stochastic roundings of ``x`` whose held value is
-    closest to ``h0`` (one batched forward pass of the held metric).
+    """The 8-bit image among :data:`ROUNDINGS` stochastic roundings of ``x`` whose held value is closest to ``h0``.
+
+    It takes one batched forward pass of the held metric.
     """
     cands = [to_uint8(x, rng) for _ in range(ROUNDINGS)]
     h = _values(held, ref.expand(ROUNDINGS, -1, -1, -1), cands)

@@ -118,8 +118,10 @@ class SetWriter:
                 if not p.name.startswith(".") and STEM_PATTERN.fullmatch(p.stem)}
 
     def write_item(self, item: CompetitionItem, images: Mapping[str, np.ndarray]) -> CompetitionItem:
-        """Write the ``ref``/``p0``/``p1`` images of ``item`` and then its record; returns the
-        item with the pixel digests filled in.
+        """Write the ``ref``/``p0``/``p1`` images of ``item`` and then its record.
+
+        Returns:
+            The item with the pixel digests filled in.
         """
         if item.key != self.key or STEM_PATTERN.fullmatch(item.stem) is None:
             raise UsageError(f"item {item.key}/{item.stem} does not belong to set {self.key}")

@@ -165,8 +165,9 @@ def _boot_means(groups: Sequence[np.ndarray], signs: Sequence[bool], n_boot: int
 
 
 def _rng(seed: int, *names: str) -> np.random.Generator:
-    """The resampling generator of one statistic: seeded by ``seed`` and the statistic's identity,
-    so the same items get the same resamples wherever they are summarised (a pair's half and the
+    """The resampling generator of one statistic, seeded by ``seed`` and the statistic's identity.
+
+    So the same items get the same resamples wherever they are summarised (a pair's half and the
     matrix cell of the same attacker and defender give one interval and one p-value).
     """
     return np.random.default_rng(np.random.SeedSequence([seed, *(zlib.crc32(n.encode()) for n in names)]))

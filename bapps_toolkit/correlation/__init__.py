@@ -60,6 +60,7 @@ from __future__ import annotations
 from ._engine import FIT_OUTCOMES
 from ._fit import (
     FIGURES,
+    CorrelationFigures,
     LogisticFit,
     _logistic5_jac,
     _to_raw,
@@ -81,6 +82,7 @@ from .resampling import (
 
 __all__ = [
     "FIGURES", "LogisticFit", "logistic5", "fit_logistic", "srcc", "krcc", "plcc_rmse",
-    "correlation_figures", "signed_prediction", "BootstrapResult", "bootstrap_correlation", "per_type_figures",
-    "per_type_bootstrap", "paired_correlation_difference", "FIT_OUTCOMES", "_logistic5_jac", "_to_raw",
+    "CorrelationFigures", "correlation_figures", "signed_prediction", "BootstrapResult", "bootstrap_correlation",
+    "per_type_figures", "per_type_bootstrap", "paired_correlation_difference", "FIT_OUTCOMES", "_logistic5_jac",
+    "_to_raw",
 ]

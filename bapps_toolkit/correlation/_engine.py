@@ -80,8 +80,10 @@ MAX_TAU_CELLS = 1 << 25
 
 @dataclass(frozen=True)
 class SetData:
-    """One set: predictions ``s``, scores ``y``, group codes ``group`` in ``[0, n_groups)`` and the
-    full-sample fit to start from (``None`` or a straight line: every resample uses the line).
+    """One set: predictions ``s``, scores ``y``, group codes and the full-sample fit to start from.
+
+    The group codes ``group`` lie in ``[0, n_groups)``; the fit is ``None`` or a straight line
+    (then every resample uses the line).
     """
 
     s: np.ndarray
@@ -164,8 +166,9 @@ def _kendall(d: SetData, counts: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Job:
-    """Logistic fits of some resamples of one set: centred rows, their starts (``fit_centred``) and,
-    for resumed rows, the steps spent and the damping reached.
+    """Logistic fits of some resamples of one set: centred rows and their starts (``fit_centred``).
+
+    For resumed rows it also holds the steps spent and the damping reached.
     """
 
     set_index: int
@@ -180,8 +183,9 @@ class _Job:
 
 
 def _batch(jobs: list[_Job]) -> tuple[np.ndarray, np.ndarray]:
-    """The jobs' rows in one ``fit_buffer`` buffer (``zc``, ``yt`` in planes 4, 5) and their weights,
-    padded with weight 0 to the longest row.
+    """The jobs' rows in one ``fit_buffer`` buffer (``zc``, ``yt`` in planes 4, 5) and their weights.
+
+    Rows are padded with weight 0 to the longest row.
     """
     width = max(j.zc.shape[1] for j in jobs)
     size = sum(j.resamples.size for j in jobs)
@@ -197,8 +201,10 @@ def _batch(jobs: list[_Job]) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class _Queue:
-    """Logistic fits waiting for a batch, per class of row length (4 % wide). A batch runs
-    :data:`PAUSE_AFTER` steps; its rows still iterating then wait in ``tail`` for one last batch.
+    """Logistic fits waiting for a batch, per class of row length (4 % wide).
+
+    A batch runs :data:`PAUSE_AFTER` steps; its rows still iterating then wait in ``tail`` for one
+    last batch.
     """
 
     sets: list[_Set]
@@ -242,8 +248,10 @@ class _Queue:
 
 
 def _queue_fits(q: _Queue, k: int, b: np.ndarray, rows: Rows, line: LineStats) -> None:
-    """Queue the logistic fits of the resamples ``b``, started from the full-sample fit in its
-    standardised units (``z = (s - mu) / sd``; ``theta``'s ``b3`` is taken relative to the mean).
+    """Queue the logistic fits of the resamples ``b``, started from the full-sample fit.
+
+    The start is in the fit's standardised units (``z = (s - mu) / sd``; ``theta``'s ``b3`` is
+    taken relative to the mean).
     """
     st = q.sets[k]
     if st.warm is None:

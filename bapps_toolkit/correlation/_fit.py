@@ -4,14 +4,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from scipy import optimize, stats
 
 __all__ = [
     "FIGURES", "LogisticFit", "logistic5", "fit_logistic", "srcc", "krcc", "plcc_rmse",
-    "correlation_figures", "signed_prediction",
+    "CorrelationFigures", "correlation_figures", "signed_prediction",
 ]
 
 #: The figures reported per set, in report order.
@@ -80,8 +80,10 @@ def _linear(s: np.ndarray, y: np.ndarray) -> LogisticFit:
 
 
 def _model(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
-    """:func:`logistic5` for ``curve_fit`` inside :func:`_fit_z`: the same operations in the same
-    order (the same numbers), without its per-call set-up (warnings are silenced by the caller).
+    """:func:`logistic5` for ``curve_fit`` inside :func:`_fit_z`, without its per-call set-up.
+
+    The same operations run in the same order (the same numbers); warnings are silenced by the
+    caller.
     """
     return b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (s - b3)))) + b4 * s + b5
 
@@ -170,12 +172,23 @@ def plcc_rmse(s: Any, y: Any, fit: LogisticFit | None = None) -> tuple[float, fl
     return float(np.corrcoef(q, y)[0, 1]), rmse, fit
 
 
-def correlation_figures(s: Any, y: Any) -> dict[str, Any]:
+class CorrelationFigures(TypedDict):
+    """The point figures of one set (:func:`correlation_figures`)."""
+
+    srcc: float
+    krcc: float
+    plcc: float
+    rmse: float
+    n: int                    #: number of items
+    fit: LogisticFit          #: the logistic fit behind PLCC and RMSE
+
+
+def correlation_figures(s: Any, y: Any) -> CorrelationFigures:
     """``{"srcc", "krcc", "plcc", "rmse", "n", "fit"}`` for prediction ``s`` and scores ``y``."""
     s, y = _pair(s, y)
     plcc, rmse, fit = plcc_rmse(s, y)
-    return {"srcc": srcc(s, y), "krcc": krcc(s, y), "plcc": plcc, "rmse": rmse, "n": int(s.size),
-            "fit": fit}
+    return CorrelationFigures(srcc=srcc(s, y), krcc=krcc(s, y), plcc=plcc, rmse=rmse, n=int(s.size),
+                              fit=fit)
 
 
 def signed_prediction(distance: Any, higher_is_better: bool) -> np.ndarray:

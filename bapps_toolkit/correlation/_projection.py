@@ -23,7 +23,9 @@ SUB_ELEMENTS = 1 << 14
 
 @dataclass
 class Rows:
-    """Rows in iteration: weights ``w`` ``[A, m]``, a plane-major buffer ``[6, A, m]`` (planes 3-5:
+    """Rows in iteration, with their weights, buffer, sums and the line's error.
+
+    That is: weights ``w`` ``[A, m]``, a plane-major buffer ``[6, A, m]`` (planes 3-5:
     ``1, zc, yt``; planes 0-2 receive ``v`` at each evaluation), the sums ``n``, ``szz`` and the
     line's error; rows from ``exact`` on are summed exactly.
     """
@@ -78,9 +80,10 @@ def _basis(theta: np.ndarray, rows: Rows, sl: slice) -> None:
 
 
 def _gram(theta: np.ndarray, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
-    """``[A, 3, 4]`` Gram matrix of the residuals ``v~`` of ``v`` after the weighted line on
-    ``(1, zc)``, against ``v~`` and ``yt``, and the share of ``tanh``'s second moment the plain sums
-    keep (0 where the rows were summed exactly).
+    """``[A, 3, 4]`` Gram matrix of the residuals ``v~`` against ``v~`` and ``yt``, and a share.
+
+    ``v~`` are the residuals of ``v`` after the weighted line on ``(1, zc)``; the share is that of
+    ``tanh``'s second moment the plain sums keep (0 where the rows were summed exactly).
     """
     a, m = rows.w.shape
     gram, kept = np.empty((a, 3, 4)), np.ones(a)
@@ -113,8 +116,9 @@ def _gram(theta: np.ndarray, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _exact_gram(rows: Rows, sel: slice | np.ndarray) -> np.ndarray:
-    """As the plain sums of :func:`_gram` for the rows ``sel``, with ``v~`` formed item by item and
-    residuals on both sides of every sum, so that nothing cancels.
+    """As the plain sums of :func:`_gram` for the rows ``sel``, computed so that nothing cancels.
+
+    ``v~`` is formed item by item, with residuals on both sides of every sum.
     """
     buf, w = rows.buf[:, sel].transpose(1, 0, 2), rows.w[sel]
     var, fix = buf[:, :3], buf[:, 3:]

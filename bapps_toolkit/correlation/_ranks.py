@@ -83,8 +83,10 @@ def weighted_spearman(w: np.ndarray, s_rank: tuple[np.ndarray, ...], y_rank: tup
 
 
 def spearman_from_ranks(w: np.ndarray, rs: np.ndarray, ry: np.ndarray) -> np.ndarray:
-    """Spearman's rho ``[A]`` from average ranks ``rs, ry`` ``[A, m]`` of the items of each row's
-    expanded sample and their weights ``w`` (``nan`` where a variable is constant).
+    """Spearman's rho ``[A]`` from average ranks ``rs, ry`` ``[A, m]`` and weights ``w``.
+
+    The ranks are those of the items of each row's expanded sample; rho is ``nan`` where a
+    variable is constant.
     """
     mid = ((w.sum(1) + 1) / 2)[:, None]
     rs = rs - mid
@@ -98,8 +100,10 @@ def spearman_from_ranks(w: np.ndarray, rs: np.ndarray, ry: np.ndarray) -> np.nda
 
 
 def rank_table(v: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-    """``T`` ``[G, n]`` of one variable (module doc): the average rank of item ``i`` in a resample
-    with group counts ``c`` is ``c @ T[:, i] + 1/2``. Entries are halves of integers (exact).
+    """``T`` ``[G, n]`` of one variable (module doc).
+
+    The average rank of item ``i`` in a resample with group counts ``c`` is
+    ``c @ T[:, i] + 1/2``. Entries are halves of integers (exact).
     """
     rank, below, _ = _dominance(np.asarray(v, dtype=np.float64), np.asarray(group, dtype=np.int64), n_groups)
     return np.asarray((below[:, rank] + below[:, rank + 1]) / 2)
@@ -107,7 +111,9 @@ def rank_table(v: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SpearmanForms:
-    """Cubic and quadratic forms of one set (module doc): ``cubic`` ``[3, G, G * G]`` for the pairs
+    """Cubic and quadratic forms of one set (module doc), and its group sizes.
+
+    ``cubic`` ``[3, G, G * G]`` is for the pairs
     ``(s, y), (s, s), (y, y)``, ``linear`` ``[2, G, G]`` with ``L[g, h] = sum over i in g of T[h, i]``,
     and the group sizes.
     """
@@ -132,8 +138,9 @@ def spearman_forms(s: np.ndarray, y: np.ndarray, group: np.ndarray, n_groups: in
 
 
 def spearman_from_counts(counts: np.ndarray, forms: SpearmanForms) -> np.ndarray:
-    """Spearman's rho ``[B]`` of resamples given by group counts ``[B, G]`` (``nan`` where a
-    variable is constant).
+    """Spearman's rho ``[B]`` of resamples given by group counts ``[B, G]``.
+
+    Rho is ``nan`` where a variable is constant.
     """
     c = np.asarray(counts, dtype=np.float64)
     b, g = c.shape
@@ -150,8 +157,10 @@ def spearman_from_counts(counts: np.ndarray, forms: SpearmanForms) -> np.ndarray
 
 
 def _dominance(v: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dense ranks of ``v``, ``below[h, r]`` = #items of group ``h`` with rank < ``r``, and each
-    item's position within its group in the order of ``v``.
+    """Dense ranks of ``v``, counts below each rank per group, and positions within groups.
+
+    ``below[h, r]`` = #items of group ``h`` with rank < ``r``; the position is each item's within
+    its group in the order of ``v``.
     """
     _, rank = np.unique(v, return_inverse=True)
     rank = rank.reshape(-1)

@@ -38,8 +38,9 @@ def draw_counts(n_groups: int, n_boot: int, seed: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Rows:
-    """A block of resamples as rows: ``idx`` ``[A, m]`` item indices and ``w`` ``[A, m]`` weights
-    (padding: item 0 with weight 0).
+    """A block of resamples as rows: ``idx`` ``[A, m]`` item indices and ``w`` ``[A, m]`` weights.
+
+    Padding is item 0 with weight 0.
     """
 
     idx: np.ndarray
@@ -57,8 +58,10 @@ class Rows:
 
 @dataclass(frozen=True)
 class Groups:
-    """The items of each group: ``table`` ``[G, S]`` item indices (``S`` the largest group, shorter
-    groups padded with item 0), ``valid`` ``[G, S]`` which entries are items, ``group`` per item.
+    """The items of each group as a padded table, its validity mask, and each item's group.
+
+    ``table`` ``[G, S]`` holds item indices (``S`` the largest group, shorter groups padded with
+    item 0), ``valid`` ``[G, S]`` which entries are items, ``group`` the group per item.
     """
 
     table: np.ndarray
@@ -125,8 +128,10 @@ def varies(counts: np.ndarray, v: np.ndarray, group: np.ndarray, n_groups: int) 
 
 @dataclass(frozen=True)
 class LineStats:
-    """Weighted moments of each row: item count ``n``, mean and standard deviation of ``s``, centred
-    sums ``syy`` and ``sxy``, and the squared error of the least-squares line of ``y`` on ``s``;
+    """Weighted moments of each row, and the residuals of its least-squares line.
+
+    They are the item count ``n``, mean and standard deviation of ``s``, centred sums ``syy`` and
+    ``sxy``, and the squared error of the least-squares line of ``y`` on ``s``;
     ``sc`` ``[A, m]`` is ``s`` less its mean and ``res`` the line's residuals.
     """
 

@@ -73,9 +73,11 @@ class FitRule:
 
 @dataclass(frozen=True)
 class CentredFits:
-    """Per-row result of :func:`fit_centred`: ``theta`` ``[R, 2]`` (``b2`` and ``b3`` less the mean
-    of ``z``), ``b1``, the error ``sse``, ``status`` codes, ``iterations`` (including those spent
-    before) and the damping ``lam`` reached (to resume a paused row).
+    """Per-row result of :func:`fit_centred`.
+
+    It holds ``theta`` ``[R, 2]`` (``b2`` and ``b3`` less the mean of ``z``), ``b1``, the error
+    ``sse``, ``status`` codes, ``iterations`` (including those spent before) and the damping ``lam``
+    reached (to resume a paused row).
     """
 
     theta: np.ndarray
@@ -110,8 +112,9 @@ class RowFits:
 
 
 def _model(st: State, corr: np.ndarray) -> np.ndarray:
-    """The model matrix ``N + S`` of each row (``S``: the secant correction), or ``N`` where that is
-    not positive definite.
+    """The model matrix ``N + S`` of each row, or ``N`` where that is not positive definite.
+
+    ``S`` is the secant correction.
     """
     m = st.normal + corr
     pd = (m[:, 0, 0] > 0) & (m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0] > 0)
@@ -138,18 +141,20 @@ def _step(st: State, model: np.ndarray, lam: np.ndarray) -> np.ndarray:
 
 
 def _newton_decrement(st: State, model: np.ndarray) -> np.ndarray:
-    """``g' M^-1 g``: the reduction of the error the undamped model step predicts (``inf`` where
-    ``M`` is singular).
+    """``g' M^-1 g``: the reduction of the error the undamped model step predicts.
+
+    It is ``inf`` where ``M`` is singular.
     """
     dec = np.einsum("ak,ak->a", st.grad, _solve(model, st.grad))
     return np.where(np.isfinite(dec) & (dec >= 0), dec, np.inf)
 
 
 def _secant(corr: np.ndarray, st: State, trial: State, delta: np.ndarray, ok: np.ndarray) -> None:
-    """Symmetric rank-one update of the correction ``S`` of the accepted rows, so that
-    ``(N_new + S) delta`` matches the change of the gradient (the structured secant condition of
-    Dennis, Gay & Welsch 1981): the Gauss–Newton matrix leaves out the residuals' curvature, which
-    slows it on problems whose error stays large (noisy scores).
+    """Symmetric rank-one update of the secant correction ``S`` of the accepted rows.
+
+    It makes ``(N_new + S) delta`` match the change of the gradient (the structured secant condition
+    of Dennis, Gay & Welsch 1981): the Gauss–Newton matrix leaves out the residuals' curvature,
+    which slows it on problems whose error stays large (noisy scores).
     """
     y_sharp = trial.grad - st.grad - np.einsum("akl,al->ak", trial.normal, delta)
     r = y_sharp - np.einsum("akl,al->ak", corr, delta)
@@ -163,8 +168,9 @@ def _secant(corr: np.ndarray, st: State, trial: State, delta: np.ndarray, ok: np
 
 def _tests(st: State, trial: State, delta: np.ndarray, pred: np.ndarray, rule: FitRule
            ) -> tuple[np.ndarray, np.ndarray]:
-    """``(accepted, converged)`` of each row's step (MINPACK's tests, module doc); ``pred`` is the
-    reduction of the error the Gauss–Newton model predicts for ``delta``.
+    """``(accepted, converged)`` of each row's step (MINPACK's tests, module doc).
+
+    ``pred`` is the reduction of the error the Gauss–Newton model predicts for ``delta``.
     """
     actual = st.sse - trial.sse
     ok = np.isfinite(trial.sse) & np.all(np.isfinite(trial.grad), axis=1) & (actual > 0)
@@ -273,8 +279,9 @@ def fit_centred(zc: np.ndarray, yt: np.ndarray, w: np.ndarray, theta0: np.ndarra
 def fit_buffer(buf: np.ndarray, w: np.ndarray, theta0: np.ndarray, rule: FitRule = FitRule(), *,
                spent: np.ndarray | None = None, lam: np.ndarray | None = None, pause: int | None = None,
                corr: np.ndarray | None = None) -> CentredFits:
-    """:func:`fit_centred` with ``zc`` and ``yt`` already in planes 4 and 5 of ``buf`` ``[6, R, m]``
-    (planes 0-3 are overwritten, 4 and 5 kept).
+    """:func:`fit_centred` with ``zc`` and ``yt`` already in planes 4 and 5 of ``buf`` ``[6, R, m]``.
+
+    Planes 0-3 are overwritten, 4 and 5 kept.
     """
     w = np.ascontiguousarray(w, dtype=np.float64)
     buf[3] = 1.0
@@ -289,9 +296,11 @@ def fit_buffer(buf: np.ndarray, w: np.ndarray, theta0: np.ndarray, rule: FitRule
 
 
 def curvature(zc: np.ndarray, yt: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """The secant correction ``S`` ``[2, 2]`` at ``theta`` of one unweighted centred row, by central
-    differences of the exact gradient: the residuals' curvature that the Gauss–Newton matrix leaves
-    out. Resamples of the same set, started at ``theta``, begin with it (``nan`` entries: 0).
+    """The secant correction ``S`` ``[2, 2]`` at ``theta`` of one unweighted centred row.
+
+    It is computed by central differences of the exact gradient: the residuals' curvature that the
+    Gauss–Newton matrix leaves out. Resamples of the same set, started at ``theta``, begin with it
+    (``nan`` entries: 0).
     """
     theta = np.asarray(theta, dtype=np.float64)
     h = 1e-4 * (1.0 + np.abs(theta))

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._bootstrap import percentile_test
 from ._engine import FIT_LOGISTIC, FIT_NONE, FIT_NOT_CONVERGED, SetData, SetSamples, draw_counts, resample_figures
-from ._fit import FIGURES, LogisticFit, _pair, correlation_figures, krcc, plcc_rmse, srcc
+from ._fit import FIGURES, CorrelationFigures, LogisticFit, _pair, correlation_figures, krcc, plcc_rmse, srcc
 
 __all__ = ["BootstrapResult", "bootstrap_correlation", "per_type_figures", "per_type_bootstrap",
            "paired_correlation_difference"]
@@ -139,13 +139,13 @@ def bootstrap_correlation(s: Any, y: Any, groups: Any, *, n_boot: int = 1000, se
     return _result(point, got, n_groups, alpha)
 
 
-def per_type_figures(s: Any, y: Any, types: Any) -> dict[str, dict[str, Any]]:
+def per_type_figures(s: Any, y: Any, types: Any) -> dict[str, CorrelationFigures]:
     """:func:`correlation_figures` for each distortion type (types with < 3 items are skipped)."""
     s, y = _pair(s, y)
     t = np.asarray(types).reshape(-1)
     if t.size != s.size:
         raise ValueError(f"types has {t.size} entries for {s.size} items")
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, CorrelationFigures] = {}
     for name in sorted({str(v) for v in t}):
         m = np.array([str(v) == name for v in t])
         if int(m.sum()) >= 3:
@@ -155,8 +155,9 @@ def per_type_figures(s: Any, y: Any, types: Any) -> dict[str, dict[str, Any]]:
 
 def per_type_bootstrap(s: Any, y: Any, types: Any, groups: Any, *, n_boot: int = 1000, seed: int = 0,
                        alpha: float = 0.05) -> dict[str, tuple[int, BootstrapResult]]:
-    """``{type: (n, result)}``: :func:`bootstrap_correlation` on the items of each distortion type,
-    resampling that type's reference images (types with fewer than 3 items are skipped), every
+    """``{type: (n, result)}``: :func:`bootstrap_correlation` on the items of each distortion type.
+
+    Each type resamples its own reference images (types with fewer than 3 items are skipped), every
     type in one batched pass. Each type draws from its own generator, seeded ``(seed, type index)``
     in sorted type order.
     """

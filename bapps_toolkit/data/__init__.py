@@ -1,6 +1,9 @@
-"""The BAPPS data layer (Zhang et al., "The Unreasonable Effectiveness of Deep Features as a
-Perceptual Metric", CVPR 2018): folder layout, packed HDF5 files, loaders, the synthetic
-mini set, and CSV manifests of the researcher's own judgments (:mod:`.manifest`; any patch size).
+"""The BAPPS data layer: folder layout, packed HDF5 files, loaders, mini set and own-judgment manifests.
+
+BAPPS is the data set of Zhang et al., "The Unreasonable Effectiveness of Deep Features as a
+Perceptual Metric", CVPR 2018. Besides its folder layout and packed HDF5 files the package has
+loaders, the synthetic mini set, and CSV manifests of the researcher's own judgments
+(:mod:`.manifest`; any patch size).
 
 >>> from bapps_toolkit.data import load_2afc, to_model_input
 >>> sets = load_2afc("bapps.h5", "val")             # doctest: +SKIP

@@ -40,10 +40,12 @@ Datasets = None | str | Sequence[str]
 
 @dataclass
 class TwoAFCSet:
-    """One 2AFC split/category: ``ref``, ``p0``, ``p1`` uint8 ``[N, S, S, 3]`` (numpy, or torch
-    on a device; ``S`` = :attr:`size`), ``judge`` float32 ``[N]`` = fraction of raters who
-    preferred ``p1``; ``n_votes`` int64 ``[N]`` raters per triplet where the set was packed from
-    vote counts, else ``None``.
+    """One 2AFC split/category of triplets with their human judgments.
+
+    ``ref``, ``p0``, ``p1`` are uint8 ``[N, S, S, 3]`` (numpy, or torch on a device; ``S`` =
+    :attr:`size`), ``judge`` float32 ``[N]`` = fraction of raters who preferred ``p1``;
+    ``n_votes`` int64 ``[N]`` raters per triplet where the set was packed from vote counts, else
+    ``None``.
     """
 
     split: str
@@ -58,6 +60,7 @@ class TwoAFCSet:
 
     @property
     def key(self) -> str:
+        """The set's key, ``"2afc/<split>/<category>"``."""
         return f"2afc/{self.split}/{self.category}"
 
     @property
@@ -71,9 +74,10 @@ class TwoAFCSet:
 
 @dataclass
 class JNDSet:
-    """One JND split/category: ``p0``, ``p1`` uint8 ``[N, S, S, 3]``, ``same`` float32 ``[N]`` =
-    fraction of raters who said the two patches look the same; ``n_votes`` as in
-    :class:`TwoAFCSet`.
+    """One JND split/category of patch pairs with their human judgments.
+
+    ``p0``, ``p1`` are uint8 ``[N, S, S, 3]``, ``same`` float32 ``[N]`` = fraction of raters who
+    said the two patches look the same; ``n_votes`` as in :class:`TwoAFCSet`.
     """
 
     split: str
@@ -87,6 +91,7 @@ class JNDSet:
 
     @property
     def key(self) -> str:
+        """The set's key, ``"jnd/<split>/<category>"``."""
         return f"jnd/{self.split}/{self.category}"
 
     @property
@@ -101,6 +106,11 @@ class JNDSet:
 # --------------------------------------------------------------------------- sources
 
 def is_h5(source: PathLike) -> bool:
+    """Whether ``source`` is a packed file (a file) rather than a dataset folder.
+
+    Raises:
+        DataError: ``source`` does not exist.
+    """
     p = Path(source)
     if not p.exists():
         raise DataError(f"BAPPS source {p} does not exist (give a dataset folder or a packed .h5)")
@@ -170,7 +180,20 @@ def _names(g: Any, key: str) -> tuple[str, ...]:
 
 
 def load_sets(source: PathLike, datasets: Datasets, kind: str, device: DeviceLike,
-          workers: int | None, progress: bool) -> list:
+          workers: int | None, progress: bool) -> list[Any]:
+    """Load the ``kind`` (``"2afc"`` or ``"jnd"``) sets named by ``datasets`` whole into memory.
+
+    Args:
+        source: a packed file or a dataset folder.
+        datasets: which sets (as for :func:`load_2afc`).
+        kind: ``"2afc"`` (returns :class:`TwoAFCSet`) or ``"jnd"`` (returns :class:`JNDSet`).
+        device: ``None`` for numpy arrays, else the torch device of the tensors.
+        workers: decoding processes for a folder source.
+        progress: show a progress bar.
+
+    Returns:
+        The sets, in the order the keys expand to.
+    """
     dev = _device(device)
     if is_h5(source):
         f, info = open_h5(source)
@@ -261,8 +284,9 @@ def _single(keys: list[str], asked: str) -> str:
 
 def iter_2afc_chunks(source: PathLike, key: str, chunk_size: int = 1024, *,
                      device: DeviceLike = None) -> Iterator[TwoAFCSet]:
-    """Yield consecutive pieces (at most ``chunk_size`` triplets) of one 2AFC set; memory stays
-    bounded by the chunk size. ``key``: ``"2afc/val/cnn"`` or ``"val/cnn"``.
+    """Yield consecutive pieces (at most ``chunk_size`` triplets) of one 2AFC set.
+
+    Memory stays bounded by the chunk size. ``key``: ``"2afc/val/cnn"`` or ``"val/cnn"``.
     """
     return _iter_chunks(source, key, chunk_size, "2afc", device)
 

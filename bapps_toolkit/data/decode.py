@@ -1,5 +1,7 @@
-"""Decoding a BAPPS set's files (PNGs and judgment ``.npy`` files) into arrays, optionally in
-worker processes; shared by the packer (:mod:`.pack`) and the folder loaders (:mod:`.datasets`).
+"""Decoding a BAPPS set's files (PNGs and judgment ``.npy`` files) into arrays.
+
+Decoding runs optionally in worker processes; the module is shared by the packer (:mod:`.pack`)
+and the folder loaders (:mod:`.datasets`).
 
 The image and judgment rules are in :mod:`.images`; this module only slices a set into tasks,
 runs them in order (in-process or in a process pool) and assembles the results.
@@ -46,6 +48,7 @@ def _progress_enabled(progress: bool) -> bool:
 
 
 def make_bar(total: int, desc: str, progress: bool, unit: str = "img") -> tqdm[Any]:
+    """A transient tqdm progress bar of ``total`` ``unit`` (disabled unless ``progress`` applies)."""
     return tqdm(total=total, desc=desc, unit=unit, disable=not _progress_enabled(progress),
                 dynamic_ncols=True, leave=False)
 
@@ -58,8 +61,10 @@ def _decode_task(image_lists: tuple[tuple[str, ...], ...], judgment_list: tuple[
 
 
 def _tasks(sf: SetFiles) -> Iterator[tuple[int, tuple[tuple[str, ...], ...], tuple[str, ...]]]:
-    """Slices of a set; the judgment files of a slice are empty when ``sf.judgments`` holds
-    the values already (a CSV-defined set).
+    """Slices of a set, each with its image files and judgment files.
+
+    The judgment files of a slice are empty when ``sf.judgments`` holds the values already (a
+    CSV-defined set).
     """
     folders = folders_of(sf.key)
     img_folders, jfolder = folders[:-1], folders[-1]
@@ -72,8 +77,10 @@ def _tasks(sf: SetFiles) -> Iterator[tuple[int, tuple[tuple[str, ...], ...], tup
 
 @contextlib.contextmanager
 def decode_pool(workers: int | None, n_images: int) -> Iterator[cf.Executor | None]:
-    """A process pool for decoding, or ``None`` when one worker (or a small job) suffices; its
-    workers end with this process, even when it is killed (:func:`~bapps_toolkit._workers.process_pool`).
+    """A process pool for decoding, or ``None`` when one worker (or a small job) suffices.
+
+    Its workers end with this process, even when it is killed
+    (:func:`~bapps_toolkit._workers.process_pool`).
     """
     w = default_workers() if workers is None else int(workers)
     if w < 1:
@@ -90,8 +97,9 @@ def decode_pool(workers: int | None, n_images: int) -> Iterator[cf.Executor | No
 
 def iter_decoded(sf: SetFiles, pool: cf.Executor | None, bar: Any = None, size: int = PATCH,
                  crop: bool = False) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
-    """Yield ``(start, [images per image folder], judgments)`` for consecutive slices, in order;
-    images are decoded to ``size`` by the rule of :mod:`.images` (``crop``: centre-crop a
+    """Yield ``(start, [images per image folder], judgments)`` for consecutive slices, in order.
+
+    Images are decoded to ``size`` by the rule of :mod:`.images` (``crop``: centre-crop a
     non-square image instead of refusing it).
     """
     for start, arrays, j in _iter_raw(sf, pool, bar, size, crop):
@@ -111,7 +119,7 @@ def _iter_raw(sf: SetFiles, pool: cf.Executor | None, bar: Any, size: int, crop:
             yield start, arrays, j
         return
     window = 2 * (getattr(pool, "_max_workers", 2) or 2)
-    pending: collections.deque[tuple[int, int, cf.Future]] = collections.deque()
+    pending: collections.deque[tuple[int, int, cf.Future[tuple[list[np.ndarray], np.ndarray]]]] = collections.deque()
     tasks = _tasks(sf)
     try:
         for start, images, judg in tasks:

@@ -36,6 +36,7 @@ import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, cast
 
 from .._download import check_free_space, download_file, info_path, part_path
 from .._io import TMP_MARK, FileLock, PathLike, remove_stale_temps, sha256_file, write_text_atomic
@@ -70,9 +71,11 @@ class ArchiveSpec:
     val: bool                 #: part of the validation data (downloaded with val_only)
 
     def dest(self, root: PathLike) -> Path:
+        """The folder under ``root`` this archive is unpacked into."""
         return Path(root) / self.subdir if self.subdir else Path(root)
 
     def marker(self, root: PathLike) -> Path:
+        """The completion marker this archive's extraction writes into ``root``."""
         return Path(root) / f"{MARKER_PREFIX}{self.name}.json"
 
 
@@ -83,6 +86,30 @@ ARCHIVES: tuple[ArchiveSpec, ...] = (
     ArchiveSpec("twoafc_train.tar.gz", "train", "2afc", 5_300_000_000, None, False),
 )
 ARCHIVES_BY_NAME: dict[str, ArchiveSpec] = {a.name: a for a in ARCHIVES}
+
+
+class DownloadResult(TypedDict):
+    """What :func:`download_bapps` reports for one archive."""
+
+    status: str               #: "already extracted", "extracted" or "extracted from archive"
+    sha256: str | None        #: the archive's SHA-256 (None: never recorded)
+    size: int | None          #: the archive's size in bytes (None: never recorded)
+    dest: str                 #: the folder it was unpacked into
+
+
+class _ManifestEntry(TypedDict, total=False):
+    """One archive's record in ``<root>/.bapps_download.json`` (read from disk: unchecked)."""
+
+    sha256: str
+    size: int
+    source: str
+    time: str
+
+
+class _Manifest(TypedDict):
+    """The download manifest: one entry per archive name."""
+
+    archives: dict[str, _ManifestEntry]
 
 
 def _say(msg: str, enabled: bool = True) -> None:
@@ -117,10 +144,10 @@ def detect_archive(archive: PathLike, *,
         f"{', '.join(repr(a.top + '/') for a in ARCHIVES)}")
 
 
-def _read_manifest(root: Path) -> dict:
+def _read_manifest(root: Path) -> _Manifest:
     path = root / MANIFEST_NAME
     if not path.exists():
-        return {"archives": {}}
+        return _Manifest(archives={})
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -129,10 +156,10 @@ def _read_manifest(root: Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("archives"), dict):
         raise DownloadError(f"download manifest {path} is not in the expected format; delete "
                             f"it to start the bookkeeping afresh")
-    return data
+    return cast(_Manifest, data)
 
 
-def _write_manifest(root: Path, manifest: dict) -> None:
+def _write_manifest(root: Path, manifest: _Manifest) -> None:
     write_text_atomic(root / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
@@ -151,10 +178,11 @@ def _install(spec: ArchiveSpec, archive: Path, root: Path, sha: str, source: str
 
 
 def _clean_stale_temps(root: Path) -> None:
-    """Remove what killed runs of :func:`download_bapps` left in ``root`` (call under its lock):
-    extraction folders ``.bapps_extract-*`` (in ``root`` and ``root/2afc``) and the atomic-write
-    temporaries of the manifest and the completion markers. Other files' temporaries are left
-    alone: ``root`` may also receive, say, a packed file written under a lock of its own.
+    """Remove what killed runs of :func:`download_bapps` left in ``root`` (call under its lock).
+
+    That is: extraction folders ``.bapps_extract-*`` (in ``root`` and ``root/2afc``) and the
+    atomic-write temporaries of the manifest and the completion markers. Other files' temporaries
+    are left alone: ``root`` may also receive, say, a packed file written under a lock of its own.
     """
     for folder in (root, root / "2afc"):
         remove_stale_temps(folder, EXTRACT_TMP_PREFIX + "*")
@@ -163,9 +191,10 @@ def _clean_stale_temps(root: Path) -> None:
 
 
 def _drop_download_leftovers(root: Path, spec: ArchiveSpec, keep_archive: bool) -> None:
-    """Once ``spec`` is extracted: delete its ``.part``/``.part.json`` (a run killed between
-    publishing the archive and removing its side file leaves the latter) and, unless
-    ``keep_archive``, the archive itself.
+    """Once ``spec`` is extracted, delete its download leftovers.
+
+    That is its ``.part``/``.part.json`` (a run killed between publishing the archive and
+    removing its side file leaves the latter) and, unless ``keep_archive``, the archive itself.
     """
     archive = root / spec.name
     leftovers = [part_path(archive), info_path(archive)] + ([] if keep_archive else [archive])
@@ -176,7 +205,7 @@ def _drop_download_leftovers(root: Path, spec: ArchiveSpec, keep_archive: bool) 
 
 def download_bapps(root: PathLike, *, val_only: bool = False, base_url: str | None = None,
                    from_archive: PathLike | None = None, progress: bool = True,
-                   keep_archives: bool = False) -> dict[str, dict]:
+                   keep_archives: bool = False) -> dict[str, DownloadResult]:
     """Download and unpack BAPPS into ``root`` (or unpack one archive fetched another way).
 
     Args:
@@ -211,11 +240,12 @@ def download_bapps(root: PathLike, *, val_only: bool = False, base_url: str | No
                 for spec in wanted}
 
 
-def _result(status: str, sha: str | None, size: int | None, dest: Path) -> dict:
-    return {"status": status, "sha256": sha, "size": size, "dest": str(dest)}
+def _result(status: str, sha: str | None, size: int | None, dest: Path) -> DownloadResult:
+    return DownloadResult(status=status, sha256=sha, size=size, dest=str(dest))
 
 
-def _unpack_local(root: Path, archive: Path, manifest: dict, progress: bool) -> dict[str, dict]:
+def _unpack_local(root: Path, archive: Path, manifest: _Manifest,
+                  progress: bool) -> dict[str, DownloadResult]:
     """Unpack one archive fetched another way (recognised from its members); download nothing."""
     if not archive.is_file():
         raise DownloadError(f"archive to unpack {archive}: no such file")
@@ -244,8 +274,9 @@ def _unpack_local(root: Path, archive: Path, manifest: dict, progress: bool) -> 
 
 
 def _check_room(root: Path, todo: list[ArchiveSpec]) -> None:
-    """Refuse up front when ``root``'s disk cannot hold what ``todo`` still needs (the rest of
-    each download, from a kept archive or ``.part``, plus its unpacked files).
+    """Refuse up front when ``root``'s disk cannot hold what ``todo`` still needs.
+
+    That is the rest of each download (after a kept archive or ``.part``) plus its unpacked files.
     """
     if not todo:
         return
@@ -259,8 +290,8 @@ def _check_room(root: Path, todo: list[ArchiveSpec]) -> None:
                      + " and their unpacked files")
 
 
-def _fetch_and_install(root: Path, spec: ArchiveSpec, base: str, manifest: dict, progress: bool,
-                       keep_archives: bool) -> dict:
+def _fetch_and_install(root: Path, spec: ArchiveSpec, base: str, manifest: _Manifest,
+                       progress: bool, keep_archives: bool) -> DownloadResult:
     """One official archive: skip it if its marker exists, else download, check, record, unpack."""
     marker = spec.marker(root)
     entry = manifest["archives"].get(spec.name, {})
@@ -292,10 +323,11 @@ def _fetch_and_install(root: Path, spec: ArchiveSpec, base: str, manifest: dict,
     return _result("extracted", sha, manifest["archives"][spec.name]["size"], spec.dest(root))
 
 
-def _download_archive(url: str, archive: Path, entry: dict, known_sha: str | None,
+def _download_archive(url: str, archive: Path, entry: _ManifestEntry, known_sha: str | None,
                       manifest_path: Path, progress: bool) -> None:
-    """Fetch ``url`` to ``archive`` against the size and SHA-256 recorded in the manifest entry;
-    a mismatch with a recorded entry says where the record lives.
+    """Fetch ``url`` to ``archive`` against the size and SHA-256 recorded in the manifest entry.
+
+    A mismatch with a recorded entry says where the record lives.
     """
     try:
         download_file(url, archive, expected_size=entry.get("size"), sha256=known_sha,

@@ -1,7 +1,9 @@
-"""Safe extraction of untrusted tar archives: every member is checked before anything is
-written (absolute paths, ``..``, links leaving the destination, device files and FIFOs refuse the
-whole archive), extraction uses tarfile's ``data`` filter where Python has it, into a temporary
-folder inside the destination whose finished entries are renamed into place.
+"""Safe extraction of untrusted tar archives.
+
+Every member is checked before anything is written (absolute paths, ``..``, links leaving the
+destination, device files and FIFOs refuse the whole archive). Extraction uses tarfile's ``data``
+filter where Python has it, into a temporary folder inside the destination whose finished
+entries are renamed into place.
 """
 from __future__ import annotations
 
@@ -71,13 +73,9 @@ def check_members(archive: PathLike, members: Sequence[tarfile.TarInfo]) -> None
         return any(parts[:i] in symlinks for i in range(1, len(parts)))
 
     for m in members:
-        if "\x00" in m.name:
-            raise refuse(m, "has a NUL byte in its name")
-        if _is_absolute(m.name):
-            raise refuse(m, "has an absolute path")
-        raw = m.name.replace("\\", "/").split("/")
-        if ".." in raw:
-            raise refuse(m, "has a '..' component (path traversal)")
+        problem = _name_problem(m.name)
+        if problem:
+            raise refuse(m, problem)
         parts = member_parts(m.name)
         if not parts:
             if m.isdir():
@@ -85,24 +83,41 @@ def check_members(archive: PathLike, members: Sequence[tarfile.TarInfo]) -> None
             raise refuse(m, "has an empty name")
         if through_symlink(parts):
             raise refuse(m, "would be written through a symbolic link of the archive")
-        if m.isreg() or m.isdir():
-            continue
-        if m.issym() or m.islnk():
-            problem = _link_problem(m, symlinks, through_symlink)
-            if problem:
-                raise refuse(m, problem)
-            continue
-        if m.ischr() or m.isblk():
-            raise refuse(m, "is a device file")
-        if m.isfifo():
-            raise refuse(m, "is a FIFO (named pipe)")
-        raise refuse(m, f"has an unsupported type {m.type!r}")
+        problem = _type_problem(m, symlinks, through_symlink)
+        if problem:
+            raise refuse(m, problem)
+
+
+def _name_problem(name: str) -> str | None:
+    """Why member name ``name`` is unsafe (NUL byte, absolute, ``..``), or ``None``."""
+    if "\x00" in name:
+        return "has a NUL byte in its name"
+    if _is_absolute(name):
+        return "has an absolute path"
+    if ".." in name.replace("\\", "/").split("/"):
+        return "has a '..' component (path traversal)"
+    return None
+
+
+def _type_problem(m: tarfile.TarInfo, symlinks: set[tuple[str, ...]],
+                  through_symlink: Callable[[tuple[str, ...]], bool]) -> str | None:
+    """Why the type of member ``m`` is unsafe (an unsafe link, a device, a FIFO...), or ``None``."""
+    if m.isreg() or m.isdir():
+        return None
+    if m.issym() or m.islnk():
+        return _link_problem(m, symlinks, through_symlink)
+    if m.ischr() or m.isblk():
+        return "is a device file"
+    if m.isfifo():
+        return "is a FIFO (named pipe)"
+    return f"has an unsupported type {m.type!r}"
 
 
 def _link_problem(m: tarfile.TarInfo, symlinks: set[tuple[str, ...]],
                   through_symlink: Callable[[tuple[str, ...]], bool]) -> str | None:
-    """Why link member ``m`` is unsafe (its target leaves the archive or goes through a
-    symbolic link of the archive), or ``None`` when it is safe.
+    """Why link member ``m`` is unsafe, or ``None`` when it is safe.
+
+    Unsafe: its target leaves the archive or goes through a symbolic link of the archive.
     """
     kind = "symbolic link" if m.issym() else "hard link"
     target = _link_target_parts(m)

@@ -67,8 +67,9 @@ def png_decoder() -> str:
 
 def fast_png_eligible(fmt: str | None, mode: str, size: tuple[int, int], file_bytes: int,
                       animated: bool = False) -> bool:
-    """Whether a file PIL opened as ``fmt``/``mode`` of ``size`` (W, H) and ``file_bytes`` long
-    goes to the fast decoder (it may still hand it back to PIL: :func:`decode_png_rgb`).
+    """Whether a file PIL opened as ``fmt``/``mode``, ``size`` (W, H), ``file_bytes`` long goes fast.
+
+    The fast decoder may still hand it back to PIL (:func:`decode_png_rgb`).
     """
     if fmt != "PNG" or mode not in FAST_MODES or animated:
         return False

@@ -1,4 +1,4 @@
-"""The packed HDF5 format: its schema, opening a file read-only, and reading it back.
+r"""The packed HDF5 format: its schema, opening a file read-only, and reading it back.
 
 File format ``bapps-h5/1`` (groups mirror the folder layout of Zhang et al., CVPR 2018)::
 
@@ -18,7 +18,7 @@ attribute is present the arrays must have that side). ``<category>`` is one of B
 (:func:`~bapps_toolkit.data.layout.valid_category`).
 
 Every array carries ``attrs["sha256"]``: SHA-256 of its C-order bytes (float32 little-endian;
-for ``stems`` the UTF-8 of the stems joined by ``"\\n"``). The format marker is written last, so
+for ``stems`` the UTF-8 of the stems joined by ``"\n"``). The format marker is written last, so
 a file cut short never looks like ours.
 
 Reading trusts nothing the file declares (:mod:`.h5safe`): every group and array must be
@@ -62,8 +62,10 @@ _MAX_SETS = 10_000
 
 
 class SchemaInfo(TypedDict):
-    """What :func:`check_schema` found: set keys in file order, items and patch side per set,
-    and the file's provenance attributes.
+    """What :func:`check_schema` found in a packed file.
+
+    That is: the set keys in file order, items and patch side per set, and the file's
+    provenance attributes.
     """
 
     keys: list[str]
@@ -75,6 +77,7 @@ class SchemaInfo(TypedDict):
 
 
 def stems_digest(stems: Sequence[str]) -> str:
+    """SHA-256 of the stems joined by newlines, as UTF-8 (the stored form)."""
     return hashlib.sha256("\n".join(stems).encode("utf-8")).hexdigest()
 
 
@@ -84,6 +87,7 @@ def judgments_digest(judgments: np.ndarray) -> str:
 
 
 def attr_str(v: Any) -> str:
+    """An attribute value as text (``bytes`` decoded as UTF-8, anything else through ``str``)."""
     return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
@@ -166,10 +170,10 @@ def _set_group(f: Any, path: PathLike, key: str, n: int) -> Any:
     return g
 
 
-def _arrays(f: Any, path: PathLike, key: str) -> dict[str, Any]:
+def _arrays(f: Any, path: PathLike, key: str) -> dict[str, h5py.Dataset]:
     """The arrays of set ``key`` by name: its folders, ``stems`` and ``n_votes`` where present."""
     optional = ("n_votes",) if member(f, path, f"{key}/n_votes", "array") is not None else ()
-    arrays: dict[str, Any] = {}
+    arrays: dict[str, h5py.Dataset] = {}
     for name in (*folders_of(key), "stems", *optional):
         ds = member(f, path, f"{key}/{name}", "array")
         if not isinstance(ds, h5py.Dataset):
@@ -183,9 +187,10 @@ def _arrays(f: Any, path: PathLike, key: str) -> dict[str, Any]:
 
 
 def _check_set(f: Any, path: PathLike, key: str, n: int, disk: int) -> int:
-    """The group of set ``key`` and its arrays: present, stored in the file, of the right
-    dtypes and shapes for ``n`` items (as the header lists them) and stored whole within the
-    file's ``disk`` bytes; returns the patch side.
+    """Check the group of set ``key`` and its arrays; return the patch side.
+
+    The arrays must be present, stored in the file, of the right dtypes and shapes for ``n``
+    items (as the header lists them) and stored whole within the file's ``disk`` bytes.
     """
     g = _set_group(f, path, key, n)
     arrays = _arrays(f, path, key)
@@ -248,8 +253,10 @@ def open_h5(path: PathLike) -> tuple[h5py.File, SchemaInfo]:
 
 
 def decode_stems(raw: Any, ds: Any, start: int = 0) -> list[str]:
-    """Stems read from ``ds`` (bytes or str), as text; a :class:`DataError` names the first
-    that is not UTF-8.
+    """Stems read from ``ds`` (bytes or str), as text.
+
+    Raises:
+        DataError: naming the first stem that is not UTF-8.
     """
     out = []
     for i, s in enumerate(raw):
@@ -261,8 +268,9 @@ def decode_stems(raw: Any, ds: Any, start: int = 0) -> list[str]:
 
 
 def read_stems(ds: Any) -> list[str]:
-    """Every stem of a ``stems`` array (of a file checked by :func:`check_schema`), each checked
-    to be a valid, unique item id (:mod:`.ids`).
+    """Every stem of a ``stems`` array of a file checked by :func:`check_schema`.
+
+    Each is checked to be a valid, unique item id (:mod:`.ids`).
     """
     return check_ids(decode_stems(read_rows(ds, ds.file.filename), ds),
                      f"packed file {ds.file.filename}: array {ds.name}")

@@ -26,7 +26,7 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import h5py
 import numpy as np
@@ -184,21 +184,21 @@ def attr_text(obj: Any, path: PathLike, attr: str, default: Any = _NOT_SET) -> A
     raise _bad(obj, path, attr, v, "a text string")
 
 
-def attr_int(obj: Any, path: PathLike, attr: str, *, minimum: int = 0, default: Any = _NOT_SET) -> Any:
+def attr_int(obj: Any, path: PathLike, attr: str, *, minimum: int = 0, default: Any = _NOT_SET) -> int:
     """Attribute ``attr`` as an ``int`` >= ``minimum`` (a scalar integer, not a bool)."""
     v = read_attr(obj, path, attr, default)
     if v is default and default is not _NOT_SET:
-        return v
+        return cast(int, v)
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or int(v) < minimum:
         raise _bad(obj, path, attr, v, f"an integer >= {minimum}")
     return int(v)
 
 
-def attr_bool(obj: Any, path: PathLike, attr: str, default: Any = _NOT_SET) -> Any:
+def attr_bool(obj: Any, path: PathLike, attr: str, default: Any = _NOT_SET) -> bool:
     """Attribute ``attr`` as a ``bool`` (a scalar boolean, or the integer 0 or 1)."""
     v = read_attr(obj, path, attr, default)
     if v is default and default is not _NOT_SET:
-        return v
+        return cast(bool, v)
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (int, np.integer)) and int(v) in (0, 1):
@@ -247,9 +247,10 @@ def read_rows(ds: Any, path: PathLike, start: int = 0, stop: int | None = None,
 
 
 def iter_blocks(ds: Any, path: PathLike, budget: int = BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start, rows)`` for consecutive blocks of ``ds`` of at most ``budget`` bytes each
-    (at least one row); a block's array is reused by the next for numeric types, so copy what
-    must outlive the step.
+    """Yield ``(start, rows)`` for consecutive blocks of ``ds`` of at most ``budget`` bytes each.
+
+    Each block has at least one row. A block's array is reused by the next for numeric types, so
+    copy what must outlive the step.
     """
     n = int(ds.shape[0])
     row_bytes = max(1, declared_bytes(ds) // max(1, n))

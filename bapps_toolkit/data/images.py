@@ -61,9 +61,11 @@ _MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 class ImageFileError(DataError):
-    """An image file cannot be used; :attr:`path` is the file as the caller named it, so a
-    reader that knows where the name came from (a manifest's row and field) can say so. It
-    survives the trip back from a worker process."""
+    """An image file cannot be used.
+
+    :attr:`path` is the file as the caller named it, so a reader that knows where the name came
+    from (a manifest's row and field) can say so. It survives the trip back from a worker process.
+    """
 
     def __init__(self, message: str, path: PathLike) -> None:
         super().__init__(message)
@@ -74,8 +76,11 @@ class ImageFileError(DataError):
 
 
 def _named(exc: Exception, path: PathLike, other: str) -> Exception:
-    """The :class:`ImageFileError` naming ``path`` for an exception of PIL's reading; ``other``
-    (with ``{path}`` and ``{exc}``) for a corrupt file. Anything else is returned unchanged."""
+    """The :class:`ImageFileError` naming ``path`` for an exception of PIL's reading.
+
+    ``other`` (with ``{path}`` and ``{exc}``) is the message for a corrupt file. Anything else is
+    returned unchanged.
+    """
     if isinstance(exc, FileNotFoundError):
         return ImageFileError(f"image file {path} does not exist", path)
     if isinstance(exc, IsADirectoryError):
@@ -174,8 +179,11 @@ def read_rgb(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_
 
 def image_size(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS
                ) -> tuple[int, int]:
-    """``(width, height)`` from an image file's header (nothing is decoded); the same size
-    limits as :func:`read_rgb`. Every failure is a :class:`DataError` naming the file."""
+    """``(width, height)`` from an image file's header (nothing is decoded).
+
+    The same size limits as :func:`read_rgb` apply. Every failure is a :class:`DataError` naming
+    the file.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -190,8 +198,10 @@ def image_size(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MA
 
 
 def centre_crop(arr: np.ndarray) -> np.ndarray:
-    """The centred square of side ``min(H, W)`` of an ``[H, W, C]`` image (rule in the module
-    docstring); a square image is returned as is."""
+    """The centred square of side ``min(H, W)`` of an ``[H, W, C]`` image.
+
+    The rule is in the module docstring; a square image is returned as is.
+    """
     h, w = arr.shape[:2]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2

@@ -83,8 +83,9 @@ def _key_rank(key: str) -> tuple[int, int, int, int, str]:
 
 
 def order_keys(keys: Iterable[str]) -> list[str]:
-    """Valid set keys without duplicates, in the canonical order of the module docstring
-    (for BAPPS's keys alone: the order of :data:`ALL_KEYS`).
+    """Valid set keys without duplicates, in the canonical order of the module docstring.
+
+    For BAPPS's keys alone that is the order of :data:`ALL_KEYS`.
     """
     return sorted({k for k in keys if is_set_key(k)}, key=_key_rank)
 
@@ -95,6 +96,7 @@ def kind_of(key: str) -> str:
 
 
 def folders_of(key: str) -> tuple[str, ...]:
+    """The folders of a set of key ``key``: its image folders, then its judgment folder."""
     return TWOAFC_FOLDERS if kind_of(key) == "2afc" else JND_FOLDERS
 
 
@@ -222,8 +224,9 @@ class SetFiles:
 
 
 def list_folder(folder: Path, exts: Iterable[str]) -> dict[str, Path]:
-    """``{stem: path}`` of the files of ``folder`` with one of the extensions ``exts`` (any
-    case); hidden files are skipped. Every stem must be a valid item id (:mod:`.ids`) and unique
+    """``{stem: path}`` of the files of ``folder`` with one of the extensions ``exts`` (any case).
+
+    Hidden files are skipped. Every stem must be a valid item id (:mod:`.ids`) and unique
     ignoring case, or a :class:`DataError` names the folder and the file.
     """
     exts = tuple(exts)

@@ -96,9 +96,10 @@ class Manifest:
     used_at: dict[Path, str] = field(default_factory=dict)
 
     def blame(self, exc: DataError) -> DataError:
-        """``exc`` with the manifest row and field that named its image in front (for an
-        :class:`~bapps_toolkit.data.images.ImageFileError` raised while the sets are decoded);
-        any other error is returned as it is.
+        """``exc`` with the manifest row and field that named its image in front.
+
+        This is for an :class:`~bapps_toolkit.data.images.ImageFileError` raised while the sets
+        are decoded; any other error is returned as it is.
 
         Example:
             >>> try:
@@ -124,11 +125,12 @@ class _Rows:
 
 
 def read_manifests(paths: Sequence[PathLike], *, size: int | None = None, judged: bool = True) -> Manifest:
-    """Read and check CSV manifests (format in the module docstring); every image header is
-    read (existence, size) but nothing is decoded. ``size=None``: every image must be square and
-    of one size, which becomes the sets' patch side; otherwise the sets get ``size`` and the
-    resize/crop rule of :mod:`.images` applies at packing. ``judged=False``: image columns only
-    (an unjudged set, see the module docstring).
+    """Read and check CSV manifests (format in the module docstring).
+
+    Every image header is read (existence, size) but nothing is decoded. ``size=None``: every image
+    must be square and of one size, which becomes the sets' patch side; otherwise the sets get
+    ``size`` and the resize/crop rule of :mod:`.images` applies at packing. ``judged=False``: image
+    columns only (an unjudged set, see the module docstring).
     """
     sets: dict[str, _Rows] = {}
     synthetic = False
@@ -191,6 +193,7 @@ def _open_rows(path: Path) -> tuple[list[str], list[tuple[int, int, dict[str, st
 
 def detect_kind(path: PathLike, columns: Sequence[str], judged: bool = True) -> str:
     """``"2afc"`` or ``"jnd"`` from a manifest's header; an error lists the columns present.
+
     ``judged=False`` needs the image columns only.
     """
     cols = set(columns)
@@ -273,8 +276,9 @@ def _split_category(where: str, kind: str, rec: dict[str, str]) -> tuple[str, st
 
 
 def _image_path(csv_path: Path, where: str, rec: dict[str, str], col: str) -> tuple[Path, Path]:
-    """The image a row's field names (as written, joined to the CSV's folder) and its resolved
-    form (symbolic links followed), which is what duplicates are compared by.
+    """The image a row's field names (as written, joined to the CSV's folder) and its resolved form.
+
+    The resolved form (symbolic links followed) is what duplicates are compared by.
     """
     text = rec.get(col, "")
     if not text:

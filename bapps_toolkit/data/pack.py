@@ -45,8 +45,10 @@ def _create_set_group(f: h5py.File, key: str, n: int) -> h5py.Group:
 
 def _write_judgments_and_stems(g: h5py.Group, name: str, judgments: np.ndarray, stems: Sequence[str],
                                n_votes: np.ndarray | None = None) -> None:
-    """The judgment array (``judge``/``same``), the stems and (when given) the vote counts of a
-    set, each with its SHA-256. The stems must be valid, unique item ids (:mod:`.ids`)."""
+    """The judgment array (``judge``/``same``), stems and vote counts (when given) of a set, hashed.
+
+    Each comes with its SHA-256. The stems must be valid, unique item ids (:mod:`.ids`).
+    """
     check_ids(stems, f"set {g.name.lstrip('/')} to pack: stems")
     jd = g.create_dataset(name, data=judgments)
     jd.attrs["sha256"] = judgments_digest(judgments)
@@ -179,8 +181,10 @@ def _write_file(out: Path, sets: Sequence[SetFiles], *, source: str, synthetic: 
 
 
 def chunk_rows(n: int) -> int:
-    """Rows per HDF5 chunk: at most :data:`CHUNK_ITEMS`, split evenly so the last chunk is not
-    mostly padding (HDF5 allocates whole chunks)."""
+    """Rows per HDF5 chunk: at most :data:`CHUNK_ITEMS`, split evenly.
+
+    The even split keeps the last chunk from being mostly padding (HDF5 allocates whole chunks).
+    """
     n_chunks = -(-n // CHUNK_ITEMS)
     return max(1, -(-n // n_chunks))
 
@@ -208,10 +212,12 @@ def _write_set(f: h5py.File, sf: SetFiles, pool: Any, bar: Any, size: int = PATC
 
 def write_packed(out_h5: PathLike, sets: dict[str, tuple[dict[str, np.ndarray], list[str]]], *,
                  source: str, synthetic: bool) -> Path:
-    """Write in-memory arrays as a ``bapps-h5/1`` file (atomically): ``sets[key] = (arrays,
-    stems)`` with ``arrays`` holding the set's image folders (uint8 ``[N, S, S, 3]``, one ``S``
-    per set; 64 for BAPPS) and its judgment folder (float ``[N]``). Used by benchmarks and tools
-    that synthesise files."""
+    """Write in-memory arrays as a ``bapps-h5/1`` file (atomically).
+
+    ``sets[key] = (arrays, stems)`` with ``arrays`` holding the set's image folders (uint8
+    ``[N, S, S, 3]``, one ``S`` per set; 64 for BAPPS) and its judgment folder (float ``[N]``).
+    Used by benchmarks and tools that synthesise files.
+    """
     out = Path(out_h5)
     for key in sets:
         split_key(key)

@@ -24,7 +24,7 @@ from .layout import discover, expand_datasets, folders_of, is_synthetic_root, re
 _OUTPUTS = ("uint8", "float")
 
 
-class _BappsDataset(torch.utils.data.Dataset):
+class _BappsDataset(torch.utils.data.Dataset[Any]):
     kind = ""
 
     def __init__(self, source: PathLike, datasets: Datasets = None, *, output: str = "uint8",
@@ -148,9 +148,11 @@ class TwoAFCDataset(_BappsDataset):
 
 
 class JNDDataset(_BappsDataset):
-    """JND pairs as a ``torch.utils.data.Dataset``: items carry ``p0``, ``p1`` (as in
-    :class:`TwoAFCDataset`, per ``output``), ``same`` (float32 in [0, 1], fraction of raters who
-    said "same"), ``split``, ``category``, ``key``, ``stem``, ``index``.
+    """JND pairs as a ``torch.utils.data.Dataset``.
+
+    Items carry ``p0``, ``p1`` (as in :class:`TwoAFCDataset`, per ``output``), ``same`` (float32 in
+    [0, 1], fraction of raters who said "same"), ``split``, ``category``, ``key``, ``stem``,
+    ``index``.
     """
 
     kind = "jnd"

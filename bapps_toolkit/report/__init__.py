@@ -1,6 +1,8 @@
-"""Reports of an evaluation: Table-5-style Markdown / LaTeX / JSON (:mod:`.tables`), figures
-(:mod:`.plots`, needs the ``plot`` extra; matplotlib is imported only when a figure is drawn), and
-an evaluation written to all its files in one call (:mod:`.outputs`).
+"""Reports of an evaluation: tables, figures, and all of an evaluation's files in one call.
+
+The tables are Table-5-style Markdown / LaTeX / JSON (:mod:`.tables`); the figures are in
+:mod:`.plots` (needs the ``plot`` extra; matplotlib is imported only when a figure is drawn); an
+evaluation is written to all its files in one call by :mod:`.outputs`.
 
 The names are imported on first use (:mod:`bapps_toolkit._lazy`): ``bapps demo --help`` reads
 the docstring of :mod:`.demo` without importing torch or pandas.

@@ -1,5 +1,6 @@
-"""Figures of a cross-benchmark evaluation: metric vs subjective score with the fitted logistic,
-and per-distortion-type SRCC bars (matplotlib, imported lazily through :mod:`.plots`).
+"""Figures of a cross-benchmark evaluation: metric vs subjective score, and per-type SRCC bars.
+
+The scatter plots carry the fitted logistic; matplotlib is imported lazily through :mod:`.plots`.
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from .plots import _pyplot, _short_label, save_figure
 
 
 def plot_scatter(data: dict[str, Any], benchmark: str, ax: Any) -> Any:
-    """Prediction (signed distance) against the subjective score, coloured by type, with the
-    fitted 5-parameter logistic; the title names the fit method.
+    """Prediction (signed distance) against the subjective score, coloured by type, with the logistic.
+
+    The fitted logistic has 5 parameters; the title names the fit method.
     """
     s, y, fit = data["s"], data["y"], data["fit"]
     types = np.array(data["types"])

@@ -179,8 +179,9 @@ def cross_json(result: BenchmarkResult) -> str:
 
 
 def per_type_markdown(result: BenchmarkResult, benchmark: str, *, with_ci: bool = True) -> str:
-    """Per-distortion-type figures of one correlation set: a row per (metric, type), each figure
-    with its 95 % interval (reference images of the type resampled).
+    """Per-distortion-type figures of one correlation set: a row per (metric, type).
+
+    Each figure comes with its 95 % interval (reference images of the type resampled).
     """
     rows = [r for r in result.rows if r["benchmark"] == benchmark and r["kind"] == "correlation"]
     if not rows:
@@ -203,8 +204,9 @@ def per_type_markdown(result: BenchmarkResult, benchmark: str, *, with_ci: bool 
 def write_cross_reports(result: BenchmarkResult, *, markdown: Any = None, latex: Any = None,
                         csv_path: Any = None, json_path: Any = None,
                         per_type: Any = None) -> list[str]:
-    """Write the requested reports atomically (``per_type``: a Markdown file with every set's
-    per-type table); returns the paths written.
+    """Write the requested reports atomically; return the paths written.
+
+    ``per_type`` is a Markdown file with every set's per-type table.
     """
     written: list[str] = []
     sets = sorted({r["benchmark"] for r in result.rows if r["kind"] == "correlation"})
@@ -222,10 +224,14 @@ def write_cross_reports(result: BenchmarkResult, *, markdown: Any = None, latex:
 def benchmarks_to_reports(source: Any, metrics: Sequence[Any], *, markdown: Any = None, latex: Any = None,
                           csv_path: Any = None, json_path: Any = None, per_type: Any = None, plot: Any = None,
                           **options: Any) -> tuple[BenchmarkResult, list[str]]:
-    """What ``bapps evaluate`` does on the IQA benchmarks, in one call: check the outputs,
-    :func:`~bapps_toolkit.evaluate.benchmarks.evaluate_benchmarks` (``options`` are its keyword
-    arguments), write each requested report atomically (and the ``plot`` PNG); returns
-    ``(result, paths written)``.
+    """What ``bapps evaluate`` does on the IQA benchmarks, in one call.
+
+    It checks the outputs, runs :func:`~bapps_toolkit.evaluate.benchmarks.evaluate_benchmarks`
+    (``options`` are its keyword arguments) and writes each requested report atomically (and the
+    ``plot`` PNG).
+
+    Returns:
+        ``(result, paths written)``.
     """
     from ..evaluate.benchmarks import evaluate_benchmarks
 

@@ -115,8 +115,10 @@ def calibration_json(table: Any) -> dict[str, Any] | None:
 
 
 def with_calibration_columns(table: Any) -> pd.DataFrame:
-    """``table`` with the :data:`CSV_COLUMNS` of each metric's primary link on its 2AFC set rows
-    (empty elsewhere); ``table`` itself when it has no calibration records.
+    """``table`` with the :data:`CSV_COLUMNS` of each metric's primary link on its 2AFC set rows.
+
+    The columns are empty elsewhere; ``table`` itself is returned when it has no calibration
+    records.
     """
     cal = calibration_of(table)
     if cal is None:

@@ -22,8 +22,9 @@ __all__ = ["plot_reliability", "save_calibration_plot", "figure_title"]
 
 
 def plot_reliability(rows: list[CalibrationRow], ax: Any, counts_ax: Any = None) -> Any:
-    """Draw the reliability curves of ``rows`` (one per link) on ``ax``, their bin counts on
-    ``counts_ax`` (when given); returns ``ax``.
+    """Draw the reliability curves of ``rows`` (one per link) on ``ax``; return ``ax``.
+
+    Their bin counts go on ``counts_ax`` when it is given.
     """
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":", label="perfect calibration")
     width = 1.0 / max(len(rows[0].bins.count), 1) if rows else 0.1

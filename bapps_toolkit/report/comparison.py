@@ -84,8 +84,10 @@ def comparison_latex(table: Any, column_title: Callable[[str, str, str], str],
 
 
 def comparison_csv_rows(table: Any, columns: list[str]) -> pd.DataFrame:
-    """The comparison as rows of the tidy CSV: ``metric = "A - B"``, ``score`` = the difference,
-    ``ci_low``/``ci_high`` its interval, and an extra ``p_value`` column (empty on the other rows).
+    """The comparison as rows of the tidy CSV.
+
+    The rows have ``metric = "A - B"``, ``score`` = the difference, ``ci_low``/``ci_high`` its
+    interval, and an extra ``p_value`` column (empty on the other rows).
     """
     rows = []
     for c in comparisons_of(table):

@@ -46,8 +46,9 @@ def _say(msg: str) -> None:
 
 
 def lpips_backbone(net: str = "alex") -> tuple[str, str]:
-    """``(backbone_weights, note)``: the ImageNet file if cached or downloadable, else
-    ``"random"`` — the fallback happens only on :class:`~bapps_toolkit.errors.WeightsError`.
+    """``(backbone_weights, note)``: the ImageNet file if cached or downloadable, else ``"random"``.
+
+    The fallback happens only on :class:`~bapps_toolkit.errors.WeightsError`.
     """
     from ..metrics import hub
 
@@ -61,8 +62,10 @@ def lpips_backbone(net: str = "alex") -> tuple[str, str]:
 
 
 def demo_backbone(backbone_weights: WeightSpecs = None) -> tuple[str, str]:
-    """``(backbone_weights, note)`` of the demo's AlexNet: ``["alex=PATH"]`` / ``["alex=random"]``
-    (or ``{"alex": …}``) as given, else :func:`lpips_backbone` (ImageNet weights or the fallback).
+    """``(backbone_weights, note)`` of the demo's AlexNet.
+
+    ``["alex=PATH"]`` / ``["alex=random"]`` (or ``{"alex": …}``) are used as given, else
+    :func:`lpips_backbone` (ImageNet weights or the fallback).
     """
     from ..evaluate.resolve import weight_map
 
@@ -80,9 +83,10 @@ def demo_backbone(backbone_weights: WeightSpecs = None) -> tuple[str, str]:
 def run_demo(out: str | Path = "bapps_demo", *, seed: int = 0, n_boot: int = 1000, device: str | None = None,
              train_lpips: bool = True, progress: bool = False,
              backbone_weights: WeightSpecs = None) -> EvaluationResult:
-    """Run the demo in the folder ``out`` (see the module docstring); print its table and return
-    the evaluation. ``backbone_weights``: ``["alex=PATH"]`` or ``["alex=random"]`` (or a
-    ``{"alex": …}`` dict) for lpips-alex and the training run; None = :func:`lpips_backbone`.
+    """Run the demo in the folder ``out`` (see the module docstring), print its table, return the evaluation.
+
+    ``backbone_weights``: ``["alex=PATH"]`` or ``["alex=random"]`` (or a ``{"alex": …}`` dict) for
+    lpips-alex and the training run; None = :func:`lpips_backbone`.
     """
     from ..evaluate.runner import run_evaluation
 
@@ -127,8 +131,9 @@ def _mini_set(out: Path, seed: int, progress: bool) -> Path:
 
 
 def _metrics(bw: str) -> tuple[list[str | Metric], str]:
-    """The registered demo metrics and lpips-alex on backbone ``bw``; and the UNCALIBRATED tag of
-    that backbone for the training line (empty when calibrated).
+    """The registered demo metrics and lpips-alex on backbone ``bw``, and that backbone's tag.
+
+    The tag is UNCALIBRATED for the training line, empty when calibrated.
     """
     from ..evaluate.resolve import resolve_metric
     from ..metrics import list_metrics

@@ -24,7 +24,9 @@ from .tables import write_reports
 
 @dataclasses.dataclass(frozen=True)
 class ReportFiles:
-    """Where to write each report (None = not written): the tidy ``csv``, Table-5-style
+    """Where to write each report (None = not written).
+
+    The reports are the tidy ``csv``, Table-5-style
     ``markdown`` / ``latex``, ``json``, the ``plot`` PNG, the per-item ``distances`` and the
     failure browser's folder ``browse`` (:mod:`.browser`).
     """
@@ -60,8 +62,9 @@ class ReportFiles:
 
 def evaluate_to_reports(source: PathLike, metrics: Sequence[Any], files: ReportFiles,
                         **options: Any) -> EvaluationResult:
-    """Evaluate ``metrics`` on ``source`` (``options`` as :func:`~bapps_toolkit.evaluate.run_evaluation`)
-    and write the reports ``files`` asks for; returns the result.
+    """Evaluate ``metrics`` on ``source`` and write the reports ``files`` asks for; return the result.
+
+    ``options`` are as for :func:`~bapps_toolkit.evaluate.run_evaluation`.
     """
     files.check()
     result = run_evaluation(source, metrics, save_distances=files.distances, **options)

@@ -43,8 +43,9 @@ def _pyplot() -> ModuleType:
 
 
 def save_figure(fig: Any, out: PathLike, *, dpi: int) -> Path:
-    """Write ``fig`` as a PNG to ``out`` (under a temporary name, then renamed) and close it,
-    also when writing fails.
+    """Write ``fig`` as a PNG to ``out`` (under a temporary name, then renamed) and close it.
+
+    The figure is closed also when writing fails.
 
     Args:
         fig: a matplotlib figure.

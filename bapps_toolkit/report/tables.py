@@ -179,7 +179,9 @@ def to_latex(table: pd.DataFrame, *, with_ci: bool = True, label: str = "tab:bap
 
 
 def to_json(table: pd.DataFrame) -> str:
-    """JSON document: ``{"notes": [...], "synthetic": bool, "mean_definition": str, "rows": [...],
+    """The evaluation as a JSON document.
+
+    Its form is ``{"notes": [...], "synthetic": bool, "mean_definition": str, "rows": [...],
     "comparisons": [...], "calibration": {...}}`` (the paired comparison records, empty without
     ``compare``; the calibration records of :mod:`.calibration`, null without them).
     """
@@ -200,8 +202,10 @@ def to_json(table: pd.DataFrame) -> str:
 
 
 def write_csv(table: pd.DataFrame, path: PathLike) -> None:
-    """The tidy table as CSV, atomically; with a comparison, its rows follow (:mod:`.comparison`);
-    with calibration records, the 2AFC rows carry their scores (:func:`.calibration.with_calibration_columns`).
+    """Write the tidy table as CSV, atomically.
+
+    With a comparison, its rows follow (:mod:`.comparison`); with calibration records, the 2AFC rows
+    carry their scores (:func:`.calibration.with_calibration_columns`).
     """
     out = with_calibration_columns(table)
     if comparisons_of(table):

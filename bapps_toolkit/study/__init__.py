@@ -1,6 +1,7 @@
-"""The loss study (``bapps loss-study``): train one small restoration network per loss and
-cross-evaluate every trained network with every chosen metric (layer 3: uses core, data,
-metrics, scores and losses).
+"""The loss study (``bapps loss-study``): one small network per loss, cross-evaluated by every metric.
+
+It trains one small restoration network per loss and cross-evaluates every trained network with
+every chosen metric (layer 3: uses core, data, metrics, scores and losses).
 
 >>> from bapps_toolkit.study import LossStudyConfig, run_loss_study
 >>> result = run_loss_study(LossStudyConfig(out_dir="study", task="denoise"))   # doctest: +SKIP

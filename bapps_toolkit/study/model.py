@@ -28,12 +28,19 @@ from torch import nn
 
 
 class ResBlock(nn.Module):
+    """A residual block of the body: ``x + Conv3×3(ReLU(Conv3×3(x)))``, ``c`` channels throughout.
+
+    Args:
+        c: the number of channels.
+    """
+
     def __init__(self, c: int):
         super().__init__()
         self.conv1 = nn.Conv2d(c, c, 3, padding=1)
         self.conv2 = nn.Conv2d(c, c, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output for ``x`` ``[N, c, H, W]``."""
         out: torch.Tensor = self.conv2(torch.relu(self.conv1(x)))
         return x + out
 
@@ -65,6 +72,7 @@ class StudyNet(nn.Module):
         nn.init.zeros_(cast(torch.Tensor, self.tail.bias))  # Conv2d's bias=True default: a tensor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's RGB output for RGB ``x`` ``[N, 3, H, W]`` (``H``, ``W`` even)."""
         h = torch.relu(self.head(x))
         h = self.up(self.body(torch.relu(self.down(h))))
         out: torch.Tensor = self.tail(h)
@@ -81,4 +89,5 @@ def build_model(task: str, width: int, blocks: int, bottleneck: int, seed: int) 
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of parameter values of ``model``."""
     return sum(p.numel() for p in model.parameters())

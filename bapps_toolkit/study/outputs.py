@@ -1,6 +1,8 @@
-"""Files a loss study writes (all atomically): ``matrix.{md,tex,csv,json}``, ``grid.png`` and
-the unjudged BAPPS-layout 2AFC set ``2afc/val/<task>/{ref,p0,p1}/<stem>.png`` with
-``afc_manifest.{csv,json}`` saying which loss made p0 and p1 of each item.
+"""Files a loss study writes (all atomically): the matrix, the image grid and an unjudged 2AFC set.
+
+They are ``matrix.{md,tex,csv,json}``, ``grid.png`` and the unjudged BAPPS-layout 2AFC set
+``2afc/val/<task>/{ref,p0,p1}/<stem>.png`` with ``afc_manifest.{csv,json}`` saying which loss made
+p0 and p1 of each item.
 
 2AFC items: for every test crop and every pair of trained losses, ref = the clean crop and
 p0 / p1 = the two networks' outputs, their order drawn by a seeded coin per item (so no loss
@@ -39,6 +41,7 @@ def _cell(m: float, lo: float, hi: float) -> str:
 
 
 def matrix_markdown(mx: StudyMatrix) -> str:
+    """The matrix as a Markdown table (mean and interval per cell), note and convergence lines."""
     head = "| training loss | " + " | ".join(mx["cols"]) + " |"
     sep = "|" + "---|" * (len(mx["cols"]) + 1)
     lines = [f"**{mx['note']}**", "", head, sep]
@@ -59,6 +62,7 @@ def _tex(s: str) -> str:
 
 
 def matrix_latex(mx: StudyMatrix) -> str:
+    """The matrix as a LaTeX ``tabular`` (mean and interval per cell), the note as a comment."""
     cols = "l" + "c" * len(mx["cols"])
     lines = [f"% {mx['note']}", r"\begin{tabular}{" + cols + "}", r"\hline",
              "training loss & " + " & ".join(_tex(c) for c in mx["cols"]) + r" \\", r"\hline"]
@@ -71,6 +75,7 @@ def matrix_latex(mx: StudyMatrix) -> str:
 
 
 def matrix_csv(mx: StudyMatrix) -> str:
+    """The matrix as CSV: the note as a comment row, then one row per training loss and metric."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["# " + mx["note"]])

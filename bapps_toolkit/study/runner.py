@@ -28,6 +28,8 @@ INPUT_ROW = "(input, no network)"
 
 @dataclass
 class StudyResult:
+    """What :func:`run_loss_study` returns: the matrix, its Markdown table and the files written."""
+
     matrix: StudyMatrix
     markdown: str
     paths: dict[str, Path]
@@ -59,6 +61,7 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def restore(model: torch.nn.Module, x: torch.Tensor, device: torch.device, batch: int = 16) -> torch.Tensor:
+    """``model``'s outputs for ``x`` in batches of ``batch`` on ``device``, quantised to 8 bits, on the CPU."""
     outs = [model(x[i:i + batch].to(device)).cpu() for i in range(0, x.shape[0], batch)]
     return quantize(torch.cat(outs))
 
@@ -94,8 +97,12 @@ def _matrix(rows: dict[str, np.ndarray], cols: list[str], n_boot: int, seed: int
 
 
 def check_names(cfg: LossStudyConfig) -> None:
-    """Every loss specification parses and every evaluation metric is registered (ValueError);
-    plugin and adapter specifications (``module:attr``, ``piq:NAME`` …) are resolved when used.
+    """Check that every loss specification parses and every evaluation metric is registered.
+
+    Plugin and adapter specifications (``module:attr``, ``piq:NAME`` …) are resolved when used.
+
+    Raises:
+        ValueError: a loss specification does not parse or a metric is unknown.
     """
     for spec in cfg.losses:
         parse_loss_spec(spec)
@@ -106,9 +113,11 @@ def check_names(cfg: LossStudyConfig) -> None:
 
 def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,
                    on_checkpoint: CheckpointCallback | None = None) -> StudyResult:
-    """Train the study network once per loss in ``cfg.losses`` (resuming finished or partial
-    losses from ``cfg.out_dir/checkpoints``), evaluate each on the held-out images with every
-    ``cfg.eval_metrics``, write the matrix (Markdown, LaTeX, CSV, JSON), the image grid and the
+    """Train the study network once per loss, cross-evaluate, and write the study's outputs.
+
+    The network is trained once per loss in ``cfg.losses`` (resuming finished or partial losses from
+    ``cfg.out_dir/checkpoints``); the study then evaluates each on the held-out images with every
+    ``cfg.eval_metrics`` and writes the matrix (Markdown, LaTeX, CSV, JSON), the image grid and the
     unjudged 2AFC set. ``on_checkpoint(loss, step, finished)`` is called after each checkpoint.
     """
     cfg.validate()
@@ -154,6 +163,7 @@ def run_loss_study(cfg: LossStudyConfig, *, progress: bool = True,
 
 
 def study_note(cfg: LossStudyConfig, n_params: int, data: StudyData) -> str:
+    """The note every study output carries: its size, that it is indicative only, random backbones."""
     deep = any(m.startswith(DEEP_PREFIXES) for m in cfg.eval_metrics) or any(
         t.startswith(DEEP_PREFIXES) for s in cfg.losses for t in s.replace("*", "+").split("+"))
     parts = [

@@ -42,6 +42,8 @@ DEBLUR_NOISE = 0.01
 
 @dataclass(frozen=True)
 class ImageSet:
+    """Named images of the study (uint8 ``[H, W, 3]`` each)."""
+
     names: list[str]
     images: list[np.ndarray]  # uint8 [H, W, 3]
 
@@ -76,6 +78,11 @@ def split_images(images: ImageSet, test_fraction: float, seed: int) -> tuple[Ima
 
 
 def check_sizes(images: ImageSet, size: int, what: str) -> None:
+    """Refuse images smaller than ``size`` on a side.
+
+    Raises:
+        DataError: naming the ``what`` images that are too small.
+    """
     small = [n for n, im in zip(images.names, images.images, strict=True) if min(im.shape[:2]) < size]
     if small:
         raise DataError(f"{what} images {', '.join(small)} are smaller than the {size}-pixel crop")
@@ -94,8 +101,10 @@ def random_patches(images: ImageSet, count: int, size: int, rng: np.random.Gener
 
 
 def grid_crops(images: ImageSet, per_image: int, size: int) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
-    """Up to ``per_image`` crops per image on a regular grid (deterministic): uint8 crops and
-    ``(image name, top, left)`` for each.
+    """Up to ``per_image`` crops per image on a regular grid (deterministic).
+
+    Returns:
+        The uint8 crops and ``(image name, top, left)`` for each.
     """
     check_sizes(images, size, "test")
     crops, where = [], []

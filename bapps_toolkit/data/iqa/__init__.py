@@ -1,5 +1,7 @@
-"""Loaders for the human-judgment benchmarks next to BAPPS: NIGHTS (2AFC), PieAPP, TID2013,
-KADID-10k, PIPAL, LIVE and CSIQ (correlation sets), and the registry that holds them.
+"""Loaders for the human-judgment benchmarks next to BAPPS, and the registry that holds them.
+
+The benchmarks are NIGHTS (2AFC), PieAPP, TID2013, KADID-10k, PIPAL, LIVE and CSIQ (correlation
+sets).
 
 One module per set, one design (:mod:`.base`), each registered in :mod:`.registry` (where a
 plugin file or an installed package adds its own); :mod:`.detect` tells which set a folder holds;

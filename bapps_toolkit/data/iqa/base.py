@@ -57,6 +57,14 @@ class CorrelationSet:
         return len(self.dist)
 
     def check(self) -> CorrelationSet:
+        """Check that every per-item array has one entry per image and the set is not empty.
+
+        Returns:
+            The set itself.
+
+        Raises:
+            DataError: naming the set, its root and the array at fault.
+        """
         n = len(self.dist)
         for what, v in (("ref", self.ref), ("ref_id", self.ref_id), ("score", self.score),
                         ("dist_type", self.dist_type), ("level", self.level)):
@@ -111,6 +119,11 @@ class CaseResolver:
         return self._cache[folder]
 
     def find(self, *parts: str) -> Path | None:
+        """The path ``parts`` below the root, each part matched case-insensitively, or ``None``.
+
+        Raises:
+            DataError: a part is absolute, empty, ``.``/``..`` or holds a path separator.
+        """
         cur = self.root
         for part in parts:
             if part in ("", ".", "..") or "/" in part or "\\" in part or os.path.isabs(part):
@@ -134,6 +147,11 @@ class CaseResolver:
         return p
 
     def need_dir(self, *parts: str) -> Path:
+        """Like :meth:`need`, for a folder.
+
+        Raises:
+            DataError: the folder is missing or is not a folder.
+        """
         p = self.need(*parts, what="folder")
         if not p.is_dir():
             raise DataError(f"{self.set_name}: {p} should be a folder")
@@ -141,6 +159,7 @@ class CaseResolver:
 
 
 def is_synthetic(root: PathLike) -> bool:
+    """Whether the set folder ``root`` is a synthetic replica (holds the synthetic-data note)."""
     return (Path(root) / SYNTHETIC_FILE).is_file()
 
 
@@ -156,6 +175,11 @@ def read_lines(path: Path, set_name: str) -> list[str]:
 
 
 def parse_float(text: str, where: str) -> float:
+    """``text`` as a finite float.
+
+    Raises:
+        DataError: naming ``where`` when ``text`` is not a finite number.
+    """
     try:
         v = float(text)
     except ValueError:

@@ -62,6 +62,11 @@ def read_sheet(path: Path) -> list[dict[str, str]]:
 
 
 def load(root: PathLike) -> CorrelationSet:
+    """Load CSIQ from the folder ``root`` (layout in the module docstring).
+
+    Raises:
+        DataError: a file or folder is missing or a label is malformed, naming it.
+    """
     r = CaseResolver(root, NAME)
     sheet = r.need("csiq.DMOS.xlsx")
     r.need_dir("src_imgs")

@@ -20,8 +20,10 @@ from .registry import benchmark_names, benchmarks, get_benchmark
 
 
 def __getattr__(name: str) -> tuple[str, ...]:
-    """The format lists, read from the registry when asked (so plugins count):
-    ``FORMATS`` (``bapps`` and every registered set), ``CORRELATION_FORMATS``, ``TWOAFC_FORMATS``.
+    """The format lists, read from the registry when asked (so plugins count).
+
+    They are ``FORMATS`` (``bapps`` and every registered set), ``CORRELATION_FORMATS``,
+    ``TWOAFC_FORMATS``.
     """
     if name == "FORMATS":
         return ("bapps", *benchmark_names())
@@ -38,8 +40,9 @@ def _has(folder: Path, names: tuple[str, ...]) -> bool:
 
 
 def _root_attrs(path: PathLike, names: tuple[str, ...]) -> dict[str, str] | None:
-    """The root attributes ``names`` of an HDF5 file that hold text (others are left out), or
-    ``None`` when the file cannot be opened; a damaged attribute is left for the readers (which
+    """The root attributes ``names`` of an HDF5 file that hold text, or ``None`` if it won't open.
+
+    Attributes that are not text are left out; a damaged attribute is left for the readers (which
     name it) to report.
     """
     import h5py
@@ -68,9 +71,11 @@ def packed_marker(path: PathLike) -> str | None:
 
 
 def packed_format(path: PathLike) -> str | None:
-    """The benchmark a packed ``.h5`` holds: a correlation set's name (``bapps-iqa-h5/1``),
-    ``"nights"`` (``bapps-h5/1`` with ``benchmark = "nights"``, :mod:`.pack_2afc`), ``"bapps"``
-    (any other ``bapps-h5/1`` file), or ``None`` (not a readable file of ours).
+    """The benchmark a packed ``.h5`` holds.
+
+    That is a correlation set's name (``bapps-iqa-h5/1``), ``"nights"`` (``bapps-h5/1`` with
+    ``benchmark = "nights"``, :mod:`.pack_2afc`), ``"bapps"`` (any other ``bapps-h5/1`` file),
+    or ``None`` (not a readable file of ours).
     """
     attrs = _root_attrs(path, ("bapps_toolkit_format", "benchmark", "set_name"))
     if attrs is None:
@@ -85,6 +90,7 @@ def packed_format(path: PathLike) -> str | None:
 
 
 def is_packed(path: PathLike) -> bool:
+    """Whether ``path`` is a file named like an HDF5 file (``.h5`` or ``.hdf5``, any case)."""
     p = Path(path)
     return p.is_file() and p.suffix.lower() in (".h5", ".hdf5")
 
@@ -141,8 +147,9 @@ def find_benchmarks(folder: PathLike, format: str | None = None) -> list[tuple[s
 
 
 def iqa_format(source: PathLike) -> str | None:
-    """The one non-BAPPS benchmark layout the folder ``source`` holds, else ``None`` (a BAPPS
-    folder, a file, several layouts or none).
+    """The one non-BAPPS benchmark layout the folder ``source`` holds, else ``None``.
+
+    ``None`` stands for a BAPPS folder, a file, several layouts or none.
     """
     p = Path(source)
     if not p.is_dir():
@@ -152,8 +159,9 @@ def iqa_format(source: PathLike) -> str | None:
 
 
 def loader(format: str) -> Callable[..., CorrelationSet | TwoAFCFileSet]:
-    """The ``load(root, **options)`` of a registered set (options: ``scores`` for LIVE, ``split``
-    for a 2AFC set).
+    """The ``load(root, **options)`` of a registered set.
+
+    Its options are ``scores`` for LIVE and ``split`` for a 2AFC set.
 
     Raises:
         DataError: ``format`` is not a registered set.
@@ -169,8 +177,9 @@ def loader(format: str) -> Callable[..., CorrelationSet | TwoAFCFileSet]:
 
 
 def is_bapps_source(source: PathLike) -> bool:
-    """``True`` when ``source`` is a BAPPS folder root (``2afc/`` or ``jnd/``) or a packed BAPPS
-    ``.h5`` (not a packed IQA set or NIGHTS file; a missing or foreign ``.h5`` counts as BAPPS, so
+    """Whether ``source`` is a BAPPS folder root (``2afc/`` or ``jnd/``) or a packed BAPPS ``.h5``.
+
+    A packed IQA set or NIGHTS file is not BAPPS; a missing or foreign ``.h5`` counts as BAPPS, so
     the BAPPS reader names what is wrong with it).
     """
     p = Path(source)

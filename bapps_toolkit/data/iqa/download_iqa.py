@@ -81,8 +81,10 @@ def check_zip_members(archive: PathLike, infos: list[zipfile.ZipInfo]) -> None:
 
 
 def safe_extract_zip(archive: PathLike, dest: PathLike) -> list[Path]:
-    """Check every member, unpack into a temporary folder inside ``dest``, rename each top-level
-    entry into place (an existing entry of that name is replaced whole); return those entries.
+    """Safely unpack an archive into ``dest``; return the top-level entries placed.
+
+    Every member is checked, the archive is unpacked into a temporary folder inside ``dest``, and
+    each top-level entry is renamed into place (an existing entry of that name is replaced whole).
     """
     archive, dest = Path(archive), Path(dest)
     try:

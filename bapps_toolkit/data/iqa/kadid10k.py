@@ -42,6 +42,11 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def load(root: PathLike) -> CorrelationSet:
+    """Load KADID-10k from the folder ``root`` (layout in the module docstring). A ``kadid10k/`` subfolder is accepted.
+
+    Raises:
+        DataError: a file or folder is missing or a label is malformed, naming it.
+    """
     root = Path(root)
     if not (root / "dmos.csv").exists() and (root / "kadid10k").is_dir():
         root = root / "kadid10k"

@@ -70,6 +70,17 @@ def _folder_of(i: int) -> tuple[str, int]:
 
 
 def load(root: PathLike, scores: str = "realigned") -> CorrelationSet:
+    """Load LIVE from the folder ``root`` (layout in the module docstring).
+
+    A ``databaserelease2/`` subfolder is accepted.
+
+    Args:
+        root: the set folder.
+        scores: ``"realigned"`` (``dmos_new``) or ``"dmos"`` (``dmos.mat``).
+
+    Raises:
+        DataError: an unknown ``scores``, or a file or folder is missing or malformed.
+    """
     if scores not in SCORES:
         raise DataError(f"{NAME}: scores={scores!r}; choose 'realigned' (dmos_new) or 'dmos' (dmos.mat)")
     root = Path(root)

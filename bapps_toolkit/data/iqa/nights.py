@@ -62,6 +62,17 @@ def _in_split(row: dict[str, str], split: str, where: str) -> bool:
 
 
 def load(root: PathLike, split: str = "test") -> TwoAFCFileSet:
+    """Load the NIGHTS ``split`` from the folder ``root`` (layout in the module docstring).
+
+    A ``nights/`` subfolder is accepted.
+
+    Args:
+        root: the set folder.
+        split: one of :data:`SPLITS`.
+
+    Raises:
+        DataError: an unknown ``split``, or a file or folder is missing or malformed.
+    """
     if split not in SPLITS:
         raise DataError(f"{NAME}: unknown split {split!r}; use one of {', '.join(SPLITS)}")
     root = Path(root)

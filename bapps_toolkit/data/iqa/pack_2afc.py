@@ -1,6 +1,8 @@
-"""Pack a 2AFC benchmark held as files (NIGHTS; any :class:`~.base.TwoAFCFileSet`) into the
-toolkit's BAPPS format ``bapps-h5/1`` (:mod:`bapps_toolkit.data.h5format`), so that ``bapps
-train`` trains on it and ``bapps evaluate`` scores it exactly as it does BAPPS.
+"""Pack a 2AFC benchmark held as files into the toolkit's BAPPS format ``bapps-h5/1``.
+
+The benchmark is NIGHTS or any :class:`~.base.TwoAFCFileSet`; the format is that of
+:mod:`bapps_toolkit.data.h5format`, so that ``bapps train`` trains on it and ``bapps evaluate``
+scores it exactly as it does BAPPS.
 
 **Size rule** (stated in the file's ``size_rule`` attribute): every image is decoded to RGB
 (:func:`~bapps_toolkit.data.images.read_rgb`) and resized to ``size``×``size`` with PIL's bicubic
@@ -73,8 +75,10 @@ def _decode_chunk(paths: tuple[str, ...], size: int) -> np.ndarray:
 
 
 def _stems(tset: TwoAFCFileSet) -> list[str]:
-    """The items' stems: the p0 files' paths below the root with ``/`` as ``_``, or the item
-    numbers (``000000``…) when those are not all valid, unique item ids (:mod:`..ids`).
+    """The items' stems: the p0 files' paths below the root with ``/`` as ``_``, or item numbers.
+
+    The item numbers (``000000``…) are used when the paths are not all valid, unique item ids
+    (:mod:`..ids`).
     """
     stems = []
     for p in tset.p0:
@@ -113,8 +117,10 @@ def _write_set(f: Any, key: str, tset: TwoAFCFileSet, size: int, pool: Any, bar:
 def write_2afc_file_sets(out_h5: PathLike, sets: dict[str, TwoAFCFileSet], *, size: int,
                          attrs: dict[str, Any] | None = None, force: bool = False,
                          workers: int | None = None, progress: bool = True) -> Path:
-    """Write ``sets`` (key -> triplets on disk) as one ``bapps-h5/1`` file at ``size`` (rule in
-    the module docstring), atomically, under a lock; ``attrs`` are added to the file's.
+    """Write ``sets`` (key -> triplets on disk) as one ``bapps-h5/1`` file at ``size``.
+
+    The size rule is in the module docstring. The file is written atomically, under a lock;
+    ``attrs`` are added to the file's.
     """
     import h5py
 

@@ -1,5 +1,6 @@
-"""Pack a correlation benchmark (TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP test) into one HDF5
-file, and verify it.
+"""Pack a correlation benchmark into one HDF5 file, and verify it.
+
+The benchmarks are TID2013, KADID-10k, PIPAL, LIVE, CSIQ and the PieAPP test set.
 
 Format ``bapps-iqa-h5/1`` (attribute ``bapps_toolkit_format``, written last): images keep their
 **original size** (no resizing: the correlation protocol scores images at native size, and LIVE's
@@ -126,9 +127,10 @@ def _fits(ds: Any, holds: str, shape: tuple[int | None, ...]) -> bool:
 
 
 def _open(path: Path) -> tuple[Any, IqaAttrs, dict[str, Any]]:
-    """Open ``path`` read-only and check its marker, attributes and every array's dtype, shape
-    and storage against the schema and the file's size (nothing of the arrays is read);
-    returns ``(file, attributes, {name: dataset})``. The caller closes the file.
+    """Open ``path`` read-only and check it; return ``(file, attributes, {name: dataset})``.
+
+    Its marker, attributes and every array's dtype, shape and storage are checked against the
+    schema and the file's size (nothing of the arrays is read). The caller closes the file.
     """
     import h5py
 
@@ -225,8 +227,10 @@ def _check_index(path: Path, attrs: IqaAttrs, meta: dict[str, np.ndarray], n_pix
 
 
 def verify_iqa(path: PathLike) -> IqaAttrs:
-    """Check a ``bapps-iqa-h5/1`` file: schema and storage first, then every array's SHA-256
-    (read a bounded block at a time), counts and indices.
+    """Check a ``bapps-iqa-h5/1`` file completely.
+
+    Schema and storage are checked first, then every array's SHA-256 (read a bounded block at a
+    time), the counts and the indices.
 
     Args:
         path: the packed file.
@@ -292,10 +296,12 @@ class PackedCorrelationSet:
 
     @property
     def score_name(self) -> str:
+        """The name of the set's score (e.g. MOS or DMOS), from the file's attributes."""
         return self.attrs["score_name"]
 
     @property
     def notes(self) -> list[str]:
+        """Loader notes; a packed file carries none."""
         return []
 
 

@@ -133,9 +133,11 @@ PIEAPP_KEYS = {"train": "2afc/train/pieapp", "val": "2afc/val/pieapp", "test": "
 
 def pack_pieapp_pairs(root: PathLike, out_h5: PathLike, *, size: int | None = None, force: bool = False,
                       workers: int | None = None, progress: bool = True) -> tuple[Path, list[str]]:
-    """Pack PieAPP's labelled pairs (:func:`.pieapp.load_pairs`: ``p0 = A``, ``p1 = B``, ``judge =
-    1 - P(A preferred)``) of every split present as 2AFC sets (:data:`PIEAPP_KEYS`; the test pairs
-    as a ``val``-split category named *test*). ``size``: the module's bicubic rule; ``None`` keeps
+    """Pack PieAPP's labelled pairs of every split present as 2AFC sets in the BAPPS format.
+
+    The pairs are those of :func:`.pieapp.load_pairs` (``p0 = A``, ``p1 = B``, ``judge =
+    1 - P(A preferred)``); the keys are :data:`PIEAPP_KEYS` (the test pairs as a ``val``-split
+    category named *test*). ``size``: the module's bicubic rule; ``None`` keeps
     the images' own size, which must then be square and shared (PieAPP: 256×256 ⚠).
     """
     from ..images import image_size
@@ -182,8 +184,10 @@ class PieAPPBenchmark(CorrelationBenchmark):
         return load(root)
 
     def pack(self, root: Path, out: Path, request: PackRequest) -> PackSummary:
-        """The test set's scores (as any correlation set), or with ``request.pairs`` the labelled
-        pairs as 2AFC sets in the BAPPS format (:func:`pack_pieapp_pairs`).
+        """Pack the test set's scores (as any correlation set), or with ``request.pairs`` the pairs.
+
+        With ``request.pairs`` the labelled pairs are packed as 2AFC sets in the BAPPS format
+        (:func:`pack_pieapp_pairs`).
         """
         if not request.pairs:
             return super().pack(root, out, request)

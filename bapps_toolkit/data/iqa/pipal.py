@@ -53,6 +53,11 @@ def _index(folders: list[Path]) -> dict[str, Path]:
 
 
 def load(root: PathLike) -> CorrelationSet:
+    """Load the PIPAL training set from the folder ``root`` (layout in the module docstring).
+
+    Raises:
+        DataError: a file or folder is missing or a label is malformed, naming it.
+    """
     r = CaseResolver(root, NAME)
     labels = r.find("Train_Label") or r.find("MOS_Scores_train")
     if labels is None:

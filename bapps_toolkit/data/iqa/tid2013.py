@@ -31,6 +31,11 @@ _DIST = re.compile(r"^i(\d{2})_(\d{2})_(\d)\.bmp$", re.IGNORECASE)
 
 
 def load(root: PathLike) -> CorrelationSet:
+    """Load TID2013 from the folder ``root`` (layout in the module docstring).
+
+    Raises:
+        DataError: a file or folder is missing or a label is malformed, naming it.
+    """
     r = CaseResolver(root, NAME)
     labels = r.need("mos_with_names.txt")
     r.need_dir("distorted_images")

@@ -1,5 +1,7 @@
-"""Building the mini set: patches from scikit-image's photos, one set per worker task, the
-``SYNTHETIC.txt`` note, and :func:`make_mini` (atomic, locked, deterministic).
+"""Building the mini set: patches, sets, the ``SYNTHETIC.txt`` note and :func:`make_mini`.
+
+Patches come from scikit-image's photos, one set is built per worker task, and :func:`make_mini`
+is atomic, locked and deterministic.
 """
 from __future__ import annotations
 
@@ -7,10 +9,12 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import skimage.data
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ..._io import FileLock, PathLike, write_text_atomic
 from ..._workers import process_pool
@@ -171,6 +175,51 @@ def synthetic_note(seed: int) -> str:
     )
 
 
+def _already_built(out: Path, note: str, force: bool) -> bool:
+    """Whether ``out`` already holds the mini set whose ``SYNTHETIC.txt`` reads ``note``.
+
+    Raises:
+        FileExistsError: ``out`` holds anything else and ``force`` is false.
+    """
+    if not (out.is_dir() and any(out.iterdir())):
+        return False
+    marker = out / "SYNTHETIC.txt"
+    if not force and marker.is_file() and marker.read_text(encoding="utf-8") == note:
+        return True
+    if not force:
+        raise FileExistsError(f"{out} is not empty; pass --force (force=True) to replace it "
+                              "with a freshly built mini set")
+    return False
+
+
+def _build_sets(jobs: list[tuple[str, str, int, int]], workers: int, bar: tqdm[Any]) -> None:
+    """Run :func:`_build_set` on every job with ``workers`` processes, counting on ``bar``."""
+    try:
+        if workers == 1:
+            for job in jobs:
+                _build_set(job)
+                bar.update(1)
+        else:
+            # Largest sets first so the last worker is not left with a long job.
+            order = sorted(jobs, key=lambda j: -j[3])
+            with process_pool(min(workers, len(jobs))) as ex:
+                for _ in ex.map(_build_set, order):
+                    bar.update(1)
+    finally:
+        bar.close()
+
+
+def _replace_folder(tmp: Path, out: Path) -> None:
+    """Rename the finished ``tmp`` to ``out``, removing what ``out`` held before only afterwards."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.build-old-{secrets.token_hex(4)}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def make_mini(out_dir: PathLike, seed: int = 0, *, force: bool = False,
               workers: int | None = None, progress: bool = True) -> Path:
     """Build the synthetic mini set into ``out_dir`` and return its path.
@@ -188,13 +237,8 @@ def make_mini(out_dir: PathLike, seed: int = 0, *, force: bool = False,
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     with FileLock(out, "mini set"):
-        if out.is_dir() and any(out.iterdir()):
-            marker = out / "SYNTHETIC.txt"
-            if not force and marker.is_file() and marker.read_text(encoding="utf-8") == note:
-                return out
-            if not force:
-                raise FileExistsError(f"{out} is not empty; pass --force (force=True) to replace it "
-                                      "with a freshly built mini set")
+        if _already_built(out, note, force):
+            return out
         for stale in out.parent.glob(f".{out.name}.build-*"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = out.parent / f".{out.name}.build-{os.getpid()}-{secrets.token_hex(4)}"
@@ -205,28 +249,9 @@ def make_mini(out_dir: PathLike, seed: int = 0, *, force: bool = False,
             w = default_workers() if workers is None else int(workers)
             if w < 1:
                 raise DataError(f"workers must be >= 1, got {workers}")
-            bar = make_bar(len(jobs), f"make-mini {out.name}", progress, unit="set")
-            try:
-                if w == 1:
-                    for job in jobs:
-                        _build_set(job)
-                        bar.update(1)
-                else:
-                    # Largest sets first so the last worker is not left with a long job.
-                    order = sorted(jobs, key=lambda j: -j[3])
-                    with process_pool(min(w, len(jobs))) as ex:
-                        for _ in ex.map(_build_set, order):
-                            bar.update(1)
-            finally:
-                bar.close()
+            _build_sets(jobs, w, make_bar(len(jobs), f"make-mini {out.name}", progress, unit="set"))
             write_text_atomic(tmp / "SYNTHETIC.txt", note)
-            old = None
-            if out.exists():
-                old = out.parent / f".{out.name}.build-old-{secrets.token_hex(4)}"
-                os.replace(out, old)
-            os.replace(tmp, out)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            _replace_folder(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -1,6 +1,7 @@
-"""The simulated observer of the mini set: a hidden distance (Lab colour error after a blur plus
-a gradient-magnitude structure term) that no metric of the toolkit computes; see the package
-docstring of :mod:`bapps_toolkit.data.mini`.
+"""The simulated observer of the mini set: a hidden distance that no metric of the toolkit computes.
+
+The distance is a Lab colour error after a blur plus a gradient-magnitude structure term; see
+the package docstring of :mod:`bapps_toolkit.data.mini`.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _srgb_to_lab(u8: np.ndarray) -> np.ndarray:
     lab[..., 0] = 116.0 * f[..., 1] - 16.0
     lab[..., 1] = 500.0 * (f[..., 0] - f[..., 1])
     lab[..., 2] = 200.0 * (f[..., 1] - f[..., 2])
-    return lab
+    return np.asarray(lab)
 
 
 def _observer_features(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +52,7 @@ def _observer_from_features(fx: tuple[np.ndarray, np.ndarray], fy: tuple[np.ndar
     e = np.sqrt(((bx - by) ** 2).sum(-1)).mean(axis=(1, 2), dtype=np.float64)
     gms = (2 * gx * gy + OBS_C) / (gx * gx + gy * gy + OBS_C)
     s = 1.0 - gms.mean(axis=(1, 2), dtype=np.float64)
-    return OBS_W_COLOR * e + OBS_W_STRUCT * s
+    return np.asarray(OBS_W_COLOR * e + OBS_W_STRUCT * s)
 
 
 def observer_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -65,4 +66,5 @@ def observer_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+    p: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return p

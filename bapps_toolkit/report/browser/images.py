@@ -1,5 +1,6 @@
-"""The pictures of the failure browser: triplets read back from the data, the metrics' spatial
-distance maps, and both encoded as PNG.
+"""The pictures of the failure browser: triplets, the metrics' spatial distance maps, as PNG.
+
+The triplets are read back from the data; both they and the maps are encoded as PNG.
 
 * :func:`load_triplets` reads only the chosen items (by their position in the set) and checks
   that each still has the stem the evaluation saw.
