@@ -76,7 +76,8 @@ def as_items(x: Any, name: str = "values") -> np.ndarray:
             f"{name}: expected one value per item, got shape {tuple(arr.shape)} "
             f"({per_item} values per item); pass a distance of shape [N] or [N, 1, 1, 1]"
         )
-    return arr.reshape(n)
+    items: np.ndarray = arr.reshape(n)
+    return items
 
 
 def _check_same_length(**arrays: np.ndarray) -> int:
@@ -103,7 +104,8 @@ def _check_fraction(name: str, x: np.ndarray) -> None:
 
 
 def _2afc_from_items(d0: np.ndarray, d1: np.ndarray, g: np.ndarray) -> np.ndarray:
-    return (d0 < d1) * (1.0 - g) + (d1 < d0) * g + 0.5 * (d0 == d1)
+    agreement: np.ndarray = (d0 < d1) * (1.0 - g) + (d1 < d0) * g + 0.5 * (d0 == d1)
+    return agreement
 
 
 def per_item_2afc(d0: Any, d1: Any, judge: Any) -> np.ndarray:
@@ -129,7 +131,8 @@ def per_item_human_ceiling(judge: Any) -> np.ndarray:
     g = as_items(judge, "judge")
     _check_same_length(judge=g)
     _check_fraction("judge", g)
-    return g * g + (1.0 - g) * (1.0 - g)
+    ceiling: np.ndarray = g * g + (1.0 - g) * (1.0 - g)
+    return ceiling
 
 
 def human_ceiling_2afc(judge: Any) -> float:

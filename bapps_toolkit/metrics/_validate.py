@@ -44,6 +44,38 @@ def check_range_option(input_range: Sequence[float], name: str = "input_range") 
     return lo, hi
 
 
+def _check_batch(t: object, n: str, metric: str) -> None:
+    """Refuse ``t`` unless it is a non-empty floating-point ``[N, C, H, W]`` tensor, naming ``n``."""
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{metric}: {n} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != 4:
+        raise ValueError(
+            f"{metric}: {n} must be 4-D [N, C, H, W], got {t.dim()}-D shape {tuple(t.shape)}"
+        )
+    if not t.is_floating_point():
+        raise ValueError(
+            f"{metric}: {n} must be a floating-point tensor (got {t.dtype}); "
+            f"convert uint8 images with x.float() / 255 and pass input_range=(0, 1), "
+            f"or scale them to [-1, 1]"
+        )
+    if t.shape[0] == 0:
+        raise ValueError(f"{metric}: {n} is an empty batch (N = 0)")
+
+
+def _finite_bounds(t: torch.Tensor, n: str, metric: str) -> tuple[float, float]:
+    """The lowest and highest value of ``t``; refuses NaN or Inf values, naming ``n``."""
+    with torch.no_grad():
+        # One pass: NaN propagates into min/max and ±Inf lies outside any finite range, so
+        # the finiteness count is only computed when something is wrong.
+        tmin_t, tmax_t = torch.aminmax(t)
+        tmin, tmax = float(tmin_t), float(tmax_t)
+        if not (math.isfinite(tmin) and math.isfinite(tmax)):
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                raise ValueError(f"{metric}: {n} contains {bad} NaN or Inf value(s)")
+    return tmin, tmax
+
+
 def validate_pair(
     x0: torch.Tensor,
     x1: torch.Tensor,
@@ -66,20 +98,7 @@ def validate_pair(
         ValueError: naming the argument and what is wrong.
     """
     for t, n in zip((x0, x1), names, strict=False):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{metric}: {n} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() != 4:
-            raise ValueError(
-                f"{metric}: {n} must be 4-D [N, C, H, W], got {t.dim()}-D shape {tuple(t.shape)}"
-            )
-        if not t.is_floating_point():
-            raise ValueError(
-                f"{metric}: {n} must be a floating-point tensor (got {t.dtype}); "
-                f"convert uint8 images with x.float() / 255 and pass input_range=(0, 1), "
-                f"or scale them to [-1, 1]"
-            )
-        if t.shape[0] == 0:
-            raise ValueError(f"{metric}: {n} is an empty batch (N = 0)")
+        _check_batch(t, n, metric)
     if x0.shape != x1.shape:
         raise ValueError(
             f"{metric}: {names[0]} and {names[1]} must have the same shape, "
@@ -96,15 +115,7 @@ def validate_pair(
         )
     lo, hi = input_range
     for t, n in zip((x0, x1), names, strict=False):
-        with torch.no_grad():
-            # One pass: NaN propagates into min/max and ±Inf lies outside any finite range, so
-            # the finiteness count is only computed when something is wrong.
-            tmin_t, tmax_t = torch.aminmax(t)
-            tmin, tmax = float(tmin_t), float(tmax_t)
-            if not (math.isfinite(tmin) and math.isfinite(tmax)):
-                bad = int((~torch.isfinite(t)).sum())
-                if bad:
-                    raise ValueError(f"{metric}: {n} contains {bad} NaN or Inf value(s)")
+        tmin, tmax = _finite_bounds(t, n, metric)
         if tmin < lo - RANGE_TOLERANCE or tmax > hi + RANGE_TOLERANCE:
             if lenient:
                 warnings.warn(

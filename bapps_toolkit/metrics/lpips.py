@@ -44,7 +44,6 @@ from .backbones import (
     LPIPS_CHANNELS,
     MIN_SIZE,
     BackboneWeights,
-    check_net,
     resolve_backbone,
 )
 from .base import Metric, register_metric
@@ -58,7 +57,7 @@ from .lpips_weights import (  # the weight-file helpers, also importable from he
     official_lin_state_dict,
     shipped_lin_weights,
 )
-from .nets import NETS
+from .nets import NETS, check_net
 
 #: The v0.1 scaling layer constants (applied to [-1, 1] input).
 SCALING_SHIFT = (-0.030, -0.088, -0.188)

@@ -105,7 +105,8 @@ def _l2_from_lab(lab0: torch.Tensor, lab1: torch.Tensor, spatial: bool) -> torch
     if spatial:
         return d.pow(2).mean(dim=1, keepdim=True).mul_(0.5e-4).to(lab0.dtype)
     flat = d.flatten(1)
-    return (torch.linalg.vecdot(flat, flat) * (0.5e-4 / flat.shape[1])).to(lab0.dtype)
+    sums: torch.Tensor = torch.linalg.vecdot(flat, flat)
+    return (sums * (0.5e-4 / flat.shape[1])).to(lab0.dtype)
 
 
 def l2_lab(x0: torch.Tensor, x1: torch.Tensor, *, official: bool = False, spatial: bool = False) -> torch.Tensor:

@@ -88,7 +88,7 @@ def _module_spec(name: str) -> importlib.machinery.ModuleSpec | None:
         find = getattr(finder, "find_spec", None)
         if find is None:
             continue
-        found = find(name, path, None)
+        found: importlib.machinery.ModuleSpec | None = find(name, path, None)
         if found is not None:
             return found
     return None

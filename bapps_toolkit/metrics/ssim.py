@@ -110,7 +110,7 @@ def _ssim_maps(
     means = [t.detach().mean(dim=(-2, -1), keepdim=True) for t in (ref, *others)]
     r, *xs = (t - c for t, c in zip((ref, *others), means, strict=True))
     planes = [r, *xs, r * r, *(x * x for x in xs), *(r * x for x in xs)]
-    stats = filter_valid(torch.cat(planes, dim=1), taps).split(ref.shape[1], dim=1)
+    stats = torch.split(filter_valid(torch.cat(planes, dim=1), taps), ref.shape[1], dim=1)
     n = len(xs)
     mr, ms, mrr, mss, mrs = stats[0], stats[1:1 + n], stats[1 + n], stats[2 + n:2 + 2 * n], stats[2 + 2 * n:]
     # cs = (2 σrx + C2) / (σr² + σx² + C2) with σ = norm · (E[··] − E[·]E[·]): numerator and

@@ -22,6 +22,7 @@ and a negative value (or NaN) or float64, by ``np.argsort`` and a gather; on oth
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,8 @@ def sorted_values(t: torch.Tensor) -> torch.Tensor:
     if cpu_float and not tracked:
         return torch.from_numpy(np.sort(t.detach().numpy(), axis=-1))
     if tracked and _key_sortable(t):
-        return _SortByKey.apply(t)
+        sort_by_key: Callable[[torch.Tensor], torch.Tensor] = _SortByKey.apply
+        return sort_by_key(t)
     if cpu_float:
         order = torch.from_numpy(np.argsort(t.detach().numpy(), axis=-1))
         return torch.take_along_dim(t, order, dim=-1)
