@@ -89,11 +89,12 @@ def check_free_space(folder: PathLike, needed: int, what: str) -> None:
 
 @contextlib.contextmanager
 def _download_lock(dest: Path, wait: bool = True) -> Iterator[bool]:
-    """Exclusive ``flock`` on ``dest``'s folder (released by the kernel if the holder dies);
-    yields whether it is held. Locking the folder rather than a lock file leaves nothing behind;
-    downloads into one folder run one at a time. ``wait=False``: do not wait for another holder
-    (yield ``False`` instead). File systems without ``flock`` on folders run unlocked
-    (``False``).
+    """Hold an exclusive ``flock`` on ``dest``'s folder and yield whether it is held.
+
+    The lock is released by the kernel if the holder dies. Locking the folder rather than a lock
+    file leaves nothing behind; downloads into one folder run one at a time. ``wait=False``: do not
+    wait for another holder (yield ``False`` instead). File systems without ``flock`` on folders run
+    unlocked (``False``).
     """
     try:
         fd = os.open(dest.parent, os.O_RDONLY)
@@ -294,9 +295,10 @@ def _download_locked(url: str, dest: Path, *, expected_size: int | None, sha256:
 
 def _connect(url: str, dest: Path, offset: int,
              timeout: float) -> tuple[http.client.HTTPResponse | None, bool, int | None]:
-    """Open the response for ``<dest>.part`` from ``offset``, restarting when the partial file
-    does not fit the server's file; return ``(resp, resuming, total)``, or ``(None, True, offset)``
-    when the ``.part`` already holds the whole file.
+    """Open the response for ``<dest>.part`` from ``offset``.
+
+    The download restarts when the partial file does not fit the server's file. Returns ``(resp,
+    resuming, total)``, or ``(None, True, offset)`` when the ``.part`` already holds the whole file.
     """
     info = _read_info(dest) if offset > 0 else {}
     for _attempt in range(3):
@@ -360,8 +362,10 @@ def _copy_body(resp: http.client.HTTPResponse, url: str, part: Path, offset: int
 
 def _fetch(url: str, dest: Path, offset: int, *, expected_size: int | None, progress: bool,
            timeout: float, check_space: bool) -> int | None:
-    """Stream the body into ``<dest>.part`` (appending from ``offset`` or restarting); return
-    the total size the server declared (``None`` if it declared none).
+    """Stream the body into ``<dest>.part``, appending from ``offset`` or restarting.
+
+    Returns:
+        The total size the server declared (``None`` if it declared none).
     """
     part = part_path(dest)
     resp, resuming, total = _connect(url, dest, offset, timeout)

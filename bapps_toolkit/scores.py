@@ -149,7 +149,8 @@ def register_item_mean(score_fn: Callable[..., float], per_item: Callable[..., n
     """Declare ``score_fn(*a) == per_item(*a).mean()``: the bootstrap then resamples per-item values.
 
     Args:
-        score_fn: the score, as passed to the bootstrap functions; per_item: its float64 ``[N]`` values.
+        score_fn: the score, as passed to the bootstrap functions.
+        per_item: its float64 ``[N]`` values.
     """
     ITEM_MEANS[score_fn] = per_item
 
@@ -339,8 +340,10 @@ def bootstrap_ci(
 
 
 class PairedResult(NamedTuple):
-    """``diff = score(A) - score(B)``, its ``1 - alpha`` interval ``ci = (low, high)`` and the
-    two-sided ``p_value`` for "no difference"; unpacks as ``diff, (low, high), p``.
+    """``diff = score(A) - score(B)`` with its interval and p-value.
+
+    Its ``1 - alpha`` interval ``ci = (low, high)`` and the two-sided ``p_value`` for "no
+    difference"; unpacks as ``diff, (low, high), p``.
     """
 
     diff: float
@@ -372,8 +375,9 @@ def paired_distribution(
 
 
 def paired_result(diff: float, boot: np.ndarray, alpha: float = 0.05, tie_tol: float = TIE_TOL) -> PairedResult:
-    """:class:`PairedResult` of a difference and its resampled values, by
-    :func:`bapps_toolkit._bootstrap.percentile_test` (``p < alpha`` iff 0 is outside the interval;
+    """:class:`PairedResult` of a difference and its resampled values.
+
+    Computed by :func:`bapps_toolkit._bootstrap.percentile_test` (``p < alpha`` iff 0 is outside the interval;
     resampled differences within ``tie_tol`` of 0 are ties).
     """
     low, high, p = percentile_test(boot, float(alpha), tie_tol)

@@ -55,6 +55,7 @@ class Loss(nn.Module):
 
     @property
     def calibrated(self) -> bool:
+        """Whether the loss is the published metric (always True for a plain loss)."""
         return True
 
     @property
@@ -68,13 +69,35 @@ class Loss(nn.Module):
                       channels=self.channels_in, min_size=self.min_size, names=("input", "target"))
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of ``x`` against ``target``, reduced by ``reduction``.
+
+        Args:
+            x: the images being optimised, ``[N, C, H, W]`` in ``input_range``.
+            target: the target images, of the same shape.
+
+        Returns:
+            A 0-d tensor (``"mean"``, ``"sum"``) or the per-image values ``[N]`` (``"none"``).
+
+        Raises:
+            ValueError: the inputs fail :meth:`check`.
+        """
         self.check(x, target)
         return reduce(self.per_image(x, target), self.reduction)
 
     def per_image(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """Per-image loss ``[N]`` of checked inputs (implemented by subclasses).
+
+        Args:
+            x: the images being optimised.
+            target: the target images.
+
+        Returns:
+            One value per image.
+        """
         raise NotImplementedError
 
     def extra_repr(self) -> str:
+        """The reduction and input range, for ``repr``."""
         return f"reduction={self.reduction!r}, input_range={self.input_range}"
 
 
@@ -84,6 +107,15 @@ class L1Loss(Loss):
     name = "l1"
 
     def per_image(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean absolute difference per image, on values mapped to [0, 1].
+
+        Args:
+            x: the images being optimised.
+            target: the target images.
+
+        Returns:
+            One value per image, ``[N]``.
+        """
         a, b = to_unit(x, self.input_range), to_unit(target, self.input_range)
         return (a - b).abs().flatten(1).mean(dim=1)
 
@@ -136,13 +168,27 @@ class MetricLoss(Loss):
 
     @property
     def calibrated(self) -> bool:
+        """Whether the wrapped metric is the published one (its :attr:`calibrated`)."""
         return bool(self.metric.calibrated)
 
     @property
     def label(self) -> str:
+        """The wrapped metric's label (with its ``[UNCALIBRATED: …]`` tag where it has one)."""
         return self.metric.label
 
     def per_image(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The metric's distance per image, without a second validation.
+
+        Against a fixed target (only ``x`` needs a gradient) a metric with separate features
+        computes the target's features under ``no_grad``.
+
+        Args:
+            x: the images being optimised.
+            target: the target images.
+
+        Returns:
+            One distance per image, ``[N]``.
+        """
         m = self.metric
         split = hasattr(m, "features") and hasattr(m, "distance_from_features")
         if split and _needs_grad(x) and not _needs_grad(target):
@@ -154,6 +200,7 @@ class MetricLoss(Loss):
         return m.distance(x, target, validate=False)
 
     def extra_repr(self) -> str:
+        """The reduction, for ``repr`` (the wrapped metric prints its own options)."""
         return f"reduction={self.reduction!r}"
 
 

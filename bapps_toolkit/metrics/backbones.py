@@ -86,6 +86,7 @@ class Fire(nn.Module):
         self.expand3x3_activation = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Squeeze, then the concatenated 1×1 and 3×3 expansions (SqueezeNet's Fire module)."""
         s = self.squeeze_activation(self.squeeze(x))
         return torch.cat(
             [self.expand1x1_activation(self.expand1x1(s)), self.expand3x3_activation(self.expand3x3(s))],
@@ -189,6 +190,14 @@ class Backbone(nn.Module):
         return next(self.features.parameters()).dtype
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The activations at the taps, in order, computed in the parameters' dtype.
+
+        Args:
+            x: the scaled input batch ``[N, 3, H, W]``.
+
+        Returns:
+            One feature map per tap; the network stops after the last tap.
+        """
         out: list[torch.Tensor] = []
         k = 0
         h = x.to(self.dtype)
@@ -202,12 +211,14 @@ class Backbone(nn.Module):
         return out
 
     def extra_repr(self) -> str:
+        """The network name and taps, for ``repr``."""
         return f"net={self.net!r}, taps={self.taps}"
 
 
 def build_backbone(net: str, taps: Sequence[int] | None = None) -> Backbone:
-    """A backbone whose parameters are all zero; give it weights with
-    :func:`load_backbone_state_dict` or :func:`random_init_` (or use :func:`resolve_backbone`).
+    """A backbone whose parameters are all zero.
+
+    Give it weights with :func:`load_backbone_state_dict` or :func:`random_init_` (or use :func:`resolve_backbone`).
     """
     return Backbone(net, taps)
 

@@ -1,6 +1,7 @@
-"""DISTS — Deep Image Structure and Texture Similarity (Ding, Ma, Wang & Simoncelli, "Image quality
-assessment: unifying structure and texture similarity", IEEE TPAMI 44(5):2567–2581, published
-online 2020; arXiv:2004.07728). Registered as ``dists``.
+"""DISTS — Deep Image Structure and Texture Similarity, registered as ``dists``.
+
+Ding, Ma, Wang & Simoncelli, "Image quality assessment: unifying structure and texture
+similarity", IEEE TPAMI 44(5):2567–2581, published online 2020; arXiv:2004.07728.
 
 The network is torchvision's ImageNet VGG16 ``features`` (the same backbone and weight machinery
 as LPIPS-VGG, :mod:`.backbones`) with its first four max-pooling layers replaced by L2 pooling
@@ -74,9 +75,11 @@ class L2Pool(nn.Module):
     """:func:`~.functional.dists.l2_pool` as a module (no parameters or buffers)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """L2 pooling of ``x`` (:func:`~.functional.dists.l2_pool`)."""
         return l2_pool(x)
 
     def extra_repr(self) -> str:
+        """The pooling window, for ``repr``."""
         return "hann 3x3, stride 2, padding 1"
 
 

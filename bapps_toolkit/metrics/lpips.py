@@ -81,6 +81,7 @@ class ScalingLayer(nn.Module):
         self.register_buffer("scale", torch.tensor(SCALING_SCALE, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - shift) / scale`` per channel: [-1, 1] input in the backbone's normalisation."""
         return (x - self.shift) / self.scale
 
 
@@ -149,8 +150,10 @@ class LPIPS(Metric):
 
     # -- weights ------------------------------------------------------------------------------
     def load_lin_weights(self, lin_weights: LinWeights = None) -> None:
-        """Load official-layout linear weights: ``None`` (shipped official file, else an
-        installed ``lpips`` package's), a path, or a mapping ``lin{k}.model.1.weight → [1, C, 1, 1]``.
+        """Load official-layout linear weights.
+
+        The source is ``None`` (shipped official file, else an installed ``lpips`` package's), a
+        path, or a mapping ``lin{k}.model.1.weight → [1, C, 1, 1]``.
         """
         if not self.lpips:
             raise ValueError(f"{self.name}: the baseline has no linear layers")
@@ -227,8 +230,10 @@ class LPIPS(Metric):
         f1: Sequence[torch.Tensor],
         size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        """Distance ``[N]`` from two lists of :meth:`features`; with ``size=(H, W)`` the map
-        ``[N, 1, H, W]`` (each layer's map bilinearly upsampled, ``align_corners=False``).
+        """Distance ``[N]`` from two lists of :meth:`features`.
+
+        With ``size=(H, W)`` it is the map ``[N, 1, H, W]`` (each layer's map bilinearly upsampled,
+        ``align_corners=False``).
         """
         if len(f0) != len(self.channels) or len(f1) != len(self.channels):
             raise ValueError(f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
@@ -252,8 +257,9 @@ class LPIPS(Metric):
         return total
 
     def _layer(self, per_channel: torch.Tensor, weights: Sequence[torch.Tensor], k: int) -> torch.Tensor:
-        """Tap ``k``'s distance ``[N]`` from its spatial means ``[N, C_k]`` of ``(f̂0 − f̂1)²``: the
-        mean over positions commutes with the 1×1 linear layer (the baseline sums the channels).
+        """Tap ``k``'s distance ``[N]`` from its spatial means ``[N, C_k]`` of ``(f̂0 − f̂1)²``.
+
+        The mean over positions commutes with the 1×1 linear layer (the baseline sums the channels).
         """
         if self.lpips:
             return per_channel @ weights[k].view(-1).to(per_channel.dtype)
@@ -279,6 +285,7 @@ class LPIPS(Metric):
         return d0.to(ref.dtype), d1.to(ref.dtype)
 
     def extra_repr(self) -> str:
+        """The network, version and LPIPS flag with the metric's options, for ``repr``."""
         return f"net={self.net!r}, version={self.version!r}, lpips={self.lpips}, " + super().extra_repr()
 
 

@@ -76,8 +76,10 @@ def halve(x: torch.Tensor) -> torch.Tensor:
 
 
 def ms_ssim_scales(height: int, width: int, win_size: int = 11, max_scales: int = 5) -> int:
-    """How many scales fit: the largest M ≤ ``max_scales`` with every scale's min side ≥
-    ``win_size`` (sides shrink as ``ceil(s/2)``); 0 if not even one fits.
+    """How many scales fit.
+
+    The largest M ≤ ``max_scales`` with every scale's min side ≥ ``win_size`` (sides shrink as
+    ``ceil(s/2)``); 0 if not even one fits.
     """
     s, m = min(height, width), 0
     while m < max_scales and s >= win_size:
@@ -235,6 +237,7 @@ class MSSSIM(Metric):
         return (1.0 - v).clamp_min(0.0)
 
     def extra_repr(self) -> str:
+        """The scales, window and pooling with the metric's options, for ``repr``."""
         return (f"scales={self.scales or 'auto'}, win_size={self.win_size}, pooling={self.pooling}, "
                 + super().extra_repr())
 

@@ -1,5 +1,6 @@
-"""Projected Distribution Loss (Delbracio, Talebi & Milanfar, 2020, "Projected Distribution Loss
-for Image Enhancement").
+"""Projected Distribution Loss (PDL).
+
+Delbracio, Talebi & Milanfar, 2020, "Projected Distribution Loss for Image Enhancement".
 
 For every channel of a feature map, PDL compares the *empirical distribution* of its H·W spatial
 activations in the two images with the 1-D Wasserstein-1 distance. For two samples of equal size
@@ -62,8 +63,9 @@ def wasserstein_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def projected_distribution_loss(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
-    """Per-channel W1 between the spatial activations of ``fx`` and ``fy`` ([N, C, H, W]),
-    averaged over channels → ``[N]``.
+    """Per-channel W1 between the spatial activations of ``fx`` and ``fy``, averaged over channels.
+
+    ``[N, C, H, W]`` features → ``[N]``.
     """
     if fx.dim() != 4 or fx.shape != fy.shape:
         raise ValueError(
@@ -181,6 +183,7 @@ class PDL(Metric):
         return d0.to(ref.dtype), d1.to(ref.dtype)
 
     def extra_repr(self) -> str:
+        """The layers, feature normalisation and pixel weight with the metric's options, for ``repr``."""
         return (f"layers={self.layers}, feature_norm={self.feature_norm!r}, "
                 f"pixel_weight={self.pixel_weight}, " + super().extra_repr())
 

@@ -97,8 +97,9 @@ def _psnr_deficit(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float, max_
 
 
 def _l2_from_lab(lab0: torch.Tensor, lab1: torch.Tensor, spatial: bool) -> torch.Tensor:
-    """``0.5 · mean(((lab0 − lab1)/100)²)`` per image (or the channel-mean map), in the inputs'
-    dtype; accumulated in float32 at least (squared Lab differences overflow float16).
+    """``0.5 · mean(((lab0 − lab1)/100)²)`` per image (or the channel-mean map).
+
+    In the inputs' dtype; accumulated in float32 at least (squared Lab differences overflow float16).
     """
     work = torch.promote_types(lab0.dtype, torch.float32)
     d = lab0.to(work) - lab1.to(work)
@@ -124,8 +125,10 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
 
 
 def triplet_pieces(n: int, image_values: int) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` pieces of a batch of ``n`` triplets sized so that the Lab temporaries of
-    one piece stay in the CPU cache (:data:`~.functional.color.LAB_CHUNK_VALUES` values per image batch).
+    """``(start, stop)`` pieces of a batch of ``n`` triplets, each small enough for the CPU cache.
+
+    The Lab temporaries of one piece stay in the CPU cache
+    (:data:`~.functional.color.LAB_CHUNK_VALUES` values per image batch).
     """
     step = max(1, LAB_CHUNK_VALUES // max(1, image_values))
     for i in range(0, n, step):
@@ -208,6 +211,7 @@ class L2(Metric):
         return torch.cat(d0s), torch.cat(d1s)
 
     def extra_repr(self) -> str:
+        """The colour space and flavour with the metric's options, for ``repr``."""
         return f"colorspace={self.colorspace}, official={self.official}, " + super().extra_repr()
 
 
@@ -248,6 +252,7 @@ class PSNR(Metric):
         return _psnr_deficit(self.unit(x0), self.unit(x1), data_range=1.0, max_db=self.max_db)
 
     def extra_repr(self) -> str:
+        """The cap ``max_db`` with the metric's options, for ``repr``."""
         return f"max_db={self.max_db:g}, " + super().extra_repr()
 
 

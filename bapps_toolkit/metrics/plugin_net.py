@@ -71,14 +71,18 @@ class RangeMap(nn.Module):
         self.lo, self.hi = float(lo), float(hi)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` mapped linearly from [-1, 1] to ``[lo, hi]``."""
         return self.lo + (x + 1.0) * ((self.hi - self.lo) / 2.0)
 
     def extra_repr(self) -> str:
+        """The mapping, for ``repr``."""
         return f"[-1, 1] -> [{self.lo:g}, {self.hi:g}]"
 
 
 class PluginLPIPS(LPIPS):
-    """LPIPS on a plugin backbone (see module). Same computation and public internals as
+    """LPIPS on a plugin backbone (see module).
+
+    Same computation and public internals as
     :class:`~.lpips.LPIPS` (``backbone``, ``scaling``, ``lins``, ``channels``, :meth:`features`);
     ``net`` is the plugin spec, ``name`` ``lpips[<short spec>]``; ``spec``, ``options``,
     ``origin`` (dict) and ``kind`` (``"module"`` or ``"lpips"``) say where it came from. The
@@ -110,6 +114,14 @@ class PluginLPIPS(LPIPS):
                 lin.weight.zero_()
 
     def load_lin_weights(self, lin_weights: LinWeights = None) -> None:
+        """Load linear weights from a path or mapping (see :meth:`.LPIPS.load_lin_weights`).
+
+        Args:
+            lin_weights: a path or a mapping in the official layout; ``None`` is refused.
+
+        Raises:
+            WeightsError: ``None``: a plugin network has no official linear weights.
+        """
         if lin_weights is None:
             raise WeightsError(f"{self.name}: a plugin network has no official linear weights; train them "
                                f"(bapps train --net {self.spec}) and load the run's checkpoint")
@@ -234,8 +246,9 @@ def build_plugin_lpips(spec: str, options: Mapping[str, Any] | None = None, *,
 
 
 def plugin_origin(spec: str) -> PluginOrigin:
-    """Where ``spec``'s code comes from, for the checkpoint (:func:`.plugin_trust.code_origin`,
-    nothing imported): ``{"kind": "file", "path", "sha256"}``, ``{"kind": "module", "module",
+    """Where ``spec``'s code comes from, for the checkpoint (nothing imported).
+
+    From :func:`.plugin_trust.code_origin`: ``{"kind": "file", "path", "sha256"}``, ``{"kind": "module", "module",
     "file", "sha256", "distribution", "version"}`` or ``{"kind": "entry-point", "value", "module",
     "file", "sha256", "distribution", "version"}`` (what is known). :class:`~.plugins.PluginError`
     naming the spec when its code cannot be found.
@@ -247,8 +260,10 @@ def plugin_origin(spec: str) -> PluginOrigin:
 
 
 def check_recorded_options(where: Path, spec: str, options: Mapping[str, Any]) -> None:
-    """Options a file records for a factory: identifier keys, JSON scalars or flat lists of them;
-    a :class:`CheckpointError` naming the file, the spec and the option otherwise.
+    """Options a file records for a factory, checked.
+
+    Identifier keys, JSON scalars or flat lists of them; a :class:`CheckpointError` naming the file,
+    the spec and the option otherwise.
     """
     for key, value in options.items():
         items = value if isinstance(value, list) else [value]
@@ -258,10 +273,12 @@ def check_recorded_options(where: Path, spec: str, options: Mapping[str, Any]) -
 
 
 def plugin_from_checkpoint(where: Path, meta: Mapping[str, str], trusted: frozenset[str] = frozenset()) -> PluginLPIPS:
-    """The plugin network a checkpoint was trained on, rebuilt from its recorded spec and options
-    (linear layers zero, the stored backbone not loaded yet) -- only when the user trusted that
-    spec and its code is what it was at training time (:func:`.plugin_trust.check_plugin_allowed`,
-    decided before anything is imported). ``trusted``: :func:`.plugin_trust.trusted_specs`.
+    """The plugin network a checkpoint was trained on, rebuilt from its recorded spec and options.
+
+    The linear layers are zero and the stored backbone is not loaded yet. It is rebuilt only when
+    the user trusted that spec and its code is what it was at training time
+    (:func:`.plugin_trust.check_plugin_allowed`, decided before anything is imported). ``trusted``:
+    :func:`.plugin_trust.trusted_specs`.
 
     Raises:
         CheckpointError: naming the checkpoint and the spec: not trusted (the message says how to

@@ -95,8 +95,9 @@ def _ssim_maps(
     k2: float,
     sample_covariance: bool,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The one SSIM statistics implementation: ``(ssim_map, cs_map)`` of ``ref`` against each of
-    ``others``, ``[N, C, H − k + 1, W − k + 1]`` each, the reference's local moments computed once.
+    """The one SSIM statistics implementation: ``(ssim_map, cs_map)`` of ``ref`` against ``others``.
+
+    One pair for each of ``others``, ``[N, C, H − k + 1, W − k + 1]`` each, the reference's local moments computed once.
 
     Inputs are centred by their detached per-image, per-channel means before filtering (exact in
     real arithmetic, it keeps float32 variances from cancelling); one separable filtering of the
@@ -160,8 +161,9 @@ def ssim_triplet(
     sample_covariance: bool = False,
     spatial: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(SSIM(ref, p0), SSIM(ref, p1))`` with the reference's local moments computed once
-    (the statistics of :func:`ssim_components`). Returns per-image SSIM ``[N]`` each, or with
+    """``(SSIM(ref, p0), SSIM(ref, p1))`` with the reference's local moments computed once.
+
+    The statistics are those of :func:`ssim_components`. Returns per-image SSIM ``[N]`` each, or with
     ``spatial=True`` the channel-averaged maps ``[N, 1, H', W']``.
     """
     maps = _ssim_maps(ref, [p0, p1], taps, data_range=data_range, k1=k1, k2=k2, sample_covariance=sample_covariance)
@@ -332,9 +334,11 @@ class SSIM(Metric):
     def _pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(d(ref, p0), d(ref, p1))`` with the reference converted (Lab / quantised) and its local
-        moments filtered once per triplet (:func:`ssim_triplet`). Without gradients the batch is
-        processed in cache-sized pieces of triplets.
+        """``(d(ref, p0), d(ref, p1))`` with the reference prepared once per triplet.
+
+        The reference is converted (Lab / quantised) and its local moments filtered once per triplet
+        (:func:`ssim_triplet`). Without gradients the batch is processed in cache-sized pieces of
+        triplets.
         """
         if torch.is_grad_enabled() and any(t.requires_grad for t in (ref, p0, p1)):
             return self._triplet(ref, p0, p1)
@@ -372,6 +376,7 @@ class SSIM(Metric):
         return ((1.0 - s) / 2.0).clamp_min(0.0)
 
     def extra_repr(self) -> str:
+        """The colour space, flavour, window and options, for ``repr``."""
         win = f"gaussian {self.win_size} σ={self.sigma:g}" if self.gaussian else f"uniform {self.win_size}"
         return (
             f"colorspace={self.colorspace}, official={self.official}, window={win}, "

@@ -99,8 +99,10 @@ def unknown_name(lib: Library, spec: str, name: str, known: Iterable[str]) -> Ad
 
 
 def guard_weights(spec: str, lib: Library, what: str, build: Callable[[], Any]) -> Any:
-    """``build()``; a download/read failure of the weights becomes :class:`WeightsUnavailableError`,
-    a missing dependency of the library an :class:`AdapterError` naming it.
+    """Call ``build()``, turning the library's failures into the toolkit's errors.
+
+    A download/read failure of the weights becomes :class:`WeightsUnavailableError`, a missing
+    dependency of the library an :class:`AdapterError` naming it.
     """
     try:
         return build()
@@ -153,8 +155,9 @@ class AdapterMetric(Metric):
         return f"{super().label}{flipped} ({self.library})"
 
     def _to_library(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` mapped to the library's range, clamped to it: the toolkit's validation lets
-        round-off of up to ``RANGE_TOLERANCE`` through, which piq and pyiqa reject.
+        """``x`` mapped to the library's range, clamped to it.
+
+        The toolkit's validation lets round-off of up to ``RANGE_TOLERANCE`` through, which piq and pyiqa reject.
         """
         lo, hi = self.spec.library_range
         if (lo, hi) == (0.0, 1.0):

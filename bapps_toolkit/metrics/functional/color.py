@@ -109,7 +109,7 @@ def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_xyz(x: torch.Tensor) -> torch.Tensor:
-    """sRGB in [0, 1] (channels on dim -3) → CIE XYZ (D65), like ``skimage.color.rgb2xyz``."""
+    """Convert sRGB in [0, 1] (channels on dim -3) to CIE XYZ (D65), like ``skimage.color.rgb2xyz``."""
     _check_rgb(x, "rgb_to_xyz")
     return _matmul_channels(XYZ_FROM_RGB, srgb_to_linear(x))
 
@@ -210,7 +210,7 @@ def _official_lab_fast(x: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_lab(x: torch.Tensor, *, official: bool = False) -> torch.Tensor:
-    """sRGB → CIE Lab (D65, 2°): L in [0, 100], a and b roughly in [-128, 128].
+    """Convert sRGB to CIE Lab (D65, 2°): L in [0, 100], a and b roughly in [-128, 128].
 
     Args:
         x: RGB with channels on dim -3. With ``official=False`` (default) values in **[0, 1]**;

@@ -1,5 +1,7 @@
-"""DISTS building blocks (Ding, Ma, Wang & Simoncelli, "Image quality assessment: unifying
-structure and texture similarity", IEEE TPAMI 2022, online 2020): L2 pooling and the per-stage terms.
+"""DISTS building blocks: L2 pooling and the per-stage terms.
+
+Ding, Ma, Wang & Simoncelli, "Image quality assessment: unifying structure and texture
+similarity", IEEE TPAMI 2022, online 2020.
 
 Pure tensor functions, no weights and no input validation; :mod:`bapps_toolkit.metrics.dists`
 builds the metric from them.
@@ -96,8 +98,9 @@ def stage_terms(f0: torch.Tensor, f1: torch.Tensor, c1: float = C1,
 
 def normalise_weights(alpha: torch.Tensor, beta: torch.Tensor,
                       channels: Sequence[int]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Split flat ``alpha``/``beta`` (one entry per channel of every stage) into per-stage weights,
-    all divided by ``Σα + Σβ`` so that they sum to 1.
+    """Split flat ``alpha``/``beta`` (one entry per channel of every stage) into per-stage weights.
+
+    All are divided by ``Σα + Σβ`` so that they sum to 1.
 
     Raises:
         ValueError: the lengths do not match ``sum(channels)``.

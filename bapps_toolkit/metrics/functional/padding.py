@@ -44,8 +44,10 @@ def _symmetric_index(size: int, before: int, after: int, device: torch.device) -
 
 
 def symmetric_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
-    """Pad the last two dims by mirroring *including* the edge pixel (MATLAB/numpy
-    ``'symmetric'``: ``a b c | c b a``); torch's ``'reflect'`` mode excludes the edge."""
+    """Pad the last two dims by mirroring *including* the edge pixel.
+
+    This is MATLAB/numpy ``'symmetric'`` (``a b c | c b a``); torch's ``'reflect'`` mode excludes the edge.
+    """
     h, w = x.shape[-2:]
     if top or bottom:
         x = x.index_select(-2, _symmetric_index(h, top, bottom, x.device))

@@ -26,6 +26,14 @@ def uniform_window(win_size: int, *, dtype: torch.dtype = torch.float64,
 
 
 def check_window(win_size: int) -> None:
+    """Refuse a window size that is not a positive odd integer.
+
+    Args:
+        win_size: the side of the window in pixels.
+
+    Raises:
+        ValueError: naming the value.
+    """
     if int(win_size) != win_size or win_size < 1 or win_size % 2 == 0:
         raise ValueError(f"win_size must be a positive odd integer, got {win_size!r}")
 
@@ -56,8 +64,10 @@ def _band_matrix(taps: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Separable 2-D correlation of every channel of ``x`` [N, C, H, W] with ``taps`` (1-D),
-    valid region only → ``[N, C, H − k + 1, W − k + 1]``."""
+    """Separable 2-D correlation of every channel of ``x`` [N, C, H, W] with ``taps`` (1-D).
+
+    Valid region only → ``[N, C, H − k + 1, W − k + 1]``.
+    """
     n, c, h, w = x.shape
     k = taps.numel()
     t = taps.to(dtype=x.dtype, device=x.device)
