@@ -32,6 +32,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from ..errors import MetricInputError
 from ..metrics import Metric, check_reduction, create_metric, reduce
 from ..metrics._validate import Range, check_range_option, to_unit, validate_pair
 
@@ -142,14 +143,15 @@ class MetricLoss(Loss):
                  input_range: Sequence[float] = (-1.0, 1.0), **options: Any) -> None:
         super().__init__(reduction=reduction, input_range=input_range)
         if options.get("spatial"):
-            raise ValueError("losses reduce per image; spatial=True is not available for a loss")
+            raise MetricInputError("losses reduce per image; spatial=True is not available for a loss")
         options.pop("spatial", None)
         metric = self.metric_name if metric is None else metric
         if metric is None:
-            raise ValueError("MetricLoss needs a metric name or instance")
+            raise MetricInputError("MetricLoss needs a metric name or instance")
         if isinstance(metric, Metric):
             if options:
-                raise ValueError(f"options {sorted(options)} given with a metric instance; set them on the metric")
+                raise MetricInputError(
+                    f"options {sorted(options)} given with a metric instance; set them on the metric")
             self.metric = metric
         else:
             self.metric = create_metric(str(metric), input_range=self.input_range, **options)

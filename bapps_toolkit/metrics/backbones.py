@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import WeightsError
+from ..errors import MetricInputError, WeightsError
 from . import hub
 from .nets import check_net
 from .provenance import file_calibration
@@ -148,7 +148,7 @@ def _tap_channels(features: nn.Sequential, taps: Sequence[int]) -> list[int]:
             elif isinstance(m, Fire):
                 c = m.expand1x1.out_channels + m.expand3x3.out_channels
         if c is None:
-            raise ValueError(f"tap {t} comes before any convolution")
+            raise MetricInputError(f"tap {t} comes before any convolution")
         out.append(c)
     return out
 
@@ -176,9 +176,9 @@ class Backbone(nn.Module):
                 p.zero_()
         taps = LPIPS_TAPS[self.net] if taps is None else tuple(int(t) for t in taps)
         if not taps:
-            raise ValueError("taps must name at least one module of features")
+            raise MetricInputError("taps must name at least one module of features")
         if list(taps) != sorted(set(taps)) or taps[0] < 0 or taps[-1] >= len(self.features):
-            raise ValueError(
+            raise MetricInputError(
                 f"taps must be strictly increasing indices in [0, {len(self.features) - 1}], got {taps}"
             )
         self.taps: tuple[int, ...] = taps
@@ -336,7 +336,7 @@ def resolve_backbone(
                 f"(expected torchvision {TORCHVISION_NAMES[backbone.net]} weights, .pth or .safetensors)"
             )
     else:
-        raise ValueError(
+        raise MetricInputError(
             f"backbone_weights must be None, a path, a state dict or 'random', got {type(backbone_weights).__name__}"
         )
     state = hub.load_state_dict_file(path)

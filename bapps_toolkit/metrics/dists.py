@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from .._io import sha256_file
-from ..errors import WeightsError
+from ..errors import MetricInputError, WeightsError
 from . import hub
 from .backbones import DEFAULT_RANDOM_SEED, LPIPS_CHANNELS, LPIPS_TAPS, BackboneWeights, resolve_backbone
 from .base import Metric, features_apart, register_metric
@@ -182,7 +182,7 @@ class DISTS(Metric):
     def distance_from_features(self, f0: Sequence[torch.Tensor], f1: Sequence[torch.Tensor]) -> torch.Tensor:
         """DISTS ``[N]`` from two :meth:`features` results."""
         if len(f0) != len(STAGE_CHANNELS) or len(f1) != len(STAGE_CHANNELS):
-            raise ValueError(f"{self.name}: expected {len(STAGE_CHANNELS)} stages, got {len(f0)} and {len(f1)}")
+            raise MetricInputError(f"{self.name}: expected {len(STAGE_CHANNELS)} stages, got {len(f0)} and {len(f1)}")
         alpha, beta = normalise_weights(self.alpha, self.beta, STAGE_CHANNELS)
         with torch.autocast(f0[0].device.type, enabled=False):
             return dists_from_stages(f0, f1, alpha, beta)

@@ -74,6 +74,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ..errors import MetricInputError
 from ._validate import validate_pair
 from .base import Metric, register_metric
 from .functional.color import rgb_to_gray, rgb_to_yiq
@@ -212,7 +213,7 @@ def fsim(
     """
     name = "fsimc" if chromatic else "fsim"
     if not float(data_range) > 0:
-        raise ValueError(f"{name}: data_range must be > 0, got {data_range!r}")
+        raise MetricInputError(f"{name}: data_range must be > 0, got {data_range!r}")
     validate_pair(
         x, y, metric=name, input_range=(0.0, float(data_range)),
         channels=(3,) if chromatic else (1, 3), min_size=MIN_SIZE, names=("x", "y"),

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsError
+from ..errors import MetricInputError, WeightsError
 from .backbones import (
     DEFAULT_RANDOM_SEED,
     LPIPS_CHANNELS,
@@ -143,7 +143,8 @@ class LPIPS(Metric):
         if self.lpips:
             self.load_lin_weights(lin_weights)
         elif lin_weights is not None:
-            raise ValueError(f"{self.name}: lin_weights given but lpips=False (the baseline has no linear layers)")
+            raise MetricInputError(
+                f"{self.name}: lin_weights given but lpips=False (the baseline has no linear layers)")
         if not calibrated:
             self.calibrated = False
             self.calibration_note = note
@@ -156,7 +157,7 @@ class LPIPS(Metric):
         path, or a mapping ``lin{k}.model.1.weight → [1, C, 1, 1]``.
         """
         if not self.lpips:
-            raise ValueError(f"{self.name}: the baseline has no linear layers")
+            raise MetricInputError(f"{self.name}: the baseline has no linear layers")
         if lin_weights is None:
             path = shipped_lin_weights(self.net, self.version)
             if not path.is_file():
@@ -174,7 +175,8 @@ class LPIPS(Metric):
         elif isinstance(lin_weights, (str, Path)):
             state, source = load_official_lin_weights(lin_weights), str(lin_weights)
         else:
-            raise ValueError(f"lin_weights must be None, a path or a state dict, got {type(lin_weights).__name__}")
+            raise MetricInputError(
+                f"lin_weights must be None, a path or a state dict, got {type(lin_weights).__name__}")
         if len(state) != len(self.lins):
             raise WeightsError(
                 f"{source}: {len(state)} linear layers, but LPIPS-{self.net} has {len(self.lins)} "
@@ -236,7 +238,8 @@ class LPIPS(Metric):
         ``align_corners=False``).
         """
         if len(f0) != len(self.channels) or len(f1) != len(self.channels):
-            raise ValueError(f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
+            raise MetricInputError(
+                f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
         with torch.autocast(f0[0].device.type, enabled=False):  # the head runs in the features' dtype
             return self._head(f0, f1, size)
 
@@ -293,7 +296,7 @@ def _factory(net: str, lpips: bool) -> Callable[..., LPIPS]:
     def make(**options: Any) -> LPIPS:
         for fixed in ("net", "lpips"):
             if fixed in options:
-                raise ValueError(
+                raise MetricInputError(
                     f"{fixed}= is fixed by the metric name lpips-{net}{'' if lpips else '-baseline'}; "
                     f"pick another name instead"
                 )

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import WeightsError
+from ..errors import MetricInputError, WeightsError
 from . import hub
 from .nets import check_net
 
@@ -40,7 +40,7 @@ def check_version(version: str | float) -> str:
     """
     v = str(version).strip().lower().lstrip("v")
     if v not in VERSIONS:
-        raise ValueError(f"version must be '0.1' or '0.0', got {version!r}")
+        raise MetricInputError(f"version must be '0.1' or '0.0', got {version!r}")
     return v
 
 

@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from ..errors import MetricInputError
 from ._validate import check_data_range, validate_functional, validate_pair, work_dtype
 from .base import Metric, register_metric
 from .functional.color import LAB_CHUNK_VALUES, official_float32, rgb_to_lab
@@ -89,7 +90,7 @@ def psnr_deficit(
 
 def _psnr_deficit(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float, max_db: float) -> torch.Tensor:
     if not max_db > 0:
-        raise ValueError(f"psnr_deficit: max_db must be > 0, got {max_db}")
+        raise MetricInputError(f"psnr_deficit: max_db must be > 0, got {max_db}")
     eps = data_range**2 * 10.0 ** (-max_db / 10.0)
     work = torch.promote_types(x0.dtype, torch.float32)
     err = _mse(x0.to(work), x1.to(work))
@@ -163,7 +164,7 @@ class L2(Metric):
     ) -> None:
         super().__init__(input_range=input_range, spatial=spatial, reduction=reduction)
         if colorspace not in ("rgb", "lab"):
-            raise ValueError(f"l2: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
+            raise MetricInputError(f"l2: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
         self.colorspace = colorspace
         self.channels_in = (1, 2, 3, 4) if colorspace == "rgb" else (1, 3)
         self.name = "l2" if colorspace == "rgb" else "l2-lab"
@@ -242,7 +243,7 @@ class PSNR(Metric):
                  input_range: Sequence[float] = (-1.0, 1.0), spatial: bool = False, reduction: str = "none") -> None:
         super().__init__(input_range=input_range, spatial=spatial, reduction=reduction)
         if not max_db > 0:
-            raise ValueError(f"psnr: max_db must be > 0, got {max_db}")
+            raise MetricInputError(f"psnr: max_db must be > 0, got {max_db}")
         self.max_db = float(max_db)
         self.data_range = check_data_range(data_range, "psnr", True)
 

@@ -52,6 +52,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import MetricInputError
 from ._validate import check_constants, check_data_range, validate_functional, work_dtype
 from .base import Metric, register_metric
 from .functional.color import quantize_official, rgb_to_lab
@@ -105,7 +106,7 @@ def _ssim_maps(
     """
     k = taps.numel()
     if min(ref.shape[-2:]) < k:
-        raise ValueError(f"images of {tuple(ref.shape[-2:])} are smaller than the {k}-tap window")
+        raise MetricInputError(f"images of {tuple(ref.shape[-2:])} are smaller than the {k}-tap window")
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     means = [t.detach().mean(dim=(-2, -1), keepdim=True) for t in (ref, *others)]
@@ -298,7 +299,7 @@ class SSIM(Metric):
         super().__init__(input_range=input_range, spatial=spatial, reduction=reduction)
         self.padding = check_padding(padding, "ssim")
         if colorspace not in ("rgb", "lab"):
-            raise ValueError(f"ssim: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
+            raise MetricInputError(f"ssim: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
         self.colorspace = colorspace
         self.name = "ssim" if colorspace == "rgb" else "ssim-lab"
         self.official = bool(official)
@@ -308,7 +309,7 @@ class SSIM(Metric):
         check_window(win_size)
         self.win_size = int(win_size)
         if not sigma > 0:
-            raise ValueError(f"ssim: sigma must be > 0, got {sigma}")
+            raise MetricInputError(f"ssim: sigma must be > 0, got {sigma}")
         self.sigma = float(sigma)
         self.k1, self.k2 = check_constants(k1, k2, self.name)
         self.sample_covariance = self.official if sample_covariance is None else bool(sample_covariance)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import UsageError
+from ...errors import MetricInputError, UsageError
 from ..base import Metric
 
 #: Ways a similarity becomes a distance: ``1 - s`` (s <= 1) or ``-s`` (unbounded).
@@ -133,7 +133,7 @@ class AdapterMetric(Metric):
                  input_range: Sequence[float] = (-1.0, 1.0)):
         super().__init__(input_range=input_range)
         if spec.flip is not None and spec.flip not in FLIPS:
-            raise ValueError(f"{name}: flip must be None or one of {FLIPS}, got {spec.flip!r}")
+            raise MetricInputError(f"{name}: flip must be None or one of {FLIPS}, got {spec.flip!r}")
         self.name = name
         self.library = library
         self.spec = spec

@@ -47,6 +47,8 @@ from typing import Any
 
 import torch
 
+from ...errors import MetricInputError
+
 __all__ = [
     "XYZ_FROM_RGB",
     "D65_WHITE",
@@ -92,9 +94,9 @@ _LAB_KAPPA = 7.787
 
 def _check_rgb(x: torch.Tensor, fn: str) -> None:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError(f"{fn}: expected a floating-point torch.Tensor, got {type(x).__name__}")
+        raise MetricInputError(f"{fn}: expected a floating-point torch.Tensor, got {type(x).__name__}")
     if x.dim() < 3 or x.shape[-3] != 3:
-        raise ValueError(f"{fn}: expected colour channels (3) on dim -3, got shape {tuple(x.shape)}")
+        raise MetricInputError(f"{fn}: expected colour channels (3) on dim -3, got shape {tuple(x.shape)}")
 
 
 def _matmul_channels(matrix: Any, x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...errors import MetricInputError
+
 
 def sort_with_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sort the rows of a non-negative float32 array and say where each value came from.
@@ -45,7 +47,7 @@ def sort_with_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ValueError: for another dtype, rows too long, or a big-endian machine.
     """
     if x.dtype != np.float32 or x.ndim == 0 or x.shape[-1] >= 2**32 or sys.byteorder != "little":
-        raise ValueError(f"sort_with_order needs float32 rows shorter than 2**32 on a little-endian "
+        raise MetricInputError(f"sort_with_order needs float32 rows shorter than 2**32 on a little-endian "
                          f"machine, got {x.dtype} of shape {x.shape} ({sys.byteorder}-endian)")
     keys = np.empty(x.shape, dtype=np.int64)
     halves = keys.view(np.uint32).reshape(*x.shape, 2)  # [..., 0]: low half, [..., 1]: high half

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...errors import MetricInputError
+
 __all__ = ["gaussian_window", "uniform_window", "check_window", "filter_valid", "MATMUL_MAX_SIDE"]
 
 
@@ -12,7 +14,7 @@ def gaussian_window(win_size: int, sigma: float, *, dtype: torch.dtype = torch.f
     """1-D Gaussian taps ``exp(−d²/(2σ²))``, ``d = −(n−1)/2 … (n−1)/2``, normalised to sum 1."""
     check_window(win_size)
     if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+        raise MetricInputError(f"sigma must be > 0, got {sigma}")
     d = torch.arange(win_size, dtype=torch.float64) - (win_size - 1) / 2.0
     g = torch.exp(-(d**2) / (2.0 * sigma**2))
     return (g / g.sum()).to(dtype=dtype, device=device)
@@ -35,7 +37,7 @@ def check_window(win_size: int) -> None:
         ValueError: naming the value.
     """
     if int(win_size) != win_size or win_size < 1 or win_size % 2 == 0:
-        raise ValueError(f"win_size must be a positive odd integer, got {win_size!r}")
+        raise MetricInputError(f"win_size must be a positive odd integer, got {win_size!r}")
 
 
 #: Sides up to this length are filtered with a banded (Toeplitz) matrix product, longer ones with
