@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,21 @@ def probe_channels(backbone: nn.Module, scaling: nn.Module, size: int, spec: str
     return [int(f.shape[1]) for f in taps]
 
 
-def _from_module(made: nn.Module, obj: Any, spec: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _NetParts:
+    """What a plugin network gives :class:`PluginLPIPS`, before its channels are probed."""
+
+    backbone: nn.Module
+    scaling: nn.Module
+    version: str
+    min_size: int
+    probe: int
+    kind: str
+    calibrated: bool
+    note: str
+
+
+def _from_module(made: nn.Module, obj: Any, spec: str) -> _NetParts:
     scaled = bool(_attr(made, obj, "lpips_scaling", False))
     declared = _attr(made, obj, "input_range", None)
     if scaled and declared is not None:
@@ -190,10 +205,10 @@ def _from_module(made: nn.Module, obj: Any, spec: str) -> dict[str, Any]:
     scaling: nn.Module = (ScalingLayer() if scaled else
                           nn.Identity() if (lo, hi) == (-1.0, 1.0) else RangeMap(lo, hi))
     min_size = int(_attr(made, obj, "min_size", 0) or 0)
-    return {"backbone": made, "scaling": scaling, "version": "0.1" if scaled else "0.0",
-            "min_size": max(1, min_size), "probe": min_size or PROBE_SIZE, "kind": "module",
-            "calibrated": bool(_attr(made, obj, "calibrated", True)),
-            "note": str(_attr(made, obj, "calibration_note", "") or "backbone declared uncalibrated")}
+    return _NetParts(backbone=made, scaling=scaling, version="0.1" if scaled else "0.0",
+                     min_size=max(1, min_size), probe=min_size or PROBE_SIZE, kind="module",
+                     calibrated=bool(_attr(made, obj, "calibrated", True)),
+                     note=str(_attr(made, obj, "calibration_note", "") or "backbone declared uncalibrated"))
 
 
 def _a_metric(spec: str, cls: type) -> PluginError:
@@ -225,23 +240,22 @@ def build_plugin_lpips(spec: str, options: Mapping[str, Any] | None = None, *,
     made = _instantiate(obj, spec, options)
     if isinstance(made, Metric) and not isinstance(made, LPIPS):
         raise _a_metric(spec, type(made))
-    parts: dict[str, Any]
     if isinstance(made, LPIPS):
-        parts = {"backbone": made.backbone, "scaling": made.scaling, "version": made.version,
-                 "min_size": made.min_size, "probe": max(made.min_size, PROBE_SIZE), "kind": "lpips",
-                 "calibrated": made.calibrated, "note": made.calibration_note}
+        parts = _NetParts(backbone=made.backbone, scaling=made.scaling, version=made.version,
+                          min_size=made.min_size, probe=max(made.min_size, PROBE_SIZE), kind="lpips",
+                          calibrated=made.calibrated, note=made.calibration_note)
     elif not isinstance(made, nn.Module):
         raise PluginError(f"net plugin {spec!r} gave a {type(made).__name__}, not a network: give an nn.Module "
                           "whose forward returns a list of feature maps, a class or factory returning one, "
                           "or an LPIPS")
     else:
         parts = _from_module(made, obj, spec)
-    channels = probe_channels(parts["backbone"], parts["scaling"], parts["probe"], spec)
-    model = PluginLPIPS(spec, parts["backbone"], channels=channels, scaling=parts["scaling"],
-                        version=parts["version"], min_size=parts["min_size"], options=options, origin=origin,
-                        kind=parts["kind"])
-    if not parts["calibrated"]:
-        model.calibrated, model.calibration_note = False, parts["note"]
+    channels = probe_channels(parts.backbone, parts.scaling, parts.probe, spec)
+    model = PluginLPIPS(spec, parts.backbone, channels=channels, scaling=parts.scaling,
+                        version=parts.version, min_size=parts.min_size, options=options, origin=origin,
+                        kind=parts.kind)
+    if not parts.calibrated:
+        model.calibrated, model.calibration_note = False, parts.note
     return model
 
 
