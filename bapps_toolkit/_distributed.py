@@ -49,8 +49,10 @@ class DistContext:
 
 
 def _pick_device(device: str | None, local_rank: int, world: int) -> torch.device:
-    """:func:`~bapps_toolkit._device.pick_device`, with a bare ``cuda`` (or the automatic choice)
-    pinned to this rank's GPU and CUDA asked for where there is none refused.
+    """The device for this rank: :func:`~bapps_toolkit._device.pick_device`, pinned to the rank's GPU.
+
+    A bare ``cuda`` (or the automatic choice) is pinned to this rank's GPU, and CUDA asked for
+    where there is none is refused.
     """
     dev = pick_device(device)
     if dev.type == "cuda":
@@ -94,9 +96,11 @@ def setup(device: str | None = None) -> DistContext:
 
 
 def teardown(ctx: DistContext, *, sync: bool = True) -> None:
-    """Leave the process group set up by :func:`setup`. ``sync`` waits for every rank first
-    (a rank that destroys gloo's group while another still talks to it can abort the process);
-    pass ``sync=False`` on an error path, where another rank may never arrive.
+    """Leave the process group set up by :func:`setup`.
+
+    ``sync`` waits for every rank first (a rank that destroys gloo's group while another still talks
+    to it can abort the process); pass ``sync=False`` on an error path, where another rank may never
+    arrive.
     """
     if ctx.initialized_here and dist.is_initialized():
         if sync:
@@ -179,8 +183,9 @@ def current_context() -> DistContext:
 
 
 def gather_rows(ctx: DistContext, t: torch.Tensor) -> torch.Tensor:
-    """Every rank's rows of ``t`` concatenated in rank order (``t`` itself in one process); on the
-    device of ``t``.
+    """Every rank's rows of ``t`` concatenated in rank order, on the device of ``t``.
+
+    In one process this is ``t`` itself.
     """
     if not ctx.distributed:
         return t
@@ -208,8 +213,9 @@ def all_gather_objects(ctx: DistContext, obj: Any) -> list[Any]:
 
 
 def share_from_main(ctx: DistContext, fn: Callable[[], T]) -> T:
-    """``fn()`` run on rank 0 alone, its result (or its exception) on every rank: a step that
-    only rank 0 may do (take the output's lock, read or write the output) without leaving the
+    """Run ``fn()`` on rank 0 alone and give its result (or its exception) to every rank.
+
+    For a step that only rank 0 may do (take the output's lock, read or write the output) without leaving the
     other ranks waiting on a rank that failed. Also a barrier.
     """
     if not ctx.distributed:

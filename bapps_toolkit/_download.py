@@ -36,6 +36,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -89,11 +90,12 @@ def check_free_space(folder: PathLike, needed: int, what: str) -> None:
 
 @contextlib.contextmanager
 def _download_lock(dest: Path, wait: bool = True) -> Iterator[bool]:
-    """Exclusive ``flock`` on ``dest``'s folder (released by the kernel if the holder dies);
-    yields whether it is held. Locking the folder rather than a lock file leaves nothing behind;
-    downloads into one folder run one at a time. ``wait=False``: do not wait for another holder
-    (yield ``False`` instead). File systems without ``flock`` on folders run unlocked
-    (``False``).
+    """Hold an exclusive ``flock`` on ``dest``'s folder and yield whether it is held.
+
+    The lock is released by the kernel if the holder dies. Locking the folder rather than a lock
+    file leaves nothing behind; downloads into one folder run one at a time. ``wait=False``: do not
+    wait for another holder (yield ``False`` instead). File systems without ``flock`` on folders run
+    unlocked (``False``).
     """
     try:
         fd = os.open(dest.parent, os.O_RDONLY)
@@ -172,12 +174,25 @@ def info_path(dest: PathLike) -> Path:
     return d.with_name(d.name + ".part.json")
 
 
-def _read_info(dest: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _PartInfo:
+    """What the side file of a ``.part`` remembers of the file being downloaded."""
+
+    total: int | None = None
+    validator: str | None = None
+
+
+def _read_info(dest: Path) -> _PartInfo:
+    """The side file of ``dest``'s ``.part``; fields that are missing or of another type are None."""
     try:
         data = json.loads(info_path(dest).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
-        return {}
+        return _PartInfo()
+    if not isinstance(data, dict):
+        return _PartInfo()
+    total, validator = data.get("total"), data.get("validator")
+    return _PartInfo(total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+                     validator=validator if isinstance(validator, str) else None)
 
 
 def _drop_part(dest: Path) -> None:
@@ -294,23 +309,24 @@ def _download_locked(url: str, dest: Path, *, expected_size: int | None, sha256:
 
 def _connect(url: str, dest: Path, offset: int,
              timeout: float) -> tuple[http.client.HTTPResponse | None, bool, int | None]:
-    """Open the response for ``<dest>.part`` from ``offset``, restarting when the partial file
-    does not fit the server's file; return ``(resp, resuming, total)``, or ``(None, True, offset)``
-    when the ``.part`` already holds the whole file.
+    """Open the response for ``<dest>.part`` from ``offset``.
+
+    The download restarts when the partial file does not fit the server's file. Returns ``(resp,
+    resuming, total)``, or ``(None, True, offset)`` when the ``.part`` already holds the whole file.
     """
-    info = _read_info(dest) if offset > 0 else {}
+    info = _read_info(dest) if offset > 0 else _PartInfo()
     for _attempt in range(3):
         try:
-            resp = _open(url, offset, timeout, info.get("validator"))
+            resp = _open(url, offset, timeout, info.validator)
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and offset > 0:
                 m = _UNSATISFIED_RANGE.match(exc.headers.get("Content-Range", "") or "")
                 exc.close()
-                if m and int(m.group(1)) == offset and info.get("total") in (None, offset):
+                if m and int(m.group(1)) == offset and info.total in (None, offset):
                     return None, True, offset  # the .part already holds the whole file
                 # The .part does not fit this file (longer, or the server cannot say): restart.
                 _drop_part(dest)
-                offset, info = 0, {}
+                offset, info = 0, _PartInfo()
                 continue
             raise DownloadError(f"{url}: HTTP error {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -322,12 +338,11 @@ def _connect(url: str, dest: Path, offset: int,
         except DownloadError:
             resp.close()
             raise
-        if resuming and info.get("total") is not None and total is not None \
-                and total != info["total"]:
+        if resuming and info.total is not None and total is not None and total != info.total:
             # The file changed size on the server since the .part was started: start over.
             resp.close()
             _drop_part(dest)
-            offset, info = 0, {}
+            offset, info = 0, _PartInfo()
             continue
         return resp, resuming, total
     raise DownloadError(f"{url}: the server keeps rejecting resume requests; delete "
@@ -360,8 +375,10 @@ def _copy_body(resp: http.client.HTTPResponse, url: str, part: Path, offset: int
 
 def _fetch(url: str, dest: Path, offset: int, *, expected_size: int | None, progress: bool,
            timeout: float, check_space: bool) -> int | None:
-    """Stream the body into ``<dest>.part`` (appending from ``offset`` or restarting); return
-    the total size the server declared (``None`` if it declared none).
+    """Stream the body into ``<dest>.part``, appending from ``offset`` or restarting.
+
+    Returns:
+        The total size the server declared (``None`` if it declared none).
     """
     part = part_path(dest)
     resp, resuming, total = _connect(url, dest, offset, timeout)

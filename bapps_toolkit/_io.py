@@ -251,9 +251,11 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:i
 
 
 def csv_cell(value: object) -> object:
-    """``value`` made safe for a CSV cell: a string beginning with ``= + - @``, a tab, a carriage
-    return or ``'`` gets a ``'`` prepended, unless it is a plain number; anything that is not a
-    string is returned unchanged (so numbers keep their formatting). Undo with :func:`csv_raw`.
+    """``value`` made safe for a CSV cell (no spreadsheet formula).
+
+    A string beginning with ``= + - @``, a tab, a carriage return or ``'`` gets a ``'`` prepended,
+    unless it is a plain number; anything that is not a string is returned unchanged (so numbers
+    keep their formatting). Undo with :func:`csv_raw`.
 
     Example:
         >>> csv_cell("=HYPERLINK(0)"), csv_cell("-0.5"), csv_cell(3)
@@ -270,8 +272,9 @@ def csv_row(cells: Iterable[object]) -> list[object]:
 
 
 def csv_frame(frame: Any) -> Any:
-    """A copy of a pandas ``DataFrame`` whose text columns went through :func:`csv_cell`, for
-    ``frame.to_csv``; number columns are untouched (their ``float_format`` still applies).
+    """A copy of a pandas ``DataFrame`` whose text columns went through :func:`csv_cell`.
+
+    Meant for ``frame.to_csv``; number columns are untouched (their ``float_format`` still applies).
     """
     text = [c for c in frame.columns if getattr(frame[c].dtype, "kind", "") == "O"]  # object, str, category
     out = frame.copy()

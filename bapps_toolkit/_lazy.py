@@ -1,5 +1,7 @@
-"""Lazy public names of a package (PEP 562), so that importing it costs nothing until a name is
-used: ``bapps --help`` and argument errors never import torch or pandas.
+"""Lazy public names of a package (PEP 562).
+
+Importing the package costs nothing until a name is used: ``bapps --help`` and argument errors never
+import torch or pandas.
 """
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from typing import Any
 
 def lazy_names(package: str, lazy: Mapping[str, str],
                namespace: dict[str, Any]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``: a name of ``lazy`` (name -> relative module) is
-    imported on first use and then kept in ``namespace`` (the package's ``globals()``).
+    """``(__getattr__, __dir__)`` for ``package``, importing each name on first use.
+
+    A name of ``lazy`` (name -> relative module) is imported on first use and then kept in
+    ``namespace`` (the package's ``globals()``).
     """
 
     def getattr_(name: str) -> Any:
@@ -30,8 +34,9 @@ def lazy_names(package: str, lazy: Mapping[str, str],
 
 
 class _Package(types.ModuleType):
-    """A package whose public function ``name`` shares its name with a submodule ``name``: when
-    the submodule is imported (which binds it as the package's attribute), the attribute stays
+    """A package whose public function ``name`` shares its name with a submodule ``name``.
+
+    When the submodule is imported (which binds it as the package's attribute), the attribute stays
     the function, as with an eager ``from .name import name``.
     """
 

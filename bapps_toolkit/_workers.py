@@ -39,8 +39,10 @@ POLL_S = 0.5
 
 
 def _prctl_pdeathsig(sig: int) -> bool:
-    """Ask the kernel to send ``sig`` to this process when its parent dies; ``False`` where
-    that cannot be asked (not Linux, no ``prctl`` in the C library, or the call failed)."""
+    """Ask the kernel to send ``sig`` to this process when its parent dies.
+
+    Returns ``False`` where that cannot be asked (not Linux, no ``prctl`` in the C library, or the call failed).
+    """
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -54,8 +56,10 @@ def _prctl_pdeathsig(sig: int) -> bool:
 
 
 def _parent_gone(parent_pid: int) -> bool:
-    """Whether the process ``parent_pid`` is no longer this process's parent (it died and this
-    process was re-parented, or it never was the parent)."""
+    """Whether the process ``parent_pid`` is no longer this process's parent.
+
+    That is: it died and this process was re-parented, or it never was the parent.
+    """
     return os.getppid() != parent_pid
 
 
@@ -87,8 +91,10 @@ def _loader_init(parent_pid: int, worker_id: int) -> None:
 
 
 def loader_worker_init() -> functools.partial[None]:
-    """A ``worker_init_fn`` for a ``torch.utils.data.DataLoader`` created in this process: its
-    workers end when this process dies (:func:`die_with_parent`)."""
+    """A ``worker_init_fn`` for a ``torch.utils.data.DataLoader`` created in this process.
+
+    Its workers end when this process dies (:func:`die_with_parent`).
+    """
     return functools.partial(_loader_init, os.getpid())
 
 

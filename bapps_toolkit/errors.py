@@ -18,7 +18,8 @@ Hierarchy::
 
     BappsError
     ├── UsageError          (also a ValueError) arguments or options that do not fit together
-    │   └── OptionError     an option a metric's factory does not take, or of the wrong type
+    │   ├── OptionError     an option a metric's factory does not take, or of the wrong type
+    │   └── MetricInputError  tensors or arguments a metric or loss cannot take
     ├── DataError           (also a ValueError) a data file or folder is missing or malformed
     ├── DownloadError       a download or archive extraction failed
     ├── WeightsError        weights are corrupt or of the wrong architecture
@@ -91,6 +92,15 @@ class MetricOptionError(OptionError):
         self.allowed = allowed
 
 
+class MetricInputError(UsageError):
+    """Tensors or arguments a metric or loss cannot take: shape, range, dtype, channels, reduction, constants.
+
+    Raised by the metrics and losses when the cause is the caller's input; the message names the
+    metric, the argument and what is wrong. A :class:`ValueError` (through :class:`UsageError`),
+    so code that catches ``ValueError`` keeps working.
+    """
+
+
 class DataError(BappsError, ValueError):
     """A data file or folder is missing, malformed or inconsistent (the message names it)."""
 
@@ -144,6 +154,6 @@ class CheckpointError(BappsError):
 
 __all__ = [
     "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNEXPECTED",
-    "BappsError", "CheckpointError", "DataError", "DownloadError", "LockedError", "MetricOptionError",
-    "MissingWeightsError", "OptionError", "UnknownMetricError", "UsageError", "WeightsError",
+    "BappsError", "CheckpointError", "DataError", "DownloadError", "LockedError", "MetricInputError",
+    "MetricOptionError", "MissingWeightsError", "OptionError", "UnknownMetricError", "UsageError", "WeightsError",
 ]

@@ -76,7 +76,8 @@ def as_items(x: Any, name: str = "values") -> np.ndarray:
             f"{name}: expected one value per item, got shape {tuple(arr.shape)} "
             f"({per_item} values per item); pass a distance of shape [N] or [N, 1, 1, 1]"
         )
-    return arr.reshape(n)
+    items: np.ndarray = arr.reshape(n)
+    return items
 
 
 def _check_same_length(**arrays: np.ndarray) -> int:
@@ -103,7 +104,8 @@ def _check_fraction(name: str, x: np.ndarray) -> None:
 
 
 def _2afc_from_items(d0: np.ndarray, d1: np.ndarray, g: np.ndarray) -> np.ndarray:
-    return (d0 < d1) * (1.0 - g) + (d1 < d0) * g + 0.5 * (d0 == d1)
+    agreement: np.ndarray = (d0 < d1) * (1.0 - g) + (d1 < d0) * g + 0.5 * (d0 == d1)
+    return agreement
 
 
 def per_item_2afc(d0: Any, d1: Any, judge: Any) -> np.ndarray:
@@ -129,7 +131,8 @@ def per_item_human_ceiling(judge: Any) -> np.ndarray:
     g = as_items(judge, "judge")
     _check_same_length(judge=g)
     _check_fraction("judge", g)
-    return g * g + (1.0 - g) * (1.0 - g)
+    ceiling: np.ndarray = g * g + (1.0 - g) * (1.0 - g)
+    return ceiling
 
 
 def human_ceiling_2afc(judge: Any) -> float:
@@ -146,7 +149,8 @@ def register_item_mean(score_fn: Callable[..., float], per_item: Callable[..., n
     """Declare ``score_fn(*a) == per_item(*a).mean()``: the bootstrap then resamples per-item values.
 
     Args:
-        score_fn: the score, as passed to the bootstrap functions; per_item: its float64 ``[N]`` values.
+        score_fn: the score, as passed to the bootstrap functions.
+        per_item: its float64 ``[N]`` values.
     """
     ITEM_MEANS[score_fn] = per_item
 
@@ -336,8 +340,10 @@ def bootstrap_ci(
 
 
 class PairedResult(NamedTuple):
-    """``diff = score(A) - score(B)``, its ``1 - alpha`` interval ``ci = (low, high)`` and the
-    two-sided ``p_value`` for "no difference"; unpacks as ``diff, (low, high), p``.
+    """``diff = score(A) - score(B)`` with its interval and p-value.
+
+    Its ``1 - alpha`` interval ``ci = (low, high)`` and the two-sided ``p_value`` for "no
+    difference"; unpacks as ``diff, (low, high), p``.
     """
 
     diff: float
@@ -369,8 +375,9 @@ def paired_distribution(
 
 
 def paired_result(diff: float, boot: np.ndarray, alpha: float = 0.05, tie_tol: float = TIE_TOL) -> PairedResult:
-    """:class:`PairedResult` of a difference and its resampled values, by
-    :func:`bapps_toolkit._bootstrap.percentile_test` (``p < alpha`` iff 0 is outside the interval;
+    """:class:`PairedResult` of a difference and its resampled values.
+
+    Computed by :func:`bapps_toolkit._bootstrap.percentile_test` (``p < alpha`` iff 0 is outside the interval;
     resampled differences within ``tie_tol`` of 0 are ties).
     """
     low, high, p = percentile_test(boot, float(alpha), tie_tol)

@@ -32,6 +32,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from ..errors import MetricInputError
 from ..metrics import Metric, check_reduction, create_metric, reduce
 from ..metrics._validate import Range, check_range_option, to_unit, validate_pair
 
@@ -55,6 +56,7 @@ class Loss(nn.Module):
 
     @property
     def calibrated(self) -> bool:
+        """Whether the loss is the published metric (always True for a plain loss)."""
         return True
 
     @property
@@ -68,13 +70,35 @@ class Loss(nn.Module):
                       channels=self.channels_in, min_size=self.min_size, names=("input", "target"))
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of ``x`` against ``target``, reduced by ``reduction``.
+
+        Args:
+            x: the images being optimised, ``[N, C, H, W]`` in ``input_range``.
+            target: the target images, of the same shape.
+
+        Returns:
+            A 0-d tensor (``"mean"``, ``"sum"``) or the per-image values ``[N]`` (``"none"``).
+
+        Raises:
+            ValueError: the inputs fail :meth:`check`.
+        """
         self.check(x, target)
         return reduce(self.per_image(x, target), self.reduction)
 
     def per_image(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """Per-image loss ``[N]`` of checked inputs (implemented by subclasses).
+
+        Args:
+            x: the images being optimised.
+            target: the target images.
+
+        Returns:
+            One value per image.
+        """
         raise NotImplementedError
 
     def extra_repr(self) -> str:
+        """The reduction and input range, for ``repr``."""
         return f"reduction={self.reduction!r}, input_range={self.input_range}"
 
 
@@ -84,6 +108,15 @@ class L1Loss(Loss):
     name = "l1"
 
     def per_image(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean absolute difference per image, on values mapped to [0, 1].
+
+        Args:
+            x: the images being optimised.
+            target: the target images.
+
+        Returns:
+            One value per image, ``[N]``.
+        """
         a, b = to_unit(x, self.input_range), to_unit(target, self.input_range)
         return (a - b).abs().flatten(1).mean(dim=1)
 
@@ -110,14 +143,15 @@ class MetricLoss(Loss):
                  input_range: Sequence[float] = (-1.0, 1.0), **options: Any) -> None:
         super().__init__(reduction=reduction, input_range=input_range)
         if options.get("spatial"):
-            raise ValueError("losses reduce per image; spatial=True is not available for a loss")
+            raise MetricInputError("losses reduce per image; spatial=True is not available for a loss")
         options.pop("spatial", None)
         metric = self.metric_name if metric is None else metric
         if metric is None:
-            raise ValueError("MetricLoss needs a metric name or instance")
+            raise MetricInputError("MetricLoss needs a metric name or instance")
         if isinstance(metric, Metric):
             if options:
-                raise ValueError(f"options {sorted(options)} given with a metric instance; set them on the metric")
+                raise MetricInputError(
+                    f"options {sorted(options)} given with a metric instance; set them on the metric")
             self.metric = metric
         else:
             self.metric = create_metric(str(metric), input_range=self.input_range, **options)
@@ -136,13 +170,27 @@ class MetricLoss(Loss):
 
     @property
     def calibrated(self) -> bool:
+        """Whether the wrapped metric is the published one (its :attr:`calibrated`)."""
         return bool(self.metric.calibrated)
 
     @property
     def label(self) -> str:
+        """The wrapped metric's label (with its ``[UNCALIBRATED: …]`` tag where it has one)."""
         return self.metric.label
 
     def per_image(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The metric's distance per image, without a second validation.
+
+        Against a fixed target (only ``x`` needs a gradient) a metric with separate features
+        computes the target's features under ``no_grad``.
+
+        Args:
+            x: the images being optimised.
+            target: the target images.
+
+        Returns:
+            One distance per image, ``[N]``.
+        """
         m = self.metric
         split = hasattr(m, "features") and hasattr(m, "distance_from_features")
         if split and _needs_grad(x) and not _needs_grad(target):
@@ -154,6 +202,7 @@ class MetricLoss(Loss):
         return m.distance(x, target, validate=False)
 
     def extra_repr(self) -> str:
+        """The reduction, for ``repr`` (the wrapped metric prints its own options)."""
         return f"reduction={self.reduction!r}"
 
 

@@ -104,15 +104,29 @@ class CombinedLoss(Loss):
 
     @property
     def calibrated(self) -> bool:
+        """Whether every term is the published metric."""
         return all(m.calibrated for m in self._modules_list())
 
     @property
     def label(self) -> str:
+        """The name, with the uncalibrated terms' notes in an ``[UNCALIBRATED: …]`` tag."""
         notes = sorted({m.metric.calibration_note for m in self.losses.values()
                         if isinstance(m, MetricLoss) and not m.calibrated})
         return self.name if not notes else f"{self.name} [UNCALIBRATED: {'; '.join(notes)}]"
 
     def per_image(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The weighted sum of the terms' per-image values.
+
+        Args:
+            x: the images being optimised.
+            target: the target images.
+
+        Returns:
+            One value per image, ``[N]``.
+
+        Raises:
+            UsageError: the loss has no term.
+        """
         total: torch.Tensor | None = None
         for (w, mod) in zip(self.weights.values(), self._modules_list(), strict=True):
             term = w * mod.per_image(x, target)
@@ -138,7 +152,9 @@ def _single(name: str, reduction: str, input_range: Sequence[float], options: di
 
 def create_loss(name: str, *, reduction: str = "mean", input_range: Sequence[float] = (-1.0, 1.0),
                 per_term: Mapping[str, Mapping[str, object]] | None = None, **options: Any) -> Loss:
-    """Build a loss: ``create_loss("ms-ssim")``, ``create_loss("lpips-vgg", backbone_weights=p)``,
+    """Build a loss from a metric name or a weighted sum of them.
+
+    For example ``create_loss("ms-ssim")``, ``create_loss("lpips-vgg", backbone_weights=p)``,
     ``create_loss("l1+0.1*lpips-vgg", per_term={"lpips-vgg": {"backbone_weights": p}})``.
 
     ``name`` is ``l1``, any registered metric (plugins included) or a weighted sum of them

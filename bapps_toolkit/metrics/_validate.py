@@ -1,6 +1,7 @@
 """The one input validator every metric uses (piq-style), and the input conventions.
 
-All checks raise :class:`ValueError` whose message names the argument and what is wrong.
+All checks raise :class:`~bapps_toolkit.errors.MetricInputError` (a ``ValueError``) whose message names
+the argument and what is wrong.
 
 Conventions (:func:`accept_pair`, applied by every metric module before its checks):
 
@@ -27,6 +28,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import MetricInputError
+
 Range = tuple[float, float]
 
 #: Slack allowed on the declared range, so that float round-off (e.g. 1.0000001) is not an error.
@@ -38,10 +41,42 @@ def check_range_option(input_range: Sequence[float], name: str = "input_range") 
     try:
         lo, hi = (float(v) for v in input_range)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high), got {input_range!r}") from None
+        raise MetricInputError(f"{name} must be a pair (low, high), got {input_range!r}") from None
     if not lo < hi:
-        raise ValueError(f"{name} must satisfy low < high, got {input_range!r}")
+        raise MetricInputError(f"{name} must satisfy low < high, got {input_range!r}")
     return lo, hi
+
+
+def _check_batch(t: object, n: str, metric: str) -> None:
+    """Refuse ``t`` unless it is a non-empty floating-point ``[N, C, H, W]`` tensor, naming ``n``."""
+    if not isinstance(t, torch.Tensor):
+        raise MetricInputError(f"{metric}: {n} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != 4:
+        raise MetricInputError(
+            f"{metric}: {n} must be 4-D [N, C, H, W], got {t.dim()}-D shape {tuple(t.shape)}"
+        )
+    if not t.is_floating_point():
+        raise MetricInputError(
+            f"{metric}: {n} must be a floating-point tensor (got {t.dtype}); "
+            f"convert uint8 images with x.float() / 255 and pass input_range=(0, 1), "
+            f"or scale them to [-1, 1]"
+        )
+    if t.shape[0] == 0:
+        raise MetricInputError(f"{metric}: {n} is an empty batch (N = 0)")
+
+
+def _finite_bounds(t: torch.Tensor, n: str, metric: str) -> tuple[float, float]:
+    """The lowest and highest value of ``t``; refuses NaN or Inf values, naming ``n``."""
+    with torch.no_grad():
+        # One pass: NaN propagates into min/max and ±Inf lies outside any finite range, so
+        # the finiteness count is only computed when something is wrong.
+        tmin_t, tmax_t = torch.aminmax(t)
+        tmin, tmax = float(tmin_t), float(tmax_t)
+        if not (math.isfinite(tmin) and math.isfinite(tmax)):
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                raise MetricInputError(f"{metric}: {n} contains {bad} NaN or Inf value(s)")
+    return tmin, tmax
 
 
 def validate_pair(
@@ -66,45 +101,24 @@ def validate_pair(
         ValueError: naming the argument and what is wrong.
     """
     for t, n in zip((x0, x1), names, strict=False):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{metric}: {n} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() != 4:
-            raise ValueError(
-                f"{metric}: {n} must be 4-D [N, C, H, W], got {t.dim()}-D shape {tuple(t.shape)}"
-            )
-        if not t.is_floating_point():
-            raise ValueError(
-                f"{metric}: {n} must be a floating-point tensor (got {t.dtype}); "
-                f"convert uint8 images with x.float() / 255 and pass input_range=(0, 1), "
-                f"or scale them to [-1, 1]"
-            )
-        if t.shape[0] == 0:
-            raise ValueError(f"{metric}: {n} is an empty batch (N = 0)")
+        _check_batch(t, n, metric)
     if x0.shape != x1.shape:
-        raise ValueError(
+        raise MetricInputError(
             f"{metric}: {names[0]} and {names[1]} must have the same shape, "
             f"got {tuple(x0.shape)} and {tuple(x1.shape)}"
         )
     c, h, w = x0.shape[1:]
     if c not in channels:
         allowed = " or ".join(str(v) for v in channels)
-        raise ValueError(f"{metric}: expected {allowed} channels, got C = {c} (shape {tuple(x0.shape)})")
+        raise MetricInputError(f"{metric}: expected {allowed} channels, got C = {c} (shape {tuple(x0.shape)})")
     if min(h, w) < min_size:
-        raise ValueError(
+        raise MetricInputError(
             f"{metric}: images of {h}×{w} are too small; this metric needs height and width "
             f">= {min_size}"
         )
     lo, hi = input_range
     for t, n in zip((x0, x1), names, strict=False):
-        with torch.no_grad():
-            # One pass: NaN propagates into min/max and ±Inf lies outside any finite range, so
-            # the finiteness count is only computed when something is wrong.
-            tmin_t, tmax_t = torch.aminmax(t)
-            tmin, tmax = float(tmin_t), float(tmax_t)
-            if not (math.isfinite(tmin) and math.isfinite(tmax)):
-                bad = int((~torch.isfinite(t)).sum())
-                if bad:
-                    raise ValueError(f"{metric}: {n} contains {bad} NaN or Inf value(s)")
+        tmin, tmax = _finite_bounds(t, n, metric)
         if tmin < lo - RANGE_TOLERANCE or tmax > hi + RANGE_TOLERANCE:
             if lenient:
                 warnings.warn(
@@ -114,7 +128,7 @@ def validate_pair(
                     UserWarning, stacklevel=5,
                 )
                 continue
-            raise ValueError(
+            raise MetricInputError(
                 f"{metric}: {n} has values in [{tmin:.4g}, {tmax:.4g}], outside the declared "
                 f"input_range ({lo:g}, {hi:g}); pass input_range=... to match your data"
             )
@@ -157,7 +171,7 @@ def validate_functional(
         ValueError: naming the argument and what is wrong.
     """
     if data_range is not None and not float(data_range) > 0:
-        raise ValueError(f"{metric}: data_range must be > 0, got {data_range!r}")
+        raise MetricInputError(f"{metric}: data_range must be > 0, got {data_range!r}")
     bounds = (0.0, float(data_range)) if data_range is not None else (-math.inf, math.inf)
     for t, n in zip((x0, x1), names, strict=True):
         integer_scale(t, metric, n)
@@ -181,7 +195,7 @@ REDUCTIONS = ("none", "mean", "sum")
 def check_reduction(reduction: str, metric: str = "metric") -> str:
     """``reduction`` if it is one of :data:`REDUCTIONS`, else a ValueError naming it."""
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{metric}: reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        raise MetricInputError(f"{metric}: reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
     return reduction
 
 
@@ -200,7 +214,7 @@ def check_constants(k1: float, k2: float, metric: str) -> tuple[float, float]:
     for name, k in (("k1", k1), ("k2", k2)):
         v = float(k)
         if not 0.0 < v < 1.0:
-            raise ValueError(f"{metric}: {name} must satisfy 0 < {name} < 1, got {k!r}")
+            raise MetricInputError(f"{metric}: {name} must satisfy 0 < {name} < 1, got {k!r}")
         out.append(v)
     return out[0], out[1]
 
@@ -214,9 +228,9 @@ def check_data_range(data_range: float | None, metric: str, allowed: bool) -> fl
     if data_range is None:
         return None
     if not allowed:
-        raise ValueError(f"{metric}: data_range applies to RGB values only, not to Lab or the official flavour")
+        raise MetricInputError(f"{metric}: data_range applies to RGB values only, not to Lab or the official flavour")
     if isinstance(data_range, bool) or not float(data_range) > 0:
-        raise ValueError(f"{metric}: data_range must be a number > 0, got {data_range!r}")
+        raise MetricInputError(f"{metric}: data_range must be a number > 0, got {data_range!r}")
     return float(data_range)
 
 
@@ -238,7 +252,7 @@ def integer_scale(t: object, metric: str, name: str) -> float | None:
         return None
     scale = INTEGER_SCALES.get(t.dtype)
     if scale is None:
-        raise ValueError(
+        raise MetricInputError(
             f"{metric}: {name} has dtype {t.dtype}; integer images must be uint8 (read as value/255) "
             "or uint16 (value/65535); convert other dtypes to a floating tensor in input_range"
         )
@@ -251,7 +265,7 @@ def _alpha_dropped(t: torch.Tensor, hi: float, metric: str, name: str, check: bo
         with torch.no_grad():
             alpha_min = float(t[:, 3].min())
         if not alpha_min >= hi - RANGE_TOLERANCE:
-            raise ValueError(
+            raise MetricInputError(
                 f"{metric}: {name} has 4 channels, read as RGBA, and its alpha channel is not fully "
                 f"opaque (lowest alpha {alpha_min:.4g}, opaque = {hi:g}); composite the image on the "
                 "background it is meant to be seen on and pass RGB"

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import WeightsError
+from ..errors import MetricInputError, WeightsError
 from . import hub
 from .nets import check_net
 from .provenance import file_calibration
@@ -86,6 +86,7 @@ class Fire(nn.Module):
         self.expand3x3_activation = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Squeeze, then the concatenated 1×1 and 3×3 expansions (SqueezeNet's Fire module)."""
         s = self.squeeze_activation(self.squeeze(x))
         return torch.cat(
             [self.expand1x1_activation(self.expand1x1(s)), self.expand3x3_activation(self.expand3x3(s))],
@@ -147,7 +148,7 @@ def _tap_channels(features: nn.Sequential, taps: Sequence[int]) -> list[int]:
             elif isinstance(m, Fire):
                 c = m.expand1x1.out_channels + m.expand3x3.out_channels
         if c is None:
-            raise ValueError(f"tap {t} comes before any convolution")
+            raise MetricInputError(f"tap {t} comes before any convolution")
         out.append(c)
     return out
 
@@ -175,9 +176,9 @@ class Backbone(nn.Module):
                 p.zero_()
         taps = LPIPS_TAPS[self.net] if taps is None else tuple(int(t) for t in taps)
         if not taps:
-            raise ValueError("taps must name at least one module of features")
+            raise MetricInputError("taps must name at least one module of features")
         if list(taps) != sorted(set(taps)) or taps[0] < 0 or taps[-1] >= len(self.features):
-            raise ValueError(
+            raise MetricInputError(
                 f"taps must be strictly increasing indices in [0, {len(self.features) - 1}], got {taps}"
             )
         self.taps: tuple[int, ...] = taps
@@ -189,6 +190,14 @@ class Backbone(nn.Module):
         return next(self.features.parameters()).dtype
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The activations at the taps, in order, computed in the parameters' dtype.
+
+        Args:
+            x: the scaled input batch ``[N, 3, H, W]``.
+
+        Returns:
+            One feature map per tap; the network stops after the last tap.
+        """
         out: list[torch.Tensor] = []
         k = 0
         h = x.to(self.dtype)
@@ -202,12 +211,14 @@ class Backbone(nn.Module):
         return out
 
     def extra_repr(self) -> str:
+        """The network name and taps, for ``repr``."""
         return f"net={self.net!r}, taps={self.taps}"
 
 
 def build_backbone(net: str, taps: Sequence[int] | None = None) -> Backbone:
-    """A backbone whose parameters are all zero; give it weights with
-    :func:`load_backbone_state_dict` or :func:`random_init_` (or use :func:`resolve_backbone`).
+    """A backbone whose parameters are all zero.
+
+    Give it weights with :func:`load_backbone_state_dict` or :func:`random_init_` (or use :func:`resolve_backbone`).
     """
     return Backbone(net, taps)
 
@@ -325,7 +336,7 @@ def resolve_backbone(
                 f"(expected torchvision {TORCHVISION_NAMES[backbone.net]} weights, .pth or .safetensors)"
             )
     else:
-        raise ValueError(
+        raise MetricInputError(
             f"backbone_weights must be None, a path, a state dict or 'random', got {type(backbone_weights).__name__}"
         )
     state = hub.load_state_dict_file(path)

@@ -47,9 +47,10 @@ UNCALIBRATED_TAG = "UNCALIBRATED"
 
 def features_apart(features: Callable[[torch.Tensor], Any], x0: torch.Tensor, x1: torch.Tensor
                    ) -> tuple[Any, Any] | None:
-    """``(features(x0), features(x1))`` computed apart when exactly one side needs a gradient (a
-    loss against a fixed target): that side's pass runs under ``no_grad``, so it builds no autograd
-    graph. ``None`` otherwise, when one batched pass over both is cheaper.
+    """``(features(x0), features(x1))`` computed apart when exactly one side needs a gradient.
+
+    This is a loss against a fixed target: the target's pass runs under ``no_grad``, so it builds
+    no autograd graph. ``None`` otherwise, when one batched pass over both is cheaper.
 
     Args:
         features: the network's feature extractor.
@@ -156,6 +157,7 @@ class Metric(nn.Module):
 
     # -- public API ---------------------------------------------------------------------------
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        """The checked distance between ``x0`` and ``x1``: :meth:`distance` with validation."""
         return self.distance(x0, x1)
 
     def distance(self, x0: torch.Tensor, x1: torch.Tensor, *, validate: bool = True) -> torch.Tensor:
@@ -189,13 +191,15 @@ class Metric(nn.Module):
         return self._distance(ref, p0), self._distance(ref, p1)
 
     def compiled_calls(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
-        """``(pair_distances, distance)`` without validation, like :meth:`_pair_distances` and
-        :meth:`_distance`, through :func:`torch.compile` (evaluate's ``compile``). A metric that
+        """``(pair_distances, distance)`` without validation, through :func:`torch.compile`.
+
+        Like :meth:`_pair_distances` and :meth:`_distance` (evaluate's ``compile``). A metric that
         torch.compile handles badly as a whole overrides this and compiles a part of it.
         """
         return torch.compile(self._pair_distances), torch.compile(self._distance)
 
     def extra_repr(self) -> str:
+        """The input range, output options and calibration note, for ``repr``."""
         s = f"input_range={self.input_range}"
         if self.spatial:
             s += ", spatial=True"

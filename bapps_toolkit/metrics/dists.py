@@ -1,6 +1,7 @@
-"""DISTS — Deep Image Structure and Texture Similarity (Ding, Ma, Wang & Simoncelli, "Image quality
-assessment: unifying structure and texture similarity", IEEE TPAMI 44(5):2567–2581, published
-online 2020; arXiv:2004.07728). Registered as ``dists``.
+"""DISTS — Deep Image Structure and Texture Similarity, registered as ``dists``.
+
+Ding, Ma, Wang & Simoncelli, "Image quality assessment: unifying structure and texture
+similarity", IEEE TPAMI 44(5):2567–2581, published online 2020; arXiv:2004.07728.
 
 The network is torchvision's ImageNet VGG16 ``features`` (the same backbone and weight machinery
 as LPIPS-VGG, :mod:`.backbones`) with its first four max-pooling layers replaced by L2 pooling
@@ -51,7 +52,7 @@ import torch
 from torch import nn
 
 from .._io import sha256_file
-from ..errors import WeightsError
+from ..errors import MetricInputError, WeightsError
 from . import hub
 from .backbones import DEFAULT_RANDOM_SEED, LPIPS_CHANNELS, LPIPS_TAPS, BackboneWeights, resolve_backbone
 from .base import Metric, features_apart, register_metric
@@ -74,9 +75,11 @@ class L2Pool(nn.Module):
     """:func:`~.functional.dists.l2_pool` as a module (no parameters or buffers)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """L2 pooling of ``x`` (:func:`~.functional.dists.l2_pool`)."""
         return l2_pool(x)
 
     def extra_repr(self) -> str:
+        """The pooling window, for ``repr``."""
         return "hann 3x3, stride 2, padding 1"
 
 
@@ -179,7 +182,7 @@ class DISTS(Metric):
     def distance_from_features(self, f0: Sequence[torch.Tensor], f1: Sequence[torch.Tensor]) -> torch.Tensor:
         """DISTS ``[N]`` from two :meth:`features` results."""
         if len(f0) != len(STAGE_CHANNELS) or len(f1) != len(STAGE_CHANNELS):
-            raise ValueError(f"{self.name}: expected {len(STAGE_CHANNELS)} stages, got {len(f0)} and {len(f1)}")
+            raise MetricInputError(f"{self.name}: expected {len(STAGE_CHANNELS)} stages, got {len(f0)} and {len(f1)}")
         alpha, beta = normalise_weights(self.alpha, self.beta, STAGE_CHANNELS)
         with torch.autocast(f0[0].device.type, enabled=False):
             return dists_from_stages(f0, f1, alpha, beta)

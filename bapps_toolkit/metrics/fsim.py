@@ -1,5 +1,7 @@
-"""FSIM and FSIMc (Zhang, Zhang, Mou & Zhang, "FSIM: A Feature Similarity Index for Image Quality
-Assessment", IEEE TIP 20(8):2378–2386, 2011), batched and differentiable in torch.
+"""FSIM and FSIMc, batched and differentiable in torch.
+
+Zhang, Zhang, Mou & Zhang, "FSIM: A Feature Similarity Index for Image Quality Assessment",
+IEEE TIP 20(8):2378–2386, 2011.
 
 Implemented from the paper and the authors' MATLAB ``FeatureSIM.m`` (with its embedded
 ``phasecong2``, Kovesi's phase congruency), step by step:
@@ -72,6 +74,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ..errors import MetricInputError
 from ._validate import validate_pair
 from .base import Metric, register_metric
 from .functional.color import rgb_to_gray, rgb_to_yiq
@@ -138,8 +141,10 @@ def _from_features(fa: _Features, fb: _Features, chromatic: bool) -> torch.Tenso
 
 
 class _Steps(NamedTuple):
-    """FSIM's real-valued steps; :meth:`FSIM.compiled_calls` replaces each by its torch.compile form
-    (the FFTs of phase congruency stay eager: ``pc`` is only the part after them).
+    """FSIM's real-valued steps.
+
+    :meth:`FSIM.compiled_calls` replaces each by its torch.compile form (the FFTs of phase
+    congruency stay eager: ``pc`` is only the part after them).
     """
 
     planes: Callable[[torch.Tensor, bool, int], torch.Tensor] = _planes
@@ -195,8 +200,9 @@ def fsim(
     """FSIM (``chromatic=False``) or FSIMc (``chromatic=True``) per image, shape ``[N]``.
 
     Args:
-        x, y: ``[N, C, H, W]`` floating tensors with values in ``[0, data_range]``; ``C`` is 1
+        x: ``[N, C, H, W]`` floating tensor with values in ``[0, data_range]``; ``C`` is 1
             (grey, FSIM only) or 3 (RGB; FSIM uses YIQ's Y). ``min(H, W) >= 6``.
+        y: the other image batch, of the same shape and range as ``x``.
         data_range: value of white; pixels are rescaled to FeatureSIM.m's 0..255 scale.
         chromatic: compute FSIMc (needs ``C = 3``).
         downsample: apply FeatureSIM.m's pre-downsampling (``False`` skips it).
@@ -207,7 +213,7 @@ def fsim(
     """
     name = "fsimc" if chromatic else "fsim"
     if not float(data_range) > 0:
-        raise ValueError(f"{name}: data_range must be > 0, got {data_range!r}")
+        raise MetricInputError(f"{name}: data_range must be > 0, got {data_range!r}")
     validate_pair(
         x, y, metric=name, input_range=(0.0, float(data_range)),
         channels=(3,) if chromatic else (1, 3), min_size=MIN_SIZE, names=("x", "y"),
@@ -219,10 +225,12 @@ def fsim(
 
 
 class FSIM(Metric):
-    """Distance ``1 − FSIM`` (Zhang et al. 2011) on ``[N, 1|3, H, W]`` input in ``input_range``
-    (default ``(-1, 1)``), mapped to FeatureSIM.m's 0..255 pixel scale; 3-channel input is reduced
-    to YIQ's Y. Options: ``input_range``, ``downsample`` (MATLAB pre-downsampling, default True).
-    Distances lie in [0, 1]; no spatial map (``spatial=True`` raises ``ValueError``).
+    """Distance ``1 − FSIM`` (Zhang et al. 2011) on ``[N, 1|3, H, W]`` input.
+
+    Input in ``input_range`` (default ``(-1, 1)``) is mapped to FeatureSIM.m's 0..255 pixel scale;
+    3-channel input is reduced to YIQ's Y. Options: ``input_range``, ``downsample`` (MATLAB
+    pre-downsampling, default True). Distances lie in [0, 1]; no spatial map (``spatial=True``
+    raises ``ValueError``).
     """
 
     name = "fsim"
@@ -252,7 +260,9 @@ class FSIM(Metric):
         return (1.0 - s0).to(ref.dtype), (1.0 - s1).to(ref.dtype)
 
     def compiled_calls(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
-        """torch.compile cannot generate code for the complex FFTs (it would split the graph at each of
+        """The real-valued steps compiled one by one; the FFTs run eagerly.
+
+        torch.compile cannot generate code for the complex FFTs (it would split the graph at each of
         them, several times slower than eager mode), so the real-valued steps are compiled one by
         one, once per shape (:class:`_Steps`: colour and downsampling, the gradient, phase
         congruency after its FFTs, and the similarity maps with their pooling); the FFTs run eagerly.
@@ -263,12 +273,14 @@ class FSIM(Metric):
                 functools.partial(self._distance, steps=steps))
 
     def extra_repr(self) -> str:
+        """The metric's options and ``downsample``, for ``repr``."""
         return super().extra_repr() + f", downsample={self.downsample}"
 
 
 class FSIMc(FSIM):
-    """Distance ``1 − FSIMc`` (FSIM with the YIQ chroma term, Zhang et al. 2011) on RGB
-    ``[N, 3, H, W]`` input in ``input_range`` (default ``(-1, 1)``), 0..255 scale inside.
+    """Distance ``1 − FSIMc`` (FSIM with the YIQ chroma term, Zhang et al. 2011).
+
+    On RGB ``[N, 3, H, W]`` input in ``input_range`` (default ``(-1, 1)``), 0..255 scale inside.
     """
 
     name = "fsimc"

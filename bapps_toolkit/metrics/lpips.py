@@ -38,13 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsError
+from ..errors import MetricInputError, WeightsError
 from .backbones import (
     DEFAULT_RANDOM_SEED,
     LPIPS_CHANNELS,
     MIN_SIZE,
     BackboneWeights,
-    check_net,
     resolve_backbone,
 )
 from .base import Metric, register_metric
@@ -58,7 +57,7 @@ from .lpips_weights import (  # the weight-file helpers, also importable from he
     official_lin_state_dict,
     shipped_lin_weights,
 )
-from .nets import NETS
+from .nets import NETS, check_net
 
 #: The v0.1 scaling layer constants (applied to [-1, 1] input).
 SCALING_SHIFT = (-0.030, -0.088, -0.188)
@@ -82,6 +81,7 @@ class ScalingLayer(nn.Module):
         self.register_buffer("scale", torch.tensor(SCALING_SCALE, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - shift) / scale`` per channel: [-1, 1] input in the backbone's normalisation."""
         return (x - self.shift) / self.scale
 
 
@@ -143,18 +143,21 @@ class LPIPS(Metric):
         if self.lpips:
             self.load_lin_weights(lin_weights)
         elif lin_weights is not None:
-            raise ValueError(f"{self.name}: lin_weights given but lpips=False (the baseline has no linear layers)")
+            raise MetricInputError(
+                f"{self.name}: lin_weights given but lpips=False (the baseline has no linear layers)")
         if not calibrated:
             self.calibrated = False
             self.calibration_note = note
 
     # -- weights ------------------------------------------------------------------------------
     def load_lin_weights(self, lin_weights: LinWeights = None) -> None:
-        """Load official-layout linear weights: ``None`` (shipped official file, else an
-        installed ``lpips`` package's), a path, or a mapping ``lin{k}.model.1.weight → [1, C, 1, 1]``.
+        """Load official-layout linear weights.
+
+        The source is ``None`` (shipped official file, else an installed ``lpips`` package's), a
+        path, or a mapping ``lin{k}.model.1.weight → [1, C, 1, 1]``.
         """
         if not self.lpips:
-            raise ValueError(f"{self.name}: the baseline has no linear layers")
+            raise MetricInputError(f"{self.name}: the baseline has no linear layers")
         if lin_weights is None:
             path = shipped_lin_weights(self.net, self.version)
             if not path.is_file():
@@ -172,7 +175,8 @@ class LPIPS(Metric):
         elif isinstance(lin_weights, (str, Path)):
             state, source = load_official_lin_weights(lin_weights), str(lin_weights)
         else:
-            raise ValueError(f"lin_weights must be None, a path or a state dict, got {type(lin_weights).__name__}")
+            raise MetricInputError(
+                f"lin_weights must be None, a path or a state dict, got {type(lin_weights).__name__}")
         if len(state) != len(self.lins):
             raise WeightsError(
                 f"{source}: {len(state)} linear layers, but LPIPS-{self.net} has {len(self.lins)} "
@@ -228,11 +232,14 @@ class LPIPS(Metric):
         f1: Sequence[torch.Tensor],
         size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        """Distance ``[N]`` from two lists of :meth:`features`; with ``size=(H, W)`` the map
-        ``[N, 1, H, W]`` (each layer's map bilinearly upsampled, ``align_corners=False``).
+        """Distance ``[N]`` from two lists of :meth:`features`.
+
+        With ``size=(H, W)`` it is the map ``[N, 1, H, W]`` (each layer's map bilinearly upsampled,
+        ``align_corners=False``).
         """
         if len(f0) != len(self.channels) or len(f1) != len(self.channels):
-            raise ValueError(f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
+            raise MetricInputError(
+                f"{self.name}: expected {len(self.channels)} feature maps, got {len(f0)} and {len(f1)}")
         with torch.autocast(f0[0].device.type, enabled=False):  # the head runs in the features' dtype
             return self._head(f0, f1, size)
 
@@ -253,8 +260,9 @@ class LPIPS(Metric):
         return total
 
     def _layer(self, per_channel: torch.Tensor, weights: Sequence[torch.Tensor], k: int) -> torch.Tensor:
-        """Tap ``k``'s distance ``[N]`` from its spatial means ``[N, C_k]`` of ``(f̂0 − f̂1)²``: the
-        mean over positions commutes with the 1×1 linear layer (the baseline sums the channels).
+        """Tap ``k``'s distance ``[N]`` from its spatial means ``[N, C_k]`` of ``(f̂0 − f̂1)²``.
+
+        The mean over positions commutes with the 1×1 linear layer (the baseline sums the channels).
         """
         if self.lpips:
             return per_channel @ weights[k].view(-1).to(per_channel.dtype)
@@ -280,6 +288,7 @@ class LPIPS(Metric):
         return d0.to(ref.dtype), d1.to(ref.dtype)
 
     def extra_repr(self) -> str:
+        """The network, version and LPIPS flag with the metric's options, for ``repr``."""
         return f"net={self.net!r}, version={self.version!r}, lpips={self.lpips}, " + super().extra_repr()
 
 
@@ -287,7 +296,7 @@ def _factory(net: str, lpips: bool) -> Callable[..., LPIPS]:
     def make(**options: Any) -> LPIPS:
         for fixed in ("net", "lpips"):
             if fixed in options:
-                raise ValueError(
+                raise MetricInputError(
                     f"{fixed}= is fixed by the metric name lpips-{net}{'' if lpips else '-baseline'}; "
                     f"pick another name instead"
                 )

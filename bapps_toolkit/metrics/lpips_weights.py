@@ -1,6 +1,8 @@
-"""The official LPIPS linear-weight files: where they are (shipped with the toolkit, or in an
-installed ``lpips`` package) and how they are read and written (``lin{k}.model.1.weight``,
-``[1, C, 1, 1]``; the layout of the official ``lpips/weights/v{version}/{net}.pth``).
+"""The official LPIPS linear-weight files: where they are and how they are read and written.
+
+They are shipped with the toolkit, or in an installed ``lpips`` package. How they are read and
+written (``lin{k}.model.1.weight``, ``[1, C, 1, 1]``; the layout of the official
+``lpips/weights/v{version}/{net}.pth``).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import WeightsError
+from ..errors import MetricInputError, WeightsError
 from . import hub
 from .nets import check_net
 
@@ -25,15 +27,27 @@ _OFFICIAL_KEY = re.compile(r"^lin(\d+)\.model\.([01])\.weight$")
 
 
 def check_version(version: str | float) -> str:
+    """The LPIPS weight version as ``"0.1"`` or ``"0.0"``.
+
+    Args:
+        version: ``0.1``, ``"v0.1"``, ``"0.0"`` and the like.
+
+    Returns:
+        One of :data:`VERSIONS`.
+
+    Raises:
+        ValueError: any other version.
+    """
     v = str(version).strip().lower().lstrip("v")
     if v not in VERSIONS:
-        raise ValueError(f"version must be '0.1' or '0.0', got {version!r}")
+        raise MetricInputError(f"version must be '0.1' or '0.0', got {version!r}")
     return v
 
 
 def shipped_lin_weights(net: str, version: str = "0.1") -> Path:
-    """Path of the official linear weights shipped inside the toolkit (may be absent in a
-    trimmed install).
+    """Path of the official linear weights shipped inside the toolkit.
+
+    The file may be absent in a trimmed install.
     """
     return WEIGHTS_DIR / f"v{check_version(version)}" / f"{check_net(net)}.pth"
 
@@ -97,8 +111,10 @@ def _normalise_official(state: Mapping[str, torch.Tensor], source: str) -> dict[
 
 
 def load_official_lin_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read an official-layout LPIPS linear-weight file (``.pth`` via ``weights_only=True``, or
-    safetensors) → ``{"lin0.model.1.weight": [1, C0, 1, 1], …}`` on CPU.
+    """Read an official-layout LPIPS linear-weight file to CPU tensors.
+
+    A ``.pth`` file (read with ``weights_only=True``) or safetensors →
+    ``{"lin0.model.1.weight": [1, C0, 1, 1], …}`` on CPU.
 
     The no-dropout layout ``lin{k}.model.0.weight`` is accepted and renamed; ``scaling_layer.*``
     constants are ignored; anything else raises :class:`WeightsError` naming the file.
@@ -110,8 +126,10 @@ def load_official_lin_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def official_lin_state_dict(model: Any) -> dict[str, torch.Tensor]:
-    """The model's linear layers in the official layout (``lin{k}.model.1.weight``,
-    [1, C, 1, 1], detached CPU copies), loadable by the ``lpips`` package and by ``lin_weights=``.
+    """The model's linear layers in the official layout.
+
+    Keys ``lin{k}.model.1.weight``, values [1, C, 1, 1] detached CPU copies; loadable by the
+    ``lpips`` package and by ``lin_weights=``.
     """
     return {f"lin{k}.model.1.weight": w.detach().to("cpu", copy=True) for k, w in enumerate(model.lin_weights())}
 

@@ -47,6 +47,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..errors import MetricInputError
 from ._validate import check_constants, check_data_range, validate_functional, work_dtype
 from .base import Metric, register_metric
 from .functional.padding import symmetric_pad
@@ -63,7 +64,7 @@ POOLINGS = ("product", "weighted_sum")
 
 def _check_pooling(pooling: str, fn: str) -> str:
     if pooling not in POOLINGS:
-        raise ValueError(f"{fn}: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        raise MetricInputError(f"{fn}: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     return pooling
 
 
@@ -76,8 +77,10 @@ def halve(x: torch.Tensor) -> torch.Tensor:
 
 
 def ms_ssim_scales(height: int, width: int, win_size: int = 11, max_scales: int = 5) -> int:
-    """How many scales fit: the largest M ≤ ``max_scales`` with every scale's min side ≥
-    ``win_size`` (sides shrink as ``ceil(s/2)``); 0 if not even one fits.
+    """How many scales fit.
+
+    The largest M ≤ ``max_scales`` with every scale's min side ≥ ``win_size`` (sides shrink as
+    ``ceil(s/2)``); 0 if not even one fits.
     """
     s, m = min(height, width), 0
     while m < max_scales and s >= win_size:
@@ -124,12 +127,12 @@ def _ms_ssim(
     _check_pooling(pooling, "ms_ssim")
     weights = [float(w) for w in weights]
     if not weights or any(w < 0 for w in weights):
-        raise ValueError(f"ms_ssim: weights must be a non-empty list of non-negative numbers, got {weights}")
+        raise MetricInputError(f"ms_ssim: weights must be a non-empty list of non-negative numbers, got {weights}")
     h, w = x.shape[-2:]
     fit = ms_ssim_scales(h, w, win_size, len(weights))
     if scales is None:
         if fit == 0:
-            raise ValueError(f"ms_ssim: images of {h}×{w} are smaller than the {win_size}-tap window")
+            raise MetricInputError(f"ms_ssim: images of {h}×{w} are smaller than the {win_size}-tap window")
         m = fit
         used = weights[:m]
         if m < len(weights):
@@ -138,12 +141,12 @@ def _ms_ssim(
     else:
         m = int(scales)
         if not 1 <= m <= len(weights):
-            raise ValueError(f"ms_ssim: scales must be in 1..{len(weights)}, got {scales}")
+            raise MetricInputError(f"ms_ssim: scales must be in 1..{len(weights)}, got {scales}")
         if fit < m:
             need = win_size
             for _ in range(m - 1):
                 need = 2 * need - 1
-            raise ValueError(
+            raise MetricInputError(
                 f"ms_ssim: images of {h}×{w} are too small for {m} scales with a {win_size}-tap "
                 f"window (need min side >= {need}); pass scales=None to use fewer scales"
             )
@@ -217,9 +220,9 @@ class MSSSIM(Metric):
         self.data_range = check_data_range(data_range, self.name, True)
         self.weights = tuple(float(v) for v in weights)
         if not self.weights:
-            raise ValueError("ms-ssim: weights must not be empty")
+            raise MetricInputError("ms-ssim: weights must not be empty")
         if scales is not None and not 1 <= int(scales) <= len(self.weights):
-            raise ValueError(f"ms-ssim: scales must be None or in 1..{len(self.weights)}, got {scales}")
+            raise MetricInputError(f"ms-ssim: scales must be None or in 1..{len(self.weights)}, got {scales}")
         self.scales = None if scales is None else int(scales)
         need = self.win_size
         for _ in range((self.scales or 1) - 1):
@@ -235,6 +238,7 @@ class MSSSIM(Metric):
         return (1.0 - v).clamp_min(0.0)
 
     def extra_repr(self) -> str:
+        """The scales, window and pooling with the metric's options, for ``repr``."""
         return (f"scales={self.scales or 'auto'}, win_size={self.win_size}, pooling={self.pooling}, "
                 + super().extra_repr())
 

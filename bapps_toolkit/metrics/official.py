@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import MetricInputError
 from .base import Metric, register_metric
 from .pixel import L2
 from .ssim import SSIM
@@ -55,7 +56,7 @@ def _factory(name: str, cls: type[L2] | type[SSIM], colorspace: str) -> Callable
     def make(**options: Any) -> Metric:
         for fixed in ("official", "colorspace"):
             if fixed in options:
-                raise ValueError(f"{name}: {fixed}= is fixed by the metric name; use "
+                raise MetricInputError(f"{name}: {fixed}= is fixed by the metric name; use "
                                  f"{name.replace('-official', '').replace('-rgb', '')} to choose it")
         metric = cls(colorspace=colorspace, official=True, **options)
         metric.name = name

@@ -1,5 +1,6 @@
-"""Projected Distribution Loss (Delbracio, Talebi & Milanfar, 2020, "Projected Distribution Loss
-for Image Enhancement").
+"""Projected Distribution Loss (PDL).
+
+Delbracio, Talebi & Milanfar, 2020, "Projected Distribution Loss for Image Enhancement".
 
 For every channel of a feature map, PDL compares the *empirical distribution* of its H·W spatial
 activations in the two images with the 1-D Wasserstein-1 distance. For two samples of equal size
@@ -36,6 +37,7 @@ from typing import Any
 
 import torch
 
+from ..errors import MetricInputError
 from .backbones import DEFAULT_RANDOM_SEED, VGG16_RELUS, BackboneWeights, resolve_backbone
 from .base import Metric, features_apart, register_metric
 from .functional.sorting import sorted_values
@@ -55,18 +57,21 @@ def wasserstein_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     returns shape ``[...]``. Equals ``scipy.stats.wasserstein_distance`` on each row.
     """
     if a.shape != b.shape:
-        raise ValueError(f"wasserstein_1d: a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise MetricInputError(
+            f"wasserstein_1d: a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.dim() == 0 or a.shape[-1] == 0:
-        raise ValueError(f"wasserstein_1d: need at least one sample along the last axis, got shape {tuple(a.shape)}")
+        raise MetricInputError(
+            f"wasserstein_1d: need at least one sample along the last axis, got shape {tuple(a.shape)}")
     return (sorted_values(a) - sorted_values(b)).abs().mean(dim=-1)
 
 
 def projected_distribution_loss(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
-    """Per-channel W1 between the spatial activations of ``fx`` and ``fy`` ([N, C, H, W]),
-    averaged over channels → ``[N]``.
+    """Per-channel W1 between the spatial activations of ``fx`` and ``fy``, averaged over channels.
+
+    ``[N, C, H, W]`` features → ``[N]``.
     """
     if fx.dim() != 4 or fx.shape != fy.shape:
-        raise ValueError(
+        raise MetricInputError(
             f"projected_distribution_loss: need two [N, C, H, W] tensors of one shape, got "
             f"{tuple(fx.shape)} and {tuple(fy.shape)}"
         )
@@ -100,26 +105,26 @@ class PDL(Metric):
         layers = tuple(str(name).lower() for name in layers)
         unknown = [name for name in layers if name not in VGG16_RELUS]
         if not layers or unknown:
-            raise ValueError(
+            raise MetricInputError(
                 f"{self.name}: layers must be VGG16 ReLU names from {', '.join(VGG16_RELUS)}; "
                 f"got {list(layers) if not unknown else unknown}"
             )
         if len(set(layers)) != len(layers):
-            raise ValueError(f"{self.name}: layers contains duplicates: {list(layers)}")
+            raise MetricInputError(f"{self.name}: layers contains duplicates: {list(layers)}")
         order = sorted(range(len(layers)), key=lambda i: VGG16_RELUS[layers[i]])
         self.layers: tuple[str, ...] = tuple(layers[i] for i in order)
         if feature_norm not in ("none", "unit"):
-            raise ValueError(f"{self.name}: feature_norm must be 'none' or 'unit', got {feature_norm!r}")
+            raise MetricInputError(f"{self.name}: feature_norm must be 'none' or 'unit', got {feature_norm!r}")
         self.feature_norm = feature_norm
         self.pixel_weight = float(pixel_weight)
         if not self.pixel_weight >= 0:
-            raise ValueError(f"{self.name}: pixel_weight must be >= 0, got {pixel_weight!r}")
+            raise MetricInputError(f"{self.name}: pixel_weight must be >= 0, got {pixel_weight!r}")
         if layer_weights is None:
             weights = [1.0] * len(self.layers)
         else:
             weights = [float(w) for w in layer_weights]
             if len(weights) != len(layers):
-                raise ValueError(f"{self.name}: {len(weights)} layer_weights for {len(layers)} layers")
+                raise MetricInputError(f"{self.name}: {len(weights)} layer_weights for {len(layers)} layers")
             weights = [weights[i] for i in order]
         self.layer_weights: list[float] = weights
 
@@ -181,6 +186,7 @@ class PDL(Metric):
         return d0.to(ref.dtype), d1.to(ref.dtype)
 
     def extra_repr(self) -> str:
+        """The layers, feature normalisation and pixel weight with the metric's options, for ``repr``."""
         return (f"layers={self.layers}, feature_norm={self.feature_norm!r}, "
                 f"pixel_weight={self.pixel_weight}, " + super().extra_repr())
 

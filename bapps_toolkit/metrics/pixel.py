@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from ..errors import MetricInputError
 from ._validate import check_data_range, validate_functional, validate_pair, work_dtype
 from .base import Metric, register_metric
 from .functional.color import LAB_CHUNK_VALUES, official_float32, rgb_to_lab
@@ -89,7 +90,7 @@ def psnr_deficit(
 
 def _psnr_deficit(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float, max_db: float) -> torch.Tensor:
     if not max_db > 0:
-        raise ValueError(f"psnr_deficit: max_db must be > 0, got {max_db}")
+        raise MetricInputError(f"psnr_deficit: max_db must be > 0, got {max_db}")
     eps = data_range**2 * 10.0 ** (-max_db / 10.0)
     work = torch.promote_types(x0.dtype, torch.float32)
     err = _mse(x0.to(work), x1.to(work))
@@ -97,15 +98,17 @@ def _psnr_deficit(x0: torch.Tensor, x1: torch.Tensor, *, data_range: float, max_
 
 
 def _l2_from_lab(lab0: torch.Tensor, lab1: torch.Tensor, spatial: bool) -> torch.Tensor:
-    """``0.5 · mean(((lab0 − lab1)/100)²)`` per image (or the channel-mean map), in the inputs'
-    dtype; accumulated in float32 at least (squared Lab differences overflow float16).
+    """``0.5 · mean(((lab0 − lab1)/100)²)`` per image (or the channel-mean map).
+
+    In the inputs' dtype; accumulated in float32 at least (squared Lab differences overflow float16).
     """
     work = torch.promote_types(lab0.dtype, torch.float32)
     d = lab0.to(work) - lab1.to(work)
     if spatial:
         return d.pow(2).mean(dim=1, keepdim=True).mul_(0.5e-4).to(lab0.dtype)
     flat = d.flatten(1)
-    return (torch.linalg.vecdot(flat, flat) * (0.5e-4 / flat.shape[1])).to(lab0.dtype)
+    sums: torch.Tensor = torch.linalg.vecdot(flat, flat)
+    return (sums * (0.5e-4 / flat.shape[1])).to(lab0.dtype)
 
 
 def l2_lab(x0: torch.Tensor, x1: torch.Tensor, *, official: bool = False, spatial: bool = False) -> torch.Tensor:
@@ -123,8 +126,10 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
 
 
 def triplet_pieces(n: int, image_values: int) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` pieces of a batch of ``n`` triplets sized so that the Lab temporaries of
-    one piece stay in the CPU cache (:data:`~.functional.color.LAB_CHUNK_VALUES` values per image batch).
+    """``(start, stop)`` pieces of a batch of ``n`` triplets, each small enough for the CPU cache.
+
+    The Lab temporaries of one piece stay in the CPU cache
+    (:data:`~.functional.color.LAB_CHUNK_VALUES` values per image batch).
     """
     step = max(1, LAB_CHUNK_VALUES // max(1, image_values))
     for i in range(0, n, step):
@@ -159,7 +164,7 @@ class L2(Metric):
     ) -> None:
         super().__init__(input_range=input_range, spatial=spatial, reduction=reduction)
         if colorspace not in ("rgb", "lab"):
-            raise ValueError(f"l2: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
+            raise MetricInputError(f"l2: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
         self.colorspace = colorspace
         self.channels_in = (1, 2, 3, 4) if colorspace == "rgb" else (1, 3)
         self.name = "l2" if colorspace == "rgb" else "l2-lab"
@@ -207,6 +212,7 @@ class L2(Metric):
         return torch.cat(d0s), torch.cat(d1s)
 
     def extra_repr(self) -> str:
+        """The colour space and flavour with the metric's options, for ``repr``."""
         return f"colorspace={self.colorspace}, official={self.official}, " + super().extra_repr()
 
 
@@ -237,7 +243,7 @@ class PSNR(Metric):
                  input_range: Sequence[float] = (-1.0, 1.0), spatial: bool = False, reduction: str = "none") -> None:
         super().__init__(input_range=input_range, spatial=spatial, reduction=reduction)
         if not max_db > 0:
-            raise ValueError(f"psnr: max_db must be > 0, got {max_db}")
+            raise MetricInputError(f"psnr: max_db must be > 0, got {max_db}")
         self.max_db = float(max_db)
         self.data_range = check_data_range(data_range, "psnr", True)
 
@@ -247,6 +253,7 @@ class PSNR(Metric):
         return _psnr_deficit(self.unit(x0), self.unit(x1), data_range=1.0, max_db=self.max_db)
 
     def extra_repr(self) -> str:
+        """The cap ``max_db`` with the metric's options, for ``repr``."""
         return f"max_db={self.max_db:g}, " + super().extra_repr()
 
 

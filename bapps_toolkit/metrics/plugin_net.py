@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,18 @@ class RangeMap(nn.Module):
         self.lo, self.hi = float(lo), float(hi)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` mapped linearly from [-1, 1] to ``[lo, hi]``."""
         return self.lo + (x + 1.0) * ((self.hi - self.lo) / 2.0)
 
     def extra_repr(self) -> str:
+        """The mapping, for ``repr``."""
         return f"[-1, 1] -> [{self.lo:g}, {self.hi:g}]"
 
 
 class PluginLPIPS(LPIPS):
-    """LPIPS on a plugin backbone (see module). Same computation and public internals as
+    """LPIPS on a plugin backbone (see module).
+
+    Same computation and public internals as
     :class:`~.lpips.LPIPS` (``backbone``, ``scaling``, ``lins``, ``channels``, :meth:`features`);
     ``net`` is the plugin spec, ``name`` ``lpips[<short spec>]``; ``spec``, ``options``,
     ``origin`` (dict) and ``kind`` (``"module"`` or ``"lpips"``) say where it came from. The
@@ -110,6 +115,14 @@ class PluginLPIPS(LPIPS):
                 lin.weight.zero_()
 
     def load_lin_weights(self, lin_weights: LinWeights = None) -> None:
+        """Load linear weights from a path or mapping (see :meth:`.LPIPS.load_lin_weights`).
+
+        Args:
+            lin_weights: a path or a mapping in the official layout; ``None`` is refused.
+
+        Raises:
+            WeightsError: ``None``: a plugin network has no official linear weights.
+        """
         if lin_weights is None:
             raise WeightsError(f"{self.name}: a plugin network has no official linear weights; train them "
                                f"(bapps train --net {self.spec}) and load the run's checkpoint")
@@ -168,7 +181,21 @@ def probe_channels(backbone: nn.Module, scaling: nn.Module, size: int, spec: str
     return [int(f.shape[1]) for f in taps]
 
 
-def _from_module(made: nn.Module, obj: Any, spec: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _NetParts:
+    """What a plugin network gives :class:`PluginLPIPS`, before its channels are probed."""
+
+    backbone: nn.Module
+    scaling: nn.Module
+    version: str
+    min_size: int
+    probe: int
+    kind: str
+    calibrated: bool
+    note: str
+
+
+def _from_module(made: nn.Module, obj: Any, spec: str) -> _NetParts:
     scaled = bool(_attr(made, obj, "lpips_scaling", False))
     declared = _attr(made, obj, "input_range", None)
     if scaled and declared is not None:
@@ -178,10 +205,10 @@ def _from_module(made: nn.Module, obj: Any, spec: str) -> dict[str, Any]:
     scaling: nn.Module = (ScalingLayer() if scaled else
                           nn.Identity() if (lo, hi) == (-1.0, 1.0) else RangeMap(lo, hi))
     min_size = int(_attr(made, obj, "min_size", 0) or 0)
-    return {"backbone": made, "scaling": scaling, "version": "0.1" if scaled else "0.0",
-            "min_size": max(1, min_size), "probe": min_size or PROBE_SIZE, "kind": "module",
-            "calibrated": bool(_attr(made, obj, "calibrated", True)),
-            "note": str(_attr(made, obj, "calibration_note", "") or "backbone declared uncalibrated")}
+    return _NetParts(backbone=made, scaling=scaling, version="0.1" if scaled else "0.0",
+                     min_size=max(1, min_size), probe=min_size or PROBE_SIZE, kind="module",
+                     calibrated=bool(_attr(made, obj, "calibrated", True)),
+                     note=str(_attr(made, obj, "calibration_note", "") or "backbone declared uncalibrated"))
 
 
 def _a_metric(spec: str, cls: type) -> PluginError:
@@ -213,29 +240,29 @@ def build_plugin_lpips(spec: str, options: Mapping[str, Any] | None = None, *,
     made = _instantiate(obj, spec, options)
     if isinstance(made, Metric) and not isinstance(made, LPIPS):
         raise _a_metric(spec, type(made))
-    parts: dict[str, Any]
     if isinstance(made, LPIPS):
-        parts = {"backbone": made.backbone, "scaling": made.scaling, "version": made.version,
-                 "min_size": made.min_size, "probe": max(made.min_size, PROBE_SIZE), "kind": "lpips",
-                 "calibrated": made.calibrated, "note": made.calibration_note}
+        parts = _NetParts(backbone=made.backbone, scaling=made.scaling, version=made.version,
+                          min_size=made.min_size, probe=max(made.min_size, PROBE_SIZE), kind="lpips",
+                          calibrated=made.calibrated, note=made.calibration_note)
     elif not isinstance(made, nn.Module):
         raise PluginError(f"net plugin {spec!r} gave a {type(made).__name__}, not a network: give an nn.Module "
                           "whose forward returns a list of feature maps, a class or factory returning one, "
                           "or an LPIPS")
     else:
         parts = _from_module(made, obj, spec)
-    channels = probe_channels(parts["backbone"], parts["scaling"], parts["probe"], spec)
-    model = PluginLPIPS(spec, parts["backbone"], channels=channels, scaling=parts["scaling"],
-                        version=parts["version"], min_size=parts["min_size"], options=options, origin=origin,
-                        kind=parts["kind"])
-    if not parts["calibrated"]:
-        model.calibrated, model.calibration_note = False, parts["note"]
+    channels = probe_channels(parts.backbone, parts.scaling, parts.probe, spec)
+    model = PluginLPIPS(spec, parts.backbone, channels=channels, scaling=parts.scaling,
+                        version=parts.version, min_size=parts.min_size, options=options, origin=origin,
+                        kind=parts.kind)
+    if not parts.calibrated:
+        model.calibrated, model.calibration_note = False, parts.note
     return model
 
 
 def plugin_origin(spec: str) -> PluginOrigin:
-    """Where ``spec``'s code comes from, for the checkpoint (:func:`.plugin_trust.code_origin`,
-    nothing imported): ``{"kind": "file", "path", "sha256"}``, ``{"kind": "module", "module",
+    """Where ``spec``'s code comes from, for the checkpoint (nothing imported).
+
+    From :func:`.plugin_trust.code_origin`: ``{"kind": "file", "path", "sha256"}``, ``{"kind": "module", "module",
     "file", "sha256", "distribution", "version"}`` or ``{"kind": "entry-point", "value", "module",
     "file", "sha256", "distribution", "version"}`` (what is known). :class:`~.plugins.PluginError`
     naming the spec when its code cannot be found.
@@ -247,8 +274,10 @@ def plugin_origin(spec: str) -> PluginOrigin:
 
 
 def check_recorded_options(where: Path, spec: str, options: Mapping[str, Any]) -> None:
-    """Options a file records for a factory: identifier keys, JSON scalars or flat lists of them;
-    a :class:`CheckpointError` naming the file, the spec and the option otherwise.
+    """Options a file records for a factory, checked.
+
+    Identifier keys, JSON scalars or flat lists of them; a :class:`CheckpointError` naming the file,
+    the spec and the option otherwise.
     """
     for key, value in options.items():
         items = value if isinstance(value, list) else [value]
@@ -258,10 +287,12 @@ def check_recorded_options(where: Path, spec: str, options: Mapping[str, Any]) -
 
 
 def plugin_from_checkpoint(where: Path, meta: Mapping[str, str], trusted: frozenset[str] = frozenset()) -> PluginLPIPS:
-    """The plugin network a checkpoint was trained on, rebuilt from its recorded spec and options
-    (linear layers zero, the stored backbone not loaded yet) -- only when the user trusted that
-    spec and its code is what it was at training time (:func:`.plugin_trust.check_plugin_allowed`,
-    decided before anything is imported). ``trusted``: :func:`.plugin_trust.trusted_specs`.
+    """The plugin network a checkpoint was trained on, rebuilt from its recorded spec and options.
+
+    The linear layers are zero and the stored backbone is not loaded yet. It is rebuilt only when
+    the user trusted that spec and its code is what it was at training time
+    (:func:`.plugin_trust.check_plugin_allowed`, decided before anything is imported). ``trusted``:
+    :func:`.plugin_trust.trusted_specs`.
 
     Raises:
         CheckpointError: naming the checkpoint and the spec: not trusted (the message says how to

@@ -35,16 +35,18 @@ def is_file_spec(spec: str) -> bool:
 
 
 def is_plugin_net(net: str) -> bool:
-    """True when ``net`` is not one of the LPIPS backbones (:data:`~.nets.NETS` or an alias) but
-    a plugin spec naming your own network (:mod:`.plugin_net`).
+    """Whether ``net`` is a plugin spec naming your own network (:mod:`.plugin_net`).
+
+    True when ``net`` is not one of the LPIPS backbones (:data:`~.nets.NETS` or an alias).
     """
     key = str(net).lower()
     return _ALIASES.get(key, key) not in NETS and is_plugin_spec(str(net))
 
 
 def normalise_plugin_net(spec: str) -> str:
-    """A ``file.py:attr`` spec with its file made absolute (so a run resumes, and its checkpoint
-    loads, from another working directory); other specs unchanged.
+    """A ``file.py:attr`` spec with its file made absolute; other specs unchanged.
+
+    So a run resumes, and its checkpoint loads, from another working directory.
     """
     if not is_file_spec(spec):
         return str(spec)

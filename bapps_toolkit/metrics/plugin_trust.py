@@ -53,7 +53,9 @@ class PluginOrigin(TypedDict, total=False):
 
 @dataclass(frozen=True)
 class CodeLocation:
-    """The code a spec names, found without importing it: ``kind`` (``file``, ``module``,
+    """The code a spec names, found without importing it.
+
+    Fields: ``kind`` (``file``, ``module``,
     ``entry-point``), the module's dotted name (empty for a file spec), its file (``None`` for a
     module built into the interpreter) and, for an entry point, its value.
     """
@@ -88,14 +90,15 @@ def _module_spec(name: str) -> importlib.machinery.ModuleSpec | None:
         find = getattr(finder, "find_spec", None)
         if find is None:
             continue
-        found = find(name, path, None)
+        found: importlib.machinery.ModuleSpec | None = find(name, path, None)
         if found is not None:
             return found
     return None
 
 
 def module_file(name: str) -> Path | None:
-    """The file module ``name`` is (or would be) imported from, found without importing it;
+    """The file module ``name`` is (or would be) imported from, found without importing it.
+
     ``None`` for a module built into the interpreter. :class:`PluginNotFound` when there is none.
     """
     if not _dotted(name):
@@ -141,8 +144,9 @@ def _distribution_of(module_name: str) -> dict[str, str]:
 
 
 def code_origin(spec: str) -> PluginOrigin:
-    """What a checkpoint records of ``spec``'s code (no import): its kind, file and SHA-256, and
-    the distribution and version of a module or entry point where known.
+    """What a checkpoint records of ``spec``'s code (no import).
+
+    Its kind, file and SHA-256, and the distribution and version of a module or entry point where known.
     :class:`PluginNotFound` when the code cannot be found.
     """
     loc = locate(spec)
@@ -245,7 +249,9 @@ MAX_SPEC_CHARS = 1024
 
 
 def check_spec_text(where: str, spec: Any) -> str:
-    """``spec`` as text fit for a message: a printable string of at most :data:`MAX_SPEC_CHARS`
+    """``spec`` as text fit for a message.
+
+    A printable string of at most :data:`MAX_SPEC_CHARS`
     characters (a file could otherwise put terminal escape sequences into the error); a
     :class:`CheckpointError` naming ``where`` otherwise.
     """
@@ -258,8 +264,9 @@ def check_spec_text(where: str, spec: Any) -> str:
 
 def check_plugin_allowed(where: str | Path, spec: str, origin: Mapping[str, Any], trusted: frozenset[str], *,
                          options: Mapping[str, Any] | None = None, resume: bool = False) -> CodeLocation:
-    """Decide, before anything is imported, whether the plugin ``spec`` that the file ``where``
-    names may be imported (see module); returns where its code is.
+    """Decide, before anything is imported, whether the plugin ``spec`` named by a file may be imported.
+
+    ``where`` is that file (see module); returns where its code is.
 
     Args:
         where: the file (checkpoint, run card) that names the spec, for the messages.

@@ -62,6 +62,7 @@ class CallableMetric(Metric):
 
     @property
     def label(self) -> str:
+        """The metric's label, marked ``(similarity, flipped)`` for a similarity."""
         text = super().label
         return f"{text} (similarity, flipped)" if self.higher_is_better else text
 
@@ -90,7 +91,8 @@ def _load_file(path_text: str, spec: str, what: str = "metric plugin") -> Any:
 
 
 def load_object(spec: str, what: str = "metric plugin") -> tuple[Any, str]:
-    """``(object, origin)`` that ``spec`` names (``module:attr``, ``file.py:attr``, entry point);
+    """``(object, origin)`` that ``spec`` names (``module:attr``, ``file.py:attr``, entry point).
+
     :class:`PluginError` messages begin ``{what} {spec!r}``.
     """
     ep = entry_points().get(spec.lower())
@@ -210,9 +212,11 @@ def _fits(value: Any, kind: Any) -> bool:
 
 
 def check_option_types(factory: Any, spec: str, options: Mapping[str, Any], what: str = "metric plugin") -> None:
-    """Each option of ``options`` has the type ``factory`` annotates for it where that is
-    ``bool``/``int``/``float``/``str`` (or ``Optional`` of one); :class:`PluginError` naming the
-    spec and the option otherwise. For options read from a file, before the factory sees them.
+    """Check that each option has the type ``factory`` annotates for it.
+
+    Checked where that type is ``bool``/``int``/``float``/``str`` (or ``Optional`` of one);
+    :class:`PluginError` naming the spec and the option otherwise. For options read from a file,
+    before the factory sees them.
     """
     if isinstance(factory, nn.Module) or not callable(factory):
         return
@@ -277,7 +281,9 @@ def list_metrics() -> list[str]:
 
 
 def describe_metrics() -> dict[str, str]:
-    """``{name: description}``, sorted: the registry, the entry points with where each came from, and
+    """``{name: description}`` of every metric that can be asked for, sorted.
+
+    The registry, the entry points with where each came from, and
     one ``LIB:<name>`` line per adapter library (its version and names, or how to install it).
     """
     out = base.describe_metrics()
@@ -342,7 +348,8 @@ def _param_types(factory: Any) -> dict[str, Any]:
 
 
 def typed_options(spec: str, raw: Mapping[str, str], kind: str = "metric") -> dict[str, Any]:
-    """String options for ``spec`` typed by its factory's signature (wrap options for callables);
+    """String options for ``spec`` typed by its factory's signature (wrap options for callables).
+
     ``kind`` names the plugin in messages (``"net"`` for :mod:`.plugin_net`).
     """
     if not raw:

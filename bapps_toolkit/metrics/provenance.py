@@ -53,8 +53,9 @@ def safetensors_metadata(path: PathLike) -> dict[str, str]:
 
 
 def printable_note(text: str, limit: int = 500) -> str:
-    """``text`` cut to ``limit`` characters, every non-printable character (a terminal escape
-    sequence, a newline) shown as ``?``: a note read from a file goes into labels and messages.
+    """``text`` cut to ``limit`` characters, every non-printable character shown as ``?``.
+
+    Non-printable: a terminal escape sequence, a newline. A note read from a file goes into labels and messages.
     """
     return "".join(ch if ch.isprintable() else "?" for ch in str(text)[:limit])
 
@@ -90,7 +91,9 @@ def file_calibration(path: PathLike) -> tuple[bool, str]:
 
 
 def merge_notes(*notes: str) -> str:
-    """Distinct non-empty notes joined with ``"; "`` (order kept); a part that begins another,
+    """Distinct non-empty notes joined with ``"; "`` (order kept).
+
+    A part that begins another,
     longer part (``random backbone`` and ``random backbone (seed 3)``) is said once, the longer way.
     """
     out: list[str] = []

@@ -44,6 +44,7 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
+        """The number of elements the declared shape holds."""
         return math.prod(self.shape)
 
 
@@ -57,8 +58,10 @@ class SafetensorsHeader:
 
 
 def sniff(path: Path) -> str:
-    """``"safetensors"`` (an 8-byte header length that fits the file, then ``{``), else ``"zip"``
-    (``torch.save``), ``"pickle"`` or ``"other"``, from the first bytes. The safetensors test
+    """The format of a file from its first bytes.
+
+    ``"safetensors"`` (an 8-byte header length that fits the file, then ``{``), else ``"zip"``
+    (``torch.save``), ``"pickle"`` or ``"other"``. The safetensors test
     comes first: a header length whose low byte is ``0x80`` is not a pickle.
     """
     with open(path, "rb") as fh:
@@ -99,7 +102,9 @@ def read_header(path: PathLike) -> SafetensorsHeader:
 
 
 def read_tensors(header: SafetensorsHeader, names: Iterable[str]) -> dict[str, torch.Tensor]:
-    """The tensors ``names`` of the file of ``header`` (on CPU); a :class:`CheckpointError`
+    """The tensors ``names`` of the file of ``header`` (on CPU).
+
+    A :class:`CheckpointError`
     naming the file if one cannot be read.
     """
     wanted = list(names)
@@ -114,7 +119,9 @@ def read_tensors(header: SafetensorsHeader, names: Iterable[str]) -> dict[str, t
 
 
 def read_safetensors(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """``(tensors, metadata)`` of a safetensors file on CPU, every tensor read (for files whose
+    """``(tensors, metadata)`` of a safetensors file on CPU, every tensor read.
+
+    For files whose
     size the caller bounds, or whose declared shapes it checked with :func:`read_header`).
     """
     header = read_header(path)
@@ -132,8 +139,9 @@ def _kind_fits(declared: str, want: torch.dtype) -> bool:
 
 def check_declared(where: Path, declared: Mapping[str, TensorInfo], expected: Mapping[str, torch.Tensor],
                    what: str) -> None:
-    """Refuse (before any read) declared tensors that are not exactly ``expected``: the same
-    names, shapes and dtype kinds. ``what`` names the part in the message (``"backbone"``).
+    """Refuse (before any read) declared tensors that are not exactly ``expected``.
+
+    Expected: the same names, shapes and dtype kinds. ``what`` names the part in the message (``"backbone"``).
     """
     missing = sorted(set(expected) - set(declared))
     extra = sorted(set(declared) - set(expected))
@@ -149,8 +157,9 @@ def check_declared(where: Path, declared: Mapping[str, TensorInfo], expected: Ma
 
 def json_field(meta: Mapping[str, str], key: str, where: Path, default: Any, kind: type, *,
                limit: int = MAX_JSON_CHARS) -> Any:
-    """The JSON metadata value ``key`` parsed (``default`` when absent or empty), which must be a
-    ``kind``; a :class:`CheckpointError` naming the file and the key when it is longer than
+    """The JSON metadata value ``key`` parsed (``default`` when absent or empty).
+
+    It must be a ``kind``; a :class:`CheckpointError` naming the file and the key when it is longer than
     ``limit`` characters, not JSON, nested too deep or of another type.
     """
     raw = meta.get(key)

@@ -52,6 +52,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import MetricInputError
 from ._validate import check_constants, check_data_range, validate_functional, work_dtype
 from .base import Metric, register_metric
 from .functional.color import quantize_official, rgb_to_lab
@@ -95,8 +96,9 @@ def _ssim_maps(
     k2: float,
     sample_covariance: bool,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The one SSIM statistics implementation: ``(ssim_map, cs_map)`` of ``ref`` against each of
-    ``others``, ``[N, C, H − k + 1, W − k + 1]`` each, the reference's local moments computed once.
+    """The one SSIM statistics implementation: ``(ssim_map, cs_map)`` of ``ref`` against ``others``.
+
+    One pair for each of ``others``, ``[N, C, H − k + 1, W − k + 1]`` each, the reference's local moments computed once.
 
     Inputs are centred by their detached per-image, per-channel means before filtering (exact in
     real arithmetic, it keeps float32 variances from cancelling); one separable filtering of the
@@ -104,13 +106,13 @@ def _ssim_maps(
     """
     k = taps.numel()
     if min(ref.shape[-2:]) < k:
-        raise ValueError(f"images of {tuple(ref.shape[-2:])} are smaller than the {k}-tap window")
+        raise MetricInputError(f"images of {tuple(ref.shape[-2:])} are smaller than the {k}-tap window")
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     means = [t.detach().mean(dim=(-2, -1), keepdim=True) for t in (ref, *others)]
     r, *xs = (t - c for t, c in zip((ref, *others), means, strict=True))
     planes = [r, *xs, r * r, *(x * x for x in xs), *(r * x for x in xs)]
-    stats = filter_valid(torch.cat(planes, dim=1), taps).split(ref.shape[1], dim=1)
+    stats = torch.split(filter_valid(torch.cat(planes, dim=1), taps), ref.shape[1], dim=1)
     n = len(xs)
     mr, ms, mrr, mss, mrs = stats[0], stats[1:1 + n], stats[1 + n], stats[2 + n:2 + 2 * n], stats[2 + 2 * n:]
     # cs = (2 σrx + C2) / (σr² + σx² + C2) with σ = norm · (E[··] − E[·]E[·]): numerator and
@@ -160,8 +162,9 @@ def ssim_triplet(
     sample_covariance: bool = False,
     spatial: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(SSIM(ref, p0), SSIM(ref, p1))`` with the reference's local moments computed once
-    (the statistics of :func:`ssim_components`). Returns per-image SSIM ``[N]`` each, or with
+    """``(SSIM(ref, p0), SSIM(ref, p1))`` with the reference's local moments computed once.
+
+    The statistics are those of :func:`ssim_components`. Returns per-image SSIM ``[N]`` each, or with
     ``spatial=True`` the channel-averaged maps ``[N, 1, H', W']``.
     """
     maps = _ssim_maps(ref, [p0, p1], taps, data_range=data_range, k1=k1, k2=k2, sample_covariance=sample_covariance)
@@ -296,7 +299,7 @@ class SSIM(Metric):
         super().__init__(input_range=input_range, spatial=spatial, reduction=reduction)
         self.padding = check_padding(padding, "ssim")
         if colorspace not in ("rgb", "lab"):
-            raise ValueError(f"ssim: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
+            raise MetricInputError(f"ssim: colorspace must be 'rgb' or 'lab', got {colorspace!r}")
         self.colorspace = colorspace
         self.name = "ssim" if colorspace == "rgb" else "ssim-lab"
         self.official = bool(official)
@@ -306,7 +309,7 @@ class SSIM(Metric):
         check_window(win_size)
         self.win_size = int(win_size)
         if not sigma > 0:
-            raise ValueError(f"ssim: sigma must be > 0, got {sigma}")
+            raise MetricInputError(f"ssim: sigma must be > 0, got {sigma}")
         self.sigma = float(sigma)
         self.k1, self.k2 = check_constants(k1, k2, self.name)
         self.sample_covariance = self.official if sample_covariance is None else bool(sample_covariance)
@@ -332,9 +335,11 @@ class SSIM(Metric):
     def _pair_distances(
         self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(d(ref, p0), d(ref, p1))`` with the reference converted (Lab / quantised) and its local
-        moments filtered once per triplet (:func:`ssim_triplet`). Without gradients the batch is
-        processed in cache-sized pieces of triplets.
+        """``(d(ref, p0), d(ref, p1))`` with the reference prepared once per triplet.
+
+        The reference is converted (Lab / quantised) and its local moments filtered once per triplet
+        (:func:`ssim_triplet`). Without gradients the batch is processed in cache-sized pieces of
+        triplets.
         """
         if torch.is_grad_enabled() and any(t.requires_grad for t in (ref, p0, p1)):
             return self._triplet(ref, p0, p1)
@@ -372,6 +377,7 @@ class SSIM(Metric):
         return ((1.0 - s) / 2.0).clamp_min(0.0)
 
     def extra_repr(self) -> str:
+        """The colour space, flavour, window and options, for ``repr``."""
         win = f"gaussian {self.win_size} σ={self.sigma:g}" if self.gaussian else f"uniform {self.win_size}"
         return (
             f"colorspace={self.colorspace}, official={self.official}, window={win}, "

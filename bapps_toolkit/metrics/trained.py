@@ -60,6 +60,15 @@ _LIN_KEY = re.compile(r"lin\.(0|[1-9][0-9]{0,5})\.weight")
 
 
 def weights_path(out: PathLike, stem: str) -> Path:
+    """The safetensors file ``<out>/<stem>.safetensors``.
+
+    Args:
+        out: the run's folder.
+        stem: the file name without suffix.
+
+    Returns:
+        The path (not checked).
+    """
     return Path(out) / f"{stem}.safetensors"
 
 
@@ -85,8 +94,9 @@ def read_tensor_dict_pth(path: PathLike) -> dict[str, torch.Tensor]:
 def split_model_tensors(
     tensors: Mapping[str, _T], where: PathLike = "checkpoint",
 ) -> tuple[list[_T], dict[str, _T], dict[str, _T]]:
-    """``(lin weights in order, G state, backbone state)`` from a checkpoint's tensors (or from
-    anything keyed by tensor name, e.g. a header's declarations); a :class:`CheckpointError`
+    """``(lin weights in order, G state, backbone state)`` from a checkpoint's tensors.
+
+    Or from anything keyed by tensor name, e.g. a header's declarations; a :class:`CheckpointError`
     naming ``where`` for any other key or linear layers not numbered ``0..n-1``.
     """
     lins: dict[int, _T] = {}
@@ -183,8 +193,10 @@ _G_MAX_WIDTH = 1024
 
 
 def _read_ranking_net(head: SafetensorsHeader, names: Mapping[str, str]) -> dict[str, torch.Tensor] | None:
-    """The declared ranking net G ``{state name: tensor name}`` checked (names, shapes, float
-    dtypes, a hidden width of at most 1024) before it is read; None when the file has none."""
+    """The declared ranking net G ``{state name: tensor name}``, checked before it is read.
+
+    Checked: names, shapes, float dtypes, a hidden width of at most 1024; None when the file has none.
+    """
     if not names:
         return None
     if set(names) != set(_G_SHAPES):
@@ -202,8 +214,9 @@ def _read_ranking_net(head: SafetensorsHeader, names: Mapping[str, str]) -> dict
 
 
 def _load_backbone(model: LPIPS, head: SafetensorsHeader, names: Mapping[str, str]) -> None:
-    """The stored backbone ``{state name: tensor name}`` checked against ``model``'s (names,
-    shapes, dtypes) before it is read, then loaded.
+    """The stored backbone ``{state name: tensor name}``, checked, then loaded.
+
+    Checked against ``model``'s (names, shapes, dtypes) before it is read.
     """
     check_declared(head.path, {k: head.tensors[n] for k, n in names.items()}, model.backbone.state_dict(),
                    "backbone")
@@ -232,10 +245,12 @@ def _from_official_pth(p: Path, backbone_weights: Any, version: str | None) -> L
 
 
 def _recorded_backbone(p: Path, meta: Mapping[str, str], net: str, ver: str) -> LPIPS:
-    """The model on the backbone recorded at training time (a weights file checked by SHA-256,
-    or the torchvision ImageNet weights). The recorded path must be an absolute path to a
-    non-empty regular file with a weights suffix (:data:`WEIGHTS_SUFFIXES`): the checkpoint
-    cannot send the reader to a device, a pipe or a pseudo-file.
+    """The model on the backbone recorded at training time.
+
+    That is a weights file checked by SHA-256, or the torchvision ImageNet weights. The recorded
+    path must be an absolute path to a non-empty regular file with a weights suffix
+    (:data:`WEIGHTS_SUFFIXES`): the checkpoint cannot send the reader to a device, a pipe or a
+    pseudo-file.
     """
     src = meta.get("backbone_source", "")
     sha = meta.get("backbone_sha256", "")

@@ -1,5 +1,6 @@
-"""Metrics of piq, pyiqa and torchmetrics under the names ``piq:NAME``, ``pyiqa:NAME``,
-``torchmetrics:NAME``, in the toolkit's metric contract (see :mod:`._common`).
+"""Metrics of piq, pyiqa and torchmetrics in the toolkit's metric contract (see :mod:`._common`).
+
+Their names are ``piq:NAME``, ``pyiqa:NAME`` and ``torchmetrics:NAME``.
 
 Each library is imported only when one of its names is asked for; a missing library is an error
 that names it and the ``pip install`` line, an unknown name an error listing the library's names

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import UsageError
+from ...errors import MetricInputError, UsageError
 from ..base import Metric
 
 #: Ways a similarity becomes a distance: ``1 - s`` (s <= 1) or ``-s`` (unbounded).
@@ -99,8 +99,10 @@ def unknown_name(lib: Library, spec: str, name: str, known: Iterable[str]) -> Ad
 
 
 def guard_weights(spec: str, lib: Library, what: str, build: Callable[[], Any]) -> Any:
-    """``build()``; a download/read failure of the weights becomes :class:`WeightsUnavailableError`,
-    a missing dependency of the library an :class:`AdapterError` naming it.
+    """Call ``build()``, turning the library's failures into the toolkit's errors.
+
+    A download/read failure of the weights becomes :class:`WeightsUnavailableError`, a missing
+    dependency of the library an :class:`AdapterError` naming it.
     """
     try:
         return build()
@@ -131,7 +133,7 @@ class AdapterMetric(Metric):
                  input_range: Sequence[float] = (-1.0, 1.0)):
         super().__init__(input_range=input_range)
         if spec.flip is not None and spec.flip not in FLIPS:
-            raise ValueError(f"{name}: flip must be None or one of {FLIPS}, got {spec.flip!r}")
+            raise MetricInputError(f"{name}: flip must be None or one of {FLIPS}, got {spec.flip!r}")
         self.name = name
         self.library = library
         self.spec = spec
@@ -153,8 +155,9 @@ class AdapterMetric(Metric):
         return f"{super().label}{flipped} ({self.library})"
 
     def _to_library(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` mapped to the library's range, clamped to it: the toolkit's validation lets
-        round-off of up to ``RANGE_TOLERANCE`` through, which piq and pyiqa reject.
+        """``x`` mapped to the library's range, clamped to it.
+
+        The toolkit's validation lets round-off of up to ``RANGE_TOLERANCE`` through, which piq and pyiqa reject.
         """
         lo, hi = self.spec.library_range
         if (lo, hi) == (0.0, 1.0):

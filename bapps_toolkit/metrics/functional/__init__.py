@@ -1,5 +1,8 @@
-"""Building blocks shared by the metrics: filter windows, padding, MATLAB resize/rounding and
-colour conversion, differentiable sorting. Nothing here validates metric inputs (see :mod:`.._validate`)."""
+"""Building blocks shared by the metrics.
+
+Filter windows, padding, MATLAB resize/rounding and colour conversion, differentiable sorting.
+Nothing here validates metric inputs (see :mod:`.._validate`).
+"""
 from .color import official_float32, quantize_official, rgb_to_gray, rgb_to_lab, rgb_to_yiq
 from .padding import symmetric_pad
 from .resize import (

@@ -47,6 +47,8 @@ from typing import Any
 
 import torch
 
+from ...errors import MetricInputError
+
 __all__ = [
     "XYZ_FROM_RGB",
     "D65_WHITE",
@@ -92,9 +94,9 @@ _LAB_KAPPA = 7.787
 
 def _check_rgb(x: torch.Tensor, fn: str) -> None:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError(f"{fn}: expected a floating-point torch.Tensor, got {type(x).__name__}")
+        raise MetricInputError(f"{fn}: expected a floating-point torch.Tensor, got {type(x).__name__}")
     if x.dim() < 3 or x.shape[-3] != 3:
-        raise ValueError(f"{fn}: expected colour channels (3) on dim -3, got shape {tuple(x.shape)}")
+        raise MetricInputError(f"{fn}: expected colour channels (3) on dim -3, got shape {tuple(x.shape)}")
 
 
 def _matmul_channels(matrix: Any, x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +111,7 @@ def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_xyz(x: torch.Tensor) -> torch.Tensor:
-    """sRGB in [0, 1] (channels on dim -3) → CIE XYZ (D65), like ``skimage.color.rgb2xyz``."""
+    """Convert sRGB in [0, 1] (channels on dim -3) to CIE XYZ (D65), like ``skimage.color.rgb2xyz``."""
     _check_rgb(x, "rgb_to_xyz")
     return _matmul_channels(XYZ_FROM_RGB, srgb_to_linear(x))
 
@@ -210,7 +212,7 @@ def _official_lab_fast(x: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_lab(x: torch.Tensor, *, official: bool = False) -> torch.Tensor:
-    """sRGB → CIE Lab (D65, 2°): L in [0, 100], a and b roughly in [-128, 128].
+    """Convert sRGB to CIE Lab (D65, 2°): L in [0, 100], a and b roughly in [-128, 128].
 
     Args:
         x: RGB with channels on dim -3. With ``official=False`` (default) values in **[0, 1]**;

@@ -1,5 +1,7 @@
-"""DISTS building blocks (Ding, Ma, Wang & Simoncelli, "Image quality assessment: unifying
-structure and texture similarity", IEEE TPAMI 2022, online 2020): L2 pooling and the per-stage terms.
+"""DISTS building blocks: L2 pooling and the per-stage terms.
+
+Ding, Ma, Wang & Simoncelli, "Image quality assessment: unifying structure and texture
+similarity", IEEE TPAMI 2022, online 2020.
 
 Pure tensor functions, no weights and no input validation; :mod:`bapps_toolkit.metrics.dists`
 builds the metric from them.
@@ -32,6 +34,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from ...errors import MetricInputError
 
 __all__ = ["C1", "C2", "L2_POOL_EPS", "HANN_TAPS", "l2_pool", "stage_terms", "normalise_weights",
            "dists_from_stages"]
@@ -84,7 +88,7 @@ def stage_terms(f0: torch.Tensor, f1: torch.Tensor, c1: float = C1,
         ValueError: the shapes differ or are not 4-D.
     """
     if f0.dim() != 4 or f0.shape != f1.shape:
-        raise ValueError(f"stage_terms: need two [N, C, H, W] tensors of one shape, got "
+        raise MetricInputError(f"stage_terms: need two [N, C, H, W] tensors of one shape, got "
                          f"{tuple(f0.shape)} and {tuple(f1.shape)}")
     v0, m0 = torch.var_mean(f0, dim=(2, 3), correction=0)
     v1, m1 = torch.var_mean(f1, dim=(2, 3), correction=0)
@@ -96,15 +100,16 @@ def stage_terms(f0: torch.Tensor, f1: torch.Tensor, c1: float = C1,
 
 def normalise_weights(alpha: torch.Tensor, beta: torch.Tensor,
                       channels: Sequence[int]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Split flat ``alpha``/``beta`` (one entry per channel of every stage) into per-stage weights,
-    all divided by ``Σα + Σβ`` so that they sum to 1.
+    """Split flat ``alpha``/``beta`` (one entry per channel of every stage) into per-stage weights.
+
+    All are divided by ``Σα + Σβ`` so that they sum to 1.
 
     Raises:
         ValueError: the lengths do not match ``sum(channels)``.
     """
     a, b = alpha.reshape(-1), beta.reshape(-1)
     if a.numel() != sum(channels) or b.numel() != sum(channels):
-        raise ValueError(f"alpha/beta: expected {sum(channels)} weights each (channels {list(channels)}), "
+        raise MetricInputError(f"alpha/beta: expected {sum(channels)} weights each (channels {list(channels)}), "
                          f"got {a.numel()} and {b.numel()}")
     total = a.sum() + b.sum()
     return list(torch.split(a / total, list(channels))), list(torch.split(b / total, list(channels)))
@@ -124,7 +129,7 @@ def dists_from_stages(f0: Sequence[torch.Tensor], f1: Sequence[torch.Tensor],
         ``Σ_k (1 − l_k) · α_k + (1 − s_k) · β_k`` (see module), in the features' dtype.
     """
     if not f0 or not len(f0) == len(f1) == len(alpha) == len(beta):
-        raise ValueError(f"dists_from_stages: {len(f0)} and {len(f1)} stages for {len(alpha)} weight groups")
+        raise MetricInputError(f"dists_from_stages: {len(f0)} and {len(f1)} stages for {len(alpha)} weight groups")
     total: torch.Tensor | None = None
     for a, b, wa, wb in zip(f0, f1, alpha, beta, strict=True):
         texture, structure = stage_terms(a, b)

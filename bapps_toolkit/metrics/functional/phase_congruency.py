@@ -1,8 +1,9 @@
-"""Phase congruency as FeatureSIM.m computes it (``phasecong2``, P. Kovesi, "Image features from
-phase congruency", Videre 1(3), 1999): log-Gabor filters, 4 scales × 4 orientations, noise
-threshold from the median of the smallest scale's squared amplitude. The building block of
-:mod:`bapps_toolkit.metrics.fsim` (its module docstring lists the constants and the conventions
-where MATLAB is undefined). Input: luminance on the 0..255 scale.
+"""Phase congruency as FeatureSIM.m computes it.
+
+``phasecong2``, P. Kovesi, "Image features from phase congruency", Videre 1(3), 1999: log-Gabor
+filters, 4 scales × 4 orientations, noise threshold from the median of the smallest scale's squared
+amplitude. The building block of :mod:`bapps_toolkit.metrics.fsim` (its module docstring lists the
+constants and the conventions where MATLAB is undefined). Input: luminance on the 0..255 scale.
 
 Speed: the FFTs run over the complex responses; everything after them runs on contiguous real
 tensors of the even and odd responses (:func:`pc_from_responses`), which is also the part that
@@ -50,8 +51,10 @@ def _matlab_range(n: int) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def _filter_bank(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Log-Gabor bank ``[O, S, rows, cols]`` (0 frequency at the corner) and, per orientation,
-    the factor ``c_o`` such that phasecong2's noise threshold is ``T_o = c_o * sqrt(median_o)``.
+    """Log-Gabor bank ``[O, S, rows, cols]`` (0 frequency at the corner) and its noise factors.
+
+    Per orientation, the factor ``c_o`` is such that phasecong2's noise threshold is
+    ``T_o = c_o * sqrt(median_o)``.
 
     Built in float64 numpy exactly as phasecong2 does (meshgrid, ifftshift, radius(1,1) = 1).
     """
@@ -100,8 +103,10 @@ def _filter_bank(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 def _filter_bank_tensors(
     rows: int, cols: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The bank as a complex tensor (the spectrum it multiplies is complex: a real bank would be
-    converted on every call) and the noise factors in ``dtype``."""
+    """The bank as a complex tensor and the noise factors in ``dtype``.
+
+    The spectrum the bank multiplies is complex: a real bank would be converted on every call.
+    """
     bank, coef = _filter_bank(rows, cols)
     return (torch.tensor(bank, dtype=dtype, device=device).to(torch.complex128 if dtype == torch.float64
                                                                 else torch.complex64),
@@ -137,7 +142,8 @@ def phase_congruency(y: torch.Tensor, kernel: PCKernel | None = None) -> torch.T
     """phasecong2 as used by FeatureSIM.m: ``[N, 1, H, W]`` luminance (0..255) → PC ``[N, 1, H, W]``.
 
     ``kernel`` replaces :func:`pc_from_responses` (the real-valued part), e.g. by its
-    ``torch.compile`` form (:meth:`FSIM.compiled_calls`); the FFTs always run eagerly."""
+    ``torch.compile`` form (:meth:`FSIM.compiled_calls`); the FFTs always run eagerly.
+    """
     n, _, rows, cols = y.shape
     bank, coef = _filter_bank_tensors(rows, cols, y.dtype, y.device)      # [O, S, H, W], [O]
     fn = kernel or pc_from_responses
@@ -153,8 +159,11 @@ def phase_congruency(y: torch.Tensor, kernel: PCKernel | None = None) -> torch.T
 
 
 def _responses(y: torch.Tensor, bank: torch.Tensor, contiguous: bool = True) -> torch.Tensor:
-    """Log-Gabor responses ``[2, N, O, S, H, W]``: even (E, real part) and odd (O, imaginary part)
-    filter outputs; each a contiguous copy with ``contiguous``, else views of the complex result."""
+    """Log-Gabor responses ``[2, N, O, S, H, W]``.
+
+    Even (E, real part) and odd (O, imaginary part) filter outputs; each a contiguous copy with
+    ``contiguous``, else views of the complex result.
+    """
     eo = torch.fft.ifft2(torch.fft.fft2(y).unsqueeze(2) * bank)           # [N, O, S, H, W] complex
     planes = torch.view_as_real(eo).movedim(-1, 0)
     return planes.contiguous() if contiguous else planes
@@ -165,12 +174,15 @@ def _sqrt(v: torch.Tensor, grad: bool) -> torch.Tensor:
 
 
 def pc_from_responses(eo: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-    """Phase congruency ``[N, 1, H, W]`` from :func:`_responses` and the per-orientation noise
-    factors ``coef`` (phasecong2's energy, noise threshold and normalisation).
+    """Phase congruency ``[N, 1, H, W]`` from :func:`_responses` and the noise factors ``coef``.
+
+    ``coef`` holds one factor per orientation; the steps are phasecong2's energy, noise threshold
+    and normalisation.
 
     With Z = Σ_s (E_s + i·O_s) and mean = Z / (|Z| + ε): Σ_s (E_s·MeanE + O_s·MeanO) = |Z|² / (|Z| + ε)
     and Σ_s |E_s·MeanO − O_s·MeanE| = Σ_s |O_s·Re Z − E_s·Im Z| / (|Z| + ε), so
-    Energy = (|Z|² − Σ_s |O_s·Re Z − E_s·Im Z|) / (|Z| + ε)."""
+    Energy = (|Z|² − Σ_s |O_s·Re Z − E_s·Im Z|) / (|Z| + ε).
+    """
     grad = torch.is_grad_enabled() and eo.requires_grad
     e, o = eo[0], eo[1]
     n, _, _, rows, cols = e.shape

@@ -47,8 +47,9 @@ def matlab_box_downsample_symmetric(x: torch.Tensor, f: int) -> torch.Tensor:
 
 
 def matlab_box_downsample_zero(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """``conv2(x, fspecial('average', F), 'same')`` then ``x(1:F:end, 1:F:end)``, batched
-    (FeatureSIM.m's pre-filter).
+    """``conv2(x, fspecial('average', F), 'same')`` then ``x(1:F:end, 1:F:end)``, batched.
+
+    This is FeatureSIM.m's pre-filter.
 
     Zero padding of ``floor((F-1)/2)`` before and ``floor(F/2)`` after each spatial axis, F×F
     mean, stride F; output ``ceil(H/F) × ceil(W/F)``. ``factor == 1`` returns ``x`` unchanged.

@@ -22,10 +22,13 @@ and a negative value (or NaN) or float64, by ``np.argsort`` and a gather; on oth
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+from ...errors import MetricInputError
 
 
 def sort_with_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +47,7 @@ def sort_with_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ValueError: for another dtype, rows too long, or a big-endian machine.
     """
     if x.dtype != np.float32 or x.ndim == 0 or x.shape[-1] >= 2**32 or sys.byteorder != "little":
-        raise ValueError(f"sort_with_order needs float32 rows shorter than 2**32 on a little-endian "
+        raise MetricInputError(f"sort_with_order needs float32 rows shorter than 2**32 on a little-endian "
                          f"machine, got {x.dtype} of shape {x.shape} ({sys.byteorder}-endian)")
     keys = np.empty(x.shape, dtype=np.int64)
     halves = keys.view(np.uint32).reshape(*x.shape, 2)  # [..., 0]: low half, [..., 1]: high half
@@ -101,7 +104,8 @@ def sorted_values(t: torch.Tensor) -> torch.Tensor:
     if cpu_float and not tracked:
         return torch.from_numpy(np.sort(t.detach().numpy(), axis=-1))
     if tracked and _key_sortable(t):
-        return _SortByKey.apply(t)
+        sort_by_key: Callable[[torch.Tensor], torch.Tensor] = _SortByKey.apply
+        return sort_by_key(t)
     if cpu_float:
         order = torch.from_numpy(np.argsort(t.detach().numpy(), axis=-1))
         return torch.take_along_dim(t, order, dim=-1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...errors import MetricInputError
+
 __all__ = ["gaussian_window", "uniform_window", "check_window", "filter_valid", "MATMUL_MAX_SIDE"]
 
 
@@ -12,7 +14,7 @@ def gaussian_window(win_size: int, sigma: float, *, dtype: torch.dtype = torch.f
     """1-D Gaussian taps ``exp(−d²/(2σ²))``, ``d = −(n−1)/2 … (n−1)/2``, normalised to sum 1."""
     check_window(win_size)
     if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+        raise MetricInputError(f"sigma must be > 0, got {sigma}")
     d = torch.arange(win_size, dtype=torch.float64) - (win_size - 1) / 2.0
     g = torch.exp(-(d**2) / (2.0 * sigma**2))
     return (g / g.sum()).to(dtype=dtype, device=device)
@@ -26,8 +28,16 @@ def uniform_window(win_size: int, *, dtype: torch.dtype = torch.float64,
 
 
 def check_window(win_size: int) -> None:
+    """Refuse a window size that is not a positive odd integer.
+
+    Args:
+        win_size: the side of the window in pixels.
+
+    Raises:
+        ValueError: naming the value.
+    """
     if int(win_size) != win_size or win_size < 1 or win_size % 2 == 0:
-        raise ValueError(f"win_size must be a positive odd integer, got {win_size!r}")
+        raise MetricInputError(f"win_size must be a positive odd integer, got {win_size!r}")
 
 
 #: Sides up to this length are filtered with a banded (Toeplitz) matrix product, longer ones with
@@ -56,8 +66,10 @@ def _band_matrix(taps: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Separable 2-D correlation of every channel of ``x`` [N, C, H, W] with ``taps`` (1-D),
-    valid region only → ``[N, C, H − k + 1, W − k + 1]``."""
+    """Separable 2-D correlation of every channel of ``x`` [N, C, H, W] with ``taps`` (1-D).
+
+    Valid region only → ``[N, C, H − k + 1, W − k + 1]``.
+    """
     n, c, h, w = x.shape
     k = taps.numel()
     t = taps.to(dtype=x.dtype, device=x.device)
