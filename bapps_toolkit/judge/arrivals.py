@@ -1,5 +1,6 @@
-"""Raters who arrive through a study link, and the outcome recorded when they finish (SQL of the
-study store; no HTTP). The rules are in :mod:`.platform`, the secrets in :mod:`.keys`.
+"""Raters who arrive through a study link, and the outcome recorded when they finish (SQL of the study store; no HTTP).
+
+The rules are in :mod:`.platform`, the secrets in :mod:`.keys`.
 
 An arrival is admitted when its key is the study's link key. The first arrival of a rater id
 records the rater (with the token derived from the link secret, stored hashed) and its platform,

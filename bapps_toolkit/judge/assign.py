@@ -1,5 +1,6 @@
-"""Which items a rater is given: the ``balanced`` and ``adaptive`` assignment policies (SQL of
-the study store; no HTTP).
+"""Which items a rater is given: the ``balanced`` and ``adaptive`` assignment policies.
+
+SQL of the study store; no HTTP.
 
 Both policies share the bookkeeping. A rater's first request gives them up to
 ``items_per_rater`` real items (0 = all) that are *open*, with the sentinels mixed in at random
@@ -119,8 +120,10 @@ def open_items(state: ItemState, cfg: dict[str, Any], adopt: bool) -> tuple[np.n
 
 
 def choose(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], n_had: int) -> list[int]:
-    """The items to append to the rater's order: the open items ranked by the policy (ties
-    broken by a seeded shuffle) and, the first time, the sentinels mixed in at random positions.
+    """The items to append to the rater's order, ranked by the policy, sentinels mixed in the first time.
+
+    The open items are ranked by the policy (ties broken by a seeded shuffle); the first time, the sentinels are
+    mixed in at random positions.
     """
     rng = random.Random(f"{cfg['seed']}:{rater}" + (f":{n_had}" if n_had else ""))  # noqa: S311 (an order, not a secret)
     state = item_state(con, rater, cfg)
@@ -149,8 +152,10 @@ def rater_counts(con: sqlite3.Connection, rater: str) -> tuple[int, int, int | N
 
 
 def check_new_rater_cap(con: sqlite3.Connection, per_minute: int) -> None:
-    """TooManyNewRaters if ``per_minute`` raters were recorded in the last 60 s without a token
-    or by arriving through a study link (raters added by the researcher do not count).
+    """Raise TooManyNewRaters when ``per_minute`` new raters were recorded in the last 60 s.
+
+    Counted are the raters recorded without a token or by arriving through a study link (raters added by
+    the researcher do not count).
     """
     if per_minute <= 0:
         return

@@ -59,8 +59,9 @@ class _Study:
 
 
 def _read_study(con: Any, db: PathLike) -> _Study:
-    """Raters, items and answers of a study; a DataError names the table, row and field of
-    anything that is not what the study server writes.
+    """Raters, items and answers of a study, checked.
+
+    A DataError names the table, row and field of anything that is not what the study server writes.
     """
     raters = []
     for rid, in con.execute("SELECT id FROM raters ORDER BY id"):
@@ -89,8 +90,9 @@ _PLATFORMS = ("", "prolific", "generic")
 
 
 def _read_arrivals(con: Any, db: PathLike, raters: list[str]) -> dict[str, dict[str, str]]:
-    """Platform, study, session and outcome per rater ('' where none), each checked: the
-    platform and outcome are words the server writes, the study and session ids rater-id-like.
+    """Platform, study, session and outcome per rater (``''`` where none), each checked.
+
+    The platform and outcome are words the server writes, the study and session ids rater-id-like.
     """
     out = {rid: {"platform": "", "study_id": "", "session_id": "", "outcome": ""} for rid in raters}
     for rid, plat, study, session, outcome in con.execute(_ARRIVALS_SQL):
@@ -129,8 +131,9 @@ def _rater_table(study: _Study) -> dict[str, dict[str, Any]]:
 
 
 def _agreement(votes: dict[int, list[tuple[str, int]]], raters: dict[str, dict[str, Any]], kind: str) -> float:
-    """Mean pairwise agreement over items with >= 2 votes; also per rater (vs. the others),
-    stored as ``agreement_<kind>``.
+    """Mean pairwise agreement over items with >= 2 votes; also per rater against the others.
+
+    The per-rater values are stored as ``agreement_<kind>``.
     """
     pair_agree: list[float] = []
     per: dict[str, list[float]] = defaultdict(list)
@@ -316,8 +319,9 @@ def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:
 
 
 def status_text(db: PathLike) -> str:
-    """Progress per rater (answered of assigned, sentinels answered right) and per item
-    (answers of the wanted judgments), as plain text.
+    """Progress per rater and per item, as plain text.
+
+    Per rater: answered of assigned, sentinels answered right; per item: answers of the wanted judgments.
     """
     con = open_study(db)
     try:

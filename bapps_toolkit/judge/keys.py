@@ -1,5 +1,6 @@
-"""The study's secrets: its id and link secret, the study link's key, the tokens of raters who
-arrive through it, and the admin token of the dashboard (SQL of the study store; no HTTP).
+"""The study's secrets: study id, link secret and key, link raters' tokens, the dashboard's admin token.
+
+The study link's key signs the link; raters who arrive through it get tokens (SQL of the study store; no HTTP).
 
 * Every study has a random ``study_id`` and a 256-bit ``link_secret``, kept in ``study_meta``
   (a study made before they existed gets them when ``bapps judge link`` or ``admin-token``

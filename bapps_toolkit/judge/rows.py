@@ -22,9 +22,10 @@ class ItemRow:
 
 
 def item_rows(con: sqlite3.Connection, db: PathLike, *, real_only: bool = False) -> list[ItemRow]:
-    """The study's items in id order, each checked before its names are used: the database is a
-    file like any other (it may have been edited or sent by someone else), and ``export`` makes
-    file names of its set keys and stems.
+    """The study's items in id order, each checked before its names are used.
+
+    The database is a file like any other (it may have been edited or sent by someone else), and ``export``
+    makes file names of its set keys and stems.
 
     Args:
         con: an open study (:func:`open_study`).

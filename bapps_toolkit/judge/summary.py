@@ -1,5 +1,6 @@
-"""The study's progress as the dashboard and ``bapps judge status`` show it (SQL of the study
-store; no HTTP).
+"""The study's progress as the dashboard and ``bapps judge status`` show it.
+
+SQL of the study store; no HTTP.
 
 :func:`study_summary` returns one typed record (:class:`StudySummary`, JSON-ready):
 
@@ -203,8 +204,9 @@ def _pct(x: float | None) -> str:
 
 
 def _printable(rater: str) -> str:
-    """A rater id as it is, or quoted and cut when the database holds something no server writes
-    (control characters would reach the terminal).
+    """A rater id as it is, or quoted and cut when the database holds something no server writes.
+
+    Control characters would otherwise reach the terminal.
     """
     return rater if valid_rater(rater) else shown(rater, 40)
 
@@ -241,8 +243,9 @@ def summary_text(s: StudySummary) -> str:
 
 
 def summary_version(con: sqlite3.Connection) -> tuple[Any, ...]:
-    """Changes whenever the summary may change (answers, raters, assignments, outcomes, and every 5 s
-    for the raters' activity): the dashboard's cache key.
+    """The dashboard's cache key: it changes whenever the summary may change.
+
+    Answers, raters, assignments, outcomes, and every 5 s for the raters' activity.
     """
     row = con.execute("SELECT (SELECT MAX(id) FROM answers), (SELECT COUNT(*) FROM raters), "
                       "(SELECT COUNT(*) FROM assignments), (SELECT COUNT(*) FROM outcomes)").fetchone()
