@@ -50,6 +50,7 @@ from .answers import AnswerPost
 from .items import Item
 from .posterior import credible_width, posterior_params
 from .store import create_study, load_config, next_trial, open_study, record_answer
+from .store_reports import answer_counts, item_keys, write_unsynced
 
 _PIXEL = png_bytes(np.full((1, 1, 3), 128, dtype=np.uint8))
 _TIMINGS = {"ref_ms": 1000.0, "blank_ms": 250.0, "dist_ms": 1000.0}
@@ -168,7 +169,7 @@ def observer_items(pool: ObserverPool, n_items: int, seed: int) -> ObserverItems
 
 def _errors(con: Any, truth: dict[int, float], cfg: dict[str, Any]) -> tuple[int, float, float, float, float]:
     counts = dict.fromkeys(truth, (0, 0))
-    for item, n, k in con.execute("SELECT item, COUNT(*), SUM(answer) FROM answers GROUP BY item"):
+    for item, n, k in answer_counts(con):
         if item in counts:
             counts[item] = (n, k)
     n_arr = np.asarray([n for n, _ in counts.values()], dtype=np.float64)
@@ -203,9 +204,9 @@ def run_policy(obs: ObserverItems, settings: dict[str, Any], seed: int, folder: 
     create_study(db, obs.items, **{**settings, "seed": int(seed), "reassign_after_s": 0})
     con = open_study(db)
     try:
-        con.execute("PRAGMA synchronous=OFF")
+        write_unsynced(con)
         cfg = load_config(con)
-        rows = con.execute("SELECT id, set_key, stem, expected FROM items").fetchall()
+        rows = item_keys(con)
         truth = {i: obs.p_true[(k, s)] for i, k, s, e in rows if e is None}
         expected = {i: int(e) for i, _, _, e in rows if e is not None}
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
