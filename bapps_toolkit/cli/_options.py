@@ -58,8 +58,9 @@ def add_precision(p: argparse.ArgumentParser, help: str, default: str | None = "
 
 
 def space_list(values: Sequence[str], flag: str, command: str) -> list[str]:
-    """The items of a space-separated list option; an item holding commas (the old spelling) is
-    split, with a deprecation note on stderr.
+    """The items of a space-separated list option.
+
+    An item holding commas (the old spelling) is split, with a deprecation note on stderr.
 
     Args:
         values: the option's values as argparse collected them.

@@ -19,8 +19,10 @@ _ITEM = re.compile(r"^\s*(\d+\.|[-*])\s+")                  # 1. item / - item /
 
 
 def plain(text: str) -> str:
-    """``text`` with its reStructuredText markup turned into plain words: ``x`` -> x,
-    :func:`~a.b.c` -> c, `x` -> 'x', a literal-block ``::`` -> ``:``."""
+    """``text`` with its reStructuredText markup turned into plain words.
+
+    ``x`` -> x, :func:`~a.b.c` -> c, `x` -> 'x', a literal-block ``::`` -> ``:``.
+    """
     text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if m.group(0).count("~") else m.group(1), text)
     text = _LITERAL.sub(r"\1", text)
     text = _TICKED.sub(r"'\1'", text)
@@ -65,8 +67,10 @@ def _fill_block(block: str, width: int, indent: str) -> list[str]:
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """Paragraphs wrapped to the terminal, indented lines and list items kept as written, and
-    reStructuredText markup (docstrings serve as descriptions) shown as plain words."""
+    """Paragraphs wrapped to the terminal, indented lines and list items kept as written.
+
+    reStructuredText markup (docstrings serve as descriptions) is shown as plain words.
+    """
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         blocks = [b for b in re.split(r"\n\s*\n", textwrap.dedent(plain(text)).strip("\n")) if b.strip()]
@@ -155,8 +159,10 @@ def in_range(low: float, high: float) -> Any:
 
 
 def examples(*lines: str) -> str:
-    """The epilog of a sub-command: ``examples:`` and the command lines, one per line. Each line is
-    a real ``bapps …`` invocation (tests/test_help_audit.py parses every one with the parser)."""
+    """The epilog of a sub-command: ``examples:`` and the command lines, one per line.
+
+    Each line is a real ``bapps …`` invocation (tests/test_help_audit.py parses every one with the parser).
+    """
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 

@@ -1,6 +1,8 @@
-"""``bapps evaluate`` on NIGHTS, PieAPP, TID2013, KADID-10k, PIPAL, LIVE, CSIQ (folders or packed
-``.h5`` files), or a folder holding several of them (BAPPS included): prints the cross-benchmark
-table (routed from cmd_evaluate)."""
+"""``bapps evaluate`` on the IQA benchmarks: prints the cross-benchmark table.
+
+The benchmarks are NIGHTS, PieAPP, TID2013, KADID-10k, PIPAL, LIVE, CSIQ (folders or packed
+``.h5`` files), or a folder holding several of them (BAPPS included); cmd_evaluate routes here.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +12,14 @@ from ..report.benchmark_tables import benchmarks_to_reports, cross_markdown
 
 
 def run(args: argparse.Namespace) -> int:
+    """Score metrics on the IQA benchmarks of ``args.data`` and print the cross-benchmark table.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     result, written = benchmarks_to_reports(
         args.data, list(args.metrics) + list(args.checkpoint), markdown=args.markdown, latex=args.latex,
         csv_path=args.out, json_path=args.json, per_type=args.per_type, plot=args.plot,

@@ -1,5 +1,4 @@
-"""``bapps competition-report JUDGED --manifest M``: the verdict of a judged MAD or gMAD
-competition.
+"""``bapps competition-report JUDGED --manifest M``: the verdict of a judged MAD or gMAD competition.
 
 JUDGED is the judged set ('bapps judge export --out JUDGED', BAPPS layout with judge/) or the
 study database itself; M is the competition.json of the unjudged set (or its folder). Per metric
@@ -16,7 +15,15 @@ import argparse
 from ._parser import examples
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps competition-report`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p = subparsers.add_parser("competition-report", help="verdict of a judged MAD/gMAD competition",
                               description=__doc__, epilog=examples(
                                   "bapps competition-report judged --manifest mad-l2-ssim/competition.json "
@@ -37,6 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write or print the verdict of the judged competition ``args.judged``.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..report.competition import competition_report
 
     rep = competition_report(args.judged, args.manifest, out=args.out, n_boot=args.n_boot, alpha=args.alpha,

@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ..report import demo as demo_lib  # torch-free at import: keeps `bapps demo --help` fast
 from ._parser import examples
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps demo`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p = subparsers.add_parser("demo", help="build the mini set, evaluate and train metrics, print the table",
                               description=demo_lib.__doc__,
                               epilog=examples("bapps demo", "bapps demo --out /tmp/bapps_demo --no-train",
@@ -28,6 +35,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the demo: mini set, evaluation, optional short training, the table.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     demo_lib.run_demo(args.out, seed=args.seed, n_boot=args.n_boot, device=args.device, train_lpips=not args.no_train,
                       progress=args.progress, backbone_weights=args.backbone_weights)
     return 0

@@ -11,7 +11,14 @@ from ._parser import examples
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add the command to ``subparsers``; returns its parser."""
+    """Add the ``bapps download`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p: argparse.ArgumentParser = subparsers.add_parser(
         "download",
         help="download and unpack the BAPPS archives (jnd, 2AFC val, 2AFC train)",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from ..data.iqa.registry import PLUGIN_HELP, help_list  # torch-free: `--help` imports neither torch nor pandas
 from ..errors import BappsError
@@ -20,7 +19,15 @@ from ._options import add_backbone_weights, add_metric_option, add_metrics, add_
 from ._parser import at_least, examples
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps evaluate`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p = subparsers.add_parser("evaluate", help="score metrics against the human judgments (2AFC, JND)",
                               description=__doc__, epilog=examples(
                                   "bapps evaluate bapps.h5 --metrics l2-lab ssim-lab lpips-alex --browse failures/",
@@ -93,6 +100,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Score the metrics against the human judgments of ``args.data`` and report the results.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from .._distributed import is_main_process
     from ..data.iqa import is_bapps_source
     from ..data.iqa.registry import load_benchmark_plugins

@@ -1,5 +1,6 @@
-"""``bapps gmad M1 M2 [M3 ...] --pool POOL``: a group MAD (gMAD) competition (Ma et al., IEEE
-TPAMI 2020) among metrics on a pool of distorted images.
+"""``bapps gmad M1 M2 [M3 ...] --pool POOL``: a group MAD (gMAD) competition among metrics.
+
+The competition (Ma et al., IEEE TPAMI 2020) runs on a pool of distorted images.
 
 Every pool image is scored by every metric against its reference. For each ordered pair
 (defender, attacker) and each of --levels quality levels of the defender (quantiles of its
@@ -20,7 +21,15 @@ import sys
 from ._parser import examples
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps gmad`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p = subparsers.add_parser("gmad", help="gMAD competition: pick image pairs from a pool for every ordered "
                               "pair of metrics", description=__doc__, epilog=examples(
                                   "bapps gmad l2 ssim ms-ssim fsim --pool kadid10k.h5 --out gmad-kadid",
@@ -47,6 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the gMAD competition among ``args.metrics`` on the pool ``args.pool``.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..competition.gmad import GmadConfig, run_gmad
     from ..metrics.plugins import parse_metric_options
 

@@ -1,5 +1,7 @@
-"""``bapps judge``: collect human 2AFC / JND judgments in a browser (create, serve, add-rater,
-link, admin-token, status, export, simulate)."""
+"""``bapps judge``: collect human 2AFC / JND judgments in a browser.
+
+Actions: create, serve, add-rater, link, admin-token, status, export, simulate.
+"""
 from __future__ import annotations
 
 import argparse
@@ -61,11 +63,11 @@ def _study_options(p: argparse.ArgumentParser) -> None:
     c.add_argument("--screened-code", help="completion code of screened-out raters (default: a random one)")
 
 
-def _settings(args: argparse.Namespace) -> dict:
+def _settings(args: argparse.Namespace) -> dict[str, object]:
     return {k: getattr(args, k) for k in SETTINGS if getattr(args, k, None) is not None}
 
 
-def _add_create_serve(sub: argparse._SubParsersAction) -> None:
+def _add_create_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = sub.add_parser("create", help="create a study database from an unjudged SET",
         description=(
         "Create the SQLite study database --db from SET (an unjudged BAPPS folder, packed .h5 or CSV manifest): "
@@ -105,7 +107,7 @@ def _add_create_serve(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_serve)
 
 
-def _add_admin(sub: argparse._SubParsersAction) -> None:
+def _add_admin(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = sub.add_parser("add-rater", help="register a rater and print their token",
                        description="Register RATER in --db and print their secret token and URL; a server bound "
                                    "to an address other than loopback admits only raters added this way.",
@@ -143,7 +145,7 @@ def _add_admin(sub: argparse._SubParsersAction) -> None:
     st.set_defaults(func=run_status)
 
 
-def _add_export_simulate(sub: argparse._SubParsersAction) -> None:
+def _add_export_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e = sub.add_parser("export", help="export judgments as a data set",
         description=(
         "Write the judgments of --db to --out as a data set (atomically): the BAPPS layout that 'bapps pack' "
@@ -177,7 +179,15 @@ def _add_export_simulate(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=run_simulate)
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps judge`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p = subparsers.add_parser("judge", help="collect human 2AFC/JND judgments in a browser",
                               description="Run a BAPPS-protocol judgment study: a local web page, an "
                                           "SQLite database, export to the BAPPS layout.",
@@ -192,6 +202,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_create(args: argparse.Namespace) -> int:
+    """Create the study database from ``args.set`` and print its first admin token.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..judge import create_from_set
     from ..judge.manage import new_admin_token
     db = create_from_set(args.set, args.db, distances=args.distances, **_settings(args))
@@ -202,6 +220,14 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """Serve the study page of ``args.db`` until interrupted (creating the database first if missing).
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..judge.app import serve
     from ..judge.transport import served_port
 
@@ -216,6 +242,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_add_rater(args: argparse.Namespace) -> int:
+    """Register ``args.rater`` in the study and print their token and URL.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..judge import add_rater
     token = add_rater(args.db, args.rater)
     print(f"rater {args.rater}: token {token}\nURL: /?rater={args.rater}&token={token}")
@@ -223,12 +257,28 @@ def run_add_rater(args: argparse.Namespace) -> int:
 
 
 def run_link(args: argparse.Namespace) -> int:
+    """Print the study link for the crowd platform and the completion codes.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..judge.manage import study_link_info
     print(study_link_info(args.db, args.base_url, args.placeholder))
     return 0
 
 
 def run_admin_token(args: argparse.Namespace) -> int:
+    """Issue a new admin token for the dashboard and print it once.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..judge.manage import new_admin_token
     token = new_admin_token(args.db)
     print(f"admin token (shown once; the previous one no longer works): {token}\ndashboard: /admin#token={token}")
@@ -236,6 +286,14 @@ def run_admin_token(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    """Print the study's progress (per rater and per item with ``--items``).
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..judge import status_text
     from ..judge.manage import status_summary
     print(status_summary(args.db))
@@ -245,6 +303,14 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    """Export the judgments as a data set and print the export summary as JSON.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..judge import export
     summary = export(args.db, args.out, fmt=args.format, min_sentinel_accuracy=args.min_sentinel_accuracy,
                      force=args.force)
@@ -253,6 +319,14 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    """Compare balanced and adaptive assignment in simulated studies and print the table.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..judge.simulate import compare, comparison_table
     settings = {"items_per_rater": args.items_per_rater, "judgments_per_item": args.judgments_per_item,
                 "credible_level": args.credible_level}

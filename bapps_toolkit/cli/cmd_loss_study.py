@@ -1,7 +1,9 @@
-"""``bapps loss-study``: train one small restoration network per loss (L1, L2, SSIM, MS-SSIM,
-LPIPS, PDL, plugins, mixtures such as "0.16*l1+0.84*ms-ssim"), then cross-evaluate every trained
-network on held-out images with every chosen metric. Writes matrix.{md,tex,csv,json}, grid.png
-and an unjudged BAPPS-layout 2AFC set under --out; a rerun resumes from the checkpoints there.
+"""``bapps loss-study``: train one small restoration network per loss, then cross-evaluate them.
+
+The losses: L1, L2, SSIM, MS-SSIM, LPIPS, PDL, plugins, mixtures such as "0.16*l1+0.84*ms-ssim".
+Every trained network is evaluated on held-out images with every chosen metric. Writes
+matrix.{md,tex,csv,json}, grid.png and an unjudged BAPPS-layout 2AFC set under --out; a rerun
+resumes from the checkpoints there.
 """
 from __future__ import annotations
 
@@ -37,6 +39,14 @@ _HELP = {
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps loss-study`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     from ..study.config import TASKS, LossStudyConfig  # torch-free: keeps `bapps --help` fast
 
     d = LossStudyConfig()
@@ -68,6 +78,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run (or resume) the loss study under ``args.out``.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..study import LossStudyConfig, run_loss_study
 
     cfg = LossStudyConfig(

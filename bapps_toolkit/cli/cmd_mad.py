@@ -1,5 +1,6 @@
-"""``bapps mad A B``: a maximum differentiation (MAD) competition between metrics A and B
-(Wang & Simoncelli, Journal of Vision 2008).
+"""``bapps mad A B``: a maximum differentiation (MAD) competition between metrics A and B.
+
+MAD was introduced by Wang & Simoncelli, Journal of Vision 2008.
 
 For each reference image (the mini set's scikit-image photos, or --references DIR) and its
 start image (the reference plus white noise of --noise-mse on the 0-255 scale, or the user's
@@ -21,7 +22,15 @@ import sys
 from ._parser import examples, in_range
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps mad`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p = subparsers.add_parser("mad",
                               help="MAD competition: synthesise image pairs that hold one metric and push the other",
                               description=__doc__, epilog=examples(
@@ -58,6 +67,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the MAD competition between ``args.metric_a`` and ``args.metric_b``.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..competition.mad_run import MadConfig, run_mad
     from ..metrics.plugins import parse_metric_options
 

@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ._parser import examples
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps make-mini`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p = subparsers.add_parser(
         "make-mini", help="build the synthetic BAPPS-layout mini set (offline, deterministic)",
         description="Build a small BAPPS-layout data set from photos shipped with scikit-image, "
@@ -24,6 +31,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Build the synthetic mini set in ``args.out_dir`` and print what it holds.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..data.mini import MINI_COUNTS, make_mini
 
     out = make_mini(args.out_dir, seed=args.seed, force=args.force, workers=args.workers,

@@ -1,14 +1,23 @@
-"""``bapps metrics``: list the metric names ``create_metric`` / ``--metric`` accept, with a
-one-line description of each."""
+"""``bapps metrics``: list the metric names ``create_metric`` / ``--metric`` accept.
+
+Each name comes with a one-line description.
+"""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ._parser import examples
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps metrics`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p = subparsers.add_parser("metrics", help="list the available metrics with descriptions",
                               description=__doc__,
                               epilog=examples("bapps metrics", "bapps metrics --names-only"))
@@ -18,6 +27,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the metric names, with their descriptions unless ``--names-only``.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..metrics import describe_metrics  # imports torch: not at `bapps metrics --help`
     from ..metrics.presets import PRESET_DESCRIPTIONS
 

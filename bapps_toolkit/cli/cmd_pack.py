@@ -1,6 +1,7 @@
-"""``bapps pack ROOT OUT.h5`` / ``bapps pack A.csv [B.csv ...] OUT.h5``: pack every set of a
-BAPPS folder tree, or of CSV manifests, into one HDF5 file; or one IQA benchmark folder (NIGHTS,
-TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP; detected or named by --format).
+"""``bapps pack ROOT OUT.h5`` / ``bapps pack A.csv [B.csv ...] OUT.h5``: pack data sets into one HDF5 file.
+
+The sources are every set of a BAPPS folder tree, or of CSV manifests; or one IQA benchmark folder
+(NIGHTS, TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP; detected or named by --format).
 """
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from ._parser import examples
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add the command to ``subparsers``; returns its parser."""
+    """Add the ``bapps pack`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p: argparse.ArgumentParser = subparsers.add_parser(
         "pack", help="pack a BAPPS folder tree or CSV manifests into one HDF5 file",
         description="Decode every image of a BAPPS folder tree (or of the CSV manifests of your "
@@ -75,6 +83,14 @@ def _run_iqa(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Pack the sources into one HDF5 file (a BAPPS tree, CSV manifests or an IQA benchmark).
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     import time
 
     if _iqa(args):

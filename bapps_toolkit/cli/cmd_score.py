@@ -1,5 +1,6 @@
-"""bapps score: distances between your own images (what the official lpips_2imgs /
-lpips_2dirs / lpips_1dir_allpairs scripts do), streamed in bounded memory.
+"""bapps score: distances between your own images, streamed in bounded memory.
+
+This is what the official lpips_2imgs / lpips_2dirs / lpips_1dir_allpairs scripts do.
 
 Forms::
 
@@ -58,7 +59,15 @@ EXAMPLES = examples(
 )
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps score`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p = subparsers.add_parser(
         "score", help="distance between two images, two folders of images, or all pairs of a folder",
         description=__doc__, epilog=EXAMPLES,
@@ -143,6 +152,14 @@ def _metric_specs(args: argparse.Namespace) -> tuple[list[str | Path], dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
+    """Score image pairs with the chosen metrics and print or write the distances.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     form = _form(args)
 
     from .._distributed import is_main_process

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from ..errors import BappsError, UsageError
 from ..train.config import DEFAULT_MARGIN, LOSSES, TrainConfig  # torch-free: keeps `bapps train --help` fast
@@ -14,7 +13,15 @@ from ._options import add_backbone_weights, add_precision
 from ._parser import examples
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add the ``bapps train`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p = subparsers.add_parser(
         "train",
         help="train calibrated LPIPS linear layers (lin), a tuned (tune) or scratch network",
@@ -65,6 +72,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"global batch size, split across ranks (default {d.batch_size})")
     p.add_argument("--dropout", type=float, default=None,
                    help=f"dropout before the linear layers (default {d.dropout})")
+    _add_execution_options(p, d)
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_execution_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """The fast path, run folder, validation, device, precision, loss and memory options (defaults from ``d``)."""
     fast = p.add_mutually_exclusive_group()
     fast.add_argument("--no-fast", dest="fast", action="store_false", default=None,
                       help="lin: run the whole network every step instead of the cached-feature fast path")
@@ -91,9 +106,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"full path (tune, scratch, --no-fast): training sets whose images fit this many MiB are "
                         f"held whole with the exact shuffle; larger ones are streamed in HDF5-sized chunks with a "
                         f"shuffle inside windows of chunks (default {d.memory_budget_mb}; --resume takes the card's)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    p.set_defaults(func=run)
-    return p
 
 
 def _add_run_folder_options(p: argparse.ArgumentParser) -> None:
@@ -130,6 +142,14 @@ def _bf16(args: argparse.Namespace) -> bool | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train (or resume) a metric as the parsed options describe.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..train import resume_config, train
 
     args.bf16 = _bf16(args)

@@ -7,7 +7,14 @@ from ._parser import examples
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add the command to ``subparsers``; returns its parser."""
+    """Add the ``bapps verify`` sub-command to ``subparsers``.
+
+    Args:
+        subparsers: the sub-command action of the ``bapps`` parser.
+
+    Returns:
+        The sub-command's parser (``func`` set to the function that runs it).
+    """
     p: argparse.ArgumentParser = subparsers.add_parser(
         "verify", help="re-check a packed HDF5 file (schema, counts, SHA-256 of every array)",
         description="Exit 0 with a summary when the file is sound; exit 2 naming the file and "
@@ -20,6 +27,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    """Re-check the packed file ``args.h5`` and print a summary.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status.
+    """
     from ..data.iqa.detect import packed_marker
     from ..data.iqa.pack_iqa import FORMAT, verify_iqa
     from ..data.pack import verify

@@ -67,9 +67,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
-    """The ``bapps`` parser with the sub-commands ``commands`` (None = all) registered by their
-    modules; every other sub-command is listed by name and help only, without importing its module
-    (so ``bapps --help`` and a mistyped command import neither torch nor pandas)."""
+    """The ``bapps`` parser with the sub-commands ``commands`` (None = all) registered by their modules.
+
+    Every other sub-command is listed by name and help only, without importing its module (so
+    ``bapps --help`` and a mistyped command import neither torch nor pandas).
+    """
     wanted = set(COMMANDS) if commands is None else set(commands)
     parser = BappsParser(
         prog="bapps",
@@ -89,8 +91,10 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
-    """The sub-command ``argv`` names: its first word that is not an option (the top-level parser
-    has only ``--help``, ``--version`` and ``--debug``, which take no value)."""
+    """The sub-command ``argv`` names: its first word that is not an option.
+
+    The top-level parser has only ``--help``, ``--version`` and ``--debug``, which take no value.
+    """
     return next((a for a in argv if not a.startswith("-")), None)
 
 

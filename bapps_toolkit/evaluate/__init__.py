@@ -1,5 +1,6 @@
-"""Scoring metrics against the BAPPS human judgments (Zhang et al., CVPR 2018), and distances
-between your own images.
+"""Scoring metrics against the BAPPS human judgments, and distances between your own images.
+
+The human judgments are those of Zhang et al., CVPR 2018.
 
 * :mod:`.runner` — :func:`evaluate` / :func:`run_evaluation`: every 2AFC and JND set of a folder
   root or packed ``.h5``, as a tidy table with bootstrap intervals.
@@ -25,9 +26,8 @@ from ..scores import (
 )
 from .distances import SetDistances, write_distances
 from .notes import Note, Selection
+from .pair_output import DistanceMatrix, ScoredPairs
 from .pairs import (
-    DistanceMatrix,
-    ScoredPairs,
     all_pairs_matrix,
     score_all_pairs,
     score_files_many,

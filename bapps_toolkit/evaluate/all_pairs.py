@@ -68,6 +68,7 @@ class RowStore:
             self.fh = tempfile.TemporaryFile(prefix="bapps-score-cache-")
 
     def put(self, i0: int, rows: np.ndarray) -> None:
+        """Store ``rows`` as the cached rows from ``i0`` on."""
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if self.mem is not None:
             self.mem[i0:i0 + len(rows)] = rows
@@ -75,12 +76,14 @@ class RowStore:
             os.pwrite(self.fh.fileno(), rows.tobytes(), i0 * self.row_bytes)
 
     def get(self, i0: int, i1: int) -> np.ndarray:
+        """The cached rows ``i0`` to ``i1`` (exclusive)."""
         if self.mem is not None:
             return self.mem[i0:i1]
         data = os.pread(self.fh.fileno(), (i1 - i0) * self.row_bytes, i0 * self.row_bytes)
         return np.frombuffer(data, dtype=self.dtype).reshape(i1 - i0, self.k)
 
     def close(self) -> None:
+        """Close the temporary file, if the cache spilled to one."""
         if self.fh is not None:
             self.fh.close()
 
@@ -239,7 +242,8 @@ def _block_runner(metric: Metric, store: RowStore, norms: np.ndarray, wflat: np.
 
 def pair_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
     """Position of pair ``(i, j)``, ``i < j``, in ``itertools.combinations(range(n), 2)`` order."""
-    return i * n - i * (i + 1) // 2 + (j - i - 1)
+    pos: np.ndarray = i * n - i * (i + 1) // 2 + (j - i - 1)
+    return pos
 
 
 def block_pair_positions(i0: int, i1: int, j0: int, j1: int, n: int) -> np.ndarray:
@@ -257,9 +261,12 @@ def iter_pair_chunks(blocks: Iterator[tuple[int, int, np.ndarray]], n: int) -> I
 
 def write_matrix_npy(path: Path, n: int, blocks: Iterator[tuple[int, int, np.ndarray]],
                      convert: Callable[[Any], Any] | None = None) -> None:
-    """Write the symmetric ``[n, n]`` float64 matrix to ``path`` (a .npy opened by ``np.load``)
-    block by block with positioned writes (no n² array in memory), atomically (temp + rename);
-    ``convert`` maps the values (e.g. to the similarity form; the diagonal is ``convert(0)``)."""
+    """Write the symmetric ``[n, n]`` float64 matrix to ``path`` block by block, atomically.
+
+    ``path`` is a .npy that ``np.load`` opens; the blocks go in with positioned writes (no n² array in memory)
+    into a temp file that is then renamed. ``convert`` maps the values (e.g. to the similarity form; the
+    diagonal is ``convert(0)``).
+    """
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (n, n)})
         head = fh.tell()

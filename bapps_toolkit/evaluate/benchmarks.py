@@ -1,5 +1,6 @@
-"""Score metrics on every human-judgment benchmark of a folder: BAPPS, NIGHTS and the correlation
-sets (TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP test), and assemble one cross-benchmark table.
+"""Score metrics on every human-judgment benchmark of a folder and assemble one cross-benchmark table.
+
+The benchmarks: BAPPS, NIGHTS and the correlation sets (TID2013, KADID-10k, PIPAL, LIVE, CSIQ, PieAPP test).
 
 * **Correlation sets**: the distance ``D(reference, distorted)`` at the images' native size
   (no resizing; reference and distorted image must have the same size), then the figures of
@@ -67,8 +68,10 @@ class BenchmarkResult:
 
 def _run_pairs(metric: Any, a: Sequence[Hashable], b: Sequence[Hashable], *, device: Any, batch_size: int,
                size: int | None = None, decode: Callable[[Any, int | None], np.ndarray] = read_resized) -> np.ndarray:
-    """``D(a[i], b[i])`` for every pair, batched by image size; ``decode(key, size)`` gives an
-    image (a path on disk, or an index into a packed file); decoded images of ``a`` are cached.
+    """``D(a[i], b[i])`` for every pair, batched by image size.
+
+    ``decode(key, size)`` gives an image (a path on disk, or an index into a packed file); decoded images of
+    ``a`` are cached.
     """
     import torch
 
@@ -128,7 +131,8 @@ def _row(mid: str, metric: Any, bench: str, kind: str, part: str, figure: str, n
 
 @dataclass(frozen=True)
 class FitNote:
-    """Resamples of one set whose logistic fit (PLCC/RMSE) did not converge within its budget:
+    """Resamples of one set whose logistic fit (PLCC/RMSE) did not converge within its budget.
+
     ``parts`` lists ``part non-converged/fitted`` for each part (``all``, ``type:…``) that had any.
     """
 
@@ -144,9 +148,10 @@ class FitNote:
 
 def score_correlation_set(cset: Any, mid: str, metric: Any, distances: np.ndarray, *, n_boot: int, seed: int,
                           notes: list[FitNote] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows (overall and per distortion type, each with reference-resampling intervals) and the
-    scatter data of one set (a :class:`CorrelationSet` or a packed one); a :class:`FitNote` is
-    appended to ``notes`` when resampled logistic fits did not converge.
+    """Rows and scatter data of one set (a :class:`CorrelationSet` or a packed one).
+
+    The rows are overall and per distortion type, each with reference-resampling intervals; a :class:`FitNote`
+    is appended to ``notes`` when resampled logistic fits did not converge.
     """
     notes = notes if notes is not None else []
     direction = ("distance vs MOS (higher = better): prediction = -distance" if cset.higher_is_better
@@ -229,8 +234,9 @@ def _two_afc_packed(bench: Benchmark, path: Path, opt: _Options) -> tuple[dict[s
 
 def _two_afc(bench: Benchmark, root: Path, metrics: Sequence[tuple[str, Any]], opt: _Options,
              result: BenchmarkResult, keep: dict[tuple[str, str], Any]) -> None:
-    """Each part of a 2AFC set (NIGHTS: val and the two test parts) and each joined part
-    (NIGHTS: ``test``, the two test parts joined: their count-weighted total).
+    """Each part of a 2AFC set and each joined part (their count-weighted total).
+
+    For NIGHTS: val and the two test parts, and ``test``, the two test parts joined.
     """
     parts, notes = _two_afc_packed(bench, root, opt) if root.is_file() else _two_afc_folder(bench, root, opt)
     result.notes += notes

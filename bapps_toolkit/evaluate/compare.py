@@ -70,8 +70,9 @@ def _record(a: SetDistances, b: SetDistances, mode: str, split: str, category: s
 def compare_metrics(pair: tuple[str, str], distances: Sequence[SetDistances], *, n_boot: int,
                     seeds: Mapping[str, int], alpha: float, synthetic: Mapping[str, bool],
                     device: Any = None) -> list[dict[str, Any]]:
-    """Comparison records (:data:`COMPARISON_KEYS`) of A − B on every set both were scored on,
-    then the 2AFC mean row when val/traditional and val/cnn are both there.
+    """Comparison records (:data:`COMPARISON_KEYS`) of A − B on every set both were scored on.
+
+    Then the 2AFC mean row when val/traditional and val/cnn are both there.
 
     ``seeds[key]``: the bootstrap seed of set ``key`` (the table's); ``synthetic[key]``: whether
     the set is simulated.

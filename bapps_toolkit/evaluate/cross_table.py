@@ -14,9 +14,10 @@ Cell = tuple[float, float, float]
 
 
 def cross_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], Cell]]:
-    """``(metric labels, column names, cells)``: BAPPS 2AFC mean, BAPPS JND mAP (mean of its
-    categories), NIGHTS 2AFC (test total), then SRCC per correlation set; a cell is
-    ``(value, ci_low, ci_high)`` (``nan`` bounds where no interval is defined).
+    """``(metric labels, column names, cells)`` of the cross-benchmark table.
+
+    The columns: BAPPS 2AFC mean, BAPPS JND mAP (mean of its categories), NIGHTS 2AFC (test total), then SRCC
+    per correlation set; a cell is ``(value, ci_low, ci_high)`` (``nan`` bounds where no interval is defined).
     """
     cells: dict[tuple[str, str], Cell] = {}
     labels: list[str] = []

@@ -58,6 +58,7 @@ class SetDistances:
 
     @property
     def mode(self) -> str:
+        """The judgment mode of the set: ``2afc`` or ``jnd``."""
         return self.key.split("/")[0]
 
 
@@ -78,7 +79,8 @@ class EvalSet:
     """One 2AFC or JND set to score: metadata up front, images through :meth:`pieces`.
 
     ``stems``, ``labels`` (2AFC ``judge`` / JND ``same``) and ``synthetic`` are known after the
-    first full pass of :meth:`pieces` (at once for a set loaded whole)."""
+    first full pass of :meth:`pieces` (at once for a set loaded whole).
+    """
 
     def __init__(self, key: str, n: int, pieces: Any, *, loaded: Any = None):
         self.key = key
@@ -95,6 +97,7 @@ class EvalSet:
         return self._n
 
     def pieces(self) -> Iterator[Any]:
+        """Yield the set's pieces, recording ``stems``, ``labels`` and ``synthetic`` after a full pass."""
         stems: list[str] = []
         values: list[np.ndarray] = []
         for piece in self._pieces():
@@ -201,8 +204,11 @@ def check_distances_path(path: PathLike, what: str = "save_distances") -> Path:
 
 
 def distances_frame(distances: Sequence[SetDistances]) -> pd.DataFrame:
-    """Long table: one row per metric and item (metric, label, mode, split, category, stem,
-    d0, d1, judge for 2AFC; d, same for JND; empty where not applicable)."""
+    """Long table: one row per metric and item.
+
+    The columns: metric, label, mode, split, category, stem, d0, d1, judge for 2AFC; d, same for JND; empty
+    where not applicable.
+    """
     parts = []
     for sd in distances:
         mode, split, category = sd.key.split("/")
@@ -215,8 +221,10 @@ def distances_frame(distances: Sequence[SetDistances]) -> pd.DataFrame:
 
 
 def write_distances(distances: Sequence[SetDistances], path: PathLike) -> Path:
-    """Write per-item distances to ``.csv`` (long table) or ``.npz`` (arrays named
-    ``<metric>|<mode>/<split>/<category>|<field>``), atomically."""
+    """Write per-item distances to ``.csv`` (long table) or ``.npz``, atomically.
+
+    The ``.npz`` arrays are named ``<metric>|<mode>/<split>/<category>|<field>``.
+    """
     out = check_distances_path(path, "distances file")
     if out.suffix.lower() == ".csv":
         frame = distances_frame(distances)

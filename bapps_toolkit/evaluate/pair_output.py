@@ -101,6 +101,19 @@ class PairTable(_CsvText):
         return {k: [d] for k, (d, _) in read_done(path, self, truncate=truncate).items()}
 
     def distance_of(self, text: str, where: str) -> float:
+        """The distance a written value ``text`` stands for (converted back from the similarity form when used).
+
+        Args:
+            text: the value cell.
+            where: the file and row (for the error).
+
+        Returns:
+            The distance.
+
+        Raises:
+            DataError: ``text`` is not a number.
+            UsageError: the similarity form is asked of a metric without one.
+        """
         try:
             v = float(text)
         except ValueError:
@@ -113,8 +126,9 @@ class PairTable(_CsvText):
 
 
 class WideTable(_CsvText):
-    """Column layout of a run of several metrics on one decode pass: the key column(s), one value
-    column per metric, then ``resized``.
+    """Column layout of a run of several metrics on one decode pass.
+
+    The key column(s), one value column per metric, then ``resized``.
 
     Each value column is named ``LABEL [UNIT; DIRECTION]`` (the label carries the
     ``[UNCALIBRATED: …]`` tag when it applies), so every number says what it is. Resuming reads
@@ -160,8 +174,10 @@ def _csv_line(cells: Sequence[str]) -> str:
 
 
 def _complete_text(path: Path, truncate: bool) -> str:
-    """The file's text up to its last newline (a torn last line is cut off, on disk too when
-    ``truncate``)."""
+    """The file's text up to its last newline.
+
+    A torn last line is cut off, on disk too when ``truncate``.
+    """
     data = path.read_bytes()
     cut = data.rfind(b"\n") + 1
     if cut < len(data) and truncate:
@@ -174,9 +190,11 @@ def _complete_text(path: Path, truncate: bool) -> str:
 
 
 def _earlier_rows(path: Path, truncate: bool, columns: list[str], other: str) -> Iterator[tuple[str, list[str]]]:
-    """``(where, cells)`` of each data row of an earlier run's ``path`` (cells un-neutralised), after
-    checking its header is ``columns`` (``other`` says what a different header means) and each row's
-    length; a torn last line is dropped (:func:`_complete_text`)."""
+    """``(where, cells)`` of each data row of an earlier run's ``path`` (cells un-neutralised).
+
+    The header must be ``columns`` (``other`` says what a different header means) and each row's length is
+    checked; a torn last line is dropped (:func:`_complete_text`).
+    """
     text = _complete_text(path, truncate)
     if not text:
         return
@@ -221,6 +239,7 @@ class Journal:
         return self
 
     def write(self, rows: Iterable[list[str]]) -> None:
+        """Append ``rows`` to the file and flush."""
         if self.fh is None:
             raise RuntimeError("write() outside the writer's with-block")
         self.fh.write(self.table.lines(rows))
@@ -232,6 +251,7 @@ class Journal:
             self.fh = None
 
     def remove(self) -> None:
+        """Delete the file, if it exists."""
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -266,13 +286,16 @@ class ScoredPairs:
 
     @property
     def direction(self) -> str:
+        """Direction of the values (which way is more similar)."""
         return self.scale.describe(False)[1]
 
     def table(self) -> PairTable:
+        """The :class:`PairTable` that lays out this result's CSV rows."""
         return PairTable(self.by_name, self.label, self.scale, self.as_similarity)
 
     @property
     def columns(self) -> list[str]:
+        """The CSV column names."""
         return self.table().columns
 
     def rows(self) -> list[dict[str, Any]]:
@@ -308,8 +331,11 @@ class ScoredPairs:
 
 @dataclasses.dataclass
 class DistanceMatrix:
-    """Symmetric ``[n, n]`` matrix of a folder's images (``files`` order); ``matrix`` is memory-
-    mapped from ``path`` when written to a file. ``unit`` / ``direction`` describe its values."""
+    """Symmetric ``[n, n]`` matrix of a folder's images (``files`` order).
+
+    ``matrix`` is memory-mapped from ``path`` when written to a file. ``unit`` / ``direction`` describe its
+    values.
+    """
 
     files: list[Path]
     matrix: np.ndarray
@@ -332,8 +358,10 @@ def check_keys(keys: Sequence[tuple[str, ...]], out: Path | None) -> None:
 
 def load_done(out: Path, table: Table, keys: Sequence[tuple[str, ...]], dist: np.ndarray,
               have: np.ndarray) -> None:
-    """Fill ``dist`` (``[n, metrics]``) / ``have`` from the rows of an earlier run (``out``, then
-    its journal)."""
+    """Fill ``dist`` (``[n, metrics]``) / ``have`` from the rows of an earlier run.
+
+    The rows come from ``out``, then from its journal.
+    """
     index = {k: i for i, k in enumerate(keys)}
     for f, journal in ((out, False), (journal_path(out), True)):
         if f.exists():

@@ -1,5 +1,6 @@
-"""How :mod:`.pairs` runs: the metrics of one call, batches decoded once and scored by each
-metric, rows written as they come and resumed from an earlier run (:mod:`.pair_output`).
+"""How :mod:`.pairs` runs: the metrics of one call, batches decoded once and scored by each metric.
+
+Rows are written as they come and resumed from an earlier run (:mod:`.pair_output`).
 """
 from __future__ import annotations
 
@@ -72,10 +73,12 @@ class Run:
 
     @property
     def metric_id(self) -> str:
+        """Id of the first (for the forms that take one, the only) metric."""
         return self.members[0].metric_id
 
     @property
     def prepared(self) -> PreparedMetric:
+        """The first metric with the run's execution settings applied."""
         return self.members[0].prepared
 
     def result(self, files0: list[Path], files1: list[Path], dist: np.ndarray, resized: np.ndarray,
@@ -125,12 +128,22 @@ def setup_run(metric: Any, backbone_weights: WeightSpecs, lin_weights: WeightSpe
 
 
 def one_metric(run: Run, form: str) -> None:
+    """Refuse a run of several metrics for ``form``, which takes one.
+
+    Raises:
+        UsageError: the run has more than one metric.
+    """
     if len(run.members) > 1:
         raise UsageError(f"{form} takes one metric, got {len(run.members)}: "
                          f"{', '.join(m.metric_id for m in run.members)}")
 
 
 def check_min_size(run: Run, targets: np.ndarray, files: Sequence[Path]) -> None:
+    """Refuse a run where an image is scored below a metric's ``min_size``, naming the file.
+
+    Raises:
+        DataError: an image of ``files`` is smaller than a metric needs.
+    """
     for metric in (m.metric for m in run.members):
         need = int(getattr(metric, "min_size", 1))
         small = np.flatnonzero(targets.min(axis=1) < need) if len(targets) else np.zeros(0, dtype=np.int64)
@@ -163,12 +176,14 @@ def pair_chunks(run: Run, items: Sequence[tuple[Path, Path]], targets: np.ndarra
 
 def run_rows(run: Run, keys: Sequence[tuple[str, ...]], resized: np.ndarray, out: Path | None,
               echo: IO[str] | None, chunks: Callable[[np.ndarray], Chunks]) -> np.ndarray:
-    """Score the pairs not found in ``out`` (and its journal), write rows as they come, then the
-    whole table atomically; returns every distance in pair order (``[n, metrics]``).
+    """Score the pairs not found in ``out`` (and its journal); return every distance in pair order.
+
+    Rows are written as they come, then the whole table atomically; the result is ``[n, metrics]``.
 
     Under ``torchrun`` rank 0 alone takes the lock, reads the earlier rows and writes the journal,
     ``echo`` and ``out``; the pairs it found are skipped on every rank before the rest is shared
-    out, and every rank gets every distance."""
+    out, and every rank gets every distance.
+    """
     n, table, ctx = len(keys), run.table, run.ctx
     check_keys(keys, out)
     writes = out is not None and ctx.is_main
@@ -210,6 +225,7 @@ def run_rows(run: Run, keys: Sequence[tuple[str, ...]], resized: np.ndarray, out
 
 
 def note_resized(run: Run, resized: np.ndarray, what: str) -> None:
+    """Tell the run's notes how many of the ``what`` were resized (nothing when none was)."""
     if resized.any():
         (run.notes or (lambda s: None))(f"{int(resized.sum())} of {len(resized)} {what} resized (bilinear) by "
                                         "the resize option; their rows say resized=1")

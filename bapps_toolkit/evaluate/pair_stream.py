@@ -1,6 +1,7 @@
-"""Streaming decode of image files for :mod:`.pairs`: header sizes, the size rule, batches by a
-pixel budget, and a :class:`torch.utils.data.DataLoader` whose worker processes decode the next
-batches while the metric runs on the current one.
+"""Streaming decode of image files for :mod:`.pairs`.
+
+Header sizes, the size rule, batches by a pixel budget, and a :class:`torch.utils.data.DataLoader` whose worker
+processes decode the next batches while the metric runs on the current one.
 
 Memory: at most ``(num_workers · 2 + 1)`` batches of decoded images are alive at once (the
 DataLoader's prefetch of 2 per worker plus the batch being scored), each within the pixel budget,
@@ -58,9 +59,11 @@ DEFAULT_BATCH_SIZE = 64
 
 
 def default_workers() -> int:
-    """Decoding worker processes by default: half the usable cores, at most 8; none (decoding in
-    this process, between batches) on one or two cores, where a worker only takes CPU time from the
-    metric's threads (2 cores, 256²: 67.5 pairs/s decoding in-process vs 61.3 with one worker)."""
+    """Decoding worker processes by default: half the usable cores, at most 8.
+
+    None (decoding in this process, between batches) on one or two cores, where a worker only takes CPU time
+    from the metric's threads (measured faster in-process on 2 cores at 256²).
+    """
     cores = usable_cores()
     return 0 if cores <= 2 else min(8, cores // 2)
 
@@ -71,8 +74,10 @@ def read_image(path: PathLike) -> np.ndarray:
 
 
 def header_size(path: Path) -> tuple[int, int]:
-    """``(H, W)`` from the file's header (no decoding; the size limits of :func:`read_image`);
-    an unreadable file is named."""
+    """``(H, W)`` from the file's header, without decoding; an unreadable file is named.
+
+    The size limits of :func:`read_image` apply.
+    """
     w, h = image_size(path, max_side=MAX_SIDE, max_pixels=MAX_PIXELS)
     return h, w
 
@@ -121,8 +126,11 @@ def pair_targets(pairs: Sequence[tuple[Path, ...]], sizes: dict[Path, tuple[int,
 
 
 def plan_batches(targets: np.ndarray, todo: Sequence[int], batch_size: int, max_batch_pixels: int) -> list[list[int]]:
-    """Indices ``todo`` in batches of one size: sizes in order of first appearance, at most
-    ``batch_size`` items and, unless one item is larger, ``max_batch_pixels`` pixels (H*W)."""
+    """Indices ``todo`` in batches of one size each, sizes in order of first appearance.
+
+    A batch holds at most ``batch_size`` items and, unless one item is larger, ``max_batch_pixels`` pixels
+    (H*W).
+    """
     if int(batch_size) < 1:
         raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     if int(max_batch_pixels) < 1:
@@ -143,7 +151,7 @@ def _resize(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(arr).resize((hw[1], hw[0]), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-class ImageTuples(Dataset):
+class ImageTuples(Dataset[tuple[int, list[np.ndarray], str]]):
     """Item ``k``: ``(k, [uint8 [H, W, 3] per file of tuple k], error message or "")``.
 
     Decoding runs in the DataLoader's worker processes; a file that fails is reported as a
@@ -179,8 +187,11 @@ def _collate(batch: list[tuple[int, list[np.ndarray], str]]) -> tuple[list[int],
 
 
 def to_input(x: torch.Tensor, device: Any = None) -> torch.Tensor:
-    """uint8 NCHW batch → float32 in [-1, 1]: ``(x / 255 − 0.5) / 0.5``, the same operations as
-    :func:`~bapps_toolkit.data.to_model_input` (which takes NHWC), so the values are identical."""
+    """uint8 NCHW batch → float32 in [-1, 1]: ``(x / 255 − 0.5) / 0.5``.
+
+    The same operations as :func:`~bapps_toolkit.data.to_model_input` (which takes NHWC), so the values are
+    identical.
+    """
     return x.to(device).to(torch.float32).div_(255).sub_(0.5).div_(0.5)
 
 
@@ -213,12 +224,13 @@ def iter_batches(items: Sequence[tuple[Path, ...]], targets: np.ndarray, batches
 
 @functools.lru_cache(maxsize=1)
 def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim`` (None elsewhere, e.g. musl or macOS).
+    """Glibc's ``malloc_trim`` (None elsewhere, e.g. musl or macOS).
 
     With decode workers, the main process's freed batch-sized blocks (under glibc's mmap
     threshold: inputs, temporaries) were kept by the allocator instead of being reused, and it
     grew by about the size of a batch's inputs per batch (150 MB after 800 pairs of 128² at 8
-    pairs per batch); trimming after each batch keeps it flat (``tests/test_score_stream.py``)."""
+    pairs per batch); trimming after each batch keeps it flat (``tests/test_score_stream.py``).
+    """
     if not sys.platform.startswith("linux"):
         return None
     try:

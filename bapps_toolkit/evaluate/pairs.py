@@ -1,5 +1,6 @@
-"""Distances between your own image files (what the official lpips_2imgs / lpips_2dirs /
-lpips_1dir_allpairs scripts do), streamed in bounded memory.
+"""Distances between your own image files, streamed in bounded memory.
+
+This is what the official lpips_2imgs / lpips_2dirs / lpips_1dir_allpairs scripts do.
 
 >>> from bapps_toolkit import score_folders
 >>> res = score_folders("d0", "d1", metric="lpips-alex", out="dists.csv")   # doctest: +SKIP
@@ -76,8 +77,9 @@ def score_files_many(
     as_similarity: bool = False, by_name: bool = False, out: PathLike | None = None,
     echo: IO[str] | None = None, **options: Any,
 ) -> list[ScoredPairs]:
-    """Distances of ``pairs`` under each of ``metrics``, every image decoded once (see
-    :func:`score_files`, whose options it takes).
+    """Distances of ``pairs`` under each of ``metrics``, every image decoded once.
+
+    See :func:`score_files`, whose options it takes.
 
     With one metric the CSV is :func:`score_files`'s; with several it has one column per metric
     (:class:`~.pair_output.WideTable`: ``file``, ``LABEL [UNIT; DIRECTION]`` …, ``resized``),
@@ -100,8 +102,10 @@ def score_files_many(
 
 
 def score_folders_many(dir0: PathLike, dir1: PathLike, **options: Any) -> list[ScoredPairs]:
-    """Distances between the files of ``dir0`` and ``dir1`` paired by name under each of
-    ``metrics``, every image decoded once (``options`` as :func:`score_files_many`)."""
+    """Distances between the files of ``dir0`` and ``dir1`` paired by name under each of ``metrics``.
+
+    Every image is decoded once (``options`` as :func:`score_files_many`).
+    """
     return score_files_many([(a, b) for _, a, b in pair_dirs(dir0, dir1)], by_name=True, **options)
 
 
@@ -143,8 +147,10 @@ def score_image_pair(img0: PathLike, img1: PathLike, **options: Any) -> ScoredPa
 
 
 def score_folders(dir0: PathLike, dir1: PathLike, **options: Any) -> ScoredPairs:
-    """Distances between the files of ``dir0`` and ``dir1`` paired by name (``options`` as
-    :func:`score_files`; an error lists the names missing on either side)."""
+    """Distances between the files of ``dir0`` and ``dir1`` paired by name.
+
+    ``options`` as :func:`score_files`; an error lists the names missing on either side.
+    """
     return score_files([(a, b) for _, a, b in pair_dirs(dir0, dir1)], by_name=True, **options)
 
 
@@ -171,12 +177,13 @@ def _folder_targets(folder: PathLike, resize: Resize) -> tuple[list[Path], np.nd
 def score_all_pairs(folder: PathLike, *, metric: Any = "lpips-alex", backbone_weights: WeightSpecs = None,
                     lin_weights: WeightSpecs = None, resize: Resize = None, as_similarity: bool = False,
                     out: PathLike | None = None, echo: IO[str] | None = None, **options: Any) -> ScoredPairs:
-    """Distances between every unordered pair of ``folder``'s images (sorted by name), as CSV
-    rows; computed by blocks of the matrix (:mod:`.all_pairs`: each image through the network
-    once for LPIPS). ``out`` is resumable by blocks: blocks whose pairs are all in ``out`` are
-    skipped (the per-image pass runs again). ``options`` as :func:`score_files` plus
-    ``cache_bytes`` and ``block_bytes`` (:mod:`.all_pairs`). The result and the resume index
-    hold one row per pair (n²/2): for thousands of images use :func:`all_pairs_matrix`."""
+    """Distances between every unordered pair of ``folder``'s images (sorted by name), as CSV rows.
+
+    Computed by blocks of the matrix (:mod:`.all_pairs`: each image through the network once for LPIPS). ``out``
+    is resumable by blocks: blocks whose pairs are all in ``out`` are skipped (the per-image pass runs again).
+    ``options`` as :func:`score_files` plus ``cache_bytes`` and ``block_bytes`` (:mod:`.all_pairs`). The result
+    and the resume index hold one row per pair (n²/2): for thousands of images use :func:`all_pairs_matrix`.
+    """
     files, targets, resized_img = _folder_targets(folder, resize)
     run = setup_run(metric, backbone_weights, lin_weights, False, as_similarity, dict(options))
     one_metric(run, "all pairs")
@@ -202,15 +209,17 @@ def score_all_pairs(folder: PathLike, *, metric: Any = "lpips-alex", backbone_we
 def all_pairs_matrix(folder: PathLike, *, metric: Any = "lpips-alex", backbone_weights: WeightSpecs = None,
                      lin_weights: WeightSpecs = None, resize: Resize = None, as_similarity: bool = False,
                      out: PathLike | None = None, **options: Any) -> DistanceMatrix:
-    """The ``[n, n]`` matrix of :func:`score_all_pairs` (float64, symmetric, ``files`` sorted by
-    name). With ``out`` (a ``.npy``) it is written block by block and atomically, with
-    ``<out>.json`` beside it (file order, metric label, unit, direction, calibrated); the result's
-    ``matrix`` is then memory-mapped from the file. Not resumable: a rerun starts over.
+    """The ``[n, n]`` matrix of :func:`score_all_pairs` (float64, symmetric, ``files`` sorted by name).
+
+    With ``out`` (a ``.npy``) it is written block by block and atomically, with ``<out>.json`` beside it (file
+    order, metric label, unit, direction, calibrated); the result's ``matrix`` is then memory-mapped from the
+    file. Not resumable: a rerun starts over.
 
     Under ``torchrun`` the per-image pass and the blocks are shared out across ranks
     (:func:`.all_pairs.iter_blocks`); the values equal one process's. Without ``out`` every
     rank returns the whole matrix; with ``out`` rank 0 writes the file and its result holds it,
-    the other ranks' result has an empty ``matrix`` and no ``path``."""
+    the other ranks' result has an empty ``matrix`` and no ``path``.
+    """
     if out is not None and Path(out).suffix.lower() != ".npy":
         raise ValueError(f"out must be a .npy file for the matrix, got {out}")
     files, targets, resized_img = _folder_targets(folder, resize)

@@ -98,9 +98,10 @@ class EvaluationResult:
 
 
 def default_batch_size(device: torch.device) -> int:
-    """Triplets per batch: 1000 on a GPU; 50 on a CPU, where a batch of 150 64² images keeps the
-    AlexNet activations in the cache (issue 15: lpips-alex 792–840 items/s at 50 against 650–700
-    at 250 on a 2-core AVX-512 CPU).
+    """Triplets per batch: 1000 on a GPU; 50 on a CPU.
+
+    On a CPU a batch of 150 64² images keeps the AlexNet activations in the cache (lpips-alex measured faster at
+    50 than at 250 on a 2-core AVX-512 CPU).
     """
     return 1000 if device.type == "cuda" else 50
 
@@ -264,14 +265,17 @@ def run_evaluation(
 
 
 class SelectionNote(UserWarning):
-    """A short form of ``datasets`` that names no mode selected sets of both modes (``val/cnn``:
-    ``2afc/val/cnn`` and ``jnd/val/cnn``); the message says which (``bapps evaluate`` prints it).
+    """A short form of ``datasets`` that names no mode selected sets of both modes.
+
+    For example ``val/cnn``: ``2afc/val/cnn`` and ``jnd/val/cnn``; the message says which (``bapps evaluate``
+    prints it).
     """
 
 
 def choose_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> Selection:
-    """Keys of ``present`` chosen by ``datasets``, with notes on the choice, by the one rule of
-    :func:`~bapps_toolkit.data.selection.select_keys` (the one ``bapps train`` uses).
+    """Keys of ``present`` chosen by ``datasets``, with notes on the choice.
+
+    The rule is the one of :func:`~bapps_toolkit.data.selection.select_keys` (the one ``bapps train`` uses).
 
     ``None`` chooses every val set, 2AFC and JND, as in the paper's Table 5 (train sets only when
     named); a selector naming sets of both kinds (``val/cnn``) gets a :class:`.notes.Note`,
@@ -293,8 +297,9 @@ def choose_sets(present: Sequence[str], datasets: Sequence[str] | None, *, sourc
 
 
 def select_sets(present: Sequence[str], datasets: Sequence[str] | None, *, source: Any = "") -> list[str]:
-    """The keys of :func:`choose_sets`; each of its notes is also issued as a :class:`SelectionNote`
-    warning, for callers that only take the keys.
+    """The keys of :func:`choose_sets`, its notes issued as :class:`SelectionNote` warnings.
+
+    For callers that only take the keys.
 
     Args:
         present: the keys the source holds.

@@ -1,5 +1,6 @@
-"""What a score's number means: the unit and direction of each metric's distance, and the usual
-form of the similarity metrics (PSNR in dB, SSIM, MS-SSIM, FSIM).
+"""What a score's number means: the unit and direction of each metric's distance.
+
+Also the usual form of the similarity metrics (PSNR in dB, SSIM, MS-SSIM, FSIM).
 
 Every metric of the toolkit returns a *distance*: lower = more similar, 0 for identical images
 (the contract of :mod:`bapps_toolkit.metrics.base`). Some of them are similarity indices turned

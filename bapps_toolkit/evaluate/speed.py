@@ -1,5 +1,6 @@
-"""How :func:`~bapps_toolkit.evaluate.evaluate` runs a metric: numeric precision, ``torch.compile``
-and the memory layout of deep features (issue 15, evaluation at the machine's ceiling).
+"""How :func:`~bapps_toolkit.evaluate.evaluate` runs a metric at the machine's ceiling.
+
+Numeric precision, ``torch.compile`` and the memory layout of deep features.
 
 * ``precision`` — ``"fp32"`` (default, the published numbers), ``"bf16"`` or ``"fp16"``: the
   metric runs under :func:`torch.autocast` (CPU: bf16 only; CUDA: bf16 where the GPU supports it,
@@ -78,11 +79,13 @@ def uses_channels_last(metric: Any, ex: Execution) -> bool:
 
 
 class PreparedMetric:
-    """``metric`` with the settings ``ex`` applied: :meth:`pair_distances` and :meth:`distance`
-    call the metric's own methods under autocast; with ``compile`` they validate eagerly (as the
-    metric does) and run its computation (``_pair_distances`` / ``_distance``) through
-    :func:`torch.compile`. ``channels_last`` converts the metric's 4-D weights in place (like
-    ``metric.to(device)``)."""
+    """``metric`` with the settings ``ex`` applied.
+
+    :meth:`pair_distances` and :meth:`distance` call the metric's own methods under autocast; with ``compile``
+    they validate eagerly (as the metric does) and run its computation (``_pair_distances`` / ``_distance``)
+    through :func:`torch.compile`. ``channels_last`` converts the metric's 4-D weights in place (like
+    ``metric.to(device)``).
+    """
 
     def __init__(self, metric: Any, ex: Execution, device: torch.device):
         self.metric, self.ex, self.device = metric, ex, device
@@ -101,6 +104,7 @@ class PreparedMetric:
 
     def pair_distances(self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, *,
                        validate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 2AFC distances ``(d0, d1)`` under the settings, as float32."""
         with self._autocast():
             if self._pair is None:
                 d0, d1 = self.metric.pair_distances(ref, p0, p1, validate=validate)
@@ -112,6 +116,8 @@ class PreparedMetric:
         return d0.float(), d1.float()
 
     def distance(self, x0: torch.Tensor, x1: torch.Tensor, *, validate: bool) -> torch.Tensor:
+        """The distances between ``x0`` and ``x1`` under the settings, as float32."""
+        d: torch.Tensor
         with self._autocast():
             if self._dist is None:
                 d = self.metric.distance(x0, x1, validate=validate)
@@ -127,7 +133,8 @@ def _first_call_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     torch.compile compiles on the first call of each input shape; a failure there (the backend
     needs a working C++ compiler on a CPU, Triton on a GPU) is raised as a BappsError naming
-    ``compile`` instead of a long backend traceback, and nothing falls back to eager mode."""
+    ``compile`` instead of a long backend traceback, and nothing falls back to eager mode.
+    """
 
     @functools.wraps(fn)
     def call(*args: Any) -> Any:

@@ -33,7 +33,8 @@ __all__ = ["Item", "read_items", "create_study", "open_study", "add_rater", "Ref
 
 def create_from_set(source: PathLike, db: PathLike, *, distances: PathLike | None = None,
                     **settings: Any) -> Path:
-    """Read SET ``source`` and write a new study database ``db`` with ``settings`` (and, for
-    adaptive assignment, optional per-item metric ``distances``: see :mod:`.disagreement`).
+    """Read SET ``source`` and write a new study database ``db`` with ``settings``.
+
+    For adaptive assignment, optional per-item metric ``distances`` may be given: see :mod:`.disagreement`.
     """
     return create_study(db, read_items(source), distances=distances, **settings)

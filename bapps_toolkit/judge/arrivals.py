@@ -1,5 +1,6 @@
-"""Raters who arrive through a study link, and the outcome recorded when they finish (SQL of the
-study store; no HTTP). The rules are in :mod:`.platform`, the secrets in :mod:`.keys`.
+"""Raters who arrive through a study link, and the outcome recorded when they finish.
+
+The rules are in :mod:`.platform`, the secrets in :mod:`.keys`, the SQL in :mod:`.store_serve`; no HTTP.
 
 An arrival is admitted when its key is the study's link key. The first arrival of a rater id
 records the rater (with the token derived from the link secret, stored hashed) and its platform,
@@ -21,21 +22,18 @@ from .db import db_errors, transaction
 from .keys import link_key_ok, rater_token, study_keys, token_hash
 from .platform import Arrival, ArrivalPost, Completion, completion_for, outcome_for
 from .refusals import NotAllowed
-
-_SENTINELS_SQL = ("SELECT COUNT(*), COALESCE(SUM(a.answer = i.expected), 0) FROM answers a JOIN items i "
-                  "ON i.id = a.item WHERE a.rater = ? AND i.expected IS NOT NULL")
+from .store_serve import arrival_of, insert_arrival, insert_outcome, outcome_of, sentinel_answers
 
 
 def _existing(con: sqlite3.Connection, post: ArrivalPost) -> bool:
     """Whether the rater already arrived with this study and session (else refuse a known id)."""
-    row = con.execute("SELECT r.id, a.rater, a.study, a.session FROM raters r LEFT JOIN arrivals a ON a.rater = r.id "
-                      "WHERE r.id = ?", (post.rater,)).fetchone()
+    row = arrival_of(con, post.rater)
     if row is None:
         return False
-    if row[1] is None:
+    if row.arrived is None:
         raise NotAllowed(f"rater id {post.rater!r} is already used in this study by a rater not arriving "
                          "through its link")
-    if (row[2], row[3]) != (post.study, post.session):
+    if (row.study, row.session) != (post.study, post.session):
         raise NotAllowed("this participant has already taken part in this study in another session")
     return True
 
@@ -59,17 +57,13 @@ def arrive(con: sqlite3.Connection, cfg: dict[str, Any], post: ArrivalPost, new_
         if not _existing(con, post):  # checked again under the lock
             check_new_rater_cap(con, new_raters_per_minute)
             now = time.time()
-            con.execute("INSERT INTO raters (id, token_sha256, created, seen) VALUES (?, ?, ?, ?)",
-                        (post.rater, token_hash(token), now, now))
-            con.execute("INSERT INTO arrivals VALUES (?, ?, ?, ?, ?)",
-                        (post.rater, cfg["platform"], post.study, post.session, now))
+            insert_arrival(con, post.rater, token_hash(token), cfg["platform"], post.study, post.session, now)
     return {"rater": post.rater, "token": token}
 
 
 def recorded_outcome(con: sqlite3.Connection, rater: str) -> str | None:
     """The outcome recorded for ``rater`` when they finished, if any."""
-    row = con.execute("SELECT outcome FROM outcomes WHERE rater=?", (rater,)).fetchone()
-    return None if row is None else str(row[0])
+    return outcome_of(con, rater)
 
 
 def completion(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], total: int) -> Completion | None:
@@ -81,7 +75,7 @@ def completion(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], total: 
     """
     if cfg.get("platform", "none") == "none" and cfg.get("min_sentinel_accuracy") is None:
         return None
-    n, right = con.execute(_SENTINELS_SQL, (rater,)).fetchone()
+    n, right = sentinel_answers(con, rater)
     if total == 0:
         return completion_for(cfg, "no_trials", n, right)
     outcome = recorded_outcome(con, rater)
@@ -89,6 +83,5 @@ def completion(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], total: 
         with transaction(con):
             outcome = recorded_outcome(con, rater) or outcome_for(cfg, n, right)
             end = completion_for(cfg, outcome, n, right)
-            con.execute("INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?, ?, ?, ?)",
-                        (rater, outcome, end["code"], n, right, time.time()))
+            insert_outcome(con, rater, outcome, end["code"], n, right, time.time())
     return completion_for(cfg, outcome, n, right)

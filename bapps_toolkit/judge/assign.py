@@ -1,5 +1,6 @@
-"""Which items a rater is given: the ``balanced`` and ``adaptive`` assignment policies (SQL of
-the study store; no HTTP).
+"""Which items a rater is given: the ``balanced`` and ``adaptive`` assignment policies.
+
+Its SQL is in :mod:`.store_serve`; no HTTP.
 
 Both policies share the bookkeeping. A rater's first request gives them up to
 ``items_per_rater`` real items (0 = all) that are *open*, with the sentinels mixed in at random
@@ -39,24 +40,15 @@ import numpy as np
 
 from .posterior import credible_width, posterior_params
 from .refusals import TooManyNewRaters
+from .store_serve import (
+    item_counts,
+    rater_assignment_counts,
+    real_item_count,
+    recent_new_raters,
+    sentinel_ids,
+)
 
 __all__ = ["ItemState", "item_state", "open_items", "choose", "check_new_rater_cap", "rater_counts"]
-
-_STATE_SQL = """
-SELECT i.id, COALESCE(a.n, 0), COALESCE(a.k, 0), COALESCE(p.active, 0), COALESCE(p.idle, 0),
-       COALESCE(w.disagreement, 0.0)
-FROM items i
-LEFT JOIN (SELECT item, COUNT(*) AS n, SUM(answer) AS k FROM answers GROUP BY item) a ON a.item = i.id
-LEFT JOIN (SELECT s.item AS item, SUM(r.seen IS NULL OR r.seen >= :cut) AS active,
-                  SUM(NOT (r.seen IS NULL OR r.seen >= :cut)) AS idle
-           FROM assignments s JOIN raters r ON r.id = s.rater
-           WHERE NOT EXISTS (SELECT 1 FROM answers x WHERE x.rater = s.rater AND x.item = s.item)
-           GROUP BY s.item) p ON p.item = i.id
-LEFT JOIN item_weights w ON w.item = i.id
-WHERE i.expected IS NULL AND i.id NOT IN (SELECT item FROM assignments WHERE rater = :rater)
-ORDER BY i.id
-"""
-
 
 @dataclass(frozen=True)
 class ItemState:
@@ -88,7 +80,7 @@ def item_state(con: sqlite3.Connection, rater: str, cfg: dict[str, Any]) -> Item
     """The counts of every real item not assigned to ``rater`` (one query)."""
     after = float(cfg["reassign_after_s"])
     cutoff = time.time() - after if after > 0 else -math.inf
-    rows = con.execute(_STATE_SQL, {"cut": cutoff, "rater": rater}).fetchall()
+    rows = item_counts(con, rater, cutoff)
     cols = list(zip(*rows, strict=True)) if rows else [()] * 6
     ids, n, k, active, idle = (np.asarray(c, dtype=np.int64) for c in cols[:5])
     return ItemState(ids, n, k, active, idle, np.asarray(cols[5], dtype=np.float64))
@@ -119,8 +111,10 @@ def open_items(state: ItemState, cfg: dict[str, Any], adopt: bool) -> tuple[np.n
 
 
 def choose(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], n_had: int) -> list[int]:
-    """The items to append to the rater's order: the open items ranked by the policy (ties
-    broken by a seeded shuffle) and, the first time, the sentinels mixed in at random positions.
+    """The items to append to the rater's order, ranked by the policy, sentinels mixed in the first time.
+
+    The open items are ranked by the policy (ties broken by a seeded shuffle); the first time, the sentinels are
+    mixed in at random positions.
     """
     rng = random.Random(f"{cfg['seed']}:{rater}" + (f":{n_had}" if n_had else ""))  # noqa: S311 (an order, not a secret)
     state = item_state(con, rater, cfg)
@@ -132,8 +126,8 @@ def choose(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], n_had: int)
     chosen = [int(state.ids[pos[j]]) for j in ranked[:take]]
     rng.shuffle(chosen)
     if not n_had:
-        sentinels = [r[0] for r in con.execute("SELECT id FROM items WHERE expected IS NOT NULL ORDER BY id")]
-        n_total = con.execute("SELECT COUNT(*) FROM items WHERE expected IS NULL").fetchone()[0] or 1
+        sentinels = sentinel_ids(con)
+        n_total = real_item_count(con) or 1
         n_sent = min(len(sentinels), round(len(sentinels) * len(chosen) / n_total)) if chosen else 0
         for s in rng.sample(sentinels, n_sent):
             chosen.insert(rng.randint(0, len(chosen)), s)
@@ -142,23 +136,20 @@ def choose(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], n_had: int)
 
 def rater_counts(con: sqlite3.Connection, rater: str) -> tuple[int, int, int | None]:
     """The rater's assigned items, how many are unanswered, and the last position."""
-    n_had, n_open, last = con.execute(
-        "SELECT COUNT(*), COALESCE(SUM(NOT EXISTS (SELECT 1 FROM answers a WHERE a.rater=s.rater "
-        "AND a.item=s.item)), 0), MAX(position) FROM assignments s WHERE rater=?", (rater,)).fetchone()
-    return n_had, n_open, last
+    return rater_assignment_counts(con, rater)
 
 
 def check_new_rater_cap(con: sqlite3.Connection, per_minute: int) -> None:
-    """TooManyNewRaters if ``per_minute`` raters were recorded in the last 60 s without a token
-    or by arriving through a study link (raters added by the researcher do not count).
+    """Raise TooManyNewRaters when ``per_minute`` new raters were recorded in the last 60 s.
+
+    Counted are the raters recorded without a token or by arriving through a study link (raters added by
+    the researcher do not count).
     """
     if per_minute <= 0:
         return
     now = time.time()
-    recent = con.execute("SELECT created FROM raters WHERE created > ? AND (token_sha256 IS NULL OR id IN "
-                         "(SELECT rater FROM arrivals)) ORDER BY created DESC LIMIT ?",
-                         (now - 60.0, per_minute)).fetchall()
+    recent = recent_new_raters(con, now - 60.0, per_minute)
     if len(recent) >= per_minute:
-        wait = max(1, math.ceil(recent[-1][0] + 60.0 - now))
+        wait = max(1, math.ceil(recent[-1] + 60.0 - now))
         raise TooManyNewRaters(f"Many new raters joined in the last minute (this server admits {per_minute} "
                                f"a minute). Please try again in {wait} s.", wait)

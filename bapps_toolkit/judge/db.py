@@ -1,5 +1,6 @@
-"""SQLite plumbing of the study database: connections, transactions, and the errors that
-mean the database cannot be used now (read-only, disk full, locked, I/O), turned into
+"""SQLite plumbing of the study database: connections, transactions, and the errors that stop it.
+
+The errors that mean the database cannot be used now (read-only, disk full, locked, I/O) are turned into
 :class:`~bapps_toolkit.judge.refusals.StudyUnavailable` with a message for the rater.
 """
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Per-item metric distances given when a study is created, and the metric disagreement that
-adaptive assignment weighs by (no SQL, no HTTP).
+"""Per-item metric distances given when a study is created, and the metric disagreement they yield.
+
+Adaptive assignment weighs by that disagreement (no SQL, no HTTP).
 
 The file is what ``bapps evaluate --save-distances`` writes, or the same written by hand:
 

@@ -46,6 +46,7 @@ from ..scores import human_ceiling_2afc
 from .answers import RATER_RE
 from .rows import ItemRow, item_rows
 from .store import open_study
+from .store_reports import answer_records, arrival_records, assigned_counts, config_value, item_images, rater_ids
 
 
 @dataclass
@@ -59,18 +60,19 @@ class _Study:
 
 
 def _read_study(con: Any, db: PathLike) -> _Study:
-    """Raters, items and answers of a study; a DataError names the table, row and field of
-    anything that is not what the study server writes.
+    """Raters, items and answers of a study, checked.
+
+    A DataError names the table, row and field of anything that is not what the study server writes.
     """
     raters = []
-    for rid, in con.execute("SELECT id FROM raters ORDER BY id"):
+    for rid in rater_ids(con):
         if not isinstance(rid, str) or not RATER_RE.fullmatch(rid):
             raise DataError(f"study database {db}: raters row, field 'id': {shown(str(rid))} is not a rater "
                             "id (1-64 letters, digits, '_', '.', '-')")
         raters.append(rid)
     items = {row.id: row for row in item_rows(con, db)}
     known, answers = set(raters), []
-    for aid, rid, item, answer, rt in con.execute("SELECT id, rater, item, answer, rt_ms FROM answers ORDER BY id"):
+    for aid, rid, item, answer, rt in answer_records(con):
         where = f"study database {db}: answers row id={aid!r}"
         if rid not in known or item not in items:
             raise DataError(f"{where}, fields 'rater','item': {repr(rid)[:60]}, {repr(item)[:60]} are not "
@@ -82,18 +84,17 @@ def _read_study(con: Any, db: PathLike) -> _Study:
     return _Study(raters, items, answers, _read_arrivals(con, db, raters))
 
 
-_ARRIVALS_SQL = ("SELECT r.id, a.platform, a.study, a.session, o.outcome FROM raters r LEFT JOIN arrivals a "
-                 "ON a.rater = r.id LEFT JOIN outcomes o ON o.rater = r.id ORDER BY r.id")
 _OUTCOMES = ("", "complete", "screened_out")
 _PLATFORMS = ("", "prolific", "generic")
 
 
 def _read_arrivals(con: Any, db: PathLike, raters: list[str]) -> dict[str, dict[str, str]]:
-    """Platform, study, session and outcome per rater ('' where none), each checked: the
-    platform and outcome are words the server writes, the study and session ids rater-id-like.
+    """Platform, study, session and outcome per rater (``''`` where none), each checked.
+
+    The platform and outcome are words the server writes, the study and session ids rater-id-like.
     """
     out = {rid: {"platform": "", "study_id": "", "session_id": "", "outcome": ""} for rid in raters}
-    for rid, plat, study, session, outcome in con.execute(_ARRIVALS_SQL):
+    for rid, plat, study, session, outcome in arrival_records(con):
         where = f"study database {db}: arrivals/outcomes of rater {shown(str(rid))}"
         row = {"platform": plat or "", "study_id": study or "", "session_id": session or "", "outcome": outcome or ""}
         if row["platform"] not in _PLATFORMS or row["outcome"] not in _OUTCOMES:
@@ -129,8 +130,9 @@ def _rater_table(study: _Study) -> dict[str, dict[str, Any]]:
 
 
 def _agreement(votes: dict[int, list[tuple[str, int]]], raters: dict[str, dict[str, Any]], kind: str) -> float:
-    """Mean pairwise agreement over items with >= 2 votes; also per rater (vs. the others),
-    stored as ``agreement_<kind>``.
+    """Mean pairwise agreement over items with >= 2 votes; also per rater against the others.
+
+    The per-rater values are stored as ``agreement_<kind>``.
     """
     pair_agree: list[float] = []
     per: dict[str, list[float]] = defaultdict(list)
@@ -176,13 +178,10 @@ def tally(db: PathLike, min_sentinel_accuracy: float | None = None) -> dict[str,
     return {"items": items, "raters": raters, "summary": summary}
 
 
-_IMAGES_OF = {"2afc": "SELECT ref, p0, p1 FROM items WHERE id=?", "jnd": "SELECT p0, p1 FROM items WHERE id=?"}
-
-
 def _images(con: Any, db: PathLike, it: dict[str, Any]) -> list[tuple[str, bytes]]:
     """``(role, PNG bytes)`` of one item, each a blob (a DataError naming the row otherwise)."""
     roles = ("ref", "p0", "p1") if it["kind"] == "2afc" else ("p0", "p1")
-    row = con.execute(_IMAGES_OF[it["kind"]], (it["id"],)).fetchone()
+    row = item_images(con, it["id"], it["kind"])
     for role, blob in zip(roles, row, strict=True):
         if not isinstance(blob, bytes):
             raise DataError(f"study database {db}: items row id={it['id']}, field {role!r}: "
@@ -297,7 +296,7 @@ def _display(con: Any, db: PathLike, items: list[dict[str, Any]]) -> Displayed:
 
 def _setting(con: Any, name: str) -> object:
     """A study setting as stored (JSON), or None when it is missing or not JSON."""
-    row = con.execute("SELECT value FROM config WHERE name=?", (name,)).fetchone()
+    row = config_value(con, name)
     try:
         return json.loads(row[0]) if row and isinstance(row[0], str) else None
     except ValueError:  # not JSON: recorded as unknown, the export itself does not need it
@@ -316,18 +315,19 @@ def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:
 
 
 def status_text(db: PathLike) -> str:
-    """Progress per rater (answered of assigned, sentinels answered right) and per item
-    (answers of the wanted judgments), as plain text.
+    """Progress per rater and per item, as plain text.
+
+    Per rater: answered of assigned, sentinels answered right; per item: answers of the wanted judgments.
     """
     con = open_study(db)
     try:
-        row = con.execute("SELECT value FROM config WHERE name='judgments_per_item'").fetchone()
+        row = config_value(con, "judgments_per_item")
         want = json.loads(row[0]) if row else None
         if type(want) is not int or want < 1:
             raise DataError(f"study database {db}: config row 'judgments_per_item' is "
                             f"{repr(row[0] if row else None)[:60]}, not a positive integer")
         study = _read_study(con, db)
-        assigned = dict(con.execute("SELECT rater, COUNT(*) FROM assignments GROUP BY rater").fetchall())
+        assigned = assigned_counts(con)
     finally:
         con.close()
     table = _rater_table(study)

@@ -52,8 +52,9 @@ def is_loopback(host: str) -> bool:
 
 
 def _netloc(text: str) -> tuple[str, int | None] | None:
-    """``(name, port or None)`` of ``host[:port]`` or ``[v6][:port]`` (name lower-case, IPv6
-    compressed); ``None`` when malformed.
+    """``(name, port or None)`` of ``host[:port]`` or ``[v6][:port]``; ``None`` when malformed.
+
+    The name is lower-case, an IPv6 address compressed.
     """
     m = _NETLOC.fullmatch(text)
     if m is None:
@@ -70,8 +71,9 @@ def _netloc(text: str) -> tuple[str, int | None] | None:
 
 
 def split_netloc(text: str, default_port: int) -> tuple[str, int] | None:
-    """``(name, port)`` of a Host header or an origin's authority, ``default_port`` when it has
-    none; ``None`` when malformed.
+    """``(name, port)`` of a Host header or an origin's authority; ``None`` when malformed.
+
+    The port is ``default_port`` when it has none.
     """
     parsed = _netloc(text)
     return None if parsed is None else (parsed[0], default_port if parsed[1] is None else parsed[1])

@@ -37,8 +37,10 @@ ROLES = {"2afc": ("ref", "p0", "p1"), "jnd": ("p0", "p1")}
 
 @dataclass(frozen=True)
 class Item:
-    """One trial: ``images[role]`` are PNG bytes. ``expected`` is the sentinel's right answer
-    (2AFC: 0 = p0, 1 = p1; JND: 1 = same, 0 = different), ``None`` for a real item.
+    """One trial: ``images[role]`` are PNG bytes.
+
+    ``expected`` is the sentinel's right answer (2AFC: 0 = p0, 1 = p1; JND: 1 = same, 0 = different), ``None``
+    for a real item.
     """
 
     key: str
@@ -113,8 +115,9 @@ def _h5_items(path: Path) -> list[Item]:
 
 
 def _csv_items(path: Path) -> list[Item]:
-    """A CSV manifest read by the toolkit's manifest reader in its unjudged mode (image columns
-    only; its split/category/id/set_key columns name the set and stems).
+    """A CSV manifest read by the toolkit's manifest reader in its unjudged mode.
+
+    Image columns only; its split/category/id/set_key columns name the set and stems.
     """
     items: list[Item] = []
     man = read_manifests([path], judged=False)

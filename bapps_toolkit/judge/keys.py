@@ -1,5 +1,6 @@
-"""The study's secrets: its id and link secret, the study link's key, the tokens of raters who
-arrive through it, and the admin token of the dashboard (SQL of the study store; no HTTP).
+"""The study's secrets: study id, link secret and key, link raters' tokens, the dashboard's admin token.
+
+The study link's key signs the link; raters who arrive through it get tokens (SQL in :mod:`.store_serve`; no HTTP).
 
 * Every study has a random ``study_id`` and a 256-bit ``link_secret``, kept in ``study_meta``
   (a study made before they existed gets them when ``bapps judge link`` or ``admin-token``
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 from ..errors import DataError
 from .db import transaction
+from .store_serve import meta_value, set_meta
 
 #: Characters of a link key, a rater token and an admin token (base64url, no padding).
 TOKEN_ALPHABET = "A-Za-z0-9_-"  # noqa: S105 (a character class, not a secret)
@@ -47,14 +49,9 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _meta(con: sqlite3.Connection, name: str) -> str | None:
-    row = con.execute("SELECT value FROM study_meta WHERE name=?", (name,)).fetchone()
-    return None if row is None else str(row[0])
-
-
 def study_keys(con: sqlite3.Connection) -> StudyKeys | None:
     """The study's keys, or ``None`` for a study that has none yet (reads only)."""
-    sid, secret = _meta(con, "study_id"), _meta(con, "link_secret")
+    sid, secret = meta_value(con, "study_id"), meta_value(con, "link_secret")
     if sid is None or secret is None:
         return None
     if re.fullmatch(r"[0-9a-f]{16}", sid) is None or re.fullmatch(r"[0-9a-f]{64}", secret) is None:
@@ -68,8 +65,8 @@ def create_keys(con: sqlite3.Connection) -> StudyKeys:
     keys = study_keys(con)
     if keys is None:
         keys = StudyKeys(secrets.token_hex(8), secrets.token_bytes(32))
-        con.execute("INSERT OR REPLACE INTO study_meta VALUES ('study_id', ?)", (keys.study_id,))
-        con.execute("INSERT OR REPLACE INTO study_meta VALUES ('link_secret', ?)", (keys.secret.hex(),))
+        set_meta(con, "study_id", keys.study_id)
+        set_meta(con, "link_secret", keys.secret.hex())
     return keys
 
 
@@ -102,11 +99,11 @@ def issue_admin_token(con: sqlite3.Connection) -> str:
     token = secrets.token_urlsafe(32)
     with transaction(con):
         create_keys(con)
-        con.execute("INSERT OR REPLACE INTO study_meta VALUES ('admin_token_sha256', ?)", (token_hash(token),))
+        set_meta(con, "admin_token_sha256", token_hash(token))
     return token
 
 
 def admin_token_ok(con: sqlite3.Connection, token: str) -> bool:
     """Whether ``token`` is the study's admin token (constant-time compare of the hashes)."""
-    stored = _meta(con, "admin_token_sha256")
+    stored = meta_value(con, "admin_token_sha256")
     return stored is not None and hmac.compare_digest(token_hash(token), stored)

@@ -1,5 +1,6 @@
-"""What the ``bapps judge`` commands do with a study database besides serving it: the study
-link and codes to give the platform, a new admin token, the status summary.
+"""What the ``bapps judge`` commands do with a study database besides serving it.
+
+The study link and codes to give the platform, a new admin token, the status summary.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Crowd platforms: who arrives through a study link, what they are told when they finish, and
-the link to paste into the platform (no SQL, no HTTP).
+"""Crowd platforms: who arrives through a study link, what they are told at the end, the link itself.
+
+The link is the one to paste into the platform (no SQL, no HTTP).
 
 Prolific (docs.prolific.com, "The study object"): the study URL may carry the placeholders
 ``{{%PROLIFIC_PID%}}``, ``{{%STUDY_ID%}}`` and ``{{%SESSION_ID%}}``, which Prolific replaces with
@@ -49,8 +50,10 @@ PROLIFIC_PARAMS = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSI
 
 @dataclass(frozen=True)
 class ArrivalPost:
-    """A checked arrival through a study link: the rater id (``PROLIFIC_PID`` or ``rater``),
-    the link key, and Prolific's study and session ids (``None`` on a generic platform).
+    """A checked arrival through a study link.
+
+    The rater id (``PROLIFIC_PID`` or ``rater``), the link key, and Prolific's study and session ids (``None``
+    on a generic platform).
     """
 
     rater: str

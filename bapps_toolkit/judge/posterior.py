@@ -1,5 +1,6 @@
-"""Beta–binomial posteriors of per-item judge fractions, and the priorities of adaptive assignment
-(no SQL, no HTTP).
+"""Beta–binomial posteriors of per-item judge fractions, and the priorities of adaptive assignment.
+
+No SQL, no HTTP.
 
 For an item with ``n`` answers of which ``k`` chose ``p1`` (2AFC) or said "same" (JND), and a
 ``Beta(a, b)`` prior on the fraction ``h`` of raters who would answer so, the posterior is

@@ -8,6 +8,7 @@ from .._io import PathLike
 from ..data.ids import check_id, id_key, shown
 from ..data.layout import is_set_key, kind_of
 from ..errors import DataError
+from .store_reports import item_records
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,10 @@ class ItemRow:
 
 
 def item_rows(con: sqlite3.Connection, db: PathLike, *, real_only: bool = False) -> list[ItemRow]:
-    """The study's items in id order, each checked before its names are used: the database is a
-    file like any other (it may have been edited or sent by someone else), and ``export`` makes
-    file names of its set keys and stems.
+    """The study's items in id order, each checked before its names are used.
+
+    The database is a file like any other (it may have been edited or sent by someone else), and ``export``
+    makes file names of its set keys and stems.
 
     Args:
         con: an open study (:func:`open_study`).
@@ -39,9 +41,7 @@ def item_rows(con: sqlite3.Connection, db: PathLike, *, real_only: bool = False)
     """
     out: list[ItemRow] = []
     seen: dict[tuple[str, str], int] = {}
-    query = "SELECT id, set_key, stem, kind, expected FROM items"
-    for i, key, stem, kind, expected in con.execute(query + (" WHERE expected IS NULL" if real_only else "")
-                                                    + " ORDER BY id"):
+    for i, key, stem, kind, expected in item_records(con, real_only=real_only):
         where = f"study database {db}: items row id={i!r}"
         if not isinstance(i, int) or isinstance(key, bytes) or not is_set_key(key):
             raise DataError(f"{where}, field 'set_key': {shown(str(key))} is not a set key such as "

@@ -1,5 +1,6 @@
-"""Simulated studies: the mini set's observer answers through the real study store, so assignment
-policies can be compared on answers spent for the error they reach (no HTTP).
+"""Simulated studies: the mini set's observer answers through the real study store.
+
+So assignment policies can be compared on answers spent for the error they reach (no HTTP).
 
 **Synthetic**: the raters are the simulated observer of :mod:`bapps_toolkit.data.mini`, not
 people. For each item of the chosen sets the observer's *true* probability is computed from the
@@ -43,11 +44,13 @@ from scipy import special
 from .._io import PathLike
 from ..data.datasets import load_2afc, load_jnd
 from ..data.mini.observer import JND_TAU, JND_THETA, OBS_NOISE, OBS_TAU, observer_distance
+from ..data.png import png_bytes
 from ..errors import DataError
 from .answers import AnswerPost
-from .items import Item, png_bytes
+from .items import Item
 from .posterior import credible_width, posterior_params
 from .store import create_study, load_config, next_trial, open_study, record_answer
+from .store_reports import answer_counts, item_keys, write_unsynced
 
 _PIXEL = png_bytes(np.full((1, 1, 3), 128, dtype=np.uint8))
 _TIMINGS = {"ref_ms": 1000.0, "blank_ms": 250.0, "dist_ms": 1000.0}
@@ -107,8 +110,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ObserverPool:
-    """Every item of the chosen sets with the observer's hidden quantities: for 2AFC
-    ``(D(ref,p0) − D(ref,p1)) / τ`` (before the per-item noise), for JND the probability of "same".
+    """Every item of the chosen sets with the observer's hidden quantities.
+
+    For 2AFC ``(D(ref,p0) − D(ref,p1)) / τ`` (before the per-item noise), for JND the probability of "same".
     """
 
     keys: list[tuple[str, str]]
@@ -117,8 +121,9 @@ class ObserverPool:
 
 
 def observer_pool(source: PathLike, datasets: str = "val") -> ObserverPool:
-    """Load the 2AFC and JND ``datasets`` of a mini set (or any set in the BAPPS layout or packed)
-    and compute the observer's hidden distances once.
+    """Load the 2AFC and JND ``datasets`` of a set and compute the observer's hidden distances once.
+
+    The set is a mini set or any set in the BAPPS layout or packed.
 
     Raises:
         DataError: the source has no 2AFC sets of that name.
@@ -144,8 +149,9 @@ def observer_pool(source: PathLike, datasets: str = "val") -> ObserverPool:
 
 
 def observer_items(pool: ObserverPool, n_items: int, seed: int) -> ObserverItems:
-    """``n_items`` items drawn (by ``seed``) from ``pool`` with their true probabilities; the 2AFC
-    items' observer noise ``ε ~ N(0, 1)`` is drawn from ``seed`` too.
+    """``n_items`` items drawn (by ``seed``) from ``pool`` with their true probabilities.
+
+    The 2AFC items' observer noise ``ε ~ N(0, 1)`` is drawn from ``seed`` too.
 
     Raises:
         DataError: fewer than ``n_items`` items in the pool.
@@ -163,7 +169,7 @@ def observer_items(pool: ObserverPool, n_items: int, seed: int) -> ObserverItems
 
 def _errors(con: Any, truth: dict[int, float], cfg: dict[str, Any]) -> tuple[int, float, float, float, float]:
     counts = dict.fromkeys(truth, (0, 0))
-    for item, n, k in con.execute("SELECT item, COUNT(*), SUM(answer) FROM answers GROUP BY item"):
+    for item, n, k in answer_counts(con):
         if item in counts:
             counts[item] = (n, k)
     n_arr = np.asarray([n for n, _ in counts.values()], dtype=np.float64)
@@ -198,9 +204,9 @@ def run_policy(obs: ObserverItems, settings: dict[str, Any], seed: int, folder: 
     create_study(db, obs.items, **{**settings, "seed": int(seed), "reassign_after_s": 0})
     con = open_study(db)
     try:
-        con.execute("PRAGMA synchronous=OFF")
+        write_unsynced(con)
         cfg = load_config(con)
-        rows = con.execute("SELECT id, set_key, stem, expected FROM items").fetchall()
+        rows = item_keys(con)
         truth = {i: obs.p_true[(k, s)] for i, k, s, e in rows if e is None}
         expected = {i: int(e) for i, _, _, e in rows if e is not None}
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
@@ -233,8 +239,10 @@ def run_policy(obs: ObserverItems, settings: dict[str, Any], seed: int, folder: 
 
 @dataclass(frozen=True)
 class ComparisonRow:
-    """One seed and target width: each policy's run, and per measure the answers balanced
-    assignment needed to reach the value adaptive assignment ended with (``None``: never).
+    """One seed and target width: each policy's run, and the answers balanced assignment needed per measure.
+
+    Per measure, the answers balanced assignment needed to reach the value adaptive assignment ended with
+    (``None``: never).
     """
 
     seed: int
@@ -251,8 +259,9 @@ class ComparisonRow:
 
 def compare(source: PathLike, seeds: list[int], *, n_items: int = 300, widths: tuple[float, ...] = (0.3,),
             settings: dict[str, Any] | None = None, concurrent: int = 10, datasets: str = "val") -> list[ComparisonRow]:
-    """Balanced against adaptive assignment on the observer's items: per seed one balanced study
-    and one adaptive study per target width, on the same items.
+    """Balanced against adaptive assignment on the observer's items.
+
+    Per seed one balanced study and one adaptive study per target width, on the same items.
 
     Args:
         source: the mini set (``bapps make-mini``) or another set with images.

@@ -79,8 +79,9 @@ class Progress(TypedDict):
 
 
 class Trial(Progress, total=False):
-    """The rater's next trial (absent when ``done``): item id, kind and left/right swap; when
-    ``done`` in a study on a crowd platform or with screening, what the rater is to do next.
+    """The rater's next trial (absent when ``done``): item id, kind and left/right swap.
+
+    When ``done`` in a study on a crowd platform or with screening, what the rater is to do next.
     """
 
     item: int
@@ -202,8 +203,7 @@ def serving_connection(db: PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> 
 
 
 def load_config(con: sqlite3.Connection) -> dict[str, Any]:
-    """The study's settings, checked (:func:`~.settings.stored_config`); a setting added after the
-    study was made takes its default.
+    """The study's settings, checked (:func:`~.settings.stored_config`); later-added settings take their default.
 
     Raises:
         DataError: naming the ``config`` table and the setting that no study could hold.
@@ -264,19 +264,18 @@ def check_rater(con: sqlite3.Connection, rater: object, token: object, require_t
 
 
 def _settled(con: sqlite3.Connection, rater: str, n_had: int, n_open: int, cfg: dict[str, Any]) -> bool:
-    """Whether the rater keeps their order as it is: unanswered items left, no reassignment, a
-    study on a crowd platform (a participant's task does not grow), or their completion given.
-    """
+    """Whether the rater keeps their order: items left, no reassignment, crowd platform, or completion given."""
     if n_open or (n_had and (not cfg["reassign_after_s"] or cfg["platform"] != "none")):
         return True
     return bool(n_had) and recorded_outcome(con, rater) is not None
 
 
 def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters_per_minute: int) -> None:
-    """Give ``rater`` their seeded order, or more items once it is answered (:mod:`.assign`). A
-    rater seen for the first time is recorded here, with its first items, within the cap on new
-    raters; nothing is written when there is nothing to give, and no lock is taken when the
-    rater's order stays as it is.
+    """Give ``rater`` their seeded order, or more items once it is answered (:mod:`.assign`).
+
+    A rater seen for the first time is recorded here, with its first items, within the cap on new raters;
+    nothing is written when there is nothing to give, and no lock is taken when the rater's order stays as it
+    is.
     """
     if _settled(con, rater, *rater_counts(con, rater)[:2], cfg):
         return
@@ -301,6 +300,7 @@ def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters
 
 def swapped_for(cfg: dict[str, Any], rater: str, item: int, kind: str = "2afc") -> int:
     """Whether ``p1`` is shown on the left for this rater and 2AFC item (seeded, reproducible).
+
     Always 0 for JND: as in BAPPS, ``p0`` (the reference) is shown first, then ``p1``.
     """
     if kind != "2afc":

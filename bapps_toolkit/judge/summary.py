@@ -1,5 +1,6 @@
-"""The study's progress as the dashboard and ``bapps judge status`` show it (SQL of the study
-store; no HTTP).
+"""The study's progress as the dashboard and ``bapps judge status`` show it.
+
+Its SQL is in :mod:`.store_reports`; no HTTP.
 
 :func:`study_summary` returns one typed record (:class:`StudySummary`, JSON-ready):
 
@@ -27,31 +28,18 @@ from ..data.ids import shown
 from .answers import valid_rater
 from .keys import study_keys
 from .posterior import credible_width, posterior_params
+from .store_reports import (
+    answer_times,
+    rater_answer_times,
+    rater_summary_records,
+    real_item_answer_counts,
+    sentinel_answer_count,
+    summary_version_row,
+)
 
 MAX_RATER_ROWS = 200
 RT_EDGES_MS = [0, 250, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000]
 WIDTH_EDGES = [round(0.05 * i, 2) for i in range(21)]
-
-_RATERS_SQL = """
-SELECT r.id, ar.platform, COALESCE(n.answered, 0), COALESCE(g.assigned, 0), r.seen, o.outcome,
-       COALESCE(s.n, 0), COALESCE(s.ok, 0), COALESCE(m.agree, 0), COALESCE(m.counted, 0)
-FROM raters r
-LEFT JOIN arrivals ar ON ar.rater = r.id
-LEFT JOIN outcomes o ON o.rater = r.id
-LEFT JOIN (SELECT rater, COUNT(*) AS answered FROM answers GROUP BY rater) n ON n.rater = r.id
-LEFT JOIN (SELECT rater, COUNT(*) AS assigned FROM assignments GROUP BY rater) g ON g.rater = r.id
-LEFT JOIN (SELECT a.rater AS rater, COUNT(*) AS n, SUM(a.answer = i.expected) AS ok FROM answers a
-           JOIN items i ON i.id = a.item WHERE i.expected IS NOT NULL GROUP BY a.rater) s ON s.rater = r.id
-LEFT JOIN (SELECT a.rater AS rater,
-                  SUM((2 * (t.k - a.answer) > t.n - 1 AND a.answer = 1) OR (2 * (t.k - a.answer) < t.n - 1
-                      AND a.answer = 0)) AS agree,
-                  SUM(2 * (t.k - a.answer) != t.n - 1) AS counted
-           FROM answers a JOIN items i ON i.id = a.item AND i.expected IS NULL
-           JOIN (SELECT item, COUNT(*) AS n, SUM(answer) AS k FROM answers GROUP BY item) t ON t.item = a.item
-           GROUP BY a.rater) m ON m.rater = r.id
-ORDER BY r.seen IS NULL, r.seen DESC, r.id
-"""
-
 
 class Histogram(TypedDict):
     """Counts per bin: bin ``i`` is ``[edges[i], edges[i + 1])`` (the last one closed)."""
@@ -138,11 +126,11 @@ def _policy(con: sqlite3.Connection, cfg: dict[str, Any]) -> PolicyInfo:
 
 def _rater_rows(con: sqlite3.Connection, cfg: dict[str, Any], now: float) -> list[RaterRow]:
     rts: dict[str, list[float]] = {}
-    for rid, rt in con.execute("SELECT rater, rt_ms FROM answers"):
+    for rid, rt in rater_answer_times(con):
         rts.setdefault(rid, []).append(rt)
     window = float(cfg["reassign_after_s"]) or 900.0
     rows: list[RaterRow] = []
-    for rid, plat, answered, assigned, seen, outcome, n_s, right, agree, counted in con.execute(_RATERS_SQL):
+    for rid, plat, answered, assigned, seen, outcome, n_s, right, agree, counted in rater_summary_records(con):
         rows.append({"rater": rid, "platform": plat, "answered": answered, "assigned": assigned,
                      "sentinels": n_s, "sentinels_right": right,
                      "sentinel_accuracy": right / n_s if n_s else None,
@@ -155,9 +143,7 @@ def _rater_rows(con: sqlite3.Connection, cfg: dict[str, Any], now: float) -> lis
 
 def _items(con: sqlite3.Connection, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Answers and answers ``1`` per real item, and whether each is done."""
-    rows = con.execute("SELECT COALESCE(t.n, 0), COALESCE(t.k, 0) FROM items i LEFT JOIN (SELECT item, COUNT(*) AS n, "
-                       "SUM(answer) AS k FROM answers GROUP BY item) t ON t.item = i.id WHERE i.expected IS NULL "
-                       "ORDER BY i.id").fetchall()
+    rows = real_item_answer_counts(con)
     n = np.asarray([r[0] for r in rows], dtype=np.int64)
     k = np.asarray([r[1] for r in rows], dtype=np.int64)
     done = n >= int(cfg["judgments_per_item"])
@@ -172,9 +158,8 @@ def study_summary(con: sqlite3.Connection, cfg: dict[str, Any]) -> StudySummary:
     now = time.time()
     n, k, done = _items(con, cfg)
     raters = _rater_rows(con, cfg, now)
-    n_sent = con.execute("SELECT COUNT(*) FROM answers a JOIN items i ON i.id = a.item "
-                         "WHERE i.expected IS NOT NULL").fetchone()[0]
-    rt = np.asarray([r[0] for r in con.execute("SELECT rt_ms FROM answers")], dtype=np.float64)
+    n_sent = sentinel_answer_count(con)
+    rt = np.asarray(answer_times(con), dtype=np.float64)
     top = max(int(cfg["judgments_per_item"]), int(n.max()) if len(n) else 0)
     widths = None
     if cfg["assignment"] == "adaptive" and len(n):
@@ -203,8 +188,9 @@ def _pct(x: float | None) -> str:
 
 
 def _printable(rater: str) -> str:
-    """A rater id as it is, or quoted and cut when the database holds something no server writes
-    (control characters would reach the terminal).
+    """A rater id as it is, or quoted and cut when the database holds something no server writes.
+
+    Control characters would otherwise reach the terminal.
     """
     return rater if valid_rater(rater) else shown(rater, 40)
 
@@ -241,9 +227,9 @@ def summary_text(s: StudySummary) -> str:
 
 
 def summary_version(con: sqlite3.Connection) -> tuple[Any, ...]:
-    """Changes whenever the summary may change (answers, raters, assignments, outcomes, and every 5 s
-    for the raters' activity): the dashboard's cache key.
+    """The dashboard's cache key: it changes whenever the summary may change.
+
+    Answers, raters, assignments, outcomes, and every 5 s for the raters' activity.
     """
-    row = con.execute("SELECT (SELECT MAX(id) FROM answers), (SELECT COUNT(*) FROM raters), "
-                      "(SELECT COUNT(*) FROM assignments), (SELECT COUNT(*) FROM outcomes)").fetchone()
+    row = summary_version_row(con)
     return (*row, int(time.time() // 5))

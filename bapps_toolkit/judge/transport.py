@@ -17,7 +17,7 @@ from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 
 
-class JsonErrorTask(ErrorTask):
+class JsonErrorTask(ErrorTask):  # type: ignore[misc, unused-ignore]  # waitress ships no types
     """Waitress' error response with a JSON body (the detail of a 4xx; none of a 5xx)."""
 
     def execute(self) -> None:
@@ -34,15 +34,16 @@ class JsonErrorTask(ErrorTask):
         self.write(body)
 
 
-class JsonChannel(HTTPChannel):
+class JsonChannel(HTTPChannel):  # type: ignore[misc, unused-ignore]  # waitress ships no types
     """A waitress channel whose own error responses are JSON."""
 
     error_task_class = JsonErrorTask
 
 
 def json_errors(server: Any) -> Any:
-    """Make ``server`` (from ``waitress.create_server``, one socket or several) answer its own
-    refusals in JSON; returns ``server``.
+    """Make ``server`` (from ``waitress.create_server``) answer its own refusals in JSON; returns ``server``.
+
+    The server may have one socket or several.
     """
     listeners = [server] if isinstance(server, BaseWSGIServer) else [
         s for s in getattr(server, "map", {}).values() if isinstance(s, BaseWSGIServer)]

@@ -1,5 +1,7 @@
-"""Building what a run trains: the LPIPS metric, the ranking network G, the module training both
-and its Adam optimizer — from the seeded init, or from the state of the epoch a run resumes at.
+"""Building what a run trains: the LPIPS metric, the ranking network G, the module and its optimizer.
+
+The module trains both networks with Adam, starting from the seeded init or from the state of the epoch a run
+resumes at.
 """
 from __future__ import annotations
 
@@ -29,8 +31,9 @@ from .records import BackboneSource
 
 def build_model(cfg: TrainConfig, ctx: DistContext, backbone: BackboneSource, resuming: bool,
                 done: int) -> tuple[Any, RankingNet, TrainModule, torch.optim.Optimizer, list[str]]:
-    """The metric, G, the module training both and its Adam optimizer; seeded init, or the
-    state of epoch ``done`` when resuming.
+    """The metric, G, the module training both and its Adam optimizer.
+
+    From the seeded init, or the state of epoch ``done`` when resuming.
     """
     out = Path(cfg.out)
     dev = ctx.device
@@ -78,9 +81,10 @@ def build_model(cfg: TrainConfig, ctx: DistContext, backbone: BackboneSource, re
 
 
 def _restore(path: Path, expected: dict[str, torch.Tensor], what: str, cfg: TrainConfig | None = None) -> None:
-    """Copy the tensors of ``path`` into ``expected`` (name -> the model's tensor), after checking
-    the file's metadata against ``cfg`` (an epoch file) and its declared names, shapes and dtypes
-    against ``expected``, before any tensor data is read.
+    """Copy the tensors of ``path`` into ``expected`` (name -> the model's tensor), checked before any data is read.
+
+    The file's metadata is checked against ``cfg`` (an epoch file) and its declared names, shapes and dtypes
+    against ``expected``.
     """
     head = read_header(path)
     if cfg is not None:

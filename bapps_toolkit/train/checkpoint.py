@@ -69,14 +69,17 @@ _STATE_KEY = re.compile(r"state\.(0|[1-9][0-9]{0,6})\.([A-Za-z_][A-Za-z0-9_]{0,3
 
 
 def epoch_stem(epoch: int) -> str:
+    """File stem of the checkpoint of epoch ``epoch`` (``epoch_001`` …)."""
     return f"epoch_{int(epoch):03d}"
 
 
 def optim_path(out: PathLike, stem: str) -> Path:
+    """Path of the optimizer state file of ``stem`` in the run folder ``out``."""
     return Path(out) / f"{stem}.optim.safetensors"
 
 
 def official_lin_path(out: PathLike, stem: str) -> Path:
+    """Path of the official-layout linear-layer ``.pth`` of ``stem`` in the run folder ``out``."""
     return Path(out) / f"{stem}.lin.pth"
 
 
@@ -104,9 +107,10 @@ def write_official_lin(path: PathLike, lin_weights: list[torch.Tensor]) -> None:
 
 
 def read_json(path: PathLike, what: str = "file") -> dict[str, Any]:
-    """A JSON object read from ``path`` (at most :data:`MAX_JSON_BYTES`); a :class:`CheckpointError`
-    naming ``what`` and the file when it is missing, too large, not JSON, nested too deep or not
-    an object.
+    """A JSON object read from ``path`` (at most :data:`MAX_JSON_BYTES`).
+
+    A :class:`CheckpointError` names ``what`` and the file when it is missing, too large, not JSON, nested too
+    deep or not an object.
     """
     p = Path(path)
     try:
@@ -158,6 +162,16 @@ def model_tensors(lins: Iterable[torch.nn.Module], G: torch.nn.Module,
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer, names: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of an optimizer state file for ``opt``.
+
+    Args:
+        opt: the optimizer.
+        names: the names of its parameters, in order.
+
+    Returns:
+        ``(tensors, metadata)``: the per-parameter state tensors by name, and the format, parameter
+        groups, parameter names and non-tensor state as JSON strings.
+    """
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
@@ -178,8 +192,10 @@ def optimizer_tensors(opt: torch.optim.Optimizer, names: list[str]) -> tuple[dic
 
 
 def _optimizer_state(path: PathLike, opt: torch.optim.Optimizer) -> dict[int, dict[str, Any]]:
-    """The per-parameter state of an optimizer file, each declared tensor checked against the
-    parameter it belongs to (a scalar or the parameter's shape, floating point) before any is read.
+    """The per-parameter state of an optimizer file, each declared tensor checked before any is read.
+
+    Each tensor is checked against the parameter it belongs to (a scalar or the parameter's shape, floating
+    point).
     """
     head = read_header(path)
     params = [p for group in opt.param_groups for p in group["params"]]
@@ -203,9 +219,9 @@ def _optimizer_state(path: PathLike, opt: torch.optim.Optimizer) -> dict[int, di
 
 
 def load_optimizer_(opt: torch.optim.Optimizer, names: list[str], path: PathLike) -> None:
-    """Load the Adam state of ``path`` into ``opt`` (whose parameters are ``names``); a
-    :class:`CheckpointError` naming the file when it is not one, is for other parameters or
-    does not fit.
+    """Load the Adam state of ``path`` into ``opt`` (whose parameters are ``names``).
+
+    A :class:`CheckpointError` names the file when it is not one, is for other parameters or does not fit.
     """
     meta = read_header(path).metadata
     if meta.get("format") != OPTIM_FORMAT:

@@ -131,6 +131,7 @@ class TrainConfig:
 
     @property
     def total_epochs(self) -> int:
+        """Epochs at the base rate plus decay epochs."""
         return int(self.epochs) + int(self.decay_epochs)
 
     def lr_schedule(self) -> list[float]:
@@ -194,9 +195,10 @@ def _raw_options(given: Any) -> dict[str, Any]:
 
 
 def _check_plugin_net(c: TrainConfig, orig: TrainConfig) -> None:
-    """A plugin network (:mod:`bapps_toolkit.metrics.plugin_net`): spec normalised, options typed
-    (strings by the factory's signature, which imports the plugin) and made JSON, the variant,
-    weights and version checked against what a plugin can do.
+    """A plugin network (:mod:`bapps_toolkit.metrics.plugin_net`), its spec and options checked and normalised.
+
+    The spec is normalised, the options typed (strings by the factory's signature, which imports the plugin) and
+    made JSON, and the variant, weights and version checked against what a plugin can do.
     """
     from ..metrics.plugin_specs import normalise_plugin_net
 
@@ -265,8 +267,9 @@ def _check_numbers(c: TrainConfig) -> None:
 
 
 def _one_backbone(given: Any, net: str) -> Any:
-    """``backbone_weights`` as a path, ``"random"`` or ``None``: ``NET=PATH``/``NET=random``
-    specs (a string or a list) are parsed and must name ``net`` only.
+    """``backbone_weights`` as a path, ``"random"`` or ``None``.
+
+    ``NET=PATH``/``NET=random`` specs (a string or a list) are parsed and must name ``net`` only.
     """
     specs = [given] if isinstance(given, str) else given
     if not isinstance(specs, (list, tuple)) or not specs or given == "random":

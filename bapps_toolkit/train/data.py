@@ -1,5 +1,7 @@
-"""The inputs of a training run: which 2AFC sets it trains and validates on, where its backbone
-comes from, whether the result is calibrated, and the full path's triplets held whole.
+"""The inputs of a training run: its 2AFC sets, its backbone, its calibration, its triplets.
+
+Which 2AFC sets it trains and validates on, where its backbone comes from, whether the result is calibrated, and
+the full path's triplets held whole.
 """
 from __future__ import annotations
 
@@ -25,6 +27,11 @@ from .records import BackboneSource
 
 
 def select_train_keys(cfg: TrainConfig) -> list[str]:
+    """The 2AFC sets the run trains on: ``cfg.datasets``, or every ``2afc/train/*`` set present.
+
+    Raises:
+        DataError: the data is missing, holds no sets, or no training set.
+    """
     data = Path(cfg.data)
     if not data.exists():
         raise DataError(f"training data {data} does not exist (give a BAPPS folder root or a packed .h5)")
@@ -45,6 +52,11 @@ def select_train_keys(cfg: TrainConfig) -> list[str]:
 
 
 def select_val_keys(cfg: TrainConfig) -> list[str]:
+    """The 2AFC sets the run validates on: ``cfg.val_datasets``, or every ``2afc/val/*`` set present.
+
+    Raises:
+        DataError: no 2afc/val/* set is there to validate on.
+    """
     present = find_sets(cfg.data)
     if cfg.val_datasets is not None:
         return list(expand_datasets(cfg.val_datasets, present, "2afc", where=str(cfg.data)))
@@ -56,6 +68,7 @@ def select_val_keys(cfg: TrainConfig) -> list[str]:
 
 
 def is_synthetic(cfg: TrainConfig, keys: Sequence[str]) -> bool:
+    """Whether the first training set ``keys[0]`` is marked synthetic."""
     for part in iter_2afc_chunks(cfg.data, keys[0], 1):
         return bool(part.synthetic)
     return False
@@ -122,9 +135,10 @@ def same_size(sizes: dict[str, int]) -> int:
 
 
 def calibration(synthetic: bool, backbone: BackboneSource, model: Any = None) -> tuple[bool, str]:
-    """``(calibrated, note)``: a run on synthetic data, on a random (not trained) backbone or on a
-    plugin network ``model`` that is itself uncalibrated (it declares so, or is an LPIPS on a
-    random backbone) is not.
+    """``(calibrated, note)`` of a run: whether its result is calibrated, and why not.
+
+    A run on synthetic data, on a random (not trained) backbone or on a plugin network ``model`` that is itself
+    uncalibrated (it declares so, or is an LPIPS on a random backbone) is not.
     """
     notes = []
     if "plugin" in backbone and model is not None and not getattr(model, "calibrated", True):
@@ -139,9 +153,10 @@ def calibration(synthetic: bool, backbone: BackboneSource, model: Any = None) ->
 
 
 class FullData:
-    """Training triplets held whole (uint8), indexed per batch (the full path within the memory
-    budget, :mod:`.stream`). On CPU the sets are read one at a time into tensors allocated once
-    (peak: the sets plus the largest one); on CUDA they stream into device memory.
+    """Training triplets held whole (uint8), indexed per batch (the full path within the memory budget, :mod:`.stream`).
+
+    On CPU the sets are read one at a time into tensors allocated once (peak: the sets plus the largest one);
+    on CUDA they stream into device memory.
     """
 
     def __init__(self, cfg: TrainConfig, keys: Sequence[str], device: torch.device):
@@ -181,6 +196,7 @@ class FullData:
         return int(self.judge.shape[0])
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The triplets ``idx`` as model inputs ``(ref, p0, p1)`` on the run's device."""
         ii = idx.to(self.ref.device)
         return (to_model_input(self.ref[ii], device=self.device), to_model_input(self.p0[ii], device=self.device),
                 to_model_input(self.p1[ii], device=self.device))

@@ -25,11 +25,12 @@ def run_epoch(wrapped: torch.nn.Module, opt: torch.optim.Optimizer, lins: torch.
               vecs: TripletVectors | None = None, data: FullData | StreamedData | None = None, bar: Any = None,
               hook: Callable[[int], None] | None = None,
               loss_fn: Criterion | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass over ``perm`` in global batches of ``batch_size``: forward (fast path when ``vecs``
-    is given, else the full network on ``data``), the loss (``loss_fn``, :mod:`.hinge`; default
-    the BCE of G against the judge), Adam step, clamp of
-    the linear layers. Returns the summed BCE and summed training accuracy of this rank's items
-    (device tensors; no host sync inside the loop).
+    """One pass over ``perm`` in global batches of ``batch_size``.
+
+    Each batch: forward (fast path when ``vecs`` is given, else the full network on ``data``), the loss
+    (``loss_fn``, :mod:`.hinge`; default the BCE of G against the judge), Adam step, clamp of the linear layers.
+    Returns the summed BCE and summed training accuracy of this rank's items (device tensors; no host sync
+    inside the loop).
     """
     dev = perm.device
     loss_sum = torch.zeros((), dtype=torch.float64, device=dev)

@@ -73,7 +73,8 @@ class TripletVectors:
 
 
 def mean_sq_diff(feats: Sequence[torch.Tensor], n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """From the features of ``cat([ref, p0, p1])`` (``3n`` rows per tap), the vectors
+    """The vectors ``v0`` and ``v1`` from the features of ``cat([ref, p0, p1])`` (``3n`` rows per tap).
+
     ``v0 = [mean_hw (f̂_ref − f̂_p0)²]_k`` and ``v1`` likewise, concatenated over taps.
     """
     a, b = [], []

@@ -74,6 +74,7 @@ class TrainResult:
 
     @property
     def calibrated(self) -> bool:
+        """Whether the run card marks the result as calibrated."""
         return bool(self.card.get("calibrated"))
 
 
@@ -216,8 +217,9 @@ def _run(cfg: TrainConfig, ctx: distributed.DistContext, start: RunStart, on_ste
 
 
 def _data_phase(run: _Run, keys: list[str], val_keys: list[str], plan: DataPlan) -> _Feed:
-    """Fast path: the cached vectors of the training (and validation) sets; else the images,
-    held whole or streamed as ``plan`` says (:mod:`.stream`).
+    """The training (and validation) data: cached vectors on the fast path, else the images.
+
+    The images are held whole or streamed as ``plan`` says (:mod:`.stream`).
     """
     cfg, ctx = run.cfg, run.ctx
     val_vecs = None

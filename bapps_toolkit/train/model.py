@@ -156,9 +156,11 @@ class MaskSource:
 
     @property
     def active(self) -> bool:
+        """Whether dropout masks are drawn (a generator and ``p > 0``)."""
         return self.gen is not None and self.p > 0.0
 
     def __call__(self, item_shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """This rank's rows of a dropout mask for items of shape ``item_shape``."""
         if self.gen is None:
             raise RuntimeError("no dropout: check MaskSource.active first")
         m = dropout_mask((self.global_n, *item_shape), self.p, self.gen, device, dtype)
@@ -186,9 +188,18 @@ class TrainModule(nn.Module):
 
     @property
     def lins(self) -> nn.ModuleList:
+        """The LPIPS linear layers, one per tap."""
         return self.lpips.lins
 
     def forward(self, mode: str, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run the full path (``mode="full"``) or the fast path (``mode="fast"``).
+
+        Returns:
+            ``(d0, d1, G(d0, d1))``.
+
+        Raises:
+            ValueError: ``mode`` is neither.
+        """
         if mode == "full":
             return self.forward_full(*args, **kwargs)
         if mode == "fast":
@@ -209,6 +220,10 @@ class TrainModule(nn.Module):
 
     def forward_full(self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor,
                      masks: MaskSource | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The full path: distances ``d0``, ``d1`` through the backbone, and G's output.
+
+        Dropout (``masks``) applies to the squared-difference maps before the linear layers.
+        """
         n = ref.shape[0]
         feats = self._features(torch.cat([ref, p0, p1], dim=0))
         d0 = ref.new_zeros(n, dtype=torch.float32)
@@ -235,6 +250,10 @@ class TrainModule(nn.Module):
 
     def forward_fast(self, v0: torch.Tensor, v1: torch.Tensor,
                      masks: MaskSource | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fast path: distances ``d0``, ``d1`` from the cached vectors, and G's output.
+
+        Dropout (``masks``) applies to the per-channel mean vectors.
+        """
         w = self.lin_vector()
         v0 = v0.float()
         v1 = v1.float()
@@ -250,6 +269,7 @@ class TrainModule(nn.Module):
 
 
 def make_generator(seed: int, device: torch.device | None = None) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` (default CPU) seeded with ``seed``."""
     dev = torch.device("cpu") if device is None else torch.device(device)
     g = torch.Generator(device=dev)
     g.manual_seed(int(seed))

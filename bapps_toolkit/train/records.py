@@ -25,8 +25,9 @@ STREAMED_RULE = ("per epoch, from one generator seeded from (seed, epoch): randp
 
 @dataclass(frozen=True)
 class DataPlan:
-    """How a run's training triplets are read: ``mode`` :data:`EXACT` (held whole) or
-    :data:`STREAMED`; the chunks ``(key, start, stop)`` and the window of ``window`` chunks.
+    """How a run's training triplets are read: ``mode`` :data:`EXACT` (held whole) or :data:`STREAMED`.
+
+    Also the chunks ``(key, start, stop)`` and the window of ``window`` chunks.
     """
 
     mode: str

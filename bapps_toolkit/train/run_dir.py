@@ -1,5 +1,6 @@
-"""The run folder of a training run: checking it against resume/overwrite, its card, the
-metadata of its weights files and its ``log.csv`` (the file layout is in :mod:`.checkpoint`).
+"""The run folder of a training run: resume/overwrite checks, its card, weights metadata and ``log.csv``.
+
+The file layout is in :mod:`.checkpoint`.
 """
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ def write_log(out: Path, history: Sequence[Mapping[str, Any]]) -> None:
 # out-dir state
 
 def _dict_at(card: Mapping[str, Any], path: Path, *keys: str) -> dict[str, Any]:
-    """``card[k0][k1]…`` as a dict (``{}`` when absent); a :class:`CheckpointError` naming the card
-    and the entry when it is something else.
+    """``card[k0][k1]…`` as a dict (``{}`` when absent).
+
+    A :class:`CheckpointError` names the card and the entry when it is something else.
     """
     here: Any = card
     for depth, key in enumerate(keys):
@@ -68,8 +70,9 @@ def _dict_at(card: Mapping[str, Any], path: Path, *keys: str) -> dict[str, Any]:
 
 
 def check_card(card: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    """The card's saved ``config``, after checking the shape of every entry a resumed run uses
-    (nothing imported); a :class:`CheckpointError` naming the card and the entry otherwise.
+    """The card's saved ``config``, after checking the shape of every entry a resumed run uses.
+
+    Nothing is imported; a :class:`CheckpointError` names the card and the entry otherwise.
     """
     if card.get("format") != checkpoint.CARD_FORMAT or not isinstance(card.get("config"), dict):
         raise CheckpointError(f"{path}: not a bapps-toolkit training card")
@@ -120,10 +123,12 @@ def _card_config(saved: dict[str, Any], path: Path) -> TrainConfig:
 
 def allow_card_plugin(card: Mapping[str, Any], path: Path, given_net: str | None, trust: TrustArg,
                       *, flag: str = "--net") -> None:
-    """A card whose run trained a plugin network resumes only when the user names that spec
-    (``net=``/``--net`` or ``trust_plugin=``/``--trust-plugin``) and its code's SHA-256 is the one
-    recorded in the card (:func:`~bapps_toolkit.metrics.plugin_trust.check_plugin_allowed`);
-    decided before anything is imported. Call it with a card :func:`check_card` accepted.
+    """Refuse to resume a plugin network's run unless the user trusts that plugin and its code is unchanged.
+
+    A card whose run trained a plugin network resumes only when the user names that spec (``net=``/``--net`` or
+    ``trust_plugin=``/``--trust-plugin``) and its code's SHA-256 is the one recorded in the card
+    (:func:`~bapps_toolkit.metrics.plugin_trust.check_plugin_allowed`); decided before anything is imported.
+    Call it with a card :func:`check_card` accepted.
     """
     saved = card["config"]
     net = str(saved.get("net", "alex"))
@@ -144,6 +149,11 @@ def allow_card_plugin(card: Mapping[str, Any], path: Path, given_net: str | None
 
 
 def check_card_config(card: Mapping[str, Any], cfg: TrainConfig, out: Path) -> None:
+    """Refuse to resume from ``card`` unless its net, plugin and result settings match ``cfg``.
+
+    Raises:
+        CheckpointError: the card is malformed, for another net or plugin, or trained with other settings.
+    """
     path = out / checkpoint.CARD
     saved = check_card(card, path)
     if saved.get("net") != cfg.net:
@@ -241,6 +251,15 @@ def prepare_out(cfg: TrainConfig) -> tuple[RunCard | None, int]:
 
 
 def check_out(cfg: TrainConfig) -> tuple[RunCard | None, int]:
+    """Check ``cfg.out`` against ``resume`` / ``overwrite``.
+
+    Returns:
+        ``(card, epochs done)`` of the run to resume, or ``(None, 0)`` for a new run.
+
+    Raises:
+        BappsError: ``out`` is not a folder, or holds a run that neither resume nor overwrite was asked for.
+        CheckpointError: a resume finds nothing to resume, a different run, or missing epoch files.
+    """
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise BappsError(f"out: {out} exists and is not a folder")
@@ -274,6 +293,11 @@ def check_out(cfg: TrainConfig) -> tuple[RunCard | None, int]:
 
 
 def check_meta(meta: dict[str, str], cfg: TrainConfig, path: Path) -> None:
+    """Refuse the weights file ``path`` unless its metadata names this toolkit's format and ``cfg``'s net.
+
+    Raises:
+        CheckpointError: the metadata does not match.
+    """
     if meta.get("format") != checkpoint.FORMAT:
         raise CheckpointError(f"{path}: not a bapps-toolkit LPIPS checkpoint")
     if meta.get("net") != cfg.net:
@@ -285,15 +309,17 @@ def check_meta(meta: dict[str, str], cfg: TrainConfig, path: Path) -> None:
 
 
 def run_label(cfg: TrainConfig) -> str:
-    """The trained metric's name: ``lpips-alex`` …, ``lpips[my_net.py:Net]`` for a plugin network
-    (the name :class:`~bapps_toolkit.metrics.plugin_net.PluginLPIPS` carries).
+    """The trained metric's name: ``lpips-alex`` …, ``lpips[my_net.py:Net]`` for a plugin network.
+
+    The latter is the name :class:`~bapps_toolkit.metrics.plugin_net.PluginLPIPS` carries.
     """
     return f"lpips[{short_plugin_name(cfg.net)}]" if is_plugin_net(cfg.net) else f"lpips-{cfg.net}"
 
 
 def start_card(resume_card: RunCard | None, done: int, cfg: TrainConfig, *args: Any) -> RunCard:
-    """The card a run starts from: the resumed card (history cut at epoch ``done``, the resume
-    recorded), or :func:`new_card` ``(cfg, *args)``.
+    """The card a run starts from: the resumed card, or :func:`new_card` ``(cfg, *args)``.
+
+    A resumed card has its history cut at epoch ``done`` and the resume recorded.
     """
     if resume_card is None:
         return new_card(cfg, *args)
@@ -304,9 +330,10 @@ def start_card(resume_card: RunCard | None, done: int, cfg: TrainConfig, *args: 
 
 
 def open_out(out: Path, cfg: TrainConfig, lpips: Any, backbone: BackboneSource, train_backbone: bool) -> None:
-    """Make the out folder ready on rank 0: with ``overwrite``, the old run's files go — only now
-    that the model and data are ready, so a failing run does not destroy the old one; a random
-    frozen backbone is written once, next to the weights that need it.
+    """Make the out folder ready on rank 0.
+
+    With ``overwrite``, the old run's files go — only now that the model and data are ready, so a failing run
+    does not destroy the old one; a random frozen backbone is written once, next to the weights that need it.
     """
     out.mkdir(parents=True, exist_ok=True)
     if cfg.overwrite:

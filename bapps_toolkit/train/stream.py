@@ -1,5 +1,6 @@
-"""The full path's training triplets (variants tune and scratch, and lin with ``fast=False``):
-held whole when they fit the memory budget, else streamed in chunks with bounded memory.
+"""The full path's training triplets: held whole when they fit the memory budget, else streamed in chunks.
+
+The full path serves variants tune and scratch, and lin with ``fast=False``; streaming keeps memory bounded.
 
 Which way (:func:`plan_data`)
 -----------------------------
@@ -89,8 +90,9 @@ def _way(d: dict[str, Any]) -> str:
 
 
 def plan_mismatch(saved: dict[str, Any] | None, plan: DataPlan) -> str:
-    """Why a resumed run's ``plan`` would not draw the order its card's ``shuffle`` entry did
-    (``""`` when it would; a card without the entry was trained with the exact shuffle).
+    """Why a resumed run's ``plan`` would not draw the order its card's ``shuffle`` entry did.
+
+    ``""`` when it would; a card without the entry was trained with the exact shuffle.
     """
     saved = saved or {"mode": EXACT}
     now = plan.card()
@@ -116,8 +118,10 @@ def check_resume_plan(card: Mapping[str, Any] | None, plan: DataPlan, out: str) 
 
 
 def epoch_order(plan: DataPlan, seed: int, epoch: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The order of epoch ``epoch`` (int64 ``[N]`` of global indices) and the windows (chunk ids
-    of each, in order; ``[]`` for :data:`EXACT`). See the module docstring for the rule.
+    """The order of epoch ``epoch`` (int64 ``[N]`` of global indices) and its windows.
+
+    The windows are the chunk ids of each, in order (``[]`` for :data:`EXACT`). See the module docstring for the
+    rule.
     """
     g = make_generator(derive_seed(seed, epoch, STREAM_SHUFFLE))
     if plan.mode == EXACT:
@@ -135,8 +139,9 @@ def epoch_order(plan: DataPlan, seed: int, epoch: int) -> tuple[torch.Tensor, li
 
 
 class _ChunkReader:
-    """Random access to chunks ``(key, start, stop)`` of a packed file (one open handle) or of a
-    folder root (the chunk's PNGs decoded in this process).
+    """Random access to chunks ``(key, start, stop)`` of a packed file or of a folder root.
+
+    A packed file is read through one open handle; a folder root's chunk PNGs are decoded in this process.
     """
 
     def __init__(self, source: str, keys: Sequence[str]):
@@ -181,8 +186,9 @@ class _ChunkReader:
 
 
 class StreamedData:
-    """The streamed full path's triplets: the judgments held whole (4 bytes a triplet), the
-    images read a window of chunks at a time as the epoch's order reaches them (see the module
+    """The streamed full path's triplets: judgments held whole, images read a window of chunks at a time.
+
+    The judgments take 4 bytes a triplet; the images are read as the epoch's order reaches them (see the module
     docstring). Call :meth:`start_epoch` with the windows of :func:`epoch_order` first.
     """
 
@@ -218,6 +224,7 @@ class StreamedData:
                 at += e - s
 
     def end_epoch(self) -> None:
+        """Drop the resident windows at the end of an epoch."""
         self.resident.clear()
 
     def _load(self, w: int) -> list[torch.Tensor]:
@@ -255,6 +262,7 @@ class StreamedData:
                 to_model_input(out[2], device=self.device))
 
     def close(self) -> None:
+        """Drop the resident windows and close the reader."""
         self.resident.clear()
         self.reader.close()
 

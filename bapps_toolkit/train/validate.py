@@ -1,5 +1,6 @@
-"""Validation 2AFC scores of the metric being trained, per set: from the fast path's cached
-vectors, or through the full network.
+"""Validation 2AFC scores of the metric being trained, per set.
+
+From the fast path's cached vectors, or through the full network.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def _score(d0: np.ndarray, d1: np.ndarray, judge: np.ndarray) -> float:
 
 
 def mean_score(scores: dict[str, float]) -> float | None:
+    """The mean of the per-set scores, or None when there are none."""
     return float(np.mean(list(scores.values()))) if scores else None
 
 
@@ -37,6 +39,7 @@ def val_scores_fast(module: TrainModule, vecs: TripletVectors, w: torch.Tensor |
 @torch.no_grad()
 def val_scores_full(module: TrainModule, cfg: TrainConfig, keys: Sequence[str],
                     device: torch.device) -> dict[str, float]:
+    """2AFC scores of ``keys`` through the full network, in eval mode (the training mode is restored)."""
     was = module.training
     module.eval()
     out = {}
@@ -64,6 +67,7 @@ class Validator:
         self.device, self.is_main = device, is_main
 
     def scores(self) -> dict[str, float]:
+        """The validation scores by set (``{}`` off rank 0 or without val sets)."""
         if not self.keys or not self.is_main:
             return {}
         if self.vecs is not None:
