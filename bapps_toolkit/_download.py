@@ -92,10 +92,9 @@ def check_free_space(folder: PathLike, needed: int, what: str) -> None:
 def _download_lock(dest: Path, wait: bool = True) -> Iterator[bool]:
     """Hold an exclusive ``flock`` on ``dest``'s folder and yield whether it is held.
 
-    The lock is released by the kernel if the holder dies. Locking the folder rather than a lock
-    file leaves nothing behind; downloads into one folder run one at a time. ``wait=False``: do not
-    wait for another holder (yield ``False`` instead). File systems without ``flock`` on folders run
-    unlocked (``False``).
+    The kernel releases it if the holder dies; locking the folder leaves no lock file behind, and
+    downloads into one folder run one at a time. ``wait=False``: yield ``False`` instead of waiting
+    for another holder. File systems without ``flock`` on folders run unlocked (``False``).
     """
     try:
         fd = os.open(dest.parent, os.O_RDONLY)
@@ -375,11 +374,7 @@ def _copy_body(resp: http.client.HTTPResponse, url: str, part: Path, offset: int
 
 def _fetch(url: str, dest: Path, offset: int, *, expected_size: int | None, progress: bool,
            timeout: float, check_space: bool) -> int | None:
-    """Stream the body into ``<dest>.part``, appending from ``offset`` or restarting.
-
-    Returns:
-        The total size the server declared (``None`` if it declared none).
-    """
+    """Stream the body into ``<dest>.part`` (appending from ``offset`` or restarting); the declared size or None."""
     part = part_path(dest)
     resp, resuming, total = _connect(url, dest, offset, timeout)
     if resp is None:

@@ -76,8 +76,7 @@ def as_items(x: Any, name: str = "values") -> np.ndarray:
             f"{name}: expected one value per item, got shape {tuple(arr.shape)} "
             f"({per_item} values per item); pass a distance of shape [N] or [N, 1, 1, 1]"
         )
-    items: np.ndarray = arr.reshape(n)
-    return items
+    return np.asarray(arr.reshape(n))
 
 
 def _check_same_length(**arrays: np.ndarray) -> int:
@@ -104,8 +103,7 @@ def _check_fraction(name: str, x: np.ndarray) -> None:
 
 
 def _2afc_from_items(d0: np.ndarray, d1: np.ndarray, g: np.ndarray) -> np.ndarray:
-    agreement: np.ndarray = (d0 < d1) * (1.0 - g) + (d1 < d0) * g + 0.5 * (d0 == d1)
-    return agreement
+    return np.asarray((d0 < d1) * (1.0 - g) + (d1 < d0) * g + 0.5 * (d0 == d1))
 
 
 def per_item_2afc(d0: Any, d1: Any, judge: Any) -> np.ndarray:
@@ -131,8 +129,7 @@ def per_item_human_ceiling(judge: Any) -> np.ndarray:
     g = as_items(judge, "judge")
     _check_same_length(judge=g)
     _check_fraction("judge", g)
-    ceiling: np.ndarray = g * g + (1.0 - g) * (1.0 - g)
-    return ceiling
+    return np.asarray(g * g + (1.0 - g) * (1.0 - g))
 
 
 def human_ceiling_2afc(judge: Any) -> float:
@@ -146,12 +143,7 @@ ITEM_MEANS: dict[Callable[..., float], Callable[..., np.ndarray]] = {
 
 
 def register_item_mean(score_fn: Callable[..., float], per_item: Callable[..., np.ndarray]) -> None:
-    """Declare ``score_fn(*a) == per_item(*a).mean()``: the bootstrap then resamples per-item values.
-
-    Args:
-        score_fn: the score, as passed to the bootstrap functions.
-        per_item: its float64 ``[N]`` values.
-    """
+    """Declare ``score_fn(*a) == per_item(*a).mean()`` (float64 ``[N]``): the bootstrap resamples per-item values."""
     ITEM_MEANS[score_fn] = per_item
 
 
@@ -314,7 +306,8 @@ def bootstrap_distribution(
     return np.concatenate([fn(idx) for idx in _resample_blocks(n, int(n_boot), seed)])
 
 
-def _percentile_interval(boot: np.ndarray, alpha: float) -> tuple[float, float]:
+def percentile_interval(boot: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The ``1 - alpha`` percentile interval of the finite values of ``boot`` (NaNs if there are none)."""
     finite = boot[np.isfinite(boot)]
     if finite.size == 0:
         return float("nan"), float("nan")
@@ -336,15 +329,11 @@ def bootstrap_ci(
     """
     _check_boot_args(n_boot, alpha)
     boot = bootstrap_distribution(score_fn, *arrays, n_boot=n_boot, seed=seed)
-    return _percentile_interval(boot, float(alpha))
+    return percentile_interval(boot, float(alpha))
 
 
 class PairedResult(NamedTuple):
-    """``diff = score(A) - score(B)`` with its interval and p-value.
-
-    Its ``1 - alpha`` interval ``ci = (low, high)`` and the two-sided ``p_value`` for "no
-    difference"; unpacks as ``diff, (low, high), p``.
-    """
+    """``diff = score(A) - score(B)``, its interval ``ci`` and two-sided ``p_value``; unpacks as ``diff, ci, p``."""
 
     diff: float
     ci: tuple[float, float]

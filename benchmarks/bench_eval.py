@@ -59,6 +59,29 @@ BAPPS_JND_VAL = {"traditional": 4800, "cnn": 4800}
 # ============================================================================================
 # Official mode (reference venv; never imports bapps_toolkit)
 # ============================================================================================
+def _restore_compare_ssim(measure, structural_similarity) -> None:
+    """The official code calls ``skimage.measure.compare_ssim``, removed from scikit-image in 2020."""
+    if hasattr(measure, "compare_ssim"):
+        return
+
+    def compare_ssim(a, b, data_range=None, multichannel=False):
+        return structural_similarity(a, b, data_range=data_range, channel_axis=-1 if multichannel else None)
+
+    measure.compare_ssim = compare_ssim
+
+
+def _official_trainer(lpips, model: str, colorspace: str, imagenet: bool):
+    """The official ``lpips.Trainer`` for one metric row of PAIRS (random AlexNet unless ``imagenet``)."""
+    trainer = lpips.Trainer()
+    kw = dict(model=model, use_gpu=False)
+    if model == "lpips":
+        kw.update(net="alex", pnet_rand=not imagenet)
+    else:
+        kw.update(colorspace=colorspace)
+    trainer.initialize(**kw)
+    return trainer
+
+
 def run_official(args) -> dict:
     import lpips
     import numpy as np
@@ -68,11 +91,7 @@ def run_official(args) -> dict:
     from PIL import Image
     from skimage.metrics import structural_similarity
 
-    if not hasattr(skimage.measure, "compare_ssim"):  # removed from scikit-image in 2020
-        def compare_ssim(a, b, data_range=None, multichannel=False):
-            return structural_similarity(a, b, data_range=data_range, channel_axis=-1 if multichannel else None)
-
-        skimage.measure.compare_ssim = compare_ssim
+    _restore_compare_ssim(skimage.measure, structural_similarity)
 
     transform = T.Compose([T.Resize(64), T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
 
@@ -112,13 +131,7 @@ def run_official(args) -> dict:
     for ours, _opts, model, colorspace, bs, _target in PAIRS:
         if args.metrics and ours not in args.metrics:
             continue
-        trainer = lpips.Trainer()
-        kw = dict(model=model, use_gpu=False)
-        if model == "lpips":
-            kw.update(net="alex", pnet_rand=not args.official_imagenet)
-        else:
-            kw.update(colorspace=colorspace)
-        trainer.initialize(**kw)
+        trainer = _official_trainer(lpips, model, colorspace, args.official_imagenet)
         best_s, total_items, scores = float("inf"), 0, {}
         for _ in range(max(1, args.repeats)):
             total_items, total_s = 0, 0.0
@@ -432,28 +445,28 @@ def _print_parity(ours: dict, official: dict) -> None:
         print(f"  {tag}: max |ours - official| over {len(diffs)} sets = {max(diffs):.2e}")
 
 
+def _ceiling(args) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ceiling
+
+    mini, h5 = ensure_mini(Path(args.work))
+    official = None
+    if not args.no_official and Path(args.official_python).exists():
+        official = run_official_venv(args, Path(args.work), mini, ["lpips-alex"])["metrics"].get("lpips-alex")
+    return ceiling.run(h5, Path(args.work), args.scale, BAPPS_2AFC_VAL, BAPPS_JND_VAL, official=official)
+
+
 def main() -> int:
     ap = _parser()
     args = ap.parse_args()
     if args.correlation:
         return correlation_throughput(args)
-    if args.ceiling:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import ceiling
-
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        mini, h5 = ensure_mini(Path(args.work))
-        official = None
-        if not args.no_official and Path(args.official_python).exists():
-            official = run_official_venv(args, Path(args.work), mini, ["lpips-alex"])["metrics"].get("lpips-alex")
-        return ceiling.run(h5, Path(args.work), args.scale, BAPPS_2AFC_VAL, BAPPS_JND_VAL, official=official)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.ceiling:
+        return _ceiling(args)
 
     if args.official:
         if not args.root:

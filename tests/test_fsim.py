@@ -110,7 +110,7 @@ def _use_piq_choices(monkeypatch) -> None:
     monkeypatch.setattr(pc_mod, "_filter_bank_tensors", _piq_filter_bank)
     monkeypatch.setattr(pc_mod, "EPSILON", eps64)
     for mod in (fsim_mod, pc_mod):
-        monkeypatch.setattr(mod, "_safe_div", lambda n, d: (n + eps64) / (d + eps64))
+        monkeypatch.setattr(mod, "safe_div", lambda n, d: (n + eps64) / (d + eps64))
     monkeypatch.setattr(fsim_mod, "NEGATIVE_POWER_FACTOR", 1.0)  # |p|^λ instead of real(p^λ)
     monkeypatch.setattr(fsim_mod, "downsample_factor", lambda h, w: max(1, round(min(h, w) / 256)))
     monkeypatch.setattr(fsim_mod, "matlab_downsample",

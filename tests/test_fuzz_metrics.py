@@ -58,6 +58,27 @@ def accepted_channels(m: Metric):
 OTHER_DTYPES = [torch.uint8, torch.int64, torch.bool]
 
 
+def _poison(draw, kind: str, t: torch.Tensor, lo: float, hi: float) -> None:
+    """Put one NaN, one infinity or one out-of-range value into ``t`` (in place)."""
+    flat = t.view(-1)
+    i = draw(st.integers(0, flat.numel() - 1))
+    if kind == "nan":
+        flat[i] = float("nan")
+    elif kind == "inf":
+        flat[i] = draw(st.sampled_from([float("inf"), float("-inf")]))
+    else:
+        off = draw(st.floats(10 * RANGE_TOL, 1e3))
+        flat[i] = draw(st.sampled_from([hi + off, lo - off]))
+
+
+def _as_dtype(x: torch.Tensor, dtype: torch.dtype, lo: float, hi: float) -> torch.Tensor:
+    if dtype.is_floating_point:
+        return x.to(dtype)
+    if dtype == torch.bool:
+        return x > (lo + hi) / 2
+    return x.round().to(dtype)
+
+
 @st.composite
 def cases(draw, m: Metric):
     """``(x0, x1, valid)`` where ``valid`` is decided from the contract, not the validator."""
@@ -98,24 +119,9 @@ def cases(draw, m: Metric):
         x1 = torch.rand(extra, generator=g, dtype=torch.float64) * (hi - lo) + lo
         valid = False
     if kind in ("nan", "inf", "range"):
-        target = draw(st.sampled_from(["x0", "x1"]))
-        t = x0 if target == "x0" else x1
-        flat = t.view(-1)
-        i = draw(st.integers(0, flat.numel() - 1))
-        if kind == "nan":
-            flat[i] = float("nan")
-        elif kind == "inf":
-            flat[i] = draw(st.sampled_from([float("inf"), float("-inf")]))
-        else:
-            off = draw(st.floats(10 * RANGE_TOL, 1e3))
-            flat[i] = draw(st.sampled_from([hi + off, lo - off]))
+        _poison(draw, kind, x0 if draw(st.sampled_from(["x0", "x1"])) == "x0" else x1, lo, hi)
         valid = False
-    if dtype.is_floating_point:
-        x0, x1 = x0.to(dtype), x1.to(dtype)
-    elif dtype == torch.bool:
-        x0, x1 = x0 > (lo + hi) / 2, x1 > (lo + hi) / 2
-    else:
-        x0, x1 = x0.round().to(dtype), x1.round().to(dtype)
+    x0, x1 = _as_dtype(x0, dtype, lo, hi), _as_dtype(x1, dtype, lo, hi)
     if kind == "not tensor":
         x0 = draw(st.sampled_from([x0.numpy(), x0.tolist(), None, 0.5]))
         valid = False

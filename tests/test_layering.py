@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS: dict[str, int] = {
     "_version": 0, "errors": 0, "_io": 0, "_download": 0, "_device": 0, "_distributed": 0, "_bootstrap": 0, "_lazy": 0,
     "_plugin_files": 0,
-    "_workers": 0,
+    "_workers": 0, "_plot": 0,
     "data": 1, "metrics": 1,
     "scores": 2, "correlation": 2, "losses": 2, "calibration": 2,
     "train": 3, "evaluate": 3, "study": 3, "judge": 3, "competition": 3,

@@ -133,6 +133,26 @@ def test_official_metrics_have_finite_surrogate_gradients(name):
     assert torch.isfinite(x.grad).all() and bool(x.grad.abs().sum() > 0)
 
 
+def _set(t: torch.Tensor, index: tuple, value: float) -> torch.Tensor:
+    t = t.clone()
+    t[index] = value
+    return t
+
+
+_BAD_INPUTS = {
+    "3d": lambda x, y: (x[0], y[0]),
+    "shapes": lambda x, y: (x, torch.cat([y, y])),
+    "channels2": lambda x, y: (x[:, :2], y[:, :2]),
+    "channels4": lambda x, y: (torch.cat([x, x[:, :1]], 1), torch.cat([y, y[:, :1]], 1)),
+    "nan": lambda x, y: (_set(x, (0, 0, 0, 0), float("nan")), y),
+    "inf": lambda x, y: (x, _set(y, (0, 1, 1, 1), float("inf"))),
+    "range": lambda x, y: (x * 2.0, y),  # [-2, 2] outside the default (-1, 1)
+    # integer images other than uint8/uint16 have no known scale
+    "int64": lambda x, y: (((x + 1) * 127.5).to(torch.int64), ((y + 1) * 127.5).to(torch.int64)),
+    "empty": lambda x, y: (x[:0], y[:0]),
+}
+
+
 @pytest.mark.parametrize(
     "case",
     ["3d", "shapes", "channels2", "channels4", "nan", "inf", "range", "int64", "small", "empty"],
@@ -142,31 +162,13 @@ def test_bad_inputs_raise_value_error(metric, case):
     x, y = _pair(1, 3, s)
     if case.startswith("channels") and int(case[-1]) in _input_channels(metric):
         pytest.skip(f"{metric.name} computes per channel on {case[-1]} channels")
-    if case == "3d":
-        x, y = x[0], y[0]
-    elif case == "shapes":
-        y = torch.cat([y, y])
-    elif case == "channels2":
-        x, y = x[:, :2], y[:, :2]
-    elif case == "channels4":
-        x, y = torch.cat([x, x[:, :1]], 1), torch.cat([y, y[:, :1]], 1)
-    elif case == "nan":
-        x = x.clone()
-        x[0, 0, 0, 0] = float("nan")
-    elif case == "inf":
-        y = y.clone()
-        y[0, 1, 1, 1] = float("inf")
-    elif case == "range":
-        x = x * 2.0  # [-2, 2] outside the default (-1, 1)
-    elif case == "int64":  # integer images other than uint8/uint16 have no known scale
-        x, y = ((x + 1) * 127.5).to(torch.int64), ((y + 1) * 127.5).to(torch.int64)
-    elif case == "small":
+    if case == "small":
         if metric.min_size <= 1:
             pytest.skip(f"{metric.name} accepts 1×1 images")
         t = metric.min_size - 1
         x, y = x[..., :t, :t], y[..., :t, :t]
-    elif case == "empty":
-        x, y = x[:0], y[:0]
+    else:
+        x, y = _BAD_INPUTS[case](x, y)
     with pytest.raises(ValueError):
         metric(x, y)
 

@@ -95,8 +95,8 @@ def test_plot_png(tmp_path):
 def test_plot_without_matplotlib(monkeypatch):
     import builtins
 
+    from bapps_toolkit import _plot
     from bapps_toolkit.errors import BappsError
-    from bapps_toolkit.report import plots
 
     real_import = builtins.__import__
 
@@ -107,15 +107,15 @@ def test_plot_without_matplotlib(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(BappsError, match=r"pip install 'bapps-toolkit\[plot\]'"):
-        plots._pyplot()
+        _plot.pyplot()
 
 
 def test_short_plot_labels_keep_the_uncalibrated_tag():
-    from bapps_toolkit.report.plots import _short_label
+    from bapps_toolkit.report.plots import short_label
 
     long = "lpips-alex[alex-lin/latest.safetensors] [UNCALIBRATED: trained on SYNTHETIC data; random backbone]"
     for width in (20, 36, 48):
-        short = _short_label(long, width)
+        short = short_label(long, width)
         assert short.endswith("[UNCALIBRATED]") and short.startswith("lpips-a")
-    assert _short_label("l2", 36) == "l2"
-    assert _short_label("x" * 60, 10) == "x" * 9 + "…"
+    assert short_label("l2", 36) == "l2"
+    assert short_label("x" * 60, 10) == "x" * 9 + "…"

@@ -9,26 +9,14 @@ images are read back from the written set (the manifest's keys and stems are che
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .._io import PathLike, atomic_path
+from .._io import PathLike
+from .._plot import pyplot, save_figure
 from ..data.images import read_rgb
-from ..errors import BappsError
 from .output import STATE
 from .records import CompetitionItem, Manifest
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError:
-        raise BappsError("the grid figure needs matplotlib: pip install 'bapps-toolkit[plot]'") from None
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _sides(it: CompetitionItem) -> tuple[str, str]:
@@ -52,7 +40,7 @@ def _title(it: CompetitionItem, side: str, man: Manifest) -> str:
 
 def mad_grid(root: PathLike, manifest: Manifest, path: PathLike, *, rows: int = 6) -> Path:
     """Draw the grid of the MAD set in ``root`` described by ``manifest`` into ``path`` (PNG)."""
-    plt = _pyplot()
+    plt = pyplot()
     root = Path(root)
     by_source: dict[str, list[CompetitionItem]] = {}
     for it in manifest.items:
@@ -79,11 +67,7 @@ def mad_grid(root: PathLike, manifest: Manifest, path: PathLike, *, rows: int = 
     fig.suptitle(f"MAD: {labels[0]} vs {labels[1]}\ncolumns: reference, start, [{a} held] {b} min, {b} max, "
                  f"[{b} held] {a} min, {a} max; held metric's drift in brackets{star}", fontsize=8)
     fig.tight_layout()
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=100)
 
 
 __all__ = ["mad_grid"]

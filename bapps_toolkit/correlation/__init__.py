@@ -62,15 +62,15 @@ from ._fit import (
     FIGURES,
     CorrelationFigures,
     LogisticFit,
-    _logistic5_jac,
-    _to_raw,
     correlation_figures,
     fit_logistic,
     krcc,
     logistic5,
+    logistic5_jac,
     plcc_rmse,
     signed_prediction,
     srcc,
+    to_raw,
 )
 from .resampling import (
     BootstrapResult,
@@ -83,6 +83,6 @@ from .resampling import (
 __all__ = [
     "FIGURES", "LogisticFit", "logistic5", "fit_logistic", "srcc", "krcc", "plcc_rmse",
     "CorrelationFigures", "correlation_figures", "signed_prediction", "BootstrapResult", "bootstrap_correlation",
-    "per_type_figures", "per_type_bootstrap", "paired_correlation_difference", "FIT_OUTCOMES", "_logistic5_jac",
-    "_to_raw",
+    "per_type_figures", "per_type_bootstrap", "paired_correlation_difference", "FIT_OUTCOMES", "logistic5_jac",
+    "to_raw",
 ]

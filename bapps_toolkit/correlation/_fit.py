@@ -25,7 +25,7 @@ def logistic5(s: Any, b1: float, b2: float, b3: float, b4: float, b5: float) -> 
         return np.asarray(b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (s - b3)))) + b4 * s + b5)
 
 
-def _logistic5_jac(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
+def logistic5_jac(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
     """Analytic Jacobian of :func:`logistic5` with respect to ``(b1, ..., b5)``."""
     with np.errstate(over="ignore"):
         e = np.exp(np.clip(b2 * (s - b3), -700, 700))
@@ -57,7 +57,7 @@ def _vector(x: Any, name: str) -> np.ndarray:
     return a
 
 
-def _pair(s: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def checked_pair(s: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     s, y = _vector(s, "prediction"), _vector(y, "subjective score")
     if s.shape != y.shape:
         raise ValueError(f"prediction has {s.size} items but the subjective scores {y.size}")
@@ -66,7 +66,7 @@ def _pair(s: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return s, y
 
 
-def _to_raw(p: np.ndarray, mu: float, sd: float) -> tuple[float, float, float, float, float]:
+def to_raw(p: np.ndarray, mu: float, sd: float) -> tuple[float, float, float, float, float]:
     """Parameters in ``z = (s - mu)/sd`` units -> parameters in ``s`` units (same curve)."""
     b1, b2, b3, b4, b5 = (float(v) for v in p)
     return b1, b2 / sd, b3 * sd + mu, b4 / sd, b5 - b4 * mu / sd
@@ -89,7 +89,7 @@ def _model(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float)
 
 
 def _model_jac(s: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
-    """:func:`_logistic5_jac` for ``curve_fit`` inside :func:`_fit_z` (the same numbers, filled in place)."""
+    """:func:`logistic5_jac` for ``curve_fit`` inside :func:`_fit_z` (the same numbers, filled in place)."""
     e = np.exp(np.clip(b2 * (s - b3), -700, 700))
     g = 1.0 / (1.0 + e)
     dg = e * g * g
@@ -128,7 +128,7 @@ def fit_logistic(s: Any, y: Any, *, maxfev: int = 2000, start: Sequence[float] |
     bootstrap warm-starts each resample from the full-data fit this way). Fewer than 6 items
     always give the straight line (5 parameters need more points than that).
     """
-    s, y = _pair(s, y)
+    s, y = checked_pair(s, y)
     line = _linear(s, y)
     mu, sd = scale if scale is not None else (float(np.mean(s)), float(np.std(s)))
     if sd == 0 or np.ptp(s) == 0 or np.ptp(y) == 0 or s.size < 6:
@@ -142,12 +142,12 @@ def fit_logistic(s: Any, y: Any, *, maxfev: int = 2000, start: Sequence[float] |
     line_sse = float(np.sum((line(s) - y) ** 2))
     if best is None or best[0] > line_sse * (1 + 1e-9):
         return line
-    return LogisticFit(_to_raw(best[1], mu, sd), "logistic", tuple(float(v) for v in best[1]), (mu, sd))
+    return LogisticFit(to_raw(best[1], mu, sd), "logistic", tuple(float(v) for v in best[1]), (mu, sd))
 
 
 def srcc(s: Any, y: Any) -> float:
     """Spearman rank correlation (``nan`` when either variable is constant)."""
-    s, y = _pair(s, y)
+    s, y = checked_pair(s, y)
     if np.ptp(s) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(stats.spearmanr(s, y).statistic)
@@ -155,7 +155,7 @@ def srcc(s: Any, y: Any) -> float:
 
 def krcc(s: Any, y: Any) -> float:
     """Kendall's τ-b (``nan`` when either variable is constant)."""
-    s, y = _pair(s, y)
+    s, y = checked_pair(s, y)
     if np.ptp(s) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(stats.kendalltau(s, y, variant="b").statistic)
@@ -163,7 +163,7 @@ def krcc(s: Any, y: Any) -> float:
 
 def plcc_rmse(s: Any, y: Any, fit: LogisticFit | None = None) -> tuple[float, float, LogisticFit]:
     """``(PLCC, RMSE, fit)`` after the logistic fit (fitted here unless ``fit`` is given)."""
-    s, y = _pair(s, y)
+    s, y = checked_pair(s, y)
     fit = fit if fit is not None else fit_logistic(s, y)
     q = fit(s)
     rmse = float(np.sqrt(np.mean((q - y) ** 2)))
@@ -185,7 +185,7 @@ class CorrelationFigures(TypedDict):
 
 def correlation_figures(s: Any, y: Any) -> CorrelationFigures:
     """``{"srcc", "krcc", "plcc", "rmse", "n", "fit"}`` for prediction ``s`` and scores ``y``."""
-    s, y = _pair(s, y)
+    s, y = checked_pair(s, y)
     plcc, rmse, fit = plcc_rmse(s, y)
     return CorrelationFigures(srcc=srcc(s, y), krcc=krcc(s, y), plcc=plcc, rmse=rmse, n=int(s.size),
                               fit=fit)

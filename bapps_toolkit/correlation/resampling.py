@@ -14,7 +14,7 @@ import numpy as np
 
 from .._bootstrap import percentile_test
 from ._engine import FIT_LOGISTIC, FIT_NONE, FIT_NOT_CONVERGED, SetData, SetSamples, draw_counts, resample_figures
-from ._fit import FIGURES, CorrelationFigures, LogisticFit, _pair, correlation_figures, krcc, plcc_rmse, srcc
+from ._fit import FIGURES, CorrelationFigures, LogisticFit, checked_pair, correlation_figures, krcc, plcc_rmse, srcc
 
 __all__ = ["BootstrapResult", "bootstrap_correlation", "per_type_figures", "per_type_bootstrap",
            "paired_correlation_difference"]
@@ -130,7 +130,7 @@ def bootstrap_correlation(s: Any, y: Any, groups: Any, *, n_boot: int = 1000, se
     Raises:
         ValueError: on mismatched lengths, non-finite values, ``n_boot < 1`` or a bad ``alpha``.
     """
-    s, y = _pair(s, y)
+    s, y = checked_pair(s, y)
     figs = _check(n_boot, alpha, figures)
     code, n_groups = _codes(groups, s.size)
     point, fit = _point(s, y, figs)
@@ -141,7 +141,7 @@ def bootstrap_correlation(s: Any, y: Any, groups: Any, *, n_boot: int = 1000, se
 
 def per_type_figures(s: Any, y: Any, types: Any) -> dict[str, CorrelationFigures]:
     """:func:`correlation_figures` for each distortion type (types with < 3 items are skipped)."""
-    s, y = _pair(s, y)
+    s, y = checked_pair(s, y)
     t = np.asarray(types).reshape(-1)
     if t.size != s.size:
         raise ValueError(f"types has {t.size} entries for {s.size} items")
@@ -161,7 +161,7 @@ def per_type_bootstrap(s: Any, y: Any, types: Any, groups: Any, *, n_boot: int =
     type in one batched pass. Each type draws from its own generator, seeded ``(seed, type index)``
     in sorted type order.
     """
-    s, y = _pair(s, y)
+    s, y = checked_pair(s, y)
     _check(n_boot, alpha, FIGURES)
     t = np.asarray(types).astype(str).reshape(-1)
     g = np.asarray(groups).reshape(-1)
@@ -198,8 +198,8 @@ def paired_correlation_difference(s_a: Any, s_b: Any, y: Any, groups: Any, *, fi
     """
     if figure not in FIGURES:
         raise ValueError(f"figure {figure!r}: use one of {', '.join(FIGURES)}")
-    s_a, y = _pair(s_a, y)
-    s_b, _ = _pair(s_b, y)
+    s_a, y = checked_pair(s_a, y)
+    s_b, _ = checked_pair(s_b, y)
     code, n_groups = _codes(groups, y.size)
     (pa, fa), (pb, fb) = _point(s_a, y, [figure]), _point(s_b, y, [figure])
     counts = draw_counts(n_groups, n_boot, seed)

@@ -35,7 +35,7 @@ CHUNK_ITEMS = 1024
 
 # --------------------------------------------------------------------------- writing
 
-def _create_set_group(f: h5py.File, key: str, n: int) -> h5py.Group:
+def create_set_group(f: h5py.File, key: str, n: int) -> h5py.Group:
     """The group of one set, with its kind/split/category/count attributes."""
     kind, split, cat = split_key(key)
     g = f.create_group(key)
@@ -43,7 +43,7 @@ def _create_set_group(f: h5py.File, key: str, n: int) -> h5py.Group:
     return g
 
 
-def _write_judgments_and_stems(g: h5py.Group, name: str, judgments: np.ndarray, stems: Sequence[str],
+def write_judgments_and_stems(g: h5py.Group, name: str, judgments: np.ndarray, stems: Sequence[str],
                                n_votes: np.ndarray | None = None) -> None:
     """The judgment array (``judge``/``same``), stems and vote counts (when given) of a set, hashed.
 
@@ -192,7 +192,7 @@ def chunk_rows(n: int) -> int:
 def _write_set(f: h5py.File, sf: SetFiles, pool: Any, bar: Any, size: int = PATCH, crop: bool = False) -> None:
     folders = folders_of(sf.key)
     n = len(sf)
-    g = _create_set_group(f, sf.key, n)
+    g = create_set_group(f, sf.key, n)
     g.attrs["size"] = size
     chunk = chunk_rows(n)
     dsets = {name: g.create_dataset(name, shape=(n, size, size, 3), dtype=np.uint8,
@@ -207,7 +207,7 @@ def _write_set(f: h5py.File, sf: SetFiles, pool: Any, bar: Any, size: int = PATC
         judg[start:stop] = j
     for name, h in hashes.items():
         dsets[name].attrs["sha256"] = h.hexdigest()
-    _write_judgments_and_stems(g, folders[-1], judg, sf.stems, sf.n_votes)
+    write_judgments_and_stems(g, folders[-1], judg, sf.stems, sf.n_votes)
 
 
 def write_packed(out_h5: PathLike, sets: dict[str, tuple[dict[str, np.ndarray], list[str]]], *,
@@ -227,7 +227,7 @@ def write_packed(out_h5: PathLike, sets: dict[str, tuple[dict[str, np.ndarray], 
             arrays, stems = sets[key]
             folders = folders_of(key)
             n = len(stems)
-            g = _create_set_group(f, key, n)
+            g = create_set_group(f, key, n)
             side = int(np.shape(arrays[folders[0]])[1]) if np.ndim(arrays[folders[0]]) == 4 else PATCH
             g.attrs["size"] = side
             for name in folders[:-1]:
@@ -236,7 +236,7 @@ def write_packed(out_h5: PathLike, sets: dict[str, tuple[dict[str, np.ndarray], 
                     raise DataError(f"{key}/{name} has shape {a.shape}, expected {(n, side, side, 3)}")
                 ds = g.create_dataset(name, data=a, chunks=(chunk_rows(n), side, side, 3))
                 ds.attrs["sha256"] = hashlib.sha256(a.data).hexdigest()
-            _write_judgments_and_stems(g, folders[-1], np.ascontiguousarray(arrays[folders[-1]], dtype=np.float32),
+            write_judgments_and_stems(g, folders[-1], np.ascontiguousarray(arrays[folders[-1]], dtype=np.float32),
                                        stems)
         f.attrs["source"] = source
         f.attrs["toolkit_version"] = __version__

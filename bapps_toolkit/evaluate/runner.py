@@ -52,10 +52,10 @@ from ..scores import (
     HUMAN,
     MEAN_CATEGORY,
     MEAN_OF,
-    _percentile_interval,
     bootstrap_distribution,
     human_ceiling_2afc,
     jnd_map,
+    percentile_interval,
     score_2afc,
 )
 from .calibrate import calibrate_distances
@@ -170,7 +170,7 @@ class _Table:
 
     def _row(self, mid: str, label: str, calibrated: bool, mode: str, split: str, category: str, n: int,
              score: float, boot: np.ndarray, synthetic: bool) -> None:
-        lo, hi = _percentile_interval(boot, self.alpha)
+        lo, hi = percentile_interval(boot, self.alpha)
         self.rows.append(dict(metric=mid, label=label, calibrated=bool(calibrated), mode=mode, split=split,
                               category=category, n=int(n), score=float(score), ci_low=lo, ci_high=hi,
                               synthetic=bool(synthetic)))

@@ -43,7 +43,7 @@ from scipy import special
 
 from .._io import PathLike
 from ..data.datasets import load_2afc, load_jnd
-from ..data.mini.observer import JND_TAU, JND_THETA, OBS_NOISE, OBS_TAU, observer_distance
+from ..data.mini.observer import JND_TAU, JND_THETA, OBS_NOISE, OBS_TAU, observer_distance, sigmoid
 from ..data.png import png_bytes
 from ..errors import DataError
 from .answers import AnswerPost
@@ -104,10 +104,6 @@ class PolicyRun:
         return float(getattr(self.curve, measure)[-1])
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp(-z)))
-
-
 @dataclass(frozen=True)
 class ObserverPool:
     """Every item of the chosen sets with the observer's hidden quantities.
@@ -139,7 +135,7 @@ def observer_pool(source: PathLike, datasets: str = "val") -> ObserverPool:
         values += [float(v) for v in margin]
     try:
         for j in load_jnd(source, datasets, workers=1):
-            p = _sigmoid((JND_THETA - observer_distance(np.asarray(j.p0), np.asarray(j.p1))) / JND_TAU)
+            p = sigmoid((JND_THETA - observer_distance(np.asarray(j.p0), np.asarray(j.p1))) / JND_TAU)
             keys += [(j.key, stem) for stem in j.stems]
             kinds += [False] * len(j.stems)
             values += [float(v) for v in p]
@@ -160,7 +156,7 @@ def observer_items(pool: ObserverPool, n_items: int, seed: int) -> ObserverItems
         raise DataError(f"{len(pool.keys)} items in the simulation's sets, fewer than the {n_items} asked for")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
     eps = rng.normal(0.0, OBS_NOISE, len(pool.keys))
-    probs = np.where(pool.is_2afc, _sigmoid(pool.value + eps), pool.value)
+    probs = np.where(pool.is_2afc, sigmoid(pool.value + eps), pool.value)
     pick = sorted(int(i) for i in rng.choice(len(pool.keys), size=n_items, replace=False))
     items = [Item(pool.keys[i][0], pool.keys[i][1], {"ref": _PIXEL, "p0": _PIXEL, "p1": _PIXEL}
                   if pool.is_2afc[i] else {"p0": _PIXEL, "p1": _PIXEL}) for i in pick]

@@ -78,7 +78,7 @@ from ..errors import MetricInputError
 from ._validate import validate_pair
 from .base import Metric, register_metric
 from .functional.color import rgb_to_gray, rgb_to_yiq
-from .functional.phase_congruency import PCKernel, _safe_div, _safe_sqrt, pc_from_responses, phase_congruency
+from .functional.phase_congruency import PCKernel, pc_from_responses, phase_congruency, safe_div, safe_sqrt
 from .functional.resize import matlab_box_downsample_zero as matlab_downsample
 from .functional.resize import matlab_downsample_factor as downsample_factor
 
@@ -106,7 +106,7 @@ def _gradient_magnitude(y: torch.Tensor) -> torch.Tensor:
     gx = (3.0 * dx[..., :-2, :] + 10.0 * dx[..., 1:-1, :] + 3.0 * dx[..., 2:, :]) / 16.0
     dy = yp[..., :-2, :] - yp[..., 2:, :]                                 # [N, 1, H, W+2]
     gy = (3.0 * dy[..., :, :-2] + 10.0 * dy[..., :, 1:-1] + 3.0 * dy[..., :, 2:]) / 16.0
-    return _safe_sqrt(gx * gx + gy * gy)
+    return safe_sqrt(gx * gx + gy * gy)
 
 
 def _similarity(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
@@ -137,7 +137,7 @@ def _from_features(fa: _Features, fb: _Features, chromatic: bool) -> torch.Tenso
     pcm = torch.maximum(pc1, pc2)
     num = (sim * pcm).sum(dim=(1, 2, 3))
     den = pcm.sum(dim=(1, 2, 3))
-    return torch.where(den > 0, _safe_div(num, den), sim.mean(dim=(1, 2, 3)))
+    return torch.where(den > 0, safe_div(num, den), sim.mean(dim=(1, 2, 3)))
 
 
 class _Steps(NamedTuple):

@@ -50,10 +50,10 @@ from .base import Metric, register_metric
 from .lpips_weights import (  # the weight-file helpers, also importable from here
     VERSIONS,
     WEIGHTS_DIR,
-    _normalise_official,
     check_version,
     find_installed_lpips_weights,
     load_official_lin_weights,
+    normalise_official,
     official_lin_state_dict,
     shipped_lin_weights,
 )
@@ -171,7 +171,7 @@ class LPIPS(Metric):
                 path = found
             state, source = load_official_lin_weights(path), str(path)
         elif isinstance(lin_weights, Mapping):
-            state, source = _normalise_official(lin_weights, "lin_weights (state dict)"), "lin_weights (state dict)"
+            state, source = normalise_official(lin_weights, "lin_weights (state dict)"), "lin_weights (state dict)"
         elif isinstance(lin_weights, (str, Path)):
             state, source = load_official_lin_weights(lin_weights), str(lin_weights)
         else:

@@ -76,7 +76,7 @@ def find_installed_lpips_weights(net: str, version: str = "0.1") -> Path | None:
     return None
 
 
-def _normalise_official(state: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+def normalise_official(state: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """Keep ``lin{k}.model.{0,1}.weight`` entries as ``lin{k}.model.1.weight``; refuse others."""
     out: dict[str, torch.Tensor] = {}
     others = []
@@ -122,7 +122,7 @@ def load_official_lin_weights(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"lin_weights: {path} does not exist or is not a file")
-    return _normalise_official(hub.load_state_dict_file(path), str(path))
+    return normalise_official(hub.load_state_dict_file(path), str(path))
 
 
 def official_lin_state_dict(model: Any) -> dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ from ..errors import WeightsError
 #: The three LPIPS backbones, in the paper's order.
 NETS: tuple[str, ...] = ("alex", "vgg", "squeeze")
 #: Other spellings accepted for a backbone (torchvision's name for VGG).
-_ALIASES: dict[str, str] = {"vgg16": "vgg"}
+NET_ALIASES: dict[str, str] = {"vgg16": "vgg"}
 
 
 class UnknownNetError(WeightsError, ValueError):
@@ -23,7 +23,7 @@ class UnknownNetError(WeightsError, ValueError):
 def check_net(net: str) -> str:
     """Validate a backbone name (``alex``, ``vgg``/``vgg16`` or ``squeeze``, any case); return the key."""
     key = str(net).lower()
-    key = _ALIASES.get(key, key)
+    key = NET_ALIASES.get(key, key)
     if key not in NETS:
         raise UnknownNetError(f"unknown backbone {net!r}; expected one of {', '.join(NETS)}")
     return key

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
-from .nets import _ALIASES, NETS
+from .nets import NET_ALIASES, NETS
 
 #: Entry-point group through which an installed distribution adds metric (and network) names.
 ENTRY_POINT_GROUP = "bapps_toolkit.metrics"
@@ -40,7 +40,7 @@ def is_plugin_net(net: str) -> bool:
     True when ``net`` is not one of the LPIPS backbones (:data:`~.nets.NETS` or an alias).
     """
     key = str(net).lower()
-    return _ALIASES.get(key, key) not in NETS and is_plugin_spec(str(net))
+    return NET_ALIASES.get(key, key) not in NETS and is_plugin_spec(str(net))
 
 
 def normalise_plugin_net(spec: str) -> str:

@@ -98,11 +98,10 @@ def _ssim_maps(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The one SSIM statistics implementation: ``(ssim_map, cs_map)`` of ``ref`` against ``others``.
 
-    One pair for each of ``others``, ``[N, C, H − k + 1, W − k + 1]`` each, the reference's local moments computed once.
-
-    Inputs are centred by their detached per-image, per-channel means before filtering (exact in
-    real arithmetic, it keeps float32 variances from cancelling); one separable filtering of the
-    planes ``r, x…, r², x²…, r·x…``.
+    One pair for each of ``others``, ``[N, C, H − k + 1, W − k + 1]`` each, the reference's local
+    moments computed once. Inputs are centred by their detached per-image, per-channel means before
+    filtering (exact in real arithmetic, it keeps float32 variances from cancelling); one separable
+    filtering of the planes ``r, x…, r², x²…, r·x…``.
     """
     k = taps.numel()
     if min(ref.shape[-2:]) < k:
@@ -164,8 +163,7 @@ def ssim_triplet(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(SSIM(ref, p0), SSIM(ref, p1))`` with the reference's local moments computed once.
 
-    The statistics are those of :func:`ssim_components`. Returns per-image SSIM ``[N]`` each, or with
-    ``spatial=True`` the channel-averaged maps ``[N, 1, H', W']``.
+    Statistics of :func:`ssim_components`; per-image SSIM ``[N]`` each, or (``spatial``) maps ``[N, 1, H', W']``.
     """
     maps = _ssim_maps(ref, [p0, p1], taps, data_range=data_range, k1=k1, k2=k2, sample_covariance=sample_covariance)
     out = [s.mean(dim=1, keepdim=True) if spatial else s.mean(dim=(-2, -1)).mean(dim=1) for s, _cs in maps]

@@ -60,15 +60,7 @@ _LIN_KEY = re.compile(r"lin\.(0|[1-9][0-9]{0,5})\.weight")
 
 
 def weights_path(out: PathLike, stem: str) -> Path:
-    """The safetensors file ``<out>/<stem>.safetensors``.
-
-    Args:
-        out: the run's folder.
-        stem: the file name without suffix.
-
-    Returns:
-        The path (not checked).
-    """
+    """The safetensors file ``<stem>.safetensors`` in the run folder ``out`` (the path is not checked)."""
     return Path(out) / f"{stem}.safetensors"
 
 

@@ -1,6 +1,6 @@
 """Figures of a cross-benchmark evaluation: metric vs subjective score, and per-type SRCC bars.
 
-The scatter plots carry the fitted logistic; matplotlib is imported lazily through :mod:`.plots`.
+The scatter plots carry the fitted logistic; matplotlib is imported lazily (:mod:`bapps_toolkit._plot`).
 """
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from .._io import PathLike
+from .._plot import pyplot, save_figure
 from ..errors import UsageError
 from ..evaluate.benchmarks import BenchmarkResult
-from .plots import _pyplot, _short_label, save_figure
+from .plots import short_label
 
 
 def plot_scatter(data: dict[str, Any], benchmark: str, ax: Any) -> Any:
@@ -30,7 +31,7 @@ def plot_scatter(data: dict[str, Any], benchmark: str, ax: Any) -> Any:
     ax.set_xlabel("prediction (−distance for MOS sets, distance for DMOS sets)", fontsize=7)
     ax.set_ylabel(data["score_name"], fontsize=7)
     syn = " (SYNTHETIC)" if data["synthetic"] else ""
-    ax.set_title(f"{benchmark}{syn}: {_short_label(data['label'], 36)}", fontsize=8)
+    ax.set_title(f"{benchmark}{syn}: {short_label(data['label'], 36)}", fontsize=8)
     ax.legend(fontsize=6, markerscale=1.5)
     return ax
 
@@ -45,7 +46,7 @@ def plot_type_bars(result: BenchmarkResult, benchmark: str, ax: Any) -> Any:
     for k, lab in enumerate(labels):
         vals = {r["part"].removeprefix("type:"): r["value"] for r in rows if r["label"] == lab}
         ax.bar(np.arange(len(types)) + k * width, [vals.get(t, np.nan) for t in types], width,
-               label=_short_label(lab, 30))
+               label=short_label(lab, 30))
     ax.set_xticks(np.arange(len(types)) + width * (len(labels) - 1) / 2)
     ax.set_xticklabels(types, fontsize=7, rotation=30)
     ax.set_ylabel("SRCC")
@@ -64,7 +65,7 @@ def save_benchmark_plot(result: BenchmarkResult, path: PathLike) -> Path:
     sets = list(dict.fromkeys(b for (_, b) in result.scatter))
     if not sets:
         raise UsageError("no correlation sets in this result: nothing to plot")
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(sets), 2, figsize=(10, 3.6 * len(sets)), squeeze=False)
     for i, bench in enumerate(sets):
         first = next(v for (m, b), v in result.scatter.items() if b == bench)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from .._io import PathLike
+from .._plot import pyplot, save_figure
 from ..calibration import POOLED_CATEGORY, CalibrationResult, CalibrationRow
-from .plots import _pyplot, save_figure
 
 __all__ = ["plot_reliability", "save_calibration_plot", "figure_title"]
 
@@ -77,7 +77,7 @@ def save_calibration_plot(cal: CalibrationResult, path: PathLike, *, title: str 
     metrics = list(dict.fromkeys(r.metric for r in pooled))
     if not metrics:
         raise ValueError("no calibration rows to plot (no metric was scored on a 2AFC set)")
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(4.2 * len(metrics), 5.6))
     grid = fig.add_gridspec(2, len(metrics), height_ratios=(3, 1))
     for j, mid in enumerate(metrics):

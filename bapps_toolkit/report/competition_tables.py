@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from .._io import write_text_atomic
+from .._plot import pyplot, save_figure
 from ..competition.records import Manifest
 from ..competition.verdict import Matrices, PairVerdict, Share, Verdict
-from .plots import _pyplot, save_figure
 
 
 @dataclass
@@ -142,7 +142,7 @@ def _short(label: str) -> str:
 
 def plot_matrices(m: Matrices, man: Manifest, path: Path) -> Path:
     """Aggressiveness and resistance as two annotated heat maps in one PNG (written atomically)."""
-    plt = _pyplot()
+    plt = pyplot()
     labels = [man.label(n) for n in m.metrics]
     short = [_short(lab) for lab in labels]
     fig, axes = plt.subplots(1, 2, figsize=(5.5 + 1.6 * len(labels), 2.8 + 0.6 * len(labels)))

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._io import PathLike, atomic_path
+from .._io import PathLike
+from .._plot import pyplot, save_figure
 from ..data.layout import ALL_KEYS
-from ..errors import BappsError, UsageError
+from ..errors import UsageError
 from ..scores import HUMAN, MEAN_CATEGORY, jnd_map, jnd_pr_curve
 from .tables import column_title, report_columns, report_rows
 
@@ -28,42 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _pyplot() -> ModuleType:
-    # matplotlib is the optional ``plot`` extra and slow to import: imported when a figure is drawn.
-    try:
-        import matplotlib
-    except ImportError:
-        raise BappsError("plotting needs matplotlib: pip install 'bapps-toolkit[plot]' "
-                         "(or pip install matplotlib)") from None
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-
-def save_figure(fig: Any, out: PathLike, *, dpi: int) -> Path:
-    """Write ``fig`` as a PNG to ``out`` (under a temporary name, then renamed) and close it.
-
-    The figure is closed also when writing fails.
-
-    Args:
-        fig: a matplotlib figure.
-        out: the PNG's path.
-        dpi: its resolution.
-
-    Returns:
-        ``out`` as a :class:`~pathlib.Path`.
-    """
-    out = Path(out)
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi)
-    finally:
-        _pyplot().close(fig)
-    return out
-
-def _short_label(label: str, width: int = 48) -> str:
+def short_label(label: str, width: int = 48) -> str:
     """``label`` cut to ``width`` characters; an UNCALIBRATED tag is never cut off."""
     if len(label) <= width:
         return label
@@ -77,7 +42,7 @@ def _short_label(label: str, width: int = 48) -> str:
 
 def plot_2afc_bars(table: pd.DataFrame, ax: Any = None) -> Any:
     """Grouped bars (x = 2AFC sets, one bar per metric) with interval whiskers; returns the axes."""
-    plt = _pyplot()
+    plt = pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 4))
     cols = [c for c in report_columns(table) if c[0] == "2afc"]
@@ -102,7 +67,7 @@ def plot_2afc_bars(table: pd.DataFrame, ax: Any = None) -> Any:
                 lo.append(100 * (r.score - r.ci_low))
                 hi.append(100 * (r.ci_high - r.score))
         ax.bar(x - 0.4 + (i + 0.5) * width, vals, width, yerr=[lo, hi], capsize=2,
-               label=_short_label(label))
+               label=short_label(label))
     for k, c in enumerate(cols):
         hit = table[(table.metric == HUMAN) & (table["mode"] == c[0]) & (table.split == c[1])
                     & (table.category == c[2])]
@@ -121,14 +86,14 @@ def plot_2afc_bars(table: pd.DataFrame, ax: Any = None) -> Any:
 def plot_jnd_pr(distances: Sequence[Any], key: str, ax: Any = None,
                 table: pd.DataFrame | None = None) -> Any:
     """Precision–recall curves of every metric on the JND set ``key`` (e.g. ``jnd/val/cnn``)."""
-    plt = _pyplot()
+    plt = pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     for sd in distances:
         if sd.key != key or sd.d is None:
             continue
         prec, rec = jnd_pr_curve(sd.d, sd.same)
-        ax.plot(rec, prec, label=f"{_short_label(sd.label, 36)} ({100 * jnd_map(sd.d, sd.same):.1f})")
+        ax.plot(rec, prec, label=f"{short_label(sd.label, 36)} ({100 * jnd_map(sd.d, sd.same):.1f})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1)
@@ -140,7 +105,7 @@ def plot_jnd_pr(distances: Sequence[Any], key: str, ax: Any = None,
 
 def save_evaluation_plot(result: Any, path: PathLike, *, title: str | None = None) -> Path:
     """Write the bars and the JND precision–recall panels of an ``EvaluationResult`` to a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     table = result.table
     out = Path(path)
     if out.suffix.lower() != ".png":

@@ -15,7 +15,7 @@ from bapps_toolkit.competition.output import pixel_digest
 from bapps_toolkit.competition.pool import load_pool
 from bapps_toolkit.data.images import read_rgb
 from bapps_toolkit.data.iqa.pack_iqa import pack_benchmark
-from bapps_toolkit.data.mini.observer import OBS_TAU, _sigmoid, observer_distance
+from bapps_toolkit.data.mini.observer import OBS_TAU, observer_distance, sigmoid
 from bapps_toolkit.errors import DataError
 from bapps_toolkit.judge import read_items
 from bapps_toolkit.report.competition import competition_report
@@ -89,7 +89,7 @@ def _observer_judgments(out, man) -> dict:
     ans = {}
     for it in man.items:
         ref, p0, p1 = (read_rgb(out / it.key / r / f"{it.stem}.png")[None] for r in ("ref", "p0", "p1"))
-        ans[(it.key, it.stem)] = float(_sigmoid((observer_distance(ref, p0)[0] - observer_distance(ref, p1)[0])
+        ans[(it.key, it.stem)] = float(sigmoid((observer_distance(ref, p0)[0] - observer_distance(ref, p1)[0])
                                                 / OBS_TAU))
     return ans
 

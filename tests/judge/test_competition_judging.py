@@ -21,7 +21,7 @@ from PIL import Image
 from bapps_toolkit.cli.main import main
 from bapps_toolkit.competition import MadConfig, read_manifest, run_mad
 from bapps_toolkit.data.images import read_rgb
-from bapps_toolkit.data.mini.observer import OBS_NOISE, OBS_TAU, _sigmoid, observer_distance
+from bapps_toolkit.data.mini.observer import OBS_NOISE, OBS_TAU, observer_distance, sigmoid
 from bapps_toolkit.judge import create_from_set, export
 from bapps_toolkit.report.competition import competition_report
 
@@ -40,7 +40,7 @@ def _observer_rater(url: str, rater: str, rng: np.random.Generator, eps: dict[in
         ref, p0, p1 = (_image(url, rater, t["item"], r) for r in ("ref", "p0", "p1"))
         d0, d1 = observer_distance(ref, p0)[0], observer_distance(ref, p1)[0]
         e = eps.setdefault(t["item"], float(rng.normal(0.0, OBS_NOISE)))
-        wants_p1 = rng.random() < _sigmoid((d0 - d1) / OBS_TAU + e)
+        wants_p1 = rng.random() < sigmoid((d0 - d1) / OBS_TAU + e)
         return {"side": "right" if wants_p1 != bool(t["swapped"]) else "left"}
     return answer_all(url, rater, body)
 
@@ -50,7 +50,7 @@ def _expected(root, man) -> dict[str, float]:
     halves: dict[tuple[str, str], list[float]] = {}
     for it in man.items:
         ref, p0, p1 = (read_rgb(root / it.key / r / f"{it.stem}.png")[None] for r in ("ref", "p0", "p1"))
-        q1 = float(_sigmoid((observer_distance(ref, p0)[0] - observer_distance(ref, p1)[0]) / OBS_TAU))
+        q1 = float(sigmoid((observer_distance(ref, p0)[0] - observer_distance(ref, p1)[0]) / OBS_TAU))
         halves.setdefault((it.held, it.pushed), []).append(q1 if it.pushed_prefers == "p1" else 1 - q1)
     share_b = 0.5 * (np.mean(halves[("l2", "ssim")]) + 1 - np.mean(halves[("ssim", "l2")]))
     return {"ssim": share_b, "l2": 1 - share_b}

@@ -132,6 +132,30 @@ class Outcome:
     watch_seconds: float | None = None  # start marker -> ``watch`` file appeared
 
 
+def _wait_for_start(proc: subprocess.Popen, started: Path, deadline: float) -> None:
+    while not started.exists() and proc.poll() is None:
+        if time.monotonic() > deadline:
+            raise AssertionError("child never started")
+        time.sleep(0.005)
+
+
+def _time_of_watch(proc: subprocess.Popen, watch: Path | None, t0: float) -> float | None:
+    """Seconds from ``t0`` until ``watch`` appeared (None without a watch or if it never did)."""
+    if watch is None:
+        return None
+    while proc.poll() is None and not watch.exists():
+        time.sleep(0.002)
+    return time.monotonic() - t0 if watch.exists() else None
+
+
+def _kill_at(end: float, proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc`` at monotonic time ``end`` unless it has exited by then."""
+    while proc.poll() is None and time.monotonic() < end:
+        time.sleep(min(0.002, max(0.0, end - time.monotonic())))
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+
+
 def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: float | None = None,
               kill_at_replace: list | None = None, env: dict | None = None,
               watch: Path | None = None, after_watch: bool = False,
@@ -155,23 +179,11 @@ def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: float | 
                                 env=full_env, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + timeout
-            while not started.exists() and proc.poll() is None:
-                if time.monotonic() > deadline:
-                    raise AssertionError("child never started")
-                time.sleep(0.005)
+            _wait_for_start(proc, started, deadline)
             t0 = time.monotonic()
-            watch_s = None
-            if watch is not None:
-                while proc.poll() is None and not watch.exists():
-                    time.sleep(0.002)
-                if watch.exists():
-                    watch_s = time.monotonic() - t0
+            watch_s = _time_of_watch(proc, watch, t0)
             if delay is not None and proc.poll() is None:
-                end = (t0 + watch_s if after_watch and watch_s is not None else t0) + delay
-                while proc.poll() is None and time.monotonic() < end:
-                    time.sleep(min(0.002, max(0.0, end - time.monotonic())))
-                if proc.poll() is None:
-                    os.kill(proc.pid, signal.SIGKILL)
+                _kill_at((t0 + watch_s if after_watch and watch_s is not None else t0) + delay, proc)
             proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             seconds = time.monotonic() - t0
         finally:
@@ -182,12 +194,7 @@ def run_child(body: str, tmp: Path, args: Sequence[str] = (), *, delay: float | 
     replaces = int(count.read_text()) if count.exists() else None
     for p in (started, count, log):
         p.unlink(missing_ok=True)
-    if proc.returncode == -signal.SIGKILL:
-        status = "killed"
-    elif proc.returncode == 0:
-        status = "finished"
-    else:
-        status = "failed"
+    status = {-signal.SIGKILL: "killed", 0: "finished"}.get(proc.returncode, "failed")
     return Outcome(status, proc.returncode, seconds, text[-3000:], replaces, watch_s)
 
 

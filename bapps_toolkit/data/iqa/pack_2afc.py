@@ -95,10 +95,10 @@ def _stems(tset: TwoAFCFileSet) -> list[str]:
 def _write_set(f: Any, key: str, tset: TwoAFCFileSet, size: int, pool: Any, bar: Any) -> None:
     import hashlib
 
-    from ..pack import _create_set_group, _write_judgments_and_stems, chunk_rows
+    from ..pack import chunk_rows, create_set_group, write_judgments_and_stems
 
     n = len(tset)
-    g = _create_set_group(f, key, n)
+    g = create_set_group(f, key, n)
     g.attrs["size"] = size
     for name, paths in (("ref", tset.ref), ("p0", tset.p0), ("p1", tset.p1)):
         ds = g.create_dataset(name, shape=(n, size, size, 3), dtype=np.uint8, chunks=(chunk_rows(n), size, size, 3))
@@ -111,7 +111,7 @@ def _write_set(f: Any, key: str, tset: TwoAFCFileSet, size: int, pool: Any, bar:
             h.update(np.ascontiguousarray(arr).data)
             bar.update(len(arr))
         ds.attrs["sha256"] = h.hexdigest()
-    _write_judgments_and_stems(g, "judge", np.asarray(tset.judge, dtype=np.float32), _stems(tset))
+    write_judgments_and_stems(g, "judge", np.asarray(tset.judge, dtype=np.float32), _stems(tset))
 
 
 def write_2afc_file_sets(out_h5: PathLike, sets: dict[str, TwoAFCFileSet], *, size: int,

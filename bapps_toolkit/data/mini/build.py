@@ -21,16 +21,16 @@ from ..._workers import process_pool
 from ...errors import DataError
 from ..decode import default_workers, make_bar
 from ..layout import ALL_KEYS, folders_of, split_key
-from .distortions import PAIR_MAKERS, _f, _u8, cnn_like, traditional
+from .distortions import PAIR_MAKERS, cnn_like, to_float, to_u8, traditional
 from .observer import (
     JND_TAU,
     JND_THETA,
     OBS_NOISE,
     OBS_TAU,
-    _observer_features,
-    _observer_from_features,
-    _sigmoid,
     observer_distance,
+    observer_features,
+    observer_from_features,
+    sigmoid,
 )
 
 #: Bump when the generator changes what it writes (recorded in SYNTHETIC.txt).
@@ -123,13 +123,13 @@ def _build_set(args: tuple[str, str, int, int]) -> str:
         p1 = np.empty_like(ref)
         for i in range(n):
             r = _patch(rng, photos, half)
-            a, b = make(_f(r), rng)
-            ref[i], p0[i], p1[i] = r, _u8(a), _u8(b)
-        fr = _observer_features(ref)
-        d0 = _observer_from_features(fr, _observer_features(p0))
-        d1 = _observer_from_features(fr, _observer_features(p1))
+            a, b = make(to_float(r), rng)
+            ref[i], p0[i], p1[i] = r, to_u8(a), to_u8(b)
+        fr = observer_features(ref)
+        d0 = observer_from_features(fr, observer_features(p0))
+        d1 = observer_from_features(fr, observer_features(p1))
         eps = rng.normal(0, OBS_NOISE, n)
-        prob = _sigmoid((d0 - d1) / OBS_TAU + eps)
+        prob = sigmoid((d0 - d1) / OBS_TAU + eps)
         raters = RATERS[split]
         judge = rng.binomial(raters, prob) / raters
         for i, s in enumerate(stems):
@@ -143,10 +143,10 @@ def _build_set(args: tuple[str, str, int, int]) -> str:
         for i in range(n):
             r = _patch(rng, photos, half)
             tmax = float(rng.uniform(0.05, 0.6))
-            y = traditional(_f(r), rng, tmax) if cat == "traditional" else cnn_like(_f(r), rng, tmax)
-            p0[i], p1[i] = r, _u8(y)
+            y = traditional(to_float(r), rng, tmax) if cat == "traditional" else cnn_like(to_float(r), rng, tmax)
+            p0[i], p1[i] = r, to_u8(y)
         d = observer_distance(p0, p1)
-        prob = _sigmoid((JND_THETA - d) / JND_TAU)
+        prob = sigmoid((JND_THETA - d) / JND_TAU)
         same = rng.binomial(JND_RATERS, prob) / JND_RATERS
         for i, s in enumerate(stems):
             _save_png(p0[i], set_dir / "p0" / f"{s}.png")

@@ -26,16 +26,18 @@ PairMaker = Callable[[Img, np.random.Generator], tuple[Img, Img]]
 
 # --------------------------------------------------------------------------- helpers
 
-def _f(u8: np.ndarray) -> Img:
+def to_float(u8: np.ndarray) -> Img:
+    """A uint8 image as float32 in [0, 1]."""
     return u8.astype(np.float32) / 255.0
 
 
-def _u8(x: Img) -> np.ndarray:
+def to_u8(x: Img) -> np.ndarray:
+    """A [0, 1] image as uint8 (rounded, clipped)."""
     return np.asarray(np.clip(np.rint(np.asarray(x, np.float32) * 255.0), 0, 255).astype(np.uint8))
 
 
 def _pil(x: Img) -> Image.Image:
-    return Image.fromarray(_u8(x))
+    return Image.fromarray(to_u8(x))
 
 
 def _unpil(im: Image.Image) -> Img:

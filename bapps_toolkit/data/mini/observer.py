@@ -39,7 +39,7 @@ def _srgb_to_lab(u8: np.ndarray) -> np.ndarray:
     return np.asarray(lab)
 
 
-def _observer_features(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def observer_features(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Blurred Lab and L-gradient magnitude of a uint8 batch (the observer's internal view)."""
     lab = _srgb_to_lab(u8)
     blurred = ndimage.gaussian_filter(lab, (0, OBS_SIGMA, OBS_SIGMA, 0), mode="reflect")
@@ -47,7 +47,8 @@ def _observer_features(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return blurred, np.sqrt(gx * gx + gy * gy)
 
 
-def _observer_from_features(fx: tuple[np.ndarray, np.ndarray], fy: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def observer_from_features(fx: tuple[np.ndarray, np.ndarray], fy: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The observer's distance between two batches, from their :func:`observer_features`."""
     (bx, gx), (by, gy) = fx, fy
     e = np.sqrt(((bx - by) ** 2).sum(-1)).mean(axis=(1, 2), dtype=np.float64)
     gms = (2 * gx * gy + OBS_C) / (gx * gx + gy * gy + OBS_C)
@@ -62,9 +63,10 @@ def observer_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ``S`` = 1 − mean gradient-magnitude similarity of the L channel (constant 25); see the module
     docstring.
     """
-    return _observer_from_features(_observer_features(x), _observer_features(y))
+    return observer_from_features(observer_features(x), observer_features(y))
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function ``1 / (1 + exp(-z))``."""
     p: np.ndarray = 1.0 / (1.0 + np.exp(-z))
     return p

@@ -30,13 +30,13 @@ EPSILON = 1e-4
 LOWPASS_CUTOFF = 0.45
 LOWPASS_ORDER = 15
 
-def _safe_sqrt(v: torch.Tensor) -> torch.Tensor:
+def safe_sqrt(v: torch.Tensor) -> torch.Tensor:
     """``sqrt(v)`` for ``v >= 0`` with a zero gradient (instead of inf/NaN) at ``v == 0``."""
     pos = v > 0
     return torch.where(pos, torch.where(pos, v, torch.ones_like(v)).sqrt(), torch.zeros_like(v))
 
 
-def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+def safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """``num / den`` where ``den > 0``, else 0, with finite gradients."""
     pos = den > 0
     return torch.where(pos, num / torch.where(pos, den, torch.ones_like(den)), torch.zeros_like(num))
@@ -170,7 +170,7 @@ def _responses(y: torch.Tensor, bank: torch.Tensor, contiguous: bool = True) -> 
 
 
 def _sqrt(v: torch.Tensor, grad: bool) -> torch.Tensor:
-    return _safe_sqrt(v) if grad else v.sqrt()
+    return safe_sqrt(v) if grad else v.sqrt()
 
 
 def pc_from_responses(eo: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
@@ -197,7 +197,7 @@ def pc_from_responses(eo: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
     median = _median_lastdim(sq[:, :, 0].reshape(n, N_ORIENT, rows * cols))   # |EO{1,o}|²
     threshold = coef * _sqrt(median, grad)
     energy = torch.relu(energy - threshold[:, :, None, None])
-    return _safe_div(energy.sum(dim=1, keepdim=True), amp_sum)
+    return safe_div(energy.sum(dim=1, keepdim=True), amp_sum)
 
 
 __all__ = ["phase_congruency", "pc_from_responses", "PCKernel", "N_SCALES", "N_ORIENT", "EPSILON"]
