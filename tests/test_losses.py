@@ -61,7 +61,7 @@ def test_adam_lowers_every_loss_without_range_errors(name, rng):
         loss.metric(x.detach(), target)  # the metric itself still checks its range
     opt = torch.optim.Adam([x], lr=0.01 * (hi - lo))
     first = None
-    for _ in range(50):
+    for _ in range(25 if name.startswith(SLOW) else 50):  # the network losses fall faster per step
         opt.zero_grad()
         v = loss(x, target)
         assert v.dim() == 0 and math.isfinite(float(v.detach()))

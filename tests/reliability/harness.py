@@ -399,11 +399,11 @@ WORKLOADS = {
                                 batch_size=50, precompute_batch=64, device="cpu", progress=False))
         _report(n=sum(res.card["data"]["datasets"].values()))
     """,
-    "train scratch full path, streamed (budget 64 MiB)": """
+    "train lin full path, streamed (budget 16 MiB)": """
         from bapps_toolkit.train import TrainConfig, train
         res = train(TrainConfig(data=sys.argv[1], datasets=[sys.argv[2]], out=sys.argv[3], net="alex",
-                                variant="scratch", epochs=1, decay_epochs=0, batch_size=50, memory_budget_mb=64,
-                                device="cpu", progress=False))
+                                variant="lin", backbone_weights="random", fast=False, epochs=1, decay_epochs=0,
+                                batch_size=50, memory_budget_mb=16, device="cpu", progress=False))
         assert res.card["shuffle"]["mode"] == "streamed", res.card["shuffle"]
         _report(n=sum(res.card["data"]["datasets"].values()), windows=res.card["shuffle"]["n_chunks"])
     """,

@@ -30,7 +30,7 @@ from .harness import Schedule, ThrottledServer, make_plans, record, run_child
 
 pytestmark = pytest.mark.slow
 
-N_TIME = 10
+N_TIME = 6
 N_COMMIT = 6
 
 

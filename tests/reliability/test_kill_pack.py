@@ -22,7 +22,7 @@ from .harness import Schedule, make_plans, record, run_child
 
 pytestmark = pytest.mark.slow
 
-N_TIME = 10
+N_TIME = 6
 N_COMMIT = 2
 
 _BODY = """

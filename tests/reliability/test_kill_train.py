@@ -31,7 +31,7 @@ from .harness import Schedule, make_plans, record, run_child
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
-N_TIME = 10
+N_TIME = 6
 N_COMMIT = 4
 SLEEP = "0.03"
 
