@@ -306,7 +306,7 @@ def test_nothing_written_outside_with_symlinked_export_parent(tmp_path):
 _TEMPLATE: dict[str, bytes] = {}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(stem=st.text(min_size=1, max_size=40))
 def test_fuzz_export_never_writes_outside(tmp_path_factory, stem):
     """Whatever stem a database holds, export either refuses it (writing nothing) or writes
