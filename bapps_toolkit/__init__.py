@@ -17,14 +17,15 @@ from ._version import __version__
 from .errors import BappsError
 
 if TYPE_CHECKING:
-    from .evaluate import ScoredPairs, evaluate, run_evaluation, score_all_pairs, score_folders, score_image_pair
+    from .evaluate import evaluate, run_evaluation
     from .losses import create_loss
     from .metrics import Metric, create_metric, describe_metrics, list_metrics, register_metric
+    from .scoring import ScoredPairs, score_all_pairs, score_folders, score_image_pair
 
 #: Public name -> the subpackage it comes from.
 _LAZY = {
-    **dict.fromkeys(["ScoredPairs", "evaluate", "run_evaluation", "score_all_pairs", "score_folders",
-                     "score_image_pair"], ".evaluate"),
+    **dict.fromkeys(["evaluate", "run_evaluation"], ".evaluate"),
+    **dict.fromkeys(["ScoredPairs", "score_all_pairs", "score_folders", "score_image_pair"], ".scoring"),
     "create_loss": ".losses",
     **dict.fromkeys(["Metric", "create_metric", "describe_metrics", "list_metrics", "register_metric"], ".metrics"),
 }

@@ -48,7 +48,7 @@ def _pil_array(path: Path) -> np.ndarray:
 def _decoders() -> dict[str, Callable[[Path], np.ndarray | None]]:
     """Name → function(path) → uint8 RGB, for the toolkit's reader and every PNG decoder here."""
     from bapps_toolkit.data.fast_png import png_decoder
-    from bapps_toolkit.evaluate.pair_stream import read_image
+    from bapps_toolkit.scoring.pair_stream import read_image
 
     def toolkit(env: str) -> Callable[[Path], np.ndarray]:
         def run(p: Path) -> np.ndarray:

@@ -77,7 +77,7 @@ def hwm_mb():  # VmHWM is per address space: unlike ru_maxrss it does not inheri
     with open("/proc/self/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
 
-from bapps_toolkit.evaluate.pairs import score_folders
+from bapps_toolkit.scoring.pairs import score_folders
 t0 = time.perf_counter()
 net = sys.argv[3].split("-")[1]
 res = score_folders(sys.argv[1], sys.argv[2], metric=sys.argv[3], backbone_weights=[net + "=random"],
@@ -212,7 +212,7 @@ def ceiling(metric, size: int, pairs_per_batch: int, seconds: float = 3.0) -> fl
 
 def decode_only(d0: Path, d1: Path) -> float:
     """Pairs/s of decoding both files of every pair with the toolkit's reader, nothing else."""
-    from bapps_toolkit.evaluate.pair_stream import read_image
+    from bapps_toolkit.scoring.pair_stream import read_image
 
     names = sorted(p.name for p in d0.iterdir())
     t0 = time.perf_counter()
@@ -241,8 +241,8 @@ def _timed_folders(score_folders, metric, d0: Path, d1: Path, n: int) -> float:
 
 def throughput(args, work: Path) -> None:
     from bapps_toolkit import create_metric
-    from bapps_toolkit.evaluate.pair_stream import DEFAULT_BATCH_PIXELS, default_workers
-    from bapps_toolkit.evaluate.pairs import score_folders
+    from bapps_toolkit.scoring.pair_stream import DEFAULT_BATCH_PIXELS, default_workers
+    from bapps_toolkit.scoring.pairs import score_folders
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

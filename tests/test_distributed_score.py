@@ -23,7 +23,7 @@ from two_ranks import run_two_ranks
 
 from bapps_toolkit import _distributed as D
 from bapps_toolkit.cli.main import main
-from bapps_toolkit.evaluate.pair_output import journal_path
+from bapps_toolkit.scoring.pair_output import journal_path
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -152,7 +152,7 @@ _MATRIX_SCRIPT = """
 import sys
 import numpy as np
 from bapps_toolkit._distributed import current_context
-from bapps_toolkit.evaluate.pairs import all_pairs_matrix
+from bapps_toolkit.scoring.pairs import all_pairs_matrix
 folder, out, block = sys.argv[1], sys.argv[2], int(sys.argv[3])
 m = all_pairs_matrix(folder, metric="lpips-alex", backbone_weights=["alex=random"], device="cpu",
                      progress=False, num_workers=0, batch_size=1, block_bytes=block)
@@ -162,7 +162,7 @@ np.save(out + f".rank{current_context().rank}.npy", m.matrix)
 
 @pytest.mark.slow
 def test_torchrun_blocks_round_robin_every_rank_holds_the_matrix(folders, tmp_path, one_thread):
-    from bapps_toolkit.evaluate.pairs import all_pairs_matrix
+    from bapps_toolkit.scoring.pairs import all_pairs_matrix
 
     block = 2 * 9152 * 8 * 2   # 2 images per block (AlexNet taps at 40x40: 9152 floats): 10 blocks
     one = all_pairs_matrix(folders / "all", metric="lpips-alex", backbone_weights=["alex=random"], device="cpu",

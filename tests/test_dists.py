@@ -282,8 +282,8 @@ def test_registered_listed_and_weight_specs_route(capsys):
     assert "dists" in list_metrics() and "Ding" in describe_metrics()["dists"]
     assert main(["metrics"]) == 0
     assert any(line.startswith("dists ") and "DISTS" in line for line in capsys.readouterr().out.splitlines())
-    from bapps_toolkit.evaluate.resolve import resolve_metric
     from bapps_toolkit.metrics.lpips import shipped_lin_weights
+    from bapps_toolkit.metrics.resolve import resolve_metric
 
     with pytest.warns(UserWarning):  # vgg=PATH/random reaches dists; lin weights only LPIPS
         mid, m = resolve_metric("dists", backbone_weights=["vgg=random"],

@@ -14,7 +14,7 @@ from PIL import Image, ImageFile
 import bapps_toolkit.data.fast_png as fast_png
 from bapps_toolkit.data.images import ImageFileError, decode_image, has_alpha, read_rgb
 from bapps_toolkit.errors import DataError
-from bapps_toolkit.evaluate.pair_stream import read_image
+from bapps_toolkit.scoring.pair_stream import read_image
 
 pytest.importorskip("imagecodecs", reason="the fast-decode extra (in the test extra too)")
 

@@ -119,8 +119,8 @@ def test_no_restructuredtext_in_help_output(path):
 
 def test_plain_turns_markup_into_words():
     assert plain("``bapps demo`` runs :func:`~bapps_toolkit.report.demo.run_demo`") == "bapps demo runs run_demo"
-    assert plain(":mod:`bapps_toolkit.evaluate.pairs` and `bapps metrics`") == \
-        "bapps_toolkit.evaluate.pairs and 'bapps metrics'"
+    assert plain(":mod:`bapps_toolkit.scoring.pairs` and `bapps metrics`") == \
+        "bapps_toolkit.scoring.pairs and 'bapps metrics'"
     assert plain("Forms::\n\n    bapps score A B") == "Forms:\n\n    bapps score A B"
 
 

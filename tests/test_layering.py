@@ -36,7 +36,7 @@ LAYERS: dict[str, int] = {
     "_workers": 0, "_plot": 0,
     "data": 1, "metrics": 1,
     "scores": 2, "correlation": 2, "losses": 2, "calibration": 2,
-    "train": 3, "evaluate": 3, "study": 3, "judge": 3, "competition": 3,
+    "train": 3, "evaluate": 3, "scoring": 3, "study": 3, "judge": 3, "competition": 3,
     "report": 4,
     "cli": 5,
 }

@@ -98,8 +98,8 @@ def test_all_pairs_lpips_feature_cache_matches_direct(images, capsys):
     import torch
 
     from bapps_toolkit.data import to_model_input
-    from bapps_toolkit.evaluate.pairs import score_all_pairs
     from bapps_toolkit.metrics import create_metric
+    from bapps_toolkit.scoring.pairs import score_all_pairs
 
     root, arrs = images
     with pytest.warns(UserWarning):

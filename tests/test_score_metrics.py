@@ -10,8 +10,8 @@ from PIL import Image
 
 from bapps_toolkit.cli.main import main
 from bapps_toolkit.errors import DataError, MissingWeightsError, UsageError
-from bapps_toolkit.evaluate import pair_stream
-from bapps_toolkit.evaluate.pairs import score_folders, score_folders_many
+from bapps_toolkit.scoring import pair_stream
+from bapps_toolkit.scoring.pairs import score_folders, score_folders_many
 
 METRICS = ["ssim", "psnr", "l2"]
 

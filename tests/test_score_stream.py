@@ -27,11 +27,11 @@ from PIL import Image
 from bapps_toolkit.cli.main import build_parser, main
 from bapps_toolkit.data import to_model_input
 from bapps_toolkit.errors import DataError
-from bapps_toolkit.evaluate import pair_run as pairs_mod  # where the batches are read
-from bapps_toolkit.evaluate.pair_output import journal_path
-from bapps_toolkit.evaluate.pair_stream import plan_batches
-from bapps_toolkit.evaluate.pairs import all_pairs_matrix, score_all_pairs, score_files, score_folders
 from bapps_toolkit.metrics import create_metric
+from bapps_toolkit.scoring import pair_run as pairs_mod  # where the batches are read
+from bapps_toolkit.scoring.pair_output import journal_path
+from bapps_toolkit.scoring.pair_stream import plan_batches
+from bapps_toolkit.scoring.pairs import all_pairs_matrix, score_all_pairs, score_files, score_folders
 
 
 def _img(rng, h, w):
@@ -335,7 +335,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_pairs(tmp_path, malloc):
             _save(tmp_path / f"d0_{count}" / f"{k:05d}.png", a)
             _save(tmp_path / f"d1_{count}" / f"{k:05d}.png", a[::-1])
     body = """
-        from bapps_toolkit.evaluate.pairs import score_folders
+        from bapps_toolkit.scoring.pairs import score_folders
         res = score_folders(sys.argv[1], sys.argv[2], metric="l2", out=sys.argv[3], progress=False, num_workers=1,
                            max_batch_pixels=8 * 128 * 128)
         _report(n=len(res.distances))

@@ -1,5 +1,5 @@
 """Issue 15, evaluation at the ceiling: the precision, compile and channels_last options of
-evaluate() (bapps_toolkit/evaluate/speed.py) give the default's distances (channels_last, compile:
+evaluate() (bapps_toolkit/metrics/speed.py) give the default's distances (channels_last, compile:
 up to float noise; bf16: within a stated tolerance), and every row computed in reduced precision says so."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from bapps_toolkit.errors import BappsError
 from bapps_toolkit.evaluate import run_evaluation
 from bapps_toolkit.evaluate.runner import default_batch_size
-from bapps_toolkit.evaluate.speed import Execution, PreparedMetric, check_execution, uses_channels_last
 from bapps_toolkit.metrics import create_metric
+from bapps_toolkit.metrics.speed import Execution, PreparedMetric, check_execution, uses_channels_last
 from bapps_toolkit.scores import HUMAN
 
 SETS = ["2afc/val/cnn", "2afc/val/traditional", "jnd/val/cnn"]

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-#: ``--precision`` choices (as :data:`bapps_toolkit.evaluate.speed.PRECISIONS`, which imports torch).
+#: ``--precision`` choices (as :data:`bapps_toolkit.metrics.speed.PRECISIONS`, which imports torch).
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: Metavar of ``--backbone-weights``.
 BACKBONE_METAVAR = "NET=PATH|NET=random"

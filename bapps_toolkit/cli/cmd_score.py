@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     form = _form(args)
 
     from .._distributed import is_main_process
-    from ..evaluate.pairs import (
+    from ..scoring.pairs import (
         all_pairs_matrix,
         score_all_pairs,
         score_files_many,

@@ -39,11 +39,11 @@ from ..data.iqa.registry import Benchmark, get_benchmark, load_correlation
 from ..errors import DataError
 from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
+from ..metrics.resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
 from ..scores import bootstrap_distribution, paired_bootstrap, score_2afc
 from .compare import check_compare
 from .cross_table import Cell as Cell
 from .cross_table import cross_table as cross_table
-from .resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
 from .runner import run_evaluation
 
 ROW_KEYS = ("metric", "label", "calibrated", "benchmark", "kind", "part", "figure", "n", "value",

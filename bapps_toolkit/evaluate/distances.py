@@ -36,7 +36,7 @@ from ..data import (
 )
 from ..errors import UsageError
 from ..metrics import Metric
-from .speed import PreparedMetric
+from ..metrics.speed import PreparedMetric
 
 DISTANCE_SUFFIXES = (".npz", ".csv")
 _FIELDS = ("d0", "d1", "judge", "d", "same")

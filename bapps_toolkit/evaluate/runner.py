@@ -48,6 +48,8 @@ from ..metrics import Metric
 from ..metrics.plugin_trust import TrustArg
 from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
+from ..metrics.resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
+from ..metrics.speed import Execution, PreparedMetric, check_execution
 from ..scores import (
     HUMAN,
     MEAN_CATEGORY,
@@ -62,8 +64,6 @@ from .calibrate import calibrate_distances
 from .compare import check_compare, compare_metrics
 from .distances import EvalSet, SetDistances, check_distances_path, open_sets, set_distances, write_distances
 from .notes import Note, Selection
-from .resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
-from .speed import Execution, PreparedMetric, check_execution
 
 #: Factory options per metric spec: ``{"my_pkg.m:make": {"scale": 2.0}}``.
 #: Or ``["NAME.key=value", ...]`` strings, typed by each factory's signature.

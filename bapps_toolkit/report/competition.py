@@ -94,6 +94,7 @@ def _db_judgments(db: Path, manifest: Manifest, min_sentinel_accuracy: float | N
                   ) -> dict[tuple[str, str], tuple[float, int]]:
     from ..judge import tally
     from ..judge.store import open_study
+    from ..judge.store_reports import item_images
 
     wanted = {(it.key, it.stem): it for it in manifest.items}
     t = tally(db, min_sentinel_accuracy)
@@ -107,7 +108,7 @@ def _db_judgments(db: Path, manifest: Manifest, min_sentinel_accuracy: float | N
             it = wanted.get((key, stem))
             if it is None or row["kind"] != "2afc" or not votes:
                 continue
-            blobs = con.execute("SELECT p0, p1 FROM items WHERE id=?", (int(row["id"]),)).fetchone()
+            blobs = item_images(con, int(row["id"]), "2afc")[1:]  # (ref, p0, p1) -> (p0, p1)
             for role, blob in zip(("p0", "p1"), blobs, strict=True):
                 _check_digest(it, role, _decode_blob(blob, f"{db} item {row['id']}"), str(db))
             answers = [int(v) for _, v in votes]

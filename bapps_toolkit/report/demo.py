@@ -28,8 +28,8 @@ from ..errors import BappsError, WeightsError
 
 if TYPE_CHECKING:
     from ..evaluate import EvaluationResult
-    from ..evaluate.resolve import WeightSpecs
     from ..metrics import Metric
+    from ..metrics.resolve import WeightSpecs
 
 # The library is imported inside the functions: `bapps demo --help` shows this module's docstring
 # without importing torch or pandas (tests/test_cli_imports.py).
@@ -67,7 +67,7 @@ def demo_backbone(backbone_weights: WeightSpecs = None) -> tuple[str, str]:
     ``["alex=PATH"]`` / ``["alex=random"]`` (or ``{"alex": …}``) are used as given, else
     :func:`lpips_backbone` (ImageNet weights or the fallback).
     """
-    from ..evaluate.resolve import weight_map
+    from ..metrics.resolve import weight_map
 
     specs = weight_map(backbone_weights, "backbone_weights", allow_random=True)
     others = sorted(set(specs) - {"alex"})
@@ -135,8 +135,8 @@ def _metrics(bw: str) -> tuple[list[str | Metric], str]:
 
     The tag is UNCALIBRATED for the training line, empty when calibrated.
     """
-    from ..evaluate.resolve import resolve_metric
     from ..metrics import list_metrics
+    from ..metrics.resolve import resolve_metric
 
     known = set(list_metrics())
     names = [m for m in DEMO_METRICS if m in known]
@@ -155,7 +155,7 @@ def _metrics(bw: str) -> tuple[list[str | Metric], str]:
 
 def _train(out: Path, h5: Path, bw: str, tag: str, *, seed: int, device: str | None, progress: bool) -> str:
     """Train the lpips-alex linear layers briefly on backbone ``bw``; the checkpoint to evaluate."""
-    from ..evaluate.resolve import metric_label, resolve_metric
+    from ..metrics.resolve import metric_label, resolve_metric
     from ..train import TrainConfig, train
 
     run_dir = out / "alex-lin"

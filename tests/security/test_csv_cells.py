@@ -49,7 +49,7 @@ def test_csv_cell_rules(text, written):
 
 def test_score_csv_neutralised_and_resumes(tmp_path):
     """File names are data: ``=1+1.png`` is written ``'=1+1.png``; a rerun reads it back raw."""
-    from bapps_toolkit.evaluate import score_folders
+    from bapps_toolkit.scoring import score_folders
 
     d0, d1 = tmp_path / "d0", tmp_path / "d1"
     names = ["=1+1.png", "-A1.png", "@x.png", "plain.png"]

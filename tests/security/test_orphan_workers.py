@@ -67,7 +67,7 @@ main(["evaluate", ROOT, "--metrics", "l2", "--n-boot", "5", "--no-progress", "--
     "score": """
 import time
 import importlib
-ps = importlib.import_module("bapps_toolkit.evaluate.pair_stream")
+ps = importlib.import_module("bapps_toolkit.scoring.pair_stream")
 _real = ps.ImageTuples.__getitem__
 def _slow(self, i):
     time.sleep(30)

@@ -52,6 +52,7 @@ import torch
 from .._distributed import share_from_main
 from .._io import FileLock, PathLike, atomic_write
 from ..errors import DataError, UsageError
+from ..metrics.resolve import WeightSpecs
 from . import all_pairs as ap
 from .image_files import list_images, pair_dirs
 from .pair_output import (
@@ -65,7 +66,6 @@ from .pair_stream import (
     pair_targets,
     parse_resize,
 )
-from .resolve import WeightSpecs
 
 
 # --------------------------------------------------------------------------------------------

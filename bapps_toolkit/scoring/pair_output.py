@@ -39,7 +39,7 @@ import numpy as np
 
 from .._io import PathLike, atomic_write, csv_raw, csv_row
 from ..errors import DataError, UsageError
-from .scale import Scale
+from ..metrics.scale import Scale
 
 Key = tuple[str, ...]
 
@@ -70,7 +70,7 @@ class PairTable(_CsvText):
 
     def __init__(self, by_name: bool, label: str, scale: Scale, as_similarity: bool = False):
         if as_similarity and scale.to_similarity is None:
-            from .scale import similarity_names
+            from ..metrics.scale import similarity_names
 
             raise UsageError(f"as_similarity: metric {label} has no similarity form; those that have one: "
                              f"{similarity_names()}")

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BappsError, OptionError, UsageError
-from ..metrics import Metric, create_metric, list_metrics
-from ..metrics.base import metric_backbone
-from ..metrics.nets import NETS
-from ..metrics.plugin_specs import is_plugin_spec
-from ..metrics.plugin_trust import TrustArg
-from ..metrics.trained import load_metric_from_checkpoint
-from ..metrics.weight_specs import parse_weight_specs
+from . import Metric, create_metric, list_metrics
+from .base import metric_backbone
+from .nets import NETS
+from .plugin_specs import is_plugin_spec
+from .plugin_trust import TrustArg
+from .trained import load_metric_from_checkpoint
+from .weight_specs import parse_weight_specs
 
 #: File suffixes read as training checkpoints.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")

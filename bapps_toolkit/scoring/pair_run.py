@@ -18,6 +18,9 @@ from .._distributed import DistContext, current_context, join_process_group, sha
 from .._io import FileLock
 from ..errors import DataError, UsageError
 from ..metrics import Metric
+from ..metrics.resolve import WeightSpecs, metric_label, resolve_metric
+from ..metrics.scale import scale_of
+from ..metrics.speed import PreparedMetric, check_execution
 from . import all_pairs as ap
 from .pair_output import (
     Journal,
@@ -37,9 +40,6 @@ from .pair_stream import (
     plan_batches,
     to_input,
 )
-from .resolve import WeightSpecs, metric_label, resolve_metric
-from .scale import scale_of
-from .speed import PreparedMetric, check_execution
 
 Notes = Callable[[str], None]
 Chunks = Iterator[tuple[np.ndarray, np.ndarray]]
