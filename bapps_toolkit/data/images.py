@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -195,6 +196,39 @@ def image_size(path: PathLike, *, max_side: int = MAX_SIDE, max_pixels: int = MA
         raise ImageFileError(f"image {path} has absurd dimensions {w}x{h} (limit {max_side} per side, "
                              f"{max_pixels} pixels); refusing to decode it", path)
     return int(w), int(h)
+
+
+SizedFile = tuple[Path, tuple[int, int]]
+
+
+def check_shared_square(path: Path, wh: tuple[int, int], first: SizedFile | None, where: str) -> SizedFile:
+    """Refuse an image of ``wh`` that is not square or not the size of ``first``; the new ``first``.
+
+    The rule of a set packed at its own size: every image square and of one size; nothing is
+    resized unless the user asks (``--size N``).
+
+    Args:
+        path: the image file.
+        wh: its ``(width, height)`` (:func:`image_size`).
+        first: the first image seen and its size, or ``None`` for the first one.
+        where: what the message starts with (the set, or the manifest row and field).
+
+    Returns:
+        ``first``, or ``(path, wh)`` when ``first`` is ``None``.
+
+    Raises:
+        DataError: naming the file and its size (and the first file and its size).
+    """
+    if wh[0] != wh[1]:
+        raise DataError(f"{where}: image {path} is {wh[0]}x{wh[1]}, not square; pass "
+                        "--size N (size=N) to centre-crop and resize every image to N x N")
+    if first is None:
+        return path, wh
+    if wh != first[1]:
+        raise DataError(f"{where}: images of mixed sizes: {path} is {wh[0]}x{wh[1]} but "
+                        f"{first[0]} is {first[1][0]}x{first[1][1]}; nothing is resized unless "
+                        "asked: pass --size N (size=N) to bring them all to N x N")
+    return first
 
 
 def centre_crop(arr: np.ndarray) -> np.ndarray:

@@ -62,7 +62,7 @@ import numpy as np
 from .._io import PathLike
 from ..errors import DataError
 from .ids import check_id, id_key, shown
-from .images import ImageFileError, image_size
+from .images import ImageFileError, check_shared_square, image_size
 from .layout import SPLITS, SetFiles, folders_of, order_keys, valid_category
 
 #: Largest difference allowed between a given fraction and the one its vote counts give.
@@ -367,15 +367,6 @@ def _check_sizes(sets: dict[str, _Rows], size: int | None) -> dict[Path, tuple[i
                     wh = sizes[f] = image_size(f)
                 except DataError as exc:
                     raise DataError(f"{r.where[j]}, field {col!r}: {exc}") from None
-                if size is not None:
-                    continue
-                if wh[0] != wh[1]:
-                    raise DataError(f"{r.where[j]}, field {col!r}: image {f} is {wh[0]}x{wh[1]}, not "
-                                    "square; pass --size N (size=N) to centre-crop and resize it")
-                if first is None:
-                    first = (f, wh)
-                elif wh != first[1]:
-                    raise DataError(f"{r.where[j]}, field {col!r}: images of mixed sizes: {f} is "
-                                    f"{wh[0]}x{wh[1]} but {first[0]} is {first[1][0]}x{first[1][1]}; "
-                                    "pass --size N (size=N) to bring them all to N x N")
+                if size is None:
+                    first = check_shared_square(f, wh, first, f"{r.where[j]}, field {col!r}")
     return sizes

@@ -24,7 +24,7 @@ from .decode import decode_pool, iter_decoded, make_bar
 from .h5format import FORMAT, FORMAT_ATTR, decode_stems, judgments_digest, open_h5, read_stems, stems_digest
 from .h5safe import attr_text, iter_blocks, read_rows
 from .ids import check_ids
-from .images import PATCH, image_size
+from .images import PATCH, check_shared_square, image_size
 from .layout import SetFiles, discover, folders_of, is_synthetic_root, order_keys, resolve_root, scan_set, split_key
 
 #: Items per HDF5 chunk of an image array (1024 × 12 KiB = 12 MiB). Measured on 20k patches:
@@ -132,16 +132,7 @@ def folder_side(sets: Sequence[SetFiles]) -> int:
     for sf in sets:
         for folder in folders_of(sf.key)[:-1]:
             for f in sf.files[folder]:
-                wh = image_size(f)
-                if wh[0] != wh[1]:
-                    raise DataError(f"set {sf.key}: image {f} is {wh[0]}x{wh[1]}, not square; pass "
-                                    "--size N (size=N) to centre-crop and resize every image to N x N")
-                if first is None:
-                    first = (f, wh)
-                elif wh != first[1]:
-                    raise DataError(f"set {sf.key}: images of mixed sizes: {f} is {wh[0]}x{wh[1]} but "
-                                    f"{first[0]} is {first[1][0]}x{first[1][1]}; nothing is resized unless "
-                                    "asked: pass --size N (size=N) to bring them all to N x N")
+                first = check_shared_square(f, image_size(f), first, f"set {sf.key}")
     return PATCH if first is None else first[1][0]
 
 
