@@ -26,20 +26,25 @@ N_RATERS = 20
 DEADLINE_S = 120.0
 
 
+def _post_twice(url: str, body: dict) -> list[int]:
+    """POST the same answer from two threads at once: exactly one is stored (200), one refused (409)."""
+    results: list[int] = []
+    twins = [threading.Thread(target=lambda: results.append(call(url, "/api/answer", body)[0])) for _ in range(2)]
+    for th in twins:
+        th.start()
+    for th in twins:
+        th.join()
+    assert sorted(results) == [200, 409], results
+    return results
+
+
 def _rater_loop(url: str, rater: str, acked: list, refused: list, stop_at: float) -> None:
     while time.monotonic() < stop_at:
         st, t = nxt(url, rater)
         if st != 200 or t["done"]:
             return
         body = {**answer_for(t), "rater": rater}
-        results: list[int] = []
-        twins = [threading.Thread(target=lambda res=results, b=body: res.append(call(url, "/api/answer", b)[0]))
-                 for _ in range(2)]
-        for th in twins:
-            th.start()
-        for th in twins:
-            th.join()
-        assert sorted(results) == [200, 409], results
+        results = _post_twice(url, body)
         acked.append((rater, t["item"]))
         refused.append(results.count(409))
 
@@ -194,14 +199,7 @@ def _platform_rater(url: str, key: str, n: int, acked: list, refused: list, ends
             ends.append((pid, t["total"], t["completion"]["outcome"], t["completion"]["code"]))
             return
         body = {**answer_for(t), **auth}
-        results: list[int] = []
-        twins = [threading.Thread(target=lambda res=results, b=body: res.append(call(url, "/api/answer", b)[0]))
-                 for _ in range(2)]
-        for th in twins:
-            th.start()
-        for th in twins:
-            th.join()
-        assert sorted(results) == [200, 409], results
+        _post_twice(url, body)
         acked.append((pid, t["item"]))
         refused.append(1)
 
