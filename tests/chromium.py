@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,3 +38,22 @@ def start_chromium(window: str, *, console_log: bool = False, throttle_timers: b
     if console_log:
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(DRIVER), options=opts)
+
+
+def judge_state(d: Any) -> str:
+    """The judging page's state (``window.bappsJudge.state()``), ``'loading'`` before its script ran."""
+    return d.execute_script("return window.bappsJudge ? window.bappsJudge.state() : 'loading'")
+
+
+def poll(cond: Callable[[], Any], timeout: float, describe: Callable[[], str], interval: float = 0.05) -> Any:
+    """The first truthy value of ``cond()`` within ``timeout`` seconds, checked every ``interval``.
+
+    Otherwise an AssertionError with ``describe()`` (the page's state, its console ...).
+    """
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(describe())

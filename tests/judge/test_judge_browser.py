@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from chromium import NEEDS_CHROMIUM, start_chromium
+from chromium import NEEDS_CHROMIUM, judge_state, poll, start_chromium
 
 from .helpers import build_unjudged
 
@@ -37,21 +37,15 @@ def browser():
     d.quit()
 
 
-def _state(d) -> str:
-    return d.execute_script("return window.bappsJudge ? window.bappsJudge.state() : 'loading'")
-
-
-def _wait(d, cond, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.02)
+def _stuck(d) -> str:
     info = d.execute_script("return [window.bappsJudge.answers, window.bappsJudge.lastTimings, "
                             "document.getElementById('jnd-answer').hidden, "
                             "document.getElementById('progress').textContent]")
-    raise AssertionError(f"page stuck in state {_state(d)!r}: {info}; console {d.get_log('browser')}")
+    return f"page stuck in state {judge_state(d)!r}: {info}; console {d.get_log('browser')}"
+
+
+def _wait(d, cond, timeout=30.0):
+    return poll(cond, timeout, lambda: _stuck(d), interval=0.02)
 
 
 def _press(d, key: str) -> None:
@@ -60,7 +54,7 @@ def _press(d, key: str) -> None:
 
 
 def _ready(d):
-    s = _state(d)
+    s = judge_state(d)
     if s == "jnd":
         return s if d.execute_script("return !document.getElementById('jnd-answer').hidden") else None
     if s == "2afc":
@@ -103,7 +97,7 @@ def _run_rater(d, url: str, rater: str, *, keyboard: bool, shots: dict[str, Path
             return timings
         if s == "break":
             _press(d, " ") if keyboard else d.find_element(By.ID, "continue").click()
-            _wait(d, lambda: _state(d) != "break")
+            _wait(d, lambda: judge_state(d) != "break")
             continue
         if s == "jnd":
             timings.append(d.execute_script("return window.bappsJudge.lastTimings"))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from chromium import NEEDS_CHROMIUM, start_chromium
+from chromium import NEEDS_CHROMIUM, judge_state, poll, start_chromium
 
 from .helpers import build_unjudged
 
@@ -72,23 +72,13 @@ class CompletionSite:
         self.httpd.server_close()
 
 
-def _state(d) -> str:
-    return d.execute_script("return window.bappsJudge ? window.bappsJudge.state() : 'loading'")
-
-
 def _wait(d, cond, timeout=40.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; state {_state(d)!r}, url {d.current_url}, "
-                         f"console {d.get_log('browser')}")
+    return poll(cond, timeout, lambda: f"timed out waiting for {what}; state {judge_state(d)!r}, url {d.current_url}, "
+                                       f"console {d.get_log('browser')}")
 
 
 def _ready(d):
-    s = _state(d)
+    s = judge_state(d)
     if s == "jnd":
         return s if d.execute_script("return !document.getElementById('jnd-answer').hidden") else None
     if s == "2afc":
@@ -129,7 +119,7 @@ def test_prolific_arrival_trials_code_and_redirect(browser, tmp_path, live):
         d = browser
         link = _fill(study_link(srv.url, "prolific", key), PID, "60aa00bb11cc22dd33ee44ff", "sess0001")
         d.get(link)
-        _wait(d, lambda: _state(d) == "intro" and d.find_element(By.ID, "instructions").text, what="intro")
+        _wait(d, lambda: judge_state(d) == "intro" and d.find_element(By.ID, "instructions").text, what="intro")
         ActionChains(d).send_keys(" ").perform()
         answered = 0
         while True:
@@ -160,7 +150,7 @@ def test_prolific_arrival_trials_code_and_redirect(browser, tmp_path, live):
         for bad, words in ((link.replace(key, key[:-4] + "AAAA"), "not issued for this study"),
                            (link.split("&key=")[0], "link you were given")):
             d.get(bad.replace(PID, "aaaaaaaaaaaaaaaaaaaaaaaa"))
-            _wait(d, lambda: _state(d) == "error", what="the error screen")
+            _wait(d, lambda: judge_state(d) == "error", what="the error screen")
             assert words in d.find_element(By.ID, "error-text").text
             assert d.find_element(By.ID, "retry").get_attribute("hidden") is not None  # retrying cannot help
         assert con.execute("SELECT COUNT(*) FROM raters").fetchone()[0] == 1

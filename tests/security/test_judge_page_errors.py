@@ -18,11 +18,10 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
-from chromium import NEEDS_CHROMIUM, start_chromium
+from chromium import NEEDS_CHROMIUM, judge_state, poll, start_chromium
 
 pytestmark = NEEDS_CHROMIUM
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -40,18 +39,8 @@ def _js(d, script: str):
 
 
 def _wait(d, cond, timeout: float = 40.0, what: str = ""):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}: state {_state(d)!r}, "
-                         f"error {_text(d, 'error-text')!r}; console {d.get_log('browser')}")
-
-
-def _state(d) -> str:
-    return _js(d, "return window.bappsJudge ? window.bappsJudge.state() : 'loading'")
+    return poll(cond, timeout, lambda: f"timed out waiting for {what}: state {judge_state(d)!r}, "
+                                       f"error {_text(d, 'error-text')!r}; console {d.get_log('browser')}")
 
 
 def _text(d, el: str) -> str:
@@ -63,7 +52,7 @@ def _visible(d, el: str) -> bool:
 
 
 def _trial_ready(d):
-    s = _state(d)
+    s = judge_state(d)
     if s == "jnd" and _js(d, "return !document.getElementById('jnd-answer').hidden"):
         return s
     if s == "2afc" and _js(d, "return document.getElementById('img-right').complete"):
@@ -104,7 +93,7 @@ def _answers(db: Path, rater: str) -> int:
 
 
 def _error_shown(d, words: str) -> str:
-    _wait(d, lambda: _state(d) == "error", what="the error screen")
+    _wait(d, lambda: judge_state(d) == "error", what="the error screen")
     text = _text(d, "error-text")
     assert words in text, text
     assert _visible(d, "error-text")
@@ -127,7 +116,7 @@ def test_locked_database_message_then_automatic_retry(browser, study, live_serve
         lock.execute("ROLLBACK")
         lock.close()
     _wait(d, lambda: _js(d, "return window.bappsJudge.answers") == 1, timeout=20, what="the automatic retry")
-    _wait(d, lambda: _trial_ready(d) or _state(d) == "done", what="the next trial")
+    _wait(d, lambda: _trial_ready(d) or judge_state(d) == "done", what="the next trial")
     assert _answers(study, "b1") == 1
 
 
@@ -145,7 +134,7 @@ def test_stopped_server_message_then_retry_after_restart(browser, study, live_se
     live_server(study, port=srv.port)
     d.find_element("id", "retry").click()
     _wait(d, lambda: _js(d, "return window.bappsJudge.answers") == 1, what="the answer after Retry")
-    _wait(d, lambda: _trial_ready(d) or _state(d) == "done", what="the next trial")
+    _wait(d, lambda: _trial_ready(d) or judge_state(d) == "done", what="the next trial")
     assert _answers(study, "b2") == 1
 
 
