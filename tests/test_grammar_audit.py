@@ -9,6 +9,7 @@ import argparse
 from collections import defaultdict
 
 import pytest
+from cli_tree import command_tree
 
 from bapps_toolkit.cli._options import BACKBONE_METAVAR, PRECISIONS
 from bapps_toolkit.cli.main import build_parser, main
@@ -33,19 +34,8 @@ GRAMMAR = {
 }
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    act = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-    return dict(act.choices) if act is not None else {}
-
-
-def _tree(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
-    for name, sub in _subparsers(parser).items():
-        yield path + (name,), sub
-        yield from _tree(sub, path + (name,))
-
-
 PARSER = build_parser()
-COMMANDS = dict(_tree(PARSER))
+COMMANDS = dict(command_tree(PARSER))
 
 
 def _shape(action: argparse.Action) -> tuple:

@@ -11,25 +11,13 @@ import re
 import shlex
 
 import pytest
+from cli_tree import command_tree, subparsers
 
 from bapps_toolkit.cli._parser import examples, plain
 from bapps_toolkit.cli.main import build_parser, main
 
-
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    act = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-    return dict(act.choices) if act is not None else {}
-
-
-def _tree(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
-    """``(path, parser)`` of every sub-command parser under ``parser``, depth first."""
-    for name, sub in _subparsers(parser).items():
-        yield path + (name,), sub
-        yield from _tree(sub, path + (name,))
-
-
 PARSER = build_parser()
-COMMANDS = dict(_tree(PARSER))
+COMMANDS = dict(command_tree(PARSER))
 IDS = [" ".join(p) for p in COMMANDS]
 
 
@@ -126,7 +114,7 @@ def test_plain_turns_markup_into_words():
 
 def test_examples_epilog_keeps_its_lines(capsys):
     parser = build_parser()
-    demo = _subparsers(parser)["demo"]
+    demo = subparsers(parser)["demo"]
     assert demo.epilog.startswith("examples:\n  bapps demo")
     assert examples("bapps x --y", "bapps x") == "examples:\n  bapps x --y\n  bapps x"
     with pytest.raises(SystemExit):
