@@ -312,7 +312,9 @@ def test_evaluate_score_and_loss(tiny_tree, tmp_path):
     with torch.no_grad():
         want = float(m(torch.from_numpy(a.transpose(2, 0, 1)[None]).float(),
                        torch.from_numpy(b.transpose(2, 0, 1)[None]).float()))
-    assert float(f.set_index("file").distance["000001.png"]) == pytest.approx(want, rel=1e-5)
+    # DISTS is 1 - a similarity near 1, so float32 rounding of the similarity (about 1e-7, which
+    # differs between a batch of 4 and a batch of 1) is a larger share of a small distance
+    assert float(f.set_index("file").distance["000001.png"]) == pytest.approx(want, rel=1e-5, abs=1e-6)
     with pytest.warns(UserWarning):
         loss = bt.create_loss("0.5*l1+dists", per_term={"dists": {"backbone_weights": "random"}})
     x = torch.zeros(1, 3, 32, 32, requires_grad=True)

@@ -278,6 +278,8 @@ BAD = [
      r"data row 2 \(line 3\), field 'judge': 1.5 is outside \[0, 1\]"),
     (("ref", "p0", "p1", "judge"), [["im0.png", "im1.png", "im2.png", "high"]],
      r"data row 1 \(line 2\), field 'judge': 'high' is not a number"),
+    (("ref", "p0", "p1", "judge"), [["im0.png", "im1.png", "im2.png", "nan"]],
+     r"data row 1 \(line 2\), field 'judge': 'nan' is not a finite number"),
     (("ref", "p0", "p1", "votes_p0", "votes_p1"), [["im0.png", "im1.png", "im2.png", "-1", "3"]],
      r"data row 1 \(line 2\), field 'votes_p0': -1 is negative"),
     (("ref", "p0", "p1", "votes_p0", "votes_p1"), [["im0.png", "im1.png", "im2.png", "1", "2.5"]],

@@ -63,3 +63,12 @@ def test_jnd_map_call_sites_agree_on_data_with_ties(seed: int) -> None:
     np.testing.assert_array_equal(a, b)
     for k in (1, 7, 19):
         assert a[k] == pytest.approx(_voc_ap_loop(d[idx[k]], same[idx[k]]), abs=1e-12)
+
+
+def test_one_parser_of_numbers_from_untrusted_cells() -> None:
+    from bapps_toolkit.data import cells, manifest
+    from bapps_toolkit.data.iqa import csiq, kadid10k, nights, pieapp, pipal, tid2013
+    from bapps_toolkit.judge import disagreement
+
+    for mod in (manifest, csiq, kadid10k, nights, pieapp, pipal, tid2013, disagreement):
+        assert mod.parse_finite is cells.parse_finite, mod.__name__

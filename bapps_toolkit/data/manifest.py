@@ -61,6 +61,7 @@ import numpy as np
 
 from .._io import PathLike
 from ..errors import DataError
+from .cells import parse_finite
 from .ids import check_id, id_key, shown
 from .images import ImageFileError, check_shared_square, image_size
 from .layout import SPLITS, SetFiles, folders_of, order_keys, valid_category
@@ -301,11 +302,8 @@ def _image_path(csv_path: Path, where: str, rec: dict[str, str], col: str) -> tu
 
 def _fraction(where: str, rec: dict[str, str], col: str) -> float:
     text = rec.get(col, "")
-    try:
-        v = float(text)
-    except ValueError:
-        raise DataError(f"{where}, field {col!r}: {text!r} is not a number") from None
-    if not math.isfinite(v) or v < 0.0 or v > 1.0:
+    v = parse_finite(text, f"{where}, field {col!r}")
+    if v < 0.0 or v > 1.0:
         raise DataError(f"{where}, field {col!r}: {text} is outside [0, 1] (a fraction of raters)")
     return v
 

@@ -18,7 +18,6 @@ error names the file, row, column or item.
 from __future__ import annotations
 
 import csv
-import math
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import PathLike
+from ..data.cells import parse_finite
 from ..errors import DataError
 from .posterior import disagreement_2afc, disagreement_jnd
 
@@ -48,16 +48,6 @@ class MetricDistances:
 
 def _kind(key: str) -> str:
     return key.split("/", 1)[0]
-
-
-def _number(text: str, where: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise DataError(f"{where}: not a number ({text[:40]!r})") from None
-    if not math.isfinite(v):
-        raise DataError(f"{where}: not a finite number ({text[:40]!r})")
-    return v
 
 
 def _add(values: dict[str, dict[ItemKey, tuple[float, ...]]], metric: str, item: ItemKey,
@@ -106,7 +96,7 @@ def _parse_csv(path: Path) -> dict[str, dict[ItemKey, tuple[float, ...]]]:
             kind = _kind(key)
             if kind not in FIELDS:
                 raise DataError(f"{where}: set {key[:60]!r} is neither 2afc/... nor jnd/...")
-            dist = tuple(_number(row.get(f) or "", f"{where}, column {f}") for f in FIELDS[kind])
+            dist = tuple(parse_finite(row.get(f) or "", f"{where}, column {f}") for f in FIELDS[kind])
             _add(values, row["metric"], (key, row["stem"]), dist, where)
     return values
 

@@ -150,7 +150,7 @@ def test_metric_disagreement_breaks_ties(unjudged, tmp_path):
 def test_distances_file_errors_name_the_problem(unjudged, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("metric,set_key,stem,d0,d1\nl2,2afc/val/cnn,000,0.1,nan\n")
-    with pytest.raises(DataError, match=r"row 2, column d1: not a finite number"):
+    with pytest.raises(DataError, match=r"row 2, column d1: 'nan' is not a finite number"):
         create_from_set(unjudged[0], tmp_path / "s.sqlite", distances=bad, assignment="adaptive")
     short = tmp_path / "short.csv"
     short.write_text("metric,set_key,stem,d0,d1\nl2,2afc/val/cnn,000,0.1,0.2\n")

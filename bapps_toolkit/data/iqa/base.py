@@ -172,18 +172,3 @@ def read_lines(path: Path, set_name: str) -> list[str]:
     except OSError as exc:
         raise DataError(f"{set_name}: cannot read {path}: {exc}") from None
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
-
-
-def parse_float(text: str, where: str) -> float:
-    """``text`` as a finite float.
-
-    Raises:
-        DataError: naming ``where`` when ``text`` is not a finite number.
-    """
-    try:
-        v = float(text)
-    except ValueError:
-        raise DataError(f"{where}: {text!r} is not a number") from None
-    if not np.isfinite(v):
-        raise DataError(f"{where}: {text!r} is not a finite number")
-    return v

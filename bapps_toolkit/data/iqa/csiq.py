@@ -22,7 +22,8 @@ import numpy as np
 
 from ..._io import PathLike
 from ...errors import DataError
-from .base import CaseResolver, CorrelationSet, is_synthetic, parse_float
+from ..cells import parse_finite
+from .base import CaseResolver, CorrelationSet, is_synthetic
 from .defaults import CorrelationBenchmark
 from .registry import Remote, register_benchmark
 
@@ -78,11 +79,11 @@ def load(root: PathLike) -> CorrelationSet:
         if kind not in TYPES:
             raise DataError(f"{where}: unknown dst_type {row['dst_type']!r} (known: {', '.join(TYPES)})")
         folder, token = TYPES[kind]
-        image, lev = row["image"], int(parse_float(row["dst_lev"], f"{where} dst_lev"))
+        image, lev = row["image"], int(parse_finite(row["dst_lev"], f"{where} dst_lev"))
         dist.append(r.need("dst_imgs", folder, f"{image}.{token}.{lev}.png", what="distorted image"))
         ref.append(r.need("src_imgs", f"{image}.png", what="reference image"))
         ref_id.append(image)
-        score.append(parse_float(row["dmos"], f"{where} dmos"))
+        score.append(parse_finite(row["dmos"], f"{where} dmos"))
         types.append(folder)
         levels.append(lev)
     return CorrelationSet(NAME, r.root, dist, ref, ref_id, np.array(score), types, np.array(levels),

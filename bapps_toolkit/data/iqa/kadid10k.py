@@ -21,7 +21,8 @@ import numpy as np
 
 from ..._io import PathLike
 from ...errors import DataError
-from .base import CaseResolver, CorrelationSet, is_synthetic, parse_float
+from ..cells import parse_finite
+from .base import CaseResolver, CorrelationSet, is_synthetic
 from .defaults import CorrelationBenchmark
 from .registry import Remote, register_benchmark
 
@@ -62,7 +63,7 @@ def load(root: PathLike) -> CorrelationSet:
         dist.append(r.need("images", row["dist_img"], what="distorted image"))
         ref.append(r.need("images", row["ref_img"], what="reference image"))
         ref_id.append(Path(row["ref_img"]).stem)
-        score.append(parse_float(row["dmos"], f"{where} column dmos"))
+        score.append(parse_finite(row["dmos"], f"{where} column dmos"))
         types.append(m.group(2))
         levels.append(int(m.group(3)))
     return CorrelationSet(NAME, r.root, dist, ref, ref_id, np.array(score), types, np.array(levels),

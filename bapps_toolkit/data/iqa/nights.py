@@ -27,7 +27,8 @@ import numpy as np
 
 from ..._io import PathLike
 from ...errors import DataError
-from .base import CaseResolver, TwoAFCFileSet, is_synthetic, parse_float
+from ..cells import parse_finite
+from .base import CaseResolver, TwoAFCFileSet, is_synthetic
 from .defaults import TwoAFCBenchmark
 from .registry import PackRequest, PackSummary, Remote, register_benchmark
 
@@ -87,10 +88,10 @@ def load(root: PathLike, split: str = "test") -> TwoAFCFileSet:
         where = f"{labels} line {k}"
         if not _in_split(row, split, where):
             continue
-        votes = parse_float(row["votes"], where) if row.get("votes") else None
+        votes = parse_finite(row["votes"], where) if row.get("votes") else None
         if votes is not None and votes < MIN_VOTES:
             continue
-        p = parse_float(row["right_vote"], f"{where} right_vote")
+        p = parse_finite(row["right_vote"], f"{where} right_vote")
         if p > 1 and votes:
             p = p / votes
         if not 0 <= p <= 1:

@@ -32,7 +32,8 @@ import numpy as np
 
 from ..._io import PathLike
 from ...errors import DataError
-from .base import CaseResolver, CorrelationSet, TwoAFCFileSet, is_synthetic, parse_float
+from ..cells import parse_finite
+from .base import CaseResolver, CorrelationSet, TwoAFCFileSet, is_synthetic
 from .defaults import CorrelationBenchmark
 from .registry import PackRequest, PackSummary, Remote, register_benchmark
 
@@ -92,7 +93,7 @@ def load(root: PathLike) -> CorrelationSet:
             dist.append(_image(r, "test", ref_name, name))
             ref.append(r.need("reference_images", "test", ref_name, what="reference image"))
             ref_id.append(Path(ref_name).stem)
-            score.append(parse_float(row[i_score], f"{path} line {k}"))
+            score.append(parse_finite(row[i_score], f"{path} line {k}"))
             m = _TYPE.match(name)
             types.append(m.group(1) if m else "unknown")
     return CorrelationSet(NAME, r.root, dist, ref, ref_id, np.array(score), types, np.full(len(dist), -1),
@@ -117,7 +118,7 @@ def load_pairs(root: PathLike, split: str) -> TwoAFCFileSet:
         for k, row in enumerate(rows, 2):
             if len(row) <= i_p or row[i_p] == "":
                 continue
-            prob = parse_float(row[i_p], f"{path} line {k}")
+            prob = parse_finite(row[i_p], f"{path} line {k}")
             if not 0 <= prob <= 1:
                 raise DataError(f"{path} line {k}: preference {prob} is not in [0, 1]")
             refs.append(r.need("reference_images", split, row[0], what="reference image"))

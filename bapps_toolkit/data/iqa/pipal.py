@@ -21,7 +21,8 @@ import numpy as np
 
 from ..._io import PathLike
 from ...errors import DataError
-from .base import CaseResolver, CorrelationSet, is_synthetic, parse_float, read_lines
+from ..cells import parse_finite
+from .base import CaseResolver, CorrelationSet, is_synthetic, read_lines
 from .defaults import CorrelationBenchmark
 from .registry import Remote, register_benchmark
 
@@ -82,7 +83,7 @@ def load(root: PathLike) -> CorrelationSet:
             dist.append(path)
             ref.append(refs.need(f"{m.group(1)}.bmp", what="reference image"))
             ref_id.append(m.group(1))
-            score.append(parse_float(parts[1], where))
+            score.append(parse_finite(parts[1], where))
             types.append(m.group(2))
             levels.append(int(m.group(3)))
     if not dist:

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..._io import PathLike
 from ...errors import DataError
-from .base import CaseResolver, CorrelationSet, is_synthetic, parse_float, read_lines
+from ..cells import parse_finite
+from .base import CaseResolver, CorrelationSet, is_synthetic, read_lines
 from .defaults import CorrelationBenchmark
 from .registry import Remote, register_benchmark
 
@@ -50,7 +51,7 @@ def load(root: PathLike) -> CorrelationSet:
         if not m:
             raise DataError(f"{where}: {parts[1]!r} is not a name like i01_01_1.bmp")
         rid = f"I{m.group(1)}"
-        score.append(parse_float(parts[0], where))
+        score.append(parse_finite(parts[0], where))
         dist.append(r.need("distorted_images", parts[1], what="distorted image"))
         ref.append(r.need("reference_images", f"{rid}.BMP", what="reference image"))
         ref_id.append(rid)
