@@ -72,3 +72,12 @@ def test_one_parser_of_numbers_from_untrusted_cells() -> None:
 
     for mod in (manifest, csiq, kadid10k, nights, pieapp, pipal, tid2013, disagreement):
         assert mod.parse_finite is cells.parse_finite, mod.__name__
+
+
+def test_one_resolver_of_plugin_specs() -> None:
+    from bapps_toolkit import _plugin_files
+    from bapps_toolkit.data.iqa import registry
+    from bapps_toolkit.metrics import plugin_specs, plugins
+
+    assert plugins.resolve_spec is registry.resolve_spec is _plugin_files.resolve_spec
+    assert plugin_specs.is_file_spec is _plugin_files.is_file_spec

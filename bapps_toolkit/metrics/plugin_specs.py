@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+from .._plugin_files import is_file_spec
 from .nets import NET_ALIASES, NETS
 
 #: Entry-point group through which an installed distribution adds metric (and network) names.
@@ -26,12 +27,6 @@ def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
 def is_plugin_spec(name: str) -> bool:
     """True for ``module:attr`` / ``file.py:attr`` specs and entry-point names."""
     return ":" in name or name.lower() in entry_points()
-
-
-def is_file_spec(spec: str) -> bool:
-    """True for ``path/to/file.py:attr`` (the plugin lives in a file, not an importable module)."""
-    where, sep, _attr = str(spec).rpartition(":")
-    return bool(sep) and (where.endswith(".py") or "/" in where or "\\" in where)
 
 
 def is_plugin_net(net: str) -> bool:

@@ -29,13 +29,12 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._plugin_files import PluginFileError, import_python_file
+from .._plugin_files import PluginFileError, resolve_spec
 from ..errors import UsageError
 from . import adapters, base
 from .base import Metric
@@ -83,13 +82,6 @@ def _origin(ep: importlib.metadata.EntryPoint) -> str:
     return f"{ep.value} (entry point of {where})"
 
 
-def _load_file(path_text: str, spec: str, what: str = "metric plugin") -> Any:
-    try:
-        return import_python_file(Path(path_text), "_bapps_plugin")
-    except PluginFileError as exc:
-        raise PluginError(f"{what} {spec!r}: {exc}") from exc.__cause__
-
-
 def load_object(spec: str, what: str = "metric plugin") -> tuple[Any, str]:
     """``(object, origin)`` that ``spec`` names (``module:attr``, ``file.py:attr``, entry point).
 
@@ -102,22 +94,10 @@ def load_object(spec: str, what: str = "metric plugin") -> tuple[Any, str]:
         except Exception as exc:
             raise PluginError(f"{what} {spec!r} ({ep.value}): loading failed: "
                               f"{type(exc).__name__}: {exc}") from exc
-    where, sep, attr = spec.rpartition(":")
-    if not sep or not where or not attr:
-        raise PluginError(f"{what} {spec!r}: expected module:attr or path/to/file.py:attr")
-    if is_file_spec(spec):
-        module = _load_file(where, spec, what)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except Exception as exc:
-            raise PluginError(f"{what} {spec!r}: importing {where!r} failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise PluginError(f"{what} {spec!r}: {where!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+    try:
+        obj = resolve_spec(spec, "_bapps_plugin", expected="module:attr or path/to/file.py:attr")
+    except PluginFileError as exc:
+        raise PluginError(f"{what} {spec!r}: {exc}") from exc.__cause__
     return obj, spec
 
 

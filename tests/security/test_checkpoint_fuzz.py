@@ -152,7 +152,7 @@ def test_checkpoint_metadata_fuzz(world, tmp_path):
         save_file(world["layouts"][layout], str(path), metadata=meta)
         with mock.patch.object(plugin_net, "load_object", _tripwire), \
                 mock.patch.object(plugins, "load_object", _tripwire), \
-                mock.patch.object(plugins, "_load_file", _tripwire):
+                mock.patch.object(plugins, "resolve_spec", _tripwire):
             model = _check_outcome(lambda: load_metric_from_checkpoint(path.parent), world)
         if model is not None:
             assert isinstance(model, LPIPS) and not model.training
@@ -223,7 +223,7 @@ def test_run_card_fuzz(world, tiny_tree, tmp_path):
         (out / "card.json").write_text(json.dumps(card))
         with mock.patch.object(plugin_net, "load_object", _tripwire), \
                 mock.patch.object(plugins, "load_object", _tripwire), \
-                mock.patch.object(plugins, "_load_file", _tripwire):
+                mock.patch.object(plugins, "resolve_spec", _tripwire):
             cfg = _check_outcome(lambda: resume_config(out, data=str(data)), world)
         assert cfg is None or isinstance(cfg, TrainConfig)
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
-from ..._plugin_files import PluginFileError, import_python_file
+from ..._plugin_files import PluginFileError, resolve_spec
 from ...errors import DataError
 from .base import CorrelationSet, TwoAFCFileSet
 
@@ -266,13 +266,6 @@ def get_benchmark(name: str) -> Benchmark:
     return found
 
 
-def _import_file(path: Path, spec: str) -> object:
-    try:
-        return import_python_file(path, "_bapps_benchmark", reuse=True)
-    except PluginFileError as exc:
-        raise DataError(f"benchmark plugin {spec!r}: {exc}") from exc.__cause__
-
-
 def load_benchmark_plugin(spec: str) -> Benchmark:
     """Load and register the benchmark that ``spec`` names (code the user chose to run).
 
@@ -291,22 +284,13 @@ def load_benchmark_plugin(spec: str) -> Benchmark:
     for ep in _entry_points():
         if ep.name == spec:
             return get_benchmark(_check(ep.load(), f"entry point {spec!r}").name)
-    where, sep, attr = spec.rpartition(":")
-    if not sep or not where or not attr:
-        raise DataError(f"benchmark plugin {spec!r}: expected path/to/file.py:Class or package.module:Class")
-    module: object
-    if where.endswith(".py") or "/" in where or "\\" in where:
-        module = _import_file(Path(where), spec)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except Exception as exc:
-            raise DataError(f"benchmark plugin {spec!r}: importing {where!r} failed: "
-                            f"{type(exc).__name__}: {exc}") from exc
-    if not hasattr(module, attr):
-        raise DataError(f"benchmark plugin {spec!r}: {where!r} has no attribute {attr!r}")
-    register_benchmark(getattr(module, attr))
-    return get_benchmark(_check(getattr(module, attr), f"benchmark plugin {spec!r}").name)
+    try:
+        obj = resolve_spec(spec, "_bapps_benchmark", reuse=True,
+                           expected="path/to/file.py:Class or package.module:Class")
+    except PluginFileError as exc:
+        raise DataError(f"benchmark plugin {spec!r}: {exc}") from exc.__cause__
+    register_benchmark(obj)
+    return get_benchmark(_check(obj, f"benchmark plugin {spec!r}").name)
 
 
 def headline_part(name: str) -> str | None:
