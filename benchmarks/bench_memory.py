@@ -2,7 +2,7 @@
 budgets (issue 6, "bounded memory").
 
 Builds, in a temporary folder, a packed file holding one 2AFC set of ``--triplets`` triplets
-(default 17 000, ≈ 627 MB of image arrays) tiled from the mini set by the pack module's own set
+(default 17 000, ≈ 627 MB of image arrays; the test uses 12 000) tiled from the mini set by the pack module's own set
 writer, then runs each workload in a fresh interpreter and prints its peak resident memory above
 the post-import baseline (``VmHWM`` after resetting it through ``/proc/self/clear_refs``), its
 baseline and its wall time — with ``MALLOC_MMAP_THRESHOLD_=4 MiB`` (what the toolkit keeps alive)

@@ -9,7 +9,7 @@ bounded workloads run with ``MALLOC_MMAP_THRESHOLD_=4 MiB`` (:data:`~.harness.MM
 glibc's default the resident set of a chunk loop creeps up by ~8 MB per 256-triplet chunk
 although nothing stays alive (freed per-chunk float tensors retained in the heap arenas of
 torch's threads; measured: 128 MB flat with the threshold vs 688 MB and rising without it for
-l2 over 17 000 triplets). ``benchmarks/bench_memory.py`` prints both figures.
+l2 over 17 000 triplets, an earlier size of this test). ``benchmarks/bench_memory.py`` prints both figures.
 
 * loading the split whole (``load_2afc``) peaks above :data:`LIMIT_MB` — the set is larger
   than the limit, so the bounded figures below mean something;
