@@ -76,6 +76,12 @@ class SchemaInfo(TypedDict):
     toolkit_version: str
 
 
+class PackedSummary(SchemaInfo):
+    """:class:`SchemaInfo` plus ``images``, the number of patches the file holds (:func:`describe`)."""
+
+    images: int
+
+
 def stems_digest(stems: Sequence[str]) -> str:
     """SHA-256 of the stems joined by newlines, as UTF-8 (the stored form)."""
     return hashlib.sha256("\n".join(stems).encode("utf-8")).hexdigest()
@@ -276,10 +282,19 @@ def read_stems(ds: Any) -> list[str]:
                      f"packed file {ds.file.filename}: array {ds.name}")
 
 
-def describe(path: PathLike) -> dict[str, Any]:
-    """:func:`check_schema`'s summary of a packed file, plus ``"images"`` (patches it holds)."""
+def describe(path: PathLike) -> PackedSummary:
+    """:func:`check_schema`'s summary of a packed file, plus ``"images"`` (patches it holds).
+
+    Args:
+        path: the packed file.
+
+    Returns:
+        Its :class:`PackedSummary`.
+
+    Raises:
+        DataError: the file is not a sound packed file (:func:`check_schema`).
+    """
     f, info = open_h5(path)
     f.close()
-    out: dict[str, Any] = dict(info)
-    out["images"] = sum(n * (len(folders_of(k)) - 1) for k, n in info["counts"].items())
-    return out
+    images = sum(n * (len(folders_of(k)) - 1) for k, n in info["counts"].items())
+    return PackedSummary(**info, images=images)

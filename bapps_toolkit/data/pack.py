@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import h5py
 import numpy as np
@@ -240,7 +240,27 @@ def write_packed(out_h5: PathLike, sets: dict[str, tuple[dict[str, np.ndarray], 
 
 # --------------------------------------------------------------------------- verify
 
-def verify(h5: PathLike, *, progress: bool = False) -> dict[str, Any]:
+class VerifyReport(TypedDict):
+    """What :func:`verify` checked in a packed file (every field also printed by ``bapps verify``).
+
+    ``sets`` maps each set key to its number of items, ``sizes`` to its patch side; ``images``
+    counts the patches, ``arrays_checked`` the arrays whose SHA-256 matched; ``ok`` is always
+    true (a failure raises instead).
+    """
+
+    path: str
+    format: str
+    toolkit_version: str
+    source: str
+    synthetic: bool
+    sets: dict[str, int]
+    sizes: dict[str, int]
+    images: int
+    arrays_checked: int
+    ok: bool
+
+
+def verify(h5: PathLike, *, progress: bool = False) -> VerifyReport:
     """Re-check a packed file: marker, schema, counts, judgment range and every SHA-256.
 
     The schema (dtypes, shapes and storage against the file's size, :func:`.h5format.check_schema`)
@@ -252,8 +272,7 @@ def verify(h5: PathLike, *, progress: bool = False) -> dict[str, Any]:
         progress: show a progress bar (on a terminal).
 
     Returns:
-        ``{"path", "format", "toolkit_version", "source", "synthetic", "sets": {key: N},
-        "sizes": {key: S}, "images", "arrays_checked", "ok": True}``.
+        A :class:`VerifyReport` (a dict: ``report["sets"]`` is ``{key: N}``).
 
     Raises:
         DataError: naming the file and the array (or attribute) on the first failure.
@@ -271,9 +290,9 @@ def verify(h5: PathLike, *, progress: bool = False) -> dict[str, Any]:
             bar.close()
     finally:
         f.close()
-    return {"path": str(p), "format": FORMAT, "toolkit_version": info["toolkit_version"],
-            "source": info["source"], "synthetic": info["synthetic"], "sets": dict(info["counts"]),
-            "sizes": dict(info["sizes"]), "images": total, "arrays_checked": checked, "ok": True}
+    return VerifyReport(path=str(p), format=FORMAT, toolkit_version=info["toolkit_version"],
+                        source=info["source"], synthetic=info["synthetic"], sets=dict(info["counts"]),
+                        sizes=dict(info["sizes"]), images=total, arrays_checked=checked, ok=True)
 
 
 def _verify_set(p: Path, key: str, g: Any, bar: Any) -> int:

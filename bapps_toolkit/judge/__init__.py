@@ -11,6 +11,8 @@
 * :mod:`.refusals` — why a request is refused (typed errors; the app maps them to HTTP statuses).
 * :mod:`.guard` — which hosts and origins may use the server.
 * :mod:`.app` — the Flask app and its waitress server (optional extra ``judge``).
+* :mod:`.tally` — a study's raters, items and answers read back, checked, and the votes per
+  item of the kept raters (typed records: :class:`~.tally.Tally`).
 * :mod:`.export` — export to the BAPPS layout or a CSV manifest; per-item status report.
 
 SQL lives in the store modules (store, assign, arrivals, keys, summary, export, db); HTTP only
@@ -22,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from .._io import PathLike
-from .export import export, status_text, tally
+from .export import export, status_text
 from .items import Item, read_items
 from .refusals import Refused, StudyUnavailable
 from .store import add_rater, create_study, open_study
+from .tally import tally
 
 __all__ = ["Item", "read_items", "create_study", "open_study", "add_rater", "Refused", "StudyUnavailable",
            "export", "status_text", "tally", "create_from_set"]

@@ -52,6 +52,7 @@ from .refusals import (
     StudyUnavailable,
     TooManyAttempts,
 )
+from .settings import StudyConfig
 from .store import (
     check_rater,
     create_study,
@@ -231,7 +232,7 @@ def create_app(db: PathLike, *, require_token: bool = False, access: Access | No
     return app
 
 
-def _rater_routes(app: Flask, flask: Any, con: Callable[[], Any], cfg: dict[str, Any], require_token: bool,
+def _rater_routes(app: Flask, flask: Any, con: Callable[[], Any], cfg: StudyConfig, require_token: bool,
                   new_raters_per_minute: int) -> None:
     """The page and the raters' API."""
 
@@ -245,7 +246,7 @@ def _rater_routes(app: Flask, flask: Any, con: Callable[[], Any], cfg: dict[str,
 
     @app.get("/api/study")
     def study() -> Any:
-        return flask.jsonify({k: cfg[k] for k in PUBLIC_SETTINGS})
+        return flask.jsonify({k: v for k, v in cfg.items() if k in PUBLIC_SETTINGS})
 
     @app.post("/api/arrive")
     def arrive_() -> Any:
@@ -295,7 +296,7 @@ class FailureLimiter:
             self._times.append(time.monotonic())
 
 
-def _admin_routes(app: Flask, flask: Any, con: Callable[[], Any], cfg: dict[str, Any]) -> None:
+def _admin_routes(app: Flask, flask: Any, con: Callable[[], Any], cfg: StudyConfig) -> None:
     """The dashboard page and its summary, behind the admin token."""
     limiter = FailureLimiter(ADMIN_FAILURES_PER_MINUTE)
     cache: dict[str, Any] = {}

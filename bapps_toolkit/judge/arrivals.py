@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
 
 from .assign import check_new_rater_cap
 from .db import db_errors, transaction
 from .keys import link_key_ok, rater_token, study_keys, token_hash
 from .platform import Arrival, ArrivalPost, Completion, completion_for, outcome_for
 from .refusals import NotAllowed
+from .settings import StudyConfig
 from .store_serve import arrival_of, insert_arrival, insert_outcome, outcome_of, sentinel_answers
 
 
@@ -39,7 +39,7 @@ def _existing(con: sqlite3.Connection, post: ArrivalPost) -> bool:
 
 
 @db_errors
-def arrive(con: sqlite3.Connection, cfg: dict[str, Any], post: ArrivalPost, new_raters_per_minute: int) -> Arrival:
+def arrive(con: sqlite3.Connection, cfg: StudyConfig, post: ArrivalPost, new_raters_per_minute: int) -> Arrival:
     """Admit a rater arriving through the study link; commit their record before returning.
 
     Raises:
@@ -66,7 +66,7 @@ def recorded_outcome(con: sqlite3.Connection, rater: str) -> str | None:
     return outcome_of(con, rater)
 
 
-def completion(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], total: int) -> Completion | None:
+def completion(con: sqlite3.Connection, rater: str, cfg: StudyConfig, total: int) -> Completion | None:
     """What a rater who has answered all ``total`` trials is told, recorded the first time.
 
     ``None`` in a study neither on a platform nor screening by sentinels (the page shows its

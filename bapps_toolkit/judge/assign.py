@@ -34,12 +34,12 @@ import random
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .posterior import credible_width, posterior_params
 from .refusals import TooManyNewRaters
+from .settings import StudyConfig, prior_of
 from .store_serve import (
     item_counts,
     rater_assignment_counts,
@@ -76,7 +76,7 @@ class ItemState:
         return np.asarray(self.n + self.active)
 
 
-def item_state(con: sqlite3.Connection, rater: str, cfg: dict[str, Any]) -> ItemState:
+def item_state(con: sqlite3.Connection, rater: str, cfg: StudyConfig) -> ItemState:
     """The counts of every real item not assigned to ``rater`` (one query)."""
     after = float(cfg["reassign_after_s"])
     cutoff = time.time() - after if after > 0 else -math.inf
@@ -86,13 +86,13 @@ def item_state(con: sqlite3.Connection, rater: str, cfg: dict[str, Any]) -> Item
     return ItemState(ids, n, k, active, idle, np.asarray(cols[5], dtype=np.float64))
 
 
-def adaptive_widths(state: ItemState, cfg: dict[str, Any]) -> np.ndarray:
+def adaptive_widths(state: ItemState, cfg: StudyConfig) -> np.ndarray:
     """Credible-interval width of each item, the active raters' pending answers counted as virtual."""
-    a, b = posterior_params(state.k, state.n, tuple(cfg["prior"]), virtual=state.active)
+    a, b = posterior_params(state.k, state.n, prior_of(cfg), virtual=state.active)
     return credible_width(a, b, float(cfg["credible_level"]))
 
 
-def open_items(state: ItemState, cfg: dict[str, Any], adopt: bool) -> tuple[np.ndarray, np.ndarray]:
+def open_items(state: ItemState, cfg: StudyConfig, adopt: bool) -> tuple[np.ndarray, np.ndarray]:
     """The open items and their sort key (smaller first): ``(positions in state, key)``.
 
     With ``adopt`` only items an idle rater left unanswered are open.
@@ -110,7 +110,7 @@ def open_items(state: ItemState, cfg: dict[str, Any], adopt: bool) -> tuple[np.n
     return pos, key[pos]
 
 
-def choose(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], n_had: int) -> list[int]:
+def choose(con: sqlite3.Connection, rater: str, cfg: StudyConfig, n_had: int) -> list[int]:
     """The items to append to the rater's order, ranked by the policy, sentinels mixed in the first time.
 
     The open items are ranked by the policy (ties broken by a seeded shuffle); the first time, the sentinels are

@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -40,185 +40,53 @@ import numpy as np
 from PIL import Image
 
 from .._io import PathLike, csv_row, path_inside
-from ..data.ids import shown
 from ..errors import DataError
-from ..scores import human_ceiling_2afc
-from .answers import RATER_RE
-from .rows import ItemRow, item_rows
 from .store import open_study
-from .store_reports import answer_records, arrival_records, assigned_counts, config_value, item_images, rater_ids
+from .store_reports import assigned_counts, config_value, item_images
+from .tally import RaterTally, TallyItem, rater_table, read_study, tally
 
 
-@dataclass
-class _Study:
-    """What export and status read from a study database, checked."""
-
-    raters: list[str]
-    items: dict[int, ItemRow]
-    answers: list[tuple[str, int, int, float]]  # rater, item, answer (0/1), response time in ms
-    arrivals: dict[str, dict[str, str]]  # rater -> platform, study_id, session_id, outcome (all raters)
-
-
-def _read_study(con: Any, db: PathLike) -> _Study:
-    """Raters, items and answers of a study, checked.
-
-    A DataError names the table, row and field of anything that is not what the study server writes.
-    """
-    raters = []
-    for rid in rater_ids(con):
-        if not isinstance(rid, str) or not RATER_RE.fullmatch(rid):
-            raise DataError(f"study database {db}: raters row, field 'id': {shown(str(rid))} is not a rater "
-                            "id (1-64 letters, digits, '_', '.', '-')")
-        raters.append(rid)
-    items = {row.id: row for row in item_rows(con, db)}
-    known, answers = set(raters), []
-    for aid, rid, item, answer, rt in answer_records(con):
-        where = f"study database {db}: answers row id={aid!r}"
-        if rid not in known or item not in items:
-            raise DataError(f"{where}, fields 'rater','item': {repr(rid)[:60]}, {repr(item)[:60]} are not "
-                            "both in the study")
-        if type(answer) is not int or answer not in (0, 1) or type(rt) not in (int, float):
-            raise DataError(f"{where}, fields 'answer','rt_ms': {repr(answer)[:60]}, {repr(rt)[:60]} "
-                            "(expected 0 or 1, and milliseconds)")
-        answers.append((rid, item, answer, float(rt)))
-    return _Study(raters, items, answers, _read_arrivals(con, db, raters))
-
-
-_OUTCOMES = ("", "complete", "screened_out")
-_PLATFORMS = ("", "prolific", "generic")
-
-
-def _read_arrivals(con: Any, db: PathLike, raters: list[str]) -> dict[str, dict[str, str]]:
-    """Platform, study, session and outcome per rater (``''`` where none), each checked.
-
-    The platform and outcome are words the server writes, the study and session ids rater-id-like.
-    """
-    out = {rid: {"platform": "", "study_id": "", "session_id": "", "outcome": ""} for rid in raters}
-    for rid, plat, study, session, outcome in arrival_records(con):
-        where = f"study database {db}: arrivals/outcomes of rater {shown(str(rid))}"
-        row = {"platform": plat or "", "study_id": study or "", "session_id": session or "", "outcome": outcome or ""}
-        if row["platform"] not in _PLATFORMS or row["outcome"] not in _OUTCOMES:
-            raise DataError(f"{where}, fields 'platform','outcome': {repr(plat)[:40]}, {repr(outcome)[:40]} "
-                            f"(expected one of {_PLATFORMS[1:]} and {_OUTCOMES[1:]})")
-        for field in ("study_id", "session_id"):
-            if row[field] and (not isinstance(row[field], str) or not RATER_RE.fullmatch(row[field])):
-                raise DataError(f"{where}, field {field!r}: {repr(row[field])[:60]} is not an id "
-                                "(1-64 letters, digits, '_', '.', '-')")
-        out[rid] = row
-    return out
-
-
-def _rater_table(study: _Study) -> dict[str, dict[str, Any]]:
-    raters: dict[str, dict[str, Any]] = {}
-    for rid in study.raters:
-        raters[rid] = {"rater": rid, "answers": 0, "answers_2afc": 0, "answers_jnd": 0, "rts": [],
-                       "sentinels": 0, "sentinels_right": 0}
-    for rid, item, answer, rt in study.answers:
-        r, it = raters[rid], study.items[item]
-        r["answers"] += 1
-        r[f"answers_{it.kind}"] += 1
-        r["rts"].append(rt)
-        if it.expected is not None:
-            r["sentinels"] += 1
-            r["sentinels_right"] += int(answer == it.expected)
-    for rid, arrival in study.arrivals.items():
-        raters[rid].update(arrival)
-    for r in raters.values():
-        r["sentinel_accuracy"] = r["sentinels_right"] / r["sentinels"] if r["sentinels"] else float("nan")
-        r["median_rt_ms"] = float(np.median(r.pop("rts"))) if r["answers"] else float("nan")
-    return raters
-
-
-def _agreement(votes: dict[int, list[tuple[str, int]]], raters: dict[str, dict[str, Any]], kind: str) -> float:
-    """Mean pairwise agreement over items with >= 2 votes; also per rater against the others.
-
-    The per-rater values are stored as ``agreement_<kind>``.
-    """
-    pair_agree: list[float] = []
-    per: dict[str, list[float]] = defaultdict(list)
-    for vs in votes.values():
-        for a in range(len(vs)):
-            for b in range(a + 1, len(vs)):
-                same = float(vs[a][1] == vs[b][1])
-                pair_agree.append(same)
-                per[vs[a][0]].append(same)
-                per[vs[b][0]].append(same)
-    for rid, r in raters.items():
-        r[f"agreement_{kind}"] = float(np.mean(per[rid])) if per[rid] else float("nan")
-    return float(np.mean(pair_agree)) if pair_agree else float("nan")
-
-
-def tally(db: PathLike, min_sentinel_accuracy: float | None = None) -> dict[str, Any]:
-    """Votes per real item from valid raters, the rater table and agreement figures."""
-    con = open_study(db)
-    try:
-        study = _read_study(con, db)
-    finally:
-        con.close()
-    raters = _rater_table(study)
-    for r in raters.values():
-        acc = r["sentinel_accuracy"]
-        r["kept"] = min_sentinel_accuracy is None or (r["sentinels"] > 0 and acc >= min_sentinel_accuracy)
-    items: dict[int, dict[str, Any]] = {
-        row.id: {"id": row.id, "key": row.key, "stem": row.stem, "kind": row.kind, "votes": []}
-        for row in study.items.values() if row.expected is None}
-    for rid, item, answer, _ in study.answers:
-        if item in items and raters[rid]["kept"]:
-            items[item]["votes"].append((rid, answer))
-    summary: dict[str, Any] = {"raters": len(raters), "raters_kept": sum(r["kept"] for r in raters.values()),
-                               "min_sentinel_accuracy": min_sentinel_accuracy}
-    for kind in ("2afc", "jnd"):
-        votes = {i: it["votes"] for i, it in items.items() if it["kind"] == kind and it["votes"]}
-        summary[f"{kind}_items"] = sum(1 for it in items.values() if it["kind"] == kind)
-        summary[f"{kind}_items_judged"] = len(votes)
-        summary[f"{kind}_pairwise_agreement"] = _agreement(votes, raters, kind)
-        if kind == "2afc" and votes:
-            frac = [np.mean([v for _, v in vs]) for vs in votes.values()]
-            summary["human_ceiling_2afc"] = human_ceiling_2afc(np.asarray(frac, dtype=np.float64))
-    return {"items": items, "raters": raters, "summary": summary}
-
-
-def _images(con: Any, db: PathLike, it: dict[str, Any]) -> list[tuple[str, bytes]]:
+def _images(con: Any, db: PathLike, it: TallyItem) -> list[tuple[str, bytes]]:
     """``(role, PNG bytes)`` of one item, each a blob (a DataError naming the row otherwise)."""
-    roles = ("ref", "p0", "p1") if it["kind"] == "2afc" else ("p0", "p1")
-    row = item_images(con, it["id"], it["kind"])
+    roles = ("ref", "p0", "p1") if it.kind == "2afc" else ("p0", "p1")
+    row = item_images(con, it.id, it.kind)
     for role, blob in zip(roles, row, strict=True):
         if not isinstance(blob, bytes):
-            raise DataError(f"study database {db}: items row id={it['id']}, field {role!r}: "
+            raise DataError(f"study database {db}: items row id={it.id}, field {role!r}: "
                             f"{type(blob).__name__}, not image bytes")
     return list(zip(roles, row, strict=True))
 
 
-def _write_bapps(out: Path, con: Any, db: PathLike, items: list[dict[str, Any]]) -> None:
+def _write_bapps(out: Path, con: Any, db: PathLike, items: list[TallyItem]) -> None:
     source = f"study database {db}"
     for it in items:
         for role, data in _images(con, db, it):
-            target = path_inside(out, it["key"], role, f"{it['stem']}.png", source=source)
+            target = path_inside(out, it.key, role, f"{it.stem}.png", source=source)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        sub = "judge" if it["kind"] == "2afc" else "same"
-        target = path_inside(out, it["key"], sub, f"{it['stem']}.npy", source=source)
+        sub = "judge" if it.kind == "2afc" else "same"
+        target = path_inside(out, it.key, sub, f"{it.stem}.npy", source=source)
         target.parent.mkdir(parents=True, exist_ok=True)
-        np.save(target, np.asarray([it["fraction"]], dtype=np.float32))
+        np.save(target, np.asarray([it.fraction], dtype=np.float32))
 
 
-def _write_csv(out: Path, con: Any, db: PathLike, items: list[dict[str, Any]]) -> None:
+def _write_csv(out: Path, con: Any, db: PathLike, items: list[TallyItem]) -> None:
     heads = {"2afc": ["ref", "p0", "p1", "judge", "n_p0", "n_p1", "set_key", "stem"],
              "jnd": ["p0", "p1", "same", "n_same", "n_different", "set_key", "stem"]}
     for kind, head in heads.items():
         rows = []
-        for it in (i for i in items if i["kind"] == kind):
+        for it in (i for i in items if i.kind == kind):
             names = []
             for role, blob in _images(con, db, it):
-                rel = Path("images") / it["key"].replace("/", "_") / role / f"{it['stem']}.png"
+                rel = Path("images") / it.key.replace("/", "_") / role / f"{it.stem}.png"
                 target = path_inside(out, *rel.parts, source=f"study database {db}")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(blob)
                 names.append(rel.as_posix())
-            n1 = sum(v for _, v in it["votes"])
-            n0 = len(it["votes"]) - n1
+            n1 = sum(v for _, v in it.votes)
+            n0 = len(it.votes) - n1
             counts = [n0, n1] if kind == "2afc" else [n1, n0]
-            rows.append(csv_row(names + [f"{it['fraction']:.6f}"] + counts + [it["key"], it["stem"]]))
+            rows.append(csv_row(names + [f"{it.fraction:.6f}"] + counts + [it.key, it.stem]))
         if rows:
             with open(path_inside(out, f"manifest_{kind}.csv"), "w", newline="", encoding="utf-8") as fh:
                 w = csv.writer(fh)
@@ -227,29 +95,43 @@ def _write_csv(out: Path, con: Any, db: PathLike, items: list[dict[str, Any]]) -
 
 
 def export(db: PathLike, out_dir: PathLike, *, fmt: str = "bapps", min_sentinel_accuracy: float | None = None,
-           force: bool = False) -> dict[str, Any]:
-    """Write the judged data set to ``out_dir`` (atomically); returns the summary."""
+           force: bool = False) -> dict[str, object]:
+    """Write the judged data set to ``out_dir`` (atomically); returns the summary.
+
+    Args:
+        db: the study database.
+        out_dir: the folder to write (it must not exist unless ``force``).
+        fmt: ``"bapps"`` (the BAPPS layout) or ``"csv"`` (images plus manifests).
+        min_sentinel_accuracy: drop raters below this sentinel accuracy (:func:`~.tally.tally`).
+        force: replace an existing ``out_dir``.
+
+    Returns:
+        What ``summary.json`` holds (NaN written as ``null``).
+
+    Raises:
+        DataError: a bad format, no item with a kept answer, or a database that holds something
+            the server does not write.
+        FileExistsError: ``out_dir`` exists and ``force`` is false.
+    """
     if fmt not in ("bapps", "csv"):
         raise DataError(f"export format must be 'bapps' or 'csv', got {fmt!r}")
     out = Path(out_dir)
     if out.exists() and not force:
         raise FileExistsError(f"export folder {out} already exists")
     t = tally(db, min_sentinel_accuracy)
-    items = [it for it in t["items"].values() if it["votes"]]
+    items = [it for it in t.items.values() if it.votes]
     if not items:
         raise DataError(f"{db}: no item has an answer from a kept rater; nothing to export")
-    for it in items:
-        it["fraction"] = float(np.mean([v for _, v in it["votes"]]))
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     con = open_study(db)
     try:
         (_write_bapps if fmt == "bapps" else _write_csv)(tmp, con, db, items)
-        _write_raters(tmp / "raters.csv", t["raters"])
+        _write_raters(tmp / "raters.csv", t.raters)
         shown_as = _display(con, db, items)
         summary = {k: (None if isinstance(v, float) and v != v else v)  # NaN (undefined) -> null
-                   for k, v in {**t["summary"], "items_exported": len(items), "format": fmt, **shown_as}.items()}
+                   for k, v in {**t.summary.as_json(), "items_exported": len(items), "format": fmt, **shown_as}.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -270,7 +152,7 @@ class Displayed(TypedDict):
     scaling: str | None
 
 
-def _display(con: Any, db: PathLike, items: list[dict[str, Any]]) -> Displayed:
+def _display(con: Any, db: PathLike, items: list[TallyItem]) -> Displayed:
     """What the raters saw, for the export's summary.
 
     ``image_sizes``: the distinct ``WxH`` of the exported images, read from their headers;
@@ -287,7 +169,7 @@ def _display(con: Any, db: PathLike, items: list[dict[str, Any]]) -> Displayed:
                 with Image.open(io.BytesIO(blob)) as im:
                     sizes.add(f"{im.size[0]}x{im.size[1]}")
             except Exception as exc:  # PIL raises many kinds for a bad blob
-                raise DataError(f"study database {db}: items row id={it['id']}, field {role!r}: "
+                raise DataError(f"study database {db}: items row id={it.id}, field {role!r}: "
                                 f"not an image PIL can read ({type(exc).__name__})") from None
     px, scaling = _setting(con, "display_px"), _setting(con, "scaling")
     return Displayed(image_sizes=sorted(sizes), display_px=px if type(px) is int and px > 0 else None,
@@ -303,7 +185,7 @@ def _setting(con: Any, name: str) -> object:
         return None
 
 
-def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:
+def _write_raters(path: Path, raters: dict[str, RaterTally]) -> None:
     cols = ["rater", "answers", "answers_2afc", "answers_jnd", "median_rt_ms", "sentinels", "sentinels_right",
             "sentinel_accuracy", "agreement_2afc", "agreement_jnd", "kept", "platform", "study_id", "session_id",
             "outcome"]
@@ -311,7 +193,8 @@ def _write_raters(path: Path, raters: dict[str, dict[str, Any]]) -> None:
         w = csv.writer(fh)
         w.writerow(cols)
         for r in raters.values():
-            w.writerow(csv_row(r[c] for c in cols))
+            row = {**asdict(r), **asdict(r.origin)}
+            w.writerow(csv_row(row[c] for c in cols))
 
 
 def status_text(db: PathLike) -> str:
@@ -326,15 +209,15 @@ def status_text(db: PathLike) -> str:
         if type(want) is not int or want < 1:
             raise DataError(f"study database {db}: config row 'judgments_per_item' is "
                             f"{repr(row[0] if row else None)[:60]}, not a positive integer")
-        study = _read_study(con, db)
+        study = read_study(con, db)
         assigned = assigned_counts(con)
     finally:
         con.close()
-    table = _rater_table(study)
+    table = rater_table(study)
     lines = ["rater                 answered / assigned  sentinels right"]
     for rid, t in table.items():
-        sent = f"{t['sentinels_right']} of {t['sentinels']}" if t["sentinels"] else "none yet"
-        lines.append(f"{rid:<20}  {t['answers']:>8} / {assigned.get(rid, 0):<8}  {sent}")
+        sent = f"{t.sentinels_right} of {t.sentinels}" if t.sentinels else "none yet"
+        lines.append(f"{rid:<20}  {t.answers:>8} / {assigned.get(rid, 0):<8}  {sent}")
     per_item: dict[int, int] = defaultdict(int)
     for _, item, _, _ in study.answers:
         per_item[item] += 1

@@ -34,13 +34,13 @@ import string
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from ..errors import UsageError
 from .answers import RATER_RULE, short, valid_rater
 from .keys import MAX_KEY_CHARS
 from .refusals import InvalidRequest
-from .settings import completion_url
+from .settings import StudyConfig, completion_url
 
 #: Fields a posted arrival may carry, per platform.
 ARRIVAL_FIELDS = {"prolific": ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "key"), "generic": ("rater", "key")}
@@ -124,7 +124,7 @@ def new_code(avoid: str | None = None) -> str:
             return code
 
 
-def outcome_for(cfg: dict[str, Any], sentinels: int, right: int) -> str:
+def outcome_for(cfg: StudyConfig, sentinels: int, right: int) -> str:
     """``screened_out`` when the rater failed enough sentinels (module docstring), else ``complete``."""
     threshold = cfg.get("min_sentinel_accuracy")
     if threshold is None or sentinels == 0:
@@ -135,14 +135,14 @@ def outcome_for(cfg: dict[str, Any], sentinels: int, right: int) -> str:
     return "complete"
 
 
-def _url(cfg: dict[str, Any], code: str | None) -> str | None:
+def _url(cfg: StudyConfig, code: str | None) -> str | None:
     template = completion_url(cfg)
     if template is None or cfg.get("platform", "none") == "none" or code is None:
         return None
     return template.replace("{code}", urllib.parse.quote(code, safe=""))
 
 
-def completion_for(cfg: dict[str, Any], outcome: str, sentinels: int, right: int) -> Completion:
+def completion_for(cfg: StudyConfig, outcome: str, sentinels: int, right: int) -> Completion:
     """What a rater with ``outcome`` is shown and where they are sent (codes only on a platform)."""
     on_platform = cfg.get("platform", "none") != "none"
     checks = f"{right} of {sentinels} check trials answered right"

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict, cast
 
 from ..errors import DataError, UsageError
 
@@ -31,7 +31,41 @@ PLATFORMS = ("none", "generic", "prolific")
 #: Where a Prolific participant is sent on completion (docs.prolific.com, "Reviewing submissions and rewards").
 PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 
-DEFAULTS: dict[str, Any] = {
+#: Longest instructions text a study may hold (characters).
+MAX_INSTRUCTIONS = 20_000
+
+
+class StudyConfig(TypedDict):
+    """Every setting of a study, checked (:func:`validate_config`); see the module for their meaning."""
+
+    judgments_per_item: int
+    items_per_rater: int
+    sentinel_share: float
+    seed: int
+    break_every: int
+    display_px: int
+    scaling: str
+    reassign_after_s: float
+    jnd_ref_ms: int
+    jnd_blank_ms: int
+    jnd_dist_ms: int
+    instructions: str
+    assignment: str
+    target_width: float
+    credible_level: float
+    prior: list[float]
+    disagreement_weight: float
+    platform: str
+    completion_code: str | None
+    completion_url: str | None
+    redirect_after_s: int
+    min_sentinel_accuracy: float | None
+    min_sentinel_failures: int
+    screen_out: str
+    screened_code: str | None
+
+
+DEFAULTS: StudyConfig = {
     "judgments_per_item": 5, "items_per_rater": 0, "sentinel_share": 0.1, "seed": 0,
     "break_every": 50, "display_px": 256, "scaling": "nearest", "reassign_after_s": 900,
     "jnd_ref_ms": 1000, "jnd_blank_ms": 250, "jnd_dist_ms": 1000,
@@ -50,7 +84,7 @@ def _number(v: object) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and v == v
 
 
-def _check_trials(out: dict[str, Any]) -> None:
+def _check_trials(out: StudyConfig) -> None:
     for k in ("judgments_per_item", "break_every", "display_px", "jnd_ref_ms", "jnd_blank_ms", "jnd_dist_ms"):
         if isinstance(out[k], bool) or not isinstance(out[k], int) or out[k] < 1:
             raise UsageError(f"{k} must be a positive integer, got {out[k]!r}")
@@ -64,9 +98,16 @@ def _check_trials(out: dict[str, Any]) -> None:
         raise UsageError(f"reassign_after_s must be seconds >= 0 (0 = never reassign), got {r!r}")
     if out["scaling"] not in ("nearest", "bilinear"):
         raise UsageError(f"scaling must be 'nearest' or 'bilinear', got {out['scaling']!r}")
+    seed = out["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not -2**63 <= seed < 2**63:
+        raise UsageError(f"seed must be an integer in [-2^63, 2^63), got {str(seed)[:40]!r}")
+    text = out["instructions"]
+    if not isinstance(text, str) or len(text) > MAX_INSTRUCTIONS:
+        raise UsageError(f"instructions must be text of at most {MAX_INSTRUCTIONS} characters, got "
+                         f"{type(text).__name__} {str(text)[:40]!r}")
 
 
-def _check_adaptive(out: dict[str, Any]) -> None:
+def _check_adaptive(out: StudyConfig) -> None:
     if out["assignment"] not in ("balanced", "adaptive"):
         raise UsageError(f"assignment must be 'balanced' or 'adaptive', got {out['assignment']!r}")
     if not _number(out["target_width"]) or not 0.0 < out["target_width"] < 1.0:
@@ -88,7 +129,7 @@ def _check_code(name: str, code: object) -> None:
         raise UsageError(f"{name} must be 4-32 letters and digits, got {code!r}")
 
 
-def _check_platform(out: dict[str, Any]) -> None:
+def _check_platform(out: StudyConfig) -> None:
     if out["platform"] not in PLATFORMS:
         raise UsageError(f"platform must be one of {', '.join(PLATFORMS)}, got {out['platform']!r}")
     _check_code("completion_code", out["completion_code"])
@@ -114,14 +155,15 @@ def _check_platform(out: dict[str, Any]) -> None:
         raise UsageError("screened_code must differ from completion_code")
 
 
-def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
+def validate_config(cfg: Mapping[str, Any]) -> StudyConfig:
     """``cfg`` completed with the defaults and checked.
 
     Args:
         cfg: study settings by name; ``None`` values take the default.
 
     Returns:
-        Every setting of :data:`DEFAULTS`, with the given values.
+        Every setting of :data:`DEFAULTS`, with the given values (the checks below make the
+        :class:`StudyConfig` types true).
 
     Raises:
         ValueError: an unknown setting or a value out of its range (names the setting).
@@ -129,14 +171,20 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise UsageError(f"unknown study settings: {', '.join(sorted(unknown))}")
-    out = {**DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
+    out = cast(StudyConfig, {**DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}})
     _check_trials(out)
     _check_adaptive(out)
     _check_platform(out)
     return out
 
 
-def completion_url(cfg: dict[str, Any]) -> str | None:
+def prior_of(cfg: StudyConfig) -> tuple[float, float]:
+    """The Beta prior ``(a, b)`` of an adaptive study's items (stored as a two-element list)."""
+    a, b = cfg["prior"]
+    return float(a), float(b)
+
+
+def completion_url(cfg: StudyConfig) -> str | None:
     """The completion URL template of the study: its own, else Prolific's for a Prolific study."""
     url = cfg.get("completion_url")
     if url is None and cfg.get("platform") == "prolific":
@@ -144,7 +192,7 @@ def completion_url(cfg: dict[str, Any]) -> str | None:
     return url
 
 
-def stored_config(rows: Iterable[tuple[object, object]]) -> dict[str, Any]:
+def stored_config(rows: Iterable[tuple[object, object]]) -> StudyConfig:
     """The settings of a study from its ``config`` rows (name, JSON value), checked.
 
     The table is read as untrusted (the study file may come from someone else): every value is

@@ -49,6 +49,7 @@ from ..errors import DataError
 from .answers import AnswerPost
 from .items import Item
 from .posterior import credible_width, posterior_params
+from .settings import StudyConfig, prior_of
 from .store import create_study, load_config, next_trial, open_study, record_answer
 from .store_reports import answer_counts, item_keys, write_unsynced
 
@@ -163,7 +164,7 @@ def observer_items(pool: ObserverPool, n_items: int, seed: int) -> ObserverItems
     return ObserverItems(items, {pool.keys[i]: float(probs[i]) for i in pick})
 
 
-def _errors(con: Any, truth: dict[int, float], cfg: dict[str, Any]) -> tuple[int, float, float, float, float]:
+def _errors(con: Any, truth: dict[int, float], cfg: StudyConfig) -> tuple[int, float, float, float, float]:
     counts = dict.fromkeys(truth, (0, 0))
     for item, n, k in answer_counts(con):
         if item in counts:
@@ -172,7 +173,7 @@ def _errors(con: Any, truth: dict[int, float], cfg: dict[str, Any]) -> tuple[int
     k_arr = np.asarray([k for _, k in counts.values()], dtype=np.float64)
     p = np.asarray(list(truth.values()))
     err = np.abs(np.where(n_arr > 0, k_arr / np.maximum(n_arr, 1.0), 0.5) - p)
-    a, b = posterior_params(k_arr, n_arr, tuple(cfg["prior"]))
+    a, b = posterior_params(k_arr, n_arr, prior_of(cfg))
     level = float(cfg["credible_level"])
     lo, hi = special.betaincinv(a, b, (1.0 - level) / 2.0), special.betaincinv(a, b, (1.0 + level) / 2.0)
     return (int(n_arr.sum()), float(np.sqrt(np.mean(err ** 2))), float(np.quantile(err, 0.9)),

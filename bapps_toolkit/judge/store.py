@@ -36,7 +36,7 @@ from .items import Item, make_sentinels
 from .keys import create_keys, token_hash
 from .platform import Completion, new_code
 from .refusals import AlreadyAnswered, InvalidRequest, NotAllowed, NotFound, StudyUnavailable
-from .settings import DEFAULTS, stored_config, validate_config
+from .settings import DEFAULTS, StudyConfig, stored_config, validate_config
 
 __all__ = ["DEFAULTS", "validate_config", "create_study", "open_study", "load_config", "add_rater", "valid_rater",
            "check_rater", "next_trial", "record_answer", "image_png", "swapped_for", "Progress", "Trial", "Ack"]
@@ -98,9 +98,9 @@ class Ack(TypedDict):
     answer: int
 
 
-def _platform_codes(cfg: dict[str, Any]) -> dict[str, Any]:
+def _platform_codes(cfg: StudyConfig) -> StudyConfig:
     """Completion codes made up for a platform study that was given none."""
-    out = dict(cfg)
+    out = cfg.copy()
     if out["platform"] != "none" and out["completion_code"] is None:
         out["completion_code"] = new_code()
     screening = out["min_sentinel_accuracy"] is not None and out["screen_out"] == "code"
@@ -202,7 +202,7 @@ def serving_connection(db: PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> 
         raise StudyUnavailable(CANNOT_OPEN, "io") from None
 
 
-def load_config(con: sqlite3.Connection) -> dict[str, Any]:
+def load_config(con: sqlite3.Connection) -> StudyConfig:
     """The study's settings, checked (:func:`~.settings.stored_config`); later-added settings take their default.
 
     Raises:
@@ -263,14 +263,14 @@ def check_rater(con: sqlite3.Connection, rater: object, token: object, require_t
     return rater
 
 
-def _settled(con: sqlite3.Connection, rater: str, n_had: int, n_open: int, cfg: dict[str, Any]) -> bool:
+def _settled(con: sqlite3.Connection, rater: str, n_had: int, n_open: int, cfg: StudyConfig) -> bool:
     """Whether the rater keeps their order: items left, no reassignment, crowd platform, or completion given."""
     if n_open or (n_had and (not cfg["reassign_after_s"] or cfg["platform"] != "none")):
         return True
     return bool(n_had) and recorded_outcome(con, rater) is not None
 
 
-def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters_per_minute: int) -> None:
+def _assign(con: sqlite3.Connection, rater: str, cfg: StudyConfig, new_raters_per_minute: int) -> None:
     """Give ``rater`` their seeded order, or more items once it is answered (:mod:`.assign`).
 
     A rater seen for the first time is recorded here, with its first items, within the cap on new raters;
@@ -298,7 +298,7 @@ def _assign(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters
         con.execute("UPDATE raters SET seen=? WHERE id=?", (now, rater))
 
 
-def swapped_for(cfg: dict[str, Any], rater: str, item: int, kind: str = "2afc") -> int:
+def swapped_for(cfg: StudyConfig, rater: str, item: int, kind: str = "2afc") -> int:
     """Whether ``p1`` is shown on the left for this rater and 2AFC item (seeded, reproducible).
 
     Always 0 for JND: as in BAPPS, ``p0`` (the reference) is shown first, then ``p1``.
@@ -310,7 +310,7 @@ def swapped_for(cfg: dict[str, Any], rater: str, item: int, kind: str = "2afc") 
 
 
 @db_errors
-def next_trial(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], new_raters_per_minute: int = 0) -> Trial:
+def next_trial(con: sqlite3.Connection, rater: str, cfg: StudyConfig, new_raters_per_minute: int = 0) -> Trial:
     """The rater's first unanswered assigned item (so a closed tab resumes), with progress.
 
     When the rater is done in a study on a crowd platform (or one that screens raters by their
@@ -369,7 +369,7 @@ def image_png(con: sqlite3.Connection, rater: str, item: object, role: str) -> b
 
 
 @db_errors
-def record_answer(con: sqlite3.Connection, rater: str, cfg: dict[str, Any], post: AnswerPost) -> Ack:
+def record_answer(con: sqlite3.Connection, rater: str, cfg: StudyConfig, post: AnswerPost) -> Ack:
     """Store one answer, committed before return; nothing is written on any refusal.
 
     Raises:

@@ -28,6 +28,7 @@ from ..data.ids import shown
 from .answers import valid_rater
 from .keys import study_keys
 from .posterior import credible_width, posterior_params
+from .settings import StudyConfig, prior_of
 from .store_reports import (
     answer_times,
     rater_answer_times,
@@ -114,7 +115,7 @@ def _hist(values: np.ndarray, edges: list[float]) -> Histogram:
     return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def _policy(con: sqlite3.Connection, cfg: dict[str, Any]) -> PolicyInfo:
+def _policy(con: sqlite3.Connection, cfg: StudyConfig) -> PolicyInfo:
     keys = study_keys(con)
     adaptive = cfg["assignment"] == "adaptive"
     return {"study_id": keys.study_id if keys else None, "assignment": cfg["assignment"],
@@ -124,7 +125,7 @@ def _policy(con: sqlite3.Connection, cfg: dict[str, Any]) -> PolicyInfo:
             "prior": [float(v) for v in cfg["prior"]] if adaptive else None, "platform": cfg["platform"]}
 
 
-def _rater_rows(con: sqlite3.Connection, cfg: dict[str, Any], now: float) -> list[RaterRow]:
+def _rater_rows(con: sqlite3.Connection, cfg: StudyConfig, now: float) -> list[RaterRow]:
     rts: dict[str, list[float]] = {}
     for rid, rt in rater_answer_times(con):
         rts.setdefault(rid, []).append(rt)
@@ -141,19 +142,19 @@ def _rater_rows(con: sqlite3.Connection, cfg: dict[str, Any], now: float) -> lis
     return rows
 
 
-def _items(con: sqlite3.Connection, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _items(con: sqlite3.Connection, cfg: StudyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Answers and answers ``1`` per real item, and whether each is done."""
     rows = real_item_answer_counts(con)
     n = np.asarray([r[0] for r in rows], dtype=np.int64)
     k = np.asarray([r[1] for r in rows], dtype=np.int64)
     done = n >= int(cfg["judgments_per_item"])
     if cfg["assignment"] == "adaptive" and len(n):
-        a, b = posterior_params(k, n, tuple(cfg["prior"]))
+        a, b = posterior_params(k, n, prior_of(cfg))
         done |= credible_width(a, b, float(cfg["credible_level"])) < float(cfg["target_width"])
     return n, k, done
 
 
-def study_summary(con: sqlite3.Connection, cfg: dict[str, Any]) -> StudySummary:
+def study_summary(con: sqlite3.Connection, cfg: StudyConfig) -> StudySummary:
     """The dashboard's summary of the study (module docstring); reads only."""
     now = time.time()
     n, k, done = _items(con, cfg)
@@ -163,7 +164,7 @@ def study_summary(con: sqlite3.Connection, cfg: dict[str, Any]) -> StudySummary:
     top = max(int(cfg["judgments_per_item"]), int(n.max()) if len(n) else 0)
     widths = None
     if cfg["assignment"] == "adaptive" and len(n):
-        a, b = posterior_params(k, n, tuple(cfg["prior"]))
+        a, b = posterior_params(k, n, prior_of(cfg))
         widths = _hist(credible_width(a, b, float(cfg["credible_level"])), WIDTH_EDGES)
     s_n = sum(r["sentinels"] for r in raters)
     a_n = sum(r["agreement_items"] for r in raters)

@@ -101,19 +101,19 @@ def _db_judgments(db: Path, manifest: Manifest, min_sentinel_accuracy: float | N
     out: dict[tuple[str, str], tuple[float, int]] = {}
     con = open_study(db)
     try:
-        for row in t["items"].values():
-            key, stem, votes = row["key"], row["stem"], row["votes"]
+        for row in t.items.values():
+            key, stem, votes = row.key, row.stem, row.votes
             if not isinstance(key, str) or not isinstance(stem, str) or STEM_PATTERN.fullmatch(stem) is None:
                 continue
             it = wanted.get((key, stem))
-            if it is None or row["kind"] != "2afc" or not votes:
+            if it is None or row.kind != "2afc" or not votes:
                 continue
-            blobs = item_images(con, int(row["id"]), "2afc")[1:]  # (ref, p0, p1) -> (p0, p1)
+            blobs = item_images(con, row.id, "2afc")[1:]  # (ref, p0, p1) -> (p0, p1)
             for role, blob in zip(("p0", "p1"), blobs, strict=True):
-                _check_digest(it, role, _decode_blob(blob, f"{db} item {row['id']}"), str(db))
+                _check_digest(it, role, _decode_blob(blob, f"{db} item {row.id}"), str(db))
             answers = [int(v) for _, v in votes]
             if any(v not in (0, 1) for v in answers):
-                raise DataError(f"{db} item {row['id']}: answers must be 0 or 1")
+                raise DataError(f"{db} item {row.id}: answers must be 0 or 1")
             out[(key, stem)] = (float(np.mean(answers)), len(answers))
     finally:
         con.close()

@@ -9,7 +9,7 @@ import pytest
 
 from bapps_toolkit.cli.main import main
 from bapps_toolkit.data.layout import scan_set
-from bapps_toolkit.judge import add_rater, export, read_items, status_text
+from bapps_toolkit.judge import add_rater, export, read_items, status_text, tally
 from bapps_toolkit.judge.store import open_study
 
 from .helpers import answer_for, call, jnd_timings, nxt
@@ -193,6 +193,14 @@ def test_export_bapps_csv_threshold(make_study, live, tmp_path, unjudged):
     summary = json.loads((tmp_path / "kept" / "summary.json").read_text())
     assert 0.5 <= summary["human_ceiling_2afc"] <= 1.0
     assert not list(tmp_path.glob(".*tmp*"))
+    t = tally(db, min_sentinel_accuracy=0.99)  # the typed records behind the export
+    assert t.summary.raters_kept == 3 and not t.raters["sloppy"].kept and t.raters["c1"].sentinel_accuracy == 1.0
+    assert {k: v for k, v in t.summary.as_json().items() if k in summary} == \
+        {k: v for k, v in summary.items() if k in t.summary.as_json()}
+    by_stem = {(it.key, it.stem): it for it in t.items.values()}
+    for r in man:
+        it = by_stem[(r["set_key"], r["stem"])]
+        assert it.kind == "2afc" and len(it.votes) == 3 and it.fraction == pytest.approx(float(r["judge"]), abs=1e-6)
 
 
 def test_answers_map_swap_to_p0_p1(make_study, live):

@@ -74,6 +74,11 @@ def _answer_all(client, rater: str, token: str) -> None:
     ("judgments_per_item", "{not json", "not JSON"),
     ("judgments_per_item", "[" * 100000 + "]" * 100000, "not JSON"),
     ("no_such_setting", json.dumps(1), "unknown study settings"),
+    ("seed", json.dumps("x" * 10000), "seed must be an integer"),
+    ("seed", json.dumps([1, 2]), "seed must be an integer"),
+    ("seed", json.dumps(2**70), "seed must be an integer"),
+    ("instructions", json.dumps({"a": 1}), "instructions must be text"),
+    ("instructions", json.dumps("x" * 20001), "instructions must be text"),
 ])
 def test_hostile_settings_are_refused_before_anything_is_served(prolific, name, value, words):
     _sql(prolific, "INSERT OR REPLACE INTO config VALUES (?, ?)", name, value)
