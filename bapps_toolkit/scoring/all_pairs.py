@@ -28,6 +28,7 @@ error naming two files of different sizes, unless ``resize="WxH"`` says the comm
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +50,23 @@ from .pair_stream import iter_batches, plan_batches, to_input
 CACHE_BYTES = 1 << 30
 #: Memory of the two blocks of rows a block of the matrix is computed from (256 MiB).
 BLOCK_BYTES = 256 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How a scoring run batches and caches (``bapps score`` options; defaults in :mod:`.pair_run`).
+
+    ``batch_size`` and ``max_batch_pixels`` bound a batch; ``num_workers`` decoding processes
+    (``None``: chosen from the cores); ``cache_bytes`` bounds the decoded images or features kept
+    for all-pairs scoring, ``block_bytes`` one block of its distance matrix.
+    """
+
+    device: torch.device
+    batch_size: int
+    max_batch_pixels: int
+    num_workers: int | None
+    cache_bytes: int = CACHE_BYTES
+    block_bytes: int = BLOCK_BYTES
 
 Skip = Callable[[int, int, int, int], bool]
 Block = tuple[int, int, int, int]
@@ -101,13 +119,13 @@ def _layer_weights(metric: LPIPS, feats: Sequence[torch.Tensor]) -> list[torch.T
 
 
 def _feature_batches(metric: LPIPS, files: Sequence[Path], targets: np.ndarray,
-                     opts: dict[str, Any]) -> Callable[[Sequence[list[int]]], Iterator[Any]]:
+                     opts: RunOptions) -> Callable[[Sequence[list[int]]], Iterator[Any]]:
     """Per batch of images ``(indices, feature rows float32, norms n_i, flat weights or None)``."""
-    dev, items = opts["device"], [(p,) for p in files]
+    dev, items = opts.device, [(p,) for p in files]
 
     def run(mine: Sequence[list[int]]) -> Iterator[Any]:
         first = True
-        for idx, (imgs,) in iter_batches(items, targets, list(mine), num_workers=opts["num_workers"],
+        for idx, (imgs,) in iter_batches(items, targets, list(mine), num_workers=opts.num_workers,
                                          pin_memory=dev.type == "cuda"):
             x = to_input(imgs, dev)
             if first:
@@ -124,17 +142,17 @@ def _feature_batches(metric: LPIPS, files: Sequence[Path], targets: np.ndarray,
     return run
 
 
-def _feature_store(metric: LPIPS, files: Sequence[Path], targets: np.ndarray, opts: dict[str, Any],
+def _feature_store(metric: LPIPS, files: Sequence[Path], targets: np.ndarray, opts: RunOptions,
                    bar: Any, ctx: DistContext) -> tuple[RowStore, np.ndarray, np.ndarray]:
     """Features of every image (one pass): the store, the norms ``n_i`` and the flat weights."""
     n = len(files)
     store: RowStore | None = None
     norms = np.zeros(n, dtype=np.float64)
     wflat: np.ndarray | None = None
-    batches = plan_batches(targets, range(n), 2 * opts["batch_size"], 2 * opts["max_batch_pixels"])
+    batches = plan_batches(targets, range(n), 2 * opts.batch_size, 2 * opts.max_batch_pixels)
     for idx, rows, part, w in sharded(ctx, batches, _feature_batches(metric, files, targets, opts)):
         if store is None:
-            store = RowStore(n, rows.shape[1], np.float32, opts["cache_bytes"])
+            store = RowStore(n, rows.shape[1], np.float32, opts.cache_bytes)
         wflat = w if wflat is None else wflat
         norms[idx] = part
         store.put(idx[0], rows)
@@ -144,15 +162,15 @@ def _feature_store(metric: LPIPS, files: Sequence[Path], targets: np.ndarray, op
     return store, norms, wflat
 
 
-def _image_store(files: Sequence[Path], targets: np.ndarray, opts: dict[str, Any], bar: Any,
+def _image_store(files: Sequence[Path], targets: np.ndarray, opts: RunOptions, bar: Any,
                  ctx: DistContext) -> RowStore:
     h, w = int(targets[0, 0]), int(targets[0, 1])
-    store = RowStore(len(files), h * w * 3, np.uint8, opts["cache_bytes"])
-    batches = plan_batches(targets, range(len(files)), 2 * opts["batch_size"], 2 * opts["max_batch_pixels"])
+    store = RowStore(len(files), h * w * 3, np.uint8, opts.cache_bytes)
+    batches = plan_batches(targets, range(len(files)), 2 * opts.batch_size, 2 * opts.max_batch_pixels)
     items = [(p,) for p in files]
 
     def run(mine: Sequence[list[int]]) -> Iterator[tuple[list[int], np.ndarray]]:
-        for idx, (imgs,) in iter_batches(items, targets, list(mine), num_workers=opts["num_workers"]):
+        for idx, (imgs,) in iter_batches(items, targets, list(mine), num_workers=opts.num_workers):
             yield idx, imgs.reshape(len(idx), -1).numpy()
 
     for idx, rows in sharded(ctx, batches, run):
@@ -169,9 +187,9 @@ def _pairs_in_block(i0: int, i1: int, j0: int, j1: int) -> tuple[np.ndarray, np.
 
 
 def _pairwise_block(metric: Metric, rows_i: np.ndarray, rows_j: np.ndarray, ii: np.ndarray, jj: np.ndarray,
-                    hw: tuple[int, int], opts: dict[str, Any], first: bool) -> np.ndarray:
-    dev, out = opts["device"], np.full((len(rows_i), len(rows_j)), np.nan)
-    per = max(1, min(opts["batch_size"], opts["max_batch_pixels"] // (hw[0] * hw[1])))
+                    hw: tuple[int, int], opts: RunOptions, first: bool) -> np.ndarray:
+    dev, out = opts.device, np.full((len(rows_i), len(rows_j)), np.nan)
+    per = max(1, min(opts.batch_size, opts.max_batch_pixels // (hw[0] * hw[1])))
     for s in range(0, len(ii), per):
         a, b = ii[s:s + per], jj[s:s + per]
         x0 = to_input(torch.from_numpy(rows_i[a].reshape(-1, 3, hw[0], hw[1])), dev)
@@ -181,7 +199,7 @@ def _pairwise_block(metric: Metric, rows_i: np.ndarray, rows_j: np.ndarray, ii: 
     return out
 
 
-def iter_blocks(metric: Metric, files: Sequence[Path], targets: np.ndarray, opts: dict[str, Any], *,
+def iter_blocks(metric: Metric, files: Sequence[Path], targets: np.ndarray, opts: RunOptions, *,
                 skip: Skip | None = None, progress: bool = False,
                 ctx: DistContext | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """Blocks ``(i0, j0, D)`` of the upper triangle (``j0 >= i0``) of the distance matrix.
@@ -207,7 +225,7 @@ def iter_blocks(metric: Metric, files: Sequence[Path], targets: np.ndarray, opts
             store, norms, wflat = _feature_store(metric, files, targets, opts, bar, ctx)
         else:
             store, norms, wflat = _image_store(files, targets, opts, bar, ctx), np.zeros(0), np.zeros(0)
-    r = int(max(1, min(n, opts["block_bytes"] // (2 * store.k * (8 if feat else 1)))))
+    r = int(max(1, min(n, opts.block_bytes // (2 * store.k * (8 if feat else 1)))))
     coords = [(i0, min(n, i0 + r), j0, min(n, j0 + r)) for i0 in range(0, n, r) for j0 in range(i0, n, r)]
     coords = [c for c in coords if skip is None or not skip(*c)]
     try:
@@ -218,7 +236,7 @@ def iter_blocks(metric: Metric, files: Sequence[Path], targets: np.ndarray, opts
 
 
 def _block_runner(metric: Metric, store: RowStore, norms: np.ndarray, wflat: np.ndarray, feat: bool,
-                  hw: tuple[int, int], opts: dict[str, Any]) -> Callable[[Sequence[Block]], Iterator[Any]]:
+                  hw: tuple[int, int], opts: RunOptions) -> Callable[[Sequence[Block]], Iterator[Any]]:
     """The blocks ``(i0, j0, D)`` of a list of block coordinates ``(i0, i1, j0, j1)``."""
     def run(mine: Sequence[Block]) -> Iterator[tuple[int, int, np.ndarray]]:
         first, last_i0, rows_i = True, -1, np.zeros(0)

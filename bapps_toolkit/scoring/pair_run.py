@@ -61,7 +61,7 @@ class Run:
 
     members: list[Member]
     table: Table
-    opts: dict[str, Any]
+    opts: ap.RunOptions
     progress: bool
     notes: Notes | None
     ctx: DistContext = dataclasses.field(default_factory=DistContext)
@@ -105,11 +105,11 @@ def setup_run(metric: Any, backbone_weights: WeightSpecs, lin_weights: WeightSpe
         raise UsageError(f"a metric is given twice: {', '.join(ids)}")
     dev = join_process_group(options.pop("device", None))
     ctx = current_context()
-    opts = dict(device=dev, batch_size=int(options.pop("batch_size", DEFAULT_BATCH_SIZE)),
-                max_batch_pixels=int(options.pop("max_batch_pixels", DEFAULT_BATCH_PIXELS)),
-                num_workers=options.pop("num_workers", None),
-                cache_bytes=int(options.pop("cache_bytes", ap.CACHE_BYTES)),
-                block_bytes=int(options.pop("block_bytes", ap.BLOCK_BYTES)))
+    opts = ap.RunOptions(device=dev, batch_size=int(options.pop("batch_size", DEFAULT_BATCH_SIZE)),
+                         max_batch_pixels=int(options.pop("max_batch_pixels", DEFAULT_BATCH_PIXELS)),
+                         num_workers=options.pop("num_workers", None),
+                         cache_bytes=int(options.pop("cache_bytes", ap.CACHE_BYTES)),
+                         block_bytes=int(options.pop("block_bytes", ap.BLOCK_BYTES)))
     progress, notes = bool(options.pop("progress", True)) and ctx.is_main, options.pop("notes", None)
     # the memory layout as evaluate chooses it: channels_last for the deep metrics (faster on CPU,
     # the same distances up to float rounding); fp32 unless asked (a reduced precision is named in
@@ -117,7 +117,7 @@ def setup_run(metric: Any, backbone_weights: WeightSpecs, lin_weights: WeightSpe
     ex = check_execution(str(options.pop("precision", "fp32")), False, options.pop("channels_last", None), dev)
     if options:
         raise TypeError(f"unexpected option(s): {', '.join(sorted(options))}")
-    plan_batches(np.zeros((0, 2)), [], opts["batch_size"], opts["max_batch_pixels"])  # checks the two
+    plan_batches(np.zeros((0, 2)), [], opts.batch_size, opts.max_batch_pixels)  # checks the two
     members = []
     for mid, m in resolved:
         m = m.to(dev).eval()
@@ -156,14 +156,14 @@ def check_min_size(run: Run, targets: np.ndarray, files: Sequence[Path]) -> None
 def pair_chunks(run: Run, items: Sequence[tuple[Path, Path]], targets: np.ndarray, have: np.ndarray) -> Chunks:
     """``(pair indices, distances)`` batch by batch for the pairs not in ``have``."""
     o = run.opts
-    batches = plan_batches(targets, np.flatnonzero(~have).tolist(), o["batch_size"], o["max_batch_pixels"])
+    batches = plan_batches(targets, np.flatnonzero(~have).tolist(), o.batch_size, o.max_batch_pixels)
 
     def score(mine: Sequence[list[int]]) -> Chunks:
         seen: set[tuple[int, ...]] = set()
-        workers = 0 if len(mine) == 1 else o["num_workers"]
+        workers = 0 if len(mine) == 1 else o.num_workers
         for idx, (a, b) in iter_batches(items, targets, list(mine), num_workers=workers,
-                                        pin_memory=o["device"].type == "cuda"):
-            x0, x1 = to_input(a, o["device"]), to_input(b, o["device"])
+                                        pin_memory=o.device.type == "cuda"):
+            x0, x1 = to_input(a, o.device), to_input(b, o.device)
             size = tuple(a.shape[2:4])
             d = [m.prepared.distance(x0, x1, validate=size not in seen).reshape(len(idx)).double().cpu().numpy()
                  for m in run.members]  # every metric on the batch decoded once
