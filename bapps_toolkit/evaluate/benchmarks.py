@@ -18,12 +18,13 @@ The benchmarks: BAPPS, NIGHTS and the correlation sets (TID2013, KADID-10k, PIPA
 * **BAPPS**: :func:`bapps_toolkit.evaluate.runner.run_evaluation`, unchanged; the cross table
   takes its 2AFC mean(traditional, cnn) row and the mean of its JND mAP rows.
 
-Rows are tidy dicts (:data:`ROW_KEYS`); :func:`cross_table` pivots them into metrics × columns.
+Rows are tidy typed dicts (:class:`~.benchmark_records.BenchmarkRow`, :data:`ROW_KEYS`);
+:func:`cross_table` pivots them into metrics × columns.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,29 +42,14 @@ from ..metrics.plugins import parse_metric_options
 from ..metrics.presets import expand_presets, merge_options
 from ..metrics.resolve import WeightSpecs, metric_label, resolve_metric, trusted_with_metrics
 from ..scores import bootstrap_distribution, paired_bootstrap, score_2afc
+from .benchmark_records import ROW_KEYS as ROW_KEYS
+from .benchmark_records import BenchmarkResult as BenchmarkResult
+from .benchmark_records import BenchmarkRow, ComparisonRow, ScatterData
+from .benchmark_records import FitNote as FitNote
 from .compare import check_compare
 from .cross_table import Cell as Cell
 from .cross_table import cross_table as cross_table
 from .runner import run_evaluation
-
-ROW_KEYS = ("metric", "label", "calibrated", "benchmark", "kind", "part", "figure", "n", "value",
-            "ci_low", "ci_high", "synthetic", "direction")
-
-
-@dataclass
-class BenchmarkResult:
-    """Tidy :attr:`rows`, the per-set predictions for the figures, paired comparisons, notes."""
-
-    rows: list[dict[str, Any]]
-    scatter: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    comparisons: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    fit_notes: list[FitNote] = field(default_factory=list)
-
-    @property
-    def synthetic(self) -> bool:
-        """Whether any row comes from a synthetic replica (then every report says so)."""
-        return any(r["synthetic"] for r in self.rows)
 
 
 def _run_pairs(metric: Any, a: Sequence[Hashable], b: Sequence[Hashable], *, device: Any, batch_size: int,
@@ -123,31 +109,14 @@ def _array_pairs(metric: Any, a: Any, b: Any, *, device: Any, batch_size: int) -
 
 
 def _row(mid: str, metric: Any, bench: str, kind: str, part: str, figure: str, n: int, value: float,
-         lo: float, hi: float, synthetic: bool, direction: str) -> dict[str, Any]:
-    return dict(metric=mid, label=metric_label(mid, metric), calibrated=bool(metric.calibrated),
+         lo: float, hi: float, synthetic: bool, direction: str) -> BenchmarkRow:
+    return BenchmarkRow(metric=mid, label=metric_label(mid, metric), calibrated=bool(metric.calibrated),
                 benchmark=bench, kind=kind, part=part, figure=figure, n=int(n), value=float(value),
                 ci_low=float(lo), ci_high=float(hi), synthetic=bool(synthetic), direction=direction)
 
 
-@dataclass(frozen=True)
-class FitNote:
-    """Resamples of one set whose logistic fit (PLCC/RMSE) did not converge within its budget.
-
-    ``parts`` lists ``part non-converged/fitted`` for each part (``all``, ``type:…``) that had any.
-    """
-
-    metric: str
-    benchmark: str
-    parts: str
-
-    def __str__(self) -> str:
-        return (f"{self.benchmark} / {self.metric}: resamples whose logistic fit did not converge "
-                f"(their PLCC/RMSE use the straight line, as a point estimate does when its fit fails): "
-                f"{self.parts}")
-
-
 def score_correlation_set(cset: Any, mid: str, metric: Any, distances: np.ndarray, *, n_boot: int, seed: int,
-                          notes: list[FitNote] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                          notes: list[FitNote] | None = None) -> tuple[list[BenchmarkRow], ScatterData]:
     """Rows and scatter data of one set (a :class:`CorrelationSet` or a packed one).
 
     The rows are overall and per distortion type, each with reference-resampling intervals; a :class:`FitNote`
@@ -169,13 +138,13 @@ def score_correlation_set(cset: Any, mid: str, metric: Any, distances: np.ndarra
     if bad:
         notes.append(FitNote(mid, cset.name, ", ".join(f"{part} {r.n_not_converged}/{r.n_fitted}" for part, r in bad)))
     fit = corr.fit_logistic(s, cset.score)
-    scatter = dict(s=s, y=cset.score, fit=fit, types=list(cset.dist_type), score_name=cset.score_name,
+    scatter = ScatterData(s=s, y=cset.score, fit=fit, types=list(cset.dist_type), score_name=cset.score_name,
                    label=metric_label(mid, metric), synthetic=cset.synthetic)
     return rows, scatter
 
 
 def score_2afc_part(name: str, judge: np.ndarray, synthetic: bool, mid: str, metric: Any, d0: np.ndarray,
-                    d1: np.ndarray, *, part: str, n_boot: int, seed: int) -> dict[str, Any]:
+                    d1: np.ndarray, *, part: str, n_boot: int, seed: int) -> BenchmarkRow:
     """The 2AFC row of one part of a 2AFC benchmark, with its item-bootstrap interval."""
     boot = bootstrap_distribution(score_2afc, d0, d1, judge, n_boot=n_boot, seed=seed)
     fin = boot[np.isfinite(boot)]
@@ -295,13 +264,13 @@ def _bapps(root: Path, specs: list[Any], opt: _Options, result: BenchmarkResult,
            pair: tuple[str, str] | None) -> None:
     ev = run_evaluation(root, specs, device=opt.device, n_boot=opt.n_boot, seed=opt.seed, progress=False,
                         compare=pair, **weights)
-    result.comparisons += [dict(a=c["a"], b=c["b"], set=f"bapps/{c['mode']}/{c['split']}/{c['category']}",
+    result.comparisons += [ComparisonRow(a=c["a"], b=c["b"], set=f"bapps/{c['mode']}/{c['split']}/{c['category']}",
                                 figure="2afc" if c["mode"] == "2afc" else "map", diff=c["diff"], ci_low=c["ci_low"],
                                 ci_high=c["ci_high"], p_value=c["p_value"]) for c in ev.comparisons]
     for r in ev.table.to_dict("records"):
         mode, cat = r["mode"], r["category"]
         part = f"{r['split']}/{cat}"
-        result.rows.append(dict(metric=r["metric"], label=r["label"], calibrated=r["calibrated"],
+        result.rows.append(BenchmarkRow(metric=r["metric"], label=r["label"], calibrated=r["calibrated"],
                                 benchmark="bapps", kind=mode, part=part,
                                 figure="2afc" if mode == "2afc" else "map", n=r["n"], value=r["score"],
                                 ci_low=r["ci_low"], ci_high=r["ci_high"], synthetic=r["synthetic"],
@@ -357,7 +326,7 @@ def evaluate_benchmarks(source: PathLike, metrics: Sequence[Any], *, format: str
     return result
 
 
-def _compare(keep: dict[tuple[str, str], Any], a: str, b: str, opt: _Options) -> list[dict[str, Any]]:
+def _compare(keep: dict[tuple[str, str], Any], a: str, b: str, opt: _Options) -> list[ComparisonRow]:
     out = []
     for (mid, key), va in keep.items():
         if mid != a or (b, key) not in keep or key.startswith("bapps/"):
@@ -370,7 +339,7 @@ def _compare(keep: dict[tuple[str, str], Any], a: str, b: str, opt: _Options) ->
             diff, (lo, hi), p = corr.paired_correlation_difference(va[0], vb[0], va[1], va[2], n_boot=opt.n_boot,
                                                                    seed=opt.seed)
             figure = "srcc"
-        out.append(dict(a=a, b=b, set=key, figure=figure, diff=diff, ci_low=lo, ci_high=hi, p_value=p))
+        out.append(ComparisonRow(a=a, b=b, set=key, figure=figure, diff=diff, ci_low=lo, ci_high=hi, p_value=p))
     return out
 
 

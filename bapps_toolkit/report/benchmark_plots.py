@@ -12,11 +12,11 @@ import numpy as np
 from .._io import PathLike
 from .._plot import pyplot, save_figure
 from ..errors import UsageError
-from ..evaluate.benchmarks import BenchmarkResult
+from ..evaluate.benchmark_records import BenchmarkResult, ScatterData
 from .plots import short_label
 
 
-def plot_scatter(data: dict[str, Any], benchmark: str, ax: Any) -> Any:
+def plot_scatter(data: ScatterData, benchmark: str, ax: Any) -> Any:
     """Prediction (signed distance) against the subjective score, coloured by type, with the logistic.
 
     The fitted logistic has 5 parameters; the title names the fit method.
