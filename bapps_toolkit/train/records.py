@@ -23,6 +23,18 @@ STREAMED_RULE = ("per epoch, from one generator seeded from (seed, epoch): randp
                  "window_chunks chunks; then randperm of the rows of each window in turn")
 
 
+class ShuffleInfo(TypedDict):
+    """The card's ``shuffle`` entry: how the training triplets were drawn (compared on resume)."""
+
+    mode: str
+    memory_budget_mb: int
+    data_mb: float
+    rule: str
+    chunk_rows: NotRequired[int]
+    n_chunks: NotRequired[int]
+    window_chunks: NotRequired[int]
+
+
 @dataclass(frozen=True)
 class DataPlan:
     """How a run's training triplets are read: ``mode`` :data:`EXACT` (held whole) or :data:`STREAMED`.
@@ -41,15 +53,14 @@ class DataPlan:
     def data_mb(self) -> float:
         return self.n * self.triplet_bytes / 2 ** 20
 
-    def card(self) -> dict[str, Any]:
+    def card(self) -> ShuffleInfo:
         """The card's ``shuffle`` entry (compared on resume: ``mode``, ``chunk_rows``, ``window_chunks``)."""
-        out: dict[str, Any] = {"mode": self.mode, "memory_budget_mb": self.budget_mb,
-                               "data_mb": round(self.data_mb, 1)}
+        out = ShuffleInfo(mode=self.mode, memory_budget_mb=self.budget_mb, data_mb=round(self.data_mb, 1),
+                          rule=STREAMED_RULE if self.mode == STREAMED else EXACT_RULE)
         if self.mode == STREAMED:
-            out.update(chunk_rows=max(e - s for _, s, e in self.chunks), n_chunks=len(self.chunks),
-                       window_chunks=self.window, rule=STREAMED_RULE)
-        else:
-            out["rule"] = EXACT_RULE
+            out["chunk_rows"] = max(e - s for _, s, e in self.chunks)
+            out["n_chunks"] = len(self.chunks)
+            out["window_chunks"] = self.window
         return out
 
     def describe(self) -> str:
@@ -104,6 +115,61 @@ class EpochRow(TypedDict):
     files: NotRequired[dict[str, str]]
 
 
+class CardData(TypedDict):
+    """The card's ``data`` entry: the packed file, whether it is synthetic, the training sets and their sizes."""
+
+    source: str
+    synthetic: bool
+    datasets: dict[str, int]
+    n_train: int
+    val_datasets: list[str]
+
+
+class CardSchedule(TypedDict):
+    """The card's ``schedule`` entry: the optimiser and the learning rate of every epoch."""
+
+    optimizer: str
+    lr: float
+    betas: list[float]
+    batch_size: int
+    epochs: int
+    decay_epochs: int
+    lr_per_epoch: list[float]
+    shuffle: bool
+    dropout: float
+    rule: str
+
+
+class CardLoss(TypedDict):
+    """The card's ``loss`` entry: the ranking loss, its margin (hinge) and its formula in words."""
+
+    name: str
+    margin: float | None
+    formula: str
+
+
+class ResumeMark(TypedDict):
+    """One entry of the card's ``resumed`` list: the epoch a run was resumed from, and when."""
+
+    from_epoch: int
+    at: str
+
+
+class PrecomputeInfo(TypedDict):
+    """The card's ``precompute`` entry (fast path): seconds spent on backbone features, images seen."""
+
+    seconds: float
+    images: int
+
+
+class ValScores(TypedDict):
+    """A card's ``initial_val`` / ``baseline_val``: mean 2AFC over the val sets, per set, and what was scored."""
+
+    val_2afc: float | None
+    per_set: dict[str, float]
+    note: str
+
+
 class RunCard(TypedDict, total=False):
     """The run card ``card.json``: what a run trained, on what, how far it got.
 
@@ -120,11 +186,11 @@ class RunCard(TypedDict, total=False):
     version: str
     calibrated: bool
     calibration_note: str
-    data: dict[str, Any]
+    data: CardData
     backbone: BackboneSource
-    schedule: dict[str, Any]
+    schedule: CardSchedule
     seed: int
-    loss: dict[str, Any]
+    loss: CardLoss
     fast_path: bool
     fast_path_dropout: str | None
     lin_init: str
@@ -135,14 +201,14 @@ class RunCard(TypedDict, total=False):
     finished: bool
     history: list[EpochRow]
     files: dict[str, str]
-    resumed: list[dict[str, Any]]
+    resumed: list[ResumeMark]
     device: str
     world_size: int
     bf16: bool
-    precompute: dict[str, Any] | None
-    shuffle: dict[str, Any]
-    initial_val: dict[str, Any]
-    baseline_val: dict[str, Any]
+    precompute: PrecomputeInfo | None
+    shuffle: ShuffleInfo
+    initial_val: ValScores
+    baseline_val: ValScores
 
 
 @dataclass(frozen=True)
@@ -253,5 +319,6 @@ class ModelMeta:
                    {k: str(v) for k, v in metadata.items() if k not in FLAG_KEYS})
 
 
-__all__ = ["PluginSource", "BackboneSource", "EpochRow", "RunCard", "RunStart", "RunRefusal", "ModelMeta",
+__all__ = ["PluginSource", "BackboneSource", "EpochRow", "CardData", "CardSchedule", "CardLoss", "ResumeMark",
+           "PrecomputeInfo", "ShuffleInfo", "ValScores", "RunCard", "RunStart", "RunRefusal", "ModelMeta",
            "read_flag", "FLAG_KEYS"]

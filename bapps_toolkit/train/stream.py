@@ -83,7 +83,7 @@ def plan_data(source: str, keys: Sequence[str], budget_mb: int, *, fast: bool) -
     return DataPlan(STREAMED, n, per, budget_mb, tuple(chunks), int(window))
 
 
-def _way(d: dict[str, Any]) -> str:
+def _way(d: Mapping[str, Any]) -> str:
     if d.get("mode") == STREAMED:
         return f"streamed shuffle (chunk_rows {d.get('chunk_rows')}, window_chunks {d.get('window_chunks')})"
     return f"{d.get('mode')} shuffle"

@@ -5,7 +5,6 @@ From the fast path's cached vectors, or through the full network.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +14,7 @@ from ..scores import score_2afc
 from .config import TrainConfig
 from .fastpath import TripletVectors
 from .model import TrainModule
+from .records import ValScores
 
 
 def _score(d0: np.ndarray, d1: np.ndarray, judge: np.ndarray) -> float:
@@ -74,16 +74,16 @@ class Validator:
             return val_scores_fast(self.module, self.vecs)
         return val_scores_full(self.module, self.cfg, self.keys, self.device)
 
-    def initial(self) -> dict[str, dict[str, Any]]:
+    def initial(self) -> dict[str, ValScores]:
         """Card entries before training: the seeded init, and (fast path) the equal-weight baseline."""
         iv = self.scores()
-        out = {"initial_val": {"val_2afc": mean_score(iv), "per_set": iv,
-                               "note": "untrained (seeded init) linear layers, same backbone"}}
+        out = {"initial_val": ValScores(val_2afc=mean_score(iv), per_set=iv,
+                                        note="untrained (seeded init) linear layers, same backbone")}
         if self.vecs is not None:
             ones = torch.ones_like(self.module.lin_vector().detach())
             bv = val_scores_fast(self.module, self.vecs, ones)
-            out["baseline_val"] = {"val_2afc": mean_score(bv), "per_set": bv,
-                                   "note": "all channels weighted equally (LPIPS baseline), same backbone"}
+            out["baseline_val"] = ValScores(val_2afc=mean_score(bv), per_set=bv,
+                                            note="all channels weighted equally (LPIPS baseline), same backbone")
         return out
 
 
