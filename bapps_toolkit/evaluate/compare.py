@@ -13,7 +13,7 @@ interval excludes 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -24,6 +24,33 @@ from .distances import SetDistances
 #: Keys of a comparison record (the ``comparisons`` of an evaluation).
 COMPARISON_KEYS = ("a", "b", "label_a", "label_b", "mode", "split", "category", "n", "score_a",
                    "score_b", "diff", "ci_low", "ci_high", "p_value", "alpha", "n_boot", "synthetic")
+
+
+class Comparison(TypedDict):
+    """Metric A against metric B on one BAPPS set (the fields of :data:`COMPARISON_KEYS`).
+
+    ``diff`` is score A − score B (2AFC or JND mAP), ``ci_low``/``ci_high`` its paired bootstrap
+    interval at level ``1 - alpha`` over ``n_boot`` finite resamples, ``p_value`` the two-sided
+    test of no difference.
+    """
+
+    a: str
+    b: str
+    label_a: str
+    label_b: str
+    mode: str
+    split: str
+    category: str
+    n: int
+    score_a: float
+    score_b: float
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    alpha: float
+    n_boot: int
+    synthetic: bool
 
 
 def check_compare(compare: Sequence[str] | None, ids: Sequence[str]) -> tuple[str, str] | None:
@@ -59,9 +86,9 @@ def _arrays(sd: SetDistances) -> tuple[Callable[..., float], tuple[Any, ...]]:
 
 def _record(a: SetDistances, b: SetDistances, mode: str, split: str, category: str, n: int,
             scores: tuple[float, float], diff: float, boot: np.ndarray, alpha: float,
-            synthetic: bool) -> dict[str, Any]:
+            synthetic: bool) -> Comparison:
     res = paired_result(diff, boot, alpha)
-    return dict(a=a.metric, b=b.metric, label_a=a.label, label_b=b.label, mode=mode, split=split,
+    return Comparison(a=a.metric, b=b.metric, label_a=a.label, label_b=b.label, mode=mode, split=split,
                 category=category, n=int(n), score_a=float(scores[0]), score_b=float(scores[1]),
                 diff=res.diff, ci_low=res.ci[0], ci_high=res.ci[1], p_value=res.p_value, alpha=float(alpha),
                 n_boot=int(np.isfinite(boot).sum()), synthetic=bool(synthetic))
@@ -69,7 +96,7 @@ def _record(a: SetDistances, b: SetDistances, mode: str, split: str, category: s
 
 def compare_metrics(pair: tuple[str, str], distances: Sequence[SetDistances], *, n_boot: int,
                     seeds: Mapping[str, int], alpha: float, synthetic: Mapping[str, bool],
-                    device: Any = None) -> list[dict[str, Any]]:
+                    device: Any = None) -> list[Comparison]:
     """Comparison records (:data:`COMPARISON_KEYS`) of A − B on every set both were scored on.
 
     Then the 2AFC mean row when val/traditional and val/cnn are both there.
@@ -79,7 +106,7 @@ def compare_metrics(pair: tuple[str, str], distances: Sequence[SetDistances], *,
     """
     by = {(sd.metric, sd.key): sd for sd in distances}
     a_id, b_id = pair
-    out: list[dict[str, Any]] = []
+    out: list[Comparison] = []
     kept: dict[str, tuple[float, float, float, np.ndarray, int]] = {}
     for sd in distances:
         if sd.metric != a_id or (b_id, sd.key) not in by:

@@ -61,7 +61,7 @@ from ..scores import (
     score_2afc,
 )
 from .calibrate import calibrate_distances
-from .compare import check_compare, compare_metrics
+from .compare import Comparison, check_compare, compare_metrics
 from .distances import EvalSet, SetDistances, check_distances_path, open_sets, set_distances, write_distances
 from .notes import Note, Selection
 
@@ -87,7 +87,7 @@ class EvaluationResult:
     n_boot: int
     seed: int
     #: ``compare=(A, B)``: records of A − B per set and for the 2AFC mean (:mod:`.compare`).
-    comparisons: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    comparisons: list[Comparison] = dataclasses.field(default_factory=list)
     #: Calibration of every metric on the 2AFC sets (:mod:`.calibrate`); its rows are also in
     #: ``table.attrs["calibration"]`` (without the per-item probabilities).
     calibration: CalibrationResult | None = None

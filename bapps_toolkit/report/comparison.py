@@ -13,11 +13,13 @@ from typing import Any
 
 import pandas as pd
 
+from ..evaluate.compare import Comparison
+
 __all__ = ["comparisons_of", "comparison_note", "comparison_markdown", "comparison_latex",
            "comparison_csv_rows", "format_p"]
 
 
-def comparisons_of(table: Any) -> list[dict[str, Any]]:
+def comparisons_of(table: Any) -> list[Comparison]:
     """The comparison records of ``table`` (empty without ``compare``)."""
     return list(getattr(table, "attrs", {}).get("comparisons") or [])
 
@@ -35,7 +37,7 @@ def _pts(v: float) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:+.1f}"
 
 
-def _title(c: dict[str, Any], column_title: Callable[[str, str, str], str]) -> str:
+def _title(c: Comparison, column_title: Callable[[str, str, str], str]) -> str:
     return column_title(c["mode"], c["split"], c["category"])
 
 
