@@ -162,8 +162,8 @@ def validate_config(cfg: Mapping[str, Any]) -> StudyConfig:
         cfg: study settings by name; ``None`` values take the default.
 
     Returns:
-        Every setting of :data:`DEFAULTS`, with the given values (the checks below make the
-        :class:`StudyConfig` types true).
+        Every setting of :data:`DEFAULTS`, with the given values, each checked against its
+        range and its :class:`StudyConfig` type.
 
     Raises:
         ValueError: an unknown setting or a value out of its range (names the setting).
