@@ -292,7 +292,10 @@ def fit_buffer(buf: np.ndarray, w: np.ndarray, theta0: np.ndarray, rule: FitRule
     spent = np.zeros(theta.shape[0], dtype=np.int64) if spent is None else np.asarray(spent, dtype=np.int64)
     lam = np.full(theta.shape[0], rule.lam0) if lam is None else np.asarray(lam, dtype=np.float64)
     corr = np.zeros((theta.shape[0], 2, 2)) if corr is None else np.asarray(corr, dtype=np.float64)
-    return _iterate(rows, state(theta, rows), rule, spent, lam, pause, corr)
+    # a trial step of a diverging row may overflow; every such value fails the isfinite tests of
+    # the iteration (the step is rejected, the row ends NON_FINITE or keeps its last finite point)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _iterate(rows, state(theta, rows), rule, spent, lam, pause, corr)
 
 
 def curvature(zc: np.ndarray, yt: np.ndarray, theta: np.ndarray) -> np.ndarray:

@@ -53,6 +53,7 @@ def test_per_type_intervals(replica_root):
     assert all(b.n_groups == 3 for _, b in t.values())
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_evaluate_folder_of_several_sets_prints_cross_table(replica_root, mini_h5, tmp_path, capsys):
     folder = tmp_path / "all"
     folder.mkdir()
