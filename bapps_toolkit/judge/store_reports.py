@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 __all__ = ["AnswerRecord", "ArrivalRecord", "ItemKey", "ItemRecord", "RaterSummaryRecord", "Stored", "answer_counts",
-           "answer_records", "answer_times", "arrival_records", "assigned_counts", "config_value", "item_images",
+           "answer_records", "arrival_records", "assigned_counts", "config_value", "item_images",
            "item_keys", "item_records", "rater_answer_times", "rater_ids", "rater_summary_records",
            "real_item_answer_counts", "sentinel_answer_count", "summary_version_row", "write_unsynced"]
 
@@ -168,11 +168,6 @@ def sentinel_answer_count(con: sqlite3.Connection) -> int:
     n: int = con.execute("SELECT COUNT(*) FROM answers a JOIN items i ON i.id = a.item "
                          "WHERE i.expected IS NOT NULL").fetchone()[0]
     return n
-
-
-def answer_times(con: sqlite3.Connection) -> list[float]:
-    """The response time in ms of every answer."""
-    return [r[0] for r in con.execute("SELECT rt_ms FROM answers")]
 
 
 def answer_counts(con: sqlite3.Connection) -> Iterator[tuple[int, int, int]]:

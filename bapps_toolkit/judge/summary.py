@@ -30,7 +30,6 @@ from .keys import study_keys
 from .posterior import credible_width, posterior_params
 from .settings import StudyConfig, prior_of
 from .store_reports import (
-    answer_times,
     rater_answer_times,
     rater_summary_records,
     real_item_answer_counts,
@@ -125,10 +124,8 @@ def _policy(con: sqlite3.Connection, cfg: StudyConfig) -> PolicyInfo:
             "prior": [float(v) for v in cfg["prior"]] if adaptive else None, "platform": cfg["platform"]}
 
 
-def _rater_rows(con: sqlite3.Connection, cfg: StudyConfig, now: float) -> list[RaterRow]:
-    rts: dict[str, list[float]] = {}
-    for rid, rt in rater_answer_times(con):
-        rts.setdefault(rid, []).append(rt)
+def _rater_rows(con: sqlite3.Connection, cfg: StudyConfig, now: float,
+                rts: dict[str, list[float]]) -> list[RaterRow]:
     window = float(cfg["reassign_after_s"]) or 900.0
     rows: list[RaterRow] = []
     for rid, plat, answered, assigned, seen, outcome, n_s, right, agree, counted in rater_summary_records(con):
@@ -142,30 +139,32 @@ def _rater_rows(con: sqlite3.Connection, cfg: StudyConfig, now: float) -> list[R
     return rows
 
 
-def _items(con: sqlite3.Connection, cfg: StudyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Answers and answers ``1`` per real item, and whether each is done."""
+def _items(con: sqlite3.Connection, cfg: StudyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Answers per real item, whether each is done, and (adaptive) each one's credible width."""
     rows = real_item_answer_counts(con)
     n = np.asarray([r[0] for r in rows], dtype=np.int64)
     k = np.asarray([r[1] for r in rows], dtype=np.int64)
     done = n >= int(cfg["judgments_per_item"])
+    width = None
     if cfg["assignment"] == "adaptive" and len(n):
         a, b = posterior_params(k, n, prior_of(cfg))
-        done |= credible_width(a, b, float(cfg["credible_level"])) < float(cfg["target_width"])
-    return n, k, done
+        width = credible_width(a, b, float(cfg["credible_level"]))
+        done |= width < float(cfg["target_width"])
+    return n, done, width
 
 
 def study_summary(con: sqlite3.Connection, cfg: StudyConfig) -> StudySummary:
     """The dashboard's summary of the study (module docstring); reads only."""
     now = time.time()
-    n, k, done = _items(con, cfg)
-    raters = _rater_rows(con, cfg, now)
+    n, done, width = _items(con, cfg)
+    rts: dict[str, list[float]] = {}
+    for rid, t in rater_answer_times(con):
+        rts.setdefault(rid, []).append(t)
+    raters = _rater_rows(con, cfg, now, rts)
     n_sent = sentinel_answer_count(con)
-    rt = np.asarray(answer_times(con), dtype=np.float64)
+    rt = np.asarray([t for times in rts.values() for t in times], dtype=np.float64)
     top = max(int(cfg["judgments_per_item"]), int(n.max()) if len(n) else 0)
-    widths = None
-    if cfg["assignment"] == "adaptive" and len(n):
-        a, b = posterior_params(k, n, prior_of(cfg))
-        widths = _hist(credible_width(a, b, float(cfg["credible_level"])), WIDTH_EDGES)
+    widths = None if width is None else _hist(width, WIDTH_EDGES)
     s_n = sum(r["sentinels"] for r in raters)
     a_n = sum(r["agreement_items"] for r in raters)
     return {
