@@ -51,7 +51,7 @@ from .items import Item
 from .posterior import credible_width, posterior_params
 from .settings import StudyConfig, prior_of
 from .store import create_study, load_config, next_trial, open_study, record_answer
-from .store_reports import answer_counts, item_keys, write_unsynced
+from .store_reports import answer_counts, item_records, write_unsynced
 
 _PIXEL = png_bytes(np.full((1, 1, 3), 128, dtype=np.uint8))
 _TIMINGS = {"ref_ms": 1000.0, "blank_ms": 250.0, "dist_ms": 1000.0}
@@ -203,9 +203,9 @@ def run_policy(obs: ObserverItems, settings: dict[str, Any], seed: int, folder: 
     try:
         write_unsynced(con)
         cfg = load_config(con)
-        rows = item_keys(con)
-        truth = {i: obs.p_true[(k, s)] for i, k, s, e in rows if e is None}
-        expected = {i: int(e) for i, _, _, e in rows if e is not None}
+        rows = list(item_records(con))
+        truth = {r.id: obs.p_true[(r.set_key, r.stem)] for r in rows if r.expected is None}
+        expected = {r.id: int(r.expected) for r in rows if r.expected is not None}
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
         curve = Curve([], [], [], [], [])
         pool: list[str] = []

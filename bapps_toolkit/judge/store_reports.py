@@ -10,9 +10,9 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-__all__ = ["AnswerRecord", "ArrivalRecord", "ItemKey", "ItemRecord", "RaterSummaryRecord", "Stored", "answer_counts",
+__all__ = ["AnswerRecord", "ArrivalRecord", "ItemRecord", "RaterSummaryRecord", "Stored", "answer_counts",
            "answer_records", "arrival_records", "assigned_counts", "config_value", "item_images",
-           "item_keys", "item_records", "rater_answer_times", "rater_ids", "rater_summary_records",
+           "item_records", "rater_answer_times", "rater_ids", "rater_summary_records",
            "real_item_answer_counts", "sentinel_answer_count", "summary_version_row", "write_unsynced"]
 
 #: A value as SQLite returns it from a database that may have been edited: the caller checks it before use.
@@ -52,15 +52,6 @@ class ItemRecord(NamedTuple):
     stem: Stored
     kind: Stored
     expected: Stored
-
-
-class ItemKey(NamedTuple):
-    """An item's id, set key, stem and expected answer (``None`` for a real item)."""
-
-    id: int
-    set_key: str
-    stem: str
-    expected: int | None
 
 
 class AnswerRecord(NamedTuple):
@@ -103,11 +94,6 @@ def item_records(con: sqlite3.Connection, *, real_only: bool = False) -> Iterato
     query = "SELECT id, set_key, stem, kind, expected FROM items"
     for row in con.execute(query + (" WHERE expected IS NULL" if real_only else "") + " ORDER BY id"):
         yield ItemRecord(*row)
-
-
-def item_keys(con: sqlite3.Connection) -> list[ItemKey]:
-    """The id, set key, stem and expected answer of every item, in the database's order."""
-    return [ItemKey(*row) for row in con.execute("SELECT id, set_key, stem, expected FROM items").fetchall()]
 
 
 def item_images(con: sqlite3.Connection, item: int, kind: str) -> tuple[Stored, ...]:
