@@ -1,8 +1,8 @@
 """The official LPIPS linear-weight files: where they are and how they are read and written.
 
-They are shipped with the toolkit, or in an installed ``lpips`` package. How they are read and
-written (``lin{k}.model.1.weight``, ``[1, C, 1, 1]``; the layout of the official
-``lpips/weights/v{version}/{net}.pth``).
+They are shipped with the toolkit, or in an installed ``lpips`` package. They are read and
+written in the layout of the official ``lpips/weights/v{version}/{net}.pth``: keys
+``lin{k}.model.1.weight``, each ``[1, C, 1, 1]``.
 """
 from __future__ import annotations
 
